@@ -1,0 +1,115 @@
+"""`coldbrew warm`: fire X concurrent warm-ups and verify that X distinct environments answered.
+
+Each warm-up is ``POST {url}/_warm`` with ``{"hold_ms": H}``; the handler holds its environment for H ms
+(so concurrent warm-ups land on distinct environments instead of queueing on one) and answers
+``{"env": ID, "cold": bool}``. A round succeeds when X distinct environment ids answered.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+from coldbrew.errors import ColdbrewError
+
+
+@dataclass
+class RoundResult:
+    """What one warm-up round found."""
+
+    round: int
+    requested: int
+    distinct_envs: int
+    cold: int
+    errors: int
+    elapsed_ms: float
+
+
+def _warm_once(url: str, hold_ms: int, timeout_s: float) -> dict | None:
+    """One warm-up request; returns the parsed answer or None on failure."""
+    body = json.dumps({"hold_ms": hold_ms}).encode()
+    request = urllib.request.Request(
+        url.rstrip("/") + "/_warm", data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            answer = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    return answer if isinstance(answer, dict) and "env" in answer else None
+
+
+def warm_round(url: str, concurrency: int, *, hold_ms: int = 500, timeout_s: float = 60.0, number: int = 1) -> RoundResult:
+    """Send ``concurrency`` warm-ups at once and count the distinct environments that answered."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        answers = list(pool.map(lambda _: _warm_once(url, hold_ms, timeout_s), range(concurrency)))
+    ok = [a for a in answers if a is not None]
+    return RoundResult(
+        round=number,
+        requested=concurrency,
+        distinct_envs=len({a["env"] for a in ok}),
+        cold=sum(1 for a in ok if a.get("cold")),
+        errors=len(answers) - len(ok),
+        elapsed_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def parse_duration_s(text: str) -> float:
+    """Seconds from ``500ms``, ``5s``, ``10m``, ``1h`` (a bare number means seconds)."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for suffix in ("ms", "s", "m", "h"):
+        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
+            return float(text[: -len(suffix)]) * units[suffix]
+    if text.replace(".", "", 1).isdigit():
+        return float(text)
+    raise ColdbrewError(f"bad duration {text!r}: use a number with ms, s, m or h (e.g. 10m)")
+
+
+def _check_reachable(url: str) -> None:
+    try:
+        urllib.request.urlopen(url.rstrip("/") + "/", timeout=30).close()
+    except urllib.error.HTTPError:
+        return  # it answered: reachable
+    except (urllib.error.URLError, OSError) as exc:
+        raise ColdbrewError(f"{url} is unreachable: {getattr(exc, 'reason', exc)}") from None
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("url", help="base URL of the function (the lab's front door or a deployed endpoint)")
+    parser.add_argument("--concurrency", "-x", type=int, required=True, help="warm-ups per round (environments to keep warm)")
+    parser.add_argument("--every", default=None, help="repeat every DURATION (e.g. 10m); default: one round")
+    parser.add_argument("--count", type=int, default=None, help="number of rounds (default 1, or forever with --every)")
+    parser.add_argument("--hold", default="500ms", help="how long each warm-up holds its environment (default 500ms)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per round")
+
+
+def run(args) -> int:
+    if args.concurrency < 1:
+        raise ColdbrewError("--concurrency must be at least 1")
+    hold_ms = int(parse_duration_s(args.hold) * 1000)
+    every = parse_duration_s(args.every) if args.every else None
+    count = args.count if args.count is not None else (None if every else 1)
+    _check_reachable(args.url)
+    if not args.json:
+        print(f"{'round':>5}  {'requested':>9}  {'distinct envs':>13}  {'cold':>4}  {'errors':>6}  {'time':>9}")
+    number, last = 0, None
+    while count is None or number < count:
+        number += 1
+        last = warm_round(args.url, args.concurrency, hold_ms=hold_ms, number=number)
+        if args.json:
+            print(json.dumps(asdict(last)), flush=True)
+        else:
+            print(f"{last.round:>5}  {last.requested:>9}  {last.distinct_envs:>13}  {last.cold:>4}  "
+                  f"{last.errors:>6}  {last.elapsed_ms:>6.0f} ms", flush=True)
+        if every and (count is None or number < count):
+            time.sleep(every)
+    if last.distinct_envs < args.concurrency:
+        print(f"only {last.distinct_envs} of {args.concurrency} environments answered the last round", file=sys.stderr)
+        return 1
+    return 0
