@@ -1,0 +1,126 @@
+"""The study's cold-start statistics, per group of runs.
+
+A request is a cold start when its latency is above a threshold (the study: 1000 ms). Each subset gets
+count, mean, p25, p50, p75, p95, p99 and max with numpy's default (linear) percentiles, exactly as the
+study computed them. When requests carry environment ids we also count *true* cold starts — the first
+request each environment served (or the ones it flagged with ``X-Coldbrew-Cold: 1``) — and how often
+the threshold rule gets them wrong. The group dicts returned here are the JSON schema of
+``coldbrew report --format json`` (docs/experiment.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from coldbrew.tools.latency_logs import Run
+
+STAT_KEYS = ("n", "mean", "p25", "p50", "p75", "p95", "p99", "max")
+PERCENTILES = {"p25": 25, "p50": 50, "p75": 75, "p95": 95, "p99": 99}
+DEFAULT_THRESHOLD_MS = 1000.0
+
+
+def describe(values: Iterable[float]) -> dict:
+    """n, mean, p25, p50, p75, p95, p99, max of ``values`` (ms, floats); stats are None when empty."""
+    data = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float)
+    if data.size == 0:
+        return {"n": 0, **{k: None for k in STAT_KEYS[1:]}}
+    stats = {"n": int(data.size), "mean": float(data.mean())}
+    for key, q in PERCENTILES.items():
+        stats[key] = float(np.percentile(data, q))
+    stats["max"] = float(data.max())
+    return stats
+
+
+def true_cold_mask(run: Run) -> np.ndarray | None:
+    """Which requests were an environment's first (header flag if present, else first seen per env id)."""
+    if not run.has_env:
+        return None
+    if run.cold is not None:
+        return run.cold.copy()
+    seen: set[str] = set()
+    mask = np.zeros(len(run.env), dtype=bool)
+    for i in np.argsort(run.t, kind="stable"):
+        env = run.env[i]
+        if env is not None and env not in seen:
+            seen.add(env)
+            mask[i] = True
+    return mask
+
+
+def group_runs(runs: Sequence[Run], label_columns: Sequence[str]) -> list[tuple[dict[str, str | None], list[Run]]]:
+    """Runs grouped by their values in ``label_columns``, groups in first-seen order."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        key = tuple(run.labels.get(c) for c in label_columns)
+        groups.setdefault(key, []).append(run)
+    return [(dict(zip(label_columns, key)), members) for key, members in groups.items()]
+
+
+def _summarize_group(labels: dict, members: list[Run], label_columns: Sequence[str], threshold_ms: float) -> dict:
+    latencies = np.concatenate([r.latency_ms[r.ok] for r in members])
+    cold = latencies[latencies > threshold_ms]
+    warm = latencies[latencies <= threshold_ms]
+    requests = int(sum(len(r.latency_ms) for r in members))
+    group = {
+        **labels,
+        "labels": list(label_columns),
+        **describe(cold),
+        "warm": describe(warm),
+        "all": describe(latencies),
+        "counts": {
+            "requests": requests,
+            "ok": int(latencies.size),
+            "failures": requests - int(latencies.size),
+            "cold": int(cold.size),
+            "warm": int(warm.size),
+            "cold_share": float(cold.size / latencies.size) if latencies.size else None,
+        },
+        "threshold_ms": float(threshold_ms),
+        "true_cold": None,
+        "sources": [str(r.source) for r in members],
+        "reference": None,
+    }
+    with_env = [r for r in members if r.has_env]
+    if with_env:
+        firsts, slow_warm, fast_cold, envs = [], 0, 0, 0
+        for run in with_env:
+            mask = true_cold_mask(run)[run.ok]
+            lat = run.latency_ms[run.ok]
+            firsts.append(lat[mask])
+            slow_warm += int(np.sum((lat > threshold_ms) & ~mask))
+            fast_cold += int(np.sum((lat <= threshold_ms) & mask))
+            envs += len({e for e in run.env if e is not None})
+        group["true_cold"] = {
+            **describe(np.concatenate(firsts)),
+            "environments": envs,
+            "slow_warm": slow_warm,
+            "fast_cold": fast_cold,
+        }
+    return group
+
+
+def summarize(runs: Sequence[Run], label_columns: Sequence[str], threshold_ms: float = DEFAULT_THRESHOLD_MS) -> list[dict]:
+    """One dict per group of ``runs`` (grouped by ``label_columns``): the study's table row and more."""
+    return [
+        _summarize_group(labels, members, label_columns, threshold_ms)
+        for labels, members in group_runs(runs, label_columns)
+    ]
+
+
+def reference_group(labels: dict[str, str], cold: dict, *, source: str, label_columns: Sequence[str] | None = None) -> dict:
+    """A published row (no raw data) shaped like :func:`summarize`'s groups; missing stats are None."""
+    columns = list(label_columns or labels)
+    return {
+        **{c: labels.get(c) for c in columns},
+        "labels": columns,
+        **{k: cold.get(k) for k in STAT_KEYS},
+        "warm": None,
+        "all": None,
+        "counts": None,
+        "threshold_ms": DEFAULT_THRESHOLD_MS,
+        "true_cold": None,
+        "sources": [],
+        "reference": source,
+    }

@@ -1,0 +1,269 @@
+"""Load-test results on disk: the study's locust log, our per-request JSON lines, run.json.
+
+Three kinds of file hold request latencies:
+
+* the study's log — locust's ``--logfile`` with one ``[YYYY-mm-dd HH:MM:SS,mmm] host/INFO/root: <ms>``
+  line per request (all other lines are locust's own and are ignored);
+* our structured file — JSON lines, one object per request:
+  ``{"timestamp": ISO-8601 UTC, "latency_ms": float, "status": int, "env": str|null, "cold": bool|null,
+  "error": str|null}``;
+* ``run.json`` — what ``coldbrew loadtest`` ran (parameters, labels, file names).
+
+:func:`load_inputs` turns files and folders of them into :class:`Run` objects with labels attached
+(from run.json, a manifest, or the study's file names — see docs/experiment.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from coldbrew.errors import ColdbrewError
+
+RUN_FILE = "run.json"
+
+_STUDY_LINE = re.compile(
+    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] .*?/INFO/root: (-?\d+(?:\.\d+)?)\s*$", re.MULTILINE
+)
+_STUDY_NAME = re.compile(r"(?P<setup>[A-Z0-9]+(?:_[A-Z0-9]+)*?)_TEST_ROUND_(?P<round>\d+)")
+# The study's rounds (per setup): which model size each round deployed.
+STUDY_ROUND_SIZES = ((range(1, 8), "140MB"), (range(8, 14), "420MB"), (range(14, 18), "1090MB"))
+
+
+@dataclass
+class Run:
+    """The requests of one load-test run (or one log file), with its labels."""
+
+    source: Path
+    labels: dict[str, str]
+    t: np.ndarray  # completion time of each request, seconds since the epoch (study logs: their clock as UTC)
+    latency_ms: np.ndarray
+    ok: np.ndarray  # bool: the request succeeded (always True for study logs, which record no status)
+    env: list[str | None] | None = None  # environment id per request, None when the file has none
+    cold: np.ndarray | None = None  # bool per request from X-Coldbrew-Cold, None when absent
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def has_env(self) -> bool:
+        """True when requests carry environment ids (true cold starts can be counted)."""
+        return self.env is not None and any(e is not None for e in self.env)
+
+
+# ---------------------------------------------------------------- writing (used by the locustfile)
+
+
+def request_record(end_epoch: float, latency_ms: float, status: int, headers, error: str | None) -> dict:
+    """One line of our structured file, from a finished request and its response headers."""
+    env = headers.get("X-Coldbrew-Env") if headers is not None else None
+    cold_header = headers.get("X-Coldbrew-Cold") if headers is not None else None
+    stamp = datetime.fromtimestamp(end_epoch, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return {
+        "timestamp": stamp.replace("+00:00", "Z"),
+        "latency_ms": round(float(latency_ms), 3),
+        "status": int(status),
+        "env": env or None,
+        "cold": None if cold_header is None else cold_header.strip() == "1",
+        "error": error,
+    }
+
+
+def study_log_message(latency_ms: float) -> str:
+    """The message the study's locustfile logged per request: the latency in ms, two decimals."""
+    return f"{latency_ms:.2f}"
+
+
+# ---------------------------------------------------------------- reading
+
+
+def labels_from_filename(name: str) -> tuple[dict[str, str], dict]:
+    """Labels from a study log's name: ``DOCKER_DISK_TEST_ROUND_5_...`` → setup DOCKER_DISK, 140MB (round 5)."""
+    match = _STUDY_NAME.search(name)
+    if not match:
+        return {}, {}
+    round_no = int(match["round"])
+    labels = {"setup": match["setup"]}
+    for rounds, size in STUDY_ROUND_SIZES:
+        if round_no in rounds:
+            labels["model_size"] = size
+    return labels, {"round": round_no}
+
+
+def read_study_log(path: Path) -> Run | None:
+    """Parse a log in the study's format; None when it holds no request lines."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    stamps, values = [], []
+    for stamp, value in _STUDY_LINE.findall(text):
+        when = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=timezone.utc)
+        stamps.append(when.timestamp())
+        values.append(float(value))
+    if not values:
+        return None
+    labels, meta = labels_from_filename(path.name)
+    return Run(
+        source=path,
+        labels=labels,
+        t=np.array(stamps),
+        latency_ms=np.array(values),
+        ok=np.ones(len(values), dtype=bool),
+        meta={"kind": "study-log", **meta},
+    )
+
+
+def read_requests(path: Path) -> Run:
+    """Parse our structured per-request file (JSON lines)."""
+    path = Path(path)
+    stamps, values, ok, envs, colds = [], [], [], [], []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                when = datetime.fromisoformat(rec["timestamp"])
+                values.append(float(rec["latency_ms"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ColdbrewError(f"{path}:{lineno}: not a request record ({exc})") from None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=timezone.utc)
+            stamps.append(when.timestamp())
+            status = rec.get("status")
+            ok.append(status is not None and 200 <= int(status) < 400 and not rec.get("error"))
+            envs.append(rec.get("env"))
+            colds.append(rec.get("cold"))
+    has_cold = any(c is not None for c in colds)
+    return Run(
+        source=path,
+        labels={},
+        t=np.array(stamps, dtype=float),
+        latency_ms=np.array(values, dtype=float),
+        ok=np.array(ok, dtype=bool),
+        env=envs if any(e is not None for e in envs) else None,
+        cold=np.array([bool(c) for c in colds]) if has_cold else None,
+        meta={"kind": "requests"},
+    )
+
+
+def read_run(run_json: Path) -> Run:
+    """Load a ``coldbrew loadtest`` run from its run.json (labels and the structured file it names)."""
+    run_json = Path(run_json)
+    try:
+        info = json.loads(run_json.read_text(encoding="utf-8"))
+        requests = run_json.parent / info["files"]["requests"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ColdbrewError(f"{run_json}: not a coldbrew run.json ({exc})") from None
+    if not requests.exists():
+        raise ColdbrewError(f"{run_json}: its requests file {requests.name} is missing")
+    run = read_requests(requests)
+    run.labels = {str(k): str(v) for k, v in (info.get("labels") or {}).items()}
+    run.meta.update(run=str(run_json), host=info.get("host"), users=info.get("users"))
+    return run
+
+
+def _requests_named_by(run_json: Path) -> Path | None:
+    try:
+        return run_json.parent / json.loads(run_json.read_text(encoding="utf-8"))["files"]["requests"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _load_file(path: Path, *, strict: bool) -> Run | None:
+    if path.name == RUN_FILE:
+        return read_run(path)
+    if path.suffix == ".jsonl":
+        sibling = path.parent / RUN_FILE
+        if sibling.exists() and _requests_named_by(sibling) == path:
+            return read_run(sibling)
+        return read_requests(path)
+    run = read_study_log(path)
+    if run is None and strict:
+        raise ColdbrewError(
+            f"{path}: no request lines in the study's log format "
+            "([YYYY-mm-dd HH:MM:SS,mmm] host/INFO/root: <ms>) and not a .jsonl or run.json"
+        )
+    return run
+
+
+def _load_folder(folder: Path) -> list[Run]:
+    runs = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        here = Path(root)
+        if RUN_FILE in files:
+            runs.append(read_run(here / RUN_FILE))
+            continue  # the run's other files (locust CSVs, study log) describe the same requests
+        for name in sorted(files):
+            if name.endswith((".jsonl", ".txt", ".log")):
+                run = _load_file(here / name, strict=False)
+                if run is not None:
+                    runs.append(run)
+    return runs
+
+
+def read_manifest(path: Path) -> tuple[list[str], dict[Path, dict[str, str]]]:
+    """A manifest CSV: a ``path`` column plus label columns. Returns (label columns, resolved path → labels)."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            rows = list(reader)
+    except OSError as exc:
+        raise ColdbrewError(f"cannot read manifest {path}: {exc.strerror}") from None
+    if "path" not in columns:
+        raise ColdbrewError(f"manifest {path} needs a 'path' column (found: {', '.join(columns) or 'none'})")
+    label_columns = [c for c in columns if c != "path"]
+    entries = {}
+    for row in rows:
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        target = Path(row["path"])
+        if not target.is_absolute():
+            target = path.parent / target
+        entries[target.resolve()] = {c: row[c] for c in label_columns}
+    return label_columns, entries
+
+
+def load_inputs(inputs: list[Path], manifest: Path | None = None) -> tuple[list[Run], list[str]]:
+    """Load runs from files/folders (and the manifest's paths); returns (runs, label columns in order).
+
+    Labels come from the manifest when it lists the file, else from run.json, else from the study's
+    file-name pattern, else the file's name becomes a ``run`` label.
+    """
+    label_columns: list[str] = []
+    entries: dict[Path, dict[str, str]] = {}
+    if manifest is not None:
+        label_columns, entries = read_manifest(manifest)
+        if not inputs:
+            inputs = list(entries)
+    if not inputs:
+        raise ColdbrewError("no inputs: give log files, run folders, or --manifest")
+    runs: list[Run] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = _load_folder(item)
+            if not found:
+                raise ColdbrewError(f"{item}: no load-test logs, .jsonl files or run.json found")
+            runs.extend(found)
+        elif item.exists():
+            runs.append(_load_file(item, strict=True))
+        else:
+            raise ColdbrewError(f"{item}: no such file or folder")
+    for run in runs:
+        listed = entries.get(run.source.resolve())
+        if listed is None and run.meta.get("run"):
+            listed = entries.get(Path(run.meta["run"]).resolve())
+        if listed is not None:
+            run.labels = {**run.labels, **listed}
+        elif not run.labels:
+            run.labels = {"run": run.source.stem}
+        for key in run.labels:
+            if key not in label_columns:
+                label_columns.append(key)
+    return runs, label_columns

@@ -1,0 +1,180 @@
+"""`coldbrew report`: load-test logs → the study's cold-start table, plots and an HTML page.
+
+Python API (used by ``coldbrew bench``)::
+
+    runs, columns = load_inputs([Path("runs/")])          # coldbrew.tools.latency_logs
+    groups = summarize(runs, columns, threshold_ms=1000)  # one dict per group (the JSON schema)
+    groups += study_reference_rows(columns)               # optional published rows
+    print(render_table(groups, "table"))                  # table | markdown | csv | json
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from coldbrew.errors import ColdbrewError
+from coldbrew.tools.coldstats import DEFAULT_THRESHOLD_MS, STAT_KEYS, summarize
+from coldbrew.tools.latency_logs import load_inputs
+
+FORMATS = ("table", "markdown", "csv", "json")
+__all__ = ["FORMATS", "render_table", "summarize", "table_sections", "write_report", "add_arguments", "run"]
+
+
+def add_arguments(parser) -> None:
+    """Options of ``coldbrew report``."""
+    parser.add_argument("inputs", nargs="*", type=Path, metavar="INPUTS",
+                        help="study-format locust logs, our .jsonl files, run.json, or folders of them")
+    parser.add_argument("--manifest", type=Path, metavar="CSV",
+                        help="CSV with a 'path' column plus label columns (e.g. setup,model_size) to group by")
+    parser.add_argument("--cold-threshold-ms", type=float, default=DEFAULT_THRESHOLD_MS, metavar="MS",
+                        help="a request slower than this is a cold start (default: %(default)g, the study's)")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output on stdout (default: table)")
+    parser.add_argument("--with-study", action="store_true",
+                        help="add the study's published AWS numbers as reference rows")
+    parser.add_argument("--html", type=Path, metavar="OUT", help="write one self-contained HTML page")
+    parser.add_argument("--plots", type=Path, metavar="DIR", help="write the PNG figures to DIR")
+
+
+# ---------------------------------------------------------------- tables
+
+
+def _ms(value) -> str:
+    """Whole milliseconds, truncated as the study did, with thousands separators."""
+    return "—" if value is None else f"{math.trunc(value):,}"
+
+
+def _labels(group: dict) -> list[str]:
+    return ["—" if group.get(c) is None else str(group[c]) for c in group["labels"]]
+
+
+def table_sections(groups: Sequence[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The report's tables as (title, headers, rows of display strings); numbers truncated to whole ms."""
+    if not groups:
+        return []
+    columns = list(dict.fromkeys(c for g in groups for c in g["labels"]))
+    groups = [{**g, "labels": columns} for g in groups]
+    threshold = groups[0]["threshold_ms"]
+    has_ref = any(g.get("reference") for g in groups)
+    measured = [g for g in groups if not g.get("reference")]
+    stat_head = ["n", "mean", "p25", "p50", "p75", "p95", "p99", "max"]
+
+    def stat_cells(stats: dict) -> list[str]:
+        return [f"{stats['n']:,}" if stats.get("n") is not None else "—"] + [_ms(stats.get(k)) for k in STAT_KEYS[1:]]
+
+    cold_rows = [
+        _labels(g) + ([g.get("reference") or "measured"] if has_ref else []) + stat_cells(g) for g in groups
+    ]
+    sections = [(f"Cold starts (latency > {threshold:g} ms), ms",
+                 columns + (["source"] if has_ref else []) + stat_head, cold_rows)]
+    sections.append((f"Warm requests (latency <= {threshold:g} ms), ms", columns + stat_head,
+                     [_labels(g) + stat_cells(g["warm"]) for g in measured]))
+    sections.append(("All requests, ms", columns + stat_head, [_labels(g) + stat_cells(g["all"]) for g in measured]))
+    sections.append(("Requests", columns + ["requests", "failures", "cold", "warm", "cold share"],
+                     [_labels(g) + [f"{g['counts'][k]:,}" for k in ("requests", "failures", "cold", "warm")]
+                      + ["—" if g["counts"]["cold_share"] is None else f"{100 * g['counts']['cold_share']:.1f}%"]
+                      for g in measured]))
+    true_rows = [g for g in measured if g.get("true_cold")]
+    if true_rows:
+        sections.append((
+            "True cold starts (first request of each environment) vs the threshold rule, ms",
+            columns + ["environments", "n", "mean", "p50", "p95", "max", "slow warm", "fast cold"],
+            [_labels(g) + [f"{g['true_cold']['environments']:,}", f"{g['true_cold']['n']:,}"]
+             + [_ms(g["true_cold"][k]) for k in ("mean", "p50", "p95", "max")]
+             + [f"{g['true_cold']['slow_warm']:,}", f"{g['true_cold']['fast_cold']:,}"] for g in true_rows],
+        ))
+    return sections
+
+
+def _aligned(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    numeric = [all(r[i][:1].isdigit() or r[i] == "—" for r in rows) and rows for i in range(len(headers))]
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _markdown(headers: list[str], rows: list[list[str]]) -> str:
+    def line(cells):
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(headers), "|" + "|".join("---" for _ in headers) + "|", *map(line, rows)])
+
+
+def _csv(groups: Sequence[dict]) -> str:
+    columns = list(dict.fromkeys(c for g in groups for c in g["labels"]))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*columns, "source", "subset", *STAT_KEYS])
+    for g in groups:
+        labels = ["" if g.get(c) is None else g[c] for c in columns]
+        subsets = [("cold", g), ("warm", g["warm"]), ("all", g["all"]), ("true_cold", g["true_cold"])]
+        for name, stats in subsets:
+            if stats:
+                writer.writerow([*labels, g.get("reference") or "measured", name,
+                                 *("" if stats.get(k) is None else stats[k] for k in STAT_KEYS)])
+    return out.getvalue()
+
+
+def render_table(groups: Sequence[dict], fmt: str = "table") -> str:
+    """Render report groups: ``table`` (aligned text), ``markdown``, ``csv`` (unrounded) or ``json``."""
+    if fmt == "json":
+        return json.dumps(list(groups), indent=2)
+    if fmt == "csv":
+        return _csv(groups)
+    if fmt not in ("table", "markdown"):
+        raise ColdbrewError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    parts = []
+    for title, headers, rows in table_sections(groups):
+        if fmt == "markdown":
+            parts.append(f"### {title}\n\n{_markdown(headers, rows)}")
+        else:
+            parts.append(f"{title}\n\n{_aligned(headers, rows)}")
+    return "\n\n".join(parts)
+
+
+# ---------------------------------------------------------------- the command
+
+
+def write_report(runs, label_columns, groups, *, threshold_ms: float, html: Path | None = None,
+                 plots: Path | None = None) -> list[Path]:
+    """Write the PNG figures (to ``plots``) and/or the HTML page; returns the files written."""
+    import tempfile
+
+    from coldbrew.tools.plots import write_plots
+
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="coldbrew-plots-") as scratch:
+        images = write_plots(runs, label_columns, groups, plots or Path(scratch), threshold_ms)
+        if plots:
+            written.extend(images)
+        if html:
+            from coldbrew.tools.htmlreport import write_html
+
+            written.append(write_html(groups, images, html))
+    return written
+
+
+def run(args) -> int:
+    """Entry point of ``coldbrew report``."""
+    if args.cold_threshold_ms <= 0:
+        raise ColdbrewError("--cold-threshold-ms must be positive")
+    runs, columns = load_inputs(args.inputs, args.manifest)
+    groups = summarize(runs, columns, args.cold_threshold_ms)
+    if args.with_study:
+        from coldbrew.tools.published import study_reference_rows
+
+        groups += study_reference_rows(columns if {"setup", "model_size"} <= set(columns) else ("setup", "model_size"))
+    print(render_table(groups, args.format))
+    if args.html or args.plots:
+        for path in write_report(runs, columns, groups, threshold_ms=args.cold_threshold_ms,
+                                 html=args.html, plots=args.plots):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
