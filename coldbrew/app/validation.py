@@ -1,0 +1,98 @@
+"""Turn a ``/predict`` request body into rows of floats, or say exactly what is wrong.
+
+The rules (docs/serving.md): the body is a JSON object (one row) or a non-empty JSON list of objects (a batch).
+Each object has exactly the model's features — a missing or an unknown field is rejected — and every value is a
+finite JSON number. Strings, booleans (a Python ``bool`` is an ``int``: checked by exact type), null, NaN,
+Infinity and numbers beyond the float64 range are rejected with the field and, for batches, the row index.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+from coldbrew.errors import ColdbrewError
+
+# Largest magnitude a JSON integer may have and still be a finite float64 (exact, no rounding up to it).
+MAX_ABS_INT = int(sys.float_info.max)
+
+_JSON_TYPES = {str: "a string", bool: "a boolean", type(None): "null", dict: "an object", list: "an array"}
+
+
+class BadRequest(ColdbrewError):
+    """A request the client must fix: becomes a 4xx JSON body ``{"error", "field", "index"}``."""
+
+    def __init__(self, message: str, *, status: int = 400, field: str | None = None, index: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.field = field
+        self.index = index
+
+    def body(self) -> dict:
+        """The JSON error body."""
+        return {"error": str(self), "field": self.field, "index": self.index}
+
+
+def _reject_constant(name: str):
+    raise BadRequest(f"{name} is not a number this API accepts: send finite numbers only")
+
+
+def decode_json(raw: bytes):
+    """Parse ``raw`` as strict JSON: NaN and ±Infinity literals are refused."""
+    if not raw.strip():
+        raise BadRequest("request body is empty: send a JSON object or a list of objects")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except BadRequest:
+        raise
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, invalid UTF-8, over-long integer literals
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+
+def _number(value, field: str, index: int | None) -> float:
+    kind = type(value)
+    if kind is float:
+        if math.isfinite(value):
+            return value
+        problem = "a number outside the float64 range"
+    elif kind is int:
+        if -MAX_ABS_INT <= value <= MAX_ABS_INT:
+            return float(value)
+        problem = "a number outside the float64 range"
+    else:
+        problem = _JSON_TYPES.get(kind, kind.__name__)
+    where = f" (row {index})" if index is not None else ""
+    raise BadRequest(f"field '{field}' must be a finite number{where}, got {problem}", field=field, index=index)
+
+
+def parse_row(obj, features: tuple[str, ...], index: int | None) -> list[float]:
+    """One JSON object → the feature values in model order."""
+    where = f" (row {index})" if index is not None else ""
+    if not isinstance(obj, dict):
+        got = _JSON_TYPES.get(type(obj), "a number")
+        raise BadRequest(f"each row must be a JSON object of features{where}, got {got}", index=index)
+    row = []
+    for name in features:
+        if name not in obj:
+            raise BadRequest(f"missing field '{name}'{where}", field=name, index=index)
+        row.append(_number(obj[name], name, index))
+    if len(obj) != len(features):
+        extra = next(key for key in obj if key not in features)
+        allowed = ", ".join(features)
+        raise BadRequest(f"unknown field '{extra}'{where}; the model takes exactly: {allowed}", field=extra, index=index)
+    return row
+
+
+def parse_rows(payload, features: tuple[str, ...]) -> tuple[list[list[float]], bool]:
+    """A decoded body → ``(rows, is_batch)``; a single object is a batch of one with ``is_batch=False``."""
+    if isinstance(payload, dict):
+        return [parse_row(payload, features, None)], False
+    if isinstance(payload, list):
+        if not payload:
+            raise BadRequest("empty list: send at least one row")
+        return [parse_row(obj, features, i) for i, obj in enumerate(payload)], True
+    got = _JSON_TYPES.get(type(payload), "a number")
+    raise BadRequest(f"request body must be a JSON object or a list of objects, got {got}")
