@@ -1,0 +1,22 @@
+"""The lab: Lambda's scaling and cold starts on one machine, with the real runtime client.
+
+Modules: durations, httpserver, runtime_api (one Runtime API per environment), environment,
+launchers and snapshot (how processes start), scheduler, front_door, stats, staging, config, lab.
+``Lab`` and ``LabConfig`` are imported lazily so the snapshot template stays light.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Lab", "LabConfig"]
+
+
+def __getattr__(name: str):
+    if name == "Lab":
+        from coldbrew.runtimes.lab.lab import Lab
+
+        return Lab
+    if name == "LabConfig":
+        from coldbrew.runtimes.lab.config import LabConfig
+
+        return LabConfig
+    raise AttributeError(name)

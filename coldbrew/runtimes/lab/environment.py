@@ -1,0 +1,288 @@
+"""One execution environment: a runtime process, its Runtime API server, and its life cycle.
+
+States: ``init`` (process started, runtime not yet polling ``/next``), ``idle``, ``busy``,
+``dead``. One invocation at a time, as on Lambda
+(https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from coldbrew.runtimes.lab.httpserver import server_port, start_server
+from coldbrew.runtimes.lab.runtime_api import NextEvent, build_handler, error_summary
+
+MEMORY_POLL_S = 0.05
+
+
+@dataclass
+class Outcome:
+    """How one invocation ended.
+
+    ``kind``: ``ok`` (response posted), ``error`` (runtime posted an invocation error),
+    ``crash`` (process exited), ``timeout`` (function timeout), ``oom`` (memory limit).
+    """
+
+    kind: str
+    request_id: str
+    body: bytes = b""
+    error: dict = field(default_factory=dict)
+    duration_ms: float = 0.0
+    max_memory_mb: int = 0
+
+
+class InitFailure(Exception):
+    """The environment did not become ready; ``error`` is Lambda's error shape."""
+
+    def __init__(self, error: dict, init_ms: float):
+        super().__init__(f"{error.get('errorType')}: {error.get('errorMessage')}")
+        self.error = error
+        self.init_ms = init_ms
+
+
+def read_proc_kb(pid: int, names: tuple[str, ...], filename: str = "status") -> dict[str, int]:
+    """Fields (in kB) from /proc/PID/status (or smaps_rollup); empty if the process is gone."""
+    found: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/{filename}", "rb") as fh:
+            for line in fh:
+                key, _, rest = line.partition(b":")
+                name = key.decode()
+                if name in names:
+                    found[name] = int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return found
+
+
+class Environment:
+    """A Lambda execution environment hosted in a child process."""
+
+    def __init__(self, env_id: str, *, kind: str, memory_mb: int, timeout_s: float, function_arn: str):
+        self.id = env_id
+        self.kind = kind  # on-demand | provisioned-concurrency | snap-start
+        self.memory_mb = memory_mb
+        self.timeout_s = timeout_s
+        self.function_arn = function_arn
+        self.state = "init"
+        self.pid: int | None = None
+        self.port: int | None = None
+        self.started_at = time.monotonic()
+        self.last_used = self.started_at
+        self.init_ms: float | None = None
+        self.invocations = 0
+        self.max_memory_mb = 0
+        self.stop_reason: str | None = None
+        self._loop = asyncio.get_running_loop()
+        self._server: asyncio.AbstractServer | None = None
+        self._ready: asyncio.Future = self._loop.create_future()
+        self._exited: asyncio.Future = self._loop.create_future()
+        self._waiter: asyncio.Future | None = None
+        self._pending: NextEvent | None = None
+        self._current: tuple[NextEvent, asyncio.Future] | None = None
+        self._delivered_at = 0.0
+        self._oom = False
+        self._popen = None
+        self._pidfd: int | None = None
+
+    # ---- life cycle -------------------------------------------------------------------------
+    async def open_api(self) -> str:
+        """Start this environment's Runtime API; returns the ``host:port`` for the runtime."""
+        self._server = await start_server(build_handler(self))
+        self.port = server_port(self._server)
+        return f"127.0.0.1:{self.port}"
+
+    def attach(self, pid: int, popen=None) -> None:
+        """Track the runtime process (its exit resolves ``exited``)."""
+        self.pid, self._popen = pid, popen
+        try:
+            self._pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._on_exit()
+            return
+        self._loop.add_reader(self._pidfd, self._on_exit)
+
+    def _on_exit(self) -> None:
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        if self._popen is not None:
+            self._popen.poll()
+        if not self._exited.done():
+            self._exited.set_result(True)
+
+    async def wait_ready(self, init_timeout_s: float) -> float:
+        """Wait for the runtime's first ``/next``; returns init ms or raises InitFailure."""
+        watch = self._loop.create_task(self._watch_memory())
+        try:
+            done, _ = await asyncio.wait({self._ready, self._exited}, timeout=init_timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watch.cancel()
+        elapsed = (time.monotonic() - self.started_at) * 1000
+        if self._ready.done() and self._ready.exception() is None:
+            return self.init_ms
+        if self._ready.done():
+            error = self._ready.exception().error
+        elif self._oom:
+            error = {"errorType": "Runtime.OutOfMemory", "errorMessage": "init exceeded the memory limit"}
+        elif self._exited.done():
+            error = {"errorType": "Runtime.ExitError", "errorMessage": "Runtime exited without providing a reason"}
+        else:
+            error = {"errorType": "Runtime.InitTimeout",
+                     "errorMessage": f"init did not finish within {init_timeout_s * 1000:.0f} ms"}
+        await self.stop(error["errorType"])
+        raise InitFailure(error, elapsed)
+
+    async def stop(self, reason: str) -> None:
+        """Kill the process and close the Runtime API."""
+        if self.state == "dead":
+            return
+        self.state = "dead"
+        self.stop_reason = reason
+        self.kill()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.cancel()
+        if self._current is not None and not self._current[1].done():
+            self._current[1].cancel()
+        if self._server is not None:
+            self._server.close()
+        if self.pid is not None and not self._exited.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._exited), 2.0)
+            except asyncio.TimeoutError:
+                pass
+
+    def kill(self) -> None:
+        """SIGKILL the runtime's process group (it runs in its own session)."""
+        if self.pid is None or self._exited.done():
+            return
+        for send in (lambda: os.killpg(self.pid, signal.SIGKILL), lambda: os.kill(self.pid, signal.SIGKILL)):
+            try:
+                send()
+                return
+            except (ProcessLookupError, PermissionError):
+                continue
+
+    @property
+    def alive(self) -> bool:
+        return self.state != "dead" and not self._exited.done()
+
+    # ---- memory -------------------------------------------------------------------------------
+    def memory_kb(self) -> dict[str, int]:
+        """Current VmRSS and VmHWM (kB)."""
+        return read_proc_kb(self.pid, ("VmRSS", "VmHWM")) if self.pid else {}
+
+    async def _watch_memory(self) -> None:
+        limit_kb = self.memory_mb * 1024
+        while self.pid is None:
+            await asyncio.sleep(MEMORY_POLL_S)
+        while not self._exited.done():
+            rss = self.memory_kb().get("VmRSS", 0)
+            if rss > limit_kb:
+                self._oom = True
+                self.kill()
+                return
+            await asyncio.sleep(MEMORY_POLL_S)
+
+    # ---- invocations -------------------------------------------------------------------------
+    async def invoke(self, payload: bytes, request_id: str | None = None) -> Outcome:
+        """Run one invocation to its end (response, error, crash, timeout or OOM)."""
+        request_id = request_id or str(uuid.uuid4())
+        self.state = "busy"
+        self.invocations += 1
+        deadline_ms = int(time.time() * 1000 + self.timeout_s * 1000)
+        event = NextEvent(request_id, payload, deadline_ms, self.function_arn,
+                          f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0")
+        result: asyncio.Future = self._loop.create_future()
+        self._current = (event, result)
+        self._delivered_at = time.monotonic()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(event)
+        else:
+            self._pending = event
+        watch = self._loop.create_task(self._watch_memory())
+        try:
+            done, _ = await asyncio.wait({result, self._exited}, timeout=self.timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watch.cancel()
+        duration_ms = (time.monotonic() - self._delivered_at) * 1000
+        hwm = self.memory_kb().get("VmHWM", 0) // 1024
+        self.max_memory_mb = max(self.max_memory_mb, hwm)
+        self._current, self._pending = None, None
+        self.last_used = time.monotonic()
+        if result.done() and not result.cancelled():
+            outcome = result.result()
+            outcome.duration_ms, outcome.max_memory_mb = duration_ms, hwm
+            if hwm > self.memory_mb:
+                self._oom = True
+        elif self._oom or self._exited.done():
+            outcome = Outcome("crash", request_id, duration_ms=duration_ms, max_memory_mb=hwm, error={
+                "errorType": "Runtime.ExitError",
+                "errorMessage": f"RequestId: {request_id} Error: Runtime exited without providing a reason"})
+        else:
+            outcome = Outcome("timeout", request_id, duration_ms=duration_ms, max_memory_mb=hwm, error={
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": f"RequestId: {request_id} Error: Task timed out after {self.timeout_s:.2f} seconds"})
+            await self.stop("timeout")
+        if self._oom:
+            outcome = Outcome("oom", request_id, duration_ms=duration_ms, max_memory_mb=max(hwm, self.memory_mb),
+                              error={"errorType": "Runtime.OutOfMemory",
+                                     "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
+                                                     "signal: killed"})
+            await self.stop("out of memory")
+        elif outcome.kind == "crash":
+            await self.stop("crashed")
+        if self.state == "busy":
+            self.state = "idle"
+        return outcome
+
+    # ---- RuntimeHost (called by the Runtime API) ---------------------------------------------
+    async def next_invocation(self) -> NextEvent:
+        if not self._ready.done():
+            self.init_ms = (time.monotonic() - self.started_at) * 1000
+            self.state = "idle"
+            self._ready.set_result(True)
+        if self._pending is not None:
+            event, self._pending = self._pending, None
+        else:
+            self._waiter = self._loop.create_future()
+            event = await self._waiter
+            self._waiter = None
+        self._delivered_at = time.monotonic()
+        return event
+
+    def _finish(self, request_id: str, outcome: Outcome) -> bool:
+        if self._current is None or self._current[0].request_id != request_id:
+            return False
+        if not self._current[1].done():
+            self._current[1].set_result(outcome)
+        return True
+
+    def invocation_response(self, request_id: str, body: bytes) -> bool:
+        return self._finish(request_id, Outcome("ok", request_id, body=body))
+
+    def invocation_error(self, request_id: str, body: bytes, error_type: str) -> bool:
+        return self._finish(request_id, Outcome("error", request_id, body=body, error=error_summary(body, error_type)))
+
+    def init_error(self, body: bytes, error_type: str) -> None:
+        if not self._ready.done():
+            self._ready.set_exception(InitFailure(error_summary(body, error_type), 0.0))
+
+    def restore_next(self) -> None:
+        return None
+
+    def describe(self) -> dict:
+        """A JSON-able summary for ``/_lab/stats``."""
+        return {"id": self.id, "pid": self.pid, "state": self.state, "kind": self.kind,
+                "invocations": self.invocations, "init_ms": None if self.init_ms is None else round(self.init_ms, 2),
+                "max_memory_mb": self.max_memory_mb,
+                "age_s": round(time.monotonic() - self.started_at, 1),
+                "idle_s": round(time.monotonic() - self.last_used, 1) if self.state == "idle" else 0.0}

@@ -1,0 +1,185 @@
+"""``Lab``: the front door, the scheduler and the environments, run on a background thread.
+
+    from coldbrew.runtimes.lab import Lab, LabConfig
+
+    with Lab(LabConfig(model_uri="model.brew", max_concurrency=10)) as lab:
+        requests.post(lab.url + "/predict", json={...})
+        print(lab.stats()["cold_starts"])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from coldbrew.errors import ColdbrewError
+from coldbrew.runtimes.lab.config import LabConfig
+from coldbrew.runtimes.lab.front_door import build_front_door
+from coldbrew.runtimes.lab.httpserver import server_port, start_server
+from coldbrew.runtimes.lab.launchers import ProcessLauncher, SnapshotLauncher
+from coldbrew.runtimes.lab.scheduler import Scheduler
+from coldbrew.runtimes.lab.staging import stage_model
+from coldbrew.runtimes.lab.stats import Stats
+
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "VIRTUAL_ENV", "SSL_CERT_FILE", "COLDBREW_CACHE")
+
+
+class Lab:
+    """A running lab. ``start()`` returns once the front door listens (and provisioned
+    environments are ready); ``stop()`` kills every child process."""
+
+    def __init__(self, config: LabConfig | None = None, **options):
+        self.config = config or LabConfig(**options)
+        self.port: int | None = None
+        self.template_init_ms: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._scheduler: Scheduler | None = None
+        self._server = None
+        self._staged = None
+        self._output = None
+        self._workdir: Path | None = None
+        self.stats_log: Stats | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` of the front door."""
+        if self.port is None:
+            raise ColdbrewError("the lab is not running")
+        return f"http://127.0.0.1:{self.port}"
+
+    # ---- start / stop ---------------------------------------------------------------------------
+    def start(self) -> "Lab":
+        """Stage the model, start the front door and any provisioned environments."""
+        self._workdir = Path(tempfile.mkdtemp(prefix="coldbrew-lab-"))
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="coldbrew-lab", daemon=True)
+        self._thread.start()
+        try:
+            self._staged = stage_model(self.config.model_uri, self.config.source, self._workdir)
+            self._call(self._astart())
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _base_env(self) -> dict[str, str]:
+        c = self.config
+        env = {k: os.environ[k] for k in INHERITED if k in os.environ}
+        path = [str(c.task_root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env.update({
+            "PYTHONPATH": os.pathsep.join(path), "PYTHONUNBUFFERED": "1", "TZ": ":UTC",
+            "_HANDLER": c.handler, "LAMBDA_TASK_ROOT": str(c.task_root),
+            "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).resolve().parent),
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}",
+            "AWS_LAMBDA_FUNCTION_NAME": c.function_name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{c.function_name}",
+            "AWS_REGION": c.region, "AWS_DEFAULT_REGION": c.region,
+        })
+        env.update(self._staged.env if self._staged else {})
+        env.update({str(k): str(v) for k, v in c.env.items()})
+        return env
+
+    async def _astart(self) -> None:
+        c = self.config
+        self.stats_log = Stats(c.log, sys.stderr if c.report else None)
+        if c.function_output:
+            self._output = open(c.function_output, "ab")
+        launcher_cls = SnapshotLauncher if c.snapshot else ProcessLauncher
+        launcher = launcher_cls(c.handler, str(c.task_root), self._output)
+        base_env = self._base_env()
+        self._scheduler = Scheduler(c, launcher, base_env, self.stats_log, self._workdir,
+                                    self._staged.evict if self._staged else [])
+        if c.snapshot:
+            error = await launcher.open({**base_env, "TMPDIR": str(self._workdir)}, c.init_timeout)
+            self.template_init_ms = launcher.init_ms
+            self.stats_log.event("snapshot", init_ms=round(launcher.init_ms, 2), **(error or {}))
+            if error:
+                raise ColdbrewError(f"snapshot init failed: {error['errorType']}: {error['errorMessage']}")
+        self._server = await start_server(build_front_door(self._scheduler, c.gateway_timeout, self._describe),
+                                          c.port)
+        self.port = server_port(self._server)
+        self._scheduler.start_reaper()
+        if c.provisioned:
+            try:
+                await self._scheduler.provision(c.provisioned)
+            except Exception as exc:
+                raise ColdbrewError(f"provisioned environments failed to initialise: {exc}") from exc
+        self.stats_log.event("lab_start", url=self.url, handler=c.handler, snapshot=c.snapshot,
+                             provisioned=c.provisioned, max_concurrency=c.max_concurrency, memory_mb=c.memory_mb)
+
+    def stop(self) -> None:
+        """Stop every environment, the template, the front door and S3; idempotent."""
+        if self._loop is not None and self._loop.is_running():
+            try:
+                self._call(self._astop(), timeout=30)
+            finally:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join(10)
+                self._loop.close()
+        self._loop = None
+        self.port = None
+        if self._staged is not None:
+            self._staged.close()
+            self._staged = None
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+        if self.stats_log is not None:
+            self.stats_log.close()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    async def _astop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        if self._scheduler is not None:
+            await self._scheduler.shutdown()
+        if self.stats_log is not None:
+            self.stats_log.event("lab_stop")
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def __enter__(self) -> "Lab":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---- observing ------------------------------------------------------------------------------
+    def _call(self, coro, timeout: float | None = None):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def _describe(self) -> dict:
+        summary = self.stats_log.summary()
+        summary.update(self._scheduler.describe())
+        summary["config"] = {"handler": self.config.handler, "memory_mb": self.config.memory_mb,
+                             "max_concurrency": self.config.max_concurrency,
+                             "provisioned": self.config.provisioned, "snapshot": self.config.snapshot,
+                             "source": self.config.source}
+        if self.template_init_ms is not None:
+            summary["snapshot_init_ms"] = round(self.template_init_ms, 2)
+        return summary
+
+    def stats(self) -> dict:
+        """The same JSON as ``GET /_lab/stats``."""
+
+        async def snapshot():
+            return self._describe()
+
+        return self._call(snapshot(), timeout=10)
+
+    def pids(self) -> list[int]:
+        """Process ids of every environment (and the snapshot template)."""
+        pids = [e.pid for e in self._scheduler.envs.values() if e.pid] if self._scheduler else []
+        template = getattr(self._scheduler.launcher, "template", None) if self._scheduler else None
+        return pids + ([template.pid] if template is not None else [])

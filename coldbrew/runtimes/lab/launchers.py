@@ -1,0 +1,86 @@
+"""How an environment's process comes to life: a fresh ``python -m awslambdaric`` or a fork.
+
+``ProcessLauncher`` starts the real runtime client the way Lambda's Python base image does;
+``SnapshotLauncher`` asks an initialised template (coldbrew.runtimes.lab.snapshot) to fork.
+Every process runs in its own session and dies with its parent (PR_SET_PDEATHSIG), so
+nothing outlives the lab.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+
+from coldbrew.runtimes.lab.snapshot import die_with_parent
+
+
+class ProcessLauncher:
+    """Start each environment as ``python -m awslambdaric HANDLER``."""
+
+    def __init__(self, handler: str, task_root: str, output):
+        self.handler, self.task_root, self.output = handler, task_root, output
+
+    async def launch(self, env: dict) -> tuple[int, subprocess.Popen]:
+        """Start one runtime process with ``env``; returns (pid, Popen)."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "awslambdaric", self.handler], env=env, cwd=self.task_root,
+            stdin=subprocess.DEVNULL, stdout=self.output, stderr=self.output,
+            start_new_session=True, preexec_fn=die_with_parent)
+        return proc.pid, proc
+
+    async def close(self) -> None:
+        return None
+
+
+class SnapshotLauncher:
+    """Fork environments from one template process that has already imported the handler."""
+
+    def __init__(self, handler: str, task_root: str, output):
+        self.handler, self.task_root, self.output = handler, task_root, output
+        self.template: subprocess.Popen | None = None
+        self.init_ms: float | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self, env: dict, init_timeout_s: float) -> dict | None:
+        """Start the template and wait for its init; returns Lambda's error shape on failure."""
+        ours, theirs = socket.socketpair()
+        started = time.monotonic()
+        self.template = subprocess.Popen(
+            [sys.executable, "-m", "coldbrew.runtimes.lab.snapshot", self.handler, str(theirs.fileno())],
+            env=env, cwd=self.task_root, stdin=subprocess.DEVNULL, stdout=self.output, stderr=self.output,
+            pass_fds=(theirs.fileno(),), start_new_session=True, preexec_fn=die_with_parent)
+        theirs.close()
+        self._reader, self._writer = await asyncio.open_unix_connection(sock=ours)
+        try:
+            line = await asyncio.wait_for(self._reader.readline(), init_timeout_s)
+        except asyncio.TimeoutError:
+            line = json.dumps({"error": {"errorType": "Runtime.InitTimeout",
+                                         "errorMessage": f"snapshot init exceeded {init_timeout_s:g} s"}}).encode()
+        reply = json.loads(line or b'{"error": {"errorType": "Runtime.ExitError", "errorMessage": "template exited"}}')
+        self.init_ms = (time.monotonic() - started) * 1000
+        if "error" in reply:
+            await self.close()
+            return reply["error"]
+        return None
+
+    async def launch(self, env: dict) -> tuple[int, None]:
+        """Fork one environment from the template; returns (pid, None)."""
+        async with self._lock:
+            self._writer.write(json.dumps({"env": env}).encode() + b"\n")
+            await self._writer.drain()
+            reply = json.loads(await self._reader.readline())
+        return reply["pid"], None
+
+    async def close(self) -> None:
+        """Stop the template (its forked children die with it)."""
+        if self._writer is not None:
+            self._writer.close()
+        if self.template is not None and self.template.poll() is None:
+            self.template.kill()
+            await asyncio.get_running_loop().run_in_executor(None, self.template.wait)

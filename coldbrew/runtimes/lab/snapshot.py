@@ -1,0 +1,89 @@
+"""The snapshot template: import the handler once, then fork initialised environments.
+
+A local analogue of Lambda SnapStart
+(https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html). Run as
+``python -m coldbrew.runtimes.lab.snapshot HANDLER CONTROL_FD``. The lab sends one JSON
+line per environment (``{"env": {...}}``) on the control socket; the template forks, the
+child takes the environment's variables, calls ``os.setsid`` and runs the unmodified
+awslambdaric loop (which finds the handler module already imported), and the template
+answers ``{"pid": N}``. Its first line is ``{"ready": true}`` or ``{"error": {...}}``.
+
+This module is executed in the template process; it imports nothing from coldbrew.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+import traceback
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent exits (no orphans)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def _send(sock: socket.socket, obj: dict) -> None:
+    sock.sendall(json.dumps(obj).encode() + b"\n")
+
+
+def _become_environment(handler: str, env: dict) -> None:
+    """In the forked child: adopt the environment's variables and run awslambdaric."""
+    os.setsid()
+    die_with_parent()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.environ.update(env)
+    from awslambdaric import __main__ as ric_main
+    from awslambdaric import lambda_runtime_client
+
+    if lambda_runtime_client.runtime_client is not None:
+        # The C client read AWS_LAMBDA_RUNTIME_API when it was initialised in the template.
+        lambda_runtime_client.runtime_client.initialize_client(lambda_runtime_client._user_agent())
+    try:
+        ric_main.main(["awslambdaric", handler])
+    finally:
+        os._exit(1)
+
+
+def main(argv: list[str]) -> int:
+    handler, control_fd = argv[1], int(argv[2])
+    sock = socket.socket(fileno=control_fd)
+    die_with_parent()
+    try:
+        import awslambdaric.bootstrap  # noqa: F401  (pre-import the runtime too)
+        import awslambdaric.lambda_runtime_client  # noqa: F401
+
+        module_name = handler.rsplit(".", 1)[0]
+        getattr(importlib.import_module(module_name.replace("/", ".")), handler.rsplit(".", 1)[1])
+    except BaseException as exc:  # any failure of the function's init is reported, not raised
+        _send(sock, {"error": {"errorType": type(exc).__name__, "errorMessage": str(exc),
+                               "stackTrace": traceback.format_exc().splitlines()}})
+        return 1
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    _send(sock, {"ready": True})
+    reader = sock.makefile("rb")
+    for line in reader:
+        command = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            reader.close()
+            sock.close()
+            _become_environment(handler, command["env"])
+        _send(sock, {"pid": pid})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

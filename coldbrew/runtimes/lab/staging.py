@@ -1,0 +1,80 @@
+"""Where the function's model comes from (disk or a local S3), and page-cache eviction.
+
+The lab never opens the model as a model: it only passes ``MODEL_URI``/``MODEL_SOURCE`` to the
+function, uploads the file for ``s3``, and drops cached pages to model a cold host.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coldbrew.errors import ConfigError
+
+BUCKET = "coldbrew-lab"
+
+
+@dataclass
+class StagedModel:
+    """Variables for the function and files whose page cache is dropped before cold starts."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    evict: list[Path] = field(default_factory=list)
+    server: object | None = None
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+def stage_model(uri: str | Path | None, source: str, workdir: Path) -> StagedModel:
+    """Prepare the model for ``source`` ("disk" or "s3"); ``uri`` is a local file (or s3:// for s3)."""
+    if uri is None:
+        return StagedModel()
+    text = str(uri)
+    if text.startswith("s3://"):
+        if source != "s3":
+            raise ConfigError("an s3:// MODEL_URI needs --source s3")
+        return StagedModel({"MODEL_URI": text, "MODEL_SOURCE": "S3"})
+    path = Path(text).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError(f"model file not found: {path}")
+    if source == "disk":
+        return StagedModel({"MODEL_URI": str(path), "MODEL_SOURCE": "DISK"}, [path])
+    from coldbrew.runtimes.s3server import SeaweedS3
+
+    data_dir = workdir / "seaweedfs"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = SeaweedS3(data_dir)
+    server.__enter__()
+    try:
+        server.create_bucket(BUCKET)
+        server.upload(path, BUCKET, path.name)
+    except BaseException:
+        server.stop()
+        raise
+    env = {**server.env(), "MODEL_URI": f"s3://{BUCKET}/{path.name}", "MODEL_SOURCE": "S3"}
+    return StagedModel(env, [path, data_dir], server)
+
+
+def evict_page_cache(paths: list[Path]) -> int:
+    """Drop the page cache of each file (directories recursively); returns files evicted."""
+    count = 0
+    for root in paths:
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()] if root.is_dir() else []
+        for file in files:
+            try:
+                fd = os.open(file, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.fsync(fd)  # dirty pages cannot be dropped
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                count += 1
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+    return count

@@ -1,0 +1,87 @@
+"""Counters, percentiles, Lambda-style REPORT lines and the JSON-lines event log."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import threading
+import time
+from collections import Counter
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The ``q``-th percentile (0-100, nearest rank) or None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int, *,
+                init_ms: float | None = None, restore_ms: float | None = None,
+                status: str | None = None, error_type: str | None = None) -> str:
+    """Lambda's REPORT line (tab-separated, as in CloudWatch Logs).
+
+    Billed duration rounds up to the millisecond and includes init, as for container images.
+    """
+    billed = math.ceil(duration_ms + (init_ms or 0) + (restore_ms or 0))
+    parts = [f"REPORT RequestId: {request_id}", f"Duration: {duration_ms:.2f} ms", f"Billed Duration: {billed} ms",
+             f"Memory Size: {memory_mb} MB", f"Max Memory Used: {max_memory_mb} MB"]
+    if init_ms is not None:
+        parts.append(f"Init Duration: {init_ms:.2f} ms")
+    if restore_ms is not None:
+        parts.append(f"Restore Duration: {restore_ms:.2f} ms")
+    if status:
+        parts.append(f"Status: {status}")
+    if error_type:
+        parts.append(f"Error Type: {error_type}")
+    return "\t".join(parts)
+
+
+class Stats:
+    """Everything ``GET /_lab/stats`` reports, plus the event log and REPORT lines."""
+
+    def __init__(self, log_path=None, report_stream=sys.stderr):
+        self.started = time.time()
+        self.counts: Counter = Counter()
+        self.errors: Counter = Counter()
+        self.durations: list[float] = []
+        self.latencies: list[float] = []
+        self.inits: list[float] = []
+        self.restores: list[float] = []
+        self.report_stream = report_stream
+        self._lock = threading.Lock()
+        self._log = open(log_path, "a", buffering=1, encoding="utf-8") if log_path else None
+
+    def event(self, name: str, **fields) -> None:
+        """Append one event to the JSON-lines log."""
+        if self._log is not None:
+            with self._lock:
+                self._log.write(json.dumps({"ts": round(time.time(), 6), "event": name, **fields}) + "\n")
+
+    def report(self, line: str) -> None:
+        if self.report_stream is not None:
+            print(line, file=self.report_stream, flush=True)
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def summary(self) -> dict:
+        """Counters and p50/p99 of durations (ms)."""
+
+        def dist(values):
+            return {"count": len(values), "p50": _round(percentile(values, 50)), "p99": _round(percentile(values, 99)),
+                    "max": _round(max(values) if values else None)}
+
+        return {"uptime_s": round(time.time() - self.started, 1), "invocations": self.counts["invocations"],
+                "cold_starts": self.counts["cold_starts"], "throttles": self.counts["throttles"],
+                "errors": dict(self.errors), "duration_ms": dist(self.durations), "latency_ms": dist(self.latencies),
+                "init_ms": dist(self.inits), "restore_ms": dist(self.restores)}
+
+
+def _round(value):
+    return None if value is None else round(value, 2)
