@@ -1,0 +1,358 @@
+"""`coldbrew package`: a deployable AWS Lambda build context plus SAM template for one model.
+
+Three setups (docs/deploy.md):
+
+- ``image-disk``: the study's DOCKER_DISK, a container image with the model copied in.
+- ``image-s3``: the study's DOCKER_S3, the same image without the model, which is read from S3.
+- ``zip-snapstart``: a zip package (model inside when it fits, else from S3) with SnapStart.
+
+Nothing here needs Docker or an AWS account: the output is checked statically (tests run cfn-lint,
+samtranslator and dockerfile-parse on it) and the README lists the exact build and deploy commands.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from coldbrew.errors import ColdbrewError
+from coldbrew.tools import package_templates as tpl
+
+SETUPS = ("image-disk", "image-s3", "zip-snapstart")
+ARCHES = tuple(tpl.DOCKER_PLATFORMS)
+DEFAULT_MEMORY_MB = 4500  # the study's setting
+DEFAULT_TIMEOUT_S = 30
+
+# What serving needs at run time, by model format. boto3 (for s3://) is not listed: every Lambda Python
+# runtime and base image ships it, and bundling botocore would add ~25 MB to the zip.
+SERVING_PACKAGES = {
+    "brew": ("numpy", "apig-wsgi"),
+    # Unpickling needs the exact scikit-learn that wrote the pickle, and what it imports.
+    "pickle": ("numpy", "apig-wsgi", "scikit-learn", "scipy", "joblib", "threadpoolctl"),
+}
+# Files of the coldbrew checkout that make it pip-installable; anything else at the root is left out.
+SOURCE_ROOT_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "MANIFEST.in", "README.md", "LICENSE", "LICENSE.txt")
+SOURCE_IGNORE = ("__pycache__", "*.pyc", "*.pyo", "*.so", "*.pyd", "*.o", "*.egg-info", "build", ".pytest_cache")
+NATIVE_SUFFIXES = (".c", ".cc", ".cpp", ".pyx", ".rs")
+
+
+@dataclass
+class Plan:
+    """Everything the generated files depend on."""
+
+    setup: str
+    name: str
+    model_arg: str
+    model_path: Path | None  # the local model file, if there is one
+    model_name: str
+    model_format: str  # "brew" | "pickle"
+    model_source: str  # what the function reads: "DISK" | "S3"
+    model_uri: str  # MODEL_URI as the function sees it
+    s3_uri: str | None
+    memory: int
+    timeout: int
+    arch: str
+    native_build: bool
+
+    @property
+    def model_in_artifact(self) -> bool:
+        """True when the model is copied into the image or zip."""
+        return self.model_source == "DISK"
+
+    @property
+    def s3_bucket(self) -> str:
+        return split_s3_uri(self.s3_uri)[0]
+
+    @property
+    def s3_key(self) -> str:
+        return split_s3_uri(self.s3_uri)[1]
+
+
+@dataclass
+class PackageResult:
+    """What `package` wrote."""
+
+    plan: Plan
+    out_dir: Path
+    files: list[tuple[str, int]]  # (path relative to out_dir, bytes); coldbrew-src counted as one row
+    requirements: list[str]
+    size_parts: dict[str, int | None] = field(default_factory=dict)  # estimated unzipped bytes per part
+
+    @property
+    def estimated_bytes(self) -> int | None:
+        """Estimated unzipped function size (None if a dependency is not installed here to measure)."""
+        if any(v is None for v in self.size_parts.values()):
+            return None
+        return sum(self.size_parts.values())
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` → ``(bucket, key)``; raises ColdbrewError on anything else."""
+    match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(.+)", uri or "")
+    if not match:
+        raise ColdbrewError(f"not an S3 object URI: {uri!r} (expected s3://bucket/key)")
+    return match.group(1), match.group(2)
+
+
+def detect_format(path: Path | None, name: str, override: str = "auto") -> str:
+    """``brew`` for .brew files (by suffix, or magic bytes when the file is local), else ``pickle``."""
+    if override != "auto":
+        return override
+    if name.endswith(".brew"):
+        return "brew"
+    if path is not None:
+        try:
+            from coldbrew.format import MAGIC
+        except ImportError:
+            return "pickle"
+        with open(path, "rb") as fh:
+            if fh.read(len(MAGIC)) == MAGIC:
+                return "brew"
+    return "pickle"
+
+
+def pinned_requirements(model_format: str) -> list[str]:
+    """``name==version`` lines for the serving packages, pinned to the versions installed here."""
+    lines = []
+    for name in SERVING_PACKAGES[model_format]:
+        try:
+            lines.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            raise ColdbrewError(f"{name} is not installed here, so its version cannot be pinned") from None
+    return lines
+
+
+def installed_size(dist_name: str) -> int | None:
+    """Bytes the installed distribution occupies (its RECORD), or None if it is not installed."""
+    try:
+        files = metadata.distribution(dist_name).files or []
+    except metadata.PackageNotFoundError:
+        return None
+    total = 0
+    for f in files:
+        try:
+            total += f.locate().stat().st_size
+        except OSError:
+            pass
+    return total
+
+
+def source_root() -> Path:
+    """The coldbrew checkout this module runs from (must hold pyproject.toml naming coldbrew)."""
+    import coldbrew
+
+    root = Path(coldbrew.__file__).resolve().parent.parent
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file() or not re.search(r'(?m)^name\s*=\s*"coldbrew"', pyproject.read_text()):
+        raise ColdbrewError(f"coldbrew package needs a coldbrew source checkout; none found at {root}")
+    return root
+
+
+def has_native_sources(package_dir: Path) -> bool:
+    """True if the package contains sources that must be compiled (C, C++, Cython, Rust)."""
+    return any(p.suffix in NATIVE_SUFFIXES for p in package_dir.rglob("*") if "__pycache__" not in p.parts)
+
+
+def copy_source(root: Path, dest: Path) -> int:
+    """Copy the installable parts of the checkout at ``root`` to ``dest``; returns bytes copied."""
+    dest.mkdir(parents=True)
+    for name in SOURCE_ROOT_FILES:
+        if (root / name).is_file():
+            shutil.copy2(root / name, dest / name)
+    shutil.copytree(root / "coldbrew", dest / "coldbrew", ignore=shutil.ignore_patterns(*SOURCE_IGNORE))
+    return tree_size(dest)
+
+
+def tree_size(path: Path) -> int:
+    """Total bytes of the regular files under ``path``."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def make_plan(
+    model_uri: str,
+    setup: str,
+    *,
+    s3_uri: str | None = None,
+    memory: int = DEFAULT_MEMORY_MB,
+    timeout: int = DEFAULT_TIMEOUT_S,
+    arch: str = "x86_64",
+    model_format: str = "auto",
+) -> Plan:
+    """Decide where the model lives and how the function reads it; validates the combination."""
+    if setup not in SETUPS:
+        raise ColdbrewError(f"--setup must be one of {', '.join(SETUPS)}")
+    if arch not in ARCHES:
+        raise ColdbrewError(f"--arch must be one of {', '.join(ARCHES)}")
+    if not 128 <= memory <= 10240:
+        raise ColdbrewError("--memory must be between 128 and 10240 MB")
+    if not 1 <= timeout <= 900:
+        raise ColdbrewError("--timeout must be between 1 and 900 s")
+    if model_uri.startswith("s3://"):
+        split_s3_uri(model_uri)
+        if s3_uri and s3_uri != model_uri:
+            raise ColdbrewError("MODEL_URI is already an s3:// URI; drop --s3-uri")
+        model_path, s3_uri = None, model_uri
+    else:
+        model_path = Path(model_uri).expanduser().resolve()
+        if not model_path.is_file():
+            raise ColdbrewError(f"model file not found: {model_uri}")
+        if s3_uri:
+            split_s3_uri(s3_uri)
+    model_name = (model_path.name if model_path else s3_uri.rsplit("/", 1)[-1]) or "model"
+    if setup == "image-disk":
+        if model_path is None:
+            raise ColdbrewError("image-disk copies the model into the image: give a local model file, not s3://")
+        source = "DISK"
+    elif setup == "image-s3":
+        if not s3_uri:
+            raise ColdbrewError("image-s3 reads the model from S3: give an s3:// MODEL_URI or --s3-uri s3://bucket/key")
+        source = "S3"
+    else:  # zip-snapstart: inside the zip when local and no S3 location given
+        source = "S3" if s3_uri else "DISK"
+    if source == "DISK":
+        uri = f"{tpl.TASK_ROOT}/model/{model_name}"
+    else:
+        uri = s3_uri
+    stem = re.sub(r"[^a-z0-9]+", "-", Path(model_name).stem.lower()).strip("-") or "model"
+    return Plan(
+        setup=setup,
+        name=f"coldbrew-{stem}"[:40].rstrip("-"),
+        model_arg=model_uri,
+        model_path=model_path,
+        model_name=model_name,
+        model_format=detect_format(model_path, model_name, model_format),
+        model_source=source,
+        model_uri=uri,
+        s3_uri=s3_uri,
+        memory=memory,
+        timeout=timeout,
+        arch=arch,
+        native_build=has_native_sources(source_root() / "coldbrew"),
+    )
+
+
+def _prepare_out_dir(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not force:
+            raise ColdbrewError(f"{out_dir} is not empty (use --force to overwrite the files coldbrew writes there)")
+        for sub in ("coldbrew-src", "model"):
+            if (out_dir / sub).is_dir():
+                shutil.rmtree(out_dir / sub)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def package(
+    model_uri: str,
+    setup: str,
+    out_dir: Path,
+    *,
+    s3_uri: str | None = None,
+    memory: int = DEFAULT_MEMORY_MB,
+    timeout: int = DEFAULT_TIMEOUT_S,
+    arch: str = "x86_64",
+    model_format: str = "auto",
+    force: bool = False,
+) -> PackageResult:
+    """Write the build context, ``template.yaml`` and ``README.md`` for ``setup`` into ``out_dir``."""
+    plan = make_plan(
+        model_uri, setup, s3_uri=s3_uri, memory=memory, timeout=timeout, arch=arch, model_format=model_format
+    )
+    out_dir = Path(out_dir)
+    requirements = pinned_requirements(plan.model_format)
+    size_parts: dict[str, int | None] = {
+        name.split("==")[0]: installed_size(name.split("==")[0]) for name in requirements
+    }
+    # The Lambda limit is 250 MB for zips; check before copying hundreds of MB.
+    model_bytes = plan.model_path.stat().st_size if plan.model_path and plan.model_in_artifact else 0
+    if plan.setup == "zip-snapstart" and plan.model_in_artifact:
+        known = sum(v for v in size_parts.values() if v) + model_bytes
+        if known > tpl.ZIP_UNZIPPED_LIMIT:
+            raise ColdbrewError(
+                f"the zip would be about {known / 1e6:,.0f} MB unzipped, over Lambda's 262 MB limit: "
+                "upload the model to S3 and pass --s3-uri s3://bucket/key"
+            )
+    _prepare_out_dir(out_dir, force)
+    files: list[tuple[str, int]] = []
+
+    def write(rel: str, text: str) -> None:
+        (out_dir / rel).write_text(text)
+        files.append((rel, len(text.encode())))
+
+    write("requirements.txt", "\n".join(requirements) + "\n")
+    size_parts["coldbrew"] = copy_source(source_root(), out_dir / "coldbrew-src")
+    files.append(("coldbrew-src/", size_parts["coldbrew"]))
+    if plan.model_in_artifact:
+        (out_dir / "model").mkdir()
+        shutil.copyfile(plan.model_path, out_dir / "model" / plan.model_name)
+        files.append((f"model/{plan.model_name}", model_bytes))
+        size_parts["model"] = model_bytes
+    write("Dockerfile", tpl.dockerfile(plan))
+    write(".dockerignore", tpl.dockerignore())
+    write("template.yaml", tpl.sam_template(plan))
+    result = PackageResult(plan, out_dir, files, requirements, size_parts)
+    write("README.md", tpl.readme(plan, requirements=requirements, estimate=_estimate_text(result)))
+    return result
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n} B"
+
+
+def _estimate_text(result: PackageResult) -> str:
+    total = result.estimated_bytes
+    return f"~{_human(total)}" if total is not None else "unknown (a dependency is not installed here to measure)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model_uri", metavar="MODEL_URI", help="a local model file (.brew or pickle) or s3://bucket/key")
+    parser.add_argument("--setup", required=True, choices=SETUPS, help="what to build (see docs/deploy.md)")
+    parser.add_argument("-o", "--output", required=True, type=Path, metavar="DIR", help="directory to write")
+    parser.add_argument(
+        "--s3-uri", metavar="s3://BUCKET/KEY", help="where the function reads a local model from once uploaded"
+    )
+    parser.add_argument("--memory", type=int, default=DEFAULT_MEMORY_MB, help="function memory in MB (default 4500)")
+    parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT_S, help="function timeout in s (default 30)")
+    parser.add_argument("--arch", choices=ARCHES, default="x86_64", help="Lambda architecture (default x86_64)")
+    parser.add_argument(
+        "--model-format", choices=("auto", "brew", "pickle"), default="auto", help="override format detection"
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite coldbrew's files in a non-empty DIR")
+
+
+def run(args) -> int:
+    result = package(
+        args.model_uri,
+        args.setup,
+        args.output,
+        s3_uri=args.s3_uri,
+        memory=args.memory,
+        timeout=args.timeout,
+        arch=args.arch,
+        model_format=args.model_format,
+        force=args.force,
+    )
+    plan = result.plan
+    print(f"coldbrew package: setup {plan.setup}, {plan.model_format} model {plan.model_name} → {result.out_dir}/")
+    print(f"  model source   {plan.model_source} {plan.model_uri}")
+    print(f"  function       {plan.memory} MB, {plan.timeout} s, {plan.arch}, handler {tpl.HANDLER}")
+    print(f"  native build   {'yes (compiled inside the Lambda base image)' if plan.native_build else 'no'}")
+    print()
+    width = max(len(rel) for rel, _ in result.files)
+    print(f"  {'file':<{width}}  {'size':>10}")
+    for rel, size in result.files:
+        print(f"  {rel:<{width}}  {_human(size):>10}")
+    print()
+    label = "estimated unzipped size" if plan.setup == "zip-snapstart" else "estimated code size"
+    print(f"  {label}: {_estimate_text(result)}" + (" (limit 262.1 MB)" if plan.setup == "zip-snapstart" else ""))
+    for part, size in result.size_parts.items():
+        print(f"    {part:<14} {_human(size):>10}")
+    print(f"\nnext: follow {result.out_dir / 'README.md'}")
+    return 0
