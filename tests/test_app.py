@@ -179,9 +179,15 @@ def test_nan_and_infinity_are_rejected(app, literal):
     assert got["field"] == "age" or literal.decode() in got["error"]
 
 
-def test_integer_beyond_float64_is_rejected(app):
-    got = bad(app, {**STUDY_PAYLOAD, "fnlwgt": 10**400})
+@pytest.mark.parametrize("value", [3.5e38, -1e300, 10**39, -(10**400)])
+def test_numbers_beyond_float32_are_rejected(app, value):
+    """The trees compare in float32; sklearn itself refuses values that overflow it."""
+    got = bad(app, {**STUDY_PAYLOAD, "fnlwgt": value})
     assert got["field"] == "fnlwgt"
+
+
+def test_float32_extremes_are_served(app):
+    assert call(app, "POST", "/predict", {**STUDY_PAYLOAD, "fnlwgt": 3.4028234663852886e38, "age": -3e38})[0] == 200
 
 
 @pytest.mark.parametrize("value, word", [("34", "string"), (True, "boolean"), (False, "boolean"), (None, "null"), ([34], "array"), ({"v": 34}, "object")])

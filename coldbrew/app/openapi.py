@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-
 from coldbrew import __version__
+from coldbrew.app.validation import FLOAT32_MAX
 
 _JSON = "application/json"
 
@@ -19,8 +18,7 @@ def _json(schema: dict, description: str) -> dict:
 
 def build_openapi(features: tuple[str, ...], max_body_bytes: int) -> dict:
     """An OpenAPI 3.0 document describing ``/``, ``/predict`` and ``/openapi.json``."""
-    big = sys.float_info.max
-    number = {"type": "number", "minimum": -big, "maximum": big}
+    number = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
     error = _json(_ref("Error"), "the request was rejected; `field` and `index` say where")
     return {
         "openapi": "3.0.3",

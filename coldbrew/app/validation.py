@@ -2,20 +2,20 @@
 
 The rules (docs/serving.md): the body is a JSON object (one row) or a non-empty JSON list of objects (a batch).
 Each object has exactly the model's features — a missing or an unknown field is rejected — and every value is a
-finite JSON number. Strings, booleans (a Python ``bool`` is an ``int``: checked by exact type), null, NaN,
-Infinity and numbers beyond the float64 range are rejected with the field and, for batches, the row index.
+JSON number within ±FLOAT32_MAX (scikit-learn's trees compare features as float32 and refuse anything that
+overflows it). Strings, booleans (a Python ``bool`` is an ``int``: checked by exact type), null, NaN, Infinity
+and out-of-range numbers are rejected with the field and, for batches, the row index.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import sys
 
 from coldbrew.errors import ColdbrewError
 
-# Largest magnitude a JSON integer may have and still be a finite float64 (exact, no rounding up to it).
-MAX_ABS_INT = int(sys.float_info.max)
+# Largest finite float32 (numpy.finfo(numpy.float32).max): the trees' feature dtype, so the largest usable value.
+FLOAT32_MAX = 3.4028234663852886e38
+_FLOAT32_MAX_INT = int(FLOAT32_MAX)
 
 _JSON_TYPES = {str: "a string", bool: "a boolean", type(None): "null", dict: "an object", list: "an array"}
 
@@ -55,17 +55,17 @@ def decode_json(raw: bytes):
 def _number(value, field: str, index: int | None) -> float:
     kind = type(value)
     if kind is float:
-        if math.isfinite(value):
+        if -FLOAT32_MAX <= value <= FLOAT32_MAX:  # False for NaN and ±inf (e.g. a literal 1e400)
             return value
-        problem = "a number outside the float64 range"
+        problem = f"{value!r}, outside ±{FLOAT32_MAX:.7g}"
     elif kind is int:
-        if -MAX_ABS_INT <= value <= MAX_ABS_INT:
+        if -_FLOAT32_MAX_INT <= value <= _FLOAT32_MAX_INT:
             return float(value)
-        problem = "a number outside the float64 range"
+        problem = f"an integer outside ±{FLOAT32_MAX:.7g}"
     else:
         problem = _JSON_TYPES.get(kind, kind.__name__)
     where = f" (row {index})" if index is not None else ""
-    raise BadRequest(f"field '{field}' must be a finite number{where}, got {problem}", field=field, index=index)
+    raise BadRequest(f"field '{field}' must be a number within ±3.4e38{where}, got {problem}", field=field, index=index)
 
 
 def parse_row(obj, features: tuple[str, ...], index: int | None) -> list[float]:
