@@ -1,7 +1,9 @@
-"""Kill its own process in the middle of a request (a segfault-like crash)."""
+"""Answer like echo, but ``?crash=1`` kills the process mid-request (a segfault-like crash)."""
 
 import os
 
 
 def handler(event, context):
-    os._exit(139)
+    if (event.get("queryStringParameters") or {}).get("crash") == "1":
+        os._exit(139)
+    return {"statusCode": 200, "body": str(os.getpid())}

@@ -43,16 +43,24 @@ def _become_environment(handler: str, env: dict) -> None:
     die_with_parent()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.environ.update(env)
+    # Imported only now: awslambdaric's C client reads AWS_LAMBDA_RUNTIME_API once, on import.
     from awslambdaric import __main__ as ric_main
-    from awslambdaric import lambda_runtime_client
 
-    if lambda_runtime_client.runtime_client is not None:
-        # The C client read AWS_LAMBDA_RUNTIME_API when it was initialised in the template.
-        lambda_runtime_client.runtime_client.initialize_client(lambda_runtime_client._user_agent())
     try:
         ric_main.main(["awslambdaric", handler])
     finally:
         os._exit(1)
+
+
+def _preimport_runtime() -> None:
+    """Import what awslambdaric needs except its C extension ``runtime_client``, which reads
+    AWS_LAMBDA_RUNTIME_API when loaded and so must be imported after the fork."""
+    import http.client  # noqa: F401
+    import logging  # noqa: F401
+
+    import simplejson  # noqa: F401
+    import snapshot_restore_py  # noqa: F401
+    from awslambdaric import lambda_context, lambda_runtime_log_utils, lambda_runtime_marshaller  # noqa: F401
 
 
 def main(argv: list[str]) -> int:
@@ -60,9 +68,7 @@ def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=control_fd)
     die_with_parent()
     try:
-        import awslambdaric.bootstrap  # noqa: F401  (pre-import the runtime too)
-        import awslambdaric.lambda_runtime_client  # noqa: F401
-
+        _preimport_runtime()
         module_name = handler.rsplit(".", 1)[0]
         getattr(importlib.import_module(module_name.replace("/", ".")), handler.rsplit(".", 1)[1])
     except BaseException as exc:  # any failure of the function's init is reported, not raised

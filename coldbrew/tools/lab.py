@@ -1,0 +1,104 @@
+"""`coldbrew lab`: a local Lambda-like lab hosting a handler in real awslambdaric processes.
+
+Prints the URL, then a live line of stats; Ctrl-C stops every environment. See docs/lab.md.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+from coldbrew.errors import ConfigError
+
+
+def add_arguments(parser) -> None:
+    """Options of `coldbrew lab` (durations accept 500ms, 5s, 10m)."""
+    parser.add_argument("model_uri", nargs="?", metavar="MODEL_URI",
+                        help="model file passed to the function as MODEL_URI (omit for handlers without a model)")
+    parser.add_argument("--handler", default="coldbrew.aws.handler", help="module.function (default: %(default)s)")
+    parser.add_argument("--task-root", help="directory put on the function's sys.path (default: current directory)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment variable for the function (repeatable)")
+    parser.add_argument("--source", choices=("disk", "s3"), default="disk",
+                        help="disk: function reads the file; s3: lab uploads it to a local SeaweedFS (default: disk)")
+    parser.add_argument("--evict-page-cache", action="store_true",
+                        help="drop the model file from the page cache before each cold start")
+    parser.add_argument("--memory-mb", type=int, default=4500, help="memory limit per environment (default: 4500)")
+    parser.add_argument("--timeout", default="30s", help="function timeout (default: 30s)")
+    parser.add_argument("--gateway-timeout", default="29s", help="API Gateway timeout, then 504 (default: 29s)")
+    parser.add_argument("--init-timeout", default="10s", help="init phase limit, then 502 (default: 10s)")
+    parser.add_argument("--idle-timeout", default="10m", help="stop environments idle this long (default: 10m)")
+    parser.add_argument("--max-concurrency", type=int, default=100, help="environments at most; beyond: 429")
+    parser.add_argument("--provisioned", type=int, default=0, metavar="N", help="environments initialised at start")
+    parser.add_argument("--snapshot", action="store_true",
+                        help="fork environments from one initialised template (a local SnapStart)")
+    parser.add_argument("--port", type=int, default=0, help="front door port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--log", metavar="FILE", help="append JSON-lines events (starts, invokes, stops) to FILE")
+    parser.add_argument("--function-output", metavar="FILE", help="send the functions' stdout/stderr to FILE")
+    parser.add_argument("--no-report", action="store_true", help="do not print REPORT lines on stderr")
+    parser.add_argument("--quiet", action="store_true", help="no live stats line")
+
+
+def _env_pairs(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--env expects KEY=VALUE, not {pair!r}")
+        env[key] = value
+    return env
+
+
+def stats_line(stats: dict) -> str:
+    """One human line: environments, invocations, cold starts, errors, latency, memory."""
+    envs = stats["environments"]
+    dur = stats["duration_ms"]
+    p50 = "-" if dur["p50"] is None else f"{dur['p50']:.1f}"
+    p99 = "-" if dur["p99"] is None else f"{dur['p99']:.1f}"
+    return (f"envs {envs['total']:>3} (idle {envs['idle']}, busy {envs['busy']}, init {envs['init']})  "
+            f"invocations {stats['invocations']:>6}  cold {stats['cold_starts']:>4}  "
+            f"throttled {stats['throttles']:>4}  errors {sum(stats['errors'].values()):>4}  "
+            f"duration p50 {p50} ms p99 {p99} ms  RSS {stats['rss_mb_total']:.0f} MB")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run(args) -> int:
+    """Start the lab and serve until Ctrl-C (or SIGTERM)."""
+    from coldbrew.runtimes.lab import Lab, LabConfig
+
+    config = LabConfig(handler=args.handler, task_root=args.task_root, env=_env_pairs(args.env),
+                       model_uri=args.model_uri, source=args.source, evict_page_cache=args.evict_page_cache,
+                       memory_mb=args.memory_mb, timeout=args.timeout, gateway_timeout=args.gateway_timeout,
+                       init_timeout=args.init_timeout, idle_timeout=args.idle_timeout,
+                       max_concurrency=args.max_concurrency, provisioned=args.provisioned, snapshot=args.snapshot,
+                       port=args.port, log=args.log, report=not args.no_report,
+                       function_output=args.function_output)
+    signal.signal(signal.SIGTERM, _interrupt)
+    lab = Lab(config)
+    try:
+        lab.start()
+        print(f"coldbrew lab: {lab.url}  (handler {config.handler}, max concurrency {config.max_concurrency}, "
+              f"memory {config.memory_mb} MB{', snapshot' if config.snapshot else ''}"
+              f"{f', provisioned {config.provisioned}' if config.provisioned else ''}) - Ctrl-C stops",
+              flush=True)
+        tty = sys.stdout.isatty()
+        ticks = 0
+        while True:
+            time.sleep(1.0)
+            ticks += 1
+            if args.quiet:
+                continue
+            if tty:
+                print("\r" + stats_line(lab.stats()), end="", flush=True)
+            elif ticks % 10 == 0:
+                print(stats_line(lab.stats()), flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        lab.stop()
+    print("\ncoldbrew lab: stopped", flush=True)
+    return 0

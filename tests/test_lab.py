@@ -1,0 +1,249 @@
+"""The lab behaves like Lambda behind API Gateway, with the real awslambdaric in child processes.
+
+Every test hosts a tiny handler from tests/handlers/ so each runs in about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from coldbrew.errors import ConfigError
+from coldbrew.runtimes.lab import Lab, LabConfig
+from coldbrew.runtimes.lab.durations import format_duration, parse_duration
+
+HANDLERS = Path(__file__).parent / "handlers"
+
+
+@pytest.fixture
+def lab_factory(tmp_path):
+    """Start labs hosting tests/handlers; every one is stopped at the end of the test."""
+    labs = []
+
+    def start(handler="echo.handler", **options):
+        options.setdefault("function_output", tmp_path / "function.log")
+        options.setdefault("memory_mb", 256)
+        lab = Lab(LabConfig(handler=handler, task_root=HANDLERS, **options)).start()
+        labs.append(lab)
+        return lab
+
+    yield start
+    for lab in labs:
+        lab.stop()
+
+
+def call(lab, path="/", body: bytes | None = None, timeout=20):
+    """(status, headers, body bytes) of one request to the lab's front door."""
+    request = urllib.request.Request(lab.url + path, data=body, method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_durations_take_unit_suffixes():
+    assert parse_duration("500ms") == 0.5
+    assert parse_duration("5s") == 5.0
+    assert parse_duration("10m") == 600.0
+    assert parse_duration("2") == 2.0
+    assert format_duration(0.5) == "500ms" and format_duration(600) == "10m"
+    with pytest.raises(ConfigError):
+        parse_duration("10 minutes")
+
+
+def test_scale_from_zero_then_warm_reuse(lab_factory):
+    lab = lab_factory()
+    assert lab.stats()["environments"]["total"] == 0
+    status, headers, body = call(lab, "/hello?x=1", b'{"a": 1}')
+    assert status == 200 and headers["x-lab-cold"] == "1" and headers["x-echo"] == "1"
+    echoed = json.loads(body)
+    assert echoed["path"] == "/hello" and echoed["body"] == '{"a": 1}' and echoed["query"] == {"x": "1"}
+    assert echoed["memory_size"] == "256" and echoed["handler"] == "echo.handler"
+    assert echoed["init_type"] == "on-demand" and 0 < echoed["remaining_ms"] <= 30_000
+    status, headers2, body2 = call(lab, "/hello")
+    assert status == 200 and headers2["x-lab-cold"] == "0" and headers2["x-lab-env"] == headers["x-lab-env"]
+    assert json.loads(body2)["calls"] == 2
+    stats = lab.stats()
+    assert stats["cold_starts"] == 1 and stats["invocations"] == 2 and stats["init_ms"]["count"] == 1
+
+
+def test_bare_result_becomes_json_200(lab_factory):
+    lab = lab_factory("echo.plain")
+    status, headers, body = call(lab, "/")
+    assert status == 200 and headers["Content-Type"] == "application/json" and json.loads(body) == {"hello": "world"}
+
+
+def test_one_request_per_environment(lab_factory):
+    lab = lab_factory()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: call(lab, "/?sleep=0.5"), range(4)))
+    assert [r[0] for r in results] == [200] * 4
+    assert len({r[1]["x-lab-env"] for r in results}) == 4
+    assert lab.stats()["cold_starts"] == 4
+
+
+def test_max_concurrency_throttles_with_429(lab_factory):
+    lab = lab_factory(max_concurrency=2)
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda i: (time.sleep(0.3 * (i == 2)), call(lab, "/?sleep=1"))[1], range(3)))
+    statuses = sorted(r[0] for r in results)
+    assert statuses == [200, 200, 429]
+    throttled = next(r for r in results if r[0] == 429)
+    assert json.loads(throttled[2])["errorType"] == "TooManyRequestsException"
+    assert throttled[1]["x-amzn-ErrorType"] == "TooManyRequestsException"
+    assert lab.stats()["throttles"] == 1
+
+
+def test_idle_environments_are_reaped(lab_factory):
+    lab = lab_factory(idle_timeout="300ms")
+    _, first, _ = call(lab)
+    pid = lab.stats()["envs"][0]["pid"]
+    time.sleep(1.0)
+    assert lab.stats()["environments"]["total"] == 0 and not alive(pid)
+    _, second, _ = call(lab)
+    assert second["x-lab-cold"] == "1" and second["x-lab-env"] != first["x-lab-env"]
+
+
+def test_init_timeout_is_a_502_and_the_environment_is_discarded(lab_factory):
+    lab = lab_factory("slow_init.handler", init_timeout="500ms", env={"SLOW_INIT_S": "5"})
+    started = time.monotonic()
+    status, _, body = call(lab)
+    assert status == 502 and json.loads(body) == {"message": "Internal Server Error"}
+    assert time.monotonic() - started < 3
+    stats = lab.stats()
+    assert stats["errors"] == {"Runtime.InitTimeout": 1} and stats["environments"]["total"] == 0
+
+
+def test_slow_init_within_the_limit_is_a_cold_start(lab_factory):
+    lab = lab_factory("slow_init.handler", env={"SLOW_INIT_S": "0.3"})
+    status, headers, _ = call(lab)
+    assert status == 200 and headers["x-lab-cold"] == "1"
+    assert lab.stats()["init_ms"]["p50"] >= 300
+
+
+def test_init_error_is_a_502(lab_factory):
+    lab = lab_factory("init_error.handler")
+    status, _, _ = call(lab)
+    assert status == 502
+    stats = lab.stats()
+    assert stats["errors"] == {"RuntimeError": 1} and stats["environments"]["total"] == 0
+
+
+def test_function_error_is_a_502_and_the_environment_survives(lab_factory):
+    lab = lab_factory("echo.fail")
+    status1, h1, _ = call(lab)
+    status2, h2, _ = call(lab)
+    assert status1 == status2 == 502 and h1["x-lab-env"] == h2["x-lab-env"] and h2["x-lab-cold"] == "0"
+    assert lab.stats()["errors"] == {"ValueError": 2}
+
+
+def test_function_timeout_kills_the_environment(lab_factory):
+    lab = lab_factory("sleep.handler", timeout="500ms")
+    status, _, _ = call(lab, "/?s=5")
+    assert status == 502
+    stats = lab.stats()
+    assert stats["errors"] == {"Sandbox.Timedout": 1} and stats["environments"]["total"] == 0
+    status, headers, _ = call(lab, "/?s=0")
+    assert status == 200 and headers["x-lab-cold"] == "1"
+
+
+def test_gateway_timeout_is_a_504_while_the_function_finishes(lab_factory):
+    lab = lab_factory("sleep.handler", gateway_timeout="300ms", timeout="5s")
+    started = time.monotonic()
+    status, _, body = call(lab, "/?s=1")
+    assert status == 504 and json.loads(body)["message"] == "Endpoint request timed out"
+    assert time.monotonic() - started < 0.9
+    assert lab.stats()["environments"]["busy"] == 1
+    time.sleep(1.2)
+    stats = lab.stats()
+    assert stats["environments"] == {"init": 0, "idle": 1, "busy": 0, "total": 1} and stats["invocations"] == 1
+
+
+def test_crash_mid_request_is_a_502_and_the_environment_is_replaced(lab_factory):
+    lab = lab_factory("crash.handler")
+    _, first, _ = call(lab)
+    status, _, _ = call(lab, "/?crash=1")
+    assert status == 502
+    assert lab.stats()["errors"] == {"Runtime.ExitError": 1}
+    status, again, _ = call(lab)
+    assert status == 200 and again["x-lab-cold"] == "1" and again["x-lab-env"] != first["x-lab-env"]
+
+
+def test_memory_limit_kills_like_out_of_memory(lab_factory, capfd):
+    lab = lab_factory("memory_hog.handler", memory_mb=128)
+    status, _, _ = call(lab, "/?mb=40&hold=0")
+    assert status == 200
+    used = lab.stats()["envs"][0]["max_memory_mb"]
+    assert 40 < used < 128
+    status, _, _ = call(lab, "/?mb=300&hold=2")
+    assert status == 502
+    stats = lab.stats()
+    assert stats["errors"] == {"Runtime.OutOfMemory": 1} and stats["environments"]["total"] == 0
+    err = capfd.readouterr().err
+    assert re.search(rf"Max Memory Used: {used} MB", err)
+    assert "Error Type: Runtime.OutOfMemory" in err
+
+
+def test_provisioned_environments_are_warm(lab_factory):
+    lab = lab_factory(provisioned=2)
+    stats = lab.stats()
+    assert stats["environments"]["idle"] == 2 and stats["cold_starts"] == 0
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: call(lab, "/?sleep=0.3"), range(2)))
+    assert {r[1]["x-lab-cold"] for r in results} == {"0"}
+    assert len({r[1]["x-lab-env"] for r in results}) == 2
+    assert {json.loads(r[2])["init_type"] for r in results} == {"provisioned-concurrency"}
+    assert lab.stats()["cold_starts"] == 0
+
+
+def test_snapshot_forks_initialised_environments(lab_factory, capfd):
+    lab = lab_factory(snapshot=True)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: call(lab, "/?sleep=0.3"), range(2)))
+    bodies = [json.loads(r[2]) for r in results]
+    assert all(r[0] == 200 and r[1]["x-lab-cold"] == "1" for r in results)
+    assert len({b["pid"] for b in bodies}) == 2
+    assert all(b["imported_in_pid"] != b["pid"] for b in bodies)  # the import happened once, in the template
+    assert {b["init_type"] for b in bodies} == {"snap-start"}
+    stats = lab.stats()
+    assert stats["restore_ms"]["count"] == 2 and stats["init_ms"]["count"] == 0 and stats["snapshot_init_ms"] > 0
+    assert "Restore Duration:" in capfd.readouterr().err
+
+
+def test_report_lines_event_log_and_stats(lab_factory, tmp_path, capfd):
+    log = tmp_path / "events.jsonl"
+    lab = lab_factory(log=log)
+    call(lab)
+    call(lab)
+    status, _, body = call(lab, "/_lab/stats")
+    stats = json.loads(body)
+    assert status == 200 and stats["invocations"] == 2 and stats["duration_ms"]["p50"] > 0
+    assert set(stats["environments"]) == {"init", "idle", "busy", "total"} and stats["rss_mb_total"] > 0
+    reports = [line for line in capfd.readouterr().err.splitlines() if line.startswith("REPORT")]
+    pattern = (r"REPORT RequestId: [0-9a-f-]{36}\tDuration: \d+\.\d\d ms\tBilled Duration: \d+ ms\t"
+               r"Memory Size: 256 MB\tMax Memory Used: \d+ MB")
+    assert len(reports) == 2 and all(re.fullmatch(pattern + r"(\tInit Duration: \d+\.\d\d ms)?", r) for r in reports)
+    assert "Init Duration" in reports[0] and "Init Duration" not in reports[1]
+    lab.stop()
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[:3] == ["lab_start", "env_start", "env_ready"] and kinds.count("invoke") == 2
+    assert "env_stop" in kinds and kinds[-1] == "lab_stop"
+    assert next(e for e in events if e["event"] == "invoke")["cold"] is True
