@@ -1,0 +1,114 @@
+"""BrewPredictor: predictions from a memory-mapped .brew file, bit-identical to scikit-learn's."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from coldbrew.errors import ColdbrewError, ModelFormatError
+from coldbrew.format import BrewFile
+from coldbrew.engine import numpy_kernel
+from coldbrew.engine.inputs import as_float32
+
+try:
+    from coldbrew.engine import _kernel as c_kernel
+except ImportError:  # no compiler at install time: the numpy kernel does the same work
+    c_kernel = None
+
+KERNELS = ("c", "numpy") if c_kernel is not None and sys.byteorder == "little" else ("numpy",)
+
+
+class BrewPredictor:
+    """A .brew model: ``predict_raw``, ``predict_proba`` (classifiers), ``predict``, ``info``."""
+
+    format = "brew"
+
+    def __init__(self, path, *, verify: bool = False, eager: bool = False, kernel: str | None = None):
+        self.file = BrewFile(path, verify=verify, eager=eager)
+        h = self.file.header
+        self.header = h
+        self.kind: str = h["kind"]
+        self.n_features: int = h["n_features"]
+        self.feature_names: tuple[str, ...] = tuple(h["feature_names"] or (f"x{i}" for i in range(self.n_features)))
+        self._classes = (
+            None if h["classes"] is None else np.array(h["classes"], dtype=np.dtype(h["classes_dtype"]))
+        )
+        self.classes: tuple | None = None if self._classes is None else tuple(self._classes.tolist())
+        self.kernel = kernel or KERNELS[0]
+        if self.kernel not in KERNELS:
+            raise ColdbrewError(f"kernel {self.kernel!r} is not available here (available: {', '.join(KERNELS)})")
+        a = self.file.arrays
+        self._nodes, self._offsets, self._base = a["nodes"], a["tree_offsets"], a["base_score"]
+        self._vector = h["leaf"] == "vector"
+        self._leaf_values = a.get("leaf_values", np.empty((0, h["n_outputs"])))
+        self._kern = c_kernel if self.kernel == "c" else numpy_kernel
+
+    @property
+    def is_classifier(self) -> bool:
+        return self._classes is not None
+
+    def predict_raw(self, X) -> np.ndarray:
+        """Raw scores, shape (n_rows, n_outputs): base score plus every tree's leaf, tree by tree."""
+        X32 = as_float32(X, self.feature_names, self.n_features)
+        K = self.header["n_outputs"]
+        out = np.empty((X32.shape[0], K), dtype=np.float64)
+        out[...] = self._base
+        try:
+            self._kern.predict_raw(
+                self._nodes, self._offsets, self._leaf_values, X32, out, self.n_features, K, self._vector
+            )
+        except ValueError as exc:
+            raise ModelFormatError(f"{self.file.path}: {exc}") from None
+        if self.header["combine"] == "mean":
+            out /= self.header["n_trees"]
+        return out
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n_rows, n_classes), in ``classes`` order."""
+        if not self.is_classifier:
+            raise ColdbrewError(f"a {self.kind} has no predict_proba; use predict")
+        return self._proba(self.predict_raw(X))
+
+    def _proba(self, raw: np.ndarray) -> np.ndarray:
+        output = self.header["output"]
+        if output == "proba":
+            return raw
+        if output == "softmax":  # sklearn.utils.extmath.softmax, operation for operation
+            raw -= raw.max(axis=1).reshape(-1, 1)
+            np.exp(raw, out=raw)
+            raw /= raw.sum(axis=1).reshape(-1, 1)
+            return raw
+        p1 = raw[:, 0] * 2 if output == "logistic2" else raw[:, 0].copy()
+        self._kern.expit(p1)
+        proba = np.empty((raw.shape[0], 2), dtype=np.float64)
+        proba[:, 1] = p1
+        proba[:, 0] = 1 - proba[:, 1]
+        return proba
+
+    def predict(self, X) -> np.ndarray:
+        """Class labels (classifiers) or regression values, as scikit-learn's ``predict``."""
+        raw = self.predict_raw(X)
+        output = self.header["output"]
+        if output == "identity":
+            return raw[:, 0]
+        if output in ("logistic", "logistic2"):
+            return self._classes[(raw[:, 0] >= 0).astype(int)]
+        return self._classes.take(np.argmax(raw, axis=1), axis=0)
+
+    def info(self) -> dict:
+        """Facts about the model for logs and telemetry."""
+        h = self.header
+        return {
+            "format": self.format,
+            "kind": self.kind,
+            "size_bytes": self.file.size_bytes,
+            "n_trees": h["n_trees"],
+            "n_nodes": h["n_nodes"],
+            "max_depth": h["max_depth"],
+            "n_features": self.n_features,
+            "classes": list(self.classes) if self.classes is not None else None,
+            "format_version": h["version"],
+            "kernel": self.kernel,
+            "checksum_verified": self.file.checksum_verified,
+        }

@@ -1,0 +1,67 @@
+"""The numpy fallback kernel: same results, bit for bit, as the C kernel in _kernel.c.
+
+Level-synchronous: every (row, tree) pair advances one level per step, so the Python work is proportional
+to the depth, not to the number of trees. Used when the C extension is not built.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_CHUNK_CELLS = 1 << 21  # rows x trees (x outputs) handled per step, bounds the temporary arrays
+
+
+def predict_raw(nodes, tree_offsets, leaf_values, X, out, n_features: int, n_outputs: int, vector: bool) -> None:
+    """Add every tree's leaf value to ``out`` in tree order (see ``_kernel.predict_raw``)."""
+    n_trees = len(tree_offsets) - 1
+    chunk = max(1, _CHUNK_CELLS // (n_trees * (n_outputs if vector else 1)))
+    for start in range(0, X.shape[0], chunk):
+        stop = min(start + chunk, X.shape[0])
+        _predict_chunk(nodes, tree_offsets, leaf_values, X[start:stop], out[start:stop], n_features, n_outputs, vector)
+
+
+def _predict_chunk(nodes, tree_offsets, leaf_values, X, out, n_features, K, vector) -> None:
+    value, feature, right = nodes["value"], nodes["feature"], nodes["right"]
+    roots = np.asarray(tree_offsets[:-1], dtype=np.int64)
+    sizes = np.asarray(tree_offsets[1:], dtype=np.int64) - roots
+    n_rows, n_trees = X.shape[0], roots.shape[0]
+    rows = np.arange(n_rows)[:, None]
+    at = np.zeros((n_rows, n_trees), dtype=np.int64)  # tree-relative node index
+    while True:
+        f = feature[roots + at]
+        split = f >= 0
+        if not split.any():
+            break
+        if np.any(f[split] >= n_features) or np.any(f[~split] != -1):
+            raise ValueError(f"corrupt model: feature index out of bounds in tree {_first_bad_tree(split, f, n_features)}")
+        r = right[roots + at].astype(np.int64)
+        bad = split & ((r <= at + 1) | (r >= sizes))
+        if bad.any():
+            raise ValueError(f"corrupt model: child index out of bounds in tree {np.argwhere(bad)[0, 1]}")
+        x = X[rows, np.where(split, f, 0)].astype(np.float64)
+        go_left = x <= value[roots + at]
+        at = np.where(split, np.where(go_left, at + 1, r), at)
+    leaves = roots + at
+    if vector:
+        li = right[leaves]
+        if np.any((li < 0) | (li >= leaf_values.shape[0])):
+            raise ValueError("corrupt model: leaf index out of bounds")
+        steps = leaf_values[li]  # (rows, trees, K)
+    else:
+        steps = value[leaves].reshape(n_rows, n_trees // K, K)
+    # Sequential accumulation in tree order: add.accumulate never reorders (np.sum's pairwise would).
+    stacked = np.concatenate([out[:, None, :], steps], axis=1)
+    out[...] = np.add.accumulate(stacked, axis=1)[:, -1, :]
+
+
+def _first_bad_tree(split, f, n_features) -> int:
+    bad = (split & (f >= n_features)) | (~split & (f != -1))
+    return int(np.argwhere(bad)[0, 1])
+
+
+def expit(x: np.ndarray) -> None:
+    """In place, x -> 1 / (1 + exp(-x)), scipy's expit formula with numpy's exp."""
+    np.negative(x, out=x)
+    np.exp(x, out=x)
+    np.add(x, 1.0, out=x)
+    np.divide(1.0, x, out=x)

@@ -1,0 +1,88 @@
+"""PicklePredictor: the baseline, any fitted scikit-learn estimator from a pickle or joblib file.
+
+Loading a pickle imports scikit-learn and can execute code from the file: load only files you trust.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from coldbrew.errors import ModelFormatError
+from coldbrew.engine.inputs import as_float32
+
+def load_estimator(path: str | os.PathLike):
+    """Unpickle a fitted estimator (plain pickle, or joblib in any of its compressions)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(1) == b"\x80":  # a pickle protocol >= 2 stream: load it the way the study did
+                fh.seek(0)
+                try:
+                    return pickle.load(fh)
+                except Exception:
+                    pass  # joblib's own pickles need joblib's unpickler
+            import joblib
+
+            return joblib.load(path)
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+    except Exception as exc:
+        raise ModelFormatError(f"{path}: not a .brew file and not a loadable pickle/joblib model ({exc})") from exc
+
+
+class PicklePredictor:
+    """Wraps a fitted scikit-learn estimator behind the same interface as BrewPredictor."""
+
+    format = "pickle"
+
+    def __init__(self, path, estimator=None):
+        self.path = Path(path)
+        self.estimator = load_estimator(path) if estimator is None else estimator
+        est = self.estimator
+        if not hasattr(est, "predict"):
+            raise ModelFormatError(f"{path}: the pickle holds a {type(est).__name__}, not a fitted estimator")
+        self.kind = type(est).__name__
+        self.n_features = int(getattr(est, "n_features_in_", 0)) or None
+        names = getattr(est, "feature_names_in_", None)
+        self.feature_names = tuple(str(n) for n in names) if names is not None else tuple(
+            f"x{i}" for i in range(self.n_features or 0)
+        )
+        classes = getattr(est, "classes_", None)
+        self.classes = tuple(np.asarray(classes).tolist()) if classes is not None else None
+        self.size_bytes = self.path.stat().st_size
+
+    def _call(self, method: str, X):
+        X = np.asarray(X) if self.n_features is None else as_float32(X, self.feature_names, self.n_features)
+        with warnings.catch_warnings():
+            # Fitted on a DataFrame, given an array: sklearn warns on every call; the columns are in order.
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            return getattr(self.estimator, method)(X)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities from the estimator's own ``predict_proba``."""
+        return self._call("predict_proba", X)
+
+    def predict(self, X) -> np.ndarray:
+        """The estimator's own ``predict``."""
+        return self._call("predict", X)
+
+    def info(self) -> dict:
+        """Facts about the model for logs and telemetry."""
+        est = self.estimator
+        trees = getattr(est, "estimators_", None)
+        flat = list(np.asarray(trees, dtype=object).ravel()) if trees is not None else [est]
+        tree_objs = [t.tree_ for t in flat if hasattr(t, "tree_")]
+        return {
+            "format": self.format,
+            "kind": self.kind,
+            "size_bytes": self.size_bytes,
+            "n_trees": len(tree_objs),
+            "n_nodes": int(sum(t.node_count for t in tree_objs)),
+            "n_features": self.n_features,
+            "classes": list(self.classes) if self.classes is not None else None,
+        }

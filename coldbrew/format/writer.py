@@ -1,0 +1,77 @@
+"""Write a .brew file: header + 64-byte aligned arrays + SHA-256, atomically (temp file, then rename)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from coldbrew.format import spec
+
+
+def _layout(header: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, int]:
+    """Fill in the array table; returns (table, payload length)."""
+    table, offset = {}, 0
+    for name, arr in arrays.items():
+        dtype_name = spec.NODE_DTYPE_NAME if arr.dtype == spec.NODE_DTYPE else arr.dtype.str
+        table[name] = {"dtype": dtype_name, "shape": list(arr.shape), "offset": offset, "nbytes": arr.nbytes}
+        offset = spec.align(offset + arr.nbytes)
+    last = max(table.values(), key=lambda e: e["offset"])
+    return table, last["offset"] + last["nbytes"]
+
+
+def _little_endian(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == spec.NODE_DTYPE or arr.dtype.byteorder in ("<", "|"):
+        return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<")))
+
+
+def write_brew(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndarray]) -> int:
+    """Write ``header`` (without format/version/arrays/checksum) and ``arrays`` to ``path``; returns bytes written.
+
+    ``arrays`` must be exactly the arrays the header's shape calls for (see ``spec.expected_arrays``).
+    """
+    arrays = {name: _little_endian(arr) for name, arr in arrays.items()}
+    table, payload_length = _layout(header, arrays)
+    full = {"format": spec.FORMAT_NAME, "version": spec.VERSION, **header, "checksum": spec.CHECKSUM, "arrays": table}
+    spec.validate_header(full, payload_length)
+    text = json.dumps(full, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    header_bytes = text + b" " * (spec.align(len(text)) - len(text))
+    payload_offset = spec.PREAMBLE_SIZE + len(header_bytes)
+    prefix = spec.PREAMBLE.pack(spec.MAGIC, spec.VERSION, len(header_bytes), payload_offset, payload_length)
+
+    digest = hashlib.sha256(prefix)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(prefix + bytes(spec.PREAMBLE_SIZE - len(prefix)))
+
+            def put(data) -> None:
+                digest.update(data)
+                fh.write(data)
+
+            put(header_bytes)
+            position = 0
+            for name, arr in arrays.items():
+                gap = table[name]["offset"] - position
+                if gap:
+                    put(bytes(gap))
+                put(arr.reshape(-1).view(np.uint8))
+                position = table[name]["offset"] + arr.nbytes
+            fh.seek(spec.DIGEST_OFFSET)
+            fh.write(digest.digest())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return payload_offset + payload_length

@@ -1,0 +1,46 @@
+"""`coldbrew inspect`: print a .brew file's header as a table; ``--verify`` also checks its SHA-256."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", type=Path, help="a .brew file")
+    parser.add_argument("--verify", action="store_true", help="check the checksum (reads the whole file)")
+
+
+def summary(path: Path, verify: bool = False) -> list[tuple[str, str]]:
+    """(label, value) rows describing the .brew file at ``path``."""
+    from coldbrew.format import BrewFile
+
+    f = BrewFile(path, verify=verify)
+    h = f.header
+    names = h["feature_names"] or [f"x{i}" for i in range(h["n_features"])]
+    source = h.get("source", {})
+    status = "verified (sha256)" if f.checksum_verified else "not checked (use --verify)"
+    return [
+        ("file", str(path)),
+        ("format version", str(h["version"])),
+        ("kind", h["kind"]),
+        ("estimator", f"{source.get('estimator', '?')} (sklearn {source.get('sklearn_version', '?')})"),
+        ("features", f"{h['n_features']}: {', '.join(names)}"),
+        ("classes", ", ".join(map(str, h["classes"])) if h["classes"] is not None else "-"),
+        ("outputs", f"{h['n_outputs']} ({h['output']}, {h['combine']} of {h['leaf']} leaves)"),
+        ("learning rate", f"{h['learning_rate']} (pre-scaled leaves)" if h["learning_rate"] is not None else "-"),
+        ("base score", ", ".join(repr(float(v)) for v in f.arrays["base_score"])),
+        ("trees", f"{h['n_trees']:,}"),
+        ("nodes", f"{h['n_nodes']:,} ({h['n_leaves']:,} leaves)"),
+        ("max depth", str(h["max_depth"])),
+        ("size", f"{f.size_bytes:,} bytes ({f.size_bytes / 1e6:,.1f} MB)"),
+        ("checksum", f"{status} {f.digest_hex[:16]}…"),
+        ("created by", h.get("created_by", "?")),
+    ]
+
+
+def run(args) -> int:
+    rows = summary(args.model, verify=args.verify)
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    return 0
