@@ -1,0 +1,70 @@
+"""Where the model comes from: MODEL_SOURCE (DISK | S3) and MODEL_URI, validated up front."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from coldbrew.errors import ConfigError
+
+SOURCES = ("DISK", "S3")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A validated model location: `source` is "DISK" (a path) or "S3" (`s3://bucket/key`)."""
+
+    source: str
+    uri: str
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ConfigError(f"MODEL_SOURCE={self.source!r} is not allowed; use one of: DISK, S3")
+        if not self.uri:
+            raise ConfigError("MODEL_URI is empty; set it to a file path (DISK) or s3://bucket/key (S3)")
+        is_s3 = self.uri.startswith("s3://")
+        if self.source == "S3":
+            parse_s3_uri(self.uri)
+        elif is_s3:
+            raise ConfigError(f"MODEL_URI={self.uri!r} is an s3:// URI but MODEL_SOURCE=DISK; "
+                              "set MODEL_SOURCE=S3")
+        elif "://" in self.uri and not self.uri.startswith("file://"):
+            raise ConfigError(f"MODEL_URI={self.uri!r}: unsupported scheme; use a file path "
+                              "(DISK) or s3://bucket/key (S3)")
+
+    @property
+    def bucket(self) -> str:
+        return parse_s3_uri(self.uri)[0]
+
+    @property
+    def key(self) -> str:
+        return parse_s3_uri(self.uri)[1]
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/key/with/slashes` -> (bucket, key); ConfigError if either part is missing."""
+    rest = uri[len("s3://"):] if uri.startswith("s3://") else None
+    bucket, _, key = (rest or "").partition("/")
+    if not bucket or not key or key.endswith("/"):
+        raise ConfigError(f"MODEL_URI={uri!r} with MODEL_SOURCE=S3 must look like s3://bucket/key")
+    return bucket, key
+
+
+def config_from_uri(uri: str) -> ModelConfig:
+    """Infer the source from the URI: `s3://` means S3, anything else is a DISK path."""
+    return ModelConfig("S3" if uri.startswith("s3://") else "DISK", uri)
+
+
+def config_from_env(environ: Mapping[str, str]) -> ModelConfig:
+    """Read MODEL_SOURCE and MODEL_URI; an unset MODEL_SOURCE is inferred from MODEL_URI."""
+    uri = (environ.get("MODEL_URI") or "").strip()
+    if not uri:
+        raise ConfigError("MODEL_URI is not set; set it to a file path (MODEL_SOURCE=DISK) "
+                          "or s3://bucket/key (MODEL_SOURCE=S3)")
+    raw = environ.get("MODEL_SOURCE")
+    if raw is None or not raw.strip():
+        return config_from_uri(uri)
+    source = raw.strip().upper()
+    if source not in SOURCES:
+        raise ConfigError(f"MODEL_SOURCE={raw!r} is not allowed; use one of: DISK, S3")
+    return ModelConfig(source, uri)

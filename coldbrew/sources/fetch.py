@@ -1,0 +1,54 @@
+"""Turn a ModelConfig into a local file: DISK is used in place, S3 is downloaded to a cache."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coldbrew.errors import SourceError
+from coldbrew.sources.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class FetchedModel:
+    """A model file ready to load, and what it cost to get it."""
+
+    path: Path
+    size_bytes: int
+    source: str  # "DISK" | "S3"
+    fetch_ms: float
+    cached: bool = False  # S3: an earlier download with the same size+ETag was reused
+    integrity: str = "none"  # what was checked: "none" | "size" | "md5" | "multipart-md5"
+    timings: dict = field(default_factory=dict)  # S3 phases in ms: client, head, download
+
+
+def default_cache_dir() -> Path:
+    """`$TMPDIR/coldbrew-models` (on Lambda, /tmp is the only writable place)."""
+    return Path(tempfile.gettempdir()) / "coldbrew-models"
+
+
+def fetch(config: ModelConfig, *, cache_dir=None) -> FetchedModel:
+    """Make the model bytes available as a local file; SourceError if they can't be."""
+    t0 = time.perf_counter()
+    if config.source == "S3":
+        from coldbrew.sources.s3 import fetch_s3
+
+        return fetch_s3(config.bucket, config.key,
+                        Path(cache_dir) if cache_dir is not None else default_cache_dir(), t0=t0)
+    uri = config.uri
+    path = Path(uri[len("file://"):] if uri.startswith("file://") else uri).expanduser()
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise SourceError(f"model file not found: {path} (MODEL_URI={uri})") from None
+    except OSError as e:
+        raise SourceError(f"cannot read model file {path}: {e.strerror}") from None
+    if not path.is_file():
+        raise SourceError(f"model path is not a file: {path} (MODEL_URI={uri})")
+    if not os.access(path, os.R_OK):
+        raise SourceError(f"model file is not readable: {path}")
+    return FetchedModel(path=path.absolute(), size_bytes=st.st_size, source="DISK",
+                        fetch_ms=(time.perf_counter() - t0) * 1000)

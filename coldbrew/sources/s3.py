@@ -1,0 +1,294 @@
+"""S3 download: one HEAD, concurrent ranged GETs pinned to its ETag, bytes checked, atomic rename.
+
+boto3 is imported here, and this module is imported only when the source is S3. The client
+honours the standard AWS configuration (credential chain, region, AWS_ENDPOINT_URL /
+AWS_ENDPOINT_URL_S3, AWS_RETRY_MODE / AWS_MAX_ATTEMPTS). Tuning: COLDBREW_S3_CHUNK_SIZE
+(default 8M), COLDBREW_S3_CONCURRENCY (default 10), COLDBREW_S3_VERIFY (etag | size).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import secrets
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from coldbrew.errors import ConfigError, SourceError
+from coldbrew.sources.fetch import FetchedModel
+
+MiB = 1 << 20
+BLOCK = 1 * MiB  # read/write/hash granularity
+_MD5 = re.compile(r'^"?([0-9a-fA-F]{32})"?$')
+_MULTIPART = re.compile(r'^"?([0-9a-fA-F]{32})-(\d+)"?$')
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?)(?:i?B)?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Download tuning; `from_env` reads the COLDBREW_S3_* and AWS_MAX_ATTEMPTS variables."""
+
+    chunk_size: int = 8 * MiB
+    concurrency: int = 10
+    attempts: int = 5  # per request: botocore's retries, and ours for a broken body stream
+    verify: str = "etag"  # "etag": size + MD5 where the ETag is one; "size": length only
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> "Settings":
+        def num(name: str, default: int, lo: int, sized: bool = False) -> int:
+            raw = environ.get(name)
+            if not raw:
+                return default
+            m = _SIZE.match(raw) if sized else re.match(r"^\s*(\d+)\s*()$", raw)
+            value = int(m.group(1)) * (1 << {"": 0, "K": 10, "M": 20, "G": 30}[m.group(2).upper()]) if m else -1
+            if value < lo:
+                raise ConfigError(f"{name}={raw!r} is invalid; use an integer >= {lo}"
+                                  + (" (suffix K, M or G allowed)" if sized else ""))
+            return value
+
+        verify = (environ.get("COLDBREW_S3_VERIFY") or "etag").strip().lower()
+        if verify not in ("etag", "size"):
+            raise ConfigError(f"COLDBREW_S3_VERIFY={verify!r} is not allowed; use one of: etag, size")
+        return cls(
+            chunk_size=num("COLDBREW_S3_CHUNK_SIZE", cls.chunk_size, 1, sized=True),
+            concurrency=num("COLDBREW_S3_CONCURRENCY", cls.concurrency, 1),
+            attempts=num("AWS_MAX_ATTEMPTS", cls.attempts, 1),
+            verify=verify,
+        )
+
+
+def make_client(settings: Settings):
+    """A boto3 S3 client with bounded timeouts, standard retries and a pool sized for the GETs."""
+    import boto3
+    from botocore.config import Config
+
+    kw = dict(connect_timeout=3, read_timeout=20, max_pool_connections=max(10, settings.concurrency))
+    if not (os.environ.get("AWS_RETRY_MODE") or os.environ.get("AWS_MAX_ATTEMPTS")):
+        kw["retries"] = {"mode": "standard", "max_attempts": settings.attempts}
+    return boto3.session.Session().client("s3", config=Config(**kw))
+
+
+def fetch_s3(bucket: str, key: str, cache_dir: Path, *, settings: Settings | None = None,
+             t0: float | None = None) -> FetchedModel:
+    """Download s3://bucket/key into cache_dir (or reuse a copy with the same size+ETag)."""
+    t0 = time.perf_counter() if t0 is None else t0
+    settings = settings or Settings.from_env(os.environ)
+    uri = f"s3://{bucket}/{key}"
+    timings = {}
+    try:
+        client = make_client(settings)
+    except Exception as e:  # noqa: BLE001 - bad endpoint URL, region, profile...
+        raise SourceError(f"{uri}: cannot create an S3 client: {e}") from None
+    t1 = time.perf_counter()
+    timings["client"] = (t1 - t0) * 1000
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except Exception as e:  # noqa: BLE001 - mapped to a one-line SourceError
+        raise _describe(e, client, bucket, key, settings) from None
+    size, etag = int(head["ContentLength"]), head.get("ETag", "")
+    t2 = time.perf_counter()
+    timings["head"] = (t2 - t1) * 1000
+
+    tag = hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()[:12]
+    version = hashlib.sha256(f"{etag}\0{size}".encode()).hexdigest()[:10]
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", key.rsplit("/", 1)[-1])[-80:] or "model"
+    final = cache_dir / f"{tag}-{version}-{base}"
+
+    def done(cached: bool, integrity: str) -> FetchedModel:
+        return FetchedModel(path=final, size_bytes=size, source="S3", cached=cached,
+                            integrity=integrity, timings=timings,
+                            fetch_ms=(time.perf_counter() - t0) * 1000)
+
+    try:
+        if final.stat().st_size == size:  # name encodes bucket/key + ETag + size
+            return done(True, "size")
+    except OSError:
+        pass
+
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(cache_dir).free
+    except OSError as e:
+        raise SourceError(f"{uri}: cache dir {cache_dir} is not usable: {e.strerror}") from None
+    if free < size:
+        raise SourceError(f"{uri}: needs {size / MiB:.1f} MB but {cache_dir} has {free / MiB:.1f} MB "
+                          "free (on Lambda, raise EphemeralStorage)")
+    _remove_stale_parts(cache_dir, tag)
+
+    integrity, part_size = _integrity_plan(client, bucket, key, head, settings)
+    tmp = cache_dir / f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.part"
+    try:
+        digest = _download(client, bucket, key, etag, size, tmp, settings, part_size)
+        if tmp.stat().st_size != size:
+            raise SourceError(f"{uri}: got {tmp.stat().st_size} bytes, HEAD said {size}")
+        if digest is not None and digest.lower() != etag.strip('"').lower():
+            raise SourceError(f"{uri}: downloaded bytes do not match the ETag {etag} "
+                              f"(computed {digest}); the object may be corrupt")
+        os.replace(tmp, final)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, Exception) and not isinstance(e, SourceError):
+            raise _describe(e, client, bucket, key, settings) from None
+        raise
+    for old in cache_dir.glob(f"{tag}-*"):  # earlier versions of this object
+        if old != final:
+            old.unlink(missing_ok=True)
+    timings["download"] = (time.perf_counter() - t2) * 1000
+    return done(False, integrity)
+
+
+def _integrity_plan(client, bucket, key, head, settings) -> tuple[str, int | None]:
+    """What can be checked: ("md5", None), ("multipart-md5", part_size) or ("size", None)."""
+    etag = head.get("ETag", "")
+    # ETags of SSE-KMS / SSE-C objects are not MD5s of the plaintext.
+    encrypted = head.get("ServerSideEncryption") == "aws:kms" or head.get("SSECustomerAlgorithm")
+    if settings.verify != "etag" or encrypted:
+        return "size", None
+    if _MD5.match(etag):
+        return "md5", None
+    m = _MULTIPART.match(etag)
+    if not m:
+        return "size", None
+    # Multipart ETag = md5(concat(md5(part) ...))-N: needs the part size; SDK uploads use
+    # equal parts (the last one shorter), which the arithmetic below confirms.
+    n, size = int(m.group(2)), int(head["ContentLength"])
+    try:
+        part = int(client.head_object(Bucket=bucket, Key=key, PartNumber=1)["ContentLength"])
+    except Exception:  # noqa: BLE001 - server without PartNumber support
+        return "size", None
+    if part <= 0 or not (0 < size - (n - 1) * part <= part):
+        return "size", None
+    return "multipart-md5", part
+
+
+def _download(client, bucket, key, etag, size, tmp: Path, settings: Settings,
+              part_size: int | None) -> str | None:
+    """Fetch all ranges concurrently into tmp; hash in order while they land. Returns the
+    MD5-style ETag computed (None if not verifying)."""
+    chunk = settings.chunk_size
+    ranges = [(o, min(o + chunk, size) - 1) for o in range(0, size, chunk)]
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    pool = ThreadPoolExecutor(max_workers=min(settings.concurrency, max(1, len(ranges))))
+    try:
+        futures = [pool.submit(_get_range, client, bucket, key, etag, a, b, fd, settings.attempts)
+                   for a, b in ranges]
+        hasher = _Hasher(size, part_size) if settings.verify == "etag" else None
+        for fut, (a, b) in zip(futures, ranges):
+            fut.result()
+            if hasher:
+                hasher.feed(fd, a, b + 1)
+        return hasher.result() if hasher else None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        os.close(fd)
+
+
+def _get_range(client, bucket, key, etag, start, end, fd, attempts) -> None:
+    """GET bytes start..end (If-Match the HEAD's ETag) and pwrite them; retry broken streams."""
+    from botocore.exceptions import (IncompleteReadError, ReadTimeoutError,
+                                     ResponseStreamingError)
+
+    for attempt in range(attempts):
+        try:
+            kw = {"IfMatch": etag} if etag else {}
+            body = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}", **kw)["Body"]
+            pos = start
+            for block in body.iter_chunks(BLOCK):
+                os.pwrite(fd, block, pos)
+                pos += len(block)
+            if pos != end + 1:
+                raise IncompleteReadError(actual_bytes=pos - start, expected_bytes=end + 1 - start)
+            return
+        except (IncompleteReadError, ReadTimeoutError, ResponseStreamingError):
+            if attempt + 1 >= attempts:
+                raise
+            time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+
+
+class _Hasher:
+    """MD5 of the whole object, or per-part MD5s combined as S3 does for multipart ETags."""
+
+    def __init__(self, size: int, part_size: int | None):
+        self.part_size = part_size or size or 1
+        self.multipart = part_size is not None
+        self.digests: list[bytes] = []
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.pos = 0
+
+    def feed(self, fd: int, start: int, stop: int) -> None:
+        assert start == self.pos
+        while self.pos < stop:
+            part_end = (self.pos // self.part_size + 1) * self.part_size
+            n = min(BLOCK, stop - self.pos, part_end - self.pos)
+            self.md5.update(os.pread(fd, n, self.pos))
+            self.pos += n
+            if self.multipart and self.pos == part_end:
+                self._close_part()
+
+    def _close_part(self) -> None:
+        self.digests.append(self.md5.digest())
+        self.md5 = hashlib.md5(usedforsecurity=False)
+
+    def result(self) -> str:
+        if not self.multipart:
+            return self.md5.hexdigest()
+        if self.pos % self.part_size:
+            self._close_part()
+        combined = hashlib.md5(b"".join(self.digests), usedforsecurity=False).hexdigest()
+        return f"{combined}-{len(self.digests)}"
+
+
+def _remove_stale_parts(cache_dir: Path, tag: str) -> None:
+    """Delete temp files of this object left by processes that died mid-download."""
+    for p in cache_dir.glob(f".{tag}-*.part"):
+        try:
+            pid = int(p.name.split(".")[-3])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            p.unlink(missing_ok=True)
+        except (ValueError, IndexError, PermissionError):
+            pass
+
+
+def _describe(e: Exception, client, bucket: str, key: str, settings: Settings) -> SourceError:
+    """One line that names the bucket, the key and the cause."""
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    uri = f"s3://{bucket}/{key}"
+    if isinstance(e, NoCredentialsError):
+        return SourceError(f"{uri}: no AWS credentials found (set AWS_ACCESS_KEY_ID/"
+                           "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or use an IAM role)")
+    if isinstance(e, ClientError):
+        err, meta = e.response.get("Error", {}), e.response.get("ResponseMetadata", {})
+        status, code = meta.get("HTTPStatusCode"), str(err.get("Code", ""))
+        tries = meta.get("RetryAttempts", 0) + 1
+        if status == 404 or code in ("NoSuchKey", "NoSuchBucket", "NotFound"):
+            if code == "NoSuchBucket" or (code != "NoSuchKey" and not _bucket_exists(client, bucket)):
+                return SourceError(f"{uri}: bucket {bucket!r} does not exist (key {key!r})")
+            return SourceError(f"{uri}: no object with key {key!r} in bucket {bucket!r}")
+        if status == 403 or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            detail = "" if code in ("", "403") else f" ({code})"
+            return SourceError(f"{uri}: access denied{detail} to key {key!r} in bucket {bucket!r}; "
+                               "check the AWS credentials and the bucket policy")
+        if status == 412 or code == "PreconditionFailed":
+            return SourceError(f"{uri}: the object changed during the download; retry")
+        return SourceError(f"{uri}: S3 error {code or status} after {tries} attempt(s): "
+                           f"{err.get('Message') or e}")
+    if isinstance(e, OSError) and e.strerror:  # local disk: ENOSPC, EACCES...
+        return SourceError(f"{uri}: cannot write to the cache dir: {e.strerror}")
+    return SourceError(f"{uri}: {type(e).__name__}: {e} (gave up after up to "
+                       f"{settings.attempts} attempts)")
+
+
+def _bucket_exists(client, bucket: str) -> bool:
+    try:
+        client.head_bucket(Bucket=bucket)
+    except Exception as e:  # noqa: BLE001
+        return getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") != 404
+    return True
