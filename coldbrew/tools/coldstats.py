@@ -14,11 +14,16 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from coldbrew.errors import ColdbrewError
 from coldbrew.tools.latency_logs import Run
 
 STAT_KEYS = ("n", "mean", "p25", "p50", "p75", "p95", "p99", "max")
 PERCENTILES = {"p25": 25, "p50": 50, "p75": 75, "p95": 95, "p99": 99}
 DEFAULT_THRESHOLD_MS = 1000.0
+# Keys of a group dict besides its label columns; a label may not take one of these names.
+RESERVED_KEYS = frozenset(
+    (*STAT_KEYS, "labels", "warm", "all", "counts", "threshold_ms", "true_cold", "sources", "reference")
+)
 
 
 def describe(values: Iterable[float]) -> dict:
@@ -103,6 +108,9 @@ def _summarize_group(labels: dict, members: list[Run], label_columns: Sequence[s
 
 def summarize(runs: Sequence[Run], label_columns: Sequence[str], threshold_ms: float = DEFAULT_THRESHOLD_MS) -> list[dict]:
     """One dict per group of ``runs`` (grouped by ``label_columns``): the study's table row and more."""
+    clashes = sorted(set(label_columns) & RESERVED_KEYS)
+    if clashes:
+        raise ColdbrewError(f"label column(s) {', '.join(clashes)} clash with the report's own keys; rename them")
     return [
         _summarize_group(labels, members, label_columns, threshold_ms)
         for labels, members in group_runs(runs, label_columns)

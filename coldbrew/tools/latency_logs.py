@@ -69,7 +69,8 @@ def request_record(end_epoch: float, latency_ms: float, status: int, headers, er
         "latency_ms": round(float(latency_ms), 3),
         "status": int(status),
         "env": env or None,
-        "cold": None if cold_header is None else cold_header.strip() == "1",
+        # A coldbrew environment flags only its first request; without an env id we cannot tell.
+        "cold": (cold_header or "").strip() == "1" if (env or cold_header is not None) else None,
         "error": error,
     }
 
@@ -138,7 +139,7 @@ def read_requests(path: Path) -> Run:
             ok.append(status is not None and 200 <= int(status) < 400 and not rec.get("error"))
             envs.append(rec.get("env"))
             colds.append(rec.get("cold"))
-    has_cold = any(c is not None for c in colds)
+    has_cold = any(c is True for c in colds)  # no flagged request: the server does not flag, use first-seen
     return Run(
         source=path,
         labels={},
