@@ -66,7 +66,7 @@ class Scheduler:
     async def start_environment(self, kind: str, *, reserved: bool) -> Environment:
         """Start one environment and wait for its init; raises InitFailure (environment discarded)."""
         if self.config.evict_page_cache and self.evict:
-            evict_page_cache(self.evict)
+            self.stats.event("page_cache_evicted", files=evict_page_cache(self.evict))
         env = Environment(f"env-{next(self._ids):04d}", kind=kind, memory_mb=self.config.memory_mb,
                           timeout_s=self.config.timeout, function_arn=self.function_arn)
         env.reserved = reserved

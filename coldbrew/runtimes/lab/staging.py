@@ -48,7 +48,7 @@ def stage_model(uri: str | Path | None, source: str, workdir: Path) -> StagedMod
     data_dir = workdir / "seaweedfs"
     data_dir.mkdir(parents=True, exist_ok=True)
     server = SeaweedS3(data_dir)
-    server.__enter__()
+    server.start()
     try:
         server.create_bucket(BUCKET)
         server.upload(path, BUCKET, path.name)

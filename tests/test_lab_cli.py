@@ -1,0 +1,101 @@
+"""`coldbrew lab` from the command line: URL on stdout, Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+HANDLERS = Path(__file__).parent / "handlers"
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below ``root`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("extra", [[], ["--snapshot"]], ids=["processes", "snapshot"])
+def test_ctrl_c_stops_every_child(extra, tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coldbrew", "lab", "--handler", "echo.handler", "--task-root", str(HANDLERS),
+         "--provisioned", "2", "--memory-mb", "256", "--no-report", "--function-output", str(tmp_path / "out.log"),
+         *extra], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("coldbrew lab: http://127.0.0.1:"), line
+        url = line.split()[2]
+        with urllib.request.urlopen(url + "/?sleep=0", timeout=10) as response:
+            assert response.status == 200
+        with urllib.request.urlopen(url + "/_lab/stats", timeout=10) as response:
+            stats = json.load(response)
+        env_pids = {e["pid"] for e in stats["envs"]}
+        assert len(env_pids) == 2 and all(alive(pid) for pid in env_pids)
+        children = descendants(proc.pid)
+        assert env_pids <= children
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 0 and "stopped" in out
+        deadline = time.monotonic() + 5
+        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in children if alive(pid)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_killed_lab_takes_its_environments_with_it(tmp_path):
+    """Even SIGKILL (no clean shutdown) leaves no orphans: children die with their parent."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coldbrew", "lab", "--handler", "echo.handler", "--task-root", str(HANDLERS),
+         "--provisioned", "2", "--memory-mb", "256", "--no-report", "--quiet"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("coldbrew lab: http://")
+        children = descendants(proc.pid)
+        assert len(children) >= 2
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 5
+        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in children if alive(pid)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_bad_duration_is_a_one_line_error():
+    result = subprocess.run([sys.executable, "-m", "coldbrew", "lab", "--handler", "echo.handler",
+                             "--idle-timeout", "ten minutes"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("coldbrew lab: error: invalid duration")
