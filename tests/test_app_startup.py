@@ -1,0 +1,80 @@
+"""Start-up telemetry: load_from_env times imports, fetch, load and warm-up, and logs one JSON line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from coldbrew.app.startup import load_from_env, process_age_ms
+from coldbrew.errors import ConfigError, ModelFormatError, SourceError
+
+PHASES = {"imports", "fetch", "load", "warmup"}
+
+
+def test_disk_model_timings_and_log_line(tiny_model):
+    started = load_from_env({"MODEL_SOURCE": "DISK", "MODEL_URI": str(tiny_model)})
+    assert set(started.timings) == PHASES
+    assert started.timings["load"] > 0 and started.timings["fetch"] >= 0
+    assert started.timings["warmup"] is None
+    assert started.model == {
+        "uri": str(tiny_model),
+        "source": "DISK",
+        "format": "pickle",
+        "size_bytes": tiny_model.stat().st_size,
+    }
+    line = started.log_line()
+    assert "\n" not in line
+    record = json.loads(line)
+    assert record["event"] == "coldbrew.startup"
+    assert set(record["timings_ms"]) == PHASES
+    assert record["total_ms"] == pytest.approx(started.total_ms, abs=0.01)
+
+
+def test_warmup_runs_one_prediction_when_asked(tiny_model):
+    started = load_from_env({"MODEL_URI": str(tiny_model), "COLDBREW_WARMUP": "1"})
+    assert started.timings["warmup"] > 0
+    assert started.model["source"] == "DISK", "MODEL_SOURCE may be left out for a path"
+
+
+def test_brew_model_reports_brew_format(tiny_brew):
+    started = load_from_env({"MODEL_SOURCE": "DISK", "MODEL_URI": str(tiny_brew)})
+    assert started.model["format"] == "brew"
+
+
+def test_s3_model_is_fetched_and_timed(tiny_model, s3_server, monkeypatch, tmp_path):
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the S3 download cache lives under $TMPDIR
+    s3_server.create_bucket("startup-models")
+    s3_server.upload(tiny_model, "startup-models", "tiny.pkl")
+    started = load_from_env({"MODEL_SOURCE": "S3", "MODEL_URI": "s3://startup-models/tiny.pkl"})
+    assert started.model["source"] == "S3"
+    assert started.model["size_bytes"] == tiny_model.stat().st_size
+    assert started.timings["fetch"] > 0
+    assert any(tmp_path.rglob("*")), "downloaded into the (patched) temp dir"
+
+
+@pytest.mark.parametrize(
+    "environ, error, needle",
+    [
+        ({"MODEL_SOURCE": "FTP", "MODEL_URI": "x.pkl"}, ConfigError, "MODEL_SOURCE"),
+        ({"MODEL_SOURCE": "DISK"}, ConfigError, "MODEL_URI"),
+        ({"MODEL_SOURCE": "DISK", "MODEL_URI": "/nonexistent/model.pkl"}, (SourceError, ModelFormatError), "model.pkl"),
+    ],
+)
+def test_bad_settings_raise_one_line_errors(environ, error, needle):
+    with pytest.raises(error) as info:
+        load_from_env(environ)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_process_age_counts_from_process_start():
+    """In a fresh interpreter that sleeps 300 ms, the measured age is at least that and not absurdly more."""
+    code = "import time; time.sleep(0.3); from coldbrew.app.startup import process_age_ms; print(process_age_ms())"
+    age = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 300 <= age < 10_000
+    assert process_age_ms() > age, "this long-lived pytest process is older"

@@ -1,0 +1,123 @@
+"""`coldbrew serve` as a user runs it: a real subprocess under gunicorn, stopped by a signal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import psutil
+import pytest
+
+from coldbrew.runtimes.local import READY_PREFIX
+from coldbrew.tools.dataset import STUDY_PAYLOAD
+
+
+def start(*args, env=None):
+    """Spawn ``coldbrew serve ARGS --port 0``; returns ``(process, startup record, base url)`` once listening."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coldbrew", "serve", *args, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    record, deadline = None, time.monotonic() + 120
+    for line in proc.stdout:
+        if line.startswith("{"):
+            record = json.loads(line)
+        elif line.startswith(READY_PREFIX):
+            return proc, record, line[len(READY_PREFIX) :].strip()
+        assert time.monotonic() < deadline
+    proc.kill()
+    raise AssertionError(f"server exited with {proc.wait()} before listening")
+
+
+def post(url, payload):
+    request = urllib.request.Request(
+        url + "predict", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, json.loads(response.read())
+
+
+def wait_for_workers(proc, n, timeout=30.0):
+    """The server's worker processes, once ``n`` of them have been forked."""
+    deadline = time.monotonic() + timeout
+    while len(children := psutil.Process(proc.pid).children(recursive=True)) < n:
+        assert time.monotonic() < deadline, f"only {len(children)} of {n} workers started"
+        time.sleep(0.05)
+    return children
+
+
+def stop(proc, sig):
+    """Send ``sig``; returns the exit code and the process's (former) children still alive afterwards."""
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(sig)
+    try:
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _, alive = psutil.wait_procs(children, timeout=5)
+    return code, children, alive
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_serves_then_stops_cleanly(tiny_model, sig):
+    proc, record, url = start(str(tiny_model), "--workers", "2")
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        assert record["event"] == "coldbrew.startup" and record["model"]["source"] == "DISK"
+        assert set(record["timings_ms"]) == {"imports", "fetch", "load", "warmup"}
+        status, body = post(url, STUDY_PAYLOAD)
+        assert status == 200 and set(body) == {"prediction", "probability"}
+        assert len(wait_for_workers(proc, 2)) == 2, "two gunicorn workers"
+    finally:
+        code, children, alive = stop(proc, sig)
+    assert code == 0
+    assert len(children) == 2 and alive == [], "no worker outlives the server"
+    log = proc.stdout.read()
+    assert '"POST /predict HTTP/1.1" 200' in log, "one access-log line per request"
+    assert log.count("coldbrew.startup") == 0, "the start-up line is logged once, before listening"
+
+
+def test_reads_model_from_the_environment_like_lambda(tiny_brew):
+    proc, record, url = start(env={"MODEL_SOURCE": "DISK", "MODEL_URI": str(tiny_brew), "COLDBREW_WARMUP": "1"})
+    try:
+        assert record["model"]["format"] == "brew"
+        assert record["timings_ms"]["warmup"] is not None
+        assert post(url, [STUDY_PAYLOAD, STUDY_PAYLOAD])[0] == 200
+    finally:
+        assert stop(proc, signal.SIGTERM)[0] == 0
+
+
+@pytest.mark.parametrize(
+    "args, env, needle",
+    [
+        ([], {"MODEL_SOURCE": "FTP", "MODEL_URI": "m.pkl"}, "MODEL_SOURCE"),
+        ([], {"MODEL_SOURCE": "", "MODEL_URI": ""}, "MODEL_URI"),
+        (["/nonexistent/model.pkl"], {}, "/nonexistent/model.pkl"),
+        (["s3://bucket-only"], {}, "s3://bucket/key"),
+        (["NOT_A_MODEL"], {}, "NOT_A_MODEL"),
+    ],
+)
+def test_bad_configuration_is_one_line_and_non_zero(args, env, needle, tmp_path):
+    (tmp_path / "NOT_A_MODEL").write_bytes(b"this is not a pickle")
+    result = subprocess.run(
+        [sys.executable, "-m", "coldbrew", "serve", *args, "--port", "0"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("coldbrew serve: error:") and needle in lines[0], result.stderr
+    assert READY_PREFIX not in result.stdout
