@@ -97,7 +97,8 @@ class Lab:
         self._scheduler = Scheduler(c, launcher, base_env, self.stats_log, self._workdir,
                                     self._staged.evict if self._staged else [])
         if c.snapshot:
-            error = await launcher.open({**base_env, "TMPDIR": str(self._workdir)}, c.init_timeout)
+            error = await launcher.open({**base_env, "TMPDIR": str(self._workdir)},
+                                        self._scheduler.init_limit("provisioned-concurrency"))
             self.template_init_ms = launcher.init_ms
             self.stats_log.event("snapshot", init_ms=round(launcher.init_ms, 2), **(error or {}))
             if error:

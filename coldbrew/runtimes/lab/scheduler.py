@@ -63,6 +63,11 @@ class Scheduler:
         return {**self.base_env, "AWS_LAMBDA_RUNTIME_API": api, "AWS_LAMBDA_LOG_STREAM_NAME": stream,
                 "AWS_LAMBDA_INITIALIZATION_TYPE": env.kind, "TMPDIR": str(tmpdir), "COLDBREW_LAB_ENV": env.id}
 
+    def init_limit(self, kind: str) -> float:
+        """Seconds init may take: --init-timeout on demand; for provisioned concurrency (and a
+        SnapStart snapshot) Lambda allows the higher of 130 s and the function timeout."""
+        return max(130.0, self.config.timeout) if kind == "provisioned-concurrency" else self.config.init_timeout
+
     async def start_environment(self, kind: str, *, reserved: bool) -> Environment:
         """Start one environment and wait for its init; raises InitFailure (environment discarded)."""
         if self.config.evict_page_cache and self.evict:
@@ -78,7 +83,7 @@ class Scheduler:
             pid, popen = await self.launcher.launch(self._variables(env, api, tmpdir))
             env.attach(pid, popen)
             self.stats.event("env_start", env=env.id, pid=pid, kind=kind)
-            init_ms = await env.wait_ready(self.config.init_timeout)
+            init_ms = await env.wait_ready(self.init_limit(kind))
         except InitFailure as failure:
             self._forget(env)
             self.stats.errors[failure.error["errorType"]] += 1
