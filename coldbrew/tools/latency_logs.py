@@ -66,7 +66,7 @@ def request_record(end_epoch: float, latency_ms: float, status: int, headers, er
     stamp = datetime.fromtimestamp(end_epoch, tz=timezone.utc).isoformat(timespec="milliseconds")
     return {
         "timestamp": stamp.replace("+00:00", "Z"),
-        "latency_ms": round(float(latency_ms), 3),
+        "latency_ms": float(latency_ms),
         "status": int(status),
         "env": env or None,
         # A coldbrew environment flags only its first request; without an env id we cannot tell.
