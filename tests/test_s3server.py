@@ -1,0 +1,47 @@
+"""The SeaweedFS launcher: loopback only, usable, and nothing left running after stop()."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+
+from coldbrew.runtimes.s3server import GRPC_OFFSET, SeaweedS3
+
+
+def _group_pids(pgid: int) -> list[int]:
+    out = subprocess.run(["ps", "-e", "-o", "pid=,pgid=,stat="], capture_output=True, text=True).stdout
+    return [int(p) for p, g, st in (line.split() for line in out.splitlines())
+            if int(g) == pgid and not st.startswith("Z")]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_start_use_stop_leaves_nothing_behind(tmp_path):
+    server = SeaweedS3(tmp_path / "data").start()
+    try:
+        pgid = server.proc.pid
+        sock_dir = server._sock_dir
+        assert _group_pids(pgid)
+        assert server.endpoint_url.startswith("http://127.0.0.1:")
+        env = server.env()
+        assert env["AWS_ENDPOINT_URL"] == server.endpoint_url and env["AWS_REGION"] == env["AWS_DEFAULT_REGION"]
+        server.create_bucket("launcher-test")
+        server.create_bucket("launcher-test")  # idempotent
+        (tmp_path / "f").write_bytes(b"hello")
+        server.upload(tmp_path / "f", "launcher-test", "a/b")
+        assert server.client().get_object(Bucket="launcher-test", Key="a/b")["Body"].read() == b"hello"
+        # Every listening socket of the group is on loopback (ss shows local addresses).
+        ss = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+        mine = [line for line in ss.splitlines() if f"pid={pgid}," in line]
+        assert mine and all(" 127.0.0.1:" in line for line in mine)
+    finally:
+        server.stop()
+    assert _group_pids(pgid) == []
+    assert not any(_listening(p) or _listening(p + GRPC_OFFSET) for p in server.ports.values())
+    assert not os.path.exists(sock_dir)
+    assert "S3" in (tmp_path / "data" / "weed.log").read_text()
+    server.stop()  # idempotent
