@@ -80,6 +80,7 @@ class PackageResult:
     files: list[tuple[str, int]]  # (path relative to out_dir, bytes); coldbrew-src counted as one row
     requirements: list[str]
     size_parts: dict[str, int | None] = field(default_factory=dict)  # estimated unzipped bytes per part
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def estimated_bytes(self) -> int | None:
@@ -265,15 +266,12 @@ def package(
     size_parts: dict[str, int | None] = {
         name.split("==")[0]: installed_size(name.split("==")[0]) for name in requirements
     }
-    # The Lambda limit is 250 MB for zips; check before copying hundreds of MB.
     model_bytes = plan.model_path.stat().st_size if plan.model_path and plan.model_in_artifact else 0
-    if plan.setup == "zip-snapstart" and plan.model_in_artifact:
-        known = sum(v for v in size_parts.values() if v) + model_bytes
-        if known > tpl.ZIP_UNZIPPED_LIMIT:
-            raise ColdbrewError(
-                f"the zip would be about {known / 1e6:,.0f} MB unzipped, over Lambda's 262 MB limit: "
-                "upload the model to S3 and pass --s3-uri s3://bucket/key"
-            )
+    if plan.setup == "zip-snapstart" and model_bytes >= tpl.ZIP_UNZIPPED_LIMIT:  # checked before copying it
+        raise ColdbrewError(
+            f"the model alone is {model_bytes / 1e6:,.0f} MB, over Lambda's 262 MB unzipped limit for zips: "
+            "upload it to S3 and pass --s3-uri s3://bucket/key"
+        )
     _prepare_out_dir(out_dir, force)
     files: list[tuple[str, int]] = []
 
@@ -293,6 +291,15 @@ def package(
     write(".dockerignore", tpl.dockerignore())
     write("template.yaml", tpl.sam_template(plan))
     result = PackageResult(plan, out_dir, files, requirements, size_parts)
+    total = result.estimated_bytes
+    if plan.setup == "zip-snapstart" and total is not None and total > tpl.ZIP_UNZIPPED_LIMIT:
+        result.warnings.append(
+            f"estimated {total / 1e6:,.0f} MB unzipped is over Lambda's 262 MB limit, so the build will stop: "
+            + ("compile the model to .brew (`coldbrew compile`), which needs no scikit-learn or scipy, "
+               if plan.model_format == "pickle" else "")
+            + ("put the model on S3 (--s3-uri), " if plan.model_in_artifact else "")
+            + "or use an image setup"
+        )
     write("README.md", tpl.readme(plan, requirements=requirements, estimate=_estimate_text(result)))
     return result
 
@@ -354,5 +361,7 @@ def run(args) -> int:
     print(f"  {label}: {_estimate_text(result)}" + (" (limit 262.1 MB)" if plan.setup == "zip-snapstart" else ""))
     for part, size in result.size_parts.items():
         print(f"    {part:<14} {_human(size):>10}")
+    for warning in result.warnings:
+        print(f"\nwarning: {warning}")
     print(f"\nnext: follow {result.out_dir / 'README.md'}")
     return 0

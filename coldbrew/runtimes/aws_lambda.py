@@ -1,0 +1,201 @@
+"""The AWS Lambda handler: one entry point for every HTTP front door, plus warm-ups and SnapStart hooks.
+
+The deployed handler is ``coldbrew.aws.handler``; importing :mod:`coldbrew.aws` is Lambda's init phase and
+loads the model (like the study, so the first invocation pays for it and the init log line measures it).
+
+- HTTP: API Gateway REST (payload 1.0, incl. ``multiValueHeaders``), HTTP API (payload 2.0), Function URLs
+  (2.0) and ALB events are translated to WSGI by apig-wsgi and served by the same app as ``coldbrew serve``.
+- Every response carries ``X-Coldbrew-Env`` (this execution environment's id) and, on the first request the
+  environment serves, ``X-Coldbrew-Cold: 1``.
+- Warm-up: the event ``{"coldbrew": "warm", "hold_ms": 250}`` (or ``POST /_warm`` with ``{"hold_ms": 250}``)
+  holds the environment ``hold_ms`` and answers ``{"env": ID, "cold": bool, "held_ms": N}``, no prediction.
+- SnapStart: before the snapshot the model's pages are touched; after a restore the environment gets a new
+  id and cold flag, random generators are reseeded and cached S3 clients dropped (docs/deploy.md).
+
+Each invocation logs one JSON line ``{"event": "coldbrew.invoke", "request_id", "latency_ms", "cold", ...}``.
+Imports are kept to what serving needs: apig-wsgi (~20 ms) and the app.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+
+WARM_EVENT_KEY = "coldbrew"
+DEFAULT_HOLD_MS = 250
+MAX_HOLD_MS = 10_000
+WARM_PATH = "/_warm"
+SNAP_START = "snap-start"
+
+
+class WarmRequestError(ValueError):
+    """A warm-up request with an unusable ``hold_ms``."""
+
+
+def parse_hold_ms(value) -> int:
+    """``hold_ms`` from a warm-up request: absent → default, else an integer number of ms in [0, 10000]."""
+    if value is None:
+        return DEFAULT_HOLD_MS
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise WarmRequestError("hold_ms must be a number of milliseconds")
+    if not 0 <= value <= MAX_HOLD_MS:
+        raise WarmRequestError(f"hold_ms must be between 0 and {MAX_HOLD_MS}")
+    return int(value)
+
+
+def is_warm_event(event) -> bool:
+    """True for a direct warm-up invocation: ``{"coldbrew": "warm", ...}``."""
+    return isinstance(event, dict) and event.get(WARM_EVENT_KEY) == "warm"
+
+
+def _log(record: dict) -> None:
+    sys.stdout.write(json.dumps(record, separators=(", ", ": ")) + "\n")
+    sys.stdout.flush()
+
+
+class LambdaHandler:
+    """The state of one execution environment and the callable Lambda invokes."""
+
+    def __init__(self, startup, app):
+        from apig_wsgi import make_lambda_handler
+
+        self.startup = startup
+        self.env_id = secrets.token_hex(8)
+        self.served = 0
+        self._cold = False  # whether the invocation in progress is this environment's first
+        self._http = make_lambda_handler(self._front_door(app))
+
+    # ------------------------------------------------------------------ invocations
+
+    def __call__(self, event, context):
+        started = time.perf_counter()
+        self._cold = self.served == 0
+        self.served += 1
+        record = {"event": "coldbrew.invoke", "request_id": getattr(context, "aws_request_id", None)}
+        try:
+            if is_warm_event(event):
+                result = self._direct_warm(event)
+                record["kind"] = "warm"
+            else:
+                if not isinstance(event, dict) or not ("requestContext" in event or "httpMethod" in event):
+                    raise ValueError(
+                        "unsupported event: expected API Gateway (REST or HTTP API), a Function URL, an ALB, "
+                        'or a warm-up {"coldbrew": "warm", "hold_ms": 250}'
+                    )
+                result = self._http(event, context)
+                record["kind"] = "http"
+                record["status"] = result.get("statusCode")
+            return result
+        finally:
+            record.update(
+                latency_ms=round((time.perf_counter() - started) * 1000.0, 3), cold=self._cold, env=self.env_id
+            )
+            _log(record)
+
+    def _hold(self, hold_ms: int) -> dict:
+        time.sleep(hold_ms / 1000.0)
+        return {"env": self.env_id, "cold": self._cold, "held_ms": hold_ms}
+
+    def _direct_warm(self, event) -> dict:
+        try:
+            return self._hold(parse_hold_ms(event.get("hold_ms")))
+        except WarmRequestError as exc:
+            return {"error": str(exc), "field": "hold_ms", "env": self.env_id, "cold": self._cold}
+
+    def _front_door(self, app):
+        """Wrap the WSGI app: answer ``POST /_warm`` and add the environment headers to every response."""
+
+        def wsgi(environ, start_response):
+            def start(status, headers, exc_info=None):
+                extra = [("X-Coldbrew-Env", self.env_id)]
+                if self._cold:
+                    extra.append(("X-Coldbrew-Cold", "1"))
+                return start_response(status, [*headers, *extra], exc_info)
+
+            if environ.get("PATH_INFO") == WARM_PATH and environ.get("REQUEST_METHOD") == "POST":
+                return self._http_warm(environ, start)
+            return app(environ, start)
+
+        return wsgi
+
+    def _http_warm(self, environ, start):
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            raw = environ["wsgi.input"].read(length) if length else b""
+            try:
+                body = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                raise WarmRequestError("body must be JSON, e.g. {\"hold_ms\": 250}") from None
+            if not isinstance(body, dict):
+                raise WarmRequestError("body must be a JSON object, e.g. {\"hold_ms\": 250}")
+            status, payload = "200 OK", self._hold(parse_hold_ms(body.get("hold_ms")))
+        except WarmRequestError as exc:
+            status, payload = "400 Bad Request", {"error": str(exc), "field": "hold_ms"}
+        data = json.dumps(payload).encode()
+        start(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+    # ------------------------------------------------------------------ SnapStart
+
+    def before_snapshot(self) -> None:
+        """Touch the model (one prediction) so its pages are in the snapshot, then collect garbage."""
+        import gc
+
+        import numpy as np
+
+        predictor = self.startup.predictor
+        predictor.predict_proba(np.zeros((1, len(predictor.feature_names)), dtype=np.float64))
+        gc.collect()
+        _log({"event": "coldbrew.before_snapshot", "env": self.env_id})
+
+    def after_restore(self) -> None:
+        """A restored snapshot is a new environment: new id, cold again, fresh randomness, no stale clients."""
+        previous = self.env_id
+        self.env_id = secrets.token_hex(8)  # secrets reads os.urandom: not part of the snapshot
+        self.served = 0
+        if "random" in sys.modules:
+            sys.modules["random"].seed()
+        if "numpy.random" in sys.modules:
+            sys.modules["numpy.random"].seed()
+        if "boto3" in sys.modules:
+            # coldbrew's S3 source builds a client per fetch and keeps none; this also drops boto3's default
+            # session, whose pooled connections and credentials would be stale copies from the snapshot.
+            sys.modules["boto3"].DEFAULT_SESSION = None
+        _log({"event": "coldbrew.after_restore", "env": self.env_id, "snapshot_env": previous})
+
+
+def register_snapstart_hooks(lambda_handler: LambdaHandler, environ=os.environ) -> bool:
+    """Register the SnapStart hooks when Lambda initialises for a snapshot; True if it did."""
+    if environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") != SNAP_START:
+        return False
+    from snapshot_restore_py import register_after_restore, register_before_snapshot
+
+    register_before_snapshot(lambda_handler.before_snapshot)
+    register_after_restore(lambda_handler.after_restore)
+    return True
+
+
+def init_from_env(environ=None) -> LambdaHandler:
+    """Lambda's init phase: load the model named by ``MODEL_SOURCE``/``MODEL_URI``, log the start-up line."""
+    from coldbrew.app import create_app
+    from coldbrew.app.startup import load_from_env
+
+    environ = os.environ if environ is None else environ
+    try:
+        startup = load_from_env(environ)
+    except Exception as exc:  # logged as one line, then re-raised so Lambda reports an init error
+        _log({"event": "coldbrew.startup_error", "error": f"{type(exc).__name__}: {exc}"})
+        raise
+    lambda_handler = LambdaHandler(startup, create_app(startup.predictor))
+    record = json.loads(startup.log_line())
+    record.update(
+        env=lambda_handler.env_id,
+        runtime="aws-lambda",
+        init_type=environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
+        snapstart_hooks=register_snapstart_hooks(lambda_handler, environ),
+    )
+    _log(record)
+    return lambda_handler

@@ -1,0 +1,419 @@
+"""The Lambda handler: every front door's events, warm-ups, SnapStart hooks, and the real runtime client.
+
+Events in tests/events/ follow AWS's documented payloads (REST v1, HTTP API v2, Function URL, ALB). One test
+runs ``python -m awslambdaric coldbrew.aws.handler`` against a minimal Runtime API server written here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coldbrew.runtimes.aws_lambda import MAX_HOLD_MS, init_from_env, parse_hold_ms
+
+EVENTS = Path(__file__).parent / "events"
+STUDY_ROW = {"age": 39, "fnlwgt": 77516, "education_num": 13, "capital_gain": 2174, "capital_loss": 0,
+             "hours_per_week": 40}
+
+
+class Context:
+    """The attributes of Lambda's context object the handler reads."""
+
+    def __init__(self):
+        self.aws_request_id = str(uuid.uuid4())
+        self.function_name = "coldbrew-test"
+
+
+def load_event(name: str) -> dict:
+    return json.loads((EVENTS / name).read_text())
+
+
+def headers_of(response: dict) -> dict[str, list[str]]:
+    """Response headers, lower-cased names → values, whether single- or multi-value."""
+    out: dict[str, list[str]] = {}
+    for k, v in (response.get("headers") or {}).items():
+        out.setdefault(k.lower(), []).append(v)
+    for k, vs in (response.get("multiValueHeaders") or {}).items():
+        out.setdefault(k.lower(), []).extend(vs)
+    return out
+
+
+def body_of(response: dict):
+    raw = response["body"]
+    if response.get("isBase64Encoded"):
+        raw = base64.b64decode(raw).decode()
+    return json.loads(raw)
+
+
+@pytest.fixture
+def make_handler(tiny_brew, capsys):
+    """A fresh execution environment (handler) per call, serving the tiny .brew model."""
+
+    def make(model=tiny_brew, **extra):
+        environ = {"MODEL_SOURCE": "DISK", "MODEL_URI": str(model), **extra}
+        return init_from_env(environ)
+
+    return make
+
+
+@pytest.fixture
+def expected(tiny_brew):
+    from coldbrew.engine import load_predictor
+
+    predictor = load_predictor(tiny_brew)
+
+    def of(row):
+        x = np.array([[float(row[f]) for f in predictor.feature_names]], dtype=np.float64)
+        return float(predictor.predict_proba(x)[0][1])
+
+    return of
+
+
+PREDICT_EVENTS = [
+    "rest-v1-predict.json",
+    "rest-v1-predict-base64.json",
+    "rest-v1-predict-single-value.json",
+    "http-v2-predict.json",
+    "http-v2-predict-base64.json",
+    "function-url-predict.json",
+    "function-url-predict-base64.json",
+    "alb-predict.json",
+    "alb-predict-base64.json",
+]
+
+
+@pytest.mark.parametrize("name", PREDICT_EVENTS)
+def test_predict_through_every_front_door(make_handler, expected, name):
+    handler = make_handler()
+    response = handler(load_event(name), Context())
+    assert response["statusCode"] == 200
+    body = body_of(response)
+    probability = expected(STUDY_ROW)
+    assert body == {"prediction": ">$50K" if probability >= 0.5 else "<=$50K", "probability": probability}
+    headers = headers_of(response)
+    assert headers["content-type"][0].startswith("application/json")
+    assert headers["x-coldbrew-env"] == [handler.env_id]
+    assert headers["x-coldbrew-cold"] == ["1"]
+    if "multiValueHeaders" in load_event(name):
+        assert "multiValueHeaders" in response  # REST/ALB multi-value mode answers in kind
+
+
+@pytest.mark.parametrize("name", ["rest-v1-root.json", "http-v2-root.json", "alb-root.json", "alb-multivalue-root.json"])
+def test_root(make_handler, name):
+    response = make_handler()(load_event(name), Context())
+    assert response["statusCode"] == 200
+    assert body_of(response) == {"success": True}
+
+
+def test_cold_header_only_on_the_first_request_of_an_environment(make_handler, capsys):
+    handler = make_handler()
+    capsys.readouterr()
+    first = handler(load_event("http-v2-root.json"), Context())
+    second = handler(load_event("http-v2-predict.json"), Context())
+    assert headers_of(first)["x-coldbrew-cold"] == ["1"]
+    assert "x-coldbrew-cold" not in headers_of(second)
+    assert headers_of(first)["x-coldbrew-env"] == headers_of(second)["x-coldbrew-env"]
+    other = make_handler()
+    assert headers_of(other(load_event("http-v2-root.json"), Context()))["x-coldbrew-env"] != [handler.env_id]
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    invokes = [r for r in lines if r.get("event") == "coldbrew.invoke"]
+    assert [r["cold"] for r in invokes] == [True, False, True]
+    for record in invokes:
+        assert record["request_id"] and record["latency_ms"] >= 0 and record["status"] == 200
+
+
+def test_init_logs_one_json_line_with_phases_and_model(make_handler, tiny_brew, capsys):
+    capsys.readouterr()
+    handler = make_handler()
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert len(lines) == 1
+    init = lines[0]
+    assert init["event"] == "coldbrew.startup" and init["env"] == handler.env_id
+    assert set(init["timings_ms"]) >= {"imports", "fetch", "load", "warmup"}
+    assert init["model"]["format"] == "brew" and init["model"]["size_bytes"] == tiny_brew.stat().st_size
+    assert init["snapstart_hooks"] is False
+
+
+def test_errors_keep_the_app_json_shapes(make_handler):
+    handler = make_handler()
+    missing = handler(load_event("http-v2-predict-missing-field.json"), Context())
+    assert 400 <= missing["statusCode"] < 500
+    assert body_of(missing)["field"] == "age" and "error" in body_of(missing)
+    wrong_method = handler(load_event("http-v2-predict-get.json"), Context())
+    assert wrong_method["statusCode"] == 405 and "error" in body_of(wrong_method)
+    unknown = handler(load_event("http-v2-unknown-route.json"), Context())
+    assert unknown["statusCode"] == 404 and "error" in body_of(unknown)
+    for response in (missing, wrong_method, unknown):
+        assert headers_of(response)["x-coldbrew-env"] == [handler.env_id]
+
+
+def test_batch(make_handler, expected):
+    response = make_handler()(load_event("http-v2-predict-batch.json"), Context())
+    rows = json.loads(load_event("http-v2-predict-batch.json")["body"])
+    assert [r["probability"] for r in body_of(response)] == [expected(r) for r in rows]
+
+
+def test_unsupported_event_is_a_clear_error(make_handler):
+    with pytest.raises(ValueError, match="unsupported event"):
+        make_handler()({"Records": []}, Context())
+
+
+def test_warm_event_holds_and_reports_env_and_cold(make_handler):
+    handler = make_handler()
+    started = time.perf_counter()
+    first = handler({"coldbrew": "warm", "hold_ms": 150}, Context())
+    assert time.perf_counter() - started >= 0.15
+    assert first == {"env": handler.env_id, "cold": True, "held_ms": 150}
+    assert handler(load_event("warm.json"), Context()) == {"env": handler.env_id, "cold": False, "held_ms": 0}
+    bad = handler({"coldbrew": "warm", "hold_ms": "long"}, Context())
+    assert bad["field"] == "hold_ms" and "error" in bad
+
+
+def test_warm_over_http(make_handler):
+    handler = make_handler()
+    response = handler(load_event("http-v2-warm.json"), Context())
+    assert response["statusCode"] == 200
+    assert body_of(response) == {"env": handler.env_id, "cold": True, "held_ms": 0}
+    assert headers_of(response)["x-coldbrew-cold"] == ["1"]
+    event = load_event("http-v2-warm.json")
+    event["body"] = json.dumps({"hold_ms": MAX_HOLD_MS + 1})
+    rejected = handler(event, Context())
+    assert rejected["statusCode"] == 400 and body_of(rejected)["field"] == "hold_ms"
+
+
+def test_warm_ups_never_load_the_model_again(make_handler, monkeypatch):
+    import coldbrew.engine
+
+    handler = make_handler()
+    monkeypatch.setattr(coldbrew.engine, "load_predictor", lambda *a, **k: pytest.fail("model loaded twice"))
+    for _ in range(3):
+        handler(load_event("warm.json"), Context())
+        handler(load_event("http-v2-warm.json"), Context())
+    assert handler.served == 6
+
+
+def test_parse_hold_ms():
+    assert parse_hold_ms(None) == 250 and parse_hold_ms(0) == 0 and parse_hold_ms(99.9) == 99
+    for bad in (True, -1, MAX_HOLD_MS + 1, "5", float("nan")):
+        with pytest.raises(ValueError):
+            parse_hold_ms(bad)
+
+
+def test_snapstart_hooks_renew_identity_and_randomness(make_handler):
+    import random
+
+    import snapshot_restore_py
+
+    before = list(snapshot_restore_py.get_before_snapshot())
+    after = list(snapshot_restore_py.get_after_restore())
+    try:
+        handler = make_handler(AWS_LAMBDA_INITIALIZATION_TYPE="snap-start")
+        snapshot_env = handler.env_id
+        handler(load_event("warm.json"), Context())  # would not happen before a snapshot; proves the reset
+        for func, args, kwargs in snapshot_restore_py.get_before_snapshot()[len(before):]:
+            func(*args, **kwargs)
+        # Two environments restored from one snapshot must not share random streams.
+        random.seed(1234)
+        np.random.seed(1234)
+        snapshotted = (random.random(), np.random.random())
+        random.seed(1234)
+        np.random.seed(1234)
+        for func, args, kwargs in snapshot_restore_py.get_after_restore()[len(after):]:
+            func(*args, **kwargs)
+        assert random.random() != snapshotted[0] and np.random.random() != snapshotted[1]
+        assert handler.env_id != snapshot_env
+        assert handler.served == 0
+        response = handler(load_event("http-v2-root.json"), Context())
+        assert headers_of(response)["x-coldbrew-cold"] == ["1"]
+        assert headers_of(response)["x-coldbrew-env"] == [handler.env_id]
+    finally:
+        del snapshot_restore_py.get_before_snapshot()[len(before):]
+        del snapshot_restore_py.get_after_restore()[len(after):]
+
+
+# ------------------------------------------------------------------------------------------ real awslambdaric
+
+
+class RuntimeAPI:
+    """A minimal Lambda Runtime API (2018-06-01) on 127.0.0.1 serving queued events to one runtime."""
+
+    def __init__(self):
+        self.events: queue.Queue = queue.Queue()
+        self.responses: dict[str, bytes] = {}
+        self.errors: dict[str, bytes] = {}
+        self.restored = threading.Event()
+        self.done = threading.Condition()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, status, body=b"", headers=()):
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path == "/2018-06-01/runtime/invocation/next":
+                    request_id, payload = api.events.get()  # blocks until the test queues one
+                    self._reply(200, payload, [
+                        ("Content-Type", "application/json"),  # awslambdaric's C client needs it
+                        ("Lambda-Runtime-Aws-Request-Id", request_id),
+                        ("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30_000)),
+                        ("Lambda-Runtime-Invoked-Function-Arn",
+                         "arn:aws:lambda:us-east-1:123456789012:function:coldbrew-test"),
+                        ("Lambda-Runtime-Trace-Id", "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419"),
+                    ])
+                elif self.path == "/2018-06-01/runtime/restore/next":
+                    api.restored.set()
+                    self._reply(200, b"{}", [("Content-Type", "application/json")])
+                else:
+                    self._reply(404)
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                parts = self.path.split("/")
+                if self.path.endswith("/response"):
+                    store = api.responses
+                elif self.path.endswith("/error"):
+                    store = api.errors
+                else:
+                    self._reply(404)
+                    return
+                key = parts[-2] if "/invocation/" in self.path else parts[-2] + "/error"
+                with api.done:
+                    store[key] = body
+                    api.done.notify_all()
+                self._reply(202, b'{"status": "OK"}', [("Content-Type", "application/json")])
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+
+    def invoke(self, event: dict, timeout: float = 30.0) -> dict:
+        """Queue ``event`` and wait for the runtime's response (or error)."""
+        request_id = str(uuid.uuid4())
+        self.events.put((request_id, json.dumps(event).encode()))
+        deadline = time.monotonic() + timeout
+        with self.done:
+            while request_id not in self.responses and request_id not in self.errors:
+                if not self.done.wait(deadline - time.monotonic()):
+                    raise TimeoutError("the runtime never answered")
+        if request_id in self.errors:
+            raise AssertionError(f"invocation error: {self.errors[request_id]!r}")
+        return json.loads(self.responses[request_id])
+
+    def wait_init_error(self, timeout: float = 30.0) -> dict:
+        deadline = time.monotonic() + timeout
+        with self.done:
+            while "init/error" not in self.errors:
+                if not self.done.wait(deadline - time.monotonic()):
+                    raise TimeoutError("no init error reported")
+        return json.loads(self.errors["init/error"])
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    """Start ``python -m awslambdaric coldbrew.aws.handler`` against a fresh Runtime API; stop both after."""
+    api = RuntimeAPI()
+    procs = []
+
+    def start(**env):
+        log = open(tmp_path / f"runtime{len(procs)}.log", "wb")
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODEL_", "COLDBREW_"))}
+        environ.update(AWS_LAMBDA_RUNTIME_API=api.address, LAMBDA_TASK_ROOT=str(tmp_path), **env)
+        proc = subprocess.Popen([sys.executable, "-m", "awslambdaric", "coldbrew.aws.handler"],
+                                cwd=tmp_path, env=environ, stdout=log, stderr=subprocess.STDOUT)
+        procs.append((proc, log))
+        return proc, tmp_path / f"runtime{len(procs) - 1}.log"
+
+    yield api, start
+    for proc, log in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    api.close()
+
+
+def _json_lines(path: Path) -> list[dict]:
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        start = line.find("{")
+        if start >= 0:
+            try:
+                out.append(json.loads(line[start:]))
+            except ValueError:
+                pass
+    return out
+
+
+def test_handler_under_the_real_awslambdaric(runtime, tiny_brew, expected):
+    api, start = runtime
+    _proc, log = start(MODEL_SOURCE="DISK", MODEL_URI=str(tiny_brew))
+    first = api.invoke(load_event("http-v2-predict.json"))
+    assert first["statusCode"] == 200
+    assert body_of(first)["probability"] == expected(STUDY_ROW)
+    assert first["headers"]["x-coldbrew-cold"] == "1"
+    env = first["headers"]["x-coldbrew-env"]
+    second = api.invoke(load_event("rest-v1-root.json"))
+    assert second["statusCode"] == 200 and body_of(second) == {"success": True}
+    assert second["multiValueHeaders"]["X-Coldbrew-Env"] == [env]
+    assert "X-Coldbrew-Cold" not in second["multiValueHeaders"]
+    assert api.invoke(load_event("warm.json")) == {"env": env, "cold": False, "held_ms": 0}
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        records = _json_lines(log)
+        if sum(r.get("event") == "coldbrew.invoke" for r in records) == 3:
+            break
+        time.sleep(0.05)
+    startup = [r for r in records if r.get("event") == "coldbrew.startup"]
+    assert len(startup) == 1 and startup[0]["env"] == env and startup[0]["model"]["format"] == "brew"
+    assert [r["cold"] for r in records if r.get("event") == "coldbrew.invoke"] == [True, False, False]
+
+
+def test_snapstart_restore_under_the_real_awslambdaric(runtime, tiny_brew):
+    api, start = runtime
+    _proc, log = start(MODEL_SOURCE="DISK", MODEL_URI=str(tiny_brew), AWS_LAMBDA_INITIALIZATION_TYPE="snap-start")
+    answer = api.invoke(load_event("warm.json"))
+    assert api.restored.is_set(), "awslambdaric never asked for /restore/next"
+    records = _json_lines(log)
+    snapshot_env = next(r for r in records if r.get("event") == "coldbrew.startup")["env"]
+    assert [r["event"] for r in records if r.get("event", "").startswith("coldbrew.")][:3] == [
+        "coldbrew.startup", "coldbrew.before_snapshot", "coldbrew.after_restore"]
+    assert answer["cold"] is True and answer["env"] != snapshot_env
+
+
+def test_bad_configuration_is_an_init_error(runtime):
+    api, start = runtime
+    proc, log = start(MODEL_SOURCE="FTP", MODEL_URI="/nowhere")
+    error = api.wait_init_error()
+    assert "MODEL_SOURCE" in error["errorMessage"]
+    assert proc.wait(timeout=10) != 0
+    assert any(r.get("event") == "coldbrew.startup_error" for r in _json_lines(log))

@@ -1,0 +1,288 @@
+"""`coldbrew package`: the three setups are generated and every artifact passes static checks.
+
+No Docker engine or AWS account here, so each artifact is checked the way the real tools would read it:
+cfn-lint and samtranslator for template.yaml, dockerfile-parse for the Dockerfile (and the build context
+holds every file it copies), requirements.txt for what serving pulls in, and the zip's unzipped size.
+"""
+
+from __future__ import annotations
+
+import copy
+import shlex
+from pathlib import Path
+
+import pytest
+
+from coldbrew.errors import ColdbrewError
+from coldbrew.tools import package_templates as tpl
+from coldbrew.tools.package import has_native_sources, package
+
+S3_URI = "s3://coldbrew-models/prod/tiny.brew"
+LAMBDA_ZIP_LIMIT = 262_144_000
+HEAVY = ("scikit-learn", "sklearn", "pandas", "scipy")
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory, tiny_model, tiny_brew):
+    """One output directory per (setup, model format) combination worth checking."""
+    root = tmp_path_factory.mktemp("packages")
+    cases = {
+        "image-disk": (str(tiny_brew), "image-disk", {}),
+        "image-disk-pickle": (str(tiny_model), "image-disk", {}),
+        "image-s3": (str(tiny_brew), "image-s3", {"s3_uri": S3_URI}),
+        "image-s3-uri": (S3_URI, "image-s3", {}),
+        "zip-snapstart": (str(tiny_brew), "zip-snapstart", {}),
+        "zip-snapstart-s3": (str(tiny_brew), "zip-snapstart", {"s3_uri": S3_URI}),
+        "zip-snapstart-pickle": (str(tiny_model), "zip-snapstart", {}),
+    }
+    return {name: package(uri, setup, root / name, **kw) for name, (uri, setup, kw) in cases.items()}
+
+
+def _parse_template(path: Path) -> dict:
+    from samtranslator.yaml_helper import yaml_parse
+
+    return yaml_parse(path.read_text())
+
+
+def _transform(template: dict, parameters: dict) -> dict:
+    """Run the SAM transform as CloudFormation would (no IAM look-ups: the templates use no managed names)."""
+    from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies(ManagedPolicyLoader):
+        def __init__(self):
+            super().__init__(None)
+
+        def load(self):
+            return {}
+
+    return transform(template, parameters, NoManagedPolicies())
+
+
+def test_three_setups_are_generated(packages):
+    for name, result in packages.items():
+        out = result.out_dir
+        for rel in ("Dockerfile", ".dockerignore", "requirements.txt", "template.yaml", "README.md"):
+            assert (out / rel).is_file(), f"{name}: {rel} missing"
+        assert (out / "coldbrew-src" / "pyproject.toml").is_file()
+        assert (out / "coldbrew-src" / "coldbrew" / "aws.py").is_file()
+        assert not list((out / "coldbrew-src").rglob("__pycache__")), "bytecode from this machine was copied"
+    assert (packages["image-disk"].out_dir / "model" / "tiny.brew").is_file()
+    assert not (packages["image-s3"].out_dir / "model").exists()
+    assert (packages["zip-snapstart"].out_dir / "model" / "tiny.brew").is_file()
+    assert not (packages["zip-snapstart-s3"].out_dir / "model").exists()
+
+
+def test_environment_matches_the_study_setups(packages):
+    disk = packages["image-disk"].out_dir / "Dockerfile"
+    assert "MODEL_SOURCE=DISK" in disk.read_text() and "MODEL_URI=/var/task/model/tiny.brew" in disk.read_text()
+    s3 = packages["image-s3"].out_dir / "Dockerfile"
+    assert "MODEL_SOURCE=S3" in s3.read_text() and f"MODEL_URI={S3_URI}" in s3.read_text()
+    template = _parse_template(packages["image-s3"].out_dir / "template.yaml")
+    variables = template["Resources"]["ModelFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["MODEL_SOURCE"] == "S3"
+    assert variables["MODEL_URI"] == {"Fn::Sub": "s3://${ModelBucket}/${ModelKey}"}
+    assert template["Parameters"]["ModelBucket"]["Default"] == "coldbrew-models"
+    assert template["Parameters"]["ModelKey"]["Default"] == "prod/tiny.brew"
+
+
+def test_templates_pass_cfn_lint_with_zero_errors(packages):
+    from cfnlint.api import lint_file
+
+    for name, result in packages.items():
+        matches = lint_file(result.out_dir / "template.yaml")
+        errors = [m for m in matches if m.rule.id.startswith("E")]
+        assert not errors, f"{name}: " + "\n".join(str(m) for m in errors)
+        assert not matches, f"{name} warnings: " + "\n".join(str(m) for m in matches)
+
+
+def test_templates_transform_with_samtranslator(packages, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name, result in packages.items():
+        template = _parse_template(result.out_dir / "template.yaml")
+        props = template["Resources"]["ModelFunction"]["Properties"]
+        params = {}
+        if result.plan.setup == "zip-snapstart":
+            # `sam deploy` uploads the local dist/function.zip and rewrites CodeUri to its S3 location first.
+            assert props["CodeUri"] == "dist/function.zip"
+            props["CodeUri"] = "s3://sam-artifacts/function.zip"
+        else:
+            params["ImageUri"] = "123456789012.dkr.ecr.us-east-1.amazonaws.com/coldbrew:latest"
+        out = _transform(copy.deepcopy(template), params)["Resources"]
+        types = {r["Type"] for r in out.values()}
+        assert {"AWS::Lambda::Function", "AWS::Lambda::Alias", "AWS::Lambda::Version"} <= types, name
+        assert {"AWS::ApiGatewayV2::Api", "AWS::Events::Rule"} <= types, name
+
+        function = out["ModelFunction"]["Properties"]
+        assert function["MemorySize"] == {"Ref": "MemorySize"}
+        assert template["Parameters"]["MemorySize"]["Default"] == 4500
+        assert function["Architectures"] == ["x86_64"]
+        paths = out["ServerlessHttpApi"]["Properties"]["Body"]["paths"]
+        assert {"/", "/predict", "/_warm", "/openapi.json"} <= set(paths), name
+        assert "post" in paths["/_warm"] and "get" in paths["/"]
+
+        alias = out["ModelFunctionAliaslive"]["Properties"]
+        if result.plan.setup == "zip-snapstart":
+            assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+            assert function["Runtime"] == "python3.12" and function["Handler"] == "coldbrew.aws.handler"
+            assert "ProvisionedConcurrencyConfig" not in alias  # SnapStart excludes it
+        else:
+            assert function["PackageType"] == "Image"
+            assert alias["ProvisionedConcurrencyConfig"]["Fn::If"][0] == "HasProvisioned"
+
+        # The warmer fans out to the alias, on the schedule, only when WarmConcurrency > 0.
+        assert out["WarmerFunction"]["Condition"] == "HasWarmer"
+        rule = next(r for r in out.values() if r["Type"] == "AWS::Events::Rule")
+        assert rule["Properties"]["ScheduleExpression"] == {"Ref": "WarmSchedule"}
+        warmer_env = out["WarmerFunction"]["Properties"]["Environment"]["Variables"]
+        assert warmer_env["TARGET"] == {"Ref": "ModelFunctionAliaslive"}
+        assert warmer_env["CONCURRENCY"] == {"Ref": "WarmConcurrency"}
+
+        statements = [
+            s
+            for p in out["ModelFunctionRole"]["Properties"].get("Policies", [])
+            for s in p["PolicyDocument"]["Statement"]
+        ]
+        if result.plan.model_source == "S3":
+            assert statements == [
+                {
+                    "Effect": "Allow",
+                    "Action": "s3:GetObject",
+                    "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ModelBucket}/${ModelKey}"},
+                }
+            ], f"{name}: S3 access must be scoped to the model object"
+        else:
+            assert statements == [], f"{name}: a model on disk needs no S3 access"
+
+
+def _copy_sources(instruction: dict) -> list[str]:
+    words = [w for w in shlex.split(instruction["value"]) if not w.startswith("--")]
+    return words[:-1]
+
+
+def test_dockerfiles_parse_and_copy_only_files_in_the_context(packages):
+    from dockerfile_parse import DockerfileParser
+
+    for name, result in packages.items():
+        parser = DockerfileParser(path=str(result.out_dir / "Dockerfile"))
+        structure = parser.structure
+        froms = [i["value"] for i in structure if i["instruction"] == "FROM"]
+        assert len(froms) == 2, f"{name}: expected a multi-stage build"
+        assert froms[0].endswith(f"{tpl.BASE_IMAGE} AS build")
+        ignored = {
+            line.strip().rstrip("/")
+            for line in (result.out_dir / ".dockerignore").read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        }
+        for instruction in structure:
+            if instruction["instruction"] not in ("COPY", "ADD"):
+                continue
+            if "--from=" in instruction["value"]:
+                continue  # copies from a build stage, not from the context
+            for src in _copy_sources(instruction):
+                assert (result.out_dir / src).exists(), f"{name}: COPY {src} is not in the build context"
+                assert src.split("/")[0] not in ignored, f"{name}: COPY {src} is excluded by .dockerignore"
+        # coldbrew itself is installed in the build stage, inside the Lambda base image.
+        build_stage = parser.content.split("\nFROM ")[1]
+        assert "COPY coldbrew-src/ /src/" in build_stage and "--no-deps" in build_stage
+        if result.plan.setup == "zip-snapstart":
+            assert "FROM scratch" in parser.content and "/function.zip" in parser.content
+        else:
+            assert parser.structure[-1]["instruction"] == "CMD"
+            assert parser.structure[-1]["value"] == '["coldbrew.aws.handler"]'
+
+
+def test_native_parts_are_compiled_inside_the_lambda_image(packages, tmp_path):
+    plan = copy.copy(packages["image-disk"].plan)
+    plan.native_build = True
+    text = tpl.dockerfile(plan)
+    build_stage, final_stage = text.split(f"\nFROM --platform=linux/amd64 {tpl.BASE_IMAGE}\n")
+    assert "dnf install -y gcc" in build_stage and "gcc" not in final_stage
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "kernel.py").write_text("")
+    assert not has_native_sources(tmp_path / "pkg")
+    (tmp_path / "pkg" / "_kernel.c").write_text("int x;")
+    assert has_native_sources(tmp_path / "pkg")
+
+
+def _requirements(result) -> list[str]:
+    return (result.out_dir / "requirements.txt").read_text().split()
+
+
+def test_brew_setups_need_no_sklearn_pandas_or_scipy(packages):
+    for name, result in packages.items():
+        lines = _requirements(result)
+        assert all("==" in line for line in lines), f"{name}: requirements must be pinned"
+        names = {line.split("==")[0].lower() for line in lines}
+        assert {"numpy", "apig-wsgi"} <= names
+        assert "coldbrew" not in names  # installed from coldbrew-src with --no-deps
+        if result.plan.model_format == "brew":
+            assert not names & set(HEAVY), f"{name}: {sorted(names & set(HEAVY))}"
+        else:
+            from importlib.metadata import version
+
+            assert f"scikit-learn=={version('scikit-learn')}" in lines  # unpickling needs the same version
+
+
+def test_zip_unzipped_size_is_measured_and_under_the_limit(packages):
+    for name in ("zip-snapstart", "zip-snapstart-s3"):
+        result = packages[name]
+        parts = result.size_parts
+        assert parts["numpy"] > 1_000_000 and parts["coldbrew"] > 10_000
+        assert result.estimated_bytes is not None and result.estimated_bytes < LAMBDA_ZIP_LIMIT, name
+        assert not result.warnings
+    # A pickle drags in scikit-learn and scipy: measured against the limit and flagged, with the way out.
+    pickle = packages["zip-snapstart-pickle"]
+    assert pickle.size_parts["scipy"] > 50_000_000
+    if pickle.estimated_bytes > LAMBDA_ZIP_LIMIT:
+        assert "coldbrew compile" in pickle.warnings[0]
+    brew = packages["zip-snapstart"]
+    assert brew.size_parts["model"] == (brew.out_dir / "model" / "tiny.brew").stat().st_size
+    # The Dockerfile checks the real number at build time too.
+    assert f"sys.exit(n > {LAMBDA_ZIP_LIMIT})" in (brew.out_dir / "Dockerfile").read_text()
+
+
+def test_readme_has_the_exact_commands(packages):
+    image = (packages["image-s3"].out_dir / "README.md").read_text()
+    for command in ("docker build --platform linux/amd64", "aws ecr create-repository", "aws ecr get-login-password",
+                    "docker push $IMAGE", "sam deploy --guided", f"aws s3 cp {packages['image-s3'].plan.model_path}"):
+        assert command in image, command
+    zip_readme = (packages["zip-snapstart"].out_dir / "README.md").read_text()
+    assert "docker build --platform linux/amd64 --output type=local,dest=dist ." in zip_readme
+    assert "sam deploy --guided" in zip_readme
+
+
+def test_invalid_combinations_are_one_line_errors(tmp_path, tiny_brew):
+    with pytest.raises(ColdbrewError, match="local model file"):
+        package(S3_URI, "image-disk", tmp_path / "a")
+    with pytest.raises(ColdbrewError, match="--s3-uri"):
+        package(str(tiny_brew), "image-s3", tmp_path / "b")
+    with pytest.raises(ColdbrewError, match="not found"):
+        package(str(tmp_path / "missing.brew"), "image-disk", tmp_path / "c")
+    with pytest.raises(ColdbrewError, match="s3://bucket/key"):
+        package(str(tiny_brew), "image-s3", tmp_path / "d", s3_uri="https://example/x")
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "keep.txt").write_text("mine")
+    with pytest.raises(ColdbrewError, match="--force"):
+        package(str(tiny_brew), "image-disk", tmp_path / "e")
+    package(str(tiny_brew), "image-disk", tmp_path / "e", force=True)
+    assert (tmp_path / "e" / "keep.txt").read_text() == "mine"
+
+
+def test_zip_over_the_limit_is_refused_before_copying(tmp_path):
+    big = tmp_path / "big.brew"
+    with open(big, "wb") as fh:
+        fh.truncate(LAMBDA_ZIP_LIMIT)  # sparse: costs no disk
+    with pytest.raises(ColdbrewError, match="--s3-uri"):
+        package(str(big), "zip-snapstart", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_prints_the_files_and_sizes(tmp_path, tiny_brew, capsys):
+    from coldbrew.cli import main
+
+    assert main(["package", str(tiny_brew), "--setup", "zip-snapstart", "-o", str(tmp_path / "z")]) == 0
+    out = capsys.readouterr().out
+    assert "template.yaml" in out and "model/tiny.brew" in out and "estimated unzipped size" in out
+    assert main(["package", S3_URI, "--setup", "image-disk", "-o", str(tmp_path / "y")]) == 1
+    assert "image-disk copies the model" in capsys.readouterr().err
