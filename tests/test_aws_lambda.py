@@ -417,3 +417,18 @@ def test_bad_configuration_is_an_init_error(runtime):
     assert "MODEL_SOURCE" in error["errorMessage"]
     assert proc.wait(timeout=10) != 0
     assert any(r.get("event") == "coldbrew.startup_error" for r in _json_lines(log))
+
+
+def test_model_from_s3_under_the_real_awslambdaric(runtime, tiny_brew, s3_server, tmp_path, expected):
+    """The image-s3 setup end to end: MODEL_SOURCE=S3 against a real S3 server (SeaweedFS), fetched at init."""
+    s3_server.create_bucket("coldbrew-lambda")
+    s3_server.upload(tiny_brew, "coldbrew-lambda", "models/tiny.brew")
+    api, start = runtime
+    _proc, log = start(MODEL_SOURCE="S3", MODEL_URI="s3://coldbrew-lambda/models/tiny.brew",
+                       TMPDIR=str(tmp_path), **s3_server.env())
+    response = api.invoke(load_event("function-url-predict.json"))
+    assert response["statusCode"] == 200
+    assert body_of(response)["probability"] == expected(STUDY_ROW)
+    startup = next(r for r in _json_lines(log) if r.get("event") == "coldbrew.startup")
+    assert startup["model"]["source"] == "S3" and startup["model"]["size_bytes"] == tiny_brew.stat().st_size
+    assert startup["timings_ms"]["fetch"] > 0
