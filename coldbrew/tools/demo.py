@@ -1,0 +1,107 @@
+"""`coldbrew demo`: train the tiny model, serve it, send the study's payload, show the start-up timings.
+
+The model is trained once into the model cache (``coldbrew.tools.modelcache``) and, when the compiler is
+available, compiled to .brew beside it. Each format is then served by a fresh ``coldbrew serve`` process on a
+free loopback port, sent the study's payload, and stopped — the two side by side are the product's point.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+ROWS = [
+    ("imports", "imports"),
+    ("fetch", "model fetch"),
+    ("load", "model load"),
+    ("warmup", "warm-up"),
+]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--pickle-only", action="store_true", help="serve only the pickle, not the .brew version")
+
+
+def _ensure_models(pickle_only: bool) -> dict[str, Path]:
+    """The tiny model as pickle (and .brew), trained/compiled into the cache only when missing or stale."""
+    from coldbrew.tools.modelcache import cache_path
+    from coldbrew.tools.train import PRESETS, train
+
+    recipe = PRESETS["tiny"]
+    models = {"pickle": cache_path(recipe, "pickle")}
+    if not models["pickle"].exists():
+        print(f"training the tiny model (n_estimators={recipe.n_estimators}, max_depth={recipe.max_depth}) ...")
+        result = train(recipe, models["pickle"], progress=False)
+        print(f"  test accuracy {result.accuracy:.4f}, {result.seconds:.1f} s")
+    if not pickle_only and importlib.util.find_spec("coldbrew.tools.compile") is not None:
+        from coldbrew.tools.compile import compile_model
+
+        brew = cache_path(recipe, "brew")
+        if not brew.exists() or brew.stat().st_mtime < models["pickle"].stat().st_mtime:
+            print("compiling it to .brew ...")
+            compile_model(models["pickle"], brew, progress=False)
+        models["brew"] = brew
+    return models
+
+
+def _serve_and_ask(path: Path) -> dict:
+    """Serve ``path`` in a fresh process, POST the study payload, stop; returns what a client saw."""
+    from coldbrew.runtimes.local import ServerProcess
+    from coldbrew.tools.dataset import STUDY_PAYLOAD
+
+    with ServerProcess(str(path)) as server:
+        status, body = server.request("POST", "/predict", STUDY_PAYLOAD)
+        first_200_ms = (time.perf_counter() - server.spawned_at) * 1000.0
+        health = server.request("GET", "/")[0]
+        startup = server.startup
+    if status != 200 or health != 200:
+        raise RuntimeError(f"serving {path} answered {status} {body}")
+    return {"response": body, "startup": startup, "first_200_ms": first_200_ms, "size": path.stat().st_size}
+
+
+def _ms(value) -> str:
+    return "—" if value is None else f"{value:,.1f} ms"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e3:,.1f} kB" if n < 1e6 else f"{n / 1e6:,.1f} MB"
+
+
+def format_table(results: dict[str, dict]) -> str:
+    """Start-up timings per format as an aligned text table."""
+    names = list(results)
+    rows = [["", *names]]
+    for key, label in ROWS:
+        rows.append([label, *(_ms(results[n]["startup"]["timings_ms"][key]) for n in names)])
+    rows.append(["start-up total (logged)", *(_ms(results[n]["startup"]["total_ms"]) for n in names)])
+    rows.append(["spawn → first 200", *(_ms(results[n]["first_200_ms"]) for n in names)])
+    rows.append(["model file", *(_size(results[n]["size"]) for n in names)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from coldbrew.tools.dataset import STUDY_PAYLOAD
+
+    models = _ensure_models(args.pickle_only)
+    print(f"\nPOST /predict {json.dumps(STUDY_PAYLOAD)}\n")
+    results = {}
+    for fmt, path in models.items():
+        print(f"serving {path} ...", flush=True)
+        results[fmt] = _serve_and_ask(path)
+    print()
+    width = max(len(fmt) for fmt in results)
+    for fmt, result in results.items():
+        print(f"{fmt.ljust(width)}  → {json.dumps(result['response'])}")
+    if len(results) > 1:
+        same = len({json.dumps(r["response"]) for r in results.values()}) == 1
+        print(f"identical responses: {'yes' if same else 'NO'}")
+    print("\nstart-up (each in a fresh process):\n")
+    print(format_table(results))
+    return 0
