@@ -112,31 +112,51 @@ def plot_histograms(runs: Sequence[Run], title: str, threshold_ms: float, out: P
     return out
 
 
-def plot_cold_comparison(groups: Sequence[dict], out: Path) -> Path:
-    """Grouped bars of cold-start mean/p50/p95/max per group; reference rows hatched."""
-    plt = _pyplot()
+def _bars(ax, plt, groups: Sequence[dict], stats: Sequence[dict | None], names: list[str], title: str) -> None:
     keys = ("mean", "p50", "p95", "max")
     colours = ("tab:red", "tab:green", "tab:orange", "tab:purple")
-    names = []
-    for g in groups:
-        title = group_title({c: g.get(c) for c in g["labels"]})
-        names.append(f"{title}\n({g['reference']})" if g.get("reference") else title)
-    fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(groups) + 2), 5), dpi=100)
     x = np.arange(len(groups))
     width = 0.2
     for i, (key, colour) in enumerate(zip(keys, colours)):
-        values = [g.get(key) if g.get(key) is not None else np.nan for g in groups]
+        values = [s.get(key) if s and s.get(key) is not None else np.nan for s in stats]
         bars = ax.bar(x + (i - 1.5) * width, values, width, color=colour, label=key)
         for bar, g in zip(bars, groups):
             if g.get("reference"):
                 bar.set_hatch("//")
                 bar.set_alpha(0.6)
+    for xi, s in zip(x, stats):
+        if not s or s.get("n") == 0:
+            ax.text(xi, 0.03, "none" if s else "no data", ha="center", va="bottom", fontsize=8, color="dimgray",
+                    transform=ax.get_xaxis_transform())
     ax.set_xticks(x, names, fontsize=8)
-    ax.set_ylabel("cold-start latency (ms)")
-    ax.set_title(f"Cold starts (> {groups[0]['threshold_ms']:g} ms) by group" if groups else "Cold starts")
+    present = [s[k] for s in stats if s for k in keys if s.get(k)]
+    log = bool(present) and max(present) / min(present) > 20  # ms-scale and s-scale side by side
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel("latency (ms" + (", log scale)" if log else ")"))
     ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
+
+
+def plot_cold_comparison(groups: Sequence[dict], out: Path) -> Path:
+    """Grouped bars of cold-start mean/p50/p95/max per group (reference rows hatched), and of true cold
+    starts (first request per environment) when any group has environment ids."""
+    plt = _pyplot()
+    names = []
+    for g in groups:
+        title = group_title({c: g.get(c) for c in g["labels"]})
+        names.append(f"{title}\n({g['reference']})" if g.get("reference") else title)
+    with_true = any(g.get("true_cold") for g in groups)
+    width = max(7, 1.6 * len(groups) + 2)
+    fig, axes = plt.subplots(2 if with_true else 1, 1, figsize=(width, 9 if with_true else 5), dpi=100,
+                             squeeze=False)
+    threshold = groups[0]["threshold_ms"] if groups else 1000
+    _bars(axes[0][0], plt, groups, groups, names, f"Cold starts by the threshold rule (> {threshold:g} ms)")
+    if with_true:
+        _bars(axes[1][0], plt, groups, [g.get("true_cold") for g in groups], names,
+              "True cold starts (first request of each environment)")
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)

@@ -93,7 +93,7 @@ def table_sections(groups: Sequence[dict]) -> list[tuple[str, list[str], list[li
 
 def _aligned(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    numeric = [all(r[i][:1].isdigit() or r[i] == "—" for r in rows) and rows for i in range(len(headers))]
+    numeric = [bool(rows) and all(r[i][:1].isdigit() or r[i] == "—" for r in rows) for i in range(len(headers))]
 
     def line(cells):
         return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)).rstrip()
