@@ -205,6 +205,27 @@ def test_warm_ups_never_load_the_model_again(make_handler, monkeypatch):
     assert handler.served == 6
 
 
+def test_wsgi_app_for_zappa_counts_cold_per_environment(make_handler):
+    """``coldbrew.aws.app`` (what Zappa hosts) answers like the handler, headers included."""
+    from io import BytesIO
+    from wsgiref.util import setup_testing_defaults
+
+    handler = make_handler()
+    seen = []
+
+    def call(path, method="GET", body=b""):
+        environ = {"PATH_INFO": path, "REQUEST_METHOD": method, "CONTENT_LENGTH": str(len(body)),
+                   "CONTENT_TYPE": "application/json", "wsgi.input": BytesIO(body)}
+        setup_testing_defaults(environ)
+        out = b"".join(handler.wsgi(environ, lambda status, headers, exc_info=None: seen.append((status, dict(headers)))))
+        return json.loads(out)
+
+    assert call("/") == {"success": True}
+    assert call("/_warm", "POST", b'{"hold_ms": 0}') == {"env": handler.env_id, "cold": False, "held_ms": 0}
+    assert seen[0][1]["X-Coldbrew-Cold"] == "1" and "X-Coldbrew-Cold" not in seen[1][1]
+    assert seen[0][1]["X-Coldbrew-Env"] == seen[1][1]["X-Coldbrew-Env"] == handler.env_id
+
+
 def test_parse_hold_ms():
     assert parse_hold_ms(None) == 250 and parse_hold_ms(0) == 0 and parse_hold_ms(99.9) == 99
     for bad in (True, -1, MAX_HOLD_MS + 1, "5", float("nan")):

@@ -66,14 +66,21 @@ class LambdaHandler:
         self.env_id = secrets.token_hex(8)
         self.served = 0
         self._cold = False  # whether the invocation in progress is this environment's first
-        self._http = make_lambda_handler(self._front_door(app))
+        self._invoking = False
+        #: The app with /_warm and the X-Coldbrew headers, for WSGI hosts such as Zappa (``coldbrew.aws.app``).
+        self.wsgi = self._front_door(app)
+        self._http = make_lambda_handler(self.wsgi)
 
     # ------------------------------------------------------------------ invocations
 
-    def __call__(self, event, context):
-        started = time.perf_counter()
+    def _begin(self) -> None:
         self._cold = self.served == 0
         self.served += 1
+
+    def __call__(self, event, context):
+        started = time.perf_counter()
+        self._begin()
+        self._invoking = True
         record = {"event": "coldbrew.invoke", "request_id": getattr(context, "aws_request_id", None)}
         try:
             if is_warm_event(event):
@@ -90,6 +97,7 @@ class LambdaHandler:
                 record["status"] = result.get("statusCode")
             return result
         finally:
+            self._invoking = False
             record.update(
                 latency_ms=round((time.perf_counter() - started) * 1000.0, 3), cold=self._cold, env=self.env_id
             )
@@ -109,6 +117,9 @@ class LambdaHandler:
         """Wrap the WSGI app: answer ``POST /_warm`` and add the environment headers to every response."""
 
         def wsgi(environ, start_response):
+            if not self._invoking:  # hosted as plain WSGI (Zappa): each request counts on its own
+                self._begin()
+
             def start(status, headers, exc_info=None):
                 extra = [("X-Coldbrew-Env", self.env_id)]
                 if self._cold:
