@@ -1,0 +1,96 @@
+"""`coldbrew compile` / `coldbrew inspect`: supported estimators, clear refusals, the CLI output."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from coldbrew.cli import main
+from coldbrew.engine import load_predictor
+from coldbrew.tools.compile import SUPPORTED, UnsupportedModelError, compile_model
+
+
+def _pickle(tmp_path, est, name="m.pkl"):
+    path = tmp_path / name
+    path.write_bytes(pickle.dumps(est))
+    return path
+
+
+def _xy(n=200, classes=2):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 3))
+    return X, (X[:, 0] > 0).astype(int) + (classes > 2) * (X[:, 1] > 0)
+
+
+def test_unsupported_estimator_named_and_nothing_written(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    src = _pickle(tmp_path, LogisticRegression().fit(*_xy()))
+    dst = tmp_path / "out.brew"
+    with pytest.raises(UnsupportedModelError) as info:
+        compile_model(src, dst, progress=False)
+    message = str(info.value)
+    assert "LogisticRegression" in message and all(name in message for name in SUPPORTED)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pkl"]
+
+
+def test_custom_init_refused(tmp_path):
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.linear_model import LinearRegression
+
+    X, y = _xy()
+    est = GradientBoostingRegressor(n_estimators=3, init=LinearRegression()).fit(X, y.astype(float))
+    with pytest.raises(UnsupportedModelError, match="init is a LinearRegression"):
+        compile_model(_pickle(tmp_path, est), tmp_path / "out.brew", progress=False)
+    assert not (tmp_path / "out.brew").exists()
+
+
+def test_multi_output_refused(tmp_path):
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y = _xy()
+    est = RandomForestRegressor(n_estimators=2).fit(X, np.column_stack([y, y]).astype(float))
+    with pytest.raises(UnsupportedModelError, match="multi-output"):
+        compile_model(_pickle(tmp_path, est), tmp_path / "out.brew", progress=False)
+
+
+def test_joblib_input(tmp_path):
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = _xy(classes=3)
+    est = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    src = tmp_path / "m.joblib"
+    joblib.dump(est, src, compress=3)
+    stats = compile_model(src, tmp_path / "m.brew", progress=False)
+    assert stats["kind"] == "forest_classifier" and stats["n_trees"] == 5
+    assert np.array_equal(load_predictor(tmp_path / "m.brew").predict_proba(X), est.predict_proba(X))
+
+
+def test_cli_compile_and_inspect(tiny_model, tmp_path, capsys):
+    dst = tmp_path / "tiny.brew"
+    assert main(["compile", str(tiny_model), "-o", str(dst), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    for label in ("input size", "output size", "nodes", "time"):
+        assert label in out
+    assert main(["inspect", str(dst), "--verify"]) == 0
+    out = capsys.readouterr().out
+    for expected in ("gbm_classifier", "age, fnlwgt, education_num", "False, True", "verified (sha256)", "trees"):
+        assert expected in out
+    assert main(["inspect", str(dst)]) == 0
+    assert "not checked" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    junk = tmp_path / "junk.brew"
+    junk.write_bytes(b"\x89BREW\r\n\x1a" + bytes(10))
+    assert main(["inspect", str(junk)]) == 1
+    assert "too short" in capsys.readouterr().err
+    assert main(["compile", str(tmp_path / "missing.pkl"), "-o", str(tmp_path / "x.brew")]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_brew_much_smaller_than_pickle(tiny_model, tiny_brew):
+    assert tiny_brew.stat().st_size <= 0.25 * tiny_model.stat().st_size
