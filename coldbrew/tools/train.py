@@ -32,7 +32,7 @@ class Recipe:
 # Sizes measured with scikit-learn 1.9 (docs/presets.md records the measurements).
 PRESETS: dict[str, Recipe] = {
     "tiny": Recipe(n_estimators=20, max_depth=3),
-    "140mb": Recipe(n_estimators=1400, max_depth=20),
+    "140mb": Recipe(n_estimators=1261, max_depth=None),
     "420mb": Recipe(n_estimators=4300, max_depth=20),
     "1090mb": Recipe(n_estimators=11000, max_depth=20),
 }
@@ -68,6 +68,9 @@ def write_atomically(path: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
