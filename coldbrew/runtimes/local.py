@@ -14,8 +14,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 from gunicorn.app.base import BaseApplication
 
@@ -130,6 +128,9 @@ class ServerProcess:
 
     def request(self, method: str, path: str, payload=None, timeout: float = 60.0):
         """Send one request; returns ``(status, decoded JSON body)`` — 4xx/5xx included, not raised."""
+        import urllib.error  # client side only: kept off the server's import path
+        import urllib.request
+
         data = None if payload is None else json.dumps(payload).encode()
         req = urllib.request.Request(self.url.rstrip("/") + path, data=data, method=method)
         if data is not None:
