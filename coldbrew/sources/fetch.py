@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,8 @@ class FetchedModel:
 
 def default_cache_dir() -> Path:
     """`$TMPDIR/coldbrew-models` (on Lambda, /tmp is the only writable place)."""
+    import tempfile  # only S3 needs it; keeps the DISK path's imports minimal
+
     return Path(tempfile.gettempdir()) / "coldbrew-models"
 
 
