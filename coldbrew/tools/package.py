@@ -297,7 +297,8 @@ def package(
             f"estimated {total / 1e6:,.0f} MB unzipped is over Lambda's 262 MB limit, so the build will stop: "
             + ("compile the model to .brew (`coldbrew compile`), which needs no scikit-learn or scipy, "
                if plan.model_format == "pickle" else "")
-            + ("put the model on S3 (--s3-uri), " if plan.model_in_artifact else "")
+            + ("put the model on S3 (--s3-uri), "
+               if plan.model_in_artifact and total - model_bytes <= tpl.ZIP_UNZIPPED_LIMIT else "")
             + "or use an image setup"
         )
     write("README.md", tpl.readme(plan, requirements=requirements, estimate=_estimate_text(result)))
