@@ -19,6 +19,7 @@ go to --work (not committed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -71,18 +72,19 @@ def measure_overhead(brew: Path, requests: int) -> dict:
     headers = [("host", "127.0.0.1"), ("content-type", "application/json"), ("content-length", str(len(body)))]
     event = build_event(Request("POST", "/predict", "HTTP/1.1", headers, body))
     os.environ.update({"MODEL_URI": str(brew), "MODEL_SOURCE": "DISK"})
-    from coldbrew.aws import handler
-
-    for _ in range(20):
-        handler(event, _Context())
     in_process = []
-    for _ in range(requests):
-        t0 = time.perf_counter()
-        result = handler(event, _Context())
-        in_process.append((time.perf_counter() - t0) * 1000)
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the handler logs a line per call
+        from coldbrew.aws import handler
+
+        for _ in range(20):
+            handler(event, _Context())
+        for _ in range(requests):
+            t0 = time.perf_counter()
+            result = handler(event, _Context())
+            in_process.append((time.perf_counter() - t0) * 1000)
     assert result["statusCode"] == 200, result
 
-    with Lab(LabConfig(model_uri=brew, max_concurrency=1, report=False, memory_mb=4500)) as lab:
+    with Lab(LabConfig(model_uri=brew, max_concurrency=1, report=False, function_output=os.devnull)) as lab:
         conn = http.client.HTTPConnection("127.0.0.1", lab.port)
         through_lab = []
         for i in range(requests + 20):
@@ -203,11 +205,21 @@ def main(argv=None) -> int:
     parser.add_argument("--memory-budget-gb", type=float, default=20.0, help="RAM the pickle run may use")
     parser.add_argument("--overhead-requests", type=int, default=500)
     parser.add_argument("--skip-pickle", action="store_true")
+    parser.add_argument("--overhead-only", action="store_true",
+                        help="re-measure only the overhead and update it in the existing results")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "coldbrew-lab-load")
     parser.add_argument("--out", type=Path, default=RESULTS / "lab_load.md")
     parser.add_argument("--note", action="append", default=[], help="a line for the Notes section")
     args = parser.parse_args(argv)
     pickle_path, brew_path, label = resolve_models(args)
+    if args.overhead_only:
+        summary = json.loads(args.out.with_suffix(".json").read_text(encoding="utf-8"))
+        summary["overhead"] = measure_overhead(brew_path, args.overhead_requests)
+        summary["notes"] = summary.get("notes", []) + list(args.note)
+        args.out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        write_markdown(summary, args.out)
+        print(json.dumps(summary["overhead"]))
+        return 0
     work = args.work / time.strftime("%Y%m%d-%H%M%S")
     summary = {"model": label, "users": args.users, "spawn_rate": args.spawn_rate, "run_time": args.run_time,
                "date": time.strftime("%Y-%m-%d"), "notes": list(args.note), "runs": []}

@@ -247,3 +247,22 @@ def test_report_lines_event_log_and_stats(lab_factory, tmp_path, capfd):
     assert kinds[:3] == ["lab_start", "env_start", "env_ready"] and kinds.count("invoke") == 2
     assert "env_stop" in kinds and kinds[-1] == "lab_stop"
     assert next(e for e in events if e["event"] == "invoke")["cold"] is True
+
+
+def test_snapshot_init_failure_fails_start_and_leaves_nothing(tmp_path):
+    from coldbrew.errors import ColdbrewError
+
+    lab = Lab(LabConfig(handler="init_error.handler", task_root=HANDLERS, snapshot=True,
+                        function_output=tmp_path / "out.log"))
+    with pytest.raises(ColdbrewError, match="snapshot init failed: RuntimeError"):
+        lab.start()
+    assert lab.pids() == [] or not any(alive(pid) for pid in lab.pids())
+
+
+def test_invalid_options_are_config_errors():
+    with pytest.raises(ConfigError):
+        LabConfig(max_concurrency=0)
+    with pytest.raises(ConfigError):
+        LabConfig(provisioned=5, max_concurrency=2)
+    with pytest.raises(ConfigError):
+        LabConfig(handler="nodot")

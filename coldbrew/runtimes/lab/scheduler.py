@@ -52,7 +52,7 @@ class Scheduler:
         self.function_arn = f"arn:aws:lambda:{config.region}:123456789012:function:{config.function_name}"
         self._ids = itertools.count(1)
         self._reaper: asyncio.Task | None = None
-        self._background: set[asyncio.Task] = set()
+        self.closing = False
 
     # ---- environments -------------------------------------------------------------------------
     def _variables(self, env: Environment, api: str, tmpdir: Path) -> dict[str, str]:
@@ -86,6 +86,8 @@ class Scheduler:
             init_ms = await env.wait_ready(self.init_limit(kind))
         except InitFailure as failure:
             self._forget(env)
+            if self.closing:
+                raise
             self.stats.errors[failure.error["errorType"]] += 1
             self.stats.event("init_error", env=env.id, init_ms=round(failure.init_ms, 2), **failure.error)
             print(f"INIT_REPORT Init Duration: {failure.init_ms:.2f} ms\tPhase: init\tStatus: error\t"
@@ -181,6 +183,7 @@ class Scheduler:
 
     async def shutdown(self) -> None:
         """Stop every environment and the launcher."""
+        self.closing = True
         if self._reaper is not None:
             self._reaper.cancel()
         await asyncio.gather(*(self.stop_environment(e, "lab stopped") for e in list(self.envs.values())))
