@@ -96,7 +96,8 @@ def main() -> int:
         runs = []
         for i in range(args.runs):
             runs.append(one_cold_start(path))
-            print(f"{preset:>6} run {i + 1}/{args.runs}: {runs[-1]['first_200']:8,.0f} ms spawn → first 200", flush=True)
+            took = runs[-1]["first_200"]
+            print(f"{preset:>6} run {i + 1}/{args.runs}: {took:8,.0f} ms spawn → first 200", flush=True)
         rows.append((preset, path, runs))
     load_after = os.getloadavg()
 

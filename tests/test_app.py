@@ -93,7 +93,8 @@ def test_batch_keeps_order_and_matches_single_rows(app, sklearn_model):
 
 
 def test_prediction_threshold_is_probability_at_least_half(app):
-    status, _, body = call(app, "POST", "/predict", [{**STUDY_PAYLOAD, "capital_gain": g} for g in range(0, 20000, 1000)])
+    rows = [{**STUDY_PAYLOAD, "capital_gain": gain} for gain in range(0, 20000, 1000)]
+    status, _, body = call(app, "POST", "/predict", rows)
     assert status == 200
     for result in body:
         assert (result["prediction"] == ">$50K") == (result["probability"] >= 0.5)
@@ -138,7 +139,12 @@ def test_unknown_route_is_json_404(app, path):
 
 @pytest.mark.parametrize(
     "method, path, allow",
-    [("GET", "/predict", "POST"), ("PUT", "/predict", "POST"), ("POST", "/", "GET, HEAD"), ("DELETE", "/openapi.json", "GET, HEAD")],
+    [
+        ("GET", "/predict", "POST"),
+        ("PUT", "/predict", "POST"),
+        ("POST", "/", "GET, HEAD"),
+        ("DELETE", "/openapi.json", "GET, HEAD"),
+    ],
 )
 def test_wrong_method_is_json_405_with_allow(app, method, path, allow):
     status, headers, body = call(app, method, path, STUDY_PAYLOAD)
@@ -190,7 +196,10 @@ def test_float32_extremes_are_served(app):
     assert call(app, "POST", "/predict", {**STUDY_PAYLOAD, "fnlwgt": 3.4028234663852886e38, "age": -3e38})[0] == 200
 
 
-@pytest.mark.parametrize("value, word", [("34", "string"), (True, "boolean"), (False, "boolean"), (None, "null"), ([34], "array"), ({"v": 34}, "object")])
+@pytest.mark.parametrize(
+    "value, word",
+    [("34", "string"), (True, "boolean"), (False, "boolean"), (None, "null"), ([34], "array"), ({"v": 34}, "object")],
+)
 def test_non_numbers_are_rejected_naming_the_field(app, value, word):
     got = bad(app, {**STUDY_PAYLOAD, "age": value})
     assert got["field"] == "age" and got["index"] is None

@@ -65,7 +65,8 @@ def _number(value, field: str, index: int | None) -> float:
     else:
         problem = _JSON_TYPES.get(kind, kind.__name__)
     where = f" (row {index})" if index is not None else ""
-    raise BadRequest(f"field '{field}' must be a number within ±3.4e38{where}, got {problem}", field=field, index=index)
+    message = f"field '{field}' must be a number within ±3.4e38{where}, got {problem}"
+    raise BadRequest(message, field=field, index=index)
 
 
 def parse_row(obj, features: tuple[str, ...], index: int | None) -> list[float]:
@@ -82,7 +83,8 @@ def parse_row(obj, features: tuple[str, ...], index: int | None) -> list[float]:
     if len(obj) != len(features):
         extra = next(key for key in obj if key not in features)
         allowed = ", ".join(features)
-        raise BadRequest(f"unknown field '{extra}'{where}; the model takes exactly: {allowed}", field=extra, index=index)
+        message = f"unknown field '{extra}'{where}; the model takes exactly: {allowed}"
+        raise BadRequest(message, field=extra, index=index)
     return row
 
 
