@@ -1,0 +1,413 @@
+"""`coldbrew bench`: the study's experiment matrix on the lab, end to end, in one command.
+
+For each (setup, model size, format) it starts a fresh lab (model evicted from the page cache before
+every cold start), runs the study's locust load through ``coldbrew loadtest``, stops the lab and keeps
+the run's folder; then it prints the study's cold-start table for every finished run, with his
+published AWS numbers as reference rows, and writes the HTML report and figures.
+
+Setups: ``disk`` (DOCKER_DISK: the function reads the file), ``s3`` (DOCKER_S3: it downloads it from
+the lab's SeaweedFS), ``warmed`` (disk, after one ``coldbrew warm`` round of X = concurrency) and
+``provisioned`` (disk, lab started with N = concurrency provisioned environments). Models come from the
+model cache (``coldbrew.tools.modelcache``): trained and compiled once, reused thereafter.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from coldbrew.errors import ColdbrewError
+from coldbrew.tools.train import PRESETS
+
+SETUPS = ("disk", "s3", "warmed", "provisioned")
+FORMATS = ("pickle", "brew")
+LABELS = ("setup", "model_size", "format", "concurrency")
+STUDY_SETUPS = {"disk": "DOCKER_DISK", "s3": "DOCKER_S3"}  # our setup → the study's name for it
+DEFAULTS = {"sizes": "tiny,140mb,420mb,1090mb", "setups": "disk,s3", "formats": "pickle,brew",
+            "users": 100, "spawn_rate": 20.0, "run_time": "60s"}
+QUICK = {"sizes": "tiny,140mb", "setups": "disk,s3", "formats": "pickle,brew",
+         "users": 10, "spawn_rate": 5.0, "run_time": "30s"}
+# Lambda retries an init that overruns its 10 s limit inside the first invoke, under the function
+# timeout; the lab instead kills it at --init-timeout, so bench gives inits the function timeout.
+INIT_TIMEOUT_S = 30.0
+# A pickle environment holds the whole unpickled model: about 1.5x the file plus Python and sklearn.
+PICKLE_RAM_FACTOR = 1.5
+PICKLE_BASE_MB = 250
+LAB_OVERHEAD_S = 15.0  # lab start/stop and locust start-up, for the first ETA
+
+
+# ---------------------------------------------------------------- options
+
+
+def _csv_choice(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    bad = [s for s in items if s not in allowed]
+    if bad or not items:
+        raise ColdbrewError(f"{option} {text!r}: choose from {','.join(allowed)} (comma-separated)")
+    return items
+
+
+def add_arguments(parser) -> None:
+    """Options of ``coldbrew bench``."""
+    parser.add_argument("--sizes", help=f"model sizes, comma-separated, from {','.join(PRESETS)} "
+                                        f"(default: {DEFAULTS['sizes']})")
+    parser.add_argument("--setups", help=f"from {','.join(SETUPS)} (default: {DEFAULTS['setups']})")
+    parser.add_argument("--formats", help=f"from {','.join(FORMATS)} (default: {DEFAULTS['formats']})")
+    parser.add_argument("--users", type=int, help=f"locust users (default: {DEFAULTS['users']}, quick {QUICK['users']})")
+    parser.add_argument("--spawn-rate", type=float,
+                        help=f"users started per second (default: {DEFAULTS['spawn_rate']:g}, quick {QUICK['spawn_rate']:g})")
+    parser.add_argument("--run-time", help=f"each load test's length (default: {DEFAULTS['run_time']}, "
+                                           f"quick {QUICK['run_time']})")
+    parser.add_argument("--max-concurrency", type=int,
+                        help="the lab's concurrency limit (default: --users; pickle runs are capped further by RAM)")
+    parser.add_argument("--memory-budget-gb", type=float, default=None,
+                        help="RAM the pickle environments of one run may use (default: 2/3 of this machine's)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"sizes {QUICK['sizes']}, setups {QUICK['setups']}, {QUICK['users']} users, "
+                             f"{QUICK['run_time']} per run (explicit options still win)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="results folder (default: bench-out/YYYYmmdd-HHMMSS)")
+
+
+@dataclass(frozen=True)
+class Options:
+    """The resolved matrix and load profile."""
+
+    sizes: tuple[str, ...]
+    setups: tuple[str, ...]
+    formats: tuple[str, ...]
+    users: int
+    spawn_rate: float
+    run_time: str
+    max_concurrency: int
+    memory_budget_mb: int
+    out: Path
+
+
+def resolve_options(args) -> Options:
+    """Defaults (or --quick's) with explicit options applied; raises ColdbrewError on invalid values."""
+    from coldbrew.tools.loadtest import parse_duration
+
+    base = QUICK if args.quick else DEFAULTS
+
+    def pick(name):
+        value = getattr(args, name)
+        return base[name] if value is None else value
+
+    users, spawn_rate = pick("users"), pick("spawn_rate")
+    if users < 1:
+        raise ColdbrewError("--users must be at least 1")
+    if spawn_rate <= 0:
+        raise ColdbrewError("--spawn-rate must be positive")
+    run_time = f"{parse_duration(pick('run_time'))}s"
+    max_concurrency = users if args.max_concurrency is None else args.max_concurrency
+    if max_concurrency < 1:
+        raise ColdbrewError("--max-concurrency must be at least 1")
+    budget_gb = args.memory_budget_gb if args.memory_budget_gb is not None else _ram_mb() * 2 / 3 / 1024
+    if budget_gb <= 0:
+        raise ColdbrewError("--memory-budget-gb must be positive")
+    return Options(
+        sizes=_csv_choice(pick("sizes"), tuple(PRESETS), "--sizes"),
+        setups=_csv_choice(pick("setups"), SETUPS, "--setups"),
+        formats=_csv_choice(pick("formats"), FORMATS, "--formats"),
+        users=users, spawn_rate=spawn_rate, run_time=run_time, max_concurrency=max_concurrency,
+        memory_budget_mb=int(budget_gb * 1024),
+        out=args.out or Path("bench-out") / f"{datetime.now():%Y%m%d-%H%M%S}",
+    )
+
+
+def _ram_mb() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+
+
+# ---------------------------------------------------------------- models
+
+
+def prepare_models(sizes, formats, log=print) -> dict[tuple[str, str], Path]:
+    """The cached model file for each (size, format): trained and/or compiled when missing."""
+    from coldbrew.tools.modelcache import cache_path
+    from coldbrew.tools.train import train
+
+    models = {}
+    for size in sizes:
+        recipe = PRESETS[size]
+        pickle_path = cache_path(recipe, "pickle")
+        if pickle_path.exists():
+            log(f"model {size}: cached {pickle_path} ({pickle_path.stat().st_size / 1e6:,.1f} MB)")
+        else:
+            log(f"model {size}: training n_estimators={recipe.n_estimators} max_depth={recipe.max_depth} "
+                f"-> {pickle_path}")
+            result = train(recipe, pickle_path, progress=True)
+            log(f"model {size}: trained in {result.seconds:,.0f} s, {result.size_bytes / 1e6:,.1f} MB")
+        models[(size, "pickle")] = pickle_path
+        if "brew" in formats:
+            brew_path = cache_path(recipe, "brew")
+            if not brew_path.exists():
+                from coldbrew.tools.compile import compile_model
+
+                log(f"model {size}: compiling -> {brew_path}")
+                stats = compile_model(pickle_path, brew_path, progress=True)
+                log(f"model {size}: compiled in {stats['seconds']:,.1f} s, {stats['output_bytes'] / 1e6:,.1f} MB")
+            models[(size, "brew")] = brew_path
+    return models
+
+
+def pickle_concurrency_cap(pickle_bytes: int, budget_mb: int) -> int:
+    """How many pickle environments fit ``budget_mb``: each holds ~1.5x the pickle plus Python and sklearn."""
+    per_env = PICKLE_RAM_FACTOR * pickle_bytes / 2**20 + PICKLE_BASE_MB
+    return max(1, int(budget_mb // per_env))
+
+
+# ---------------------------------------------------------------- one run
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the matrix and the lab settings it gets."""
+
+    setup: str
+    size: str
+    format: str
+    max_concurrency: int
+    ram_capped: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.setup}-{self.size}-{self.format}"
+
+    @property
+    def concurrency_label(self) -> str:
+        return f"{self.max_concurrency} (RAM cap)" if self.ram_capped else str(self.max_concurrency)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"setup": self.setup, "model_size": self.size, "format": self.format,
+                "concurrency": self.concurrency_label}
+
+
+def plan_matrix(opts: Options, models: dict[tuple[str, str], Path]) -> list[Cell]:
+    """Every (setup, size, format) in order, with pickle runs capped to what fits in RAM."""
+    cells = []
+    for size in opts.sizes:
+        cap = pickle_concurrency_cap(models[(size, "pickle")].stat().st_size, opts.memory_budget_mb)
+        for setup in opts.setups:
+            for fmt in opts.formats:
+                capped = fmt == "pickle" and cap < opts.max_concurrency
+                cells.append(Cell(setup, size, fmt, cap if capped else opts.max_concurrency, capped))
+    return cells
+
+
+def environment_spans(events: Path) -> dict[str, tuple[float, float]]:
+    """Each environment's (start, end) wall-clock seconds from the lab's event log.
+
+    An environment is alive from its ``env_start`` to its ``env_stop`` or ``init_error`` (or the lab's
+    stop, for any still running).
+    """
+    started, ended, lab_stop = {}, {}, None
+    for line in events.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        kind = rec.get("event")
+        if kind == "env_start":
+            started[rec["env"]] = rec["ts"]
+        elif kind in ("env_stop", "init_error"):
+            ended[rec["env"]] = rec["ts"]
+        elif kind == "lab_stop":
+            lab_stop = rec["ts"]
+    end_of_lab = lab_stop or max([*ended.values(), *started.values()], default=0.0)
+    return {env: (t0, ended.get(env, end_of_lab)) for env, t0 in started.items()}
+
+
+def alive_seconds(spans: dict[str, tuple[float, float]], until: float | None = None) -> float:
+    """Environment-seconds alive in total (or before ``until``)."""
+    return sum(max(0.0, (t1 if until is None else min(t1, until)) - t0) for t0, t1 in spans.values())
+
+
+def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=True) -> dict:
+    """Start a fresh lab for ``cell``, prepare it (warm/provision), run the load test, stop the lab.
+
+    Writes the loadtest files, ``lab_events.jsonl``, ``function_output.log`` and ``bench.json`` to
+    ``run_dir``; returns bench.json's content.
+    """
+    from coldbrew.runtimes.lab import Lab, LabConfig
+    from coldbrew.tools.loadtest import run_loadtest
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    events = run_dir / "lab_events.jsonl"
+    config = LabConfig(
+        model_uri=model, source="s3" if cell.setup == "s3" else "disk", evict_page_cache=True,
+        max_concurrency=cell.max_concurrency, init_timeout=INIT_TIMEOUT_S, report=False, log=events,
+        function_output=run_dir / "function_output.log",
+        provisioned=cell.max_concurrency if cell.setup == "provisioned" else 0,
+    )
+    info = {"name": cell.name, **asdict(cell), "model": str(model), "model_bytes": model.stat().st_size,
+            "users": opts.users, "spawn_rate": opts.spawn_rate, "run_time": opts.run_time,
+            "init_timeout_s": INIT_TIMEOUT_S, "warm_round": None}
+    t_lab = time.time()
+    with Lab(config) as lab:
+        t_ready = time.time()
+        if cell.setup == "warmed":
+            from coldbrew.tools.warm import warm_round
+
+            result = warm_round(lab.url, cell.max_concurrency, timeout_s=INIT_TIMEOUT_S + 30)
+            info["warm_round"] = asdict(result)
+        t_load = time.time()
+        stats_before = lab.stats()
+        run_loadtest(lab.url, run_dir, users=opts.users, spawn_rate=opts.spawn_rate, run_time=opts.run_time,
+                     name="loadtest", labels=cell.labels, progress=progress)
+        stats = lab.stats()
+    spans = environment_spans(events)
+    run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    info.update(
+        lab_start_s=round(t_ready - t_lab, 2),
+        prepare_s=round(t_load - t_ready, 2),
+        requests=run["requests"], failures=run["failures"],
+        throttles=stats["throttles"] - stats_before["throttles"],
+        errors=stats["errors"],
+        lab_cold_starts=stats["cold_starts"],
+        environments=len(spans),
+        envs_ready_at_load=stats_before["environments"]["total"],
+        env_seconds=round(alive_seconds(spans), 1),
+        env_seconds_before_load=round(alive_seconds(spans, until=t_load), 1),
+        init_ms=stats["init_ms"],
+    )
+    (run_dir / "bench.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return info
+
+
+# ---------------------------------------------------------------- the report
+
+
+def reference_rows(cells: list[Cell]) -> dict[tuple[str, str], dict]:
+    """The study's published rows for the (setup, size) pairs we ran, labelled with our names."""
+    from coldbrew.tools.coldstats import reference_group
+    from coldbrew.tools.published import STUDY_COLD_STARTS, STUDY_SOURCE
+
+    ours = {(STUDY_SETUPS[c.setup], c.size.upper()): (c.setup, c.size) for c in cells if c.setup in STUDY_SETUPS}
+    rows = {}
+    for key, stats in STUDY_COLD_STARTS.items():
+        if key in ours:
+            setup, size = ours[key]
+            rows[ours[key]] = reference_group({"setup": setup, "model_size": size}, stats, source=STUDY_SOURCE,
+                                              label_columns=LABELS)
+    return rows
+
+
+def runs_table(infos: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """The matrix's own table: limits, failures, environments and what they cost in environment-seconds."""
+    headers = ["run", "concurrency", "requests", "failures", "throttled", "environments", "ready at load",
+               "prepare", "env-s alive", "env-s before load"]
+    rows = []
+    for i in infos:
+        rows.append([
+            i["name"], i["labels_concurrency"], f"{i['requests']:,}", f"{i['failures']:,}", f"{i['throttles']:,}",
+            f"{i['environments']:,}", f"{i['envs_ready_at_load']:,}", f"{i['lab_start_s'] + i['prepare_s']:.1f} s",
+            f"{i['env_seconds']:,.0f}", f"{i['env_seconds_before_load']:,.0f}",
+        ])
+    return headers, rows
+
+
+def build_report(out: Path, finished: list[dict], cells: list[Cell]) -> str:
+    """Summarize the finished runs (plus reference rows), write report.html, plots/ and results.md."""
+    from coldbrew.tools.coldstats import DEFAULT_THRESHOLD_MS, summarize
+    from coldbrew.tools.latency_logs import load_inputs
+    from coldbrew.tools.report import _aligned, _markdown, render_table, write_report
+
+    run_files = [Path(i["dir"]) / "run.json" for i in finished]
+    runs, _ = load_inputs(run_files)
+    measured = summarize(runs, LABELS, DEFAULT_THRESHOLD_MS)
+    references = reference_rows([c for c in cells if any(i["name"] == c.name for i in finished)])
+    keys = [(g["setup"], g["model_size"]) for g in measured]
+    groups = []
+    for n, group in enumerate(measured):  # each (setup, size)'s published row after its last measured run
+        groups.append(group)
+        if keys[n] in references and keys[n] not in keys[n + 1:]:
+            groups.append(references[keys[n]])
+    headers, rows = runs_table(finished)
+    text = render_table(groups, "table") + "\n\nRuns (environment-seconds: the cost of keeping environments " \
+        "alive)\n\n" + _aligned(headers, rows)
+    markdown = render_table(groups, "markdown") + "\n\n### Runs\n\n" + _markdown(headers, rows) + "\n"
+    (out / "results.md").write_text(markdown, encoding="utf-8")
+    (out / "results.json").write_text(json.dumps({"groups": groups, "runs": finished}, indent=2) + "\n",
+                                      encoding="utf-8")
+    write_report(runs, list(LABELS), groups, threshold_ms=DEFAULT_THRESHOLD_MS,
+                 html=out / "report.html", plots=out / "plots")
+    _add_runs_section(out / "report.html", headers, rows)
+    return text
+
+
+def _add_runs_section(page: Path, headers: list[str], rows: list[list[str]]) -> None:
+    """Insert the runs table before the page's figures."""
+    from coldbrew.tools.htmlreport import _table
+
+    html = page.read_text(encoding="utf-8")
+    section = "<h2>Runs (environment-seconds alive: the cost of each strategy)</h2>" + _table(headers, rows)
+    page.write_text(html.replace("<h2>Figures</h2>", section + "<h2>Figures</h2>", 1), encoding="utf-8")
+
+
+# ---------------------------------------------------------------- the command
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def run(args) -> int:
+    """Entry point of ``coldbrew bench``."""
+    from coldbrew.tools.loadtest import parse_duration
+
+    opts = resolve_options(args)
+    out = opts.out.resolve()
+    if out.exists() and any(out.iterdir()):
+        raise ColdbrewError(f"{out} is not empty; choose another --out")
+    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731 - progress goes to stderr
+    started = time.monotonic()
+    models = prepare_models(opts.sizes, opts.formats, log=say)
+    cells = plan_matrix(opts, models)
+    out.mkdir(parents=True, exist_ok=True)
+    for size in opts.sizes:
+        capped = next((c for c in cells if c.size == size and c.ram_capped), None)
+        if capped:
+            say(f"pickle {size}: max concurrency {capped.max_concurrency} so the environments fit "
+                f"{opts.memory_budget_mb / 1024:,.1f} GB (~{PICKLE_RAM_FACTOR:g}x the "
+                f"{models[(size, 'pickle')].stat().st_size / 1e6:,.0f} MB pickle + {PICKLE_BASE_MB} MB each)")
+    say(f"bench: {len(cells)} runs, {opts.users} users, spawn {opts.spawn_rate:g}/s, {opts.run_time} each -> {out}")
+    finished, matrix_t0, interrupted = [], time.monotonic(), False
+    per_run_guess = parse_duration(opts.run_time) + LAB_OVERHEAD_S
+    try:
+        for n, cell in enumerate(cells, 1):
+            elapsed = time.monotonic() - matrix_t0
+            per_run = elapsed / len(finished) if finished else per_run_guess
+            say(f"\n[run {n}/{len(cells)}] {cell.setup} {cell.size} {cell.format}, max concurrency "
+                f"{cell.concurrency_label}  (elapsed {_clock(elapsed)}, ETA {_clock(per_run * (len(cells) - n + 1))})")
+            run_dir = out / "runs" / f"{n:02d}-{cell.name}"
+            try:
+                info = run_cell(cell, models[(cell.size, cell.format)], run_dir, opts)
+            except ColdbrewError as exc:
+                say(f"[run {n}/{len(cells)}] {cell.name} failed: {exc}")
+                continue
+            info.update(dir=str(run_dir), labels_concurrency=cell.concurrency_label)
+            finished.append(info)
+            say(f"[run {n}/{len(cells)}] {cell.name}: {info['requests']:,} requests, {info['failures']:,} failures, "
+                f"{info['environments']} environments, {info['env_seconds']:,.0f} env-s")
+    except KeyboardInterrupt:
+        interrupted = True
+        say(f"\ninterrupted: every lab and locust process is stopped; reporting the {len(finished)} finished runs")
+    if not finished:
+        say("no run finished; nothing to report")
+        return 130 if interrupted else 1
+    text = build_report(out, finished, cells)
+    print(text)
+    print(f"\n{len(finished)} of {len(cells)} runs in {_clock(time.monotonic() - started)} "
+          f"(models included); results in {out}/")
+    for path in (out / "report.html", out / "results.md", out / "plots"):
+        print(f"  {path.relative_to(out)}")
+    print(f"next: open {out / 'report.html'}, or coldbrew report {out / 'runs'} --format markdown")
+    if interrupted:
+        return 130
+    return 0 if len(finished) == len(cells) else 1
