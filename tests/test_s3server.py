@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import os
+import shutil
 import socket
 import subprocess
+import sys
+import time
+
+import pytest
 
 from coldbrew.runtimes.s3server import GRPC_OFFSET, SeaweedS3
 
@@ -21,10 +25,10 @@ def _listening(port: int) -> bool:
 
 
 def test_start_use_stop_leaves_nothing_behind(tmp_path):
+    """Also: a parent killed without stop() takes the server with it (see the next test)."""
     server = SeaweedS3(tmp_path / "data").start()
     try:
         pgid = server.proc.pid
-        sock_dir = server._sock_dir
         assert _group_pids(pgid)
         assert server.endpoint_url.startswith("http://127.0.0.1:")
         env = server.env()
@@ -42,6 +46,23 @@ def test_start_use_stop_leaves_nothing_behind(tmp_path):
         server.stop()
     assert _group_pids(pgid) == []
     assert not any(_listening(p) or _listening(p + GRPC_OFFSET) for p in server.ports.values())
-    assert not os.path.exists(sock_dir)
+    assert not list((tmp_path / "data").glob("*.sock"))
     assert "S3" in (tmp_path / "data" / "weed.log").read_text()
     server.stop()  # idempotent
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
+def test_server_dies_with_a_killed_parent(tmp_path):
+    code = ("import sys, time; from coldbrew.runtimes.s3server import SeaweedS3; "
+            "s = SeaweedS3(sys.argv[1]).start(); print(s.proc.pid, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "data")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(parent.stdout.readline())
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 5
+    while _group_pids(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _group_pids(pid) == []

@@ -2,8 +2,10 @@
 
 Used by the test suite (the `s3_server` fixture) and by the lab's `--source s3` setup.
 Everything listens on 127.0.0.1 only, telemetry is off, and `stop()` ends the whole
-process group. The server is started with a random access key pair, which SeaweedFS
-then enforces (requests signed with any other pair get 403).
+process group. Where util-linux `setpriv` exists the server is also killed when the thread
+that started it dies (PR_SET_PDEATHSIG), so a crashed or SIGKILLed parent leaves no orphan:
+call `start()` from a long-lived thread (normally the main one). The server is started with
+a random access key pair, which SeaweedFS then enforces (other pairs get 403).
 """
 
 from __future__ import annotations
@@ -118,18 +120,25 @@ class SeaweedS3:
 
     def _launch(self, weed: Path) -> None:
         self.ports = dict(zip(SERVICES, _free_port_pairs(len(SERVICES))))
-        # Unix sockets default to /tmp/seaweedfs-*.sock and outlive the process; keep them
-        # in a short private dir (socket paths are limited to ~100 bytes).
-        self._sock_dir = tempfile.mkdtemp(prefix="cbweed-")
+        # Unix sockets default to /tmp/seaweedfs-*.sock and outlive the process; keep them in
+        # data_dir, or in a private temp dir if that path is too long for a socket (~100 bytes).
+        if len(str(self.data_dir / "filer.sock")) < 100:
+            sock_dir = str(self.data_dir)
+        else:
+            sock_dir = self._sock_dir = tempfile.mkdtemp(prefix="cbweed-")
+        # setpriv sets the parent-death signal and execs weed (same pid), with no
+        # preexec_fn, which is unsafe in threaded parents.
+        setpriv = shutil.which("setpriv")
         args = [
+            *([setpriv, "--pdeathsig", "KILL"] if setpriv else []),
             str(weed), "mini",
             f"-dir={self.data_dir}",
             "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             *(f"-{name}.port={port}" for name, port in self.ports.items()),
             "-admin.ui=false", "-master.telemetry=false",
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false",
-            f"-s3.localSocket={self._sock_dir}/s3.sock",
-            f"-filer.localSocket={self._sock_dir}/filer.sock",
+            f"-s3.localSocket={sock_dir}/s3.sock",
+            f"-filer.localSocket={sock_dir}/filer.sock",
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
         # weed mini creates an identity from these and then enforces signatures.
@@ -191,6 +200,8 @@ class SeaweedS3:
         if self._sock_dir:
             shutil.rmtree(self._sock_dir, ignore_errors=True)
             self._sock_dir = None
+        for name in ("s3.sock", "filer.sock"):
+            (self.data_dir / name).unlink(missing_ok=True)
 
     def __enter__(self) -> "SeaweedS3":
         return self.start()
