@@ -84,6 +84,12 @@ def test_scale_from_zero_then_warm_reuse(lab_factory):
     assert stats["cold_starts"] == 1 and stats["invocations"] == 2 and stats["init_ms"]["count"] == 1
 
 
+def test_start_is_idempotent(lab_factory):
+    lab = lab_factory()
+    url = lab.url
+    assert lab.start() is lab and lab.url == url
+
+
 def test_bare_result_becomes_json_200(lab_factory):
     lab = lab_factory("echo.plain")
     status, headers, body = call(lab, "/")

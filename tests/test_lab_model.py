@@ -55,6 +55,8 @@ def test_serves_the_pickle_over_the_labs_s3(tmp_path, tiny_model):
     with start(tmp_path, tiny_model, source="s3") as lab:
         check_prediction(*predict(lab))
         assert lab.stats()["config"]["source"] == "s3"
+        weed = lab._staged.server.proc.pid  # the lab's own SeaweedFS
+    assert not Path(f"/proc/{weed}").exists() or "Z" in Path(f"/proc/{weed}/stat").read_text().split()[2]
 
 
 def test_snapshot_restores_a_loaded_model(tmp_path, tiny_brew):

@@ -55,7 +55,9 @@ class Lab:
 
     # ---- start / stop ---------------------------------------------------------------------------
     def start(self) -> "Lab":
-        """Stage the model, start the front door and any provisioned environments."""
+        """Stage the model, start the front door and any provisioned environments (once)."""
+        if self._loop is not None:
+            return self
         self._workdir = Path(tempfile.mkdtemp(prefix="coldbrew-lab-"))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="coldbrew-lab", daemon=True)
@@ -117,13 +119,18 @@ class Lab:
 
     def stop(self) -> None:
         """Stop every environment, the template, the front door and S3; idempotent."""
-        if self._loop is not None and self._loop.is_running():
-            try:
-                self._call(self._astop(), timeout=30)
-            finally:
-                self._loop.call_soon_threadsafe(self._loop.stop)
-                self._thread.join(10)
-                self._loop.close()
+        try:
+            if self._loop is not None and self._loop.is_running():
+                try:
+                    self._call(self._astop(), timeout=30)
+                finally:
+                    self._loop.call_soon_threadsafe(self._loop.stop)
+                    self._thread.join(10)
+                    self._loop.close()
+        finally:
+            self._cleanup()
+
+    def _cleanup(self) -> None:
         self._loop = None
         self.port = None
         if self._staged is not None:
