@@ -33,7 +33,7 @@ class Recipe:
 PRESETS: dict[str, Recipe] = {
     "tiny": Recipe(n_estimators=20, max_depth=3),
     "140mb": Recipe(n_estimators=1261, max_depth=None),
-    "420mb": Recipe(n_estimators=4300, max_depth=20),
+    "420mb": Recipe(n_estimators=4245, max_depth=None),
     "1090mb": Recipe(n_estimators=11000, max_depth=20),
 }
 
