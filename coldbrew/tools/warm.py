@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from coldbrew.errors import ColdbrewError
+from coldbrew.runtimes.lab.durations import parse_duration
+from coldbrew.tools.loadtest import check_reachable
 
 
 @dataclass
@@ -60,26 +62,6 @@ def warm_round(url: str, concurrency: int, *, hold_ms: int = 500, timeout_s: flo
     )
 
 
-def parse_duration_s(text: str) -> float:
-    """Seconds from ``500ms``, ``5s``, ``10m``, ``1h`` (a bare number means seconds)."""
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    for suffix in ("ms", "s", "m", "h"):
-        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
-            return float(text[: -len(suffix)]) * units[suffix]
-    if text.replace(".", "", 1).isdigit():
-        return float(text)
-    raise ColdbrewError(f"bad duration {text!r}: use a number with ms, s, m or h (e.g. 10m)")
-
-
-def _check_reachable(url: str) -> None:
-    try:
-        urllib.request.urlopen(url.rstrip("/") + "/", timeout=30).close()
-    except urllib.error.HTTPError:
-        return  # it answered: reachable
-    except (urllib.error.URLError, OSError) as exc:
-        raise ColdbrewError(f"{url} is unreachable: {getattr(exc, 'reason', exc)}") from None
-
-
 def add_arguments(parser) -> None:
     parser.add_argument("url", help="base URL of the function (the lab's front door or a deployed endpoint)")
     parser.add_argument("--concurrency", "-x", type=int, required=True, help="warm-ups per round (environments to keep warm)")
@@ -92,10 +74,10 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     if args.concurrency < 1:
         raise ColdbrewError("--concurrency must be at least 1")
-    hold_ms = int(parse_duration_s(args.hold) * 1000)
-    every = parse_duration_s(args.every) if args.every else None
+    hold_ms = int(parse_duration(args.hold) * 1000)
+    every = parse_duration(args.every) if args.every else None
     count = args.count if args.count is not None else (None if every else 1)
-    _check_reachable(args.url)
+    check_reachable(args.url)
     if not args.json:
         print(f"{'round':>5}  {'requested':>9}  {'distinct envs':>13}  {'cold':>4}  {'errors':>6}  {'time':>9}")
     number, last = 0, None
