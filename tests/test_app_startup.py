@@ -78,3 +78,14 @@ def test_process_age_counts_from_process_start():
     age = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert 300 <= age < 10_000
     assert process_age_ms() > age, "this long-lived pytest process is older"
+
+
+def test_serving_a_brew_model_imports_nothing_heavy(tiny_brew):
+    """The whole local serving path for a .brew model stays clear of scikit-learn, scipy, pandas and boto3."""
+    code = (
+        "import sys, coldbrew.runtimes.local, coldbrew.app; from coldbrew.app.startup import load_from_env; "
+        f"load_from_env({{'MODEL_URI': {str(tiny_brew)!r}}}); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'pandas', 'boto3', 'flask'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
