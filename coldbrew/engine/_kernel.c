@@ -2,6 +2,8 @@
  *
  * Buffers come in through the buffer protocol (no numpy headers). Build with -ffp-contract=off so the
  * accumulation `out += leaf` is never fused with anything: the bits must equal scikit-learn's.
+ * Trees are the outer loop over blocks of up to 4096 rows (as scikit-learn does), so each tree is read from
+ * memory once per block while the block's rows and scores stay in cache.
  * Every visited node is bounds-checked, so a corrupt file raises instead of crashing or looping.
  */
 #define PY_SSIZE_T_CLEAN
@@ -16,7 +18,7 @@ typedef struct {
     int32_t right;   /* split: right child (tree-relative); vector leaf: row of leaf_values */
 } node_t;
 
-#define ROW_BLOCK 64
+#define ROW_BLOCK 4096
 
 enum { OK = 0, BAD_FEATURE, BAD_CHILD, BAD_LEAF };
 
@@ -80,6 +82,7 @@ static PyObject *predict_raw(PyObject *self, PyObject *args)
         return NULL;
     }
     Py_buffer b_nodes, b_offsets, b_leaf, b_X, b_out;
+    PyObject *result = NULL;
     if (get(o_nodes, &b_nodes, 0, "nodes") < 0) return NULL;
     if (get(o_offsets, &b_offsets, 0, "tree_offsets") < 0) goto fail1;
     if (get(o_leaf, &b_leaf, 0, "leaf_values") < 0) goto fail2;
@@ -91,7 +94,6 @@ static PyObject *predict_raw(PyObject *self, PyObject *args)
     const Py_ssize_t n_rows = b_X.len / ((Py_ssize_t)sizeof(float) * n_features);
     const Py_ssize_t n_leaves = b_leaf.len / ((Py_ssize_t)sizeof(double) * K);
     const int64_t *offsets = (const int64_t *)b_offsets.buf;
-    PyObject *result = NULL;
     if (b_nodes.len % sizeof(node_t) || n_trees < 1 || b_X.len % (sizeof(float) * n_features)
         || b_out.len != n_rows * K * (Py_ssize_t)sizeof(double)) {
         PyErr_SetString(PyExc_ValueError, "buffer sizes disagree with n_features / n_outputs");
