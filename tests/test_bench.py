@@ -74,7 +74,8 @@ def test_tiny_matrix_end_to_end(cache_env, tmp_path, capsys):
     folders = sorted(p.name for p in (out / "runs").iterdir())
     assert folders == [f"{i:02d}-{name}" for i, name in enumerate(names, 1)]
     for folder in (out / "runs").iterdir():
-        for name in ("run.json", "bench.json", "lab_events.jsonl", "loadtest_requests.jsonl", "loadtest_locust_logs.txt"):
+        for name in ("run.json", "bench.json", "lab_events.jsonl", "loadtest_requests.jsonl",
+                     "loadtest_locust_logs.txt"):
             assert (folder / name).exists(), folder / name
         assert json.loads((folder / "run.json").read_text())["status"] == "complete"
 

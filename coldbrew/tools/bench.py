@@ -14,7 +14,6 @@ model cache (``coldbrew.tools.modelcache``): trained and compiled once, reused t
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -59,9 +58,11 @@ def add_arguments(parser) -> None:
                                         f"(default: {DEFAULTS['sizes']})")
     parser.add_argument("--setups", help=f"from {','.join(SETUPS)} (default: {DEFAULTS['setups']})")
     parser.add_argument("--formats", help=f"from {','.join(FORMATS)} (default: {DEFAULTS['formats']})")
-    parser.add_argument("--users", type=int, help=f"locust users (default: {DEFAULTS['users']}, quick {QUICK['users']})")
+    parser.add_argument("--users", type=int,
+                        help=f"locust users (default: {DEFAULTS['users']}, quick {QUICK['users']})")
     parser.add_argument("--spawn-rate", type=float,
-                        help=f"users started per second (default: {DEFAULTS['spawn_rate']:g}, quick {QUICK['spawn_rate']:g})")
+                        help=f"users started per second (default: {DEFAULTS['spawn_rate']:g}, "
+                             f"quick {QUICK['spawn_rate']:g})")
     parser.add_argument("--run-time", help=f"each load test's length (default: {DEFAULTS['run_time']}, "
                                            f"quick {QUICK['run_time']})")
     parser.add_argument("--max-concurrency", type=int,
@@ -357,6 +358,11 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+def say(text: str) -> None:
+    """Progress goes to stderr; the tables go to stdout."""
+    print(text, file=sys.stderr, flush=True)
+
+
 def run(args) -> int:
     """Entry point of ``coldbrew bench``."""
     from coldbrew.tools.loadtest import parse_duration
@@ -365,7 +371,6 @@ def run(args) -> int:
     out = opts.out.resolve()
     if out.exists() and any(out.iterdir()):
         raise ColdbrewError(f"{out} is not empty; choose another --out")
-    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731 - progress goes to stderr
     started = time.monotonic()
     models = prepare_models(opts.sizes, opts.formats, log=say)
     cells = plan_matrix(opts, models)
