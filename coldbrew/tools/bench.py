@@ -32,9 +32,11 @@ DEFAULTS = {"sizes": "tiny,140mb,420mb,1090mb", "setups": "disk,s3", "formats": 
             "users": 100, "spawn_rate": 20.0, "run_time": "60s"}
 QUICK = {"sizes": "tiny,140mb", "setups": "disk,s3", "formats": "pickle,brew",
          "users": 10, "spawn_rate": 5.0, "run_time": "30s"}
-# Lambda retries an init that overruns its 10 s limit inside the first invoke, under the function
-# timeout; the lab instead kills it at --init-timeout, so bench gives inits the function timeout.
-INIT_TIMEOUT_S = 30.0
+# The init limit Lambda gives provisioned environments. On Lambda each environment has its own CPU;
+# in the lab dozens of simultaneous inits share this machine's cores and take far longer, and a
+# Lambda-like 10-30 s limit makes the lab kill and restart them in a loop that never converges.
+# Clients still see API Gateway's 29 s timeout (504), as in the study.
+INIT_TIMEOUT_S = 130.0
 # A pickle environment holds the whole unpickled model: about 1.5x the file plus Python and sklearn.
 PICKLE_RAM_FACTOR = 1.5
 PICKLE_BASE_MB = 250
