@@ -143,7 +143,8 @@ def warm(engine: str, path: Path, rows: Path, tmp: Path) -> tuple[dict, np.ndarr
 
 
 def find_pickle(preset: str) -> Path | None:
-    """The cached pickle for a preset: the PRESETS recipe's, else a calibrated one of the right size."""
+    """The cached pickle for a preset (tiny is trained on the spot; larger ones come from `coldbrew bench` or
+    bench/calibrate_presets.py)."""
     from coldbrew.tools.modelcache import cache_path
     from coldbrew.tools.train import PRESETS, train
 
@@ -154,10 +155,6 @@ def find_pickle(preset: str) -> Path | None:
         log("training the tiny preset")
         train(PRESETS["tiny"], path, progress=False)
         return path
-    target = float(preset.removesuffix("mb")) * 1e6
-    for candidate in sorted(path.parent.glob("gbm-*.pkl")):
-        if abs(candidate.stat().st_size - target) <= 0.15 * target:
-            return candidate
     return None
 
 

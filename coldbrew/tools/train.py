@@ -29,12 +29,12 @@ class Recipe:
         return f"n{self.n_estimators}-d{self.max_depth if self.max_depth is not None else 'none'}"
 
 
-# Sizes measured with scikit-learn 1.9 (docs/presets.md records the measurements).
+# Calibrated with scikit-learn 1.9.1 by bench/calibrate_presets.py (docs/presets.md, bench/results/presets.md).
 PRESETS: dict[str, Recipe] = {
     "tiny": Recipe(n_estimators=20, max_depth=3),
     "140mb": Recipe(n_estimators=1261, max_depth=None),
     "420mb": Recipe(n_estimators=4245, max_depth=None),
-    "1090mb": Recipe(n_estimators=11000, max_depth=20),
+    "1090mb": Recipe(n_estimators=11385, max_depth=None),
 }
 
 FORMATS = ("pickle", "joblib")
