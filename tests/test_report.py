@@ -46,8 +46,10 @@ def test_seed_logs_give_the_readme_numbers_unrounded(capsys):
         assert stats["n"] == expected[0]
         # The README shows two decimals; the JSON holds numpy's unrounded values.
         assert [stats[k] for k in KEYS[1:]] == pytest.approx(expected[1:], abs=0.006)
+    # The study's log records every response and no status: all are measured, outcomes unknown.
     assert groups["DOCKER_DISK"]["counts"] == {
-        "requests": 1077, "ok": 1077, "failures": 0, "cold": 85, "warm": 992, "cold_share": 85 / 1077}
+        "requests": 1077, "measured": 1077, "timeouts": None, "throttled": None, "errors": None,
+        "cold": 85, "warm": 992, "cold_share": 85 / 1077}
     assert groups["DOCKER_S3"]["true_cold"] is None  # the study's logs carry no environment ids
 
 
@@ -146,8 +148,10 @@ class _Headers(dict):
 
 def _write_requests(path: Path, rows) -> None:
     with open(path, "w") as fh:
-        for end, ms, status, headers in rows:
-            fh.write(json.dumps(request_record(end, ms, status, _Headers(headers), None)) + "\n")
+        for end, ms, status, headers, *error in rows:
+            # locust reports every non-2xx/3xx response as a failure, with a message.
+            message = error[0] if error else (None if 200 <= status < 400 else f"HTTPError('{status}')")
+            fh.write(json.dumps(request_record(end, ms, status, _Headers(headers), message)) + "\n")
 
 
 def test_structured_file_round_trip_and_true_cold_starts(tmp_path):
@@ -167,10 +171,39 @@ def test_structured_file_round_trip_and_true_cold_starts(tmp_path):
     assert run.t.tolist() == [1000.0, 1000.5, 1004.0, 1005.0, 1006.0]
     assert run.cold is None
     (g,) = summarize([run], [])
-    assert g["counts"] == {"requests": 5, "ok": 4, "failures": 1, "cold": 2, "warm": 2, "cold_share": 0.5}
+    assert g["counts"] == {"requests": 5, "measured": 4, "timeouts": 0, "throttled": 1, "errors": 0,
+                           "cold": 2, "warm": 2, "cold_share": 0.5}
     assert g["true_cold"]["environments"] == 2
     assert g["true_cold"]["n"] == 2 and g["true_cold"]["max"] == 1500.0
     assert (g["true_cold"]["slow_warm"], g["true_cold"]["fast_cold"]) == (1, 1)
+
+
+def test_gateway_timeouts_are_measured_throttles_and_errors_are_counted(tmp_path, capsys):
+    path = tmp_path / "r.jsonl"
+    _write_requests(path, [
+        (1.0, 60.0, 200, {"X-Coldbrew-Env": "a", "X-Coldbrew-Cold": "1"}),
+        (2.0, 29_012.5, 504, {}),  # API Gateway gave up on a cold start: the client waited 29 s
+        (3.0, 2.5, 429, {}),  # throttled: no environment ran it
+        (4.0, 80.0, 200, {"X-Coldbrew-Env": "a"}),
+        (5.0, 1.0, 0, {}, "ConnectionRefusedError(111)"),  # no response at all
+        (6.0, 3_000.0, 502, {}),  # the function failed
+    ])
+    run = read_requests(path)
+    assert run.ok.tolist() == [True, True, False, True, False, False]
+    assert run.status.tolist() == [200, 504, 429, 200, 0, 502]
+    (g,) = summarize([run], [])
+    assert g["counts"] == {"requests": 6, "measured": 3, "timeouts": 1, "throttled": 1, "errors": 2,
+                           "cold": 1, "warm": 2, "cold_share": 1 / 3}
+    assert (g["n"], g["max"]) == (1, 29_012.5)  # the 504 is the cold start
+    assert (g["warm"]["n"], g["warm"]["max"]) == (2, 80.0)
+    assert g["all"]["n"] == 3 and g["all"]["mean"] == pytest.approx((60.0 + 29_012.5 + 80.0) / 3)
+    # The 504 names no environment, so it is not called a slow warm request.
+    assert (g["true_cold"]["n"], g["true_cold"]["slow_warm"], g["true_cold"]["fast_cold"]) == (1, 0, 1)
+    assert main(["report", str(path)]) == 0
+    table = capsys.readouterr().out.split("Requests (504s are measured; throttled and errors are not)\n\n")[1]
+    header, _, row = table.splitlines()[:3]
+    assert header.split()[-3:] == ["504", "throttled", "errors"]
+    assert row.split() == ["r", "6", "3", "1", "2", "33.3%", "1", "1", "2"]
 
 
 def test_cold_header_wins_over_first_seen(tmp_path):

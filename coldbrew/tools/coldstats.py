@@ -1,6 +1,9 @@
 """The study's cold-start statistics, per group of runs.
 
-A request is a cold start when its latency is above a threshold (the study: 1000 ms). Each subset gets
+The latencies are the measured requests (``latency_logs.is_measured``): successful responses and API
+Gateway's 504 timeouts, which are cold starts the client waited out. Throttles (429) and other failed
+requests are counted, not measured. A request is a cold start when its latency is above a threshold
+(the study: 1000 ms). Each subset gets
 count, mean, p25, p50, p75, p95, p99 and max with numpy's default (linear) percentiles, exactly as the
 study computed them. When requests carry environment ids we also count *true* cold starts — the first
 request each environment served (or the ones it flagged with ``X-Coldbrew-Cold: 1``) — and how often
@@ -15,7 +18,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from coldbrew.errors import ColdbrewError
-from coldbrew.tools.latency_logs import Run
+from coldbrew.tools.latency_logs import GATEWAY_TIMEOUT, THROTTLED, Run
 
 STAT_KEYS = ("n", "mean", "p25", "p50", "p75", "p95", "p99", "max")
 PERCENTILES = {"p25": 25, "p50": 50, "p75": 75, "p95": 95, "p99": 99}
@@ -63,11 +66,22 @@ def group_runs(runs: Sequence[Run], label_columns: Sequence[str]) -> list[tuple[
     return [(dict(zip(label_columns, key)), members) for key, members in groups.items()]
 
 
+def counts(members: Sequence[Run], measured: int) -> dict:
+    """Requests by outcome: ``timeouts`` (504s, part of ``measured``), ``throttled`` (429s) and ``errors``
+    (every other request left out of the latencies); those three are None when a file records no status."""
+    requests = int(sum(len(r.latency_ms) for r in members))
+    result = {"requests": requests, "measured": measured, "timeouts": None, "throttled": None, "errors": None}
+    if all(r.status is not None for r in members):
+        timeouts = sum(int(np.sum(r.status == GATEWAY_TIMEOUT)) for r in members)
+        throttled = sum(int(np.sum(r.status == THROTTLED)) for r in members)
+        result.update(timeouts=timeouts, throttled=throttled, errors=requests - measured - throttled)
+    return result
+
+
 def _summarize_group(labels: dict, members: list[Run], label_columns: Sequence[str], threshold_ms: float) -> dict:
     latencies = np.concatenate([r.latency_ms[r.ok] for r in members])
     cold = latencies[latencies > threshold_ms]
     warm = latencies[latencies <= threshold_ms]
-    requests = int(sum(len(r.latency_ms) for r in members))
     group = {
         **labels,
         "labels": list(label_columns),
@@ -75,9 +89,7 @@ def _summarize_group(labels: dict, members: list[Run], label_columns: Sequence[s
         "warm": describe(warm),
         "all": describe(latencies),
         "counts": {
-            "requests": requests,
-            "ok": int(latencies.size),
-            "failures": requests - int(latencies.size),
+            **counts(members, int(latencies.size)),
             "cold": int(cold.size),
             "warm": int(warm.size),
             "cold_share": float(cold.size / latencies.size) if latencies.size else None,
@@ -91,8 +103,10 @@ def _summarize_group(labels: dict, members: list[Run], label_columns: Sequence[s
     if with_env:
         firsts, slow_warm, fast_cold, envs = [], 0, 0, 0
         for run in with_env:
-            mask = true_cold_mask(run)[run.ok]
-            lat = run.latency_ms[run.ok]
+            # Only responses from an environment: a 504 comes from the gateway and names none.
+            served = run.ok & np.array([e is not None for e in run.env])
+            mask = true_cold_mask(run)[served]
+            lat = run.latency_ms[served]
             firsts.append(lat[mask])
             slow_warm += int(np.sum((lat > threshold_ms) & ~mask))
             fast_cold += int(np.sum((lat <= threshold_ms) & mask))

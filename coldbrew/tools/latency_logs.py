@@ -11,6 +11,11 @@ Three kinds of file hold request latencies:
 
 :func:`load_inputs` turns files and folders of them into :class:`Run` objects with labels attached
 (from run.json, a manifest, or the study's file names — see docs/experiment.md).
+
+Which latencies are measurements (:func:`is_measured`): every successful response, and API Gateway's
+504 — a cold start the client waited out for 29 s, which the study's log recorded like any other
+response. Throttles (429), connection errors and other failures are no latency of the model; the
+report counts them in their own columns.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ RUN_FILE = "run.json"
 _STUDY_LINE = re.compile(
     r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] .*?/INFO/root: (-?\d+(?:\.\d+)?)\s*$", re.MULTILINE
 )
+THROTTLED = 429
+GATEWAY_TIMEOUT = 504
 _STUDY_NAME = re.compile(r"(?P<setup>[A-Z0-9]+(?:_[A-Z0-9]+)*?)_TEST_ROUND_(?P<round>\d+)")
 # The study's rounds (per setup): which model size each round deployed.
 STUDY_ROUND_SIZES = ((range(1, 8), "140MB"), (range(8, 14), "420MB"), (range(14, 18), "1090MB"))
@@ -45,7 +52,10 @@ class Run:
     labels: dict[str, str]
     t: np.ndarray  # completion time of each request, seconds since the epoch (study logs: their clock as UTC)
     latency_ms: np.ndarray
-    ok: np.ndarray  # bool: the request succeeded (always True for study logs, which record no status)
+    # bool: the latency counts in the statistics (is_measured; always True for study logs, which record
+    # every response and no status)
+    ok: np.ndarray
+    status: np.ndarray | None = None  # HTTP status per request (0: no response), None when the file has none
     env: list[str | None] | None = None  # environment id per request, None when the file has none
     cold: np.ndarray | None = None  # bool per request from X-Coldbrew-Cold, None when absent
     meta: dict = field(default_factory=dict)
@@ -81,6 +91,13 @@ def study_log_message(latency_ms: float) -> str:
 
 
 # ---------------------------------------------------------------- reading
+
+
+def is_measured(status: int | None, error: str | None) -> bool:
+    """Whether a request's latency counts: a 2xx/3xx response without a locust error, or a 504."""
+    if status is None:
+        return False
+    return status == GATEWAY_TIMEOUT or (200 <= status < 400 and not error)
 
 
 def labels_from_filename(name: str) -> tuple[dict[str, str], dict]:
@@ -121,7 +138,7 @@ def read_study_log(path: Path) -> Run | None:
 def read_requests(path: Path) -> Run:
     """Parse our structured per-request file (JSON lines)."""
     path = Path(path)
-    stamps, values, ok, envs, colds = [], [], [], [], []
+    stamps, values, ok, statuses, envs, colds = [], [], [], [], [], []
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -130,13 +147,14 @@ def read_requests(path: Path) -> Run:
                 rec = json.loads(line)
                 when = datetime.fromisoformat(rec["timestamp"])
                 values.append(float(rec["latency_ms"]))
+                status = None if rec.get("status") is None else int(rec["status"])
             except (ValueError, KeyError, TypeError) as exc:
                 raise ColdbrewError(f"{path}:{lineno}: not a request record ({exc})") from None
             if when.tzinfo is None:
                 when = when.replace(tzinfo=timezone.utc)
             stamps.append(when.timestamp())
-            status = rec.get("status")
-            ok.append(status is not None and 200 <= int(status) < 400 and not rec.get("error"))
+            ok.append(is_measured(status, rec.get("error")))
+            statuses.append(0 if status is None else status)
             envs.append(rec.get("env"))
             colds.append(rec.get("cold"))
     has_cold = any(c is True for c in colds)  # no flagged request: the server does not flag, use first-seen
@@ -146,6 +164,7 @@ def read_requests(path: Path) -> Run:
         t=np.array(stamps, dtype=float),
         latency_ms=np.array(values, dtype=float),
         ok=np.array(ok, dtype=bool),
+        status=np.array(statuses, dtype=int),
         env=envs if any(e is not None for e in envs) else None,
         cold=np.array([bool(c) for c in colds]) if has_cold else None,
         meta={"kind": "requests"},

@@ -49,6 +49,10 @@ def _ms(value) -> str:
     return "—" if value is None else f"{math.trunc(value):,}"
 
 
+def _count(value) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
 def _labels(group: dict) -> list[str]:
     return ["—" if group.get(c) is None else str(group[c]) for c in group["labels"]]
 
@@ -75,9 +79,11 @@ def table_sections(groups: Sequence[dict]) -> list[tuple[str, list[str], list[li
     sections.append((f"Warm requests (latency <= {threshold:g} ms), ms", columns + stat_head,
                      [_labels(g) + stat_cells(g["warm"]) for g in measured]))
     sections.append(("All requests, ms", columns + stat_head, [_labels(g) + stat_cells(g["all"]) for g in measured]))
-    sections.append(("Requests", columns + ["requests", "failures", "cold", "warm", "cold share"],
-                     [_labels(g) + [f"{g['counts'][k]:,}" for k in ("requests", "failures", "cold", "warm")]
+    sections.append(("Requests (504s are measured; throttled and errors are not)",
+                     columns + ["requests", "measured", "cold", "warm", "cold share", "504", "throttled", "errors"],
+                     [_labels(g) + [_count(g["counts"][k]) for k in ("requests", "measured", "cold", "warm")]
                       + ["—" if g["counts"]["cold_share"] is None else f"{100 * g['counts']['cold_share']:.1f}%"]
+                      + [_count(g["counts"][k]) for k in ("timeouts", "throttled", "errors")]
                       for g in measured]))
     true_rows = [g for g in measured if g.get("true_cold")]
     if true_rows:
