@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from coldbrew.cli import main
+from coldbrew.errors import ColdbrewError
 from coldbrew.tools.coldstats import summarize
 from coldbrew.tools.latency_logs import labels_from_filename, load_inputs, read_requests, request_record
-from coldbrew.tools.report import render_table
+from coldbrew.tools.report import render_rows, render_section, render_table, write_report
 
 DATA = Path(__file__).parent / "data"
 DISK = DATA / "DOCKER_DISK_TEST_ROUND_5_locust_logs.txt"
@@ -261,3 +262,26 @@ def test_study_reference_rows_in_the_table():
     ref = next(line for line in out.splitlines() if "study (AWS Lambda, 2021)" in line)
     assert ref.split()[-8:] == ["—", "10,629", "—", "5,572", "—", "—", "—", "29,326"]
     assert json.loads(render_table(groups, "json"))[1]["reference"] == "study (AWS Lambda, 2021)"
+
+
+def test_public_renderers_for_other_tables(tmp_path):
+    headers, rows = ["run", "requests", "prepare"], [["disk-tiny", "1,234", "2.5 s"], ["s3 <b>", "7", "—"]]
+    assert render_rows(headers, rows, "table").splitlines() == [
+        "run        requests  prepare",
+        "---------  --------  -------",
+        "disk-tiny     1,234    2.5 s",
+        "s3 <b>            7        —",
+    ]
+    assert render_section("Runs", headers, rows, "markdown").splitlines()[:4] == [
+        "### Runs", "", "| run | requests | prepare |", "|---|---|---|"]
+    with pytest.raises(ColdbrewError, match="unknown table format"):
+        render_rows(headers, rows, "csv")
+
+    runs, columns = load_inputs([DISK])
+    page = tmp_path / "report.html"
+    write_report(runs, columns, summarize(runs, columns), threshold_ms=1000, html=page,
+                 extra_sections=[("Runs & costs", headers, rows)])
+    html = page.read_text()
+    runs_at = html.index("<h2>Runs &amp; costs</h2>")
+    assert html.index("<h2>Requests") < runs_at < html.index("<h2>Figures</h2>")
+    assert '<td class="num">1,234</td>' in html and "<td>s3 &lt;b&gt;</td>" in html

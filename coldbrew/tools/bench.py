@@ -318,7 +318,7 @@ def build_report(out: Path, finished: list[dict], cells: list[Cell]) -> str:
     """Summarize the finished runs (plus reference rows), write report.html, plots/ and results.md."""
     from coldbrew.tools.coldstats import DEFAULT_THRESHOLD_MS, summarize
     from coldbrew.tools.latency_logs import load_inputs
-    from coldbrew.tools.report import _aligned, _markdown, render_table, write_report
+    from coldbrew.tools.report import render_section, render_table, write_report
 
     run_files = [Path(i["dir"]) / "run.json" for i in finished]
     runs, _ = load_inputs(run_files)
@@ -331,25 +331,16 @@ def build_report(out: Path, finished: list[dict], cells: list[Cell]) -> str:
         if keys[n] in references and keys[n] not in keys[n + 1:]:
             groups.append(references[keys[n]])
     headers, rows = runs_table(finished)
-    text = render_table(groups, "table") + "\n\nRuns (environment-seconds: the cost of keeping environments " \
-        "alive)\n\n" + _aligned(headers, rows)
-    markdown = render_table(groups, "markdown") + "\n\n### Runs\n\n" + _markdown(headers, rows) + "\n"
+    text = render_table(groups, "table") + "\n\n" + render_section(
+        "Runs (environment-seconds: the cost of keeping environments alive)", headers, rows, "table")
+    markdown = render_table(groups, "markdown") + "\n\n" + render_section("Runs", headers, rows, "markdown") + "\n"
     (out / "results.md").write_text(markdown, encoding="utf-8")
     (out / "results.json").write_text(json.dumps({"groups": groups, "runs": finished}, indent=2) + "\n",
                                       encoding="utf-8")
     write_report(runs, list(LABELS), groups, threshold_ms=DEFAULT_THRESHOLD_MS,
-                 html=out / "report.html", plots=out / "plots")
-    _add_runs_section(out / "report.html", headers, rows)
+                 html=out / "report.html", plots=out / "plots",
+                 extra_sections=[("Runs (environment-seconds alive: the cost of each strategy)", headers, rows)])
     return text
-
-
-def _add_runs_section(page: Path, headers: list[str], rows: list[list[str]]) -> None:
-    """Insert the runs table before the page's figures."""
-    from coldbrew.tools.htmlreport import _table
-
-    html = page.read_text(encoding="utf-8")
-    section = "<h2>Runs (environment-seconds alive: the cost of each strategy)</h2>" + _table(headers, rows)
-    page.write_text(html.replace("<h2>Figures</h2>", section + "<h2>Figures</h2>", 1), encoding="utf-8")
 
 
 # ---------------------------------------------------------------- the command

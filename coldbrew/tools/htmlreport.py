@@ -21,7 +21,7 @@ img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0 1.5em; }
 """
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
         "<tr>" + "".join(
@@ -33,13 +33,18 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def write_html(groups: Sequence[dict], images: Sequence[Path], out: Path) -> Path:
-    """Write the page to ``out`` (tables from ``groups``, ``images`` embedded); returns ``out``."""
+def write_html(groups: Sequence[dict], images: Sequence[Path], out: Path, *,
+               extra_sections: Sequence[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = ()) -> Path:
+    """Write the page to ``out`` (tables from ``groups``, ``images`` embedded); returns ``out``.
+
+    ``extra_sections`` are more (title, headers, rows) tables of display strings, placed after the
+    report's tables and before the figures.
+    """
     out = Path(out)
     parts = [f"<h1>coldbrew cold-start report</h1><p class='note'>generated "
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}; numbers truncated to whole ms "
              "(numpy linear percentiles, as the study).</p>"]
-    for title, headers, rows in table_sections(groups):
+    for title, headers, rows in [*table_sections(groups), *extra_sections]:
         parts.append(f"<h2>{html.escape(title)}</h2>{_table(headers, rows)}")
     parts.append("<h2>Figures</h2>")
     for image in images:

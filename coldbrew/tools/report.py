@@ -6,6 +6,9 @@ Python API (used by ``coldbrew bench``)::
     groups = summarize(runs, columns, threshold_ms=1000)  # one dict per group (the JSON schema)
     groups += study_reference_rows(columns)               # optional published rows
     print(render_table(groups, "table"))                  # table | markdown | csv | json
+    print(render_section("Runs", headers, rows, "table"))  # any other table, same layout
+    write_report(runs, columns, groups, threshold_ms=1000, html=Path("report.html"),
+                 extra_sections=[("Runs", headers, rows)])  # tables added to the page
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from coldbrew.tools.coldstats import DEFAULT_THRESHOLD_MS, STAT_KEYS, summarize
 from coldbrew.tools.latency_logs import load_inputs
 
 FORMATS = ("table", "markdown", "csv", "json")
-__all__ = ["FORMATS", "render_table", "summarize", "table_sections", "write_report", "add_arguments", "run"]
+__all__ = ["FORMATS", "render_rows", "render_section", "render_table", "summarize", "table_sections", "write_report",
+           "add_arguments", "run"]
 
 
 def add_arguments(parser) -> None:
@@ -97,6 +101,21 @@ def table_sections(groups: Sequence[dict]) -> list[tuple[str, list[str], list[li
     return sections
 
 
+def render_rows(headers: Sequence[str], rows: Sequence[Sequence[str]], fmt: str = "table") -> str:
+    """One table of display strings: ``table`` (aligned text, numbers right-aligned) or ``markdown``."""
+    if fmt == "table":
+        return _aligned(list(headers), [list(r) for r in rows])
+    if fmt == "markdown":
+        return _markdown(list(headers), [list(r) for r in rows])
+    raise ColdbrewError(f"unknown table format {fmt!r}; choose table or markdown")
+
+
+def render_section(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], fmt: str = "table") -> str:
+    """A titled table as the report prints it: the title (a ``###`` heading in markdown), a blank line, the rows."""
+    heading = f"### {title}" if fmt == "markdown" else title
+    return f"{heading}\n\n{render_rows(headers, rows, fmt)}"
+
+
 def _aligned(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     numeric = [bool(rows) and all(r[i][:1].isdigit() or r[i] == "—" for r in rows) for i in range(len(headers))]
@@ -137,21 +156,19 @@ def render_table(groups: Sequence[dict], fmt: str = "table") -> str:
         return _csv(groups)
     if fmt not in ("table", "markdown"):
         raise ColdbrewError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    parts = []
-    for title, headers, rows in table_sections(groups):
-        if fmt == "markdown":
-            parts.append(f"### {title}\n\n{_markdown(headers, rows)}")
-        else:
-            parts.append(f"{title}\n\n{_aligned(headers, rows)}")
-    return "\n\n".join(parts)
+    return "\n\n".join(render_section(title, headers, rows, fmt) for title, headers, rows in table_sections(groups))
 
 
 # ---------------------------------------------------------------- the command
 
 
 def write_report(runs, label_columns, groups, *, threshold_ms: float, html: Path | None = None,
-                 plots: Path | None = None) -> list[Path]:
-    """Write the PNG figures (to ``plots``) and/or the HTML page; returns the files written."""
+                 plots: Path | None = None, extra_sections: Sequence[tuple[str, list[str], list[list[str]]]] = ()
+                 ) -> list[Path]:
+    """Write the PNG figures (to ``plots``) and/or the HTML page; returns the files written.
+
+    ``extra_sections``: more (title, headers, rows) tables for the page, after the report's own.
+    """
     import tempfile
 
     from coldbrew.tools.plots import write_plots
@@ -164,7 +181,7 @@ def write_report(runs, label_columns, groups, *, threshold_ms: float, html: Path
         if html:
             from coldbrew.tools.htmlreport import write_html
 
-            written.append(write_html(groups, images, html))
+            written.append(write_html(groups, images, html, extra_sections=extra_sections))
     return written
 
 
