@@ -144,12 +144,23 @@ def test_slow_init_within_the_limit_is_a_cold_start(lab_factory):
     assert lab.stats()["init_ms"]["p50"] >= 300
 
 
-def test_init_error_is_a_502(lab_factory):
+def test_init_error_is_a_502(lab_factory, capfd):
     lab = lab_factory("init_error.handler")
     status, _, _ = call(lab)
     assert status == 502
     stats = lab.stats()
     assert stats["errors"] == {"RuntimeError": 1} and stats["environments"]["total"] == 0
+    assert re.search(r"^INIT_REPORT Init Duration: \d+\.\d\d ms\tPhase: init\tStatus: error\tError Type: RuntimeError$",
+                     capfd.readouterr().err, re.MULTILINE)
+
+
+def test_no_report_silences_report_and_init_report_lines(lab_factory, capfd):
+    for handler in ("echo.handler", "init_error.handler"):
+        lab = lab_factory(handler, report=False)
+        call(lab)
+        call(lab)
+    err = capfd.readouterr().err
+    assert "REPORT" not in err, err  # neither REPORT nor INIT_REPORT
 
 
 def test_function_error_is_a_502_and_the_environment_survives(lab_factory):

@@ -12,7 +12,6 @@ import asyncio
 import itertools
 import os
 import shutil
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -90,8 +89,8 @@ class Scheduler:
                 raise
             self.stats.errors[failure.error["errorType"]] += 1
             self.stats.event("init_error", env=env.id, init_ms=round(failure.init_ms, 2), **failure.error)
-            print(f"INIT_REPORT Init Duration: {failure.init_ms:.2f} ms\tPhase: init\tStatus: error\t"
-                  f"Error Type: {failure.error['errorType']}", file=sys.stderr, flush=True)
+            self.stats.report(f"INIT_REPORT Init Duration: {failure.init_ms:.2f} ms\tPhase: init\tStatus: error\t"
+                              f"Error Type: {failure.error['errorType']}")
             raise
         except BaseException:
             await env.stop("lab error")
@@ -156,10 +155,9 @@ class Scheduler:
         restore = env.init_ms if cold and snap else None
         status = {"ok": None, "error": None, "timeout": "timeout"}.get(outcome.kind, "error")
         error_type = outcome.error.get("errorType") if outcome.kind not in ("ok", "error") else None
-        if self.config.report:
-            stats.report(report_line(outcome.request_id, outcome.duration_ms, self.config.memory_mb,
-                                     outcome.max_memory_mb, init_ms=init, restore_ms=restore, status=status,
-                                     error_type=error_type))
+        stats.report(report_line(outcome.request_id, outcome.duration_ms, self.config.memory_mb,
+                                 outcome.max_memory_mb, init_ms=init, restore_ms=restore, status=status,
+                                 error_type=error_type))
         stats.event("invoke", env=env.id, request_id=outcome.request_id, outcome=outcome.kind, cold=cold,
                     duration_ms=round(outcome.duration_ms, 3), max_memory_mb=outcome.max_memory_mb,
                     init_ms=None if init is None else round(init, 2),

@@ -62,6 +62,7 @@ class Stats:
                 self._log.write(json.dumps({"ts": round(time.time(), 6), "event": name, **fields}) + "\n")
 
     def report(self, line: str) -> None:
+        """Print a Lambda log line (REPORT, INIT_REPORT) unless the lab runs with ``report=False``."""
         if self.report_stream is not None:
             print(line, file=self.report_stream, flush=True)
 
