@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from proctools import descendants, survivors
 
 from coldbrew.cli import main
 from coldbrew.tools.bench import (
@@ -19,31 +20,6 @@ from coldbrew.tools.bench import (
     pickle_concurrency_cap,
     reference_rows,
 )
-
-
-def descendants(root: int) -> set[int]:
-    """Every live process below ``root`` (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                parents[int(entry.name)] = int(fields[1])
-    found, frontier = set(), {root}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 LOAD = ["--users", "2", "--spawn-rate", "2", "--run-time", "5s"]
@@ -124,10 +100,7 @@ def test_ctrl_c_keeps_finished_runs_and_leaves_no_process(cache_env, tmp_path):
         stdout, stderr = proc.communicate(timeout=60)
         assert proc.returncode == 130, stderr
         assert "interrupted" in stderr and "1 of 2 runs" in stdout
-        deadline = time.monotonic() + 5
-        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not [pid for pid in children if alive(pid)]
+        assert not survivors(children)
         results = (out / "results.md").read_text()
         assert "| disk | tiny | brew |" in results and "warmed" not in results
         assert (out / "report.html").exists()

@@ -6,7 +6,6 @@ Every test hosts a tiny handler from tests/handlers/ so each runs in about a sec
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import urllib.error
@@ -15,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from proctools import alive
 
 from coldbrew.errors import ConfigError
 from coldbrew.runtimes.lab import Lab, LabConfig
@@ -48,14 +48,6 @@ def call(lab, path="/", body: bytes | None = None, timeout=20):
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
 def test_durations_take_unit_suffixes():

@@ -7,39 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from proctools import alive, descendants, survivors
 
 HANDLERS = Path(__file__).parent / "handlers"
-
-
-def descendants(root: int) -> set[int]:
-    """Every live process below ``root`` (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                parents[int(entry.name)] = int(fields[1])
-    found, frontier = set(), {root}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.mark.parametrize("extra", [[], ["--snapshot"]], ids=["processes", "snapshot"])
@@ -63,10 +37,7 @@ def test_ctrl_c_stops_every_child(extra, tmp_path):
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=20)
         assert proc.returncode == 0 and "stopped" in out
-        deadline = time.monotonic() + 5
-        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not [pid for pid in children if alive(pid)]
+        assert not survivors(children)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -84,10 +55,7 @@ def test_killed_lab_takes_its_environments_with_it(tmp_path):
         assert len(children) >= 2
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        deadline = time.monotonic() + 5
-        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not [pid for pid in children if alive(pid)]
+        assert not survivors(children)
     finally:
         if proc.poll() is None:
             proc.kill()
