@@ -167,7 +167,7 @@ def test_structured_file_round_trip_and_true_cold_starts(tmp_path):
     _write_requests(path, rows)
     run = read_requests(path)
     assert run.latency_ms.tolist() == [1500.0, 800.0, 1200.0, 40.0, 3.0]
-    assert run.ok.tolist() == [True, True, True, True, False]
+    assert run.measured.tolist() == [True, True, True, True, False]
     assert run.env == ["a", "b", "a", "b", None]
     assert run.t.tolist() == [1000.0, 1000.5, 1004.0, 1005.0, 1006.0]
     assert run.cold is None
@@ -190,7 +190,7 @@ def test_gateway_timeouts_are_measured_throttles_and_errors_are_counted(tmp_path
         (6.0, 3_000.0, 502, {}),  # the function failed
     ])
     run = read_requests(path)
-    assert run.ok.tolist() == [True, True, False, True, False, False]
+    assert run.measured.tolist() == [True, True, False, True, False, False]
     assert run.status.tolist() == [200, 504, 429, 200, 0, 502]
     (g,) = summarize([run], [])
     assert g["counts"] == {"requests": 6, "measured": 3, "timeouts": 1, "throttled": 1, "errors": 2,
@@ -285,3 +285,14 @@ def test_public_renderers_for_other_tables(tmp_path):
     runs_at = html.index("<h2>Runs &amp; costs</h2>")
     assert html.index("<h2>Requests") < runs_at < html.index("<h2>Figures</h2>")
     assert '<td class="num">1,234</td>' in html and "<td>s3 &lt;b&gt;</td>" in html
+
+
+def test_study_round_rows_agree_with_his_logs():
+    """The one-round reference rows are what his own log files give (to the hundredth of a ms)."""
+    from coldbrew.tools.published import ROUND_LOG, STUDY_COLD_STARTS
+
+    for path, key in ((DISK, ("DOCKER_DISK", "140MB")), (S3, ("DOCKER_S3", "1090MB"))):
+        runs, columns = load_inputs([path])
+        group = summarize(runs, columns)[0]
+        published = dict(STUDY_COLD_STARTS[key])[ROUND_LOG]
+        assert {k: round(group[k], 2) for k in published} == published

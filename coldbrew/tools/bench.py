@@ -285,18 +285,16 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
 # ---------------------------------------------------------------- the report
 
 
-def reference_rows(cells: list[Cell]) -> dict[tuple[str, str], dict]:
-    """The study's published rows for the (setup, size) pairs we ran, labelled with our names."""
-    from coldbrew.tools.coldstats import reference_group
-    from coldbrew.tools.published import STUDY_COLD_STARTS, STUDY_SOURCE
+def reference_rows(cells: list[Cell]) -> dict[tuple[str, str], list[dict]]:
+    """The study's rows for the (setup, size) pairs we ran, labelled with our names."""
+    from coldbrew.tools.published import study_rows_for
 
-    ours = {(STUDY_SETUPS[c.setup], c.size.upper()): (c.setup, c.size) for c in cells if c.setup in STUDY_SETUPS}
+    ours = {(c.setup, c.size) for c in cells if c.setup in STUDY_SETUPS}
     rows = {}
-    for key, stats in STUDY_COLD_STARTS.items():
-        if key in ours:
-            setup, size = ours[key]
-            rows[ours[key]] = reference_group({"setup": setup, "model_size": size}, stats, source=STUDY_SOURCE,
-                                              label_columns=LABELS)
+    for setup, size in sorted(ours):
+        found = study_rows_for(STUDY_SETUPS[setup], size.upper(), {"setup": setup, "model_size": size}, LABELS)
+        if found:
+            rows[(setup, size)] = found
     return rows
 
 
@@ -326,10 +324,10 @@ def build_report(out: Path, finished: list[dict], cells: list[Cell]) -> str:
     references = reference_rows([c for c in cells if any(i["name"] == c.name for i in finished)])
     keys = [(g["setup"], g["model_size"]) for g in measured]
     groups = []
-    for n, group in enumerate(measured):  # each (setup, size)'s published row after its last measured run
+    for n, group in enumerate(measured):  # each (setup, size)'s study rows after its last measured run
         groups.append(group)
-        if keys[n] in references and keys[n] not in keys[n + 1:]:
-            groups.append(references[keys[n]])
+        if keys[n] not in keys[n + 1:]:
+            groups.extend(references.get(keys[n], []))
     headers, rows = runs_table(finished)
     text = render_table(groups, "table") + "\n\n" + render_section(
         "Runs (environment-seconds: the cost of keeping environments alive)", headers, rows, "table")

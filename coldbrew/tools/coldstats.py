@@ -79,7 +79,7 @@ def counts(members: Sequence[Run], measured: int) -> dict:
 
 
 def _summarize_group(labels: dict, members: list[Run], label_columns: Sequence[str], threshold_ms: float) -> dict:
-    latencies = np.concatenate([r.latency_ms[r.ok] for r in members])
+    latencies = np.concatenate([r.latency_ms[r.measured] for r in members])
     cold = latencies[latencies > threshold_ms]
     warm = latencies[latencies <= threshold_ms]
     group = {
@@ -104,7 +104,7 @@ def _summarize_group(labels: dict, members: list[Run], label_columns: Sequence[s
         firsts, slow_warm, fast_cold, envs = [], 0, 0, 0
         for run in with_env:
             # Only responses from an environment: a 504 comes from the gateway and names none.
-            served = run.ok & np.array([e is not None for e in run.env])
+            served = run.measured & np.array([e is not None for e in run.env])
             mask = true_cold_mask(run)[served]
             lat = run.latency_ms[served]
             firsts.append(lat[mask])

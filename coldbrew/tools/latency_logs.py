@@ -54,7 +54,7 @@ class Run:
     latency_ms: np.ndarray
     # bool: the latency counts in the statistics (is_measured; always True for study logs, which record
     # every response and no status)
-    ok: np.ndarray
+    measured: np.ndarray
     status: np.ndarray | None = None  # HTTP status per request (0: no response), None when the file has none
     env: list[str | None] | None = None  # environment id per request, None when the file has none
     cold: np.ndarray | None = None  # bool per request from X-Coldbrew-Cold, None when absent
@@ -130,7 +130,7 @@ def read_study_log(path: Path) -> Run | None:
         labels=labels,
         t=np.array(stamps),
         latency_ms=np.array(values),
-        ok=np.ones(len(values), dtype=bool),
+        measured=np.ones(len(values), dtype=bool),
         meta={"kind": "study-log", **meta},
     )
 
@@ -138,7 +138,7 @@ def read_study_log(path: Path) -> Run | None:
 def read_requests(path: Path) -> Run:
     """Parse our structured per-request file (JSON lines)."""
     path = Path(path)
-    stamps, values, ok, statuses, envs, colds = [], [], [], [], [], []
+    stamps, values, measured, statuses, envs, colds = [], [], [], [], [], []
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -153,7 +153,7 @@ def read_requests(path: Path) -> Run:
             if when.tzinfo is None:
                 when = when.replace(tzinfo=timezone.utc)
             stamps.append(when.timestamp())
-            ok.append(is_measured(status, rec.get("error")))
+            measured.append(is_measured(status, rec.get("error")))
             statuses.append(0 if status is None else status)
             envs.append(rec.get("env"))
             colds.append(rec.get("cold"))
@@ -163,7 +163,7 @@ def read_requests(path: Path) -> Run:
         labels={},
         t=np.array(stamps, dtype=float),
         latency_ms=np.array(values, dtype=float),
-        ok=np.array(ok, dtype=bool),
+        measured=np.array(measured, dtype=bool),
         status=np.array(statuses, dtype=int),
         env=envs if any(e is not None for e in envs) else None,
         cold=np.array([bool(c) for c in colds]) if has_cold else None,

@@ -44,7 +44,7 @@ def windows(runs: Sequence[Run], window_s: float = WINDOW_S) -> tuple[np.ndarray
     """Per window since each run's start: window start (s) and p50/p95/max of successful latencies."""
     rel, lat = [], []
     for run in runs:
-        t, ms = run.t[run.ok], run.latency_ms[run.ok]
+        t, ms = run.t[run.measured], run.latency_ms[run.measured]
         if t.size:
             start = float(np.min(t - ms / 1000.0))
             rel.append(t - start)
@@ -85,7 +85,7 @@ def plot_over_time(runs: Sequence[Run], title: str, out: Path) -> Path:
 def plot_histograms(runs: Sequence[Run], title: str, threshold_ms: float, out: Path) -> Path:
     """Histograms of all / warm / cold latencies with p5, mean, p50, p95 lines."""
     plt = _pyplot()
-    lat = np.concatenate([r.latency_ms[r.ok] for r in runs])
+    lat = np.concatenate([r.latency_ms[r.measured] for r in runs])
     subsets = (
         ("all", lat),
         (f"warm (<= {threshold_ms:g} ms)", lat[lat <= threshold_ms]),
