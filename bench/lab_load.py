@@ -111,6 +111,25 @@ def probe_memory_mb(model: Path) -> int:
         return lab.stats()["envs"][0]["max_memory_mb"]
 
 
+def _mem_used_mb() -> float:
+    """System memory in use (MemTotal - MemAvailable), MB: counts a shared page-cache page once."""
+    info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    return (int(info["MemTotal"].split()[0]) - int(info["MemAvailable"].split()[0])) / 1024
+
+
+def resident_run(model: Path, environments: int) -> dict:
+    """``environments`` provisioned environments, each having predicted once at init (COLDBREW_WARMUP=1, so every
+    one has touched the model's pages): their summed RSS and PSS, and the machine's memory in use before/after."""
+    before = _mem_used_mb()
+    config = LabConfig(model_uri=model, provisioned=environments, max_concurrency=environments, report=False,
+                       env={"COLDBREW_WARMUP": "1"}, init_timeout="300s")
+    with Lab(config) as lab:
+        stats = lab.stats()
+        after = _mem_used_mb()
+    return {"environments": stats["environments"]["total"], "rss_mb_total": stats["rss_mb_total"],
+            "pss_mb_total": stats["pss_mb_total"], "machine_mb_delta": round(after - before, 1)}
+
+
 def load_run(model: Path, fmt: str, max_concurrency: int, args, work: Path) -> dict:
     """The study's load profile against the lab; returns the row for the results table."""
     from coldbrew.tools.loadtest import run_loadtest
@@ -188,6 +207,15 @@ def write_markdown(summary: dict, path: Path) -> None:
     lines += ["", "RSS counts a shared page once per process that maps it; PSS divides it between them "
               "(the page cache holds one copy of a memory-mapped `.brew`). \"max memory per env\" is the "
               "REPORT line's Max Memory Used (VmHWM).", ""]
+    if summary.get("resident"):
+        r = summary["resident"]
+        lines += ["## Environments at rest (provisioned, each warmed by one prediction at init)", "",
+                  "| format | environments | summed RSS | summed PSS | machine memory in use, after − before |",
+                  "|---|---:|---:|---:|---:|",
+                  f"| brew | {r['environments']} | {r['rss_mb_total']:,.0f} MB | {r['pss_mb_total']:,.0f} MB | "
+                  f"{r['machine_mb_delta']:,.0f} MB |", "",
+                  "Summed RSS counts the mapped model once per environment; PSS and the machine's own count "
+                  "(MemTotal − MemAvailable) count it once, as the page cache holds it.", ""]
     if summary.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in summary["notes"]] + [""]
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -205,6 +233,7 @@ def main(argv=None) -> int:
     parser.add_argument("--memory-budget-gb", type=float, default=20.0, help="RAM the pickle run may use")
     parser.add_argument("--overhead-requests", type=int, default=500)
     parser.add_argument("--skip-pickle", action="store_true")
+    parser.add_argument("--resident", type=int, default=100, help="environments for the at-rest memory row (0: skip)")
     parser.add_argument("--overhead-only", action="store_true",
                         help="re-measure only the overhead and update it in the existing results")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "coldbrew-lab-load")
@@ -226,6 +255,10 @@ def main(argv=None) -> int:
     print("measuring lab overhead ...", flush=True)
     summary["overhead"] = measure_overhead(brew_path, args.overhead_requests)
     print(json.dumps(summary["overhead"]), flush=True)
+    if args.resident:
+        print(f"memory: {args.resident} provisioned .brew environments ...", flush=True)
+        summary["resident"] = resident_run(brew_path, args.resident)
+        print(json.dumps(summary["resident"]), flush=True)
     print(f"load: .brew at max concurrency {args.users} ...", flush=True)
     summary["runs"].append(load_run(brew_path, "brew", args.users, args, work))
     print(json.dumps(summary["runs"][-1]), flush=True)
