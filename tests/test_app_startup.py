@@ -45,6 +45,19 @@ def test_brew_model_reports_brew_format(tiny_brew):
     assert started.model["format"] == "brew"
 
 
+def test_verify_switch_checks_the_checksum_and_eager_still_serves(tiny_brew, tmp_path):
+    damaged = tmp_path / "damaged.brew"
+    data = bytearray(tiny_brew.read_bytes())
+    data[-1] ^= 0x01  # one bit in the last array's padding or data: structurally fine, checksum wrong
+    damaged.write_bytes(bytes(data))
+    environ = {"MODEL_URI": str(damaged)}
+    load_from_env(environ)  # the cheap checks alone do not read every byte
+    with pytest.raises(ModelFormatError, match="(?i)checksum|sha"):
+        load_from_env({**environ, "COLDBREW_VERIFY": "1"})
+    eager = load_from_env({"MODEL_URI": str(tiny_brew), "COLDBREW_EAGER": "yes", "COLDBREW_VERIFY": "true"})
+    assert eager.model["format"] == "brew"
+
+
 def test_s3_model_is_fetched_and_timed(tiny_model, s3_server, monkeypatch, tmp_path):
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)

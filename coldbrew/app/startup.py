@@ -12,6 +12,14 @@ Phases (milliseconds):
 - ``fetch``: getting the model bytes (≈0 for DISK, the download for S3).
 - ``load``: ``load_predictor`` on the fetched file (unpickling imports scikit-learn; ``.brew`` maps the file).
 - ``warmup``: one prediction on a zero row when ``COLDBREW_WARMUP=1``, else ``null``.
+
+Switches (environment variables set to 1/true/yes; docs/serving.md):
+
+- ``COLDBREW_WARMUP``: the warm-up prediction above, so the first request finds the code paths hot;
+- ``COLDBREW_EAGER``: ask the OS to read a ``.brew`` file ahead (``MADV_WILLNEED``), for cold disks where
+  on-demand page faults are slow (bench/results/brew_vs_pickle.md measures both);
+- ``COLDBREW_VERIFY``: check a ``.brew`` file's SHA-256 at load (reads the whole file; the cheap structural
+  checks always run).
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import numpy as np
 from coldbrew.engine import load_predictor
 from coldbrew.sources import ModelConfig, config_from_env, fetch
 
-WARMUP_VARIABLE = "COLDBREW_WARMUP"
+SWITCHES = {"warmup": "COLDBREW_WARMUP", "eager": "COLDBREW_EAGER", "verify": "COLDBREW_VERIFY"}
 
 
 def process_age_ms() -> float | None:
@@ -74,14 +82,14 @@ def _ms_since(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000.0
 
 
-def load(config: ModelConfig, *, warmup: bool = False) -> Startup:
+def load(config: ModelConfig, *, warmup: bool = False, eager: bool = False, verify: bool = False) -> Startup:
     """Fetch and load the model ``config`` points at, timing every phase."""
     imports = process_age_ms()
     t0 = time.perf_counter()
     fetched = fetch(config)
     fetch_ms = _ms_since(t0)
     t0 = time.perf_counter()
-    predictor = load_predictor(fetched.path)
+    predictor = load_predictor(fetched.path, eager=eager, verify=verify)
     load_ms = _ms_since(t0)
     warmup_ms = None
     if warmup:
@@ -100,9 +108,9 @@ def load(config: ModelConfig, *, warmup: bool = False) -> Startup:
     )
 
 
-def warmup_requested(environ) -> bool:
-    """True when ``COLDBREW_WARMUP`` is set to 1/true/yes."""
-    return environ.get(WARMUP_VARIABLE, "").strip().lower() in ("1", "true", "yes")
+def options_from_env(environ) -> dict[str, bool]:
+    """The start-up switches (``warmup``, ``eager``, ``verify``) from their environment variables."""
+    return {name: environ.get(var, "").strip().lower() in ("1", "true", "yes") for name, var in SWITCHES.items()}
 
 
 def load_from_env(environ=None) -> Startup:
@@ -111,4 +119,4 @@ def load_from_env(environ=None) -> Startup:
     Raises ``ConfigError`` for a bad setting, ``SourceError``/``ModelFormatError`` for a bad model.
     """
     environ = os.environ if environ is None else environ
-    return load(config_from_env(environ), warmup=warmup_requested(environ))
+    return load(config_from_env(environ), **options_from_env(environ))

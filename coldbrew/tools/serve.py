@@ -52,7 +52,7 @@ def run(args) -> int:
 
     if args.model_uri:
         config = config_from_uri(args.model_uri)
-        loaded = startup.load(config, warmup=startup.warmup_requested(os.environ))
+        loaded = startup.load(config, **startup.options_from_env(os.environ))
     else:
         loaded = startup.load_from_env(os.environ)
     print(loaded.log_line(), flush=True)
