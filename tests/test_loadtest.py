@@ -49,9 +49,7 @@ class FakeLambda:
             self.bodies.append(json.loads(body))
         if cold:
             time.sleep(1.1)
-        headers = [("Content-Type", "application/json"), ("X-Coldbrew-Env", env)]
-        if cold:
-            headers.append(("X-Coldbrew-Cold", "1"))
+        headers = [("Content-Type", "application/json"), ("X-Coldbrew-Env", env), ("X-Coldbrew-Cold", "1" if cold else "0")]
         start_response("200 OK", headers)
         return [b'{"prediction": "<=$50K", "probability": 0.1}']
 
@@ -99,7 +97,9 @@ def test_short_run_writes_every_file_and_report_reads_it(fake_lambda, tmp_path, 
 
     with open(out / "t_stats.csv", newline="") as fh:
         agg = {row["Name"]: row for row in csv.DictReader(fh)}
-    assert int(agg["/predict"]["Request Count"]) == len(records)
+    # A request still in flight when the run time ends can finish (and reach our listener) after locust wrote
+    # its final stats row, so the CSV may count one request per user fewer than the per-request file.
+    assert len(records) - 3 <= int(agg["/predict"]["Request Count"]) <= len(records)
     assert "<html" in (out / "t.html").read_text().lower()
 
     assert main(["report", str(out), "--format", "json"]) == 0

@@ -179,13 +179,25 @@ def test_structured_file_round_trip_and_true_cold_starts(tmp_path):
     assert (g["true_cold"]["slow_warm"], g["true_cold"]["fast_cold"]) == (1, 1)
 
 
+def test_pre_warmed_environments_report_no_true_cold_starts(tmp_path):
+    """Every response says X-Coldbrew-Cold: 0 (the environments were warmed before the load): nothing is cold,
+    even though each environment's first request in the file is its first seen."""
+    path = tmp_path / "r.jsonl"
+    _write_requests(path, [(float(i), 5.0, 200, {"X-Coldbrew-Env": env, "X-Coldbrew-Cold": "0"})
+                           for i, env in enumerate("abab")])
+    run = read_requests(path)
+    assert run.cold.tolist() == [False] * 4
+    (g,) = summarize([run], [])
+    assert g["true_cold"]["environments"] == 2 and g["true_cold"]["n"] == 0
+
+
 def test_gateway_timeouts_are_measured_throttles_and_errors_are_counted(tmp_path, capsys):
     path = tmp_path / "r.jsonl"
     _write_requests(path, [
         (1.0, 60.0, 200, {"X-Coldbrew-Env": "a", "X-Coldbrew-Cold": "1"}),
         (2.0, 29_012.5, 504, {}),  # API Gateway gave up on a cold start: the client waited 29 s
         (3.0, 2.5, 429, {}),  # throttled: no environment ran it
-        (4.0, 80.0, 200, {"X-Coldbrew-Env": "a"}),
+        (4.0, 80.0, 200, {"X-Coldbrew-Env": "a", "X-Coldbrew-Cold": "0"}),
         (5.0, 1.0, 0, {}, "ConnectionRefusedError(111)"),  # no response at all
         (6.0, 3_000.0, 502, {}),  # the function failed
     ])

@@ -5,8 +5,8 @@ loads the model (like the study, so the first invocation pays for it and the ini
 
 - HTTP: API Gateway REST (payload 1.0, incl. ``multiValueHeaders``), HTTP API (payload 2.0), Function URLs
   (2.0) and ALB events are translated to WSGI by apig-wsgi and served by the same app as ``coldbrew serve``.
-- Every response carries ``X-Coldbrew-Env`` (this execution environment's id) and, on the first request the
-  environment serves, ``X-Coldbrew-Cold: 1``.
+- Every response carries ``X-Coldbrew-Env`` (this execution environment's id) and ``X-Coldbrew-Cold``: ``1`` on
+  the first request the environment serves, ``0`` on the others.
 - Warm-up: the event ``{"coldbrew": "warm", "hold_ms": 250}`` (or ``POST /_warm`` with ``{"hold_ms": 250}``)
   holds the environment ``hold_ms`` and answers ``{"env": ID, "cold": bool, "held_ms": N}``, no prediction.
 - SnapStart: before the snapshot the model's pages are touched; after a restore the environment gets a new
@@ -121,9 +121,8 @@ class LambdaHandler:
                 self._begin()
 
             def start(status, headers, exc_info=None):
-                extra = [("X-Coldbrew-Env", self.env_id)]
-                if self._cold:
-                    extra.append(("X-Coldbrew-Cold", "1"))
+                # "0" on warm requests too, so a client can tell "none was cold" from "not a coldbrew server".
+                extra = [("X-Coldbrew-Env", self.env_id), ("X-Coldbrew-Cold", "1" if self._cold else "0")]
                 return start_response(status, [*headers, *extra], exc_info)
 
             if environ.get("PATH_INFO") == WARM_PATH and environ.get("REQUEST_METHOD") == "POST":

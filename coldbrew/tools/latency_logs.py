@@ -79,8 +79,8 @@ def request_record(end_epoch: float, latency_ms: float, status: int, headers, er
         "latency_ms": float(latency_ms),
         "status": int(status),
         "env": env or None,
-        # A coldbrew environment flags only its first request; without an env id we cannot tell.
-        "cold": (cold_header or "").strip() == "1" if (env or cold_header is not None) else None,
+        # coldbrew environments answer X-Coldbrew-Cold 1 (first request) or 0; None: the server does not say.
+        "cold": cold_header.strip() == "1" if cold_header is not None else None,
         "error": error,
     }
 
@@ -157,7 +157,7 @@ def read_requests(path: Path) -> Run:
             statuses.append(0 if status is None else status)
             envs.append(rec.get("env"))
             colds.append(rec.get("cold"))
-    has_cold = any(c is True for c in colds)  # no flagged request: the server does not flag, use first-seen
+    has_cold = any(c is not None for c in colds)  # the server flags cold starts; else use first-seen per env
     return Run(
         source=path,
         labels={},
