@@ -117,6 +117,15 @@ def test_root(make_handler, name):
     assert body_of(response) == {"success": True}
 
 
+def test_provisioned_environments_flag_no_request_cold(make_handler, capsys):
+    """Provisioned concurrency initialises ahead of traffic: the first request did not wait for init."""
+    handler = make_handler(AWS_LAMBDA_INITIALIZATION_TYPE="provisioned-concurrency")
+    first = handler(load_event("http-v2-root.json"), Context())
+    assert headers_of(first)["x-coldbrew-cold"] == ["0"]
+    handler.after_restore()  # a restored snapshot is paid by its first request, whatever came before
+    assert headers_of(handler(load_event("http-v2-root.json"), Context()))["x-coldbrew-cold"] == ["1"]
+
+
 def test_cold_header_only_on_the_first_request_of_an_environment(make_handler, capsys):
     handler = make_handler()
     capsys.readouterr()

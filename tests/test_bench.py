@@ -81,6 +81,9 @@ def test_provisioned_environments_are_ready_before_the_load(cache_env, tmp_path,
     info = json.loads((out / "runs" / "01-provisioned-tiny-brew" / "bench.json").read_text())
     assert info["envs_ready_at_load"] == 3 and info["max_concurrency"] == 3
     assert info["lab_cold_starts"] == 0 and info["env_seconds_before_load"] > 0
+    requests = (out / "runs" / "01-provisioned-tiny-brew" / "loadtest_requests.jsonl").read_text().splitlines()
+    flags = [json.loads(line)["cold"] for line in requests]
+    assert flags and not any(flags)  # no request waited for an init, and none says it did
 
 
 def test_ctrl_c_keeps_finished_runs_and_leaves_no_process(cache_env, tmp_path):

@@ -6,7 +6,8 @@ loads the model (like the study, so the first invocation pays for it and the ini
 - HTTP: API Gateway REST (payload 1.0, incl. ``multiValueHeaders``), HTTP API (payload 2.0), Function URLs
   (2.0) and ALB events are translated to WSGI by apig-wsgi and served by the same app as ``coldbrew serve``.
 - Every response carries ``X-Coldbrew-Env`` (this execution environment's id) and ``X-Coldbrew-Cold``: ``1`` on
-  the first request the environment serves, ``0`` on the others.
+  the first request the environment serves, ``0`` on the others — and on every request of a provisioned-concurrency
+  environment (``AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency``), whose init no request waited for.
 - Warm-up: the event ``{"coldbrew": "warm", "hold_ms": 250}`` (or ``POST /_warm`` with ``{"hold_ms": 250}``)
   holds the environment ``hold_ms`` and answers ``{"env": ID, "cold": bool, "held_ms": N}``, no prediction.
 - SnapStart: before the snapshot the model's pages are touched; after a restore the environment gets a new
@@ -29,6 +30,7 @@ DEFAULT_HOLD_MS = 250
 MAX_HOLD_MS = 10_000
 WARM_PATH = "/_warm"
 SNAP_START = "snap-start"
+PROVISIONED = "provisioned-concurrency"
 
 
 class WarmRequestError(ValueError):
@@ -59,13 +61,16 @@ def _log(record: dict) -> None:
 class LambdaHandler:
     """The state of one execution environment and the callable Lambda invokes."""
 
-    def __init__(self, startup, app):
+    def __init__(self, startup, app, *, provisioned: bool = False):
         from apig_wsgi import make_lambda_handler
 
         self.startup = startup
         self.env_id = secrets.token_hex(8)
         self.served = 0
-        self._cold = False  # whether the invocation in progress is this environment's first
+        # Provisioned concurrency initialises before any request arrives: no request waits for that init,
+        # so none is flagged cold (a SnapStart restore, by contrast, is paid by the first request).
+        self._first_is_cold = not provisioned
+        self._cold = False  # whether the invocation in progress waited for this environment's init
         self._invoking = False
         #: The app with /_warm and the X-Coldbrew headers, for WSGI hosts such as Zappa (``coldbrew.aws.app``).
         self.wsgi = self._front_door(app)
@@ -74,7 +79,7 @@ class LambdaHandler:
     # ------------------------------------------------------------------ invocations
 
     def _begin(self) -> None:
-        self._cold = self.served == 0
+        self._cold = self.served == 0 and self._first_is_cold
         self.served += 1
 
     def __call__(self, event, context):
@@ -166,6 +171,7 @@ class LambdaHandler:
         previous = self.env_id
         self.env_id = secrets.token_hex(8)  # secrets reads os.urandom: not part of the snapshot
         self.served = 0
+        self._first_is_cold = True
         if "random" in sys.modules:
             sys.modules["random"].seed()
         if "numpy.random" in sys.modules:
@@ -199,12 +205,13 @@ def init_from_env(environ=None) -> LambdaHandler:
     except Exception as exc:  # logged as one line, then re-raised so Lambda reports an init error
         _log({"event": "coldbrew.startup_error", "error": f"{type(exc).__name__}: {exc}"})
         raise
-    lambda_handler = LambdaHandler(startup, create_app(startup.predictor))
+    init_type = environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")
+    lambda_handler = LambdaHandler(startup, create_app(startup.predictor), provisioned=init_type == PROVISIONED)
     record = json.loads(startup.log_line())
     record.update(
         env=lambda_handler.env_id,
         runtime="aws-lambda",
-        init_type=environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
+        init_type=init_type,
         snapstart_hooks=register_snapstart_hooks(lambda_handler, environ),
     )
     _log(record)
