@@ -146,8 +146,9 @@ def plot_cold_comparison(groups: Sequence[dict], out: Path) -> Path:
     plt = _pyplot()
     names = []
     for g in groups:
-        title = group_title({c: g.get(c) for c in g["labels"]})
-        names.append(f"{title}\n({g['reference']})" if g.get("reference") else title)
+        # One label part per line ("disk\n140mb\nbrew", "study\nAWS, quoted p50"), so neighbours don't collide
+        title = group_title({c: g.get(c) for c in g["labels"]}).replace(" · ", "\n")
+        names.append(f"{title}\n{g['reference'].replace(' (', chr(10)).rstrip(')')}" if g.get("reference") else title)
     with_true = any(g.get("true_cold") for g in groups)
     width = max(7, 1.6 * len(groups) + 2)
     fig, axes = plt.subplots(2 if with_true else 1, 1, figsize=(width, 9 if with_true else 5), dpi=100,
