@@ -145,8 +145,8 @@ def warm(engine: str, path: Path, rows: Path, tmp: Path) -> tuple[dict, np.ndarr
 def find_pickle(preset: str) -> Path | None:
     """The cached pickle for a preset (tiny is trained on the spot; larger ones come from `coldbrew bench` or
     bench/calibrate_presets.py)."""
-    from coldbrew.tools.modelcache import cache_path
-    from coldbrew.tools.train import PRESETS, train
+    from coldbrew.experiment.modelcache import cache_path
+    from coldbrew.experiment.train import PRESETS, train
 
     path = cache_path(PRESETS[preset], "pickle")
     if path.exists():
@@ -183,7 +183,7 @@ def to_onnx(pkl: Path) -> Path | None:
 
 
 def bench_preset(preset: str, repeats: int, rows: Path, tmp: Path) -> dict | None:
-    from coldbrew.tools.compile import compile_model
+    from coldbrew.convert.sklearn import compile_model
 
     pkl = find_pickle(preset)
     if pkl is None:
@@ -285,7 +285,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    from coldbrew.tools.dataset import study_split
+    from coldbrew.experiment.dataset import study_split
 
     _, X_test, _, _ = study_split()
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,9 +20,9 @@ from pathlib import Path
 import sklearn
 from sklearn.ensemble import GradientBoostingClassifier
 
-from coldbrew.tools.dataset import study_split
-from coldbrew.tools.train import Recipe, count_nodes, write_atomically
-from coldbrew.tools.modelcache import cache_path
+from coldbrew.experiment.dataset import study_split
+from coldbrew.experiment.train import Recipe, count_nodes, write_atomically
+from coldbrew.experiment.modelcache import cache_path
 
 BYTES_PER_NODE = 72  # measured: sklearn 1.9 pickles a regression-tree node in 72 bytes
 

@@ -22,9 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from coldbrew.runtimes.local import ServerProcess
-from coldbrew.tools.dataset import STUDY_PAYLOAD
-from coldbrew.tools.modelcache import cache_path
-from coldbrew.tools.train import PRESETS, train
+from coldbrew.experiment.dataset import STUDY_PAYLOAD
+from coldbrew.experiment.modelcache import cache_path
+from coldbrew.experiment.train import PRESETS, train
 
 
 def model_for(preset: str) -> Path | None:

@@ -11,7 +11,7 @@
 3. The same with the pickle, at the --max-concurrency that fits --memory-budget-gb (from one probe
    environment's Max Memory Used); requests beyond it are throttled (429) and counted as failures.
 
-Models come from the model cache (``coldbrew.tools.modelcache.cache_path``), or --pickle/--brew; a
+Models come from the model cache (``coldbrew.experiment.modelcache.cache_path``), or --pickle/--brew; a
 missing .brew is compiled from the pickle. Results: bench/results/lab_load.md (+ .json); locust runs
 go to --work (not committed).
 """
@@ -30,16 +30,16 @@ import threading
 import time
 from pathlib import Path
 
-from coldbrew.runtimes.lab import Lab, LabConfig
-from coldbrew.tools.dataset import STUDY_PAYLOAD
+from coldbrew.lab import Lab, LabConfig
+from coldbrew.experiment.dataset import STUDY_PAYLOAD
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def resolve_models(args) -> tuple[Path, Path, str]:
     """(pickle, brew, label) from --pickle/--brew or the cache; compiles a missing .brew."""
-    from coldbrew.tools.modelcache import cache_path
-    from coldbrew.tools.train import PRESETS
+    from coldbrew.experiment.modelcache import cache_path
+    from coldbrew.experiment.train import PRESETS
 
     pickle_path = Path(args.pickle) if args.pickle else cache_path(PRESETS[args.preset], "pickle")
     brew_path = Path(args.brew) if args.brew else cache_path(PRESETS[args.preset], "brew")
@@ -47,7 +47,7 @@ def resolve_models(args) -> tuple[Path, Path, str]:
     if not pickle_path.exists():
         sys.exit(f"no pickle at {pickle_path}: train it first (coldbrew train --preset {args.preset}) or pass --pickle")
     if not brew_path.exists():
-        from coldbrew.tools.compile import compile_model
+        from coldbrew.convert.sklearn import compile_model
 
         print(f"compiling {pickle_path.name} -> {brew_path}", flush=True)
         compile_model(pickle_path, brew_path, progress=False)
@@ -65,8 +65,8 @@ class _Context:
 
 def measure_overhead(brew: Path, requests: int) -> dict:
     """p50 ms of a warm request in process vs through the lab, same payload."""
-    from coldbrew.runtimes.lab.front_door import build_event
-    from coldbrew.runtimes.lab.httpserver import Request
+    from coldbrew.lab.front_door import build_event
+    from coldbrew.lab.httpserver import Request
 
     body = json.dumps(STUDY_PAYLOAD).encode()
     headers = [("host", "127.0.0.1"), ("content-type", "application/json"), ("content-length", str(len(body)))]
@@ -132,7 +132,7 @@ def resident_run(model: Path, environments: int) -> dict:
 
 def load_run(model: Path, fmt: str, max_concurrency: int, args, work: Path) -> dict:
     """The study's load profile against the lab; returns the row for the results table."""
-    from coldbrew.tools.loadtest import run_loadtest
+    from coldbrew.experiment.loadtest import run_loadtest
 
     out = work / f"{fmt}-c{max_concurrency}"
     events = out / "events.jsonl"

@@ -1,6 +1,6 @@
-"""The `coldbrew` command: a thin shell over `coldbrew.tools`.
+"""The `coldbrew` command: a thin shell over the subsystems.
 
-Each sub-command lives in its own tools module exposing ``add_arguments(parser)``
+Each sub-command lives in a module exposing ``add_arguments(parser)``
 and ``run(args) -> int``. Only the chosen module is imported, so ``coldbrew serve``
 does not pay for matplotlib or locust.
 """
@@ -16,17 +16,17 @@ from coldbrew import __version__
 from coldbrew.errors import ColdbrewError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("coldbrew.tools.demo", "train the tiny model, serve it, send the study's payload, show timings"),
-    "train": ("coldbrew.tools.train", "train the study's GradientBoostingClassifier on the Adult data"),
-    "compile": ("coldbrew.tools.compile", "convert a fitted sklearn tree model to a .brew file"),
-    "inspect": ("coldbrew.tools.inspect", "print the header of a .brew file"),
-    "serve": ("coldbrew.tools.serve", "serve a model over HTTP (/ and /predict) with a production WSGI server"),
-    "package": ("coldbrew.tools.package", "generate a deployable AWS Lambda build context + SAM template"),
-    "lab": ("coldbrew.tools.lab", "run a local Lambda-like lab: scale from zero, cold starts, throttling"),
-    "loadtest": ("coldbrew.tools.loadtest", "load-test an endpoint with locust the way the study did"),
-    "report": ("coldbrew.tools.report", "turn load-test logs into the study's cold-start tables and plots"),
-    "bench": ("coldbrew.tools.bench", "rerun the study's experiment matrix on the lab and compare"),
-    "warm": ("coldbrew.tools.warm", "fire concurrent warm-ups and count the distinct environments that answer"),
+    "demo": ("coldbrew.experiment.demo", "train the tiny model, serve it, send the study's payload, show timings"),
+    "train": ("coldbrew.experiment.train", "train the study's GradientBoostingClassifier on the Adult data"),
+    "compile": ("coldbrew.convert.sklearn", "convert a fitted sklearn tree model to a .brew file"),
+    "inspect": ("coldbrew.commands.inspect", "print the header of a .brew file"),
+    "serve": ("coldbrew.commands.serve", "serve a model over HTTP (/ and /predict) with a production WSGI server"),
+    "package": ("coldbrew.deploy.package", "generate a deployable AWS Lambda build context + SAM template"),
+    "lab": ("coldbrew.commands.lab", "run a local Lambda-like lab: scale from zero, cold starts, throttling"),
+    "loadtest": ("coldbrew.experiment.loadtest", "load-test an endpoint with locust the way the study did"),
+    "report": ("coldbrew.experiment.report", "turn load-test logs into the study's cold-start tables and plots"),
+    "bench": ("coldbrew.experiment.bench", "rerun the study's experiment matrix on the lab and compare"),
+    "warm": ("coldbrew.experiment.warm", "fire concurrent warm-ups and count the distinct environments that answer"),
 }
 
 

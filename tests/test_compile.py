@@ -9,7 +9,7 @@ import pytest
 
 from coldbrew.cli import main
 from coldbrew.engine import load_predictor
-from coldbrew.tools.compile import SUPPORTED, UnsupportedModelError, compile_model
+from coldbrew.convert.sklearn import SUPPORTED, UnsupportedModelError, compile_model
 
 
 def _pickle(tmp_path, est, name="m.pkl"):

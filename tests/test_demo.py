@@ -10,7 +10,7 @@ import sys
 
 import psutil
 
-from coldbrew.tools.demo import format_table
+from coldbrew.experiment.demo import format_table
 
 
 def test_demo_trains_serves_and_reports(tmp_path):

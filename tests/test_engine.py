@@ -17,7 +17,7 @@ from coldbrew.engine import InvalidInputError, load_predictor
 from coldbrew.engine.brew import KERNELS, BrewPredictor
 from coldbrew.errors import ModelFormatError
 from coldbrew.format import write_brew
-from coldbrew.tools.compile import to_arrays
+from coldbrew.convert.sklearn import to_arrays
 
 # sklearn's own finiteness check sums the rows; rows of +-3.4e38 overflow that sum (harmlessly).
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered in reduce:RuntimeWarning")
@@ -141,7 +141,7 @@ def test_bit_exact_every_estimator(models, kernel, name):
 
 
 def test_adult_test_split(tiny_model, tiny_brew, kernel):
-    from coldbrew.tools.dataset import study_split
+    from coldbrew.experiment.dataset import study_split
 
     _, X_test, _, _ = study_split()
     est = pickle.loads(tiny_model.read_bytes())

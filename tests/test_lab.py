@@ -17,8 +17,8 @@ import pytest
 from proctools import alive
 
 from coldbrew.errors import ConfigError
-from coldbrew.runtimes.lab import Lab, LabConfig
-from coldbrew.runtimes.lab.durations import format_duration, parse_duration
+from coldbrew.lab import Lab, LabConfig
+from coldbrew.lab.durations import format_duration, parse_duration
 
 HANDLERS = Path(__file__).parent / "handlers"
 

@@ -15,8 +15,8 @@ import pytest
 
 from coldbrew.cli import main
 from coldbrew.errors import ColdbrewError
-from coldbrew.tools.dataset import STUDY_PAYLOAD
-from coldbrew.tools.loadtest import parse_duration, parse_labels
+from coldbrew.experiment.dataset import STUDY_PAYLOAD
+from coldbrew.experiment.loadtest import parse_duration, parse_labels
 
 STUDY_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] .+/INFO/root: \d+\.\d{2}$")
 

@@ -13,9 +13,9 @@ import pytest
 
 from coldbrew.cli import main
 from coldbrew.errors import ColdbrewError
-from coldbrew.tools.coldstats import summarize
-from coldbrew.tools.latency_logs import labels_from_filename, load_inputs, read_requests, request_record
-from coldbrew.tools.report import render_rows, render_section, render_table, write_report
+from coldbrew.experiment.coldstats import summarize
+from coldbrew.experiment.results import labels_from_filename, load_inputs, read_requests, request_record
+from coldbrew.experiment.report import render_rows, render_section, render_table, write_report
 
 DATA = Path(__file__).parent / "data"
 DISK = DATA / "DOCKER_DISK_TEST_ROUND_5_locust_logs.txt"
@@ -267,7 +267,7 @@ def test_plots_and_html(tmp_path, capsys):
 
 def test_study_reference_rows_in_the_table():
     runs, columns = load_inputs([DISK])
-    from coldbrew.tools.published import study_reference_rows
+    from coldbrew.experiment.published import study_reference_rows
 
     groups = summarize(runs, columns) + study_reference_rows(columns)
     out = render_table(groups, "table")
@@ -301,7 +301,7 @@ def test_public_renderers_for_other_tables(tmp_path):
 
 def test_study_round_rows_agree_with_his_logs():
     """The one-round reference rows are what his own log files give (to the hundredth of a ms)."""
-    from coldbrew.tools.published import ROUND_LOG, STUDY_COLD_STARTS
+    from coldbrew.experiment.published import ROUND_LOG, STUDY_COLD_STARTS
 
     for path, key in ((DISK, ("DOCKER_DISK", "140MB")), (S3, ("DOCKER_S3", "1090MB"))):
         runs, columns = load_inputs([path])

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from coldbrew.runtimes.local import READY_PREFIX
-from coldbrew.tools.dataset import STUDY_PAYLOAD
+from coldbrew.experiment.dataset import STUDY_PAYLOAD
 
 
 def start(*args, env=None):

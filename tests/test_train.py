@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from coldbrew.tools import train as train_mod
+from coldbrew.experiment import train as train_mod
 
 STUDY_FEATURES = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
 
@@ -35,7 +35,7 @@ def study_model_by_hand(n_estimators, max_depth):
 
 
 def test_bundled_data_is_the_full_adult_set():
-    from coldbrew.tools.dataset import load_adult
+    from coldbrew.experiment.dataset import load_adult
 
     X, y = load_adult()
     assert list(X.columns) == STUDY_FEATURES

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from coldbrew.runtimes.lab import Lab, LabConfig
-from coldbrew.tools.warm import warm_round
+from coldbrew.lab import Lab, LabConfig
+from coldbrew.experiment.warm import warm_round
 
 X = 3
 

@@ -6,6 +6,8 @@ to the depth, not to the number of trees. Used when the C extension is not built
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 _CHUNK_CELLS = 1 << 21  # rows x trees (x outputs) handled per step, bounds the temporary arrays
@@ -60,8 +62,9 @@ def _first_bad_tree(split, f, n_features) -> int:
 
 
 def expit(x: np.ndarray) -> None:
-    """In place, x -> 1 / (1 + exp(-x)), scipy's expit formula with numpy's exp."""
-    np.negative(x, out=x)
-    np.exp(x, out=x)
-    np.add(x, 1.0, out=x)
-    np.divide(1.0, x, out=x)
+    """In place, x -> 1 / (1 + exp(-x)), scipy's expit formula with libm's exp (as the C kernel).
+
+    ``math.exp`` is libm's; ``np.exp`` is not always (numpy >= 2.4 uses its own SIMD exp, which can differ in
+    the last bit), so the fallback pays a Python loop over one value per row to stay bit-identical.
+    """
+    x[...] = [1.0 / (1.0 + math.exp(-v)) for v in x.tolist()]

@@ -1,6 +1,6 @@
 """`coldbrew demo`: train the tiny model, serve it, send the study's payload, show the start-up timings.
 
-The model is trained once into the model cache (``coldbrew.tools.modelcache``) and, when the compiler is
+The model is trained once into the model cache (``coldbrew.experiment.modelcache``) and, when the compiler is
 available, compiled to .brew beside it. Each format is then served by a fresh ``coldbrew serve`` process on a
 free loopback port, sent the study's payload, and stopped — the two side by side are the product's point.
 """
@@ -26,8 +26,8 @@ def add_arguments(parser) -> None:
 
 def _ensure_models(pickle_only: bool) -> dict[str, Path]:
     """The tiny model as pickle (and .brew), trained/compiled into the cache only when missing or stale."""
-    from coldbrew.tools.modelcache import cache_path
-    from coldbrew.tools.train import PRESETS, train
+    from coldbrew.experiment.modelcache import cache_path
+    from coldbrew.experiment.train import PRESETS, train
 
     recipe = PRESETS["tiny"]
     models = {"pickle": cache_path(recipe, "pickle")}
@@ -35,8 +35,8 @@ def _ensure_models(pickle_only: bool) -> dict[str, Path]:
         print(f"training the tiny model (n_estimators={recipe.n_estimators}, max_depth={recipe.max_depth}) ...")
         result = train(recipe, models["pickle"], progress=False)
         print(f"  test accuracy {result.accuracy:.4f}, {result.seconds:.1f} s")
-    if not pickle_only and importlib.util.find_spec("coldbrew.tools.compile") is not None:
-        from coldbrew.tools.compile import compile_model
+    if not pickle_only and importlib.util.find_spec("coldbrew.convert.sklearn") is not None:
+        from coldbrew.convert.sklearn import compile_model
 
         brew = cache_path(recipe, "brew")
         if not brew.exists() or brew.stat().st_mtime < models["pickle"].stat().st_mtime:
@@ -49,7 +49,7 @@ def _ensure_models(pickle_only: bool) -> dict[str, Path]:
 def _serve_and_ask(path: Path) -> dict:
     """Serve ``path`` in a fresh process, POST the study payload, stop; returns what a client saw."""
     from coldbrew.runtimes.local import ServerProcess
-    from coldbrew.tools.dataset import STUDY_PAYLOAD
+    from coldbrew.experiment.dataset import STUDY_PAYLOAD
 
     with ServerProcess(str(path)) as server:
         status, body = server.request("POST", "/predict", STUDY_PAYLOAD)
@@ -87,7 +87,7 @@ def format_table(results: dict[str, dict]) -> str:
 
 
 def run(args) -> int:
-    from coldbrew.tools.dataset import STUDY_PAYLOAD
+    from coldbrew.experiment.dataset import STUDY_PAYLOAD
 
     models = _ensure_models(args.pickle_only)
     print(f"\nPOST /predict {json.dumps(STUDY_PAYLOAD)}\n")

@@ -1,6 +1,6 @@
 """The study's cold-start statistics, per group of runs.
 
-The latencies are the measured requests (``latency_logs.is_measured``): successful responses and API
+The latencies are the measured requests (``results.is_measured``): successful responses and API
 Gateway's 504 timeouts, which are cold starts the client waited out. Throttles (429) and other failed
 requests are counted, not measured. A request is a cold start when its latency is above a threshold
 (the study: 1000 ms). Each subset gets
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from coldbrew.errors import ColdbrewError
-from coldbrew.tools.latency_logs import GATEWAY_TIMEOUT, THROTTLED, Run
+from coldbrew.experiment.results import GATEWAY_TIMEOUT, THROTTLED, Run
 
 STAT_KEYS = ("n", "mean", "p25", "p50", "p75", "p95", "p99", "max")
 PERCENTILES = {"p25": 25, "p50": 50, "p75": 75, "p95": 95, "p99": 99}

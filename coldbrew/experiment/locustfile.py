@@ -17,8 +17,8 @@ import time
 
 from locust import HttpUser, between, events, task
 
-from coldbrew.tools.dataset import STUDY_PAYLOAD
-from coldbrew.tools.latency_logs import request_record, study_log_message
+from coldbrew.experiment.dataset import STUDY_PAYLOAD
+from coldbrew.experiment.results import request_record, study_log_message
 
 _state: dict = {"payload": STUDY_PAYLOAD, "out": None}
 

@@ -1,5 +1,8 @@
 """The lab: Lambda's scaling and cold starts on one machine, with the real runtime client.
 
+May import: errors and the standard library (plus awslambdaric in child processes). None of the serving code
+(format, engine, sources, app, runtimes): it hosts any handler.
+
 Modules: durations, httpserver, runtime_api (one Runtime API per environment), environment,
 launchers and snapshot (how processes start), scheduler, front_door, stats, staging, config, lab.
 ``Lab`` and ``LabConfig`` are imported lazily so the snapshot template stays light.
@@ -12,11 +15,11 @@ __all__ = ["Lab", "LabConfig"]
 
 def __getattr__(name: str):
     if name == "Lab":
-        from coldbrew.runtimes.lab.lab import Lab
+        from coldbrew.lab.lab import Lab
 
         return Lab
     if name == "LabConfig":
-        from coldbrew.runtimes.lab.config import LabConfig
+        from coldbrew.lab.config import LabConfig
 
         return LabConfig
     raise AttributeError(name)

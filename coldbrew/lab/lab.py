@@ -1,6 +1,6 @@
 """``Lab``: the front door, the scheduler and the environments, run on a background thread.
 
-    from coldbrew.runtimes.lab import Lab, LabConfig
+    from coldbrew.lab import Lab, LabConfig
 
     with Lab(LabConfig(model_uri="model.brew", max_concurrency=10)) as lab:
         requests.post(lab.url + "/predict", json={...})
@@ -18,13 +18,13 @@ import threading
 from pathlib import Path
 
 from coldbrew.errors import ColdbrewError
-from coldbrew.runtimes.lab.config import LabConfig
-from coldbrew.runtimes.lab.front_door import build_front_door
-from coldbrew.runtimes.lab.httpserver import server_port, start_server
-from coldbrew.runtimes.lab.launchers import ProcessLauncher, SnapshotLauncher
-from coldbrew.runtimes.lab.scheduler import Scheduler
-from coldbrew.runtimes.lab.staging import stage_model
-from coldbrew.runtimes.lab.stats import Stats
+from coldbrew.lab.config import LabConfig
+from coldbrew.lab.front_door import build_front_door
+from coldbrew.lab.httpserver import server_port, start_server
+from coldbrew.lab.launchers import ProcessLauncher, SnapshotLauncher
+from coldbrew.lab.scheduler import Scheduler
+from coldbrew.lab.staging import stage_model
+from coldbrew.lab.stats import Stats
 
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "VIRTUAL_ENV", "SSL_CERT_FILE", "COLDBREW_CACHE")
 

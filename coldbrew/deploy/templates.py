@@ -1,7 +1,7 @@
 """File contents written by `coldbrew package`: Dockerfiles, the SAM template, the per-directory README.
 
 Plain text with ``<<name>>`` placeholders (``$`` and ``{}`` are taken by CloudFormation and shell), filled
-by :func:`render`. Every function here is pure: a :class:`~coldbrew.tools.package.Plan` in, text out.
+by :func:`render`. Every function here is pure: a :class:`~coldbrew.deploy.package.Plan` in, text out.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from coldbrew.tools.coldstats import reference_group
+from coldbrew.experiment.coldstats import reference_group
 
 TABLE = "study (AWS Lambda, 2021)"
 QUOTED = "study (AWS, quoted p50)"

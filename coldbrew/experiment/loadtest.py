@@ -1,6 +1,6 @@
 """`coldbrew loadtest`: load an endpoint with locust the way the study did, and keep every number.
 
-Locust runs headless in a child process (``python -m locust -f coldbrew/tools/locustfile.py``), as the
+Locust runs headless in a child process (``python -m locust -f coldbrew/experiment/locustfile.py``), as the
 study ran it: gevent's monkey-patching stays out of our process (and out of ``coldbrew bench``, which
 manages other children), the command is the study's own plus our options, and stopping it is one signal.
 We follow the run by tailing the structured per-request file the locustfile writes.
@@ -24,8 +24,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from coldbrew.errors import ColdbrewError
-from coldbrew.tools.dataset import STUDY_PAYLOAD
-from coldbrew.tools.latency_logs import RUN_FILE
+from coldbrew.experiment.dataset import STUDY_PAYLOAD
+from coldbrew.experiment.results import RUN_FILE
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 CONNECT_TIMEOUT_S = 5.0
@@ -65,7 +65,7 @@ def parse_duration(text: str) -> int:
 
 def parse_labels(items: list[str]) -> dict[str, str]:
     """``["setup=disk", ...]`` → ``{"setup": "disk", ...}``."""
-    from coldbrew.tools.coldstats import RESERVED_KEYS
+    from coldbrew.experiment.coldstats import RESERVED_KEYS
 
     labels = {}
     for item in items:

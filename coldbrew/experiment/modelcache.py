@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from coldbrew.tools.train import Recipe
+from coldbrew.experiment.train import Recipe
 
 SUFFIXES = {"pickle": ".pkl", "brew": ".brew"}
 

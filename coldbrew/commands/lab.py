@@ -68,7 +68,7 @@ def _interrupt(signum, frame):
 
 def run(args) -> int:
     """Start the lab and serve until Ctrl-C (or SIGTERM)."""
-    from coldbrew.runtimes.lab import Lab, LabConfig
+    from coldbrew.lab import Lab, LabConfig
 
     config = LabConfig(handler=args.handler, task_root=args.task_root, env=_env_pairs(args.env),
                        model_uri=args.model_uri, source=args.source, evict_page_cache=args.evict_page_cache,

@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from coldbrew.errors import ColdbrewError
-from coldbrew.tools import package_templates as tpl
+from coldbrew.deploy import templates as tpl
 
 SETUPS = ("image-disk", "image-s3", "zip-snapstart")
 ARCHES = tuple(tpl.DOCKER_PLATFORMS)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from coldbrew.tools.coldstats import group_runs
-from coldbrew.tools.latency_logs import Run
+from coldbrew.experiment.coldstats import group_runs
+from coldbrew.experiment.results import Run
 
 WINDOW_S = 5.0
 _LINES = (("p5", "tab:purple", ":"), ("mean", "tab:red", "-"), ("p50", "tab:green", "--"), ("p95", "tab:orange", "-."))

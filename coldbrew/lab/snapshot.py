@@ -2,7 +2,7 @@
 
 A local analogue of Lambda SnapStart
 (https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html). Run as
-``python -m coldbrew.runtimes.lab.snapshot HANDLER CONTROL_FD``. The lab sends one JSON
+``python -m coldbrew.lab.snapshot HANDLER CONTROL_FD``. The lab sends one JSON
 line per environment (``{"env": {...}}``) on the control socket; the template forks, the
 child takes the environment's variables, calls ``os.setsid`` and runs the unmodified
 awslambdaric loop (which finds the handler module already imported), and the template

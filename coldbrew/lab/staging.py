@@ -43,7 +43,7 @@ def stage_model(uri: str | Path | None, source: str, workdir: Path) -> StagedMod
         raise ConfigError(f"model file not found: {path}")
     if source == "disk":
         return StagedModel({"MODEL_URI": str(path), "MODEL_SOURCE": "DISK"}, [path])
-    from coldbrew.runtimes.s3server import SeaweedS3
+    from coldbrew.lab.s3server import SeaweedS3
 
     data_dir = workdir / "seaweedfs"
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -17,10 +17,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from coldbrew.runtimes.lab.config import LabConfig
-from coldbrew.runtimes.lab.environment import Environment, InitFailure, Outcome, read_proc_kb
-from coldbrew.runtimes.lab.staging import evict_page_cache
-from coldbrew.runtimes.lab.stats import Stats, report_line
+from coldbrew.lab.config import LabConfig
+from coldbrew.lab.environment import Environment, InitFailure, Outcome, read_proc_kb
+from coldbrew.lab.staging import evict_page_cache
+from coldbrew.lab.stats import Stats, report_line
 
 
 class Throttled(Exception):

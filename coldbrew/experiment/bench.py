@@ -8,7 +8,7 @@ published AWS numbers as reference rows, and writes the HTML report and figures.
 Setups: ``disk`` (DOCKER_DISK: the function reads the file), ``s3`` (DOCKER_S3: it downloads it from
 the lab's SeaweedFS), ``warmed`` (disk, after one ``coldbrew warm`` round of X = concurrency) and
 ``provisioned`` (disk, lab started with N = concurrency provisioned environments). Models come from the
-model cache (``coldbrew.tools.modelcache``): trained and compiled once, reused thereafter.
+model cache (``coldbrew.experiment.modelcache``): trained and compiled once, reused thereafter.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from coldbrew.errors import ColdbrewError
-from coldbrew.tools.train import PRESETS
+from coldbrew.experiment.train import PRESETS
 
 SETUPS = ("disk", "s3", "warmed", "provisioned")
 FORMATS = ("pickle", "brew")
@@ -94,7 +94,7 @@ class Options:
 
 def resolve_options(args) -> Options:
     """Defaults (or --quick's) with explicit options applied; raises ColdbrewError on invalid values."""
-    from coldbrew.tools.loadtest import parse_duration
+    from coldbrew.experiment.loadtest import parse_duration
 
     base = QUICK if args.quick else DEFAULTS
 
@@ -133,8 +133,8 @@ def _ram_mb() -> float:
 
 def prepare_models(sizes, formats, log=print) -> dict[tuple[str, str], Path]:
     """The cached model file for each (size, format): trained and/or compiled when missing."""
-    from coldbrew.tools.modelcache import cache_path
-    from coldbrew.tools.train import train
+    from coldbrew.experiment.modelcache import cache_path
+    from coldbrew.experiment.train import train
 
     models = {}
     for size in sizes:
@@ -151,7 +151,7 @@ def prepare_models(sizes, formats, log=print) -> dict[tuple[str, str], Path]:
         if "brew" in formats:
             brew_path = cache_path(recipe, "brew")
             if not brew_path.exists():
-                from coldbrew.tools.compile import compile_model
+                from coldbrew.convert.sklearn import compile_model
 
                 log(f"model {size}: compiling -> {brew_path}")
                 stats = compile_model(pickle_path, brew_path, progress=True)
@@ -236,8 +236,8 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
     Writes the loadtest files, ``lab_events.jsonl``, ``function_output.log`` and ``bench.json`` to
     ``run_dir``; returns bench.json's content.
     """
-    from coldbrew.runtimes.lab import Lab, LabConfig
-    from coldbrew.tools.loadtest import run_loadtest
+    from coldbrew.lab import Lab, LabConfig
+    from coldbrew.experiment.loadtest import run_loadtest
 
     run_dir.mkdir(parents=True, exist_ok=True)
     events = run_dir / "lab_events.jsonl"
@@ -254,7 +254,7 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
     with Lab(config) as lab:
         t_ready = time.time()
         if cell.setup == "warmed":
-            from coldbrew.tools.warm import warm_round
+            from coldbrew.experiment.warm import warm_round
 
             result = warm_round(lab.url, cell.max_concurrency, timeout_s=INIT_TIMEOUT_S + 30)
             info["warm_round"] = asdict(result)
@@ -287,7 +287,7 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
 
 def reference_rows(cells: list[Cell]) -> dict[tuple[str, str], list[dict]]:
     """The study's rows for the (setup, size) pairs we ran, labelled with our names."""
-    from coldbrew.tools.published import study_rows_for
+    from coldbrew.experiment.published import study_rows_for
 
     ours = {(c.setup, c.size) for c in cells if c.setup in STUDY_SETUPS}
     rows = {}
@@ -314,9 +314,9 @@ def runs_table(infos: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 def build_report(out: Path, finished: list[dict], cells: list[Cell]) -> str:
     """Summarize the finished runs (plus reference rows), write report.html, plots/ and results.md."""
-    from coldbrew.tools.coldstats import DEFAULT_THRESHOLD_MS, summarize
-    from coldbrew.tools.latency_logs import load_inputs
-    from coldbrew.tools.report import render_section, render_table, write_report
+    from coldbrew.experiment.coldstats import DEFAULT_THRESHOLD_MS, summarize
+    from coldbrew.experiment.results import load_inputs
+    from coldbrew.experiment.report import render_section, render_table, write_report
 
     run_files = [Path(i["dir"]) / "run.json" for i in finished]
     runs, _ = load_inputs(run_files)
@@ -356,7 +356,7 @@ def say(text: str) -> None:
 
 def run(args) -> int:
     """Entry point of ``coldbrew bench``."""
-    from coldbrew.tools.loadtest import parse_duration
+    from coldbrew.experiment.loadtest import parse_duration
 
     opts = resolve_options(args)
     out = opts.out.resolve()

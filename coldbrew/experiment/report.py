@@ -2,7 +2,7 @@
 
 Python API (used by ``coldbrew bench``)::
 
-    runs, columns = load_inputs([Path("runs/")])          # coldbrew.tools.latency_logs
+    runs, columns = load_inputs([Path("runs/")])          # coldbrew.experiment.results
     groups = summarize(runs, columns, threshold_ms=1000)  # one dict per group (the JSON schema)
     groups += study_reference_rows(columns)               # optional published rows
     print(render_table(groups, "table"))                  # table | markdown | csv | json
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from coldbrew.errors import ColdbrewError
-from coldbrew.tools.coldstats import DEFAULT_THRESHOLD_MS, STAT_KEYS, summarize
-from coldbrew.tools.latency_logs import load_inputs
+from coldbrew.experiment.coldstats import DEFAULT_THRESHOLD_MS, STAT_KEYS, summarize
+from coldbrew.experiment.results import load_inputs
 
 FORMATS = ("table", "markdown", "csv", "json")
 __all__ = ["FORMATS", "render_rows", "render_section", "render_table", "summarize", "table_sections", "write_report",
@@ -171,7 +171,7 @@ def write_report(runs, label_columns, groups, *, threshold_ms: float, html: Path
     """
     import tempfile
 
-    from coldbrew.tools.plots import write_plots
+    from coldbrew.experiment.plots import write_plots
 
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="coldbrew-plots-") as scratch:
@@ -179,7 +179,7 @@ def write_report(runs, label_columns, groups, *, threshold_ms: float, html: Path
         if plots:
             written.extend(images)
         if html:
-            from coldbrew.tools.htmlreport import write_html
+            from coldbrew.experiment.htmlreport import write_html
 
             written.append(write_html(groups, images, html, extra_sections=extra_sections))
     return written
@@ -192,7 +192,7 @@ def run(args) -> int:
     runs, columns = load_inputs(args.inputs, args.manifest)
     groups = summarize(runs, columns, args.cold_threshold_ms)
     if args.with_study:
-        from coldbrew.tools.published import study_reference_rows
+        from coldbrew.experiment.published import study_reference_rows
 
         groups += study_reference_rows(columns if {"setup", "model_size"} <= set(columns) else ("setup", "model_size"))
     print(render_table(groups, args.format))

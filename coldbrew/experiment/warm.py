@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from coldbrew.errors import ColdbrewError
-from coldbrew.runtimes.lab.durations import parse_duration
-from coldbrew.tools.loadtest import check_reachable
+from coldbrew.lab.durations import parse_duration
+from coldbrew.experiment.loadtest import check_reachable
 
 
 @dataclass

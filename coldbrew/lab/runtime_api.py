@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Awaitable, Protocol
 
-from coldbrew.runtimes.lab.httpserver import Request, Response
+from coldbrew.lab.httpserver import Request, Response
 
 PREFIX = "/2018-06-01/runtime"
 ERROR_TYPE_HEADER = "lambda-runtime-function-error-type"

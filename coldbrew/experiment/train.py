@@ -82,7 +82,7 @@ def train(recipe: Recipe, out: Path, fmt: str = "pickle", progress: bool = True)
     from sklearn.ensemble import GradientBoostingClassifier
     from tqdm import tqdm
 
-    from coldbrew.tools.dataset import study_split
+    from coldbrew.experiment.dataset import study_split
 
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")

@@ -1,7 +1,7 @@
 """How an environment's process comes to life: a fresh ``python -m awslambdaric`` or a fork.
 
 ``ProcessLauncher`` starts the real runtime client the way Lambda's Python base image does;
-``SnapshotLauncher`` asks an initialised template (coldbrew.runtimes.lab.snapshot) to fork.
+``SnapshotLauncher`` asks an initialised template (coldbrew.lab.snapshot) to fork.
 Every process runs in its own session and dies with its parent (PR_SET_PDEATHSIG), so
 nothing outlives the lab.
 """
@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from coldbrew.runtimes.lab.snapshot import die_with_parent
+from coldbrew.lab.snapshot import die_with_parent
 
 
 class ProcessLauncher:
@@ -52,7 +52,7 @@ class SnapshotLauncher:
         ours, theirs = socket.socketpair()
         started = time.monotonic()
         self.template = subprocess.Popen(
-            [sys.executable, "-m", "coldbrew.runtimes.lab.snapshot", self.handler, str(theirs.fileno())],
+            [sys.executable, "-m", "coldbrew.lab.snapshot", self.handler, str(theirs.fileno())],
             env=env, cwd=self.task_root, stdin=subprocess.DEVNULL, stdout=self.output, stderr=self.output,
             pass_fds=(theirs.fileno(),), start_new_session=True, preexec_fn=die_with_parent)
         theirs.close()

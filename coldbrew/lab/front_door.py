@@ -14,9 +14,9 @@ import time
 import uuid
 from urllib.parse import parse_qsl
 
-from coldbrew.runtimes.lab.environment import InitFailure
-from coldbrew.runtimes.lab.httpserver import Request, Response
-from coldbrew.runtimes.lab.scheduler import Scheduler, Throttled
+from coldbrew.lab.environment import InitFailure
+from coldbrew.lab.httpserver import Request, Response
+from coldbrew.lab.scheduler import Scheduler, Throttled
 
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded",
               "application/javascript")

@@ -14,8 +14,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from coldbrew.runtimes.lab.httpserver import server_port, start_server
-from coldbrew.runtimes.lab.runtime_api import NextEvent, build_handler, error_summary
+from coldbrew.lab.httpserver import server_port, start_server
+from coldbrew.lab.runtime_api import NextEvent, build_handler, error_summary
 
 MEMORY_POLL_S = 0.05
 

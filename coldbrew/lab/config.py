@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coldbrew.errors import ConfigError
-from coldbrew.runtimes.lab.durations import parse_duration
+from coldbrew.lab.durations import parse_duration
 
 DEFAULT_HANDLER = "coldbrew.aws.handler"
 

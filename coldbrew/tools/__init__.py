@@ -1,1 +1,0 @@
-"""Tools: train, compile, package, loadtest, report, bench, warm. The CLI is a thin shell over these."""
