@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coldbrew.runtimes.aws_lambda import MAX_HOLD_MS, init_from_env, parse_hold_ms
+from coldbrew.runtimes.aws_lambda import MAX_HOLD_MS, MAX_HTTP_HOLD_MS, init_from_env, parse_hold_ms
 
 EVENTS = Path(__file__).parent / "events"
 STUDY_ROW = {"age": 39, "fnlwgt": 77516, "education_num": 13, "capital_gain": 2174, "capital_loss": 0,
@@ -191,26 +191,55 @@ def test_warm_event_holds_and_reports_env_and_cold(make_handler):
     assert bad["field"] == "hold_ms" and "error" in bad
 
 
-def test_warm_over_http(make_handler):
-    handler = make_handler()
-    response = handler(load_event("http-v2-warm.json"), Context())
+WARM_SECRET = "correct-horse-battery-staple"
+
+
+def warm_http_event(body: dict | None = None, secret: str | None = WARM_SECRET) -> dict:
+    """The HTTP API's POST /_warm event, with the warm-up secret header when ``secret`` is given."""
+    event = load_event("http-v2-warm.json")
+    if secret is not None:
+        event["headers"]["x-coldbrew-warm-secret"] = secret
+    if body is not None:
+        event["body"] = json.dumps(body)
+    return event
+
+
+def test_warm_over_http_needs_the_secret_and_caps_the_hold(make_handler):
+    handler = make_handler(COLDBREW_WARM_SECRET=WARM_SECRET)
+    response = handler(warm_http_event(), Context())
     assert response["statusCode"] == 200
     assert body_of(response) == {"env": handler.env_id, "cold": True, "held_ms": 0}
     assert headers_of(response)["x-coldbrew-cold"] == ["1"]
-    event = load_event("http-v2-warm.json")
-    event["body"] = json.dumps({"hold_ms": MAX_HOLD_MS + 1})
-    rejected = handler(event, Context())
+    for secret in (None, "", "wrong", WARM_SECRET[:-1], WARM_SECRET + "x", "\ud800"):
+        refused = handler(warm_http_event(secret=secret), Context())
+        assert refused["statusCode"] == 403, secret
+        assert body_of(refused)["field"] == "X-Coldbrew-Warm-Secret"
+    # Direct invocations may hold up to 10 s; over HTTP a warm-up holds a few hundred ms at most.
+    assert MAX_HTTP_HOLD_MS <= 500
+    rejected = handler(warm_http_event({"hold_ms": MAX_HTTP_HOLD_MS + 1}), Context())
     assert rejected["statusCode"] == 400 and body_of(rejected)["field"] == "hold_ms"
+    assert str(MAX_HTTP_HOLD_MS) in body_of(rejected)["error"]
+    assert handler({"coldbrew": "warm", "hold_ms": MAX_HTTP_HOLD_MS + 1}, Context())["held_ms"] == MAX_HTTP_HOLD_MS + 1
+
+
+def test_warm_route_is_closed_without_a_secret(make_handler):
+    """No COLDBREW_WARM_SECRET: /_warm is an unknown path (the app's 404), even with a secret header."""
+    for extra in ({}, {"COLDBREW_WARM_SECRET": ""}):
+        handler = make_handler(**extra)
+        for secret in (None, "", WARM_SECRET):
+            response = handler(warm_http_event(secret=secret), Context())
+            assert response["statusCode"] == 404 and "held_ms" not in response["body"]
+        assert handler(load_event("warm.json"), Context())["env"] == handler.env_id  # direct warm-ups still work
 
 
 def test_warm_ups_never_load_the_model_again(make_handler, monkeypatch):
     import coldbrew.engine
 
-    handler = make_handler()
+    handler = make_handler(COLDBREW_WARM_SECRET=WARM_SECRET)
     monkeypatch.setattr(coldbrew.engine, "load_predictor", lambda *a, **k: pytest.fail("model loaded twice"))
     for _ in range(3):
         handler(load_event("warm.json"), Context())
-        handler(load_event("http-v2-warm.json"), Context())
+        assert handler(warm_http_event(), Context())["statusCode"] == 200
     assert handler.served == 6
 
 
@@ -219,12 +248,13 @@ def test_wsgi_app_for_zappa_counts_cold_per_environment(make_handler):
     from io import BytesIO
     from wsgiref.util import setup_testing_defaults
 
-    handler = make_handler()
+    handler = make_handler(COLDBREW_WARM_SECRET=WARM_SECRET)
     seen = []
 
     def call(path, method="GET", body=b""):
         environ = {"PATH_INFO": path, "REQUEST_METHOD": method, "CONTENT_LENGTH": str(len(body)),
-                   "CONTENT_TYPE": "application/json", "wsgi.input": BytesIO(body)}
+                   "CONTENT_TYPE": "application/json", "wsgi.input": BytesIO(body),
+                   "HTTP_X_COLDBREW_WARM_SECRET": WARM_SECRET}
         setup_testing_defaults(environ)
         out = b"".join(handler.wsgi(environ, lambda status, headers, exc_info=None: seen.append((status, dict(headers)))))
         return json.loads(out)
@@ -240,6 +270,9 @@ def test_parse_hold_ms():
     for bad in (True, -1, MAX_HOLD_MS + 1, "5", float("nan")):
         with pytest.raises(ValueError):
             parse_hold_ms(bad)
+    assert parse_hold_ms(None, limit=100) == 100 and parse_hold_ms(100, limit=100) == 100
+    with pytest.raises(ValueError, match="between 0 and 100"):
+        parse_hold_ms(101, limit=100)
 
 
 def test_snapstart_hooks_renew_identity_and_randomness(make_handler):

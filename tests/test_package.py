@@ -34,6 +34,10 @@ def packages(tmp_path_factory, tiny_model, tiny_brew):
         "zip-snapstart": (str(tiny_brew), "zip-snapstart", {}),
         "zip-snapstart-s3": (str(tiny_brew), "zip-snapstart", {"s3_uri": S3_URI}),
         "zip-snapstart-pickle": (str(tiny_model), "zip-snapstart", {}),
+        # The doors a user can open: the HTTP warm route (secret-protected) and IAM authorization.
+        "image-disk-warm-route-iam": (str(tiny_brew), "image-disk", {"warm_route": True, "auth": "iam"}),
+        "zip-snapstart-warm-route": (str(tiny_brew), "zip-snapstart", {"warm_route": True}),
+        "image-s3-iam": (str(tiny_brew), "image-s3", {"s3_uri": S3_URI, "auth": "iam"}),
     }
     return {name: package(uri, setup, root / name, **kw) for name, (uri, setup, kw) in cases.items()}
 
@@ -117,9 +121,42 @@ def test_templates_transform_with_samtranslator(packages, monkeypatch):
         assert function["MemorySize"] == {"Ref": "MemorySize"}
         assert template["Parameters"]["MemorySize"]["Default"] == 4500
         assert function["Architectures"] == ["x86_64"]
-        paths = out["ServerlessHttpApi"]["Properties"]["Body"]["paths"]
-        assert {"/", "/predict", "/_warm", "/openapi.json"} <= set(paths), name
-        assert "post" in paths["/_warm"] and "get" in paths["/"]
+        body = out["HttpApi"]["Properties"]["Body"]
+        paths = body["paths"]
+        assert {"/", "/predict", "/openapi.json"} <= set(paths), name
+        assert "get" in paths["/"]
+        # The warm-up route exists only when asked for; the direct-invocation warm-up needs none.
+        if result.plan.warm_route:
+            assert "post" in paths["/_warm"], name
+            assert out["WarmSecret"]["Type"] == "AWS::SecretsManager::Secret"
+            assert out["WarmSecret"]["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+            secret_env = function["Environment"]["Variables"]["COLDBREW_WARM_SECRET"]
+            assert secret_env == {"Fn::Sub": "{{resolve:secretsmanager:${WarmSecret}}}"}, name
+        else:
+            assert "/_warm" not in paths, f"{name}: /_warm is public without --warm-route"
+            assert "WarmSecret" not in out and "COLDBREW_WARM_SECRET" not in function["Environment"]["Variables"]
+        # --auth iam: every route demands a SigV4 signature; otherwise no route has an authorizer.
+        operations = [op for methods in paths.values() for op in methods.values()]
+        if result.plan.auth == "iam":
+            assert all(op.get("security") == [{"AWS_IAM": []}] for op in operations), name
+            scheme = body["components"]["securitySchemes"]["AWS_IAM"]
+            assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+        else:
+            assert not any("security" in op for op in operations), name
+        # Cost has a ceiling: stage throttling from parameters whose defaults fit the study's load.
+        stage = next(r for r in out.values() if r["Type"] == "AWS::ApiGatewayV2::Stage")
+        assert stage["Properties"]["DefaultRouteSettings"] == {
+            "ThrottlingRateLimit": {"Ref": "ThrottleRateLimit"},
+            "ThrottlingBurstLimit": {"Ref": "ThrottleBurstLimit"},
+        }
+        parameters = template["Parameters"]
+        users, min_wait_s = 100, 3  # the study: 100 locust users, each waiting 3-5 s between requests
+        assert parameters["ThrottleRateLimit"]["Default"] >= users / min_wait_s
+        assert parameters["ThrottleBurstLimit"]["Default"] >= users
+        assert function["ReservedConcurrentExecutions"] == {
+            "Fn::If": ["HasReserved", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+        }
+        assert parameters["ReservedConcurrency"]["Default"] == 0  # 0 = no reservation (HasReserved false)
 
         alias = out["ModelFunctionAliaslive"]["Properties"]
         if result.plan.setup == "zip-snapstart":

@@ -22,6 +22,9 @@ from coldbrew.errors import ColdbrewError
 from coldbrew.deploy import templates as tpl
 
 SETUPS = ("image-disk", "image-s3", "zip-snapstart")
+# Default "none": the endpoint is a public prediction API, like the study's; its costly doors are closed
+# (no /_warm route) and its rate is capped (stage throttling). "iam" makes every HTTP caller sign with SigV4.
+AUTH_MODES = ("none", "iam")
 ARCHES = tuple(tpl.DOCKER_PLATFORMS)
 DEFAULT_MEMORY_MB = 4500  # the study's setting
 DEFAULT_TIMEOUT_S = 30
@@ -56,6 +59,8 @@ class Plan:
     timeout: int
     arch: str
     native_build: bool
+    warm_route: bool = False  # route POST /_warm through the HTTP API (secret-protected)
+    auth: str = "none"  # "none" | "iam": who may call the HTTP API
 
     @property
     def model_in_artifact(self) -> bool:
@@ -181,12 +186,16 @@ def make_plan(
     timeout: int = DEFAULT_TIMEOUT_S,
     arch: str = "x86_64",
     model_format: str = "auto",
+    warm_route: bool = False,
+    auth: str = "none",
 ) -> Plan:
     """Decide where the model lives and how the function reads it; validates the combination."""
     if setup not in SETUPS:
         raise ColdbrewError(f"--setup must be one of {', '.join(SETUPS)}")
     if arch not in ARCHES:
         raise ColdbrewError(f"--arch must be one of {', '.join(ARCHES)}")
+    if auth not in AUTH_MODES:
+        raise ColdbrewError(f"--auth must be one of {', '.join(AUTH_MODES)}")
     if not 128 <= memory <= 10240:
         raise ColdbrewError("--memory must be between 128 and 10240 MB")
     if not 1 <= timeout <= 900:
@@ -232,6 +241,8 @@ def make_plan(
         timeout=timeout,
         arch=arch,
         native_build=has_native_sources(source_root() / "coldbrew"),
+        warm_route=warm_route,
+        auth=auth,
     )
 
 
@@ -256,10 +267,17 @@ def package(
     arch: str = "x86_64",
     model_format: str = "auto",
     force: bool = False,
+    warm_route: bool = False,
+    auth: str = "none",
 ) -> PackageResult:
-    """Write the build context, ``template.yaml`` and ``README.md`` for ``setup`` into ``out_dir``."""
+    """Write the build context, ``template.yaml`` and ``README.md`` for ``setup`` into ``out_dir``.
+
+    ``warm_route`` adds ``POST /_warm`` to the HTTP API behind a generated secret; ``auth="iam"`` puts the
+    HTTP API behind AWS_IAM authorization (docs/deploy.md, "Deployed doors").
+    """
     plan = make_plan(
-        model_uri, setup, s3_uri=s3_uri, memory=memory, timeout=timeout, arch=arch, model_format=model_format
+        model_uri, setup, s3_uri=s3_uri, memory=memory, timeout=timeout, arch=arch, model_format=model_format,
+        warm_route=warm_route, auth=auth,
     )
     out_dir = Path(out_dir)
     requirements = pinned_requirements(plan.model_format)
@@ -333,6 +351,14 @@ def add_arguments(parser) -> None:
         "--model-format", choices=("auto", "brew", "pickle"), default="auto", help="override format detection"
     )
     parser.add_argument("--force", action="store_true", help="overwrite coldbrew's files in a non-empty DIR")
+    parser.add_argument(
+        "--warm-route", action="store_true",
+        help="also route POST /_warm through the HTTP API, behind a generated secret (default: direct invocation only)",
+    )
+    parser.add_argument(
+        "--auth", choices=AUTH_MODES, default="none",
+        help="HTTP API authorization: none (public, throttled) or iam (SigV4-signed callers only); default none",
+    )
 
 
 def run(args) -> int:
@@ -346,12 +372,15 @@ def run(args) -> int:
         arch=args.arch,
         model_format=args.model_format,
         force=args.force,
+        warm_route=args.warm_route,
+        auth=args.auth,
     )
     plan = result.plan
     print(f"coldbrew package: setup {plan.setup}, {plan.model_format} model {plan.model_name} → {result.out_dir}/")
     print(f"  model source   {plan.model_source} {plan.model_uri}")
     print(f"  function       {plan.memory} MB, {plan.timeout} s, {plan.arch}, handler {tpl.HANDLER}")
     print(f"  native build   {'yes (compiled inside the Lambda base image)' if plan.native_build else 'no'}")
+    print(f"  HTTP doors     auth {plan.auth}, /_warm route {'on (secret required)' if plan.warm_route else 'off'}")
     print()
     width = max(len(rel) for rel, _ in result.files)
     print(f"  {'file':<{width}}  {'size':>10}")

@@ -8,8 +8,11 @@ loads the model (like the study, so the first invocation pays for it and the ini
 - Every response carries ``X-Coldbrew-Env`` (this execution environment's id) and ``X-Coldbrew-Cold``: ``1`` on
   the first request the environment serves, ``0`` on the others — and on every request of a provisioned-concurrency
   environment (``AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency``), whose init no request waited for.
-- Warm-up: the event ``{"coldbrew": "warm", "hold_ms": 250}`` (or ``POST /_warm`` with ``{"hold_ms": 250}``)
-  holds the environment ``hold_ms`` and answers ``{"env": ID, "cold": bool, "held_ms": N}``, no prediction.
+- Warm-up: the event ``{"coldbrew": "warm", "hold_ms": 250}`` (a direct invocation, IAM-protected) holds the
+  environment ``hold_ms`` (at most 10 s) and answers ``{"env": ID, "cold": bool, "held_ms": N}``, no prediction.
+  ``POST /_warm`` does the same over HTTP only when ``COLDBREW_WARM_SECRET`` is set, only for requests whose
+  ``X-Coldbrew-Warm-Secret`` header matches it (compared in constant time; else 403), and holds at most
+  ``MAX_HTTP_HOLD_MS``; without the variable ``/_warm`` is just an unknown path (the app's 404).
 - SnapStart: before the snapshot the model's pages are touched; after a restore the environment gets a new
   id and cold flag, random generators are reseeded and cached S3 clients dropped (docs/deploy.md).
 
@@ -28,7 +31,12 @@ import time
 WARM_EVENT_KEY = "coldbrew"
 DEFAULT_HOLD_MS = 250
 MAX_HOLD_MS = 10_000
+# On the HTTP route a warm-up costs its caller one request but holds an environment this long at most:
+# enough for concurrent warm-ups to land on distinct environments, too little to amplify a flood.
+MAX_HTTP_HOLD_MS = 500
 WARM_PATH = "/_warm"
+WARM_SECRET_ENV = "COLDBREW_WARM_SECRET"
+WARM_SECRET_HEADER = "X-Coldbrew-Warm-Secret"
 SNAP_START = "snap-start"
 PROVISIONED = "provisioned-concurrency"
 
@@ -37,15 +45,28 @@ class WarmRequestError(ValueError):
     """A warm-up request with an unusable ``hold_ms``."""
 
 
-def parse_hold_ms(value) -> int:
-    """``hold_ms`` from a warm-up request: absent → default, else an integer number of ms in [0, 10000]."""
+def parse_hold_ms(value, limit: int = MAX_HOLD_MS) -> int:
+    """``hold_ms`` from a warm-up request: absent → default, else an integer number of ms in [0, ``limit``]."""
     if value is None:
-        return DEFAULT_HOLD_MS
+        return min(DEFAULT_HOLD_MS, limit)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         raise WarmRequestError("hold_ms must be a number of milliseconds")
-    if not 0 <= value <= MAX_HOLD_MS:
-        raise WarmRequestError(f"hold_ms must be between 0 and {MAX_HOLD_MS}")
+    if not 0 <= value <= limit:
+        raise WarmRequestError(f"hold_ms must be between 0 and {limit}")
     return int(value)
+
+
+def warm_secret_matches(expected: str, given: str | None) -> bool:
+    """True when ``given`` equals the warm-route secret, compared in constant time (digests, so not even the
+    secret's length leaks)."""
+    import hashlib
+    import hmac
+
+    if given is None:
+        return False
+    expected_digest = hashlib.sha256(expected.encode("utf-8", "surrogatepass")).digest()
+    given_digest = hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest()
+    return hmac.compare_digest(expected_digest, given_digest)
 
 
 def is_warm_event(event) -> bool:
@@ -61,7 +82,7 @@ def _log(record: dict) -> None:
 class LambdaHandler:
     """The state of one execution environment and the callable Lambda invokes."""
 
-    def __init__(self, startup, app, *, provisioned: bool = False):
+    def __init__(self, startup, app, *, provisioned: bool = False, warm_secret: str | None = None):
         from apig_wsgi import make_lambda_handler
 
         self.startup = startup
@@ -72,6 +93,8 @@ class LambdaHandler:
         self._first_is_cold = not provisioned
         self._cold = False  # whether the invocation in progress waited for this environment's init
         self._invoking = False
+        #: POST /_warm is served only when set, and only to requests that present it.
+        self.warm_secret = warm_secret or None
         #: The app with /_warm and the X-Coldbrew headers, for WSGI hosts such as Zappa (``coldbrew.aws.app``).
         self.wsgi = self._front_door(app)
         self._http = make_lambda_handler(self.wsgi)
@@ -130,13 +153,19 @@ class LambdaHandler:
                 extra = [("X-Coldbrew-Env", self.env_id), ("X-Coldbrew-Cold", "1" if self._cold else "0")]
                 return start_response(status, [*headers, *extra], exc_info)
 
-            if environ.get("PATH_INFO") == WARM_PATH and environ.get("REQUEST_METHOD") == "POST":
+            if self.warm_secret and environ.get("PATH_INFO") == WARM_PATH and environ.get("REQUEST_METHOD") == "POST":
                 return self._http_warm(environ, start)
             return app(environ, start)
 
         return wsgi
 
     def _http_warm(self, environ, start):
+        given = environ.get("HTTP_" + WARM_SECRET_HEADER.upper().replace("-", "_"))
+        if not warm_secret_matches(self.warm_secret, given):
+            data = json.dumps({"error": f"POST {WARM_PATH} needs the warm-up secret in {WARM_SECRET_HEADER}",
+                               "field": WARM_SECRET_HEADER}).encode()
+            start("403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+            return [data]
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             raw = environ["wsgi.input"].read(length) if length else b""
@@ -146,7 +175,7 @@ class LambdaHandler:
                 raise WarmRequestError("body must be JSON, e.g. {\"hold_ms\": 250}") from None
             if not isinstance(body, dict):
                 raise WarmRequestError("body must be a JSON object, e.g. {\"hold_ms\": 250}")
-            status, payload = "200 OK", self._hold(parse_hold_ms(body.get("hold_ms")))
+            status, payload = "200 OK", self._hold(parse_hold_ms(body.get("hold_ms"), MAX_HTTP_HOLD_MS))
         except WarmRequestError as exc:
             status, payload = "400 Bad Request", {"error": str(exc), "field": "hold_ms"}
         data = json.dumps(payload).encode()
@@ -206,7 +235,8 @@ def init_from_env(environ=None) -> LambdaHandler:
         _log({"event": "coldbrew.startup_error", "error": f"{type(exc).__name__}: {exc}"})
         raise
     init_type = environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")
-    lambda_handler = LambdaHandler(startup, create_app(startup.predictor), provisioned=init_type == PROVISIONED)
+    lambda_handler = LambdaHandler(startup, create_app(startup.predictor), provisioned=init_type == PROVISIONED,
+                                   warm_secret=environ.get(WARM_SECRET_ENV))
     record = json.loads(startup.log_line())
     record.update(
         env=lambda_handler.env_id,
