@@ -8,6 +8,7 @@ holds every file it copies), requirements.txt for what serving pulls in, and the
 from __future__ import annotations
 
 import copy
+import json
 import shlex
 from pathlib import Path
 
@@ -323,3 +324,66 @@ def test_cli_prints_the_files_and_sizes(tmp_path, tiny_brew, capsys):
     assert "template.yaml" in out and "model/tiny.brew" in out and "estimated unzipped size" in out
     assert main(["package", S3_URI, "--setup", "image-disk", "-o", str(tmp_path / "y")]) == 1
     assert "image-disk copies the model" in capsys.readouterr().err
+
+
+def _function_environment(result, secret: str) -> dict[str, str]:
+    """ModelFunction's environment as CloudFormation would resolve it, with /var/task mapped to the package."""
+    template = _parse_template(result.out_dir / "template.yaml")
+    resolved = {}
+    for name, value in template["Resources"]["ModelFunction"]["Properties"]["Environment"]["Variables"].items():
+        if value == {"Fn::Sub": "{{resolve:secretsmanager:${WarmSecret}}}"}:
+            value = secret  # what the dynamic reference resolves to: the generated secret string
+        elif value == {"Fn::Sub": "s3://${ModelBucket}/${ModelKey}"}:
+            value = result.plan.s3_uri  # the parameters' defaults
+        assert isinstance(value, str), f"{name}: {value!r}"
+        resolved[name] = value.replace(tpl.TASK_ROOT, str(result.out_dir))
+    return resolved
+
+
+def test_packaged_function_guards_its_warm_route(packages, capsys):
+    """The handler, run with the environment the template gives it: /_warm needs the secret and holds briefly."""
+    from coldbrew.runtimes.aws_lambda import MAX_HTTP_HOLD_MS, init_from_env
+
+    event = json.loads((Path(__file__).parent / "events" / "http-v2-warm.json").read_text())
+
+    def warm(handler, secret=None, hold_ms=0):
+        request = copy.deepcopy(event)
+        request["body"] = json.dumps({"hold_ms": hold_ms})
+        if secret is not None:
+            request["headers"]["x-coldbrew-warm-secret"] = secret
+        return handler(request, None)["statusCode"]
+
+    secret = "Zq8RkG2mWn4PxT7vYc1LbH5sJd9FaE3u"
+    guarded = init_from_env(_function_environment(packages["image-disk-warm-route-iam"], secret))
+    assert warm(guarded) == 403 and warm(guarded, "guess") == 403
+    assert warm(guarded, secret) == 200
+    assert warm(guarded, secret, hold_ms=MAX_HTTP_HOLD_MS + 1) == 400
+    default = init_from_env(_function_environment(packages["image-disk"], secret))
+    assert warm(default) == 404 and warm(default, secret) == 404
+
+
+def test_pickle_setups_allow_pickle_and_brew_setups_do_not(packages):
+    for name, result in packages.items():
+        variables = _function_environment(result, "unused")
+        dockerfile = (result.out_dir / "Dockerfile").read_text()
+        if result.plan.model_format == "pickle":
+            assert variables["COLDBREW_ALLOW_PICKLE"] == "1", name
+            if result.plan.setup != "zip-snapstart":
+                assert "COLDBREW_ALLOW_PICKLE=1" in dockerfile, name
+        else:
+            assert "COLDBREW_ALLOW_PICKLE" not in variables and "COLDBREW_ALLOW_PICKLE" not in dockerfile, name
+
+
+def test_cli_opens_the_doors_it_is_asked_to(tmp_path, tiny_brew, capsys):
+    from coldbrew.cli import main
+
+    assert main(["package", str(tiny_brew), "--setup", "image-disk", "-o", str(tmp_path / "d"),
+                 "--warm-route", "--auth", "iam"]) == 0
+    assert "auth iam, /_warm route on" in capsys.readouterr().out
+    template = _parse_template(tmp_path / "d" / "template.yaml")
+    assert template["Resources"]["ModelFunction"]["Properties"]["Events"]["Warm"]["Properties"]["Path"] == "/_warm"
+    assert template["Resources"]["HttpApi"]["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+    readme = (tmp_path / "d" / "README.md").read_text()
+    assert "--warm-route --auth iam" in readme and "WarmSecretArn" in readme and "--sigv4" in readme
+    with pytest.raises(SystemExit):
+        main(["package", str(tiny_brew), "--setup", "image-disk", "-o", str(tmp_path / "e"), "--auth", "open"])

@@ -1,12 +1,10 @@
-"""The scheduled warmer Lambda: fan out X concurrent warm-up invocations to the model function's alias.
+"""The scheduled warmer Lambda: X concurrent direct warm-up invocations of the model function's alias.
 
-``coldbrew package`` embeds this file's source as the ``WarmerFunction``'s inline code (``index.handler``), so it
-imports only the standard library and boto3 (which every Lambda Python runtime ships) — nothing from coldbrew.
-Each warm-up is a direct ``lambda:InvokeFunction`` (IAM-protected, no HTTP route) with the event
-``{"coldbrew": "warm", "hold_ms": H}``; because each one holds its environment for H ms, X concurrent
-invocations cannot queue on one environment and Lambda has to keep (or start) X of them.
+``coldbrew package`` embeds this file as the WarmerFunction's inline code, so it imports only the standard
+library and boto3 (which Lambda ships). Each warm-up ``{"coldbrew": "warm", "hold_ms": H}`` holds its
+environment H ms, so X at once cannot queue on one environment: Lambda keeps (or starts) X of them.
 
-Environment: ``TARGET`` (function name, ARN or alias ARN), ``CONCURRENCY`` (X, 1-1000), ``HOLD_MS`` (0-10000).
+Environment: TARGET (function or alias ARN), CONCURRENCY (1-1000), HOLD_MS (0-10000).
 """
 
 import json
