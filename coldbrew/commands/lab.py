@@ -5,6 +5,7 @@ Prints the URL, then a live line of stats; Ctrl-C stops every environment. See d
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -38,6 +39,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--function-output", metavar="FILE", help="send the functions' stdout/stderr to FILE")
     parser.add_argument("--no-report", action="store_true", help="do not print REPORT lines on stderr")
     parser.add_argument("--quiet", action="store_true", help="no live stats line")
+    parser.add_argument("--warm-secret", metavar="SECRET", default=None,
+                        help="open POST /_warm (as `package --warm-route`), answered only with this secret in "
+                             "X-Coldbrew-Warm-Secret (default: $COLDBREW_WARM_SECRET, else no /_warm route)")
 
 
 def _env_pairs(pairs: list[str]) -> dict[str, str]:
@@ -76,7 +80,8 @@ def run(args) -> int:
                        init_timeout=args.init_timeout, idle_timeout=args.idle_timeout,
                        max_concurrency=args.max_concurrency, provisioned=args.provisioned, snapshot=args.snapshot,
                        port=args.port, log=args.log, report=not args.no_report,
-                       function_output=args.function_output)
+                       function_output=args.function_output,
+                       warm_secret=args.warm_secret or os.environ.get("COLDBREW_WARM_SECRET") or None)
     signal.signal(signal.SIGTERM, _interrupt)
     lab = Lab(config)
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -246,6 +247,8 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
         max_concurrency=cell.max_concurrency, init_timeout=INIT_TIMEOUT_S, report=False, log=events,
         function_output=run_dir / "function_output.log",
         provisioned=cell.max_concurrency if cell.setup == "provisioned" else 0,
+        # `warmed` warms over the lab's HTTP route, opened (like `package --warm-route`) with a one-off secret.
+        warm_secret=secrets.token_urlsafe(24) if cell.setup == "warmed" else None,
     )
     info = {"name": cell.name, **asdict(cell), "model": str(model), "model_bytes": model.stat().st_size,
             "users": opts.users, "spawn_rate": opts.spawn_rate, "run_time": opts.run_time,
@@ -256,7 +259,8 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
         if cell.setup == "warmed":
             from coldbrew.experiment.warm import warm_round
 
-            result = warm_round(lab.url, cell.max_concurrency, timeout_s=INIT_TIMEOUT_S + 30)
+            result = warm_round(lab.url, cell.max_concurrency, timeout_s=INIT_TIMEOUT_S + 30,
+                                secret=config.warm_secret)
             info["warm_round"] = asdict(result)
         t_load = time.time()
         stats_before = lab.stats()

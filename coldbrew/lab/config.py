@@ -18,6 +18,10 @@ class LabConfig:
     ``model_uri``/``source`` are optional conveniences: the lab passes ``MODEL_URI`` and
     ``MODEL_SOURCE`` to the function (uploading to a local SeaweedFS first for ``source="s3"``)
     and never reads the model itself.
+
+    ``warm_secret`` opens the ``POST /_warm`` route as ``coldbrew package --warm-route`` does: the function
+    gets it as ``COLDBREW_WARM_SECRET`` and answers only requests that present it. Unset, ``/_warm`` is a
+    route the HTTP API does not have (404), as deployed by default (coldbrew/lab/routes.py).
     """
 
     handler: str = DEFAULT_HANDLER
@@ -40,6 +44,7 @@ class LabConfig:
     report: bool = True
     function_output: str | Path | None = None
     region: str = "us-east-1"
+    warm_secret: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("timeout", "gateway_timeout", "init_timeout", "idle_timeout"):

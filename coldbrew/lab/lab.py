@@ -22,6 +22,7 @@ from coldbrew.lab.config import LabConfig
 from coldbrew.lab.front_door import build_front_door
 from coldbrew.lab.httpserver import server_port, start_server
 from coldbrew.lab.launchers import ProcessLauncher, SnapshotLauncher
+from coldbrew.lab.routes import WARM_SECRET_ENV, route
 from coldbrew.lab.scheduler import Scheduler
 from coldbrew.lab.staging import stage_model
 from coldbrew.lab.stats import Stats
@@ -86,6 +87,8 @@ class Lab:
         })
         env.update(self._staged.env if self._staged else {})
         env.update({str(k): str(v) for k, v in c.env.items()})
+        if c.warm_secret:
+            env[WARM_SECRET_ENV] = c.warm_secret
         return env
 
     async def _astart(self) -> None:
@@ -105,8 +108,8 @@ class Lab:
             self.stats_log.event("snapshot", init_ms=round(launcher.init_ms, 2), **(error or {}))
             if error:
                 raise ColdbrewError(f"snapshot init failed: {error['errorType']}: {error['errorMessage']}")
-        self._server = await start_server(build_front_door(self._scheduler, c.gateway_timeout, self._describe),
-                                          c.port)
+        front_door = build_front_door(self._scheduler, c.gateway_timeout, self._describe)
+        self._server = await start_server(route(front_door, warm_route=bool(c.warm_secret)), c.port)
         self.port = server_port(self._server)
         self._scheduler.start_reaper()
         if c.provisioned:
