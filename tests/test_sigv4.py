@@ -15,6 +15,7 @@ import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -54,7 +55,7 @@ class IamEndpoint(BaseHTTPRequestHandler):
     """/predict and /_warm behind a SigV4 check; each warm-up answers from a new 'environment'."""
 
     protocol_version = "HTTP/1.1"
-    seen: list[int] = []
+    seen: ClassVar[list[int]] = []
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -117,7 +118,7 @@ def test_a_signature_covers_the_body():
 def _coldbrew(*argv, env=None, timeout=120):
     base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "COLDBREW_WARM_SECRET"}
     base["AWS_CONFIG_FILE"] = base["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull  # no profile from this machine
-    return subprocess.run([sys.executable, "-m", "coldbrew", *argv], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "coldbrew", *argv], capture_output=True, text=True, check=False,
                           timeout=timeout, env={**base, **(env or {})})
 
 

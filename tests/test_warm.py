@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import urllib.error
-import urllib.request
 import sys
 import time
+import urllib.error
+import urllib.request
 
-import pytest
-
-from coldbrew.lab import Lab, LabConfig
 from coldbrew.experiment.warm import warm_round
+from coldbrew.lab import Lab, LabConfig
 
 X = 3
 SECRET = "lab-warm-secret-0123456789"
@@ -96,7 +94,7 @@ def test_cli_refuses_without_a_secret_or_target():
                                                                  "--hold", "2s"]):
         env = {k: v for k, v in os.environ.items() if k != "COLDBREW_WARM_SECRET"}
         proc = subprocess.run([sys.executable, "-m", "coldbrew", "warm", *argv], capture_output=True, text=True,
-                              timeout=60, env=env)
+                              timeout=60, env=env, check=False)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
@@ -113,7 +111,7 @@ class HandlersAsLambda:
         self._io, self._lock, self.calls = io, threading.Lock(), []
         self.envs = [init_from_env({"MODEL_SOURCE": "DISK", "MODEL_URI": str(model)}) for _ in range(n)]
 
-    def invoke(self, FunctionName, Payload):  # noqa: N803 - boto3's parameter names
+    def invoke(self, FunctionName, Payload):
         with self._lock:
             env = self.envs[len(self.calls) % len(self.envs)]
             self.calls.append((FunctionName, json.loads(Payload)))
@@ -136,5 +134,5 @@ def test_cli_function_without_a_region_is_a_one_line_error():
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["AWS_CONFIG_FILE"] = os.devnull
     proc = subprocess.run([sys.executable, "-m", "coldbrew", "warm", "--function", "coldbrew-model", "-x", "1"],
-                          capture_output=True, text=True, timeout=60, env=env)
+                          capture_output=True, text=True, timeout=60, env=env, check=False)
     assert proc.returncode == 1 and "--region" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -38,7 +38,7 @@ def handlers_as_environments(model, n):
 
 
 def test_fan_out_warms_x_real_environments_concurrently(tiny_brew, capsys):
-    invoke, envs, calls = handlers_as_environments(tiny_brew, 3)
+    invoke, _envs, calls = handlers_as_environments(tiny_brew, 3)
     barrier = threading.Barrier(3, timeout=30)  # every invocation waits for the others: only concurrency passes
 
     def concurrent(payload):

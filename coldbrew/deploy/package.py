@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from coldbrew.errors import ColdbrewError
 from coldbrew.deploy import templates as tpl
+from coldbrew.errors import ColdbrewError
 
 SETUPS = ("image-disk", "image-s3", "zip-snapstart")
 # Default "none": the endpoint is a public prediction API, like the study's; its costly doors are closed

@@ -37,7 +37,7 @@ WARMER_SOURCE = Path(__file__).with_name("warmer.py")
 
 
 @lru_cache(maxsize=1)
-def _environment() -> "jinja2.Environment":
+def _environment() -> jinja2.Environment:
     import jinja2
 
     return jinja2.Environment(
@@ -55,25 +55,25 @@ def render(name: str, **values: Any) -> str:
     return _environment().get_template(name).render(**values)
 
 
-def extra_env(plan: "Plan") -> dict[str, str]:
+def extra_env(plan: Plan) -> dict[str, str]:
     """Environment variables beyond MODEL_SOURCE/MODEL_URI that the function needs for ``plan``."""
     # Unpickling runs code from the file: the serving path refuses it unless explicitly allowed.
     return {"COLDBREW_ALLOW_PICKLE": "1"} if plan.model_format == "pickle" else {}
 
 
-def _common(plan: "Plan") -> dict[str, Any]:
-    return dict(
-        plan=plan,
-        platform=DOCKER_PLATFORMS[plan.arch],
-        base=BASE_IMAGE,
-        task_root=TASK_ROOT,
-        handler=HANDLER,
-        runtime=RUNTIME,
-        extra_env=extra_env(plan),
-    )
+def _common(plan: Plan) -> dict[str, Any]:
+    return {
+        "plan": plan,
+        "platform": DOCKER_PLATFORMS[plan.arch],
+        "base": BASE_IMAGE,
+        "task_root": TASK_ROOT,
+        "handler": HANDLER,
+        "runtime": RUNTIME,
+        "extra_env": extra_env(plan),
+    }
 
 
-def dockerfile(plan: "Plan") -> str:
+def dockerfile(plan: Plan) -> str:
     """The Dockerfile for ``plan``: a Lambda image (image-*) or a zip builder (zip-snapstart)."""
     name = "Dockerfile.zip.j2" if plan.setup == "zip-snapstart" else "Dockerfile.image.j2"
     return render(name, limit=ZIP_UNZIPPED_LIMIT, **_common(plan))
@@ -89,7 +89,7 @@ def warmer_code() -> str:
     return WARMER_SOURCE.read_text(encoding="utf-8")
 
 
-def routes(plan: "Plan") -> list[dict[str, str]]:
+def routes(plan: Plan) -> list[dict[str, str]]:
     """The HTTP API's routes for ``plan``: the app's, plus ``POST /_warm`` only when asked for."""
     table = [("Root", "/", "GET"), ("Predict", "/predict", "ANY"), ("OpenApi", "/openapi.json", "GET")]
     if plan.warm_route:
@@ -97,7 +97,7 @@ def routes(plan: "Plan") -> list[dict[str, str]]:
     return [{"name": n, "path": p, "method": m, "label": f"{m} {p}"} for n, p, m in table]
 
 
-def sam_template(plan: "Plan") -> str:
+def sam_template(plan: Plan) -> str:
     """The AWS SAM ``template.yaml`` for ``plan``."""
     return render(
         "template.yaml.j2",
@@ -110,7 +110,7 @@ def sam_template(plan: "Plan") -> str:
     )
 
 
-def readme(plan: "Plan", *, requirements: list[str], estimate: str) -> str:
+def readme(plan: Plan, *, requirements: list[str], estimate: str) -> str:
     """The README.md for ``plan``: exact build, push and deploy commands, and who can reach which door."""
     from coldbrew.runtimes.aws_lambda import MAX_HTTP_HOLD_MS
 

@@ -42,7 +42,7 @@ def one_warm_up(invoke, payload):
     """Invoke once; the handler's answer (a dict with ``env``) or ``{"error": ...}`` — never raises."""
     try:
         function_error, body = invoke(payload)
-    except Exception as exc:  # a throttle, a timeout, a network error: counted, not fatal
+    except Exception as exc:  # noqa: BLE001 - any failure of one warm-up (throttle, timeout, network) is counted
         return {"error": f"{type(exc).__name__}: {exc}"[:200]}
     if function_error or not isinstance(body, dict) or "env" not in body:
         return {"error": str(body)[:200]}

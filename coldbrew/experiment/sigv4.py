@@ -10,8 +10,8 @@ role); botocore is imported only when signing is asked for.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import urlsplit
 
 from coldbrew.errors import ColdbrewError
@@ -38,7 +38,7 @@ class Scope:
         return f"{self.region}:{self.service}"
 
     @classmethod
-    def from_option(cls, text: str) -> "Scope":
+    def from_option(cls, text: str) -> Scope:
         """The inverse of :meth:`to_option`."""
         region, _, service = text.partition(":")
         if not region or service not in SERVICES:

@@ -21,13 +21,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 from coldbrew.errors import ColdbrewError
-from coldbrew.lab.durations import parse_duration
 from coldbrew.experiment.loadtest import check_reachable
+from coldbrew.lab.durations import parse_duration
 from coldbrew.runtimes.aws_lambda import MAX_HOLD_MS as MAX_DIRECT_HOLD_MS
 from coldbrew.runtimes.aws_lambda import MAX_HTTP_HOLD_MS, WARM_SECRET_ENV, WARM_SECRET_HEADER
 
@@ -89,12 +89,13 @@ def lambda_client(concurrency: int, region: str | None = None):
     try:
         import boto3
         from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
     except ImportError:
         raise ColdbrewError("--function needs boto3 (pip install boto3)") from None
     config = Config(max_pool_connections=max(concurrency, 10), read_timeout=70, retries={"max_attempts": 0})
     try:
         return boto3.client("lambda", region_name=region, config=config)
-    except Exception as exc:  # botocore's NoRegionError and friends: a setting the user can fix
+    except BotoCoreError as exc:  # NoRegionError, a broken profile: settings the user can fix
         raise ColdbrewError(f"--function: cannot create a Lambda client ({exc}); pass --region") from None
 
 
