@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from coldbrew.deploy import templates as tpl
+from coldbrew.deploy import render as tpl
 from coldbrew.deploy.package import has_native_sources, package
 from coldbrew.errors import ColdbrewError
 

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from coldbrew.deploy import templates as tpl
+from coldbrew.deploy import render as tpl
 from coldbrew.deploy import warmer
 
 

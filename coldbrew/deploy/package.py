@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from coldbrew.deploy import templates as tpl
+from coldbrew.deploy import render as tpl
 from coldbrew.errors import ColdbrewError
 
 SETUPS = ("image-disk", "image-s3", "zip-snapstart")
