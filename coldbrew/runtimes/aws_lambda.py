@@ -162,7 +162,7 @@ class LambdaHandler:
         import numpy as np
 
         predictor = self.startup.predictor
-        predictor.predict_proba(np.zeros((1, len(predictor.feature_names)), dtype=np.float64))
+        predictor.predict(np.zeros((1, len(predictor.feature_names)), dtype=np.float64))  # regressors too
         gc.collect()
         _log({"event": "coldbrew.before_snapshot", "env": self.env_id})
 
