@@ -46,7 +46,7 @@ def serving_header(est, n_features: int, classes: tuple | None) -> dict:
     """
     try:
         allow_nan = bool(est.__sklearn_tags__().input_tags.allow_nan)
-    except Exception:  # not a scikit-learn estimator, or one without tags: assume no missing values
+    except AttributeError:  # not a scikit-learn estimator, or one without tags: assume no missing values
         allow_nan = False
     categorical = getattr(est, "is_categorical_", None)
     if classes is None:

@@ -81,10 +81,9 @@ def write_atomically(path: Path, write) -> None:
 
 def train(recipe: Recipe, out: Path, fmt: str = "pickle", progress: bool = True) -> TrainResult:
     """Train the study's model with ``recipe`` and save it to ``out`` (pickle or joblib)."""
+    import numpy as np
     from sklearn.ensemble import GradientBoostingClassifier
     from tqdm import tqdm
-
-    import numpy as np
 
     from coldbrew.experiment.dataset import CLASS_LABELS, study_split
 
