@@ -264,6 +264,18 @@ def test_lambda_handler_serves_every_family(families, name, capsys):
     assert body_of(one) == family.expected(family.X[:1])[0]
 
 
+def test_lambda_init_refuses_contradictory_metadata_with_one_log_line(families, tmp_path, capsys):
+    from coldbrew.runtimes.aws_lambda import init_from_env
+
+    path = _rewrite_header(families["multiclass"].brew, tmp_path / "bad.brew", task="binary")
+    capsys.readouterr()
+    with pytest.raises(ModelFormatError, match="binary"):
+        init_from_env({"MODEL_SOURCE": "DISK", "MODEL_URI": str(path)})
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [r["event"] for r in lines] == ["coldbrew.startup_error"]
+    assert "needs 2 classes" in lines[0]["error"]
+
+
 def test_lambda_snapshot_hook_touches_a_regressor(families, capsys):
     from coldbrew.runtimes.aws_lambda import init_from_env
 

@@ -202,11 +202,12 @@ def init_from_env(environ=None) -> LambdaHandler:
     environ = os.environ if environ is None else environ
     try:
         startup = load_from_env(environ)
+        app = create_app(startup.predictor)  # refuses a model whose serving metadata contradicts itself
     except Exception as exc:  # logged as one line, then re-raised so Lambda reports an init error
         _log({"event": "coldbrew.startup_error", "error": f"{type(exc).__name__}: {exc}"})
         raise
     init_type = environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")
-    lambda_handler = LambdaHandler(startup, create_app(startup.predictor), provisioned=init_type == PROVISIONED)
+    lambda_handler = LambdaHandler(startup, app, provisioned=init_type == PROVISIONED)
     record = json.loads(startup.log_line())
     record.update(
         env=lambda_handler.env_id,
