@@ -30,7 +30,7 @@ class Family:
     brew: Path | None
 
     def row(self, i: int) -> dict:
-        return {f: float(v) if v == v else None for f, v in zip(self.features, self.X[i])}
+        return {f: None if np.isnan(v) else float(v) for f, v in zip(self.features, self.X[i])}
 
     def expected(self, X: np.ndarray, fmt: str = "brew") -> list[dict]:
         """What the API must answer for ``X``, from scikit-learn's own predict / predict_proba.

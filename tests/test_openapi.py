@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, settings
 
 from coldbrew.app import create_app
 
-
 MODELS = ["study", "binary", "multiclass", "regression", "nullable"]
 
 
