@@ -69,14 +69,18 @@ def make_handler(tiny_brew, capsys):
 
 
 @pytest.fixture
-def expected(tiny_brew):
-    from coldbrew.engine import load_predictor
+def expected(tiny_model):
+    """P(>$50K) for a row, from scikit-learn itself: the study's model unpickled, asked on a one-row DataFrame."""
+    import pickle
 
-    predictor = load_predictor(tiny_brew)
+    import pandas as pd
+
+    from coldbrew.experiment.dataset import FEATURES
+
+    model = pickle.loads(tiny_model.read_bytes())
 
     def of(row):
-        x = np.array([[float(row[f]) for f in predictor.feature_names]], dtype=np.float64)
-        return float(predictor.predict_proba(x)[0][1])
+        return float(model.predict_proba(pd.DataFrame([row], columns=list(FEATURES)))[0][1])
 
     return of
 

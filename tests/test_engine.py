@@ -152,7 +152,7 @@ def test_adult_test_split(tiny_model, tiny_brew, kernel):
     adv = adversarial_rows(est)
     assert np.array_equal(p.predict_proba(adv), _sk(est, "predict_proba", adv))
     assert p.feature_names == tuple(est.feature_names_in_)
-    assert p.classes == (False, True)
+    assert p.classes == ("<=$50K", ">$50K")
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -94,7 +94,7 @@ def load(config: ModelConfig, *, warmup: bool = False, eager: bool = False, veri
     warmup_ms = None
     if warmup:
         t0 = time.perf_counter()
-        predictor.predict_proba(np.zeros((1, len(predictor.feature_names)), dtype=np.float64))
+        predictor.predict(np.zeros((1, len(predictor.feature_names)), dtype=np.float64))  # every task has predict
         warmup_ms = _ms_since(t0)
     return Startup(
         predictor=predictor,

@@ -3,7 +3,8 @@
 The rules (docs/serving.md): the body is a JSON object (one row) or a non-empty JSON list of objects (a batch).
 Each object has exactly the model's features — a missing or an unknown field is rejected — and every value is a
 JSON number within ±FLOAT32_MAX (scikit-learn's trees compare features as float32 and refuse anything that
-overflows it). Strings, booleans (a Python ``bool`` is an ``int``: checked by exact type), null, NaN, Infinity
+overflows it), or ``null`` for a feature the model handles as missing (it becomes NaN, the libraries' missing
+value). Strings, booleans (a Python ``bool`` is an ``int``: checked by exact type), null elsewhere, NaN, Infinity
 and out-of-range numbers are rejected with the field and, for batches, the row index.
 """
 
@@ -52,7 +53,10 @@ def decode_json(raw: bytes):
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
 
 
-def _number(value, field: str, index: int | None) -> float:
+MISSING = float("nan")
+
+
+def _number(value, field: str, index: int | None, nullable: bool = False) -> float:
     kind = type(value)
     if kind is float:
         if -FLOAT32_MAX <= value <= FLOAT32_MAX:  # False for NaN and ±inf (e.g. a literal 1e400)
@@ -62,24 +66,29 @@ def _number(value, field: str, index: int | None) -> float:
         if -_FLOAT32_MAX_INT <= value <= _FLOAT32_MAX_INT:
             return float(value)
         problem = f"an integer outside ±{FLOAT32_MAX:.7g}"
+    elif value is None and nullable:
+        return MISSING
     else:
         problem = _JSON_TYPES.get(kind, kind.__name__)
     where = f" (row {index})" if index is not None else ""
-    message = f"field '{field}' must be a number within ±3.4e38{where}, got {problem}"
+    allowed = " or null" if nullable else ""
+    message = f"field '{field}' must be a number within ±3.4e38{allowed}{where}, got {problem}"
     raise BadRequest(message, field=field, index=index)
 
 
-def parse_row(obj, features: tuple[str, ...], index: int | None) -> list[float]:
-    """One JSON object → the feature values in model order."""
+def parse_row(
+    obj, features: tuple[str, ...], index: int | None, nullable: tuple[bool, ...] | None = None
+) -> list[float]:
+    """One JSON object → the feature values in model order (``null`` → NaN where ``nullable``)."""
     where = f" (row {index})" if index is not None else ""
     if not isinstance(obj, dict):
         got = _JSON_TYPES.get(type(obj), "a number")
         raise BadRequest(f"each row must be a JSON object of features{where}, got {got}", index=index)
     row = []
-    for name in features:
+    for i, name in enumerate(features):
         if name not in obj:
             raise BadRequest(f"missing field '{name}'{where}", field=name, index=index)
-        row.append(_number(obj[name], name, index))
+        row.append(_number(obj[name], name, index, nullable is not None and nullable[i]))
     if len(obj) != len(features):
         extra = next(key for key in obj if key not in features)
         allowed = ", ".join(features)
@@ -88,13 +97,18 @@ def parse_row(obj, features: tuple[str, ...], index: int | None) -> list[float]:
     return row
 
 
-def parse_rows(payload, features: tuple[str, ...]) -> tuple[list[list[float]], bool]:
-    """A decoded body → ``(rows, is_batch)``; a single object is a batch of one with ``is_batch=False``."""
+def parse_rows(
+    payload, features: tuple[str, ...], nullable: tuple[bool, ...] | None = None
+) -> tuple[list[list[float]], bool]:
+    """A decoded body → ``(rows, is_batch)``; a single object is a batch of one with ``is_batch=False``.
+
+    ``nullable`` (one flag per feature) says which features accept ``null`` (→ NaN); by default none does.
+    """
     if isinstance(payload, dict):
-        return [parse_row(payload, features, None)], False
+        return [parse_row(payload, features, None, nullable)], False
     if isinstance(payload, list):
         if not payload:
             raise BadRequest("empty list: send at least one row")
-        return [parse_row(obj, features, i) for i, obj in enumerate(payload)], True
+        return [parse_row(obj, features, i, nullable) for i, obj in enumerate(payload)], True
     got = _JSON_TYPES.get(type(payload), "a number")
     raise BadRequest(f"request body must be a JSON object or a list of objects, got {got}")

@@ -11,13 +11,13 @@ import logging
 
 import numpy as np
 
+from coldbrew.app.contract import Contract, contract_of
 from coldbrew.app.openapi import build_openapi
 from coldbrew.app.validation import BadRequest, decode_json, parse_rows
 
 log = logging.getLogger("coldbrew.app")
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
-POSITIVE, NEGATIVE = ">$50K", "<=$50K"
 
 _REASONS = {
     200: "OK",
@@ -33,6 +33,14 @@ _REASONS = {
 
 def _dumps(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _model_name(predictor) -> str:
+    """What the OpenAPI document calls the model: the estimator it came from, else the predictor's kind."""
+    source = (getattr(predictor, "header", None) or {}).get("source")
+    if isinstance(source, dict) and isinstance(source.get("estimator"), str):
+        return source["estimator"]
+    return str(getattr(predictor, "kind", "model"))
 
 
 def _is_json(content_type: str) -> bool:
@@ -57,20 +65,51 @@ def _read_body(environ, limit: int) -> bytes:
     return raw
 
 
+def responder(predictor, contract: Contract):
+    """``rows (float64, NaN = missing) → list of result dicts`` in the shape of ``contract.task``.
+
+    - binary: ``{"prediction": label, "probability": P(second class)}``;
+    - multiclass: ``{"prediction": label, "probabilities": {label: p, ...}}`` in the model's class order;
+    - regression: ``{"prediction": value}``.
+
+    The label is the model's own ``predict`` (its threshold or argmax), mapped to its display label; the
+    probabilities are its ``predict_proba``.
+    """
+    if contract.task == "regression":
+
+        def regress(X: np.ndarray) -> list[dict]:
+            return [{"prediction": v} for v in predictor.predict(X).tolist()]
+
+        return regress
+    label_of = contract.label_of()
+    labels = contract.labels
+
+    def classify(X: np.ndarray) -> list[dict]:
+        predicted = [label_of[c] for c in predictor.predict(X).tolist()]
+        proba = predictor.predict_proba(X)
+        if contract.task == "binary":
+            return [{"prediction": y, "probability": p} for y, p in zip(predicted, proba[:, 1].tolist())]
+        return [{"prediction": y, "probabilities": dict(zip(labels, ps))} for y, ps in zip(predicted, proba.tolist())]
+
+    return classify
+
+
 def create_app(predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
-    """A WSGI callable serving ``predictor`` with the study's HTTP contract."""
-    features = tuple(predictor.feature_names)
+    """A WSGI callable serving ``predictor`` with the contract its model states (``coldbrew.app.contract``).
+
+    Raises ModelFormatError when the model's metadata cannot be served as stated.
+    """
+    contract = contract_of(predictor)
+    features, nullable = contract.features, contract.nullable
+    answer = responder(predictor, contract)
     health = _dumps({"success": True})
-    openapi = _dumps(build_openapi(features, max_body_bytes))
+    openapi = _dumps(build_openapi(contract, max_body_bytes, model=_model_name(predictor)))
 
     def predict(environ) -> bytes:
         if not _is_json(environ.get("CONTENT_TYPE", "")):
             raise BadRequest("Content-Type must be application/json", status=415)
-        rows, is_batch = parse_rows(decode_json(_read_body(environ, max_body_bytes)), features)
-        proba = predictor.predict_proba(np.array(rows, dtype=np.float64))
-        results = []
-        for p in proba[:, 1].tolist():
-            results.append({"prediction": POSITIVE if p >= 0.5 else NEGATIVE, "probability": p})
+        rows, is_batch = parse_rows(decode_json(_read_body(environ, max_body_bytes)), features, nullable)
+        results = answer(np.array(rows, dtype=np.float64))
         return _dumps(results if is_batch else results[0])
 
     routes = {

@@ -207,8 +207,25 @@ def probe_rows(est, n: int = 64, seed: int = 0) -> np.ndarray:
     return X
 
 
-def compile_model(src: str | os.PathLike, dst: str | os.PathLike, *, progress: bool = True) -> dict:
+def _check_class_labels(class_labels, header: dict) -> list[str]:
+    classes = header["classes"]
+    if classes is None:
+        raise UnsupportedModelError("class labels were given, but a regressor has no classes")
+    labels = list(class_labels)
+    if len(labels) != len(classes) or not all(isinstance(s, str) for s in labels) or len(set(labels)) != len(labels):
+        raise UnsupportedModelError(
+            f"class labels must be {len(classes)} distinct strings, one per class {classes}, got {labels}"
+        )
+    return labels
+
+
+def compile_model(
+    src: str | os.PathLike, dst: str | os.PathLike, *, progress: bool = True, class_labels=None
+) -> dict:
     """Compile the estimator pickled at ``src`` into ``dst`` (.brew); returns statistics.
+
+    ``class_labels`` (one distinct string per class, in ``classes_`` order) become the header's ``class_labels``:
+    what the served API answers instead of ``str()`` of each class (docs/serving.md).
 
     Raises UnsupportedModelError (nothing written) for estimators .brew cannot represent, and
     ModelFormatError (file removed) if the written file does not reproduce scikit-learn's predictions.
@@ -223,6 +240,8 @@ def compile_model(src: str | os.PathLike, dst: str | os.PathLike, *, progress: b
     src, dst = Path(src), Path(dst)
     est = load_estimator(src)
     header, arrays = to_arrays(est, progress=progress)
+    if class_labels is not None:
+        header["class_labels"] = _check_class_labels(class_labels, header)
     header["created_by"] = f"coldbrew {_coldbrew_version()}"
     size = write_brew(dst, header, arrays)
     try:

@@ -3,6 +3,8 @@
 The recipe is the study's: six numeric Adult features, target ``income == ">50K"``,
 ``train_test_split(test_size=0.33, random_state=42)``, and
 ``GradientBoostingClassifier(learning_rate=1.0, random_state=0, n_estimators=N, max_depth=D)``.
+The target is spelled as the API's labels (``"<=$50K"`` / ``">$50K"``, ``dataset.CLASS_LABELS``) instead of
+False/True: same order, so the same trees and probabilities, and the model file itself says what to answer.
 Presets pick N and D so the pickle lands near the study's file sizes (docs/presets.md).
 """
 
@@ -79,14 +81,17 @@ def write_atomically(path: Path, write) -> None:
 
 def train(recipe: Recipe, out: Path, fmt: str = "pickle", progress: bool = True) -> TrainResult:
     """Train the study's model with ``recipe`` and save it to ``out`` (pickle or joblib)."""
+    import numpy as np
     from sklearn.ensemble import GradientBoostingClassifier
     from tqdm import tqdm
 
-    from coldbrew.experiment.dataset import study_split
+    from coldbrew.experiment.dataset import CLASS_LABELS, study_split
 
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     X_train, X_test, y_train, y_test = study_split()
+    negative, positive = CLASS_LABELS
+    y_train, y_test = (np.where(y, positive, negative) for y in (y_train, y_test))
     model = GradientBoostingClassifier(
         learning_rate=1.0, random_state=0, n_estimators=recipe.n_estimators, max_depth=recipe.max_depth
     )

@@ -191,7 +191,7 @@ class LambdaHandler:
         import numpy as np
 
         predictor = self.startup.predictor
-        predictor.predict_proba(np.zeros((1, len(predictor.feature_names)), dtype=np.float64))
+        predictor.predict(np.zeros((1, len(predictor.feature_names)), dtype=np.float64))  # regressors too
         gc.collect()
         _log({"event": "coldbrew.before_snapshot", "env": self.env_id})
 
@@ -231,11 +231,12 @@ def init_from_env(environ=None) -> LambdaHandler:
     environ = os.environ if environ is None else environ
     try:
         startup = load_from_env(environ)
+        app = create_app(startup.predictor)  # refuses a model whose serving metadata contradicts itself
     except Exception as exc:  # logged as one line, then re-raised so Lambda reports an init error
         _log({"event": "coldbrew.startup_error", "error": f"{type(exc).__name__}: {exc}"})
         raise
     init_type = environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")
-    lambda_handler = LambdaHandler(startup, create_app(startup.predictor), provisioned=init_type == PROVISIONED,
+    lambda_handler = LambdaHandler(startup, app, provisioned=init_type == PROVISIONED,
                                    warm_secret=environ.get(WARM_SECRET_ENV))
     record = json.loads(startup.log_line())
     record.update(
