@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from coldbrew.errors import ColdbrewError
+
 from coldbrew.runtimes.aws_lambda import MAX_HOLD_MS, init_from_env, parse_hold_ms
 
 EVENTS = Path(__file__).parent / "events"
@@ -238,7 +240,7 @@ def test_wsgi_app_for_zappa_counts_cold_per_environment(make_handler):
 def test_parse_hold_ms():
     assert parse_hold_ms(None) == 250 and parse_hold_ms(0) == 0 and parse_hold_ms(99.9) == 99
     for bad in (True, -1, MAX_HOLD_MS + 1, "5", float("nan")):
-        with pytest.raises(ValueError):
+        with pytest.raises(ColdbrewError, match="hold_ms"):
             parse_hold_ms(bad)
 
 

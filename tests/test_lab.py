@@ -18,7 +18,6 @@ from proctools import alive
 
 from coldbrew.errors import ConfigError
 from coldbrew.lab import Lab, LabConfig
-from coldbrew.lab.durations import format_duration, parse_duration
 
 HANDLERS = Path(__file__).parent / "handlers"
 
@@ -48,16 +47,6 @@ def call(lab, path="/", body: bytes | None = None, timeout=20):
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
-
-
-def test_durations_take_unit_suffixes():
-    assert parse_duration("500ms") == 0.5
-    assert parse_duration("5s") == 5.0
-    assert parse_duration("10m") == 600.0
-    assert parse_duration("2") == 2.0
-    assert format_duration(0.5) == "500ms" and format_duration(600) == "10m"
-    with pytest.raises(ConfigError):
-        parse_duration("10 minutes")
 
 
 def test_scale_from_zero_then_warm_reuse(lab_factory):

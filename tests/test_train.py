@@ -60,18 +60,6 @@ def test_overrides_replace_only_what_is_given():
     assert recipe.max_depth == train_mod.PRESETS["140mb"].max_depth
 
 
-def test_failed_write_leaves_nothing_behind(tmp_path):
-    target = tmp_path / "model.pkl"
-
-    def explode(fh):
-        fh.write(b"half a model")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        train_mod.write_atomically(target, explode)
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_cli_trains_joblib_and_reports_accuracy_and_size(tmp_path):
     out = tmp_path / "m.joblib"
     proc = subprocess.run(

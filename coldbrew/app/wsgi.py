@@ -12,7 +12,7 @@ import logging
 import numpy as np
 
 from coldbrew.app.openapi import build_openapi
-from coldbrew.app.validation import BadRequest, decode_json, parse_rows
+from coldbrew.app.validation import InvalidRequest, decode_json, parse_rows
 
 log = logging.getLogger("coldbrew.app")
 
@@ -44,16 +44,16 @@ def _read_body(environ, limit: int) -> bytes:
     length = environ.get("CONTENT_LENGTH", "").strip()
     if length:
         if not length.isdigit():
-            raise BadRequest("invalid Content-Length header")
+            raise InvalidRequest("invalid Content-Length header")
         size = int(length)
         if size > limit:
-            raise BadRequest(f"request body is {size} bytes; the limit is {limit} bytes", status=413)
+            raise InvalidRequest(f"request body is {size} bytes; the limit is {limit} bytes", status=413)
         return environ["wsgi.input"].read(size) if size else b""
     if not environ.get("wsgi.input_terminated"):
-        raise BadRequest("send a Content-Length header", status=411)
+        raise InvalidRequest("send a Content-Length header", status=411)
     raw = environ["wsgi.input"].read(limit + 1)
     if len(raw) > limit:
-        raise BadRequest(f"request body exceeds the limit of {limit} bytes", status=413)
+        raise InvalidRequest(f"request body exceeds the limit of {limit} bytes", status=413)
     return raw
 
 
@@ -65,7 +65,7 @@ def create_app(predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
 
     def predict(environ) -> bytes:
         if not _is_json(environ.get("CONTENT_TYPE", "")):
-            raise BadRequest("Content-Type must be application/json", status=415)
+            raise InvalidRequest("Content-Type must be application/json", status=415)
         rows, is_batch = parse_rows(decode_json(_read_body(environ, max_body_bytes)), features)
         proba = predictor.predict_proba(np.array(rows, dtype=np.float64))
         results = []
@@ -86,14 +86,14 @@ def create_app(predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
         try:
             handlers = routes.get(path)
             if handlers is None:
-                raise BadRequest(f"no route {path}; try GET /, POST /predict or GET /openapi.json", status=404)
+                raise InvalidRequest(f"no route {path}; try GET /, POST /predict or GET /openapi.json", status=404)
             handler = handlers.get("GET" if method == "HEAD" else method)
             if handler is None:
                 allowed = sorted(handlers) + (["HEAD"] if "GET" in handlers else [])
                 headers.append(("Allow", ", ".join(allowed)))
-                raise BadRequest(f"method {method} not allowed on {path}; use {', '.join(allowed)}", status=405)
+                raise InvalidRequest(f"method {method} not allowed on {path}; use {', '.join(allowed)}", status=405)
             status, body = 200, handler(environ)
-        except BadRequest as exc:
+        except InvalidRequest as exc:
             status, body = exc.status, _dumps(exc.body())
         except Exception:
             log.exception("unhandled error serving %s %s", method, path)

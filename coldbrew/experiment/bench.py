@@ -94,7 +94,7 @@ class Options:
 
 def resolve_options(args) -> Options:
     """Defaults (or --quick's) with explicit options applied; raises ColdbrewError on invalid values."""
-    from coldbrew.experiment.loadtest import parse_duration
+    from coldbrew.experiment.loadtest import run_time_seconds
 
     base = QUICK if args.quick else DEFAULTS
 
@@ -107,7 +107,7 @@ def resolve_options(args) -> Options:
         raise ColdbrewError("--users must be at least 1")
     if spawn_rate <= 0:
         raise ColdbrewError("--spawn-rate must be positive")
-    run_time = f"{parse_duration(pick('run_time'))}s"
+    run_time = f"{run_time_seconds(pick('run_time'))}s"
     max_concurrency = users if args.max_concurrency is None else args.max_concurrency
     if max_concurrency < 1:
         raise ColdbrewError("--max-concurrency must be at least 1")
@@ -356,7 +356,7 @@ def say(text: str) -> None:
 
 def run(args) -> int:
     """Entry point of ``coldbrew bench``."""
-    from coldbrew.experiment.loadtest import parse_duration
+    from coldbrew.experiment.loadtest import run_time_seconds
 
     opts = resolve_options(args)
     out = opts.out.resolve()
@@ -374,7 +374,7 @@ def run(args) -> int:
                 f"{models[(size, 'pickle')].stat().st_size / 1e6:,.0f} MB pickle + {PICKLE_BASE_MB} MB each)")
     say(f"bench: {len(cells)} runs, {opts.users} users, spawn {opts.spawn_rate:g}/s, {opts.run_time} each -> {out}")
     finished, matrix_t0, interrupted = [], time.monotonic(), False
-    per_run_guess = parse_duration(opts.run_time) + LAB_OVERHEAD_S
+    per_run_guess = run_time_seconds(opts.run_time) + LAB_OVERHEAD_S
     try:
         for n, cell in enumerate(cells, 1):
             elapsed = time.monotonic() - matrix_t0

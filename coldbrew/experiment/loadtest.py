@@ -14,6 +14,7 @@ Python API (used by ``coldbrew bench``)::
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 import subprocess
@@ -23,14 +24,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from coldbrew.durations import parse_duration
 from coldbrew.errors import ColdbrewError
 from coldbrew.experiment.dataset import STUDY_PAYLOAD
 from coldbrew.experiment.results import RUN_FILE
+from coldbrew.pairs import parse_pairs
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 CONNECT_TIMEOUT_S = 5.0
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_LABEL_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def add_arguments(parser) -> None:
@@ -38,7 +39,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--host", required=True, metavar="URL", help="base URL of the endpoint (POST URL/predict)")
     parser.add_argument("--users", type=int, default=100, help="concurrent users (default: %(default)s)")
     parser.add_argument("--spawn-rate", type=float, default=20, help="users started per second (default: %(default)s)")
-    parser.add_argument("--run-time", default="60s", help="how long to run: 60s, 5m, 1h30m (default: %(default)s)")
+    parser.add_argument("--run-time", default="60s", help="how long to run: 90s, 1.5s, 10m, 1h30m (default: %(default)s)")
     parser.add_argument("--payload", type=Path, metavar="FILE", help="JSON body to POST (default: the study's row)")
     parser.add_argument("--name", default="loadtest", metavar="PREFIX", help="prefix of the files (default: %(default)s)")
     parser.add_argument("--out", type=Path, metavar="DIR",
@@ -47,36 +48,19 @@ def add_arguments(parser) -> None:
                         help="a label for report grouping, e.g. setup=DOCKER_DISK model_size=140MB format=brew")
 
 
-def parse_duration(text: str) -> int:
-    """Seconds in ``60``, ``60s``, ``5m``, ``1h30m`` (locust's --run-time syntax)."""
-    text = str(text).strip()
-    if text.isdigit():
-        seconds = int(text)
-    else:
-        match = _DURATION.match(text)
-        if not text or not match:
-            raise ColdbrewError(f"--run-time {text!r}: use seconds or a duration like 60s, 5m, 1h30m")
-        h, m, s = (int(g or 0) for g in match.groups())
-        seconds = 3600 * h + 60 * m + s
-    if seconds <= 0:
+def run_time_seconds(text: str | float | int) -> int:
+    """Whole seconds for locust's ``--run-time`` (which counts whole seconds): ``1.5s`` -> 2; at least 1."""
+    seconds = parse_duration(text, option="--run-time")
+    if seconds < 1:
         raise ColdbrewError("--run-time must be at least 1s")
-    return seconds
+    return math.ceil(seconds)
 
 
 def parse_labels(items: list[str]) -> dict[str, str]:
-    """``["setup=disk", ...]`` → ``{"setup": "disk", ...}``."""
+    """``["setup=disk", ...]`` -> ``{"setup": "disk", ...}``; the report's own column names are refused."""
     from coldbrew.experiment.coldstats import RESERVED_KEYS
 
-    labels = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not _LABEL_KEY.match(key):
-            raise ColdbrewError(f"--label {item!r}: use KEY=VALUE with KEY a plain name, e.g. setup=DOCKER_DISK")
-        if key in RESERVED_KEYS:
-            raise ColdbrewError(f"--label {key}: that name is used by the report's columns; pick another")
-        labels[key] = value.strip()
-    return labels
+    return {key: value.strip() for key, value in parse_pairs(items, option="--label", reserved=RESERVED_KEYS).items()}
 
 
 def check_reachable(host: str) -> None:
@@ -167,7 +151,7 @@ def run_loadtest(host: str, out_dir: Path, *, users: int = 100, spawn_rate: floa
     ``payload`` is a JSON-able body or a path to a JSON file (default: the study's row); ``progress`` is a
     stream for the live status line (True: stderr), or None for silence.
     """
-    run_time_s = parse_duration(run_time)
+    run_time_s = run_time_seconds(run_time)
     if users < 1 or spawn_rate <= 0:
         raise ColdbrewError("--users must be >= 1 and --spawn-rate > 0")
     if not re.match(r"^[A-Za-z0-9._-]+$", name):

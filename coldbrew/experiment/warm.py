@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from coldbrew.errors import ColdbrewError
-from coldbrew.lab.durations import parse_duration
+from coldbrew.durations import parse_duration
 from coldbrew.experiment.loadtest import check_reachable
 
 
@@ -74,8 +74,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     if args.concurrency < 1:
         raise ColdbrewError("--concurrency must be at least 1")
-    hold_ms = int(parse_duration(args.hold) * 1000)
-    every = parse_duration(args.every) if args.every else None
+    hold_ms = int(parse_duration(args.hold, option="--hold") * 1000)
+    every = parse_duration(args.every, option="--every") if args.every else None
     count = args.count if args.count is not None else (None if every else 1)
     check_reachable(args.url)
     if not args.json:

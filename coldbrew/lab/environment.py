@@ -14,6 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from coldbrew.errors import ColdbrewError
 from coldbrew.lab.httpserver import server_port, start_server
 from coldbrew.lab.runtime_api import NextEvent, build_handler, error_summary
 
@@ -36,7 +37,7 @@ class Outcome:
     max_memory_mb: int = 0
 
 
-class InitFailure(Exception):
+class InitFailure(ColdbrewError):
     """The environment did not become ready; ``error`` is Lambda's error shape."""
 
     def __init__(self, error: dict, init_ms: float):

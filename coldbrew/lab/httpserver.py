@@ -14,6 +14,8 @@ from http import HTTPStatus
 from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
+from coldbrew.errors import ColdbrewError
+
 MAX_HEADER_LINES = 200
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
@@ -60,8 +62,8 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-class BadRequest(Exception):
-    """The bytes on the wire are not a request we accept."""
+class MalformedHttpRequest(ColdbrewError):
+    """The bytes on the wire are not an HTTP request the lab accepts (answered with a 400, connection closed)."""
 
 
 async def _read_body(reader: asyncio.StreamReader, headers: list[tuple[str, str]]) -> bytes:
@@ -78,7 +80,7 @@ async def _read_body(reader: asyncio.StreamReader, headers: list[tuple[str, str]
             await reader.readline()
     length = int(values.get("content-length", "0") or 0)
     if length > MAX_BODY_BYTES:
-        raise BadRequest("body too large")
+        raise MalformedHttpRequest("body too large")
     return await reader.readexactly(length) if length else b""
 
 
@@ -92,7 +94,7 @@ async def read_request(reader: asyncio.StreamReader, peer: str) -> Request | Non
     try:
         method, target, version = line.decode("latin-1").split()
     except ValueError as exc:
-        raise BadRequest("malformed request line") from exc
+        raise MalformedHttpRequest("malformed request line") from exc
     headers: list[tuple[str, str]] = []
     for _ in range(MAX_HEADER_LINES):
         raw = await reader.readline()
@@ -101,7 +103,7 @@ async def read_request(reader: asyncio.StreamReader, peer: str) -> Request | Non
         name, _, value = raw.decode("latin-1").partition(":")
         headers.append((name.strip().lower(), value.strip()))
     else:
-        raise BadRequest("too many headers")
+        raise MalformedHttpRequest("too many headers")
     return Request(method.upper(), target, version, headers, await _read_body(reader, headers), peer)
 
 
@@ -124,7 +126,7 @@ async def start_server(handler: Handler, port: int = 0) -> asyncio.AbstractServe
             while True:
                 try:
                     request = await read_request(reader, peer)
-                except (BadRequest, ValueError, UnicodeError):
+                except (MalformedHttpRequest, ValueError, UnicodeError):
                     writer.write(encode_response(Response.json(400, {"message": "Bad Request"}), False))
                     break
                 if request is None:

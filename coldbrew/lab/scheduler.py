@@ -17,13 +17,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from coldbrew.errors import ColdbrewError
 from coldbrew.lab.config import LabConfig
 from coldbrew.lab.environment import Environment, InitFailure, Outcome, read_proc_kb
 from coldbrew.lab.staging import evict_page_cache
 from coldbrew.lab.stats import Stats, report_line
 
 
-class Throttled(Exception):
+class Throttled(ColdbrewError):
     """Every environment up to the concurrency limit is busy."""
 
 

@@ -25,6 +25,8 @@ import secrets
 import sys
 import time
 
+from coldbrew.errors import ColdbrewError
+
 WARM_EVENT_KEY = "coldbrew"
 DEFAULT_HOLD_MS = 250
 MAX_HOLD_MS = 10_000
@@ -33,7 +35,7 @@ SNAP_START = "snap-start"
 PROVISIONED = "provisioned-concurrency"
 
 
-class WarmRequestError(ValueError):
+class WarmRequestError(ColdbrewError):
     """A warm-up request with an unusable ``hold_ms``."""
 
 

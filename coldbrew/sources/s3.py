@@ -12,7 +12,6 @@ import hashlib
 import os
 import random
 import re
-import secrets
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from coldbrew.atomicfile import atomic_write, remove_stale_parts
 from coldbrew.errors import ConfigError, SourceError
 from coldbrew.sources.fetch import FetchedModel
 
@@ -119,21 +119,20 @@ def fetch_s3(bucket: str, key: str, cache_dir: Path, *, settings: Settings | Non
     if free < size:
         raise SourceError(f"{uri}: needs {size / MiB:.1f} MB but {cache_dir} has {free / MiB:.1f} MB "
                           "free (on Lambda, raise EphemeralStorage)")
-    _remove_stale_parts(cache_dir, tag)
+    remove_stale_parts(cache_dir, tag + "-")
 
     integrity, part_size = _integrity_plan(client, bucket, key, head, settings)
-    tmp = cache_dir / f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.part"
     try:
-        digest = _download(client, bucket, key, etag, size, tmp, settings, part_size)
-        if tmp.stat().st_size != size:
-            raise SourceError(f"{uri}: got {tmp.stat().st_size} bytes, HEAD said {size}")
-        if digest is not None and digest.lower() != etag.strip('"').lower():
-            raise SourceError(f"{uri}: downloaded bytes do not match the ETag {etag} "
-                              f"(computed {digest}); the object may be corrupt")
-        os.replace(tmp, final)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, Exception) and not isinstance(e, SourceError):
+        with atomic_write(final) as fh:
+            digest = _download(client, bucket, key, etag, size, fh.fileno(), settings, part_size)
+            got = os.fstat(fh.fileno()).st_size
+            if got != size:
+                raise SourceError(f"{uri}: got {got} bytes, HEAD said {size}")
+            if digest is not None and digest.lower() != etag.strip('"').lower():
+                raise SourceError(f"{uri}: downloaded bytes do not match the ETag {etag} "
+                                  f"(computed {digest}); the object may be corrupt")
+    except Exception as e:
+        if not isinstance(e, SourceError):
             raise _describe(e, client, bucket, key, settings) from None
         raise
     for old in cache_dir.glob(f"{tag}-*"):  # earlier versions of this object
@@ -167,13 +166,12 @@ def _integrity_plan(client, bucket, key, head, settings) -> tuple[str, int | Non
     return "multipart-md5", part
 
 
-def _download(client, bucket, key, etag, size, tmp: Path, settings: Settings,
+def _download(client, bucket, key, etag, size, fd: int, settings: Settings,
               part_size: int | None) -> str | None:
-    """Fetch all ranges concurrently into tmp; hash in order while they land. Returns the
+    """Fetch all ranges concurrently into the open file ``fd``; hash in order while they land. Returns the
     MD5-style ETag computed (None if not verifying)."""
     chunk = settings.chunk_size
     ranges = [(o, min(o + chunk, size) - 1) for o in range(0, size, chunk)]
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
     pool = ThreadPoolExecutor(max_workers=min(settings.concurrency, max(1, len(ranges))))
     try:
         futures = [pool.submit(_get_range, client, bucket, key, etag, a, b, fd, settings.attempts)
@@ -186,7 +184,6 @@ def _download(client, bucket, key, etag, size, tmp: Path, settings: Settings,
         return hasher.result() if hasher else None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        os.close(fd)
 
 
 def _get_range(client, bucket, key, etag, start, end, fd, attempts) -> None:
@@ -242,18 +239,6 @@ class _Hasher:
             self._close_part()
         combined = hashlib.md5(b"".join(self.digests), usedforsecurity=False).hexdigest()
         return f"{combined}-{len(self.digests)}"
-
-
-def _remove_stale_parts(cache_dir: Path, tag: str) -> None:
-    """Delete temp files of this object left by processes that died mid-download."""
-    for p in cache_dir.glob(f".{tag}-*.part"):
-        try:
-            pid = int(p.name.split(".")[-3])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            p.unlink(missing_ok=True)
-        except (ValueError, IndexError, PermissionError):
-            pass
 
 
 def _describe(e: Exception, client, bucket: str, key: str, settings: Settings) -> SourceError:
