@@ -20,10 +20,10 @@ from pathlib import Path
 import sklearn
 from sklearn.ensemble import GradientBoostingClassifier
 
-from coldbrew.experiment.dataset import study_split
 from coldbrew.atomicfile import atomic_write
-from coldbrew.experiment.train import Recipe, count_nodes
+from coldbrew.experiment.dataset import study_split
 from coldbrew.experiment.modelcache import cache_path
+from coldbrew.experiment.train import Recipe, count_nodes
 
 BYTES_PER_NODE = 72  # measured: sklearn 1.9 pickles a regression-tree node in 72 bytes
 

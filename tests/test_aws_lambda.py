@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 
 from coldbrew.errors import ColdbrewError
-
 from coldbrew.runtimes.aws_lambda import MAX_HOLD_MS, init_from_env, parse_hold_ms
 
 EVENTS = Path(__file__).parent / "events"
@@ -235,6 +234,20 @@ def test_wsgi_app_for_zappa_counts_cold_per_environment(make_handler):
     assert call("/_warm", "POST", b'{"hold_ms": 0}') == {"env": handler.env_id, "cold": False, "held_ms": 0}
     assert seen[0][1]["X-Coldbrew-Cold"] == "1" and seen[1][1]["X-Coldbrew-Cold"] == "0"
     assert seen[0][1]["X-Coldbrew-Env"] == seen[1][1]["X-Coldbrew-Env"] == handler.env_id
+
+
+def test_warm_with_a_bad_content_length_is_a_400_not_a_traceback(make_handler):
+    from io import BytesIO
+    from wsgiref.util import setup_testing_defaults
+
+    handler = make_handler()
+    seen = []
+    environ = {"PATH_INFO": "/_warm", "REQUEST_METHOD": "POST", "CONTENT_LENGTH": "lots",
+               "CONTENT_TYPE": "application/json", "wsgi.input": BytesIO(b"{}")}
+    setup_testing_defaults(environ)
+    out = b"".join(handler.wsgi(environ, lambda status, headers, exc_info=None: seen.append(status)))
+    assert seen == ["400 Bad Request"]
+    assert json.loads(out) == {"error": "invalid Content-Length header", "field": "hold_ms"}
 
 
 def test_parse_hold_ms():

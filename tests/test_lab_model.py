@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from proctools import alive
 
+from coldbrew.experiment.dataset import STUDY_PAYLOAD
 from coldbrew.lab import Lab, LabConfig
 from coldbrew.lab.staging import evict_page_cache
-from coldbrew.experiment.dataset import STUDY_PAYLOAD
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("coldbrew.aws") is None,
                                 reason="coldbrew.aws.handler is not in this checkout yet")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from coldbrew.errors import ColdbrewError
 from coldbrew.deploy import templates as tpl
 from coldbrew.deploy.package import has_native_sources, package
+from coldbrew.errors import ColdbrewError
 
 S3_URI = "s3://coldbrew-models/prod/tiny.brew"
 LAMBDA_ZIP_LIMIT = 262_144_000

@@ -13,8 +13,8 @@ import urllib.request
 import psutil
 import pytest
 
-from coldbrew.runtimes.local import READY_PREFIX
 from coldbrew.experiment.dataset import STUDY_PAYLOAD
+from coldbrew.runtimes.local import READY_PREFIX
 
 
 def start(*args, env=None):

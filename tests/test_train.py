@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from coldbrew.experiment import train as train_mod
 
@@ -17,11 +16,11 @@ STUDY_FEATURES = ["age", "fnlwgt", "education_num", "capital_gain", "capital_los
 
 def study_model_by_hand(n_estimators, max_depth):
     """The study's notebook recipe, written out independently of coldbrew."""
+    from importlib import resources
+
     import pandas as pd
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.model_selection import train_test_split
-
-    from importlib import resources
 
     path = resources.files("coldbrew.data").joinpath("adult.csv.gz")
     with path.open("rb") as fh:

@@ -7,10 +7,8 @@ import subprocess
 import sys
 import time
 
-import pytest
-
-from coldbrew.lab import Lab, LabConfig
 from coldbrew.experiment.warm import warm_round
+from coldbrew.lab import Lab, LabConfig
 
 X = 3
 

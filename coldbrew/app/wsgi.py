@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from coldbrew.app.openapi import build_openapi
 from coldbrew.app.validation import InvalidRequest, decode_json, parse_rows
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from coldbrew.engine.protocol import Predictor
 
 log = logging.getLogger("coldbrew.app")
 
@@ -57,13 +63,25 @@ def _read_body(environ, limit: int) -> bytes:
     return raw
 
 
-def create_app(predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
-    """A WSGI callable serving ``predictor`` with the study's HTTP contract."""
+def create_app(predictor: Predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> WSGIApplication:
+    """A WSGI application serving ``predictor`` with the study's HTTP contract (docs/serving.md).
+
+    Args:
+        predictor: a loaded model (``load_predictor``'s result); its ``feature_names`` are the request fields.
+        max_body_bytes: larger request bodies get a 413 before they are read.
+
+    Returns:
+        A WSGI callable answering ``GET /`` (health), ``POST /predict`` and ``GET /openapi.json``.
+
+    Raises:
+        Nothing at request time: a request the client must fix gets a 4xx JSON body naming the problem
+        (``{"error", "field", "index"}``), anything else is logged and answered with a 500 JSON body.
+    """
     features = tuple(predictor.feature_names)
     health = _dumps({"success": True})
     openapi = _dumps(build_openapi(features, max_body_bytes))
 
-    def predict(environ) -> bytes:
+    def predict(environ: WSGIEnvironment) -> bytes:
         if not _is_json(environ.get("CONTENT_TYPE", "")):
             raise InvalidRequest("Content-Type must be application/json", status=415)
         rows, is_batch = parse_rows(decode_json(_read_body(environ, max_body_bytes)), features)
@@ -79,7 +97,7 @@ def create_app(predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
         "/openapi.json": {"GET": lambda environ: openapi},
     }
 
-    def app(environ, start_response):
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         path = environ.get("PATH_INFO", "") or "/"
         headers = [("Content-Type", "application/json")]

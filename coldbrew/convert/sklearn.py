@@ -197,7 +197,7 @@ def probe_rows(est, n: int = 64, seed: int = 0) -> np.ndarray:
     for i in picks:
         tr = trees[i]
         split = tr.children_left != -1
-        for f, thr in zip(tr.feature[split], tr.threshold[split]):
+        for f, thr in zip(tr.feature[split], tr.threshold[split], strict=True):
             t32 = np.float32(thr)
             cols[f].extend([float(t32), float(np.nextafter(t32, np.float32(-np.inf))), float(np.nextafter(t32, np.float32(np.inf)))])
     X = rng.normal(size=(n, est.n_features_in_)) * 1e3

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from coldbrew.errors import ColdbrewError
 from coldbrew.deploy import templates as tpl
+from coldbrew.errors import ColdbrewError
 from coldbrew.sources.config import parse_s3_uri
 
 SETUPS = ("image-disk", "image-s3", "zip-snapstart")

@@ -236,8 +236,8 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
     Writes the loadtest files, ``lab_events.jsonl``, ``function_output.log`` and ``bench.json`` to
     ``run_dir``; returns bench.json's content.
     """
-    from coldbrew.lab import Lab, LabConfig
     from coldbrew.experiment.loadtest import run_loadtest
+    from coldbrew.lab import Lab, LabConfig
 
     run_dir.mkdir(parents=True, exist_ok=True)
     events = run_dir / "lab_events.jsonl"
@@ -315,8 +315,8 @@ def runs_table(infos: list[dict]) -> tuple[list[str], list[list[str]]]:
 def build_report(out: Path, finished: list[dict], cells: list[Cell]) -> str:
     """Summarize the finished runs (plus reference rows), write report.html, plots/ and results.md."""
     from coldbrew.experiment.coldstats import DEFAULT_THRESHOLD_MS, summarize
-    from coldbrew.experiment.results import load_inputs
     from coldbrew.experiment.report import render_section, render_table, write_report
+    from coldbrew.experiment.results import load_inputs
 
     run_files = [Path(i["dir"]) / "run.json" for i in finished]
     runs, _ = load_inputs(run_files)

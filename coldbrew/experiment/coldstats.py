@@ -63,7 +63,7 @@ def group_runs(runs: Sequence[Run], label_columns: Sequence[str]) -> list[tuple[
     for run in runs:
         key = tuple(run.labels.get(c) for c in label_columns)
         groups.setdefault(key, []).append(run)
-    return [(dict(zip(label_columns, key)), members) for key, members in groups.items()]
+    return [(dict(zip(label_columns, key, strict=False)), members) for key, members in groups.items()]
 
 
 def counts(members: Sequence[Run], measured: int) -> dict:

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -191,7 +191,7 @@ def run_loadtest(host: str, out_dir: Path, *, users: int = 100, spawn_rate: floa
         "--coldbrew-payload", str(out_dir / files["payload"]),
         "--coldbrew-requests", str(out_dir / files["requests"]),
     ]
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     tracker = _Progress(out_dir / files["requests"], run_time_s, sys.stderr if progress is True else progress)
     status = "complete"
     with open(out_dir / files["console"], "wb") as console:
@@ -244,7 +244,7 @@ def _write_run_json(out_dir: Path, *, host, users, spawn_rate, run_time_s, name,
         "labels": labels,
         "payload": payload,
         "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "requests": len(tracker.latencies) + tracker.failures,
         "failures": tracker.failures,
         "locust_version": _locust_version(),

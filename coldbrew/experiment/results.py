@@ -25,7 +25,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +73,7 @@ def request_record(end_epoch: float, latency_ms: float, status: int, headers, er
     """One line of our structured file, from a finished request and its response headers."""
     env = headers.get("X-Coldbrew-Env") if headers is not None else None
     cold_header = headers.get("X-Coldbrew-Cold") if headers is not None else None
-    stamp = datetime.fromtimestamp(end_epoch, tz=timezone.utc).isoformat(timespec="milliseconds")
+    stamp = datetime.fromtimestamp(end_epoch, tz=UTC).isoformat(timespec="milliseconds")
     return {
         "timestamp": stamp.replace("+00:00", "Z"),
         "latency_ms": float(latency_ms),
@@ -119,7 +119,7 @@ def read_study_log(path: Path) -> Run | None:
     text = path.read_text(encoding="utf-8", errors="replace")
     stamps, values = [], []
     for stamp, value in _STUDY_LINE.findall(text):
-        when = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=timezone.utc)
+        when = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
         stamps.append(when.timestamp())
         values.append(float(value))
     if not values:
@@ -151,7 +151,7 @@ def read_requests(path: Path) -> Run:
             except (ValueError, KeyError, TypeError) as exc:
                 raise ColdbrewError(f"{path}:{lineno}: not a request record ({exc})") from None
             if when.tzinfo is None:
-                when = when.replace(tzinfo=timezone.utc)
+                when = when.replace(tzinfo=UTC)
             stamps.append(when.timestamp())
             measured.append(is_measured(status, rec.get("error")))
             statuses.append(0 if status is None else status)

@@ -15,8 +15,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from coldbrew.errors import ColdbrewError
 from coldbrew.durations import parse_duration
+from coldbrew.errors import ColdbrewError
 from coldbrew.experiment.loadtest import check_reachable
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import numpy as np
@@ -143,6 +144,6 @@ def _validate_table(h: dict, payload_length: int) -> None:
             raise ModelFormatError(f"array {name} runs past the end of the payload (file truncated?)")
         spans.append((offset, offset + nbytes, name))
     spans.sort()
-    for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+    for (_, end, a), (start, _, b) in itertools.pairwise(spans):
         if start < end:
             raise ModelFormatError(f"arrays {a} and {b} overlap")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import traceback
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from coldbrew.errors import ColdbrewError
@@ -54,7 +54,7 @@ class Response:
     body: bytes = b""
 
     @classmethod
-    def json(cls, status: int, obj, headers: list[tuple[str, str]] | None = None) -> "Response":
+    def json(cls, status: int, obj, headers: list[tuple[str, str]] | None = None) -> Response:
         """A JSON body with its Content-Type."""
         return cls(status, [("Content-Type", "application/json"), *(headers or [])], json.dumps(obj).encode())
 
@@ -133,7 +133,7 @@ async def start_server(handler: Handler, port: int = 0) -> asyncio.AbstractServe
                     break
                 try:
                     response = await handler(request)
-                except Exception:  # a lab bug must not hang the client
+                except Exception:  # noqa: BLE001 - a lab bug must not hang the client (traceback printed)
                     traceback.print_exc()
                     response = Response.json(500, {"message": "lab internal error"})
                 keep = request.header("connection", "").lower() != "close" and request.version != "HTTP/1.0"

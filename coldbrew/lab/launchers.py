@@ -59,7 +59,7 @@ class SnapshotLauncher:
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours)
         try:
             line = await asyncio.wait_for(self._reader.readline(), init_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             line = json.dumps({"error": {"errorType": "Runtime.InitTimeout",
                                          "errorMessage": f"snapshot init exceeded {init_timeout_s:g} s"}}).encode()
         reply = json.loads(line or b'{"error": {"errorType": "Runtime.ExitError", "errorMessage": "template exited"}}')

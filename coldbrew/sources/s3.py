@@ -14,10 +14,10 @@ import random
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from coldbrew.atomicfile import atomic_write, remove_stale_parts
 from coldbrew.errors import ConfigError, SourceError
@@ -40,7 +40,7 @@ class Settings:
     verify: str = "etag"  # "etag": size + MD5 where the ETag is one; "size": length only
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
         def num(name: str, default: int, lo: int, sized: bool = False) -> int:
             raw = environ.get(name)
             if not raw:
@@ -177,7 +177,7 @@ def _download(client, bucket, key, etag, size, fd: int, settings: Settings,
         futures = [pool.submit(_get_range, client, bucket, key, etag, a, b, fd, settings.attempts)
                    for a, b in ranges]
         hasher = _Hasher(size, part_size) if settings.verify == "etag" else None
-        for fut, (a, b) in zip(futures, ranges):
+        for fut, (a, b) in zip(futures, ranges, strict=True):
             fut.result()
             if hasher:
                 hasher.feed(fd, a, b + 1)
@@ -188,8 +188,7 @@ def _download(client, bucket, key, etag, size, fd: int, settings: Settings,
 
 def _get_range(client, bucket, key, etag, start, end, fd, attempts) -> None:
     """GET bytes start..end (If-Match the HEAD's ETag) and pwrite them; retry broken streams."""
-    from botocore.exceptions import (IncompleteReadError, ReadTimeoutError,
-                                     ResponseStreamingError)
+    from botocore.exceptions import IncompleteReadError, ReadTimeoutError, ResponseStreamingError
 
     for attempt in range(attempts):
         try:
@@ -274,6 +273,6 @@ def _describe(e: Exception, client, bucket: str, key: str, settings: Settings) -
 def _bucket_exists(client, bucket: str) -> bool:
     try:
         client.head_bucket(Bucket=bucket)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - only a 404 proves the bucket is missing; anything else: assume it exists
         return getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") != 404
     return True
