@@ -90,7 +90,7 @@ class BrewPredictor:
         """Class labels (classifiers) or regression values, as scikit-learn's ``predict``."""
         raw = self.predict_raw(X)
         output = self.header["output"]
-        if output == "identity":
+        if output == "identity" or self._classes is None:
             return raw[:, 0]
         if output in ("logistic", "logistic2"):
             return self._classes[(raw[:, 0] >= 0).astype(int)]

@@ -373,7 +373,8 @@ def run(args) -> int:
                 f"{opts.memory_budget_mb / 1024:,.1f} GB (~{PICKLE_RAM_FACTOR:g}x the "
                 f"{models[(size, 'pickle')].stat().st_size / 1e6:,.0f} MB pickle + {PICKLE_BASE_MB} MB each)")
     say(f"bench: {len(cells)} runs, {opts.users} users, spawn {opts.spawn_rate:g}/s, {opts.run_time} each -> {out}")
-    finished, matrix_t0, interrupted = [], time.monotonic(), False
+    finished: list[dict] = []
+    matrix_t0, interrupted = time.monotonic(), False
     per_run_guess = run_time_seconds(opts.run_time) + LAB_OVERHEAD_S
     try:
         for n, cell in enumerate(cells, 1):

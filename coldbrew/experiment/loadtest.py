@@ -88,7 +88,8 @@ class _Progress:
 
     def __init__(self, path: Path, run_time_s: int, stream):
         self.path, self.run_time_s, self.stream = path, run_time_s, stream
-        self.offset, self.latencies, self.failures = 0, [], 0
+        self.offset, self.failures = 0, 0
+        self.latencies: list[float] = []
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self.last_print = 0.0
 

@@ -53,7 +53,8 @@ def windows(runs: Sequence[Run], window_s: float = WINDOW_S) -> tuple[np.ndarray
         return np.array([]), {"p50": np.array([]), "p95": np.array([]), "max": np.array([])}
     rel_all, lat_all = np.concatenate(rel), np.concatenate(lat)
     bins = np.floor(rel_all / window_s).astype(int)
-    starts, out = [], {"p50": [], "p95": [], "max": []}
+    starts: list[float] = []
+    out: dict[str, list[float]] = {"p50": [], "p95": [], "max": []}
     for b in np.unique(bins):
         chunk = lat_all[bins == b]
         starts.append(b * window_s)

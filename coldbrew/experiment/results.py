@@ -272,7 +272,9 @@ def load_inputs(inputs: list[Path], manifest: Path | None = None) -> tuple[list[
                 raise ColdbrewError(f"{item}: no load-test logs, .jsonl files or run.json found")
             runs.extend(found)
         elif item.exists():
-            runs.append(_load_file(item, strict=True))
+            run = _load_file(item, strict=True)
+            assert run is not None  # strict: raises instead
+            runs.append(run)
         else:
             raise ColdbrewError(f"{item}: no such file or folder")
     for run in runs:

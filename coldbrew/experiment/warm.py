@@ -91,7 +91,7 @@ def run(args) -> int:
                   f"{last.errors:>6}  {last.elapsed_ms:>6.0f} ms", flush=True)
         if every and (count is None or number < count):
             time.sleep(every)
-    if last.distinct_envs < args.concurrency:
+    if last is not None and last.distinct_envs < args.concurrency:
         print(f"only {last.distinct_envs} of {args.concurrency} environments answered the last round", file=sys.stderr)
         return 1
     return 0

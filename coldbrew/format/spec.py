@@ -38,7 +38,7 @@ COMBINES = ("sum", "mean")
 OUTPUTS = ("logistic", "logistic2", "softmax", "proba", "identity")
 CLASSIFIER_OUTPUTS = ("logistic", "logistic2", "softmax", "proba")
 
-REQUIRED = {
+REQUIRED: dict[str, type | tuple[type, ...]] = {
     "format": str,
     "version": int,
     "kind": str,
@@ -70,7 +70,7 @@ def array_dtype(name: str) -> np.dtype:
 
 def expected_arrays(h: dict) -> dict[str, tuple[str, tuple[int, ...]]]:
     """The arrays a header of this shape must declare: name -> (dtype name, shape)."""
-    arrays = {
+    arrays: dict[str, tuple[str, tuple[int, ...]]] = {
         "nodes": (NODE_DTYPE_NAME, (h["n_nodes"],)),
         "tree_offsets": ("<i8", (h["n_trees"] + 1,)),
         "base_score": ("<f8", (h["n_outputs"],)),

@@ -14,7 +14,8 @@ from coldbrew.format import spec
 
 def _layout(header: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, int]:
     """Fill in the array table; returns (table, payload length)."""
-    table, offset = {}, 0
+    table: dict[str, dict] = {}
+    offset = 0
     for name, arr in arrays.items():
         dtype_name = spec.NODE_DTYPE_NAME if arr.dtype == spec.NODE_DTYPE else arr.dtype.str
         table[name] = {"dtype": dtype_name, "shape": list(arr.shape), "offset": offset, "nbytes": arr.nbytes}

@@ -127,10 +127,11 @@ class Environment:
         finally:
             watch.cancel()
         elapsed = (time.monotonic() - self.started_at) * 1000
-        if self._ready.done() and self._ready.exception() is None:
+        failure = self._ready.exception() if self._ready.done() else None
+        if self._ready.done() and failure is None and self.init_ms is not None:
             return self.init_ms
-        if self._ready.done():
-            error = self._ready.exception().error
+        if isinstance(failure, InitFailure):
+            error = failure.error
         elif self._oom:
             error = {"errorType": "Runtime.OutOfMemory", "errorMessage": "init exceeded the memory limit"}
         elif self._exited.done():

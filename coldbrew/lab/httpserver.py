@@ -69,7 +69,7 @@ class MalformedHttpRequest(ColdbrewError):
 async def _read_body(reader: asyncio.StreamReader, headers: list[tuple[str, str]]) -> bytes:
     values = dict(headers)
     if "chunked" in values.get("transfer-encoding", "").lower():
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
             if size == 0:
@@ -117,7 +117,7 @@ def encode_response(response: Response, keep_alive: bool) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
 
 
-async def start_server(handler: Handler, port: int = 0) -> asyncio.AbstractServer:
+async def start_server(handler: Handler, port: int = 0) -> asyncio.Server:
     """Serve ``handler`` on 127.0.0.1:``port`` (0 picks a free port)."""
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -136,7 +136,7 @@ async def start_server(handler: Handler, port: int = 0) -> asyncio.AbstractServe
                 except Exception:  # noqa: BLE001 - a lab bug must not hang the client (traceback printed)
                     traceback.print_exc()
                     response = Response.json(500, {"message": "lab internal error"})
-                keep = request.header("connection", "").lower() != "close" and request.version != "HTTP/1.0"
+                keep = (request.header("connection") or "").lower() != "close" and request.version != "HTTP/1.0"
                 writer.write(encode_response(response, keep))
                 await writer.drain()
                 if not keep:
@@ -149,6 +149,6 @@ async def start_server(handler: Handler, port: int = 0) -> asyncio.AbstractServe
     return await asyncio.start_server(connection, "127.0.0.1", port, reuse_address=True, backlog=1024)
 
 
-def server_port(server: asyncio.AbstractServer) -> int:
+def server_port(server: asyncio.Server) -> int:
     """The port a started server listens on."""
     return server.sockets[0].getsockname()[1]

@@ -71,6 +71,8 @@ class SnapshotLauncher:
 
     async def launch(self, env: dict) -> tuple[int, None]:
         """Fork one environment from the template; returns (pid, None)."""
+        if self._writer is None or self._reader is None:
+            raise RuntimeError("snapshot launcher used before open()")
         async with self._lock:
             self._writer.write(json.dumps({"env": env}).encode() + b"\n")
             await self._writer.drain()

@@ -155,6 +155,7 @@ class SeaweedS3:
     def _wait_ready(self) -> None:
         """Poll until S3 answers any HTTP status and an authenticated ListBuckets succeeds."""
         deadline = time.monotonic() + self.start_timeout
+        assert self.proc is not None, "_wait_ready runs after the spawn"
         while True:
             if self.proc.poll() is not None:
                 raise _EarlyExit(f"weed exited with code {self.proc.returncode}; log tail:\n"

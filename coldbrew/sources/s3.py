@@ -68,7 +68,7 @@ def make_client(settings: Settings):
     import boto3
     from botocore.config import Config
 
-    kw = dict(connect_timeout=3, read_timeout=20, max_pool_connections=max(10, settings.concurrency))
+    kw: dict[str, object] = dict(connect_timeout=3, read_timeout=20, max_pool_connections=max(10, settings.concurrency))
     if not (os.environ.get("AWS_RETRY_MODE") or os.environ.get("AWS_MAX_ATTEMPTS")):
         kw["retries"] = {"mode": "standard", "total_max_attempts": settings.attempts}
     return boto3.session.Session().client("s3", config=Config(**kw))
