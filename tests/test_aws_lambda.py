@@ -418,6 +418,7 @@ def _json_lines(path: Path) -> list[dict]:
     return out
 
 
+@pytest.mark.integration
 def test_handler_under_the_real_awslambdaric(runtime, tiny_brew, expected):
     api, start = runtime
     _proc, log = start(MODEL_SOURCE="DISK", MODEL_URI=str(tiny_brew))
@@ -443,6 +444,7 @@ def test_handler_under_the_real_awslambdaric(runtime, tiny_brew, expected):
     assert [r["cold"] for r in records if r.get("event") == "coldbrew.invoke"] == [True, False, False]
 
 
+@pytest.mark.integration
 def test_snapstart_restore_under_the_real_awslambdaric(runtime, tiny_brew):
     api, start = runtime
     _proc, log = start(MODEL_SOURCE="DISK", MODEL_URI=str(tiny_brew), AWS_LAMBDA_INITIALIZATION_TYPE="snap-start")
@@ -455,6 +457,7 @@ def test_snapstart_restore_under_the_real_awslambdaric(runtime, tiny_brew):
     assert answer["cold"] is True and answer["env"] != snapshot_env
 
 
+@pytest.mark.integration
 def test_bad_configuration_is_an_init_error(runtime):
     api, start = runtime
     proc, log = start(MODEL_SOURCE="FTP", MODEL_URI="/nowhere")
@@ -464,6 +467,7 @@ def test_bad_configuration_is_an_init_error(runtime):
     assert any(r.get("event") == "coldbrew.startup_error" for r in _json_lines(log))
 
 
+@pytest.mark.integration
 def test_model_from_s3_under_the_real_awslambdaric(runtime, tiny_brew, s3_server, tmp_path, expected):
     """The image-s3 setup end to end: MODEL_SOURCE=S3 against a real S3 server (SeaweedFS), fetched at init."""
     s3_server.create_bucket("coldbrew-lambda")

@@ -260,6 +260,7 @@ def test_not_a_model(tmp_path):
         load_predictor(tmp_path / "missing.brew")
 
 
+@pytest.mark.integration
 def test_serving_brew_imports_no_sklearn(tiny_brew):
     code = (
         "import sys, numpy as np\n"

@@ -67,6 +67,7 @@ def fake_lambda():
         server.server_close()
 
 
+@pytest.mark.integration
 def test_short_run_writes_every_file_and_report_reads_it(fake_lambda, tmp_path, capsys):
     url, app = fake_lambda
     out = tmp_path / "run"

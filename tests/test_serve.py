@@ -16,6 +16,8 @@ import pytest
 from coldbrew.experiment.dataset import STUDY_PAYLOAD
 from coldbrew.runtimes.local import READY_PREFIX
 
+pytestmark = pytest.mark.integration  # every test here spawns a process or a server
+
 
 def start(*args, env=None):
     """Spawn ``coldbrew serve ARGS --port 0``; returns ``(process, startup record, base url)`` once listening."""

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from coldbrew.experiment import train as train_mod
 
@@ -59,6 +60,7 @@ def test_overrides_replace_only_what_is_given():
     assert recipe.max_depth == train_mod.PRESETS["140mb"].max_depth
 
 
+@pytest.mark.integration
 def test_cli_trains_joblib_and_reports_accuracy_and_size(tmp_path):
     out = tmp_path / "m.joblib"
     proc = subprocess.run(

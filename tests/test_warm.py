@@ -7,8 +7,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from coldbrew.experiment.warm import warm_round
 from coldbrew.lab import Lab, LabConfig
+
+pytestmark = pytest.mark.integration  # every test here spawns a process or a server
 
 X = 3
 
