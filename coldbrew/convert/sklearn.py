@@ -208,10 +208,22 @@ def probe_rows(est, n: int = 64, seed: int = 0) -> np.ndarray:
 
 
 def compile_model(src: str | os.PathLike, dst: str | os.PathLike, *, progress: bool = True) -> dict:
-    """Compile the estimator pickled at ``src`` into ``dst`` (.brew); returns statistics.
+    """Compile the scikit-learn estimator pickled at ``src`` into the .brew file ``dst``, checked bit for bit.
 
-    Raises UnsupportedModelError (nothing written) for estimators .brew cannot represent, and
-    ModelFormatError (file removed) if the written file does not reproduce scikit-learn's predictions.
+    Args:
+        src: a pickle or joblib file of a fitted tree ensemble (``GradientBoosting*``, ``RandomForest*``,
+            ``ExtraTrees*``, ``DecisionTree*``).
+        dst: the .brew file to write (atomically; its folder is created).
+        progress: show a progress bar while the trees are converted.
+
+    Returns:
+        Statistics: ``src``, ``dst``, ``estimator``, ``kind``, ``n_trees``, ``n_nodes``, ``max_depth``,
+        ``input_bytes``, ``output_bytes``, ``seconds`` and ``checked_rows``.
+
+    Raises:
+        ModelFormatError: ``src`` is not a loadable pickle, or the written file does not reproduce scikit-learn's
+            predictions on probe rows (the file is removed).
+        UnsupportedModelError: the estimator is one .brew cannot represent (nothing written).
     """
     import warnings
 

@@ -1,4 +1,4 @@
 """Deployment: turn a model into an AWS Lambda build context — Dockerfiles or zip, SAM template, deploy README.
 
-May import: errors, format and convert (to read what it packages). Nothing on the serving path imports it.
+May import: the base modules, format and convert (to read what it packages), sources (the S3 URI parser). Nothing on the serving path imports it.
 """

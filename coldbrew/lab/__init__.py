@@ -1,6 +1,6 @@
 """The lab: Lambda's scaling and cold starts on one machine, with the real runtime client.
 
-May import: errors and the standard library (plus awslambdaric in child processes). None of the serving code
+May import: the base modules (errors, durations) and the standard library (plus awslambdaric in child processes). None of the serving code
 (format, engine, sources, app, runtimes): it hosts any handler.
 
 Modules: httpserver, runtime_api (one Runtime API per environment), environment,
