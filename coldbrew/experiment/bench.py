@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from coldbrew.errors import ColdbrewError
+from coldbrew.experiment.results import BENCH_FILE, SCHEMA, producing_code
 from coldbrew.experiment.train import PRESETS
 
 SETUPS = ("disk", "s3", "warmed", "provisioned")
@@ -247,7 +248,8 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
         function_output=run_dir / "function_output.log",
         provisioned=cell.max_concurrency if cell.setup == "provisioned" else 0,
     )
-    info = {"name": cell.name, **asdict(cell), "model": str(model), "model_bytes": model.stat().st_size,
+    info = {"schema": SCHEMA, **producing_code(), "name": cell.name, **asdict(cell),
+            "model": model.name, "model_bytes": model.stat().st_size,
             "users": opts.users, "spawn_rate": opts.spawn_rate, "run_time": opts.run_time,
             "init_timeout_s": INIT_TIMEOUT_S, "warm_round": None}
     t_lab = time.time()
@@ -278,7 +280,7 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
         env_seconds_before_load=round(alive_seconds(spans, until=t_load), 1),
         init_ms=stats["init_ms"],
     )
-    (run_dir / "bench.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    (run_dir / BENCH_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info
 
 

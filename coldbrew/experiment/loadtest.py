@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from coldbrew.durations import parse_duration
 from coldbrew.errors import ColdbrewError
 from coldbrew.experiment.dataset import STUDY_PAYLOAD
-from coldbrew.experiment.results import RUN_FILE
+from coldbrew.experiment.results import RUN_FILE, SCHEMA, producing_code, public_host
 from coldbrew.pairs import parse_pairs
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -234,9 +234,11 @@ def run_loadtest(host: str, out_dir: Path, *, users: int = 100, spawn_rate: floa
 def _write_run_json(out_dir: Path, *, host, users, spawn_rate, run_time_s, name, labels, payload, files, started,
                     status, exit_code, tracker) -> None:
     info = {
+        "schema": SCHEMA,
+        **producing_code(),
         "tool": "coldbrew loadtest",
         "status": status,
-        "host": host,
+        "host": public_host(host),  # no ephemeral loopback port
         "users": users,
         "spawn_rate": spawn_rate,
         "run_time_s": run_time_s,
@@ -262,7 +264,7 @@ def run(args) -> int:
     run_json = run_loadtest(args.host, out, users=args.users, spawn_rate=args.spawn_rate, run_time=args.run_time,
                             payload=args.payload, name=args.name, labels=labels)
     info = json.loads(run_json.read_text(encoding="utf-8"))
-    print(f"{info['requests']:,} requests, {info['failures']:,} failures against {info['host']}")
+    print(f"{info['requests']:,} requests, {info['failures']:,} failures against {args.host}")
     print(f"results in {run_json.parent}/")
     width = max(len(k) for k in info["files"])
     for key, fname in info["files"].items():
