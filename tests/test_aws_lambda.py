@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from coldbrew.errors import ColdbrewError
 from coldbrew.runtimes.aws_lambda import MAX_HOLD_MS, MAX_HTTP_HOLD_MS, init_from_env, parse_hold_ms
 
 EVENTS = Path(__file__).parent / "events"
@@ -269,13 +270,27 @@ def test_wsgi_app_for_zappa_counts_cold_per_environment(make_handler):
     assert seen[0][1]["X-Coldbrew-Env"] == seen[1][1]["X-Coldbrew-Env"] == handler.env_id
 
 
+def test_warm_with_a_bad_content_length_is_a_400_not_a_traceback(make_handler):
+    from io import BytesIO
+    from wsgiref.util import setup_testing_defaults
+
+    handler = make_handler(COLDBREW_WARM_SECRET="s3cret")
+    seen = []
+    environ = {"PATH_INFO": "/_warm", "REQUEST_METHOD": "POST", "CONTENT_LENGTH": "lots",
+               "CONTENT_TYPE": "application/json", "wsgi.input": BytesIO(b"{}"), "HTTP_X_COLDBREW_WARM_SECRET": "s3cret"}
+    setup_testing_defaults(environ)
+    out = b"".join(handler.wsgi(environ, lambda status, headers, exc_info=None: seen.append(status)))
+    assert seen == ["400 Bad Request"]
+    assert json.loads(out) == {"error": "invalid Content-Length header", "field": "hold_ms"}
+
+
 def test_parse_hold_ms():
     assert parse_hold_ms(None) == 250 and parse_hold_ms(0) == 0 and parse_hold_ms(99.9) == 99
     for bad in (True, -1, MAX_HOLD_MS + 1, "5", float("nan")):
-        with pytest.raises(ValueError):
+        with pytest.raises(ColdbrewError, match="hold_ms"):
             parse_hold_ms(bad)
     assert parse_hold_ms(None, limit=100) == 100 and parse_hold_ms(100, limit=100) == 100
-    with pytest.raises(ValueError, match="between 0 and 100"):
+    with pytest.raises(ColdbrewError, match="between 0 and 100"):
         parse_hold_ms(101, limit=100)
 
 
@@ -440,6 +455,7 @@ def _json_lines(path: Path) -> list[dict]:
     return out
 
 
+@pytest.mark.integration
 def test_handler_under_the_real_awslambdaric(runtime, tiny_brew, expected):
     api, start = runtime
     _proc, log = start(MODEL_SOURCE="DISK", MODEL_URI=str(tiny_brew))
@@ -465,6 +481,7 @@ def test_handler_under_the_real_awslambdaric(runtime, tiny_brew, expected):
     assert [r["cold"] for r in records if r.get("event") == "coldbrew.invoke"] == [True, False, False]
 
 
+@pytest.mark.integration
 def test_snapstart_restore_under_the_real_awslambdaric(runtime, tiny_brew):
     api, start = runtime
     _proc, log = start(MODEL_SOURCE="DISK", MODEL_URI=str(tiny_brew), AWS_LAMBDA_INITIALIZATION_TYPE="snap-start")
@@ -477,6 +494,7 @@ def test_snapstart_restore_under_the_real_awslambdaric(runtime, tiny_brew):
     assert answer["cold"] is True and answer["env"] != snapshot_env
 
 
+@pytest.mark.integration
 def test_bad_configuration_is_an_init_error(runtime):
     api, start = runtime
     proc, log = start(MODEL_SOURCE="FTP", MODEL_URI="/nowhere")
@@ -486,6 +504,7 @@ def test_bad_configuration_is_an_init_error(runtime):
     assert any(r.get("event") == "coldbrew.startup_error" for r in _json_lines(log))
 
 
+@pytest.mark.integration
 def test_model_from_s3_under_the_real_awslambdaric(runtime, tiny_brew, s3_server, tmp_path, expected):
     """The image-s3 setup end to end: MODEL_SOURCE=S3 against a real S3 server (SeaweedFS), fetched at init."""
     s3_server.create_bucket("coldbrew-lambda")

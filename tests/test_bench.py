@@ -21,7 +21,6 @@ from coldbrew.experiment.bench import (
     reference_rows,
 )
 
-
 LOAD = ["--users", "2", "--spawn-rate", "2", "--run-time", "5s"]
 
 
@@ -37,6 +36,7 @@ def cache_env(model_cache, monkeypatch) -> Path:
     return model_cache
 
 
+@pytest.mark.integration
 def test_tiny_matrix_end_to_end(cache_env, tmp_path, capsys):
     out = tmp_path / "bench"
     code = main(["bench", "--sizes", "tiny", "--setups", "disk,warmed", "--formats", "pickle,brew", *LOAD,
@@ -73,6 +73,7 @@ def test_tiny_matrix_end_to_end(cache_env, tmp_path, capsys):
     assert len(json.loads((out / "results.json").read_text())["runs"]) == 4
 
 
+@pytest.mark.integration
 def test_provisioned_environments_are_ready_before_the_load(cache_env, tmp_path, capsys):
     out = tmp_path / "bench"
     code = main(["bench", "--sizes", "tiny", "--setups", "provisioned", "--formats", "brew", *LOAD,
@@ -86,6 +87,7 @@ def test_provisioned_environments_are_ready_before_the_load(cache_env, tmp_path,
     assert flags and not any(flags)  # no request waited for an init, and none says it did
 
 
+@pytest.mark.integration
 def test_ctrl_c_keeps_finished_runs_and_leaves_no_process(cache_env, tmp_path):
     out = tmp_path / "bench"
     proc = subprocess.Popen(

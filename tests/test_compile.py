@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from coldbrew.cli import main
-from coldbrew.engine import load_predictor
 from coldbrew.convert.sklearn import SUPPORTED, UnsupportedModelError, compile_model
+from coldbrew.engine import load_predictor
 
 
 def _pickle(tmp_path, est, name="m.pkl"):

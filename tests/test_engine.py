@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from coldbrew.convert.sklearn import to_arrays
 from coldbrew.engine import InvalidInputError, load_predictor
 from coldbrew.engine.brew import KERNELS, BrewPredictor
 from coldbrew.errors import ModelFormatError
 from coldbrew.format import write_brew
-from coldbrew.convert.sklearn import to_arrays
 
 # sklearn's own finiteness check sums the rows; rows of +-3.4e38 overflow that sum (harmlessly).
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered in reduce:RuntimeWarning")
@@ -101,7 +101,7 @@ def adversarial_rows(est, n_random: int = 200) -> np.ndarray:
     n_features = est.n_features_in_
     per_feature = [[0.0, -0.0, -1.0, 1e30, -1e30, 3.4e38, -3.4e38, 1e-45, 12345678.0] for _ in range(n_features)]
     for tr in trees:
-        for f, t in zip(tr.feature[tr.children_left != -1], tr.threshold[tr.children_left != -1]):
+        for f, t in zip(tr.feature[tr.children_left != -1], tr.threshold[tr.children_left != -1], strict=True):
             t32 = np.float32(t)
             per_feature[f] += [
                 t,
@@ -260,6 +260,7 @@ def test_not_a_model(tmp_path):
         load_predictor(tmp_path / "missing.brew")
 
 
+@pytest.mark.integration
 def test_serving_brew_imports_no_sklearn(tiny_brew):
     code = (
         "import sys, numpy as np\n"

@@ -14,8 +14,8 @@ import pytest
 from coldbrew.cli import main
 from coldbrew.errors import ColdbrewError
 from coldbrew.experiment.coldstats import summarize
-from coldbrew.experiment.results import labels_from_filename, load_inputs, read_requests, request_record
 from coldbrew.experiment.report import render_rows, render_section, render_table, write_report
+from coldbrew.experiment.results import labels_from_filename, load_inputs, read_requests, request_record
 
 DATA = Path(__file__).parent / "data"
 DISK = DATA / "DOCKER_DISK_TEST_ROUND_5_locust_logs.txt"

@@ -10,8 +10,12 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 from coldbrew.experiment.warm import warm_round
 from coldbrew.lab import Lab, LabConfig
+
+pytestmark = pytest.mark.integration  # every test here spawns a process or a server
 
 X = 3
 SECRET = "lab-warm-secret-0123456789"

@@ -21,7 +21,7 @@ _FLOAT32_MAX_INT = int(FLOAT32_MAX)
 _JSON_TYPES = {str: "a string", bool: "a boolean", type(None): "null", dict: "an object", list: "an array"}
 
 
-class BadRequest(ColdbrewError):
+class InvalidRequest(ColdbrewError):
     """A request the client must fix: becomes a 4xx JSON body ``{"error", "field", "index"}``."""
 
     def __init__(self, message: str, *, status: int = 400, field: str | None = None, index: int | None = None):
@@ -36,21 +36,21 @@ class BadRequest(ColdbrewError):
 
 
 def _reject_constant(name: str):
-    raise BadRequest(f"{name} is not a number this API accepts: send finite numbers only")
+    raise InvalidRequest(f"{name} is not a number this API accepts: send finite numbers only")
 
 
 def decode_json(raw: bytes):
     """Parse ``raw`` as strict JSON: NaN and ±Infinity literals are refused."""
     if not raw.strip():
-        raise BadRequest("request body is empty: send a JSON object or a list of objects")
+        raise InvalidRequest("request body is empty: send a JSON object or a list of objects")
     try:
         return json.loads(raw, parse_constant=_reject_constant)
-    except BadRequest:
+    except InvalidRequest:
         raise
     except RecursionError:
-        raise BadRequest("request body is nested too deeply") from None
+        raise InvalidRequest("request body is nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, invalid UTF-8, over-long integer literals
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
 
 
 MISSING = float("nan")
@@ -73,7 +73,7 @@ def _number(value, field: str, index: int | None, nullable: bool = False) -> flo
     where = f" (row {index})" if index is not None else ""
     allowed = " or null" if nullable else ""
     message = f"field '{field}' must be a number within ±3.4e38{allowed}{where}, got {problem}"
-    raise BadRequest(message, field=field, index=index)
+    raise InvalidRequest(message, field=field, index=index)
 
 
 def parse_row(
@@ -83,17 +83,17 @@ def parse_row(
     where = f" (row {index})" if index is not None else ""
     if not isinstance(obj, dict):
         got = _JSON_TYPES.get(type(obj), "a number")
-        raise BadRequest(f"each row must be a JSON object of features{where}, got {got}", index=index)
+        raise InvalidRequest(f"each row must be a JSON object of features{where}, got {got}", index=index)
     row = []
     for i, name in enumerate(features):
         if name not in obj:
-            raise BadRequest(f"missing field '{name}'{where}", field=name, index=index)
+            raise InvalidRequest(f"missing field '{name}'{where}", field=name, index=index)
         row.append(_number(obj[name], name, index, nullable is not None and nullable[i]))
     if len(obj) != len(features):
         extra = next(key for key in obj if key not in features)
         allowed = ", ".join(features)
         message = f"unknown field '{extra}'{where}; the model takes exactly: {allowed}"
-        raise BadRequest(message, field=extra, index=index)
+        raise InvalidRequest(message, field=extra, index=index)
     return row
 
 
@@ -108,7 +108,7 @@ def parse_rows(
         return [parse_row(payload, features, None, nullable)], False
     if isinstance(payload, list):
         if not payload:
-            raise BadRequest("empty list: send at least one row")
+            raise InvalidRequest("empty list: send at least one row")
         return [parse_row(obj, features, i, nullable) for i, obj in enumerate(payload)], True
     got = _JSON_TYPES.get(type(payload), "a number")
-    raise BadRequest(f"request body must be a JSON object or a list of objects, got {got}")
+    raise InvalidRequest(f"request body must be a JSON object or a list of objects, got {got}")

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from coldbrew.app.contract import Contract, contract_of
 from coldbrew.app.openapi import build_openapi
-from coldbrew.app.validation import BadRequest, decode_json, parse_rows
+from coldbrew.app.validation import InvalidRequest, decode_json, parse_rows
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from coldbrew.engine.protocol import Predictor
 
 log = logging.getLogger("coldbrew.app")
 
@@ -52,20 +58,20 @@ def _read_body(environ, limit: int) -> bytes:
     length = environ.get("CONTENT_LENGTH", "").strip()
     if length:
         if not length.isdigit():
-            raise BadRequest("invalid Content-Length header")
+            raise InvalidRequest("invalid Content-Length header")
         size = int(length)
         if size > limit:
-            raise BadRequest(f"request body is {size} bytes; the limit is {limit} bytes", status=413)
+            raise InvalidRequest(f"request body is {size} bytes; the limit is {limit} bytes", status=413)
         return environ["wsgi.input"].read(size) if size else b""
     if not environ.get("wsgi.input_terminated"):
-        raise BadRequest("send a Content-Length header", status=411)
+        raise InvalidRequest("send a Content-Length header", status=411)
     raw = environ["wsgi.input"].read(limit + 1)
     if len(raw) > limit:
-        raise BadRequest(f"request body exceeds the limit of {limit} bytes", status=413)
+        raise InvalidRequest(f"request body exceeds the limit of {limit} bytes", status=413)
     return raw
 
 
-def responder(predictor, contract: Contract):
+def responder(predictor: Predictor, contract: Contract):
     """``rows (float64, NaN = missing) → list of result dicts`` in the shape of ``contract.task``.
 
     - binary: ``{"prediction": label, "probability": P(second class)}``;
@@ -94,10 +100,21 @@ def responder(predictor, contract: Contract):
     return classify
 
 
-def create_app(predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
-    """A WSGI callable serving ``predictor`` with the contract its model states (``coldbrew.app.contract``).
+def create_app(predictor: Predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> WSGIApplication:
+    """A WSGI application serving ``predictor`` with the contract its model states (docs/serving.md).
 
-    Raises ModelFormatError when the model's metadata cannot be served as stated.
+    Args:
+        predictor: a loaded model (``load_predictor``'s result); its header states the request fields, which
+            accept null, the task and the class labels (``coldbrew.app.contract``).
+        max_body_bytes: larger request bodies get a 413 before they are read.
+
+    Returns:
+        A WSGI callable answering ``GET /`` (health), ``POST /predict`` and ``GET /openapi.json``.
+
+    Raises:
+        ModelFormatError: the model's serving metadata contradicts itself (at creation, never per request).
+        Nothing at request time: a request the client must fix gets a 4xx JSON body naming the problem
+        (``{"error", "field", "index"}``), anything else is logged and answered with a 500 JSON body.
     """
     contract = contract_of(predictor)
     features, nullable = contract.features, contract.nullable
@@ -105,9 +122,9 @@ def create_app(predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
     health = _dumps({"success": True})
     openapi = _dumps(build_openapi(contract, max_body_bytes, model=_model_name(predictor)))
 
-    def predict(environ) -> bytes:
+    def predict(environ: WSGIEnvironment) -> bytes:
         if not _is_json(environ.get("CONTENT_TYPE", "")):
-            raise BadRequest("Content-Type must be application/json", status=415)
+            raise InvalidRequest("Content-Type must be application/json", status=415)
         rows, is_batch = parse_rows(decode_json(_read_body(environ, max_body_bytes)), features, nullable)
         results = answer(np.array(rows, dtype=np.float64))
         return _dumps(results if is_batch else results[0])
@@ -118,21 +135,21 @@ def create_app(predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
         "/openapi.json": {"GET": lambda environ: openapi},
     }
 
-    def app(environ, start_response):
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         path = environ.get("PATH_INFO", "") or "/"
         headers = [("Content-Type", "application/json")]
         try:
             handlers = routes.get(path)
             if handlers is None:
-                raise BadRequest(f"no route {path}; try GET /, POST /predict or GET /openapi.json", status=404)
+                raise InvalidRequest(f"no route {path}; try GET /, POST /predict or GET /openapi.json", status=404)
             handler = handlers.get("GET" if method == "HEAD" else method)
             if handler is None:
                 allowed = sorted(handlers) + (["HEAD"] if "GET" in handlers else [])
                 headers.append(("Allow", ", ".join(allowed)))
-                raise BadRequest(f"method {method} not allowed on {path}; use {', '.join(allowed)}", status=405)
+                raise InvalidRequest(f"method {method} not allowed on {path}; use {', '.join(allowed)}", status=405)
             status, body = 200, handler(environ)
-        except BadRequest as exc:
+        except InvalidRequest as exc:
             status, body = exc.status, _dumps(exc.body())
         except Exception:
             log.exception("unhandled error serving %s %s", method, path)

@@ -10,11 +10,11 @@ import signal
 import sys
 import time
 
-from coldbrew.errors import ConfigError
+from coldbrew.pairs import parse_pairs
 
 
 def add_arguments(parser) -> None:
-    """Options of `coldbrew lab` (durations accept 500ms, 5s, 10m)."""
+    """Options of `coldbrew lab` (durations accept 500ms, 1.5s, 10m, 1h30m)."""
     parser.add_argument("model_uri", nargs="?", metavar="MODEL_URI",
                         help="model file passed to the function as MODEL_URI (omit for handlers without a model)")
     parser.add_argument("--handler", default="coldbrew.aws.handler", help="module.function (default: %(default)s)")
@@ -44,16 +44,6 @@ def add_arguments(parser) -> None:
                              "X-Coldbrew-Warm-Secret (default: $COLDBREW_WARM_SECRET, else no /_warm route)")
 
 
-def _env_pairs(pairs: list[str]) -> dict[str, str]:
-    env = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--env expects KEY=VALUE, not {pair!r}")
-        env[key] = value
-    return env
-
-
 def stats_line(stats: dict) -> str:
     """One human line: environments, invocations, cold starts, errors, latency, memory."""
     envs = stats["environments"]
@@ -74,7 +64,7 @@ def run(args) -> int:
     """Start the lab and serve until Ctrl-C (or SIGTERM)."""
     from coldbrew.lab import Lab, LabConfig
 
-    config = LabConfig(handler=args.handler, task_root=args.task_root, env=_env_pairs(args.env),
+    config = LabConfig(handler=args.handler, task_root=args.task_root, env=parse_pairs(args.env, option="--env"),
                        model_uri=args.model_uri, source=args.source, evict_page_cache=args.evict_page_cache,
                        memory_mb=args.memory_mb, timeout=args.timeout, gateway_timeout=args.gateway_timeout,
                        init_timeout=args.init_timeout, idle_timeout=args.idle_timeout,

@@ -197,7 +197,7 @@ def probe_rows(est, n: int = 64, seed: int = 0) -> np.ndarray:
     for i in picks:
         tr = trees[i]
         split = tr.children_left != -1
-        for f, thr in zip(tr.feature[split], tr.threshold[split]):
+        for f, thr in zip(tr.feature[split], tr.threshold[split], strict=True):
             t32 = np.float32(thr)
             cols[f].extend([float(t32), float(np.nextafter(t32, np.float32(-np.inf))), float(np.nextafter(t32, np.float32(np.inf)))])
     X = rng.normal(size=(n, est.n_features_in_)) * 1e3
@@ -222,13 +222,25 @@ def _check_class_labels(class_labels, header: dict) -> list[str]:
 def compile_model(
     src: str | os.PathLike, dst: str | os.PathLike, *, progress: bool = True, class_labels=None
 ) -> dict:
-    """Compile the estimator pickled at ``src`` into ``dst`` (.brew); returns statistics.
+    """Compile the scikit-learn estimator pickled at ``src`` into the .brew file ``dst``, checked bit for bit.
 
-    ``class_labels`` (one distinct string per class, in ``classes_`` order) become the header's ``class_labels``:
-    what the served API answers instead of ``str()`` of each class (docs/serving.md).
+    Args:
+        src: a pickle or joblib file of a fitted tree ensemble (``GradientBoosting*``, ``RandomForest*``,
+            ``ExtraTrees*``, ``DecisionTree*``).
+        dst: the .brew file to write (atomically; its folder is created).
+        progress: show a progress bar while the trees are converted.
+        class_labels: one distinct string per class, in ``classes_`` order: the header's ``class_labels``, what
+            the served API answers instead of ``str()`` of each class (docs/serving.md).
 
-    Raises UnsupportedModelError (nothing written) for estimators .brew cannot represent, and
-    ModelFormatError (file removed) if the written file does not reproduce scikit-learn's predictions.
+    Returns:
+        Statistics: ``src``, ``dst``, ``estimator``, ``kind``, ``n_trees``, ``n_nodes``, ``max_depth``,
+        ``input_bytes``, ``output_bytes``, ``seconds`` and ``checked_rows``.
+
+    Raises:
+        ModelFormatError: ``src`` is not a loadable pickle, or the written file does not reproduce scikit-learn's
+            predictions on probe rows (the file is removed).
+        UnsupportedModelError: the estimator is one .brew cannot represent, or ``class_labels`` do not fit it
+            (nothing written).
     """
     import warnings
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from coldbrew.deploy import render as tpl
 from coldbrew.errors import ColdbrewError
+from coldbrew.sources.config import parse_s3_uri
 
 SETUPS = ("image-disk", "image-s3", "zip-snapstart")
 # Default "none": the endpoint is a public prediction API, like the study's; its costly doors are closed
@@ -69,11 +70,11 @@ class Plan:
 
     @property
     def s3_bucket(self) -> str:
-        return split_s3_uri(self.s3_uri)[0]
+        return parse_s3_uri(self.s3_uri, setting="--s3-uri")[0]
 
     @property
     def s3_key(self) -> str:
-        return split_s3_uri(self.s3_uri)[1]
+        return parse_s3_uri(self.s3_uri, setting="--s3-uri")[1]
 
 
 @dataclass
@@ -93,14 +94,6 @@ class PackageResult:
         if any(v is None for v in self.size_parts.values()):
             return None
         return sum(self.size_parts.values())
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` → ``(bucket, key)``; raises ColdbrewError on anything else."""
-    match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(.+)", uri or "")
-    if not match:
-        raise ColdbrewError(f"not an S3 object URI: {uri!r} (expected s3://bucket/key)")
-    return match.group(1), match.group(2)
 
 
 def detect_format(path: Path | None, name: str, override: str = "auto") -> str:
@@ -201,7 +194,7 @@ def make_plan(
     if not 1 <= timeout <= 900:
         raise ColdbrewError("--timeout must be between 1 and 900 s")
     if model_uri.startswith("s3://"):
-        split_s3_uri(model_uri)
+        parse_s3_uri(model_uri)
         if s3_uri and s3_uri != model_uri:
             raise ColdbrewError("MODEL_URI is already an s3:// URI; drop --s3-uri")
         model_path, s3_uri = None, model_uri
@@ -210,7 +203,7 @@ def make_plan(
         if not model_path.is_file():
             raise ColdbrewError(f"model file not found: {model_uri}")
         if s3_uri:
-            split_s3_uri(s3_uri)
+            parse_s3_uri(s3_uri, setting="--s3-uri")
     model_name = (model_path.name if model_path else s3_uri.rsplit("/", 1)[-1]) or "model"
     if setup == "image-disk":
         if model_path is None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from coldbrew.errors import ModelFormatError
 from coldbrew.engine.inputs import InvalidInputError, as_float32
+from coldbrew.errors import ModelFormatError
 
 
 def load_estimator(path: str | os.PathLike):
@@ -25,8 +25,8 @@ def load_estimator(path: str | os.PathLike):
                 fh.seek(0)
                 try:
                     return pickle.load(fh)
-                except Exception:
-                    pass  # joblib's own pickles need joblib's unpickler
+                except Exception:  # noqa: BLE001 - joblib's own pickles need joblib's unpickler, tried next
+                    pass
             import joblib
 
             return joblib.load(path)

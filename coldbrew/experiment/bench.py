@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from coldbrew.errors import ColdbrewError
+from coldbrew.experiment.results import BENCH_FILE, SCHEMA, producing_code
 from coldbrew.experiment.train import PRESETS
 
 SETUPS = ("disk", "s3", "warmed", "provisioned")
@@ -95,7 +96,7 @@ class Options:
 
 def resolve_options(args) -> Options:
     """Defaults (or --quick's) with explicit options applied; raises ColdbrewError on invalid values."""
-    from coldbrew.experiment.loadtest import parse_duration
+    from coldbrew.experiment.loadtest import run_time_seconds
 
     base = QUICK if args.quick else DEFAULTS
 
@@ -108,7 +109,7 @@ def resolve_options(args) -> Options:
         raise ColdbrewError("--users must be at least 1")
     if spawn_rate <= 0:
         raise ColdbrewError("--spawn-rate must be positive")
-    run_time = f"{parse_duration(pick('run_time'))}s"
+    run_time = f"{run_time_seconds(pick('run_time'))}s"
     max_concurrency = users if args.max_concurrency is None else args.max_concurrency
     if max_concurrency < 1:
         raise ColdbrewError("--max-concurrency must be at least 1")
@@ -237,8 +238,8 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
     Writes the loadtest files, ``lab_events.jsonl``, ``function_output.log`` and ``bench.json`` to
     ``run_dir``; returns bench.json's content.
     """
-    from coldbrew.lab import Lab, LabConfig
     from coldbrew.experiment.loadtest import run_loadtest
+    from coldbrew.lab import Lab, LabConfig
 
     run_dir.mkdir(parents=True, exist_ok=True)
     events = run_dir / "lab_events.jsonl"
@@ -250,7 +251,8 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
         # `warmed` warms over the lab's HTTP route, opened (like `package --warm-route`) with a one-off secret.
         warm_secret=secrets.token_urlsafe(24) if cell.setup == "warmed" else None,
     )
-    info = {"name": cell.name, **asdict(cell), "model": str(model), "model_bytes": model.stat().st_size,
+    info = {"schema": SCHEMA, **producing_code(), "name": cell.name, **asdict(cell),
+            "model": model.name, "model_bytes": model.stat().st_size,
             "users": opts.users, "spawn_rate": opts.spawn_rate, "run_time": opts.run_time,
             "init_timeout_s": INIT_TIMEOUT_S, "warm_round": None}
     t_lab = time.time()
@@ -282,7 +284,7 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
         env_seconds_before_load=round(alive_seconds(spans, until=t_load), 1),
         init_ms=stats["init_ms"],
     )
-    (run_dir / "bench.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    (run_dir / BENCH_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info
 
 
@@ -319,8 +321,8 @@ def runs_table(infos: list[dict]) -> tuple[list[str], list[list[str]]]:
 def build_report(out: Path, finished: list[dict], cells: list[Cell]) -> str:
     """Summarize the finished runs (plus reference rows), write report.html, plots/ and results.md."""
     from coldbrew.experiment.coldstats import DEFAULT_THRESHOLD_MS, summarize
-    from coldbrew.experiment.results import load_inputs
     from coldbrew.experiment.report import render_section, render_table, write_report
+    from coldbrew.experiment.results import load_inputs
 
     run_files = [Path(i["dir"]) / "run.json" for i in finished]
     runs, _ = load_inputs(run_files)
@@ -360,7 +362,7 @@ def say(text: str) -> None:
 
 def run(args) -> int:
     """Entry point of ``coldbrew bench``."""
-    from coldbrew.experiment.loadtest import parse_duration
+    from coldbrew.experiment.loadtest import run_time_seconds
 
     opts = resolve_options(args)
     out = opts.out.resolve()
@@ -377,8 +379,9 @@ def run(args) -> int:
                 f"{opts.memory_budget_mb / 1024:,.1f} GB (~{PICKLE_RAM_FACTOR:g}x the "
                 f"{models[(size, 'pickle')].stat().st_size / 1e6:,.0f} MB pickle + {PICKLE_BASE_MB} MB each)")
     say(f"bench: {len(cells)} runs, {opts.users} users, spawn {opts.spawn_rate:g}/s, {opts.run_time} each -> {out}")
-    finished, matrix_t0, interrupted = [], time.monotonic(), False
-    per_run_guess = parse_duration(opts.run_time) + LAB_OVERHEAD_S
+    finished: list[dict] = []
+    matrix_t0, interrupted = time.monotonic(), False
+    per_run_guess = run_time_seconds(opts.run_time) + LAB_OVERHEAD_S
     try:
         for n, cell in enumerate(cells, 1):
             elapsed = time.monotonic() - matrix_t0

@@ -43,7 +43,7 @@ def describe(values: Iterable[float]) -> dict:
 
 def true_cold_mask(run: Run) -> np.ndarray | None:
     """Which requests were an environment's first (header flag if present, else first seen per env id)."""
-    if not run.has_env:
+    if not run.has_env or run.env is None:
         return None
     if run.cold is not None:
         return run.cold.copy()
@@ -63,7 +63,7 @@ def group_runs(runs: Sequence[Run], label_columns: Sequence[str]) -> list[tuple[
     for run in runs:
         key = tuple(run.labels.get(c) for c in label_columns)
         groups.setdefault(key, []).append(run)
-    return [(dict(zip(label_columns, key)), members) for key, members in groups.items()]
+    return [(dict(zip(label_columns, key, strict=False)), members) for key, members in groups.items()]
 
 
 def counts(members: Sequence[Run], measured: int) -> dict:
@@ -103,9 +103,12 @@ def _summarize_group(labels: dict, members: list[Run], label_columns: Sequence[s
     if with_env:
         firsts, slow_warm, fast_cold, envs = [], 0, 0, 0
         for run in with_env:
+            assert run.env is not None  # has_env
             # Only responses from an environment: a 504 comes from the gateway and names none.
             served = run.measured & np.array([e is not None for e in run.env])
-            mask = true_cold_mask(run)[served]
+            first = true_cold_mask(run)
+            assert first is not None  # has_env
+            mask = first[served]
             lat = run.latency_ms[served]
             firsts.append(lat[mask])
             slow_warm += int(np.sum((lat > threshold_ms) & ~mask))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from coldbrew.experiment.report import table_sections
@@ -42,7 +42,7 @@ def write_html(groups: Sequence[dict], images: Sequence[Path], out: Path, *,
     """
     out = Path(out)
     parts = [f"<h1>coldbrew cold-start report</h1><p class='note'>generated "
-             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}; numbers truncated to whole ms "
+             f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC}; numbers truncated to whole ms "
              "(numpy linear percentiles, as the study).</p>"]
     for title, headers, rows in [*table_sections(groups), *extra_sections]:
         parts.append(f"<h2>{html.escape(title)}</h2>{_table(headers, rows)}")

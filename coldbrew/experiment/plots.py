@@ -53,7 +53,8 @@ def windows(runs: Sequence[Run], window_s: float = WINDOW_S) -> tuple[np.ndarray
         return np.array([]), {"p50": np.array([]), "p95": np.array([]), "max": np.array([])}
     rel_all, lat_all = np.concatenate(rel), np.concatenate(lat)
     bins = np.floor(rel_all / window_s).astype(int)
-    starts, out = [], {"p50": [], "p95": [], "max": []}
+    starts: list[float] = []
+    out: dict[str, list[float]] = {"p50": [], "p95": [], "max": []}
     for b in np.unique(bins):
         chunk = lat_all[bins == b]
         starts.append(b * window_s)
@@ -92,7 +93,7 @@ def plot_histograms(runs: Sequence[Run], title: str, threshold_ms: float, out: P
         (f"cold (> {threshold_ms:g} ms)", lat[lat > threshold_ms]),
     )
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), dpi=100)
-    for ax, (name, data) in zip(axes, subsets):
+    for ax, (name, data) in zip(axes, subsets, strict=False):
         ax.set_title(f"{name}: n={data.size:,}")
         ax.set_xlabel("latency (ms)")
         if data.size == 0:
@@ -117,14 +118,14 @@ def _bars(ax, plt, groups: Sequence[dict], stats: Sequence[dict | None], names: 
     colours = ("tab:red", "tab:green", "tab:orange", "tab:purple")
     x = np.arange(len(groups))
     width = 0.2
-    for i, (key, colour) in enumerate(zip(keys, colours)):
+    for i, (key, colour) in enumerate(zip(keys, colours, strict=False)):
         values = [s.get(key) if s and s.get(key) is not None else np.nan for s in stats]
         bars = ax.bar(x + (i - 1.5) * width, values, width, color=colour, label=key)
-        for bar, g in zip(bars, groups):
+        for bar, g in zip(bars, groups, strict=False):
             if g.get("reference"):
                 bar.set_hatch("//")
                 bar.set_alpha(0.6)
-    for xi, s in zip(x, stats):
+    for xi, s in zip(x, stats, strict=False):
         if not s or s.get("n") == 0:
             ax.text(xi, 0.03, "none" if s else "no data", ha="center", va="bottom", fontsize=8, color="dimgray",
                     transform=ax.get_xaxis_transform())

@@ -10,12 +10,12 @@ Presets pick N and D so the pickle lands near the study's file sizes (docs/prese
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from coldbrew.atomicfile import atomic_write
 
 
 @dataclass(frozen=True)
@@ -59,26 +59,6 @@ def count_nodes(model) -> int:
     return int(sum(est.tree_.node_count for est in model.estimators_.ravel()))
 
 
-def write_atomically(path: Path, write) -> None:
-    """Call ``write(fh)`` on a temp file beside ``path`` and rename it into place.
-
-    A crash or Ctrl-C leaves no half-written model behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def train(recipe: Recipe, out: Path, fmt: str = "pickle", progress: bool = True) -> TrainResult:
     """Train the study's model with ``recipe`` and save it to ``out`` (pickle or joblib)."""
     import numpy as np
@@ -106,15 +86,13 @@ def train(recipe: Recipe, out: Path, fmt: str = "pickle", progress: bool = True)
     seconds = time.perf_counter() - started
     accuracy = float(model.score(X_test, y_test))
 
-    def write(fh):
+    with atomic_write(out) as fh:
         if fmt == "joblib":
             import joblib
 
             joblib.dump(model, fh)
         else:
             pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
-
-    write_atomically(out, write)
     return TrainResult(Path(out), recipe, accuracy, Path(out).stat().st_size, count_nodes(model), seconds)
 
 

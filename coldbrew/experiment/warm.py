@@ -25,9 +25,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
+from coldbrew.durations import parse_duration
 from coldbrew.errors import ColdbrewError
 from coldbrew.experiment.loadtest import check_reachable
-from coldbrew.lab.durations import parse_duration
 from coldbrew.runtimes.aws_lambda import MAX_HOLD_MS as MAX_DIRECT_HOLD_MS
 from coldbrew.runtimes.aws_lambda import MAX_HTTP_HOLD_MS, WARM_SECRET_ENV, WARM_SECRET_HEADER
 
@@ -162,8 +162,8 @@ def _round_runner(args, hold_ms: int) -> Callable[[int], RoundResult]:
 def run(args) -> int:
     if args.concurrency < 1:
         raise ColdbrewError("--concurrency must be at least 1")
-    hold_ms = int(parse_duration(args.hold) * 1000)
-    every = parse_duration(args.every) if args.every else None
+    hold_ms = int(parse_duration(args.hold, option="--hold") * 1000)
+    every = parse_duration(args.every, option="--every") if args.every else None
     count = args.count if args.count is not None else (None if every else 1)
     one_round = _round_runner(args, hold_ms)
     if not args.json:
@@ -179,7 +179,7 @@ def run(args) -> int:
                   f"{last.errors:>6}  {last.elapsed_ms:>6.0f} ms", flush=True)
         if every and (count is None or number < count):
             time.sleep(every)
-    if last.distinct_envs < args.concurrency:
+    if last is not None and last.distinct_envs < args.concurrency:
         print(f"only {last.distinct_envs} of {args.concurrency} environments answered the last round", file=sys.stderr)
         if last.distinct_envs == 0 and not args.function:
             print("none answered: is the /_warm route open (404 if not) and the secret right (403 if not)?",

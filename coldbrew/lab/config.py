@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coldbrew.durations import parse_duration
 from coldbrew.errors import ConfigError
-from coldbrew.lab.durations import parse_duration
 
 DEFAULT_HANDLER = "coldbrew.aws.handler"
 

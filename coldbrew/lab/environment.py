@@ -14,6 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from coldbrew.errors import ColdbrewError
 from coldbrew.lab.httpserver import server_port, start_server
 from coldbrew.lab.runtime_api import NextEvent, build_handler, error_summary
 
@@ -36,7 +37,7 @@ class Outcome:
     max_memory_mb: int = 0
 
 
-class InitFailure(Exception):
+class InitFailure(ColdbrewError):
     """The environment did not become ready; ``error`` is Lambda's error shape."""
 
     def __init__(self, error: dict, init_ms: float):
@@ -126,10 +127,11 @@ class Environment:
         finally:
             watch.cancel()
         elapsed = (time.monotonic() - self.started_at) * 1000
-        if self._ready.done() and self._ready.exception() is None:
+        failure = self._ready.exception() if self._ready.done() else None
+        if self._ready.done() and failure is None and self.init_ms is not None:
             return self.init_ms
-        if self._ready.done():
-            error = self._ready.exception().error
+        if isinstance(failure, InitFailure):
+            error = failure.error
         elif self._oom:
             error = {"errorType": "Runtime.OutOfMemory", "errorMessage": "init exceeded the memory limit"}
         elif self._exited.done():
@@ -156,7 +158,7 @@ class Environment:
         if self.pid is not None and not self._exited.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self._exited), 2.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def kill(self) -> None:

@@ -106,7 +106,7 @@ def build_front_door(scheduler: Scheduler, gateway_timeout_s: float, describe):
         except InitFailure as failure:
             stats.event("response", status=502, reason=failure.error["errorType"])
             return Response.json(502, {"message": "Internal Server Error"}, [("apigw-requestid", apigw_id)])
-        except asyncio.TimeoutError:
+        except TimeoutError:
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
             stats.errors["GatewayTimeout"] += 1
             stats.event("response", status=504, reason="gateway timeout")

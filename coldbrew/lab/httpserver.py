@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import traceback
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Awaitable, Callable
 from urllib.parse import urlsplit
+
+from coldbrew.errors import ColdbrewError
 
 MAX_HEADER_LINES = 200
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -52,7 +54,7 @@ class Response:
     body: bytes = b""
 
     @classmethod
-    def json(cls, status: int, obj, headers: list[tuple[str, str]] | None = None) -> "Response":
+    def json(cls, status: int, obj, headers: list[tuple[str, str]] | None = None) -> Response:
         """A JSON body with its Content-Type."""
         return cls(status, [("Content-Type", "application/json"), *(headers or [])], json.dumps(obj).encode())
 
@@ -60,14 +62,14 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-class BadRequest(Exception):
-    """The bytes on the wire are not a request we accept."""
+class MalformedHttpRequest(ColdbrewError):
+    """The bytes on the wire are not an HTTP request the lab accepts (answered with a 400, connection closed)."""
 
 
 async def _read_body(reader: asyncio.StreamReader, headers: list[tuple[str, str]]) -> bytes:
     values = dict(headers)
     if "chunked" in values.get("transfer-encoding", "").lower():
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
             if size == 0:
@@ -78,7 +80,7 @@ async def _read_body(reader: asyncio.StreamReader, headers: list[tuple[str, str]
             await reader.readline()
     length = int(values.get("content-length", "0") or 0)
     if length > MAX_BODY_BYTES:
-        raise BadRequest("body too large")
+        raise MalformedHttpRequest("body too large")
     return await reader.readexactly(length) if length else b""
 
 
@@ -92,7 +94,7 @@ async def read_request(reader: asyncio.StreamReader, peer: str) -> Request | Non
     try:
         method, target, version = line.decode("latin-1").split()
     except ValueError as exc:
-        raise BadRequest("malformed request line") from exc
+        raise MalformedHttpRequest("malformed request line") from exc
     headers: list[tuple[str, str]] = []
     for _ in range(MAX_HEADER_LINES):
         raw = await reader.readline()
@@ -101,7 +103,7 @@ async def read_request(reader: asyncio.StreamReader, peer: str) -> Request | Non
         name, _, value = raw.decode("latin-1").partition(":")
         headers.append((name.strip().lower(), value.strip()))
     else:
-        raise BadRequest("too many headers")
+        raise MalformedHttpRequest("too many headers")
     return Request(method.upper(), target, version, headers, await _read_body(reader, headers), peer)
 
 
@@ -115,7 +117,7 @@ def encode_response(response: Response, keep_alive: bool) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
 
 
-async def start_server(handler: Handler, port: int = 0) -> asyncio.AbstractServer:
+async def start_server(handler: Handler, port: int = 0) -> asyncio.Server:
     """Serve ``handler`` on 127.0.0.1:``port`` (0 picks a free port)."""
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -124,17 +126,17 @@ async def start_server(handler: Handler, port: int = 0) -> asyncio.AbstractServe
             while True:
                 try:
                     request = await read_request(reader, peer)
-                except (BadRequest, ValueError, UnicodeError):
+                except (MalformedHttpRequest, ValueError, UnicodeError):
                     writer.write(encode_response(Response.json(400, {"message": "Bad Request"}), False))
                     break
                 if request is None:
                     break
                 try:
                     response = await handler(request)
-                except Exception:  # a lab bug must not hang the client
+                except Exception:  # noqa: BLE001 - a lab bug must not hang the client (traceback printed)
                     traceback.print_exc()
                     response = Response.json(500, {"message": "lab internal error"})
-                keep = request.header("connection", "").lower() != "close" and request.version != "HTTP/1.0"
+                keep = (request.header("connection") or "").lower() != "close" and request.version != "HTTP/1.0"
                 writer.write(encode_response(response, keep))
                 await writer.drain()
                 if not keep:
@@ -147,6 +149,6 @@ async def start_server(handler: Handler, port: int = 0) -> asyncio.AbstractServe
     return await asyncio.start_server(connection, "127.0.0.1", port, reuse_address=True, backlog=1024)
 
 
-def server_port(server: asyncio.AbstractServer) -> int:
+def server_port(server: asyncio.Server) -> int:
     """The port a started server listens on."""
     return server.sockets[0].getsockname()[1]

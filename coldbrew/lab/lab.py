@@ -32,7 +32,14 @@ INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "VIRTUAL_ENV", "SSL_CERT_FILE", "
 
 class Lab:
     """A running lab. ``start()`` returns once the front door listens (and provisioned
-    environments are ready); ``stop()`` kills every child process."""
+    environments are ready); ``stop()`` kills every child process. A context manager.
+
+    Args:
+        config: every knob (``LabConfig``); or pass its fields as keyword ``options`` instead.
+
+    Raises:
+        ConfigError: an invalid option (from ``LabConfig``), at construction.
+    """
 
     def __init__(self, config: LabConfig | None = None, **options):
         self.config = config or LabConfig(**options)
@@ -55,8 +62,13 @@ class Lab:
         return f"http://127.0.0.1:{self.port}"
 
     # ---- start / stop ---------------------------------------------------------------------------
-    def start(self) -> "Lab":
-        """Stage the model, start the front door and any provisioned environments (once)."""
+    def start(self) -> Lab:
+        """Stage the model, start the front door and any provisioned environments (once); returns ``self``.
+
+        Raises:
+            ConfigError: the model file is missing or its source does not fit (``--source``).
+            ColdbrewError: a provisioned or snapshot environment failed its init (everything started is stopped).
+        """
         if self._loop is not None:
             return self
         self._workdir = Path(tempfile.mkdtemp(prefix="coldbrew-lab-"))
@@ -160,7 +172,7 @@ class Lab:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import shutil
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from coldbrew.errors import ColdbrewError
 from coldbrew.lab.config import LabConfig
 from coldbrew.lab.environment import Environment, InitFailure, Outcome, read_proc_kb
 from coldbrew.lab.staging import evict_page_cache
 from coldbrew.lab.stats import Stats, report_line
 
 
-class Throttled(Exception):
+class Throttled(ColdbrewError):
     """Every environment up to the concurrency limit is busy."""
 
 
@@ -57,7 +57,6 @@ class Scheduler:
     def _variables(self, env: Environment, api: str, tmpdir: Path) -> dict[str, str]:
         """The environment variables Lambda defines for a function
         (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime)."""
-        c = self.config
         stream = time.strftime("%Y/%m/%d") + f"/[$LATEST]{uuid.uuid4().hex}"
         return {**self.base_env, "AWS_LAMBDA_RUNTIME_API": api, "AWS_LAMBDA_LOG_STREAM_NAME": stream,
                 "AWS_LAMBDA_INITIALIZATION_TYPE": env.kind, "TMPDIR": str(tmpdir), "COLDBREW_LAB_ENV": env.id}

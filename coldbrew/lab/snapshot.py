@@ -71,7 +71,7 @@ def main(argv: list[str]) -> int:
         _preimport_runtime()
         module_name = handler.rsplit(".", 1)[0]
         getattr(importlib.import_module(module_name.replace("/", ".")), handler.rsplit(".", 1)[1])
-    except BaseException as exc:  # any failure of the function's init is reported, not raised
+    except BaseException as exc:  # noqa: BLE001 - any failure of the function's init is reported, not raised
         _send(sock, {"error": {"errorType": type(exc).__name__, "errorMessage": str(exc),
                                "stackTrace": traceback.format_exc().splitlines()}})
         return 1

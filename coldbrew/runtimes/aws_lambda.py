@@ -27,6 +27,15 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from coldbrew.errors import ColdbrewError
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from coldbrew.app.startup import Startup
 
 WARM_EVENT_KEY = "coldbrew"
 DEFAULT_HOLD_MS = 250
@@ -41,7 +50,7 @@ SNAP_START = "snap-start"
 PROVISIONED = "provisioned-concurrency"
 
 
-class WarmRequestError(ValueError):
+class WarmRequestError(ColdbrewError):
     """A warm-up request with an unusable ``hold_ms``."""
 
 
@@ -82,7 +91,11 @@ def _log(record: dict) -> None:
 class LambdaHandler:
     """The state of one execution environment and the callable Lambda invokes."""
 
-    def __init__(self, startup, app, *, provisioned: bool = False, warm_secret: str | None = None):
+    def __init__(self, startup: Startup, app: WSGIApplication, *, provisioned: bool = False,
+                 warm_secret: str | None = None):
+        """Wrap ``app`` (serving ``startup.predictor``) for Lambda; ``provisioned`` marks a provisioned-concurrency
+        environment, whose first request did not wait for its init and so is not flagged cold; ``warm_secret``
+        (``COLDBREW_WARM_SECRET``) opens the HTTP warm-up route to callers that present it."""
         from apig_wsgi import make_lambda_handler
 
         self.startup = startup
@@ -105,7 +118,7 @@ class LambdaHandler:
         self._cold = self.served == 0 and self._first_is_cold
         self.served += 1
 
-    def __call__(self, event, context):
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         started = time.perf_counter()
         self._begin()
         self._invoking = True
@@ -131,20 +144,20 @@ class LambdaHandler:
             )
             _log(record)
 
-    def _hold(self, hold_ms: int) -> dict:
+    def _hold(self, hold_ms: int) -> dict[str, Any]:
         time.sleep(hold_ms / 1000.0)
         return {"env": self.env_id, "cold": self._cold, "held_ms": hold_ms}
 
-    def _direct_warm(self, event) -> dict:
+    def _direct_warm(self, event: dict[str, Any]) -> dict[str, Any]:
         try:
             return self._hold(parse_hold_ms(event.get("hold_ms")))
         except WarmRequestError as exc:
             return {"error": str(exc), "field": "hold_ms", "env": self.env_id, "cold": self._cold}
 
-    def _front_door(self, app):
+    def _front_door(self, app: WSGIApplication) -> WSGIApplication:
         """Wrap the WSGI app: answer ``POST /_warm`` and add the environment headers to every response."""
 
-        def wsgi(environ, start_response):
+        def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
             if not self._invoking:  # hosted as plain WSGI (Zappa): each request counts on its own
                 self._begin()
 
@@ -159,7 +172,7 @@ class LambdaHandler:
 
         return wsgi
 
-    def _http_warm(self, environ, start):
+    def _http_warm(self, environ: WSGIEnvironment, start: StartResponse) -> list[bytes]:
         given = environ.get("HTTP_" + WARM_SECRET_HEADER.upper().replace("-", "_"))
         if not warm_secret_matches(self.warm_secret, given):
             data = json.dumps({"error": f"POST {WARM_PATH} needs the warm-up secret in {WARM_SECRET_HEADER}",
@@ -167,7 +180,10 @@ class LambdaHandler:
             start("403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
             return [data]
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                raise WarmRequestError("invalid Content-Length header") from None
             raw = environ["wsgi.input"].read(length) if length else b""
             try:
                 body = json.loads(raw) if raw.strip() else {}
@@ -208,7 +224,8 @@ class LambdaHandler:
         if "boto3" in sys.modules:
             # coldbrew's S3 source builds a client per fetch and keeps none; this also drops boto3's default
             # session, whose pooled connections and credentials would be stale copies from the snapshot.
-            sys.modules["boto3"].DEFAULT_SESSION = None
+            boto3: Any = sys.modules["boto3"]
+            boto3.DEFAULT_SESSION = None
         _log({"event": "coldbrew.after_restore", "env": self.env_id, "snapshot_env": previous})
 
 
@@ -223,7 +240,7 @@ def register_snapstart_hooks(lambda_handler: LambdaHandler, environ=os.environ) 
     return True
 
 
-def init_from_env(environ=None) -> LambdaHandler:
+def init_from_env(environ: Mapping[str, str] | None = None) -> LambdaHandler:
     """Lambda's init phase: load the model named by ``MODEL_SOURCE``/``MODEL_URI``, log the start-up line."""
     from coldbrew.app import create_app
     from coldbrew.app.startup import load_from_env
