@@ -6,7 +6,10 @@ Three kinds of file hold request latencies:
   line per request (all other lines are locust's own and are ignored);
 * our structured file — JSON lines, one object per request:
   ``{"timestamp": ISO-8601 UTC, "latency_ms": float, "status": int, "env": str|null, "cold": bool|null,
-  "error": str|null}``;
+  "error": str|null, "invoke_ms": float|null, "invoke_cpu_ms": float|null, "init_ms": float|null,
+  "init_cpu_ms": float|null}`` — the last four are the lab's ``x-lab-duration-ms``, ``x-lab-cpu-ms``,
+  ``x-lab-init-ms`` and ``x-lab-init-cpu-ms`` headers (wall and CPU time of the invocation and, on a cold
+  start, of the init it waited for), null when the server does not send them;
 * ``run.json`` — what ``coldbrew loadtest`` ran (parameters, labels, file names).
 
 :func:`load_inputs` turns files and folders of them into :class:`Run` objects with labels attached
@@ -82,7 +85,21 @@ def request_record(end_epoch: float, latency_ms: float, status: int, headers, er
         # coldbrew environments answer X-Coldbrew-Cold 1 (first request) or 0; None: the server does not say.
         "cold": cold_header.strip() == "1" if cold_header is not None else None,
         "error": error,
+        **{key: _header_ms(headers, name) for key, name in LAB_TIMING_HEADERS},
     }
+
+
+# Our record's keys ← the lab's timing headers (coldbrew.lab.front_door.timing_headers), all in ms.
+LAB_TIMING_HEADERS = (("invoke_ms", "x-lab-duration-ms"), ("invoke_cpu_ms", "x-lab-cpu-ms"),
+                      ("init_ms", "x-lab-init-ms"), ("init_cpu_ms", "x-lab-init-cpu-ms"))
+
+
+def _header_ms(headers, name: str) -> float | None:
+    value = headers.get(name) if headers is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def study_log_message(latency_ms: float) -> str:
