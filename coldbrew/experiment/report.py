@@ -159,6 +159,18 @@ def render_table(groups: Sequence[dict], fmt: str = "table") -> str:
     return "\n\n".join(render_section(title, headers, rows, fmt) for title, headers, rows in table_sections(groups))
 
 
+def study_log_note(runs) -> str | None:
+    """What a reader must know when some inputs are study-format logs: they carry no status codes, so a
+    failed request in them (timeout, error, throttle) is counted as a latency like any other. None otherwise."""
+    names = [run.source.name for run in runs if run.meta.get("kind") == "study-log"]
+    if not names:
+        return None
+    listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    which = "this log is" if len(names) == 1 else f"these {len(names)} logs are"
+    return (f"Note: {which} in the study's format ({listed}), which records no status codes: "
+            "failures in it (timeouts, errors, throttles) are counted as latencies.")
+
+
 # ---------------------------------------------------------------- the command
 
 
@@ -196,6 +208,12 @@ def run(args) -> int:
 
         groups += study_reference_rows(columns if {"setup", "model_size"} <= set(columns) else ("setup", "model_size"))
     print(render_table(groups, args.format))
+    note = study_log_note(runs)
+    if note:  # after the tables; csv and json keep stdout machine-readable, so it goes to stderr there
+        if args.format in ("table", "markdown"):
+            print(f"\n{'> ' if args.format == 'markdown' else ''}{note}")
+        else:
+            print(note, file=sys.stderr)
     if args.html or args.plots:
         for path in write_report(runs, columns, groups, threshold_ms=args.cold_threshold_ms,
                                  html=args.html, plots=args.plots):
