@@ -22,7 +22,7 @@ from coldbrew.experiment.bench import (
 )
 
 
-LOAD = ["--users", "2", "--spawn-rate", "2", "--run-time", "5s"]
+LOAD = ["--users", "2", "--spawn-rate", "2", "--run-time", "5s", "--isolated", "0"]
 
 
 @pytest.fixture(scope="module")

@@ -294,8 +294,8 @@ def test_public_renderers_for_other_tables(tmp_path):
     write_report(runs, columns, summarize(runs, columns), threshold_ms=1000, html=page,
                  extra_sections=[("Runs & costs", headers, rows)])
     html = page.read_text()
-    runs_at = html.index("<h2>Runs &amp; costs</h2>")
-    assert html.index("<h2>Requests") < runs_at < html.index("<h2>Figures</h2>")
+    runs_at = html.index("<h3>Runs &amp; costs</h3>")
+    assert html.index("<h3>Requests") < runs_at < html.index("<h2>Figures</h2>")
     assert '<td class="num">1,234</td>' in html and "<td>s3 &lt;b&gt;</td>" in html
 
 

@@ -175,11 +175,13 @@ def study_log_note(runs) -> str | None:
 
 
 def write_report(runs, label_columns, groups, *, threshold_ms: float, html: Path | None = None,
-                 plots: Path | None = None, extra_sections: Sequence[tuple[str, list[str], list[list[str]]]] = ()
-                 ) -> list[Path]:
+                 plots: Path | None = None, extra_sections: Sequence[tuple[str, list[str], list[list[str]]]] = (),
+                 isolated: Sequence = (), machine: dict[str, str] | None = None) -> list[Path]:
     """Write the PNG figures (to ``plots``) and/or the HTML page; returns the files written.
 
     ``extra_sections``: more (title, headers, rows) tables for the page, after the report's own.
+    ``isolated``: ``coldbrew.experiment.isolated.IsolatedResult`` s (the page's headlines and its isolated
+    figure and table); ``machine``: what the numbers ran on (default: this machine).
     """
     import tempfile
 
@@ -187,13 +189,15 @@ def write_report(runs, label_columns, groups, *, threshold_ms: float, html: Path
 
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="coldbrew-plots-") as scratch:
-        images = write_plots(runs, label_columns, groups, plots or Path(scratch), threshold_ms)
+        figures = write_plots(runs, label_columns, groups, plots or Path(scratch), threshold_ms, isolated=isolated)
         if plots:
-            written.extend(images)
+            written.extend(f.path for f in figures)
         if html:
             from coldbrew.experiment.htmlreport import write_html
 
-            written.append(write_html(groups, images, html, extra_sections=extra_sections))
+            note = study_log_note(runs)
+            written.append(write_html(groups, figures, html, extra_sections=extra_sections, isolated=isolated,
+                                      machine=machine, notes=[note] if note else []))
     return written
 
 
