@@ -80,3 +80,26 @@ def test_cpu_time_beside_wall_time_in_headers_report_lines_stats_and_events(tmp_
     invokes = [e for e in events if e["event"] == "invoke"]
     assert invokes[0]["init_cpu_ms"] >= 400 - 2 * TICK_MS and invokes[1]["init_cpu_ms"] is None
     assert invokes[1]["cpu_ms"] < 100 <= invokes[1]["duration_ms"]
+
+
+def test_report_puts_init_cpu_beside_init_wall_time_when_the_records_carry_them(tmp_path, capsys):
+    from coldbrew.cli import main
+
+    def record(t, latency, env, cold, init=None, cpu=None):
+        headers = {"X-Coldbrew-Env": env, "X-Coldbrew-Cold": "1" if cold else "0"}
+        if init is not None:
+            headers.update({"x-lab-init-ms": str(init), "x-lab-init-cpu-ms": str(cpu)})
+        return json.dumps(request_record(t, latency, 200, headers, None))
+
+    lines = [record(1.7e9, 3000, "env-1", True, 2900, 400), record(1.7e9 + 1, 3500, "env-2", True, 3400, 600),
+             record(1.7e9 + 2, 5000, "env-3", True, 4900, 500), record(1.7e9 + 3, 20, "env-1", False)]
+    (tmp_path / "requests.jsonl").write_text("\n".join(lines) + "\n")
+    assert main(["report", str(tmp_path / "requests.jsonl"), "--format", "json"]) == 0
+    (group,) = json.loads(capsys.readouterr().out)
+    assert group["inits"]["wall"]["n"] == 3 and group["inits"]["wall"]["p50"] == 3400
+    assert group["inits"]["cpu"]["p50"] == 500 and group["inits"]["cpu"]["max"] == 600
+    assert main(["report", str(tmp_path / "requests.jsonl")]) == 0
+    out = capsys.readouterr().out
+    table = out.split("Inits the requests waited for: wall time vs CPU time")[1].split("\n\n")[1].splitlines()
+    assert "inits  wall p50  CPU p50  wall p95  CPU p95  wall max  CPU max" in table[0]
+    assert table[2].split()[-7:] == ["3", "3,400", "500", "4,750", "590", "4,900", "600"]

@@ -60,7 +60,9 @@ def headlines(groups: Sequence[dict], isolated: Sequence = ()) -> list[dict]:
                          for name, s in ((".brew", brew_iso), ("pickle", pickle_iso)) if s]
                 parts.append("one environment at a time: " + ", ".join(alone))
             under = [(name, load.get((setup, size, fmt))) for name, fmt in ((".brew", "brew"), ("pickle", "pickle"))]
-            under = [f"{name} {_seconds(g['p50'])}" if g.get("n") else f"{name}: no request over 1 s"
+            under = [(f"{name} {_seconds(g['p50'])}" if g.get("n") else f"{name}: no request over 1 s")
+                     + (f" (init CPU {_seconds(g['inits']['cpu']['p50'])})"
+                        if g.get("inits") and g["inits"]["cpu"]["n"] else "")
                      for name, g in under if g]
             if under:
                 parts.append("under load on this machine: " + ", ".join(under))

@@ -98,6 +98,17 @@ def table_sections(groups: Sequence[dict]) -> list[tuple[str, list[str], list[li
              + [_ms(g["true_cold"][k]) for k in ("mean", "p50", "p95", "max")]
              + [f"{g['true_cold']['slow_warm']:,}", f"{g['true_cold']['fast_cold']:,}"] for g in true_rows],
         ))
+    init_rows = [g for g in measured if g.get("inits")]
+    if init_rows:
+        def pair(g, key):
+            return [_ms(g["inits"]["wall"].get(key)), _ms(g["inits"]["cpu"].get(key))]
+
+        sections.append((
+            "Inits the requests waited for: wall time vs CPU time (the gap is waiting for a core), ms",
+            columns + ["inits", "wall p50", "CPU p50", "wall p95", "CPU p95", "wall max", "CPU max"],
+            [_labels(g) + [f"{g['inits']['wall']['n']:,}"] + pair(g, "p50") + pair(g, "p95") + pair(g, "max")
+             for g in init_rows],
+        ))
     return sections
 
 

@@ -61,6 +61,9 @@ class Run:
     status: np.ndarray | None = None  # HTTP status per request (0: no response), None when the file has none
     env: list[str | None] | None = None  # environment id per request, None when the file has none
     cold: np.ndarray | None = None  # bool per request from X-Coldbrew-Cold, None when absent
+    # the lab's wall and CPU time of the init each request waited for (NaN: none), None when no record has them
+    init_ms: np.ndarray | None = None
+    init_cpu_ms: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
 
     @property
@@ -155,7 +158,7 @@ def read_study_log(path: Path) -> Run | None:
 def read_requests(path: Path) -> Run:
     """Parse our structured per-request file (JSON lines)."""
     path = Path(path)
-    stamps, values, measured, statuses, envs, colds = [], [], [], [], [], []
+    stamps, values, measured, statuses, envs, colds, inits, init_cpus = [], [], [], [], [], [], [], []
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -174,6 +177,8 @@ def read_requests(path: Path) -> Run:
             statuses.append(0 if status is None else status)
             envs.append(rec.get("env"))
             colds.append(rec.get("cold"))
+            inits.append(_float_or_nan(rec.get("init_ms")))
+            init_cpus.append(_float_or_nan(rec.get("init_cpu_ms")))
     has_cold = any(c is not None for c in colds)  # the server flags cold starts; else use first-seen per env
     return Run(
         source=path,
@@ -184,8 +189,17 @@ def read_requests(path: Path) -> Run:
         status=np.array(statuses, dtype=int),
         env=envs if any(e is not None for e in envs) else None,
         cold=np.array([bool(c) for c in colds]) if has_cold else None,
+        init_ms=np.array(inits, dtype=float) if not all(np.isnan(inits)) else None,
+        init_cpu_ms=np.array(init_cpus, dtype=float) if not all(np.isnan(init_cpus)) else None,
         meta={"kind": "requests"},
     )
+
+
+def _float_or_nan(value) -> float:
+    try:
+        return float(value) if value is not None else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def read_run(run_json: Path) -> Run:
