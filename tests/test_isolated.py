@@ -207,7 +207,7 @@ def test_bench_isolated_runs_one_environment_at_a_time(tmp_path, monkeypatch, ca
                  "--isolated", "3", "--no-load", "--out", str(out)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    cells, doc = read_isolated(out / "isolated.json")
+    cells, _ = read_isolated(out / "isolated.json")
     assert [(c.setup, c.format) for c in cells] == [("disk", "pickle"), ("disk", "brew")]  # warmed: not isolated
     for cell in cells:
         assert [s.status for s in cell.samples] == [200] * 3

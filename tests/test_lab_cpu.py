@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from coldbrew.experiment.results import request_record
 from coldbrew.lab import Lab, LabConfig
 from coldbrew.lab.environment import read_cpu_ms
-from coldbrew.experiment.results import request_record
 
 HANDLERS = Path(__file__).parent / "handlers"
 TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")

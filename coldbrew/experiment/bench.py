@@ -335,8 +335,8 @@ def build_report(out: Path, finished: list[dict], cells: list[Cell], isolated=()
     plots/ and results.md. Returns the text tables."""
     from coldbrew.experiment.coldstats import DEFAULT_THRESHOLD_MS, summarize
     from coldbrew.experiment.isolated import ISOLATED_HEADERS, isolated_rows
-    from coldbrew.experiment.results import load_inputs
     from coldbrew.experiment.report import render_section, render_table, write_report
+    from coldbrew.experiment.results import load_inputs
 
     iso_title = "Isolated cold starts (one environment at a time, beside the study's AWS rows), ms"
     iso_rows = isolated_rows(isolated) if isolated else []

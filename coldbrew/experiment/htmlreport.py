@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -127,7 +127,7 @@ def render_html(groups: Sequence[dict], figures: Sequence[Figure], *,
         measured_here=machine is not None,
         has_isolated=bool(isolated),
         notes=list(notes),
-        generated=f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
+        generated=f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC}",
         isolated_figure=_embed(iso_figure) if iso_figure else None,
         tables=[{"title": t, "headers": list(h), "rows": [_cells(r) for r in rows]} for t, h, rows in tables],
         figures=[_embed(f) for f in figures if f is not iso_figure],

@@ -70,7 +70,7 @@ class IsolatedResult:
                              for k, v in asdict(s).items()} for s in self.samples]}
 
     @classmethod
-    def from_json(cls, data: dict) -> "IsolatedResult":
+    def from_json(cls, data: dict) -> IsolatedResult:
         return cls(data["setup"], data["size"], data["format"], int(data["model_bytes"]),
                    [Sample(**s) for s in data["samples"]])
 

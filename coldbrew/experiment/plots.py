@@ -232,7 +232,7 @@ def plot_isolated(isolated: Sequence, out: Path) -> Path:
                 ax.text(i * 3 + 2, 0.5, "no AWS number\npublished", ha="center", va="center", fontsize=8,
                         color="dimgray", transform=ax.get_xaxis_transform())
             else:
-                source, stats = study[0]
+                _, stats = study[0]
                 x = i * 3 + 2
                 for key, marker in (("p50", "D"), ("mean", "o"), ("max", "^")):
                     if stats.get(key) is not None:
