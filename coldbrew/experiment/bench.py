@@ -418,6 +418,7 @@ def run_isolated(opts: Options, models: dict[tuple[str, str], Path], out: Path) 
                 say(f"[isolated {n}/{len(plan)}] {setup}-{size}-{fmt} failed: {exc}")
     finally:
         if results:
+            machine["load_after"] = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # others share the machine
             write_isolated(results, out, machine, command)
     return results
 
