@@ -224,3 +224,20 @@ def test_bench_isolated_runs_one_environment_at_a_time(tmp_path, monkeypatch, ca
     assert "Isolated cold starts" in captured.out and not (out / "runs").exists()
     assert "| disk | tiny | .brew | lab, one at a time | 3 | 0 |" in (out / "results.md").read_text()
     assert "env_ready" in pickle_env and "The answer" in (out / "report.html").read_text()
+
+
+def test_report_regenerates_the_isolated_table_from_its_json(tmp_path, capsys):
+    cells = [result("disk", "140mb", "pickle", [1000, 3000], init_cpu=900.0),
+             result("disk", "140mb", "brew", [100, 300], init_cpu=50.0)]
+    write_isolated(cells, tmp_path, MACHINE, "coldbrew bench --quick --no-load")
+    page = tmp_path / "page.html"
+    assert main(["report", "--isolated", str(tmp_path / "isolated.json"), "--format", "markdown",
+                 "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == (tmp_path / "isolated.md").read_text().strip()  # the same table bench wrote
+    assert "| disk | 140mb | pickle | study (AWS Lambda, 2021) |" in out
+    html = page.read_text()
+    assert "Measured on: 2 × Test CPU" in html and ".brew starts cold in 0.20 s, pickle in 2.00 s" in html
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(["report", "--isolated", str(tmp_path / "bad.json")]) == 1
+    assert "not an isolated cold-start file" in capsys.readouterr().err

@@ -334,11 +334,11 @@ def build_report(out: Path, finished: list[dict], cells: list[Cell], isolated=()
     """Summarize the isolated cold starts and the finished runs (plus reference rows); write report.html,
     plots/ and results.md. Returns the text tables."""
     from coldbrew.experiment.coldstats import DEFAULT_THRESHOLD_MS, summarize
-    from coldbrew.experiment.isolated import ISOLATED_HEADERS, isolated_rows
+    from coldbrew.experiment.isolated import ISOLATED_HEADERS, ISOLATED_TITLE, isolated_rows
     from coldbrew.experiment.report import render_section, render_table, write_report
     from coldbrew.experiment.results import load_inputs
 
-    iso_title = "Isolated cold starts (one environment at a time, beside the study's AWS rows), ms"
+    iso_title = ISOLATED_TITLE
     iso_rows = isolated_rows(isolated) if isolated else []
     iso_text = render_section(iso_title, ISOLATED_HEADERS, iso_rows, "table") + "\n\n" if iso_rows else ""
     iso_md = render_section(iso_title, ISOLATED_HEADERS, iso_rows, "markdown") + "\n\n" if iso_rows else ""

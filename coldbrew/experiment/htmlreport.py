@@ -111,11 +111,11 @@ def render_html(groups: Sequence[dict], figures: Sequence[Figure], *,
     """The page as a string (see :func:`write_html`)."""
     import jinja2
 
-    from coldbrew.experiment.isolated import ISOLATED_HEADERS, describe_machine, isolated_rows
+    from coldbrew.experiment.isolated import ISOLATED_HEADERS, ISOLATED_TITLE, describe_machine, isolated_rows
 
     tables = []
     if isolated:
-        tables.append(("Isolated cold starts (one environment at a time, beside the study's AWS rows), ms",
+        tables.append((ISOLATED_TITLE,
                        ISOLATED_HEADERS, isolated_rows(isolated)))
     tables += [*table_sections(groups), *extra_sections]
     iso_figure = next((f for f in figures if Path(f.path).name == "isolated_cold_starts.png"), None)

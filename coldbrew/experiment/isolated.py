@@ -185,6 +185,7 @@ def _ms(value) -> str:
     return "—" if value is None else f"{math.trunc(value):,}"
 
 
+ISOLATED_TITLE = "Isolated cold starts (one environment at a time, beside the study's AWS rows), ms"
 ISOLATED_HEADERS = ["setup", "model_size", "format", "source", "n", "failed", *STAT_COLUMNS,
                     "init p50", "init CPU p50"]
 
@@ -241,7 +242,7 @@ def write_isolated(results: Sequence[IsolatedResult], out: Path, machine: dict[s
     data = {"schema": SCHEMA, "command": command, "machine": machine, "cells": [r.to_json() for r in results]}
     (out / "isolated.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     (out / "isolated.md").write_text(
-        render_section("Isolated cold starts (one environment at a time), ms", ISOLATED_HEADERS,
+        render_section(ISOLATED_TITLE, ISOLATED_HEADERS,
                        isolated_rows(results), "markdown") + "\n", encoding="utf-8")
 
 

@@ -41,6 +41,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="table", help="output on stdout (default: table)")
     parser.add_argument("--with-study", action="store_true",
                         help="add the study's published AWS numbers as reference rows")
+    parser.add_argument("--isolated", type=Path, metavar="JSON",
+                        help="an isolated.json from coldbrew bench: its isolated cold-start table first (table and "
+                             "markdown formats) and on the page; INPUTS may then be omitted")
     parser.add_argument("--html", type=Path, metavar="OUT", help="write one self-contained HTML page")
     parser.add_argument("--plots", type=Path, metavar="DIR", help="write the PNG figures to DIR")
 
@@ -216,13 +219,26 @@ def run(args) -> int:
     """Entry point of ``coldbrew report``."""
     if args.cold_threshold_ms <= 0:
         raise ColdbrewError("--cold-threshold-ms must be positive")
-    runs, columns = load_inputs(args.inputs, args.manifest)
+    isolated, machine = [], None
+    if getattr(args, "isolated", None) is not None:
+        from coldbrew.experiment.isolated import ISOLATED_HEADERS, ISOLATED_TITLE, isolated_rows, read_isolated
+
+        isolated, document = read_isolated(args.isolated)
+        machine = document.get("machine")
+        if args.format in ("table", "markdown"):
+            print(render_section(ISOLATED_TITLE,
+                                 ISOLATED_HEADERS, isolated_rows(isolated), args.format) + "\n")
+    if isolated and not args.inputs and args.manifest is None:
+        runs, columns = [], ["setup", "model_size", "format"]
+    else:
+        runs, columns = load_inputs(args.inputs, args.manifest)
     groups = summarize(runs, columns, args.cold_threshold_ms)
-    if args.with_study:
+    if args.with_study and runs:
         from coldbrew.experiment.published import study_reference_rows
 
         groups += study_reference_rows(columns if {"setup", "model_size"} <= set(columns) else ("setup", "model_size"))
-    print(render_table(groups, args.format))
+    if groups or not isolated:
+        print(render_table(groups, args.format))
     note = study_log_note(runs)
     if note:  # after the tables; csv and json keep stdout machine-readable, so it goes to stderr there
         if args.format in ("table", "markdown"):
@@ -231,6 +247,6 @@ def run(args) -> int:
             print(note, file=sys.stderr)
     if args.html or args.plots:
         for path in write_report(runs, columns, groups, threshold_ms=args.cold_threshold_ms,
-                                 html=args.html, plots=args.plots):
+                                 html=args.html, plots=args.plots, isolated=isolated, machine=machine):
             print(f"wrote {path}", file=sys.stderr)
     return 0
