@@ -3,9 +3,9 @@
 First, for each (setup, model size, format) with setup disk or s3, N isolated cold starts (default 20):
 one environment at a time, nothing else in the lab, model evicted from the page cache — on Lambda each
 environment has its own CPU, so this is the comparison with the study's AWS rows
-(``coldbrew.experiment.isolated``). Then, for each (setup, model size, format) it starts a fresh lab (model
-evicted from the page cache before every cold start), runs the study's locust load through ``coldbrew loadtest``, stops the lab and keeps
-the run's folder; then it prints the study's cold-start table for every finished run, with his
+(``coldbrew.experiment.isolated``). Then, for each (setup, model size, format) it starts a fresh lab
+(model evicted from the page cache before every cold start), runs the study's locust load through
+``coldbrew loadtest``, stops the lab and keeps the run's folder; then it prints the study's cold-start table for every finished run, with his
 published AWS numbers as reference rows, and writes the HTML report and figures.
 
 Setups: ``disk`` (DOCKER_DISK: the function reads the file), ``s3`` (DOCKER_S3: it downloads it from
@@ -338,10 +338,9 @@ def build_report(out: Path, finished: list[dict], cells: list[Cell], isolated=()
     from coldbrew.experiment.report import render_section, render_table, write_report
     from coldbrew.experiment.results import load_inputs
 
-    iso_title = ISOLATED_TITLE
     iso_rows = isolated_rows(isolated) if isolated else []
-    iso_text = render_section(iso_title, ISOLATED_HEADERS, iso_rows, "table") + "\n\n" if iso_rows else ""
-    iso_md = render_section(iso_title, ISOLATED_HEADERS, iso_rows, "markdown") + "\n\n" if iso_rows else ""
+    iso_text = render_section(ISOLATED_TITLE, ISOLATED_HEADERS, iso_rows, "table") + "\n\n" if iso_rows else ""
+    iso_md = render_section(ISOLATED_TITLE, ISOLATED_HEADERS, iso_rows, "markdown") + "\n\n" if iso_rows else ""
     if not finished:
         (out / "results.md").write_text(iso_md, encoding="utf-8")
         write_report([], list(LABELS), [], threshold_ms=DEFAULT_THRESHOLD_MS, html=out / "report.html",
