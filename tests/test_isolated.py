@@ -241,3 +241,10 @@ def test_report_regenerates_the_isolated_table_from_its_json(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{}")
     assert main(["report", "--isolated", str(tmp_path / "bad.json")]) == 1
     assert "not an isolated cold-start file" in capsys.readouterr().err
+
+
+def test_the_reproducing_command_drops_the_machine_specific_out_folder():
+    from coldbrew.experiment.bench import reproducing_command
+
+    assert reproducing_command(["bench", "--quick", "--out", "/tmp/x", "--no-load"]) == "coldbrew bench --quick --no-load"
+    assert reproducing_command(["bench", "--out=/tmp/x", "--isolated", "5"]) == "coldbrew bench --isolated 5"

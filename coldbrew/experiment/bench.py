@@ -384,6 +384,21 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def reproducing_command(argv: list[str]) -> str:
+    """The ``coldbrew bench`` command line that reproduces a run, without its machine-specific ``--out``."""
+    if argv[:1] != ["bench"]:
+        return "coldbrew bench"
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--out":
+            skip = True
+        elif not arg.startswith("--out="):
+            kept.append(arg)
+    return "coldbrew " + " ".join(kept)
+
+
 def isolated_plan(opts: Options) -> list[tuple[str, str, str]]:
     """The (setup, size, format) cells that get isolated cold starts: disk and s3 only (none with --isolated 0)."""
     from coldbrew.experiment.isolated import ISOLATED_SETUPS
@@ -406,7 +421,7 @@ def run_isolated(opts: Options, models: dict[tuple[str, str], Path], out: Path) 
         return []
     say(f"\nisolated cold starts: {opts.isolated} per cell, one environment at a time, {len(plan)} cells")
     results, machine = [], describe_machine()
-    command = "coldbrew " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "coldbrew bench"
+    command = reproducing_command(sys.argv[1:])
     try:
         for n, (setup, size, fmt) in enumerate(plan, 1):
             say(f"[isolated {n}/{len(plan)}] {setup} {size} {fmt}")

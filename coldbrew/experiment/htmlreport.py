@@ -9,6 +9,7 @@ tables and the other figures, each titled in words.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import resources
@@ -18,6 +19,7 @@ from coldbrew.experiment.plots import Figure, words
 from coldbrew.experiment.report import table_sections
 
 TEMPLATE = "report.html.j2"
+_NUMBER = re.compile(r"[\d,.]+\s?(%|s|ms)?|—")  # right-aligned cells: 1,234 / 12.5% / 2.5 s / — (not "140mb")
 
 
 def _seconds(ms: float | None) -> str:
@@ -98,7 +100,7 @@ def headlines(groups: Sequence[dict], isolated: Sequence = ()) -> list[dict]:
 
 
 def _cells(row: Sequence[str]) -> list[dict]:
-    return [{"text": c, "num": c[:1].isdigit() or c == "—"} for c in row]
+    return [{"text": c, "num": bool(_NUMBER.fullmatch(c))} for c in row]
 
 
 def _embed(figure: Figure) -> dict:

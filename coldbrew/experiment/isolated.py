@@ -234,12 +234,26 @@ def describe_machine() -> dict[str, str]:
             "load": load}
 
 
+def code_commit() -> str | None:
+    """The git commit of the coldbrew code that runs (None outside a git checkout)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, text=True,
+                              capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
 def write_isolated(results: Sequence[IsolatedResult], out: Path, machine: dict[str, str], command: str) -> None:
-    """Write ``isolated.json`` (every sample, versioned) and ``isolated.md`` (the table) to ``out``."""
+    """Write ``isolated.json`` (schema version, command, code commit, machine, every sample) and
+    ``isolated.md`` (the table) to ``out``."""
     from coldbrew.experiment.report import render_section
 
     out.mkdir(parents=True, exist_ok=True)
-    data = {"schema": SCHEMA, "command": command, "machine": machine, "cells": [r.to_json() for r in results]}
+    data = {"schema": SCHEMA, "command": command, "commit": code_commit(), "machine": machine,
+            "cells": [r.to_json() for r in results]}
     (out / "isolated.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     (out / "isolated.md").write_text(
         render_section(ISOLATED_TITLE, ISOLATED_HEADERS,
