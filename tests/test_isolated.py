@@ -248,3 +248,14 @@ def test_the_reproducing_command_drops_the_machine_specific_out_folder():
 
     assert reproducing_command(["bench", "--quick", "--out", "/tmp/x", "--no-load"]) == "coldbrew bench --quick --no-load"
     assert reproducing_command(["bench", "--out=/tmp/x", "--isolated", "5"]) == "coldbrew bench --isolated 5"
+
+
+def test_headline_under_load_tells_no_answer_from_no_cold_start():
+    def group(fmt, measured, cold):
+        return {"setup": "disk", "model_size": "tiny", "format": fmt, "labels": ["setup", "model_size", "format"],
+                "n": cold, "p50": 1500.0 if cold else None, "threshold_ms": 1000.0, "reference": None,
+                "counts": {"measured": measured}, "inits": None}
+
+    (line,) = headlines([group("brew", 10, 0), group("pickle", 0, 0)])
+    assert "under load on this machine: .brew: no request over 1000 ms, pickle: no request answered" in (
+        line["details"][0])

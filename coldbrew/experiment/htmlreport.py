@@ -62,7 +62,7 @@ def headlines(groups: Sequence[dict], isolated: Sequence = ()) -> list[dict]:
                          for name, s in ((".brew", brew_iso), ("pickle", pickle_iso)) if s]
                 parts.append("one environment at a time: " + ", ".join(alone))
             under = [(name, load.get((setup, size, fmt))) for name, fmt in ((".brew", "brew"), ("pickle", "pickle"))]
-            under = [(f"{name} {_seconds(g['p50'])}" if g.get("n") else f"{name}: no request over 1 s")
+            under = [(f"{name} {_seconds(g['p50'])}" if g.get("n") else f"{name}: {_no_cold(g)}")
                      + (f" (init CPU {_seconds(g['inits']['cpu']['p50'])})"
                         if g.get("inits") and g["inits"]["cpu"]["n"] else "")
                      for name, g in under if g]
@@ -97,6 +97,13 @@ def headlines(groups: Sequence[dict], isolated: Sequence = ()) -> list[dict]:
                     f"{g['n']:,}), the slowest {_seconds(g['max'])}." if g.get("n") else "no cold start.")
         out.append({"setup": words(labels), "sentence": sentence, "details": []})
     return out
+
+
+def _no_cold(group: dict) -> str:
+    measured = (group.get("counts") or {}).get("measured")
+    if not measured:
+        return "no request answered"
+    return f"no request over {group['threshold_ms']:g} ms"
 
 
 def _cells(row: Sequence[str]) -> list[dict]:
