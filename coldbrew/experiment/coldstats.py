@@ -7,7 +7,9 @@ requests are counted, not measured. A request is a cold start when its latency i
 count, mean, p25, p50, p75, p95, p99 and max with numpy's default (linear) percentiles, exactly as the
 study computed them. When requests carry environment ids we also count *true* cold starts — the first
 request each environment served (or the ones it flagged with ``X-Coldbrew-Cold: 1``) — and how often
-the threshold rule gets them wrong. The group dicts returned here are the JSON schema of
+the threshold rule gets them wrong. When the lab reported them (per-request ``init_ms``/``init_cpu_ms``),
+``inits`` holds the wall and CPU time of the inits the requests waited for: under load the gap between
+the two is contention on the lab's machine. The group dicts returned here are the JSON schema of
 ``coldbrew report --format json`` (docs/experiment.md).
 """
 
@@ -25,7 +27,7 @@ PERCENTILES = {"p25": 25, "p50": 50, "p75": 75, "p95": 95, "p99": 99}
 DEFAULT_THRESHOLD_MS = 1000.0
 # Keys of a group dict besides its label columns; a label may not take one of these names.
 RESERVED_KEYS = frozenset(
-    (*STAT_KEYS, "labels", "warm", "all", "counts", "threshold_ms", "true_cold", "sources", "reference")
+    (*STAT_KEYS, "labels", "warm", "all", "counts", "threshold_ms", "true_cold", "inits", "sources", "reference")
 )
 
 
@@ -78,6 +80,18 @@ def counts(members: Sequence[Run], measured: int) -> dict:
     return result
 
 
+def init_times(members: Sequence[Run]) -> dict | None:
+    """``{"wall": describe(...), "cpu": describe(...)}`` of the inits requests waited for (the lab's
+    per-request ``init_ms`` / ``init_cpu_ms``, cold starts only); None when no request carries them."""
+    walls = [r.init_ms for r in members if r.init_ms is not None]
+    cpus = [r.init_cpu_ms for r in members if r.init_cpu_ms is not None]
+    if not walls and not cpus:
+        return None
+    wall = np.concatenate(walls) if walls else np.array([])
+    cpu = np.concatenate(cpus) if cpus else np.array([])
+    return {"wall": describe(wall[~np.isnan(wall)]), "cpu": describe(cpu[~np.isnan(cpu)])}
+
+
 def _summarize_group(labels: dict, members: list[Run], label_columns: Sequence[str], threshold_ms: float) -> dict:
     latencies = np.concatenate([r.latency_ms[r.measured] for r in members])
     cold = latencies[latencies > threshold_ms]
@@ -96,6 +110,7 @@ def _summarize_group(labels: dict, members: list[Run], label_columns: Sequence[s
         },
         "threshold_ms": float(threshold_ms),
         "true_cold": None,
+        "inits": init_times(members),
         "sources": [str(r.source) for r in members],
         "reference": None,
     }
@@ -146,6 +161,7 @@ def reference_group(labels: dict[str, str], cold: dict, *, source: str, label_co
         "counts": None,
         "threshold_ms": DEFAULT_THRESHOLD_MS,
         "true_cold": None,
+        "inits": None,
         "sources": [],
         "reference": source,
     }

@@ -6,7 +6,10 @@ Three kinds of file hold request latencies:
   line per request (all other lines are locust's own and are ignored);
 * our structured file — JSON lines, one object per request:
   ``{"timestamp": ISO-8601 UTC, "latency_ms": float, "status": int, "env": str|null, "cold": bool|null,
-  "error": str|null}``;
+  "error": str|null, "invoke_ms": float|null, "invoke_cpu_ms": float|null, "init_ms": float|null,
+  "init_cpu_ms": float|null}`` — the last four are the lab's ``x-lab-duration-ms``, ``x-lab-cpu-ms``,
+  ``x-lab-init-ms`` and ``x-lab-init-cpu-ms`` headers (wall and CPU time of the invocation and, on a cold
+  start, of the init it waited for), null when the server does not send them;
 * ``run.json`` — what ``coldbrew loadtest`` ran (parameters, labels, file names).
 
 Schema versions (``run.json``'s ``schema``; absent means 1). Schema 2 is the form results are committed in: it
@@ -70,6 +73,9 @@ class Run:
     status: np.ndarray | None = None  # HTTP status per request (0: no response), None when the file has none
     env: list[str | None] | None = None  # environment id per request, None when the file has none
     cold: np.ndarray | None = None  # bool per request from X-Coldbrew-Cold, None when absent
+    # the lab's wall and CPU time of the init each request waited for (NaN: none), None when no record has them
+    init_ms: np.ndarray | None = None
+    init_cpu_ms: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
 
     @property
@@ -94,7 +100,21 @@ def request_record(end_epoch: float, latency_ms: float, status: int, headers, er
         # coldbrew environments answer X-Coldbrew-Cold 1 (first request) or 0; None: the server does not say.
         "cold": cold_header.strip() == "1" if cold_header is not None else None,
         "error": error,
+        **{key: _header_ms(headers, name) for key, name in LAB_TIMING_HEADERS},
     }
+
+
+# Our record's keys ← the lab's timing headers (coldbrew.lab.front_door.timing_headers), all in ms.
+LAB_TIMING_HEADERS = (("invoke_ms", "x-lab-duration-ms"), ("invoke_cpu_ms", "x-lab-cpu-ms"),
+                      ("init_ms", "x-lab-init-ms"), ("init_cpu_ms", "x-lab-init-cpu-ms"))
+
+
+def _header_ms(headers, name: str) -> float | None:
+    value = headers.get(name) if headers is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def study_log_message(latency_ms: float) -> str:
@@ -193,7 +213,7 @@ def read_study_log(path: Path) -> Run | None:
 def read_requests(path: Path) -> Run:
     """Parse our structured per-request file (JSON lines)."""
     path = Path(path)
-    stamps, values, measured, statuses, envs, colds = [], [], [], [], [], []
+    stamps, values, measured, statuses, envs, colds, inits, init_cpus = [], [], [], [], [], [], [], []
     try:
         fh = _open_text(path)
     except OSError as exc:
@@ -217,6 +237,8 @@ def read_requests(path: Path) -> Run:
             statuses.append(0 if status is None else status)
             envs.append(rec.get("env"))
             colds.append(rec.get("cold"))
+            inits.append(_float_or_nan(rec.get("init_ms")))
+            init_cpus.append(_float_or_nan(rec.get("init_cpu_ms")))
     has_cold = any(c is not None for c in colds)  # the server flags cold starts; else use first-seen per env
     return Run(
         source=path,
@@ -227,6 +249,8 @@ def read_requests(path: Path) -> Run:
         status=np.array(statuses, dtype=int),
         env=envs if any(e is not None for e in envs) else None,
         cold=np.array([bool(c) for c in colds]) if has_cold else None,
+        init_ms=np.array(inits, dtype=float) if not all(np.isnan(inits)) else None,
+        init_cpu_ms=np.array(init_cpus, dtype=float) if not all(np.isnan(init_cpus)) else None,
         meta={"kind": "requests"},
     )
 
@@ -246,6 +270,11 @@ def _schema(info: dict, path: Path) -> int:
     if schema > SCHEMA:
         raise ColdbrewError(f"{path}: schema {schema} was written by a newer coldbrew (this one reads 1..{SCHEMA})")
     return schema
+def _float_or_nan(value) -> float:
+    try:
+        return float(value) if value is not None else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def read_run(run_json: Path) -> Run:

@@ -19,6 +19,7 @@ from coldbrew.lab.httpserver import server_port, start_server
 from coldbrew.lab.runtime_api import NextEvent, build_handler, error_summary
 
 MEMORY_POLL_S = 0.05
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/PID/stat counts CPU time in these (100 per second on Linux)
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Outcome:
     error: dict = field(default_factory=dict)
     duration_ms: float = 0.0
     max_memory_mb: int = 0
+    cpu_ms: float | None = None  # CPU the environment used during the invocation (None: process gone)
 
 
 class InitFailure(ColdbrewError):
@@ -61,6 +63,21 @@ def read_proc_kb(pid: int, names: tuple[str, ...], filename: str = "status") -> 
     return found
 
 
+def read_cpu_ms(pid: int) -> float | None:
+    """CPU time (user + system, ms) of process ``pid``'s threads and its reaped children; None if it is gone.
+
+    From /proc/PID/stat (utime + stime + cutime + cstime), so its resolution is one clock tick (10 ms).
+    A child process the handler started counts once it has exited and been waited for.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        fields = data[data.rindex(b")") + 2:].split()  # fields from 3 (state) on; comm may hold spaces
+        return sum(int(f) for f in fields[11:15]) * 1000 / CLOCK_TICKS  # fields 14-17
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class Environment:
     """A Lambda execution environment hosted in a child process."""
 
@@ -76,6 +93,7 @@ class Environment:
         self.started_at = time.monotonic()
         self.last_used = self.started_at
         self.init_ms: float | None = None
+        self.init_cpu_ms: float | None = None  # CPU time of the init (or restore) phase
         self.invocations = 0
         self.max_memory_mb = 0
         self.stop_reason: str | None = None
@@ -205,6 +223,7 @@ class Environment:
         result: asyncio.Future = self._loop.create_future()
         self._current = (event, result)
         self._delivered_at = time.monotonic()
+        cpu_before = read_cpu_ms(self.pid) if self.pid else None
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(event)
         else:
@@ -216,6 +235,8 @@ class Environment:
         finally:
             watch.cancel()
         duration_ms = (time.monotonic() - self._delivered_at) * 1000
+        cpu_after = read_cpu_ms(self.pid) if self.pid else None
+        cpu_ms = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
         hwm = self.memory_kb().get("VmHWM", 0) // 1024
         self.max_memory_mb = max(self.max_memory_mb, hwm)
         self._current, self._pending = None, None
@@ -242,6 +263,7 @@ class Environment:
             await self.stop("out of memory")
         elif outcome.kind == "crash":
             await self.stop("crashed")
+        outcome.cpu_ms = cpu_ms
         if self.state == "busy":
             self.state = "idle"
         return outcome
@@ -250,6 +272,7 @@ class Environment:
     async def next_invocation(self) -> NextEvent:
         if not self._ready.done():
             self.init_ms = (time.monotonic() - self.started_at) * 1000
+            self.init_cpu_ms = read_cpu_ms(self.pid) if self.pid else None
             self.state = "idle"
             self._ready.set_result(True)
         if self._pending is not None:
@@ -285,6 +308,11 @@ class Environment:
         """A JSON-able summary for ``/_lab/stats``."""
         return {"id": self.id, "pid": self.pid, "state": self.state, "kind": self.kind,
                 "invocations": self.invocations, "init_ms": None if self.init_ms is None else round(self.init_ms, 2),
+                "init_cpu_ms": _round(self.init_cpu_ms), "cpu_ms": _round(read_cpu_ms(self.pid) if self.pid else None),
                 "max_memory_mb": self.max_memory_mb,
                 "age_s": round(time.monotonic() - self.started_at, 1),
                 "idle_s": round(time.monotonic() - self.last_used, 1) if self.state == "idle" else 0.0}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)

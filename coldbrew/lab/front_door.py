@@ -84,6 +84,18 @@ def to_response(body: bytes) -> Response:
     return Response(int(result["statusCode"]), headers, data)
 
 
+def timing_headers(result) -> list[tuple[str, str]]:
+    """The invocation's wall and CPU time (and, on a cold start, its init's) as ``x-lab-*`` headers, in ms.
+
+    ``x-lab-duration-ms``/``x-lab-cpu-ms``: the invocation; ``x-lab-init-ms``/``x-lab-init-cpu-ms``: the
+    init (or SnapStart restore) the request waited for, only when it was a cold start. A CPU header is
+    absent when the process was gone before it could be read.
+    """
+    values = [("x-lab-duration-ms", result.outcome.duration_ms), ("x-lab-cpu-ms", result.outcome.cpu_ms),
+              ("x-lab-init-ms", result.init_ms), ("x-lab-init-cpu-ms", result.init_cpu_ms)]
+    return [(name, f"{value:.2f}") for name, value in values if value is not None]
+
+
 def build_front_door(scheduler: Scheduler, gateway_timeout_s: float, describe):
     """An HTTP handler that invokes the function for every request except ``/_lab/stats``."""
     stats = scheduler.stats
@@ -114,6 +126,7 @@ def build_front_door(scheduler: Scheduler, gateway_timeout_s: float, describe):
         outcome = result.outcome
         lab_headers = [("apigw-requestid", apigw_id), ("x-lab-request-id", outcome.request_id),
                        ("x-lab-env", result.env_id), ("x-lab-cold", "1" if result.cold else "0")]
+        lab_headers += timing_headers(result)
         if outcome.kind == "ok":
             response = to_response(outcome.body)
         else:

@@ -34,6 +34,8 @@ class Result:
     outcome: Outcome
     env_id: str
     cold: bool
+    init_ms: float | None = None  # the environment's init (or restore) wall time, on a cold start
+    init_cpu_ms: float | None = None  # and its CPU time
 
 
 class Scheduler:
@@ -97,7 +99,10 @@ class Scheduler:
             raise
         key = "restores" if kind == "snap-start" else "inits"
         getattr(self.stats, key).append(init_ms)
-        self.stats.event("env_ready", env=env.id, pid=pid, kind=kind, **{key[:-1] + "_ms": round(init_ms, 2)})
+        if env.init_cpu_ms is not None:
+            self.stats.init_cpus.append(env.init_cpu_ms)
+        self.stats.event("env_ready", env=env.id, pid=pid, kind=kind, **{key[:-1] + "_ms": round(init_ms, 2)},
+                         init_cpu_ms=None if env.init_cpu_ms is None else round(env.init_cpu_ms, 2))
         return env
 
     def _forget(self, env: Environment) -> None:
@@ -141,12 +146,14 @@ class Scheduler:
         self._record(env, outcome, cold)
         if not env.alive:
             await self.stop_environment(env, env.stop_reason or "exited")
-        return Result(outcome, env.id, cold)
+        return Result(outcome, env.id, cold, env.init_ms if cold else None, env.init_cpu_ms if cold else None)
 
     def _record(self, env: Environment, outcome: Outcome, cold: bool) -> None:
         stats = self.stats
         stats.counts["invocations"] += 1
         stats.durations.append(outcome.duration_ms)
+        if outcome.cpu_ms is not None:
+            stats.cpus.append(outcome.cpu_ms)
         if outcome.kind != "ok":
             stats.errors[outcome.error.get("errorType", outcome.kind)] += 1
         snap = env.kind == "snap-start"
@@ -156,11 +163,15 @@ class Scheduler:
         error_type = outcome.error.get("errorType") if outcome.kind not in ("ok", "error") else None
         stats.report(report_line(outcome.request_id, outcome.duration_ms, self.config.memory_mb,
                                  outcome.max_memory_mb, init_ms=init, restore_ms=restore, status=status,
-                                 error_type=error_type))
+                                 error_type=error_type, cpu_ms=outcome.cpu_ms,
+                                 init_cpu_ms=env.init_cpu_ms if cold else None))
         stats.event("invoke", env=env.id, request_id=outcome.request_id, outcome=outcome.kind, cold=cold,
                     duration_ms=round(outcome.duration_ms, 3), max_memory_mb=outcome.max_memory_mb,
                     init_ms=None if init is None else round(init, 2),
-                    restore_ms=None if restore is None else round(restore, 2), **outcome.error)
+                    restore_ms=None if restore is None else round(restore, 2),
+                    cpu_ms=None if outcome.cpu_ms is None else round(outcome.cpu_ms, 2),
+                    init_cpu_ms=None if not cold or env.init_cpu_ms is None else round(env.init_cpu_ms, 2),
+                    **outcome.error)
 
     # ---- reaping and shutdown -------------------------------------------------------------------
     def start_reaper(self) -> None:
