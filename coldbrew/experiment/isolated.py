@@ -244,7 +244,7 @@ def code_commit() -> str | None:
 
     try:
         done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, text=True,
-                              capture_output=True, timeout=10)
+                              capture_output=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None if done.returncode == 0 else None
