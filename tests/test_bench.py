@@ -127,6 +127,8 @@ def test_ctrl_c_keeps_finished_runs_and_leaves_no_process(cache_env, tmp_path):
     (["--run-time", "soon"], "--run-time 'soon'"),
     (["--max-concurrency", "0"], "--max-concurrency must be at least 1"),
     (["--memory-budget-gb", "-1"], "--memory-budget-gb must be positive"),
+    (["--isolated", "-1"], "--isolated must be 0 or more"),
+    (["--no-load", "--isolated", "0"], "--no-load with --isolated 0 leaves nothing to measure"),
 ])
 def test_invalid_options_are_one_line_errors(argv, message, capsys, tmp_path):
     assert main(["bench", *argv, "--out", str(tmp_path / "x")]) == 1

@@ -226,11 +226,15 @@ def describe_machine() -> dict[str, str]:
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:
         load = "unknown"
-    import sklearn  # the pickle's library; already imported by the experiment
+    software = f"Python {platform.python_version()}, numpy {np.__version__}"
+    try:
+        import sklearn  # the pickles' library
 
+        software += f", scikit-learn {sklearn.__version__}"
+    except ImportError:
+        pass
     return {"cores": f"{os.cpu_count()} CPU cores", "cpu": f"{os.cpu_count()} × {cpu}", "ram": ram, "os": f"{platform.system()} {platform.release()}",
-            "software": f"Python {platform.python_version()}, numpy {np.__version__}, "
-                        f"scikit-learn {sklearn.__version__}",
+            "software": software,
             "load": load}
 
 
@@ -240,7 +244,7 @@ def code_commit() -> str | None:
 
     try:
         done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, text=True,
-                              capture_output=True, timeout=10)
+                              capture_output=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None if done.returncode == 0 else None

@@ -73,10 +73,10 @@ class Run:
     status: np.ndarray | None = None  # HTTP status per request (0: no response), None when the file has none
     env: list[str | None] | None = None  # environment id per request, None when the file has none
     cold: np.ndarray | None = None  # bool per request from X-Coldbrew-Cold, None when absent
+    meta: dict = field(default_factory=dict)
     # the lab's wall and CPU time of the init each request waited for (NaN: none), None when no record has them
     init_ms: np.ndarray | None = None
     init_cpu_ms: np.ndarray | None = None
-    meta: dict = field(default_factory=dict)
 
     @property
     def has_env(self) -> bool:
