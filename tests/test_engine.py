@@ -272,3 +272,14 @@ def test_serving_brew_imports_no_sklearn(tiny_brew):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_numpy_expit_saturates_like_scipy_instead_of_overflowing():
+    from scipy.special import expit as scipy_expit
+
+    from coldbrew.engine.numpy_kernel import expit
+
+    x = np.array([-1000.0, -745.2, -709.79, -709.78, -36.5, -1e-300, 0.0, 1e-300, 36.5, 709.8, 1000.0])
+    got = x.copy()
+    expit(got)
+    assert np.array_equal(got, scipy_expit(x)) and got.dtype == np.float64

@@ -65,6 +65,14 @@ def expit(x: np.ndarray) -> None:
     """In place, x -> 1 / (1 + exp(-x)), scipy's expit formula with libm's exp (as the C kernel).
 
     ``math.exp`` is libm's; ``np.exp`` is not always (numpy >= 2.4 uses its own SIMD exp, which can differ in
-    the last bit), so the fallback pays a Python loop over one value per row to stay bit-identical.
+    the last bit), so the fallback pays a Python loop over one value per row to stay bit-identical. Where libm's
+    exp overflows (``-x`` above ~709.78) C gets ``inf`` and 0.0; ``math.exp`` raises instead, so that is 0.0 here.
     """
-    x[...] = [1.0 / (1.0 + math.exp(-v)) for v in x.tolist()]
+    x[...] = [_expit1(v) for v in x.tolist()]
+
+
+def _expit1(v: float) -> float:
+    try:
+        return 1.0 / (1.0 + math.exp(-v))
+    except OverflowError:
+        return 0.0
