@@ -17,7 +17,7 @@ from coldbrew.app import create_app
 def api_schema(tiny_model):
     from coldbrew.engine import load_predictor
 
-    app = create_app(load_predictor(tiny_model))
+    app = create_app(load_predictor(tiny_model, allow_pickle=True))
     return schemathesis.openapi.from_wsgi("/openapi.json", app)
 
 

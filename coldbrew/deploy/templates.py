@@ -44,7 +44,7 @@ COPY requirements.txt <<task_root>>/requirements.txt
 RUN pip install --no-cache-dir --requirement <<task_root>>/requirements.txt --target <<task_root>>
 COPY --from=build /coldbrew/ <<task_root>>/
 <<model_copy>>ENV MODEL_SOURCE=<<source>> \\
-    MODEL_URI=<<uri>>
+    MODEL_URI=<<uri>><<pickle_env>>
 CMD ["<<handler>>"]
 """
 
@@ -96,6 +96,7 @@ def dockerfile(plan) -> str:
         uri=plan.model_uri,
         handler=HANDLER,
         limit=ZIP_UNZIPPED_LIMIT,
+        pickle_env=" \\\n    COLDBREW_ALLOW_PICKLE=1" if plan.model_format == "pickle" else "",
     )
     return render(_ZIP_DOCKERFILE if plan.setup == "zip-snapstart" else _IMAGE_DOCKERFILE, **values)
 
@@ -202,7 +203,7 @@ Resources:
         Variables:
           MODEL_SOURCE: <<source>>
           MODEL_URI: <<env_uri>>
-<<policies>>      Events:
+<<pickle_env>><<policies>>      Events:
         Root:
           Type: HttpApi
           Properties:
@@ -345,6 +346,8 @@ def sam_template(plan) -> str:
         function_extra=function_extra,
         source=plan.model_source,
         env_uri=env_uri,
+        # A pickle model is loaded only with this explicit opt-in (unpickling can run code): docs/security.md.
+        pickle_env='          COLDBREW_ALLOW_PICKLE: "1"\n' if plan.model_format == "pickle" else "",
         policies=policies,
         runtime=RUNTIME,
         warmer_code=warmer,

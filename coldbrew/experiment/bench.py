@@ -246,6 +246,8 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
         max_concurrency=cell.max_concurrency, init_timeout=INIT_TIMEOUT_S, report=False, log=events,
         function_output=run_dir / "function_output.log",
         provisioned=cell.max_concurrency if cell.setup == "provisioned" else 0,
+        # The study's pickle baseline: our own freshly trained model, so the opt-in is explicit and safe.
+        env={"COLDBREW_ALLOW_PICKLE": "1"} if cell.format == "pickle" else {},
     )
     info = {"name": cell.name, **asdict(cell), "model": str(model), "model_bytes": model.stat().st_size,
             "users": opts.users, "spawn_rate": opts.spawn_rate, "run_time": opts.run_time,
