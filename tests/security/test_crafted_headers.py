@@ -183,3 +183,21 @@ def test_compile_never_writes_a_non_finite_value(tmp_path):
     with pytest.raises(ValueError, match="NaN or infinity"):
         write_brew(tmp_path / "inf.brew", header, arrays)
     assert not (tmp_path / "inf.brew").exists()
+
+
+@pytest.mark.parametrize("field", ["source", "learning_rate", "created_by"])
+@pytest.mark.parametrize("value", ["<deleted>", None, [1], "x", {"estimator": [1]}])
+def test_inspect_survives_any_informational_field(tiny_brew, tmp_path, field, value):
+    """Informational header fields may hold any JSON value (readers ignore them): `coldbrew inspect` still prints."""
+    from coldbrew.commands.inspect import summary
+
+    header_bytes, payload = split(tiny_brew.read_bytes())
+    header = json.loads(header_bytes)
+    if value == "<deleted>":
+        del header[field]
+    else:
+        header[field] = value
+    path = tmp_path / "info.brew"
+    path.write_bytes(build(header, payload))
+    rows = dict(summary(path, verify=True))
+    assert rows["kind"] == "gbm_classifier" and rows["checksum"].startswith("verified")
