@@ -40,12 +40,8 @@ def _predict_chunk(nodes, tree_offsets, leaf_values, X, out, n_features, K, vect
         bad = split & ((r <= at + 1) | (r >= sizes))
         if bad.any():
             raise ValueError(f"corrupt model: child index out of bounds in tree {np.argwhere(bad)[0, 1]}")
-        threshold = value[roots + at]
-        bad = split & ~np.isfinite(threshold)
-        if bad.any():
-            raise ValueError(f"corrupt model: non-finite threshold in tree {_first(bad)}")
         x = X[rows, np.where(split, f, 0)].astype(np.float64)
-        go_left = x <= threshold
+        go_left = x <= value[roots + at]  # a NaN threshold sends every row right, as in the C kernel
         at = np.where(split, np.where(go_left, at + 1, r), at)
     leaves = roots + at
     # Every reached node is a leaf now; its marker must be exactly -1, as the C kernel demands (-2 is corrupt).

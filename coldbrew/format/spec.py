@@ -79,8 +79,9 @@ class ArrayRule:
     ``shape(h)`` computes the shape from the (already type-checked) header; ``present(h)`` says whether a file
     with this header must hold the array (an array present when it must not be is refused, like an unknown one).
     ``finite``: the values (the ``value`` field of a record array) must be finite (no NaN, no infinity).
-    ``"load"``: checked when the file is opened (small arrays); ``"visit"``: checked by both kernels on every
-    value a prediction uses, and in full by ``verify`` (checking them at load would read the whole file).
+    ``"load"``: checked when the file is opened (small arrays); ``"visit"``: leaf values are checked by both
+    kernels as a prediction uses them, and every value (thresholds too) by ``verify`` (checking them at load
+    would read the whole file).
     """
 
     dtype: str

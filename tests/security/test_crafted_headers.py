@@ -27,30 +27,31 @@ def edit_header(**changes):
 
 
 def edit_nodes(change):
-    """``change(nodes, tree0)`` edits a writable (value, feature, right) view of the node records; ``tree0`` is
-    the range of tree 0's records."""
+    """``change(nodes, trees)`` edits a writable (value, feature, right) view of the node records; ``trees`` are
+    the record ranges of the trees."""
     def mutate(header: dict, payload: bytearray):
         entry, offsets = header["arrays"]["nodes"], header["arrays"]["tree_offsets"]
         view = np.frombuffer(payload, dtype=[("value", "<f8"), ("feature", "<i4"), ("right", "<i4")],
                              count=entry["shape"][0], offset=entry["offset"])
-        first, second = np.frombuffer(payload, dtype="<i8", count=2, offset=offsets["offset"])
-        change(view, range(int(first), int(second)))
+        bounds = np.frombuffer(payload, dtype="<i8", count=offsets["shape"][0], offset=offsets["offset"])
+        change(view, [range(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])])
     return mutate
 
 
-def set_leaves_of_tree0(field, value):
-    """Every leaf of tree 0: whatever the row, the prediction meets one of them."""
-    def change(nodes, tree0):
-        leaves = [i for i in tree0 if nodes["feature"][i] == -1]
-        assert len(leaves) >= 2
-        for i in leaves:
-            nodes[field][i] = value
+def set_leaves_of_tree0(field, value, trees=1):
+    """Every leaf of the first ``trees`` trees: whatever the row, the prediction meets one of them."""
+    def change(nodes, ranges):
+        for tree in ranges[:trees]:
+            leaves = [i for i in tree if nodes["feature"][i] == -1]
+            assert len(leaves) >= 2
+            for i in leaves:
+                nodes[field][i] = value
     return change
 
 
 def set_root(field, value):
-    def change(nodes, tree0):
-        nodes[field][tree0[0]] = value
+    def change(nodes, ranges):
+        nodes[field][ranges[0][0]] = value
     return change
 
 
@@ -111,11 +112,18 @@ CASES = {
 }
 # Structurally valid files whose corruption the kernels meet while predicting: refused on every row set.
 VISITED = {
-    "threshold NaN": (edit_nodes(set_root("value", float("nan"))), "non-finite"),
-    "threshold +inf": (edit_nodes(set_root("value", float("inf"))), "non-finite"),
     "leaf values NaN": (edit_nodes(set_leaves_of_tree0("value", float("nan"))), "non-finite"),
     "leaf values +inf": (edit_nodes(set_leaves_of_tree0("value", float("inf"))), "non-finite"),
+    "leaf values finite but overflowing": (edit_nodes(set_leaves_of_tree0("value", 1.7e308, trees=2)), "overflow"),
     "leaf marker -2 at the last level": (edit_nodes(set_leaves_of_tree0("feature", -2)), "feature index"),
+}
+# NaN/infinite thresholds route every row one way, as a legitimate extreme threshold would (identically in both
+# kernels: checked by the fuzz test); checking them on every step would cost ~8% of the C kernel's batch time,
+# so they are refused by verify, which reads every value anyway.
+THRESHOLDS = {
+    "threshold NaN": edit_nodes(set_root("value", float("nan"))),
+    "threshold +inf": edit_nodes(set_root("value", float("inf"))),
+    "threshold -inf": edit_nodes(set_root("value", float("-inf"))),
 }
 
 
@@ -160,7 +168,7 @@ def test_verify_refuses_a_non_finite_value_no_prediction_visits(tiny_brew, tmp_p
     from coldbrew.format import BrewFile
     from coldbrew.errors import ModelFormatError
 
-    def last_leaf_nan(nodes, tree0):
+    def last_leaf_nan(nodes, ranges):
         nodes["value"][np.flatnonzero(nodes["feature"] == -1)[-1]] = float("nan")
 
     path = tmp_path / "nan-leaf.brew"
@@ -168,6 +176,27 @@ def test_verify_refuses_a_non_finite_value_no_prediction_visits(tiny_brew, tmp_p
     BrewFile(path)  # the cheap checks at open do not read every node
     with pytest.raises(ModelFormatError, match="non-finite"):
         BrewFile(path, verify=True)
+
+
+@pytest.fixture(scope="module")
+def threshold_outcomes(tiny_brew, tmp_path_factory):
+    """The THRESHOLDS files, loaded without and with verify."""
+    folder = tmp_path_factory.mktemp("thresholds")
+    paths = []
+    for i, mutation in enumerate(THRESHOLDS.values()):
+        paths.append(folder / f"t{i}.brew")
+        paths[-1].write_bytes(craft(tiny_brew.read_bytes(), mutation))
+    return {verify: dict(zip(THRESHOLDS, run_cases(paths, verify=verify))) for verify in (False, True)}
+
+
+@pytest.mark.parametrize("name", THRESHOLDS)
+def test_non_finite_threshold_routes_identically_and_verify_refuses_it(threshold_outcomes, name):
+    cheap, verified = threshold_outcomes[False][name], threshold_outcomes[True][name]
+    assert cheap.crashed is None and verified.crashed is None
+    results = list(cheap.kernels.values())
+    assert all("proba" in r for r in results) and all(r == results[0] for r in results), results
+    for result in verified.kernels.values():
+        assert result.get("error") == "ModelFormatError" and "non-finite" in result["message"], result
 
 
 def test_compile_never_writes_a_non_finite_value(tmp_path):
