@@ -31,3 +31,21 @@ def evil_pickle(tmp_path) -> tuple[Path, Path]:
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps(CreatesMarker(marker), protocol=pickle.HIGHEST_PROTOCOL))
     return path, marker
+
+
+@pytest.fixture(scope="session")
+def forest_brew(tmp_path_factory) -> Path:
+    """A small RandomForestClassifier with three string classes, compiled: vector leaves and ``<U`` labels."""
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+
+    from coldbrew.convert.sklearn import compile_model
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 6)) * [10, 1e5, 3, 5000, 500, 10] + [40, 2e5, 10, 1000, 100, 40]
+    y = np.array(["low", "mid", "high"])[(X[:, 0] > 40).astype(int) + (X[:, 5] > 45).astype(int)]
+    forest = RandomForestClassifier(n_estimators=4, max_depth=4, random_state=0).fit(X, y)
+    folder = tmp_path_factory.mktemp("forest")
+    (folder / "forest.pkl").write_bytes(pickle.dumps(forest))
+    compile_model(folder / "forest.pkl", folder / "forest.brew", progress=False)
+    return folder / "forest.brew"

@@ -5,7 +5,8 @@ edits (every field and every array-table entry set to wrong types, out-of-range 
 Each file is loaded in a worker process (tests/security/brewcraft.py: 1 GiB address-space limit, 5 s deadline per
 file, a fresh worker after a crash) with each kernel, and asked for predictions on the same rows.
 
-The invariant, for every file: a one-line ``ModelFormatError``, or a prediction — never a crash (a dead worker),
+The invariant, for every file: a one-line ``ModelFormatError`` (or ``InvalidInputError`` when an edited
+``n_features`` no longer matches the rows), or a prediction — never a crash (a dead worker),
 a hang (> 5 s) or any other exception, and both kernels give the same answer (the same error class, or the same
 bits). With ``verify=True`` a mutation that was not re-signed must be refused or predict exactly what the
 unmutated model predicts; a re-signed mutation is a different model, so only the kernels' agreement is checked.
@@ -21,6 +22,8 @@ import pytest
 from brewcraft import PREAMBLE, build, resign, run_cases, split
 
 SEED = 20261130
+# The clean refusals: the file is refused, or (a header edit changed n_features) the rows no longer fit the model.
+CLEAN = {"ModelFormatError", "InvalidInputError"}
 HOSTILE = [None, True, -1, 0, 1, 2**31, 2**63, 10**30, 0.5, "", "x", [], [1], [[0]], {}, {"a": 1}]
 
 
@@ -73,17 +76,21 @@ def header_edits(data: bytes, rng: random.Random) -> list[tuple[str, bytes]]:
     return cases
 
 
-@pytest.fixture(scope="module")
-def cases(tiny_brew, tmp_path_factory):
-    """(description, path, re-signed) for every mutation, written to disk once."""
+@pytest.fixture(scope="module", params=["gbm", "forest"])
+def cases(request, tiny_brew, forest_brew, tmp_path_factory):
+    """(description, path, re-signed) for every mutation of one model, written to disk once.
+
+    ``gbm``: the study's tiny GradientBoostingClassifier (scalar leaves, two classes); ``forest``: a small
+    RandomForestClassifier (vector leaves, three string classes)."""
     rng = random.Random(SEED)
-    data = tiny_brew.read_bytes()
+    model = {"gbm": tiny_brew, "forest": forest_brew}[request.param]
+    data = model.read_bytes()
     made = [(d, b, False) for d, b in truncations(data, rng)]
-    made += [(d, b, False) for d, b in flips(data, rng, 120, signed=False)]
-    made += [(d, b, True) for d, b in flips(data, rng, 160, signed=True)]
+    made += [(d, b, False) for d, b in flips(data, rng, 100, signed=False)]
+    made += [(d, b, True) for d, b in flips(data, rng, 140, signed=True)]
     made += [(d, b, True) for d, b in header_edits(data, rng)]
     folder = tmp_path_factory.mktemp("fuzz")
-    out = [("unmutated", tiny_brew, False)]
+    out = [("unmutated", model, False)]
     for i, (description, blob, signed) in enumerate(made):
         path = folder / f"m{i:04d}.brew"
         path.write_bytes(blob)
@@ -101,10 +108,9 @@ def problems(cases, outcomes, *, verify: bool) -> list[str]:
             continue
         results = list(outcome.kernels.values())
         for kernel, r in outcome.kernels.items():
-            if "error" in r and (r["error"] != "ModelFormatError" or "\n" in r["message"]):
+            if "error" in r and (r["error"] not in CLEAN or "\n" in r["message"]):
                 found.append(f"{description} ({kernel} kernel): {r['error']}: {r['message'][:200]}")
-        if any(r != results[0] for r in results[1:]) and not all(r.get("error") == "ModelFormatError"
-                                                                 for r in results):
+        if any(r != results[0] for r in results[1:]) and not all(r.get("error") in CLEAN for r in results):
             found.append(f"{description}: the kernels disagree: {[str(r)[:120] for r in results]}")
         if verify and not signed and "proba" in results[0] and outcome.kernels != reference:
             found.append(f"{description}: an unsigned mutation passed verify with a different answer")
