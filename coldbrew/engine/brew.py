@@ -6,10 +6,10 @@ import sys
 
 import numpy as np
 
-from coldbrew.errors import ColdbrewError, ModelFormatError
-from coldbrew.format import BrewFile
 from coldbrew.engine import numpy_kernel
 from coldbrew.engine.inputs import as_float32
+from coldbrew.errors import ColdbrewError, ModelFormatError
+from coldbrew.format import BrewFile
 
 try:
     from coldbrew.engine import _kernel as c_kernel

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -117,12 +117,12 @@ def validate_header(h: object, payload_length: int) -> None:
         if not isinstance(h[key], types) or (types is int and isinstance(h[key], bool)):
             raise ModelFormatError(f"header field {key!r} has the wrong type ({type(h[key]).__name__})")
     if h["format"] != FORMAT_NAME:
-        raise ModelFormatError(f"header format is {h['format']!r}, expected {FORMAT_NAME!r}")
+        raise ModelFormatError(f"header format is {_short(h['format'])}, expected {FORMAT_NAME!r}")
     if h["version"] != VERSION:
         raise ModelFormatError(f"header version {h['version']} disagrees with the preamble's {VERSION}")
     for key, allowed in (("kind", KINDS), ("leaf", LEAF_MODES), ("combine", COMBINES), ("output", OUTPUTS)):
         if h[key] not in allowed:
-            raise ModelFormatError(f"header {key} {h[key]!r} is not one of {', '.join(allowed)}")
+            raise ModelFormatError(f"header {key} {_short(h[key])} is not one of {', '.join(allowed)}")
     for key in ("n_features", "n_outputs", "n_trees", "n_nodes"):
         if h[key] < 1:
             raise ModelFormatError(f"header {key} must be positive, got {h[key]}")
@@ -180,7 +180,7 @@ def validate_bounds(h: dict, payload_length: int) -> None:
         raise ModelFormatError(f"a regressor's header must have classes null (output {h['output']!r})")
     dtype_name = h["classes_dtype"]
     if dtype_name is None or not CLASSES_DTYPE.match(dtype_name):
-        raise ModelFormatError(f"header classes_dtype {dtype_name!r} is not an accepted label dtype "
+        raise ModelFormatError(f"header classes_dtype {_short(dtype_name)} is not an accepted label dtype "
                                "(|b1, |i1, <i2-<i8, |u1, <u2-<u8, <f2-<f8, <U<n>, |O)")
     dtype = np.dtype(dtype_name)
     limit = max(MIN_CLASSES_BYTES, payload_length)

@@ -9,12 +9,12 @@ marker of -2 that the C kernel refuses. Each case must end in a one-line ``Model
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 
 import numpy as np
 import pytest
-
 from brewcraft import build, header_of, run_cases, split
 
 NODE = struct.Struct("<dii")  # a brew.node.v1 record: value, feature, right
@@ -34,7 +34,7 @@ def edit_nodes(change):
         view = np.frombuffer(payload, dtype=[("value", "<f8"), ("feature", "<i4"), ("right", "<i4")],
                              count=entry["shape"][0], offset=entry["offset"])
         bounds = np.frombuffer(payload, dtype="<i8", count=offsets["shape"][0], offset=offsets["offset"])
-        change(view, [range(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])])
+        change(view, [range(int(a), int(b)) for a, b in itertools.pairwise(bounds)])
     return mutate
 
 
@@ -165,8 +165,8 @@ def test_crafted_file_is_refused_on_one_line(outcomes, name):
 
 def test_verify_refuses_a_non_finite_value_no_prediction_visits(tiny_brew, tmp_path):
     """A re-signed file passes the checksum; verify (COLDBREW_VERIFY=1, inspect --verify) still checks values."""
-    from coldbrew.format import BrewFile
     from coldbrew.errors import ModelFormatError
+    from coldbrew.format import BrewFile
 
     def last_leaf_nan(nodes, ranges):
         nodes["value"][np.flatnonzero(nodes["feature"] == -1)[-1]] = float("nan")

@@ -18,7 +18,6 @@ import json
 import random
 
 import pytest
-
 from brewcraft import PREAMBLE, build, resign, run_cases, split
 
 SEED = 20261130
@@ -28,7 +27,7 @@ HOSTILE = [None, True, -1, 0, 1, 2**31, 2**63, 10**30, 0.5, "", "x", [], [1], [[
 
 
 def truncations(data: bytes, rng: random.Random) -> list[tuple[str, bytes]]:
-    _, _, h_len, p_off, _ = PREAMBLE.unpack_from(data, 0)
+    p_off = PREAMBLE.unpack_from(data, 0)[3]
     lengths = {0, 1, 7, 8, 12, 31, 32, 63, 64, 65, p_off - 1, p_off, p_off + 1, p_off + 64, len(data) - 1}
     lengths |= {rng.randrange(len(data)) for _ in range(20)}
     return [(f"truncated to {n}", data[:n]) for n in sorted(lengths) if n < len(data)]

@@ -24,7 +24,7 @@ ROW = np.array([[34, 261799, 11, 0, 0, 56]], dtype=np.float64)
 
 
 def run_coldbrew(*args, env=None, timeout=120, cwd=None):
-    return subprocess.run([sys.executable, "-m", "coldbrew", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "coldbrew", *args], capture_output=True, text=True, check=False,
                           env={**os.environ, **(env or {})}, timeout=timeout, cwd=cwd)
 
 
@@ -97,13 +97,13 @@ def test_lambda_handler_import_refuses_and_runs_nothing(evil_pickle, tiny_model)
     code = "import coldbrew.aws"
     env = {**os.environ, "MODEL_SOURCE": "DISK", "MODEL_URI": str(path)}
     env.pop("COLDBREW_ALLOW_PICKLE", None)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env, timeout=120)
     assert result.returncode != 0 and not marker.exists()
     logged = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert logged and logged[0]["event"] == "coldbrew.startup_error"
     assert "PickleRefusedError" in logged[0]["error"] and "COLDBREW_ALLOW_PICKLE=1" in logged[0]["error"]
     env.update(MODEL_URI=str(tiny_model), COLDBREW_ALLOW_PICKLE="1")
-    ok = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    ok = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert any(json.loads(line).get("event") == "coldbrew.startup" for line in ok.stdout.splitlines()
                if line.startswith("{"))
@@ -114,7 +114,7 @@ def test_serve_refuses_a_pickle_without_allow_pickle(evil_pickle):
     path, marker = evil_pickle
     env = {k: v for k, v in os.environ.items() if k != "COLDBREW_ALLOW_PICKLE"}
     result = subprocess.run([sys.executable, "-m", "coldbrew", "serve", str(path), "--port", "0"],
-                            capture_output=True, text=True, env=env, timeout=120)
+                            capture_output=True, text=True, check=False, env=env, timeout=120)
     assert_one_line_refusal(result, "serve", "pickle", "--allow-pickle")
     assert not marker.exists()
 
