@@ -13,6 +13,7 @@ import numpy as np
 
 from coldbrew.app.openapi import build_openapi
 from coldbrew.app.validation import BadRequest, decode_json, parse_rows
+from coldbrew.errors import ModelFormatError
 
 log = logging.getLogger("coldbrew.app")
 
@@ -95,6 +96,9 @@ def create_app(predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
             status, body = 200, handler(environ)
         except BadRequest as exc:
             status, body = exc.status, _dumps(exc.body())
+        except ModelFormatError as exc:  # corruption a kernel met while predicting: the server's fault, one log line
+            log.error("%s %s: %s", method, path, exc)
+            status, body = 500, _dumps({"error": "the model file is corrupt", "field": None, "index": None})
         except Exception:
             log.exception("unhandled error serving %s %s", method, path)
             status, body = 500, _dumps({"error": "internal server error", "field": None, "index": None})
