@@ -1,6 +1,7 @@
 """`coldbrew serve`: serve a model over HTTP with gunicorn, logging start-up timings once.
 
-    coldbrew serve model.pkl                       # DISK, inferred from the path
+    coldbrew serve model.brew                      # DISK, inferred from the path
+    coldbrew serve model.pkl --allow-pickle        # a pickle you trust (it can run code when loaded)
     coldbrew serve s3://bucket/model.brew          # S3, inferred from the scheme
     MODEL_SOURCE=DISK MODEL_URI=model.brew coldbrew serve   # exactly as the Lambda runtime reads it
 
