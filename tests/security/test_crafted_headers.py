@@ -118,8 +118,8 @@ VISITED = {
     "leaf marker -2 at the last level": (edit_nodes(set_leaves_of_tree0("feature", -2)), "feature index"),
 }
 # NaN/infinite thresholds route every row one way, as a legitimate extreme threshold would (identically in both
-# kernels: checked by the fuzz test); checking them on every step would cost ~8% of the C kernel's batch time,
-# so they are refused by verify, which reads every value anyway.
+# kernels: checked by the fuzz test), so the traversal loop does not check them on every step;
+# they are refused by verify, which reads every value anyway.
 THRESHOLDS = {
     "threshold NaN": edit_nodes(set_root("value", float("nan"))),
     "threshold +inf": edit_nodes(set_root("value", float("inf"))),
