@@ -128,7 +128,7 @@ def test_a_pickle_without_scikit_learn_installed_says_which_extra(monkeypatch, t
     monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "joblib", None)
     with pytest.raises(ModelFormatError, match=re.escape("pip install 'coldbrew[sklearn]'")):
-        load_predictor(tiny_model)
+        load_predictor(tiny_model, allow_pickle=True)
 
 
 def test_s3_without_boto3_installed_says_which_extra(monkeypatch, tmp_path):

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from coldbrew.pairs import parse_pairs
 
@@ -19,6 +20,9 @@ def add_arguments(parser) -> None:
                         help="model file passed to the function as MODEL_URI (omit for handlers without a model)")
     parser.add_argument("--handler", default="coldbrew.aws.handler", help="module.function (default: %(default)s)")
     parser.add_argument("--task-root", help="directory put on the function's sys.path (default: current directory)")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="let the function load a pickle/joblib model, which can run arbitrary code: only for "
+                             "files you trust (passes COLDBREW_ALLOW_PICKLE=1; default: .brew only)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment variable for the function (repeatable)")
     parser.add_argument("--source", choices=("disk", "s3"), default="disk",
@@ -44,6 +48,19 @@ def add_arguments(parser) -> None:
                              "X-Coldbrew-Warm-Secret (default: $COLDBREW_WARM_SECRET, else no /_warm route)")
 
 
+def _pickle_opt_in(args, env: dict[str, str]) -> None:
+    """``--allow-pickle`` passes COLDBREW_ALLOW_PICKLE=1 to the environments; without any opt-in, a model file
+    coldbrew's handler would refuse is refused here, before any environment starts (nothing is unpickled)."""
+    if args.allow_pickle:
+        env["COLDBREW_ALLOW_PICKLE"] = "1"
+    local = Path(args.model_uri).expanduser() if args.model_uri and not args.model_uri.startswith("s3://") else None
+    if local is not None and local.is_file() and args.handler == "coldbrew.aws.handler":
+        from coldbrew.engine import model_format
+
+        allowed = env.get("COLDBREW_ALLOW_PICKLE", "").strip().lower() in ("1", "true", "yes")
+        model_format(local, allow_pickle=allowed, name=args.model_uri)
+
+
 def stats_line(stats: dict) -> str:
     """One human line: environments, invocations, cold starts, errors, latency, memory."""
     envs = stats["environments"]
@@ -64,7 +81,9 @@ def run(args) -> int:
     """Start the lab and serve until Ctrl-C (or SIGTERM)."""
     from coldbrew.lab import Lab, LabConfig
 
-    config = LabConfig(handler=args.handler, task_root=args.task_root, env=parse_pairs(args.env, option="--env"),
+    env = parse_pairs(args.env, option="--env")
+    _pickle_opt_in(args, env)
+    config = LabConfig(handler=args.handler, task_root=args.task_root, env=env,
                        model_uri=args.model_uri, source=args.source, evict_page_cache=args.evict_page_cache,
                        memory_mb=args.memory_mb, timeout=args.timeout, gateway_timeout=args.gateway_timeout,
                        init_timeout=args.init_timeout, idle_timeout=args.idle_timeout,
