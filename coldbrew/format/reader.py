@@ -71,7 +71,7 @@ class BrewFile:
         except (UnicodeDecodeError, ValueError) as exc:
             raise ModelFormatError(f"{self.path}: corrupt header (not JSON: {exc})") from None
         try:
-            spec.validate_header(header, p_len)
+            spec.validate_header(header, p_len, version)
         except ModelFormatError as exc:
             raise ModelFormatError(f"{self.path}: {exc}") from None
         return header

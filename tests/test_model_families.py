@@ -1,0 +1,167 @@
+"""Every model family x task: trained in seconds on scikit-learn's bundled data (NaNs injected, categorical
+features where the library supports them) -> compiled -> bit-exact (values and dtype) against the library's own
+predict_proba / predict on held-out rows, rows at the model's thresholds and rows with missing values, on both
+kernels. Also: refusals name what and why, and serving a .brew imports none of the libraries."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+
+from coldbrew.convert import compile_file, detect
+from coldbrew.convert.trees import UnsupportedModelError
+from coldbrew.engine.brew import KERNELS, BrewPredictor
+
+
+def _nanify(X, rate=0.1, seed=1):
+    rng = np.random.default_rng(seed)
+    X = X.astype(np.float64).copy()
+    X[rng.random(X.shape) < rate] = np.nan
+    return X
+
+
+def _data(task):
+    loader = {"binary": load_breast_cancer, "multiclass": load_iris, "regression": load_diabetes}[task]
+    X, y = loader(return_X_y=True)
+    X = _nanify(X)
+    rng = np.random.default_rng(0)
+    test = rng.random(len(X)) < 0.3
+    return X[~test], y[~test], X[test]
+
+
+def _categorical_data(n=600, seed=0):
+    """Two integer-coded categorical columns (0 and 2) beside two numeric ones; the label depends on both."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    X[:, 0] = rng.integers(0, 7, n)
+    X[:, 2] = rng.choice([1, 3, 8, 40], n)
+    y = ((X[:, 0] % 3 == 0) ^ (X[:, 2] > 5) ^ (X[:, 1] > 0.3)).astype(int)
+    X = _nanify(X, 0.05, seed)
+    # held-out rows also carry unseen categories, negative and non-integer codes
+    H = X[:200].copy()
+    H[:20, 0] = [-1, -0.5, 0.5, 2.5, 7, 8, 31, 32, 33, 64, 100, 255, 256, 1e6, 3, 5, 6, -0.0, 0, 1]
+    H[20:40, 2] = [-1, 0, 2, 3.5, 9, 39, 41, 64, 1e4, 8, 1, 3, 40, 40.5, -3, 7, 31, 32, 0.9, 1.1]
+    return X, y, H
+
+
+def _assert_bit_exact(path, est, X, *, proba=True):
+    """predict (and predict_proba) of the compiled file equal the estimator's, values and dtype, on every kernel."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        ref_pred = est.predict(X)
+        ref_proba = est.predict_proba(X) if proba else None
+    for kernel in KERNELS:
+        p = BrewPredictor(path, kernel=kernel)
+        got = p.predict(X)
+        assert got.dtype == ref_pred.dtype, (kernel, got.dtype, ref_pred.dtype)
+        assert np.array_equal(got, ref_pred), (kernel, np.flatnonzero(got != ref_pred)[:5])
+        if proba:
+            got_p = p.predict_proba(X)
+            assert got_p.dtype == ref_proba.dtype, (kernel, got_p.dtype, ref_proba.dtype)
+            assert np.array_equal(got_p, ref_proba), (kernel, np.abs(got_p - ref_proba).max())
+    return p
+
+
+def _pickle(tmp_path, est):
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(est))
+    return path
+
+
+# ---- scikit-learn HistGradientBoosting --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_hgb_bit_exact(tmp_path, task):
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    X, y, H = _data(task)
+    cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    est = cls(max_iter=25, random_state=0).fit(X, y)
+    dst = tmp_path / "m.brew"
+    stats = compile_file(_pickle(tmp_path, est), dst)
+    assert stats["kind"] == ("hgb_regressor" if task == "regression" else "hgb_classifier")
+    p = _assert_bit_exact(dst, est, np.vstack([H, _threshold_rows(est)]), proba=task != "regression")
+    assert p.header["version"] == 2 and p.header["task"] == task
+    assert p.header["feature_missing"] == [True] * X.shape[1]
+
+
+def _threshold_rows(est):
+    from coldbrew.convert.sklearn import hgb_probe_rows
+
+    return hgb_probe_rows(est, n=200)
+
+
+def test_hgb_categorical_and_unknown_categories(tmp_path):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y, H = _categorical_data()
+    est = HistGradientBoostingClassifier(max_iter=20, categorical_features=[0, 2], random_state=0).fit(X, y)
+    dst = tmp_path / "m.brew"
+    compile_file(_pickle(tmp_path, est), dst)
+    p = _assert_bit_exact(dst, est, H)
+    assert p.header["feature_categorical"] == [True, False, True, False]
+    assert p.file.header["n_cat_bitsets"] > 0
+
+
+def test_hgb_early_stopped(tmp_path):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y, H = _data("binary")
+    est = HistGradientBoostingClassifier(
+        max_iter=500, early_stopping=True, n_iter_no_change=2, validation_fraction=0.3, random_state=0
+    ).fit(X, y)
+    assert est.n_iter_ < 500
+    dst = tmp_path / "m.brew"
+    compile_file(_pickle(tmp_path, est), dst)
+    p = _assert_bit_exact(dst, est, H)
+    assert p.header["n_trees"] == est.n_iter_
+
+
+def test_hgb_log_link_refused(tmp_path):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    X, y, _ = _data("regression")
+    est = HistGradientBoostingRegressor(loss="poisson", max_iter=5).fit(X, y)
+    with pytest.raises(UnsupportedModelError, match="poisson.*not supported"):
+        compile_file(_pickle(tmp_path, est), tmp_path / "m.brew")
+    assert not (tmp_path / "m.brew").exists()
+
+
+def test_v2_input_rules(tmp_path):
+    """NaN and None are missing values for version 2 models; infinity is refused naming row and column."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from coldbrew.engine import InvalidInputError
+
+    X, y, H = _data("binary")
+    est = HistGradientBoostingClassifier(max_iter=5).fit(X, y)
+    dst = tmp_path / "m.brew"
+    compile_file(_pickle(tmp_path, est), dst)
+    p = BrewPredictor(dst)
+    row = [None] * X.shape[1]
+    assert np.array_equal(p.predict_proba([row]), est.predict_proba(np.full((1, X.shape[1]), np.nan)))
+    bad = H[:3].copy()
+    bad[2, 4] = np.inf
+    with pytest.raises(InvalidInputError, match="row 2, x4"):
+        p.predict(bad)
+
+
+def test_class_labels_and_detection(tmp_path):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y, _ = _data("binary")
+    est = HistGradientBoostingClassifier(max_iter=3).fit(X, y)
+    src = _pickle(tmp_path, est)
+    assert detect(src) == "pickle"
+    compile_file(src, tmp_path / "m.brew", class_labels=["malignant", "benign"])
+    assert BrewPredictor(tmp_path / "m.brew").header["class_labels"] == ["malignant", "benign"]
+    assert detect(tmp_path / "m.brew") == "brew"
+    with pytest.raises(UnsupportedModelError, match="3 labels, the model has 2 classes"):
+        compile_file(src, tmp_path / "n.brew", class_labels=["a", "b", "c"])
