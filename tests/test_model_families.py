@@ -165,3 +165,118 @@ def test_class_labels_and_detection(tmp_path):
     assert detect(tmp_path / "m.brew") == "brew"
     with pytest.raises(UnsupportedModelError, match="3 labels, the model has 2 classes"):
         compile_file(src, tmp_path / "n.brew", class_labels=["a", "b", "c"])
+
+
+# ---- XGBoost --------------------------------------------------------------------------------------------------
+
+xgboost = pytest.importorskip("xgboost")
+
+XGB_CASES = [
+    ("binary", "binary:logistic"),
+    ("multiclass", "multi:softprob"),
+    ("multiclass", "multi:softmax"),
+    ("regression", "reg:squarederror"),
+    ("binary", "reg:logistic"),
+]
+
+
+def _xgb_rows(path, X):
+    from coldbrew.convert.xgboost import doc_to_arrays, load_model_file, probe_rows
+
+    return np.vstack([X, probe_rows(*doc_to_arrays(load_model_file(path)), n=200)])
+
+
+@pytest.mark.parametrize("ext", ["json", "ubj"])
+@pytest.mark.parametrize("task,objective", XGB_CASES)
+def test_xgboost_file_bit_exact(tmp_path, task, objective, ext):
+    X, y, H = _data(task)
+    regression = objective.startswith("reg:")
+    cls = xgboost.XGBRegressor if regression else xgboost.XGBClassifier
+    est = cls(n_estimators=25, max_depth=4, objective=objective).fit(X, y)
+    src = tmp_path / f"model.{ext}"
+    est.save_model(src)
+    assert detect(src) == f"xgboost-{ext}"
+    dst = tmp_path / "m.brew"
+    stats = compile_file(src, dst)
+    assert stats["reference"] == "xgboost"
+    p = _assert_bit_exact(dst, est, _xgb_rows(src, H), proba=not regression)
+    assert p.header["split_compare"] == "lt" and p.header["accumulate"] == "float32"
+
+
+def test_xgboost_best_iteration_applied(tmp_path):
+    X, y, H = _data("binary")
+    est = xgboost.XGBClassifier(n_estimators=300, max_depth=3, learning_rate=0.5, early_stopping_rounds=3)
+    est.fit(X[:250], y[:250], eval_set=[(X[250:], y[250:])], verbose=False)
+    assert est.best_iteration < 299
+    src = tmp_path / "model.json"
+    est.save_model(src)
+    compile_file(src, tmp_path / "m.brew")
+    p = _assert_bit_exact(tmp_path / "m.brew", est, _xgb_rows(src, H))
+    assert p.header["n_trees"] == est.best_iteration + 1
+
+
+def test_xgboost_categorical_splits(tmp_path):
+    X, y, H = _categorical_data()
+    est = xgboost.XGBClassifier(
+        n_estimators=20, max_depth=4, enable_categorical=True, feature_types=["c", "q", "c", "q"], max_cat_to_onehot=1
+    ).fit(X, y)
+    src = tmp_path / "model.ubj"
+    est.save_model(src)
+    compile_file(src, tmp_path / "m.brew")
+    H = H[~np.any(H[:, [0, 2]] < 0, axis=1)]  # xgboost rejects negative category codes with an error
+    p = _assert_bit_exact(tmp_path / "m.brew", est, H)
+    assert p.header["feature_categorical"] == [True, False, True, False] and p.header["n_cat_bitsets"] > 0
+
+
+def test_xgboost_pickled_estimator(tmp_path):
+    X, y, H = _data("multiclass")
+    est = xgboost.XGBClassifier(n_estimators=10, max_depth=3).fit(X, y)
+    dst = tmp_path / "m.brew"
+    stats = compile_file(_pickle(tmp_path, est), dst)
+    assert stats["kind"] == "xgb_classifier"
+    _assert_bit_exact(dst, est, H)
+
+
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        ({"objective": "count:poisson"}, "objective 'count:poisson' is not supported"),
+        ({"booster": "dart"}, "booster 'dart' is not supported"),
+        ({"booster": "gblinear"}, "booster 'gblinear' is not supported"),
+    ],
+)
+def test_xgboost_unsupported_refused(tmp_path, params, match):
+    X, y, _ = _data("regression")
+    est = xgboost.XGBRegressor(n_estimators=3, **params).fit(X, np.abs(y))
+    src = tmp_path / "model.json"
+    est.save_model(src)
+    with pytest.raises(UnsupportedModelError, match=match):
+        compile_file(src, tmp_path / "m.brew")
+    assert not (tmp_path / "m.brew").exists()
+
+
+def test_xgboost_unknown_version_refused(tmp_path):
+    import json
+
+    X, y, _ = _data("regression")
+    src = tmp_path / "model.json"
+    xgboost.XGBRegressor(n_estimators=2).fit(X, y).save_model(src)
+    doc = json.loads(src.read_text())
+    doc["version"] = [9, 0, 0]
+    src.write_text(json.dumps(doc))
+    with pytest.raises(UnsupportedModelError, match=r"version \[9, 0, 0\] is not supported"):
+        compile_file(src, tmp_path / "m.brew")
+
+
+def test_ubjson_reader_refuses_garbage(tmp_path):
+    from coldbrew.convert import ubjson
+    from coldbrew.errors import ModelFormatError
+
+    good = (tmp_path / "x.ubj")
+    X, y, _ = _data("regression")
+    xgboost.XGBRegressor(n_estimators=2).fit(X, y).save_model(good)
+    data = good.read_bytes()
+    assert ubjson.loads(data)["learner"]["objective"]["name"] == "reg:squarederror"
+    for bad in (data[: len(data) // 2], data + b"x", b"{L" + b"\xff" * 8 + b"learner", b"[" * 100 + b"]" * 100):
+        with pytest.raises(ModelFormatError):
+            ubjson.loads(bad)
