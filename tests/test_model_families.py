@@ -280,3 +280,139 @@ def test_ubjson_reader_refuses_garbage(tmp_path):
     for bad in (data[: len(data) // 2], data + b"x", b"{L" + b"\xff" * 8 + b"learner", b"[" * 100 + b"]" * 100):
         with pytest.raises(ModelFormatError):
             ubjson.loads(bad)
+
+
+# ---- LightGBM -------------------------------------------------------------------------------------------------
+
+lightgbm = pytest.importorskip("lightgbm")
+
+
+def _lgbm_rows(path, X):
+    from coldbrew.convert.lightgbm import model_to_arrays, parse_text, probe_rows
+
+    return np.vstack([X, probe_rows(*model_to_arrays(parse_text(path.read_text())), n=200)])
+
+
+def _lgbm_flag_kinds(path):
+    """The missing types and categorical flags found in a model file's decision_type lines."""
+    kinds = set()
+    for line in path.read_text().splitlines():
+        if line.startswith("decision_type="):
+            for d in map(int, line[len("decision_type=") :].split()):
+                kinds.add("categorical" if d & 1 else ("none", "zero", "nan")[(d >> 2) & 3])
+    return kinds
+
+
+@pytest.mark.parametrize(
+    "task,params,missing",
+    [
+        ("binary", {}, "nan"),
+        ("multiclass", {"min_child_samples": 5}, "nan"),
+        ("regression", {}, "nan"),
+        ("binary", {"zero_as_missing": True}, "zero"),
+        ("binary", {"use_missing": False}, "none"),
+    ],
+)
+def test_lightgbm_file_bit_exact(tmp_path, task, params, missing):
+    X, y, H = _data(task)
+    X[np.random.default_rng(2).random(X.shape) < 0.05] = 0.0
+    cls = lightgbm.LGBMRegressor if task == "regression" else lightgbm.LGBMClassifier
+    est = cls(n_estimators=25, verbose=-1, **params).fit(X, y)
+    src = tmp_path / "model.txt"
+    est.booster_.save_model(src)
+    assert detect(src) == "lightgbm-text"
+    assert missing in _lgbm_flag_kinds(src)
+    dst = tmp_path / "m.brew"
+    assert compile_file(src, dst)["reference"] == "lightgbm"
+    _assert_bit_exact(dst, est, _lgbm_rows(src, H), proba=task != "regression")
+
+
+def test_lightgbm_categorical_splits(tmp_path):
+    X, y, H = _categorical_data()
+    est = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1, min_child_samples=5, min_data_per_group=5, cat_smooth=1)
+    est.fit(X, y, categorical_feature=[0, 2])
+    src = tmp_path / "model.txt"
+    est.booster_.save_model(src)
+    assert "categorical" in _lgbm_flag_kinds(src)
+    compile_file(src, tmp_path / "m.brew")
+    p = _assert_bit_exact(tmp_path / "m.brew", est, _lgbm_rows(src, H))
+    assert p.header["feature_categorical"][0] or p.header["feature_categorical"][2]
+
+
+def test_lightgbm_early_stopped_and_pickled(tmp_path):
+    X, y, H = _data("multiclass")
+    order = np.random.default_rng(3).permutation(len(X))
+    X, y = X[order], y[order]
+    est = lightgbm.LGBMClassifier(n_estimators=400, learning_rate=0.3, verbose=-1, min_child_samples=5)
+    est.fit(X[:70], y[:70], eval_X=X[70:], eval_y=y[70:], callbacks=[lightgbm.early_stopping(2, verbose=False)])
+    assert est.best_iteration_ < 400
+    dst = tmp_path / "m.brew"
+    compile_file(_pickle(tmp_path, est), dst)  # the pickled estimator
+    p = _assert_bit_exact(dst, est, H)
+    assert p.header["n_trees"] == est.best_iteration_ * 3
+    src = tmp_path / "model.txt"
+    est.booster_.save_model(src)  # saves the best iteration, as predict uses it
+    compile_file(src, tmp_path / "f.brew")
+    _assert_bit_exact(tmp_path / "f.brew", est, H)
+
+
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        ({"objective": "poisson"}, "objective 'poisson.*' is not supported"),
+        ({"linear_tree": True}, "linear trees"),
+        ({"boosting_type": "rf", "bagging_freq": 1, "bagging_fraction": 0.5}, "random-forest"),
+    ],
+)
+def test_lightgbm_unsupported_refused(tmp_path, params, match):
+    X, y, _ = _data("regression")
+    est = lightgbm.LGBMRegressor(n_estimators=3, verbose=-1, **params).fit(np.nan_to_num(X), y)
+    src = tmp_path / "model.txt"
+    est.booster_.save_model(src)
+    with pytest.raises(UnsupportedModelError, match=match):
+        compile_file(src, tmp_path / "m.brew")
+    assert not (tmp_path / "m.brew").exists()
+
+
+def test_lightgbm_truncated_file_refused(tmp_path):
+    from coldbrew.errors import ModelFormatError
+
+    X, y, _ = _data("binary")
+    src = tmp_path / "model.txt"
+    lightgbm.LGBMClassifier(n_estimators=3, verbose=-1).fit(X, y).booster_.save_model(src)
+    text = src.read_text()
+    src.write_text(text[: len(text) // 2])
+    with pytest.raises(ModelFormatError, match="truncated|expected|values"):
+        compile_file(src, tmp_path / "m.brew")
+
+
+# ---- serving imports none of the libraries --------------------------------------------------------------------
+
+
+def test_serving_imports_no_library(tmp_path):
+    """Loading and predicting with a .brew of every family leaves sklearn, xgboost, lightgbm, scipy, pandas out."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y, H = _data("binary")
+    paths = []
+    est = HistGradientBoostingClassifier(max_iter=3).fit(X, y)
+    compile_file(_pickle(tmp_path, est), tmp_path / "hgb.brew")
+    xgboost.XGBClassifier(n_estimators=3).fit(X, y).save_model(tmp_path / "x.ubj")
+    compile_file(tmp_path / "x.ubj", tmp_path / "xgb.brew")
+    lightgbm.LGBMClassifier(n_estimators=3, verbose=-1).fit(X, y).booster_.save_model(tmp_path / "l.txt")
+    compile_file(tmp_path / "l.txt", tmp_path / "lgbm.brew")
+    paths = [str(tmp_path / n) for n in ("hgb.brew", "xgb.brew", "lgbm.brew")]
+    code = (
+        "import sys, numpy as np\n"
+        "from coldbrew.engine import load_predictor\n"
+        f"for path in {paths!r}:\n"
+        "    for kernel in ('c', 'numpy'):\n"
+        "        from coldbrew.engine.brew import BrewPredictor, KERNELS\n"
+        "        if kernel not in KERNELS: continue\n"
+        "        p = BrewPredictor(path, kernel=kernel)\n"
+        "        p.predict_proba(np.full((2, p.n_features), np.nan)); p.predict(np.zeros((2, p.n_features)))\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'xgboost', 'lightgbm', 'scipy', 'pandas'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", out.stdout
