@@ -416,3 +416,30 @@ def test_serving_imports_no_library(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", out.stdout
+
+
+# ---- the CLI --------------------------------------------------------------------------------------------------
+
+
+def test_cli_compile_class_labels_and_help(tmp_path, capsys):
+    from coldbrew.cli import main
+
+    X, y, _ = _data("multiclass")
+    src = tmp_path / "model.txt"
+    lightgbm.LGBMClassifier(n_estimators=3, verbose=-1, min_child_samples=5).fit(X, y).booster_.save_model(src)
+    dst = tmp_path / "m.brew"
+    assert main(["compile", str(src), "-o", str(dst), "--class-labels", "setosa,versicolor,virginica"]) == 0
+    out = capsys.readouterr().out
+    assert "bit-identical to lightgbm" in out
+    assert BrewPredictor(dst).header["class_labels"] == ["setosa", "versicolor", "virginica"]
+    assert main(["compile", str(src), "-o", str(tmp_path / "n.brew"), "--class-labels", "a,b"]) == 1
+    assert "2 labels, the model has 3 classes" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["compile", "--help"])
+    assert "UNPICKLES" in capsys.readouterr().out
+
+
+def test_study_model_carries_its_labels(tiny_brew):
+    p = BrewPredictor(tiny_brew)
+    assert p.header["class_labels"] == ["<=$50K", ">$50K"] and p.classes == (False, True)
+    assert p.header["version"] == 1 and p.header["task"] == "binary"
