@@ -443,3 +443,89 @@ def test_study_model_carries_its_labels(tiny_brew):
     p = BrewPredictor(tiny_brew)
     assert p.header["class_labels"] == ["<=$50K", ">$50K"] and p.classes == (False, True)
     assert p.header["version"] == 1 and p.header["task"] == "binary"
+
+
+# ---- corrupt version 2 files: a ModelFormatError, never a crash or a silently different answer -----------------
+
+
+def _corrupt_copy(src, dst, array, index, value):
+    """Copy ``src`` to ``dst`` with one element of ``array`` replaced (checksum left stale, as an attacker would)."""
+    from coldbrew.format import BrewFile
+
+    f = BrewFile(src)
+    entry = f.header["arrays"][array]
+    offset = f._payload_offset + entry["offset"]
+    data = bytearray(src.read_bytes())
+    view = np.frombuffer(data, dtype=f.arrays[array].dtype, count=entry["nbytes"] // f.arrays[array].dtype.itemsize,
+                         offset=offset)
+    if view.dtype.names:
+        field, v = value
+        view = view.copy()
+        view[index][field] = v
+    else:
+        view = view.copy()
+        view.reshape(-1)[index] = value
+    data[offset : offset + entry["nbytes"]] = view.tobytes()
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.mark.parametrize(
+    "array,index,value,match",
+    [
+        ("node_flags", 0, 0x80, "node flags"),
+        ("node_flags", 0, 0x06, "node flags"),  # missing mode 3 on a numeric split
+        ("node_flags", 0, 0x38, "node flags"),  # categorical mode 3
+        ("node_flags", 0, 0x08, "categorical bitset"),  # a numeric split turned categorical: threshold is no bitset
+        ("tree_groups", 0, 7, "tree group"),
+        ("nodes", 0, ("right", 0), "child index"),
+    ],
+)
+def test_corrupt_v2_file_refused_on_every_kernel(tmp_path, array, index, value, match):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from coldbrew.errors import ModelFormatError
+
+    X, y, H = _data("binary")
+    est = HistGradientBoostingClassifier(max_iter=3).fit(X, y)
+    good = tmp_path / "good.brew"
+    compile_file(_pickle(tmp_path, est), good)
+    bad = _corrupt_copy(good, tmp_path / "bad.brew", array, index, value)
+    for kernel in KERNELS:
+        p = BrewPredictor(bad, kernel=kernel)
+        with pytest.raises(ModelFormatError, match=match):
+            p.predict_proba(H)
+    with pytest.raises(ModelFormatError, match="checksum"):
+        BrewPredictor(bad, verify=True)
+
+
+def test_v2_header_rules_refused(tmp_path):
+    """A version 2 header with an unknown arithmetic or decision value is refused at load."""
+    import json
+
+    from coldbrew.errors import ModelFormatError
+    from coldbrew.format import spec
+
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    X, y, _ = _data("regression")
+    good = tmp_path / "good.brew"
+    compile_file(_pickle(tmp_path, HistGradientBoostingRegressor(max_iter=3).fit(X, y)), good)
+    data = good.read_bytes()
+    _, version, h_len, p_off, _ = spec.PREAMBLE.unpack_from(data)
+    assert version == 2
+    for key, value, match in [
+        ("split_compare", "ge", "split_compare"),
+        ("accumulate", "float16", "accumulate"),
+        ("decision", "argmax_raw", "regressor"),
+        ("input_zero_threshold", 1.0, "input_zero_threshold"),
+        ("feature_missing", [True], "feature_missing"),
+        ("task", "ranking", "task"),
+    ]:
+        header = json.loads(data[64:p_off])
+        header[key] = value
+        text = json.dumps(header, separators=(",", ":")).encode()
+        path = tmp_path / f"{key}.brew"
+        path.write_bytes(data[:64] + text + b" " * (h_len - len(text)) + data[p_off:])
+        with pytest.raises(ModelFormatError, match=match):
+            BrewPredictor(path)

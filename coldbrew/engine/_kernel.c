@@ -171,6 +171,8 @@ static inline int v2_go_left(const node_t *node, uint8_t fl, double x, int lt, c
 {
     const int def_left = (fl & V2_DEFAULT_LEFT) != 0;
     if (fl & V2_CATEGORICAL) {
+        const int mode = (fl >> 4) & 3;
+        if (mode == 3) { *err = BAD_FLAGS; return -1; }
         if (isnan(x)) return def_left;
         const double b = node->value;
         if (!(b >= 0 && b < (double)cats->n_bitsets)) { *err = BAD_BITSET; return -1; }
@@ -178,7 +180,6 @@ static inline int v2_go_left(const node_t *node, uint8_t fl, double x, int lt, c
         const int64_t w0 = cats->cat_offsets[bi], w1 = cats->cat_offsets[bi + 1];
         if (w0 < 0 || w1 < w0 || w1 > cats->n_words) { *err = BAD_BITSET; return -1; }
         const double nbits = (double)((w1 - w0) * 32);
-        const int mode = (fl >> 4) & 3;
         int inside;
         if (mode == 0) inside = x >= 0 && x < nbits && x == floor(x);  /* exact integers (scikit-learn) */
         else if (mode == 1) inside = x >= 0 && x < nbits;             /* truncate; x < 0 outside (XGBoost) */
@@ -189,12 +190,12 @@ static inline int v2_go_left(const node_t *node, uint8_t fl, double x, int lt, c
         return (int)((cats->cat_words[w0 + c / 32] >> (c % 32)) & 1u);
     }
     const int miss = (fl >> 1) & 3;
+    if (miss == 3) { *err = BAD_FLAGS; return -1; }
     if (isnan(x)) {
         if (miss == 0) return def_left;
         x = 0.0;
     }
     if (miss == 2 && x == 0.0) return def_left;
-    if (miss == 3) { *err = BAD_FLAGS; return -1; }
     return lt ? (x < node->value) : (x <= node->value);
 }
 
