@@ -60,17 +60,17 @@ def count_nodes(model) -> int:
 def write_atomically(path: Path, write) -> None:
     """Call ``write(fh)`` on a temp file beside ``path`` and rename it into place.
 
-    A crash or Ctrl-C leaves no half-written model behind.
+    A crash or Ctrl-C leaves no half-written model behind; the file gets the mode the umask gives new files.
     """
+    from coldbrew.format.writer import file_mode
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; honour the umask like any other new file
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -30,6 +30,21 @@ def _little_endian(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<")))
 
 
+def file_mode(base: int = 0o666) -> int:
+    """``base`` less the process's umask: the mode ``open()`` would give a new file (mkstemp gives 0600).
+
+    Read from /proc/self/status where it exists, so the umask is never changed, not even for a moment (another
+    thread creating a file meanwhile would get mode ``base``); elsewhere by setting and restoring it.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            umask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return base & ~umask
+
+
 def write_brew(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndarray]) -> int:
     """Write ``header`` (without format/version/arrays/checksum) and ``arrays`` to ``path``; returns bytes written.
 
@@ -68,7 +83,7 @@ def write_brew(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndarr
             fh.write(digest.digest())
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; honour the umask like any other new file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

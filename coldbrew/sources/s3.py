@@ -134,6 +134,9 @@ def fetch_s3(bucket: str, key: str, cache_dir: Path, *, settings: Settings | Non
         if integrity in ("md5", "multipart-md5") and digest.lower() != etag.strip('"').lower():
             raise SourceError(f"{uri}: downloaded bytes do not match the ETag {etag} "
                               f"(computed {digest}); the object may be corrupt")
+        if integrity == "size" and key.endswith(".brew") and not hasher.is_brew:
+            raise SourceError(f"{uri}: the downloaded bytes are not a .brew file (no .brew magic) and the ETag "
+                              "cannot prove them; the object or the download is corrupt")
         if hasher.is_brew:
             if digest != hasher.stored_digest:
                 raise SourceError(f"{uri}: downloaded bytes do not match the .brew file's own SHA-256 "
