@@ -40,9 +40,12 @@ def _unsafe(st: os.stat_result, uid: int, *, sticky_ok: bool) -> str | None:
 def ensure_private_dir(path: Path, uri: str) -> None:
     """Create ``path`` (mode 0700) or check it: a directory the user owns that no one else can write.
 
-    Its parents must be owned by the user or root and not writable by others, unless sticky (like /tmp), so that
+    Its parents up to the system's temp directory (which is the platform's, e.g. Lambda's /tmp, and trusted as
+    every program trusts it) must be owned by the user or root and not writable by others unless sticky, so that
     nobody else can swap the directory. SourceError naming the problem otherwise.
     """
+    import tempfile
+
     uid = os.geteuid()
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -61,7 +64,10 @@ def ensure_private_dir(path: Path, uri: str) -> None:
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise SourceError(f"{uri}: cache dir {path} is writable by other users (mode {stat.S_IMODE(st.st_mode):o})"
                           f"; run chmod go-w {path}, or use another directory")
+    system_tmp = Path(os.path.realpath(tempfile.gettempdir()))
     for parent in Path(os.path.realpath(path)).parents:
+        if parent == system_tmp or parent in system_tmp.parents:
+            break
         try:
             problem = _unsafe(os.stat(parent), uid, sticky_ok=True)
         except OSError:
