@@ -167,3 +167,37 @@ def test_the_invocation_log_names_the_problem(handler, capsys):
     handler({"Records": []}, Context())
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["kind"] == "bad_event" and record["status"] == 400 and "unsupported event" in record["error"]
+
+
+@pytest.mark.integration
+def test_malformed_events_under_the_real_awslambdaric(tiny_brew, tmp_path):
+    """The same attacks through `python -m awslambdaric coldbrew.aws.handler`: answers, never invocation errors."""
+    import os
+    import subprocess
+    import sys
+
+    import test_aws_lambda  # tests/ is on sys.path (pytest's rootdir conftest); its minimal Runtime API
+
+    api = test_aws_lambda.RuntimeAPI()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODEL_", "COLDBREW_"))}
+    environ.update(AWS_LAMBDA_RUNTIME_API=api.address, LAMBDA_TASK_ROOT=str(tmp_path),
+                   MODEL_SOURCE="DISK", MODEL_URI=str(tiny_brew))
+    with open(tmp_path / "runtime.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "awslambdaric", "coldbrew.aws.handler"],
+                                cwd=tmp_path, env=environ, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            for bad in [[], "GET /", {"Records": []}, event("http-v2-predict-base64.json", body="%%%%"),
+                        event("rest-v1-predict.json", headers=["content-type"]),
+                        event("http-v2-warm.json", body="[" * 100_000 + "]" * 100_000)]:
+                response = api.invoke(bad)  # raises on an invocation error
+                assert response["statusCode"] == 400, response
+                assert json.loads(response["body"])["error"]
+            assert api.invoke(event("http-v2-predict.json"))["statusCode"] == 200
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            api.close()
