@@ -210,7 +210,7 @@ def _integrity_plan(client, bucket, key, head, settings) -> tuple[str, int | Non
     return "multipart-md5", part
 
 
-def _download(client, bucket, key, etag, size, tmp: Path, settings: Settings, hasher: "_Hasher") -> "_Hasher":
+def _download(client, bucket, key, etag, size, tmp: Path, settings: Settings, hasher: _Hasher) -> _Hasher:
     """Fetch all ranges concurrently into tmp; ``hasher`` hashes them in order while they land."""
     chunk = settings.chunk_size
     ranges = [(o, min(o + chunk, size) - 1) for o in range(0, size, chunk)]

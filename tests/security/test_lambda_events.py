@@ -159,7 +159,7 @@ def test_a_deeply_nested_warm_up_body_is_400(handler):
 
 def test_a_deeply_nested_predict_body_is_400(handler):
     response, body = answer(handler, event("http-v2-predict.json", body="{\"a\":" * 100_000 + "1" + "}" * 100_000))
-    assert response["statusCode"] == 400
+    assert response["statusCode"] == 400 and body["error"]
 
 
 def test_the_invocation_log_names_the_problem(handler, capsys):

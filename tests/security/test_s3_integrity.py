@@ -201,7 +201,7 @@ def planted_cache(brew_object, tmp_path) -> tuple[Path, Path]:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory to another user")
 def test_a_cache_dir_owned_by_someone_else_is_refused(proxy, brew_object, tmp_path):
-    cache, planted = planted_cache(brew_object, tmp_path)
+    cache, _planted = planted_cache(brew_object, tmp_path)
     os.chown(cache, OTHER_UID, OTHER_UID)
     with pytest.raises(SourceError, match=r"cache dir .* is owned by uid 54321"):
         fetch(config_from_uri(brew_object), cache_dir=cache)
@@ -209,7 +209,7 @@ def test_a_cache_dir_owned_by_someone_else_is_refused(proxy, brew_object, tmp_pa
 
 @pytest.mark.parametrize("mode", [0o777, 0o770, 0o702, 0o1777])
 def test_a_cache_dir_others_can_write_is_refused(proxy, brew_object, tmp_path, mode):
-    cache, planted = planted_cache(brew_object, tmp_path)
+    cache, _planted = planted_cache(brew_object, tmp_path)
     os.chmod(cache, mode)
     with pytest.raises(SourceError, match=r"writable by other users"):
         fetch(config_from_uri(brew_object), cache_dir=cache)
@@ -235,7 +235,7 @@ def test_a_cache_dir_that_is_someone_elses_symlink_is_refused(proxy, brew_object
 
 
 def test_a_cached_copy_changed_on_disk_is_downloaded_again(proxy, brew_object, tiny_brew, tmp_path):
-    cache, planted = planted_cache(brew_object, tmp_path)
+    cache, _planted = planted_cache(brew_object, tmp_path)
     again = fetch(config_from_uri(brew_object), cache_dir=cache)
     assert not again.cached
     assert again.path.read_bytes() == tiny_brew.read_bytes()
