@@ -159,3 +159,20 @@ def test_a_valid_chunked_request_still_works(server):
         response = read_all(sock, PROMPT_S)
     assert status_of(response) == 200
     assert json.loads(response.split(b"\r\n\r\n", 1)[1])["prediction"] in (">$50K", "<=$50K")
+
+
+def test_slow_clients_do_not_hold_up_a_stop(tiny_brew):
+    with ServerProcess(tiny_brew) as proc:
+        addr = address(proc)
+        idle = socket.create_connection(addr)
+        dripper = Dripper(addr, b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ", every=0.2)
+        dripper.start()
+        try:
+            time.sleep(0.5)
+            stopping = time.monotonic()
+            assert proc.stop(timeout=60) == 0
+            # 5 s for the head, 10 s grace at most; the sync worker waited out gunicorn's 30 s timeouts.
+            assert time.monotonic() - stopping < HEADER_WAIT_S
+        finally:
+            dripper.close()
+            idle.close()
