@@ -393,8 +393,7 @@ def test_serving_imports_no_library(tmp_path):
     """Loading and predicting with a .brew of every family leaves sklearn, xgboost, lightgbm, scipy, pandas out."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    X, y, H = _data("binary")
-    paths = []
+    X, y, _ = _data("binary")
     est = HistGradientBoostingClassifier(max_iter=3).fit(X, y)
     compile_file(_pickle(tmp_path, est), tmp_path / "hgb.brew")
     xgboost.XGBClassifier(n_estimators=3).fit(X, y).save_model(tmp_path / "x.ubj")
@@ -503,10 +502,10 @@ def test_v2_header_rules_refused(tmp_path):
     """A version 2 header with an unknown arithmetic or decision value is refused at load."""
     import json
 
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
     from coldbrew.errors import ModelFormatError
     from coldbrew.format import spec
-
-    from sklearn.ensemble import HistGradientBoostingRegressor
 
     X, y, _ = _data("regression")
     good = tmp_path / "good.brew"
