@@ -528,3 +528,21 @@ def test_v2_header_rules_refused(tmp_path):
         path.write_bytes(data[:64] + text + b" " * (h_len - len(text)) + data[p_off:])
         with pytest.raises(ModelFormatError, match=match):
             BrewPredictor(path)
+
+
+def test_xgboost_multi_output_refused(tmp_path):
+    X, y, _ = _data("regression")
+    est = xgboost.XGBRegressor(n_estimators=2).fit(X, np.column_stack([y, -y]))
+    src = tmp_path / "model.json"
+    est.save_model(src)
+    with pytest.raises(UnsupportedModelError, match="multi-output"):
+        compile_file(src, tmp_path / "m.brew")
+
+
+def test_lightgbm_unknown_format_version_refused(tmp_path):
+    X, y, _ = _data("binary")
+    src = tmp_path / "model.txt"
+    lightgbm.LGBMClassifier(n_estimators=2, verbose=-1).fit(X, y).booster_.save_model(src)
+    src.write_text(src.read_text().replace("version=v4", "version=v9", 1))
+    with pytest.raises(UnsupportedModelError, match="format 'v9' is not supported"):
+        compile_file(src, tmp_path / "m.brew")
