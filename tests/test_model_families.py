@@ -560,6 +560,7 @@ def _walk_paths(node, prefix=()):
 
 
 @pytest.mark.integration  # ~120 compiles, each checking against xgboost in a child process
+@pytest.mark.timeout(900)
 def test_xgboost_damaged_documents_fail_with_one_line(tmp_path):
     """Deleting any field of a model file, or giving it the wrong kind of value, is a ColdbrewError — never a
     traceback and never a file that predicts differently (the check against xgboost would catch that)."""
@@ -595,6 +596,7 @@ def test_xgboost_damaged_documents_fail_with_one_line(tmp_path):
 
 
 @pytest.mark.integration  # ~90 compiles, each checking against lightgbm in a child process
+@pytest.mark.timeout(900)
 def test_lightgbm_damaged_files_fail_with_one_line(tmp_path):
     from coldbrew.errors import ColdbrewError
 
