@@ -619,3 +619,24 @@ def test_lightgbm_damaged_files_fail_with_one_line(tmp_path):
                 compile_file(bad, tmp_path / "out.brew")
             except ColdbrewError as exc:
                 assert "\n" not in str(exc)
+
+
+def test_dataframe_category_models_refused(tmp_path):
+    """Models that re-code DataFrame category values at predict time are refused (the API serves integer codes)."""
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": pd.Categorical(rng.choice(["x", "y", "z"], 300)), "b": rng.normal(size=300)})
+    y = ((df.a == "x") ^ (df.b > 0)).astype(int)
+    xgboost.XGBClassifier(n_estimators=3, enable_categorical=True).fit(df, y).save_model(tmp_path / "x.json")
+    lightgbm.LGBMClassifier(n_estimators=3, verbose=-1).fit(df, y).booster_.save_model(tmp_path / "l.txt")
+    hgb = HistGradientBoostingClassifier(max_iter=3, categorical_features="from_dtype").fit(df, y)
+    for src, match in [
+        (tmp_path / "x.json", "stores category values"),
+        (tmp_path / "l.txt", "maps pandas categories"),
+        (_pickle(tmp_path, hgb), "categories.*integers"),
+    ]:
+        with pytest.raises(UnsupportedModelError, match=match):
+            compile_file(src, tmp_path / "m.brew")
+        assert not (tmp_path / "m.brew").exists()
