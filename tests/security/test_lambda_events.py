@@ -180,9 +180,9 @@ def test_malformed_events_under_the_real_awslambdaric(tiny_brew, tmp_path):
     import subprocess
     import sys
 
-    import test_aws_lambda  # tests/ is on sys.path (pytest's rootdir conftest); its minimal Runtime API
+    import lambdatools  # tests/ is on sys.path (the rootdir conftest.py); its minimal Runtime API
 
-    api = test_aws_lambda.RuntimeAPI()
+    api = lambdatools.RuntimeAPI()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODEL_", "COLDBREW_"))}
     environ.update(AWS_LAMBDA_RUNTIME_API=api.address, LAMBDA_TASK_ROOT=str(tmp_path),
                    MODEL_SOURCE="DISK", MODEL_URI=str(tiny_brew), COLDBREW_WARM_SECRET="s3cret")

@@ -17,7 +17,7 @@ from coldbrew.experiment.results import request_record
 from coldbrew.lab import Lab, LabConfig
 from coldbrew.lab.environment import read_cpu_ms
 
-HANDLERS = Path(__file__).parent / "handlers"
+HANDLERS = Path(__file__).parents[1] / "handlers"
 TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 
 

@@ -17,7 +17,7 @@ from coldbrew.experiment.coldstats import summarize
 from coldbrew.experiment.report import render_rows, render_section, render_table, write_report
 from coldbrew.experiment.results import labels_from_filename, load_inputs, read_requests, request_record
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 DISK = DATA / "DOCKER_DISK_TEST_ROUND_5_locust_logs.txt"
 S3 = DATA / "DOCKER_S3_TEST_ROUND_15_locust_logs.txt"
 

@@ -17,7 +17,7 @@ from coldbrew.cli import main
 from coldbrew.errors import ColdbrewError
 from coldbrew.experiment.results import SCHEMA, compact_run_folder, load_inputs, public_host, read_requests
 
-RESULTS = Path(__file__).parent.parent / "bench" / "results"
+RESULTS = Path(__file__).parents[2] / "bench" / "results"
 
 
 def _v1_run(folder: Path, setup: str, latencies: list[float]) -> Path:

@@ -33,8 +33,8 @@ from coldbrew.experiment.isolated import (
 from coldbrew.experiment.report import write_report
 from coldbrew.experiment.results import load_inputs
 
-ROOT = Path(__file__).resolve().parents[1]
-DISK_LOG = Path(__file__).parent / "data" / "DOCKER_DISK_TEST_ROUND_5_locust_logs.txt"
+ROOT = Path(__file__).resolve().parents[2]
+DISK_LOG = Path(__file__).parents[1] / "data" / "DOCKER_DISK_TEST_ROUND_5_locust_logs.txt"
 MACHINE = {"cores": "2 CPU cores", "cpu": "2 × Test CPU", "ram": "4 GB RAM", "os": "Linux test",
            "software": "Python 3", "load": "0.1, 0.1, 0.1"}
 

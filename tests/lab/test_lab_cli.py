@@ -15,7 +15,7 @@ from proctools import alive, descendants, survivors
 
 pytestmark = pytest.mark.integration  # every test here spawns a process or a server
 
-HANDLERS = Path(__file__).parent / "handlers"
+HANDLERS = Path(__file__).parents[1] / "handlers"
 
 
 @pytest.mark.parametrize("extra", [[], ["--snapshot"]], ids=["processes", "snapshot"])

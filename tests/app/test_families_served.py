@@ -18,7 +18,7 @@ from coldbrew.convert import compile_file
 xgboost = pytest.importorskip("xgboost", reason="the XGBoost reference needs xgboost (dev extra)")
 lightgbm = pytest.importorskip("lightgbm", reason="the LightGBM reference needs lightgbm (dev extra)")
 
-EVENTS = Path(__file__).parent / "events"
+EVENTS = Path(__file__).parents[1] / "events"
 
 
 def _split(loader, *, nan: bool):
@@ -105,7 +105,7 @@ def _features(path) -> tuple[str, ...]:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_lambda_handler_answers_what_the_library_says(served, name, capsys):
-    from test_aws_lambda import Context, body_of
+    from lambdatools import Context, body_of
 
     from coldbrew.runtimes.aws_lambda import init_from_env
 

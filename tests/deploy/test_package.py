@@ -344,7 +344,7 @@ def test_packaged_function_guards_its_warm_route(packages, capsys):
     """The handler, run with the environment the template gives it: /_warm needs the secret and holds briefly."""
     from coldbrew.runtimes.aws_lambda import MAX_HTTP_HOLD_MS, init_from_env
 
-    event = json.loads((Path(__file__).parent / "events" / "http-v2-warm.json").read_text())
+    event = json.loads((Path(__file__).parents[1] / "events" / "http-v2-warm.json").read_text())
 
     def warm(handler, secret=None, hold_ms=0):
         request = copy.deepcopy(event)

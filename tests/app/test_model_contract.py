@@ -21,7 +21,7 @@ from test_app import bad, call
 from coldbrew.app import create_app
 from coldbrew.errors import ModelFormatError
 
-EVENTS = Path(__file__).parent / "events"
+EVENTS = Path(__file__).parents[1] / "events"
 # The estimators are fitted on DataFrames and asked about arrays here, as the app asks them.
 pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 
@@ -236,7 +236,7 @@ def test_app_holds_no_model_specific_constant():
     """Nothing in coldbrew/app names the study's labels, features or data set."""
     from coldbrew.experiment.dataset import CLASS_LABELS, FEATURES
 
-    app_dir = Path(__file__).resolve().parents[1] / "coldbrew" / "app"
+    app_dir = Path(__file__).resolve().parents[2] / "coldbrew" / "app"
     phrases = [*CLASS_LABELS, "50K"]
     words = [*FEATURES, "census", "income", "adult"]
     sources = list(app_dir.glob("*.py"))
@@ -260,7 +260,7 @@ def _event(payload) -> dict:
 
 @pytest.mark.parametrize("name", SERVED)
 def test_lambda_handler_serves_every_family(families, name, capsys):
-    from test_aws_lambda import Context, body_of
+    from lambdatools import Context, body_of
 
     from coldbrew.runtimes.aws_lambda import init_from_env
 

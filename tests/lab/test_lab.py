@@ -19,7 +19,7 @@ from proctools import alive
 from coldbrew.errors import ConfigError
 from coldbrew.lab import Lab, LabConfig
 
-HANDLERS = Path(__file__).parent / "handlers"
+HANDLERS = Path(__file__).parents[1] / "handlers"
 
 
 @pytest.fixture
