@@ -15,10 +15,12 @@ import shutil
 import sys
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 
 from coldbrew.errors import ColdbrewError
 from coldbrew.lab.config import LabConfig
+from coldbrew.lab import proctree
 from coldbrew.lab.front_door import build_front_door
 from coldbrew.lab.httpserver import server_port, start_server
 from coldbrew.lab.launchers import ProcessLauncher, SnapshotLauncher
@@ -26,6 +28,7 @@ from coldbrew.lab.scheduler import Scheduler
 from coldbrew.lab.staging import stage_model
 from coldbrew.lab.stats import Stats
 
+FRONT_DOOR_MAX_BODY = 10 * 1024 * 1024 + 1  # API Gateway's payload quota; the front doors' own limits are lower
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "VIRTUAL_ENV", "SSL_CERT_FILE", "COLDBREW_CACHE")
 
 
@@ -45,6 +48,7 @@ class Lab:
         self._output = None
         self._workdir: Path | None = None
         self.stats_log: Stats | None = None
+        self.lab_id = uuid.uuid4().hex  # marks every process this lab starts (coldbrew.lab.proctree)
 
     @property
     def url(self) -> str:
@@ -63,7 +67,7 @@ class Lab:
         self._thread = threading.Thread(target=self._loop.run_forever, name="coldbrew-lab", daemon=True)
         self._thread.start()
         try:
-            self._staged = stage_model(self.config.model_uri, self.config.source, self._workdir)
+            self._staged = stage_model(self.config.model_uri, self.config.source, self._workdir, self.config.bucket)
             self._call(self._astart())
         except BaseException:
             self.stop()
@@ -82,8 +86,12 @@ class Lab:
             "AWS_LAMBDA_FUNCTION_NAME": c.function_name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_mb),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{c.function_name}",
-            "AWS_REGION": c.region, "AWS_DEFAULT_REGION": c.region,
+            "AWS_REGION": c.region, "AWS_DEFAULT_REGION": c.region, proctree.LAB_ID_VAR: self.lab_id,
         })
+        if c.wsgi:
+            env["COLDBREW_LAB_WSGI"] = c.wsgi
+        if c.asgi:
+            env["COLDBREW_LAB_ASGI"] = c.asgi
         env.update(self._staged.env if self._staged else {})
         env.update({str(k): str(v) for k, v in c.env.items()})
         return env
@@ -94,19 +102,20 @@ class Lab:
         if c.function_output:
             self._output = open(c.function_output, "ab")
         launcher_cls = SnapshotLauncher if c.snapshot else ProcessLauncher
-        launcher = launcher_cls(c.handler, str(c.task_root), self._output)
+        launcher = launcher_cls(c.handler, str(c.cwd), self._output)
         base_env = self._base_env()
         self._scheduler = Scheduler(c, launcher, base_env, self.stats_log, self._workdir,
                                     self._staged.evict if self._staged else [])
         if c.snapshot:
-            error = await launcher.open({**base_env, "TMPDIR": str(self._workdir)},
+            template_env = {**base_env, "TMPDIR": str(self._workdir), "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}
+            error = await launcher.open(template_env,
                                         self._scheduler.init_limit("provisioned-concurrency"))
             self.template_init_ms = launcher.init_ms
             self.stats_log.event("snapshot", init_ms=round(launcher.init_ms, 2), **(error or {}))
             if error:
                 raise ColdbrewError(f"snapshot init failed: {error['errorType']}: {error['errorMessage']}")
-        self._server = await start_server(build_front_door(self._scheduler, c.gateway_timeout, self._describe),
-                                          c.port)
+        self._server = await start_server(build_front_door(self._scheduler, c.api, c.gateway_timeout, self._describe),
+                                          c.port, max_body=FRONT_DOOR_MAX_BODY)
         self.port = server_port(self._server)
         self._scheduler.start_reaper()
         if c.provisioned:
@@ -170,7 +179,7 @@ class Lab:
     def _describe(self) -> dict:
         summary = self.stats_log.summary()
         summary.update(self._scheduler.describe())
-        summary["config"] = {"handler": self.config.handler, "memory_mb": self.config.memory_mb,
+        summary["config"] = {"handler": self.config.handler, "api": self.config.api, "memory_mb": self.config.memory_mb,
                              "max_concurrency": self.config.max_concurrency,
                              "provisioned": self.config.provisioned, "snapshot": self.config.snapshot,
                              "source": self.config.source}

@@ -1,15 +1,18 @@
 """How an environment's process comes to life: a fresh ``python -m awslambdaric`` or a fork.
 
-``ProcessLauncher`` starts the real runtime client the way Lambda's Python base image does;
+``ProcessLauncher`` starts the real runtime client the way Lambda's Python base image does
+(through coldbrew.lab.boot, which arms PR_SET_PDEATHSIG and PR_SET_CHILD_SUBREAPER first);
 ``SnapshotLauncher`` asks an initialised template (coldbrew.lab.snapshot) to fork.
-Every process runs in its own session and dies with its parent (PR_SET_PDEATHSIG), so
-nothing outlives the lab.
+Every process runs in its own session and dies with its parent, so nothing outlives the lab.
+Processes are spawned from a worker thread so a slow spawn never stalls the lab's event loop
+(and with it every timer of every other environment).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -19,17 +22,20 @@ from coldbrew.lab.snapshot import die_with_parent
 
 
 class ProcessLauncher:
-    """Start each environment as ``python -m awslambdaric HANDLER``."""
+    """Start each environment as ``python -m awslambdaric HANDLER`` (via coldbrew.lab.boot), in ``cwd``."""
 
-    def __init__(self, handler: str, task_root: str, output):
-        self.handler, self.task_root, self.output = handler, task_root, output
+    def __init__(self, handler: str, cwd: str, output):
+        self.handler, self.cwd, self.output = handler, cwd, output
 
     async def launch(self, env: dict) -> tuple[int, subprocess.Popen]:
         """Start one runtime process with ``env``; returns (pid, Popen)."""
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "awslambdaric", self.handler], env=env, cwd=self.task_root,
-            stdin=subprocess.DEVNULL, stdout=self.output, stderr=self.output,
-            start_new_session=True, preexec_fn=die_with_parent)
+        argv = [sys.executable, "-m", "coldbrew.lab.boot", str(os.getpid()), self.handler]
+
+        def spawn() -> subprocess.Popen:
+            return subprocess.Popen(argv, env=env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=self.output,
+                                    stderr=self.output, start_new_session=True)
+
+        proc = await asyncio.get_running_loop().run_in_executor(None, spawn)
         return proc.pid, proc
 
     async def close(self) -> None:
@@ -39,8 +45,8 @@ class ProcessLauncher:
 class SnapshotLauncher:
     """Fork environments from one template process that has already imported the handler."""
 
-    def __init__(self, handler: str, task_root: str, output):
-        self.handler, self.task_root, self.output = handler, task_root, output
+    def __init__(self, handler: str, cwd: str, output):
+        self.handler, self.cwd, self.output = handler, cwd, output
         self.template: subprocess.Popen | None = None
         self.init_ms: float | None = None
         self._reader: asyncio.StreamReader | None = None
@@ -53,7 +59,7 @@ class SnapshotLauncher:
         started = time.monotonic()
         self.template = subprocess.Popen(
             [sys.executable, "-m", "coldbrew.lab.snapshot", self.handler, str(theirs.fileno())],
-            env=env, cwd=self.task_root, stdin=subprocess.DEVNULL, stdout=self.output, stderr=self.output,
+            env=env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=self.output, stderr=self.output,
             pass_fds=(theirs.fileno(),), start_new_session=True, preexec_fn=die_with_parent)
         theirs.close()
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours)
