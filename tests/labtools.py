@@ -21,11 +21,15 @@ class LabFactory:
     def __init__(self, tmp_path: Path):
         self.tmp_path, self.labs = tmp_path, []
 
-    def __call__(self, handler: str = "echo.handler", **options) -> Lab:
+    def __call__(self, handler: str | None = None, **options) -> Lab:
         options.setdefault("function_output", self.tmp_path / "function.log")
         options.setdefault("memory_mb", 256)
         options.setdefault("task_root", HANDLERS)
-        lab = Lab(LabConfig(handler=handler, **options)).start()
+        if handler is None and not (options.get("wsgi") or options.get("asgi")):
+            handler = "echo.handler"
+        if handler is not None:
+            options["handler"] = handler
+        lab = Lab(LabConfig(**options)).start()
         self.labs.append(lab)
         return lab
 

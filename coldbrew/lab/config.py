@@ -66,8 +66,8 @@ class LabConfig:
         for name, spec in (("wsgi", self.wsgi), ("asgi", self.asgi)):
             if spec is not None:
                 module, _, attr = spec.partition(":")
-                if not module or not all(p.isidentifier() for p in module.split(".") + attr.split(".") if p) \
-                        or (":" in spec and not attr):
+                parts = module.split(".") + (attr.split(".") if attr else [])
+                if not all(p.isidentifier() for p in parts) or (":" in spec and not attr):
                     raise ConfigError(f"--{name} must look like module:app, not {spec!r}")
                 if self.handler not in (DEFAULT_HANDLER, HOSTING_HANDLER):
                     raise ConfigError(f"give --handler or --{name}, not both")

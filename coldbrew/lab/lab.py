@@ -174,7 +174,12 @@ class Lab:
 
     # ---- observing ------------------------------------------------------------------------------
     def _call(self, coro, timeout: float | None = None):
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     def _describe(self) -> dict:
         summary = self.stats_log.summary()
