@@ -288,6 +288,9 @@ class Environment:
             await self.stop("out of memory")
         elif outcome.kind == "crash":
             await self.stop("crashed")
+        elif outcome.error.get("errorType") == "Function.ResponseSizeTooLarge":
+            # The Runtime API refused the response with 413; awslambdaric exits on that, so the environment is reset.
+            await self.stop("response too large")
         if self.state == "busy":
             self.state = "idle"
         return outcome

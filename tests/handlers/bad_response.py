@@ -18,6 +18,7 @@ CASES = {
     "surrogate": {"statusCode": 200, "headers": {"X-S": "\ud800"}, "body": "x"},
     "non_latin1": {"statusCode": 200, "headers": {"X-Name": "caf\u00e9 \u2615"}, "body": "ok"},
     "no_status": {"hello": "world"},
+    "v2_cookies": {"statusCode": 200, "cookies": ["a=b"], "body": "x"},
 }
 
 
