@@ -115,6 +115,8 @@ class Environment:
     def attach(self, pid: int, popen=None) -> None:
         """Track the runtime process (its exit resolves ``exited``)."""
         self.pid, self._popen = pid, popen
+        if pid is None:  # an in-process runtime (the scheduler's unit tests): nothing to watch
+            return
         try:
             self._pidfd = os.pidfd_open(pid)
         except ProcessLookupError:
