@@ -205,7 +205,7 @@ class Environment:
     def freeze(self) -> None:
         """SIGSTOP the environment's process tree (Lambda freezes an environment between invocations)."""
         if self.freeze_idle and self.pid is not None and not self.frozen and not self._exited.done():
-            self.frozen = proctree.stop_tree(self.pid)
+            self.frozen = proctree.stop_tree(self.pid, rounds=1)  # one /proc scan: this runs on every invocation
 
     def thaw(self) -> None:
         """SIGCONT every process ``freeze`` stopped."""

@@ -106,7 +106,7 @@ def test_a_chunked_body_over_the_cap_is_a_413_and_never_invoked(lab_factory):
     assert status == 200 and json.loads(body)["body"] == '{"a": 1}'
 
 
-@pytest.mark.parametrize("line", [b"zz", b"-5", b"1" * 2000])
+@pytest.mark.parametrize("line", [b"zz", b"-5", b"1" * 2000], ids=["not hex", "negative", "2000 digits"])
 def test_an_invalid_chunk_size_line_is_a_400(lab_factory, line):
     lab = lab_factory()
     status, _, _ = head_and_body(_send_chunked(lab, [], chunk_size_line=line))
