@@ -137,7 +137,7 @@ def test_raw_invoke_of_a_failing_handler_is_200_with_the_error(lab_factory):
 
 def test_raw_invoke_refuses_bad_json_and_oversized_events(lab_factory):
     lab = lab_factory("raw.handler")
-    status, headers, body = call(lab, RAW, b"{not json")
+    status, headers, _ = call(lab, RAW, b"{not json")
     assert status == 400 and headers["x-amzn-ErrorType"] == "InvalidRequestContentException"
     status, headers, _ = call(lab, RAW, json.dumps({"pad": "x" * (6 * MB)}).encode())
     assert status == 413 and headers["x-amzn-ErrorType"] == "RequestEntityTooLargeException"

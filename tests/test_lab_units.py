@@ -12,9 +12,21 @@ import pytest
 
 from coldbrew.lab.config import LabConfig
 from coldbrew.lab.environment import Environment, InitFailure
-from coldbrew.lab.events import MalformedResponse, build_event, is_raw_invoke, map_response
-from coldbrew.lab.httpserver import (BadRequest, PayloadTooLarge, Request, Response, UnsafeHeader, encode_response,
-                                     read_request)
+from coldbrew.lab.events import (
+    MalformedResponse,
+    build_event,
+    is_raw_invoke,
+    map_response,
+)
+from coldbrew.lab.httpserver import (
+    BadRequest,
+    PayloadTooLarge,
+    Request,
+    Response,
+    UnsafeHeader,
+    encode_response,
+    read_request,
+)
 from coldbrew.lab.scheduler import Scheduler, Throttled
 from coldbrew.lab.stats import Stats
 
@@ -208,7 +220,7 @@ class FakeLauncher:
             await asyncio.sleep(3600)
         prefix = "/2018-06-01/runtime/invocation"
         while True:
-            status, headers, payload = await http(api, "GET", f"{prefix}/next")
+            _, headers, payload = await http(api, "GET", f"{prefix}/next")
             event = json.loads(payload)
             await asyncio.sleep(self.delay_s + event.get("sleep", 0))
             await http(api, "POST", f"{prefix}/{headers['lambda-runtime-aws-request-id']}/response",

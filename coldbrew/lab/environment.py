@@ -183,7 +183,7 @@ class Environment:
         if self.pid is not None and not self._exited.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self._exited), 2.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def kill(self) -> None:

@@ -13,11 +13,16 @@ import json
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from coldbrew.lab.environment import InitFailure
-from coldbrew.lab.events import MalformedResponse, build_event, is_raw_invoke, map_response
+from coldbrew.lab.events import (
+    MalformedResponse,
+    build_event,
+    is_raw_invoke,
+    map_response,
+)
 from coldbrew.lab.httpserver import Request, Response
 from coldbrew.lab.scheduler import Scheduler, Throttled
 
@@ -142,7 +147,7 @@ def build_front_door(scheduler: Scheduler, api: str, gateway_timeout_s: float | 
                 return Response(200, [("Content-Type", "application/json"), ("X-Amz-Function-Error", "Unhandled")],
                                 json.dumps(failure.error).encode())
             return failed(door.function_error(), failure.error["errorType"])
-        except asyncio.TimeoutError:
+        except TimeoutError:
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
             stats.errors["GatewayTimeout"] += 1
             return failed(door.timeout(), "gateway timeout")

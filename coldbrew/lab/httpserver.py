@@ -13,9 +13,9 @@ import asyncio
 import json
 import re
 import traceback
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
 MAX_HEADER_LINES = 200

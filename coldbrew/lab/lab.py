@@ -19,8 +19,8 @@ import uuid
 from pathlib import Path
 
 from coldbrew.errors import ColdbrewError
-from coldbrew.lab.config import LabConfig
 from coldbrew.lab import proctree
+from coldbrew.lab.config import LabConfig
 from coldbrew.lab.front_door import build_front_door
 from coldbrew.lab.httpserver import server_port, start_server
 from coldbrew.lab.launchers import ProcessLauncher, SnapshotLauncher

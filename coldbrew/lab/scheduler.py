@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import shutil
 import time
 import uuid
@@ -23,7 +22,13 @@ from coldbrew.lab import proctree
 from coldbrew.lab.config import LabConfig
 from coldbrew.lab.environment import Environment, InitFailure, Outcome, read_proc_kb
 from coldbrew.lab.staging import evict_page_cache
-from coldbrew.lab.stats import Stats, end_line, init_report_line, report_line, start_line
+from coldbrew.lab.stats import (
+    Stats,
+    end_line,
+    init_report_line,
+    report_line,
+    start_line,
+)
 
 
 class Throttled(Exception):
