@@ -20,9 +20,10 @@ from pathlib import Path
 import sklearn
 from sklearn.ensemble import GradientBoostingClassifier
 
+from coldbrew.atomicfile import atomic_write
 from coldbrew.experiment.dataset import study_split
-from coldbrew.experiment.train import Recipe, count_nodes, write_atomically
 from coldbrew.experiment.modelcache import cache_path
+from coldbrew.experiment.train import Recipe, count_nodes
 
 BYTES_PER_NODE = 72  # measured: sklearn 1.9 pickles a regression-tree node in 72 bytes
 
@@ -60,7 +61,8 @@ def main() -> None:
         snap = truncated(est, i + 1)
         recipe = Recipe(n_estimators=i + 1, max_depth=depth)
         path = cache_path(recipe, "pickle")
-        write_atomically(path, lambda fh: pickle.dump(snap, fh, protocol=pickle.HIGHEST_PROTOCOL))
+        with atomic_write(path) as fh:
+            pickle.dump(snap, fh, protocol=pickle.HIGHEST_PROTOCOL)
         size = path.stat().st_size
         acc = snap.score(X_test, y_test)
         rows.append((want, i + 1, count_nodes(snap), size, time.perf_counter() - started, acc))

@@ -18,13 +18,13 @@ import platform
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from coldbrew.runtimes.local import ServerProcess
 from coldbrew.experiment.dataset import STUDY_PAYLOAD
 from coldbrew.experiment.modelcache import cache_path
 from coldbrew.experiment.train import PRESETS, train
+from coldbrew.runtimes.local import ServerProcess
 
 
 def model_for(preset: str) -> Path | None:
@@ -119,7 +119,7 @@ def main() -> int:
         reading += [f"{preset} +{ms - loads['tiny']:,.0f} ms" for preset, ms in loads.items() if preset != "tiny"]
         notes.append("- " + " ".join(reading[:1]) + " " + ", ".join(reading[1:]) + ".")
 
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = "\n".join(
         [
             "# Cold-start baseline: `coldbrew serve` with the study's pickle",

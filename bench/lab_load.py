@@ -30,8 +30,8 @@ import threading
 import time
 from pathlib import Path
 
-from coldbrew.lab import Lab, LabConfig
 from coldbrew.experiment.dataset import STUDY_PAYLOAD
+from coldbrew.lab import Lab, LabConfig
 
 RESULTS = Path(__file__).parent / "results"
 

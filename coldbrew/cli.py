@@ -11,6 +11,7 @@ import argparse
 import importlib
 import importlib.util
 import sys
+from types import ModuleType
 
 from coldbrew import __version__
 from coldbrew.errors import ColdbrewError
@@ -44,13 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"coldbrew {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = argv[0] if argv and argv[0] in commands else None
-    module = None
+    module: ModuleType | None = None
     for name, (module_name, help_text) in commands.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
             module = importlib.import_module(module_name)
             module.add_arguments(p)
     args = parser.parse_args(argv)
+    assert module is not None  # argparse exits unless a known command was given
     try:
         return int(module.run(args) or 0)
     except ColdbrewError as exc:

@@ -37,3 +37,11 @@ def s3_server(tmp_path_factory):
 
     with SeaweedS3(tmp_path_factory.mktemp("seaweed")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def families(tmp_path_factory):
+    """Binary, multiclass, regression and missing-value models of scikit-learn's own data (tests/families.py)."""
+    from families import build_all
+
+    return build_all(tmp_path_factory.mktemp("families"))

@@ -274,10 +274,13 @@ def test_invalid_content_length_is_400(app):
 
 class Exploding:
     feature_names = FEATURES
+    classes = (0, 1)
     format = kind = "test"
 
-    def predict_proba(self, X):
+    def predict(self, X):
         raise RuntimeError("secret internal detail")
+
+    predict_proba = predict
 
 
 def test_unexpected_exception_is_json_500_without_traceback(caplog):

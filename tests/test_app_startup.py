@@ -58,6 +58,7 @@ def test_verify_switch_checks_the_checksum_and_eager_still_serves(tiny_brew, tmp
     assert eager.model["format"] == "brew"
 
 
+@pytest.mark.integration
 def test_s3_model_is_fetched_and_timed(tiny_model, s3_server, monkeypatch, tmp_path):
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
@@ -85,6 +86,7 @@ def test_bad_settings_raise_one_line_errors(environ, error, needle):
     assert needle in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.integration
 def test_process_age_counts_from_process_start():
     """In a fresh interpreter that sleeps 300 ms, the measured age is at least that and not absurdly more."""
     code = "import time; time.sleep(0.3); from coldbrew.app.startup import process_age_ms; print(process_age_ms())"
@@ -93,6 +95,7 @@ def test_process_age_counts_from_process_start():
     assert process_age_ms() > age, "this long-lived pytest process is older"
 
 
+@pytest.mark.integration
 def test_serving_a_brew_model_imports_nothing_heavy(tiny_brew):
     """The whole local serving path for a .brew model stays clear of scikit-learn, scipy, pandas and boto3."""
     code = (

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coldbrew.runtimes.aws_lambda import MAX_HOLD_MS, init_from_env, parse_hold_ms
+from coldbrew.errors import ColdbrewError
+from coldbrew.runtimes.aws_lambda import MAX_HOLD_MS, MAX_HTTP_HOLD_MS, init_from_env, parse_hold_ms
 
 EVENTS = Path(__file__).parent / "events"
 STUDY_ROW = {"age": 39, "fnlwgt": 77516, "education_num": 13, "capital_gain": 2174, "capital_loss": 0,
@@ -69,14 +70,18 @@ def make_handler(tiny_brew, capsys):
 
 
 @pytest.fixture
-def expected(tiny_brew):
-    from coldbrew.engine import load_predictor
+def expected(tiny_model):
+    """P(>$50K) for a row, from scikit-learn itself: the study's model unpickled, asked on a one-row DataFrame."""
+    import pickle
 
-    predictor = load_predictor(tiny_brew)
+    import pandas as pd
+
+    from coldbrew.experiment.dataset import FEATURES
+
+    model = pickle.loads(tiny_model.read_bytes())
 
     def of(row):
-        x = np.array([[float(row[f]) for f in predictor.feature_names]], dtype=np.float64)
-        return float(predictor.predict_proba(x)[0][1])
+        return float(model.predict_proba(pd.DataFrame([row], columns=list(FEATURES)))[0][1])
 
     return of
 
@@ -191,26 +196,55 @@ def test_warm_event_holds_and_reports_env_and_cold(make_handler):
     assert bad["field"] == "hold_ms" and "error" in bad
 
 
-def test_warm_over_http(make_handler):
-    handler = make_handler()
-    response = handler(load_event("http-v2-warm.json"), Context())
+WARM_SECRET = "correct-horse-battery-staple"
+
+
+def warm_http_event(body: dict | None = None, secret: str | None = WARM_SECRET) -> dict:
+    """The HTTP API's POST /_warm event, with the warm-up secret header when ``secret`` is given."""
+    event = load_event("http-v2-warm.json")
+    if secret is not None:
+        event["headers"]["x-coldbrew-warm-secret"] = secret
+    if body is not None:
+        event["body"] = json.dumps(body)
+    return event
+
+
+def test_warm_over_http_needs_the_secret_and_caps_the_hold(make_handler):
+    handler = make_handler(COLDBREW_WARM_SECRET=WARM_SECRET)
+    response = handler(warm_http_event(), Context())
     assert response["statusCode"] == 200
     assert body_of(response) == {"env": handler.env_id, "cold": True, "held_ms": 0}
     assert headers_of(response)["x-coldbrew-cold"] == ["1"]
-    event = load_event("http-v2-warm.json")
-    event["body"] = json.dumps({"hold_ms": MAX_HOLD_MS + 1})
-    rejected = handler(event, Context())
+    for secret in (None, "", "wrong", WARM_SECRET[:-1], WARM_SECRET + "x", "\ud800"):
+        refused = handler(warm_http_event(secret=secret), Context())
+        assert refused["statusCode"] == 403, secret
+        assert body_of(refused)["field"] == "X-Coldbrew-Warm-Secret"
+    # Direct invocations may hold up to 10 s; over HTTP a warm-up holds a few hundred ms at most.
+    assert MAX_HTTP_HOLD_MS <= 500
+    rejected = handler(warm_http_event({"hold_ms": MAX_HTTP_HOLD_MS + 1}), Context())
     assert rejected["statusCode"] == 400 and body_of(rejected)["field"] == "hold_ms"
+    assert str(MAX_HTTP_HOLD_MS) in body_of(rejected)["error"]
+    assert handler({"coldbrew": "warm", "hold_ms": MAX_HTTP_HOLD_MS + 1}, Context())["held_ms"] == MAX_HTTP_HOLD_MS + 1
+
+
+def test_warm_route_is_closed_without_a_secret(make_handler):
+    """No COLDBREW_WARM_SECRET: /_warm is an unknown path (the app's 404), even with a secret header."""
+    for extra in ({}, {"COLDBREW_WARM_SECRET": ""}):
+        handler = make_handler(**extra)
+        for secret in (None, "", WARM_SECRET):
+            response = handler(warm_http_event(secret=secret), Context())
+            assert response["statusCode"] == 404 and "held_ms" not in response["body"]
+        assert handler(load_event("warm.json"), Context())["env"] == handler.env_id  # direct warm-ups still work
 
 
 def test_warm_ups_never_load_the_model_again(make_handler, monkeypatch):
     import coldbrew.engine
 
-    handler = make_handler()
+    handler = make_handler(COLDBREW_WARM_SECRET=WARM_SECRET)
     monkeypatch.setattr(coldbrew.engine, "load_predictor", lambda *a, **k: pytest.fail("model loaded twice"))
     for _ in range(3):
         handler(load_event("warm.json"), Context())
-        handler(load_event("http-v2-warm.json"), Context())
+        assert handler(warm_http_event(), Context())["statusCode"] == 200
     assert handler.served == 6
 
 
@@ -219,12 +253,13 @@ def test_wsgi_app_for_zappa_counts_cold_per_environment(make_handler):
     from io import BytesIO
     from wsgiref.util import setup_testing_defaults
 
-    handler = make_handler()
+    handler = make_handler(COLDBREW_WARM_SECRET=WARM_SECRET)
     seen = []
 
     def call(path, method="GET", body=b""):
         environ = {"PATH_INFO": path, "REQUEST_METHOD": method, "CONTENT_LENGTH": str(len(body)),
-                   "CONTENT_TYPE": "application/json", "wsgi.input": BytesIO(body)}
+                   "CONTENT_TYPE": "application/json", "wsgi.input": BytesIO(body),
+                   "HTTP_X_COLDBREW_WARM_SECRET": WARM_SECRET}
         setup_testing_defaults(environ)
         out = b"".join(handler.wsgi(environ, lambda status, headers, exc_info=None: seen.append((status, dict(headers)))))
         return json.loads(out)
@@ -235,11 +270,28 @@ def test_wsgi_app_for_zappa_counts_cold_per_environment(make_handler):
     assert seen[0][1]["X-Coldbrew-Env"] == seen[1][1]["X-Coldbrew-Env"] == handler.env_id
 
 
+def test_warm_with_a_bad_content_length_is_a_400_not_a_traceback(make_handler):
+    from io import BytesIO
+    from wsgiref.util import setup_testing_defaults
+
+    handler = make_handler(COLDBREW_WARM_SECRET="s3cret")
+    seen = []
+    environ = {"PATH_INFO": "/_warm", "REQUEST_METHOD": "POST", "CONTENT_LENGTH": "lots",
+               "CONTENT_TYPE": "application/json", "wsgi.input": BytesIO(b"{}"), "HTTP_X_COLDBREW_WARM_SECRET": "s3cret"}
+    setup_testing_defaults(environ)
+    out = b"".join(handler.wsgi(environ, lambda status, headers, exc_info=None: seen.append(status)))
+    assert seen == ["400 Bad Request"]
+    assert json.loads(out) == {"error": "invalid Content-Length header", "field": "hold_ms"}
+
+
 def test_parse_hold_ms():
     assert parse_hold_ms(None) == 250 and parse_hold_ms(0) == 0 and parse_hold_ms(99.9) == 99
     for bad in (True, -1, MAX_HOLD_MS + 1, "5", float("nan")):
-        with pytest.raises(ValueError):
+        with pytest.raises(ColdbrewError, match="hold_ms"):
             parse_hold_ms(bad)
+    assert parse_hold_ms(None, limit=100) == 100 and parse_hold_ms(100, limit=100) == 100
+    with pytest.raises(ColdbrewError, match="between 0 and 100"):
+        parse_hold_ms(101, limit=100)
 
 
 def test_snapstart_hooks_renew_identity_and_randomness(make_handler):
@@ -403,6 +455,7 @@ def _json_lines(path: Path) -> list[dict]:
     return out
 
 
+@pytest.mark.integration
 def test_handler_under_the_real_awslambdaric(runtime, tiny_brew, expected):
     api, start = runtime
     _proc, log = start(MODEL_SOURCE="DISK", MODEL_URI=str(tiny_brew))
@@ -428,6 +481,7 @@ def test_handler_under_the_real_awslambdaric(runtime, tiny_brew, expected):
     assert [r["cold"] for r in records if r.get("event") == "coldbrew.invoke"] == [True, False, False]
 
 
+@pytest.mark.integration
 def test_snapstart_restore_under_the_real_awslambdaric(runtime, tiny_brew):
     api, start = runtime
     _proc, log = start(MODEL_SOURCE="DISK", MODEL_URI=str(tiny_brew), AWS_LAMBDA_INITIALIZATION_TYPE="snap-start")
@@ -440,6 +494,7 @@ def test_snapstart_restore_under_the_real_awslambdaric(runtime, tiny_brew):
     assert answer["cold"] is True and answer["env"] != snapshot_env
 
 
+@pytest.mark.integration
 def test_bad_configuration_is_an_init_error(runtime):
     api, start = runtime
     proc, log = start(MODEL_SOURCE="FTP", MODEL_URI="/nowhere")
@@ -449,6 +504,7 @@ def test_bad_configuration_is_an_init_error(runtime):
     assert any(r.get("event") == "coldbrew.startup_error" for r in _json_lines(log))
 
 
+@pytest.mark.integration
 def test_model_from_s3_under_the_real_awslambdaric(runtime, tiny_brew, s3_server, tmp_path, expected):
     """The image-s3 setup end to end: MODEL_SOURCE=S3 against a real S3 server (SeaweedFS), fetched at init."""
     s3_server.create_bucket("coldbrew-lambda")

@@ -22,7 +22,7 @@ from coldbrew.experiment.bench import (
 )
 
 
-LOAD = ["--users", "2", "--spawn-rate", "2", "--run-time", "5s"]
+LOAD = ["--users", "2", "--spawn-rate", "2", "--run-time", "5s", "--isolated", "0"]
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,7 @@ def cache_env(model_cache, monkeypatch) -> Path:
     return model_cache
 
 
+@pytest.mark.integration
 def test_tiny_matrix_end_to_end(cache_env, tmp_path, capsys):
     out = tmp_path / "bench"
     code = main(["bench", "--sizes", "tiny", "--setups", "disk,warmed", "--formats", "pickle,brew", *LOAD,
@@ -73,6 +74,7 @@ def test_tiny_matrix_end_to_end(cache_env, tmp_path, capsys):
     assert len(json.loads((out / "results.json").read_text())["runs"]) == 4
 
 
+@pytest.mark.integration
 def test_provisioned_environments_are_ready_before_the_load(cache_env, tmp_path, capsys):
     out = tmp_path / "bench"
     code = main(["bench", "--sizes", "tiny", "--setups", "provisioned", "--formats", "brew", *LOAD,
@@ -86,6 +88,7 @@ def test_provisioned_environments_are_ready_before_the_load(cache_env, tmp_path,
     assert flags and not any(flags)  # no request waited for an init, and none says it did
 
 
+@pytest.mark.integration
 def test_ctrl_c_keeps_finished_runs_and_leaves_no_process(cache_env, tmp_path):
     out = tmp_path / "bench"
     proc = subprocess.Popen(
@@ -124,6 +127,8 @@ def test_ctrl_c_keeps_finished_runs_and_leaves_no_process(cache_env, tmp_path):
     (["--run-time", "soon"], "--run-time 'soon'"),
     (["--max-concurrency", "0"], "--max-concurrency must be at least 1"),
     (["--memory-budget-gb", "-1"], "--memory-budget-gb must be positive"),
+    (["--isolated", "-1"], "--isolated must be 0 or more"),
+    (["--no-load", "--isolated", "0"], "--no-load with --isolated 0 leaves nothing to measure"),
 ])
 def test_invalid_options_are_one_line_errors(argv, message, capsys, tmp_path):
     assert main(["bench", *argv, "--out", str(tmp_path / "x")]) == 1

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from coldbrew.cli import main
-from coldbrew.engine import load_predictor
 from coldbrew.convert.sklearn import SUPPORTED, UnsupportedModelError, compile_model
+from coldbrew.engine import load_predictor
 
 
 def _pickle(tmp_path, est, name="m.pkl"):
@@ -77,7 +77,7 @@ def test_cli_compile_and_inspect(tiny_model, tmp_path, capsys):
         assert label in out
     assert main(["inspect", str(dst), "--verify"]) == 0
     out = capsys.readouterr().out
-    for expected in ("gbm_classifier", "age, fnlwgt, education_num", "False, True", "verified (sha256)", "trees"):
+    for expected in ("gbm_classifier", "age, fnlwgt, education_num", "<=$50K, >$50K", "verified (sha256)", "trees"):
         assert expected in out
     assert main(["inspect", str(dst)]) == 0
     assert "not checked" in capsys.readouterr().out

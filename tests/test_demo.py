@@ -9,10 +9,12 @@ import subprocess
 import sys
 
 import psutil
+import pytest
 
 from coldbrew.experiment.demo import format_table
 
 
+@pytest.mark.integration
 def test_demo_trains_serves_and_reports(tmp_path):
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     result = subprocess.run(

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from coldbrew.convert.sklearn import to_arrays
 from coldbrew.engine import InvalidInputError, load_predictor
 from coldbrew.engine.brew import KERNELS, BrewPredictor
 from coldbrew.errors import ModelFormatError
 from coldbrew.format import write_brew
-from coldbrew.convert.sklearn import to_arrays
 
 # sklearn's own finiteness check sums the rows; rows of +-3.4e38 overflow that sum (harmlessly).
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered in reduce:RuntimeWarning")
@@ -101,7 +101,7 @@ def adversarial_rows(est, n_random: int = 200) -> np.ndarray:
     n_features = est.n_features_in_
     per_feature = [[0.0, -0.0, -1.0, 1e30, -1e30, 3.4e38, -3.4e38, 1e-45, 12345678.0] for _ in range(n_features)]
     for tr in trees:
-        for f, t in zip(tr.feature[tr.children_left != -1], tr.threshold[tr.children_left != -1]):
+        for f, t in zip(tr.feature[tr.children_left != -1], tr.threshold[tr.children_left != -1], strict=True):
             t32 = np.float32(t)
             per_feature[f] += [
                 t,
@@ -152,7 +152,7 @@ def test_adult_test_split(tiny_model, tiny_brew, kernel):
     adv = adversarial_rows(est)
     assert np.array_equal(p.predict_proba(adv), _sk(est, "predict_proba", adv))
     assert p.feature_names == tuple(est.feature_names_in_)
-    assert p.classes == (False, True)
+    assert p.classes == ("<=$50K", ">$50K")
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -260,6 +260,7 @@ def test_not_a_model(tmp_path):
         load_predictor(tmp_path / "missing.brew")
 
 
+@pytest.mark.integration
 def test_serving_brew_imports_no_sklearn(tiny_brew):
     code = (
         "import sys, numpy as np\n"

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from coldbrew.errors import ModelFormatError
-from coldbrew.format import MAGIC, NODE_DTYPE, BrewFile, is_brew, write_brew
-from coldbrew.format import spec
+from coldbrew.format import MAGIC, NODE_DTYPE, BrewFile, is_brew, spec, write_brew
 
 
 def _header(n_trees=2, n_nodes=4):

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from proctools import alive, descendants, survivors
 
+pytestmark = pytest.mark.integration  # every test here spawns a process or a server
+
 HANDLERS = Path(__file__).parent / "handlers"
 
 

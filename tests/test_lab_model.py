@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from proctools import alive
 
+from coldbrew.experiment.dataset import STUDY_PAYLOAD
 from coldbrew.lab import Lab, LabConfig
 from coldbrew.lab.staging import evict_page_cache
-from coldbrew.experiment.dataset import STUDY_PAYLOAD
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("coldbrew.aws") is None,
                                 reason="coldbrew.aws.handler is not in this checkout yet")
@@ -41,6 +41,7 @@ def check_prediction(status, headers, body):
     assert headers["x-coldbrew-env"]
 
 
+@pytest.mark.integration
 def test_serves_the_brew_model_from_disk(tmp_path, tiny_brew):
     with start(tmp_path, tiny_brew) as lab:
         first = predict(lab)
@@ -52,6 +53,7 @@ def test_serves_the_brew_model_from_disk(tmp_path, tiny_brew):
         assert second[2] == first[2]
 
 
+@pytest.mark.integration
 def test_serves_the_pickle_over_the_labs_s3(tmp_path, tiny_model):
     with start(tmp_path, tiny_model, source="s3") as lab:
         check_prediction(*predict(lab))
@@ -60,6 +62,7 @@ def test_serves_the_pickle_over_the_labs_s3(tmp_path, tiny_model):
     assert not alive(weed)
 
 
+@pytest.mark.integration
 def test_snapshot_restores_a_loaded_model(tmp_path, tiny_brew):
     with start(tmp_path, tiny_brew, snapshot=True) as lab:
         status, headers, body = predict(lab)
@@ -92,6 +95,7 @@ def test_evict_page_cache_drops_the_model_file(tmp_path):
     assert resident_pages(model) == 0
 
 
+@pytest.mark.integration
 def test_every_cold_start_follows_an_eviction(tmp_path, tiny_brew):
     log = tmp_path / "events.jsonl"
     with start(tmp_path, tiny_brew, evict_page_cache=True, idle_timeout="200ms", log=log) as lab:

@@ -19,7 +19,7 @@ from coldbrew.lab.events import (
     map_response,
 )
 from coldbrew.lab.httpserver import (
-    BadRequest,
+    MalformedHttpRequest,
     PayloadTooLarge,
     Request,
     Response,
@@ -59,14 +59,14 @@ def test_parser_returns_none_at_end_of_stream():
 
 
 @pytest.mark.parametrize("data, error", [
-    (b"GARBAGE\r\n\r\n", BadRequest),
+    (b"GARBAGE\r\n\r\n", MalformedHttpRequest),
     (b"POST / HTTP/1.1\r\nContent-Length: 2000\r\n\r\n", PayloadTooLarge),
-    (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", BadRequest),
-    (b"POST / HTTP/1.1\r\nContent-Length: 1e3\r\n\r\n", BadRequest),
+    (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", MalformedHttpRequest),
+    (b"POST / HTTP/1.1\r\nContent-Length: 1e3\r\n\r\n", MalformedHttpRequest),
     (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" + b"x" * 1024 + b"\r\n1\r\nx\r\n0\r\n\r\n",
      PayloadTooLarge),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", BadRequest),
-    (b"GET / HTTP/1.1\r\n" + b"X: 1\r\n" * 300 + b"\r\n", BadRequest),
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", MalformedHttpRequest),
+    (b"GET / HTTP/1.1\r\n" + b"X: 1\r\n" * 300 + b"\r\n", MalformedHttpRequest),
 ])
 def test_parser_refuses_what_it_must(data, error):
     with pytest.raises(error):

@@ -16,7 +16,7 @@ import pytest
 from coldbrew.cli import main
 from coldbrew.errors import ColdbrewError
 from coldbrew.experiment.dataset import STUDY_PAYLOAD
-from coldbrew.experiment.loadtest import parse_duration, parse_labels
+from coldbrew.experiment.loadtest import parse_labels, run_time_seconds
 
 STUDY_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] .+/INFO/root: \d+\.\d{2}$")
 
@@ -67,6 +67,7 @@ def fake_lambda():
         server.server_close()
 
 
+@pytest.mark.integration
 def test_short_run_writes_every_file_and_report_reads_it(fake_lambda, tmp_path, capsys):
     url, app = fake_lambda
     out = tmp_path / "run"
@@ -128,12 +129,11 @@ def test_unreachable_host_fails_fast(tmp_path, capsys):
 
 
 def test_option_parsing():
-    assert parse_duration("60s") == 60 and parse_duration("90") == 90 and parse_duration("1h30m") == 5400
-    assert parse_duration("2m") == 120
-    with pytest.raises(ColdbrewError):
-        parse_duration("soon")
-    with pytest.raises(ColdbrewError):
-        parse_duration("0s")
+    assert run_time_seconds("60s") == 60 and run_time_seconds("90") == 90 and run_time_seconds("1h30m") == 5400
+    assert run_time_seconds("2m") == 120 and run_time_seconds("1.5s") == 2 and run_time_seconds("1500ms") == 2
+    for bad in ("soon", "0s", "500ms"):
+        with pytest.raises(ColdbrewError, match="--run-time"):
+            run_time_seconds(bad)
     assert parse_labels(["setup=DOCKER_DISK", "model_size=140MB"]) == {"setup": "DOCKER_DISK", "model_size": "140MB"}
     for bad in (["setup"], ["p50=1"], ["bad key=x"]):
         with pytest.raises(ColdbrewError):

@@ -1,7 +1,8 @@
 """Property-based API testing: schemathesis drives the in-process WSGI app from its own /openapi.json.
 
 Every operation gets positive and negative examples (bounded); every response must be non-5xx, have a documented
-status and content type, and match the documented schema.
+status and content type, and match the documented schema — for the study's model and for a binary, a multiclass,
+a regression and a missing-value model (tests/families.py), each with the document generated from it.
 """
 
 from __future__ import annotations
@@ -12,12 +13,19 @@ from hypothesis import HealthCheck, settings
 
 from coldbrew.app import create_app
 
+MODELS = ["study", "binary", "multiclass", "regression", "nullable"]
 
-@pytest.fixture(scope="module")
-def api_schema(tiny_model):
+
+@pytest.fixture(scope="module", params=MODELS)
+def api_schema(request, tiny_model, families):
     from coldbrew.engine import load_predictor
 
-    app = create_app(load_predictor(tiny_model))
+    if request.param == "study":
+        path = tiny_model
+    else:
+        family = families[request.param]
+        path = family.brew or family.pickle
+    app = create_app(load_predictor(path))
     return schemathesis.openapi.from_wsgi("/openapi.json", app)
 
 

@@ -8,14 +8,15 @@ holds every file it copies), requirements.txt for what serving pulls in, and the
 from __future__ import annotations
 
 import copy
+import json
 import shlex
 from pathlib import Path
 
 import pytest
 
-from coldbrew.errors import ColdbrewError
-from coldbrew.deploy import templates as tpl
+from coldbrew.deploy import render as tpl
 from coldbrew.deploy.package import has_native_sources, package
+from coldbrew.errors import ColdbrewError
 
 S3_URI = "s3://coldbrew-models/prod/tiny.brew"
 LAMBDA_ZIP_LIMIT = 262_144_000
@@ -34,6 +35,10 @@ def packages(tmp_path_factory, tiny_model, tiny_brew):
         "zip-snapstart": (str(tiny_brew), "zip-snapstart", {}),
         "zip-snapstart-s3": (str(tiny_brew), "zip-snapstart", {"s3_uri": S3_URI}),
         "zip-snapstart-pickle": (str(tiny_model), "zip-snapstart", {}),
+        # The doors a user can open: the HTTP warm route (secret-protected) and IAM authorization.
+        "image-disk-warm-route-iam": (str(tiny_brew), "image-disk", {"warm_route": True, "auth": "iam"}),
+        "zip-snapstart-warm-route": (str(tiny_brew), "zip-snapstart", {"warm_route": True}),
+        "image-s3-iam": (str(tiny_brew), "image-s3", {"s3_uri": S3_URI, "auth": "iam"}),
     }
     return {name: package(uri, setup, root / name, **kw) for name, (uri, setup, kw) in cases.items()}
 
@@ -117,9 +122,42 @@ def test_templates_transform_with_samtranslator(packages, monkeypatch):
         assert function["MemorySize"] == {"Ref": "MemorySize"}
         assert template["Parameters"]["MemorySize"]["Default"] == 4500
         assert function["Architectures"] == ["x86_64"]
-        paths = out["ServerlessHttpApi"]["Properties"]["Body"]["paths"]
-        assert {"/", "/predict", "/_warm", "/openapi.json"} <= set(paths), name
-        assert "post" in paths["/_warm"] and "get" in paths["/"]
+        body = out["HttpApi"]["Properties"]["Body"]
+        paths = body["paths"]
+        assert {"/", "/predict", "/openapi.json"} <= set(paths), name
+        assert "get" in paths["/"]
+        # The warm-up route exists only when asked for; the direct-invocation warm-up needs none.
+        if result.plan.warm_route:
+            assert "post" in paths["/_warm"], name
+            assert out["WarmSecret"]["Type"] == "AWS::SecretsManager::Secret"
+            assert out["WarmSecret"]["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+            secret_env = function["Environment"]["Variables"]["COLDBREW_WARM_SECRET"]
+            assert secret_env == {"Fn::Sub": "{{resolve:secretsmanager:${WarmSecret}}}"}, name
+        else:
+            assert "/_warm" not in paths, f"{name}: /_warm is public without --warm-route"
+            assert "WarmSecret" not in out and "COLDBREW_WARM_SECRET" not in function["Environment"]["Variables"]
+        # --auth iam: every route demands a SigV4 signature; otherwise no route has an authorizer.
+        operations = [op for methods in paths.values() for op in methods.values()]
+        if result.plan.auth == "iam":
+            assert all(op.get("security") == [{"AWS_IAM": []}] for op in operations), name
+            scheme = body["components"]["securitySchemes"]["AWS_IAM"]
+            assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+        else:
+            assert not any("security" in op for op in operations), name
+        # Cost has a ceiling: stage throttling from parameters whose defaults fit the study's load.
+        stage = next(r for r in out.values() if r["Type"] == "AWS::ApiGatewayV2::Stage")
+        assert stage["Properties"]["DefaultRouteSettings"] == {
+            "ThrottlingRateLimit": {"Ref": "ThrottleRateLimit"},
+            "ThrottlingBurstLimit": {"Ref": "ThrottleBurstLimit"},
+        }
+        parameters = template["Parameters"]
+        users, min_wait_s = 100, 3  # the study: 100 locust users, each waiting 3-5 s between requests
+        assert parameters["ThrottleRateLimit"]["Default"] >= users / min_wait_s
+        assert parameters["ThrottleBurstLimit"]["Default"] >= users
+        assert function["ReservedConcurrentExecutions"] == {
+            "Fn::If": ["HasReserved", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+        }
+        assert parameters["ReservedConcurrency"]["Default"] == 0  # 0 = no reservation (HasReserved false)
 
         alias = out["ModelFunctionAliaslive"]["Properties"]
         if result.plan.setup == "zip-snapstart":
@@ -286,3 +324,66 @@ def test_cli_prints_the_files_and_sizes(tmp_path, tiny_brew, capsys):
     assert "template.yaml" in out and "model/tiny.brew" in out and "estimated unzipped size" in out
     assert main(["package", S3_URI, "--setup", "image-disk", "-o", str(tmp_path / "y")]) == 1
     assert "image-disk copies the model" in capsys.readouterr().err
+
+
+def _function_environment(result, secret: str) -> dict[str, str]:
+    """ModelFunction's environment as CloudFormation would resolve it, with /var/task mapped to the package."""
+    template = _parse_template(result.out_dir / "template.yaml")
+    resolved = {}
+    for name, value in template["Resources"]["ModelFunction"]["Properties"]["Environment"]["Variables"].items():
+        if value == {"Fn::Sub": "{{resolve:secretsmanager:${WarmSecret}}}"}:
+            value = secret  # what the dynamic reference resolves to: the generated secret string
+        elif value == {"Fn::Sub": "s3://${ModelBucket}/${ModelKey}"}:
+            value = result.plan.s3_uri  # the parameters' defaults
+        assert isinstance(value, str), f"{name}: {value!r}"
+        resolved[name] = value.replace(tpl.TASK_ROOT, str(result.out_dir))
+    return resolved
+
+
+def test_packaged_function_guards_its_warm_route(packages, capsys):
+    """The handler, run with the environment the template gives it: /_warm needs the secret and holds briefly."""
+    from coldbrew.runtimes.aws_lambda import MAX_HTTP_HOLD_MS, init_from_env
+
+    event = json.loads((Path(__file__).parent / "events" / "http-v2-warm.json").read_text())
+
+    def warm(handler, secret=None, hold_ms=0):
+        request = copy.deepcopy(event)
+        request["body"] = json.dumps({"hold_ms": hold_ms})
+        if secret is not None:
+            request["headers"]["x-coldbrew-warm-secret"] = secret
+        return handler(request, None)["statusCode"]
+
+    secret = "Zq8RkG2mWn4PxT7vYc1LbH5sJd9FaE3u"
+    guarded = init_from_env(_function_environment(packages["image-disk-warm-route-iam"], secret))
+    assert warm(guarded) == 403 and warm(guarded, "guess") == 403
+    assert warm(guarded, secret) == 200
+    assert warm(guarded, secret, hold_ms=MAX_HTTP_HOLD_MS + 1) == 400
+    default = init_from_env(_function_environment(packages["image-disk"], secret))
+    assert warm(default) == 404 and warm(default, secret) == 404
+
+
+def test_pickle_setups_allow_pickle_and_brew_setups_do_not(packages):
+    for name, result in packages.items():
+        variables = _function_environment(result, "unused")
+        dockerfile = (result.out_dir / "Dockerfile").read_text()
+        if result.plan.model_format == "pickle":
+            assert variables["COLDBREW_ALLOW_PICKLE"] == "1", name
+            if result.plan.setup != "zip-snapstart":
+                assert "COLDBREW_ALLOW_PICKLE=1" in dockerfile, name
+        else:
+            assert "COLDBREW_ALLOW_PICKLE" not in variables and "COLDBREW_ALLOW_PICKLE" not in dockerfile, name
+
+
+def test_cli_opens_the_doors_it_is_asked_to(tmp_path, tiny_brew, capsys):
+    from coldbrew.cli import main
+
+    assert main(["package", str(tiny_brew), "--setup", "image-disk", "-o", str(tmp_path / "d"),
+                 "--warm-route", "--auth", "iam"]) == 0
+    assert "auth iam, /_warm route on" in capsys.readouterr().out
+    template = _parse_template(tmp_path / "d" / "template.yaml")
+    assert template["Resources"]["ModelFunction"]["Properties"]["Events"]["Warm"]["Properties"]["Path"] == "/_warm"
+    assert template["Resources"]["HttpApi"]["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+    readme = (tmp_path / "d" / "README.md").read_text()
+    assert "--warm-route --auth iam" in readme and "WarmSecretArn" in readme and "--sigv4" in readme
+    with pytest.raises(SystemExit):
+        main(["package", str(tiny_brew), "--setup", "image-disk", "-o", str(tmp_path / "e"), "--auth", "open"])

@@ -14,8 +14,8 @@ import pytest
 from coldbrew.cli import main
 from coldbrew.errors import ColdbrewError
 from coldbrew.experiment.coldstats import summarize
-from coldbrew.experiment.results import labels_from_filename, load_inputs, read_requests, request_record
 from coldbrew.experiment.report import render_rows, render_section, render_table, write_report
+from coldbrew.experiment.results import labels_from_filename, load_inputs, read_requests, request_record
 
 DATA = Path(__file__).parent / "data"
 DISK = DATA / "DOCKER_DISK_TEST_ROUND_5_locust_logs.txt"
@@ -294,8 +294,8 @@ def test_public_renderers_for_other_tables(tmp_path):
     write_report(runs, columns, summarize(runs, columns), threshold_ms=1000, html=page,
                  extra_sections=[("Runs & costs", headers, rows)])
     html = page.read_text()
-    runs_at = html.index("<h2>Runs &amp; costs</h2>")
-    assert html.index("<h2>Requests") < runs_at < html.index("<h2>Figures</h2>")
+    runs_at = html.index("<h3>Runs &amp; costs</h3>")
+    assert html.index("<h3>Requests") < runs_at < html.index("<h2>Figures</h2>")
     assert '<td class="num">1,234</td>' in html and "<td>s3 &lt;b&gt;</td>" in html
 
 
@@ -308,3 +308,19 @@ def test_study_round_rows_agree_with_his_logs():
         group = summarize(runs, columns)[0]
         published = dict(STUDY_COLD_STARTS[key])[ROUND_LOG]
         assert {k: round(group[k], 2) for k in published} == published
+
+
+def test_a_study_format_log_is_flagged_as_counting_failures_as_latencies(tmp_path, capsys):
+    assert main(["report", str(DISK)]) == 0
+    out = capsys.readouterr().out
+    assert "no status codes" in out.splitlines()[-1] and "failures in it" in out and DISK.name in out
+    assert main(["report", str(DISK), str(S3), "--format", "markdown"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("> Note: these 2 logs are in the study's format")
+    assert main(["report", str(DISK), "--format", "json"]) == 0
+    captured = capsys.readouterr()  # json stays parseable: the note goes to stderr
+    assert json.loads(captured.out) and "no status codes" in captured.err
+    # our per-request records carry status codes: no such note
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text(json.dumps(request_record(1.7e9, 12.0, 200, {}, None)) + "\n")
+    assert main(["report", str(requests)]) == 0
+    assert "no status codes" not in capsys.readouterr().out

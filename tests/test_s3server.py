@@ -12,6 +12,8 @@ import pytest
 
 from coldbrew.lab.s3server import GRPC_OFFSET, SeaweedS3
 
+pytestmark = pytest.mark.integration  # every test here spawns a process or a server
+
 
 def _group_pids(pgid: int) -> list[int]:
     out = subprocess.run(["ps", "-e", "-o", "pid=,pgid=,stat="], capture_output=True, text=True).stdout

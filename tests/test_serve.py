@@ -13,8 +13,10 @@ import urllib.request
 import psutil
 import pytest
 
-from coldbrew.runtimes.local import READY_PREFIX
 from coldbrew.experiment.dataset import STUDY_PAYLOAD
+from coldbrew.runtimes.local import READY_PREFIX
+
+pytestmark = pytest.mark.integration  # every test here spawns a process or a server
 
 
 def start(*args, env=None):

@@ -63,6 +63,7 @@ def test_disk_missing_file_and_directory(tmp_path):
         fetch(config_from_uri(str(tmp_path)))
 
 
+@pytest.mark.integration
 def test_importing_sources_does_not_import_boto3():
     code = ("import sys, coldbrew.sources as s; s.fetch(s.config_from_uri(sys.executable)); "
             "print(sorted(m for m in ('boto3', 'botocore', 'sklearn') if m in sys.modules))")

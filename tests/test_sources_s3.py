@@ -17,6 +17,8 @@ import pytest
 from coldbrew.errors import SourceError
 from coldbrew.sources import config_from_uri, fetch
 
+pytestmark = pytest.mark.integration  # every test here spawns a process or a server
+
 MiB = 1 << 20
 
 

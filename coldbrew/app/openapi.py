@@ -1,8 +1,9 @@
-"""The OpenAPI 3 document for the app, built from the model's feature names."""
+"""The OpenAPI 3 document for the app, built from the model's contract (features, task, class labels)."""
 
 from __future__ import annotations
 
 from coldbrew import __version__
+from coldbrew.app.contract import Contract
 from coldbrew.app.validation import FLOAT32_MAX
 
 _JSON = "application/json"
@@ -16,19 +17,70 @@ def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {_JSON: {"schema": schema}}}
 
 
-def build_openapi(features: tuple[str, ...], max_body_bytes: int) -> dict:
-    """An OpenAPI 3.0 document describing ``/``, ``/predict`` and ``/openapi.json``."""
-    number = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
+def _feature(nullable: bool, categorical: bool) -> dict:
+    schema: dict = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
+    if nullable:
+        schema["nullable"] = True
+    notes = []
+    if categorical:
+        notes.append("categorical: the numeric category code the model was trained on")
+    if nullable:
+        notes.append("null = missing value")
+    if notes:
+        schema["description"] = "; ".join(notes)
+    return schema
+
+
+def _prediction(contract: Contract) -> dict:
+    probability = {"type": "number", "minimum": 0, "maximum": 1}
+    if contract.task == "regression":
+        properties = {"prediction": {"type": "number", "description": "the model's predicted value"}}
+    else:
+        label = {"type": "string", "enum": list(contract.labels), "description": "the model's predicted class"}
+        if contract.task == "binary":
+            about = f"probability of the class {contract.labels[1]!r}"
+            properties = {"prediction": label, "probability": {**probability, "description": about}}
+        else:
+            properties = {
+                "prediction": label,
+                "probabilities": {
+                    "type": "object",
+                    "description": "probability of every class, by label",
+                    "properties": {name: probability for name in contract.labels},
+                    "required": list(contract.labels),
+                    "additionalProperties": False,
+                },
+            }
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+def _description(contract: Contract, model: str, max_body_bytes: int) -> str:
+    n = len(contract.features)
+    if contract.task == "binary":
+        what = f"Binary classification ({contract.labels[0]!r} or {contract.labels[1]!r})"
+    elif contract.task == "multiclass":
+        what = f"Classification into {len(contract.labels)} classes"
+    else:
+        what = "Regression"
+    missing = sum(contract.nullable)
+    accepts = f"; {missing} of them accept null as a missing value" if missing else ""
+    return (
+        f"{what} by a {model} from {n} feature{'s' if n != 1 else ''}{accepts}. "
+        f"Request bodies are limited to {max_body_bytes} bytes."
+    )
+
+
+def build_openapi(contract: Contract, max_body_bytes: int, *, model: str = "model") -> dict:
+    """An OpenAPI 3.0 document describing ``/``, ``/predict`` and ``/openapi.json`` for ``contract``."""
     error = _json(_ref("Error"), "the request was rejected; `field` and `index` say where")
+    features = contract.features
     return {
         "openapi": "3.0.3",
         "info": {
             "title": "coldbrew",
             "version": __version__,
-            "description": (
-                "Predict whether income exceeds $50K from six census features (the cold-start study's API). "
-                f"Request bodies are limited to {max_body_bytes} bytes."
-            ),
+            "description": _description(contract, model, max_body_bytes),
+            "x-coldbrew-task": contract.task,
         },
         "paths": {
             "/": {
@@ -70,20 +122,15 @@ def build_openapi(features: tuple[str, ...], max_body_bytes: int) -> dict:
             "schemas": {
                 "Row": {
                     "type": "object",
-                    "properties": {name: number for name in features},
+                    "properties": {
+                        name: _feature(null, cat)
+                        for name, null, cat in zip(features, contract.nullable, contract.categorical)
+                    },
                     "required": list(features),
                     "additionalProperties": False,
                 },
                 "Batch": {"type": "array", "items": _ref("Row"), "minItems": 1},
-                "Prediction": {
-                    "type": "object",
-                    "properties": {
-                        "prediction": {"type": "string", "enum": [">$50K", "<=$50K"]},
-                        "probability": {"type": "number", "minimum": 0, "maximum": 1},
-                    },
-                    "required": ["prediction", "probability"],
-                    "additionalProperties": False,
-                },
+                "Prediction": _prediction(contract),
                 "Health": {
                     "type": "object",
                     "properties": {"success": {"type": "boolean", "enum": [True]}},

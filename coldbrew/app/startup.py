@@ -27,12 +27,17 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from coldbrew.engine import load_predictor
 from coldbrew.sources import ModelConfig, config_from_env, fetch
+
+if TYPE_CHECKING:
+    from coldbrew.engine.protocol import Predictor
 
 SWITCHES = {"warmup": "COLDBREW_WARMUP", "eager": "COLDBREW_EAGER", "verify": "COLDBREW_VERIFY"}
 
@@ -54,9 +59,9 @@ def process_age_ms() -> float | None:
 class Startup:
     """A loaded model plus how long each start-up phase took."""
 
-    predictor: object
+    predictor: Predictor
     timings: dict[str, float | None] = field(default_factory=dict)
-    model: dict = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
 
     @property
     def total_ms(self) -> float:
@@ -94,7 +99,7 @@ def load(config: ModelConfig, *, warmup: bool = False, eager: bool = False, veri
     warmup_ms = None
     if warmup:
         t0 = time.perf_counter()
-        predictor.predict_proba(np.zeros((1, len(predictor.feature_names)), dtype=np.float64))
+        predictor.predict(np.zeros((1, len(predictor.feature_names)), dtype=np.float64))  # every task has predict
         warmup_ms = _ms_since(t0)
     return Startup(
         predictor=predictor,
@@ -108,15 +113,24 @@ def load(config: ModelConfig, *, warmup: bool = False, eager: bool = False, veri
     )
 
 
-def options_from_env(environ) -> dict[str, bool]:
+def options_from_env(environ: Mapping[str, str]) -> dict[str, bool]:
     """The start-up switches (``warmup``, ``eager``, ``verify``) from their environment variables."""
     return {name: environ.get(var, "").strip().lower() in ("1", "true", "yes") for name, var in SWITCHES.items()}
 
 
-def load_from_env(environ=None) -> Startup:
+def load_from_env(environ: Mapping[str, str] | None = None) -> Startup:
     """Load the model named by ``MODEL_SOURCE``/``MODEL_URI`` in ``environ`` (default ``os.environ``).
 
-    Raises ``ConfigError`` for a bad setting, ``SourceError``/``ModelFormatError`` for a bad model.
+    ``COLDBREW_WARMUP``, ``COLDBREW_EAGER`` and ``COLDBREW_VERIFY`` (``1``/``true``/``yes``) switch on a warm-up
+    prediction, read-ahead and the checksum check.
+
+    Returns:
+        The ``Startup``: the predictor, each phase's milliseconds and facts about the model.
+
+    Raises:
+        ConfigError: a setting is missing or invalid.
+        SourceError: the model bytes cannot be fetched.
+        ModelFormatError: the file is not a usable model.
     """
     environ = os.environ if environ is None else environ
     return load(config_from_env(environ), **options_from_env(environ))

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from coldbrew.app.contract import Contract, contract_of
 from coldbrew.app.openapi import build_openapi
-from coldbrew.app.validation import BadRequest, decode_json, parse_rows
+from coldbrew.app.validation import InvalidRequest, decode_json, parse_rows
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from coldbrew.engine.protocol import Predictor
 
 log = logging.getLogger("coldbrew.app")
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
-POSITIVE, NEGATIVE = ">$50K", "<=$50K"
 
 _REASONS = {
     200: "OK",
@@ -35,6 +41,14 @@ def _dumps(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
 
 
+def _model_name(predictor) -> str:
+    """What the OpenAPI document calls the model: the estimator it came from, else the predictor's kind."""
+    source = (getattr(predictor, "header", None) or {}).get("source")
+    if isinstance(source, dict) and isinstance(source.get("estimator"), str):
+        return source["estimator"]
+    return str(getattr(predictor, "kind", "model"))
+
+
 def _is_json(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
@@ -44,33 +58,75 @@ def _read_body(environ, limit: int) -> bytes:
     length = environ.get("CONTENT_LENGTH", "").strip()
     if length:
         if not length.isdigit():
-            raise BadRequest("invalid Content-Length header")
+            raise InvalidRequest("invalid Content-Length header")
         size = int(length)
         if size > limit:
-            raise BadRequest(f"request body is {size} bytes; the limit is {limit} bytes", status=413)
+            raise InvalidRequest(f"request body is {size} bytes; the limit is {limit} bytes", status=413)
         return environ["wsgi.input"].read(size) if size else b""
     if not environ.get("wsgi.input_terminated"):
-        raise BadRequest("send a Content-Length header", status=411)
+        raise InvalidRequest("send a Content-Length header", status=411)
     raw = environ["wsgi.input"].read(limit + 1)
     if len(raw) > limit:
-        raise BadRequest(f"request body exceeds the limit of {limit} bytes", status=413)
+        raise InvalidRequest(f"request body exceeds the limit of {limit} bytes", status=413)
     return raw
 
 
-def create_app(predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
-    """A WSGI callable serving ``predictor`` with the study's HTTP contract."""
-    features = tuple(predictor.feature_names)
-    health = _dumps({"success": True})
-    openapi = _dumps(build_openapi(features, max_body_bytes))
+def responder(predictor: Predictor, contract: Contract):
+    """``rows (float64, NaN = missing) → list of result dicts`` in the shape of ``contract.task``.
 
-    def predict(environ) -> bytes:
+    - binary: ``{"prediction": label, "probability": P(second class)}``;
+    - multiclass: ``{"prediction": label, "probabilities": {label: p, ...}}`` in the model's class order;
+    - regression: ``{"prediction": value}``.
+
+    The label is the model's own ``predict`` (its threshold or argmax), mapped to its display label; the
+    probabilities are its ``predict_proba``.
+    """
+    if contract.task == "regression":
+
+        def regress(X: np.ndarray) -> list[dict]:
+            return [{"prediction": v} for v in predictor.predict(X).tolist()]
+
+        return regress
+    label_of = contract.label_of()
+    labels = contract.labels
+
+    def classify(X: np.ndarray) -> list[dict]:
+        predicted = [label_of[c] for c in predictor.predict(X).tolist()]
+        proba = predictor.predict_proba(X)
+        if contract.task == "binary":
+            return [{"prediction": y, "probability": p} for y, p in zip(predicted, proba[:, 1].tolist())]
+        return [{"prediction": y, "probabilities": dict(zip(labels, ps))} for y, ps in zip(predicted, proba.tolist())]
+
+    return classify
+
+
+def create_app(predictor: Predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> WSGIApplication:
+    """A WSGI application serving ``predictor`` with the contract its model states (docs/serving.md).
+
+    Args:
+        predictor: a loaded model (``load_predictor``'s result); its header states the request fields, which
+            accept null, the task and the class labels (``coldbrew.app.contract``).
+        max_body_bytes: larger request bodies get a 413 before they are read.
+
+    Returns:
+        A WSGI callable answering ``GET /`` (health), ``POST /predict`` and ``GET /openapi.json``.
+
+    Raises:
+        ModelFormatError: the model's serving metadata contradicts itself (at creation, never per request).
+        Nothing at request time: a request the client must fix gets a 4xx JSON body naming the problem
+        (``{"error", "field", "index"}``), anything else is logged and answered with a 500 JSON body.
+    """
+    contract = contract_of(predictor)
+    features, nullable = contract.features, contract.nullable
+    answer = responder(predictor, contract)
+    health = _dumps({"success": True})
+    openapi = _dumps(build_openapi(contract, max_body_bytes, model=_model_name(predictor)))
+
+    def predict(environ: WSGIEnvironment) -> bytes:
         if not _is_json(environ.get("CONTENT_TYPE", "")):
-            raise BadRequest("Content-Type must be application/json", status=415)
-        rows, is_batch = parse_rows(decode_json(_read_body(environ, max_body_bytes)), features)
-        proba = predictor.predict_proba(np.array(rows, dtype=np.float64))
-        results = []
-        for p in proba[:, 1].tolist():
-            results.append({"prediction": POSITIVE if p >= 0.5 else NEGATIVE, "probability": p})
+            raise InvalidRequest("Content-Type must be application/json", status=415)
+        rows, is_batch = parse_rows(decode_json(_read_body(environ, max_body_bytes)), features, nullable)
+        results = answer(np.array(rows, dtype=np.float64))
         return _dumps(results if is_batch else results[0])
 
     routes = {
@@ -79,21 +135,21 @@ def create_app(predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
         "/openapi.json": {"GET": lambda environ: openapi},
     }
 
-    def app(environ, start_response):
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         path = environ.get("PATH_INFO", "") or "/"
         headers = [("Content-Type", "application/json")]
         try:
             handlers = routes.get(path)
             if handlers is None:
-                raise BadRequest(f"no route {path}; try GET /, POST /predict or GET /openapi.json", status=404)
+                raise InvalidRequest(f"no route {path}; try GET /, POST /predict or GET /openapi.json", status=404)
             handler = handlers.get("GET" if method == "HEAD" else method)
             if handler is None:
                 allowed = sorted(handlers) + (["HEAD"] if "GET" in handlers else [])
                 headers.append(("Allow", ", ".join(allowed)))
-                raise BadRequest(f"method {method} not allowed on {path}; use {', '.join(allowed)}", status=405)
+                raise InvalidRequest(f"method {method} not allowed on {path}; use {', '.join(allowed)}", status=405)
             status, body = 200, handler(environ)
-        except BadRequest as exc:
+        except InvalidRequest as exc:
             status, body = exc.status, _dumps(exc.body())
         except Exception:
             log.exception("unhandled error serving %s %s", method, path)

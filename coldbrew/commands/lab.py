@@ -6,15 +6,16 @@ Prints the URL, then a live line of stats; Ctrl-C stops every environment. See d
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import signal
 import sys
 import time
 
-from coldbrew.errors import ConfigError
+from coldbrew.pairs import parse_pairs
 
 
 def add_arguments(parser) -> None:
-    """Options of `coldbrew lab` (durations accept 500ms, 5s, 10m)."""
+    """Options of `coldbrew lab` (durations accept 500ms, 1.5s, 10m, 1h30m)."""
     parser.add_argument("model_uri", nargs="?", metavar="MODEL_URI",
                         help="model file passed to the function as MODEL_URI (omit for handlers without a model)")
     parser.add_argument("--handler", default="coldbrew.aws.handler", help="module.function (default: %(default)s)")
@@ -52,16 +53,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--function-output", metavar="FILE", help="send the functions' stdout/stderr to FILE")
     parser.add_argument("--no-report", action="store_true", help="do not print REPORT lines on stderr")
     parser.add_argument("--quiet", action="store_true", help="no live stats line")
-
-
-def _env_pairs(pairs: list[str]) -> dict[str, str]:
-    env = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--env expects KEY=VALUE, not {pair!r}")
-        env[key] = value
-    return env
+    parser.add_argument("--warm-secret", metavar="SECRET", default=None,
+                        help="open POST /_warm (as `package --warm-route`), answered only with this secret in "
+                             "X-Coldbrew-Warm-Secret (default: $COLDBREW_WARM_SECRET, else no /_warm route)")
 
 
 def stats_line(stats: dict) -> str:
@@ -84,7 +78,7 @@ def run(args) -> int:
     """Start the lab and serve until Ctrl-C (or SIGTERM)."""
     from coldbrew.lab import Lab, LabConfig
 
-    config = LabConfig(handler=args.handler, task_root=args.task_root, env=_env_pairs(args.env),
+    config = LabConfig(handler=args.handler, task_root=args.task_root, env=parse_pairs(args.env, option="--env"),
                        wsgi=args.wsgi, asgi=args.asgi, cwd=args.cwd, api=args.api, bucket=args.bucket,
                        freeze=not args.no_freeze,
                        model_uri=args.model_uri, source=args.source, evict_page_cache=args.evict_page_cache,
@@ -92,7 +86,8 @@ def run(args) -> int:
                        init_timeout=args.init_timeout, idle_timeout=args.idle_timeout,
                        max_concurrency=args.max_concurrency, provisioned=args.provisioned, snapshot=args.snapshot,
                        port=args.port, log=args.log, report=not args.no_report,
-                       function_output=args.function_output)
+                       function_output=args.function_output,
+                       warm_secret=args.warm_secret or os.environ.get("COLDBREW_WARM_SECRET") or None)
     signal.signal(signal.SIGTERM, _interrupt)
     lab = Lab(config)
     try:

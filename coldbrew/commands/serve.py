@@ -45,9 +45,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     # Import order matters: everything the server needs is imported before the start-up clock's
     # "imports" phase ends, so the logged timings cover the whole path to the first request.
+    from coldbrew.app import create_app, startup
     from coldbrew.runtimes.local import serve
-    from coldbrew.app import create_app
-    from coldbrew.app import startup
     from coldbrew.sources import config_from_uri
 
     if args.model_uri:

@@ -197,7 +197,7 @@ def probe_rows(est, n: int = 64, seed: int = 0) -> np.ndarray:
     for i in picks:
         tr = trees[i]
         split = tr.children_left != -1
-        for f, thr in zip(tr.feature[split], tr.threshold[split]):
+        for f, thr in zip(tr.feature[split], tr.threshold[split], strict=True):
             t32 = np.float32(thr)
             cols[f].extend([float(t32), float(np.nextafter(t32, np.float32(-np.inf))), float(np.nextafter(t32, np.float32(np.inf)))])
     X = rng.normal(size=(n, est.n_features_in_)) * 1e3
@@ -207,11 +207,40 @@ def probe_rows(est, n: int = 64, seed: int = 0) -> np.ndarray:
     return X
 
 
-def compile_model(src: str | os.PathLike, dst: str | os.PathLike, *, progress: bool = True) -> dict:
-    """Compile the estimator pickled at ``src`` into ``dst`` (.brew); returns statistics.
+def _check_class_labels(class_labels, header: dict) -> list[str]:
+    classes = header["classes"]
+    if classes is None:
+        raise UnsupportedModelError("class labels were given, but a regressor has no classes")
+    labels = list(class_labels)
+    if len(labels) != len(classes) or not all(isinstance(s, str) for s in labels) or len(set(labels)) != len(labels):
+        raise UnsupportedModelError(
+            f"class labels must be {len(classes)} distinct strings, one per class {classes}, got {labels}"
+        )
+    return labels
 
-    Raises UnsupportedModelError (nothing written) for estimators .brew cannot represent, and
-    ModelFormatError (file removed) if the written file does not reproduce scikit-learn's predictions.
+
+def compile_model(
+    src: str | os.PathLike, dst: str | os.PathLike, *, progress: bool = True, class_labels=None
+) -> dict:
+    """Compile the scikit-learn estimator pickled at ``src`` into the .brew file ``dst``, checked bit for bit.
+
+    Args:
+        src: a pickle or joblib file of a fitted tree ensemble (``GradientBoosting*``, ``RandomForest*``,
+            ``ExtraTrees*``, ``DecisionTree*``).
+        dst: the .brew file to write (atomically; its folder is created).
+        progress: show a progress bar while the trees are converted.
+        class_labels: one distinct string per class, in ``classes_`` order: the header's ``class_labels``, what
+            the served API answers instead of ``str()`` of each class (docs/serving.md).
+
+    Returns:
+        Statistics: ``src``, ``dst``, ``estimator``, ``kind``, ``n_trees``, ``n_nodes``, ``max_depth``,
+        ``input_bytes``, ``output_bytes``, ``seconds`` and ``checked_rows``.
+
+    Raises:
+        ModelFormatError: ``src`` is not a loadable pickle, or the written file does not reproduce scikit-learn's
+            predictions on probe rows (the file is removed).
+        UnsupportedModelError: the estimator is one .brew cannot represent, or ``class_labels`` do not fit it
+            (nothing written).
     """
     import warnings
 
@@ -223,6 +252,8 @@ def compile_model(src: str | os.PathLike, dst: str | os.PathLike, *, progress: b
     src, dst = Path(src), Path(dst)
     est = load_estimator(src)
     header, arrays = to_arrays(est, progress=progress)
+    if class_labels is not None:
+        header["class_labels"] = _check_class_labels(class_labels, header)
     header["created_by"] = f"coldbrew {_coldbrew_version()}"
     size = write_brew(dst, header, arrays)
     try:

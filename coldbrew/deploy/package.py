@@ -18,10 +18,14 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from coldbrew.deploy import render as tpl
 from coldbrew.errors import ColdbrewError
-from coldbrew.deploy import templates as tpl
+from coldbrew.sources.config import parse_s3_uri
 
 SETUPS = ("image-disk", "image-s3", "zip-snapstart")
+# Default "none": the endpoint is a public prediction API, like the study's; its costly doors are closed
+# (no /_warm route) and its rate is capped (stage throttling). "iam" makes every HTTP caller sign with SigV4.
+AUTH_MODES = ("none", "iam")
 ARCHES = tuple(tpl.DOCKER_PLATFORMS)
 DEFAULT_MEMORY_MB = 4500  # the study's setting
 DEFAULT_TIMEOUT_S = 30
@@ -56,6 +60,8 @@ class Plan:
     timeout: int
     arch: str
     native_build: bool
+    warm_route: bool = False  # route POST /_warm through the HTTP API (secret-protected)
+    auth: str = "none"  # "none" | "iam": who may call the HTTP API
 
     @property
     def model_in_artifact(self) -> bool:
@@ -64,11 +70,11 @@ class Plan:
 
     @property
     def s3_bucket(self) -> str:
-        return split_s3_uri(self.s3_uri)[0]
+        return parse_s3_uri(self.s3_uri, setting="--s3-uri")[0]
 
     @property
     def s3_key(self) -> str:
-        return split_s3_uri(self.s3_uri)[1]
+        return parse_s3_uri(self.s3_uri, setting="--s3-uri")[1]
 
 
 @dataclass
@@ -88,14 +94,6 @@ class PackageResult:
         if any(v is None for v in self.size_parts.values()):
             return None
         return sum(self.size_parts.values())
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` → ``(bucket, key)``; raises ColdbrewError on anything else."""
-    match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(.+)", uri or "")
-    if not match:
-        raise ColdbrewError(f"not an S3 object URI: {uri!r} (expected s3://bucket/key)")
-    return match.group(1), match.group(2)
 
 
 def detect_format(path: Path | None, name: str, override: str = "auto") -> str:
@@ -181,18 +179,22 @@ def make_plan(
     timeout: int = DEFAULT_TIMEOUT_S,
     arch: str = "x86_64",
     model_format: str = "auto",
+    warm_route: bool = False,
+    auth: str = "none",
 ) -> Plan:
     """Decide where the model lives and how the function reads it; validates the combination."""
     if setup not in SETUPS:
         raise ColdbrewError(f"--setup must be one of {', '.join(SETUPS)}")
     if arch not in ARCHES:
         raise ColdbrewError(f"--arch must be one of {', '.join(ARCHES)}")
+    if auth not in AUTH_MODES:
+        raise ColdbrewError(f"--auth must be one of {', '.join(AUTH_MODES)}")
     if not 128 <= memory <= 10240:
         raise ColdbrewError("--memory must be between 128 and 10240 MB")
     if not 1 <= timeout <= 900:
         raise ColdbrewError("--timeout must be between 1 and 900 s")
     if model_uri.startswith("s3://"):
-        split_s3_uri(model_uri)
+        parse_s3_uri(model_uri)
         if s3_uri and s3_uri != model_uri:
             raise ColdbrewError("MODEL_URI is already an s3:// URI; drop --s3-uri")
         model_path, s3_uri = None, model_uri
@@ -201,7 +203,7 @@ def make_plan(
         if not model_path.is_file():
             raise ColdbrewError(f"model file not found: {model_uri}")
         if s3_uri:
-            split_s3_uri(s3_uri)
+            parse_s3_uri(s3_uri, setting="--s3-uri")
     model_name = (model_path.name if model_path else s3_uri.rsplit("/", 1)[-1]) or "model"
     if setup == "image-disk":
         if model_path is None:
@@ -232,6 +234,8 @@ def make_plan(
         timeout=timeout,
         arch=arch,
         native_build=has_native_sources(source_root() / "coldbrew"),
+        warm_route=warm_route,
+        auth=auth,
     )
 
 
@@ -256,10 +260,17 @@ def package(
     arch: str = "x86_64",
     model_format: str = "auto",
     force: bool = False,
+    warm_route: bool = False,
+    auth: str = "none",
 ) -> PackageResult:
-    """Write the build context, ``template.yaml`` and ``README.md`` for ``setup`` into ``out_dir``."""
+    """Write the build context, ``template.yaml`` and ``README.md`` for ``setup`` into ``out_dir``.
+
+    ``warm_route`` adds ``POST /_warm`` to the HTTP API behind a generated secret; ``auth="iam"`` puts the
+    HTTP API behind AWS_IAM authorization (docs/deploy.md, "Deployed doors").
+    """
     plan = make_plan(
-        model_uri, setup, s3_uri=s3_uri, memory=memory, timeout=timeout, arch=arch, model_format=model_format
+        model_uri, setup, s3_uri=s3_uri, memory=memory, timeout=timeout, arch=arch, model_format=model_format,
+        warm_route=warm_route, auth=auth,
     )
     out_dir = Path(out_dir)
     requirements = pinned_requirements(plan.model_format)
@@ -333,6 +344,14 @@ def add_arguments(parser) -> None:
         "--model-format", choices=("auto", "brew", "pickle"), default="auto", help="override format detection"
     )
     parser.add_argument("--force", action="store_true", help="overwrite coldbrew's files in a non-empty DIR")
+    parser.add_argument(
+        "--warm-route", action="store_true",
+        help="also route POST /_warm through the HTTP API, behind a generated secret (default: direct invocation only)",
+    )
+    parser.add_argument(
+        "--auth", choices=AUTH_MODES, default="none",
+        help="HTTP API authorization: none (public, throttled) or iam (SigV4-signed callers only); default none",
+    )
 
 
 def run(args) -> int:
@@ -346,12 +365,15 @@ def run(args) -> int:
         arch=args.arch,
         model_format=args.model_format,
         force=args.force,
+        warm_route=args.warm_route,
+        auth=args.auth,
     )
     plan = result.plan
     print(f"coldbrew package: setup {plan.setup}, {plan.model_format} model {plan.model_name} → {result.out_dir}/")
     print(f"  model source   {plan.model_source} {plan.model_uri}")
     print(f"  function       {plan.memory} MB, {plan.timeout} s, {plan.arch}, handler {tpl.HANDLER}")
     print(f"  native build   {'yes (compiled inside the Lambda base image)' if plan.native_build else 'no'}")
+    print(f"  HTTP doors     auth {plan.auth}, /_warm route {'on (secret required)' if plan.warm_route else 'off'}")
     print()
     width = max(len(rel) for rel, _ in result.files)
     print(f"  {'file':<{width}}  {'size':>10}")

@@ -6,10 +6,10 @@ import sys
 
 import numpy as np
 
-from coldbrew.errors import ColdbrewError, ModelFormatError
-from coldbrew.format import BrewFile
 from coldbrew.engine import numpy_kernel
 from coldbrew.engine.inputs import as_float32
+from coldbrew.errors import ColdbrewError, ModelFormatError
+from coldbrew.format import BrewFile
 
 try:
     from coldbrew.engine import _kernel as c_kernel
@@ -90,7 +90,7 @@ class BrewPredictor:
         """Class labels (classifiers) or regression values, as scikit-learn's ``predict``."""
         raw = self.predict_raw(X)
         output = self.header["output"]
-        if output == "identity":
+        if output == "identity" or self._classes is None:
             return raw[:, 0]
         if output in ("logistic", "logistic2"):
             return self._classes[(raw[:, 0] >= 0).astype(int)]

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from coldbrew.engine.inputs import InvalidInputError, as_float32
 from coldbrew.errors import ModelFormatError
-from coldbrew.engine.inputs import as_float32
+
 
 def load_estimator(path: str | os.PathLike):
     """Unpickle a fitted estimator (plain pickle, or joblib in any of its compressions)."""
@@ -24,8 +25,8 @@ def load_estimator(path: str | os.PathLike):
                 fh.seek(0)
                 try:
                     return pickle.load(fh)
-                except Exception:
-                    pass  # joblib's own pickles need joblib's unpickler
+                except Exception:  # noqa: BLE001 - joblib's own pickles need joblib's unpickler, tried next
+                    pass
             import joblib
 
             return joblib.load(path)
@@ -33,6 +34,45 @@ def load_estimator(path: str | os.PathLike):
         raise ModelFormatError(f"{path}: cannot open: {exc.strerror or exc}") from exc
     except Exception as exc:
         raise ModelFormatError(f"{path}: not a .brew file and not a loadable pickle/joblib model ({exc})") from exc
+
+
+def serving_header(est, n_features: int, classes: tuple | None) -> dict:
+    """The serving facts a .brew header carries (docs/format.md), derived from a fitted estimator.
+
+    ``feature_missing``: every feature, when scikit-learn says the estimator accepts NaN (its ``allow_nan``
+    tag: HistGradientBoosting, and the trees/forests whose splitter routes missing values); ``feature_categorical``
+    from HistGradientBoosting's ``is_categorical_``; ``task`` from the classes; no ``class_labels`` (a pickle's
+    classes are its labels).
+    """
+    try:
+        allow_nan = bool(est.__sklearn_tags__().input_tags.allow_nan)
+    except AttributeError:  # not a scikit-learn estimator, or one without tags: assume no missing values
+        allow_nan = False
+    categorical = getattr(est, "is_categorical_", None)
+    if classes is None:
+        task = "regression"
+    else:
+        task = "binary" if len(classes) == 2 else "multiclass"
+    return {
+        "feature_missing": [allow_nan] * n_features if allow_nan else None,
+        "feature_categorical": [bool(c) for c in categorical] if categorical is not None else None,
+        "task": task,
+        "class_labels": None,
+    }
+
+
+def _rows_with_missing(X, feature_names: tuple[str, ...], n_features: int) -> np.ndarray:
+    """``X`` as float64 with NaN kept as missing; everything else checked as ``as_float32`` checks it.
+
+    The float64 values go to the estimator unchanged, so a model that compares in float64 (HistGradientBoosting)
+    sees exactly the numbers it was given; the float32 trees cast them the way they always do.
+    """
+    try:
+        X64 = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"rows must be numbers: {exc}") from None
+    as_float32(np.where(np.isnan(X64), 0.0, X64), feature_names, n_features)  # shape, infinity and range checks
+    return X64
 
 
 class PicklePredictor:
@@ -55,9 +95,15 @@ class PicklePredictor:
         classes = getattr(est, "classes_", None)
         self.classes = tuple(np.asarray(classes).tolist()) if classes is not None else None
         self.size_bytes = self.path.stat().st_size
+        self.header = serving_header(est, len(self.feature_names), self.classes)
 
     def _call(self, method: str, X):
-        X = np.asarray(X) if self.n_features is None else as_float32(X, self.feature_names, self.n_features)
+        if self.n_features is None:
+            X = np.asarray(X)
+        elif any(self.header["feature_missing"] or ()):
+            X = _rows_with_missing(X, self.feature_names, self.n_features)
+        else:
+            X = as_float32(X, self.feature_names, self.n_features)
         with warnings.catch_warnings():
             # Fitted on a DataFrame, given an array: sklearn warns on every call; the columns are in order.
             warnings.filterwarnings("ignore", message="X does not have valid feature names")

@@ -1,8 +1,11 @@
 """`coldbrew bench`: the study's experiment matrix on the lab, end to end, in one command.
 
-For each (setup, model size, format) it starts a fresh lab (model evicted from the page cache before
-every cold start), runs the study's locust load through ``coldbrew loadtest``, stops the lab and keeps
-the run's folder; then it prints the study's cold-start table for every finished run, with his
+First, for each (setup, model size, format) with setup disk or s3, N isolated cold starts (default 20):
+one environment at a time, nothing else in the lab, model evicted from the page cache — on Lambda each
+environment has its own CPU, so this is the comparison with the study's AWS rows
+(``coldbrew.experiment.isolated``). Then, for each (setup, model size, format) it starts a fresh lab
+(model evicted from the page cache before every cold start), runs the study's locust load through
+``coldbrew loadtest``, stops the lab and keeps the run's folder; then it prints the study's cold-start table for every finished run, with his
 published AWS numbers as reference rows, and writes the HTML report and figures.
 
 Setups: ``disk`` (DOCKER_DISK: the function reads the file), ``s3`` (DOCKER_S3: it downloads it from
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -22,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from coldbrew.errors import ColdbrewError
+from coldbrew.experiment.results import BENCH_FILE, SCHEMA, producing_code
 from coldbrew.experiment.train import PRESETS
 
 SETUPS = ("disk", "s3", "warmed", "provisioned")
@@ -29,9 +34,9 @@ FORMATS = ("pickle", "brew")
 LABELS = ("setup", "model_size", "format", "concurrency")
 STUDY_SETUPS = {"disk": "DOCKER_DISK", "s3": "DOCKER_S3"}  # our setup → the study's name for it
 DEFAULTS = {"sizes": "tiny,140mb,420mb,1090mb", "setups": "disk,s3", "formats": "pickle,brew",
-            "users": 100, "spawn_rate": 20.0, "run_time": "60s"}
+            "users": 100, "spawn_rate": 20.0, "run_time": "60s", "isolated": 20}
 QUICK = {"sizes": "tiny,140mb", "setups": "disk,s3", "formats": "pickle,brew",
-         "users": 10, "spawn_rate": 5.0, "run_time": "30s"}
+         "users": 10, "spawn_rate": 5.0, "run_time": "30s", "isolated": 20}
 # The init limit Lambda gives provisioned environments. On Lambda each environment has its own CPU;
 # in the lab dozens of simultaneous inits share this machine's cores and take far longer, and a
 # Lambda-like 10-30 s limit makes the lab kill and restart them in a loop that never converges.
@@ -74,6 +79,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help=f"sizes {QUICK['sizes']}, setups {QUICK['setups']}, {QUICK['users']} users, "
                              f"{QUICK['run_time']} per run (explicit options still win)")
+    parser.add_argument("--isolated", type=int, metavar="N",
+                        help="isolated cold starts (one environment at a time) per disk/s3 (size, format) before "
+                             f"the load runs (default: {DEFAULTS['isolated']}; 0: none)")
+    parser.add_argument("--no-load", action="store_true",
+                        help="only the isolated cold starts: no load-test runs")
     parser.add_argument("--out", type=Path, metavar="DIR", help="results folder (default: bench-out/YYYYmmdd-HHMMSS)")
 
 
@@ -90,11 +100,13 @@ class Options:
     max_concurrency: int
     memory_budget_mb: int
     out: Path
+    isolated: int = 0
+    load: bool = True
 
 
 def resolve_options(args) -> Options:
     """Defaults (or --quick's) with explicit options applied; raises ColdbrewError on invalid values."""
-    from coldbrew.experiment.loadtest import parse_duration
+    from coldbrew.experiment.loadtest import run_time_seconds
 
     base = QUICK if args.quick else DEFAULTS
 
@@ -107,10 +119,16 @@ def resolve_options(args) -> Options:
         raise ColdbrewError("--users must be at least 1")
     if spawn_rate <= 0:
         raise ColdbrewError("--spawn-rate must be positive")
-    run_time = f"{parse_duration(pick('run_time'))}s"
+    run_time = f"{run_time_seconds(pick('run_time'))}s"
     max_concurrency = users if args.max_concurrency is None else args.max_concurrency
     if max_concurrency < 1:
         raise ColdbrewError("--max-concurrency must be at least 1")
+    isolated = pick("isolated")
+    if isolated < 0:
+        raise ColdbrewError("--isolated must be 0 or more")
+    load = not getattr(args, "no_load", False)
+    if not load and not isolated:
+        raise ColdbrewError("--no-load with --isolated 0 leaves nothing to measure")
     budget_gb = args.memory_budget_gb if args.memory_budget_gb is not None else _ram_mb() * 2 / 3 / 1024
     if budget_gb <= 0:
         raise ColdbrewError("--memory-budget-gb must be positive")
@@ -121,6 +139,7 @@ def resolve_options(args) -> Options:
         users=users, spawn_rate=spawn_rate, run_time=run_time, max_concurrency=max_concurrency,
         memory_budget_mb=int(budget_gb * 1024),
         out=args.out or Path("bench-out") / f"{datetime.now():%Y%m%d-%H%M%S}",
+        isolated=isolated, load=load,
     )
 
 
@@ -236,8 +255,8 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
     Writes the loadtest files, ``lab_events.jsonl``, ``function_output.log`` and ``bench.json`` to
     ``run_dir``; returns bench.json's content.
     """
-    from coldbrew.lab import Lab, LabConfig
     from coldbrew.experiment.loadtest import run_loadtest
+    from coldbrew.lab import Lab, LabConfig
 
     run_dir.mkdir(parents=True, exist_ok=True)
     events = run_dir / "lab_events.jsonl"
@@ -246,8 +265,12 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
         max_concurrency=cell.max_concurrency, init_timeout=INIT_TIMEOUT_S, report=False, log=events,
         function_output=run_dir / "function_output.log",
         provisioned=cell.max_concurrency if cell.setup == "provisioned" else 0,
+        # `warmed` warms over the lab's HTTP route, opened (like `package --warm-route`) with a one-off secret.
+        warm_secret=secrets.token_urlsafe(24) if cell.setup == "warmed" else None,
+        env={"COLDBREW_ALLOW_PICKLE": "1"} if cell.format == "pickle" else {},  # the explicit opt-in pickle needs
     )
-    info = {"name": cell.name, **asdict(cell), "model": str(model), "model_bytes": model.stat().st_size,
+    info = {"schema": SCHEMA, **producing_code(), "name": cell.name, **asdict(cell),
+            "model": model.name, "model_bytes": model.stat().st_size,
             "users": opts.users, "spawn_rate": opts.spawn_rate, "run_time": opts.run_time,
             "init_timeout_s": INIT_TIMEOUT_S, "warm_round": None}
     t_lab = time.time()
@@ -256,7 +279,8 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
         if cell.setup == "warmed":
             from coldbrew.experiment.warm import warm_round
 
-            result = warm_round(lab.url, cell.max_concurrency, timeout_s=INIT_TIMEOUT_S + 30)
+            result = warm_round(lab.url, cell.max_concurrency, timeout_s=INIT_TIMEOUT_S + 30,
+                                secret=config.warm_secret)
             info["warm_round"] = asdict(result)
         t_load = time.time()
         stats_before = lab.stats()
@@ -278,7 +302,7 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
         env_seconds_before_load=round(alive_seconds(spans, until=t_load), 1),
         init_ms=stats["init_ms"],
     )
-    (run_dir / "bench.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    (run_dir / BENCH_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info
 
 
@@ -312,12 +336,22 @@ def runs_table(infos: list[dict]) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def build_report(out: Path, finished: list[dict], cells: list[Cell]) -> str:
-    """Summarize the finished runs (plus reference rows), write report.html, plots/ and results.md."""
+def build_report(out: Path, finished: list[dict], cells: list[Cell], isolated=(), machine=None) -> str:
+    """Summarize the isolated cold starts and the finished runs (plus reference rows); write report.html,
+    plots/ and results.md. Returns the text tables."""
     from coldbrew.experiment.coldstats import DEFAULT_THRESHOLD_MS, summarize
-    from coldbrew.experiment.results import load_inputs
+    from coldbrew.experiment.isolated import ISOLATED_HEADERS, ISOLATED_TITLE, isolated_rows
     from coldbrew.experiment.report import render_section, render_table, write_report
+    from coldbrew.experiment.results import load_inputs
 
+    iso_rows = isolated_rows(isolated) if isolated else []
+    iso_text = render_section(ISOLATED_TITLE, ISOLATED_HEADERS, iso_rows, "table") + "\n\n" if iso_rows else ""
+    iso_md = render_section(ISOLATED_TITLE, ISOLATED_HEADERS, iso_rows, "markdown") + "\n\n" if iso_rows else ""
+    if not finished:
+        (out / "results.md").write_text(iso_md, encoding="utf-8")
+        write_report([], list(LABELS), [], threshold_ms=DEFAULT_THRESHOLD_MS, html=out / "report.html",
+                     plots=out / "plots", isolated=isolated, machine=machine)
+        return iso_text.rstrip("\n")
     run_files = [Path(i["dir"]) / "run.json" for i in finished]
     runs, _ = load_inputs(run_files)
     measured = summarize(runs, LABELS, DEFAULT_THRESHOLD_MS)
@@ -332,12 +366,14 @@ def build_report(out: Path, finished: list[dict], cells: list[Cell]) -> str:
     text = render_table(groups, "table") + "\n\n" + render_section(
         "Runs (environment-seconds: the cost of keeping environments alive)", headers, rows, "table")
     markdown = render_table(groups, "markdown") + "\n\n" + render_section("Runs", headers, rows, "markdown") + "\n"
+    text, markdown = text + ("\n\n" + iso_text.rstrip("\n") if iso_text else ""), iso_md + markdown
     (out / "results.md").write_text(markdown, encoding="utf-8")
     (out / "results.json").write_text(json.dumps({"groups": groups, "runs": finished}, indent=2) + "\n",
                                       encoding="utf-8")
     write_report(runs, list(LABELS), groups, threshold_ms=DEFAULT_THRESHOLD_MS,
                  html=out / "report.html", plots=out / "plots",
-                 extra_sections=[("Runs (environment-seconds alive: the cost of each strategy)", headers, rows)])
+                 extra_sections=[("Runs (environment-seconds alive: the cost of each strategy)", headers, rows)],
+                 isolated=isolated, machine=machine)
     return text
 
 
@@ -354,9 +390,63 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def reproducing_command(argv: list[str]) -> str:
+    """The ``coldbrew bench`` command line that reproduces a run, without its machine-specific ``--out``."""
+    if argv[:1] != ["bench"]:
+        return "coldbrew bench"
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--out":
+            skip = True
+        elif not arg.startswith("--out="):
+            kept.append(arg)
+    return "coldbrew " + " ".join(kept)
+
+
+def isolated_plan(opts: Options) -> list[tuple[str, str, str]]:
+    """The (setup, size, format) cells that get isolated cold starts: disk and s3 only (none with --isolated 0)."""
+    from coldbrew.experiment.isolated import ISOLATED_SETUPS
+
+    if not opts.isolated:
+        return []
+    return [(setup, size, fmt) for size in opts.sizes for setup in opts.setups if setup in ISOLATED_SETUPS
+            for fmt in opts.formats]
+
+
+def run_isolated(opts: Options, models: dict[tuple[str, str], Path], out: Path) -> list:
+    """The isolated cold starts of every disk/s3 (size, format), written to ``out/isolated.{json,md}``.
+
+    A cell whose lab fails is reported and skipped; Ctrl-C propagates after the finished cells are written.
+    """
+    from coldbrew.experiment.isolated import describe_machine, measure_isolated, write_isolated
+
+    plan = isolated_plan(opts)
+    if not plan:
+        return []
+    say(f"\nisolated cold starts: {opts.isolated} per cell, one environment at a time, {len(plan)} cells")
+    results, machine = [], describe_machine()
+    command = reproducing_command(sys.argv[1:])
+    try:
+        for n, (setup, size, fmt) in enumerate(plan, 1):
+            say(f"[isolated {n}/{len(plan)}] {setup} {size} {fmt}")
+            try:
+                results.append(measure_isolated(setup, size, fmt, models[(size, fmt)], opts.isolated,
+                                                out / "isolated" / f"{n:02d}-{setup}-{size}-{fmt}", progress=say))
+            except ColdbrewError as exc:
+                say(f"[isolated {n}/{len(plan)}] {setup}-{size}-{fmt} failed: {exc}")
+    finally:
+        if results:
+            machine["load_after"] = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # others share the machine
+            write_isolated(results, out, machine, command)
+    return results
+
+
 def run(args) -> int:
     """Entry point of ``coldbrew bench``."""
-    from coldbrew.experiment.loadtest import parse_duration
+    from coldbrew.experiment.isolated import describe_machine
+    from coldbrew.experiment.loadtest import run_time_seconds
 
     opts = resolve_options(args)
     out = opts.out.resolve()
@@ -364,17 +454,26 @@ def run(args) -> int:
         raise ColdbrewError(f"{out} is not empty; choose another --out")
     started = time.monotonic()
     models = prepare_models(opts.sizes, opts.formats, log=say)
-    cells = plan_matrix(opts, models)
+    cells = plan_matrix(opts, models) if opts.load else []
     out.mkdir(parents=True, exist_ok=True)
-    for size in opts.sizes:
+    machine = describe_machine()
+    finished, isolated, interrupted = [], [], False
+    try:
+        isolated = run_isolated(opts, models, out)
+    except KeyboardInterrupt:
+        interrupted, cells = True, []
+        say("\ninterrupted during the isolated cold starts: the lab is stopped; no load runs")
+    for size in opts.sizes if cells else ():
         capped = next((c for c in cells if c.size == size and c.ram_capped), None)
         if capped:
             say(f"pickle {size}: max concurrency {capped.max_concurrency} so the environments fit "
                 f"{opts.memory_budget_mb / 1024:,.1f} GB (~{PICKLE_RAM_FACTOR:g}x the "
                 f"{models[(size, 'pickle')].stat().st_size / 1e6:,.0f} MB pickle + {PICKLE_BASE_MB} MB each)")
-    say(f"bench: {len(cells)} runs, {opts.users} users, spawn {opts.spawn_rate:g}/s, {opts.run_time} each -> {out}")
-    finished, matrix_t0, interrupted = [], time.monotonic(), False
-    per_run_guess = parse_duration(opts.run_time) + LAB_OVERHEAD_S
+    if cells:
+        say(f"bench: {len(cells)} runs, {opts.users} users, spawn {opts.spawn_rate:g}/s, {opts.run_time} each "
+            f"-> {out}")
+    matrix_t0 = time.monotonic()
+    per_run_guess = run_time_seconds(opts.run_time) + LAB_OVERHEAD_S
     try:
         for n, cell in enumerate(cells, 1):
             elapsed = time.monotonic() - matrix_t0
@@ -394,16 +493,19 @@ def run(args) -> int:
     except KeyboardInterrupt:
         interrupted = True
         say(f"\ninterrupted: every lab and locust process is stopped; reporting the {len(finished)} finished runs")
-    if not finished:
+    if not finished and not isolated:
         say("no run finished; nothing to report")
         return 130 if interrupted else 1
-    text = build_report(out, finished, cells)
+    text = build_report(out, finished, cells, isolated, machine)
     print(text)
-    print(f"\n{len(finished)} of {len(cells)} runs in {_clock(time.monotonic() - started)} "
-          f"(models included); results in {out}/")
-    for path in (out / "report.html", out / "results.md", out / "plots"):
+    print(f"\n{len(finished)} of {len(cells)} runs, {len(isolated)} isolated cells in "
+          f"{_clock(time.monotonic() - started)} (models included); results in {out}/")
+    outputs = [out / "report.html", out / "results.md", out / "plots"]
+    outputs += [out / "isolated.md", out / "isolated.json"] if isolated else []
+    for path in outputs:
         print(f"  {path.relative_to(out)}")
-    print(f"next: open {out / 'report.html'}, or coldbrew report {out / 'runs'} --format markdown")
+    print(f"next: open {out / 'report.html'}" + (f", or coldbrew report {out / 'runs'} --format markdown"
+                                                 if finished else ""))
     if interrupted:
         return 130
-    return 0 if len(finished) == len(cells) else 1
+    return 0 if len(finished) == len(cells) and len(isolated) == len(isolated_plan(opts)) else 1

@@ -7,7 +7,9 @@ requests are counted, not measured. A request is a cold start when its latency i
 count, mean, p25, p50, p75, p95, p99 and max with numpy's default (linear) percentiles, exactly as the
 study computed them. When requests carry environment ids we also count *true* cold starts — the first
 request each environment served (or the ones it flagged with ``X-Coldbrew-Cold: 1``) — and how often
-the threshold rule gets them wrong. The group dicts returned here are the JSON schema of
+the threshold rule gets them wrong. When the lab reported them (per-request ``init_ms``/``init_cpu_ms``),
+``inits`` holds the wall and CPU time of the inits the requests waited for: under load the gap between
+the two is contention on the lab's machine. The group dicts returned here are the JSON schema of
 ``coldbrew report --format json`` (docs/experiment.md).
 """
 
@@ -25,7 +27,7 @@ PERCENTILES = {"p25": 25, "p50": 50, "p75": 75, "p95": 95, "p99": 99}
 DEFAULT_THRESHOLD_MS = 1000.0
 # Keys of a group dict besides its label columns; a label may not take one of these names.
 RESERVED_KEYS = frozenset(
-    (*STAT_KEYS, "labels", "warm", "all", "counts", "threshold_ms", "true_cold", "sources", "reference")
+    (*STAT_KEYS, "labels", "warm", "all", "counts", "threshold_ms", "true_cold", "inits", "sources", "reference")
 )
 
 
@@ -43,7 +45,7 @@ def describe(values: Iterable[float]) -> dict:
 
 def true_cold_mask(run: Run) -> np.ndarray | None:
     """Which requests were an environment's first (header flag if present, else first seen per env id)."""
-    if not run.has_env:
+    if not run.has_env or run.env is None:
         return None
     if run.cold is not None:
         return run.cold.copy()
@@ -63,7 +65,7 @@ def group_runs(runs: Sequence[Run], label_columns: Sequence[str]) -> list[tuple[
     for run in runs:
         key = tuple(run.labels.get(c) for c in label_columns)
         groups.setdefault(key, []).append(run)
-    return [(dict(zip(label_columns, key)), members) for key, members in groups.items()]
+    return [(dict(zip(label_columns, key, strict=False)), members) for key, members in groups.items()]
 
 
 def counts(members: Sequence[Run], measured: int) -> dict:
@@ -76,6 +78,18 @@ def counts(members: Sequence[Run], measured: int) -> dict:
         throttled = sum(int(np.sum(r.status == THROTTLED)) for r in members)
         result.update(timeouts=timeouts, throttled=throttled, errors=requests - measured - throttled)
     return result
+
+
+def init_times(members: Sequence[Run]) -> dict | None:
+    """``{"wall": describe(...), "cpu": describe(...)}`` of the inits requests waited for (the lab's
+    per-request ``init_ms`` / ``init_cpu_ms``, cold starts only); None when no request carries them."""
+    walls = [r.init_ms for r in members if r.init_ms is not None]
+    cpus = [r.init_cpu_ms for r in members if r.init_cpu_ms is not None]
+    if not walls and not cpus:
+        return None
+    wall = np.concatenate(walls) if walls else np.array([])
+    cpu = np.concatenate(cpus) if cpus else np.array([])
+    return {"wall": describe(wall[~np.isnan(wall)]), "cpu": describe(cpu[~np.isnan(cpu)])}
 
 
 def _summarize_group(labels: dict, members: list[Run], label_columns: Sequence[str], threshold_ms: float) -> dict:
@@ -96,6 +110,7 @@ def _summarize_group(labels: dict, members: list[Run], label_columns: Sequence[s
         },
         "threshold_ms": float(threshold_ms),
         "true_cold": None,
+        "inits": init_times(members),
         "sources": [str(r.source) for r in members],
         "reference": None,
     }
@@ -103,9 +118,12 @@ def _summarize_group(labels: dict, members: list[Run], label_columns: Sequence[s
     if with_env:
         firsts, slow_warm, fast_cold, envs = [], 0, 0, 0
         for run in with_env:
+            assert run.env is not None  # has_env
             # Only responses from an environment: a 504 comes from the gateway and names none.
             served = run.measured & np.array([e is not None for e in run.env])
-            mask = true_cold_mask(run)[served]
+            first = true_cold_mask(run)
+            assert first is not None  # has_env
+            mask = first[served]
             lat = run.latency_ms[served]
             firsts.append(lat[mask])
             slow_warm += int(np.sum((lat > threshold_ms) & ~mask))
@@ -143,6 +161,7 @@ def reference_group(labels: dict[str, str], cold: dict, *, source: str, label_co
         "counts": None,
         "threshold_ms": DEFAULT_THRESHOLD_MS,
         "true_cold": None,
+        "inits": None,
         "sources": [],
         "reference": source,
     }

@@ -11,6 +11,10 @@ from importlib import resources
 # The study's six numeric features, in the order the model sees them.
 FEATURES = ("age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week")
 
+# The study API's answers, "<=$50K" / ">$50K": the trained model's classes are these strings (income <=50K, >50K),
+# so the labels travel inside the model file and the app has nothing study-specific in it.
+CLASS_LABELS = ("<=$50K", ">$50K")
+
 # The study's load-test payload (one row).
 STUDY_PAYLOAD = {
     "age": 34,

@@ -48,8 +48,8 @@ def _ensure_models(pickle_only: bool) -> dict[str, Path]:
 
 def _serve_and_ask(path: Path) -> dict:
     """Serve ``path`` in a fresh process, POST the study payload, stop; returns what a client saw."""
-    from coldbrew.runtimes.local import ServerProcess
     from coldbrew.experiment.dataset import STUDY_PAYLOAD
+    from coldbrew.runtimes.local import ServerProcess
 
     with ServerProcess(str(path)) as server:
         status, body = server.request("POST", "/predict", STUDY_PAYLOAD)
@@ -81,7 +81,7 @@ def format_table(results: dict[str, dict]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for row in rows:
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=False)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 

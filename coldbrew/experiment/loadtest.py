@@ -14,23 +14,24 @@ Python API (used by ``coldbrew bench``)::
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from coldbrew.durations import parse_duration
 from coldbrew.errors import ColdbrewError
 from coldbrew.experiment.dataset import STUDY_PAYLOAD
-from coldbrew.experiment.results import RUN_FILE
+from coldbrew.experiment.results import RUN_FILE, SCHEMA, producing_code, public_host
+from coldbrew.pairs import parse_pairs
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 CONNECT_TIMEOUT_S = 5.0
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_LABEL_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def add_arguments(parser) -> None:
@@ -38,45 +39,33 @@ def add_arguments(parser) -> None:
     parser.add_argument("--host", required=True, metavar="URL", help="base URL of the endpoint (POST URL/predict)")
     parser.add_argument("--users", type=int, default=100, help="concurrent users (default: %(default)s)")
     parser.add_argument("--spawn-rate", type=float, default=20, help="users started per second (default: %(default)s)")
-    parser.add_argument("--run-time", default="60s", help="how long to run: 60s, 5m, 1h30m (default: %(default)s)")
+    parser.add_argument("--run-time", default="60s", help="how long to run: 90s, 1.5s, 10m, 1h30m (default: %(default)s)")
     parser.add_argument("--payload", type=Path, metavar="FILE", help="JSON body to POST (default: the study's row)")
     parser.add_argument("--name", default="loadtest", metavar="PREFIX", help="prefix of the files (default: %(default)s)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="folder for the results (default: loadtests/PREFIX-YYYYmmdd-HHMMSS)")
     parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
                         help="a label for report grouping, e.g. setup=DOCKER_DISK model_size=140MB format=brew")
+    parser.add_argument("--sigv4", action="store_true",
+                        help="sign every request with SigV4 (an endpoint packaged with --auth iam); AWS credentials "
+                             "from the usual chain")
+    parser.add_argument("--region", default=None,
+                        help="AWS region for --sigv4 (default: from an execute-api / lambda-url host name)")
 
 
-def parse_duration(text: str) -> int:
-    """Seconds in ``60``, ``60s``, ``5m``, ``1h30m`` (locust's --run-time syntax)."""
-    text = str(text).strip()
-    if text.isdigit():
-        seconds = int(text)
-    else:
-        match = _DURATION.match(text)
-        if not text or not match:
-            raise ColdbrewError(f"--run-time {text!r}: use seconds or a duration like 60s, 5m, 1h30m")
-        h, m, s = (int(g or 0) for g in match.groups())
-        seconds = 3600 * h + 60 * m + s
-    if seconds <= 0:
+def run_time_seconds(text: str | float | int) -> int:
+    """Whole seconds for locust's ``--run-time`` (which counts whole seconds): ``1.5s`` -> 2; at least 1."""
+    seconds = parse_duration(text, option="--run-time")
+    if seconds < 1:
         raise ColdbrewError("--run-time must be at least 1s")
-    return seconds
+    return math.ceil(seconds)
 
 
 def parse_labels(items: list[str]) -> dict[str, str]:
-    """``["setup=disk", ...]`` → ``{"setup": "disk", ...}``."""
+    """``["setup=disk", ...]`` -> ``{"setup": "disk", ...}``; the report's own column names are refused."""
     from coldbrew.experiment.coldstats import RESERVED_KEYS
 
-    labels = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not _LABEL_KEY.match(key):
-            raise ColdbrewError(f"--label {item!r}: use KEY=VALUE with KEY a plain name, e.g. setup=DOCKER_DISK")
-        if key in RESERVED_KEYS:
-            raise ColdbrewError(f"--label {key}: that name is used by the report's columns; pick another")
-        labels[key] = value.strip()
-    return labels
+    return {key: value.strip() for key, value in parse_pairs(items, option="--label", reserved=RESERVED_KEYS).items()}
 
 
 def check_reachable(host: str) -> None:
@@ -104,7 +93,8 @@ class _Progress:
 
     def __init__(self, path: Path, run_time_s: int, stream):
         self.path, self.run_time_s, self.stream = path, run_time_s, stream
-        self.offset, self.latencies, self.failures = 0, [], 0
+        self.offset, self.failures = 0, 0
+        self.latencies: list[float] = []
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self.last_print = 0.0
 
@@ -161,13 +151,14 @@ def _locust_version() -> str:
 
 def run_loadtest(host: str, out_dir: Path, *, users: int = 100, spawn_rate: float = 20, run_time: str | int = "60s",
                  payload=None, name: str = "loadtest", labels: dict[str, str] | None = None,
-                 progress=True) -> Path:
+                 progress=True, sigv4: str | None = None) -> Path:
     """Run locust against ``host`` into ``out_dir``; returns the path of the run.json written.
 
     ``payload`` is a JSON-able body or a path to a JSON file (default: the study's row); ``progress`` is a
-    stream for the live status line (True: stderr), or None for silence.
+    stream for the live status line (True: stderr), or None for silence; ``sigv4`` (``REGION:SERVICE``, see
+    :mod:`coldbrew.experiment.sigv4`) signs every request for an endpoint behind AWS_IAM.
     """
-    run_time_s = parse_duration(run_time)
+    run_time_s = run_time_seconds(run_time)
     if users < 1 or spawn_rate <= 0:
         raise ColdbrewError("--users must be >= 1 and --spawn-rate > 0")
     if not re.match(r"^[A-Za-z0-9._-]+$", name):
@@ -207,7 +198,9 @@ def run_loadtest(host: str, out_dir: Path, *, users: int = 100, spawn_rate: floa
         "--coldbrew-payload", str(out_dir / files["payload"]),
         "--coldbrew-requests", str(out_dir / files["requests"]),
     ]
-    started = datetime.now(timezone.utc)
+    if sigv4:
+        command += ["--coldbrew-sigv4", sigv4]
+    started = datetime.now(UTC)
     tracker = _Progress(out_dir / files["requests"], run_time_s, sys.stderr if progress is True else progress)
     status = "complete"
     with open(out_dir / files["console"], "wb") as console:
@@ -249,9 +242,11 @@ def run_loadtest(host: str, out_dir: Path, *, users: int = 100, spawn_rate: floa
 def _write_run_json(out_dir: Path, *, host, users, spawn_rate, run_time_s, name, labels, payload, files, started,
                     status, exit_code, tracker) -> None:
     info = {
+        "schema": SCHEMA,
+        **producing_code(),
         "tool": "coldbrew loadtest",
         "status": status,
-        "host": host,
+        "host": public_host(host),  # no ephemeral loopback port
         "users": users,
         "spawn_rate": spawn_rate,
         "run_time_s": run_time_s,
@@ -260,7 +255,7 @@ def _write_run_json(out_dir: Path, *, host, users, spawn_rate, run_time_s, name,
         "labels": labels,
         "payload": payload,
         "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "requests": len(tracker.latencies) + tracker.failures,
         "failures": tracker.failures,
         "locust_version": _locust_version(),
@@ -274,10 +269,17 @@ def run(args) -> int:
     """Entry point of ``coldbrew loadtest``."""
     labels = parse_labels(args.label)
     out = args.out or Path("loadtests") / f"{args.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    sigv4 = None
+    if args.sigv4:
+        from coldbrew.experiment.sigv4 import make_signer, scope_for
+
+        scope = scope_for(args.host, args.region)
+        make_signer(scope)  # fails here, in one line, when there are no credentials to sign with
+        sigv4 = scope.to_option()
     run_json = run_loadtest(args.host, out, users=args.users, spawn_rate=args.spawn_rate, run_time=args.run_time,
-                            payload=args.payload, name=args.name, labels=labels)
+                            payload=args.payload, name=args.name, labels=labels, sigv4=sigv4)
     info = json.loads(run_json.read_text(encoding="utf-8"))
-    print(f"{info['requests']:,} requests, {info['failures']:,} failures against {info['host']}")
+    print(f"{info['requests']:,} requests, {info['failures']:,} failures against {args.host}")
     print(f"results in {run_json.parent}/")
     width = max(len(k) for k in info["files"])
     for key, fname in info["files"].items():

@@ -5,8 +5,9 @@ request it logs the latency (ms, two decimals) on the root logger — with locus
 the study's ``[YYYY-mm-dd HH:MM:SS,mmm] host/INFO/root: <ms>`` lines — and appends one JSON line to our
 structured file with the status and the ``X-Coldbrew-Env`` / ``X-Coldbrew-Cold`` headers.
 
-Extra locust options: ``--coldbrew-payload FILE`` (JSON body; default: the study's row) and
-``--coldbrew-requests FILE`` (where the JSON lines go; default: none).
+Extra locust options: ``--coldbrew-payload FILE`` (JSON body; default: the study's row),
+``--coldbrew-requests FILE`` (where the JSON lines go; default: none) and ``--coldbrew-sigv4 REGION:SERVICE``
+(sign every request with SigV4, for an endpoint packaged with ``--auth iam``; default: unsigned).
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from locust import HttpUser, between, events, task
 from coldbrew.experiment.dataset import STUDY_PAYLOAD
 from coldbrew.experiment.results import request_record, study_log_message
 
-_state: dict = {"payload": STUDY_PAYLOAD, "out": None}
+_state: dict = {"payload": STUDY_PAYLOAD, "out": None, "sign": None}
 
 
 @events.init_command_line_parser.add_listener
 def _add_options(parser, **_kwargs):
     parser.add_argument("--coldbrew-payload", default="", help="JSON file to POST to /predict")
     parser.add_argument("--coldbrew-requests", default="", help="append one JSON line per request here")
+    parser.add_argument("--coldbrew-sigv4", default="", help="REGION:SERVICE to sign requests with SigV4")
 
 
 @events.init.add_listener
@@ -37,6 +39,10 @@ def _open_outputs(environment, **_kwargs):
     if options.coldbrew_payload:
         with open(options.coldbrew_payload, encoding="utf-8") as fh:
             _state["payload"] = json.load(fh)
+    if options.coldbrew_sigv4:
+        from coldbrew.experiment.sigv4 import Scope, make_signer
+
+        _state["sign"] = make_signer(Scope.from_option(options.coldbrew_sigv4))
     if options.coldbrew_requests:
         _state["out"] = open(options.coldbrew_requests, "a", encoding="utf-8")  # noqa: SIM115 - closed on quit
 
@@ -69,5 +75,11 @@ class StudyUser(HttpUser):
 
     @task
     def predict(self):
-        """POST the payload to /predict."""
-        self.client.post("/predict", json=_state["payload"])
+        """POST the payload to /predict (signed, each request on its own, when asked)."""
+        sign = _state["sign"]
+        if sign is None:
+            self.client.post("/predict", json=_state["payload"])
+            return
+        body = json.dumps(_state["payload"]).encode()
+        headers = sign("POST", self.host.rstrip("/") + "/predict", body, {"Content-Type": "application/json"})
+        self.client.post("/predict", data=body, headers=headers)

@@ -2,13 +2,17 @@
 
 * performance over time: p50, p95 and max latency per 5 s window, one figure per group;
 * latency histograms of all / warm / cold requests with p5, mean, p50 and p95 lines, one figure per group;
-* a cold-start comparison bar chart across groups (reference rows hatched).
+* a cold-start comparison bar chart across groups (reference rows hatched);
+* isolated cold starts (one environment at a time) per model size: pickle, .brew and the study's AWS row.
+
+:func:`write_plots` returns :class:`Figure` s: each PNG with a title in words for the HTML page.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,41 @@ from coldbrew.experiment.results import Run
 
 WINDOW_S = 5.0
 _LINES = (("p5", "tab:purple", ":"), ("mean", "tab:red", "-"), ("p50", "tab:green", "--"), ("p95", "tab:orange", "-."))
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A written PNG and what it shows, in words."""
+
+    path: Path
+    title: str
+
+
+_WORDS = {"setup": {"disk": "model read from disk", "s3": "model downloaded from S3",
+                    "warmed": "disk, warmed first", "provisioned": "disk, provisioned environments"},
+          "format": {"brew": ".brew", "pickle": "pickle"}}
+
+
+def words(labels: dict) -> str:
+    """A group's labels as a phrase: ``disk, tiny, pickle, 10`` → ``model read from disk, tiny model, pickle,
+    at most 10 environments``; unknown label columns read ``name value``."""
+    parts = []
+    for key, value in labels.items():
+        if value is None:
+            continue
+        value = str(value)
+        if key in _WORDS:
+            parts.append(_WORDS[key].get(value, value))
+        elif key == "model_size":
+            parts.append(f"{value} model")
+        elif key == "concurrency":
+            cap = value.endswith(" (RAM cap)")
+            parts.append(f"at most {value.removesuffix(' (RAM cap)')} environments" + (" (RAM cap)" if cap else ""))
+        elif key == "run":
+            parts.append(value)
+        else:
+            parts.append(f"{key.replace('_', ' ')} {value}")
+    return ", ".join(parts) or "all requests"
 
 
 def _pyplot():
@@ -53,7 +92,8 @@ def windows(runs: Sequence[Run], window_s: float = WINDOW_S) -> tuple[np.ndarray
         return np.array([]), {"p50": np.array([]), "p95": np.array([]), "max": np.array([])}
     rel_all, lat_all = np.concatenate(rel), np.concatenate(lat)
     bins = np.floor(rel_all / window_s).astype(int)
-    starts, out = [], {"p50": [], "p95": [], "max": []}
+    starts: list[float] = []
+    out: dict[str, list[float]] = {"p50": [], "p95": [], "max": []}
     for b in np.unique(bins):
         chunk = lat_all[bins == b]
         starts.append(b * window_s)
@@ -92,7 +132,7 @@ def plot_histograms(runs: Sequence[Run], title: str, threshold_ms: float, out: P
         (f"cold (> {threshold_ms:g} ms)", lat[lat > threshold_ms]),
     )
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), dpi=100)
-    for ax, (name, data) in zip(axes, subsets):
+    for ax, (name, data) in zip(axes, subsets, strict=False):
         ax.set_title(f"{name}: n={data.size:,}")
         ax.set_xlabel("latency (ms)")
         if data.size == 0:
@@ -117,14 +157,14 @@ def _bars(ax, plt, groups: Sequence[dict], stats: Sequence[dict | None], names: 
     colours = ("tab:red", "tab:green", "tab:orange", "tab:purple")
     x = np.arange(len(groups))
     width = 0.2
-    for i, (key, colour) in enumerate(zip(keys, colours)):
+    for i, (key, colour) in enumerate(zip(keys, colours, strict=False)):
         values = [s.get(key) if s and s.get(key) is not None else np.nan for s in stats]
         bars = ax.bar(x + (i - 1.5) * width, values, width, color=colour, label=key)
-        for bar, g in zip(bars, groups):
+        for bar, g in zip(bars, groups, strict=False):
             if g.get("reference"):
                 bar.set_hatch("//")
                 bar.set_alpha(0.6)
-    for xi, s in zip(x, stats):
+    for xi, s in zip(x, stats, strict=False):
         if not s or s.get("n") == 0:
             ax.text(xi, 0.03, "none" if s else "no data", ha="center", va="bottom", fontsize=8, color="dimgray",
                     transform=ax.get_xaxis_transform())
@@ -164,15 +204,77 @@ def plot_cold_comparison(groups: Sequence[dict], out: Path) -> Path:
     return out
 
 
+def plot_isolated(isolated: Sequence, out: Path) -> Path:
+    """Isolated cold starts per model size, one panel per setup: each lab sample of pickle and .brew as a
+    dot over its box, and the study's AWS statistics (p50, mean, max) where he published them (log scale)."""
+    from coldbrew.experiment.isolated import study_rows
+
+    plt = _pyplot()
+    from matplotlib import ticker
+
+    setups = list(dict.fromkeys(r.setup for r in isolated))
+    sizes = list(dict.fromkeys(r.size for r in isolated))
+    fig, axes = plt.subplots(1, len(setups), figsize=(max(6, 3.2 * len(sizes)) * len(setups) ** 0.5 + 2, 5),
+                             dpi=100, squeeze=False, sharey=True)
+    colours = {"pickle": "tab:red", "brew": "tab:blue", "study": "dimgray"}
+    rng = np.random.default_rng(0)  # jitter of the dots only
+    for ax, setup in zip(axes[0], setups):
+        for i, size in enumerate(sizes):
+            for j, fmt in enumerate(("pickle", "brew")):
+                x = i * 3 + j
+                result = next((r for r in isolated if (r.setup, r.size, r.format) == (setup, size, fmt)), None)
+                data = result.latencies() if result is not None else np.array([])
+                if data.size:
+                    ax.boxplot([data], positions=[x], widths=0.6, showfliers=False,
+                               medianprops={"color": colours[fmt]})
+                    ax.scatter(x + rng.uniform(-0.2, 0.2, data.size), data, s=10, alpha=0.6, color=colours[fmt])
+            study = study_rows(setup, size)
+            if not study:
+                ax.text(i * 3 + 2, 0.5, "no AWS number\npublished", ha="center", va="center", fontsize=8,
+                        color="dimgray", transform=ax.get_xaxis_transform())
+            else:
+                _, stats = study[0]
+                x = i * 3 + 2
+                for key, marker in (("p50", "D"), ("mean", "o"), ("max", "^")):
+                    if stats.get(key) is not None:
+                        ax.scatter([x], [stats[key]], marker=marker, color=colours["study"], s=40, zorder=3)
+                        ax.annotate(key, (x, stats[key]), xytext=(6, -3), textcoords="offset points", fontsize=7)
+        ticks = [(i * 3 + j, name) for i, size in enumerate(sizes)
+                 for j, name in enumerate((f"{size}\npickle", f"{size}\n.brew", f"{size}\nstudy (AWS)"))]
+        ax.set_xticks([t for t, _ in ticks], [n for _, n in ticks], fontsize=8)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_title(_WORDS["setup"].get(setup, setup))
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+    axes[0][0].set_ylabel("first request's latency (ms, log scale)")
+    fig.suptitle("Isolated cold starts: one environment at a time")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def write_plots(runs: Sequence[Run], label_columns: Sequence[str], groups: Sequence[dict], out_dir: Path,
-                threshold_ms: float) -> list[Path]:
-    """All figures for a report into ``out_dir``; returns the PNG paths."""
+                threshold_ms: float, isolated: Sequence = ()) -> list[Figure]:
+    """All figures for a report into ``out_dir``; returns them (path and title in words), the isolated
+    cold starts (when given) first."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
+    if isolated:
+        written.append(Figure(plot_isolated(isolated, out_dir / "isolated_cold_starts.png"),
+                              "Isolated cold starts per model size: pickle, .brew and the study's AWS numbers"))
     for labels, members in group_runs(runs, label_columns):
-        name, title = slug(labels), group_title(labels)
-        written.append(plot_over_time(members, title, out_dir / f"over_time_{name}.png"))
-        written.append(plot_histograms(members, title, threshold_ms, out_dir / f"histogram_{name}.png"))
-    written.append(plot_cold_comparison(groups, out_dir / "cold_starts.png"))
+        name, title, phrase = slug(labels), group_title(labels), words(labels)
+        written.append(Figure(plot_over_time(members, title, out_dir / f"over_time_{name}.png"),
+                              f"Latency over the run (p50, p95 and max per {WINDOW_S:g} s): {phrase}"))
+        written.append(Figure(plot_histograms(members, title, threshold_ms, out_dir / f"histogram_{name}.png"),
+                              f"How latencies are distributed (all, warm and cold requests): {phrase}"))
+    if groups:
+        written.append(Figure(plot_cold_comparison(groups, out_dir / "cold_starts.png"),
+                              "Cold starts of every group side by side"
+                              + (", with the study's AWS rows hatched" if any(g.get("reference") for g in groups)
+                                 else "")))
     return written

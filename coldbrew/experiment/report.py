@@ -41,6 +41,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="table", help="output on stdout (default: table)")
     parser.add_argument("--with-study", action="store_true",
                         help="add the study's published AWS numbers as reference rows")
+    parser.add_argument("--isolated", type=Path, metavar="JSON",
+                        help="an isolated.json from coldbrew bench: its isolated cold-start table first (table and "
+                             "markdown formats) and on the page; INPUTS may then be omitted")
     parser.add_argument("--html", type=Path, metavar="OUT", help="write one self-contained HTML page")
     parser.add_argument("--plots", type=Path, metavar="DIR", help="write the PNG figures to DIR")
 
@@ -98,6 +101,17 @@ def table_sections(groups: Sequence[dict]) -> list[tuple[str, list[str], list[li
              + [_ms(g["true_cold"][k]) for k in ("mean", "p50", "p95", "max")]
              + [f"{g['true_cold']['slow_warm']:,}", f"{g['true_cold']['fast_cold']:,}"] for g in true_rows],
         ))
+    init_rows = [g for g in measured if g.get("inits")]
+    if init_rows:
+        def pair(g, key):
+            return [_ms(g["inits"]["wall"].get(key)), _ms(g["inits"]["cpu"].get(key))]
+
+        sections.append((
+            "Inits the requests waited for: wall time vs CPU time (the gap is waiting for a core), ms",
+            columns + ["inits", "wall p50", "CPU p50", "wall p95", "CPU p95", "wall max", "CPU max"],
+            [_labels(g) + [f"{g['inits']['wall']['n']:,}"] + pair(g, "p50") + pair(g, "p95") + pair(g, "max")
+             for g in init_rows],
+        ))
     return sections
 
 
@@ -121,7 +135,7 @@ def _aligned(headers: list[str], rows: list[list[str]]) -> str:
     numeric = [bool(rows) and all(r[i][:1].isdigit() or r[i] == "—" for r in rows) for i in range(len(headers))]
 
     def line(cells):
-        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)).rstrip()
+        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric, strict=False)).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
 
@@ -159,15 +173,29 @@ def render_table(groups: Sequence[dict], fmt: str = "table") -> str:
     return "\n\n".join(render_section(title, headers, rows, fmt) for title, headers, rows in table_sections(groups))
 
 
+def study_log_note(runs) -> str | None:
+    """What a reader must know when some inputs are study-format logs: they carry no status codes, so a
+    failed request in them (timeout, error, throttle) is counted as a latency like any other. None otherwise."""
+    names = [run.source.name for run in runs if run.meta.get("kind") == "study-log"]
+    if not names:
+        return None
+    listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    which = "this log is" if len(names) == 1 else f"these {len(names)} logs are"
+    return (f"Note: {which} in the study's format ({listed}), which records no status codes: "
+            "failures in it (timeouts, errors, throttles) are counted as latencies.")
+
+
 # ---------------------------------------------------------------- the command
 
 
 def write_report(runs, label_columns, groups, *, threshold_ms: float, html: Path | None = None,
-                 plots: Path | None = None, extra_sections: Sequence[tuple[str, list[str], list[list[str]]]] = ()
-                 ) -> list[Path]:
+                 plots: Path | None = None, extra_sections: Sequence[tuple[str, list[str], list[list[str]]]] = (),
+                 isolated: Sequence = (), machine: dict[str, str] | None = None) -> list[Path]:
     """Write the PNG figures (to ``plots``) and/or the HTML page; returns the files written.
 
     ``extra_sections``: more (title, headers, rows) tables for the page, after the report's own.
+    ``isolated``: ``coldbrew.experiment.isolated.IsolatedResult`` s (the page's headlines and its isolated
+    figure and table); ``machine``: what the numbers ran on (default: this machine).
     """
     import tempfile
 
@@ -175,13 +203,15 @@ def write_report(runs, label_columns, groups, *, threshold_ms: float, html: Path
 
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="coldbrew-plots-") as scratch:
-        images = write_plots(runs, label_columns, groups, plots or Path(scratch), threshold_ms)
+        figures = write_plots(runs, label_columns, groups, plots or Path(scratch), threshold_ms, isolated=isolated)
         if plots:
-            written.extend(images)
+            written.extend(f.path for f in figures)
         if html:
             from coldbrew.experiment.htmlreport import write_html
 
-            written.append(write_html(groups, images, html, extra_sections=extra_sections))
+            note = study_log_note(runs)
+            written.append(write_html(groups, figures, html, extra_sections=extra_sections, isolated=isolated,
+                                      machine=machine, notes=[note] if note else []))
     return written
 
 
@@ -189,15 +219,34 @@ def run(args) -> int:
     """Entry point of ``coldbrew report``."""
     if args.cold_threshold_ms <= 0:
         raise ColdbrewError("--cold-threshold-ms must be positive")
-    runs, columns = load_inputs(args.inputs, args.manifest)
+    isolated, machine = [], None
+    if getattr(args, "isolated", None) is not None:
+        from coldbrew.experiment.isolated import ISOLATED_HEADERS, ISOLATED_TITLE, isolated_rows, read_isolated
+
+        isolated, document = read_isolated(args.isolated)
+        machine = document.get("machine")
+        if args.format in ("table", "markdown"):
+            print(render_section(ISOLATED_TITLE,
+                                 ISOLATED_HEADERS, isolated_rows(isolated), args.format) + "\n")
+    if isolated and not args.inputs and args.manifest is None:
+        runs, columns = [], ["setup", "model_size", "format"]
+    else:
+        runs, columns = load_inputs(args.inputs, args.manifest)
     groups = summarize(runs, columns, args.cold_threshold_ms)
-    if args.with_study:
+    if args.with_study and runs:
         from coldbrew.experiment.published import study_reference_rows
 
         groups += study_reference_rows(columns if {"setup", "model_size"} <= set(columns) else ("setup", "model_size"))
-    print(render_table(groups, args.format))
+    if groups or not isolated:
+        print(render_table(groups, args.format))
+    note = study_log_note(runs)
+    if note:  # after the tables; csv and json keep stdout machine-readable, so it goes to stderr there
+        if args.format in ("table", "markdown"):
+            print(f"\n{'> ' if args.format == 'markdown' else ''}{note}")
+        else:
+            print(note, file=sys.stderr)
     if args.html or args.plots:
         for path in write_report(runs, columns, groups, threshold_ms=args.cold_threshold_ms,
-                                 html=args.html, plots=args.plots):
+                                 html=args.html, plots=args.plots, isolated=isolated, machine=machine):
             print(f"wrote {path}", file=sys.stderr)
     return 0

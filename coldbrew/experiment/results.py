@@ -6,8 +6,17 @@ Three kinds of file hold request latencies:
   line per request (all other lines are locust's own and are ignored);
 * our structured file — JSON lines, one object per request:
   ``{"timestamp": ISO-8601 UTC, "latency_ms": float, "status": int, "env": str|null, "cold": bool|null,
-  "error": str|null}``;
+  "error": str|null, "invoke_ms": float|null, "invoke_cpu_ms": float|null, "init_ms": float|null,
+  "init_cpu_ms": float|null}`` — the last four are the lab's ``x-lab-duration-ms``, ``x-lab-cpu-ms``,
+  ``x-lab-init-ms`` and ``x-lab-init-cpu-ms`` headers (wall and CPU time of the invocation and, on a cold
+  start, of the init it waited for), null when the server does not send them;
 * ``run.json`` — what ``coldbrew loadtest`` ran (parameters, labels, file names).
+
+Schema versions (``run.json``'s ``schema``; absent means 1). Schema 2 is the form results are committed in: it
+records the producing code (``coldbrew_version``, git ``commit``), no machine paths or ephemeral loopback ports,
+lists only files that exist, and may hold the requests gzipped (``*.jsonl.gz``, latencies to the microsecond,
+null fields left out). :func:`compact_run_folder` turns a schema-1 folder into schema 2; every reader here
+accepts both, and gzip wherever a ``.jsonl`` is accepted.
 
 :func:`load_inputs` turns files and folders of them into :class:`Run` objects with labels attached
 (from run.json, a manifest, or the study's file names — see docs/experiment.md).
@@ -21,11 +30,14 @@ report counts them in their own columns.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
 import re
+import subprocess
+import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +45,9 @@ import numpy as np
 from coldbrew.errors import ColdbrewError
 
 RUN_FILE = "run.json"
+BENCH_FILE = "bench.json"
+SCHEMA = 2  # of run.json and bench.json (see the module docstring); readers accept 1..SCHEMA
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 _STUDY_LINE = re.compile(
     r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] .*?/INFO/root: (-?\d+(?:\.\d+)?)\s*$", re.MULTILINE
@@ -59,6 +74,9 @@ class Run:
     env: list[str | None] | None = None  # environment id per request, None when the file has none
     cold: np.ndarray | None = None  # bool per request from X-Coldbrew-Cold, None when absent
     meta: dict = field(default_factory=dict)
+    # the lab's wall and CPU time of the init each request waited for (NaN: none), None when no record has them
+    init_ms: np.ndarray | None = None
+    init_cpu_ms: np.ndarray | None = None
 
     @property
     def has_env(self) -> bool:
@@ -73,16 +91,30 @@ def request_record(end_epoch: float, latency_ms: float, status: int, headers, er
     """One line of our structured file, from a finished request and its response headers."""
     env = headers.get("X-Coldbrew-Env") if headers is not None else None
     cold_header = headers.get("X-Coldbrew-Cold") if headers is not None else None
-    stamp = datetime.fromtimestamp(end_epoch, tz=timezone.utc).isoformat(timespec="milliseconds")
+    stamp = datetime.fromtimestamp(end_epoch, tz=UTC).isoformat(timespec="milliseconds")
     return {
         "timestamp": stamp.replace("+00:00", "Z"),
-        "latency_ms": float(latency_ms),
+        "latency_ms": float(latency_ms),  # unrounded: the study log's two decimals are derived from it
         "status": int(status),
         "env": env or None,
         # coldbrew environments answer X-Coldbrew-Cold 1 (first request) or 0; None: the server does not say.
         "cold": cold_header.strip() == "1" if cold_header is not None else None,
         "error": error,
+        **{key: _header_ms(headers, name) for key, name in LAB_TIMING_HEADERS},
     }
+
+
+# Our record's keys ← the lab's timing headers (coldbrew.lab.front_door.timing_headers), all in ms.
+LAB_TIMING_HEADERS = (("invoke_ms", "x-lab-duration-ms"), ("invoke_cpu_ms", "x-lab-cpu-ms"),
+                      ("init_ms", "x-lab-init-ms"), ("init_cpu_ms", "x-lab-init-cpu-ms"))
+
+
+def _header_ms(headers, name: str) -> float | None:
+    value = headers.get(name) if headers is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def study_log_message(latency_ms: float) -> str:
@@ -90,7 +122,50 @@ def study_log_message(latency_ms: float) -> str:
     return f"{latency_ms:.2f}"
 
 
+# ---------------------------------------------------------------- provenance (used by loadtest and bench)
+
+
+def producing_code() -> dict[str, str | None]:
+    """``{"coldbrew_version": ..., "commit": ...}`` of the code running now; commit is None outside a git checkout."""
+    from coldbrew import __version__
+
+    commit = None
+    source = Path(__file__).resolve().parents[2]
+    if (source / ".git").exists():
+        try:
+            done = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                  timeout=10, check=False)
+            commit = done.stdout.strip() or None if done.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            commit = None
+    return {"coldbrew_version": __version__, "commit": commit}
+
+
+def public_host(host: str) -> str:
+    """``host`` without the port when it is a loopback address (an ephemeral port means nothing later)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(host)
+    if parts.hostname in _LOOPBACK or f"[{parts.hostname}]" in _LOOPBACK:
+        netloc = parts.netloc.rsplit(":", 1)[0] if parts.port is not None else parts.netloc
+        return parts._replace(netloc=netloc).geturl()
+    return host
+
+
 # ---------------------------------------------------------------- reading
+
+
+def _open_text(path: Path):
+    """A text stream of ``path``, gunzipped when it is gzip (by its magic bytes, whatever its name)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _is_requests_file(name: str) -> bool:
+    return name.endswith((".jsonl", ".jsonl.gz"))
 
 
 def is_measured(status: int | None, error: str | None) -> bool:
@@ -119,7 +194,7 @@ def read_study_log(path: Path) -> Run | None:
     text = path.read_text(encoding="utf-8", errors="replace")
     stamps, values = [], []
     for stamp, value in _STUDY_LINE.findall(text):
-        when = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=timezone.utc)
+        when = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
         stamps.append(when.timestamp())
         values.append(float(value))
     if not values:
@@ -138,9 +213,14 @@ def read_study_log(path: Path) -> Run | None:
 def read_requests(path: Path) -> Run:
     """Parse our structured per-request file (JSON lines)."""
     path = Path(path)
-    stamps, values, measured, statuses, envs, colds = [], [], [], [], [], []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    stamps, values, measured, statuses, envs, colds, inits, init_cpus = [], [], [], [], [], [], [], []
+    try:
+        fh = _open_text(path)
+    except OSError as exc:
+        raise ColdbrewError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    with fh:
+        lines = enumerate(fh, 1)
+        for lineno, line in _lines_or_error(path, lines):
             if not line.strip():
                 continue
             try:
@@ -151,12 +231,14 @@ def read_requests(path: Path) -> Run:
             except (ValueError, KeyError, TypeError) as exc:
                 raise ColdbrewError(f"{path}:{lineno}: not a request record ({exc})") from None
             if when.tzinfo is None:
-                when = when.replace(tzinfo=timezone.utc)
+                when = when.replace(tzinfo=UTC)
             stamps.append(when.timestamp())
             measured.append(is_measured(status, rec.get("error")))
             statuses.append(0 if status is None else status)
             envs.append(rec.get("env"))
             colds.append(rec.get("cold"))
+            inits.append(_float_or_nan(rec.get("init_ms")))
+            init_cpus.append(_float_or_nan(rec.get("init_cpu_ms")))
     has_cold = any(c is not None for c in colds)  # the server flags cold starts; else use first-seen per env
     return Run(
         source=path,
@@ -167,8 +249,32 @@ def read_requests(path: Path) -> Run:
         status=np.array(statuses, dtype=int),
         env=envs if any(e is not None for e in envs) else None,
         cold=np.array([bool(c) for c in colds]) if has_cold else None,
+        init_ms=np.array(inits, dtype=float) if not all(np.isnan(inits)) else None,
+        init_cpu_ms=np.array(init_cpus, dtype=float) if not all(np.isnan(init_cpus)) else None,
         meta={"kind": "requests"},
     )
+
+
+def _lines_or_error(path: Path, lines):
+    """Yield from ``lines``; a corrupt gzip stream or bad UTF-8 becomes a one-line ColdbrewError."""
+    try:
+        yield from lines
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
+        raise ColdbrewError(f"{path}: not a readable requests file ({exc})") from None
+
+
+def _schema(info: dict, path: Path) -> int:
+    schema = info.get("schema", 1)
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+        raise ColdbrewError(f"{path}: schema {schema!r} is not a version number")
+    if schema > SCHEMA:
+        raise ColdbrewError(f"{path}: schema {schema} was written by a newer coldbrew (this one reads 1..{SCHEMA})")
+    return schema
+def _float_or_nan(value) -> float:
+    try:
+        return float(value) if value is not None else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def read_run(run_json: Path) -> Run:
@@ -179,11 +285,13 @@ def read_run(run_json: Path) -> Run:
         requests = run_json.parent / info["files"]["requests"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ColdbrewError(f"{run_json}: not a coldbrew run.json ({exc})") from None
+    schema = _schema(info, run_json)
     if not requests.exists():
         raise ColdbrewError(f"{run_json}: its requests file {requests.name} is missing")
     run = read_requests(requests)
     run.labels = {str(k): str(v) for k, v in (info.get("labels") or {}).items()}
-    run.meta.update(run=str(run_json), host=info.get("host"), users=info.get("users"))
+    run.meta.update(run=str(run_json), host=info.get("host"), users=info.get("users"), schema=schema,
+                    commit=info.get("commit"))
     return run
 
 
@@ -197,7 +305,7 @@ def _requests_named_by(run_json: Path) -> Path | None:
 def _load_file(path: Path, *, strict: bool) -> Run | None:
     if path.name == RUN_FILE:
         return read_run(path)
-    if path.suffix == ".jsonl":
+    if _is_requests_file(path.name):
         sibling = path.parent / RUN_FILE
         if sibling.exists() and _requests_named_by(sibling) == path:
             return read_run(sibling)
@@ -220,7 +328,7 @@ def _load_folder(folder: Path) -> list[Run]:
             runs.append(read_run(here / RUN_FILE))
             continue  # the run's other files (locust CSVs, study log) describe the same requests
         for name in sorted(files):
-            if name.endswith((".jsonl", ".txt", ".log")):
+            if _is_requests_file(name) or name.endswith((".txt", ".log")):
                 run = _load_file(here / name, strict=False)
                 if run is not None:
                     runs.append(run)
@@ -272,7 +380,9 @@ def load_inputs(inputs: list[Path], manifest: Path | None = None) -> tuple[list[
                 raise ColdbrewError(f"{item}: no load-test logs, .jsonl files or run.json found")
             runs.extend(found)
         elif item.exists():
-            runs.append(_load_file(item, strict=True))
+            run = _load_file(item, strict=True)
+            assert run is not None  # strict: raises instead
+            runs.append(run)
         else:
             raise ColdbrewError(f"{item}: no such file or folder")
     for run in runs:
@@ -287,3 +397,69 @@ def load_inputs(inputs: list[Path], manifest: Path | None = None) -> tuple[list[
             if key not in label_columns:
                 label_columns.append(key)
     return runs, label_columns
+
+
+# ---------------------------------------------------------------- the committed form
+
+
+def _compact_record(rec: dict) -> dict:
+    """A request record as schema 2 stores it: latency to the microsecond, null fields left out."""
+    out = {"timestamp": rec["timestamp"], "latency_ms": round(float(rec["latency_ms"]), 3)}
+    for key in ("status", "env", "cold", "error"):
+        if rec.get(key) is not None:
+            out[key] = rec[key]
+    return out
+
+
+def write_requests_gz(records, path: Path) -> None:
+    """Write request records as compact gzipped JSON lines (byte-for-byte reproducible: no name or time inside)."""
+    from coldbrew.atomicfile import atomic_write
+
+    with atomic_write(path) as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
+        for rec in records:
+            gz.write((json.dumps(_compact_record(rec), separators=(",", ":")) + "\n").encode("utf-8"))
+
+
+def compact_run_folder(folder: Path, *, commit: str | None = None, coldbrew_version: str | None = None) -> None:
+    """Rewrite one run folder (``run.json``, its requests file, optional ``bench.json``) in schema 2, in place.
+
+    The requests become ``NAME.jsonl.gz``; ``run.json`` gets ``schema``, the producing code's ``commit`` and version
+    (pass them for results made by an older commit; default: none recorded), a host without its loopback port,
+    and a ``files`` table of the files that exist; ``bench.json`` loses the model's machine path (its file name
+    stays). Already-compact folders are left as they are.
+
+    Raises:
+        ColdbrewError: the folder holds no readable run.json, or its requests file is missing or corrupt.
+    """
+    folder = Path(folder)
+    run_json = folder / RUN_FILE
+    try:
+        info = json.loads(run_json.read_text(encoding="utf-8"))
+        requests = folder / info["files"]["requests"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ColdbrewError(f"{run_json}: not a coldbrew run.json ({exc})") from None
+    if _schema(info, run_json) >= SCHEMA:
+        return
+    packed = folder / (requests.name if requests.name.endswith(".gz") else requests.name + ".gz")
+    try:
+        with _open_text(requests) as fh:
+            records = [json.loads(line) for line in fh if line.strip()]
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        raise ColdbrewError(f"{requests}: not a readable requests file ({exc})") from None
+    write_requests_gz(records, packed)
+    if packed != requests:
+        requests.unlink()
+    provenance = {"coldbrew_version": coldbrew_version, "commit": commit}
+    info = {"schema": SCHEMA, **provenance, **{k: v for k, v in info.items() if k not in provenance}}
+    if isinstance(info.get("host"), str):
+        info["host"] = public_host(info["host"])
+    files = {**info.get("files", {}), "requests": packed.name}
+    info["files"] = {key: name for key, name in files.items() if (folder / name).exists()}
+    run_json.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    bench_json = folder / BENCH_FILE
+    if bench_json.exists():
+        bench = json.loads(bench_json.read_text(encoding="utf-8"))
+        bench = {"schema": SCHEMA, **provenance, **{k: v for k, v in bench.items() if k not in provenance}}
+        if isinstance(bench.get("model"), str):
+            bench["model"] = Path(bench["model"]).name
+        bench_json.write_text(json.dumps(bench, indent=2) + "\n", encoding="utf-8")

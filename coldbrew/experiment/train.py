@@ -3,17 +3,19 @@
 The recipe is the study's: six numeric Adult features, target ``income == ">50K"``,
 ``train_test_split(test_size=0.33, random_state=42)``, and
 ``GradientBoostingClassifier(learning_rate=1.0, random_state=0, n_estimators=N, max_depth=D)``.
+The target is spelled as the API's labels (``"<=$50K"`` / ``">$50K"``, ``dataset.CLASS_LABELS``) instead of
+False/True: same order, so the same trees and probabilities, and the model file itself says what to answer.
 Presets pick N and D so the pickle lands near the study's file sizes (docs/presets.md).
 """
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from coldbrew.atomicfile import atomic_write
 
 
 @dataclass(frozen=True)
@@ -57,36 +59,19 @@ def count_nodes(model) -> int:
     return int(sum(est.tree_.node_count for est in model.estimators_.ravel()))
 
 
-def write_atomically(path: Path, write) -> None:
-    """Call ``write(fh)`` on a temp file beside ``path`` and rename it into place.
-
-    A crash or Ctrl-C leaves no half-written model behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def train(recipe: Recipe, out: Path, fmt: str = "pickle", progress: bool = True) -> TrainResult:
     """Train the study's model with ``recipe`` and save it to ``out`` (pickle or joblib)."""
+    import numpy as np
     from sklearn.ensemble import GradientBoostingClassifier
     from tqdm import tqdm
 
-    from coldbrew.experiment.dataset import study_split
+    from coldbrew.experiment.dataset import CLASS_LABELS, study_split
 
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     X_train, X_test, y_train, y_test = study_split()
+    negative, positive = CLASS_LABELS
+    y_train, y_test = (np.where(y, positive, negative) for y in (y_train, y_test))
     model = GradientBoostingClassifier(
         learning_rate=1.0, random_state=0, n_estimators=recipe.n_estimators, max_depth=recipe.max_depth
     )
@@ -101,15 +86,13 @@ def train(recipe: Recipe, out: Path, fmt: str = "pickle", progress: bool = True)
     seconds = time.perf_counter() - started
     accuracy = float(model.score(X_test, y_test))
 
-    def write(fh):
+    with atomic_write(out) as fh:
         if fmt == "joblib":
             import joblib
 
             joblib.dump(model, fh)
         else:
             pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
-
-    write_atomically(out, write)
     return TrainResult(Path(out), recipe, accuracy, Path(out).stat().st_size, count_nodes(model), seconds)
 
 

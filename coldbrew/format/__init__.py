@@ -1,6 +1,6 @@
 """The .brew file format: a data-only, memory-mapped tree-ensemble model (spec: docs/format.md).
 
-Layer 1: depends on numpy only. The writer (and hashlib) load on first use, off the serving path.
+Layer 1. May import: numpy and the base modules (errors, atomicfile), nothing else of coldbrew. The writer (and hashlib) load on first use, off the serving path.
 """
 
 from coldbrew.format.reader import BrewFile, is_brew

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import numpy as np
@@ -37,7 +38,7 @@ COMBINES = ("sum", "mean")
 OUTPUTS = ("logistic", "logistic2", "softmax", "proba", "identity")
 CLASSIFIER_OUTPUTS = ("logistic", "logistic2", "softmax", "proba")
 
-REQUIRED = {
+REQUIRED: dict[str, type | tuple[type, ...]] = {
     "format": str,
     "version": int,
     "kind": str,
@@ -69,7 +70,7 @@ def array_dtype(name: str) -> np.dtype:
 
 def expected_arrays(h: dict) -> dict[str, tuple[str, tuple[int, ...]]]:
     """The arrays a header of this shape must declare: name -> (dtype name, shape)."""
-    arrays = {
+    arrays: dict[str, tuple[str, tuple[int, ...]]] = {
         "nodes": (NODE_DTYPE_NAME, (h["n_nodes"],)),
         "tree_offsets": ("<i8", (h["n_trees"] + 1,)),
         "base_score": ("<f8", (h["n_outputs"],)),
@@ -143,6 +144,6 @@ def _validate_table(h: dict, payload_length: int) -> None:
             raise ModelFormatError(f"array {name} runs past the end of the payload (file truncated?)")
         spans.append((offset, offset + nbytes, name))
     spans.sort()
-    for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+    for (_, end, a), (start, _, b) in itertools.pairwise(spans):
         if start < end:
             raise ModelFormatError(f"arrays {a} and {b} overlap")

@@ -5,17 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
+from coldbrew.atomicfile import atomic_write
 from coldbrew.format import spec
 
 
 def _layout(header: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, int]:
     """Fill in the array table; returns (table, payload length)."""
-    table, offset = {}, 0
+    table: dict[str, dict] = {}
+    offset = 0
     for name, arr in arrays.items():
         dtype_name = spec.NODE_DTYPE_NAME if arr.dtype == spec.NODE_DTYPE else arr.dtype.str
         table[name] = {"dtype": dtype_name, "shape": list(arr.shape), "offset": offset, "nbytes": arr.nbytes}
@@ -45,33 +45,21 @@ def write_brew(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndarr
     prefix = spec.PREAMBLE.pack(spec.MAGIC, spec.VERSION, len(header_bytes), payload_offset, payload_length)
 
     digest = hashlib.sha256(prefix)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(prefix + bytes(spec.PREAMBLE_SIZE - len(prefix)))
+    with atomic_write(path, fsync=True) as fh:
+        fh.write(prefix + bytes(spec.PREAMBLE_SIZE - len(prefix)))
 
-            def put(data) -> None:
-                digest.update(data)
-                fh.write(data)
+        def put(data) -> None:
+            digest.update(data)
+            fh.write(data)
 
-            put(header_bytes)
-            position = 0
-            for name, arr in arrays.items():
-                gap = table[name]["offset"] - position
-                if gap:
-                    put(bytes(gap))
-                put(arr.reshape(-1).view(np.uint8))
-                position = table[name]["offset"] + arr.nbytes
-            fh.seek(spec.DIGEST_OFFSET)
-            fh.write(digest.digest())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        put(header_bytes)
+        position = 0
+        for name, arr in arrays.items():
+            gap = table[name]["offset"] - position
+            if gap:
+                put(bytes(gap))
+            put(arr.reshape(-1).view(np.uint8))
+            position = table[name]["offset"] + arr.nbytes
+        fh.seek(spec.DIGEST_OFFSET)
+        fh.write(digest.digest())
     return payload_offset + payload_length

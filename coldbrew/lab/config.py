@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coldbrew.durations import parse_duration
 from coldbrew.errors import ConfigError
-from coldbrew.lab.durations import parse_duration
 
 DEFAULT_HANDLER = "coldbrew.aws.handler"
 HOSTING_HANDLER = "coldbrew.lab.hosting.handler"
@@ -27,6 +27,10 @@ class LabConfig:
     ``sys.path``, ``LAMBDA_TASK_ROOT``); ``cwd`` the function's working directory (default: task_root,
     as on Lambda). ``api`` picks the front door; ``gateway_timeout`` defaults to that front door's
     integration timeout (none for ``url`` and ``alb``).
+
+    ``warm_secret`` opens the ``POST /_warm`` route as ``coldbrew package --warm-route`` does: the function
+    gets it as ``COLDBREW_WARM_SECRET`` and answers only requests that present it. Unset, ``/_warm`` is a
+    route the HTTP API does not have (404), as deployed by default (coldbrew/lab/routes.py).
     """
 
     handler: str = DEFAULT_HANDLER
@@ -55,6 +59,7 @@ class LabConfig:
     report: bool = True
     function_output: str | Path | None = None
     region: str = "us-east-1"
+    warm_secret: str | None = None
 
     def __post_init__(self) -> None:
         if self.api not in APIS:

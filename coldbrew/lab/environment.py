@@ -16,11 +16,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from coldbrew.errors import ColdbrewError
 from coldbrew.lab import proctree
 from coldbrew.lab.httpserver import server_port, start_server
 from coldbrew.lab.runtime_api import NextEvent, build_handler, error_summary
 
 MEMORY_POLL_S = 0.05
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/PID/stat counts CPU time in these (100 per second on Linux)
 
 
 @dataclass
@@ -38,9 +40,10 @@ class Outcome:
     error: dict = field(default_factory=dict)
     duration_ms: float = 0.0
     max_memory_mb: int = 0
+    cpu_ms: float | None = None  # CPU the environment used during the invocation (None: process gone)
 
 
-class InitFailure(Exception):
+class InitFailure(ColdbrewError):
     """The environment did not become ready; ``error`` is Lambda's error shape."""
 
     def __init__(self, error: dict, init_ms: float, status: str = "error"):
@@ -65,6 +68,21 @@ def read_proc_kb(pid: int, names: tuple[str, ...], filename: str = "status") -> 
     return found
 
 
+def read_cpu_ms(pid: int) -> float | None:
+    """CPU time (user + system, ms) of process ``pid``'s threads and its reaped children; None if it is gone.
+
+    From /proc/PID/stat (utime + stime + cutime + cstime), so its resolution is one clock tick (10 ms).
+    A child process the handler started counts once it has exited and been waited for.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        fields = data[data.rindex(b")") + 2:].split()  # fields from 3 (state) on; comm may hold spaces
+        return sum(int(f) for f in fields[11:15]) * 1000 / CLOCK_TICKS  # fields 14-17
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class Environment:
     """A Lambda execution environment hosted in a child process."""
 
@@ -81,6 +99,7 @@ class Environment:
         self.started_at = time.monotonic()
         self.last_used = self.started_at
         self.init_ms: float | None = None
+        self.init_cpu_ms: float | None = None  # CPU time of the init (or restore) phase
         self.invocations = 0
         self.max_memory_mb = 0
         self.stop_reason: str | None = None
@@ -146,10 +165,11 @@ class Environment:
         finally:
             watch.cancel()
         elapsed = (time.monotonic() - self.started_at) * 1000
-        if self._ready.done() and self._ready.exception() is None:
+        failure = self._ready.exception() if self._ready.done() else None
+        if self._ready.done() and failure is None and self.init_ms is not None:
             return self.init_ms
-        if self._ready.done():
-            error = self._ready.exception().error
+        if isinstance(failure, InitFailure):
+            error = failure.error
         elif self._oom:
             error = {"errorType": "Runtime.OutOfMemory", "errorMessage": "init exceeded the memory limit"}
         elif self._exited.done():
@@ -247,6 +267,7 @@ class Environment:
         result: asyncio.Future = self._loop.create_future()
         self._current = (event, result)
         self._delivered_at = time.monotonic()
+        cpu_before = read_cpu_ms(self.pid) if self.pid else None
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(event)
         else:
@@ -258,6 +279,8 @@ class Environment:
         finally:
             watch.cancel()
         duration_ms = (time.monotonic() - self._delivered_at) * 1000
+        cpu_after = read_cpu_ms(self.pid) if self.pid else None
+        cpu_ms = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
         self.peak_kb = max(self.peak_kb, self.memory_kb().get("VmHWM", 0))
         hwm = self.peak_kb // 1024  # polled every 50 ms: a crashed process's peak survives it
         self.max_memory_mb = max(self.max_memory_mb, hwm)
@@ -293,6 +316,7 @@ class Environment:
         elif outcome.error.get("errorType") == "Function.ResponseSizeTooLarge":
             # The Runtime API refused the response with 413; awslambdaric exits on that, so the environment is reset.
             await self.stop("response too large")
+        outcome.cpu_ms = cpu_ms
         if self.state == "busy":
             self.state = "idle"
         return outcome
@@ -302,6 +326,7 @@ class Environment:
         if not self._ready.done():
             now = time.monotonic()
             self.init_ms = (now - self.started_at) * 1000
+            self.init_cpu_ms = read_cpu_ms(self.pid) if self.pid else None
             if self._restore_at is not None:
                 self.restore_hooks_ms = (now - self._restore_at) * 1000
             self.state = "idle"
@@ -340,6 +365,11 @@ class Environment:
         """A JSON-able summary for ``/_lab/stats``."""
         return {"id": self.id, "pid": self.pid, "state": self.state, "kind": self.kind, "frozen": bool(self.frozen),
                 "invocations": self.invocations, "init_ms": None if self.init_ms is None else round(self.init_ms, 2),
+                "init_cpu_ms": _round(self.init_cpu_ms), "cpu_ms": _round(read_cpu_ms(self.pid) if self.pid else None),
                 "max_memory_mb": self.max_memory_mb,
                 "age_s": round(time.monotonic() - self.started_at, 1),
                 "idle_s": round(time.monotonic() - self.last_used, 1) if self.state == "idle" else 0.0}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)

@@ -99,6 +99,18 @@ def _raw_error(outcome) -> bytes:
                        "errorType": outcome.error.get("errorType", "Unknown")}).encode()
 
 
+def timing_headers(result) -> list[tuple[str, str]]:
+    """The invocation's wall and CPU time (and, on a cold start, its init's) as ``x-lab-*`` headers, in ms.
+
+    ``x-lab-duration-ms``/``x-lab-cpu-ms``: the invocation; ``x-lab-init-ms``/``x-lab-init-cpu-ms``: the
+    init (or SnapStart restore) the request waited for, only when it was a cold start. A CPU header is
+    absent when the process was gone before it could be read.
+    """
+    values = [("x-lab-duration-ms", result.outcome.duration_ms), ("x-lab-cpu-ms", result.outcome.cpu_ms),
+              ("x-lab-init-ms", result.init_ms), ("x-lab-init-cpu-ms", result.init_cpu_ms)]
+    return [(name, f"{value:.2f}") for name, value in values if value is not None]
+
+
 def build_front_door(scheduler: Scheduler, api: str, gateway_timeout_s: float | None, describe):
     """An HTTP handler: ``/_lab/stats``, the raw Invoke API, and front door ``api`` for everything else."""
     stats = scheduler.stats
@@ -150,10 +162,12 @@ def build_front_door(scheduler: Scheduler, api: str, gateway_timeout_s: float | 
         except TimeoutError:
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
             stats.errors["GatewayTimeout"] += 1
-            return failed(door.timeout(), "gateway timeout")
+            answer = door.timeout or _json(504, {"message": "Gateway Timeout"})  # an explicit limit on url/alb
+            return failed(answer(), "gateway timeout")
         outcome = result.outcome
         lab_headers = [("x-lab-request-id", outcome.request_id), ("x-lab-env", result.env_id),
                        ("x-lab-cold", "1" if result.cold else "0")]
+        lab_headers += timing_headers(result)
         if raw:
             response = Response(200, [("Content-Type", "application/json"), ("X-Amz-Executed-Version", "$LATEST")],
                                 outcome.body if outcome.kind == "ok" else _raw_error(outcome))
@@ -170,7 +184,7 @@ def build_front_door(scheduler: Scheduler, api: str, gateway_timeout_s: float | 
             except MalformedResponse as exc:
                 stats.errors["MalformedResponse"] += 1
                 response = failed(door.malformed(), f"malformed response: {exc}")
-            except Exception:  # a mapping bug is still the function's bad response, never a lab 500
+            except Exception:  # noqa: BLE001 - a mapping bug is still the function's bad response, never a lab 500
                 traceback.print_exc()
                 stats.errors["MalformedResponse"] += 1
                 response = failed(door.malformed(), "malformed response")

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
+from coldbrew.errors import ColdbrewError
+
 MAX_HEADER_LINES = 200
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_CHUNK_LINE = 1024
@@ -59,7 +61,7 @@ class Response:
     body: bytes = b""
 
     @classmethod
-    def json(cls, status: int, obj, headers: list[tuple[str, str]] | None = None) -> "Response":
+    def json(cls, status: int, obj, headers: list[tuple[str, str]] | None = None) -> Response:
         """A JSON body with its Content-Type."""
         return cls(status, [("Content-Type", "application/json"), *(headers or [])], json.dumps(obj).encode())
 
@@ -67,32 +69,33 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-class BadRequest(Exception):
-    """The bytes on the wire are not a request we accept."""
+class MalformedHttpRequest(ColdbrewError):
+    """The bytes on the wire are not an HTTP request the lab accepts (answered with a 400, connection closed)."""
 
 
-class PayloadTooLarge(BadRequest):
+class PayloadTooLarge(MalformedHttpRequest):
     """The request body is larger than the server accepts (answered 413)."""
 
 
 def _chunk_size(line: bytes) -> int:
     text = line.split(b";")[0].strip()
     if not text or len(line) > MAX_CHUNK_LINE or not re.fullmatch(rb"[0-9A-Fa-f]+", text):
-        raise BadRequest("invalid chunk size line")
+        raise MalformedHttpRequest("invalid chunk size line")
     return int(text, 16)
 
 
 async def _read_body(reader: asyncio.StreamReader, headers: list[tuple[str, str]], max_body: int) -> bytes:
     values = dict(headers)
     if "chunked" in values.get("transfer-encoding", "").lower():
-        chunks, total = [], 0
+        chunks: list[bytes] = []
+        total = 0
         while True:
             size = _chunk_size(await reader.readline())
             if size == 0:
                 for _ in range(MAX_HEADER_LINES):  # trailers
                     if (await reader.readline()) in (b"\r\n", b"\n", b""):
                         return b"".join(chunks)
-                raise BadRequest("too many trailers")
+                raise MalformedHttpRequest("too many trailers")
             total += size
             if total > max_body:
                 raise PayloadTooLarge(f"chunked body over {max_body} bytes")
@@ -100,7 +103,7 @@ async def _read_body(reader: asyncio.StreamReader, headers: list[tuple[str, str]
             await reader.readline()
     text = values.get("content-length", "0").strip() or "0"
     if not text.isdigit():
-        raise BadRequest("invalid Content-Length")
+        raise MalformedHttpRequest("invalid Content-Length")
     length = int(text)
     if length > max_body:
         raise PayloadTooLarge(f"body over {max_body} bytes")
@@ -117,7 +120,7 @@ async def read_request(reader: asyncio.StreamReader, peer: str, max_body: int = 
     try:
         method, target, version = line.decode("latin-1").split()
     except ValueError as exc:
-        raise BadRequest("malformed request line") from exc
+        raise MalformedHttpRequest("malformed request line") from exc
     headers: list[tuple[str, str]] = []
     for _ in range(MAX_HEADER_LINES):
         raw = await reader.readline()
@@ -126,11 +129,11 @@ async def read_request(reader: asyncio.StreamReader, peer: str, max_body: int = 
         name, _, value = raw.decode("latin-1").partition(":")
         headers.append((name.strip().lower(), value.strip()))
     else:
-        raise BadRequest("too many headers")
+        raise MalformedHttpRequest("too many headers")
     return Request(method.upper(), target, version, headers, await _read_body(reader, headers, max_body), peer)
 
 
-class UnsafeHeader(ValueError):
+class UnsafeHeader(ColdbrewError):
     """A response header that could split the response or is not a valid header at all."""
 
 
@@ -163,7 +166,7 @@ def encode_response(response: Response, keep_alive: bool) -> bytes:
 BAD_GATEWAY = Response.json(502, {"message": "Bad Gateway"})
 
 
-async def start_server(handler: Handler, port: int = 0, max_body: int = MAX_BODY_BYTES) -> asyncio.AbstractServer:
+async def start_server(handler: Handler, port: int = 0, max_body: int = MAX_BODY_BYTES) -> asyncio.Server:
     """Serve ``handler`` on 127.0.0.1:``port`` (0 picks a free port); bodies over ``max_body`` get 413."""
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -175,17 +178,17 @@ async def start_server(handler: Handler, port: int = 0, max_body: int = MAX_BODY
                 except PayloadTooLarge:
                     writer.write(encode_response(Response.json(413, {"message": "Request Entity Too Large"}), False))
                     break
-                except (BadRequest, ValueError, UnicodeError):
+                except (MalformedHttpRequest, ValueError, UnicodeError):
                     writer.write(encode_response(Response.json(400, {"message": "Bad Request"}), False))
                     break
                 if request is None:
                     break
                 try:
                     response = await handler(request)
-                except Exception:  # a lab bug must not hang the client
+                except Exception:  # noqa: BLE001 - a lab bug must not hang the client (traceback printed)
                     traceback.print_exc()
                     response = Response.json(500, {"message": "lab internal error"})
-                keep = request.header("connection", "").lower() != "close" and request.version != "HTTP/1.0"
+                keep = (request.header("connection") or "").lower() != "close" and request.version != "HTTP/1.0"
                 try:
                     data = encode_response(response, keep)
                 except UnsafeHeader:  # never write it: a split response could smuggle headers or bodies
@@ -202,6 +205,6 @@ async def start_server(handler: Handler, port: int = 0, max_body: int = MAX_BODY
     return await asyncio.start_server(connection, "127.0.0.1", port, reuse_address=True, backlog=1024)
 
 
-def server_port(server: asyncio.AbstractServer) -> int:
+def server_port(server: asyncio.Server) -> int:
     """The port a started server listens on."""
     return server.sockets[0].getsockname()[1]

@@ -65,7 +65,7 @@ class SnapshotLauncher:
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours)
         try:
             line = await asyncio.wait_for(self._reader.readline(), init_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             line = json.dumps({"error": {"errorType": "Runtime.InitTimeout",
                                          "errorMessage": f"snapshot init exceeded {init_timeout_s:g} s"}}).encode()
         reply = json.loads(line or b'{"error": {"errorType": "Runtime.ExitError", "errorMessage": "template exited"}}')
@@ -77,6 +77,8 @@ class SnapshotLauncher:
 
     async def launch(self, env: dict) -> tuple[int, None]:
         """Fork one environment from the template; returns (pid, None)."""
+        if self._writer is None or self._reader is None:
+            raise RuntimeError("snapshot launcher used before open()")
         async with self._lock:
             self._writer.write(json.dumps({"env": env}).encode() + b"\n")
             await self._writer.drain()

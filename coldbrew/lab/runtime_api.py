@@ -10,8 +10,9 @@ Endpoints and status codes follow https://docs.aws.amazon.com/lambda/latest/dg/r
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Awaitable, Protocol
+from typing import Protocol
 
 from coldbrew.lab.httpserver import Request, Response
 

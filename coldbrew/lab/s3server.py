@@ -101,7 +101,7 @@ class SeaweedS3:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> "SeaweedS3":
+    def start(self) -> SeaweedS3:
         """Start `weed mini` and wait until S3 answers; retries once on a port race."""
         if self.proc is not None:
             return self
@@ -119,7 +119,7 @@ class SeaweedS3:
         raise ColdbrewError(f"SeaweedFS failed to start: {last}")
 
     def _launch(self, weed: Path) -> None:
-        self.ports = dict(zip(SERVICES, _free_port_pairs(len(SERVICES))))
+        self.ports = dict(zip(SERVICES, _free_port_pairs(len(SERVICES)), strict=True))
         # Unix sockets default to /tmp/seaweedfs-*.sock and outlive the process; keep them in
         # data_dir, or in a private temp dir if that path is too long for a socket (~100 bytes).
         if len(str(self.data_dir / "filer.sock")) < 100:
@@ -155,6 +155,7 @@ class SeaweedS3:
     def _wait_ready(self) -> None:
         """Poll until S3 answers any HTTP status and an authenticated ListBuckets succeeds."""
         deadline = time.monotonic() + self.start_timeout
+        assert self.proc is not None, "_wait_ready runs after the spawn"
         while True:
             if self.proc.poll() is not None:
                 raise _EarlyExit(f"weed exited with code {self.proc.returncode}; log tail:\n"
@@ -203,7 +204,7 @@ class SeaweedS3:
         for name in ("s3.sock", "filer.sock"):
             (self.data_dir / name).unlink(missing_ok=True)
 
-    def __enter__(self) -> "SeaweedS3":
+    def __enter__(self) -> SeaweedS3:
         return self.start()
 
     def __exit__(self, *exc) -> None:

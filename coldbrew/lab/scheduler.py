@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from coldbrew.errors import ColdbrewError
 from coldbrew.lab import proctree
 from coldbrew.lab.config import LabConfig
 from coldbrew.lab.environment import Environment, InitFailure, Outcome, read_proc_kb
@@ -31,7 +32,7 @@ from coldbrew.lab.stats import (
 )
 
 
-class Throttled(Exception):
+class Throttled(ColdbrewError):
     """Every environment up to the concurrency limit is busy."""
 
 
@@ -42,6 +43,8 @@ class Result:
     outcome: Outcome
     env_id: str
     cold: bool
+    init_ms: float | None = None  # the environment's init (or restore) wall time, on a cold start
+    init_cpu_ms: float | None = None  # and its CPU time
 
 
 class Scheduler:
@@ -58,6 +61,10 @@ class Scheduler:
         self.envs: dict[str, Environment] = {}
         self.function_arn = f"arn:aws:lambda:{config.region}:123456789012:function:{config.function_name}"
         self.lab_id = base_env.get(proctree.LAB_ID_VAR, "")
+        # LabConfig has parsed its durations into seconds
+        self.timeout_s = float(config.timeout)
+        self.init_timeout_s = float(config.init_timeout)
+        self.idle_timeout_s = float(config.idle_timeout)
         self._ids = itertools.count(1)
         self._reaper: asyncio.Task | None = None
         self.closing = False
@@ -66,7 +73,6 @@ class Scheduler:
     def _variables(self, env: Environment, api: str, tmpdir: Path) -> dict[str, str]:
         """The environment variables Lambda defines for a function
         (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime)."""
-        c = self.config
         stream = time.strftime("%Y/%m/%d") + f"/[$LATEST]{uuid.uuid4().hex}"
         return {**self.base_env, "AWS_LAMBDA_RUNTIME_API": api, "AWS_LAMBDA_LOG_STREAM_NAME": stream,
                 "AWS_LAMBDA_INITIALIZATION_TYPE": env.kind, "TMPDIR": str(tmpdir), proctree.ENV_ID_VAR: env.id}
@@ -74,14 +80,14 @@ class Scheduler:
     def init_limit(self, kind: str) -> float:
         """Seconds init may take: --init-timeout on demand; for provisioned concurrency (and a
         SnapStart snapshot) Lambda allows the higher of 130 s and the function timeout."""
-        return max(130.0, self.config.timeout) if kind == "provisioned-concurrency" else self.config.init_timeout
+        return max(130.0, self.timeout_s) if kind == "provisioned-concurrency" else self.init_timeout_s
 
     async def _spawn(self, kind: str, env_id: str | None = None) -> Environment:
         """Create an environment, start its Runtime API and its process (not waiting for init)."""
         if self.config.evict_page_cache and self.evict:
             self.stats.event("page_cache_evicted", files=evict_page_cache(self.evict))
         env_id = env_id or f"env-{next(self._ids):04d}"
-        env = Environment(env_id, kind=kind, memory_mb=self.config.memory_mb, timeout_s=self.config.timeout,
+        env = Environment(env_id, kind=kind, memory_mb=self.config.memory_mb, timeout_s=self.timeout_s,
                           function_arn=self.function_arn, freeze=self.config.freeze,
                           markers={proctree.LAB_ID_VAR: self.lab_id, proctree.ENV_ID_VAR: env_id})
         self.envs[env.id] = env
@@ -128,7 +134,10 @@ class Scheduler:
             raise
         key = "restores" if kind == "snap-start" else "inits"
         getattr(self.stats, key).append(init_ms)
-        self.stats.event("env_ready", env=env.id, pid=env.pid, kind=kind, **{key[:-1] + "_ms": round(init_ms, 2)})
+        if env.init_cpu_ms is not None:
+            self.stats.init_cpus.append(env.init_cpu_ms)
+        self.stats.event("env_ready", env=env.id, pid=env.pid, kind=kind, **{key[:-1] + "_ms": round(init_ms, 2)},
+                         init_cpu_ms=None if env.init_cpu_ms is None else round(env.init_cpu_ms, 2))
         return env
 
     async def _retry_init(self, env_id: str, reserved: bool) -> Environment:
@@ -136,11 +145,11 @@ class Scheduler:
         env = await self._spawn("on-demand", env_id)
         env.reserved = reserved
         try:
-            init_ms = await env.wait_ready(self.config.timeout)
+            init_ms = await env.wait_ready(self.timeout_s)
         except InitFailure as failure:
             if failure.status == "timeout":
                 failure.error = {"errorType": "Sandbox.Timedout",
-                                 "errorMessage": f"Task timed out after {self.config.timeout:.2f} seconds"}
+                                 "errorMessage": f"Task timed out after {self.timeout_s:.2f} seconds"}
             self._init_failed(env, failure, "invoke")
             raise
         except BaseException:
@@ -149,9 +158,11 @@ class Scheduler:
             raise
         env.reinit_ms = init_ms
         self.stats.inits.append(init_ms)
+        if env.init_cpu_ms is not None:
+            self.stats.init_cpus.append(env.init_cpu_ms)
         self.stats.report(init_report_line(init_ms, "invoke", "success"))
         self.stats.event("env_ready", env=env.id, pid=env.pid, kind="on-demand", init_ms=round(init_ms, 2),
-                         phase="invoke")
+                         phase="invoke", init_cpu_ms=None if env.init_cpu_ms is None else round(env.init_cpu_ms, 2))
         return env
 
     def _forget(self, env: Environment) -> None:
@@ -196,7 +207,7 @@ class Scheduler:
         env.state = "busy"
         env.reserved = False
         reinit_ms = env.reinit_ms if cold else None
-        timeout_s = self.config.timeout - (reinit_ms or 0) / 1000  # a retried init ate into the function timeout
+        timeout_s = self.timeout_s - (reinit_ms or 0) / 1000  # a retried init ate into the function timeout
         self.stats.report(start_line(request_id))
         outcome = await env.invoke(payload, request_id, timeout_s)
         if reinit_ms:
@@ -204,12 +215,14 @@ class Scheduler:
         self._record(env, outcome, cold)
         if not env.alive:
             await self.stop_environment(env, env.stop_reason or "exited")
-        return Result(outcome, env.id, cold)
+        return Result(outcome, env.id, cold, env.init_ms if cold else None, env.init_cpu_ms if cold else None)
 
     def _record(self, env: Environment, outcome: Outcome, cold: bool) -> None:
         stats = self.stats
         stats.counts["invocations"] += 1
         stats.durations.append(outcome.duration_ms)
+        if outcome.cpu_ms is not None:
+            stats.cpus.append(outcome.cpu_ms)
         if outcome.kind != "ok":
             stats.errors[outcome.error.get("errorType", outcome.kind)] += 1
         snap = env.kind == "snap-start"
@@ -221,18 +234,22 @@ class Scheduler:
         stats.report(report_line(outcome.request_id, outcome.duration_ms, self.config.memory_mb,
                                  outcome.max_memory_mb, init_ms=init, restore_ms=restore,
                                  billed_restore_ms=env.restore_hooks_ms if restore is not None else None,
-                                 status=status, error_type=error_type))
+                                 status=status, error_type=error_type, cpu_ms=outcome.cpu_ms,
+                                 init_cpu_ms=env.init_cpu_ms if cold else None))
         stats.event("invoke", env=env.id, request_id=outcome.request_id, outcome=outcome.kind, cold=cold,
                     duration_ms=round(outcome.duration_ms, 3), max_memory_mb=outcome.max_memory_mb,
                     init_ms=None if init is None else round(init, 2),
-                    restore_ms=None if restore is None else round(restore, 2), **outcome.error)
+                    restore_ms=None if restore is None else round(restore, 2),
+                    cpu_ms=None if outcome.cpu_ms is None else round(outcome.cpu_ms, 2),
+                    init_cpu_ms=None if not cold or env.init_cpu_ms is None else round(env.init_cpu_ms, 2),
+                    **outcome.error)
 
     # ---- reaping and shutdown -------------------------------------------------------------------
     def start_reaper(self) -> None:
         self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
 
     async def _reap_forever(self) -> None:
-        period = min(1.0, self.config.idle_timeout / 4)
+        period = min(1.0, self.idle_timeout_s / 4)
         while True:
             await asyncio.sleep(period)
             now = time.monotonic()
@@ -240,7 +257,7 @@ class Scheduler:
                 if env.state == "idle" and not env.reserved and not env.alive:
                     await self.stop_environment(env, "exited while idle")
                 elif (env.state == "idle" and not env.reserved and env.kind != "provisioned-concurrency"
-                      and now - env.last_used >= self.config.idle_timeout):
+                      and now - env.last_used >= self.idle_timeout_s):
                     await self.stop_environment(env, "idle timeout")
 
     async def shutdown(self) -> None:

@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from coldbrew.errors import ConfigError
+
+if TYPE_CHECKING:
+    from coldbrew.lab.s3server import SeaweedS3
 
 BUCKET = "coldbrew-lab"
 
@@ -21,7 +25,7 @@ class StagedModel:
 
     env: dict[str, str] = field(default_factory=dict)
     evict: list[Path] = field(default_factory=list)
-    server: object | None = None
+    server: SeaweedS3 | None = None
 
     def close(self) -> None:
         if self.server is not None:

@@ -8,8 +8,11 @@ loads the model (like the study, so the first invocation pays for it and the ini
 - Every response carries ``X-Coldbrew-Env`` (this execution environment's id) and ``X-Coldbrew-Cold``: ``1`` on
   the first request the environment serves, ``0`` on the others — and on every request of a provisioned-concurrency
   environment (``AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency``), whose init no request waited for.
-- Warm-up: the event ``{"coldbrew": "warm", "hold_ms": 250}`` (or ``POST /_warm`` with ``{"hold_ms": 250}``)
-  holds the environment ``hold_ms`` and answers ``{"env": ID, "cold": bool, "held_ms": N}``, no prediction.
+- Warm-up: the event ``{"coldbrew": "warm", "hold_ms": 250}`` (a direct invocation, IAM-protected) holds the
+  environment ``hold_ms`` (at most 10 s) and answers ``{"env": ID, "cold": bool, "held_ms": N}``, no prediction.
+  ``POST /_warm`` does the same over HTTP only when ``COLDBREW_WARM_SECRET`` is set, only for requests whose
+  ``X-Coldbrew-Warm-Secret`` header matches it (compared in constant time; else 403), and holds at most
+  ``MAX_HTTP_HOLD_MS``; without the variable ``/_warm`` is just an unknown path (the app's 404).
 - SnapStart: before the snapshot the model's pages are touched; after a restore the environment gets a new
   id and cold flag, random generators are reseeded and cached S3 clients dropped (docs/deploy.md).
 
@@ -24,28 +27,55 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from coldbrew.errors import ColdbrewError
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from coldbrew.app.startup import Startup
 
 WARM_EVENT_KEY = "coldbrew"
 DEFAULT_HOLD_MS = 250
 MAX_HOLD_MS = 10_000
+# On the HTTP route a warm-up costs its caller one request but holds an environment this long at most:
+# enough for concurrent warm-ups to land on distinct environments, too little to amplify a flood.
+MAX_HTTP_HOLD_MS = 500
 WARM_PATH = "/_warm"
+WARM_SECRET_ENV = "COLDBREW_WARM_SECRET"
+WARM_SECRET_HEADER = "X-Coldbrew-Warm-Secret"
 SNAP_START = "snap-start"
 PROVISIONED = "provisioned-concurrency"
 
 
-class WarmRequestError(ValueError):
+class WarmRequestError(ColdbrewError):
     """A warm-up request with an unusable ``hold_ms``."""
 
 
-def parse_hold_ms(value) -> int:
-    """``hold_ms`` from a warm-up request: absent → default, else an integer number of ms in [0, 10000]."""
+def parse_hold_ms(value, limit: int = MAX_HOLD_MS) -> int:
+    """``hold_ms`` from a warm-up request: absent → default, else an integer number of ms in [0, ``limit``]."""
     if value is None:
-        return DEFAULT_HOLD_MS
+        return min(DEFAULT_HOLD_MS, limit)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         raise WarmRequestError("hold_ms must be a number of milliseconds")
-    if not 0 <= value <= MAX_HOLD_MS:
-        raise WarmRequestError(f"hold_ms must be between 0 and {MAX_HOLD_MS}")
+    if not 0 <= value <= limit:
+        raise WarmRequestError(f"hold_ms must be between 0 and {limit}")
     return int(value)
+
+
+def warm_secret_matches(expected: str, given: str | None) -> bool:
+    """True when ``given`` equals the warm-route secret, compared in constant time (digests, so not even the
+    secret's length leaks)."""
+    import hashlib
+    import hmac
+
+    if given is None:
+        return False
+    expected_digest = hashlib.sha256(expected.encode("utf-8", "surrogatepass")).digest()
+    given_digest = hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest()
+    return hmac.compare_digest(expected_digest, given_digest)
 
 
 def is_warm_event(event) -> bool:
@@ -61,7 +91,11 @@ def _log(record: dict) -> None:
 class LambdaHandler:
     """The state of one execution environment and the callable Lambda invokes."""
 
-    def __init__(self, startup, app, *, provisioned: bool = False):
+    def __init__(self, startup: Startup, app: WSGIApplication, *, provisioned: bool = False,
+                 warm_secret: str | None = None):
+        """Wrap ``app`` (serving ``startup.predictor``) for Lambda; ``provisioned`` marks a provisioned-concurrency
+        environment, whose first request did not wait for its init and so is not flagged cold; ``warm_secret``
+        (``COLDBREW_WARM_SECRET``) opens the HTTP warm-up route to callers that present it."""
         from apig_wsgi import make_lambda_handler
 
         self.startup = startup
@@ -72,6 +106,8 @@ class LambdaHandler:
         self._first_is_cold = not provisioned
         self._cold = False  # whether the invocation in progress waited for this environment's init
         self._invoking = False
+        #: POST /_warm is served only when set, and only to requests that present it.
+        self.warm_secret = warm_secret or None
         #: The app with /_warm and the X-Coldbrew headers, for WSGI hosts such as Zappa (``coldbrew.aws.app``).
         self.wsgi = self._front_door(app)
         self._http = make_lambda_handler(self.wsgi)
@@ -82,7 +118,7 @@ class LambdaHandler:
         self._cold = self.served == 0 and self._first_is_cold
         self.served += 1
 
-    def __call__(self, event, context):
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         started = time.perf_counter()
         self._begin()
         self._invoking = True
@@ -108,20 +144,20 @@ class LambdaHandler:
             )
             _log(record)
 
-    def _hold(self, hold_ms: int) -> dict:
+    def _hold(self, hold_ms: int) -> dict[str, Any]:
         time.sleep(hold_ms / 1000.0)
         return {"env": self.env_id, "cold": self._cold, "held_ms": hold_ms}
 
-    def _direct_warm(self, event) -> dict:
+    def _direct_warm(self, event: dict[str, Any]) -> dict[str, Any]:
         try:
             return self._hold(parse_hold_ms(event.get("hold_ms")))
         except WarmRequestError as exc:
             return {"error": str(exc), "field": "hold_ms", "env": self.env_id, "cold": self._cold}
 
-    def _front_door(self, app):
+    def _front_door(self, app: WSGIApplication) -> WSGIApplication:
         """Wrap the WSGI app: answer ``POST /_warm`` and add the environment headers to every response."""
 
-        def wsgi(environ, start_response):
+        def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
             if not self._invoking:  # hosted as plain WSGI (Zappa): each request counts on its own
                 self._begin()
 
@@ -130,15 +166,24 @@ class LambdaHandler:
                 extra = [("X-Coldbrew-Env", self.env_id), ("X-Coldbrew-Cold", "1" if self._cold else "0")]
                 return start_response(status, [*headers, *extra], exc_info)
 
-            if environ.get("PATH_INFO") == WARM_PATH and environ.get("REQUEST_METHOD") == "POST":
+            if self.warm_secret and environ.get("PATH_INFO") == WARM_PATH and environ.get("REQUEST_METHOD") == "POST":
                 return self._http_warm(environ, start)
             return app(environ, start)
 
         return wsgi
 
-    def _http_warm(self, environ, start):
+    def _http_warm(self, environ: WSGIEnvironment, start: StartResponse) -> list[bytes]:
+        given = environ.get("HTTP_" + WARM_SECRET_HEADER.upper().replace("-", "_"))
+        if not warm_secret_matches(self.warm_secret, given):
+            data = json.dumps({"error": f"POST {WARM_PATH} needs the warm-up secret in {WARM_SECRET_HEADER}",
+                               "field": WARM_SECRET_HEADER}).encode()
+            start("403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+            return [data]
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                raise WarmRequestError("invalid Content-Length header") from None
             raw = environ["wsgi.input"].read(length) if length else b""
             try:
                 body = json.loads(raw) if raw.strip() else {}
@@ -146,7 +191,7 @@ class LambdaHandler:
                 raise WarmRequestError("body must be JSON, e.g. {\"hold_ms\": 250}") from None
             if not isinstance(body, dict):
                 raise WarmRequestError("body must be a JSON object, e.g. {\"hold_ms\": 250}")
-            status, payload = "200 OK", self._hold(parse_hold_ms(body.get("hold_ms")))
+            status, payload = "200 OK", self._hold(parse_hold_ms(body.get("hold_ms"), MAX_HTTP_HOLD_MS))
         except WarmRequestError as exc:
             status, payload = "400 Bad Request", {"error": str(exc), "field": "hold_ms"}
         data = json.dumps(payload).encode()
@@ -162,7 +207,7 @@ class LambdaHandler:
         import numpy as np
 
         predictor = self.startup.predictor
-        predictor.predict_proba(np.zeros((1, len(predictor.feature_names)), dtype=np.float64))
+        predictor.predict(np.zeros((1, len(predictor.feature_names)), dtype=np.float64))  # regressors too
         gc.collect()
         _log({"event": "coldbrew.before_snapshot", "env": self.env_id})
 
@@ -179,7 +224,8 @@ class LambdaHandler:
         if "boto3" in sys.modules:
             # coldbrew's S3 source builds a client per fetch and keeps none; this also drops boto3's default
             # session, whose pooled connections and credentials would be stale copies from the snapshot.
-            sys.modules["boto3"].DEFAULT_SESSION = None
+            boto3: Any = sys.modules["boto3"]
+            boto3.DEFAULT_SESSION = None
         _log({"event": "coldbrew.after_restore", "env": self.env_id, "snapshot_env": previous})
 
 
@@ -194,7 +240,7 @@ def register_snapstart_hooks(lambda_handler: LambdaHandler, environ=os.environ) 
     return True
 
 
-def init_from_env(environ=None) -> LambdaHandler:
+def init_from_env(environ: Mapping[str, str] | None = None) -> LambdaHandler:
     """Lambda's init phase: load the model named by ``MODEL_SOURCE``/``MODEL_URI``, log the start-up line."""
     from coldbrew.app import create_app
     from coldbrew.app.startup import load_from_env
@@ -202,11 +248,13 @@ def init_from_env(environ=None) -> LambdaHandler:
     environ = os.environ if environ is None else environ
     try:
         startup = load_from_env(environ)
+        app = create_app(startup.predictor)  # refuses a model whose serving metadata contradicts itself
     except Exception as exc:  # logged as one line, then re-raised so Lambda reports an init error
         _log({"event": "coldbrew.startup_error", "error": f"{type(exc).__name__}: {exc}"})
         raise
     init_type = environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")
-    lambda_handler = LambdaHandler(startup, create_app(startup.predictor), provisioned=init_type == PROVISIONED)
+    lambda_handler = LambdaHandler(startup, app, provisioned=init_type == PROVISIONED,
+                                   warm_secret=environ.get(WARM_SECRET_ENV))
     record = json.loads(startup.log_line())
     record.update(
         env=lambda_handler.env_id,

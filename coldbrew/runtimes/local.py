@@ -110,6 +110,7 @@ class ServerProcess:
         threading.Thread(target=self._drain, daemon=True).start()
 
     def _read_until_ready(self) -> str | None:
+        assert self.proc.stdout is not None  # stdout=PIPE
         for line in self.proc.stdout:
             if line.startswith("{") and self.startup is None:
                 self.startup = json.loads(line)
@@ -118,6 +119,7 @@ class ServerProcess:
         return None
 
     def _drain(self) -> None:
+        assert self.proc.stdout is not None  # stdout=PIPE
         for line in self.proc.stdout:
             self.access_log.append(line.rstrip("\n"))
 
@@ -131,6 +133,8 @@ class ServerProcess:
         import urllib.error  # client side only: kept off the server's import path
         import urllib.request
 
+        if self.url is None:
+            raise RuntimeError("the server is not listening")
         data = None if payload is None else json.dumps(payload).encode()
         req = urllib.request.Request(self.url.rstrip("/") + path, data=data, method=method)
         if data is not None:
@@ -153,7 +157,7 @@ class ServerProcess:
         self._stderr.close()
         return self.proc.returncode
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, *exc) -> None:

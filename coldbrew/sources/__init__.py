@@ -1,6 +1,7 @@
 """Where model bytes come from: a local path (DISK) or `s3://bucket/key` (S3), cached and checked.
 
-Only the standard library is imported here; boto3 is imported when an S3 source is fetched.
+Layer 3. May import: the base modules (errors, atomicfile), format and engine; never app, runtimes, the lab or the
+tools. Only the standard library is imported here; boto3 is imported when an S3 source is fetched.
 """
 
 from coldbrew.sources.config import ModelConfig, config_from_env, config_from_uri

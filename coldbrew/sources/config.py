@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from coldbrew.errors import ConfigError
 
 SOURCES = ("DISK", "S3")
+_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,17 @@ class ModelConfig:
         return parse_s3_uri(self.uri)[1]
 
 
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """`s3://bucket/key/with/slashes` -> (bucket, key); ConfigError if either part is missing."""
-    rest = uri[len("s3://"):] if uri.startswith("s3://") else None
+def parse_s3_uri(uri: str, *, setting: str = "MODEL_URI") -> tuple[str, str]:
+    """`s3://bucket/key/with/slashes` -> (bucket, key): the one S3 URI parser (serving, lab and packaging).
+
+    Raises:
+        ConfigError: not `s3://`, an empty bucket or key, a key ending in `/`, or a bucket name with characters
+            S3 never allows (only letters, digits, `.`, `-`, `_`); the message names ``setting``.
+    """
+    rest = uri[len("s3://"):] if isinstance(uri, str) and uri.startswith("s3://") else None
     bucket, _, key = (rest or "").partition("/")
-    if not bucket or not key or key.endswith("/"):
-        raise ConfigError(f"MODEL_URI={uri!r} with MODEL_SOURCE=S3 must look like s3://bucket/key")
+    if not bucket or not key or key.endswith("/") or not _BUCKET.fullmatch(bucket):
+        raise ConfigError(f"{setting}={uri!r} must look like s3://bucket/key")
     return bucket, key
 
 

@@ -12,14 +12,14 @@ import hashlib
 import os
 import random
 import re
-import secrets
 import shutil
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
+from coldbrew.atomicfile import atomic_write, remove_stale_parts
 from coldbrew.errors import ConfigError, SourceError
 from coldbrew.sources.fetch import FetchedModel
 
@@ -40,7 +40,7 @@ class Settings:
     verify: str = "etag"  # "etag": size + MD5 where the ETag is one; "size": length only
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
         def num(name: str, default: int, lo: int, sized: bool = False) -> int:
             raw = environ.get(name)
             if not raw:
@@ -68,7 +68,7 @@ def make_client(settings: Settings):
     import boto3
     from botocore.config import Config
 
-    kw = dict(connect_timeout=3, read_timeout=20, max_pool_connections=max(10, settings.concurrency))
+    kw: dict[str, object] = dict(connect_timeout=3, read_timeout=20, max_pool_connections=max(10, settings.concurrency))
     if not (os.environ.get("AWS_RETRY_MODE") or os.environ.get("AWS_MAX_ATTEMPTS")):
         kw["retries"] = {"mode": "standard", "total_max_attempts": settings.attempts}
     return boto3.session.Session().client("s3", config=Config(**kw))
@@ -119,21 +119,20 @@ def fetch_s3(bucket: str, key: str, cache_dir: Path, *, settings: Settings | Non
     if free < size:
         raise SourceError(f"{uri}: needs {size / MiB:.1f} MB but {cache_dir} has {free / MiB:.1f} MB "
                           "free (on Lambda, raise EphemeralStorage)")
-    _remove_stale_parts(cache_dir, tag)
+    remove_stale_parts(cache_dir, tag + "-")
 
     integrity, part_size = _integrity_plan(client, bucket, key, head, settings)
-    tmp = cache_dir / f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.part"
     try:
-        digest = _download(client, bucket, key, etag, size, tmp, settings, part_size)
-        if tmp.stat().st_size != size:
-            raise SourceError(f"{uri}: got {tmp.stat().st_size} bytes, HEAD said {size}")
-        if digest is not None and digest.lower() != etag.strip('"').lower():
-            raise SourceError(f"{uri}: downloaded bytes do not match the ETag {etag} "
-                              f"(computed {digest}); the object may be corrupt")
-        os.replace(tmp, final)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, Exception) and not isinstance(e, SourceError):
+        with atomic_write(final) as fh:
+            digest = _download(client, bucket, key, etag, size, fh.fileno(), settings, part_size)
+            got = os.fstat(fh.fileno()).st_size
+            if got != size:
+                raise SourceError(f"{uri}: got {got} bytes, HEAD said {size}")
+            if digest is not None and digest.lower() != etag.strip('"').lower():
+                raise SourceError(f"{uri}: downloaded bytes do not match the ETag {etag} "
+                                  f"(computed {digest}); the object may be corrupt")
+    except Exception as e:
+        if not isinstance(e, SourceError):
             raise _describe(e, client, bucket, key, settings) from None
         raise
     for old in cache_dir.glob(f"{tag}-*"):  # earlier versions of this object
@@ -167,32 +166,29 @@ def _integrity_plan(client, bucket, key, head, settings) -> tuple[str, int | Non
     return "multipart-md5", part
 
 
-def _download(client, bucket, key, etag, size, tmp: Path, settings: Settings,
+def _download(client, bucket, key, etag, size, fd: int, settings: Settings,
               part_size: int | None) -> str | None:
-    """Fetch all ranges concurrently into tmp; hash in order while they land. Returns the
+    """Fetch all ranges concurrently into the open file ``fd``; hash in order while they land. Returns the
     MD5-style ETag computed (None if not verifying)."""
     chunk = settings.chunk_size
     ranges = [(o, min(o + chunk, size) - 1) for o in range(0, size, chunk)]
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
     pool = ThreadPoolExecutor(max_workers=min(settings.concurrency, max(1, len(ranges))))
     try:
         futures = [pool.submit(_get_range, client, bucket, key, etag, a, b, fd, settings.attempts)
                    for a, b in ranges]
         hasher = _Hasher(size, part_size) if settings.verify == "etag" else None
-        for fut, (a, b) in zip(futures, ranges):
+        for fut, (a, b) in zip(futures, ranges, strict=True):
             fut.result()
             if hasher:
                 hasher.feed(fd, a, b + 1)
         return hasher.result() if hasher else None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        os.close(fd)
 
 
 def _get_range(client, bucket, key, etag, start, end, fd, attempts) -> None:
     """GET bytes start..end (If-Match the HEAD's ETag) and pwrite them; retry broken streams."""
-    from botocore.exceptions import (IncompleteReadError, ReadTimeoutError,
-                                     ResponseStreamingError)
+    from botocore.exceptions import IncompleteReadError, ReadTimeoutError, ResponseStreamingError
 
     for attempt in range(attempts):
         try:
@@ -244,18 +240,6 @@ class _Hasher:
         return f"{combined}-{len(self.digests)}"
 
 
-def _remove_stale_parts(cache_dir: Path, tag: str) -> None:
-    """Delete temp files of this object left by processes that died mid-download."""
-    for p in cache_dir.glob(f".{tag}-*.part"):
-        try:
-            pid = int(p.name.split(".")[-3])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            p.unlink(missing_ok=True)
-        except (ValueError, IndexError, PermissionError):
-            pass
-
-
 def _describe(e: Exception, client, bucket: str, key: str, settings: Settings) -> SourceError:
     """One line that names the bucket, the key and the cause."""
     from botocore.exceptions import ClientError, NoCredentialsError
@@ -289,6 +273,6 @@ def _describe(e: Exception, client, bucket: str, key: str, settings: Settings) -
 def _bucket_exists(client, bucket: str) -> bool:
     try:
         client.head_bucket(Bucket=bucket)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - only a 404 proves the bucket is missing; anything else: assume it exists
         return getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") != 404
     return True

@@ -1,0 +1,115 @@
+"""The serving contract of one model: which fields a request carries and what a response looks like.
+
+Everything comes from the model, nothing from this package: a predictor exposes ``feature_names``, ``classes``
+and ``header`` (for a ``.brew`` file its JSON header; a pickled estimator derives the same keys). The header keys
+read here, each optional (docs/serving.md, docs/format.md):
+
+- ``feature_missing``: one bool per feature, true where the model handles a missing value (the request may send
+  ``null``); absent or null means no feature accepts missing values;
+- ``feature_categorical``: one bool per feature, true for categorical features (documented in the OpenAPI
+  document; the value is still the numeric category code the model was trained on);
+- ``task``: ``binary`` | ``multiclass`` | ``regression``; absent means derived from ``classes``: none →
+  regression, two → binary, otherwise multiclass;
+- ``class_labels``: one display string per class, aligned with ``classes``; absent means ``str()`` of each class.
+
+A header that contradicts itself (labels of the wrong length, duplicate labels or feature names, a task that
+disagrees with the classes) is refused with a one-line :class:`ModelFormatError` before anything is served.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from coldbrew.errors import ModelFormatError
+
+TASKS = ("binary", "multiclass", "regression")
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What ``/predict`` takes and gives for one model."""
+
+    features: tuple[str, ...]
+    nullable: tuple[bool, ...]
+    categorical: tuple[bool, ...]
+    task: str
+    classes: tuple | None  # the model's own class values (Python scalars), in its order; None for regression
+    labels: tuple[str, ...] | None  # display label per class, same order
+
+    @property
+    def is_classifier(self) -> bool:
+        """True for binary and multiclass models."""
+        return self.task != "regression"
+
+    def label_of(self) -> dict:
+        """Class value (as the model's ``predict`` returns it, after ``tolist()``) → display label."""
+        return dict(zip(self.classes or (), self.labels or ()))
+
+
+def _flags(header: dict, key: str, n: int) -> tuple[bool, ...]:
+    value = header.get(key)
+    if value is None:
+        return (False,) * n
+    if not isinstance(value, list) or len(value) != n or not all(type(v) is bool for v in value):
+        raise ModelFormatError(f"model header {key!r} must be a list of {n} booleans (one per feature) or null")
+    return tuple(value)
+
+
+def _task(header: dict, classes: tuple | None) -> str:
+    task = header.get("task")
+    if task is None:
+        if classes is None:
+            return "regression"
+        return "binary" if len(classes) == 2 else "multiclass"
+    if task not in TASKS:
+        raise ModelFormatError(f"model header task {task!r} is not one of {', '.join(TASKS)}")
+    if (task == "regression") != (classes is None):
+        has = "no classes" if classes is None else f"{len(classes)} classes"
+        raise ModelFormatError(f"model header task {task!r} disagrees with the model, which has {has}")
+    if task == "binary" and len(classes) != 2:
+        raise ModelFormatError(f"model header task 'binary' needs 2 classes, the model has {len(classes)}")
+    return task
+
+
+def _labels(header: dict, classes: tuple | None) -> tuple[str, ...] | None:
+    if classes is None:
+        return None
+    given = header.get("class_labels")
+    if given is None:
+        labels = tuple(str(c) for c in classes)
+    elif not isinstance(given, list) or len(given) != len(classes) or not all(isinstance(s, str) for s in given):
+        raise ModelFormatError(f"model header class_labels must be a list of {len(classes)} strings (one per class)")
+    else:
+        labels = tuple(given)
+    if len(set(labels)) != len(labels):
+        raise ModelFormatError(f"model class labels must be distinct to tell the classes apart, got {list(labels)}")
+    if len({*classes}) != len(classes):
+        raise ModelFormatError("model classes must be distinct")
+    return labels
+
+
+def contract_of(predictor) -> Contract:
+    """The contract of ``predictor`` (a BrewPredictor, a PicklePredictor or anything with the same attributes).
+
+    Raises ModelFormatError for metadata that cannot be served as stated.
+    """
+    header = getattr(predictor, "header", None) or {}
+    if not isinstance(header, dict):
+        raise ModelFormatError("model header is not a JSON object")
+    features = tuple(predictor.feature_names)
+    if len(set(features)) != len(features):
+        dup = next(name for i, name in enumerate(features) if name in features[:i])
+        raise ModelFormatError(f"model feature names must be distinct to be JSON fields; {dup!r} repeats")
+    raw_classes = getattr(predictor, "classes", None)
+    classes = None if raw_classes is None else tuple(raw_classes)
+    if classes is not None and not classes:
+        raise ModelFormatError("model lists an empty set of classes")
+    n = len(features)
+    return Contract(
+        features=features,
+        nullable=_flags(header, "feature_missing", n),
+        categorical=_flags(header, "feature_categorical", n),
+        task=_task(header, classes),
+        classes=classes,
+        labels=_labels(header, classes),
+    )

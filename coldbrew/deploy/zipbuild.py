@@ -1,0 +1,167 @@
+"""A Lambda deployment zip built here, without Docker: the serving code, its pure-Python dependencies, the kernel
+cross-built for the target architecture, and the model — plus a manifest of what went in.
+
+The zip holds only what the handler imports on Lambda: ``coldbrew``'s serving layers (format, engine, sources,
+app, runtimes; never the lab, the experiment, deployment, converters or the CLI), the pure-Python distributions
+named (copied from this environment, so they are the versions the tests ran), the target's
+``_kernel.abi3.so`` and the model. Entries are sorted and time-stamped at 1980-01-01 so the same inputs give the
+same bytes. Lambda refuses a function whose unzipped size exceeds 250 MB; the builder refuses first, pointing to
+the S3 and image setups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path, PurePosixPath
+
+import coldbrew
+from coldbrew.deploy import crossbuild
+from coldbrew.errors import ColdbrewError
+
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
+SERVING_PARTS = ("__init__.py", "aws.py", "errors.py", "format", "engine", "sources", "app", "runtimes")
+SKIPPED_SUFFIXES = (".c", ".so", ".pyc", ".pyd")
+SKIPPED_FILES = frozenset({"runtimes/local.py"})  # gunicorn's server: not what Lambda runs
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+class ZipBuildError(ColdbrewError):
+    """The function zip cannot be built as asked (too big, a dependency with native code, a missing part)."""
+
+
+@dataclass
+class ZipEntry:
+    """One file in the zip: its path inside, size in bytes and SHA-256."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass
+class ZipManifest:
+    """What ``function.zip`` holds and for which target; written beside it as ``manifest.json``."""
+
+    arch: str
+    coldbrew_version: str
+    model: str
+    entries: list[ZipEntry] = field(default_factory=list)
+    dependencies: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def unzipped_bytes(self) -> int:
+        """The size Lambda counts against its 250 MB limit."""
+        return sum(e.size for e in self.entries)
+
+    def to_json(self) -> str:
+        """The manifest as indented JSON, sizes included."""
+        data = asdict(self)
+        data["unzipped_bytes"] = self.unzipped_bytes
+        return json.dumps(data, indent=2) + "\n"
+
+
+def serving_files() -> list[tuple[Path, str]]:
+    """``coldbrew``'s serving-path source files as (path on disk, path inside the zip)."""
+    root = Path(coldbrew.__file__).resolve().parent
+    found = []
+    for part in SERVING_PARTS:
+        src = root / part
+        paths = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
+        for path in paths:
+            rel = path.relative_to(root).as_posix()
+            if path.suffix in SKIPPED_SUFFIXES or "__pycache__" in path.parts or rel in SKIPPED_FILES:
+                continue
+            found.append((path, f"coldbrew/{rel}"))
+    return found
+
+
+def distribution_files(name: str) -> tuple[str, list[tuple[Path, str]]]:
+    """A pure-Python distribution's importable files as (path on disk, path inside the zip), and its version."""
+    try:
+        dist = metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        raise ZipBuildError(f"{name} is not installed here; pip install it to vendor it into the zip") from None
+    found = []
+    for file in dist.files or ():
+        posix = PurePosixPath(str(file))
+        if posix.parts[0].endswith((".dist-info", ".egg-info")) or posix.parts[0] in ("..", "bin"):
+            continue
+        if "__pycache__" in posix.parts:
+            continue
+        if posix.suffix in (".so", ".pyd") or ".so." in posix.name:
+            raise ZipBuildError(f"{name} ships native code ({posix}); only pure-Python dependencies are vendored")
+        found.append((Path(str(dist.locate_file(file))), str(posix)))
+    return dist.version, found
+
+
+def _write(zf: zipfile.ZipFile, manifest: ZipManifest, arcname: str, path: Path) -> None:
+    """Stream ``path`` into the zip with a fixed time stamp, hashing it on the way."""
+    info = zipfile.ZipInfo(arcname, date_time=ZIP_EPOCH)
+    info.external_attr = 0o644 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as src, zf.open(info, "w", force_zip64=True) as dst:
+        while chunk := src.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+            dst.write(chunk)
+    manifest.entries.append(ZipEntry(arcname, size, digest.hexdigest()))
+
+
+def build_function_zip(
+    model: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    arch: str,
+    *,
+    model_name: str = "model.brew",
+    dependencies: tuple[str, ...] = ("apig-wsgi",),
+    kernel: str | os.PathLike | None = None,
+    limit_bytes: int = LAMBDA_UNZIPPED_LIMIT,
+) -> ZipManifest:
+    """Write ``out_dir/function.zip`` and ``out_dir/manifest.json`` for ``arch``; returns the manifest.
+
+    ``kernel`` is a prebuilt ``_kernel.abi3.so`` for the target; without it the kernel is cross-built (and
+    checked) here. Raises ``ZipBuildError`` when the unzipped size would exceed ``limit_bytes`` (Lambda's 250 MB)
+    or a dependency is not pure Python; nothing is left behind on failure.
+    """
+    target = crossbuild.target_for(arch)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = Path(model)
+    files = serving_files()
+    manifest = ZipManifest(arch=target.arch, coldbrew_version=coldbrew.__version__, model=model_name)
+    for dep in dependencies:
+        version, dep_files = distribution_files(dep)
+        manifest.dependencies[dep] = version
+        files += dep_files
+    if kernel is None:
+        crossbuild.build_kernel(target.arch, out / "kernel")
+        kernel = out / "kernel" / crossbuild.KERNEL_FILE
+    else:
+        problems = crossbuild.inspect_elf(kernel).problems(target)
+        if problems:
+            raise ZipBuildError(f"{kernel}: unfit for {target.arch}: {'; '.join(problems)}")
+    files.append((Path(kernel), f"coldbrew/engine/{crossbuild.KERNEL_FILE}"))
+    estimate = sum(p.stat().st_size for p, _ in files) + model.stat().st_size
+    if estimate > limit_bytes:
+        raise ZipBuildError(
+            f"the function would be {estimate / 1e6:.1f} MB unzipped, over Lambda's {limit_bytes / 1e6:.0f} MB "
+            "zip limit; use --setup image-s3 (model from S3) or image-disk (container images allow 10 GB)"
+        )
+    final = out / "function.zip"
+    partial = out / "function.zip.partial"
+    try:
+        with zipfile.ZipFile(partial, "w") as zf:
+            for path, arcname in sorted(files, key=lambda item: item[1]):
+                _write(zf, manifest, arcname, path)
+            _write(zf, manifest, model_name, model)
+        os.replace(partial, final)
+    finally:
+        partial.unlink(missing_ok=True)
+    (out / "manifest.json").write_text(manifest.to_json())
+    return manifest
