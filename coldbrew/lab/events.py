@@ -23,6 +23,7 @@ import time
 import uuid
 from urllib.parse import parse_qsl, urlsplit
 
+from coldbrew.errors import ColdbrewError
 from coldbrew.lab.httpserver import Request, Response, UnsafeHeader, check_header
 
 APIS = ("http", "rest", "url", "alb")
@@ -34,7 +35,7 @@ REST_KEYS = {"statusCode", "headers", "multiValueHeaders", "body", "isBase64Enco
 ALB_KEYS = REST_KEYS | {"statusDescription"}
 
 
-class MalformedResponse(ValueError):
+class MalformedResponse(ColdbrewError):
     """The function's result is not a response this front door can map (AWS answers 502)."""
 
 
@@ -132,7 +133,7 @@ def build_event(api: str, request: Request, region: str = "us-east-1") -> dict:
     """The event front door ``api`` sends to the function for ``request``."""
     now = time.time()
     if api == "http":
-        return _v2_event(request, request.header("host", "127.0.0.1"), "lab", now)
+        return _v2_event(request, request.header("host") or "127.0.0.1", "lab", now)
     if api == "url":
         return _v2_event(request, f"{URL_ID}.lambda-url.{region}.on.aws", URL_ID, now)
     if api == "rest":

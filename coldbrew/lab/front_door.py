@@ -150,7 +150,8 @@ def build_front_door(scheduler: Scheduler, api: str, gateway_timeout_s: float | 
         except TimeoutError:
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
             stats.errors["GatewayTimeout"] += 1
-            return failed(door.timeout(), "gateway timeout")
+            answer = door.timeout or _json(504, {"message": "Gateway Timeout"})  # an explicit limit on url/alb
+            return failed(answer(), "gateway timeout")
         outcome = result.outcome
         lab_headers = [("x-lab-request-id", outcome.request_id), ("x-lab-env", result.env_id),
                        ("x-lab-cold", "1" if result.cold else "0")]
@@ -170,7 +171,7 @@ def build_front_door(scheduler: Scheduler, api: str, gateway_timeout_s: float | 
             except MalformedResponse as exc:
                 stats.errors["MalformedResponse"] += 1
                 response = failed(door.malformed(), f"malformed response: {exc}")
-            except Exception:  # a mapping bug is still the function's bad response, never a lab 500
+            except Exception:  # noqa: BLE001 - a mapping bug is still the function's bad response, never a lab 500
                 traceback.print_exc()
                 stats.errors["MalformedResponse"] += 1
                 response = failed(door.malformed(), "malformed response")

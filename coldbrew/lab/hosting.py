@@ -34,7 +34,11 @@ def _build():
         except ImportError as exc:
             raise RuntimeError("--asgi needs the mangum package (pip install mangum)") from exc
         return Mangum(load_app(asgi), lifespan="off")
+    return None
+
+
+def _unconfigured(event, context):
     raise RuntimeError("coldbrew.lab.hosting needs COLDBREW_LAB_WSGI or COLDBREW_LAB_ASGI (module:app)")
 
 
-handler = _build()
+handler = _build() or _unconfigured

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
+from coldbrew.errors import ColdbrewError
+
 MAX_HEADER_LINES = 200
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_CHUNK_LINE = 1024
@@ -85,7 +87,8 @@ def _chunk_size(line: bytes) -> int:
 async def _read_body(reader: asyncio.StreamReader, headers: list[tuple[str, str]], max_body: int) -> bytes:
     values = dict(headers)
     if "chunked" in values.get("transfer-encoding", "").lower():
-        chunks, total = [], 0
+        chunks: list[bytes] = []
+        total = 0
         while True:
             size = _chunk_size(await reader.readline())
             if size == 0:
@@ -130,7 +133,7 @@ async def read_request(reader: asyncio.StreamReader, peer: str, max_body: int = 
     return Request(method.upper(), target, version, headers, await _read_body(reader, headers, max_body), peer)
 
 
-class UnsafeHeader(ValueError):
+class UnsafeHeader(ColdbrewError):
     """A response header that could split the response or is not a valid header at all."""
 
 
@@ -185,7 +188,7 @@ async def start_server(handler: Handler, port: int = 0, max_body: int = MAX_BODY
                 except Exception:  # a lab bug must not hang the client
                     traceback.print_exc()
                     response = Response.json(500, {"message": "lab internal error"})
-                keep = request.header("connection", "").lower() != "close" and request.version != "HTTP/1.0"
+                keep = (request.header("connection") or "").lower() != "close" and request.version != "HTTP/1.0"
                 try:
                     data = encode_response(response, keep)
                 except UnsafeHeader:  # never write it: a split response could smuggle headers or bodies

@@ -58,6 +58,10 @@ class Scheduler:
         self.envs: dict[str, Environment] = {}
         self.function_arn = f"arn:aws:lambda:{config.region}:123456789012:function:{config.function_name}"
         self.lab_id = base_env.get(proctree.LAB_ID_VAR, "")
+        # LabConfig has parsed its durations into seconds
+        self.timeout_s = float(config.timeout)
+        self.init_timeout_s = float(config.init_timeout)
+        self.idle_timeout_s = float(config.idle_timeout)
         self._ids = itertools.count(1)
         self._reaper: asyncio.Task | None = None
         self.closing = False
@@ -74,14 +78,14 @@ class Scheduler:
     def init_limit(self, kind: str) -> float:
         """Seconds init may take: --init-timeout on demand; for provisioned concurrency (and a
         SnapStart snapshot) Lambda allows the higher of 130 s and the function timeout."""
-        return max(130.0, self.config.timeout) if kind == "provisioned-concurrency" else self.config.init_timeout
+        return max(130.0, self.timeout_s) if kind == "provisioned-concurrency" else self.init_timeout_s
 
     async def _spawn(self, kind: str, env_id: str | None = None) -> Environment:
         """Create an environment, start its Runtime API and its process (not waiting for init)."""
         if self.config.evict_page_cache and self.evict:
             self.stats.event("page_cache_evicted", files=evict_page_cache(self.evict))
         env_id = env_id or f"env-{next(self._ids):04d}"
-        env = Environment(env_id, kind=kind, memory_mb=self.config.memory_mb, timeout_s=self.config.timeout,
+        env = Environment(env_id, kind=kind, memory_mb=self.config.memory_mb, timeout_s=self.timeout_s,
                           function_arn=self.function_arn, freeze=self.config.freeze,
                           markers={proctree.LAB_ID_VAR: self.lab_id, proctree.ENV_ID_VAR: env_id})
         self.envs[env.id] = env
@@ -136,11 +140,11 @@ class Scheduler:
         env = await self._spawn("on-demand", env_id)
         env.reserved = reserved
         try:
-            init_ms = await env.wait_ready(self.config.timeout)
+            init_ms = await env.wait_ready(self.timeout_s)
         except InitFailure as failure:
             if failure.status == "timeout":
                 failure.error = {"errorType": "Sandbox.Timedout",
-                                 "errorMessage": f"Task timed out after {self.config.timeout:.2f} seconds"}
+                                 "errorMessage": f"Task timed out after {self.timeout_s:.2f} seconds"}
             self._init_failed(env, failure, "invoke")
             raise
         except BaseException:
@@ -196,7 +200,7 @@ class Scheduler:
         env.state = "busy"
         env.reserved = False
         reinit_ms = env.reinit_ms if cold else None
-        timeout_s = self.config.timeout - (reinit_ms or 0) / 1000  # a retried init ate into the function timeout
+        timeout_s = self.timeout_s - (reinit_ms or 0) / 1000  # a retried init ate into the function timeout
         self.stats.report(start_line(request_id))
         outcome = await env.invoke(payload, request_id, timeout_s)
         if reinit_ms:
@@ -232,7 +236,7 @@ class Scheduler:
         self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
 
     async def _reap_forever(self) -> None:
-        period = min(1.0, self.config.idle_timeout / 4)
+        period = min(1.0, self.idle_timeout_s / 4)
         while True:
             await asyncio.sleep(period)
             now = time.monotonic()
@@ -240,7 +244,7 @@ class Scheduler:
                 if env.state == "idle" and not env.reserved and not env.alive:
                     await self.stop_environment(env, "exited while idle")
                 elif (env.state == "idle" and not env.reserved and env.kind != "provisioned-concurrency"
-                      and now - env.last_used >= self.config.idle_timeout):
+                      and now - env.last_used >= self.idle_timeout_s):
                     await self.stop_environment(env, "idle timeout")
 
     async def shutdown(self) -> None:

@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
         _preimport_runtime()
         module_name = handler.rsplit(".", 1)[0]
         getattr(importlib.import_module(module_name.replace("/", ".")), handler.rsplit(".", 1)[1])
-    except BaseException as exc:  # any failure of the function's init is reported, not raised
+    except BaseException as exc:  # noqa: BLE001 - any failure of the function's init is reported, not raised
         _send(sock, {"error": {"errorType": type(exc).__name__, "errorMessage": str(exc),
                                "stackTrace": traceback.format_exc().splitlines()}})
         return 1
@@ -88,7 +88,7 @@ def main(argv: list[str]) -> int:
         from awslambdaric import lambda_runtime_hooks_runner
 
         lambda_runtime_hooks_runner.run_before_snapshot()
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - a failing hook fails the "publish", reported like an init error
         _send(sock, {"error": {"errorType": "Runtime.BeforeSnapshotError", "errorMessage": f"{type(exc).__name__}: {exc}",
                                "stackTrace": traceback.format_exc().splitlines()}})
         return 1
