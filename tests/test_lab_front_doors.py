@@ -169,3 +169,9 @@ def test_a_snapstart_report_has_restore_and_billed_restore_duration(lab_factory,
     report = next(line for line in capfd.readouterr().err.splitlines() if line.startswith("REPORT"))
     assert re.search(r"\tRestore Duration: \d+\.\d\d ms\tBilled Restore Duration: \d+ ms", report), report
     assert "Init Duration" not in report
+
+
+@pytest.mark.parametrize("api", ["url", "alb"])
+def test_an_explicit_gateway_timeout_on_a_door_without_one_is_a_504(lab_factory, api):
+    lab = lab_factory("sleep.handler", api=api, gateway_timeout="300ms", timeout="5s")
+    assert call(lab, "/?s=1")[0] == 504

@@ -323,3 +323,13 @@ def test_shutdown_mid_invocation_is_an_outcome_of_its_own_and_each_stop_is_logge
     result, events = run_scheduler(tmp_path, FakeLauncher(), test)
     assert result.outcome.kind == "shutdown" and result.outcome.error["errorType"] == "Lab.Shutdown"
     assert [e["event"] for e in events].count("env_stop") == 1
+
+
+def test_the_hosting_module_imports_without_an_app_and_says_what_is_missing(monkeypatch):
+    import importlib
+
+    monkeypatch.delenv("COLDBREW_LAB_WSGI", raising=False)
+    monkeypatch.delenv("COLDBREW_LAB_ASGI", raising=False)
+    hosting = importlib.import_module("coldbrew.lab.hosting")
+    with pytest.raises(RuntimeError, match="COLDBREW_LAB_WSGI"):
+        hosting.handler({}, None)
