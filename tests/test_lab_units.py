@@ -333,3 +333,14 @@ def test_the_hosting_module_imports_without_an_app_and_says_what_is_missing(monk
     hosting = importlib.import_module("coldbrew.lab.hosting")
     with pytest.raises(RuntimeError, match="COLDBREW_LAB_WSGI"):
         hosting.handler({}, None)
+
+
+def test_last_pid_moves_when_a_process_is_created():
+    import subprocess
+    import sys
+
+    from coldbrew.lab import proctree
+
+    before = proctree.last_pid()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    assert proctree.last_pid() != before

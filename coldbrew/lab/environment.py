@@ -117,6 +117,8 @@ class Environment:
         self.markers = markers or {}
         self.freeze_idle = freeze
         self.frozen: set[int] = set()
+        self._tree: list[int] = []
+        self._tree_stamp = -1
         self.peak_kb = 0
         self.stop_logged = False
         self._restore_at: float | None = None
@@ -223,9 +225,17 @@ class Environment:
 
     # ---- freezing -----------------------------------------------------------------------------
     def freeze(self) -> None:
-        """SIGSTOP the environment's process tree (Lambda freezes an environment between invocations)."""
-        if self.freeze_idle and self.pid is not None and not self.frozen and not self._exited.done():
-            self.frozen = proctree.stop_tree(self.pid, rounds=1)  # one /proc scan: this runs on every invocation
+        """SIGSTOP the environment's process tree (Lambda freezes an environment between invocations).
+
+        This runs at every invocation's end, so the tree found by scanning /proc is reused for as long as
+        no process has been created on the machine since (``proctree.last_pid``)."""
+        if not self.freeze_idle or self.pid is None or self.frozen or self._exited.done():
+            return
+        stamp = proctree.last_pid()
+        if stamp == -1 or stamp != self._tree_stamp:
+            self._tree, self._tree_stamp = proctree.tree(self.pid), stamp
+        proctree.send(self._tree, signal.SIGSTOP)
+        self.frozen = set(self._tree)
 
     def thaw(self) -> None:
         """SIGCONT every process ``freeze`` stopped."""
