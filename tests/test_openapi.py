@@ -25,7 +25,7 @@ def api_schema(request, tiny_model, families):
     else:
         family = families[request.param]
         path = family.brew or family.pickle
-    app = create_app(load_predictor(path))
+    app = create_app(load_predictor(path, allow_pickle=True))
     return schemathesis.openapi.from_wsgi("/openapi.json", app)
 
 

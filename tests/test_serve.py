@@ -71,7 +71,7 @@ def stop(proc, sig):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_serves_then_stops_cleanly(tiny_model, sig):
-    proc, record, url = start(str(tiny_model), "--workers", "2")
+    proc, record, url = start(str(tiny_model), "--allow-pickle", "--workers", "2")
     try:
         assert url.startswith("http://127.0.0.1:")
         assert record["event"] == "coldbrew.startup" and record["model"]["source"] == "DISK"

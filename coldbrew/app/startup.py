@@ -19,7 +19,9 @@ Switches (environment variables set to 1/true/yes; docs/serving.md):
 - ``COLDBREW_EAGER``: ask the OS to read a ``.brew`` file ahead (``MADV_WILLNEED``), for cold disks where
   on-demand page faults are slow (bench/results/brew_vs_pickle.md measures both);
 - ``COLDBREW_VERIFY``: check a ``.brew`` file's SHA-256 at load (reads the whole file; the cheap structural
-  checks always run).
+  checks always run);
+- ``COLDBREW_ALLOW_PICKLE``: load a pickle/joblib model (which can run arbitrary code); without it only ``.brew``
+  files load and a pickle is refused with one line, unopened (docs/security.md).
 """
 
 from __future__ import annotations
@@ -39,7 +41,12 @@ from coldbrew.sources import ModelConfig, config_from_env, fetch
 if TYPE_CHECKING:
     from coldbrew.engine.protocol import Predictor
 
-SWITCHES = {"warmup": "COLDBREW_WARMUP", "eager": "COLDBREW_EAGER", "verify": "COLDBREW_VERIFY"}
+SWITCHES = {
+    "warmup": "COLDBREW_WARMUP",
+    "eager": "COLDBREW_EAGER",
+    "verify": "COLDBREW_VERIFY",
+    "allow_pickle": "COLDBREW_ALLOW_PICKLE",
+}
 
 
 def process_age_ms() -> float | None:
@@ -87,14 +94,16 @@ def _ms_since(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000.0
 
 
-def load(config: ModelConfig, *, warmup: bool = False, eager: bool = False, verify: bool = False) -> Startup:
-    """Fetch and load the model ``config`` points at, timing every phase."""
+def load(
+    config: ModelConfig, *, warmup: bool = False, eager: bool = False, verify: bool = False, allow_pickle: bool = False
+) -> Startup:
+    """Fetch and load the model ``config`` points at, timing every phase (pickles only with ``allow_pickle``)."""
     imports = process_age_ms()
     t0 = time.perf_counter()
     fetched = fetch(config)
     fetch_ms = _ms_since(t0)
     t0 = time.perf_counter()
-    predictor = load_predictor(fetched.path, eager=eager, verify=verify)
+    predictor = load_predictor(fetched.path, eager=eager, verify=verify, allow_pickle=allow_pickle, name=config.uri)
     load_ms = _ms_since(t0)
     warmup_ms = None
     if warmup:
@@ -114,7 +123,7 @@ def load(config: ModelConfig, *, warmup: bool = False, eager: bool = False, veri
 
 
 def options_from_env(environ: Mapping[str, str]) -> dict[str, bool]:
-    """The start-up switches (``warmup``, ``eager``, ``verify``) from their environment variables."""
+    """The start-up switches (``warmup``, ``eager``, ``verify``, ``allow_pickle``) from their environment variables."""
     return {name: environ.get(var, "").strip().lower() in ("1", "true", "yes") for name, var in SWITCHES.items()}
 
 

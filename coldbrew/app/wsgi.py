@@ -15,6 +15,7 @@ import numpy as np
 from coldbrew.app.contract import Contract, contract_of
 from coldbrew.app.openapi import build_openapi
 from coldbrew.app.validation import InvalidRequest, decode_json, parse_rows
+from coldbrew.errors import ModelFormatError
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -151,6 +152,9 @@ def create_app(predictor: Predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_B
             status, body = 200, handler(environ)
         except InvalidRequest as exc:
             status, body = exc.status, _dumps(exc.body())
+        except ModelFormatError as exc:  # corruption a kernel met while predicting: the server's fault, one log line
+            log.error("%s %s: %s", method, path, exc)
+            status, body = 500, _dumps({"error": "the model file is corrupt", "field": None, "index": None})
         except Exception:
             log.exception("unhandled error serving %s %s", method, path)
             status, body = 500, _dumps({"error": "internal server error", "field": None, "index": None})

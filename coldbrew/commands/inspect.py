@@ -17,7 +17,7 @@ def summary(path: Path, verify: bool = False) -> list[tuple[str, str]]:
     f = BrewFile(path, verify=verify)
     h = f.header
     names = h["feature_names"] or [f"x{i}" for i in range(h["n_features"])]
-    source = h.get("source", {})
+    source = h.get("source") if isinstance(h.get("source"), dict) else {}  # informational: any JSON value
     status = "verified (sha256)" if f.checksum_verified else "not checked (use --verify)"
     return [
         ("file", str(path)),
@@ -27,7 +27,7 @@ def summary(path: Path, verify: bool = False) -> list[tuple[str, str]]:
         ("features", f"{h['n_features']}: {', '.join(names)}"),
         ("classes", ", ".join(map(str, h["classes"])) if h["classes"] is not None else "-"),
         ("outputs", f"{h['n_outputs']} ({h['output']}, {h['combine']} of {h['leaf']} leaves)"),
-        ("learning rate", f"{h['learning_rate']} (pre-scaled leaves)" if h["learning_rate"] is not None else "-"),
+        ("learning rate", f"{h['learning_rate']} (pre-scaled leaves)" if h.get("learning_rate") is not None else "-"),
         ("base score", ", ".join(repr(float(v)) for v in f.arrays["base_score"])),
         ("trees", f"{h['n_trees']:,}"),
         ("nodes", f"{h['n_nodes']:,} ({h['n_leaves']:,} leaves)"),

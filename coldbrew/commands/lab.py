@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from coldbrew.pairs import parse_pairs
 
@@ -29,6 +30,9 @@ def add_arguments(parser) -> None:
                         help="the function's working directory, for apps that open relative paths (default: --code)")
     parser.add_argument("--api", choices=("http", "rest", "url", "alb"), default="http",
                         help="front door: API Gateway HTTP API, REST API, function URL or ALB (default: http)")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="let the function load a pickle/joblib model, which can run arbitrary code: only for "
+                             "files you trust (passes COLDBREW_ALLOW_PICKLE=1; default: .brew only)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment variable for the function (repeatable)")
     parser.add_argument("--source", choices=("disk", "s3"), default="disk",
@@ -58,6 +62,19 @@ def add_arguments(parser) -> None:
                              "X-Coldbrew-Warm-Secret (default: $COLDBREW_WARM_SECRET, else no /_warm route)")
 
 
+def _pickle_opt_in(args, env: dict[str, str]) -> None:
+    """``--allow-pickle`` passes COLDBREW_ALLOW_PICKLE=1 to the environments; without any opt-in, a model file
+    coldbrew's handler would refuse is refused here, before any environment starts (nothing is unpickled)."""
+    if args.allow_pickle:
+        env["COLDBREW_ALLOW_PICKLE"] = "1"
+    local = Path(args.model_uri).expanduser() if args.model_uri and not args.model_uri.startswith("s3://") else None
+    if local is not None and local.is_file() and args.handler == "coldbrew.aws.handler" and not (getattr(args, "wsgi", None) or getattr(args, "asgi", None)):
+        from coldbrew.engine import model_format
+
+        allowed = env.get("COLDBREW_ALLOW_PICKLE", "").strip().lower() in ("1", "true", "yes")
+        model_format(local, allow_pickle=allowed, name=args.model_uri)
+
+
 def stats_line(stats: dict) -> str:
     """One human line: environments, invocations, cold starts, errors, latency, memory."""
     envs = stats["environments"]
@@ -78,7 +95,9 @@ def run(args) -> int:
     """Start the lab and serve until Ctrl-C (or SIGTERM)."""
     from coldbrew.lab import Lab, LabConfig
 
-    config = LabConfig(handler=args.handler, task_root=args.task_root, env=parse_pairs(args.env, option="--env"),
+    env = parse_pairs(args.env, option="--env")
+    _pickle_opt_in(args, env)
+    config = LabConfig(handler=args.handler, task_root=args.task_root, env=env,
                        wsgi=args.wsgi, asgi=args.asgi, cwd=args.cwd, api=args.api, bucket=args.bucket,
                        freeze=not args.no_freeze,
                        model_uri=args.model_uri, source=args.source, evict_page_cache=args.evict_page_cache,

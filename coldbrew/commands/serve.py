@@ -1,6 +1,7 @@
 """`coldbrew serve`: serve a model over HTTP with gunicorn, logging start-up timings once.
 
-    coldbrew serve model.pkl                       # DISK, inferred from the path
+    coldbrew serve model.brew                      # DISK, inferred from the path
+    coldbrew serve model.pkl --allow-pickle        # a pickle you trust (it can run code when loaded)
     coldbrew serve s3://bucket/model.brew          # S3, inferred from the scheme
     MODEL_SOURCE=DISK MODEL_URI=model.brew coldbrew serve   # exactly as the Lambda runtime reads it
 
@@ -38,6 +39,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--port", type=_port, default=8000, help="port to bind, 0 for any free one (default: 8000)")
     parser.add_argument("--workers", type=_workers, default=1, help="worker processes (default: 1)")
     parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="also load a pickle/joblib model, which can run arbitrary code: only for files you trust "
+        "(default: .brew only; COLDBREW_ALLOW_PICKLE=1 does the same)",
+    )
+    parser.add_argument(
         "--max-body-bytes", type=int, default=1_048_576, help="largest accepted request body (default: 1 MiB)"
     )
 
@@ -47,13 +54,12 @@ def run(args) -> int:
     # "imports" phase ends, so the logged timings cover the whole path to the first request.
     from coldbrew.app import create_app, startup
     from coldbrew.runtimes.local import serve
-    from coldbrew.sources import config_from_uri
+    from coldbrew.sources import config_from_env, config_from_uri
 
-    if args.model_uri:
-        config = config_from_uri(args.model_uri)
-        loaded = startup.load(config, **startup.options_from_env(os.environ))
-    else:
-        loaded = startup.load_from_env(os.environ)
+    options = startup.options_from_env(os.environ)
+    options["allow_pickle"] = options["allow_pickle"] or args.allow_pickle
+    config = config_from_uri(args.model_uri) if args.model_uri else config_from_env(os.environ)
+    loaded = startup.load(config, **options)
     print(loaded.log_line(), flush=True)
     app = create_app(loaded.predictor, max_body_bytes=args.max_body_bytes)
     serve(app, host=args.host, port=args.port, workers=args.workers)

@@ -30,13 +30,11 @@ ARCHES = tuple(tpl.DOCKER_PLATFORMS)
 DEFAULT_MEMORY_MB = 4500  # the study's setting
 DEFAULT_TIMEOUT_S = 30
 
-# What serving needs at run time, by model format. boto3 (for s3://) is not listed: every Lambda Python
-# runtime and base image ships it, and bundling botocore would add ~25 MB to the zip.
-SERVING_PACKAGES = {
-    "brew": ("numpy", "apig-wsgi"),
-    # Unpickling needs the exact scikit-learn that wrote the pickle, and what it imports.
-    "pickle": ("numpy", "apig-wsgi", "scikit-learn", "scipy", "joblib", "threadpoolctl"),
-}
+# What serving needs at run time is read from coldbrew's own metadata (the packaged checkout's pyproject.toml):
+# its dependencies, plus these extras by model format — unpickling needs the exact scikit-learn that wrote the
+# pickle, and what it requires in turn. The [s3] extra (boto3) is not added: every Lambda Python runtime and base
+# image ships it, and bundling botocore would add ~25 MB to the zip.
+FORMAT_EXTRAS = {"brew": (), "pickle": ("sklearn",)}
 # Files of the coldbrew checkout that make it pip-installable; anything else at the root is left out.
 SOURCE_ROOT_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "MANIFEST.in", "README.md", "LICENSE", "LICENSE.txt")
 SOURCE_IGNORE = ("__pycache__", "*.pyc", "*.pyo", "*.so", "*.pyd", "*.o", "*.egg-info", "build", ".pytest_cache")
@@ -113,15 +111,71 @@ def detect_format(path: Path | None, name: str, override: str = "auto") -> str:
     return "pickle"
 
 
-def pinned_requirements(model_format: str) -> list[str]:
-    """``name==version`` lines for the serving packages, pinned to the versions installed here."""
-    lines = []
-    for name in SERVING_PACKAGES[model_format]:
+def serving_distributions(model_format: str, pyproject: Path | None = None) -> list[str]:
+    """Distribution names a function serving ``model_format`` needs, from coldbrew's metadata, dependencies included.
+
+    Args:
+        model_format: ``"brew"`` or ``"pickle"``.
+        pyproject: coldbrew's ``pyproject.toml`` (default: the source checkout being packaged).
+
+    Returns:
+        Names in discovery order: coldbrew's ``dependencies`` and the format's extras (``FORMAT_EXTRAS``), then,
+        transitively, what those distributions require as installed here (their own extras and non-matching
+        environment markers left out). ``coldbrew`` itself is not listed: it is installed from its source.
+
+    Raises:
+        ColdbrewError: the pyproject has no such extra, or a required distribution is not installed here.
+    """
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    path = pyproject or source_root() / "pyproject.toml"
+    project = tomllib.loads(path.read_text(encoding="utf-8"))["project"]
+    extras_table: dict[str, list[str]] = project.get("optional-dependencies", {})
+    names: list[str] = []
+    seen: set[str] = set()
+
+    def extra(name: str) -> None:
+        if name not in extras_table:
+            raise ColdbrewError(f"{path}: coldbrew has no [{name}] extra")
+        for line in extras_table[name]:
+            require(Requirement(line))
+
+    def require(req: Requirement) -> None:
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            return
+        if canonicalize_name(req.name) == "coldbrew":
+            for name in sorted(req.extras):
+                extra(name)
+            return
+        key = canonicalize_name(req.name)
+        if key in seen:
+            return
+        seen.add(key)
+        names.append(req.name)
         try:
-            lines.append(f"{name}=={metadata.version(name)}")
+            below = metadata.requires(req.name) or []
         except metadata.PackageNotFoundError:
-            raise ColdbrewError(f"{name} is not installed here, so its version cannot be pinned") from None
-    return lines
+            raise ColdbrewError(f"{req.name} is not installed here, so its version cannot be pinned") from None
+        for line in below:
+            require(Requirement(line))
+
+    for line in project.get("dependencies", []):
+        require(Requirement(line))
+    for name in FORMAT_EXTRAS[model_format]:
+        extra(name)
+    return names
+
+
+def pinned_requirements(model_format: str, pyproject: Path | None = None) -> list[str]:
+    """``name==version`` lines for :func:`serving_distributions`, pinned to the versions installed here.
+
+    Raises:
+        ColdbrewError: a serving distribution is not installed here.
+    """
+    return [f"{name}=={metadata.version(name)}" for name in serving_distributions(model_format, pyproject)]
 
 
 def installed_size(dist_name: str) -> int | None:

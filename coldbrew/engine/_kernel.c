@@ -4,7 +4,10 @@
  * accumulation `out += leaf` is never fused with anything: the bits must equal scikit-learn's.
  * Trees are the outer loop over blocks of up to 4096 rows (as scikit-learn does), so each tree is read from
  * memory once per block while the block's rows and scores stay in cache.
- * Every visited node is bounds-checked, so a corrupt file raises instead of crashing or looping.
+ * Every visited node is bounds-checked, so a corrupt file raises instead of crashing or looping, and every leaf
+ * value used must be finite (compile never writes NaN or infinity). Thresholds are not checked here: a NaN or
+ * infinite threshold routes every row one way, exactly as a legitimate extreme threshold would, in both kernels
+ * (IEEE comparisons), so the hottest loop does not pay for checking each one; verify() checks them all.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -20,7 +23,7 @@ typedef struct {
 
 #define ROW_BLOCK 4096
 
-enum { OK = 0, BAD_FEATURE, BAD_CHILD, BAD_LEAF };
+enum { OK = 0, BAD_FEATURE, BAD_CHILD, BAD_LEAF, BAD_VALUE };
 
 static int traverse_block(const node_t *nodes, const int64_t *offsets, Py_ssize_t n_trees,
                           const double *leaf_values, Py_ssize_t n_leaves, int vector,
@@ -47,8 +50,11 @@ static int traverse_block(const node_t *nodes, const int64_t *offsets, Py_ssize_
                 const int32_t li = node->right;
                 if (li < 0 || li >= n_leaves) { *bad_tree = t; return BAD_LEAF; }
                 const double *lv = leaf_values + (Py_ssize_t)li * K;
+                for (Py_ssize_t c = 0; c < K; c++)
+                    if (!isfinite(lv[c])) { *bad_tree = t; return BAD_VALUE; }
                 for (Py_ssize_t c = 0; c < K; c++) o[c] += lv[c];
             } else {
+                if (!isfinite(node->value)) { *bad_tree = t; return BAD_VALUE; }
                 o[k] += node->value;
             }
         }
@@ -116,8 +122,10 @@ static PyObject *predict_raw(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
     if (status != OK) {
-        const char *what = status == BAD_FEATURE ? "feature index" : status == BAD_CHILD ? "child index" : "leaf index";
-        PyErr_Format(PyExc_ValueError, "corrupt model: %s out of bounds in tree %zd", what, bad_tree);
+        const char *what = status == BAD_FEATURE ? "feature index out of bounds"
+                         : status == BAD_CHILD ? "child index out of bounds"
+                         : status == BAD_LEAF ? "leaf index out of bounds" : "non-finite leaf value";
+        PyErr_Format(PyExc_ValueError, "corrupt model: %s in tree %zd", what, bad_tree);
         goto done;
     }
     result = Py_NewRef(Py_None);

@@ -62,6 +62,8 @@ class BrewPredictor:
             raise ModelFormatError(f"{self.file.path}: {exc}") from None
         if self.header["combine"] == "mean":
             out /= self.header["n_trees"]
+        if not np.isfinite(out).all():  # finite but huge leaf values can still overflow: never serve inf or NaN
+            raise ModelFormatError(f"{self.file.path}: corrupt model: the raw score overflowed to infinity or NaN")
         return out
 
     def predict_proba(self, X) -> np.ndarray:

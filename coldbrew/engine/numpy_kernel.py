@@ -41,19 +41,32 @@ def _predict_chunk(nodes, tree_offsets, leaf_values, X, out, n_features, K, vect
         if bad.any():
             raise ValueError(f"corrupt model: child index out of bounds in tree {np.argwhere(bad)[0, 1]}")
         x = X[rows, np.where(split, f, 0)].astype(np.float64)
-        go_left = x <= value[roots + at]
+        go_left = x <= value[roots + at]  # a NaN threshold sends every row right, as in the C kernel
         at = np.where(split, np.where(go_left, at + 1, r), at)
     leaves = roots + at
+    # Every reached node is a leaf now; its marker must be exactly -1, as the C kernel demands (-2 is corrupt).
+    if np.any(f != -1):
+        raise ValueError(f"corrupt model: feature index out of bounds in tree {_first(f != -1)}")
     if vector:
         li = right[leaves]
-        if np.any((li < 0) | (li >= leaf_values.shape[0])):
-            raise ValueError("corrupt model: leaf index out of bounds")
+        bad = (li < 0) | (li >= leaf_values.shape[0])
+        if bad.any():
+            raise ValueError(f"corrupt model: leaf index out of bounds in tree {_first(bad)}")
         steps = leaf_values[li]  # (rows, trees, K)
+        bad = ~np.isfinite(steps).all(axis=2)
     else:
         steps = value[leaves].reshape(n_rows, n_trees // K, K)
+        bad = ~np.isfinite(value[leaves])
+    if bad.any():
+        raise ValueError(f"corrupt model: non-finite leaf value in tree {_first(bad)}")
     # Sequential accumulation in tree order: add.accumulate never reorders (np.sum's pairwise would).
     stacked = np.concatenate([out[:, None, :], steps], axis=1)
     out[...] = np.add.accumulate(stacked, axis=1)[:, -1, :]
+
+
+def _first(bad: np.ndarray) -> int:
+    """The tree (column) of the first True in a (rows, trees) mask."""
+    return int(np.argwhere(bad)[0, 1])
 
 
 def _first_bad_tree(split, f, n_features) -> int:
@@ -65,6 +78,14 @@ def expit(x: np.ndarray) -> None:
     """In place, x -> 1 / (1 + exp(-x)), scipy's expit formula with libm's exp (as the C kernel).
 
     ``math.exp`` is libm's; ``np.exp`` is not always (numpy >= 2.4 uses its own SIMD exp, which can differ in
-    the last bit), so the fallback pays a Python loop over one value per row to stay bit-identical.
+    the last bit), so the fallback pays a Python loop over one value per row to stay bit-identical. Where libm's
+    exp overflows (``-x`` above ~709.78) C gets ``inf`` and 0.0; ``math.exp`` raises instead, so that is 0.0 here.
     """
-    x[...] = [1.0 / (1.0 + math.exp(-v)) for v in x.tolist()]
+    x[...] = [_expit1(v) for v in x.tolist()]
+
+
+def _expit1(v: float) -> float:
+    try:
+        return 1.0 / (1.0 + math.exp(-v))
+    except OverflowError:
+        return 0.0

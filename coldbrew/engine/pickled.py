@@ -32,6 +32,11 @@ def load_estimator(path: str | os.PathLike):
             return joblib.load(path)
     except OSError as exc:
         raise ModelFormatError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+    except ModuleNotFoundError as exc:
+        ours = (exc.name or "").split(".")[0] in ("sklearn", "joblib", "scipy")
+        hint = " pip install 'coldbrew[sklearn]'" if ours else ""
+        raise ModelFormatError(f"{path}: unpickling needs the module {exc.name}, which is not installed;{hint}"
+                               " (or serve a .brew: coldbrew compile)") from exc
     except Exception as exc:
         raise ModelFormatError(f"{path}: not a .brew file and not a loadable pickle/joblib model ({exc})") from exc
 

@@ -267,7 +267,8 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
         provisioned=cell.max_concurrency if cell.setup == "provisioned" else 0,
         # `warmed` warms over the lab's HTTP route, opened (like `package --warm-route`) with a one-off secret.
         warm_secret=secrets.token_urlsafe(24) if cell.setup == "warmed" else None,
-        env={"COLDBREW_ALLOW_PICKLE": "1"} if cell.format == "pickle" else {},  # the explicit opt-in pickle needs
+        # The study's pickle baseline: our own freshly trained model, so the opt-in is explicit and safe.
+        env={"COLDBREW_ALLOW_PICKLE": "1"} if cell.format == "pickle" else {},
     )
     info = {"schema": SCHEMA, **producing_code(), "name": cell.name, **asdict(cell),
             "model": model.name, "model_bytes": model.stat().st_size,

@@ -51,7 +51,8 @@ def _serve_and_ask(path: Path) -> dict:
     from coldbrew.experiment.dataset import STUDY_PAYLOAD
     from coldbrew.runtimes.local import ServerProcess
 
-    with ServerProcess(str(path)) as server:
+    # The pickle is the demo's own freshly trained model: opting in to unpickling it is safe.
+    with ServerProcess(str(path), env={"COLDBREW_ALLOW_PICKLE": "1"}) as server:
         status, body = server.request("POST", "/predict", STUDY_PAYLOAD)
         first_200_ms = (time.perf_counter() - server.spawned_at) * 1000.0
         health = server.request("GET", "/")[0]

@@ -15,6 +15,27 @@ from coldbrew.format import spec
 _HASH_CHUNK = 16 << 20
 
 
+def parse_header(raw: bytes, path: object = "header") -> object:
+    """The header's JSON, strictly: UTF-8, no NaN/Infinity, no duplicate keys, no nesting deep enough to
+    exhaust the stack. Anything else is a one-line ``ModelFormatError``."""
+
+    def no_constants(name: str):
+        raise ValueError(f"{name} is not JSON")
+
+    def no_duplicates(pairs: list) -> dict:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            raise ValueError("duplicate key in an object")
+        return obj
+
+    try:
+        return json.loads(raw, parse_constant=no_constants, object_pairs_hook=no_duplicates)
+    except RecursionError:
+        raise ModelFormatError(f"{path}: corrupt header (JSON nested too deeply)") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelFormatError(f"{path}: corrupt header (not JSON: {str(exc)[:120]})") from None
+
+
 def is_brew(path: str | os.PathLike) -> bool:
     """True if the file starts with the .brew magic bytes (the extension is irrelevant)."""
     with open(path, "rb") as fh:
@@ -43,6 +64,7 @@ class BrewFile:
         self.header = self._read_header()
         self.arrays = self._view_arrays()
         self._check_tree_offsets()
+        self.check_finite(when=("load",))
         self.checksum_verified = False
         if verify:
             self.verify()
@@ -66,10 +88,7 @@ class BrewFile:
                 f"{self.path}: file {what}: {self.size_bytes} bytes on disk, the preamble says {p_off + p_len}"
             )
         self._payload_offset, self._payload_length = p_off, p_len
-        try:
-            header = json.loads(self._map[spec.PREAMBLE_SIZE : p_off])
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ModelFormatError(f"{self.path}: corrupt header (not JSON: {exc})") from None
+        header = parse_header(self._map[spec.PREAMBLE_SIZE : p_off], self.path)
         try:
             spec.validate_header(header, p_len)
         except ModelFormatError as exc:
@@ -91,8 +110,27 @@ class BrewFile:
         if offsets[0] != 0 or offsets[-1] != self.header["n_nodes"] or np.any(offsets[1:] <= offsets[:-1]):
             raise ModelFormatError(f"{self.path}: corrupt tree_offsets (must rise from 0 to n_nodes)")
 
+    def check_finite(self, when: tuple[str, ...] = ("load", "visit")) -> None:
+        """Refuse NaN or infinity in the arrays whose values must be finite (``spec.ArrayRule.finite``).
+
+        At open only the small ``"load"`` arrays are checked; ``verify`` checks all of them (it reads every byte
+        anyway), and the kernels check every ``"visit"`` value a prediction uses.
+        """
+        for name, arr in self.arrays.items():
+            rule = spec.ARRAYS[name]
+            if rule.finite not in when:
+                continue
+            values = arr["value"] if arr.dtype.names else arr
+            finite = np.isfinite(values)
+            if not finite.all():
+                at = tuple(int(i) for i in np.argwhere(~finite)[0])
+                raise ModelFormatError(
+                    f"{self.path}: array {name} holds a non-finite value at {at[0] if len(at) == 1 else at} "
+                    "(NaN or infinity; coldbrew compile never writes one): the file is corrupt"
+                )
+
     def verify(self) -> None:
-        """Check the SHA-256 over the whole file; raises ModelFormatError on a mismatch."""
+        """Check the SHA-256 over the whole file and that every value is finite; ModelFormatError if not."""
         import hashlib
 
         digest = hashlib.sha256(self._map[: spec.DIGEST_OFFSET])
@@ -105,6 +143,7 @@ class BrewFile:
         stored = self._map[spec.DIGEST_OFFSET : spec.DIGEST_OFFSET + spec.DIGEST_SIZE]
         if digest.digest() != stored:
             raise ModelFormatError(f"{self.path}: checksum mismatch: the file is corrupt")
+        self.check_finite()  # a re-signed file passes the checksum; its values are still checked
         self.checksum_verified = True
 
     @property

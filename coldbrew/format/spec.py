@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import math
+import re
 import struct
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -68,16 +72,40 @@ def array_dtype(name: str) -> np.dtype:
     return NODE_DTYPE if name == NODE_DTYPE_NAME else np.dtype(name)
 
 
+# ------------------------------------------------------------------------------------------ the array table
+@dataclass(frozen=True)
+class ArrayRule:
+    """One array a .brew file may hold: its only accepted dtype, its shape and when it is present.
+
+    ``shape(h)`` computes the shape from the (already type-checked) header; ``present(h)`` says whether a file
+    with this header must hold the array (an array present when it must not be is refused, like an unknown one).
+    ``finite``: the values (the ``value`` field of a record array) must be finite (no NaN, no infinity).
+    ``"load"``: checked when the file is opened (small arrays); ``"visit"``: leaf values are checked by both
+    kernels as a prediction uses them, and every value (thresholds too) by ``verify`` (checking them at load
+    would read the whole file).
+    """
+
+    dtype: str
+    shape: Callable[[dict], tuple[int, ...]]
+    present: Callable[[dict], bool] = lambda h: True
+    finite: str = ""
+
+
+#: Every array a .brew file may hold. The reader, the writer and validation all follow this table; a name not
+#: in it (or present when ``present`` says no) is refused. A new array is registered here and nowhere else.
+ARRAYS: dict[str, ArrayRule] = {
+    "nodes": ArrayRule(NODE_DTYPE_NAME, lambda h: (h["n_nodes"],), finite="visit"),
+    "tree_offsets": ArrayRule("<i8", lambda h: (h["n_trees"] + 1,)),
+    "base_score": ArrayRule("<f8", lambda h: (h["n_outputs"],), finite="load"),
+    "leaf_values": ArrayRule(
+        "<f8", lambda h: (h["n_leaves"], h["n_outputs"]), present=lambda h: h["leaf"] == "vector", finite="visit"
+    ),
+}
+
+
 def expected_arrays(h: dict) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """The arrays a header of this shape must declare: name -> (dtype name, shape)."""
-    arrays: dict[str, tuple[str, tuple[int, ...]]] = {
-        "nodes": (NODE_DTYPE_NAME, (h["n_nodes"],)),
-        "tree_offsets": ("<i8", (h["n_trees"] + 1,)),
-        "base_score": ("<f8", (h["n_outputs"],)),
-    }
-    if h["leaf"] == "vector":
-        arrays["leaf_values"] = ("<f8", (h["n_leaves"], h["n_outputs"]))
-    return arrays
+    """The arrays a header of this shape must declare: name -> (dtype name, shape), from :data:`ARRAYS`."""
+    return {name: (rule.dtype, tuple(rule.shape(h))) for name, rule in ARRAYS.items() if rule.present(h)}
 
 
 def validate_header(h: object, payload_length: int) -> None:
@@ -90,12 +118,12 @@ def validate_header(h: object, payload_length: int) -> None:
         if not isinstance(h[key], types) or (types is int and isinstance(h[key], bool)):
             raise ModelFormatError(f"header field {key!r} has the wrong type ({type(h[key]).__name__})")
     if h["format"] != FORMAT_NAME:
-        raise ModelFormatError(f"header format is {h['format']!r}, expected {FORMAT_NAME!r}")
+        raise ModelFormatError(f"header format is {_short(h['format'])}, expected {FORMAT_NAME!r}")
     if h["version"] != VERSION:
         raise ModelFormatError(f"header version {h['version']} disagrees with the preamble's {VERSION}")
     for key, allowed in (("kind", KINDS), ("leaf", LEAF_MODES), ("combine", COMBINES), ("output", OUTPUTS)):
         if h[key] not in allowed:
-            raise ModelFormatError(f"header {key} {h[key]!r} is not one of {', '.join(allowed)}")
+            raise ModelFormatError(f"header {key} {_short(h[key])} is not one of {', '.join(allowed)}")
     for key in ("n_features", "n_outputs", "n_trees", "n_nodes"):
         if h[key] < 1:
             raise ModelFormatError(f"header {key} must be positive, got {h[key]}")
@@ -116,7 +144,73 @@ def validate_header(h: object, payload_length: int) -> None:
         raise ModelFormatError("a logistic output needs n_outputs = 1")
     if h["leaf"] == "scalar" and h["combine"] == "sum" and h["n_trees"] % h["n_outputs"]:
         raise ModelFormatError("n_trees must be a multiple of n_outputs")
+    validate_bounds(h, payload_length)
     _validate_table(h, payload_length)
+
+
+# --------------------------------------------------------------------------------- sizes and labels bounds
+# Everything a reader builds from the header must cost memory and time in proportion to the file (an attacker
+# who re-signs a file controls every header field): these checks run before anything is allocated.
+
+#: Without ``feature_names``, ``n_features`` may not exceed max(this, the payload length in bytes): the names a
+#: reader makes up ("x0", "x1", ...) then cost memory in proportion to the file.
+MIN_FEATURE_BOUND = 1 << 16
+#: The label array a reader builds from ``classes`` may take max(this, the payload length) bytes.
+MIN_CLASSES_BYTES = 1 << 20
+#: The dtypes scikit-learn's ``classes_`` can have, and nothing else (no sub-array, record or big-endian dtype):
+#: bool, signed/unsigned 8-64 bit integers, float 16/32/64, fixed-width unicode, object.
+CLASSES_DTYPE = re.compile(r"\A(?:\|b1|\|i1|<i[248]|\|u1|<u[248]|<f[248]|<U[1-9][0-9]{0,8}|\|O)\Z")
+
+
+def validate_bounds(h: dict, payload_length: int) -> None:
+    """Refuse feature names and class labels that are malformed or would cost more than the file justifies."""
+    names = h["feature_names"]
+    if names is None:
+        limit = max(MIN_FEATURE_BOUND, payload_length)
+        if h["n_features"] > limit:
+            raise ModelFormatError(f"header n_features {h['n_features']} exceeds {limit} without feature_names")
+    else:
+        if not all(isinstance(n, str) and n for n in names):
+            raise ModelFormatError("header feature_names must be non-empty strings")
+        if len(set(names)) != len(names):
+            raise ModelFormatError("header feature_names has duplicates")
+    classes = h["classes"]
+    if classes is None:
+        return
+    if h["output"] not in CLASSIFIER_OUTPUTS:
+        raise ModelFormatError(f"a regressor's header must have classes null (output {h['output']!r})")
+    dtype_name = h["classes_dtype"]
+    if dtype_name is None or not CLASSES_DTYPE.match(dtype_name):
+        raise ModelFormatError(f"header classes_dtype {_short(dtype_name)} is not an accepted label dtype "
+                               "(|b1, |i1, <i2-<i8, |u1, <u2-<u8, <f2-<f8, <U<n>, |O)")
+    dtype = np.dtype(dtype_name)
+    limit = max(MIN_CLASSES_BYTES, payload_length)
+    if dtype.itemsize * len(classes) > limit:
+        raise ModelFormatError(f"header classes of dtype {dtype_name} would take more than {limit} bytes")
+    for label in classes:
+        if not _label_fits(label, dtype):
+            raise ModelFormatError(f"header class label {_short(label)} does not fit classes_dtype {dtype_name}")
+
+
+def _label_fits(label: object, dtype: np.dtype) -> bool:
+    """True if ``label`` (from JSON) is a scalar that ``dtype`` holds exactly."""
+    if isinstance(label, bool):
+        return dtype.kind in "bO"
+    if isinstance(label, int):
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            return info.min <= label <= info.max
+        return dtype.kind in "fO"
+    if isinstance(label, float):
+        return dtype.kind in "fO" and math.isfinite(label)
+    if isinstance(label, str):
+        return dtype.kind == "O" or (dtype.kind == "U" and len(label) <= dtype.itemsize // 4)
+    return False  # null, lists, objects: a label is a scalar
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _validate_table(h: dict, payload_length: int) -> None:
@@ -125,19 +219,25 @@ def _validate_table(h: dict, payload_length: int) -> None:
     missing = set(expected) - set(table)
     if missing:
         raise ModelFormatError(f"array table lacks {', '.join(sorted(missing))}")
+    unexpected = set(table) - set(expected)
+    if unexpected:
+        raise ModelFormatError(f"array table holds arrays this header does not call for: "
+                               f"{', '.join(sorted(map(_short, unexpected)))}")
     spans = []
     for name, (dtype_name, shape) in expected.items():
         entry = table[name]
         if not isinstance(entry, dict):
             raise ModelFormatError(f"array {name}: entry is not an object")
         if entry.get("dtype") != dtype_name:
-            raise ModelFormatError(f"array {name}: dtype {entry.get('dtype')!r}, expected {dtype_name!r}")
+            raise ModelFormatError(f"array {name}: dtype {_short(entry.get('dtype'))}, expected {dtype_name!r}")
         if entry.get("shape") != list(shape):
-            raise ModelFormatError(f"array {name}: shape {entry.get('shape')}, expected {list(shape)}")
+            raise ModelFormatError(f"array {name}: shape {_short(entry.get('shape'))}, expected {list(shape)}")
         offset, nbytes = entry.get("offset"), entry.get("nbytes")
-        if not (isinstance(offset, int) and isinstance(nbytes, int)) or offset < 0 or offset % ALIGN:
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (offset, nbytes)):
+            raise ModelFormatError(f"array {name}: offset and nbytes must be integers")
+        if offset < 0 or offset % ALIGN:
             raise ModelFormatError(f"array {name}: offset {offset!r} is not a 64-aligned integer")
-        size = array_dtype(dtype_name).itemsize * int(np.prod(shape, dtype=np.int64))
+        size = array_dtype(dtype_name).itemsize * math.prod(shape)  # Python ints: no overflow
         if nbytes != size:
             raise ModelFormatError(f"array {name}: nbytes {nbytes} does not match its shape ({size})")
         if offset + nbytes > payload_length:

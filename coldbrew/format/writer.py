@@ -39,6 +39,9 @@ def write_brew(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndarr
     table, payload_length = _layout(header, arrays)
     full = {"format": spec.FORMAT_NAME, "version": spec.VERSION, **header, "checksum": spec.CHECKSUM, "arrays": table}
     spec.validate_header(full, payload_length)
+    for name, arr in arrays.items():  # readers refuse NaN and infinity in these: never write one
+        if spec.ARRAYS[name].finite and not np.isfinite(arr["value"] if arr.dtype.names else arr).all():
+            raise ValueError(f"array {name} holds NaN or infinity: a .brew file cannot represent it")
     text = json.dumps(full, separators=(",", ":"), allow_nan=False).encode("utf-8")
     header_bytes = text + b" " * (spec.align(len(text)) - len(text))
     payload_offset = spec.PREAMBLE_SIZE + len(header_bytes)

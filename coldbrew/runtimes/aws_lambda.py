@@ -109,7 +109,7 @@ class LambdaHandler:
         #: POST /_warm is served only when set, and only to requests that present it.
         self.warm_secret = warm_secret or None
         #: The app with /_warm and the X-Coldbrew headers, for WSGI hosts such as Zappa (``coldbrew.aws.app``).
-        self.wsgi = self._front_door(app)
+        self.wsgi = self._with_warm_route(app)
         self._http = make_lambda_handler(self.wsgi)
 
     # ------------------------------------------------------------------ invocations
@@ -154,7 +154,7 @@ class LambdaHandler:
         except WarmRequestError as exc:
             return {"error": str(exc), "field": "hold_ms", "env": self.env_id, "cold": self._cold}
 
-    def _front_door(self, app: WSGIApplication) -> WSGIApplication:
+    def _with_warm_route(self, app: WSGIApplication) -> WSGIApplication:
         """Wrap the WSGI app: answer ``POST /_warm`` and add the environment headers to every response."""
 
         def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

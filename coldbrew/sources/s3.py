@@ -83,6 +83,8 @@ def fetch_s3(bucket: str, key: str, cache_dir: Path, *, settings: Settings | Non
     timings = {}
     try:
         client = make_client(settings)
+    except ModuleNotFoundError as e:
+        raise SourceError(f"{uri}: reading models from S3 needs {e.name}: pip install 'coldbrew[s3]'") from None
     except Exception as e:  # noqa: BLE001 - bad endpoint URL, region, profile...
         raise SourceError(f"{uri}: cannot create an S3 client: {e}") from None
     t1 = time.perf_counter()
