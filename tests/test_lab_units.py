@@ -335,6 +335,7 @@ def test_the_hosting_module_imports_without_an_app_and_says_what_is_missing(monk
         hosting.handler({}, None)
 
 
+@pytest.mark.integration  # starts one trivial process
 def test_last_pid_moves_when_a_process_is_created():
     import subprocess
     import sys
