@@ -88,3 +88,20 @@ def test_snapstart_hooks_before_snapshot_once_after_restore_per_restore(lab_fact
     afters = [pid for what, pid in lines if what == "after"]
     assert len(env_pids) == 2 and befores == [str(lab.pids()[-1])]  # once, in the template ("publish")
     assert sorted(afters) == sorted(env_pids)  # once per restored environment
+
+
+def test_the_snapshot_template_is_frozen_between_forks(lab_factory):
+    """A snapshot does not run: the template's init thread is stopped except while it forks."""
+    lab = lab_factory("ticker.handler", snapshot=True)
+    template = lab.pids()[-1]
+    assert proc_state(template) == "T"
+    call(lab)  # a fork: the template runs for a moment, then stops again
+    assert proc_state(template) == "T"
+
+    def cpu_ticks():
+        fields = Path(f"/proc/{template}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    before = cpu_ticks()
+    time.sleep(1.0)
+    assert cpu_ticks() == before

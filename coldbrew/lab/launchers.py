@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -43,10 +44,14 @@ class ProcessLauncher:
 
 
 class SnapshotLauncher:
-    """Fork environments from one template process that has already imported the handler."""
+    """Fork environments from one template process that has already imported the handler.
 
-    def __init__(self, handler: str, cwd: str, output):
-        self.handler, self.cwd, self.output = handler, cwd, output
+    Like a snapshot, the template does not run between forks: with ``freeze`` it is SIGSTOPped after
+    its init and continued only for the moment it takes to fork (threads its init started stay still).
+    """
+
+    def __init__(self, handler: str, cwd: str, output, freeze: bool = True):
+        self.handler, self.cwd, self.output, self.freeze = handler, cwd, output, freeze
         self.template: subprocess.Popen | None = None
         self.init_ms: float | None = None
         self._reader: asyncio.StreamReader | None = None
@@ -73,16 +78,28 @@ class SnapshotLauncher:
         if "error" in reply:
             await self.close()
             return reply["error"]
+        self._signal(signal.SIGSTOP)
         return None
+
+    def _signal(self, sig: int) -> None:
+        if self.freeze and self.template is not None and self.template.poll() is None:
+            try:
+                os.kill(self.template.pid, sig)
+            except ProcessLookupError:
+                pass
 
     async def launch(self, env: dict) -> tuple[int, None]:
         """Fork one environment from the template; returns (pid, None)."""
         if self._writer is None or self._reader is None:
             raise RuntimeError("snapshot launcher used before open()")
         async with self._lock:
-            self._writer.write(json.dumps({"env": env}).encode() + b"\n")
-            await self._writer.drain()
-            reply = json.loads(await self._reader.readline())
+            self._signal(signal.SIGCONT)
+            try:
+                self._writer.write(json.dumps({"env": env}).encode() + b"\n")
+                await self._writer.drain()
+                reply = json.loads(await self._reader.readline())
+            finally:
+                self._signal(signal.SIGSTOP)
         return reply["pid"], None
 
     async def close(self) -> None:
