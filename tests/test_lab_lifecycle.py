@@ -23,6 +23,15 @@ def proc_state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
+def settled_state(pid: int, state: str) -> str:
+    """``pid``'s state once it is ``state`` (a signal takes effect when the process is next scheduled), or
+    whatever it is after 10 s."""
+    deadline = time.monotonic() + 10
+    while proc_state(pid) != state and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return proc_state(pid)
+
+
 def settled_env(lab, frozen: bool) -> dict:
     """The lab's only environment once its runtime is back in /next (frozen, when freezing)."""
     deadline = time.monotonic() + 10
@@ -44,7 +53,7 @@ def test_an_idle_environment_is_frozen_and_its_threads_stop(lab_factory):
     lab = lab_factory("ticker.handler")
     assert ticks_while_idle(lab, 1.0) < 10  # a 10 ms ticker would count ~100 in a second if it ran
     env = settled_env(lab, frozen=True)
-    assert env["frozen"] and proc_state(env["pid"]) == "T"
+    assert env["frozen"] and settled_state(env["pid"], "T") == "T"
 
 
 def test_without_freezing_the_threads_run_on(lab_factory):
@@ -94,9 +103,9 @@ def test_the_snapshot_template_is_frozen_between_forks(lab_factory):
     """A snapshot does not run: the template's init thread is stopped except while it forks."""
     lab = lab_factory("ticker.handler", snapshot=True)
     template = lab.pids()[-1]
-    assert proc_state(template) == "T"
+    assert settled_state(template, "T") == "T"
     call(lab)  # a fork: the template runs for a moment, then stops again
-    assert proc_state(template) == "T"
+    assert settled_state(template, "T") == "T"
 
     def cpu_ticks():
         fields = Path(f"/proc/{template}/stat").read_text().rsplit(")", 1)[1].split()
