@@ -68,6 +68,7 @@ def test_a_frozen_environment_uses_no_cpu(lab_factory):
     lab = lab_factory("ticker.handler")
     call(lab)
     pid = settled_env(lab, frozen=True)["pid"]
+    assert settled_state(pid, "T") == "T"
 
     def cpu_ticks():
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
