@@ -183,7 +183,7 @@ def to_onnx(pkl: Path) -> Path | None:
 
 
 def bench_preset(preset: str, repeats: int, rows: Path, tmp: Path) -> dict | None:
-    from coldbrew.convert.sklearn import compile_model
+    from coldbrew.experiment.train import compile_study_model as compile_model
 
     pkl = find_pickle(preset)
     if pkl is None:

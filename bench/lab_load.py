@@ -50,7 +50,7 @@ def resolve_models(args) -> tuple[Path, Path, str]:
     if not pickle_path.exists():
         sys.exit(f"no pickle at {pickle_path}: train it first (coldbrew train --preset {args.preset}) or pass --pickle")
     if not brew_path.exists():
-        from coldbrew.convert.sklearn import compile_model
+        from coldbrew.experiment.train import compile_study_model as compile_model
 
         print(f"compiling {pickle_path.name} -> {brew_path}", flush=True)
         compile_model(pickle_path, brew_path, progress=False)

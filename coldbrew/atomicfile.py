@@ -18,10 +18,19 @@ from typing import BinaryIO
 PART_SUFFIX = ".part"
 
 
-def _ordinary_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+def file_mode(base: int = 0o666) -> int:
+    """``base`` less the process's umask: the mode ``open()`` would give a new file (the temp file starts 0600).
+
+    Read from /proc/self/status where it exists, so the umask is never changed, not even for a moment (another
+    thread creating a file meanwhile would get mode ``base``); elsewhere by setting and restoring it.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            umask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return base & ~umask
 
 
 @contextmanager
@@ -46,7 +55,7 @@ def atomic_write(path: str | os.PathLike[str], *, fsync: bool = False) -> Iterat
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
-        os.chmod(tmp, _ordinary_mode())
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -27,7 +27,7 @@ EXTRA_OF_MODULE = {
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("coldbrew.experiment.demo", "train the tiny model, serve it, send the study's payload, show timings"),
     "train": ("coldbrew.experiment.train", "train the study's GradientBoostingClassifier on the Adult data"),
-    "compile": ("coldbrew.convert.sklearn", "convert a fitted sklearn tree model to a .brew file"),
+    "compile": ("coldbrew.commands.compile", "compile a tree model (sklearn, XGBoost, LightGBM) to a .brew file"),
     "inspect": ("coldbrew.commands.inspect", "print the header of a .brew file"),
     "serve": ("coldbrew.commands.serve", "serve a model over HTTP (/ and /predict) with a production WSGI server"),
     "package": ("coldbrew.deploy.package", "generate a deployable AWS Lambda build context + SAM template"),

@@ -23,10 +23,10 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_brew(tiny_model, tmp_path_factory) -> Path:
     """The tiny model compiled to .brew."""
-    from coldbrew.convert.sklearn import compile_model
+    from coldbrew.experiment.train import compile_study_model
 
     out = tmp_path_factory.mktemp("brew") / "tiny.brew"
-    compile_model(tiny_model, out, progress=False)
+    compile_study_model(tiny_model, out, progress=False)
     return out
 
 

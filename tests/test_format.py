@@ -103,9 +103,9 @@ def test_trailing_bytes(brew_path):
 
 def test_future_version(brew_path):
     data = bytearray(brew_path.read_bytes())
-    struct.pack_into("<I", data, 8, 2)
+    struct.pack_into("<I", data, 8, spec.VERSION + 1)
     brew_path.write_bytes(bytes(data))
-    with pytest.raises(ModelFormatError, match="newer coldbrew.*version 2"):
+    with pytest.raises(ModelFormatError, match=f"newer coldbrew.*version {spec.VERSION + 1}"):
         BrewFile(brew_path)
 
 

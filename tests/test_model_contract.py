@@ -175,17 +175,26 @@ def test_openapi_marks_nullable_and_categorical_features(tmp_path):
 
 
 def _rewrite_header(src: Path, dst: Path, **changes) -> Path:
-    """A copy of ``src`` (.brew) with header keys changed (``None`` deletes); arrays untouched."""
-    from coldbrew.format import BrewFile, write_brew
+    """A copy of ``src`` (.brew) with header keys changed (``None`` deletes) and the file re-signed, as an
+    attacker (or a buggy writer) would produce it: the writer's own checks are bypassed, arrays untouched."""
+    import hashlib
+    import json
+    import struct
 
-    f = BrewFile(src)
-    header = {k: v for k, v in f.header.items() if k not in ("arrays", "checksum", "format", "version")}
+    data = src.read_bytes()
+    magic, version, h_len, p_off, p_len = struct.unpack_from("<8sIIQQ", data, 0)
+    header = json.loads(data[64 : 64 + h_len])
     for key, value in changes.items():
         if value is None:
             header.pop(key, None)
         else:
             header[key] = value
-    write_brew(dst, header, {k: np.array(v) for k, v in f.arrays.items()})
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 64)
+    payload = data[p_off:]
+    out = struct.pack("<8sIIQQ", magic, version, len(text), 64 + len(text), len(payload)) + bytes(32) + text + payload
+    out = out[:32] + hashlib.sha256(out[:32] + out[64:]).digest() + out[64:]
+    dst.write_bytes(out)
     return dst
 
 

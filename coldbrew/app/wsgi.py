@@ -63,13 +63,26 @@ def _read_body(environ, limit: int) -> bytes:
         size = int(length)
         if size > limit:
             raise InvalidRequest(f"request body is {size} bytes; the limit is {limit} bytes", status=413)
-        return environ["wsgi.input"].read(size) if size else b""
+        return _read_input(environ, size) if size else b""
     if not environ.get("wsgi.input_terminated"):
         raise InvalidRequest("send a Content-Length header", status=411)
-    raw = environ["wsgi.input"].read(limit + 1)
+    raw = _read_input(environ, limit + 1)
     if len(raw) > limit:
         raise InvalidRequest(f"request body exceeds the limit of {limit} bytes", status=413)
     return raw
+
+
+def _read_input(environ, size: int) -> bytes:
+    """Read up to ``size`` body bytes; the server's complaint about a malformed or stalled body is a 400.
+
+    The server parses the framing while the app reads (a chunked body's chunk-size lines, for example) and
+    raises its own exception for bytes that break it, or a timeout for a client that stopped sending.
+    """
+    try:
+        return environ["wsgi.input"].read(size)
+    except Exception as exc:  # noqa: BLE001 - any server's parse error or socket timeout is the client's
+        detail = str(exc).strip() or type(exc).__name__
+        raise InvalidRequest(f"malformed or incomplete request body: {detail}"[:300]) from None
 
 
 def responder(predictor: Predictor, contract: Contract):

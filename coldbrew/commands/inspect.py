@@ -23,10 +23,16 @@ def summary(path: Path, verify: bool = False) -> list[tuple[str, str]]:
         ("file", str(path)),
         ("format version", str(h["version"])),
         ("kind", h["kind"]),
-        ("estimator", f"{source.get('estimator', '?')} (sklearn {source.get('sklearn_version', '?')})"),
+        ("estimator", _estimator(source)),
         ("features", f"{h['n_features']}: {', '.join(names)}"),
         ("classes", ", ".join(map(str, h["classes"])) if h["classes"] is not None else "-"),
+        ("class labels", ", ".join(h["class_labels"]) if h.get("class_labels") else "-"),
         ("outputs", f"{h['n_outputs']} ({h['output']}, {h['combine']} of {h['leaf']} leaves)"),
+        *(
+            [("arithmetic", f"{h['input_dtype']} input, x {'<' if h['split_compare'] == 'lt' else '<='} threshold, "
+                            f"{h['accumulate']} sums, decision {h['decision']}, {h['n_cat_bitsets']} category bitsets")]
+            if h["version"] >= 2 else []
+        ),
         ("learning rate", f"{h['learning_rate']} (pre-scaled leaves)" if h.get("learning_rate") is not None else "-"),
         ("base score", ", ".join(repr(float(v)) for v in f.arrays["base_score"])),
         ("trees", f"{h['n_trees']:,}"),
@@ -36,6 +42,14 @@ def summary(path: Path, verify: bool = False) -> list[tuple[str, str]]:
         ("checksum", f"{status} {f.digest_hex[:16]}…"),
         ("created by", h.get("created_by", "?")),
     ]
+
+
+def _estimator(source: dict) -> str:
+    if source.get("library") == "xgboost":
+        return f"XGBoost {source.get('xgboost_version', '?')} ({source.get('objective', '?')})"
+    if source.get("library") == "lightgbm":
+        return f"LightGBM {source.get('format', '?')} ({source.get('objective', '?')})"
+    return f"{source.get('estimator', '?')} (sklearn {source.get('sklearn_version', '?')})"
 
 
 def run(args) -> int:

@@ -1,5 +1,87 @@
 """Converters: one module per library, each turning a fitted model into `.brew` arrays and writing the file.
 
+``detect(path)`` tells what an input file holds by its content, never its name; ``compile_file`` dispatches to
+``convert.sklearn`` (pickles of scikit-learn estimators), ``convert.xgboost`` (XGBoost JSON/UBJSON model files,
+or pickled XGBoost estimators) or ``convert.lightgbm`` (LightGBM text model files, or pickled LightGBM
+estimators). Parsing XGBoost/LightGBM *files* needs neither library; they are imported only to check the
+compiled file against the library's own predictions when installed, and to compile from a pickled object.
+
 May import: errors, format, engine (to check its output bit for bit). The libraries themselves are imported
 lazily, only by the converter that needs them; nothing on the serving path imports this package.
 """
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from coldbrew.errors import ColdbrewError
+
+KINDS = ("brew", "xgboost-json", "xgboost-ubj", "lightgbm-text", "pickle")
+
+
+def detect(path: str | os.PathLike) -> str:
+    """What ``path`` holds, from its first bytes: one of ``KINDS`` (a pickle/joblib is the fallback)."""
+    from coldbrew.format import MAGIC
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        raise ColdbrewError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    if head.startswith(MAGIC):
+        return "brew"
+    if head[:1] == b"{" and head[1:2] in (b"i", b"U", b"I", b"l", b"L") and b"learner" in head[:32]:
+        return "xgboost-ubj"  # UBJSON object: a key is a length-typed string, no quotes
+    if head.lstrip().startswith(b"{") and b'"learner"' in head:
+        return "xgboost-json"
+    if head.startswith(b"tree\n") or head.startswith(b"tree\r\n"):
+        return "lightgbm-text"
+    return "pickle"
+
+
+def compile_file(
+    src: str | os.PathLike, dst: str | os.PathLike, *, progress: bool = True, class_labels: list[str] | None = None
+) -> dict:
+    """Compile the model in ``src`` (detected by content) into ``dst``; returns statistics for the CLI.
+
+    Raises ``UnsupportedModelError`` (nothing written) for what .brew cannot represent exactly, and
+    ``ModelFormatError`` (file removed) if the compiled file does not reproduce the library's predictions.
+    """
+    import time
+
+    started = time.perf_counter()
+    src = Path(src)
+    kind = detect(src)
+    if kind == "brew":
+        raise ColdbrewError(f"{src} is already a .brew file")
+    if kind in ("xgboost-json", "xgboost-ubj"):
+        from coldbrew.convert import xgboost as conv
+
+        stats = conv.compile_path(src, dst, class_labels=class_labels)
+    elif kind == "lightgbm-text":
+        from coldbrew.convert import lightgbm as conv
+
+        stats = conv.compile_path(src, dst, class_labels=class_labels)
+    else:
+        from coldbrew.engine.pickled import load_estimator
+
+        stats = compile_estimator(load_estimator(src), dst, progress=progress, class_labels=class_labels)
+    stats.update(src=str(src), input_bytes=src.stat().st_size, seconds=time.perf_counter() - started, input=kind)
+    return stats
+
+
+def compile_estimator(est, dst: str | os.PathLike, *, progress: bool = True, class_labels: list[str] | None = None) -> dict:
+    """Compile a fitted estimator object of any supported library into ``dst``."""
+    module = type(est).__module__.split(".")[0]
+    if module == "xgboost":
+        from coldbrew.convert import xgboost as conv
+
+        return conv.compile_estimator(est, dst, class_labels=class_labels)
+    if module == "lightgbm":
+        from coldbrew.convert import lightgbm as conv
+
+        return conv.compile_estimator(est, dst, class_labels=class_labels)
+    from coldbrew.convert import sklearn as conv
+
+    return conv.compile_estimator(est, dst, progress=progress, class_labels=class_labels)

@@ -1,4 +1,7 @@
-"""`coldbrew compile`: convert a fitted scikit-learn tree model (pickle/joblib) into a .brew file.
+"""The scikit-learn converter: fitted tree models (pickle/joblib or objects) into .brew files.
+
+The 8 classic estimators (gradient boosting, forests, extra trees, decision trees) are written as format
+version 1, exactly as before; HistGradientBoostingClassifier/Regressor as version 2 (``hgb_to_arrays``).
 
 The conversion copies each tree's nodes into 16-byte records in pre-order (docs/format.md), pre-scales
 gradient-boosting leaves by the learning rate (bit-identical, see the spec), stores the init estimator's
@@ -14,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coldbrew.errors import ColdbrewError, ModelFormatError
+from coldbrew.errors import ModelFormatError
 
 SUPPORTED = (
     "GradientBoostingClassifier",
@@ -29,8 +32,7 @@ SUPPORTED = (
 _PROGRESS_MIN_TREES = 200
 
 
-class UnsupportedModelError(ColdbrewError):
-    """The pickle holds an estimator type that .brew cannot represent."""
+from coldbrew.convert.trees import UnsupportedModelError  # noqa: E402 - one error type for every converter
 
 
 def _check_supported(est) -> str:
@@ -38,7 +40,8 @@ def _check_supported(est) -> str:
     module = type(est).__module__
     if name not in SUPPORTED or not module.startswith("sklearn."):
         raise UnsupportedModelError(
-            f"cannot compile a {module}.{name}: supported estimators are {', '.join(SUPPORTED)}"
+            f"cannot compile a {module}.{name}: supported estimators are {', '.join(SUPPORTED + HGB_SUPPORTED)}, "
+            "XGBoost (XGBClassifier, XGBRegressor, Booster) and LightGBM (LGBMClassifier, LGBMRegressor, Booster)"
         )
     if not hasattr(est, "n_features_in_"):
         raise UnsupportedModelError(f"the {name} is not fitted")
@@ -114,6 +117,11 @@ def describe(est) -> tuple[dict, list, dict]:
     if is_clf:
         header["classes"] = est.classes_.tolist()
         header["classes_dtype"] = est.classes_.dtype.str
+    header.update(
+        task=("binary" if len(est.classes_) == 2 else "multiclass") if is_clf else "regression",
+        feature_missing=None,  # version 1 kinds refuse NaN
+        feature_categorical=None,
+    )
     scale = 1.0
     if name.startswith("GradientBoosting"):
         trees = list(est.estimators_.ravel())  # stage-major: tree t is stage t // K, output t % K
@@ -207,26 +215,16 @@ def probe_rows(est, n: int = 64, seed: int = 0) -> np.ndarray:
     return X
 
 
-def _check_class_labels(class_labels, header: dict) -> list[str]:
-    classes = header["classes"]
-    if classes is None:
-        raise UnsupportedModelError("class labels were given, but a regressor has no classes")
-    labels = list(class_labels)
-    if len(labels) != len(classes) or not all(isinstance(s, str) for s in labels) or len(set(labels)) != len(labels):
-        raise UnsupportedModelError(
-            f"class labels must be {len(classes)} distinct strings, one per class {classes}, got {labels}"
-        )
-    return labels
-
-
 def compile_model(
-    src: str | os.PathLike, dst: str | os.PathLike, *, progress: bool = True, class_labels=None
+    src: str | os.PathLike, dst: str | os.PathLike, *, progress: bool = True, class_labels: list[str] | None = None
 ) -> dict:
     """Compile the scikit-learn estimator pickled at ``src`` into the .brew file ``dst``, checked bit for bit.
 
+    Unpickling runs code from ``src``: compile only your own models.
+
     Args:
         src: a pickle or joblib file of a fitted tree ensemble (``GradientBoosting*``, ``RandomForest*``,
-            ``ExtraTrees*``, ``DecisionTree*``).
+            ``ExtraTrees*``, ``DecisionTree*``, ``HistGradientBoosting*``).
         dst: the .brew file to write (atomically; its folder is created).
         progress: show a progress bar while the trees are converted.
         class_labels: one distinct string per class, in ``classes_`` order: the header's ``class_labels``, what
@@ -242,18 +240,48 @@ def compile_model(
         UnsupportedModelError: the estimator is one .brew cannot represent, or ``class_labels`` do not fit it
             (nothing written).
     """
-    import warnings
-
-    from coldbrew.engine.brew import BrewPredictor
     from coldbrew.engine.pickled import load_estimator
-    from coldbrew.format import write_brew
 
     started = time.perf_counter()
     src, dst = Path(src), Path(dst)
     est = load_estimator(src)
+    stats = compile_estimator(est, dst, progress=progress, class_labels=class_labels)
+    stats.update(src=str(src), input_bytes=src.stat().st_size, seconds=time.perf_counter() - started)
+    return stats
+
+
+def set_class_labels(header: dict, class_labels: list[str] | None) -> None:
+    """Store ``class_labels`` (display strings aligned with ``classes``) in ``header``; null when not given."""
+    if class_labels is None:
+        header.setdefault("class_labels", None)
+        return
+    classes = header.get("classes")
+    if classes is None:
+        raise UnsupportedModelError("--class-labels given, but the model is a regressor (it has no classes)")
+    if len(class_labels) != len(classes):
+        raise UnsupportedModelError(
+            f"--class-labels has {len(class_labels)} labels, the model has {len(classes)} classes "
+            f"({', '.join(map(str, classes))})"
+        )
+    labels = [str(v) for v in class_labels]
+    if len(set(labels)) != len(labels) or not all(labels):
+        raise UnsupportedModelError(f"--class-labels must be distinct, non-empty strings, got {labels}")
+    header["class_labels"] = labels
+
+
+def compile_estimator(est, dst: str | os.PathLike, *, progress: bool = True, class_labels: list[str] | None = None) -> dict:
+    """Compile a fitted scikit-learn estimator object into ``dst``; returns statistics (see ``compile_model``)."""
+    import warnings
+
+    from coldbrew.engine.brew import BrewPredictor
+    from coldbrew.format import write_brew
+
+    started = time.perf_counter()
+    dst = Path(dst)
+    if type(est).__name__ in HGB_SUPPORTED and type(est).__module__.startswith("sklearn."):
+        return _compile_hgb(est, dst, class_labels, started)
     header, arrays = to_arrays(est, progress=progress)
-    if class_labels is not None:
-        header["class_labels"] = _check_class_labels(class_labels, header)
+    set_class_labels(header, class_labels)
     header["created_by"] = f"coldbrew {_coldbrew_version()}"
     size = write_brew(dst, header, arrays)
     try:
@@ -270,19 +298,44 @@ def compile_model(
     except BaseException:
         dst.unlink(missing_ok=True)
         raise
+    return _stats(est, dst, header, size, started, len(X))
+
+
+def _stats(est, dst: Path, header: dict, size: int, started: float, checked: int) -> dict:
     return {
-        "src": str(src),
+        "src": None,
         "dst": str(dst),
         "estimator": type(est).__name__,
         "kind": header["kind"],
         "n_trees": header["n_trees"],
         "n_nodes": header["n_nodes"],
         "max_depth": header["max_depth"],
-        "input_bytes": src.stat().st_size,
+        "input_bytes": None,
         "output_bytes": size,
         "seconds": time.perf_counter() - started,
-        "checked_rows": len(X),
+        "checked_rows": checked,
+        "reference": "scikit-learn",
     }
+
+
+def _compile_hgb(est, dst: Path, class_labels, started: float) -> dict:
+    import warnings
+
+    from coldbrew.convert import trees as tb
+
+    header, arrays = hgb_to_arrays(est)
+    set_class_labels(header, class_labels)
+    header["created_by"] = f"coldbrew {_coldbrew_version()}"
+    X = hgb_probe_rows(est)
+    is_clf = header["classes"] is not None
+
+    def reference(rows):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            return (est.predict_proba(rows) if is_clf else None), est.predict(rows)
+
+    size = tb.finish(dst, header, arrays, reference, X, classifier=is_clf)
+    return _stats(est, dst, header, size, started, len(X))
 
 
 def _coldbrew_version() -> str:
@@ -291,31 +344,149 @@ def _coldbrew_version() -> str:
     return __version__
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("model", type=Path, help="a fitted sklearn estimator, pickled or joblib-dumped")
-    parser.add_argument("-o", "--output", required=True, type=Path, help="the .brew file to write")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+# ---- HistGradientBoostingClassifier / HistGradientBoostingRegressor: format version 2 -------------------------
+
+HGB_SUPPORTED = ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor")
 
 
-def run(args) -> int:
-    if not args.model.is_file():
-        raise ColdbrewError(f"{args.model}: no such file")
-    stats = compile_model(args.model, args.output, progress=not args.quiet)
-    rows = [
-        ("estimator", f"{stats['estimator']} ({stats['kind']})"),
-        ("trees", f"{stats['n_trees']:,}"),
-        ("nodes", f"{stats['n_nodes']:,}"),
-        ("max depth", f"{stats['max_depth']}"),
-        ("input size", _mb(stats["input_bytes"])),
-        ("output size", f"{_mb(stats['output_bytes'])} ({stats['output_bytes'] / stats['input_bytes']:.2f}x)"),
-        ("checked", f"checksum + {stats['checked_rows']} threshold rows bit-identical to sklearn"),
-        ("time", f"{stats['seconds']:.2f} s"),
-    ]
-    print(f"wrote {stats['dst']}")
-    for key, value in rows:
-        print(f"  {key:<12} {value}")
-    return 0
+def hgb_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
+    """Header fields and arrays (format version 2) for a fitted HistGradientBoosting model.
+
+    Reproduces ``_predictor.pyx``: X as float64, ``x <= num_threshold`` (float64), NaN to the node's
+    ``missing_go_to_left`` side, categorical splits through the fitted OrdinalEncoder (unknown or non-integer
+    values follow the missing side), leaves summed per class in float64 on top of ``_baseline_prediction``.
+    """
+    from coldbrew.convert import trees as tb
+
+    name = type(est).__name__
+    if not hasattr(est, "_predictors"):
+        raise tb.UnsupportedModelError(f"the {name} is not fitted")
+    is_clf = hasattr(est, "classes_")
+    loss = type(est._loss).__name__
+    link = type(est._loss.link).__name__
+    if not is_clf and link != "IdentityLink":
+        raise tb.UnsupportedModelError(
+            f"cannot compile a {name} with loss={est.loss!r}: its {link} output transform is not supported "
+            "(losses with an identity link are: squared_error, absolute_error, quantile)"
+        )
+    K = int(est.n_trees_per_iteration_)
+    n_features = int(est.n_features_in_)
+    column_of, categories = _hgb_columns(est, n_features)
+    trees, groups = [], []
+    for iteration in est._predictors:
+        for k, predictor in enumerate(iteration):
+            trees.append(_hgb_tree(predictor, column_of, categories))
+            groups.append(k)
+    counts, arrays = tb.build(trees, groups)
+    arrays["base_score"] = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1)
+    if is_clf:
+        binary = K == 1
+        output, decision = ("logistic", "raw_gt0") if binary else ("softmax", "argmax_raw")
+        task = "binary" if binary else "multiclass"
+    else:
+        output, decision, task = "identity", "value", "regression"
+    cat_cols = sorted(set(column_of[f] for f in categories))
+    header = {
+        "kind": "hgb_classifier" if is_clf else "hgb_regressor",
+        "n_features": n_features,
+        "feature_names": [str(n) for n in est.feature_names_in_] if hasattr(est, "feature_names_in_") else None,
+        "classes": est.classes_.tolist() if is_clf else None,
+        "classes_dtype": est.classes_.dtype.str if is_clf else None,
+        "n_outputs": K,
+        "leaf": "scalar",
+        "combine": "sum",
+        "output": output,
+        "decision": decision,
+        "input_dtype": "float64",
+        "split_compare": "le",
+        "accumulate": "float64",
+        "input_zero_threshold": 0,
+        "learning_rate": float(est.learning_rate),
+        "leaf_values_scaled": True,
+        "task": task,
+        "feature_missing": [True] * n_features,
+        "feature_categorical": [i in cat_cols for i in range(n_features)] if cat_cols else None,
+        "source": {"estimator": name, "sklearn_version": _sklearn_version(), "loss": loss, "n_iter": int(est.n_iter_)},
+        **counts,
+    }
+    if header["classes_dtype"] == "|O" or (is_clf and est.classes_.dtype.kind not in "biufU"):
+        raise tb.UnsupportedModelError(f"cannot compile a {name} whose classes have dtype {est.classes_.dtype}")
+    return header, arrays
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB" if n >= 100_000 else f"{n / 1e3:,.1f} kB"
+def _hgb_columns(est, n_features: int) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Map from the predictors' (remapped) feature index to the input column, and each categorical feature's
+    OrdinalEncoder categories (keyed by remapped index)."""
+    from coldbrew.convert import trees as tb
+
+    pre = getattr(est, "_preprocessor", None)
+    if pre is None:
+        return np.arange(n_features), {}
+    is_cat = np.asarray(est.is_categorical_, dtype=bool)
+    column_of = np.concatenate([np.flatnonzero(is_cat), np.flatnonzero(~is_cat)])
+    enc_slice = pre.output_indices_["encoder"]
+    if enc_slice.start != 0 or enc_slice.stop != is_cat.sum():
+        raise tb.UnsupportedModelError("unexpected HistGradientBoosting preprocessor layout (categorical columns first)")
+    cats = {}
+    for j, values in enumerate(pre.named_transformers_["encoder"].categories_):
+        values = np.asarray(values)
+        if values.dtype.kind not in "iuf":
+            raise tb.UnsupportedModelError(
+                f"cannot compile a categorical feature with {values.dtype} categories (column {column_of[j]}): "
+                "the .brew API takes numbers; encode categories as integers 0, 1, 2, ... before fitting"
+            )
+        values = values.astype(np.float64)
+        values = values[~np.isnan(values)]
+        if np.any(values < 0) or np.any(values != np.floor(values)) or np.any(values >= 1 << 16):
+            raise tb.UnsupportedModelError(
+                f"cannot compile categorical column {column_of[j]}: its categories must be integers in [0, 65536)"
+            )
+        cats[j] = values
+    return column_of, cats
+
+
+def _hgb_tree(predictor, column_of: np.ndarray, categories: dict[int, np.ndarray]):
+    from coldbrew.convert import trees as tb
+    from coldbrew.format import spec
+
+    nodes = predictor.nodes
+    leaf = nodes["is_leaf"].astype(bool)
+    left = np.where(leaf, -1, nodes["left"].astype(np.int64))
+    right = np.where(leaf, -1, nodes["right"].astype(np.int64))
+    feature = column_of[nodes["feature_idx"].astype(np.int64)]
+    value = np.where(leaf, nodes["value"], nodes["num_threshold"]).astype(np.float64)
+    go_left = nodes["missing_go_to_left"].astype(bool)
+    flags = np.where(go_left, spec.FLAG_DEFAULT_LEFT, 0).astype(np.uint8)
+    cats = {}
+    for i in np.flatnonzero(~leaf & nodes["is_categorical"].astype(bool)):
+        f = int(nodes["feature_idx"][i])
+        raw_values = categories[f]
+        row = predictor.raw_left_cat_bitsets[nodes["bitset_idx"][i]]
+        n_bits = int(raw_values.max()) + 1 if len(raw_values) else 1
+        words = tb.bitset_words([], n_bits)
+        if go_left[i]:  # unknown integer values follow the missing side
+            words[:] = np.uint32(0xFFFFFFFF)
+        for code, raw in enumerate(raw_values.astype(np.int64)):
+            in_left = (int(row[code // 32]) >> (code % 32)) & 1
+            bit = np.uint32(1) << np.uint32(raw % 32)
+            words[raw // 32] = (words[raw // 32] | bit) if in_left else (words[raw // 32] & ~bit)
+        cats[int(i)] = words
+        flags[i] = tb.flags(default_left=bool(go_left[i]), categorical=True, cat_mode=spec.CAT_EXACT,
+                            outside_left=bool(go_left[i]))
+    return tb.Tree(left=left, right=right, feature=feature, value=value, flags=flags, cats=cats)
+
+
+def hgb_probe_rows(est, n: int = 96) -> np.ndarray:
+    """Rows on the model's thresholds, with NaNs, zeros and (for categorical features) valid and invalid codes."""
+    from coldbrew.convert import trees as tb
+
+    column_of, categories = _hgb_columns(est, int(est.n_features_in_))
+    thresholds: dict[int, list[float]] = {}
+    for iteration in est._predictors[:32]:
+        for predictor in iteration:
+            nodes = predictor.nodes
+            split = ~nodes["is_leaf"].astype(bool) & ~nodes["is_categorical"].astype(bool)
+            for f, t in zip(nodes["feature_idx"][split], nodes["num_threshold"][split]):
+                thresholds.setdefault(int(column_of[f]), []).append(float(t))
+    cat = {int(column_of[j]): int(v.max()) + 1 if len(v) else 1 for j, v in categories.items()}
+    return tb.probe_rows(thresholds, int(est.n_features_in_), n=n, categorical=cat)

@@ -155,9 +155,255 @@ static PyObject *expit(PyObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* ---- format version 2 (docs/format.md section 10): HistGradientBoosting, XGBoost, LightGBM ----------------
+ * Separate from the version 1 path above: X is float64 (already cast to float32 and back when the model's
+ * input_dtype is float32), each node has a flags byte (missing-value routing, categorical bitsets), the split
+ * compares with < or <=, and scalar leaves are added to out[row, tree_groups[t]] in float64 or float32.
+ */
+#define V2_DEFAULT_LEFT 0x01
+#define V2_CATEGORICAL 0x08
+#define V2_OUTSIDE_LEFT 0x40
+#define V2_FLAGS_KNOWN 0x7F
+
+enum { BAD_FLAGS = 10, BAD_BITSET, BAD_GROUP };
+
+typedef struct {
+    const int64_t *cat_offsets;
+    Py_ssize_t n_bitsets;
+    const uint32_t *cat_words;
+    Py_ssize_t n_words;
+} cats_t;
+
+/* 1: go left, 0: go right, -1: corrupt node (status in *err). */
+static inline int v2_go_left(const node_t *node, uint8_t fl, double x, int lt, const cats_t *cats, int *err)
+{
+    const int def_left = (fl & V2_DEFAULT_LEFT) != 0;
+    if (fl & V2_CATEGORICAL) {
+        const int mode = (fl >> 4) & 3;
+        if (mode == 3) { *err = BAD_FLAGS; return -1; }
+        if (isnan(x)) return def_left;
+        const double b = node->value;
+        if (!(b >= 0 && b < (double)cats->n_bitsets)) { *err = BAD_BITSET; return -1; }
+        const Py_ssize_t bi = (Py_ssize_t)b;
+        const int64_t w0 = cats->cat_offsets[bi], w1 = cats->cat_offsets[bi + 1];
+        if (w0 < 0 || w1 < w0 || w1 > cats->n_words) { *err = BAD_BITSET; return -1; }
+        const double nbits = (double)((w1 - w0) * 32);
+        int inside;
+        if (mode == 0) inside = x >= 0 && x < nbits && x == floor(x);  /* exact integers (scikit-learn) */
+        else if (mode == 1) inside = x >= 0 && x < nbits;             /* truncate; x < 0 outside (XGBoost) */
+        else if (mode == 2) inside = x > -1 && x < nbits;             /* truncate; (int)x < 0 outside (LightGBM) */
+        else { *err = BAD_FLAGS; return -1; }
+        if (!inside) return (fl & V2_OUTSIDE_LEFT) != 0;
+        const int64_t c = (int64_t)x; /* toward zero */
+        return (int)((cats->cat_words[w0 + c / 32] >> (c % 32)) & 1u);
+    }
+    const int miss = (fl >> 1) & 3;
+    if (miss == 3) { *err = BAD_FLAGS; return -1; }
+    if (isnan(x)) {
+        if (miss == 0) return def_left;
+        x = 0.0;
+    }
+    if (miss == 2 && x == 0.0) return def_left;
+    return lt ? (x < node->value) : (x <= node->value);
+}
+
+static int traverse_block_v2(const node_t *nodes, const uint8_t *flags, const int64_t *offsets,
+                             const int32_t *groups, Py_ssize_t n_trees, const cats_t *cats, int lt, int acc32,
+                             const double *X, Py_ssize_t n_rows, Py_ssize_t n_features,
+                             void *out, Py_ssize_t K, Py_ssize_t *bad_tree)
+{
+    for (Py_ssize_t t = 0; t < n_trees; t++) {
+        const node_t *root = nodes + offsets[t];
+        const uint8_t *froot = flags + offsets[t];
+        const int64_t size = offsets[t + 1] - offsets[t];
+        const int32_t g = groups[t];
+        if (g < 0 || g >= K) { *bad_tree = t; return BAD_GROUP; }
+        for (Py_ssize_t r = 0; r < n_rows; r++) {
+            const double *x = X + r * n_features;
+            int64_t i = 0;
+            const node_t *node = root;
+            while (node->feature >= 0) {
+                if (node->feature >= n_features) { *bad_tree = t; return BAD_FEATURE; }
+                if (node->right <= i + 1 || node->right >= size) { *bad_tree = t; return BAD_CHILD; }
+                const uint8_t fl = froot[i];
+                if (fl & ~V2_FLAGS_KNOWN) { *bad_tree = t; return BAD_FLAGS; }
+                int err = OK;
+                const int left = v2_go_left(node, fl, x[node->feature], lt, cats, &err);
+                if (left < 0) { *bad_tree = t; return err; }
+                i = left ? i + 1 : node->right;
+                node = root + i;
+            }
+            if (node->feature != -1) { *bad_tree = t; return BAD_FEATURE; }
+            if (acc32) ((float *)out)[r * K + g] += (float)node->value;
+            else ((double *)out)[r * K + g] += node->value;
+        }
+    }
+    return OK;
+}
+
+PyDoc_STRVAR(predict_raw2_doc,
+"predict_raw2(nodes, node_flags, tree_offsets, tree_groups, cat_offsets, cat_words, X, out, n_features,\n"
+"             n_outputs, split_lt, acc32)\n\n"
+"Format version 2: add every tree's scalar leaf to out[row, tree_groups[t]], tree by tree in order. X is\n"
+"float64 (n_rows x n_features, NaN allowed); out is float32 when acc32 else float64, pre-filled with the base\n"
+"score. split_lt: numeric splits go left on x < threshold (else x <= threshold).");
+
+static PyObject *predict_raw2(PyObject *self, PyObject *args)
+{
+    PyObject *o_nodes, *o_flags, *o_offsets, *o_groups, *o_catoff, *o_catw, *o_X, *o_out;
+    Py_ssize_t n_features, K;
+    int lt, acc32;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnnpp", &o_nodes, &o_flags, &o_offsets, &o_groups, &o_catoff, &o_catw,
+                          &o_X, &o_out, &n_features, &K, &lt, &acc32))
+        return NULL;
+    if (n_features < 1 || K < 1) {
+        PyErr_SetString(PyExc_ValueError, "n_features and n_outputs must be positive");
+        return NULL;
+    }
+    Py_buffer b[8];
+    PyObject *objs[8] = {o_nodes, o_flags, o_offsets, o_groups, o_catoff, o_catw, o_X, o_out};
+    const char *names[8] = {"nodes", "node_flags", "tree_offsets", "tree_groups", "cat_offsets", "cat_words", "X", "out"};
+    int got = 0;
+    PyObject *result = NULL;
+    for (; got < 8; got++) {
+        if (get(objs[got], &b[got], got == 7, names[got]) < 0) goto done;
+    }
+    const Py_ssize_t n_nodes = b[0].len / (Py_ssize_t)sizeof(node_t);
+    const Py_ssize_t n_trees = b[2].len / (Py_ssize_t)sizeof(int64_t) - 1;
+    const Py_ssize_t n_rows = b[6].len / ((Py_ssize_t)sizeof(double) * n_features);
+    const Py_ssize_t out_item = acc32 ? (Py_ssize_t)sizeof(float) : (Py_ssize_t)sizeof(double);
+    const int64_t *offsets = (const int64_t *)b[2].buf;
+    cats_t cats = {(const int64_t *)b[4].buf, b[4].len / (Py_ssize_t)sizeof(int64_t) - 1,
+                   (const uint32_t *)b[5].buf, b[5].len / (Py_ssize_t)sizeof(uint32_t)};
+    if (cats.n_bitsets < 0) cats.n_bitsets = 0;
+    if (b[0].len % sizeof(node_t) || n_trees < 1 || b[1].len != n_nodes
+        || b[3].len != n_trees * (Py_ssize_t)sizeof(int32_t) || b[6].len % (sizeof(double) * n_features)
+        || b[7].len != n_rows * K * out_item) {
+        PyErr_SetString(PyExc_ValueError, "buffer sizes disagree with n_features / n_outputs");
+        goto done;
+    }
+    for (Py_ssize_t t = 0; t < n_trees; t++) {
+        if (offsets[t] < 0 || offsets[t + 1] <= offsets[t] || offsets[t + 1] > n_nodes) {
+            PyErr_SetString(PyExc_ValueError, "corrupt model: tree_offsets out of bounds");
+            goto done;
+        }
+    }
+    int status = OK;
+    Py_ssize_t bad_tree = -1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r0 = 0; r0 < n_rows && status == OK; r0 += ROW_BLOCK) {
+        const Py_ssize_t nb = n_rows - r0 < ROW_BLOCK ? n_rows - r0 : ROW_BLOCK;
+        status = traverse_block_v2((const node_t *)b[0].buf, (const uint8_t *)b[1].buf, offsets,
+                                   (const int32_t *)b[3].buf, n_trees, &cats, lt, acc32,
+                                   (const double *)b[6].buf + r0 * n_features, nb, n_features,
+                                   (char *)b[7].buf + r0 * K * out_item, K, &bad_tree);
+    }
+    Py_END_ALLOW_THREADS
+    if (status != OK) {
+        const char *what = status == BAD_FEATURE ? "feature index" : status == BAD_CHILD ? "child index"
+                         : status == BAD_FLAGS ? "node flags" : status == BAD_BITSET ? "categorical bitset"
+                         : status == BAD_GROUP ? "tree group" : "leaf index";
+        PyErr_Format(PyExc_ValueError, "corrupt model: %s out of bounds in tree %zd", what, bad_tree);
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    for (int j = 0; j < got; j++) PyBuffer_Release(&b[j]);
+    return result;
+}
+
+PyDoc_STRVAR(sigmoid_f32_doc,
+"sigmoid_f32(buf): in place on float32, XGBoost's common::Sigmoid: 1.0f / (expf(min(-x, 88.7f)) + 1.0f + 1e-16f).");
+
+static PyObject *sigmoid_f32(PyObject *self, PyObject *arg)
+{
+    Py_buffer b;
+    if (get(arg, &b, 1, "buf") < 0) return NULL;
+    float *x = (float *)b.buf;
+    const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(float);
+    const float eps = 1e-16f;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        float v = -x[i];
+        v = (88.7f < v) ? 88.7f : v; /* std::min(-x, 88.7f) is (b < a) ? b : a */
+        float denom = expf(v) + 1.0f;
+        denom = denom + eps;
+        x[i] = 1.0f / denom;
+    }
+    PyBuffer_Release(&b);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(softmax_f32_doc,
+"softmax_f32(buf, n_outputs): in place on float32 rows, XGBoost's common::Softmax (fmaxf max, expf, double sum).");
+
+static PyObject *softmax_f32(PyObject *self, PyObject *args)
+{
+    PyObject *o;
+    Py_ssize_t K;
+    if (!PyArg_ParseTuple(args, "On", &o, &K)) return NULL;
+    Py_buffer b;
+    if (get(o, &b, 1, "buf") < 0) return NULL;
+    if (K < 1 || (b.len / (Py_ssize_t)sizeof(float)) % K) {
+        PyBuffer_Release(&b);
+        PyErr_SetString(PyExc_ValueError, "buffer is not rows of n_outputs floats");
+        return NULL;
+    }
+    float *x = (float *)b.buf;
+    const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(float) / K;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        float *p = x + r * K;
+        float wmax = p[0];
+        for (Py_ssize_t k = 1; k < K; k++) wmax = fmaxf(p[k], wmax);
+        double wsum = 0.0;
+        for (Py_ssize_t k = 0; k < K; k++) {
+            p[k] = expf(p[k] - wmax);
+            wsum += p[k];
+        }
+        for (Py_ssize_t k = 0; k < K; k++) p[k] /= (float)wsum;
+    }
+    PyBuffer_Release(&b);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(softmax_seq_doc,
+"softmax_seq(buf, n_outputs): in place on float64 rows, LightGBM's Common::Softmax (exp, sequential sum).");
+
+static PyObject *softmax_seq(PyObject *self, PyObject *args)
+{
+    PyObject *o;
+    Py_ssize_t K;
+    if (!PyArg_ParseTuple(args, "On", &o, &K)) return NULL;
+    Py_buffer b;
+    if (get(o, &b, 1, "buf") < 0) return NULL;
+    if (K < 1 || (b.len / (Py_ssize_t)sizeof(double)) % K) {
+        PyBuffer_Release(&b);
+        PyErr_SetString(PyExc_ValueError, "buffer is not rows of n_outputs doubles");
+        return NULL;
+    }
+    double *x = (double *)b.buf;
+    const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(double) / K;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        double *p = x + r * K;
+        double wmax = p[0];
+        for (Py_ssize_t k = 1; k < K; k++) wmax = (p[k] < wmax) ? wmax : p[k]; /* std::max(p[k], wmax) */
+        double wsum = 0.0;
+        for (Py_ssize_t k = 0; k < K; k++) {
+            p[k] = exp(p[k] - wmax);
+            wsum += p[k];
+        }
+        for (Py_ssize_t k = 0; k < K; k++) p[k] /= wsum;
+    }
+    PyBuffer_Release(&b);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"predict_raw", predict_raw, METH_VARARGS, predict_raw_doc},
     {"expit", expit, METH_O, expit_doc},
+    {"predict_raw2", predict_raw2, METH_VARARGS, predict_raw2_doc},
+    {"sigmoid_f32", sigmoid_f32, METH_O, sigmoid_f32_doc},
+    {"softmax_f32", softmax_f32, METH_VARARGS, softmax_f32_doc},
+    {"softmax_seq", softmax_seq, METH_VARARGS, softmax_seq_doc},
     {NULL, NULL, 0, NULL},
 };
 

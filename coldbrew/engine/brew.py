@@ -7,7 +7,7 @@ import sys
 import numpy as np
 
 from coldbrew.engine import numpy_kernel
-from coldbrew.engine.inputs import as_float32
+from coldbrew.engine.inputs import as_float32, as_float64_with_nan
 from coldbrew.errors import ColdbrewError, ModelFormatError
 from coldbrew.format import BrewFile
 
@@ -43,6 +43,12 @@ class BrewPredictor:
         self._vector = h["leaf"] == "vector"
         self._leaf_values = a.get("leaf_values", np.empty((0, h["n_outputs"])))
         self._kern = c_kernel if self.kernel == "c" else numpy_kernel
+        self._v2 = h["version"] >= 2
+        if self._v2:
+            self._flags, self._groups = a["node_flags"], a["tree_groups"]
+            self._cat_offsets = a.get("cat_offsets", np.zeros(1, dtype=np.int64))
+            self._cat_words = a.get("cat_words", np.zeros(1, dtype=np.uint32))
+            self._acc = np.float32 if h["accumulate"] == "float32" else np.float64
 
     @property
     def is_classifier(self) -> bool:
@@ -50,6 +56,8 @@ class BrewPredictor:
 
     def predict_raw(self, X) -> np.ndarray:
         """Raw scores, shape (n_rows, n_outputs): base score plus every tree's leaf, tree by tree."""
+        if self._v2:
+            return self._predict_raw_v2(X)
         X32 = as_float32(X, self.feature_names, self.n_features)
         K = self.header["n_outputs"]
         out = np.empty((X32.shape[0], K), dtype=np.float64)
@@ -66,10 +74,67 @@ class BrewPredictor:
             raise ModelFormatError(f"{self.file.path}: corrupt model: the raw score overflowed to infinity or NaN")
         return out
 
+    def _predict_raw_v2(self, X) -> np.ndarray:
+        h = self.header
+        X64 = as_float64_with_nan(X, self.feature_names, self.n_features, h["input_dtype"])
+        zero = h["input_zero_threshold"]
+        if zero:  # LightGBM reads |x| <= 1e-35f as 0 (its dense-row copy skips them)
+            X64[np.abs(X64) <= zero] = 0.0
+        K = h["n_outputs"]
+        out = np.empty((X64.shape[0], K), dtype=self._acc)
+        out[...] = self._base.astype(self._acc)
+        try:
+            self._kern.predict_raw2(
+                self._nodes, self._flags, self._offsets, self._groups, self._cat_offsets, self._cat_words, X64, out,
+                self.n_features, K, h["split_compare"] == "lt", self._acc is np.float32,
+            )
+        except ValueError as exc:
+            raise ModelFormatError(f"{self.file.path}: {exc}") from None
+        if not np.isfinite(out).all():  # a NaN/inf leaf or an overflowing sum: never serve inf or NaN
+            raise ModelFormatError(f"{self.file.path}: corrupt model: the raw score overflowed to infinity or NaN")
+        return out
+
+    def _proba_v2(self, raw: np.ndarray) -> np.ndarray:
+        output = self.header["output"]
+        K = self.header["n_outputs"]
+        if output == "softmax_f32":
+            self._kern.softmax_f32(raw, K)
+            return raw
+        if output == "softmax_seq":
+            self._kern.softmax_seq(raw, K)
+            return raw
+        if output == "sigmoid_f32":  # XGBoost's sklearn wrapper: vstack((1.0 - p, p)).transpose(), float32
+            p1 = np.ascontiguousarray(raw[:, 0])
+            self._kern.sigmoid_f32(p1)
+            return np.vstack((1.0 - p1, p1)).transpose()
+        return self._proba(raw)  # logistic, softmax: as scikit-learn
+
+    def _predict_v2(self, raw: np.ndarray) -> np.ndarray:
+        h = self.header
+        decision = h["decision"]
+        if decision == "value":
+            if h["output"] == "sigmoid_f32":
+                p = np.ascontiguousarray(raw[:, 0])
+                self._kern.sigmoid_f32(p)
+                return p
+            return raw[:, 0]
+        if decision == "raw_ge0":
+            return self._classes[(raw[:, 0] >= 0).astype(int)]
+        if decision == "raw_gt0":
+            return self._classes[(raw[:, 0] > 0).astype(int)]
+        if decision == "argmax_raw":
+            return self._classes.take(np.argmax(raw, axis=1), axis=0)
+        proba = self._proba_v2(raw)
+        if decision == "proba_gt_half":
+            return self._classes[(proba[:, 1] > 0.5).astype(int)]
+        return self._classes.take(np.argmax(proba, axis=1), axis=0)
+
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, shape (n_rows, n_classes), in ``classes`` order."""
         if not self.is_classifier:
             raise ColdbrewError(f"a {self.kind} has no predict_proba; use predict")
+        if self._v2:
+            return self._proba_v2(self.predict_raw(X))
         return self._proba(self.predict_raw(X))
 
     def _proba(self, raw: np.ndarray) -> np.ndarray:
@@ -91,6 +156,8 @@ class BrewPredictor:
     def predict(self, X) -> np.ndarray:
         """Class labels (classifiers) or regression values, as scikit-learn's ``predict``."""
         raw = self.predict_raw(X)
+        if self._v2:
+            return self._predict_v2(raw)
         output = self.header["output"]
         if output == "identity" or self._classes is None:
             return raw[:, 0]

@@ -35,3 +35,38 @@ def as_float32(X, feature_names: tuple[str, ...] | None, n_features: int) -> np.
         why = "is NaN" if np.isnan(X32[row, col]) else "is infinite or too large for float32"
         raise InvalidInputError(f"row {row}, {name}: value {original!r} {why}")
     return X32
+
+
+def as_float64_with_nan(X, feature_names: tuple[str, ...] | None, n_features: int, input_dtype: str) -> np.ndarray:
+    """Format version 2 input: ``X`` as a C-contiguous float64 matrix in which NaN means *missing*.
+
+    ``input_dtype="float32"`` rounds each value to float32 first (as XGBoost does), then widens it back exactly;
+    ``"float64"`` keeps the values (as scikit-learn's HistGradientBoosting and LightGBM do). ``None`` becomes
+    NaN. Infinity, and values beyond float32's range for float32 models, are refused naming row and column.
+    """
+    try:
+        X = np.asarray(X, dtype=object if _has_none(X) else None)
+        if X.dtype == object:
+            X = np.where(X == None, np.nan, X)  # noqa: E711 - elementwise comparison
+        with np.errstate(over="ignore", invalid="ignore"):
+            Xc = np.ascontiguousarray(X, dtype=np.float32 if input_dtype == "float32" else np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"rows must be numbers or null: {exc}") from None
+    if Xc.ndim != 2:
+        raise InvalidInputError(f"expected a 2-D array of shape (n_rows, {n_features}), got {Xc.ndim}-D")
+    if Xc.shape[1] != n_features:
+        raise InvalidInputError(f"expected {n_features} features per row, got {Xc.shape[1]}")
+    infinite = np.isinf(Xc)
+    if infinite.any():
+        row, col = (int(i) for i in np.argwhere(infinite)[0])
+        name = feature_names[col] if feature_names else f"column {col}"
+        raise InvalidInputError(f"row {row}, {name}: value {X[row, col]!r} is infinite or too large for {input_dtype}")
+    return np.ascontiguousarray(Xc, dtype=np.float64)
+
+
+def _has_none(X) -> bool:
+    if isinstance(X, np.ndarray):
+        return X.dtype == object and any(v is None for v in X.ravel().tolist())
+    if isinstance(X, (list, tuple)):
+        return any(v is None or (isinstance(v, (list, tuple)) and any(u is None for u in v)) for v in X)
+    return False

@@ -89,3 +89,165 @@ def _expit1(v: float) -> float:
         return 1.0 / (1.0 + math.exp(-v))
     except OverflowError:
         return 0.0
+
+
+# ---- format version 2 (docs/format.md section 10): the same bits as _kernel.predict_raw2 and its outputs ----
+
+
+def predict_raw2(
+    nodes, node_flags, tree_offsets, tree_groups, cat_offsets, cat_words, X, out, n_features: int, n_outputs: int,
+    split_lt: bool, acc32: bool,
+) -> None:
+    """Add every tree's scalar leaf to ``out[row, tree_groups[t]]`` in tree order (see ``_kernel.predict_raw2``)."""
+    n_trees = len(tree_offsets) - 1
+    groups = np.asarray(tree_groups, dtype=np.int64)
+    if np.any((groups < 0) | (groups >= n_outputs)):
+        raise ValueError(f"corrupt model: tree group out of bounds in tree {int(np.argmax((groups < 0) | (groups >= n_outputs)))}")
+    chunk = max(1, _CHUNK_CELLS // n_trees)
+    for start in range(0, X.shape[0], chunk):
+        stop = min(start + chunk, X.shape[0])
+        leaves = _leaves_v2(nodes, node_flags, tree_offsets, cat_offsets, cat_words, X[start:stop], n_features, split_lt)
+        steps = nodes["value"][leaves]
+        if acc32:
+            steps = steps.astype(np.float32)
+        for k in range(n_outputs):
+            mine = steps[:, groups == k]
+            stacked = np.concatenate([out[start:stop, k : k + 1], mine], axis=1)
+            out[start:stop, k] = np.add.accumulate(stacked, axis=1, dtype=out.dtype)[:, -1]
+
+
+def _leaves_v2(nodes, node_flags, tree_offsets, cat_offsets, cat_words, X, n_features, split_lt) -> np.ndarray:
+    value, feature, right = nodes["value"], nodes["feature"], nodes["right"]
+    roots = np.asarray(tree_offsets[:-1], dtype=np.int64)
+    sizes = np.asarray(tree_offsets[1:], dtype=np.int64) - roots
+    n_rows, n_trees = X.shape[0], roots.shape[0]
+    rows = np.arange(n_rows)[:, None]
+    at = np.zeros((n_rows, n_trees), dtype=np.int64)
+    n_bitsets = max(len(cat_offsets) - 1, 0)
+    while True:
+        idx = roots + at
+        f = feature[idx]
+        split = f >= 0
+        if not split.any():
+            break
+        if np.any(f[split] >= n_features) or np.any(f[~split] != -1):
+            raise ValueError(f"corrupt model: feature index out of bounds in tree {_first_bad_tree(split, f, n_features)}")
+        r = right[idx].astype(np.int64)
+        bad = split & ((r <= at + 1) | (r >= sizes))
+        if bad.any():
+            raise ValueError(f"corrupt model: child index out of bounds in tree {np.argwhere(bad)[0, 1]}")
+        fl = node_flags[idx].astype(np.int64)
+        miss = (fl >> 1) & 3
+        cat = (fl & 0x08) != 0
+        bad = split & (((fl & ~0x7F) != 0) | (~cat & (miss == 3)) | (cat & (((fl >> 4) & 3) == 3)))
+        if bad.any():
+            raise ValueError(f"corrupt model: node flags out of bounds in tree {np.argwhere(bad)[0, 1]}")
+        x = X[rows, np.where(split, f, 0)]
+        thr = value[idx]
+        nan = np.isnan(x)
+        default_left = (fl & 0x01) != 0
+        xz = np.where(nan & (miss != 0), 0.0, x)
+        compared = xz < thr if split_lt else xz <= thr
+        left = np.where(nan & (miss == 0), default_left, np.where((miss == 2) & (xz == 0.0), default_left, compared))
+        live_cat = split & cat
+        if live_cat.any():
+            left = np.where(live_cat, _categorical_left(thr, fl, x, nan, default_left, live_cat, cat_offsets, cat_words, n_bitsets), left)
+        at = np.where(split, np.where(left, at + 1, r), at)
+    return roots + at
+
+
+def _categorical_left(thr, fl, x, nan, default_left, live, cat_offsets, cat_words, n_bitsets) -> np.ndarray:
+    b = np.where(live, thr, 0.0)
+    if np.any(live & ~((b >= 0) & (b < n_bitsets))):
+        raise ValueError(f"corrupt model: categorical bitset out of bounds in tree {np.argwhere(live & ~((b >= 0) & (b < n_bitsets)))[0, 1]}")
+    bi = b.astype(np.int64)
+    w0 = np.asarray(cat_offsets, dtype=np.int64)[bi]
+    w1 = np.asarray(cat_offsets, dtype=np.int64)[np.minimum(bi + 1, len(cat_offsets) - 1)]
+    if np.any(live & ((w0 < 0) | (w1 < w0) | (w1 > len(cat_words)))):
+        raise ValueError("corrupt model: categorical bitset out of bounds")
+    nbits = ((w1 - w0) * 32).astype(np.float64)
+    mode = (fl >> 4) & 3
+    with np.errstate(invalid="ignore"):
+        inside = np.where(
+            mode == 0,
+            (x >= 0) & (x < nbits) & (x == np.floor(x)),
+            np.where(mode == 1, (x >= 0) & (x < nbits), (x > -1) & (x < nbits)),
+        )
+    inside &= live & ~nan
+    c = np.where(inside, x, 0.0).astype(np.int64)  # toward zero, as C's (int64_t)x
+    words = np.asarray(cat_words, dtype=np.uint32)
+    word = words[np.where(inside, w0 + c // 32, 0)] if len(words) else np.zeros_like(c, dtype=np.uint32)
+    bit = ((word.astype(np.int64) >> (c % 32)) & 1) != 0
+    outside_left = (fl & 0x40) != 0
+    return np.where(nan, default_left, np.where(inside, bit, outside_left))
+
+
+_LIBM = None
+
+
+def _libm():
+    """glibc's libm through ctypes, for expf (the libraries' own float32 exp); None where there is none."""
+    global _LIBM
+    if _LIBM is None:
+        import ctypes
+
+        lib = None
+        for name in ("libm.so.6", "libm.dylib", None):
+            try:
+                lib = ctypes.CDLL(name)
+                lib.expf.restype, lib.expf.argtypes = ctypes.c_float, [ctypes.c_float]
+                break
+            except (OSError, AttributeError):
+                lib = None
+        _LIBM = lib or False
+    return _LIBM or None
+
+
+def _expf(v: float) -> float:
+    lib = _libm()
+    if lib is not None:
+        return lib.expf(v)
+    return float(np.float32(math.exp(v)))  # no libm to call: double exp rounded once (may differ in rare last bits)
+
+
+def sigmoid_f32(x: np.ndarray) -> None:
+    """In place on float32: XGBoost's ``1.0f / (expf(min(-x, 88.7f)) + 1.0f + 1e-16f)`` (as ``_kernel.sigmoid_f32``)."""
+    f32 = np.float32
+    eps, one, cap = f32(1e-16), f32(1.0), f32(88.7)
+    res = []
+    for v in x.tolist():
+        nv = f32(-v)
+        nv = cap if cap < nv else nv
+        denom = (f32(_expf(float(nv))) + one) + eps
+        res.append(one / denom)
+    x[...] = np.array(res, dtype=np.float32)
+
+
+def softmax_f32(p: np.ndarray, n_outputs: int) -> None:
+    """In place on float32 rows: XGBoost's ``common::Softmax`` (as ``_kernel.softmax_f32``)."""
+    f32 = np.float32
+    for row in p:
+        wmax = row[0]
+        for v in row[1:]:
+            wmax = f32(max(v, wmax)) if not np.isnan(v) else wmax  # fmaxf ignores a NaN operand
+        wsum = 0.0
+        e = []
+        for v in row.tolist():
+            ev = f32(_expf(float(f32(v) - wmax)))
+            e.append(ev)
+            wsum += float(ev)
+        row[...] = np.array(e, dtype=np.float32) / f32(wsum)
+
+
+def softmax_seq(p: np.ndarray, n_outputs: int) -> None:
+    """In place on float64 rows: LightGBM's ``Common::Softmax`` with libm's exp (as ``_kernel.softmax_seq``)."""
+    for row in p:
+        values = row.tolist()
+        wmax = values[0]
+        for v in values[1:]:
+            wmax = wmax if v < wmax else v
+        e = [math.exp(v - wmax) for v in values]
+        wsum = 0.0
+        for v in e:
+            wsum += v
+        row[...] = [v / wsum for v in e]

@@ -169,11 +169,11 @@ def prepare_models(sizes, formats, log=print) -> dict[tuple[str, str], Path]:
         models[(size, "pickle")] = pickle_path
         if "brew" in formats:
             brew_path = cache_path(recipe, "brew")
-            if not brew_path.exists():
-                from coldbrew.convert.sklearn import compile_model
+            from coldbrew.experiment.train import brew_is_labelled, compile_study_model
 
+            if not brew_path.exists() or not brew_is_labelled(brew_path):
                 log(f"model {size}: compiling -> {brew_path}")
-                stats = compile_model(pickle_path, brew_path, progress=True)
+                stats = compile_study_model(pickle_path, brew_path, progress=True)
                 log(f"model {size}: compiled in {stats['seconds']:,.1f} s, {stats['output_bytes'] / 1e6:,.1f} MB")
             models[(size, "brew")] = brew_path
     return models

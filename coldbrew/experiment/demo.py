@@ -36,12 +36,13 @@ def _ensure_models(pickle_only: bool) -> dict[str, Path]:
         result = train(recipe, models["pickle"], progress=False)
         print(f"  test accuracy {result.accuracy:.4f}, {result.seconds:.1f} s")
     if not pickle_only and importlib.util.find_spec("coldbrew.convert.sklearn") is not None:
-        from coldbrew.convert.sklearn import compile_model
+        from coldbrew.experiment.train import brew_is_labelled, compile_study_model
 
         brew = cache_path(recipe, "brew")
-        if not brew.exists() or brew.stat().st_mtime < models["pickle"].stat().st_mtime:
+        stale = not brew.exists() or brew.stat().st_mtime < models["pickle"].stat().st_mtime
+        if stale or not brew_is_labelled(brew):
             print("compiling it to .brew ...")
-            compile_model(models["pickle"], brew, progress=False)
+            compile_study_model(models["pickle"], brew, progress=False)
         models["brew"] = brew
     return models
 

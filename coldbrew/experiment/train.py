@@ -41,6 +41,28 @@ PRESETS: dict[str, Recipe] = {
 
 FORMATS = ("pickle", "joblib")
 
+# Display names of the study model's classes_ [False, True] (target ``income == ">50K"``). They travel in the
+# .brew header (``class_labels``), so the serving app needs no census constant.
+STUDY_CLASS_LABELS = ["<=$50K", ">$50K"]
+
+
+def compile_study_model(pickle_path: Path, brew_path: Path, progress: bool = True) -> dict:
+    """Compile the study's pickled model to .brew with its display labels (``coldbrew compile --class-labels``)."""
+    from coldbrew.convert.sklearn import compile_model
+
+    return compile_model(pickle_path, brew_path, progress=progress, class_labels=STUDY_CLASS_LABELS)
+
+
+def brew_is_labelled(brew_path: Path) -> bool:
+    """True if a cached .brew already carries the study's class labels (older caches were compiled without)."""
+    from coldbrew.errors import ColdbrewError
+    from coldbrew.format import BrewFile
+
+    try:
+        return BrewFile(brew_path).header.get("class_labels") == STUDY_CLASS_LABELS
+    except (ColdbrewError, OSError):
+        return False
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -112,6 +134,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-depth", type=int, help="override the preset's tree depth")
     parser.add_argument("--format", choices=FORMATS, default="pickle", help="file format (default: pickle)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--brew",
+        type=Path,
+        metavar="OUT.brew",
+        help="also compile the model to .brew, with the class labels <=$50K,>$50K (as coldbrew compile --class-labels)",
+    )
 
 
 def run(args) -> int:
@@ -123,4 +151,7 @@ def run(args) -> int:
     print(f"  file size      {result.size_bytes / 1e6:,.1f} MB")
     print(f"  tree nodes     {result.nodes:,}")
     print(f"  training time  {result.seconds:,.1f} s")
+    if getattr(args, "brew", None):
+        stats = compile_study_model(result.path, args.brew, progress=not args.quiet)
+        print(f"wrote {stats['dst']} ({stats['output_bytes'] / 1e6:,.1f} MB, class labels {', '.join(STUDY_CLASS_LABELS)})")
     return 0

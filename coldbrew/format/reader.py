@@ -90,7 +90,7 @@ class BrewFile:
         self._payload_offset, self._payload_length = p_off, p_len
         header = parse_header(self._map[spec.PREAMBLE_SIZE : p_off], self.path)
         try:
-            spec.validate_header(header, p_len)
+            spec.validate_header(header, p_len, version)
         except ModelFormatError as exc:
             raise ModelFormatError(f"{self.path}: {exc}") from None
         return header
@@ -120,13 +120,12 @@ class BrewFile:
             rule = spec.ARRAYS[name]
             if rule.finite not in when:
                 continue
-            values = arr["value"] if arr.dtype.names else arr
-            finite = np.isfinite(values)
-            if not finite.all():
-                at = tuple(int(i) for i in np.argwhere(~finite)[0])
+            invalid = spec.invalid_values(arr)
+            if invalid.any():
+                at = tuple(int(i) for i in np.argwhere(invalid)[0])
                 raise ModelFormatError(
                     f"{self.path}: array {name} holds a non-finite value at {at[0] if len(at) == 1 else at} "
-                    "(NaN or infinity; coldbrew compile never writes one): the file is corrupt"
+                    "(NaN, or an infinite leaf value; coldbrew compile never writes one): the file is corrupt"
                 )
 
     def verify(self) -> None:

@@ -1,4 +1,4 @@
-"""Constants and header rules of the .brew format, version 1 (docs/format.md is the spec)."""
+"""Constants and header rules of the .brew format, versions 1 and 2 (docs/format.md is the spec)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import numpy as np
 from coldbrew.errors import ModelFormatError
 
 MAGIC = b"\x89BREW\r\n\x1a"
-VERSION = 1
+VERSION = 2  # the newest version this coldbrew reads and writes; every older one is still read
+VERSIONS = (1, 2)
 PREAMBLE_SIZE = 64
 ALIGN = 64
 FORMAT_NAME = "coldbrew.brew"
@@ -41,6 +42,38 @@ LEAF_MODES = ("scalar", "vector")
 COMBINES = ("sum", "mean")
 OUTPUTS = ("logistic", "logistic2", "softmax", "proba", "identity")
 CLASSIFIER_OUTPUTS = ("logistic", "logistic2", "softmax", "proba")
+
+# Version 2 (docs/format.md section 10): kinds from HistGradientBoosting, XGBoost and LightGBM, per-node missing
+# value / categorical flags, float32 or float64 input and accumulation, and explicit decision rules.
+KINDS_V2 = ("hgb_classifier", "hgb_regressor", "xgb_classifier", "xgb_regressor", "lgbm_classifier", "lgbm_regressor")
+OUTPUTS_V2 = ("logistic", "softmax", "identity", "softmax_seq", "sigmoid_f32", "softmax_f32")
+CLASSIFIER_OUTPUTS_V2 = ("logistic", "softmax", "softmax_seq", "sigmoid_f32", "softmax_f32")
+BINARY_OUTPUTS_V2 = ("logistic", "sigmoid_f32")
+INPUT_DTYPES = ("float32", "float64")
+SPLIT_COMPARES = ("le", "lt")
+ACCUMULATES = ("float64", "float32")
+DECISIONS = ("raw_ge0", "raw_gt0", "argmax_raw", "proba_gt_half", "argmax_proba", "value")
+TASKS = ("binary", "multiclass", "regression")
+
+# node_flags bits (version 2)
+FLAG_DEFAULT_LEFT = 0x01  # a missing value (NaN) goes left; else right
+MISSING_MASK, MISSING_SHIFT = 0x06, 1  # numeric splits: 0 NaN -> default; 1 NaN -> 0.0; 2 NaN or 0.0 -> default
+MISSING_NAN, MISSING_AS_ZERO, MISSING_ZERO = 0, 1, 2
+FLAG_CATEGORICAL = 0x08  # value holds the row of the node's bitset in cat_offsets
+CAT_MASK, CAT_SHIFT = 0x30, 4  # 0 exact integers; 1 truncate, x < 0 outside; 2 truncate, trunc(x) < 0 outside
+CAT_EXACT, CAT_TRUNC_X, CAT_TRUNC_C = 0, 1, 2
+FLAG_OUTSIDE_LEFT = 0x40  # a category outside the bitset (or not an allowed value) goes left; else right
+FLAGS_KNOWN = 0x7F
+
+REQUIRED_V2 = {
+    "input_dtype": str,
+    "split_compare": str,
+    "accumulate": str,
+    "decision": str,
+    "n_cat_bitsets": int,
+    "n_cat_words": int,
+    "input_zero_threshold": (int, float),
+}
 
 REQUIRED: dict[str, type | tuple[type, ...]] = {
     "format": str,
@@ -100,7 +133,29 @@ ARRAYS: dict[str, ArrayRule] = {
     "leaf_values": ArrayRule(
         "<f8", lambda h: (h["n_leaves"], h["n_outputs"]), present=lambda h: h["leaf"] == "vector", finite="visit"
     ),
+    # version 2: per-node flags (missing-value routing, categorical), each tree's output group, category bitsets
+    "node_flags": ArrayRule("|u1", lambda h: (h["n_nodes"],), present=lambda h: h["version"] >= 2),
+    "tree_groups": ArrayRule("<i4", lambda h: (h["n_trees"],), present=lambda h: h["version"] >= 2),
+    "cat_offsets": ArrayRule(
+        "<i8", lambda h: (h["n_cat_bitsets"] + 1,), present=lambda h: h["version"] >= 2 and h["n_cat_bitsets"] > 0
+    ),
+    "cat_words": ArrayRule(
+        "<u4", lambda h: (h["n_cat_words"],), present=lambda h: h["version"] >= 2 and h["n_cat_bitsets"] > 0
+    ),
 }
+
+
+def invalid_values(arr: np.ndarray) -> np.ndarray:
+    """Where an array with a ``finite`` rule holds a value no .brew file may hold (a boolean mask).
+
+    Leaf values, leaf vectors and base scores must be finite. A split threshold may be an infinity (a legal
+    extreme: scikit-learn's HistGradientBoosting writes +inf when every non-missing value goes left) but never
+    NaN, which no comparison can route.
+    """
+    if arr.dtype.names:  # node records: the value is a threshold where feature >= 0, a leaf value where -1
+        values = arr["value"]
+        return np.where(arr["feature"] >= 0, np.isnan(values), ~np.isfinite(values))
+    return ~np.isfinite(arr)
 
 
 def expected_arrays(h: dict) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -108,19 +163,34 @@ def expected_arrays(h: dict) -> dict[str, tuple[str, tuple[int, ...]]]:
     return {name: (rule.dtype, tuple(rule.shape(h))) for name, rule in ARRAYS.items() if rule.present(h)}
 
 
-def validate_header(h: object, payload_length: int) -> None:
-    """Refuse a header that is missing fields, has unknown values or an inconsistent array table."""
+def validate_header(h: object, payload_length: int, version: int = VERSION) -> None:
+    """Refuse a header that is missing fields, has unknown values or an inconsistent array table.
+
+    ``version`` is the preamble's; the header must agree with it and is checked by that version's rules.
+    """
     if not isinstance(h, dict):
         raise ModelFormatError("header is not a JSON object")
-    for key, types in REQUIRED.items():
+    required = dict(REQUIRED, **REQUIRED_V2) if version >= 2 else REQUIRED
+    for key, types in required.items():
         if key not in h:
             raise ModelFormatError(f"header lacks the required field {key!r}")
         if not isinstance(h[key], types) or (types is int and isinstance(h[key], bool)):
             raise ModelFormatError(f"header field {key!r} has the wrong type ({type(h[key]).__name__})")
     if h["format"] != FORMAT_NAME:
         raise ModelFormatError(f"header format is {_short(h['format'])}, expected {FORMAT_NAME!r}")
-    if h["version"] != VERSION:
-        raise ModelFormatError(f"header version {h['version']} disagrees with the preamble's {VERSION}")
+    if h["version"] != version:
+        raise ModelFormatError(f"header version {h['version']} disagrees with the preamble's {version}")
+    if version >= 2:
+        _validate_v2(h)
+    else:
+        _validate_v1(h)
+    validate_bounds(h, payload_length)
+    _validate_optional(h, payload_length)
+    _validate_table(h, payload_length)
+
+
+def _validate_v1(h: dict) -> None:
+    """Version 1 rules: the scikit-learn GradientBoosting / forest / tree kinds."""
     for key, allowed in (("kind", KINDS), ("leaf", LEAF_MODES), ("combine", COMBINES), ("output", OUTPUTS)):
         if h[key] not in allowed:
             raise ModelFormatError(f"header {key} {_short(h[key])} is not one of {', '.join(allowed)}")
@@ -144,8 +214,51 @@ def validate_header(h: object, payload_length: int) -> None:
         raise ModelFormatError("a logistic output needs n_outputs = 1")
     if h["leaf"] == "scalar" and h["combine"] == "sum" and h["n_trees"] % h["n_outputs"]:
         raise ModelFormatError("n_trees must be a multiple of n_outputs")
-    validate_bounds(h, payload_length)
-    _validate_table(h, payload_length)
+
+
+def _validate_v2(h: dict) -> None:
+    """Version 2 rules: scalar leaves summed per tree group, explicit input/accumulation dtypes and decision."""
+    for key, allowed in (
+        ("kind", KINDS_V2),
+        ("leaf", ("scalar",)),
+        ("combine", ("sum",)),
+        ("output", OUTPUTS_V2),
+        ("input_dtype", INPUT_DTYPES),
+        ("split_compare", SPLIT_COMPARES),
+        ("accumulate", ACCUMULATES),
+        ("decision", DECISIONS),
+    ):
+        if h[key] not in allowed:
+            raise ModelFormatError(f"header {key} {_short(h[key])} is not one of {', '.join(allowed)}")
+    for key in ("n_features", "n_outputs", "n_trees", "n_nodes"):
+        if h[key] < 1:
+            raise ModelFormatError(f"header {key} must be positive, got {h[key]}")
+    if h["n_leaves"] < 0 or h["max_depth"] < 0 or h["n_leaves"] > h["n_nodes"]:
+        raise ModelFormatError("header n_leaves / max_depth out of range")
+    if h["n_cat_bitsets"] < 0 or h["n_cat_words"] < 0 or (h["n_cat_bitsets"] == 0) != (h["n_cat_words"] == 0):
+        raise ModelFormatError("header n_cat_bitsets / n_cat_words out of range")
+    if h["feature_names"] is not None and (
+        len(h["feature_names"]) != h["n_features"] or not all(isinstance(n, str) for n in h["feature_names"])
+    ):
+        raise ModelFormatError("header feature_names must be n_features strings")
+    if h["classes"] is not None:
+        if not h["classes"] or h["classes_dtype"] is None or h["output"] not in CLASSIFIER_OUTPUTS_V2:
+            raise ModelFormatError("a classifier's header must list its classes and classes_dtype and a class output")
+        binary = h["output"] in BINARY_OUTPUTS_V2
+        if binary and h["n_outputs"] != 1:
+            raise ModelFormatError("a logistic output needs n_outputs = 1")
+        if len(h["classes"]) != (2 if binary else h["n_outputs"]):
+            raise ModelFormatError("header classes disagree with n_outputs")
+        allowed = ("raw_ge0", "raw_gt0", "proba_gt_half", "argmax_proba") if binary else ("argmax_raw", "argmax_proba")
+        if h["decision"] not in allowed:
+            raise ModelFormatError(f"header decision {h['decision']!r} does not fit output {h['output']!r}")
+    elif h["n_outputs"] != 1 or h["decision"] != "value" or h["output"] not in ("identity", "sigmoid_f32"):
+        raise ModelFormatError("a regressor must have n_outputs = 1, decision 'value', output identity or sigmoid_f32")
+    zt = h["input_zero_threshold"]
+    if isinstance(zt, bool) or not (0 <= zt < 1e-30):
+        raise ModelFormatError("header input_zero_threshold must be a number in [0, 1e-30)")
+    if h["output"] in ("sigmoid_f32", "softmax_f32") and h["accumulate"] != "float32":
+        raise ModelFormatError(f"output {h['output']!r} needs float32 accumulation")
 
 
 # --------------------------------------------------------------------------------- sizes and labels bounds
@@ -177,7 +290,7 @@ def validate_bounds(h: dict, payload_length: int) -> None:
     classes = h["classes"]
     if classes is None:
         return
-    if h["output"] not in CLASSIFIER_OUTPUTS:
+    if h["output"] not in (CLASSIFIER_OUTPUTS_V2 if h["version"] >= 2 else CLASSIFIER_OUTPUTS):
         raise ModelFormatError(f"a regressor's header must have classes null (output {h['output']!r})")
     dtype_name = h["classes_dtype"]
     if dtype_name is None or not CLASSES_DTYPE.match(dtype_name):
@@ -211,6 +324,30 @@ def _label_fits(label: object, dtype: np.dtype) -> bool:
 def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _validate_optional(h: dict, payload_length: int) -> None:
+    """Optional serving-contract keys (any version): task, class_labels, feature_missing, feature_categorical."""
+    n = h["n_features"]
+    task = h.get("task")
+    if task is not None and task not in TASKS:
+        raise ModelFormatError(f"header task {task!r} is not one of {', '.join(TASKS)}")
+    labels = h.get("class_labels")
+    if labels is not None and (
+        not isinstance(labels, list)
+        or h["classes"] is None
+        or len(labels) != len(h["classes"])
+        or not all(isinstance(v, str) for v in labels)
+    ):
+        raise ModelFormatError("header class_labels must be one string per class")
+    if labels is not None and sum(len(v) for v in labels) > max(MIN_CLASSES_BYTES, payload_length):
+        raise ModelFormatError("header class_labels take more bytes than the file justifies")
+    for key in ("feature_missing", "feature_categorical"):
+        value = h.get(key)
+        if value is not None and (
+            not isinstance(value, list) or len(value) != n or not all(isinstance(v, bool) for v in value)
+        ):
+            raise ModelFormatError(f"header {key} must be n_features booleans or null")
 
 
 def _validate_table(h: dict, payload_length: int) -> None:

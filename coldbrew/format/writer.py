@@ -33,19 +33,22 @@ def _little_endian(arr: np.ndarray) -> np.ndarray:
 def write_brew(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndarray]) -> int:
     """Write ``header`` (without format/version/arrays/checksum) and ``arrays`` to ``path``; returns bytes written.
 
-    ``arrays`` must be exactly the arrays the header's shape calls for (see ``spec.expected_arrays``).
+    ``arrays`` must be exactly the arrays the header's shape calls for (see ``spec.expected_arrays``). The
+    file is written as format version 2 when it carries ``node_flags`` (the version 2 kinds), else as version 1,
+    so files of the version 1 kinds stay readable by older coldbrew releases.
     """
+    version = 2 if "node_flags" in arrays else 1
     arrays = {name: _little_endian(arr) for name, arr in arrays.items()}
     table, payload_length = _layout(header, arrays)
-    full = {"format": spec.FORMAT_NAME, "version": spec.VERSION, **header, "checksum": spec.CHECKSUM, "arrays": table}
-    spec.validate_header(full, payload_length)
+    full = {"format": spec.FORMAT_NAME, "version": version, **header, "checksum": spec.CHECKSUM, "arrays": table}
+    spec.validate_header(full, payload_length, version)
     for name, arr in arrays.items():  # readers refuse NaN and infinity in these: never write one
-        if spec.ARRAYS[name].finite and not np.isfinite(arr["value"] if arr.dtype.names else arr).all():
-            raise ValueError(f"array {name} holds NaN or infinity: a .brew file cannot represent it")
+        if spec.ARRAYS[name].finite and spec.invalid_values(arr).any():
+            raise ValueError(f"array {name} holds NaN or an infinite leaf value: a .brew file cannot represent it")
     text = json.dumps(full, separators=(",", ":"), allow_nan=False).encode("utf-8")
     header_bytes = text + b" " * (spec.align(len(text)) - len(text))
     payload_offset = spec.PREAMBLE_SIZE + len(header_bytes)
-    prefix = spec.PREAMBLE.pack(spec.MAGIC, spec.VERSION, len(header_bytes), payload_offset, payload_length)
+    prefix = spec.PREAMBLE.pack(spec.MAGIC, version, len(header_bytes), payload_offset, payload_length)
 
     digest = hashlib.sha256(prefix)
     with atomic_write(path, fsync=True) as fh:

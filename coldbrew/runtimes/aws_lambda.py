@@ -22,6 +22,8 @@ Imports are kept to what serving needs: apig-wsgi (~20 ms) and the app.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import secrets
@@ -83,6 +85,107 @@ def is_warm_event(event) -> bool:
     return isinstance(event, dict) and event.get(WARM_EVENT_KEY) == "warm"
 
 
+# ---------------------------------------------------------------------- event validation
+# Lambda hands the handler whatever JSON the caller sent: checked here, before apig-wsgi sees it, so a malformed
+# event is answered 400 with a JSON body naming the problem instead of a KeyError/AttributeError/binascii.Error.
+
+UNSUPPORTED_EVENT = ("unsupported event: expected API Gateway (REST or HTTP API), a Function URL, an ALB, "
+                     'or a warm-up {"coldbrew": "warm", "hold_ms": 250}')
+
+
+def _kind(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def _string_map(event: dict, key: str, *, multi: bool = False, required: bool = False) -> str | None:
+    """A problem with ``event[key]`` as a map of strings (or of non-empty lists of strings), or None."""
+    if key not in event or event[key] is None:
+        return f"{key} is missing" if required else None
+    value = event[key]
+    if not isinstance(value, dict):
+        return f"{key} must be an object, got {_kind(value)}"
+    for name, item in value.items():
+        if not isinstance(name, str):
+            return f"{key} names must be strings"
+        if multi:
+            if not isinstance(item, list) or not item or not all(isinstance(v, str) for v in item):
+                return f"{key}[{name!r}] must be a non-empty list of strings, got {_kind(item)}"
+        elif not isinstance(item, str):
+            return f"{key}[{name!r}] must be a string, got {_kind(item)}"
+    return None
+
+
+def _string_field(mapping: dict, key: str, where: str = "") -> str | None:
+    if key not in mapping:
+        return f"{where}{key} is missing"
+    if not isinstance(mapping[key], str):
+        return f"{where}{key} must be a string, got {_kind(mapping[key])}"
+    return None
+
+
+def event_problem(event) -> str | None:
+    """What makes ``event`` unusable as an HTTP event (REST/HTTP API, Function URL, ALB), or None if it is usable.
+
+    Checks everything apig-wsgi reads: the request line fields, headers and query strings as maps of strings,
+    the body as a string and, when ``isBase64Encoded`` is true, as valid base64.
+    """
+    if not isinstance(event, dict):
+        return f"event must be a JSON object, got {_kind(event)}; " + UNSUPPORTED_EVENT
+    if not ("requestContext" in event or "httpMethod" in event):
+        return UNSUPPORTED_EVENT
+    context = event.get("requestContext")
+    if "requestContext" in event and not isinstance(context, dict):
+        return f"requestContext must be an object, got {_kind(context)}"
+    alb = isinstance(context, dict) and "elb" in context
+    version = "alb" if alb else event.get("version", "1.0")
+    problems: list[str | None] = []
+    if version in ("1.0", "alb"):
+        problems += [_string_field(event, "httpMethod"), _string_field(event, "path"),
+                     _string_map(event, "headers"), _string_map(event, "multiValueHeaders", multi=True),
+                     _string_map(event, "queryStringParameters"),
+                     _string_map(event, "multiValueQueryStringParameters", multi=True)]
+    elif version == "2.0":
+        http = context.get("http") if isinstance(context, dict) else None
+        if not isinstance(http, dict):
+            return "requestContext.http is missing" if http is None else "requestContext.http must be an object"
+        problems += [_string_field(http, name, "requestContext.http.") for name in ("method", "sourceIp", "protocol")]
+        problems += [_string_field(event, "rawPath"), _string_field(event, "rawQueryString"),
+                     _string_map(event, "headers", required=True)]
+        cookies = event.get("cookies", [])
+        if not isinstance(cookies, list) or not all(isinstance(c, str) for c in cookies):
+            problems.append(f"cookies must be a list of strings, got {_kind(cookies)}")
+    else:
+        return f"unsupported payload format version {version!r}; expected '1.0' (REST API, ALB) or '2.0'"
+    body, encoded = event.get("body"), event.get("isBase64Encoded", False)
+    if body is not None and not isinstance(body, str):
+        problems.append(f"body must be a string or null, got {_kind(body)}")
+    elif encoded is not None and not isinstance(encoded, bool):
+        problems.append(f"isBase64Encoded must be true or false, got {_kind(encoded)}")
+    elif encoded and body:
+        try:
+            base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            problems.append("body is not valid base64, but isBase64Encoded is true")
+    return next((p for p in problems if p), None)
+
+
+def bad_event_response(event, problem: str, headers: list[tuple[str, str]]) -> dict:
+    """A 400 in the shape the event's front door expects, with the app's JSON error body."""
+    body = json.dumps({"error": f"malformed event: {problem}", "field": None, "index": None})
+    pairs = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers]
+    response: dict = {"statusCode": 400, "body": body, "isBase64Encoded": False}
+    event = event if isinstance(event, dict) else {}
+    context = event.get("requestContext")
+    if isinstance(context, dict) and "elb" in context:
+        response["statusDescription"] = "400 Bad Request"
+    if "multiValueHeaders" in event:
+        response["multiValueHeaders"] = {name: [value] for name, value in pairs}
+    else:
+        response["headers"] = dict(pairs)
+    return response
+
+
 def _log(record: dict) -> None:
     sys.stdout.write(json.dumps(record, separators=(", ", ": ")) + "\n")
     sys.stdout.flush()
@@ -128,13 +231,7 @@ class LambdaHandler:
                 result = self._direct_warm(event)
                 record["kind"] = "warm"
             else:
-                if not isinstance(event, dict) or not ("requestContext" in event or "httpMethod" in event):
-                    raise ValueError(
-                        "unsupported event: expected API Gateway (REST or HTTP API), a Function URL, an ALB, "
-                        'or a warm-up {"coldbrew": "warm", "hold_ms": 250}'
-                    )
-                result = self._http(event, context)
-                record["kind"] = "http"
+                result = self._http_event(event, context, record)
                 record["status"] = result.get("statusCode")
             return result
         finally:
@@ -143,6 +240,20 @@ class LambdaHandler:
                 latency_ms=round((time.perf_counter() - started) * 1000.0, 3), cold=self._cold, env=self.env_id
             )
             _log(record)
+
+    def _http_event(self, event: dict, context: Any, record: dict) -> dict:
+        """Serve an HTTP event through apig-wsgi, or answer 400 naming what is wrong with it."""
+        problem = event_problem(event)
+        if problem is None:
+            try:
+                record["kind"] = "http"
+                return self._http(event, context)
+            except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+                # The app answers every request itself, so what escapes is apig-wsgi failing on the event.
+                problem = f"{type(exc).__name__}: {exc}"
+        record.update(kind="bad_event", error=problem)
+        cold = [("X-Coldbrew-Env", self.env_id), ("X-Coldbrew-Cold", "1" if self._cold else "0")]
+        return bad_event_response(event, problem, cold)
 
     def _hold(self, hold_ms: int) -> dict[str, Any]:
         time.sleep(hold_ms / 1000.0)
@@ -187,7 +298,7 @@ class LambdaHandler:
             raw = environ["wsgi.input"].read(length) if length else b""
             try:
                 body = json.loads(raw) if raw.strip() else {}
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deeply
                 raise WarmRequestError("body must be JSON, e.g. {\"hold_ms\": 250}") from None
             if not isinstance(body, dict):
                 raise WarmRequestError("body must be a JSON object, e.g. {\"hold_ms\": 250}")

@@ -1,7 +1,9 @@
 """The local server: the WSGI app under gunicorn (real worker processes, graceful SIGTERM/Ctrl-C).
 
 The model is loaded once, in the master, before any worker is forked (gunicorn's ``preload_app``), so the
-start-up telemetry line is logged once and workers share the loaded model's pages copy-on-write.
+start-up telemetry line is logged once and workers share the loaded model's pages copy-on-write. Workers are
+gevent workers (:mod:`coldbrew.runtimes.gevent_worker`): a slow or idle client holds one greenlet, not the worker,
+so everyone else keeps being answered (docs/serving.md, "Slow clients").
 """
 
 from __future__ import annotations
@@ -21,6 +23,15 @@ from gunicorn.app.base import BaseApplication
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s bytes %(M)s ms'
 # The line printed on stdout once the server accepts connections (the demo and bench parse it).
 READY_PREFIX = "coldbrew: serving on "
+# The worker class (by name: gunicorn imports it in the arbiter; gevent is patched in only in the workers).
+WORKER_CLASS = "coldbrew.runtimes.gevent_worker.Worker"
+# Seconds a connection gets to deliver its request line and headers, and to stay idle between keep-alive
+# requests (gunicorn's ``keepalive``, which the gevent worker applies to reading each request's head).
+HEADER_TIMEOUT_S = 5
+# Connections one worker serves at once (gunicorn's ``worker_connections``); more wait in the listen backlog.
+WORKER_CONNECTIONS = 1000
+# Seconds a stopping worker lets requests in flight finish.
+GRACEFUL_TIMEOUT_S = 10
 
 
 class LocalServer(BaseApplication):
@@ -31,7 +42,10 @@ class LocalServer(BaseApplication):
         self._options = {
             "bind": f"{host}:{port}",
             "workers": workers,
-            "worker_class": "sync",
+            "worker_class": WORKER_CLASS,
+            "worker_connections": WORKER_CONNECTIONS,
+            "keepalive": HEADER_TIMEOUT_S,
+            "graceful_timeout": GRACEFUL_TIMEOUT_S,
             "preload_app": True,
             "accesslog": "-",
             "access_log_format": ACCESS_LOG_FORMAT,

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from coldbrew.errors import SourceError
 from coldbrew.sources.config import ModelConfig
+from coldbrew.sources.fetched import FetchedModel
 
-
-@dataclass(frozen=True)
-class FetchedModel:
-    """A model file ready to load, and what it cost to get it."""
-
-    path: Path
-    size_bytes: int
-    source: str  # "DISK" | "S3"
-    fetch_ms: float
-    cached: bool = False  # S3: an earlier download with the same size+ETag was reused
-    integrity: str = "none"  # what was checked: "none" | "size" | "md5" | "multipart-md5"
-    timings: dict = field(default_factory=dict)  # S3 phases in ms: client, head, download
+__all__ = ["FetchedModel", "default_cache_dir", "fetch"]
 
 
 def default_cache_dir() -> Path:

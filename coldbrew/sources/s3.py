@@ -1,5 +1,9 @@
 """S3 download: one HEAD, concurrent ranged GETs pinned to its ETag, bytes checked, atomic rename.
 
+The bytes are proved by the ETag where it is an MD5 (single-part or multipart), else — for a .brew object — by
+the file's own SHA-256; the digest is recorded beside the cached file and checked again before a cached copy is
+reused (coldbrew/sources/cache.py).
+
 boto3 is imported here, and this module is imported only when the source is S3. The client
 honours the standard AWS configuration (credential chain, region, AWS_ENDPOINT_URL /
 AWS_ENDPOINT_URL_S3, AWS_RETRY_MODE / AWS_MAX_ATTEMPTS). Tuning: COLDBREW_S3_CHUNK_SIZE
@@ -12,6 +16,7 @@ import hashlib
 import os
 import random
 import re
+import secrets
 import shutil
 import time
 from collections.abc import Mapping
@@ -19,9 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from coldbrew.atomicfile import atomic_write, remove_stale_parts
+from coldbrew.atomicfile import remove_stale_parts
 from coldbrew.errors import ConfigError, SourceError
-from coldbrew.sources.fetch import FetchedModel
+from coldbrew.sources.cache import ensure_private_dir, read_record, record_path, write_record
+from coldbrew.sources.fetched import FetchedModel
 
 MiB = 1 << 20
 BLOCK = 1 * MiB  # read/write/hash granularity
@@ -37,7 +43,7 @@ class Settings:
     chunk_size: int = 8 * MiB
     concurrency: int = 10
     attempts: int = 5  # per request: botocore's retries, and ours for a broken body stream
-    verify: str = "etag"  # "etag": size + MD5 where the ETag is one; "size": length only
+    verify: str = "etag"  # "etag": MD5 where the ETag is one; "size": never the MD5 (a .brew's SHA-256 still)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -107,14 +113,12 @@ def fetch_s3(bucket: str, key: str, cache_dir: Path, *, settings: Settings | Non
                             integrity=integrity, timings=timings,
                             fetch_ms=(time.perf_counter() - t0) * 1000)
 
-    try:
-        if final.stat().st_size == size:  # name encodes bucket/key + ETag + size
-            return done(True, "size")
-    except OSError:
-        pass
+    ensure_private_dir(cache_dir, uri)  # before anything in it is trusted
+    reused = _reuse(final, size)
+    if reused is not None:
+        return done(True, reused)
 
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(cache_dir).free
     except OSError as e:
         raise SourceError(f"{uri}: cache dir {cache_dir} is not usable: {e.strerror}") from None
@@ -124,28 +128,69 @@ def fetch_s3(bucket: str, key: str, cache_dir: Path, *, settings: Settings | Non
     remove_stale_parts(cache_dir, tag + "-")
 
     integrity, part_size = _integrity_plan(client, bucket, key, head, settings)
+    tmp = cache_dir / f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.part"
     try:
-        with atomic_write(final) as fh:
-            digest = _download(client, bucket, key, etag, size, fh.fileno(), settings, part_size)
-            got = os.fstat(fh.fileno()).st_size
-            if got != size:
-                raise SourceError(f"{uri}: got {got} bytes, HEAD said {size}")
-            if digest is not None and digest.lower() != etag.strip('"').lower():
-                raise SourceError(f"{uri}: downloaded bytes do not match the ETag {etag} "
-                                  f"(computed {digest}); the object may be corrupt")
-    except Exception as e:
-        if not isinstance(e, SourceError):
+        hasher = _download(client, bucket, key, etag, size, tmp, settings, _Hasher(size, integrity, part_size))
+        if tmp.stat().st_size != size:
+            raise SourceError(f"{uri}: got {tmp.stat().st_size} bytes, HEAD said {size}")
+        digest = hasher.result()
+        if integrity in ("md5", "multipart-md5") and digest.lower() != etag.strip('"').lower():
+            raise SourceError(f"{uri}: downloaded bytes do not match the ETag {etag} "
+                              f"(computed {digest}); the object may be corrupt")
+        if integrity == "size" and key.endswith(".brew") and not hasher.is_brew:
+            raise SourceError(f"{uri}: the downloaded bytes are not a .brew file (no .brew magic) and the ETag "
+                              "cannot prove them; the object or the download is corrupt")
+        if hasher.is_brew:
+            if digest != hasher.stored_digest:
+                raise SourceError(f"{uri}: downloaded bytes do not match the .brew file's own SHA-256 "
+                                  f"(computed {digest}, the file says {hasher.stored_digest}); the object or the "
+                                  "download is corrupt")
+            integrity = "brew-sha256"
+        write_record(final, {"size": size, "etag": etag, "integrity": integrity, "algorithm": hasher.algorithm,
+                             "part_size": part_size, "digest": digest, "field_32_64": hasher.stored_digest})
+        os.replace(tmp, final)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        record_path(final).unlink(missing_ok=True)
+        if isinstance(e, Exception) and not isinstance(e, SourceError):
             raise _describe(e, client, bucket, key, settings) from None
         raise
-    for old in cache_dir.glob(f"{tag}-*"):  # earlier versions of this object
-        if old != final:
+    for old in cache_dir.glob(f"{tag}-*"):  # earlier versions of this object, and their records
+        if old not in (final, record_path(final)):
             old.unlink(missing_ok=True)
     timings["download"] = (time.perf_counter() - t2) * 1000
     return done(False, integrity)
 
 
+def _reuse(final: Path, size: int) -> str | None:
+    """The integrity of a cached copy whose recorded digest still matches its bytes, or None (then it is removed).
+
+    The name already pins bucket/key, ETag and size; the record pins the bytes, re-hashed here (one sequential
+    read, usually from the page cache) so a copy changed on disk is downloaded again, never served.
+    """
+    record = read_record(final)
+    try:
+        fd = os.open(final, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        if record is None or os.fstat(fd).st_size != size or record.get("size") != size:
+            raise ValueError("no usable record")
+        hasher = _Hasher(size, record.get("algorithm"), record.get("part_size"))
+        hasher.feed(fd, 0, size)
+        if hasher.result() != record["digest"] or hasher.stored_digest != record.get("field_32_64"):
+            raise ValueError("digest changed")
+        return str(record.get("integrity", "size"))
+    except (ValueError, TypeError, OSError):
+        final.unlink(missing_ok=True)
+        record_path(final).unlink(missing_ok=True)
+        return None
+    finally:
+        os.close(fd)
+
+
 def _integrity_plan(client, bucket, key, head, settings) -> tuple[str, int | None]:
-    """What can be checked: ("md5", None), ("multipart-md5", part_size) or ("size", None)."""
+    """What the ETag can prove: ("md5", None), ("multipart-md5", part_size) or ("size", None) when it can't."""
     etag = head.get("ETag", "")
     # ETags of SSE-KMS / SSE-C objects are not MD5s of the plaintext.
     encrypted = head.get("ServerSideEncryption") == "aws:kms" or head.get("SSECustomerAlgorithm")
@@ -168,24 +213,22 @@ def _integrity_plan(client, bucket, key, head, settings) -> tuple[str, int | Non
     return "multipart-md5", part
 
 
-def _download(client, bucket, key, etag, size, fd: int, settings: Settings,
-              part_size: int | None) -> str | None:
-    """Fetch all ranges concurrently into the open file ``fd``; hash in order while they land. Returns the
-    MD5-style ETag computed (None if not verifying)."""
+def _download(client, bucket, key, etag, size, tmp: Path, settings: Settings, hasher: _Hasher) -> _Hasher:
+    """Fetch all ranges concurrently into tmp; ``hasher`` hashes them in order while they land."""
     chunk = settings.chunk_size
     ranges = [(o, min(o + chunk, size) - 1) for o in range(0, size, chunk)]
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
     pool = ThreadPoolExecutor(max_workers=min(settings.concurrency, max(1, len(ranges))))
     try:
         futures = [pool.submit(_get_range, client, bucket, key, etag, a, b, fd, settings.attempts)
                    for a, b in ranges]
-        hasher = _Hasher(size, part_size) if settings.verify == "etag" else None
         for fut, (a, b) in zip(futures, ranges, strict=True):
             fut.result()
-            if hasher:
-                hasher.feed(fd, a, b + 1)
-        return hasher.result() if hasher else None
+            hasher.feed(fd, a, b + 1)
+        return hasher
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        os.close(fd)
 
 
 def _get_range(client, bucket, key, etag, start, end, fd, attempts) -> None:
@@ -210,30 +253,71 @@ def _get_range(client, bucket, key, etag, start, end, fd, attempts) -> None:
 
 
 class _Hasher:
-    """MD5 of the whole object, or per-part MD5s combined as S3 does for multipart ETags."""
+    """One digest of the bytes, fed in order.
 
-    def __init__(self, size: int, part_size: int | None):
-        self.part_size = part_size or size or 1
-        self.multipart = part_size is not None
+    ``md5``: the whole object's MD5; ``multipart-md5``: per-part MD5s combined as S3 does for multipart ETags;
+    anything else (``size``, ``sha256-brew``): SHA-256 over bytes [0, 32) and [64, end) — the .brew checksum's
+    coverage (docs/format.md) — with bytes [32, 64) kept aside as ``stored_digest``. For a .brew file (``is_brew``,
+    by its magic) the two must be equal; for any file the pair pins every byte.
+    """
+
+    def __init__(self, size: int, plan: str | None, part_size: int | None):
+        from coldbrew.format import spec
+
+        self.algorithm = plan if plan in ("md5", "multipart-md5") else "sha256-brew"
+        self.part_size = (part_size or size or 1) if self.algorithm == "multipart-md5" else (size or 1)
+        self.multipart = self.algorithm == "multipart-md5"
         self.digests: list[bytes] = []
         self.md5 = hashlib.md5(usedforsecurity=False)
+        self.sha = hashlib.sha256()
+        self.head = bytearray()  # the first 64 bytes (sha256-brew)
+        self.magic, self.lo, self.hi = spec.MAGIC, spec.DIGEST_OFFSET, spec.DIGEST_OFFSET + spec.DIGEST_SIZE
         self.pos = 0
+
+    @property
+    def is_brew(self) -> bool:
+        return self.algorithm == "sha256-brew" and len(self.head) >= self.hi and self.head.startswith(self.magic)
+
+    @property
+    def stored_digest(self) -> str | None:
+        """Bytes [32, 64) as hex (a .brew file's recorded SHA-256), for the sha256-brew algorithm."""
+        return bytes(self.head[self.lo:self.hi]).hex() if self.algorithm == "sha256-brew" else None
 
     def feed(self, fd: int, start: int, stop: int) -> None:
         assert start == self.pos
         while self.pos < stop:
             part_end = (self.pos // self.part_size + 1) * self.part_size
             n = min(BLOCK, stop - self.pos, part_end - self.pos)
-            self.md5.update(os.pread(fd, n, self.pos))
+            data = os.pread(fd, n, self.pos)
+            if len(data) != n:
+                raise OSError(f"short read at byte {self.pos}")
+            self._update(data)
             self.pos += n
             if self.multipart and self.pos == part_end:
                 self._close_part()
+
+    def _update(self, data: bytes) -> None:
+        if self.algorithm != "sha256-brew":
+            self.md5.update(data)
+            return
+        if len(self.head) < self.hi:  # still inside the first 64 bytes
+            take = self.hi - len(self.head)
+            self.head += data[:take]
+            if len(self.head) == self.hi:
+                self.sha.update(self.head[:self.lo])
+            data = data[take:]
+        if data:
+            self.sha.update(data)
 
     def _close_part(self) -> None:
         self.digests.append(self.md5.digest())
         self.md5 = hashlib.md5(usedforsecurity=False)
 
     def result(self) -> str:
+        if self.algorithm == "sha256-brew":
+            if len(self.head) < self.hi:  # a file shorter than 64 bytes: hash it whole
+                return hashlib.sha256(bytes(self.head)).hexdigest()
+            return self.sha.hexdigest()
         if not self.multipart:
             return self.md5.hexdigest()
         if self.pos % self.part_size:
@@ -275,6 +359,6 @@ def _describe(e: Exception, client, bucket: str, key: str, settings: Settings) -
 def _bucket_exists(client, bucket: str) -> bool:
     try:
         client.head_bucket(Bucket=bucket)
-    except Exception as e:  # noqa: BLE001 - only a 404 proves the bucket is missing; anything else: assume it exists
+    except Exception as e:  # noqa: BLE001
         return getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") != 404
     return True

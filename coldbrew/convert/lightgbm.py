@@ -1,0 +1,333 @@
+"""The LightGBM converter: a ``save_model`` text file or a fitted estimator/Booster into .brew (version 2).
+
+Parsing the text format needs no lightgbm. What the compiled file reproduces, from LightGBM's
+``include/LightGBM/tree.h``, ``src/boosting/gbdt_prediction.cpp`` and ``src/c_api.cpp`` (4.x):
+
+- the input is read as float64, and a value with ``|x| <= 1e-35f`` is read as 0 (the dense-row copy skips it);
+- numeric splits go left on ``x <= threshold`` (float64), with the node's missing type: *None* — NaN is read as
+  0 and compared; *Zero* — NaN or 0 goes to the ``default_left`` side; *NaN* — NaN goes to that side;
+- categorical splits: NaN or ``(int)x < 0`` goes right, then the category (truncated toward zero) goes left
+  when its bit is set in the node's bitset, right otherwise (also beyond the bitset);
+- every tree in the file (a file saved after early stopping holds the best iteration's trees) is added in
+  float64, in order, to its class ``t mod num_tree_per_iteration``, from 0;
+- outputs: ``binary`` through ``1 / (1 + exp(-x))`` (libm), ``multiclass`` through ``Common::Softmax`` (libm
+  exp, sequential sum), regression objectives with an identity output.
+
+Refused with one line: other objectives (or a ``sigmoid`` other than 1, ``sqrt`` regression), linear trees,
+random-forest averaging, a model with pandas categorical mappings, unknown format versions.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from coldbrew.convert import trees as tb
+from coldbrew.convert.trees import UnsupportedModelError
+from coldbrew.errors import ModelFormatError
+from coldbrew.format import spec
+
+IDENTITY_OBJECTIVES = ("regression", "regression_l1", "huber", "fair", "quantile", "mape")
+VERSIONS = ("v2", "v3", "v4")
+ZERO_THRESHOLD = float(np.float32(1e-35))  # kZeroThreshold = 1e-35f
+_CATEGORICAL, _DEFAULT_LEFT = 1, 2
+
+
+def parse_text(text: str, *, where: str = "model") -> dict:
+    """The header fields and trees of a LightGBM text model: ``{"meta": {...}, "trees": [{...}, ...]}``."""
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "tree":
+        raise ModelFormatError(f"{where}: not a LightGBM text model (first line is not 'tree')")
+    meta: dict[str, str] = {}
+    trees: list[dict[str, str]] = []
+    current = meta
+    for line in lines[1:]:
+        line = line.strip()
+        if not line:
+            continue
+        if line == "end of trees":
+            break
+        if line.startswith("Tree="):
+            current = {"Tree": line[5:]}
+            trees.append(current)
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            current[key] = value
+        elif current is meta:
+            current[line] = ""
+    else:
+        raise ModelFormatError(f"{where}: truncated LightGBM model (no 'end of trees')")
+    tail = text[text.find("end of trees") :]
+    meta["pandas_categorical"] = ""
+    for line in tail.splitlines():
+        if line.startswith("pandas_categorical:"):
+            meta["pandas_categorical"] = line.partition(":")[2].strip()
+    return {"meta": meta, "trees": trees}
+
+
+def _numbers(text: str, dtype, n: int, what: str, where: str) -> np.ndarray:
+    try:
+        values = np.array([float(v) for v in text.split()], dtype=np.float64) if text.strip() else np.zeros(0)
+    except ValueError:
+        raise ModelFormatError(f"{where}: {what} holds a value that is not a number") from None
+    if len(values) != n:
+        raise ModelFormatError(f"{where}: {what} has {len(values)} values, expected {n}")
+    if dtype is np.float64:
+        return values
+    if np.any(values != np.round(values)):
+        raise ModelFormatError(f"{where}: {what} holds a non-integer")
+    return values.astype(dtype)
+
+
+def model_to_arrays(model: dict, *, where: str = "model", classes=None) -> tuple[dict, dict[str, np.ndarray]]:
+    """Header fields and arrays for a parsed LightGBM text model."""
+    meta = model["meta"]
+    version = meta.get("version", "")
+    if version not in VERSIONS:
+        raise UnsupportedModelError(
+            f"{where}: LightGBM model format {version!r} is not supported (coldbrew reads {', '.join(VERSIONS)})"
+        )
+    if "average_output" in meta:
+        raise UnsupportedModelError(f"{where}: LightGBM random-forest models (boosting=rf, averaged output) are not supported")
+    if meta.get("pandas_categorical", "null") not in ("", "null", "[]"):
+        raise UnsupportedModelError(
+            f"{where}: the LightGBM model maps pandas categories to codes; coldbrew serves integer category codes: "
+            "train on integer codes with categorical_feature="
+        )
+    objective = meta.get("objective", "").split()
+    if not objective:
+        raise UnsupportedModelError(f"{where}: the LightGBM model has no objective (custom objectives are not supported)")
+    name, options = objective[0], dict(o.partition(":")[::2] for o in objective[1:])
+    K = int(meta.get("num_tree_per_iteration", "1"))
+    num_class = int(meta.get("num_class", "1"))
+    n_features = int(meta.get("max_feature_idx", "-1")) + 1
+    if n_features < 1:
+        raise ModelFormatError(f"{where}: max_feature_idx missing")
+    if name == "binary":
+        if float(options.get("sigmoid", "1")) != 1.0:
+            raise UnsupportedModelError(f"{where}: LightGBM binary objective with sigmoid={options['sigmoid']} is not supported (only 1)")
+        output, decision, task, n_classes = "logistic", "argmax_proba", "binary", 2
+    elif name == "multiclass":
+        output, decision, task, n_classes = "softmax_seq", "argmax_proba", "multiclass", num_class
+    elif name in IDENTITY_OBJECTIVES and "sqrt" not in options and "sqrt" not in objective:
+        output, decision, task, n_classes = "identity", "value", "regression", 0
+    else:
+        raise UnsupportedModelError(
+            f"{where}: LightGBM objective {' '.join(objective)!r} is not supported (supported: binary, multiclass, "
+            f"{', '.join(IDENTITY_OBJECTIVES)})"
+        )
+    if K != (num_class if name == "multiclass" else 1):
+        raise ModelFormatError(f"{where}: num_tree_per_iteration {K} does not fit objective {name}")
+    tree_docs = model["trees"]
+    if not tree_docs or len(tree_docs) % K:
+        raise ModelFormatError(f"{where}: {len(tree_docs)} trees is not a positive multiple of {K}")
+    trees = [_tree(t, n_features, f"{where}: tree {i}") for i, t in enumerate(tree_docs)]
+    counts, arrays = tb.build(trees, [i % K for i in range(len(trees))])
+    arrays["base_score"] = np.zeros(K, dtype=np.float64)
+    names = meta.get("feature_names", "").split()
+    categorical = [False] * n_features
+    for t in trees:
+        for node in t.cats:
+            categorical[int(t.feature[node])] = True
+    if classes is None and n_classes:
+        classes = list(range(n_classes))
+    header = {
+        "kind": "lgbm_regressor" if task == "regression" else "lgbm_classifier",
+        "n_features": n_features,
+        "feature_names": names if len(names) == n_features else None,
+        "classes": list(classes) if n_classes else None,
+        "classes_dtype": (np.asarray(classes).dtype.str if n_classes else None),
+        "n_outputs": K,
+        "leaf": "scalar",
+        "combine": "sum",
+        "output": output,
+        "decision": decision,
+        "input_dtype": "float64",
+        "split_compare": "le",
+        "accumulate": "float64",
+        "input_zero_threshold": ZERO_THRESHOLD,
+        "learning_rate": None,
+        "leaf_values_scaled": True,
+        "task": task,
+        "feature_missing": [True] * n_features,
+        "feature_categorical": categorical if any(categorical) else None,
+        "source": {"library": "lightgbm", "format": version, "objective": " ".join(objective)},
+        **counts,
+    }
+    return header, arrays
+
+
+def _tree(t: dict, n_features: int, where: str) -> tb.Tree:
+    if t.get("is_linear", "0") not in ("0", ""):
+        raise UnsupportedModelError(f"{where}: linear trees (linear_tree=True) are not supported")
+    n_leaves = int(t.get("num_leaves", "0"))
+    if n_leaves < 1:
+        raise ModelFormatError(f"{where}: num_leaves must be positive")
+    leaf_value = _numbers(t.get("leaf_value", ""), np.float64, n_leaves, "leaf_value", where)
+    if n_leaves == 1:
+        return tb.Tree(left=np.array([-1]), right=np.array([-1]), feature=np.array([-1]), value=leaf_value,
+                       flags=np.zeros(1, dtype=np.uint8))
+    m = n_leaves - 1
+    feature = _numbers(t["split_feature"], np.int64, m, "split_feature", where)
+    threshold = _numbers(t["threshold"], np.float64, m, "threshold", where)
+    decision = _numbers(t["decision_type"], np.int64, m, "decision_type", where)
+    left = _numbers(t["left_child"], np.int64, m, "left_child", where)
+    right = _numbers(t["right_child"], np.int64, m, "right_child", where)
+    if np.any((feature < 0) | (feature >= n_features)):
+        raise ModelFormatError(f"{where}: a split feature is outside [0, {n_features})")
+    for child in (left, right):
+        if np.any((child >= m) | (child < -n_leaves)):
+            raise ModelFormatError(f"{where}: a child index is out of range")
+    # internal nodes keep their numbers 0..m-1; leaf j becomes node m + j
+    def renumber(c):
+        return np.where(c >= 0, c, m + ~c)
+
+    n = m + n_leaves
+    L = np.concatenate([renumber(left), np.full(n_leaves, -1)])
+    R = np.concatenate([renumber(right), np.full(n_leaves, -1)])
+    F = np.concatenate([feature, np.full(n_leaves, -1)])
+    V = np.concatenate([threshold, leaf_value])
+    flags = np.zeros(n, dtype=np.uint8)
+    cats = {}
+    num_cat = int(t.get("num_cat", "0"))
+    boundaries = words = None
+    if num_cat > 0:
+        boundaries = _numbers(t["cat_boundaries"], np.int64, num_cat + 1, "cat_boundaries", where)
+        words_text = t.get("cat_threshold", "")
+        words = _numbers(words_text, np.int64, len(words_text.split()), "cat_threshold", where)
+        if boundaries[0] != 0 or np.any(np.diff(boundaries) < 0) or boundaries[-1] != len(words):
+            raise ModelFormatError(f"{where}: cat_boundaries do not match cat_threshold")
+        if np.any((words < 0) | (words > 0xFFFFFFFF)):
+            raise ModelFormatError(f"{where}: cat_threshold holds a value that is not a 32-bit word")
+    for i in range(m):
+        d = int(decision[i])
+        if d & _CATEGORICAL:
+            if boundaries is None:
+                raise ModelFormatError(f"{where}: a categorical split but num_cat is 0")
+            ci = int(threshold[i])
+            if not 0 <= ci < num_cat or ci != threshold[i]:
+                raise ModelFormatError(f"{where}: categorical split {i} names bitset {threshold[i]}")
+            cats[i] = words[boundaries[ci] : boundaries[ci + 1]].astype(np.uint32)
+            flags[i] = tb.flags(default_left=False, categorical=True, cat_mode=spec.CAT_TRUNC_C, outside_left=False)
+        else:
+            missing_type = (d >> 2) & 3
+            if missing_type == 3:
+                raise ModelFormatError(f"{where}: split {i} has an unknown missing type")
+            missing = {0: spec.MISSING_AS_ZERO, 1: spec.MISSING_ZERO, 2: spec.MISSING_NAN}[missing_type]
+            flags[i] = tb.flags(default_left=bool(d & _DEFAULT_LEFT), missing=missing)
+    return tb.Tree(left=L, right=R, feature=F, value=V, flags=flags, cats=cats)
+
+
+def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:
+    """Rows on the model's thresholds (and next to them), with NaNs, zeros, tiny values and categories."""
+    nodes, fl = arrays["nodes"], arrays["node_flags"]
+    split = (nodes["feature"] >= 0) & ((fl & spec.FLAG_CATEGORICAL) == 0)
+    thresholds: dict[int, list[float]] = {}
+    for f, v in zip(nodes["feature"][split][:20000], nodes["value"][split][:20000]):
+        thresholds.setdefault(int(f), []).append(float(v))
+    cat_features = {}
+    if header.get("feature_categorical"):
+        cat_features = {i: 40 for i, c in enumerate(header["feature_categorical"]) if c}
+    X = tb.probe_rows(thresholds, header["n_features"], n=n, categorical=cat_features)
+    rng = np.random.default_rng(1)
+    tiny = rng.random(X.shape) < 0.03
+    X[tiny] = rng.choice([1e-36, -1e-36, 1e-35, ZERO_THRESHOLD, -ZERO_THRESHOLD, 2e-35, 5e-324], size=int(tiny.sum()))
+    return X
+
+
+def _reference_from_file(path: Path, header: dict):
+    """LightGBM's own predictions for the file (a Booster, as the sklearn wrapper calls it), or None."""
+    try:
+        import lightgbm
+    except ImportError:
+        return None
+    booster = lightgbm.Booster(model_file=str(path))
+    return _booster_reference(booster, header)
+
+
+def _booster_reference(booster, header: dict):
+    classes = np.asarray(header["classes"], dtype=np.dtype(header["classes_dtype"])) if header["classes"] else None
+
+    def reference(X):
+        result = booster.predict(X)
+        if classes is None:
+            return None, result
+        proba = np.vstack((1.0 - result, result)).transpose() if result.ndim == 1 else result
+        return proba, classes[np.argmax(proba, axis=1)]
+
+    return reference
+
+
+def compile_path(src: str | os.PathLike, dst: str | os.PathLike, *, class_labels=None) -> dict:
+    """Compile a LightGBM text model file into ``dst``; checked against lightgbm itself when it is installed."""
+    started = time.perf_counter()
+    src = Path(src)
+    try:
+        text = src.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelFormatError(f"{src}: not a LightGBM text model (not UTF-8)") from None
+    header, arrays = model_to_arrays(parse_text(text, where=str(src)), where=str(src))
+    return _write(header, arrays, dst, _reference_from_file(src, header), class_labels, started, "LightGBM model file")
+
+
+def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict:
+    """Compile a fitted LGBMClassifier / LGBMRegressor (or Booster) object into ``dst``."""
+    import lightgbm
+
+    started = time.perf_counter()
+    name = type(est).__name__
+    if isinstance(est, lightgbm.LGBMModel):
+        if type(est).__name__ not in ("LGBMClassifier", "LGBMRegressor"):
+            raise UnsupportedModelError(f"cannot compile a {name}: only LGBMClassifier and LGBMRegressor are supported")
+        booster = est.booster_
+        classes = getattr(est, "classes_", None)
+    elif isinstance(est, lightgbm.Booster):
+        booster, classes = est, None
+    else:
+        raise UnsupportedModelError(f"cannot compile a {type(est).__module__}.{name}")
+    text = booster.model_to_string()  # num_iteration=None: the best iteration when there is one, as predict uses
+    header, arrays = model_to_arrays(parse_text(text, where=name), where=name,
+                                     classes=None if classes is None else np.asarray(classes).tolist())
+    if classes is not None:
+        header["classes_dtype"] = np.asarray(classes).dtype.str
+        if header["classes_dtype"] == "|O":
+            raise UnsupportedModelError(f"cannot compile a {name} whose classes are Python objects")
+
+        def reference(X):
+            return est.predict_proba(X), est.predict(X)
+    elif isinstance(est, lightgbm.LGBMModel):
+
+        def reference(X):
+            return None, est.predict(X)
+    else:
+        reference = _booster_reference(booster, header)
+    return _write(header, arrays, dst, reference, class_labels, started, name)
+
+
+def _write(header, arrays, dst, reference, class_labels, started, what) -> dict:
+    from coldbrew import __version__
+    from coldbrew.convert.sklearn import set_class_labels
+
+    set_class_labels(header, class_labels)
+    header["created_by"] = f"coldbrew {__version__}"
+    X = probe_rows(header, arrays)
+    dst = Path(dst)
+    size = tb.finish(dst, header, arrays, reference, X, classifier=header["classes"] is not None)
+    return {
+        "src": None,
+        "dst": str(dst),
+        "estimator": what,
+        "kind": header["kind"],
+        "n_trees": header["n_trees"],
+        "n_nodes": header["n_nodes"],
+        "max_depth": header["max_depth"],
+        "input_bytes": None,
+        "output_bytes": size,
+        "seconds": time.perf_counter() - started,
+        "checked_rows": len(X) if reference is not None else 0,
+        "reference": "lightgbm" if reference is not None else None,
+    }

@@ -1,0 +1,170 @@
+"""Shared by the format-version-2 converters (HistGradientBoosting, XGBoost, LightGBM): trees → .brew arrays.
+
+Each converter describes its trees in the library's own node numbering (``Tree``); ``build`` lays them out in
+pre-order (left child next), packs the per-node flags and categorical bitsets (docs/format.md section 10) and
+returns the header counts and arrays. ``check_compiled`` re-reads the written file and compares it, bit for bit
+and on both kernels, with the library's own predictions.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from coldbrew.errors import ColdbrewError, ModelFormatError
+from coldbrew.format import NODE_DTYPE
+from coldbrew.format import spec
+
+
+class UnsupportedModelError(ColdbrewError):
+    """The input holds a model (type, objective, option or version) that .brew cannot represent exactly."""
+
+
+@dataclass
+class Tree:
+    """One tree in the library's numbering: ``left[i] == -1`` marks a leaf; ``value`` is the threshold of a
+    numeric split or the leaf value; ``cats`` maps a categorical split node to its "go left" bitset (uint32
+    words, bit ``c % 32`` of word ``c // 32`` set when category ``c`` goes left)."""
+
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    value: np.ndarray
+    flags: np.ndarray
+    cats: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def flags(*, default_left: bool, missing: int = spec.MISSING_NAN, categorical: bool = False, cat_mode: int = 0,
+          outside_left: bool = False) -> int:
+    """One node_flags byte (docs/format.md section 10.2)."""
+    value = (spec.FLAG_DEFAULT_LEFT if default_left else 0) | (missing << spec.MISSING_SHIFT)
+    if categorical:
+        value |= spec.FLAG_CATEGORICAL | (cat_mode << spec.CAT_SHIFT) | (spec.FLAG_OUTSIDE_LEFT if outside_left else 0)
+    return value
+
+
+def build(trees: list[Tree], groups: list[int]) -> tuple[dict, dict[str, np.ndarray]]:
+    """Header counts and arrays (nodes, node_flags, tree_offsets, tree_groups, cat_offsets/cat_words if any)."""
+    records, flag_parts, sizes = [], [], []
+    bitsets: list[np.ndarray] = []
+    n_leaves = max_depth = 0
+    for tree in trees:
+        order, depth = _preorder(tree.left, tree.right)
+        position = np.empty(len(tree.left), dtype=np.int64)
+        position[order] = np.arange(len(order))
+        left, right = tree.left[order], tree.right[order]
+        split = left != -1
+        rec = np.zeros(len(order), dtype=NODE_DTYPE)
+        rec["feature"] = np.where(split, tree.feature[order], -1)
+        rec["value"] = np.where(split, tree.value[order], tree.value[order])
+        rec["right"] = np.where(split, position[np.where(split, right, 0)], 0)
+        fl = np.where(split, tree.flags[order], 0).astype(np.uint8)
+        for node, words in tree.cats.items():
+            p = position[node]
+            rec["value"][p] = float(len(bitsets))
+            bitsets.append(np.asarray(words, dtype=np.uint32))
+        records.append(rec)
+        flag_parts.append(fl)
+        sizes.append(len(order))
+        n_leaves += int((~split).sum())
+        max_depth = max(max_depth, depth)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    arrays = {
+        "nodes": np.concatenate(records),
+        "node_flags": np.concatenate(flag_parts),
+        "tree_offsets": offsets,
+        "tree_groups": np.asarray(groups, dtype=np.int32),
+    }
+    counts = {
+        "n_trees": len(trees),
+        "n_nodes": int(offsets[-1]),
+        "n_leaves": n_leaves,
+        "max_depth": max_depth,
+        "n_cat_bitsets": len(bitsets),
+        "n_cat_words": int(sum(len(b) for b in bitsets)),
+    }
+    if bitsets:
+        arrays["cat_offsets"] = np.concatenate([[0], np.cumsum([len(b) for b in bitsets])]).astype(np.int64)
+        arrays["cat_words"] = np.concatenate(bitsets).astype(np.uint32)
+    return counts, arrays
+
+
+def _preorder(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, int]:
+    """Node ids in pre-order (left subtree first) from root 0, and the tree's depth."""
+    order, stack, depth = [], [(0, 0)], 0
+    n = len(left)
+    while stack:
+        i, d = stack.pop()
+        if not 0 <= i < n or len(order) > n:
+            raise UnsupportedModelError(f"tree structure is corrupt (node {i} out of range or a cycle)")
+        order.append(i)
+        depth = max(depth, d)
+        if left[i] != -1:
+            stack.append((int(right[i]), d + 1))
+            stack.append((int(left[i]), d + 1))
+    if len(order) != n:
+        raise UnsupportedModelError(f"tree structure is corrupt ({n - len(order)} nodes unreachable from the root)")
+    return np.asarray(order, dtype=np.int64), depth
+
+
+def bitset_words(categories, n_bits: int | None = None) -> np.ndarray:
+    """uint32 words with bit ``c`` set for every category ``c`` (non-negative ints)."""
+    cats = [int(c) for c in categories]
+    size = max([n_bits or 0] + [c + 1 for c in cats] + [1])
+    words = np.zeros((size + 31) // 32, dtype=np.uint32)
+    for c in cats:
+        words[c // 32] |= np.uint32(1) << np.uint32(c % 32)
+    return words
+
+
+def probe_rows(thresholds: dict[int, list[float]], n_features: int, n: int = 96, seed: int = 0,
+               dtype=np.float64, categorical: dict[int, int] | None = None) -> np.ndarray:
+    """Rows sitting on, just below and just above the model's thresholds, with NaNs, zeros and categories."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_features)) * 10
+    for f, values in thresholds.items():
+        v = np.asarray(values, dtype=dtype)
+        near = np.concatenate([v, np.nextafter(v, dtype(-np.inf)), np.nextafter(v, dtype(np.inf))])
+        near = near[np.isfinite(near)]
+        if not len(near):
+            continue
+        X[:, f] = rng.choice(near.astype(np.float64), size=n)
+    for f, n_cats in (categorical or {}).items():
+        X[:, f] = rng.integers(-1, n_cats + 2, size=n) + rng.choice([0.0, 0.0, 0.5], size=n)
+    X[rng.random(X.shape) < 0.08] = np.nan
+    X[rng.random(X.shape) < 0.03] = 0.0
+    return X
+
+
+def check_compiled(dst: Path, reference, X: np.ndarray, *, classifier: bool) -> None:
+    """Re-read ``dst`` (checksum) and compare with ``reference(X)`` -> (proba or None, predict) on every kernel."""
+    from coldbrew.engine.brew import KERNELS, BrewPredictor
+
+    proba_ref, pred_ref = reference(X)
+    for kernel in KERNELS:
+        predictor = BrewPredictor(dst, verify=True, kernel=kernel)
+        got = predictor.predict(X)
+        ok = got.dtype == pred_ref.dtype and np.array_equal(got, pred_ref, equal_nan=True)
+        if ok and classifier and proba_ref is not None:
+            got_p = predictor.predict_proba(X)
+            ok = got_p.dtype == proba_ref.dtype and np.array_equal(got_p, proba_ref)
+        if not ok:
+            raise ModelFormatError(f"{dst}: compiled predictions differ from the library's ({kernel} kernel)")
+
+
+def finish(dst: os.PathLike, header: dict, arrays: dict, reference, X, *, classifier: bool) -> int:
+    """Write, then verify against the library; the file is removed if anything fails. Returns bytes written."""
+    from coldbrew.format import write_brew
+
+    dst = Path(dst)
+    size = write_brew(dst, header, arrays)
+    try:
+        if reference is not None:
+            check_compiled(dst, reference, X, classifier=classifier)
+    except BaseException:
+        dst.unlink(missing_ok=True)
+        raise
+    return size

@@ -1,0 +1,340 @@
+"""The XGBoost converter: a ``save_model`` file (JSON or UBJSON) or a fitted estimator into .brew (version 2).
+
+Parsing the file needs no xgboost: JSON with the standard library, UBJSON with ``convert.ubjson``. What the
+compiled file reproduces, from xgboost's ``src/predictor`` and ``src/common/math.h`` (3.2):
+
+- input cast to float32 (as a DMatrix / inplace_predict stores it); NaN is missing and takes the node's
+  ``default_left`` side; a numeric split goes left on ``x < split_condition`` (float32 < float32);
+- categorical splits (``split_type`` 1): the listed categories go right, everything else (including negative,
+  too large or unlisted values) left; the value is truncated to an integer first;
+- scores start from the intercept ``base_score`` put through the objective's ``ProbToMargin`` (float32
+  ``-logf(1/p - 1)`` for logistic objectives), and each tree's float32 leaf is added **in float32**, in tree
+  order, to its group ``tree_info[t]``; only the trees up to ``best_iteration`` are kept when the model has one
+  (the scikit-learn wrapper predicts with ``iteration_range=(0, best_iteration + 1)``);
+- outputs: ``binary:logistic`` / ``reg:logistic`` through ``common::Sigmoid`` (float32 ``expf``),
+  ``multi:softprob`` through ``common::Softmax`` (float32, double sum), ``multi:softmax`` through scipy's softmax
+  on the float32 margins (what ``XGBClassifier.predict_proba`` does), ``reg:squarederror`` identity.
+
+Refused with one line: other objectives, ``gblinear`` and ``dart`` boosters, vector leaves (multi-output
+trees), ``num_target > 1``, a model that stores category *values* for re-coding, unknown major versions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from coldbrew.convert import trees as tb
+from coldbrew.convert.trees import UnsupportedModelError
+from coldbrew.errors import ModelFormatError
+from coldbrew.format import spec
+
+OBJECTIVES = ("binary:logistic", "reg:logistic", "reg:squarederror", "multi:softprob", "multi:softmax")
+SUPPORTED_MAJOR = (2, 3)
+
+
+def load_model_file(path: str | os.PathLike) -> dict:
+    """The model document of an XGBoost ``.json`` or ``.ubj`` file, as Python/numpy values."""
+    from coldbrew.convert import detect, ubjson
+
+    data = Path(path).read_bytes()
+    kind = detect(path)
+    try:
+        doc = ubjson.loads(data) if kind == "xgboost-ubj" else json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"{path}: not a readable XGBoost model file ({exc})") from None
+    if not isinstance(doc, dict) or "learner" not in doc:
+        raise ModelFormatError(f"{path}: not an XGBoost model file (no 'learner')")
+    return doc
+
+
+def _floats(seq, dtype=np.float32) -> np.ndarray:
+    if isinstance(seq, np.ndarray):
+        return seq.astype(dtype)
+    return np.array([float(v) for v in seq], dtype=np.float64).astype(dtype)
+
+
+def _ints(seq) -> np.ndarray:
+    return np.asarray(seq, dtype=np.int64)
+
+
+def _base_scores(text: str) -> list[float]:
+    text = str(text).strip()
+    if text.startswith("["):
+        text = text[1:-1]
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def _libm_logf():
+    import ctypes
+
+    for name in ("libm.so.6", "libm.dylib", None):
+        try:
+            lib = ctypes.CDLL(name)
+            lib.logf.restype, lib.logf.argtypes = ctypes.c_float, [ctypes.c_float]
+            return lib.logf
+        except (OSError, AttributeError):
+            continue
+    return lambda v: float(np.float32(math.log(v)))
+
+
+def _logit32(p: float) -> np.float32:
+    """xgboost's ``ProbToMargin`` for logistic losses: clamp to [1e-6, 1 - 1e-6], then ``-logf(1.0f / x - 1.0f)``."""
+    f32 = np.float32
+    eps = f32(1e-6)
+    x = f32(p)
+    x = min(max(x, eps), f32(1.0) - eps)
+    inner = f32(f32(1.0) / x) - f32(1.0)
+    return f32(-f32(_libm_logf()(float(inner))))
+
+
+def doc_to_arrays(doc: dict, *, where: str = "model") -> tuple[dict, dict[str, np.ndarray]]:
+    """Header fields and arrays for an XGBoost model document (``learner`` + ``version``)."""
+    version = doc.get("version") or [0]
+    if not isinstance(version, (list, np.ndarray)) or int(version[0]) not in SUPPORTED_MAJOR:
+        raise UnsupportedModelError(
+            f"{where}: XGBoost model version {list(version)} is not supported (coldbrew reads major versions "
+            f"{', '.join(map(str, SUPPORTED_MAJOR))}; re-save the model with one of them)"
+        )
+    learner = doc["learner"]
+    objective = learner["objective"]["name"]
+    booster = learner["gradient_booster"]
+    if booster.get("name") != "gbtree":
+        raise UnsupportedModelError(
+            f"{where}: XGBoost booster {booster.get('name')!r} is not supported (only 'gbtree': dart weights trees at "
+            "prediction time and gblinear has no trees)"
+        )
+    if objective not in OBJECTIVES:
+        raise UnsupportedModelError(
+            f"{where}: XGBoost objective {objective!r} is not supported (supported: {', '.join(OBJECTIVES)})"
+        )
+    mparam = learner["learner_model_param"]
+    if int(mparam.get("num_target", 1)) != 1:
+        raise UnsupportedModelError(f"{where}: multi-output XGBoost models (num_target > 1) are not supported")
+    n_features = int(mparam["num_feature"])
+    num_class = int(mparam.get("num_class", 0))
+    model = booster["model"]
+    cats_container = model.get("cats") or {}
+    if len(cats_container.get("enc", [])):
+        raise UnsupportedModelError(
+            f"{where}: the XGBoost model stores category values to re-code its input (trained on a DataFrame with "
+            "category dtype); coldbrew serves integer category codes: train on codes with feature_types='c'"
+        )
+    tree_docs = model["trees"]
+    tree_info = _ints(model["tree_info"])
+    indptr = _ints(model.get("iteration_indptr") or _indptr(tree_info, num_class))
+    attributes = learner.get("attributes") or {}
+    n_trees = len(tree_docs)
+    if "best_iteration" in attributes:
+        best = int(attributes["best_iteration"])
+        if not 0 <= best < len(indptr) - 1:
+            raise ModelFormatError(f"{where}: best_iteration {best} is outside the model's {len(indptr) - 1} rounds")
+        n_trees = int(indptr[best + 1])
+    if n_trees < 1:
+        raise UnsupportedModelError(f"{where}: the XGBoost model has no trees")
+    K = max(num_class, 1) if objective.startswith("multi:") else 1
+    if objective.startswith("multi:") and num_class < 2:
+        raise ModelFormatError(f"{where}: a multi-class objective with num_class {num_class}")
+    base = _base_scores(mparam["base_score"])
+    if len(base) == 1:
+        base = base * K
+    if len(base) != K:
+        raise ModelFormatError(f"{where}: base_score has {len(base)} values for {K} outputs")
+    if objective in ("binary:logistic", "reg:logistic"):
+        margin = [_logit32(b) for b in base]
+    else:
+        margin = [np.float32(b) for b in base]
+    feature_types = list(learner.get("feature_types") or [])
+    trees = [_tree(tree_docs[t], n_features, where, t) for t in range(n_trees)]
+    groups = [int(g) for g in tree_info[:n_trees]]
+    if any(not 0 <= g < K for g in groups):
+        raise ModelFormatError(f"{where}: tree_info names a group outside [0, {K})")
+    counts, arrays = tb.build(trees, groups)
+    arrays["base_score"] = np.asarray(margin, dtype=np.float32).astype(np.float64)
+    names = list(learner.get("feature_names") or [])
+    categorical = [t == "c" for t in feature_types] if feature_types else None
+    header = {
+        "n_features": n_features,
+        "feature_names": [str(n) for n in names] if len(names) == n_features else None,
+        "n_outputs": K,
+        "leaf": "scalar",
+        "combine": "sum",
+        "input_dtype": "float32",
+        "split_compare": "lt",
+        "accumulate": "float32",
+        "input_zero_threshold": 0,
+        "learning_rate": None,
+        "leaf_values_scaled": True,
+        "feature_missing": [True] * n_features,
+        "feature_categorical": categorical if categorical and any(categorical) else None,
+        "source": {
+            "library": "xgboost",
+            "xgboost_version": ".".join(str(int(v)) for v in version),
+            "objective": objective,
+            "best_iteration": attributes.get("best_iteration"),
+            "rounds": len(indptr) - 1,
+        },
+        **counts,
+    }
+    if objective.startswith("reg:"):
+        header.update(
+            kind="xgb_regressor", classes=None, classes_dtype=None, task="regression", decision="value",
+            output="sigmoid_f32" if objective == "reg:logistic" else "identity",
+        )
+    elif objective == "binary:logistic":
+        header.update(
+            kind="xgb_classifier", classes=[0, 1], classes_dtype="<i8", task="binary", output="sigmoid_f32",
+            decision="proba_gt_half",
+        )
+    else:
+        softprob = objective == "multi:softprob"
+        header.update(
+            kind="xgb_classifier", classes=list(range(K)), classes_dtype="<i8" if softprob else "<i4",
+            task="multiclass", output="softmax_f32" if softprob else "softmax",
+            decision="argmax_proba" if softprob else "argmax_raw",
+        )
+    return header, arrays
+
+
+def _indptr(tree_info: np.ndarray, num_class: int) -> np.ndarray:
+    per_round = max(num_class, 1)
+    return np.arange(0, len(tree_info) + 1, per_round, dtype=np.int64)
+
+
+def _tree(t: dict, n_features: int, where: str, index: int) -> tb.Tree:
+    size_leaf = int((t.get("tree_param") or {}).get("size_leaf_vector", 1) or 1)
+    if size_leaf > 1:
+        raise UnsupportedModelError(f"{where}: tree {index} has vector leaves (multi_strategy='multi_output_tree')")
+    left, right = _ints(t["left_children"]), _ints(t["right_children"])
+    feature = _ints(t["split_indices"])
+    cond = _floats(t["split_conditions"]).astype(np.float64)
+    default_left = _ints(t["default_left"]).astype(bool)
+    n = len(left)
+    if not (len(right) == len(feature) == len(cond) == len(default_left) == n) or n < 1:
+        raise ModelFormatError(f"{where}: tree {index} has arrays of different lengths")
+    leaf = left == -1
+    if np.any(~leaf & ((feature < 0) | (feature >= n_features))):
+        raise ModelFormatError(f"{where}: tree {index} splits on a feature outside [0, {n_features})")
+    left = np.where(leaf, -1, left)
+    flags = np.where(default_left, spec.FLAG_DEFAULT_LEFT, 0).astype(np.uint8)
+    split_type = _ints(t.get("split_type") if t.get("split_type") is not None else np.zeros(n))
+    cats = {}
+    nodes = _ints(t.get("categories_nodes", []))
+    if len(nodes):
+        segments, sizes = _ints(t["categories_segments"]), _ints(t["categories_sizes"])
+        values = _ints(t["categories"])
+        for node, seg, size in zip(nodes, segments, sizes):
+            if not 0 <= node < n or split_type[node] != 1:
+                raise ModelFormatError(f"{where}: tree {index} lists categories for a non-categorical node {node}")
+            right_set = values[seg : seg + size]
+            if np.any(right_set < 0) or np.any(right_set >= 1 << 24):
+                raise ModelFormatError(f"{where}: tree {index} has a category outside [0, 2^24)")
+            n_bits = int(right_set.max()) + 1 if len(right_set) else 1
+            words = tb.bitset_words(right_set, n_bits)
+            cats[int(node)] = ~words  # listed categories go right; everything else goes left
+            flags[node] = tb.flags(default_left=bool(default_left[node]), categorical=True,
+                                   cat_mode=spec.CAT_TRUNC_X, outside_left=True)
+    if np.any(~leaf & (split_type == 1) & ~np.isin(np.arange(n), nodes)):
+        raise ModelFormatError(f"{where}: tree {index} has a categorical split without categories")
+    return tb.Tree(left=left, right=right, feature=feature, value=cond, flags=flags, cats=cats)
+
+
+def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:
+    """Rows on the model's float32 thresholds (and next to them), with NaNs, zeros and categories."""
+    nodes, fl = arrays["nodes"], arrays["node_flags"]
+    split = (nodes["feature"] >= 0) & ((fl & spec.FLAG_CATEGORICAL) == 0)
+    thresholds: dict[int, list[float]] = {}
+    for f, v in zip(nodes["feature"][split][:20000], nodes["value"][split][:20000]):
+        thresholds.setdefault(int(f), []).append(float(v))
+    cat_features = {}
+    if header.get("feature_categorical"):
+        cat_features = {i: 40 for i, c in enumerate(header["feature_categorical"]) if c}
+    return tb.probe_rows(thresholds, header["n_features"], n=n, dtype=np.float32, categorical=cat_features)
+
+
+def _reference_from_file(path: Path, header: dict):
+    """The library's own predictions through its scikit-learn wrapper, or None when xgboost is not installed."""
+    try:
+        import xgboost
+    except ImportError:
+        return None
+    cls = xgboost.XGBRegressor if header["classes"] is None else xgboost.XGBClassifier
+    est = cls()
+    est.load_model(str(path))
+    return _reference(est, header)
+
+
+def _reference(est, header: dict):
+    classifier = header["classes"] is not None
+
+    def reference(X):
+        return (est.predict_proba(X) if classifier else None), est.predict(X)
+
+    return reference
+
+
+def compile_path(src: str | os.PathLike, dst: str | os.PathLike, *, class_labels=None) -> dict:
+    """Compile an XGBoost model file into ``dst``; checked against xgboost itself when it is installed."""
+    started = time.perf_counter()
+    src = Path(src)
+    header, arrays = doc_to_arrays(load_model_file(src), where=str(src))
+    reference = _reference_from_file(src, header)
+    return _write(header, arrays, dst, reference, class_labels, started, "XGBoost model file")
+
+
+def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict:
+    """Compile a fitted XGBClassifier / XGBRegressor (or Booster) object into ``dst``."""
+    import xgboost
+
+    started = time.perf_counter()
+    name = type(est).__name__
+    if isinstance(est, xgboost.XGBModel):
+        if not (est.missing is None or (isinstance(est.missing, float) and math.isnan(est.missing))):
+            raise UnsupportedModelError(f"cannot compile a {name} with missing={est.missing!r}: only NaN is missing")
+        if type(est).__name__ in ("XGBRFClassifier", "XGBRFRegressor", "XGBRanker"):
+            raise UnsupportedModelError(f"cannot compile a {name}: only XGBClassifier and XGBRegressor are supported")
+        booster = est.get_booster()
+        reference_est = est
+    elif isinstance(est, xgboost.Booster):
+        booster, reference_est = est, None
+    else:
+        raise UnsupportedModelError(f"cannot compile a {type(est).__module__}.{name}")
+    doc = json.loads(bytes(booster.save_raw(raw_format="json")))
+    header, arrays = doc_to_arrays(doc, where=name)
+    if reference_est is not None and header["classes"] is not None and not hasattr(reference_est, "predict_proba"):
+        raise UnsupportedModelError(f"cannot compile a {name} with a classification objective")
+    if reference_est is None:
+        reference = None
+    else:
+        reference = _reference(reference_est, header)
+    return _write(header, arrays, dst, reference, class_labels, started, name)
+
+
+def _write(header, arrays, dst, reference, class_labels, started, what) -> dict:
+    from coldbrew import __version__
+    from coldbrew.convert.sklearn import set_class_labels
+
+    set_class_labels(header, class_labels)
+    header["created_by"] = f"coldbrew {__version__}"
+    X = probe_rows(header, arrays)
+    dst = Path(dst)
+    size = tb.finish(dst, header, arrays, reference, X, classifier=header["classes"] is not None)
+    return {
+        "src": None,
+        "dst": str(dst),
+        "estimator": what,
+        "kind": header["kind"],
+        "n_trees": header["n_trees"],
+        "n_nodes": header["n_nodes"],
+        "max_depth": header["max_depth"],
+        "input_bytes": None,
+        "output_bytes": size,
+        "seconds": time.perf_counter() - started,
+        "checked_rows": len(X) if reference is not None else 0,
+        "reference": "xgboost" if reference is not None else None,
+    }

@@ -1,0 +1,21 @@
+"""`FetchedModel`: what a fetch hands the engine — a local file and what it cost (shared by fetch.py and s3.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class FetchedModel:
+    """A model file ready to load, and what it cost to get it."""
+
+    path: Path
+    size_bytes: int
+    source: str  # "DISK" | "S3"
+    fetch_ms: float
+    cached: bool = False  # S3: an earlier download was reused (its recorded digest still matched)
+    # What proved the bytes are the object's: "none" (DISK) | "md5" | "multipart-md5" (the ETag) |
+    # "brew-sha256" (a .brew file's own SHA-256) | "size" (length only: a non-.brew object whose ETag is no MD5)
+    integrity: str = "none"
+    timings: dict = field(default_factory=dict)  # S3 phases in ms: client, head, download
