@@ -345,3 +345,13 @@ def test_last_pid_moves_when_a_process_is_created():
     before = proctree.last_pid()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
     assert proctree.last_pid() != before
+
+
+def test_rest_events_keep_header_names_as_sent_and_the_others_lower_case_them():
+    request = parse(b"GET / HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\nX-Rep: 1\r\nX-Rep: 2\r\n\r\n")
+    rest = build_event("rest", request)
+    assert rest["headers"]["Content-Type"] == "text/plain" and rest["multiValueHeaders"]["X-Rep"] == ["1", "2"]
+    assert rest["requestContext"]["domainName"] == "h"
+    for api in ("http", "url", "alb"):
+        assert "content-type" in build_event(api, request)["headers"]
+        assert "Content-Type" not in build_event(api, request)["headers"]

@@ -94,10 +94,10 @@ def _v2_event(request: Request, domain: str, api_id: str, now: float) -> dict:
 
 
 def _rest_event(request: Request, now: float) -> dict:
-    multi_headers = _multi(request.headers)
+    multi_headers = _multi(request.headers_as_sent())  # REST APIs keep header names as the client sent them
     headers = {k: v[-1] for k, v in multi_headers.items()}
     multi_query = _multi(parse_qsl(request.query, keep_blank_values=True))
-    body, is_b64 = _body(request, headers)
+    body, is_b64 = _body(request, {k.lower(): v for k, v in headers.items()})
     return {
         "resource": "/{proxy+}", "path": request.path, "httpMethod": request.method,
         "headers": headers or None, "multiValueHeaders": multi_headers or None,
@@ -109,8 +109,8 @@ def _rest_event(request: Request, now: float) -> dict:
             "httpMethod": request.method, "path": f"/prod{request.path}", "stage": "prod",
             "protocol": request.version, "requestId": str(uuid.uuid4()),
             "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "requestTimeEpoch": int(now * 1000), "domainName": headers.get("host", "127.0.0.1"),
-            "identity": {"sourceIp": request.peer, "userAgent": headers.get("user-agent")},
+            "requestTimeEpoch": int(now * 1000), "domainName": request.header("host") or "127.0.0.1",
+            "identity": {"sourceIp": request.peer, "userAgent": request.header("user-agent")},
         },
         "body": body, "isBase64Encoded": is_b64,
     }

@@ -29,7 +29,8 @@ UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 @dataclass
 class Request:
-    """One parsed request; header names are lower-case, repeated headers kept in order."""
+    """One parsed request; header names are lower-case, repeated headers kept in order
+    (``sent_names``: the same names as the client spelled them, for front doors that keep the case)."""
 
     method: str
     target: str
@@ -37,6 +38,13 @@ class Request:
     headers: list[tuple[str, str]]
     body: bytes
     peer: str = "127.0.0.1"
+    sent_names: list[str] | None = None
+
+    def headers_as_sent(self) -> list[tuple[str, str]]:
+        """The headers with their names as the client spelled them."""
+        if self.sent_names is None or len(self.sent_names) != len(self.headers):
+            return list(self.headers)
+        return [(sent, value) for sent, (_, value) in zip(self.sent_names, self.headers, strict=True)]
 
     @property
     def path(self) -> str:
@@ -122,15 +130,18 @@ async def read_request(reader: asyncio.StreamReader, peer: str, max_body: int = 
     except ValueError as exc:
         raise MalformedHttpRequest("malformed request line") from exc
     headers: list[tuple[str, str]] = []
+    sent_names: list[str] = []
     for _ in range(MAX_HEADER_LINES):
         raw = await reader.readline()
         if raw in (b"\r\n", b"\n", b""):
             break
         name, _, value = raw.decode("latin-1").partition(":")
         headers.append((name.strip().lower(), value.strip()))
+        sent_names.append(name.strip())
     else:
         raise MalformedHttpRequest("too many headers")
-    return Request(method.upper(), target, version, headers, await _read_body(reader, headers, max_body), peer)
+    body = await _read_body(reader, headers, max_body)
+    return Request(method.upper(), target, version, headers, body, peer, sent_names)
 
 
 class UnsafeHeader(ColdbrewError):
