@@ -393,8 +393,7 @@ def test_serving_imports_no_library(tmp_path):
     """Loading and predicting with a .brew of every family leaves sklearn, xgboost, lightgbm, scipy, pandas out."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    X, y, H = _data("binary")
-    paths = []
+    X, y, _ = _data("binary")
     est = HistGradientBoostingClassifier(max_iter=3).fit(X, y)
     compile_file(_pickle(tmp_path, est), tmp_path / "hgb.brew")
     xgboost.XGBClassifier(n_estimators=3).fit(X, y).save_model(tmp_path / "x.ubj")
@@ -503,10 +502,10 @@ def test_v2_header_rules_refused(tmp_path):
     """A version 2 header with an unknown arithmetic or decision value is refused at load."""
     import json
 
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
     from coldbrew.errors import ModelFormatError
     from coldbrew.format import spec
-
-    from sklearn.ensemble import HistGradientBoostingRegressor
 
     X, y, _ = _data("regression")
     good = tmp_path / "good.brew"
@@ -529,3 +528,115 @@ def test_v2_header_rules_refused(tmp_path):
         path.write_bytes(data[:64] + text + b" " * (h_len - len(text)) + data[p_off:])
         with pytest.raises(ModelFormatError, match=match):
             BrewPredictor(path)
+
+
+def test_xgboost_multi_output_refused(tmp_path):
+    X, y, _ = _data("regression")
+    est = xgboost.XGBRegressor(n_estimators=2).fit(X, np.column_stack([y, -y]))
+    src = tmp_path / "model.json"
+    est.save_model(src)
+    with pytest.raises(UnsupportedModelError, match="multi-output"):
+        compile_file(src, tmp_path / "m.brew")
+
+
+def test_lightgbm_unknown_format_version_refused(tmp_path):
+    X, y, _ = _data("binary")
+    src = tmp_path / "model.txt"
+    lightgbm.LGBMClassifier(n_estimators=2, verbose=-1).fit(X, y).booster_.save_model(src)
+    src.write_text(src.read_text().replace("version=v4", "version=v9", 1))
+    with pytest.raises(UnsupportedModelError, match="format 'v9' is not supported"):
+        compile_file(src, tmp_path / "m.brew")
+
+
+def _walk_paths(node, prefix=()):
+    """Every (path) to a value inside a JSON document."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield (*prefix, k)
+            yield from _walk_paths(v, (*prefix, k))
+    elif isinstance(node, list) and node:
+        yield (*prefix, 0)
+        yield from _walk_paths(node[0], (*prefix, 0))
+
+
+@pytest.mark.integration  # ~120 compiles, each checking against xgboost in a child process
+@pytest.mark.timeout(900)
+def test_xgboost_damaged_documents_fail_with_one_line(tmp_path):
+    """Deleting any field of a model file, or giving it the wrong kind of value, is a ColdbrewError — never a
+    traceback and never a file that predicts differently (the check against xgboost would catch that)."""
+    import json
+
+    from coldbrew.errors import ColdbrewError
+
+    X, y, _ = _data("binary")
+    src = tmp_path / "model.json"
+    xgboost.XGBClassifier(n_estimators=2, max_depth=2).fit(X, y).save_model(src)
+    doc = json.loads(src.read_text())
+    paths = list(_walk_paths(doc))
+    assert len(paths) > 30
+    for i, path in enumerate(paths):
+        for damage in ("delete", "string", "negative"):
+            broken = json.loads(src.read_text())
+            parent = broken
+            for key in path[:-1]:
+                parent = parent[key]
+            if damage == "delete":
+                if isinstance(parent, list):
+                    parent.pop(path[-1])
+                else:
+                    del parent[path[-1]]
+            else:
+                parent[path[-1]] = "x" if damage == "string" else -7
+            bad = tmp_path / f"bad{i}.json"
+            bad.write_text(json.dumps(broken))
+            try:
+                compile_file(bad, tmp_path / "out.brew")
+            except ColdbrewError as exc:
+                assert "\n" not in str(exc)
+
+
+@pytest.mark.integration  # ~90 compiles, each checking against lightgbm in a child process
+@pytest.mark.timeout(900)
+def test_lightgbm_damaged_files_fail_with_one_line(tmp_path):
+    from coldbrew.errors import ColdbrewError
+
+    X, y, _ = _data("binary")
+    src = tmp_path / "model.txt"
+    lightgbm.LGBMClassifier(n_estimators=2, num_leaves=4, verbose=-1).fit(X, y).booster_.save_model(src)
+    lines = src.read_text().splitlines()
+    end = lines.index("end of trees")
+    for i in range(1, end):
+        for damage in ("drop", "garbage", "huge"):
+            broken = list(lines)
+            if damage == "drop":
+                broken.pop(i)
+            elif "=" in broken[i]:
+                key = broken[i].split("=")[0]
+                broken[i] = f"{key}={'x y' if damage == 'garbage' else '99999999 -99999999 3'}"
+            bad = tmp_path / "bad.txt"
+            bad.write_text("\n".join(broken) + "\n")
+            try:
+                compile_file(bad, tmp_path / "out.brew")
+            except ColdbrewError as exc:
+                assert "\n" not in str(exc)
+
+
+def test_dataframe_category_models_refused(tmp_path):
+    """Models that re-code DataFrame category values at predict time are refused (the API serves integer codes)."""
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": pd.Categorical(rng.choice(["x", "y", "z"], 300)), "b": rng.normal(size=300)})
+    y = ((df.a == "x") ^ (df.b > 0)).astype(int)
+    xgboost.XGBClassifier(n_estimators=3, enable_categorical=True).fit(df, y).save_model(tmp_path / "x.json")
+    lightgbm.LGBMClassifier(n_estimators=3, verbose=-1).fit(df, y).booster_.save_model(tmp_path / "l.txt")
+    hgb = HistGradientBoostingClassifier(max_iter=3, categorical_features="from_dtype").fit(df, y)
+    for src, match in [
+        (tmp_path / "x.json", "stores category values"),
+        (tmp_path / "l.txt", "maps pandas categories"),
+        (_pickle(tmp_path, hgb), "categories.*integers"),
+    ]:
+        with pytest.raises(UnsupportedModelError, match=match):
+            compile_file(src, tmp_path / "m.brew")
+        assert not (tmp_path / "m.brew").exists()

@@ -35,7 +35,7 @@ def detect(path: str | os.PathLike) -> str:
         return "xgboost-ubj"  # UBJSON object: a key is a length-typed string, no quotes
     if head.lstrip().startswith(b"{") and b'"learner"' in head:
         return "xgboost-json"
-    if head.startswith(b"tree\n") or head.startswith(b"tree\r\n"):
+    if head.startswith((b"tree\n", b"tree\r\n")):
         return "lightgbm-text"
     return "pickle"
 

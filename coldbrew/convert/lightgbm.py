@@ -84,7 +84,18 @@ def _numbers(text: str, dtype, n: int, what: str, where: str) -> np.ndarray:
 
 
 def model_to_arrays(model: dict, *, where: str = "model", classes=None) -> tuple[dict, dict[str, np.ndarray]]:
-    """Header fields and arrays for a parsed LightGBM text model."""
+    """Header fields and arrays for a parsed LightGBM text model.
+
+    A model that lacks a field or holds a value of the wrong kind is a one-line ``ModelFormatError``.
+    """
+    try:
+        return _model_to_arrays(model, where, classes)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+        what = f"missing field {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise ModelFormatError(f"{where}: not a valid LightGBM model ({what})") from None
+
+
+def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, np.ndarray]]:
     meta = model["meta"]
     version = meta.get("version", "")
     if version not in VERSIONS:
@@ -239,21 +250,28 @@ def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:
     return X
 
 
+_CHILD = """import sys, numpy as np, lightgbm
+path, rows, out = sys.argv[1:4]
+np.savez(out, result=lightgbm.Booster(model_file=path).predict(np.load(rows)))
+"""
+
+
 def _reference_from_file(path: Path, header: dict):
-    """LightGBM's own predictions for the file (a Booster, as the sklearn wrapper calls it), or None."""
-    try:
-        import lightgbm
-    except ImportError:
+    """LightGBM's own predictions for the file (a Booster, as the scikit-learn wrapper calls it), computed in a
+    child process (a damaged file can crash lightgbm), or None when lightgbm is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("lightgbm") is None:
         return None
-    booster = lightgbm.Booster(model_file=str(path))
-    return _booster_reference(booster, header)
+    return _booster_reference(lambda X: tb.library_in_subprocess("lightgbm", _CHILD, path, X)["result"], header)
 
 
-def _booster_reference(booster, header: dict):
+def _booster_reference(predict, header: dict):
+    """(proba, predict) as LGBMClassifier/LGBMRegressor derive them from the Booster's ``predict`` output."""
     classes = np.asarray(header["classes"], dtype=np.dtype(header["classes_dtype"])) if header["classes"] else None
 
     def reference(X):
-        result = booster.predict(X)
+        result = predict(X)
         if classes is None:
             return None, result
         proba = np.vstack((1.0 - result, result)).transpose() if result.ndim == 1 else result
@@ -304,7 +322,7 @@ def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict
         def reference(X):
             return None, est.predict(X)
     else:
-        reference = _booster_reference(booster, header)
+        reference = _booster_reference(booster.predict, header)
     return _write(header, arrays, dst, reference, class_labels, started, name)
 
 

@@ -32,7 +32,7 @@ SUPPORTED = (
 _PROGRESS_MIN_TREES = 200
 
 
-from coldbrew.convert.trees import UnsupportedModelError  # noqa: E402 - one error type for every converter
+from coldbrew.convert.trees import UnsupportedModelError  # one error type for every converter
 
 
 def _check_supported(est) -> str:
@@ -385,7 +385,7 @@ def hgb_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         task = "binary" if binary else "multiclass"
     else:
         output, decision, task = "identity", "value", "regression"
-    cat_cols = sorted(set(column_of[f] for f in categories))
+    cat_cols = sorted({int(column_of[f]) for f in categories})
     header = {
         "kind": "hgb_classifier" if is_clf else "hgb_regressor",
         "n_features": n_features,

@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from coldbrew.errors import ColdbrewError, ModelFormatError
-from coldbrew.format import NODE_DTYPE
-from coldbrew.format import spec
+from coldbrew.format import NODE_DTYPE, spec
 
 
 class UnsupportedModelError(ColdbrewError):
@@ -143,7 +142,10 @@ def check_compiled(dst: Path, reference, X: np.ndarray, *, classifier: bool) -> 
     """Re-read ``dst`` (checksum) and compare with ``reference(X)`` -> (proba or None, predict) on every kernel."""
     from coldbrew.engine.brew import KERNELS, BrewPredictor
 
-    proba_ref, pred_ref = reference(X)
+    try:
+        proba_ref, pred_ref = reference(X)
+    except Exception as exc:  # the library's own error types vary; any of them means "cannot verify"
+        raise ModelFormatError(f"{dst}: the library itself failed to predict with this model: {_one_line(exc)}") from None
     for kernel in KERNELS:
         predictor = BrewPredictor(dst, verify=True, kernel=kernel)
         got = predictor.predict(X)
@@ -153,6 +155,34 @@ def check_compiled(dst: Path, reference, X: np.ndarray, *, classifier: bool) -> 
             ok = got_p.dtype == proba_ref.dtype and np.array_equal(got_p, proba_ref)
         if not ok:
             raise ModelFormatError(f"{dst}: compiled predictions differ from the library's ({kernel} kernel)")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def library_in_subprocess(library: str, code: str, path: Path, X: np.ndarray) -> dict[str, np.ndarray]:
+    """Run ``code`` (which reads ``path`` and ``rows``, and saves arrays to ``out`` with ``np.savez``) in a fresh
+    interpreter and return the arrays. A model *file* goes to the library in a child process because the
+    libraries can crash the process on a damaged file (seen: xgboost and lightgbm segfaults on edited files); a
+    crash or error there is a one-line ModelFormatError instead."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="coldbrew-check-") as tmp:
+        rows, out = Path(tmp) / "rows.npy", Path(tmp) / "out.npz"
+        np.save(rows, X)
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(path), str(rows), str(out)], capture_output=True, text=True, check=False
+        )
+        if proc.returncode:
+            lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+            why = lines[-1] if proc.returncode > 0 and lines else f"the process died (exit status {proc.returncode})"
+            raise ModelFormatError(f"{path}: {library} itself cannot load or predict with this file: {why[:300]}")
+        with np.load(out, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
 
 
 def finish(dst: os.PathLike, header: dict, arrays: dict, reference, X, *, classifier: bool) -> int:

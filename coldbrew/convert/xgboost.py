@@ -94,7 +94,18 @@ def _logit32(p: float) -> np.float32:
 
 
 def doc_to_arrays(doc: dict, *, where: str = "model") -> tuple[dict, dict[str, np.ndarray]]:
-    """Header fields and arrays for an XGBoost model document (``learner`` + ``version``)."""
+    """Header fields and arrays for an XGBoost model document (``learner`` + ``version``).
+
+    A document that lacks a field or holds a value of the wrong kind is a one-line ``ModelFormatError``.
+    """
+    try:
+        return _doc_to_arrays(doc, where)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+        what = f"missing field {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise ModelFormatError(f"{where}: not a valid XGBoost model ({what})") from None
+
+
+def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
     version = doc.get("version") or [0]
     if not isinstance(version, (list, np.ndarray)) or int(version[0]) not in SUPPORTED_MAJOR:
         raise UnsupportedModelError(
@@ -128,6 +139,10 @@ def doc_to_arrays(doc: dict, *, where: str = "model") -> tuple[dict, dict[str, n
     tree_docs = model["trees"]
     tree_info = _ints(model["tree_info"])
     indptr = _ints(model.get("iteration_indptr") or _indptr(tree_info, num_class))
+    if len(tree_info) != len(tree_docs):
+        raise ModelFormatError(f"{where}: tree_info lists {len(tree_info)} trees, the model has {len(tree_docs)}")
+    if len(indptr) < 2 or indptr[0] != 0 or indptr[-1] != len(tree_docs) or np.any(np.diff(indptr) < 1):
+        raise ModelFormatError(f"{where}: iteration_indptr does not rise from 0 to the {len(tree_docs)} trees")
     attributes = learner.get("attributes") or {}
     n_trees = len(tree_docs)
     if "best_iteration" in attributes:
@@ -257,16 +272,30 @@ def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:
     return tb.probe_rows(thresholds, header["n_features"], n=n, dtype=np.float32, categorical=cat_features)
 
 
+_CHILD = """import sys, numpy as np, xgboost
+path, rows, out = sys.argv[1:4]
+est = xgboost.{cls}()
+est.load_model(path)
+X = np.load(rows)
+np.savez(out, pred=est.predict(X), **({{"proba": est.predict_proba(X)}} if {clf} else {{}}))
+"""
+
+
 def _reference_from_file(path: Path, header: dict):
-    """The library's own predictions through its scikit-learn wrapper, or None when xgboost is not installed."""
-    try:
-        import xgboost
-    except ImportError:
+    """xgboost's own predictions through its scikit-learn wrapper, computed in a child process (a damaged file can
+    crash xgboost), or None when xgboost is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("xgboost") is None:
         return None
-    cls = xgboost.XGBRegressor if header["classes"] is None else xgboost.XGBClassifier
-    est = cls()
-    est.load_model(str(path))
-    return _reference(est, header)
+    clf = header["classes"] is not None
+    code = _CHILD.format(cls="XGBClassifier" if clf else "XGBRegressor", clf=clf)
+
+    def reference(X):
+        got = tb.library_in_subprocess("xgboost", code, path, X)
+        return got.get("proba"), got["pred"]
+
+    return reference
 
 
 def _reference(est, header: dict):

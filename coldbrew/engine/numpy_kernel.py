@@ -217,7 +217,7 @@ def sigmoid_f32(x: np.ndarray) -> None:
     res = []
     for v in x.tolist():
         nv = f32(-v)
-        nv = cap if cap < nv else nv
+        nv = cap if cap < nv else nv  # std::min(-x, 88.7f), operand order kept  # noqa: FURB136
         denom = (f32(_expf(float(nv))) + one) + eps
         res.append(one / denom)
     x[...] = np.array(res, dtype=np.float32)
@@ -245,7 +245,7 @@ def softmax_seq(p: np.ndarray, n_outputs: int) -> None:
         values = row.tolist()
         wmax = values[0]
         for v in values[1:]:
-            wmax = wmax if v < wmax else v
+            wmax = wmax if v < wmax else v  # std::max(v, wmax), operand order kept  # noqa: FURB136
         e = [math.exp(v - wmax) for v in values]
         wsum = 0.0
         for v in e:
