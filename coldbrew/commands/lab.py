@@ -5,6 +5,7 @@ Prints the URL, then a live line of stats; Ctrl-C stops every environment. See d
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import sys
@@ -19,7 +20,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("model_uri", nargs="?", metavar="MODEL_URI",
                         help="model file passed to the function as MODEL_URI (omit for handlers without a model)")
     parser.add_argument("--handler", default="coldbrew.aws.handler", help="module.function (default: %(default)s)")
-    parser.add_argument("--task-root", help="directory put on the function's sys.path (default: current directory)")
+    parser.add_argument("--wsgi", metavar="MODULE:APP",
+                        help="host a WSGI app (Flask, Django...) through apig-wsgi instead of a handler")
+    parser.add_argument("--asgi", metavar="MODULE:APP",
+                        help="host an ASGI app (FastAPI, Starlette...) through Mangum instead of a handler")
+    parser.add_argument("--task-root", "--code", dest="task_root", metavar="DIR",
+                        help="the function's code: put on sys.path, LAMBDA_TASK_ROOT (default: current directory)")
+    parser.add_argument("--cwd", metavar="DIR",
+                        help="the function's working directory, for apps that open relative paths (default: --code)")
+    parser.add_argument("--api", choices=("http", "rest", "url", "alb"), default="http",
+                        help="front door: API Gateway HTTP API, REST API, function URL or ALB (default: http)")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="let the function load a pickle/joblib model, which can run arbitrary code: only for "
                              "files you trust (passes COLDBREW_ALLOW_PICKLE=1; default: .brew only)")
@@ -27,12 +37,16 @@ def add_arguments(parser) -> None:
                         help="extra environment variable for the function (repeatable)")
     parser.add_argument("--source", choices=("disk", "s3"), default="disk",
                         help="disk: function reads the file; s3: lab uploads it to a local SeaweedFS (default: disk)")
+    parser.add_argument("--bucket", metavar="NAME", help="bucket the model is uploaded to for --source s3")
     parser.add_argument("--evict-page-cache", action="store_true",
                         help="drop the model file from the page cache before each cold start")
     parser.add_argument("--memory-mb", type=int, default=4500, help="memory limit per environment (default: 4500)")
     parser.add_argument("--timeout", default="30s", help="function timeout (default: 30s)")
-    parser.add_argument("--gateway-timeout", default="29s", help="API Gateway timeout, then 504 (default: 29s)")
-    parser.add_argument("--init-timeout", default="10s", help="init phase limit, then 502 (default: 10s)")
+    parser.add_argument("--gateway-timeout", default=None,
+                        help="front door integration timeout (default: http 30s, rest 29s, url/alb none)")
+    parser.add_argument("--init-timeout", default="10s",
+                        help="on-demand init limit; an overrun init is retried at the first invoke (default: 10s)")
+    parser.add_argument("--no-freeze", action="store_true", help="do not SIGSTOP idle environments")
     parser.add_argument("--idle-timeout", default="10m", help="stop environments idle this long (default: 10m)")
     parser.add_argument("--max-concurrency", type=int, default=100, help="environments at most; beyond: 429")
     parser.add_argument("--provisioned", type=int, default=0, metavar="N", help="environments initialised at start")
@@ -54,7 +68,7 @@ def _pickle_opt_in(args, env: dict[str, str]) -> None:
     if args.allow_pickle:
         env["COLDBREW_ALLOW_PICKLE"] = "1"
     local = Path(args.model_uri).expanduser() if args.model_uri and not args.model_uri.startswith("s3://") else None
-    if local is not None and local.is_file() and args.handler == "coldbrew.aws.handler":
+    if local is not None and local.is_file() and args.handler == "coldbrew.aws.handler" and not (getattr(args, "wsgi", None) or getattr(args, "asgi", None)):
         from coldbrew.engine import model_format
 
         allowed = env.get("COLDBREW_ALLOW_PICKLE", "").strip().lower() in ("1", "true", "yes")
@@ -84,6 +98,8 @@ def run(args) -> int:
     env = parse_pairs(args.env, option="--env")
     _pickle_opt_in(args, env)
     config = LabConfig(handler=args.handler, task_root=args.task_root, env=env,
+                       wsgi=args.wsgi, asgi=args.asgi, cwd=args.cwd, api=args.api, bucket=args.bucket,
+                       freeze=not args.no_freeze,
                        model_uri=args.model_uri, source=args.source, evict_page_cache=args.evict_page_cache,
                        memory_mb=args.memory_mb, timeout=args.timeout, gateway_timeout=args.gateway_timeout,
                        init_timeout=args.init_timeout, idle_timeout=args.idle_timeout,
@@ -95,7 +111,8 @@ def run(args) -> int:
     lab = Lab(config)
     try:
         lab.start()
-        print(f"coldbrew lab: {lab.url}  (handler {config.handler}, max concurrency {config.max_concurrency}, "
+        what = f"wsgi {config.wsgi}" if config.wsgi else f"asgi {config.asgi}" if config.asgi else f"handler {config.handler}"
+        print(f"coldbrew lab: {lab.url}  ({what}, api {config.api}, max concurrency {config.max_concurrency}, "
               f"memory {config.memory_mb} MB{', snapshot' if config.snapshot else ''}"
               f"{f', provisioned {config.provisioned}' if config.provisioned else ''}) - Ctrl-C stops",
               flush=True)
@@ -106,10 +123,13 @@ def run(args) -> int:
             ticks += 1
             if args.quiet:
                 continue
-            if tty:
-                print("\r" + stats_line(lab.stats()), end="", flush=True)
-            elif ticks % 10 == 0:
-                print(stats_line(lab.stats()), flush=True)
+            if not tty and ticks % 10:
+                continue
+            try:
+                line = stats_line(lab.stats())
+            except (concurrent.futures.TimeoutError, TimeoutError):  # the lab's loop is busy: skip a beat
+                line = "(lab busy: stats not available this second)"
+            print("\r" + line if tty else line, end="" if tty else "\n", flush=True)
     except KeyboardInterrupt:
         pass
     finally:

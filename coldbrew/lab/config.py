@@ -9,6 +9,11 @@ from coldbrew.durations import parse_duration
 from coldbrew.errors import ConfigError
 
 DEFAULT_HANDLER = "coldbrew.aws.handler"
+HOSTING_HANDLER = "coldbrew.lab.hosting.handler"
+APIS = ("http", "rest", "url", "alb")
+# Integration timeouts of each front door (https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html);
+# a function URL or an ALB target waits for the function timeout.
+GATEWAY_TIMEOUTS = {"http": 30.0, "rest": 29.0, "url": None, "alb": None}
 
 
 @dataclass
@@ -16,8 +21,12 @@ class LabConfig:
     """What the lab hosts and how it scales. Durations are seconds (or strings like ``"500ms"``).
 
     ``model_uri``/``source`` are optional conveniences: the lab passes ``MODEL_URI`` and
-    ``MODEL_SOURCE`` to the function (uploading to a local SeaweedFS first for ``source="s3"``)
-    and never reads the model itself.
+    ``MODEL_SOURCE`` to the function (uploading to a local SeaweedFS first for ``source="s3"``, into
+    ``bucket``) and never reads the model itself. ``wsgi``/``asgi`` (``module:app``) host a plain web
+    app through a maintained adapter instead of a handler. ``task_root`` is the code directory (on
+    ``sys.path``, ``LAMBDA_TASK_ROOT``); ``cwd`` the function's working directory (default: task_root,
+    as on Lambda). ``api`` picks the front door; ``gateway_timeout`` defaults to that front door's
+    integration timeout (none for ``url`` and ``alb``).
 
     ``warm_secret`` opens the ``POST /_warm`` route as ``coldbrew package --warm-route`` does: the function
     gets it as ``COLDBREW_WARM_SECRET`` and answers only requests that present it. Unset, ``/_warm`` is a
@@ -26,6 +35,12 @@ class LabConfig:
 
     handler: str = DEFAULT_HANDLER
     task_root: str | Path | None = None
+    cwd: str | Path | None = None
+    wsgi: str | None = None
+    asgi: str | None = None
+    api: str = "http"
+    bucket: str | None = None
+    freeze: bool = True
     env: dict[str, str] = field(default_factory=dict)
     model_uri: str | Path | None = None
     source: str = "disk"
@@ -33,7 +48,7 @@ class LabConfig:
     function_name: str = "coldbrew-lab"
     memory_mb: int = 4500
     timeout: float | str = 30.0
-    gateway_timeout: float | str = 29.0
+    gateway_timeout: float | str | None = None
     init_timeout: float | str = 10.0
     idle_timeout: float | str = 600.0
     max_concurrency: int = 100
@@ -47,7 +62,29 @@ class LabConfig:
     warm_secret: str | None = None
 
     def __post_init__(self) -> None:
+        if self.api not in APIS:
+            raise ConfigError(f"--api must be one of {', '.join(APIS)}, not {self.api!r}")
+        if self.gateway_timeout is None:
+            self.gateway_timeout = GATEWAY_TIMEOUTS[self.api]
+        if self.wsgi and self.asgi:
+            raise ConfigError("give --wsgi or --asgi, not both")
+        for name, spec in (("wsgi", self.wsgi), ("asgi", self.asgi)):
+            if spec is not None:
+                module, _, attr = spec.partition(":")
+                parts = module.split(".") + (attr.split(".") if attr else [])
+                if not all(p.isidentifier() for p in parts) or (":" in spec and not attr):
+                    raise ConfigError(f"--{name} must look like module:app, not {spec!r}")
+                if self.handler not in (DEFAULT_HANDLER, HOSTING_HANDLER):
+                    raise ConfigError(f"give --handler or --{name}, not both")
+                self.handler = HOSTING_HANDLER
+        if self.bucket is not None:
+            if self.source != "s3":
+                raise ConfigError("--bucket needs --source s3")
+            if not (3 <= len(self.bucket) <= 63) or not all(c.islower() or c.isdigit() or c in ".-" for c in self.bucket):
+                raise ConfigError(f"--bucket {self.bucket!r} is not a valid S3 bucket name")
         for name in ("timeout", "gateway_timeout", "init_timeout", "idle_timeout"):
+            if getattr(self, name) is None:
+                continue
             value = parse_duration(getattr(self, name))
             if value <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive")
@@ -63,3 +100,7 @@ class LabConfig:
         if "." not in self.handler:
             raise ConfigError(f"--handler must look like module.function, not {self.handler!r}")
         self.task_root = Path(self.task_root or Path.cwd()).resolve()
+        self.cwd = Path(self.cwd).resolve() if self.cwd else self.task_root
+        for name in ("task_root", "cwd"):
+            if not getattr(self, name).is_dir():
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} is not a directory")

@@ -2,7 +2,9 @@
 
 States: ``init`` (process started, runtime not yet polling ``/next``), ``idle``, ``busy``,
 ``dead``. One invocation at a time, as on Lambda
-(https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).
+(https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html). Like Lambda, an
+environment is frozen (its whole process tree SIGSTOPped) once the runtime asks for the next event
+and thawed when one arrives; stopping it kills every process it started (coldbrew.lab.proctree).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from coldbrew.errors import ColdbrewError
+from coldbrew.lab import proctree
 from coldbrew.lab.httpserver import server_port, start_server
 from coldbrew.lab.runtime_api import NextEvent, build_handler, error_summary
 
@@ -27,7 +30,8 @@ class Outcome:
     """How one invocation ended.
 
     ``kind``: ``ok`` (response posted), ``error`` (runtime posted an invocation error),
-    ``crash`` (process exited), ``timeout`` (function timeout), ``oom`` (memory limit).
+    ``crash`` (process exited), ``timeout`` (function timeout), ``oom`` (memory limit),
+    ``shutdown`` (the lab stopped the environment mid-invocation).
     """
 
     kind: str
@@ -42,10 +46,11 @@ class Outcome:
 class InitFailure(ColdbrewError):
     """The environment did not become ready; ``error`` is Lambda's error shape."""
 
-    def __init__(self, error: dict, init_ms: float):
+    def __init__(self, error: dict, init_ms: float, status: str = "error"):
         super().__init__(f"{error.get('errorType')}: {error.get('errorMessage')}")
         self.error = error
         self.init_ms = init_ms
+        self.status = status  # error | timeout (INIT_REPORT's Status)
 
 
 def read_proc_kb(pid: int, names: tuple[str, ...], filename: str = "status") -> dict[str, int]:
@@ -81,7 +86,8 @@ def read_cpu_ms(pid: int) -> float | None:
 class Environment:
     """A Lambda execution environment hosted in a child process."""
 
-    def __init__(self, env_id: str, *, kind: str, memory_mb: int, timeout_s: float, function_arn: str):
+    def __init__(self, env_id: str, *, kind: str, memory_mb: int, timeout_s: float, function_arn: str,
+                 markers: dict[str, str] | None = None, freeze: bool = True):
         self.id = env_id
         self.kind = kind  # on-demand | provisioned-concurrency | snap-start
         self.memory_mb = memory_mb
@@ -108,6 +114,17 @@ class Environment:
         self._oom = False
         self._popen = None
         self._pidfd: int | None = None
+        self.markers = markers or {}
+        self.freeze_idle = freeze
+        self.frozen: set[int] = set()
+        self._tree: list[int] = []
+        self._tree_stamp = -1
+        self.peak_kb = 0
+        self.stop_logged = False
+        self._restore_at: float | None = None
+        self.restore_hooks_ms = 0.0
+        self.reinit_ms: float | None = None  # an on-demand init retried at the first invoke (suppressed init)
+        self.reserved = False
 
     # ---- life cycle -------------------------------------------------------------------------
     async def open_api(self) -> str:
@@ -119,6 +136,8 @@ class Environment:
     def attach(self, pid: int, popen=None) -> None:
         """Track the runtime process (its exit resolves ``exited``)."""
         self.pid, self._popen = pid, popen
+        if pid is None:  # an in-process runtime (the scheduler's unit tests): nothing to watch
+            return
         try:
             self._pidfd = os.pidfd_open(pid)
         except ProcessLookupError:
@@ -132,15 +151,18 @@ class Environment:
             os.close(self._pidfd)
             self._pidfd = None
         if self._popen is not None:
+            # Not wait4's ru_maxrss for the peak: a vfork()ed child's counts the lab's own RSS.
             self._popen.poll()
         if not self._exited.done():
             self._exited.set_result(True)
 
     async def wait_ready(self, init_timeout_s: float) -> float:
-        """Wait for the runtime's first ``/next``; returns init ms or raises InitFailure."""
+        """Wait for the runtime's first ``/next``, at most ``init_timeout_s`` after the environment
+        started (not after the launch returned); returns init ms or raises InitFailure."""
         watch = self._loop.create_task(self._watch_memory())
+        remaining = max(0.0, self.started_at + init_timeout_s - time.monotonic())
         try:
-            done, _ = await asyncio.wait({self._ready, self._exited}, timeout=init_timeout_s,
+            done, _ = await asyncio.wait({self._ready, self._exited}, timeout=remaining,
                                          return_when=asyncio.FIRST_COMPLETED)
         finally:
             watch.cancel()
@@ -157,15 +179,22 @@ class Environment:
         else:
             error = {"errorType": "Runtime.InitTimeout",
                      "errorMessage": f"init did not finish within {init_timeout_s * 1000:.0f} ms"}
+            await self.stop(error["errorType"])
+            raise InitFailure(error, elapsed, "timeout")
         await self.stop(error["errorType"])
         raise InitFailure(error, elapsed)
 
     async def stop(self, reason: str) -> None:
-        """Kill the process and close the Runtime API."""
+        """Kill every process of the environment (its tree and anything carrying its markers) and
+        close the Runtime API."""
         if self.state == "dead":
             return
         self.state = "dead"
         self.stop_reason = reason
+        if self.pid is not None:
+            # Stop the whole tree before killing anything, so no child is reparented out of it meanwhile.
+            root = None if self._exited.done() else self.pid
+            await self._loop.run_in_executor(None, proctree.kill_all, root, self.markers)
         self.kill()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.cancel()
@@ -194,6 +223,26 @@ class Environment:
     def alive(self) -> bool:
         return self.state != "dead" and not self._exited.done()
 
+    # ---- freezing -----------------------------------------------------------------------------
+    def freeze(self) -> None:
+        """SIGSTOP the environment's process tree (Lambda freezes an environment between invocations).
+
+        This runs at every invocation's end, so the tree found by scanning /proc is reused for as long as
+        no process has been created on the machine since (``proctree.last_pid``)."""
+        if not self.freeze_idle or self.pid is None or self.frozen or self._exited.done():
+            return
+        stamp = proctree.last_pid()
+        if stamp == -1 or stamp != self._tree_stamp:
+            self._tree, self._tree_stamp = proctree.tree(self.pid), stamp
+        proctree.send(self._tree, signal.SIGSTOP)
+        self.frozen = set(self._tree)
+
+    def thaw(self) -> None:
+        """SIGCONT every process ``freeze`` stopped."""
+        if self.frozen:
+            proctree.send(self.frozen, signal.SIGCONT)
+            self.frozen = set()
+
     # ---- memory -------------------------------------------------------------------------------
     def memory_kb(self) -> dict[str, int]:
         """Current VmRSS and VmHWM (kB)."""
@@ -204,7 +253,9 @@ class Environment:
         while self.pid is None:
             await asyncio.sleep(MEMORY_POLL_S)
         while not self._exited.done():
-            rss = self.memory_kb().get("VmRSS", 0)
+            memory = self.memory_kb()
+            rss = memory.get("VmRSS", 0)
+            self.peak_kb = max(self.peak_kb, memory.get("VmHWM", 0))
             if rss > limit_kb:
                 self._oom = True
                 self.kill()
@@ -212,12 +263,15 @@ class Environment:
             await asyncio.sleep(MEMORY_POLL_S)
 
     # ---- invocations -------------------------------------------------------------------------
-    async def invoke(self, payload: bytes, request_id: str | None = None) -> Outcome:
-        """Run one invocation to its end (response, error, crash, timeout or OOM)."""
+    async def invoke(self, payload: bytes, request_id: str | None = None, timeout_s: float | None = None) -> Outcome:
+        """Run one invocation to its end (response, error, crash, timeout, OOM or lab shutdown);
+        ``timeout_s`` (default: the function timeout) is what is left of it."""
         request_id = request_id or str(uuid.uuid4())
+        timeout_s = self.timeout_s if timeout_s is None else max(0.0, timeout_s)
         self.state = "busy"
         self.invocations += 1
-        deadline_ms = int(time.time() * 1000 + self.timeout_s * 1000)
+        self.thaw()
+        deadline_ms = int(time.time() * 1000 + timeout_s * 1000)
         event = NextEvent(request_id, payload, deadline_ms, self.function_arn,
                           f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0")
         result: asyncio.Future = self._loop.create_future()
@@ -230,17 +284,23 @@ class Environment:
             self._pending = event
         watch = self._loop.create_task(self._watch_memory())
         try:
-            done, _ = await asyncio.wait({result, self._exited}, timeout=self.timeout_s,
+            done, _ = await asyncio.wait({result, self._exited}, timeout=timeout_s,
                                          return_when=asyncio.FIRST_COMPLETED)
         finally:
             watch.cancel()
         duration_ms = (time.monotonic() - self._delivered_at) * 1000
         cpu_after = read_cpu_ms(self.pid) if self.pid else None
         cpu_ms = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-        hwm = self.memory_kb().get("VmHWM", 0) // 1024
+        self.peak_kb = max(self.peak_kb, self.memory_kb().get("VmHWM", 0))
+        hwm = self.peak_kb // 1024  # polled every 50 ms: a crashed process's peak survives it
         self.max_memory_mb = max(self.max_memory_mb, hwm)
         self._current, self._pending = None, None
         self.last_used = time.monotonic()
+        shutdown = self.stop_reason is not None and not (result.done() and not result.cancelled())
+        if shutdown:  # the lab stopped this environment mid-invocation: neither a timeout nor a crash
+            return Outcome("shutdown", request_id, duration_ms=duration_ms, max_memory_mb=hwm, error={
+                "errorType": "Lab.Shutdown",
+                "errorMessage": f"RequestId: {request_id} Error: the environment was stopped ({self.stop_reason})"})
         if result.done() and not result.cancelled():
             outcome = result.result()
             outcome.duration_ms, outcome.max_memory_mb = duration_ms, hwm
@@ -263,6 +323,9 @@ class Environment:
             await self.stop("out of memory")
         elif outcome.kind == "crash":
             await self.stop("crashed")
+        elif outcome.error.get("errorType") == "Function.ResponseSizeTooLarge":
+            # The Runtime API refused the response with 413; awslambdaric exits on that, so the environment is reset.
+            await self.stop("response too large")
         outcome.cpu_ms = cpu_ms
         if self.state == "busy":
             self.state = "idle"
@@ -271,14 +334,18 @@ class Environment:
     # ---- RuntimeHost (called by the Runtime API) ---------------------------------------------
     async def next_invocation(self) -> NextEvent:
         if not self._ready.done():
-            self.init_ms = (time.monotonic() - self.started_at) * 1000
+            now = time.monotonic()
+            self.init_ms = (now - self.started_at) * 1000
             self.init_cpu_ms = read_cpu_ms(self.pid) if self.pid else None
+            if self._restore_at is not None:
+                self.restore_hooks_ms = (now - self._restore_at) * 1000
             self.state = "idle"
             self._ready.set_result(True)
         if self._pending is not None:
             event, self._pending = self._pending, None
         else:
             self._waiter = self._loop.create_future()
+            self.freeze()  # nothing to do until the next event: freeze, as Lambda does
             event = await self._waiter
             self._waiter = None
         self._delivered_at = time.monotonic()
@@ -302,11 +369,11 @@ class Environment:
             self._ready.set_exception(InitFailure(error_summary(body, error_type), 0.0))
 
     def restore_next(self) -> None:
-        return None
+        self._restore_at = time.monotonic()  # after_restore hooks run from here to the first /next
 
     def describe(self) -> dict:
         """A JSON-able summary for ``/_lab/stats``."""
-        return {"id": self.id, "pid": self.pid, "state": self.state, "kind": self.kind,
+        return {"id": self.id, "pid": self.pid, "state": self.state, "kind": self.kind, "frozen": bool(self.frozen),
                 "invocations": self.invocations, "init_ms": None if self.init_ms is None else round(self.init_ms, 2),
                 "init_cpu_ms": _round(self.init_cpu_ms), "cpu_ms": _round(read_cpu_ms(self.pid) if self.pid else None),
                 "max_memory_mb": self.max_memory_mb,

@@ -1,87 +1,102 @@
-"""The front door: API Gateway HTTP API semantics on 127.0.0.1.
+"""The front door: one AWS front door's semantics on 127.0.0.1, plus Lambda's raw Invoke API.
 
-Each request becomes a payload-format-2.0 event and the function's result becomes the HTTP
-response (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html).
-``GET /_lab/stats`` is answered by the lab itself.
+``--api http|rest|url|alb`` picks the event each request becomes and the status and body the client
+gets when something goes wrong (``FRONT_DOORS``; docs/lab.md cites the AWS page for every cell).
+``POST /2015-03-31/functions/function/invocations`` takes any JSON event and answers the handler's
+raw result, as the Runtime Interface Emulator does. ``GET /_lab/stats`` is answered by the lab itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
+import traceback
 import uuid
-from urllib.parse import parse_qsl
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from coldbrew.lab.environment import InitFailure
+from coldbrew.lab.events import (
+    MalformedResponse,
+    build_event,
+    is_raw_invoke,
+    map_response,
+)
 from coldbrew.lab.httpserver import Request, Response
 from coldbrew.lab.scheduler import Scheduler, Throttled
 
-TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded",
-              "application/javascript")
+LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024  # synchronous invoke: request and response
 THROTTLED_BODY = {"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded", "Type": "User",
                   "errorType": "TooManyRequestsException", "message": "Rate Exceeded."}
+TOO_LARGE_BODY = {"Type": "User", "errorType": "RequestEntityTooLargeException",
+                  "message": f"Request must be smaller than {LAMBDA_PAYLOAD_BYTES} bytes for the InvokeFunction operation"}
 
 
-def build_event(request: Request, api_id: str = "lab") -> dict:
-    """The payload-v2 event API Gateway sends for ``request``."""
-    headers: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in request.headers:
-        if name == "cookie":
-            cookies += [c.strip() for c in value.split(";") if c.strip()]
-        else:
-            headers[name] = f"{headers[name]},{value}" if name in headers else value
-    query: dict[str, str] = {}
-    for key, value in parse_qsl(request.query, keep_blank_values=True):
-        query[key] = f"{query[key]},{value}" if key in query else value
-    content_type = headers.get("content-type", "")
-    is_text = not request.body or content_type.startswith(TEXT_TYPES)
-    now = time.time()
-    event = {
-        "version": "2.0", "routeKey": "$default", "rawPath": request.path, "rawQueryString": request.query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": api_id, "domainName": headers.get("host", "127.0.0.1"),
-            "domainPrefix": api_id,
-            "http": {"method": request.method, "path": request.path, "protocol": request.version,
-                     "sourceIp": request.peer, "userAgent": headers.get("user-agent", "")},
-            "requestId": uuid.uuid4().hex[:16], "routeKey": "$default", "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)), "timeEpoch": int(now * 1000),
-        },
-        "isBase64Encoded": not is_text,
-    }
-    if cookies:
-        event["cookies"] = cookies
-    if query:
-        event["queryStringParameters"] = query
-    if request.body:
-        event["body"] = request.body.decode("utf-8", "replace") if is_text else base64.b64encode(request.body).decode()
-    return event
+def _json(status: int, body: dict, *headers: tuple[str, str]) -> Callable[[], Response]:
+    return lambda: Response.json(status, body, list(headers))
 
 
-def to_response(body: bytes) -> Response:
-    """Turn the function's result into an HTTP response (payload v2 rules)."""
-    try:
-        result = json.loads(body) if body else None
-    except ValueError:
-        return Response(200, [("Content-Type", "application/json")], body)
-    if not (isinstance(result, dict) and "statusCode" in result):
-        # API Gateway assumes status 200 and a JSON body when the function returns no statusCode.
-        return Response(200, [("Content-Type", "application/json")], body)
-    headers = [(str(k), str(v)) for k, v in (result.get("headers") or {}).items()]
-    for name, values in (result.get("multiValueHeaders") or {}).items():
-        headers += [(str(name), str(v)) for v in values]
-    headers += [("Set-Cookie", str(c)) for c in result.get("cookies") or []]
-    raw = result.get("body") or ""
-    if result.get("isBase64Encoded"):
-        data = base64.b64decode(raw)
-    else:
-        data = (raw if isinstance(raw, str) else json.dumps(raw)).encode()
-    if not any(k.lower() == "content-type" for k, _ in headers):
-        headers.append(("Content-Type", "application/json"))
-    return Response(int(result["statusCode"]), headers, data)
+def _text(status: int, body: str, content_type: str = "text/plain") -> Callable[[], Response]:
+    return lambda: Response(status, [("Content-Type", content_type)], body.encode())
+
+
+def _alb_page(status: int, phrase: str) -> Callable[[], Response]:
+    return _text(status, f"<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
+                         f"<center><h1>{status} {phrase}</h1></center>\r\n</body>\r\n</html>\r\n", "text/html")
+
+
+@dataclass(frozen=True)
+class FrontDoor:
+    """What one AWS front door answers when the function cannot; each field makes a fresh Response."""
+
+    name: str
+    function_error: Callable[[], Response]  # function error, crash, timeout, init failure
+    malformed: Callable[[], Response]  # result that cannot be mapped to an HTTP response
+    throttle: Callable[[], Response]  # Lambda refused the invoke: concurrency limit
+    invoke_too_large: Callable[[], Response]  # Lambda refused the invoke: event over 6 MB
+    timeout: Callable[[], Response] | None  # integration timeout reached
+    request_limit: int  # request bodies over this never reach Lambda
+    request_too_large: Callable[[], Response]
+    response_limit: int = LAMBDA_PAYLOAD_BYTES
+
+
+_APIGW_ERROR = {"message": "Internal Server Error"}
+_REST_ERROR = {"message": "Internal server error"}
+
+FRONT_DOORS = {
+    "http": FrontDoor(
+        "http", _json(502, _APIGW_ERROR), _json(502, _APIGW_ERROR),
+        # AWS documents 500 for any invoke Lambda refuses; the lab keeps Lambda's own 429 on the default door
+        # so load tests can tell throttles from errors (use --api rest for the documented 500).
+        _json(429, THROTTLED_BODY, ("x-amzn-ErrorType", "TooManyRequestsException")),
+        _json(500, _APIGW_ERROR), _json(504, {"message": "Endpoint request timed out"}),
+        10 * 1024 * 1024, _json(413, {"message": "Request Entity Too Large"})),
+    "rest": FrontDoor(
+        "rest", _json(502, _REST_ERROR, ("x-amzn-ErrorType", "InternalServerErrorException")),
+        _json(502, _REST_ERROR, ("x-amzn-ErrorType", "InternalServerErrorException")),
+        _json(500, _REST_ERROR, ("x-amzn-ErrorType", "InternalServerErrorException")),
+        _json(500, _REST_ERROR, ("x-amzn-ErrorType", "InternalServerErrorException")),
+        _json(504, {"message": "Endpoint request timed out"}, ("x-amzn-ErrorType", "IntegrationTimeoutException")),
+        10 * 1024 * 1024, _json(413, {"message": "Request Too Long"})),
+    "url": FrontDoor(
+        "url", _text(502, "Internal Server Error"), _text(502, "Internal Server Error"),
+        _json(429, THROTTLED_BODY, ("x-amzn-ErrorType", "TooManyRequestsException")),
+        _json(413, TOO_LARGE_BODY, ("x-amzn-ErrorType", "RequestEntityTooLargeException")), None,
+        LAMBDA_PAYLOAD_BYTES, _json(413, TOO_LARGE_BODY, ("x-amzn-ErrorType", "RequestEntityTooLargeException"))),
+    "alb": FrontDoor(
+        "alb", _alb_page(502, "Bad Gateway"), _alb_page(502, "Bad Gateway"), _alb_page(502, "Bad Gateway"),
+        _alb_page(502, "Bad Gateway"), None, 1024 * 1024, _alb_page(413, "Request Entity Too Large"),
+        response_limit=1024 * 1024),
+}
+
+
+def _raw_error(outcome) -> bytes:
+    """The error document Lambda's Invoke API returns for a failed invocation."""
+    if outcome.kind == "error" and outcome.body:
+        return outcome.body
+    return json.dumps({"errorMessage": outcome.error.get("errorMessage", ""),
+                       "errorType": outcome.error.get("errorType", "Unknown")}).encode()
 
 
 def timing_headers(result) -> list[tuple[str, str]]:
@@ -96,41 +111,85 @@ def timing_headers(result) -> list[tuple[str, str]]:
     return [(name, f"{value:.2f}") for name, value in values if value is not None]
 
 
-def build_front_door(scheduler: Scheduler, gateway_timeout_s: float, describe):
-    """An HTTP handler that invokes the function for every request except ``/_lab/stats``."""
+def build_front_door(scheduler: Scheduler, api: str, gateway_timeout_s: float | None, describe):
+    """An HTTP handler: ``/_lab/stats``, the raw Invoke API, and front door ``api`` for everything else."""
     stats = scheduler.stats
+    door = FRONT_DOORS[api]
     background: set[asyncio.Task] = set()
+
+    def failed(response: Response, status_reason: str) -> Response:
+        stats.event("response", status=response.status, reason=status_reason)
+        return response
 
     async def handle(request: Request) -> Response:
         if request.path == "/_lab/stats" and request.method == "GET":
             return Response.json(200, describe())
         started = time.monotonic()
-        apigw_id = uuid.uuid4().hex[:16]
-        payload = json.dumps(build_event(request)).encode()
-        task = asyncio.get_running_loop().create_task(scheduler.invoke(payload))
+        raw = is_raw_invoke(request)
+        request_id = str(uuid.uuid4())
+        if raw:
+            try:
+                json.loads(request.body or b"{}")
+            except ValueError:
+                return Response.json(400, {"Type": "User", "errorType": "InvalidRequestContentException",
+                                           "message": "Could not parse request body into json"},
+                                     [("x-amzn-ErrorType", "InvalidRequestContentException")])
+            payload = request.body or b"{}"
+        else:
+            if len(request.body) > door.request_limit:
+                return failed(door.request_too_large(), "request too large")
+            payload = json.dumps(build_event(api, request, scheduler.config.region)).encode()
+        if len(payload) > LAMBDA_PAYLOAD_BYTES:
+            stats.errors["RequestEntityTooLargeException"] += 1
+            if raw:
+                return Response.json(413, TOO_LARGE_BODY, [("x-amzn-ErrorType", "RequestEntityTooLargeException")])
+            return failed(door.invoke_too_large(), "event over 6 MB")
+        task = asyncio.get_running_loop().create_task(scheduler.invoke(payload, request_id))
         background.add(task)
         task.add_done_callback(background.discard)
+        timeout = None if raw else gateway_timeout_s
         try:
-            result = await asyncio.wait_for(asyncio.shield(task), gateway_timeout_s)
+            result = await asyncio.wait_for(asyncio.shield(task), timeout)
         except Throttled:
-            return Response.json(429, THROTTLED_BODY, [("x-amzn-ErrorType", "TooManyRequestsException"),
-                                                       ("apigw-requestid", apigw_id)])
+            if raw:
+                return Response.json(429, THROTTLED_BODY, [("x-amzn-ErrorType", "TooManyRequestsException")])
+            return door.throttle()
         except InitFailure as failure:
-            stats.event("response", status=502, reason=failure.error["errorType"])
-            return Response.json(502, {"message": "Internal Server Error"}, [("apigw-requestid", apigw_id)])
+            if raw:
+                return Response(200, [("Content-Type", "application/json"), ("X-Amz-Function-Error", "Unhandled")],
+                                json.dumps(failure.error).encode())
+            return failed(door.function_error(), failure.error["errorType"])
         except TimeoutError:
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
             stats.errors["GatewayTimeout"] += 1
-            stats.event("response", status=504, reason="gateway timeout")
-            return Response.json(504, {"message": "Endpoint request timed out"}, [("apigw-requestid", apigw_id)])
+            answer = door.timeout or _json(504, {"message": "Gateway Timeout"})  # an explicit limit on url/alb
+            return failed(answer(), "gateway timeout")
         outcome = result.outcome
-        lab_headers = [("apigw-requestid", apigw_id), ("x-lab-request-id", outcome.request_id),
-                       ("x-lab-env", result.env_id), ("x-lab-cold", "1" if result.cold else "0")]
+        lab_headers = [("x-lab-request-id", outcome.request_id), ("x-lab-env", result.env_id),
+                       ("x-lab-cold", "1" if result.cold else "0")]
         lab_headers += timing_headers(result)
-        if outcome.kind == "ok":
-            response = to_response(outcome.body)
+        if raw:
+            response = Response(200, [("Content-Type", "application/json"), ("X-Amz-Executed-Version", "$LATEST")],
+                                outcome.body if outcome.kind == "ok" else _raw_error(outcome))
+            if outcome.kind != "ok":
+                response.headers.append(("X-Amz-Function-Error", "Unhandled"))
+        elif outcome.kind != "ok":
+            response = door.function_error()
+        elif len(outcome.body) > door.response_limit:
+            stats.errors["ResponseTooLarge"] += 1
+            response = failed(door.malformed(), f"response over {door.response_limit} bytes")
         else:
-            response = Response.json(502, {"message": "Internal Server Error"})
+            try:
+                response = map_response(api, outcome.body)
+            except MalformedResponse as exc:
+                stats.errors["MalformedResponse"] += 1
+                response = failed(door.malformed(), f"malformed response: {exc}")
+            except Exception:  # noqa: BLE001 - a mapping bug is still the function's bad response, never a lab 500
+                traceback.print_exc()
+                stats.errors["MalformedResponse"] += 1
+                response = failed(door.malformed(), "malformed response")
+        if api in ("http", "rest") and not raw:
+            response.headers.append(("apigw-requestid", uuid.uuid4().hex[:16]))
         response.headers += lab_headers
         stats.latencies.append((time.monotonic() - started) * 1000)
         return response

@@ -15,18 +15,22 @@ import shutil
 import sys
 import tempfile
 import threading
+import uuid
 from pathlib import Path
+from typing import BinaryIO
 
 from coldbrew.errors import ColdbrewError
+from coldbrew.lab import proctree
 from coldbrew.lab.config import LabConfig
 from coldbrew.lab.front_door import build_front_door
 from coldbrew.lab.httpserver import server_port, start_server
 from coldbrew.lab.launchers import ProcessLauncher, SnapshotLauncher
 from coldbrew.lab.routes import WARM_SECRET_ENV, route
 from coldbrew.lab.scheduler import Scheduler
-from coldbrew.lab.staging import stage_model
+from coldbrew.lab.staging import StagedModel, stage_model
 from coldbrew.lab.stats import Stats
 
+FRONT_DOOR_MAX_BODY = 10 * 1024 * 1024 + 1  # API Gateway's payload quota; the front doors' own limits are lower
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "VIRTUAL_ENV", "SSL_CERT_FILE", "COLDBREW_CACHE")
 
 
@@ -48,11 +52,12 @@ class Lab:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._scheduler: Scheduler | None = None
-        self._server = None
-        self._staged = None
-        self._output = None
+        self._server: asyncio.Server | None = None
+        self._staged: StagedModel | None = None
+        self._output: BinaryIO | None = None
         self._workdir: Path | None = None
         self.stats_log: Stats | None = None
+        self.lab_id = uuid.uuid4().hex  # marks every process this lab starts (coldbrew.lab.proctree)
 
     @property
     def url(self) -> str:
@@ -76,7 +81,7 @@ class Lab:
         self._thread = threading.Thread(target=self._loop.run_forever, name="coldbrew-lab", daemon=True)
         self._thread.start()
         try:
-            self._staged = stage_model(self.config.model_uri, self.config.source, self._workdir)
+            self._staged = stage_model(self.config.model_uri, self.config.source, self._workdir, self.config.bucket)
             self._call(self._astart())
         except BaseException:
             self.stop()
@@ -95,8 +100,12 @@ class Lab:
             "AWS_LAMBDA_FUNCTION_NAME": c.function_name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_mb),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{c.function_name}",
-            "AWS_REGION": c.region, "AWS_DEFAULT_REGION": c.region,
+            "AWS_REGION": c.region, "AWS_DEFAULT_REGION": c.region, proctree.LAB_ID_VAR: self.lab_id,
         })
+        if c.wsgi:
+            env["COLDBREW_LAB_WSGI"] = c.wsgi
+        if c.asgi:
+            env["COLDBREW_LAB_ASGI"] = c.asgi
         env.update(self._staged.env if self._staged else {})
         env.update({str(k): str(v) for k, v in c.env.items()})
         if c.warm_secret:
@@ -108,21 +117,25 @@ class Lab:
         self.stats_log = Stats(c.log, sys.stderr if c.report else None)
         if c.function_output:
             self._output = open(c.function_output, "ab")
-        launcher_cls = SnapshotLauncher if c.snapshot else ProcessLauncher
-        launcher = launcher_cls(c.handler, str(c.task_root), self._output)
+        assert self._workdir is not None
+        snapshot = SnapshotLauncher(c.handler, str(c.cwd), self._output, c.freeze) if c.snapshot else None
+        launcher = snapshot or ProcessLauncher(c.handler, str(c.cwd), self._output)
         base_env = self._base_env()
         self._scheduler = Scheduler(c, launcher, base_env, self.stats_log, self._workdir,
                                     self._staged.evict if self._staged else [])
-        if c.snapshot:
-            error = await launcher.open({**base_env, "TMPDIR": str(self._workdir)},
-                                        self._scheduler.init_limit("provisioned-concurrency"))
-            self.template_init_ms = launcher.init_ms
-            self.stats_log.event("snapshot", init_ms=round(launcher.init_ms, 2), **(error or {}))
+        if snapshot is not None:
+            template_env = {**base_env, "TMPDIR": str(self._workdir), "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}
+            error = await snapshot.open(template_env, self._scheduler.init_limit("provisioned-concurrency"))
+            self.template_init_ms = snapshot.init_ms
+            self.stats_log.event("snapshot", init_ms=round(snapshot.init_ms or 0.0, 2), **(error or {}))
             if error:
                 raise ColdbrewError(f"snapshot init failed: {error['errorType']}: {error['errorMessage']}")
-        front_door = build_front_door(self._scheduler, c.gateway_timeout, self._describe)
-        self._server = await start_server(route(front_door, warm_route=bool(c.warm_secret)), c.port)
-        self.port = server_port(self._server)
+        gateway_timeout = None if c.gateway_timeout is None else float(c.gateway_timeout)
+        front_door = build_front_door(self._scheduler, c.api, gateway_timeout, self._describe)
+        server = await start_server(route(front_door, warm_route=bool(c.warm_secret)), c.port,
+                                    max_body=FRONT_DOOR_MAX_BODY)
+        self._server = server
+        self.port = server_port(server)
         self._scheduler.start_reaper()
         if c.provisioned:
             try:
@@ -140,7 +153,8 @@ class Lab:
                     self._call(self._astop(), timeout=30)
                 finally:
                     self._loop.call_soon_threadsafe(self._loop.stop)
-                    self._thread.join(10)
+                    if self._thread is not None:
+                        self._thread.join(10)
                     self._loop.close()
         finally:
             self._cleanup()
@@ -180,12 +194,20 @@ class Lab:
 
     # ---- observing ------------------------------------------------------------------------------
     def _call(self, coro, timeout: float | None = None):
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        if self._loop is None:
+            raise ColdbrewError("the lab is not running")
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     def _describe(self) -> dict:
+        assert self.stats_log is not None and self._scheduler is not None  # only called while running
         summary = self.stats_log.summary()
         summary.update(self._scheduler.describe())
-        summary["config"] = {"handler": self.config.handler, "memory_mb": self.config.memory_mb,
+        summary["config"] = {"handler": self.config.handler, "api": self.config.api, "memory_mb": self.config.memory_mb,
                              "max_concurrency": self.config.max_concurrency,
                              "provisioned": self.config.provisioned, "snapshot": self.config.snapshot,
                              "source": self.config.source}

@@ -1,15 +1,19 @@
 """How an environment's process comes to life: a fresh ``python -m awslambdaric`` or a fork.
 
-``ProcessLauncher`` starts the real runtime client the way Lambda's Python base image does;
+``ProcessLauncher`` starts the real runtime client the way Lambda's Python base image does
+(through coldbrew.lab.boot, which arms PR_SET_PDEATHSIG and PR_SET_CHILD_SUBREAPER first);
 ``SnapshotLauncher`` asks an initialised template (coldbrew.lab.snapshot) to fork.
-Every process runs in its own session and dies with its parent (PR_SET_PDEATHSIG), so
-nothing outlives the lab.
+Every process runs in its own session and dies with its parent, so nothing outlives the lab.
+Processes are spawned from a worker thread so a slow spawn never stalls the lab's event loop
+(and with it every timer of every other environment).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,17 +23,20 @@ from coldbrew.lab.snapshot import die_with_parent
 
 
 class ProcessLauncher:
-    """Start each environment as ``python -m awslambdaric HANDLER``."""
+    """Start each environment as ``python -m awslambdaric HANDLER`` (via coldbrew.lab.boot), in ``cwd``."""
 
-    def __init__(self, handler: str, task_root: str, output):
-        self.handler, self.task_root, self.output = handler, task_root, output
+    def __init__(self, handler: str, cwd: str, output):
+        self.handler, self.cwd, self.output = handler, cwd, output
 
     async def launch(self, env: dict) -> tuple[int, subprocess.Popen]:
         """Start one runtime process with ``env``; returns (pid, Popen)."""
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "awslambdaric", self.handler], env=env, cwd=self.task_root,
-            stdin=subprocess.DEVNULL, stdout=self.output, stderr=self.output,
-            start_new_session=True, preexec_fn=die_with_parent)
+        argv = [sys.executable, "-m", "coldbrew.lab.boot", str(os.getpid()), self.handler]
+
+        def spawn() -> subprocess.Popen:
+            return subprocess.Popen(argv, env=env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=self.output,
+                                    stderr=self.output, start_new_session=True)
+
+        proc = await asyncio.get_running_loop().run_in_executor(None, spawn)
         return proc.pid, proc
 
     async def close(self) -> None:
@@ -37,10 +44,14 @@ class ProcessLauncher:
 
 
 class SnapshotLauncher:
-    """Fork environments from one template process that has already imported the handler."""
+    """Fork environments from one template process that has already imported the handler.
 
-    def __init__(self, handler: str, task_root: str, output):
-        self.handler, self.task_root, self.output = handler, task_root, output
+    Like a snapshot, the template does not run between forks: with ``freeze`` it is SIGSTOPped after
+    its init and continued only for the moment it takes to fork (threads its init started stay still).
+    """
+
+    def __init__(self, handler: str, cwd: str, output, freeze: bool = True):
+        self.handler, self.cwd, self.output, self.freeze = handler, cwd, output, freeze
         self.template: subprocess.Popen | None = None
         self.init_ms: float | None = None
         self._reader: asyncio.StreamReader | None = None
@@ -53,7 +64,7 @@ class SnapshotLauncher:
         started = time.monotonic()
         self.template = subprocess.Popen(
             [sys.executable, "-m", "coldbrew.lab.snapshot", self.handler, str(theirs.fileno())],
-            env=env, cwd=self.task_root, stdin=subprocess.DEVNULL, stdout=self.output, stderr=self.output,
+            env=env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=self.output, stderr=self.output,
             pass_fds=(theirs.fileno(),), start_new_session=True, preexec_fn=die_with_parent)
         theirs.close()
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours)
@@ -67,16 +78,28 @@ class SnapshotLauncher:
         if "error" in reply:
             await self.close()
             return reply["error"]
+        self._signal(signal.SIGSTOP)
         return None
+
+    def _signal(self, sig: int) -> None:
+        if self.freeze and self.template is not None and self.template.poll() is None:
+            try:
+                os.kill(self.template.pid, sig)
+            except ProcessLookupError:
+                pass
 
     async def launch(self, env: dict) -> tuple[int, None]:
         """Fork one environment from the template; returns (pid, None)."""
         if self._writer is None or self._reader is None:
             raise RuntimeError("snapshot launcher used before open()")
         async with self._lock:
-            self._writer.write(json.dumps({"env": env}).encode() + b"\n")
-            await self._writer.drain()
-            reply = json.loads(await self._reader.readline())
+            self._signal(signal.SIGCONT)
+            try:
+                self._writer.write(json.dumps({"env": env}).encode() + b"\n")
+                await self._writer.drain()
+                reply = json.loads(await self._reader.readline())
+            finally:
+                self._signal(signal.SIGSTOP)
         return reply["pid"], None
 
     async def close(self) -> None:

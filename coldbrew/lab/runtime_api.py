@@ -18,6 +18,7 @@ from coldbrew.lab.httpserver import Request, Response
 
 PREFIX = "/2018-06-01/runtime"
 ERROR_TYPE_HEADER = "lambda-runtime-function-error-type"
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # synchronous invocation response quota
 
 
 @dataclass
@@ -75,6 +76,12 @@ def build_handler(host: RuntimeHost):
         if request.method == "POST" and route.startswith("/invocation/"):
             request_id, _, action = route[len("/invocation/"):].partition("/")
             if action == "response":
+                if len(request.body) > MAX_RESPONSE_BYTES:  # Lambda refuses it; the invocation fails
+                    message = f"Response payload size ({len(request.body)} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
+                    body = json.dumps({"errorMessage": message, "errorType": "Function.ResponseSizeTooLarge"}).encode()
+                    if not host.invocation_error(request_id, body, "Function.ResponseSizeTooLarge"):
+                        return _unknown_request(request_id)
+                    return Response.json(413, {"errorMessage": message, "errorType": "RequestEntityTooLarge"})
                 return _accepted() if host.invocation_response(request_id, request.body) else _unknown_request(request_id)
             if action == "error":
                 ok = host.invocation_error(request_id, request.body, error_type or "Unhandled")

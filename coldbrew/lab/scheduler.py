@@ -4,6 +4,8 @@ Mirrors Lambda's scaling for synchronous invokes
 (https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html): a request takes an
 idle environment or starts a new one (a cold start); one request per environment; at the
 concurrency limit further requests are throttled, not queued; idle environments are reaped.
+An on-demand init that overruns its 10 s limit is retried once, at the first invoke, under the
+function timeout (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).
 """
 
 from __future__ import annotations
@@ -17,10 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coldbrew.errors import ColdbrewError
+from coldbrew.lab import proctree
 from coldbrew.lab.config import LabConfig
 from coldbrew.lab.environment import Environment, InitFailure, Outcome, read_proc_kb
 from coldbrew.lab.staging import evict_page_cache
-from coldbrew.lab.stats import Stats, report_line
+from coldbrew.lab.stats import (
+    Stats,
+    end_line,
+    init_report_line,
+    report_line,
+    start_line,
+)
 
 
 class Throttled(ColdbrewError):
@@ -51,6 +60,11 @@ class Scheduler:
         self.evict = evict
         self.envs: dict[str, Environment] = {}
         self.function_arn = f"arn:aws:lambda:{config.region}:123456789012:function:{config.function_name}"
+        self.lab_id = base_env.get(proctree.LAB_ID_VAR, "")
+        # LabConfig has parsed its durations into seconds
+        self.timeout_s = float(config.timeout)
+        self.init_timeout_s = float(config.init_timeout)
+        self.idle_timeout_s = float(config.idle_timeout)
         self._ids = itertools.count(1)
         self._reaper: asyncio.Task | None = None
         self.closing = False
@@ -61,38 +75,59 @@ class Scheduler:
         (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime)."""
         stream = time.strftime("%Y/%m/%d") + f"/[$LATEST]{uuid.uuid4().hex}"
         return {**self.base_env, "AWS_LAMBDA_RUNTIME_API": api, "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-                "AWS_LAMBDA_INITIALIZATION_TYPE": env.kind, "TMPDIR": str(tmpdir), "COLDBREW_LAB_ENV": env.id}
+                "AWS_LAMBDA_INITIALIZATION_TYPE": env.kind, "TMPDIR": str(tmpdir), proctree.ENV_ID_VAR: env.id}
 
     def init_limit(self, kind: str) -> float:
         """Seconds init may take: --init-timeout on demand; for provisioned concurrency (and a
         SnapStart snapshot) Lambda allows the higher of 130 s and the function timeout."""
-        return max(130.0, self.config.timeout) if kind == "provisioned-concurrency" else self.config.init_timeout
+        return max(130.0, self.timeout_s) if kind == "provisioned-concurrency" else self.init_timeout_s
 
-    async def start_environment(self, kind: str, *, reserved: bool) -> Environment:
-        """Start one environment and wait for its init; raises InitFailure (environment discarded)."""
+    async def _spawn(self, kind: str, env_id: str | None = None) -> Environment:
+        """Create an environment, start its Runtime API and its process (not waiting for init)."""
         if self.config.evict_page_cache and self.evict:
             self.stats.event("page_cache_evicted", files=evict_page_cache(self.evict))
-        env = Environment(f"env-{next(self._ids):04d}", kind=kind, memory_mb=self.config.memory_mb,
-                          timeout_s=self.config.timeout, function_arn=self.function_arn)
-        env.reserved = reserved
+        env_id = env_id or f"env-{next(self._ids):04d}"
+        env = Environment(env_id, kind=kind, memory_mb=self.config.memory_mb, timeout_s=self.timeout_s,
+                          function_arn=self.function_arn, freeze=self.config.freeze,
+                          markers={proctree.LAB_ID_VAR: self.lab_id, proctree.ENV_ID_VAR: env_id})
         self.envs[env.id] = env
         tmpdir = self.workdir / "envs" / env.id / "tmp"
-        tmpdir.mkdir(parents=True)
+        tmpdir.mkdir(parents=True, exist_ok=True)
         try:
             api = await env.open_api()
             pid, popen = await self.launcher.launch(self._variables(env, api, tmpdir))
             env.attach(pid, popen)
-            self.stats.event("env_start", env=env.id, pid=pid, kind=kind)
+        except BaseException:
+            await env.stop("lab error")
+            self._forget(env)
+            raise
+        self.stats.event("env_start", env=env.id, pid=pid, kind=kind)
+        return env
+
+    def _init_failed(self, env: Environment, failure: InitFailure, phase: str) -> None:
+        self._forget(env)
+        if self.closing:
+            return
+        self.stats.errors[failure.error["errorType"]] += 1
+        self.stats.event("init_error", env=env.id, init_ms=round(failure.init_ms, 2), phase=phase,
+                         status=failure.status, **failure.error)
+        self.stats.report(init_report_line(failure.init_ms, phase, failure.status, failure.error["errorType"]))
+
+    async def start_environment(self, kind: str, *, reserved: bool) -> Environment:
+        """Start one environment and wait for its init; raises InitFailure (environment discarded).
+
+        An on-demand init that overruns ``--init-timeout`` is logged (``INIT_REPORT ... Status:
+        timeout``), its processes killed, and init is retried in a fresh process as part of the
+        first invocation, limited by the function timeout (``env.reinit_ms`` records it)."""
+        env = await self._spawn(kind)
+        env.reserved = reserved
+        try:
             init_ms = await env.wait_ready(self.init_limit(kind))
         except InitFailure as failure:
-            self._forget(env)
-            if self.closing:
+            self._init_failed(env, failure, "init")
+            if failure.status != "timeout" or kind != "on-demand" or self.closing:
                 raise
-            self.stats.errors[failure.error["errorType"]] += 1
-            self.stats.event("init_error", env=env.id, init_ms=round(failure.init_ms, 2), **failure.error)
-            self.stats.report(f"INIT_REPORT Init Duration: {failure.init_ms:.2f} ms\tPhase: init\tStatus: error\t"
-                              f"Error Type: {failure.error['errorType']}")
-            raise
+            return await self._retry_init(env.id, reserved)
         except BaseException:
             await env.stop("lab error")
             self._forget(env)
@@ -101,8 +136,33 @@ class Scheduler:
         getattr(self.stats, key).append(init_ms)
         if env.init_cpu_ms is not None:
             self.stats.init_cpus.append(env.init_cpu_ms)
-        self.stats.event("env_ready", env=env.id, pid=pid, kind=kind, **{key[:-1] + "_ms": round(init_ms, 2)},
+        self.stats.event("env_ready", env=env.id, pid=env.pid, kind=kind, **{key[:-1] + "_ms": round(init_ms, 2)},
                          init_cpu_ms=None if env.init_cpu_ms is None else round(env.init_cpu_ms, 2))
+        return env
+
+    async def _retry_init(self, env_id: str, reserved: bool) -> Environment:
+        """The suppressed-init retry: init again, inside the first invocation's function timeout."""
+        env = await self._spawn("on-demand", env_id)
+        env.reserved = reserved
+        try:
+            init_ms = await env.wait_ready(self.timeout_s)
+        except InitFailure as failure:
+            if failure.status == "timeout":
+                failure.error = {"errorType": "Sandbox.Timedout",
+                                 "errorMessage": f"Task timed out after {self.timeout_s:.2f} seconds"}
+            self._init_failed(env, failure, "invoke")
+            raise
+        except BaseException:
+            await env.stop("lab error")
+            self._forget(env)
+            raise
+        env.reinit_ms = init_ms
+        self.stats.inits.append(init_ms)
+        if env.init_cpu_ms is not None:
+            self.stats.init_cpus.append(env.init_cpu_ms)
+        self.stats.report(init_report_line(init_ms, "invoke", "success"))
+        self.stats.event("env_ready", env=env.id, pid=env.pid, kind="on-demand", init_ms=round(init_ms, 2),
+                         phase="invoke", init_cpu_ms=None if env.init_cpu_ms is None else round(env.init_cpu_ms, 2))
         return env
 
     def _forget(self, env: Environment) -> None:
@@ -110,10 +170,13 @@ class Scheduler:
         shutil.rmtree(self.workdir / "envs" / env.id, ignore_errors=True)
 
     async def stop_environment(self, env: Environment, reason: str) -> None:
+        """Stop ``env`` (every process it started) and log its stop, once."""
         await env.stop(reason)
         self._forget(env)
-        self.stats.event("env_stop", env=env.id, reason=reason, invocations=env.invocations,
-                         max_memory_mb=env.max_memory_mb)
+        if not env.stop_logged:
+            env.stop_logged = True
+            self.stats.event("env_stop", env=env.id, reason=env.stop_reason or reason, invocations=env.invocations,
+                             max_memory_mb=env.max_memory_mb)
 
     async def provision(self, count: int) -> None:
         """Start ``count`` environments ahead of traffic (provisioned concurrency)."""
@@ -128,8 +191,9 @@ class Scheduler:
         candidates = [e for e in self.envs.values() if e.state == "idle" and not e.reserved and e.alive]
         return max(candidates, key=lambda e: e.last_used) if candidates else None
 
-    async def invoke(self, payload: bytes) -> Result:
+    async def invoke(self, payload: bytes, request_id: str | None = None) -> Result:
         """Run one invocation; raises Throttled or InitFailure."""
+        request_id = request_id or str(uuid.uuid4())
         env = self._idle()
         cold = env is None
         if env is None:
@@ -142,7 +206,12 @@ class Scheduler:
             env = await self.start_environment(kind, reserved=True)
         env.state = "busy"
         env.reserved = False
-        outcome = await env.invoke(payload)
+        reinit_ms = env.reinit_ms if cold else None
+        timeout_s = self.timeout_s - (reinit_ms or 0) / 1000  # a retried init ate into the function timeout
+        self.stats.report(start_line(request_id))
+        outcome = await env.invoke(payload, request_id, timeout_s)
+        if reinit_ms:
+            outcome.duration_ms += reinit_ms
         self._record(env, outcome, cold)
         if not env.alive:
             await self.stop_environment(env, env.stop_reason or "exited")
@@ -157,13 +226,15 @@ class Scheduler:
         if outcome.kind != "ok":
             stats.errors[outcome.error.get("errorType", outcome.kind)] += 1
         snap = env.kind == "snap-start"
-        init = env.init_ms if cold and not snap else None
+        init = env.init_ms if cold and not snap and env.reinit_ms is None else None
         restore = env.init_ms if cold and snap else None
         status = {"ok": None, "error": None, "timeout": "timeout"}.get(outcome.kind, "error")
         error_type = outcome.error.get("errorType") if outcome.kind not in ("ok", "error") else None
+        stats.report(end_line(outcome.request_id))
         stats.report(report_line(outcome.request_id, outcome.duration_ms, self.config.memory_mb,
-                                 outcome.max_memory_mb, init_ms=init, restore_ms=restore, status=status,
-                                 error_type=error_type, cpu_ms=outcome.cpu_ms,
+                                 outcome.max_memory_mb, init_ms=init, restore_ms=restore,
+                                 billed_restore_ms=env.restore_hooks_ms if restore is not None else None,
+                                 status=status, error_type=error_type, cpu_ms=outcome.cpu_ms,
                                  init_cpu_ms=env.init_cpu_ms if cold else None))
         stats.event("invoke", env=env.id, request_id=outcome.request_id, outcome=outcome.kind, cold=cold,
                     duration_ms=round(outcome.duration_ms, 3), max_memory_mb=outcome.max_memory_mb,
@@ -178,7 +249,7 @@ class Scheduler:
         self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
 
     async def _reap_forever(self) -> None:
-        period = min(1.0, self.config.idle_timeout / 4)
+        period = min(1.0, self.idle_timeout_s / 4)
         while True:
             await asyncio.sleep(period)
             now = time.monotonic()
@@ -186,7 +257,7 @@ class Scheduler:
                 if env.state == "idle" and not env.reserved and not env.alive:
                     await self.stop_environment(env, "exited while idle")
                 elif (env.state == "idle" and not env.reserved and env.kind != "provisioned-concurrency"
-                      and now - env.last_used >= self.config.idle_timeout):
+                      and now - env.last_used >= self.idle_timeout_s):
                     await self.stop_environment(env, "idle timeout")
 
     async def shutdown(self) -> None:
@@ -196,6 +267,9 @@ class Scheduler:
             self._reaper.cancel()
         await asyncio.gather(*(self.stop_environment(e, "lab stopped") for e in list(self.envs.values())))
         await self.launcher.close()
+        if self.lab_id:  # anything left that any environment (or the template) started
+            await asyncio.get_running_loop().run_in_executor(None, proctree.kill_all, None,
+                                                             {proctree.LAB_ID_VAR: self.lab_id})
 
     def describe(self) -> dict:
         """Environments by state, memory totals and one row per environment."""

@@ -8,6 +8,10 @@ child takes the environment's variables, calls ``os.setsid`` and runs the unmodi
 awslambdaric loop (which finds the handler module already imported), and the template
 answers ``{"pid": N}``. Its first line is ``{"ready": true}`` or ``{"error": {...}}``.
 
+As on SnapStart, the function's ``before_snapshot`` hooks run once, in the template, after its
+init ("publishing the version"); each forked environment runs only the ``after_restore`` hooks
+(awslambdaric's own ``run_before_snapshot`` finds the registry already emptied).
+
 This module is executed in the template process; it imports nothing from coldbrew.
 """
 
@@ -23,6 +27,7 @@ import sys
 import traceback
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 
 
 def die_with_parent() -> None:
@@ -41,6 +46,10 @@ def _become_environment(handler: str, env: dict) -> None:
     """In the forked child: adopt the environment's variables and run awslambdaric."""
     os.setsid()
     die_with_parent()
+    try:  # adopt orphaned descendants, so the environment's process tree stays whole
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
+    except (OSError, AttributeError):
+        pass
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.environ.update(env)
     # Imported only now: awslambdaric's C client reads AWS_LAMBDA_RUNTIME_API once, on import.
@@ -73,6 +82,14 @@ def main(argv: list[str]) -> int:
         getattr(importlib.import_module(module_name.replace("/", ".")), handler.rsplit(".", 1)[1])
     except BaseException as exc:  # noqa: BLE001 - any failure of the function's init is reported, not raised
         _send(sock, {"error": {"errorType": type(exc).__name__, "errorMessage": str(exc),
+                               "stackTrace": traceback.format_exc().splitlines()}})
+        return 1
+    try:  # "publish": before_snapshot hooks run once, here, before the first snapshot
+        from awslambdaric import lambda_runtime_hooks_runner
+
+        lambda_runtime_hooks_runner.run_before_snapshot()
+    except BaseException as exc:  # noqa: BLE001 - a failing hook fails the "publish", reported like an init error
+        _send(sock, {"error": {"errorType": "Runtime.BeforeSnapshotError", "errorMessage": f"{type(exc).__name__}: {exc}",
                                "stackTrace": traceback.format_exc().splitlines()}})
         return 1
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel

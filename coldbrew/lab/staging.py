@@ -33,8 +33,10 @@ class StagedModel:
             self.server = None
 
 
-def stage_model(uri: str | Path | None, source: str, workdir: Path) -> StagedModel:
-    """Prepare the model for ``source`` ("disk" or "s3"); ``uri`` is a local file (or s3:// for s3)."""
+def stage_model(uri: str | Path | None, source: str, workdir: Path, bucket: str | None = None) -> StagedModel:
+    """Prepare the model for ``source`` ("disk" or "s3"); ``uri`` is a local file (or s3:// for s3).
+    For s3 the file is uploaded to ``bucket`` (default ``coldbrew-lab``) under its file name."""
+    bucket = bucket or BUCKET
     if uri is None:
         return StagedModel()
     text = str(uri)
@@ -54,12 +56,12 @@ def stage_model(uri: str | Path | None, source: str, workdir: Path) -> StagedMod
     server = SeaweedS3(data_dir)
     server.start()
     try:
-        server.create_bucket(BUCKET)
-        server.upload(path, BUCKET, path.name)
+        server.create_bucket(bucket)
+        server.upload(path, bucket, path.name)
     except BaseException:
         server.stop()
         raise
-    env = {**server.env(), "MODEL_URI": f"s3://{BUCKET}/{path.name}", "MODEL_SOURCE": "S3"}
+    env = {**server.env(), "MODEL_URI": f"s3://{bucket}/{path.name}", "MODEL_SOURCE": "S3"}
     return StagedModel(env, [path, data_dir], server)
 
 

@@ -1,4 +1,8 @@
-"""Counters, percentiles, Lambda-style REPORT lines and the JSON-lines event log."""
+"""Counters, percentiles, Lambda's START/END/REPORT/INIT_REPORT lines and the JSON-lines event log.
+
+Every platform log line the lab prints is formatted here (``start_line``, ``end_line``,
+``report_line``, ``init_report_line``), so fields added to them (e.g. CPU time) go in one place.
+"""
 
 from __future__ import annotations
 
@@ -19,24 +23,44 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
+def start_line(request_id: str, version: str = "$LATEST") -> str:
+    """Lambda's START line, printed when an invocation begins."""
+    return f"START RequestId: {request_id} Version: {version}"
+
+
+def end_line(request_id: str) -> str:
+    """Lambda's END line, printed when an invocation ends (before its REPORT line)."""
+    return f"END RequestId: {request_id}"
+
+
+def init_report_line(init_ms: float, phase: str, status: str, error_type: str | None = None) -> str:
+    """Lambda's INIT_REPORT line for an init that did not succeed in the init phase
+    (``phase`` init|invoke, ``status`` error|timeout|success)."""
+    line = f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: {phase}\tStatus: {status}"
+    return line + (f"\tError Type: {error_type}" if error_type else "")
+
+
 def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int, *,
                 init_ms: float | None = None, restore_ms: float | None = None,
+                billed_restore_ms: float | None = None,
                 status: str | None = None, error_type: str | None = None,
                 cpu_ms: float | None = None, init_cpu_ms: float | None = None) -> str:
     """Lambda's REPORT line (tab-separated, as in CloudWatch Logs).
 
-    Billed duration rounds up to the millisecond and includes init, as for container images.
+    Billed duration rounds up to the millisecond and includes init, as for container images; a
+    SnapStart restore is billed separately (``Billed Restore Duration``: the after-restore hooks).
     The lab appends what Lambda does not print: ``CPU Time`` (the invocation's) and ``Init CPU Time``
     (or ``Restore CPU Time``) of the environment's process — on two shared cores, wall time measures
     contention and CPU time what the function itself needed.
     """
-    billed = math.ceil(duration_ms + (init_ms or 0) + (restore_ms or 0))
+    billed = math.ceil(duration_ms + (init_ms or 0))
     parts = [f"REPORT RequestId: {request_id}", f"Duration: {duration_ms:.2f} ms", f"Billed Duration: {billed} ms",
              f"Memory Size: {memory_mb} MB", f"Max Memory Used: {max_memory_mb} MB"]
     if init_ms is not None:
         parts.append(f"Init Duration: {init_ms:.2f} ms")
     if restore_ms is not None:
         parts.append(f"Restore Duration: {restore_ms:.2f} ms")
+        parts.append(f"Billed Restore Duration: {math.ceil(billed_restore_ms or 0)} ms")
     if status:
         parts.append(f"Status: {status}")
     if error_type:

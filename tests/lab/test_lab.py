@@ -114,14 +114,30 @@ def test_idle_environments_are_reaped(lab_factory):
 
 
 @pytest.mark.integration
-def test_init_timeout_is_a_502_and_the_environment_is_discarded(lab_factory):
-    lab = lab_factory("slow_init.handler", init_timeout="500ms", env={"SLOW_INIT_S": "5"})
+def test_init_overrun_is_retried_at_the_first_invoke_under_the_function_timeout(lab_factory, capfd):
+    """AWS: an on-demand init over 10 s is retried at the first invocation, limited by the function timeout."""
+    lab = lab_factory("slow_init.handler", init_timeout="300ms", timeout="10s", env={"SLOW_INIT_S": "1"})
+    status, headers, body = call(lab)
+    assert status == 200 and body == b"finally ready" and headers["x-lab-cold"] == "1"
+    err = capfd.readouterr().err
+    assert re.search(r"^INIT_REPORT Init Duration: \d+\.\d\d ms\tPhase: init\tStatus: timeout", err, re.MULTILINE)
+    assert re.search(r"^INIT_REPORT Init Duration: \d+\.\d\d ms\tPhase: invoke\tStatus: success$", err, re.MULTILINE)
+    report = next(line for line in err.splitlines() if line.startswith("REPORT"))
+    assert "Init Duration" not in report and float(re.search(r"Duration: ([\d.]+) ms", report)[1]) >= 1000
+    stats = lab.stats()
+    assert stats["errors"] == {"Runtime.InitTimeout": 1} and stats["environments"]["total"] == 1
+
+
+@pytest.mark.integration
+def test_init_retry_past_the_function_timeout_is_a_502(lab_factory):
+    lab = lab_factory("slow_init.handler", init_timeout="300ms", timeout="1s", env={"SLOW_INIT_S": "30"})
     started = time.monotonic()
     status, _, body = call(lab)
     assert status == 502 and json.loads(body) == {"message": "Internal Server Error"}
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 5  # 0.3 s + 1 s of limits, not the 30 s init
     stats = lab.stats()
-    assert stats["errors"] == {"Runtime.InitTimeout": 1} and stats["environments"]["total"] == 0
+    assert stats["errors"] == {"Runtime.InitTimeout": 1, "Sandbox.Timedout": 1}
+    assert stats["environments"]["total"] == 0
 
 
 @pytest.mark.integration

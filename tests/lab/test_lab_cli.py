@@ -69,3 +69,40 @@ def test_bad_duration_is_a_one_line_error():
                              "--idle-timeout", "ten minutes"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert result.stderr.strip().startswith("coldbrew lab: error: invalid duration")
+
+
+def test_the_status_line_survives_a_lab_too_busy_to_answer(monkeypatch, capsys):
+    """Under load lab.stats() can time out; the CLI skips that beat instead of dying with a traceback."""
+    import argparse
+    import concurrent.futures
+
+    from coldbrew.commands import lab as lab_command
+
+    class BusyLab:
+        url = "http://127.0.0.1:9"
+
+        def __init__(self, config):
+            self.config = config
+
+        def start(self):
+            return self
+
+        def stop(self):
+            pass
+
+        def stats(self):
+            raise concurrent.futures.TimeoutError()
+
+    ticks = iter(range(100))
+
+    def one_tick(_seconds):
+        if next(ticks) >= 20:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("coldbrew.lab.Lab", BusyLab)
+    monkeypatch.setattr(lab_command.time, "sleep", one_tick)
+    parser = argparse.ArgumentParser()
+    lab_command.add_arguments(parser)
+    assert lab_command.run(parser.parse_args(["--handler", "echo.handler", "--task-root", str(HANDLERS)])) == 0
+    out = capsys.readouterr().out
+    assert "lab busy" in out and out.rstrip().endswith("coldbrew lab: stopped")
