@@ -17,8 +17,8 @@ from coldbrew.lab import LabConfig
 
 pytestmark = pytest.mark.integration
 
-STUDY = Path(__file__).parent / "apps" / "study_shape"
-ASGI = Path(__file__).parent / "apps" / "asgi_raw"
+STUDY = Path(__file__).parents[1] / "apps" / "study_shape"
+ASGI = Path(__file__).parents[1] / "apps" / "asgi_raw"
 ROW = json.dumps({"age": 39, "education_num": 13, "hours_per_week": 40}).encode()
 STUDY_ENV = {"MODEL_SOURCE": "DISK", "MODEL_VERSION": "v1"}
 
