@@ -503,10 +503,10 @@ def test_v2_header_rules_refused(tmp_path):
     """A version 2 header with an unknown arithmetic or decision value is refused at load."""
     import json
 
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
     from coldbrew.errors import ModelFormatError
     from coldbrew.format import spec
-
-    from sklearn.ensemble import HistGradientBoostingRegressor
 
     X, y, _ = _data("regression")
     good = tmp_path / "good.brew"

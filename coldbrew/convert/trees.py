@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from coldbrew.errors import ColdbrewError, ModelFormatError
-from coldbrew.format import NODE_DTYPE
-from coldbrew.format import spec
+from coldbrew.format import NODE_DTYPE, spec
 
 
 class UnsupportedModelError(ColdbrewError):
