@@ -227,7 +227,7 @@ def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:
     nodes, fl = arrays["nodes"], arrays["node_flags"]
     split = (nodes["feature"] >= 0) & ((fl & spec.FLAG_CATEGORICAL) == 0)
     thresholds: dict[int, list[float]] = {}
-    for f, v in zip(nodes["feature"][split][:20000], nodes["value"][split][:20000]):
+    for f, v in zip(nodes["feature"][split][:20000], nodes["value"][split][:20000], strict=True):
         thresholds.setdefault(int(f), []).append(float(v))
     cat_features = {}
     if header.get("feature_categorical"):

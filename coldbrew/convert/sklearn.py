@@ -486,7 +486,7 @@ def hgb_probe_rows(est, n: int = 96) -> np.ndarray:
         for predictor in iteration:
             nodes = predictor.nodes
             split = ~nodes["is_leaf"].astype(bool) & ~nodes["is_categorical"].astype(bool)
-            for f, t in zip(nodes["feature_idx"][split], nodes["num_threshold"][split]):
+            for f, t in zip(nodes["feature_idx"][split], nodes["num_threshold"][split], strict=True):
                 thresholds.setdefault(int(column_of[f]), []).append(float(t))
     cat = {int(column_of[j]): int(v.max()) + 1 if len(v) else 1 for j, v in categories.items()}
     return tb.probe_rows(thresholds, int(est.n_features_in_), n=n, categorical=cat)
