@@ -206,7 +206,7 @@ def _tree(t: dict, n_features: int, where: str) -> tb.Tree:
     for i in range(m):
         d = int(decision[i])
         if d & _CATEGORICAL:
-            if boundaries is None:
+            if boundaries is None or words is None:  # both are set together, from the tree's num_cat
                 raise ModelFormatError(f"{where}: a categorical split but num_cat is 0")
             ci = int(threshold[i])
             if not 0 <= ci < num_cat or ci != threshold[i]:
