@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from coldbrew.experiment.dataset import STUDY_PAYLOAD
@@ -127,7 +127,7 @@ def main() -> int:
     import gevent
     import gunicorn
 
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = "\n".join([
         "# `coldbrew serve`: worker classes side by side",
         "",

@@ -30,7 +30,7 @@ class Family:
     brew: Path | None
 
     def row(self, i: int) -> dict:
-        return {f: None if np.isnan(v) else float(v) for f, v in zip(self.features, self.X[i])}
+        return {f: None if np.isnan(v) else float(v) for f, v in zip(self.features, self.X[i], strict=True)}
 
     def expected(self, X: np.ndarray, fmt: str = "brew") -> list[dict]:
         """What the API must answer for ``X``, from scikit-learn's own predict / predict_proba.
@@ -47,13 +47,13 @@ class Family:
             proba = self.est.predict_proba(X)
         classes = self.est.classes_.tolist()
         labels = self.labels if fmt == "brew" else tuple(str(c) for c in classes)
-        label = dict(zip(classes, labels))
+        label = dict(zip(classes, labels, strict=True))
         names = [label[c] for c in predicted.tolist()]
         if len(labels) == 2:
-            return [{"prediction": n, "probability": float(p[1])} for n, p in zip(names, proba)]
+            return [{"prediction": n, "probability": float(p[1])} for n, p in zip(names, proba, strict=True)]
         return [
-            {"prediction": n, "probabilities": {lab: float(q) for lab, q in zip(labels, p)}}
-            for n, p in zip(names, proba)
+            {"prediction": n, "probabilities": {lab: float(q) for lab, q in zip(labels, p, strict=True)}}
+            for n, p in zip(names, proba, strict=True)
         ]
 
 

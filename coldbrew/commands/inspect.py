@@ -17,7 +17,9 @@ def summary(path: Path, verify: bool = False) -> list[tuple[str, str]]:
     f = BrewFile(path, verify=verify)
     h = f.header
     names = h["feature_names"] or [f"x{i}" for i in range(h["n_features"])]
-    source = h.get("source") if isinstance(h.get("source"), dict) else {}  # informational: any JSON value
+    source = h.get("source")  # informational: any JSON value
+    if not isinstance(source, dict):
+        source = {}
     status = "verified (sha256)" if f.checksum_verified else "not checked (use --verify)"
     return [
         ("file", str(path)),

@@ -56,13 +56,13 @@ def compile_file(
     if kind == "brew":
         raise ColdbrewError(f"{src} is already a .brew file")
     if kind in ("xgboost-json", "xgboost-ubj"):
-        from coldbrew.convert import xgboost as conv
+        from coldbrew.convert import xgboost
 
-        stats = conv.compile_path(src, dst, class_labels=class_labels)
+        stats = xgboost.compile_path(src, dst, class_labels=class_labels)
     elif kind == "lightgbm-text":
-        from coldbrew.convert import lightgbm as conv
+        from coldbrew.convert import lightgbm
 
-        stats = conv.compile_path(src, dst, class_labels=class_labels)
+        stats = lightgbm.compile_path(src, dst, class_labels=class_labels)
     else:
         from coldbrew.engine.pickled import load_estimator
 
@@ -75,13 +75,13 @@ def compile_estimator(est, dst: str | os.PathLike, *, progress: bool = True, cla
     """Compile a fitted estimator object of any supported library into ``dst``."""
     module = type(est).__module__.split(".")[0]
     if module == "xgboost":
-        from coldbrew.convert import xgboost as conv
+        from coldbrew.convert import xgboost
 
-        return conv.compile_estimator(est, dst, class_labels=class_labels)
+        return xgboost.compile_estimator(est, dst, class_labels=class_labels)
     if module == "lightgbm":
-        from coldbrew.convert import lightgbm as conv
+        from coldbrew.convert import lightgbm
 
-        return conv.compile_estimator(est, dst, class_labels=class_labels)
-    from coldbrew.convert import sklearn as conv
+        return lightgbm.compile_estimator(est, dst, class_labels=class_labels)
+    from coldbrew.convert import sklearn
 
-    return conv.compile_estimator(est, dst, progress=progress, class_labels=class_labels)
+    return sklearn.compile_estimator(est, dst, progress=progress, class_labels=class_labels)

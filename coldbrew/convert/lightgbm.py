@@ -217,7 +217,7 @@ def _tree(t: dict, n_features: int, where: str) -> tb.Tree:
     for i in range(m):
         d = int(decision[i])
         if d & _CATEGORICAL:
-            if boundaries is None:
+            if boundaries is None or words is None:  # both are set together, from the tree's num_cat
                 raise ModelFormatError(f"{where}: a categorical split but num_cat is 0")
             ci = int(threshold[i])
             if not 0 <= ci < num_cat or ci != threshold[i]:
@@ -238,7 +238,7 @@ def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:
     nodes, fl = arrays["nodes"], arrays["node_flags"]
     split = (nodes["feature"] >= 0) & ((fl & spec.FLAG_CATEGORICAL) == 0)
     thresholds: dict[int, list[float]] = {}
-    for f, v in zip(nodes["feature"][split][:20000], nodes["value"][split][:20000]):
+    for f, v in zip(nodes["feature"][split][:20000], nodes["value"][split][:20000], strict=True):
         thresholds.setdefault(int(f), []).append(float(v))
     cat_features = {}
     if header.get("feature_categorical"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def describe(est) -> tuple[dict, list, dict]:
     """Header fields, the list of trees (in accumulation order) and how to read their leaves."""
     name = _check_supported(est)
     is_clf = hasattr(est, "classes_")
-    header = {
+    header: dict[str, Any] = {  # the JSON header: values of every JSON type
         "n_features": int(est.n_features_in_),
         "feature_names": [str(n) for n in est.feature_names_in_] if hasattr(est, "feature_names_in_") else None,
         "classes": None,
@@ -201,7 +202,7 @@ def probe_rows(est, n: int = 64, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     trees = [t.tree_ for t in np.asarray(getattr(est, "estimators_", [est]), dtype=object).ravel()]
     picks = rng.choice(len(trees), size=min(len(trees), 32), replace=False)
-    cols = [[] for _ in range(est.n_features_in_)]
+    cols: list[list[float]] = [[] for _ in range(est.n_features_in_)]
     for i in picks:
         tr = trees[i]
         split = tr.children_left != -1
@@ -486,7 +487,7 @@ def hgb_probe_rows(est, n: int = 96) -> np.ndarray:
         for predictor in iteration:
             nodes = predictor.nodes
             split = ~nodes["is_leaf"].astype(bool) & ~nodes["is_categorical"].astype(bool)
-            for f, t in zip(nodes["feature_idx"][split], nodes["num_threshold"][split]):
+            for f, t in zip(nodes["feature_idx"][split], nodes["num_threshold"][split], strict=True):
                 thresholds.setdefault(int(column_of[f]), []).append(float(t))
     cat = {int(column_of[j]): int(v.max()) + 1 if len(v) else 1 for j, v in categories.items()}
     return tb.probe_rows(thresholds, int(est.n_features_in_), n=n, categorical=cat)

@@ -93,7 +93,8 @@ def build(trees: list[Tree], groups: list[int]) -> tuple[dict, dict[str, np.ndar
 
 def _preorder(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, int]:
     """Node ids in pre-order (left subtree first) from root 0, and the tree's depth."""
-    order, stack, depth = [], [(0, 0)], 0
+    order: list[int] = []
+    stack, depth = [(0, 0)], 0
     n = len(left)
     while stack:
         i, d = stack.pop()

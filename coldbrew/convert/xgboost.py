@@ -243,7 +243,14 @@ def _tree(t: dict, n_features: int, where: str, index: int) -> tb.Tree:
     if len(nodes):
         segments, sizes = _ints(t["categories_segments"]), _ints(t["categories_sizes"])
         values = _ints(t["categories"])
-        for node, seg, size in zip(nodes, segments, sizes):
+        if not len(segments) == len(sizes) == len(nodes):
+            raise ModelFormatError(
+                f"{where}: tree {index} lists {len(nodes)} categorical nodes but {len(segments)} category segments "
+                f"and {len(sizes)} sizes"
+            )
+        if np.any(segments < 0) or np.any(sizes < 0) or np.any(segments + sizes > len(values)):
+            raise ModelFormatError(f"{where}: tree {index} has a category segment outside its {len(values)} categories")
+        for node, seg, size in zip(nodes, segments, sizes, strict=True):
             if not 0 <= node < n or split_type[node] != 1:
                 raise ModelFormatError(f"{where}: tree {index} lists categories for a non-categorical node {node}")
             right_set = values[seg : seg + size]
@@ -264,7 +271,7 @@ def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:
     nodes, fl = arrays["nodes"], arrays["node_flags"]
     split = (nodes["feature"] >= 0) & ((fl & spec.FLAG_CATEGORICAL) == 0)
     thresholds: dict[int, list[float]] = {}
-    for f, v in zip(nodes["feature"][split][:20000], nodes["value"][split][:20000]):
+    for f, v in zip(nodes["feature"][split][:20000], nodes["value"][split][:20000], strict=True):
         thresholds.setdefault(int(f), []).append(float(v))
     cat_features = {}
     if header.get("feature_categorical"):

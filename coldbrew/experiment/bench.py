@@ -458,7 +458,9 @@ def run(args) -> int:
     cells = plan_matrix(opts, models) if opts.load else []
     out.mkdir(parents=True, exist_ok=True)
     machine = describe_machine()
-    finished, isolated, interrupted = [], [], False
+    finished: list[dict] = []
+    isolated: list = []
+    interrupted = False
     try:
         isolated = run_isolated(opts, models, out)
     except KeyboardInterrupt:

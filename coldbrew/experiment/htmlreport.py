@@ -61,11 +61,11 @@ def headlines(groups: Sequence[dict], isolated: Sequence = ()) -> list[dict]:
                 alone = [f"{name} {_seconds(s['p50'])} (init CPU {_seconds(s['init_cpu_p50'])}, n={s['n']})"
                          for name, s in ((".brew", brew_iso), ("pickle", pickle_iso)) if s]
                 parts.append("one environment at a time: " + ", ".join(alone))
-            under = [(name, load.get((setup, size, fmt))) for name, fmt in ((".brew", "brew"), ("pickle", "pickle"))]
+            loaded = [(name, load.get((setup, size, fmt))) for name, fmt in ((".brew", "brew"), ("pickle", "pickle"))]
             under = [(f"{name} {_seconds(g['p50'])}" if g.get("n") else f"{name}: {_no_cold(g)}")
                      + (f" (init CPU {_seconds(g['inits']['cpu']['p50'])})"
                         if g.get("inits") and g["inits"]["cpu"]["n"] else "")
-                     for name, g in under if g]
+                     for name, g in loaded if g]
             if under:
                 parts.append("under load on this machine: " + ", ".join(under))
             study = study_rows(setup, size)
@@ -122,7 +122,7 @@ def render_html(groups: Sequence[dict], figures: Sequence[Figure], *,
 
     from coldbrew.experiment.isolated import ISOLATED_HEADERS, ISOLATED_TITLE, describe_machine, isolated_rows
 
-    tables = []
+    tables: list[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = []
     if isolated:
         tables.append((ISOLATED_TITLE,
                        ISOLATED_HEADERS, isolated_rows(isolated)))

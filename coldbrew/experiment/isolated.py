@@ -78,7 +78,7 @@ class IsolatedResult:
 def _post(url: str, body: bytes, timeout_s: float) -> tuple[int, dict[str, str], float]:
     """(status, lower-cased headers, latency ms) of one POST, the response read to its end."""
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
+    conn = http.client.HTTPConnection(parts.netloc, timeout=timeout_s)  # host[:port], as HTTPConnection parses it
     try:
         started = time.perf_counter()
         conn.request("POST", parts.path, body, {"Content-Type": "application/json"})
@@ -150,7 +150,7 @@ def measure_isolated(setup: str, size: str, fmt: str, model: Path, samples: int,
 # ---------------------------------------------------------------- summaries and the table
 
 
-def latency_stats(values: Sequence[float]) -> dict[str, float | None]:
+def latency_stats(values: Sequence[float] | np.ndarray) -> dict[str, float | None]:
     """n, mean and linear percentiles (numpy's default, as the study) of ``values`` in ms."""
     data = np.asarray(values, dtype=float)
     if data.size == 0:

@@ -81,5 +81,6 @@ class StudyUser(HttpUser):
             self.client.post("/predict", json=_state["payload"])
             return
         body = json.dumps(_state["payload"]).encode()
-        headers = sign("POST", self.host.rstrip("/") + "/predict", body, {"Content-Type": "application/json"})
+        url = self.client.base_url.rstrip("/") + "/predict"  # the URL requested: --host without any user:password
+        headers = sign("POST", url, body, {"Content-Type": "application/json"})
         self.client.post("/predict", data=body, headers=headers)

@@ -218,7 +218,7 @@ def plot_isolated(isolated: Sequence, out: Path) -> Path:
                              dpi=100, squeeze=False, sharey=True)
     colours = {"pickle": "tab:red", "brew": "tab:blue", "study": "dimgray"}
     rng = np.random.default_rng(0)  # jitter of the dots only
-    for ax, setup in zip(axes[0], setups):
+    for ax, setup in zip(axes[0], setups, strict=True):
         for i, size in enumerate(sizes):
             for j, fmt in enumerate(("pickle", "brew")):
                 x = i * 3 + j

@@ -20,10 +20,14 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from coldbrew.errors import ColdbrewError
 from coldbrew.experiment.coldstats import DEFAULT_THRESHOLD_MS, STAT_KEYS, summarize
-from coldbrew.experiment.results import load_inputs
+from coldbrew.experiment.results import Run, load_inputs
+
+if TYPE_CHECKING:
+    from coldbrew.experiment.isolated import IsolatedResult
 
 FORMATS = ("table", "markdown", "csv", "json")
 __all__ = ["FORMATS", "render_rows", "render_section", "render_table", "summarize", "table_sections", "write_report",
@@ -219,7 +223,8 @@ def run(args) -> int:
     """Entry point of ``coldbrew report``."""
     if args.cold_threshold_ms <= 0:
         raise ColdbrewError("--cold-threshold-ms must be positive")
-    isolated, machine = [], None
+    isolated: list[IsolatedResult] = []
+    machine = None
     if getattr(args, "isolated", None) is not None:
         from coldbrew.experiment.isolated import ISOLATED_HEADERS, ISOLATED_TITLE, isolated_rows, read_isolated
 
@@ -229,7 +234,8 @@ def run(args) -> int:
             print(render_section(ISOLATED_TITLE,
                                  ISOLATED_HEADERS, isolated_rows(isolated), args.format) + "\n")
     if isolated and not args.inputs and args.manifest is None:
-        runs, columns = [], ["setup", "model_size", "format"]
+        runs: list[Run] = []
+        columns = ["setup", "model_size", "format"]
     else:
         runs, columns = load_inputs(args.inputs, args.manifest)
     groups = summarize(runs, columns, args.cold_threshold_ms)

@@ -278,14 +278,14 @@ class LambdaHandler:
                 return start_response(status, [*headers, *extra], exc_info)
 
             if self.warm_secret and environ.get("PATH_INFO") == WARM_PATH and environ.get("REQUEST_METHOD") == "POST":
-                return self._http_warm(environ, start)
+                return self._http_warm(environ, start, self.warm_secret)
             return app(environ, start)
 
         return wsgi
 
-    def _http_warm(self, environ: WSGIEnvironment, start: StartResponse) -> list[bytes]:
+    def _http_warm(self, environ: WSGIEnvironment, start: StartResponse, secret: str) -> list[bytes]:
         given = environ.get("HTTP_" + WARM_SECRET_HEADER.upper().replace("-", "_"))
-        if not warm_secret_matches(self.warm_secret, given):
+        if not warm_secret_matches(secret, given):
             data = json.dumps({"error": f"POST {WARM_PATH} needs the warm-up secret in {WARM_SECRET_HEADER}",
                                "field": WARM_SECRET_HEADER}).encode()
             start("403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])

@@ -29,6 +29,7 @@ import socket
 import sys
 import time
 from functools import partial
+from typing import Any
 
 import gevent
 from gevent import hub
@@ -43,6 +44,9 @@ READ_TIMEOUT_S = 10.0
 
 class Worker(AsyncWorker):
     """A gevent worker: one greenlet per connection, a timeout on each read, no monkey-patching."""
+
+    #: The listeners: gunicorn's socket wrappers from the arbiter, replaced by gevent sockets in ``init_process``.
+    sockets: list[Any]
 
     def init_process(self) -> None:
         """After the fork: gevent sockets for the listeners, a fresh event loop, then gunicorn's set-up."""

@@ -359,6 +359,6 @@ def _describe(e: Exception, client, bucket: str, key: str, settings: Settings) -
 def _bucket_exists(client, bucket: str) -> bool:
     try:
         client.head_bucket(Bucket=bucket)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - only a 404 proves the bucket missing (403, network: report the key)
         return getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") != 404
     return True

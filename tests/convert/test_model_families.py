@@ -228,6 +228,44 @@ def test_xgboost_categorical_splits(tmp_path):
     assert p.header["feature_categorical"] == [True, False, True, False] and p.header["n_cat_bitsets"] > 0
 
 
+@pytest.mark.parametrize(
+    "field,change,match",
+    [
+        ("categories_sizes", "drop", r"lists \d+ categorical nodes but \d+ category segments and \d+ sizes"),
+        ("categories_segments", "extra", r"lists \d+ categorical nodes but \d+ category segments"),
+        ("categories_sizes", "overrun", r"category segment outside its \d+ categories"),
+        ("categories_segments", "negative", r"category segment outside its \d+ categories"),
+    ],
+)
+def test_xgboost_inconsistent_categories_refused(tmp_path, field, change, match):
+    """A model file whose category arrays disagree is refused by name, not truncated or crashed on."""
+    import json
+
+    from coldbrew.errors import ModelFormatError
+
+    X, y, _ = _categorical_data()
+    est = xgboost.XGBClassifier(
+        n_estimators=4, max_depth=3, enable_categorical=True, feature_types=["c", "q", "c", "q"], max_cat_to_onehot=1
+    ).fit(X, y)
+    src = tmp_path / "model.json"
+    est.save_model(src)
+    doc = json.loads(src.read_text())
+    tree = next(t for t in doc["learner"]["gradient_booster"]["model"]["trees"] if t["categories_nodes"])
+    values = tree[field]
+    if change == "drop":
+        values.pop()
+    elif change == "extra":
+        values.append(0)
+    elif change == "overrun":
+        values[-1] += len(tree["categories"])
+    else:
+        values[0] = -1
+    src.write_text(json.dumps(doc))
+    with pytest.raises(ModelFormatError, match=match):
+        compile_file(src, tmp_path / "m.brew")
+    assert not (tmp_path / "m.brew").exists()
+
+
 def test_xgboost_pickled_estimator(tmp_path):
     X, y, H = _data("multiclass")
     est = xgboost.XGBClassifier(n_estimators=10, max_depth=3).fit(X, y)

@@ -21,7 +21,6 @@ from coldbrew.experiment.bench import (
     reference_rows,
 )
 
-
 LOAD = ["--users", "2", "--spawn-rate", "2", "--run-time", "5s", "--isolated", "0"]
 
 
