@@ -108,8 +108,10 @@ class Lab:
         self.stats_log = Stats(c.log, sys.stderr if c.report else None)
         if c.function_output:
             self._output = open(c.function_output, "ab")
-        launcher_cls = SnapshotLauncher if c.snapshot else ProcessLauncher
-        launcher = launcher_cls(c.handler, str(c.task_root), self._output)
+        if c.snapshot:
+            launcher = SnapshotLauncher(c.handler, str(c.task_root), self._output)
+        else:
+            launcher = ProcessLauncher(c.handler, str(c.task_root), self._output, c.python)
         base_env = self._base_env()
         self._scheduler = Scheduler(c, launcher, base_env, self.stats_log, self._workdir,
                                     self._staged.evict if self._staged else [])

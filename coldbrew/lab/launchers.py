@@ -19,15 +19,16 @@ from coldbrew.lab.snapshot import die_with_parent
 
 
 class ProcessLauncher:
-    """Start each environment as ``python -m awslambdaric HANDLER``."""
+    """Start each environment as ``python -m awslambdaric HANDLER`` (``python``: this interpreter unless given)."""
 
-    def __init__(self, handler: str, task_root: str, output):
+    def __init__(self, handler: str, task_root: str, output, python: list[str] | None = None):
         self.handler, self.task_root, self.output = handler, task_root, output
+        self.python = list(python or [sys.executable])
 
     async def launch(self, env: dict) -> tuple[int, subprocess.Popen]:
         """Start one runtime process with ``env``; returns (pid, Popen)."""
         proc = subprocess.Popen(
-            [sys.executable, "-m", "awslambdaric", self.handler], env=env, cwd=self.task_root,
+            [*self.python, "-m", "awslambdaric", self.handler], env=env, cwd=self.task_root,
             stdin=subprocess.DEVNULL, stdout=self.output, stderr=self.output,
             start_new_session=True, preexec_fn=die_with_parent)
         return proc.pid, proc
