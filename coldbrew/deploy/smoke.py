@@ -374,36 +374,41 @@ def _answer_check(name: str, status: int, body: Any, note: str, expected: list, 
     return Check(name, "ok", f"{how}: {len(expected)} rows bit-exact with load_predictor here")
 
 
-def smoke_test(
+def check_zip(
     zip_path: str | os.PathLike,
-    spec: FunctionSpec,
     arch: str,
-    rows: list[dict[str, Any]],
-    expected: list[dict[str, Any]],
     *,
+    spec: FunctionSpec | None = None,
+    rows: list[dict[str, Any]] | None = None,
+    expected: list[dict[str, Any]] | None = None,
+    skip_reason: str = "",
     workdir: str | os.PathLike | None = None,
 ) -> list[Check]:
     """Unzip ``zip_path`` into a clean directory, check its shared objects for ``arch`` and run its handler.
 
-    ``rows`` are sent as one ``POST /predict`` batch; the answer must be ``expected`` bit for bit. The run is the lab
-    with a clean interpreter when ``arch`` is this machine's, qemu with the stdlib-only runner for arm64 when
-    available (``COLDBREW_ARM64_PYTHON_ROOT``), else a ``skipped`` check saying why. Returns the checks in order.
+    With ``spec`` (the template's handler and environment), ``rows`` go as one ``POST /predict`` batch and the
+    answer must be ``expected`` bit for bit. The run is the lab with a clean interpreter when ``arch`` is this
+    machine's, qemu with the stdlib-only runner for arm64 when available (``COLDBREW_ARM64_PYTHON_ROOT``), else a
+    ``skipped`` check saying why; without ``spec`` the run is a ``skipped`` check giving ``skip_reason``.
+    Returns the checks in order: one per shared object, then the run.
     """
     with tempfile.TemporaryDirectory(prefix="coldbrew-smoke-", dir=workdir) as tmp:
         work = Path(tmp)
         task_root = unzip(zip_path, work / "task")
         checks = elf_checks(task_root, arch)
+        if spec is None or rows is None or expected is None:
+            checks.append(Check("smoke", "skipped", skip_reason or "no handler to run"))
+            return checks
         host = HOST_ARCH.get(platform.machine().lower())
         if host == crossbuild.target_for(arch).arch:
             how = f"lab, python{sys.version_info.major}.{sys.version_info.minor} -S -m awslambdaric {spec.handler}"
             status, body, note = run_in_lab(task_root, spec, rows, work)
-            checks.append(_answer_check("smoke: POST /predict", status, body, note, expected, how))
-            return checks
-        prefix, why = emulator(arch)
-        if prefix is None:
-            checks.append(Check("smoke: emulated run", "skipped", why))
-            return checks
-        status, body, note = run_emulated(prefix, task_root, spec, rows, work)
-        how = f"qemu {arch}, python3.11 -S, {spec.handler} imported from the unzipped dir"
-        checks.append(_answer_check("smoke: POST /predict", status, body, note, expected, how))
+        else:
+            prefix, why = emulator(arch)
+            if prefix is None:
+                checks.append(Check("smoke", "skipped", f"emulated run skipped: {why}"))
+                return checks
+            how = f"qemu {arch}, python3.11 -S, {spec.handler} imported from the unzipped dir"
+            status, body, note = run_emulated(prefix, task_root, spec, rows, work)
+        checks.append(_answer_check("smoke", status, body, note, expected, how))
         return checks
