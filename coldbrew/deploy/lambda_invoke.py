@@ -34,8 +34,13 @@ def http_v2_event(body: str, path: str = "/predict") -> dict:
             "apiId": "smoke",
             "domainName": "smoke.execute-api.local",
             "domainPrefix": "smoke",
-            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
-                     "userAgent": "coldbrew"},
+            "http": {
+                "method": "POST",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "coldbrew",
+            },
             "requestId": "coldbrew-smoke",
             "routeKey": f"POST {path}",
             "stage": "$default",
@@ -60,8 +65,11 @@ def main(argv: list[str]) -> int:
         initialised = time.perf_counter()
         response = function(http_v2_event(body), None)
         done = time.perf_counter()
-        result = {"init_ms": (initialised - started) * 1000, "invoke_ms": (done - initialised) * 1000,
-                  "response": response}
+        result = {
+            "init_ms": (initialised - started) * 1000,
+            "invoke_ms": (done - initialised) * 1000,
+            "response": response,
+        }
     except BaseException as exc:  # noqa: BLE001 - report whatever the handler raised, as Lambda's error shape
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         result = {"error": last}

@@ -229,7 +229,10 @@ def expected_results(model_path: str | os.PathLike, rows: list[dict[str, Any]]) 
     proba = [_as_list(p) for p in _as_list(predictor.predict_proba(X))]
     if contract.task == "binary":
         return [{"prediction": y, "probability": p[1]} for y, p in zip(labels, proba, strict=True)]
-    return [{"prediction": y, "probabilities": dict(zip(contract.labels or (), p, strict=True))} for y, p in zip(labels, proba, strict=True)]
+    return [
+        {"prediction": y, "probabilities": dict(zip(contract.labels or (), p, strict=True))}
+        for y, p in zip(labels, proba, strict=True)
+    ]
 
 
 def _bits(value: Any) -> Any:
@@ -285,8 +288,9 @@ def _log_tail(log: Path) -> str:
     return (errors or lines or [""])[-1][:300]
 
 
-def run_in_lab(task_root: Path, spec: FunctionSpec, rows: list, workdir: Path,
-               timeout: float = 60.0) -> tuple[int, Any, str]:
+def run_in_lab(
+    task_root: Path, spec: FunctionSpec, rows: list, workdir: Path, timeout: float = 60.0
+) -> tuple[int, Any, str]:
     """Host the handler in the lab with a clean interpreter; one ``POST /predict``.
 
     Returns (HTTP status, parsed JSON body or raw text, the function's most telling log line).
@@ -297,12 +301,22 @@ def run_in_lab(task_root: Path, spec: FunctionSpec, rows: list, workdir: Path,
     log = workdir / "function.log"
     env = lambda_env(spec, task_root)
     env.update({"PYTHONPATH": os.pathsep.join([str(task_root), str(runtime)]), "LAMBDA_RUNTIME_DIR": str(runtime)})
-    config = LabConfig(handler=spec.handler, task_root=task_root, env=env, python=[sys.executable, *CLEAN_FLAGS],
-                       max_concurrency=1, report=False, function_output=log, init_timeout=timeout, timeout=timeout)
+    config = LabConfig(
+        handler=spec.handler,
+        task_root=task_root,
+        env=env,
+        python=[sys.executable, *CLEAN_FLAGS],
+        max_concurrency=1,
+        report=False,
+        function_output=log,
+        init_timeout=timeout,
+        timeout=timeout,
+    )
     body = json.dumps(rows).encode()
     with Lab(config) as lab:
-        request = urllib.request.Request(lab.url + "/predict", data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            lab.url + "/predict", data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as resp:
                 status, raw = resp.status, resp.read()
@@ -331,23 +345,37 @@ def emulator(arch: str) -> tuple[list[str] | None, str]:
     return [qemu, "-L", root, str(python)], ""
 
 
-def run_emulated(prefix: list[str], task_root: Path, spec: FunctionSpec, rows: list, workdir: Path,
-                 timeout: float = 120.0) -> tuple[int, Any, str]:
+def run_emulated(
+    prefix: list[str], task_root: Path, spec: FunctionSpec, rows: list, workdir: Path, timeout: float = 120.0
+) -> tuple[int, Any, str]:
     """Invoke the handler once under ``prefix`` (qemu + arm64 python) with the stdlib-only runner.
 
     Returns (status code of the handler's response, parsed body, the most telling output line).
     """
     result_path, log = workdir / "emulated.json", workdir / "emulated.log"
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TZ": ":UTC",
-           "AWS_REGION": "us-east-1", "AWS_LAMBDA_FUNCTION_NAME": "coldbrew-smoke",
-           "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "4500", **lambda_env(spec, task_root)}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "TZ": ":UTC",
+        "AWS_REGION": "us-east-1",
+        "AWS_LAMBDA_FUNCTION_NAME": "coldbrew-smoke",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "4500",
+        **lambda_env(spec, task_root),
+    }
     runner = workdir / RUNNER.name  # outside the task root, like the runtime's own bootstrap
     shutil.copyfile(RUNNER, runner)
     with log.open("wb") as out:
         try:
-            subprocess.run([*prefix, *CLEAN_FLAGS, str(runner), str(task_root), spec.handler, str(result_path)],
-                           input=json.dumps(rows).encode(), stdout=out, stderr=subprocess.STDOUT, env=env,
-                           cwd=task_root, timeout=timeout, check=False)
+            subprocess.run(
+                [*prefix, *CLEAN_FLAGS, str(runner), str(task_root), spec.handler, str(result_path)],
+                input=json.dumps(rows).encode(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=task_root,
+                timeout=timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             return 0, None, f"no answer within {timeout:g} s"
     try:

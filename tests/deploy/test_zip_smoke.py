@@ -28,7 +28,7 @@ NUMPY_FREE = "needs the numpy-free runtime (issue 12 §1)"
 # A handler that answers like coldbrew's /predict (the sum of each row as its prediction) and, beside each
 # answer, what the clean interpreter could see: whether numpy or this checkout's coldbrew is importable, whether
 # any site-packages is on sys.path, and whether MODEL_URI names the model inside the unzipped directory.
-PROBE = '''
+PROBE = """
 import importlib.util, json, os, sys
 
 def handler(event, context):
@@ -42,7 +42,7 @@ def handler(event, context):
     }
     out = [{"prediction": sum(v for v in r.values() if v is not None), **seen} for r in rows]
     return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": json.dumps(out)}
-'''
+"""
 NEEDS_NUMPY = "import numpy\n\ndef handler(event, context):\n    return {'statusCode': 200, 'body': '[]'}\n"
 SPEC = smoke.FunctionSpec("probe.handler", {"MODEL_SOURCE": "DISK", "MODEL_URI": "/var/task/model/m.brew"})
 ROWS = [{"a": 0.1, "b": 0.2}, {"a": -0.0, "b": None}, {"a": 1e300, "b": 3.0}]
@@ -169,8 +169,7 @@ def test_arm64_runs_under_qemu_with_only_its_directory_and_the_stdlib(tmp_path):
     wrong = [*EXPECTED[:1], {**EXPECTED[1], "prediction": -0.0}, EXPECTED[2]]
     failed = _run(smoke.check_zip(_zip(tmp_path / "b", PROBE), "arm64", spec=SPEC, rows=ROWS, expected=wrong))
     assert failed.failed and "row 1" in failed.detail
-    missing = _run(smoke.check_zip(_zip(tmp_path / "c", NEEDS_NUMPY), "arm64", spec=SPEC, rows=ROWS,
-                                   expected=EXPECTED))
+    missing = _run(smoke.check_zip(_zip(tmp_path / "c", NEEDS_NUMPY), "arm64", spec=SPEC, rows=ROWS, expected=EXPECTED))
     assert missing.failed and "No module named 'numpy'" in missing.detail
 
 
