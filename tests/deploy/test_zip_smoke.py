@@ -190,3 +190,35 @@ def test_package_builds_and_smoke_tests_the_real_handler(tiny_brew, tmp_path, ar
     run = _run(result.checks)
     assert run.status == "ok", run.detail
     assert not result.failed, [c for c in result.checks if c.failed]
+
+
+def test_expected_results_match_scikit_learn_for_every_task(families):
+    from families import SERVED
+
+    for name in SERVED:
+        family = families[name]
+        rows = [family.row(i) for i in range(8)]
+        got = smoke.expected_results(family.brew, rows)
+        assert smoke.first_difference(got, family.expected(family.X[:8])) is None, name
+        assert len(smoke.sample_rows(family.brew)) == smoke.SMOKE_ROWS
+
+
+@pytest.mark.integration
+@pytest.mark.xfail(strict=False, reason=NUMPY_FREE)
+@needs_x86
+@pytest.mark.parametrize("name", ["multiclass", "regression", "binary-unlabelled"])
+def test_package_smoke_tests_every_task(families, tmp_path, name):
+    pytest.importorskip("ziglang", reason="cross-building needs the ziglang package (deploy extra)")
+    result = pkg.package(str(families[name].brew), "zip-snapstart", tmp_path / "out")
+    run = _run(result.checks)
+    assert run.status == "ok", run.detail
+
+
+def test_lab_interpreter_option_is_checked(tmp_path):
+    from coldbrew.errors import ConfigError
+    from coldbrew.lab import LabConfig
+
+    with pytest.raises(ConfigError, match="cannot be combined with snapshot"):
+        LabConfig(task_root=tmp_path, python=["python3", "-S"], snapshot=True)
+    with pytest.raises(ConfigError, match="non-empty interpreter command"):
+        LabConfig(task_root=tmp_path, python=[])
