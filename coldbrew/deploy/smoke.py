@@ -430,7 +430,11 @@ def check_zip(
         host = HOST_ARCH.get(platform.machine().lower())
         if host == crossbuild.target_for(arch).arch:
             how = f"lab, python{sys.version_info.major}.{sys.version_info.minor} -S -m awslambdaric {spec.handler}"
-            status, body, note = run_in_lab(task_root, spec, rows, work)
+            try:
+                status, body, note = run_in_lab(task_root, spec, rows, work)
+            except ColdbrewError as exc:  # the runtime client is missing here, or the lab could not start
+                checks.append(Check("smoke", "FAILED", f"could not run the handler: {exc}"))
+                return checks
         else:
             prefix, why = emulator(arch)
             if prefix is None:

@@ -222,3 +222,11 @@ def test_lab_interpreter_option_is_checked(tmp_path):
         LabConfig(task_root=tmp_path, python=["python3", "-S"], snapshot=True)
     with pytest.raises(ConfigError, match="non-empty interpreter command"):
         LabConfig(task_root=tmp_path, python=[])
+
+
+def test_a_missing_runtime_client_is_named(tmp_path):
+    with pytest.raises(smoke.SmokeError, match="no-such-runtime-xyz is not installed here: pip install"):
+        smoke.copy_runtime(tmp_path / "runtime", ("no-such-runtime-xyz",))
+    runtime = smoke.copy_runtime(tmp_path / "runtime2")  # awslambdaric and what it requires, nothing else
+    assert (runtime / "awslambdaric" / "bootstrap.py").is_file()
+    assert not [p for p in runtime.iterdir() if p.name in ("numpy", "coldbrew", "boto3")]
