@@ -454,7 +454,8 @@ def package_zip(plan: Plan, out_dir: Path, *, force: bool = False, smoke: bool =
     checks.append(Check(
         "size", "ok" if fits else "warning",
         f"{_human(manifest.unzipped_bytes)} unzipped = model {_human(model_bytes)} + code {_human(code)} "
-        f"({'within' if fits else 'over'} model + 2 MB; Lambda's limit {_human(zipbuild.LAMBDA_UNZIPPED_LIMIT)})",
+        f"({'within' if fits else 'over'} model + 2 MB; Lambda's limit 250 MB = "
+        f"{zipbuild.LAMBDA_UNZIPPED_LIMIT:,} bytes)",
     ))
     if not smoke:
         spec = rows = expected = None

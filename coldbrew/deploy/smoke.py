@@ -269,9 +269,12 @@ def elf_checks(task_root: Path, arch: str) -> list[Check]:
             checks.append(Check(f"ELF {rel}", "FAILED", str(exc)))
             continue
         problems = report.problems(target)
-        newest = report.newest_glibc
-        glibc = f"glibc {newest[0]}.{newest[1]}" if newest else "no versioned glibc symbol"
-        need = f"{report.machine}, newest symbol {glibc} (target ≤ {target.glibc[0]}.{target.glibc[1]})"
+        if report.glibc_versions:
+            symbol, (major, minor) = max(report.glibc_versions.items(), key=lambda item: item[1])
+            glibc = f"newest glibc symbol {symbol}@GLIBC_{major}.{minor}"
+        else:
+            glibc = "no versioned glibc symbol"
+        need = f"{report.machine}, {glibc} (target glibc {target.glibc[0]}.{target.glibc[1]})"
         checks.append(Check(f"ELF {rel}", "FAILED" if problems else "ok", "; ".join(problems) or need))
     if not checks:
         checks.append(Check("ELF", "ok", "no shared objects in the zip"))
