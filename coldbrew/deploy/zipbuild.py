@@ -164,7 +164,7 @@ def build_function_zip(
         crossbuild.build_kernel(target.arch, out / "kernel")
         kernel = out / "kernel" / crossbuild.KERNEL_FILE
     else:
-        problems = crossbuild.inspect_elf(kernel).problems(target)
+        problems = crossbuild.inspect_elf(Path(kernel)).problems(target)
         if problems:
             raise ZipBuildError(f"{kernel}: unfit for {target.arch}: {'; '.join(problems)}")
     files.append((Path(kernel), f"coldbrew/engine/{crossbuild.KERNEL_FILE}"))
