@@ -4,7 +4,9 @@ Three setups (docs/deploy.md):
 
 - ``image-disk``: the study's DOCKER_DISK, a container image with the model copied in.
 - ``image-s3``: the study's DOCKER_S3, the same image without the model, which is read from S3.
-- ``zip-snapstart``: a zip package (model inside when it fits, else from S3) with SnapStart.
+- ``zip-snapstart``: ``function.zip`` built here, without Docker (:mod:`coldbrew.deploy.zipbuild`: the serving
+  code, pure-Python dependencies, the kernel cross-built for the target, the model unless it is read from S3),
+  with SnapStart; smoke-tested before it is handed over (:mod:`coldbrew.deploy.smoke`).
 
 Nothing here needs Docker or an AWS account: the output is checked statically (tests run cfn-lint,
 samtranslator and dockerfile-parse on it) and the README lists the exact build and deploy commands.
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -85,6 +89,13 @@ class PackageResult:
     requirements: list[str]
     size_parts: dict[str, int | None] = field(default_factory=dict)  # estimated unzipped bytes per part
     warnings: list[str] = field(default_factory=list)
+    checks: list = field(default_factory=list)  # zip-snapstart: coldbrew.deploy.smoke.Check rows, in order
+    manifest: object | None = None  # zip-snapstart: the coldbrew.deploy.zipbuild.ZipManifest of function.zip
+
+    @property
+    def failed(self) -> bool:
+        """True when a check of the built artifact failed (the files are written; the command exits non-zero)."""
+        return any(check.failed for check in self.checks)
 
     @property
     def estimated_bytes(self) -> int | None:
@@ -259,6 +270,12 @@ def make_plan(
         if s3_uri:
             parse_s3_uri(s3_uri, setting="--s3-uri")
     model_name = (model_path.name if model_path else s3_uri.rsplit("/", 1)[-1]) or "model"
+    fmt = detect_format(model_path, model_name, model_format)
+    if setup == "zip-snapstart" and fmt != "brew":
+        raise ColdbrewError(
+            "zip-snapstart serves .brew models only (a pickle needs scikit-learn and scipy, native code over "
+            "100 MB): compile it with `coldbrew compile MODEL -o MODEL.brew`, or use --setup image-disk or image-s3"
+        )
     if setup == "image-disk":
         if model_path is None:
             raise ColdbrewError("image-disk copies the model into the image: give a local model file, not s3://")
@@ -280,7 +297,7 @@ def make_plan(
         model_arg=model_uri,
         model_path=model_path,
         model_name=model_name,
-        model_format=detect_format(model_path, model_name, model_format),
+        model_format=fmt,
         model_source=source,
         model_uri=uri,
         s3_uri=s3_uri,
@@ -316,27 +333,27 @@ def package(
     force: bool = False,
     warm_route: bool = False,
     auth: str = "none",
+    smoke: bool = True,
 ) -> PackageResult:
     """Write the build context, ``template.yaml`` and ``README.md`` for ``setup`` into ``out_dir``.
 
     ``warm_route`` adds ``POST /_warm`` to the HTTP API behind a generated secret; ``auth="iam"`` puts the
-    HTTP API behind AWS_IAM authorization (docs/deploy.md, "Deployed doors").
+    HTTP API behind AWS_IAM authorization (docs/deploy.md, "Deployed doors"). For ``zip-snapstart`` the output is
+    ``function.zip`` (built here) and its ``manifest.json``; ``smoke`` runs it from a clean directory first
+    (:func:`package_zip`).
     """
     plan = make_plan(
         model_uri, setup, s3_uri=s3_uri, memory=memory, timeout=timeout, arch=arch, model_format=model_format,
         warm_route=warm_route, auth=auth,
     )
     out_dir = Path(out_dir)
+    if plan.setup == "zip-snapstart":
+        return package_zip(plan, out_dir, force=force, smoke=smoke)
     requirements = pinned_requirements(plan.model_format)
     size_parts: dict[str, int | None] = {
         name.split("==")[0]: installed_size(name.split("==")[0]) for name in requirements
     }
     model_bytes = plan.model_path.stat().st_size if plan.model_path and plan.model_in_artifact else 0
-    if plan.setup == "zip-snapstart" and model_bytes >= tpl.ZIP_UNZIPPED_LIMIT:  # checked before copying it
-        raise ColdbrewError(
-            f"the model alone is {model_bytes / 1e6:,.0f} MB, over Lambda's 262 MB unzipped limit for zips: "
-            "upload it to S3 and pass --s3-uri s3://bucket/key"
-        )
     _prepare_out_dir(out_dir, force)
     files: list[tuple[str, int]] = []
 
@@ -356,17 +373,107 @@ def package(
     write(".dockerignore", tpl.dockerignore())
     write("template.yaml", tpl.sam_template(plan))
     result = PackageResult(plan, out_dir, files, requirements, size_parts)
-    total = result.estimated_bytes
-    if plan.setup == "zip-snapstart" and total is not None and total > tpl.ZIP_UNZIPPED_LIMIT:
-        result.warnings.append(
-            f"estimated {total / 1e6:,.0f} MB unzipped is over Lambda's 262 MB limit, so the build will stop: "
-            + ("compile the model to .brew (`coldbrew compile`), which needs no scikit-learn or scipy, "
-               if plan.model_format == "pickle" else "")
-            + ("put the model on S3 (--s3-uri), "
-               if plan.model_in_artifact and total - model_bytes <= tpl.ZIP_UNZIPPED_LIMIT else "")
-            + "or use an image setup"
-        )
     write("README.md", tpl.readme(plan, requirements=requirements, estimate=_estimate_text(result)))
+    return result
+
+
+def zip_dependencies(model_format: str = "brew") -> tuple[list[str], list[str]]:
+    """coldbrew's serving dependencies split into (pure Python: vendored into the zip, native: left out).
+
+    Native distributions are built per platform and cannot be copied from this machine into a zip for another;
+    the serving path must run without them, which the smoke test proves.
+    """
+    from coldbrew.deploy import zipbuild
+
+    names = serving_distributions(model_format)
+    pure = [n for n in names if zipbuild.is_pure_python(n)]
+    return pure, [n for n in names if n not in pure]
+
+
+def _zip_parts(manifest) -> dict[str, int | None]:
+    """Unzipped bytes per part of the function: coldbrew's code, its kernel, each dependency, the model."""
+    parts: dict[str, int | None] = {}
+    kernel = "coldbrew/engine/_kernel.abi3.so"
+    for entry in manifest.entries:
+        if entry.path == manifest.model:
+            key = "model"
+        elif entry.path == kernel:
+            key = "kernel"
+        elif entry.path.startswith("coldbrew/"):
+            key = "coldbrew"
+        else:
+            top = entry.path.split("/")[0].removesuffix(".py")
+            key = next((d for d in manifest.dependencies if d.replace("-", "_") == top), top)
+        parts[key] = (parts.get(key) or 0) + entry.size
+    return parts
+
+
+def package_zip(plan: Plan, out_dir: Path, *, force: bool = False, smoke: bool = True) -> PackageResult:
+    """zip-snapstart: build ``function.zip`` here, write the SAM template and README, and check the zip.
+
+    The kernel is cross-built for ``plan.arch`` (Zig, manylinux2014); pure-Python dependencies are copied from
+    this environment (boto3 is not: Lambda's runtime ships it). Checks, in order: the dependencies left out, the
+    size (Lambda's limit is enforced while building; the code beside the model should stay under 2 MB), every
+    shared object's ELF machine and glibc symbol versions, and — unless ``smoke`` is False or the model is read
+    from S3 — the smoke test (:func:`coldbrew.deploy.smoke.check_zip`): the template's handler run from the
+    unzipped files with nothing else on its path, bit-exact with the model's own predictions computed here.
+
+    Raises:
+        ColdbrewError: the zip cannot be built (too big, kernel build failed, a dependency missing here).
+    """
+    from coldbrew.deploy import crossbuild, zipbuild
+    from coldbrew.deploy import smoke as smoke_mod
+
+    model_bytes = plan.model_path.stat().st_size if plan.model_path and plan.model_in_artifact else 0
+    if model_bytes >= tpl.ZIP_UNZIPPED_LIMIT:  # before anything is built
+        raise ColdbrewError(
+            f"the model alone is {model_bytes / 1e6:,.0f} MB, over Lambda's 262 MB unzipped limit for zips: "
+            "upload it to S3 and pass --s3-uri s3://bucket/key, or use --setup image-s3 or image-disk"
+        )
+    pure, native = zip_dependencies(plan.model_format)
+    _prepare_out_dir(out_dir, force)
+    with tempfile.TemporaryDirectory(prefix="coldbrew-kernel-") as tmp:
+        crossbuild.build_kernel(plan.arch, tmp)
+        manifest = zipbuild.build_function_zip(
+            plan.model_path if plan.model_in_artifact else None, out_dir, plan.arch,
+            model_name=f"model/{plan.model_name}", dependencies=tuple(pure),
+            kernel=Path(tmp) / crossbuild.KERNEL_FILE,
+        )
+    files = [(name, (out_dir / name).stat().st_size) for name in ("function.zip", "manifest.json")]
+    (out_dir / "template.yaml").write_text(tpl.sam_template(plan))
+    result = PackageResult(plan, out_dir, files, [f"{d}=={v}" for d, v in manifest.dependencies.items()],
+                           _zip_parts(manifest), manifest=manifest)
+    checks = result.checks
+    Check = smoke_mod.Check
+    vendored = ", ".join(f"{d} {v}" for d, v in manifest.dependencies.items()) or "none"
+    left_out = f"; not vendored (native code): {', '.join(native)}" if native else ""
+    checks.append(Check("dependencies", "ok", f"vendored (pure Python): {vendored}{left_out}; boto3 from the runtime"))
+    model_bytes = result.size_parts.get("model") or 0
+    code = manifest.unzipped_bytes - model_bytes
+    fits = code <= 2 * 1024 * 1024
+    checks.append(Check(
+        "size", "ok" if fits else "warning",
+        f"{_human(manifest.unzipped_bytes)} unzipped = model {_human(model_bytes)} + code {_human(code)} "
+        f"({'within' if fits else 'over'} model + 2 MB; Lambda's limit 250 MB = "
+        f"{zipbuild.LAMBDA_UNZIPPED_LIMIT:,} bytes)",
+    ))
+    if not smoke:
+        spec = rows = expected = None
+        skip = "--no-smoke"
+    elif not plan.model_in_artifact:
+        spec = rows = expected = None
+        skip = f"the model is read from {plan.s3_uri} at start-up, not from the zip"
+    else:
+        spec = smoke_mod.function_spec(out_dir / "template.yaml")
+        rows = smoke_mod.sample_rows(plan.model_path)
+        expected = smoke_mod.expected_results(plan.model_path, rows)
+        skip = ""
+    checks += smoke_mod.check_zip(out_dir / "function.zip", plan.arch, spec=spec, rows=rows, expected=expected,
+                                   skip_reason=skip)
+    (out_dir / "README.md").write_text(tpl.readme(plan, requirements=result.requirements,
+                                                  estimate=_human(manifest.unzipped_bytes),
+                                                  checks=[(c.name, c.status, c.detail) for c in checks]))
+    result.files += [(name, (out_dir / name).stat().st_size) for name in ("template.yaml", "README.md")]
     return result
 
 
@@ -382,6 +489,36 @@ def _human(n: int | None) -> str:
 def _estimate_text(result: PackageResult) -> str:
     total = result.estimated_bytes
     return f"~{_human(total)}" if total is not None else "unknown (a dependency is not installed here to measure)"
+
+
+def _table(rows: list[tuple[str, ...]], indent: str = "  ") -> str:
+    """Rows as left-aligned columns (the last column unpadded)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(indent + "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
+                     for row in rows)
+
+
+def _print_zip(result: PackageResult) -> int:
+    plan, manifest = result.plan, result.manifest
+    print(f"coldbrew package: setup zip-snapstart, {plan.arch}, model {plan.model_name} → {result.out_dir}/")
+    print(f"  model source   {plan.model_source} {plan.model_uri}")
+    print(f"  function       {tpl.RUNTIME}, {plan.memory} MB, {plan.timeout} s, {plan.arch}, handler {tpl.HANDLER}")
+    print(f"  target         {getattr(manifest, 'target', '')}")
+    print(f"  HTTP doors     auth {plan.auth}, /_warm route {'on (secret required)' if plan.warm_route else 'off'}")
+    print()
+    print(_table([("file", "size"), *((rel, _human(size)) for rel, size in result.files)]))
+    print()
+    unzipped = getattr(manifest, "unzipped_bytes", None)
+    print(_table([("unzipped part", "size"), *((k, _human(v)) for k, v in result.size_parts.items()),
+                  ("total", _human(unzipped))]))
+    print()
+    print(_table([("check", "result", "detail"), *((c.name, c.status, c.detail) for c in result.checks)]))
+    if result.failed:
+        failed = ", ".join(c.name for c in result.checks if c.failed)
+        print(f"\nerror: the built zip failed its checks ({failed}); the files are in {result.out_dir}/", file=sys.stderr)
+        return 1
+    print(f"\nnext: follow {result.out_dir / 'README.md'}")
+    return 0
 
 
 def add_arguments(parser) -> None:
@@ -406,6 +543,10 @@ def add_arguments(parser) -> None:
         "--auth", choices=AUTH_MODES, default="none",
         help="HTTP API authorization: none (public, throttled) or iam (SigV4-signed callers only); default none",
     )
+    parser.add_argument(
+        "--no-smoke", dest="smoke", action="store_false",
+        help="zip-snapstart: do not run the built zip's handler from a clean directory before handing it over",
+    )
 
 
 def run(args) -> int:
@@ -421,8 +562,11 @@ def run(args) -> int:
         force=args.force,
         warm_route=args.warm_route,
         auth=args.auth,
+        smoke=args.smoke,
     )
     plan = result.plan
+    if plan.setup == "zip-snapstart":
+        return _print_zip(result)
     print(f"coldbrew package: setup {plan.setup}, {plan.model_format} model {plan.model_name} → {result.out_dir}/")
     print(f"  model source   {plan.model_source} {plan.model_uri}")
     print(f"  function       {plan.memory} MB, {plan.timeout} s, {plan.arch}, handler {tpl.HANDLER}")

@@ -74,9 +74,8 @@ def _common(plan: Plan) -> dict[str, Any]:
 
 
 def dockerfile(plan: Plan) -> str:
-    """The Dockerfile for ``plan``: a Lambda image (image-*) or a zip builder (zip-snapstart)."""
-    name = "Dockerfile.zip.j2" if plan.setup == "zip-snapstart" else "Dockerfile.image.j2"
-    return render(name, limit=ZIP_UNZIPPED_LIMIT, **_common(plan))
+    """The Dockerfile of an image setup (image-disk, image-s3); zip-snapstart builds its zip without Docker."""
+    return render("Dockerfile.image.j2", limit=ZIP_UNZIPPED_LIMIT, **_common(plan))
 
 
 def dockerignore() -> str:
@@ -110,8 +109,12 @@ def sam_template(plan: Plan) -> str:
     )
 
 
-def readme(plan: Plan, *, requirements: list[str], estimate: str) -> str:
-    """The README.md for ``plan``: exact build, push and deploy commands, and who can reach which door."""
+def readme(plan: Plan, *, requirements: list[str], estimate: str,
+           checks: list[tuple[str, str, str]] | None = None) -> str:
+    """The README.md for ``plan``: exact build, push and deploy commands, and who can reach which door.
+
+    ``checks`` (zip-snapstart: name, status, detail) are the checks ``coldbrew package`` ran on the built zip.
+    """
     from coldbrew.runtimes.aws_lambda import MAX_HTTP_HOLD_MS
 
     where = "zip" if plan.setup == "zip-snapstart" else "image"
@@ -129,5 +132,6 @@ def readme(plan: Plan, *, requirements: list[str], estimate: str) -> str:
         estimate=estimate,
         s3_overrides=s3_overrides,
         http_hold_cap=MAX_HTTP_HOLD_MS,
+        checks=checks or [],
         **_common(plan),
     )

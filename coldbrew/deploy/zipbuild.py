@@ -49,7 +49,9 @@ class ZipManifest:
 
     arch: str
     coldbrew_version: str
-    model: str
+    model: str | None  # path inside the zip; None when the function reads its model from S3
+    target: str = ""  # the platform the native parts were built and checked for
+    handler: str = "coldbrew.aws.handler"
     entries: list[ZipEntry] = field(default_factory=list)
     dependencies: dict[str, str] = field(default_factory=dict)
 
@@ -99,6 +101,21 @@ def distribution_files(name: str) -> tuple[str, list[tuple[Path, str]]]:
     return dist.version, found
 
 
+def is_pure_python(name: str) -> bool:
+    """True when the installed distribution ``name`` ships no compiled extension (it can be vendored for any arch).
+
+    Raises:
+        ZipBuildError: ``name`` is not installed here.
+    """
+    try:
+        distribution_files(name)
+    except ZipBuildError as exc:
+        if "ships native code" in str(exc):
+            return False
+        raise
+    return True
+
+
 def _write(zf: zipfile.ZipFile, manifest: ZipManifest, arcname: str, path: Path) -> None:
     """Stream ``path`` into the zip with a fixed time stamp, hashing it on the way."""
     info = zipfile.ZipInfo(arcname, date_time=ZIP_EPOCH)
@@ -114,7 +131,7 @@ def _write(zf: zipfile.ZipFile, manifest: ZipManifest, arcname: str, path: Path)
 
 
 def build_function_zip(
-    model: str | os.PathLike,
+    model: str | os.PathLike | None,
     out_dir: str | os.PathLike,
     arch: str,
     *,
@@ -125,6 +142,7 @@ def build_function_zip(
 ) -> ZipManifest:
     """Write ``out_dir/function.zip`` and ``out_dir/manifest.json`` for ``arch``; returns the manifest.
 
+    ``model`` is None for a function that reads its model from S3 (the zip then holds code only).
     ``kernel`` is a prebuilt ``_kernel.abi3.so`` for the target; without it the kernel is cross-built (and
     checked) here. Raises ``ZipBuildError`` when the unzipped size would exceed ``limit_bytes`` (Lambda's 250 MB)
     or a dependency is not pure Python; nothing is left behind on failure.
@@ -132,9 +150,12 @@ def build_function_zip(
     target = crossbuild.target_for(arch)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = Path(model)
+    model = None if model is None else Path(model)
     files = serving_files()
-    manifest = ZipManifest(arch=target.arch, coldbrew_version=coldbrew.__version__, model=model_name)
+    platform = f"manylinux2014_{'aarch64' if target.arch == 'arm64' else target.arch}"
+    manifest = ZipManifest(arch=target.arch, coldbrew_version=coldbrew.__version__,
+                           model=None if model is None else model_name,
+                           target=f"{platform} (glibc >= {target.glibc[0]}.{target.glibc[1]}), CPython >= 3.11 (abi3)")
     for dep in dependencies:
         version, dep_files = distribution_files(dep)
         manifest.dependencies[dep] = version
@@ -143,11 +164,13 @@ def build_function_zip(
         crossbuild.build_kernel(target.arch, out / "kernel")
         kernel = out / "kernel" / crossbuild.KERNEL_FILE
     else:
-        problems = crossbuild.inspect_elf(kernel).problems(target)
+        problems = crossbuild.inspect_elf(Path(kernel)).problems(target)
         if problems:
             raise ZipBuildError(f"{kernel}: unfit for {target.arch}: {'; '.join(problems)}")
     files.append((Path(kernel), f"coldbrew/engine/{crossbuild.KERNEL_FILE}"))
-    estimate = sum(p.stat().st_size for p, _ in files) + model.stat().st_size
+    if model is not None:
+        files.append((model, model_name))
+    estimate = sum(p.stat().st_size for p, _ in files)
     if estimate > limit_bytes:
         raise ZipBuildError(
             f"the function would be {estimate / 1e6:.1f} MB unzipped, over Lambda's {limit_bytes / 1e6:.0f} MB "
@@ -159,7 +182,6 @@ def build_function_zip(
         with zipfile.ZipFile(partial, "w") as zf:
             for path, arcname in sorted(files, key=lambda item: item[1]):
                 _write(zf, manifest, arcname, path)
-            _write(zf, manifest, model_name, model)
         os.replace(partial, final)
     finally:
         partial.unlink(missing_ok=True)

@@ -31,6 +31,11 @@ class LabConfig:
     ``warm_secret`` opens the ``POST /_warm`` route as ``coldbrew package --warm-route`` does: the function
     gets it as ``COLDBREW_WARM_SECRET`` and answers only requests that present it. Unset, ``/_warm`` is a
     route the HTTP API does not have (404), as deployed by default (coldbrew/lab/routes.py).
+
+    ``python`` replaces the interpreter that runs the function: each environment is then exactly
+    ``PYTHON... -m awslambdaric HANDLER`` with no lab code in the child, so e.g. ``[sys.executable, "-S"]`` with
+    ``env={"PYTHONPATH": "TASK_ROOT:RUNTIME_DIR"}`` gives the function only that path plus the standard library,
+    as Lambda's managed runtime does (``coldbrew package``'s zip smoke test). Not with ``snapshot``.
     """
 
     handler: str = DEFAULT_HANDLER
@@ -60,6 +65,7 @@ class LabConfig:
     function_output: str | Path | None = None
     region: str = "us-east-1"
     warm_secret: str | None = None
+    python: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.api not in APIS:
@@ -99,6 +105,8 @@ class LabConfig:
             raise ConfigError("--memory-mb must be at least 16")
         if "." not in self.handler:
             raise ConfigError(f"--handler must look like module.function, not {self.handler!r}")
+        if self.python is not None and (not self.python or self.snapshot):
+            raise ConfigError("python must be a non-empty interpreter command, and cannot be combined with snapshot")
         self.task_root = Path(self.task_root or Path.cwd()).resolve()
         self.cwd = Path(self.cwd).resolve() if self.cwd else self.task_root
         for name in ("task_root", "cwd"):

@@ -119,7 +119,7 @@ class Lab:
             self._output = open(c.function_output, "ab")
         assert self._workdir is not None
         snapshot = SnapshotLauncher(c.handler, str(c.cwd), self._output, c.freeze) if c.snapshot else None
-        launcher = snapshot or ProcessLauncher(c.handler, str(c.cwd), self._output)
+        launcher = snapshot or ProcessLauncher(c.handler, str(c.cwd), self._output, c.python)
         base_env = self._base_env()
         self._scheduler = Scheduler(c, launcher, base_env, self.stats_log, self._workdir,
                                     self._staged.evict if self._staged else [])

@@ -19,22 +19,31 @@ import subprocess
 import sys
 import time
 
+from coldbrew.lab.proctree import die_with_parent_and_keep_orphans
 from coldbrew.lab.snapshot import die_with_parent
 
 
 class ProcessLauncher:
-    """Start each environment as ``python -m awslambdaric HANDLER`` (via coldbrew.lab.boot), in ``cwd``."""
+    """Start each environment as ``python -m awslambdaric HANDLER`` in ``cwd``: through coldbrew.lab.boot with
+    this interpreter, or, when ``python`` is given (an isolated interpreter that cannot import coldbrew, as in
+    the zip smoke test), exactly ``[*python, "-m", "awslambdaric", HANDLER]``."""
 
-    def __init__(self, handler: str, cwd: str, output):
+    def __init__(self, handler: str, cwd: str, output, python: list[str] | None = None):
         self.handler, self.cwd, self.output = handler, cwd, output
+        self.python = list(python) if python else None
 
     async def launch(self, env: dict) -> tuple[int, subprocess.Popen]:
         """Start one runtime process with ``env``; returns (pid, Popen)."""
-        argv = [sys.executable, "-m", "coldbrew.lab.boot", str(os.getpid()), self.handler]
+        if self.python is None:
+            argv = [sys.executable, "-m", "coldbrew.lab.boot", str(os.getpid()), self.handler]
+            preexec = None
+        else:
+            argv = [*self.python, "-m", "awslambdaric", self.handler]
+            preexec = die_with_parent_and_keep_orphans  # what coldbrew.lab.boot arms, done before exec instead
 
         def spawn() -> subprocess.Popen:
             return subprocess.Popen(argv, env=env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=self.output,
-                                    stderr=self.output, start_new_session=True)
+                                    stderr=self.output, start_new_session=True, preexec_fn=preexec)
 
         proc = await asyncio.get_running_loop().run_in_executor(None, spawn)
         return proc.pid, proc
