@@ -25,17 +25,17 @@ EXTRA_OF_MODULE = {
 }
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("coldbrew.experiment.demo", "train the tiny model, serve it, send the study's payload, show timings"),
-    "train": ("coldbrew.experiment.train", "train the study's GradientBoostingClassifier on the Adult data"),
+    "demo": ("coldbrew.commands.demo", "train the tiny model, serve it, send the study's payload, show timings"),
+    "train": ("coldbrew.commands.train", "train the study's GradientBoostingClassifier on the Adult data"),
     "compile": ("coldbrew.commands.compile", "compile a tree model (sklearn, XGBoost, LightGBM) to a .brew file"),
     "inspect": ("coldbrew.commands.inspect", "print the header of a .brew file"),
     "serve": ("coldbrew.commands.serve", "serve a model over HTTP (/ and /predict) with a production WSGI server"),
-    "package": ("coldbrew.deploy.package", "generate a deployable AWS Lambda build context + SAM template"),
+    "package": ("coldbrew.commands.package", "generate a deployable AWS Lambda build context + SAM template"),
     "lab": ("coldbrew.commands.lab", "run a local Lambda-like lab: scale from zero, cold starts, throttling"),
-    "loadtest": ("coldbrew.experiment.loadtest", "load-test an endpoint with locust the way the study did"),
-    "report": ("coldbrew.experiment.report", "turn load-test logs into the study's cold-start tables and plots"),
-    "bench": ("coldbrew.experiment.bench", "rerun the study's experiment matrix on the lab and compare"),
-    "warm": ("coldbrew.experiment.warm", "fire concurrent warm-ups and count the distinct environments that answer"),
+    "loadtest": ("coldbrew.commands.loadtest", "load-test an endpoint with locust the way the study did"),
+    "report": ("coldbrew.commands.report", "turn load-test logs into the study's cold-start tables and plots"),
+    "bench": ("coldbrew.commands.bench", "rerun the study's experiment matrix on the lab and compare"),
+    "warm": ("coldbrew.commands.warm", "fire concurrent warm-ups and count the distinct environments that answer"),
 }
 
 

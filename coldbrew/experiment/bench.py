@@ -59,34 +59,6 @@ def _csv_choice(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, 
     return items
 
 
-def add_arguments(parser) -> None:
-    """Options of ``coldbrew bench``."""
-    parser.add_argument("--sizes", help=f"model sizes, comma-separated, from {','.join(PRESETS)} "
-                                        f"(default: {DEFAULTS['sizes']})")
-    parser.add_argument("--setups", help=f"from {','.join(SETUPS)} (default: {DEFAULTS['setups']})")
-    parser.add_argument("--formats", help=f"from {','.join(FORMATS)} (default: {DEFAULTS['formats']})")
-    parser.add_argument("--users", type=int,
-                        help=f"locust users (default: {DEFAULTS['users']}, quick {QUICK['users']})")
-    parser.add_argument("--spawn-rate", type=float,
-                        help=f"users started per second (default: {DEFAULTS['spawn_rate']:g}, "
-                             f"quick {QUICK['spawn_rate']:g})")
-    parser.add_argument("--run-time", help=f"each load test's length (default: {DEFAULTS['run_time']}, "
-                                           f"quick {QUICK['run_time']})")
-    parser.add_argument("--max-concurrency", type=int,
-                        help="the lab's concurrency limit (default: --users; pickle runs are capped further by RAM)")
-    parser.add_argument("--memory-budget-gb", type=float, default=None,
-                        help="RAM the pickle environments of one run may use (default: 2/3 of this machine's)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"sizes {QUICK['sizes']}, setups {QUICK['setups']}, {QUICK['users']} users, "
-                             f"{QUICK['run_time']} per run (explicit options still win)")
-    parser.add_argument("--isolated", type=int, metavar="N",
-                        help="isolated cold starts (one environment at a time) per disk/s3 (size, format) before "
-                             f"the load runs (default: {DEFAULTS['isolated']}; 0: none)")
-    parser.add_argument("--no-load", action="store_true",
-                        help="only the isolated cold starts: no load-test runs")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="results folder (default: bench-out/YYYYmmdd-HHMMSS)")
-
-
 @dataclass(frozen=True)
 class Options:
     """The resolved matrix and load profile."""
@@ -381,11 +353,6 @@ def build_report(out: Path, finished: list[dict], cells: list[Cell], isolated=()
 # ---------------------------------------------------------------- the command
 
 
-def _clock(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 60}m{seconds % 60:02d}s"
-
-
 def say(text: str) -> None:
     """Progress goes to stderr; the tables go to stdout."""
     print(text, file=sys.stderr, flush=True)
@@ -444,12 +411,16 @@ def run_isolated(opts: Options, models: dict[tuple[str, str], Path], out: Path) 
     return results
 
 
-def run(args) -> int:
-    """Entry point of ``coldbrew bench``."""
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def run_bench(opts: Options) -> int:
+    """Run the bench: models, isolated cold starts, the load matrix, the report; returns the exit status."""
     from coldbrew.experiment.isolated import describe_machine
     from coldbrew.experiment.loadtest import run_time_seconds
 
-    opts = resolve_options(args)
     out = opts.out.resolve()
     if out.exists() and any(out.iterdir()):
         raise ColdbrewError(f"{out} is not empty; choose another --out")

@@ -150,7 +150,7 @@ def test_lab_allow_pickle_passes_the_opt_in_to_its_environments(tiny_model):
         _pickle_opt_in(Namespace(model_uri=str(tiny_model), handler="coldbrew.aws.handler", allow_pickle=False), {})
 
 
-@pytest.mark.parametrize("setup", ["image-disk", "zip-snapstart"])
+@pytest.mark.parametrize("setup", ["image-disk", "image-s3"])
 def test_packaged_pickle_setups_opt_in_and_brew_setups_do_not(tiny_model, tiny_brew, tmp_path, setup):
     """The deployed templates: a pickle setup carries COLDBREW_ALLOW_PICKLE=1, a .brew setup never does."""
     from samtranslator.yaml_helper import yaml_parse
@@ -159,13 +159,22 @@ def test_packaged_pickle_setups_opt_in_and_brew_setups_do_not(tiny_model, tiny_b
 
     for model, fmt in ((tiny_model, "pickle"), (tiny_brew, "brew")):
         out = tmp_path / f"{setup}-{fmt}"
-        package(str(model), setup, out)
+        package(str(model), setup, out, **({"s3_uri": f"s3://bucket/model.{fmt}"} if setup == "image-s3" else {}))
         template = yaml_parse((out / "template.yaml").read_text())
         variables = template["Resources"]["ModelFunction"]["Properties"]["Environment"]["Variables"]
         if fmt == "pickle":
             assert str(variables.get("COLDBREW_ALLOW_PICKLE")) == "1"
-            if setup.startswith("image"):
-                assert "COLDBREW_ALLOW_PICKLE=1" in (out / "Dockerfile").read_text()
+            assert "COLDBREW_ALLOW_PICKLE=1" in (out / "Dockerfile").read_text()
         else:
             assert "COLDBREW_ALLOW_PICKLE" not in variables
             assert "COLDBREW_ALLOW_PICKLE" not in (out / "Dockerfile").read_text()
+
+
+def test_the_zip_setup_refuses_a_pickle_outright(tiny_model, tmp_path):
+    """zip-snapstart serves .brew only: a pickle is refused with the way out, and no opt-in is ever packaged."""
+    from coldbrew.deploy.package import package
+    from coldbrew.errors import ColdbrewError
+
+    with pytest.raises(ColdbrewError, match="zip-snapstart serves .brew models only.*coldbrew compile"):
+        package(str(tiny_model), "zip-snapstart", tmp_path / "zip")
+    assert not (tmp_path / "zip" / "template.yaml").exists()
