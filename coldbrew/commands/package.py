@@ -103,8 +103,8 @@ def run(args) -> int:
     print()
     label = "estimated unzipped size" if plan.setup == "zip-snapstart" else "estimated code size"
     print(f"  {label}: {_estimate_text(result)}" + (" (limit 262.1 MB)" if plan.setup == "zip-snapstart" else ""))
-    for part, size in result.size_parts.items():
-        print(f"    {part:<14} {_human(size):>10}")
+    for part, part_size in result.size_parts.items():
+        print(f"    {part:<14} {_human(part_size):>10}")
     for warning in result.warnings:
         print(f"\nwarning: {warning}")
     print(f"\nnext: follow {result.out_dir / 'README.md'}")

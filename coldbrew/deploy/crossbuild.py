@@ -102,6 +102,7 @@ def inspect_elf(path: str | Path) -> ElfReport:
     from elftools.elf.dynamic import DynamicSection
     from elftools.elf.elffile import ELFFile
     from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
+    from elftools.elf.sections import SymbolTableSection
 
     path = Path(path)
     try:
@@ -112,7 +113,7 @@ def inspect_elf(path: str | Path) -> ElfReport:
             versym = None
             for section in elf.iter_sections():
                 if isinstance(section, DynamicSection):
-                    report.needed += [t.needed for t in section.iter_tags() if t.entry.d_tag == "DT_NEEDED"]
+                    report.needed += [t.needed for t in section.iter_tags() if t.entry.d_tag == "DT_NEEDED"]  # type: ignore[attr-defined]
                 elif isinstance(section, GNUVerNeedSection):
                     for _lib, auxiliaries in section.iter_versions():
                         for aux in auxiliaries:
@@ -120,7 +121,7 @@ def inspect_elf(path: str | Path) -> ElfReport:
                 elif isinstance(section, GNUVerSymSection):
                     versym = section
             dynsym = elf.get_section_by_name(".dynsym")
-            if dynsym is not None and versym is not None:
+            if isinstance(dynsym, SymbolTableSection) and versym is not None:
                 for i, symbol in enumerate(dynsym.iter_symbols()):
                     index = versym.get_symbol(i)["ndx"]
                     version = versions.get(index) if isinstance(index, int) else None

@@ -71,10 +71,12 @@ class Plan:
 
     @property
     def s3_bucket(self) -> str:
+        assert self.s3_uri is not None, "only S3-sourced plans have a bucket"
         return parse_s3_uri(self.s3_uri, setting="--s3-uri")[0]
 
     @property
     def s3_key(self) -> str:
+        assert self.s3_uri is not None, "only S3-sourced plans have a key"
         return parse_s3_uri(self.s3_uri, setting="--s3-uri")[1]
 
 
@@ -99,9 +101,8 @@ class PackageResult:
     @property
     def estimated_bytes(self) -> int | None:
         """Estimated unzipped function size (None if a dependency is not installed here to measure)."""
-        if any(v is None for v in self.size_parts.values()):
-            return None
-        return sum(self.size_parts.values())
+        sizes = [v for v in self.size_parts.values() if v is not None]
+        return sum(sizes) if len(sizes) == len(self.size_parts) else None
 
 
 def detect_format(path: Path | None, name: str, override: str = "auto") -> str:
@@ -197,7 +198,7 @@ def installed_size(dist_name: str) -> int | None:
     total = 0
     for f in files:
         try:
-            total += f.locate().stat().st_size
+            total += Path(str(f.locate())).stat().st_size
         except OSError:
             pass
     return total
@@ -268,7 +269,7 @@ def make_plan(
             raise ColdbrewError(f"model file not found: {model_uri}")
         if s3_uri:
             parse_s3_uri(s3_uri, setting="--s3-uri")
-    model_name = (model_path.name if model_path else s3_uri.rsplit("/", 1)[-1]) or "model"
+    model_name = (model_path.name if model_path else (s3_uri or "").rsplit("/", 1)[-1]) or "model"
     fmt = detect_format(model_path, model_name, model_format)
     if setup == "zip-snapstart" and fmt != "brew":
         raise ColdbrewError(
@@ -285,10 +286,7 @@ def make_plan(
         source = "S3"
     else:  # zip-snapstart: inside the zip when local and no S3 location given
         source = "S3" if s3_uri else "DISK"
-    if source == "DISK":
-        uri = f"{tpl.TASK_ROOT}/model/{model_name}"
-    else:
-        uri = s3_uri
+    uri = f"{tpl.TASK_ROOT}/model/{model_name}" if source == "DISK" else str(s3_uri)
     stem = re.sub(r"[^a-z0-9]+", "-", Path(model_name).stem.lower()).strip("-") or "model"
     return Plan(
         setup=setup,
@@ -361,9 +359,10 @@ def package(
         files.append((rel, len(text.encode())))
 
     write("requirements.txt", "\n".join(requirements) + "\n")
-    size_parts["coldbrew"] = copy_source(source_root(), out_dir / "coldbrew-src")
-    files.append(("coldbrew-src/", size_parts["coldbrew"]))
-    if plan.model_in_artifact:
+    source_bytes = copy_source(source_root(), out_dir / "coldbrew-src")
+    size_parts["coldbrew"] = source_bytes
+    files.append(("coldbrew-src/", source_bytes))
+    if plan.model_in_artifact and plan.model_path is not None:
         (out_dir / "model").mkdir()
         shutil.copyfile(plan.model_path, out_dir / "model" / plan.model_name)
         files.append((f"model/{plan.model_name}", model_bytes))
@@ -463,6 +462,7 @@ def package_zip(plan: Plan, out_dir: Path, *, force: bool = False, smoke: bool =
         spec = rows = expected = None
         skip = f"the model is read from {plan.s3_uri} at start-up, not from the zip"
     else:
+        assert plan.model_path is not None  # model_in_artifact: a local file
         spec = smoke_mod.function_spec(out_dir / "template.yaml")
         rows = smoke_mod.sample_rows(plan.model_path)
         expected = smoke_mod.expected_results(plan.model_path, rows)
