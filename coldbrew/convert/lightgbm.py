@@ -289,7 +289,8 @@ def compile_path(src: str | os.PathLike, dst: str | os.PathLike, *, class_labels
     except UnicodeDecodeError:
         raise ModelFormatError(f"{src}: not a LightGBM text model (not UTF-8)") from None
     header, arrays = model_to_arrays(parse_text(text, where=str(src)), where=str(src))
-    return _write(header, arrays, dst, _reference_from_file(src, header), class_labels, started, "LightGBM model file")
+    return tb.write_checked(header, arrays, dst, _reference_from_file(src, header), probe_rows(header, arrays), class_labels, started,
+                            what="LightGBM model file", library="lightgbm")
 
 
 def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict:
@@ -323,29 +324,5 @@ def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict
             return None, est.predict(X)
     else:
         reference = _booster_reference(booster.predict, header)
-    return _write(header, arrays, dst, reference, class_labels, started, name)
-
-
-def _write(header, arrays, dst, reference, class_labels, started, what) -> dict:
-    from coldbrew import __version__
-    from coldbrew.convert.sklearn import set_class_labels
-
-    set_class_labels(header, class_labels)
-    header["created_by"] = f"coldbrew {__version__}"
-    X = probe_rows(header, arrays)
-    dst = Path(dst)
-    size = tb.finish(dst, header, arrays, reference, X, classifier=header["classes"] is not None)
-    return {
-        "src": None,
-        "dst": str(dst),
-        "estimator": what,
-        "kind": header["kind"],
-        "n_trees": header["n_trees"],
-        "n_nodes": header["n_nodes"],
-        "max_depth": header["max_depth"],
-        "input_bytes": None,
-        "output_bytes": size,
-        "seconds": time.perf_counter() - started,
-        "checked_rows": len(X) if reference is not None else 0,
-        "reference": "lightgbm" if reference is not None else None,
-    }
+    return tb.write_checked(header, arrays, dst, reference, probe_rows(header, arrays), class_labels, started,
+                            what=name, library="lightgbm")

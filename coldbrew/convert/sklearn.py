@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from coldbrew.convert import trees as tb
+from coldbrew.convert.trees import UnsupportedModelError  # one error type for every converter
 from coldbrew.errors import ModelFormatError
 
 SUPPORTED = (
@@ -32,8 +34,6 @@ SUPPORTED = (
 )
 _PROGRESS_MIN_TREES = 200
 
-
-from coldbrew.convert.trees import UnsupportedModelError  # one error type for every converter
 
 
 def _check_supported(est) -> str:
@@ -299,30 +299,13 @@ def compile_estimator(est, dst: str | os.PathLike, *, progress: bool = True, cla
     except BaseException:
         dst.unlink(missing_ok=True)
         raise
-    return _stats(est, dst, header, size, started, len(X))
-
-
-def _stats(est, dst: Path, header: dict, size: int, started: float, checked: int) -> dict:
-    return {
-        "src": None,
-        "dst": str(dst),
-        "estimator": type(est).__name__,
-        "kind": header["kind"],
-        "n_trees": header["n_trees"],
-        "n_nodes": header["n_nodes"],
-        "max_depth": header["max_depth"],
-        "input_bytes": None,
-        "output_bytes": size,
-        "seconds": time.perf_counter() - started,
-        "checked_rows": checked,
-        "reference": "scikit-learn",
-    }
+    return tb.compile_stats(dst, header, what=type(est).__name__, size=size, started=started, checked=len(X),
+                            reference="scikit-learn")
 
 
 def _compile_hgb(est, dst: Path, class_labels, started: float) -> dict:
     import warnings
 
-    from coldbrew.convert import trees as tb
 
     header, arrays = hgb_to_arrays(est)
     set_class_labels(header, class_labels)
@@ -336,7 +319,8 @@ def _compile_hgb(est, dst: Path, class_labels, started: float) -> dict:
             return (est.predict_proba(rows) if is_clf else None), est.predict(rows)
 
     size = tb.finish(dst, header, arrays, reference, X, classifier=is_clf)
-    return _stats(est, dst, header, size, started, len(X))
+    return tb.compile_stats(dst, header, what=type(est).__name__, size=size, started=started, checked=len(X),
+                            reference="scikit-learn")
 
 
 def _coldbrew_version() -> str:
@@ -357,7 +341,6 @@ def hgb_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     ``missing_go_to_left`` side, categorical splits through the fitted OrdinalEncoder (unknown or non-integer
     values follow the missing side), leaves summed per class in float64 on top of ``_baseline_prediction``.
     """
-    from coldbrew.convert import trees as tb
 
     name = type(est).__name__
     if not hasattr(est, "_predictors"):
@@ -418,7 +401,6 @@ def hgb_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
 def _hgb_columns(est, n_features: int) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Map from the predictors' (remapped) feature index to the input column, and each categorical feature's
     OrdinalEncoder categories (keyed by remapped index)."""
-    from coldbrew.convert import trees as tb
 
     pre = getattr(est, "_preprocessor", None)
     if pre is None:
@@ -447,7 +429,6 @@ def _hgb_columns(est, n_features: int) -> tuple[np.ndarray, dict[int, np.ndarray
 
 
 def _hgb_tree(predictor, column_of: np.ndarray, categories: dict[int, np.ndarray]):
-    from coldbrew.convert import trees as tb
     from coldbrew.format import spec
 
     nodes = predictor.nodes
@@ -479,7 +460,6 @@ def _hgb_tree(predictor, column_of: np.ndarray, categories: dict[int, np.ndarray
 
 def hgb_probe_rows(est, n: int = 96) -> np.ndarray:
     """Rows on the model's thresholds, with NaNs, zeros and (for categorical features) valid and invalid codes."""
-    from coldbrew.convert import trees as tb
 
     column_of, categories = _hgb_columns(est, int(est.n_features_in_))
     thresholds: dict[int, list[float]] = {}

@@ -145,7 +145,7 @@ def check_compiled(dst: Path, reference, X: np.ndarray, *, classifier: bool) -> 
 
     try:
         proba_ref, pred_ref = reference(X)
-    except Exception as exc:  # the library's own error types vary; any of them means "cannot verify"
+    except Exception as exc:  # noqa: BLE001 - the library's own error types vary; any means "cannot verify"
         raise ModelFormatError(f"{dst}: the library itself failed to predict with this model: {_one_line(exc)}") from None
     for kernel in KERNELS:
         predictor = BrewPredictor(dst, verify=True, kernel=kernel)
@@ -186,7 +186,7 @@ def library_in_subprocess(library: str, code: str, path: Path, X: np.ndarray) ->
             return {name: data[name] for name in data.files}
 
 
-def finish(dst: os.PathLike, header: dict, arrays: dict, reference, X, *, classifier: bool) -> int:
+def finish(dst: str | os.PathLike, header: dict, arrays: dict, reference, X, *, classifier: bool) -> int:
     """Write, then verify against the library; the file is removed if anything fails. Returns bytes written."""
     from coldbrew.format import write_brew
 
@@ -199,3 +199,43 @@ def finish(dst: os.PathLike, header: dict, arrays: dict, reference, X, *, classi
         dst.unlink(missing_ok=True)
         raise
     return size
+
+
+def compile_stats(dst: Path, header: dict, *, what: str, size: int, started: float, checked: int,
+                  reference: str | None) -> dict:
+    """The statistics every converter returns (and ``coldbrew compile`` prints)."""
+    import time
+
+    return {
+        "src": None,
+        "dst": str(dst),
+        "estimator": what,
+        "kind": header["kind"],
+        "n_trees": header["n_trees"],
+        "n_nodes": header["n_nodes"],
+        "max_depth": header["max_depth"],
+        "input_bytes": None,
+        "output_bytes": size,
+        "seconds": time.perf_counter() - started,
+        "checked_rows": checked,
+        "reference": reference,
+    }
+
+
+def write_checked(header: dict, arrays: dict, dst: str | os.PathLike, reference, X, class_labels, started: float, *,
+                  what: str, library: str) -> dict:
+    """Label, stamp, write and check a converted model against ``library`` (when ``reference`` is given).
+
+    ``reference(X) -> (proba or None, predict)`` is the library's own answer on the probe rows ``X``; the file is
+    removed if it differs. Returns the converter statistics (:func:`compile_stats`).
+    """
+    from coldbrew import __version__
+    from coldbrew.convert.sklearn import set_class_labels
+
+    set_class_labels(header, class_labels)
+    header["created_by"] = f"coldbrew {__version__}"
+    dst = Path(dst)
+    size = finish(dst, header, arrays, reference, X, classifier=header["classes"] is not None)
+    return compile_stats(dst, header, what=what, size=size, started=started,
+                         checked=len(X) if reference is not None else 0,
+                         reference=library if reference is not None else None)

@@ -320,7 +320,8 @@ def compile_path(src: str | os.PathLike, dst: str | os.PathLike, *, class_labels
     src = Path(src)
     header, arrays = doc_to_arrays(load_model_file(src), where=str(src))
     reference = _reference_from_file(src, header)
-    return _write(header, arrays, dst, reference, class_labels, started, "XGBoost model file")
+    return tb.write_checked(header, arrays, dst, reference, probe_rows(header, arrays), class_labels, started,
+                            what="XGBoost model file", library="xgboost")
 
 
 def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict:
@@ -348,29 +349,5 @@ def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict
         reference = None
     else:
         reference = _reference(reference_est, header)
-    return _write(header, arrays, dst, reference, class_labels, started, name)
-
-
-def _write(header, arrays, dst, reference, class_labels, started, what) -> dict:
-    from coldbrew import __version__
-    from coldbrew.convert.sklearn import set_class_labels
-
-    set_class_labels(header, class_labels)
-    header["created_by"] = f"coldbrew {__version__}"
-    X = probe_rows(header, arrays)
-    dst = Path(dst)
-    size = tb.finish(dst, header, arrays, reference, X, classifier=header["classes"] is not None)
-    return {
-        "src": None,
-        "dst": str(dst),
-        "estimator": what,
-        "kind": header["kind"],
-        "n_trees": header["n_trees"],
-        "n_nodes": header["n_nodes"],
-        "max_depth": header["max_depth"],
-        "input_bytes": None,
-        "output_bytes": size,
-        "seconds": time.perf_counter() - started,
-        "checked_rows": len(X) if reference is not None else 0,
-        "reference": "xgboost" if reference is not None else None,
-    }
+    return tb.write_checked(header, arrays, dst, reference, probe_rows(header, arrays), class_labels, started,
+                            what=name, library="xgboost")
