@@ -235,15 +235,7 @@ def _tree(t: dict, n_features: int, where: str) -> tb.Tree:
 
 def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:
     """Rows on the model's thresholds (and next to them), with NaNs, zeros, tiny values and categories."""
-    nodes, fl = arrays["nodes"], arrays["node_flags"]
-    split = (nodes["feature"] >= 0) & ((fl & spec.FLAG_CATEGORICAL) == 0)
-    thresholds: dict[int, list[float]] = {}
-    for f, v in zip(nodes["feature"][split][:20000], nodes["value"][split][:20000], strict=True):
-        thresholds.setdefault(int(f), []).append(float(v))
-    cat_features = {}
-    if header.get("feature_categorical"):
-        cat_features = {i: 40 for i, c in enumerate(header["feature_categorical"]) if c}
-    X = tb.probe_rows(thresholds, header["n_features"], n=n, categorical=cat_features)
+    X = tb.probe_rows_from_arrays(header, arrays, n=n)
     rng = np.random.default_rng(1)
     tiny = rng.random(X.shape) < 0.03
     X[tiny] = rng.choice([1e-36, -1e-36, 1e-35, ZERO_THRESHOLD, -ZERO_THRESHOLD, 2e-35, 5e-324], size=int(tiny.sum()))

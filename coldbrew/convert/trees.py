@@ -239,3 +239,16 @@ def write_checked(header: dict, arrays: dict, dst: str | os.PathLike, reference,
     return compile_stats(dst, header, what=what, size=size, started=started,
                          checked=len(X) if reference is not None else 0,
                          reference=library if reference is not None else None)
+
+
+def probe_rows_from_arrays(header: dict, arrays: dict, n: int = 128, dtype=np.float64) -> np.ndarray:
+    """Probe rows (:func:`probe_rows`) from a version 2 model's own numeric thresholds and categorical features."""
+    nodes, fl = arrays["nodes"], arrays["node_flags"]
+    split = (nodes["feature"] >= 0) & ((fl & spec.FLAG_CATEGORICAL) == 0)
+    thresholds: dict[int, list[float]] = {}
+    for f, v in zip(nodes["feature"][split][:20000], nodes["value"][split][:20000], strict=True):
+        thresholds.setdefault(int(f), []).append(float(v))
+    cat_features = {}
+    if header.get("feature_categorical"):
+        cat_features = {i: 40 for i, c in enumerate(header["feature_categorical"]) if c}
+    return probe_rows(thresholds, header["n_features"], n=n, dtype=dtype, categorical=cat_features)

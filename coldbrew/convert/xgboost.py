@@ -268,15 +268,7 @@ def _tree(t: dict, n_features: int, where: str, index: int) -> tb.Tree:
 
 def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:
     """Rows on the model's float32 thresholds (and next to them), with NaNs, zeros and categories."""
-    nodes, fl = arrays["nodes"], arrays["node_flags"]
-    split = (nodes["feature"] >= 0) & ((fl & spec.FLAG_CATEGORICAL) == 0)
-    thresholds: dict[int, list[float]] = {}
-    for f, v in zip(nodes["feature"][split][:20000], nodes["value"][split][:20000], strict=True):
-        thresholds.setdefault(int(f), []).append(float(v))
-    cat_features = {}
-    if header.get("feature_categorical"):
-        cat_features = {i: 40 for i, c in enumerate(header["feature_categorical"]) if c}
-    return tb.probe_rows(thresholds, header["n_features"], n=n, dtype=np.float32, categorical=cat_features)
+    return tb.probe_rows_from_arrays(header, arrays, n=n, dtype=np.float32)
 
 
 _CHILD = """import sys, numpy as np, xgboost
