@@ -36,6 +36,11 @@ class Tree:
     cats: dict[int, np.ndarray] = field(default_factory=dict)
 
 
+#: Header fields every version 2 converter writes alike: scalar leaves (already scaled by the learning rate)
+#: summed per output group.
+SUMMED_SCALAR_LEAVES = {"leaf": "scalar", "combine": "sum", "leaf_values_scaled": True}
+
+
 def flags(*, default_left: bool, missing: int = spec.MISSING_NAN, categorical: bool = False, cat_mode: int = 0,
           outside_left: bool = False) -> int:
     """One node_flags byte (docs/format.md section 10.2)."""
