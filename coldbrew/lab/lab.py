@@ -55,7 +55,7 @@ class Lab:
         return f"http://127.0.0.1:{self.port}"
 
     # ---- start / stop ---------------------------------------------------------------------------
-    def start(self) -> "Lab":
+    def start(self) -> Lab:
         """Stage the model, start the front door and any provisioned environments (once)."""
         if self._loop is not None:
             return self
@@ -97,7 +97,10 @@ class Lab:
         if c.function_output:
             self._output = open(c.function_output, "ab")
         launcher_cls = SnapshotLauncher if c.snapshot else ProcessLauncher
-        launcher = launcher_cls(c.handler, str(c.task_root), self._output)
+        # Without --function-output the functions write to the lab's stderr (fd 2), never its stdout: stdout carries
+        # the lab's own lines, its URL first, which callers read (docs/lab.md).
+        output = self._output if self._output is not None else 2
+        launcher = launcher_cls(c.handler, str(c.task_root), output)
         base_env = self._base_env()
         self._scheduler = Scheduler(c, launcher, base_env, self.stats_log, self._workdir,
                                     self._staged.evict if self._staged else [])
@@ -160,7 +163,7 @@ class Lab:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self.start()
 
     def __exit__(self, *exc) -> None:
