@@ -55,7 +55,7 @@ class Lab:
         return f"http://127.0.0.1:{self.port}"
 
     # ---- start / stop ---------------------------------------------------------------------------
-    def start(self) -> Lab:
+    def start(self) -> "Lab":
         """Stage the model, start the front door and any provisioned environments (once)."""
         if self._loop is not None:
             return self
@@ -163,7 +163,7 @@ class Lab:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def __enter__(self) -> Lab:
+    def __enter__(self) -> "Lab":
         return self.start()
 
     def __exit__(self, *exc) -> None:
