@@ -28,7 +28,7 @@ def filesystem_type(path: Path) -> str:
 
 def disk_backed_dir(preferred: Path) -> Path:
     """``preferred`` if it is on a disk-backed filesystem (page-cache eviction is possible there), else a fresh
-    directory under /var/tmp or the system temp dir if one of those is; skips the test, naming what it needs, if none is.
+    directory under /var/tmp or the system temp dir if one of those is; else skips the test, naming what it needs.
     """
     if filesystem_type(preferred) not in MEMORY_FILESYSTEMS:
         return preferred
