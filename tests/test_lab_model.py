@@ -16,9 +16,9 @@ import pytest
 from machine import disk_backed_dir
 from proctools import alive
 
+from coldbrew.experiment.dataset import FEATURES, STUDY_PAYLOAD
 from coldbrew.lab import Lab, LabConfig
 from coldbrew.lab.staging import evict_page_cache
-from coldbrew.experiment.dataset import FEATURES, STUDY_PAYLOAD
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,7 @@ def wait_until_no_environment(lab, timeout_s: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.integration
 def test_serves_the_brew_model_from_disk(tmp_path, tiny_brew, study_answer):
     with start(tmp_path, tiny_brew) as lab:
         first = predict(lab)
@@ -69,6 +70,7 @@ def test_serves_the_brew_model_from_disk(tmp_path, tiny_brew, study_answer):
         assert second[2] == first[2]
 
 
+@pytest.mark.integration
 def test_serves_the_pickle_over_the_labs_s3(tmp_path, tiny_model, study_answer):
     with start(tmp_path, tiny_model, source="s3") as lab:
         check_prediction(*predict(lab), study_answer)
@@ -77,6 +79,7 @@ def test_serves_the_pickle_over_the_labs_s3(tmp_path, tiny_model, study_answer):
     assert not alive(weed)
 
 
+@pytest.mark.integration
 def test_snapshot_restores_a_loaded_model(tmp_path, tiny_brew, study_answer):
     with start(tmp_path, tiny_brew, snapshot=True) as lab:
         status, headers, body = predict(lab)
@@ -109,6 +112,7 @@ def test_evict_page_cache_drops_the_model_file(tmp_path):
     assert resident_pages(model) == 0
 
 
+@pytest.mark.integration
 def test_every_cold_start_follows_an_eviction(tmp_path, tiny_brew, study_answer):
     log = tmp_path / "events.jsonl"
     with start(tmp_path, tiny_brew, evict_page_cache=True, idle_timeout="200ms", log=log) as lab:
