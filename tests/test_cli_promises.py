@@ -183,8 +183,8 @@ def _template(path: Path) -> dict:
 def test_package_arch_memory_timeout_reach_the_template_and_build(tmp_path, tiny_brew, setup):
     """docs/deploy.md: `--memory MB`, `--timeout S`, `--arch x86_64|arm64` set the function's configuration."""
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "coldbrew", "package", str(tiny_brew), "--setup", setup, "-o", str(out),
-                           "--arch", "arm64", "--memory", "2048", "--timeout", "15"],
+    proc = subprocess.run([sys.executable, "-m", "coldbrew", "package", str(tiny_brew), "--setup", setup,
+                           "-o", str(out), "--arch", "arm64", "--memory", "2048", "--timeout", "15"],
                           capture_output=True, text=True, timeout=120, env=ENV)
     assert proc.returncode == 0, proc.stderr
     template = _template(out / "template.yaml")
