@@ -37,3 +37,54 @@ def disk_backed_dir(preferred: Path) -> Path:
             return Path(tempfile.mkdtemp(prefix="coldbrew-disk-", dir=base))
     pytest.skip(f"page-cache eviction needs a disk-backed directory; {preferred} and /var/tmp are "
                 f"{filesystem_type(preferred)} (in memory)")
+
+
+def process_group(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is ``pgid``, from /proc (no ``ps`` needed)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:  # state, ppid, pgrp
+            members.append(int(entry.name))
+    return members
+
+
+def listening_tcp(pids: list[int]) -> list[tuple[str, int]]:
+    """(local address, port) of every listening TCP socket the processes ``pids`` hold, from /proc (no ``ss``)."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    target = os.readlink(fd)
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    found = []
+    for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state != "0A" or inode not in inodes:  # 0A: LISTEN
+                continue
+            address, port = local.split(":")
+            raw = bytes.fromhex(address)
+            if width == 4:
+                text = ".".join(str(b) for b in raw[::-1])
+            else:  # four little-endian 32-bit words
+                words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
+                text = ":".join(b"".join(words)[i:i + 2].hex() for i in range(0, 16, 2))
+            found.append((text, int(port, 16)))
+    return found
