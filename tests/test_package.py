@@ -262,16 +262,31 @@ def test_brew_setups_need_no_sklearn_pandas_or_scipy(packages):
             assert f"scikit-learn=={version('scikit-learn')}" in lines  # unpickling needs the same version
 
 
+def _tree_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def _within_installed(dist: str, measured: int | None) -> bool:
+    """``measured`` lies between the bytes of the installed package's own folder and that plus its vendored
+    libraries, metadata and console scripts (1 MB), counted here from the file system, whatever the wheel's size."""
+    from importlib import import_module, metadata
+
+    folder = Path(import_module(dist).__file__).parent
+    extra = sum(_tree_bytes(p) for p in folder.parent.glob(f"{dist}.libs")) + sum(
+        _tree_bytes(p) for p in folder.parent.glob(f"{dist}-{metadata.version(dist)}.dist-info"))
+    return measured is not None and _tree_bytes(folder) <= measured <= _tree_bytes(folder) + extra + 1_000_000
+
+
 def test_zip_unzipped_size_is_measured_and_under_the_limit(packages):
     for name in ("zip-snapstart", "zip-snapstart-s3"):
         result = packages[name]
         parts = result.size_parts
-        assert parts["numpy"] > 1_000_000 and parts["coldbrew"] > 10_000
+        assert _within_installed("numpy", parts["numpy"]) and parts["coldbrew"] > 10_000
         assert result.estimated_bytes is not None and result.estimated_bytes < LAMBDA_ZIP_LIMIT, name
         assert not result.warnings
     # A pickle drags in scikit-learn and scipy: measured against the limit and flagged, with the way out.
     pickle = packages["zip-snapstart-pickle"]
-    assert pickle.size_parts["scipy"] > 50_000_000
+    assert _within_installed("scipy", pickle.size_parts["scipy"])
     if pickle.estimated_bytes > LAMBDA_ZIP_LIMIT:
         assert "coldbrew compile" in pickle.warnings[0]
     brew = packages["zip-snapstart"]
