@@ -21,6 +21,9 @@ its fence, and is skipped by name with that reason::
 and a block that needs preparation a reader would do by hand says so the same way (shell, run first)::
 
     <!-- docs-test: setup mkdir -p runs && cp tests/data/*.txt runs/ -->
+
+where ``__s3 BUCKET KEY FILE`` starts a loopback S3 server (SeaweedFS) holding FILE at s3://BUCKET/KEY and exports
+the ``AWS_*`` variables that point boto3 at it.
 """
 
 from __future__ import annotations
@@ -124,6 +127,29 @@ __server() {  # a long-running server: background, --port 0, wait for the URL it
   echo "server printed no URL within 60 s: $*" >&2; cat "$log" >&2; return 1
 }
 curl() { command curl --fail-with-body --max-time 30 "$@"; }
+__s3() {  # a loopback S3 (SeaweedFS) holding FILE as s3://BUCKET/KEY; exports the AWS_* variables that reach it
+  local log="s3-${#__servers[@]}.log"
+  setsid python -c '
+import shlex, sys, time
+from coldbrew.lab.s3server import SeaweedS3
+s3 = SeaweedS3(sys.argv[4]).start()
+try:
+    s3.create_bucket(sys.argv[1])
+    s3.upload(sys.argv[3], sys.argv[1], sys.argv[2])
+    print("".join(f"export {k}={shlex.quote(v)}\n" for k, v in s3.env().items()) + "# s3 ready", flush=True)
+    while True:
+        time.sleep(3600)
+finally:
+    s3.stop()
+' "$1" "$2" "$3" "$(mktemp -d)" >"$log" 2>&1 &
+  __servers+=("$!")
+  for _ in $(seq 600); do
+    if grep -q '^# s3 ready' "$log"; then eval "$(grep '^export ' "$log")"; return 0; fi
+    if ! kill -0 "$!" 2>/dev/null; then echo "S3 server exited" >&2; cat "$log" >&2; return 1; fi
+    sleep 0.1
+  done
+  echo "S3 server not ready within 60 s" >&2; cat "$log" >&2; return 1
+}
 """
 
 
