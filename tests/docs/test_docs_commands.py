@@ -22,6 +22,11 @@ and a block that needs preparation a reader would do by hand says so the same wa
 
     <!-- docs-test: setup mkdir -p runs && cp tests/data/*.txt runs/ -->
 
+(a setup may start a server the block then talks to: ``setup __server coldbrew lab --handler echo.handler``), and
+a Python fragment that uses the reader's own data gets it, run before the block in the same interpreter::
+
+    <!-- docs-test: given from sklearn.datasets import make_classification; X, y = make_classification() -->
+
 where ``__s3 BUCKET KEY FILE`` starts a loopback S3 server (SeaweedFS) holding FILE at s3://BUCKET/KEY and exports
 the ``AWS_*`` variables that point boto3 at it.
 """
@@ -42,7 +47,7 @@ REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 RUNNABLE = {"sh", "shell", "bash", "console", "python"}
 FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
-MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<kind>skip|setup)\b\s*(?P<arg>.*?)\s*-->\s*$")
+MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<kind>skip|setup|given)\b\s*(?P<arg>.*?)\s*-->\s*$")
 SERVER = re.compile(r"^(\s*)(coldbrew (?:serve|lab)\b.*)$")
 EXPECTED = re.compile(r"^#\s*(\{.*\}|\[.*\])\s*$")
 BLOCK_TIMEOUT_S = 120
@@ -60,6 +65,7 @@ class Block:
     text: str
     skip: str | None
     setup: list[str]
+    given: list[str]
 
     @property
     def name(self) -> str:
@@ -83,12 +89,15 @@ def parse_blocks(page: Path) -> tuple[list[Block], list[str]]:
             body = "\n".join(line[len(indent):] if line.startswith(indent) else line for line in lines[i + 1:end])
             skip = next((arg for _, kind, arg in pending if kind == "skip"), None)
             setup = [arg for _, kind, arg in pending if kind == "setup"]
+            given = [arg for _, kind, arg in pending if kind == "given"]
             for at, kind, arg in pending:
                 if kind == "skip" and not re.fullmatch(r"\(.+\)", arg):
                     problems.append(f"{page.name}:{at}: a skip marker needs a reason in parentheses")
                 if lang not in RUNNABLE:
                     problems.append(f"{page.name}:{at}: marker before a ```{lang} block, which is never run")
-            blocks.append(Block(page, i + 1, lang, body, skip.strip("()") if skip else None, setup))
+                if kind == "given" and lang != "python":
+                    problems.append(f"{page.name}:{at}: a given marker is Python, before a ```{lang} block")
+            blocks.append(Block(page, i + 1, lang, body, skip.strip("()") if skip else None, setup, given))
             pending, i = [], end
         elif lines[i].strip() and pending:
             problems.extend(f"{page.name}:{at}: marker not directly before a fence" for at, _, _ in pending)
@@ -171,7 +180,7 @@ def shell_script(block: Block) -> tuple[str, list[str]]:
 
 
 def python_script(block: Block, workdir: Path) -> str:
-    (workdir / "docs_block.py").write_text(block.text, encoding="utf-8")
+    (workdir / "docs_block.py").write_text("\n".join([*block.given, block.text, ""]), encoding="utf-8")
     return "python docs_block.py"
 
 
