@@ -3,8 +3,8 @@
 Only figures stated in the project's sources are kept, each with where it comes from:
 - his published cold-start table, DOCKER_DISK 140MB (all rounds): mean 10,629, p50 5,572, max 29,326 ms;
 - the p50s he quotes for the three sizes with the model on disk: 5.6 s / 8.3 s / 17.6 s (to 0.1 s);
-- his two original locust logs (shared/seed-logs, copied to tests/data): DOCKER_DISK round 5 (140MB) and
-  DOCKER_S3 round 15 (1090MB), one round each, statistics as shared/seed-logs/README.md gives them.
+- his two original locust logs (tests/data, with their provenance in tests/data/README.md): DOCKER_DISK round 5 (140MB) and
+  DOCKER_S3 round 15 (1090MB), one round each, statistics as tests/data/README.md gives them.
 """
 
 from __future__ import annotations

@@ -42,6 +42,10 @@ def is_brew(path: str | os.PathLike) -> bool:
         return fh.read(len(spec.MAGIC)) == spec.MAGIC
 
 
+# Bytes per MADV_WILLNEED call of an eager open: the smallest common read-ahead window, page aligned.
+EAGER_WINDOW = 128 * 1024
+
+
 class BrewFile:
     """A memory-mapped .brew file: ``header`` (dict) and ``arrays`` (read-only numpy views into the map).
 
@@ -60,7 +64,10 @@ class BrewFile:
         except OSError as exc:
             raise ModelFormatError(f"{self.path}: cannot open: {exc.strerror or exc}") from exc
         if eager and hasattr(self._map, "madvise"):
-            self._map.madvise(mmap.MADV_WILLNEED)
+            # Linux reads at most the device's read-ahead window per MADV_WILLNEED call (from the start of the
+            # range; often 128 KiB): advised in windows of that size, the whole file is read ahead.
+            for start in range(0, self.size_bytes, EAGER_WINDOW):
+                self._map.madvise(mmap.MADV_WILLNEED, start, min(EAGER_WINDOW, self.size_bytes - start))
         self.header = self._read_header()
         self.arrays = self._view_arrays()
         self._check_tree_offsets()

@@ -118,8 +118,11 @@ class Lab:
         if c.function_output:
             self._output = open(c.function_output, "ab")
         assert self._workdir is not None
-        snapshot = SnapshotLauncher(c.handler, str(c.cwd), self._output, c.freeze) if c.snapshot else None
-        launcher = snapshot or ProcessLauncher(c.handler, str(c.cwd), self._output, c.python)
+        # Without --function-output the functions write to the lab's stderr (fd 2), never its stdout: stdout carries
+        # the lab's own lines, its URL first, which callers read (docs/lab.md).
+        output = self._output if self._output is not None else 2
+        snapshot = SnapshotLauncher(c.handler, str(c.cwd), output, c.freeze) if c.snapshot else None
+        launcher = snapshot or ProcessLauncher(c.handler, str(c.cwd), output, c.python)
         base_env = self._base_env()
         self._scheduler = Scheduler(c, launcher, base_env, self.stats_log, self._workdir,
                                     self._staged.evict if self._staged else [])

@@ -318,5 +318,5 @@ def test_coldbrew_serve_refuses_contradictory_metadata_in_one_line(families, tmp
         [sys.executable, "-m", "coldbrew", "serve", str(path), "--port", "0"],
         capture_output=True, text=True, timeout=120, check=False,
     )
-    assert result.returncode != 0
+    assert result.returncode == 1  # docs/serving.md: refused before anything is served, exit status 1
     assert "Traceback" not in result.stderr and "class_labels" in result.stderr

@@ -35,6 +35,8 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 @schema.parametrize()
 # scikit-learn's fast finiteness check sums X and overflows for values near ±3.4e38 before its exact check passes.
 @pytest.mark.filterwarnings("ignore:invalid value encountered in reduce:RuntimeWarning")
-@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+# too_slow only: schemathesis builds each case from the whole OpenAPI document, which on this shared 2-core machine
+# can exceed Hypothesis's wall-clock budget for input generation; the other health checks stay on (none fires).
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_api_conforms_to_its_openapi_document(case):
     case.call_and_validate()

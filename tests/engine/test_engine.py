@@ -155,6 +155,8 @@ def test_adult_test_split(tiny_model, tiny_brew, kernel):
     assert p.classes == ("<=$50K", ">$50K")
 
 
+# function_scoped_fixture: tmp_path is shared by every example; each writes its model (atomically, by rename) before
+# reading it, so a file an earlier example left is never what an example checks.
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     seed=st.integers(0, 10_000),

@@ -157,7 +157,7 @@ def test_study_rows_are_placed_by_our_setup_names():
     assert (row["setup"], row["model_size"], row["format"], row["mean"], row["p50"], row["max"]) == (
         "disk", "140mb", None, 10629, 5572, 29326)
     assert row["reference"].startswith("study")
-    one_round = rows[("disk", "140mb")][1]  # his round-5 log: the numbers shared/seed-logs/README.md gives
+    one_round = rows[("disk", "140mb")][1]  # his round-5 log: the numbers tests/data/README.md gives
     assert (one_round["n"], one_round["p50"]) == (85, 24788.91)
     s3 = reference_rows([Cell("s3", "1090mb", "brew", 100, False)])[("s3", "1090mb")]
     assert [(r["setup"], r["p50"]) for r in s3] == [("s3", 19893.34)]

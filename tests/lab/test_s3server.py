@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from machine import listening_tcp, process_group
 
 from coldbrew.lab.s3server import GRPC_OFFSET, SeaweedS3
 
@@ -16,9 +17,7 @@ pytestmark = pytest.mark.integration  # every test here spawns a process or a se
 
 
 def _group_pids(pgid: int) -> list[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,pgid=,stat="], capture_output=True, text=True).stdout
-    return [int(p) for p, g, st in (line.split() for line in out.splitlines())
-            if int(g) == pgid and not st.startswith("Z")]
+    return process_group(pgid)  # /proc, so the test does not depend on procps being installed
 
 
 def _listening(port: int) -> bool:
@@ -40,10 +39,10 @@ def test_start_use_stop_leaves_nothing_behind(tmp_path):
         (tmp_path / "f").write_bytes(b"hello")
         server.upload(tmp_path / "f", "launcher-test", "a/b")
         assert server.client().get_object(Bucket="launcher-test", Key="a/b")["Body"].read() == b"hello"
-        # Every listening socket of the group is on loopback (ss shows local addresses).
-        ss = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
-        mine = [line for line in ss.splitlines() if f"pid={pgid}," in line]
-        assert mine and all(" 127.0.0.1:" in line for line in mine)
+        # Every listening socket of the group is on loopback (read from /proc/net/tcp*, no `ss` needed).
+        mine = listening_tcp(_group_pids(pgid))
+        assert server.ports["s3"] in {port for _, port in mine}, (mine, server.ports)
+        assert all(address == "127.0.0.1" for address, _ in mine), mine
     finally:
         server.stop()
     assert _group_pids(pgid) == []

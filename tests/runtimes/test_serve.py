@@ -47,6 +47,20 @@ def post(url, payload):
         return response.status, json.loads(response.read())
 
 
+def sklearn_answers(tiny_model, rows):
+    """scikit-learn's own answers for ``rows`` (the study's Flask app: predict_proba on a DataFrame, P(>$50K))."""
+    import pickle
+
+    import pandas as pd
+
+    from coldbrew.experiment.dataset import FEATURES
+
+    model = pickle.loads(tiny_model.read_bytes())
+    frame = pd.DataFrame(rows, columns=list(FEATURES))
+    return [{"prediction": str(label), "probability": float(p)}
+            for label, p in zip(model.predict(frame), model.predict_proba(frame)[:, 1], strict=True)]
+
+
 def wait_for_workers(proc, n, timeout=30.0):
     """The server's worker processes, once ``n`` of them have been forked."""
     deadline = time.monotonic() + timeout
@@ -77,7 +91,7 @@ def test_serves_then_stops_cleanly(tiny_model, sig):
         assert record["event"] == "coldbrew.startup" and record["model"]["source"] == "DISK"
         assert set(record["timings_ms"]) == {"imports", "fetch", "load", "warmup"}
         status, body = post(url, STUDY_PAYLOAD)
-        assert status == 200 and set(body) == {"prediction", "probability"}
+        assert (status, body) == (200, sklearn_answers(tiny_model, [STUDY_PAYLOAD])[0])
         assert len(wait_for_workers(proc, 2)) == 2, "two gunicorn workers"
     finally:
         code, children, alive = stop(proc, sig)
@@ -88,12 +102,13 @@ def test_serves_then_stops_cleanly(tiny_model, sig):
     assert log.count("coldbrew.startup") == 0, "the start-up line is logged once, before listening"
 
 
-def test_reads_model_from_the_environment_like_lambda(tiny_brew):
+def test_reads_model_from_the_environment_like_lambda(tiny_brew, tiny_model):
     proc, record, url = start(env={"MODEL_SOURCE": "DISK", "MODEL_URI": str(tiny_brew), "COLDBREW_WARMUP": "1"})
     try:
         assert record["model"]["format"] == "brew"
         assert record["timings_ms"]["warmup"] is not None
-        assert post(url, [STUDY_PAYLOAD, STUDY_PAYLOAD])[0] == 200
+        row = {**STUDY_PAYLOAD, "capital_gain": 15024}
+        assert post(url, [STUDY_PAYLOAD, row]) == (200, sklearn_answers(tiny_model, [STUDY_PAYLOAD, row]))
     finally:
         assert stop(proc, signal.SIGTERM)[0] == 0
 
@@ -118,7 +133,7 @@ def test_bad_configuration_is_one_line_and_non_zero(args, env, needle, tmp_path)
         env={**os.environ, **env},
         timeout=120,
     )
-    assert result.returncode != 0
+    assert result.returncode == 1  # docs/serving.md: "and exit status 1"
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("coldbrew serve: error:") and needle in lines[0], result.stderr
