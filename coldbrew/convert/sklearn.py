@@ -277,6 +277,10 @@ def compile_estimator(est, dst: str | os.PathLike, *, progress: bool = True, cla
     from coldbrew.engine.brew import BrewPredictor
     from coldbrew.format import write_brew
 
+    if "n_jobs" in est.get_params(deep=False) and est.n_jobs not in (None, 1):
+        # A forest's predict_proba with n_jobs > 1 sums the trees in whatever order its threads finish, so its
+        # own answer is not repeatable; .brew sums in tree order, which is what n_jobs=1 computes.
+        est.set_params(n_jobs=1)
     started = time.perf_counter()
     dst = Path(dst)
     if type(est).__name__ in HGB_SUPPORTED and type(est).__module__.startswith("sklearn."):

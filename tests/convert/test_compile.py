@@ -94,3 +94,24 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 def test_brew_much_smaller_than_pickle(tiny_model, tiny_brew):
     assert tiny_brew.stat().st_size <= 0.25 * tiny_model.stat().st_size
+
+
+def test_a_forest_fitted_with_n_jobs_compiles_and_matches_its_sequential_answer(tmp_path):
+    """With n_jobs > 1 scikit-learn sums the trees in thread order (not repeatable); compile checks against the
+    repeatable n_jobs=1 answer, which is the order .brew sums in."""
+    import pickle
+
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+
+    from coldbrew.convert.sklearn import compile_model
+    from coldbrew.engine.brew import KERNELS, BrewPredictor
+
+    X, y = load_breast_cancer(return_X_y=True)
+    est = RandomForestClassifier(n_estimators=300, n_jobs=2, random_state=0).fit(X, y)
+    src = tmp_path / "rf.pkl"
+    src.write_bytes(pickle.dumps(est))
+    compile_model(src, tmp_path / "rf.brew", progress=False)
+    sequential = est.set_params(n_jobs=1).predict_proba(X)
+    for kernel in KERNELS:
+        assert np.array_equal(BrewPredictor(tmp_path / "rf.brew", kernel=kernel).predict_proba(X), sequential)
