@@ -33,8 +33,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from coldbrew.engine import load_predictor
 from coldbrew.sources import ModelConfig, config_from_env, fetch
 
@@ -108,7 +106,7 @@ def load(
     warmup_ms = None
     if warmup:
         t0 = time.perf_counter()
-        predictor.predict(np.zeros((1, len(predictor.feature_names)), dtype=np.float64))  # every task has predict
+        predictor.predict([[0.0] * len(predictor.feature_names)])  # every task has predict
         warmup_ms = _ms_since(t0)
     return Startup(
         predictor=predictor,
@@ -118,6 +116,8 @@ def load(
             "source": fetched.source,
             "format": predictor.format,
             "size_bytes": fetched.size_bytes,
+            # which kernel predicts: "c", or "numpy" where the C kernel was not built (null for pickles)
+            "kernel": getattr(predictor, "kernel", None),
         },
     )
 

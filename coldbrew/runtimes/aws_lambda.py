@@ -315,10 +315,8 @@ class LambdaHandler:
         """Touch the model (one prediction) so its pages are in the snapshot, then collect garbage."""
         import gc
 
-        import numpy as np
-
         predictor = self.startup.predictor
-        predictor.predict(np.zeros((1, len(predictor.feature_names)), dtype=np.float64))  # regressors too
+        predictor.predict([[0.0] * len(predictor.feature_names)])  # regressors too
         gc.collect()
         _log({"event": "coldbrew.before_snapshot", "env": self.env_id})
 
