@@ -33,7 +33,7 @@ def as_float32(X, feature_names: tuple[str, ...] | None, n_features: int) -> np.
         X = np.asarray(X)
         with np.errstate(over="ignore", invalid="ignore"):
             X32 = np.ascontiguousarray(X, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInputError(f"rows must be numbers: {exc}") from None
     if X32.ndim != 2:
         raise InvalidInputError(f"expected a 2-D array of shape (n_rows, {n_features}), got {X32.ndim}-D")
@@ -43,7 +43,7 @@ def as_float32(X, feature_names: tuple[str, ...] | None, n_features: int) -> np.
     if not finite.all():
         row, col = (int(i) for i in np.argwhere(~finite)[0])
         name = feature_names[col] if feature_names else f"column {col}"
-        original = X[row, col]
+        original = _python(X[row, col])
         why = "is NaN" if np.isnan(X32[row, col]) else "is infinite or too large for float32"
         raise InvalidInputError(f"row {row}, {name}: value {original!r} {why}")
     return X32
@@ -64,7 +64,7 @@ def as_float64_with_nan(X, feature_names: tuple[str, ...] | None, n_features: in
             X = np.where(X == None, np.nan, X)  # noqa: E711 - elementwise comparison
         with np.errstate(over="ignore", invalid="ignore"):
             Xc = np.ascontiguousarray(X, dtype=np.float32 if input_dtype == "float32" else np.float64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInputError(f"rows must be numbers or null: {exc}") from None
     if Xc.ndim != 2:
         raise InvalidInputError(f"expected a 2-D array of shape (n_rows, {n_features}), got {Xc.ndim}-D")
@@ -74,8 +74,13 @@ def as_float64_with_nan(X, feature_names: tuple[str, ...] | None, n_features: in
     if infinite.any():
         row, col = (int(i) for i in np.argwhere(infinite)[0])
         name = feature_names[col] if feature_names else f"column {col}"
-        raise InvalidInputError(f"row {row}, {name}: value {X[row, col]!r} is infinite or too large for {input_dtype}")
+        raise InvalidInputError(f"row {row}, {name}: value {_python(X[row, col])!r} is infinite or too large for {input_dtype}")
     return np.ascontiguousarray(Xc, dtype=np.float64)
+
+
+def _python(value):
+    """A numpy scalar as the Python value it holds (``nan``, not ``np.float64(nan)``, in messages)."""
+    return value.item() if hasattr(value, "item") else value
 
 
 def _has_none(X) -> bool:
