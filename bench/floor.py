@@ -1,0 +1,280 @@
+"""The floor: how close a .brew cold start gets to a bare interpreter, with the numpy-free serving runtime.
+
+Fresh-process cold starts, side by side in one run (round-robin: each repeat runs every candidate once, so load
+on the shared machine hits them alike), medians of ``--repeats`` (default 9), for each preset whose .brew (or
+pickle, compiled on the spot) is in the model cache:
+
+- ``floor``: ``python -c pass`` — the interpreter alone;
+- ``import numpy``: ``python -c "import numpy"``;
+- ``API``: ``load_predictor(.brew)`` + ``predict_proba`` on the study's payload as a list (no numpy);
+- ``API, today's path``: the same with numpy imported and the row given as a numpy array (the serving path before
+  issue #12: numpy in the reader, the app and the handler) — the reference for the peak-RSS target;
+- ``Lambda handler``: ``import coldbrew.aws`` (Lambda's init: model loaded, apig-wsgi imported) + the first
+  invocation with an HTTP API event built in the process;
+- ``Lambda handler, numpy imported first``: the same after ``import numpy`` (what today's init paid);
+- ``serve``: ``coldbrew serve MODEL --port 0`` spawned → first ``200`` from ``POST /predict`` (gunicorn, one worker).
+
+Every child but ``serve`` runs the same harness: it reports ``time.time()`` minus the parent's spawn timestamp
+once its work is done (interpreter start-up included, teardown excluded), its peak RSS (``VmHWM``) and whether
+numpy is in ``sys.modules``. ``serve`` is timed by the parent (spawn → 200 received); its RSS is the master's plus
+the worker's ``VmHWM`` after that request. The model file is read into the page cache before every run.
+
+    python bench/floor.py [--presets tiny,140mb,420mb,1090mb] [--repeats 9]
+
+Writes bench/results/floor.md and floor.json. Targets (issue #12): API <= 1.3x the floor, Lambda handler
+<= 1.6x, serve <= 2.5x, peak RSS of the API path <= 0.5x today's .brew path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "floor.md"
+ROW = [[34, 261799, 11, 0, 0, 56]]  # the study's payload, in the model's column order
+PAYLOAD = {"age": 34, "fnlwgt": 261799, "education_num": 11, "capital_gain": 0, "capital_loss": 0,
+           "hours_per_week": 56}
+PRESETS = ("tiny", "140mb", "420mb", "1090mb")
+TRAIN_TIME = {"420mb": "~11 min", "1090mb": "~33 min"}  # docs/presets.md, on this machine
+
+EVENT = {
+    "version": "2.0", "routeKey": "POST /predict", "rawPath": "/predict", "rawQueryString": "",
+    "headers": {"content-type": "application/json"}, "isBase64Encoded": False,
+    "requestContext": {"http": {"method": "POST", "path": "/predict", "protocol": "HTTP/1.1",
+                                "sourceIp": "127.0.0.1", "userAgent": "bench"}, "stage": "$default"},
+}
+
+# (key, label, body, target ratio to the floor or None). The body runs with ``path`` bound to the model file.
+CANDIDATES = [
+    ("floor", "`python -c pass` (floor)", "pass", None),
+    ("numpy", "`python -c \"import numpy\"`", "import numpy", None),
+    ("api", ".brew via the Python API (lists, no numpy)",
+     "from coldbrew.engine import load_predictor\np = load_predictor(path)\np.predict_proba(ROW)", 1.3),
+    ("api_today", ".brew via the Python API, today's path (numpy imported, numpy row)",
+     "import numpy as np\nfrom coldbrew.engine import load_predictor\np = load_predictor(path)\n"
+     "p.predict_proba(np.array(ROW, dtype=np.float64))", None),
+    ("lambda", ".brew via the Lambda handler (init + first invoke)",
+     "import os\nos.environ['MODEL_SOURCE'] = 'DISK'\nos.environ['MODEL_URI'] = path\nimport coldbrew.aws\n"
+     "r = coldbrew.aws.handler(EVENT, None)\nassert r['statusCode'] == 200, r", 1.6),
+    ("lambda_numpy", ".brew via the Lambda handler, numpy imported first (today's cost)",
+     "import numpy\nimport os\nos.environ['MODEL_SOURCE'] = 'DISK'\nos.environ['MODEL_URI'] = path\n"
+     "import coldbrew.aws\nr = coldbrew.aws.handler(EVENT, None)\nassert r['statusCode'] == 200, r", None),
+]
+SERVE = ("serve", "`coldbrew serve` spawn → first 200", 2.5)
+
+CHILD = """import sys, time
+spawn, path = float(sys.argv[1]), sys.argv[2]
+ROW = {row}
+EVENT = {event}
+{body}
+done = time.time() - spawn
+hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]
+sys.stdout.write('\\n{{"seconds": %r, "rss_mb": %r, "numpy": %s}}\\n' % (done, int(hwm) / 1024,
+                 'true' if 'numpy' in sys.modules else 'false'))
+"""
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def child_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "COLDBREW_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def warm_cache(path: Path) -> None:
+    with open(path, "rb") as fh:
+        while fh.read(16 << 20):
+            pass
+
+
+def run_child(body: str, path: Path) -> dict:
+    event = dict(EVENT, body=json.dumps(PAYLOAD))
+    code = CHILD.format(row=ROW, event=repr(event), body=body)
+    warm_cache(path)
+    spawn = time.time()
+    out = subprocess.run([sys.executable, "-c", code, repr(spawn), str(path)], capture_output=True, text=True,
+                         cwd=ROOT, env=child_env())
+    if out.returncode:
+        raise RuntimeError(f"child failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _hwm_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM")) / 1024
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as fh:
+            kids += [int(c) for c in fh.read().split()]
+    return kids
+
+
+def run_serve(path: Path) -> dict:
+    import urllib.request
+
+    warm_cache(path)
+    spawned = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "coldbrew", "serve", str(path), "--port", "0", "--workers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=child_env())
+    try:
+        url = None
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("coldbrew: serving on "):
+                url = line.split("serving on ", 1)[1].strip()
+                break
+        if url is None:
+            raise RuntimeError(f"coldbrew serve exited with {proc.wait()} before listening")
+        req = urllib.request.Request(url.rstrip("/") + "/predict", data=json.dumps(PAYLOAD).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as response:
+            response.read()
+            status = response.status
+        seconds = time.perf_counter() - spawned
+        if status != 200:
+            raise RuntimeError(f"coldbrew serve answered {status}")
+        pids = [proc.pid, *_children(proc.pid)]
+        numpy = False
+        for pid in pids:
+            with open(f"/proc/{pid}/maps") as fh:
+                numpy = numpy or any("/numpy/" in line for line in fh)
+        return {"seconds": seconds, "rss_mb": sum(_hwm_mb(p) for p in pids), "numpy": numpy}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def find_brew(preset: str) -> Path | None:
+    """The cached .brew of a preset (compiled from its cached pickle if needed; tiny is trained if missing)."""
+    from coldbrew.experiment.modelcache import cache_path
+    from coldbrew.experiment.train import PRESETS as RECIPES
+    from coldbrew.experiment.train import compile_study_model, train
+
+    brew, pkl = cache_path(RECIPES[preset], "brew"), cache_path(RECIPES[preset], "pickle")
+    if brew.exists():
+        return brew
+    if not pkl.exists():
+        if preset != "tiny":
+            return None
+        log("training the tiny preset")
+        train(RECIPES["tiny"], pkl, progress=False)
+    log(f"compiling {pkl.name}")
+    compile_study_model(pkl, brew, progress=False)
+    return brew
+
+
+def bench_preset(preset: str, repeats: int) -> dict | None:
+    path = find_brew(preset)
+    if path is None:
+        return None
+    log(f"{preset}: {path.name} ({path.stat().st_size / 1e6:,.1f} MB), {repeats} rounds")
+    runs: dict[str, list[dict]] = {key: [] for key, *_ in CANDIDATES}
+    runs["serve"] = []
+    for i in range(repeats):
+        for key, _, body, _ in CANDIDATES:
+            runs[key].append(run_child(body, path))
+        runs["serve"].append(run_serve(path))
+        log(f"  round {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]['seconds'] * 1e3:.0f} ms" for k, v in runs.items()))
+    summary = {}
+    for key, results in runs.items():
+        summary[key] = {
+            "seconds": statistics.median(r["seconds"] for r in results),
+            "rss_mb": statistics.median(r["rss_mb"] for r in results),
+            "numpy": any(r["numpy"] for r in results),
+            "all_seconds": [r["seconds"] for r in results],
+        }
+    return {"preset": preset, "file": path.name, "size_bytes": path.stat().st_size, "results": summary}
+
+
+def render(results: list[dict], skipped: list[str], repeats: int) -> str:
+    lines = [
+        "# The floor: .brew cold starts beside a bare interpreter",
+        "",
+        f"Generated by `python bench/floor.py --repeats {repeats}` on {time.strftime('%Y-%m-%d %H:%M')} — "
+        f"{platform.machine()}, {os.cpu_count()} cores (shared with other jobs: read ratios, not absolutes), "
+        f"Python {platform.python_version()}. Medians of {repeats} fresh processes per row, all rows of a preset "
+        "measured round-robin in the same window.",
+        "",
+    ]
+    if skipped:
+        lines += ["Skipped (no model in the cache when this ran; `coldbrew train --preset NAME` takes "
+                  + ", ".join(f"{p}: {TRAIN_TIME.get(p, '?')}" for p in skipped) + " here): "
+                  + ", ".join(skipped) + ".", ""]
+    labels = {key: (label, target) for key, label, _, target in CANDIDATES}
+    labels[SERVE[0]] = (SERVE[1], SERVE[2])
+    for r in results:
+        res = r["results"]
+        floor = res["floor"]["seconds"]
+        today_rss = res["api_today"]["rss_mb"]
+        lines += [
+            f"## {r['preset']} (`{r['file']}`, {r['size_bytes'] / 1e6:,.1f} MB)",
+            "",
+            "| path | spawn → done (median) | × floor | target | peak RSS | × today's .brew path RSS | numpy loaded |",
+            "|---|---:|---:|---|---:|---:|---|",
+        ]
+        for key, (label, target) in labels.items():
+            v = res[key]
+            ratio = v["seconds"] / floor
+            verdict = "" if target is None else f"≤ {target}× {'met' if ratio <= target else '**not met**'}"
+            rss_ratio = v["rss_mb"] / today_rss
+            lines.append(
+                f"| {label} | {v['seconds'] * 1e3:,.1f} ms | {ratio:.2f}× | {verdict} | {v['rss_mb']:,.1f} MB | "
+                f"{rss_ratio:.2f}× | {'yes' if v['numpy'] else 'no'} |"
+            )
+        api_rss = res["api"]["rss_mb"] / today_rss
+        lines += ["", f"Peak RSS target (API path ≤ 0.5× today's .brew path): {api_rss:.2f}× — "
+                  f"{'met' if api_rss <= 0.5 else '**not met**'}.", ""]
+    lines += [
+        "Method: every child but `serve` runs the same harness (`python -c` with the row's code between a spawn "
+        "timestamp from the parent and a report of `time.time() - spawn`, `VmHWM` and whether numpy is in "
+        "`sys.modules`), so the floor carries exactly the harness's own overhead. The Lambda rows build an HTTP API "
+        "(payload 2.0) event for `POST /predict` in the child and call `coldbrew.aws.handler` once. `serve` is timed "
+        "by the parent from `Popen` to the first `200` of `POST /predict` (gunicorn master + one gevent worker); its "
+        "RSS is master + worker `VmHWM` (shared pages counted twice) and its numpy column looks for numpy's files in "
+        "their `/proc/PID/maps`. Before every run the parent reads the model file, so it is in the page cache. "
+        "'Today's path' is the same code with numpy imported and a numpy row, which is what the reader, the app and "
+        "the handler paid before the numpy-free runtime; numbers before that change are in brew_vs_pickle.md.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", default=",".join(PRESETS))
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    results, skipped = [], []
+    for preset in args.presets.split(","):
+        r = bench_preset(preset, args.repeats)
+        (results.append(r) if r else skipped.append(preset))
+        if r is None:
+            log(f"{preset}: not in the model cache, skipped")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render(results, skipped, args.repeats))
+    args.out.with_suffix(".json").write_text(json.dumps({"repeats": args.repeats, "skipped": skipped,
+                                                         "presets": results}, indent=1) + "\n")
+    log(f"wrote {args.out} and {args.out.with_suffix('.json').name}")
+
+
+if __name__ == "__main__":
+    main()
