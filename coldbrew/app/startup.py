@@ -30,7 +30,6 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from coldbrew.engine import load_predictor
@@ -60,13 +59,21 @@ def process_age_ms() -> float | None:
         return None
 
 
-@dataclass
 class Startup:
-    """A loaded model plus how long each start-up phase took."""
+    """A loaded model plus how long each start-up phase took (a plain class: no dataclasses import at start-up)."""
 
-    predictor: Predictor
-    timings: dict[str, float | None] = field(default_factory=dict)
-    model: dict[str, Any] = field(default_factory=dict)
+    def __init__(
+        self,
+        predictor: Predictor,
+        timings: dict[str, float | None] | None = None,
+        model: dict[str, Any] | None = None,
+    ):
+        self.predictor = predictor
+        self.timings: dict[str, float | None] = {} if timings is None else timings
+        self.model: dict[str, Any] = {} if model is None else model
+
+    def __repr__(self) -> str:
+        return f"Startup(predictor={self.predictor!r}, timings={self.timings!r}, model={self.model!r})"
 
     @property
     def total_ms(self) -> float:
