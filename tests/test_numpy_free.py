@@ -234,3 +234,51 @@ def test_numpy_in_numpy_out_lists_in_lists_out(study):
     assert study.predict_proba(X.tolist()) == study.predict_proba(X).tolist()
     assert study.predict(X.tolist()) == study.predict(X).tolist()
     assert study.predict_raw(X.tolist()) == study.predict_raw(X).tolist()
+
+
+BLOCKED_NUMPY = r"""
+import json, sys
+sys.modules["numpy"] = None  # a deployment without numpy: `import numpy` raises ImportError
+from coldbrew.engine.brew import BrewPredictor
+from coldbrew.errors import ColdbrewError
+p = BrewPredictor(sys.argv[1])
+out = {"needs_numpy": p.needs_numpy, "predict": p.predict([[5.1, 3.5, 1.4, 0.2]])}
+for call in (lambda: p.predict_proba([[5.1, 3.5, 1.4, 0.2]]), lambda: BrewPredictor(sys.argv[1], kernel="numpy")):
+    try:
+        call()
+        out.setdefault("errors", []).append(None)
+    except ColdbrewError as exc:
+        out.setdefault("errors", []).append(str(exc))
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.integration
+def test_softmax_probabilities_without_numpy_are_a_one_line_error(tmp_path):
+    """sklearn's multiclass GradientBoosting computes probabilities with numpy's own exp (not libm's), so they
+    need numpy; where it is missing that is a one-line ColdbrewError, never a traceback or other bits."""
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from coldbrew.convert.sklearn import to_arrays
+    from coldbrew.format import write_brew
+
+    X, y = load_iris(return_X_y=True)
+    est = GradientBoostingClassifier(n_estimators=5, max_depth=2, random_state=0).fit(X, y)
+    path = tmp_path / "iris.brew"
+    write_brew(path, *to_arrays(est))
+    proc = subprocess.run([sys.executable, "-c", BLOCKED_NUMPY, str(path)], env=_child_env(), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["needs_numpy"] is True
+    assert out["predict"] == est.predict(X[:1]).tolist()  # the argmax of raw scores needs no exp, no numpy
+    proba_error, kernel_error = out["errors"]
+    assert "softmax" in proba_error and "needs numpy" in proba_error
+    if "c" in KERNELS:
+        assert "numpy kernel" in kernel_error and "needs numpy" in kernel_error
+
+
+def test_needs_numpy_only_for_softmax_or_the_numpy_kernel(tiny_brew):
+    assert BrewPredictor(tiny_brew, kernel=KERNELS[0]).needs_numpy is (KERNELS[0] == "numpy")
+    assert BrewPredictor(tiny_brew, kernel="numpy").needs_numpy is True

@@ -67,6 +67,7 @@ class BrewPredictor:
         self._np_classes: Any = None
         self._numpy_path: Any = None
         if self.kernel == "numpy":
+            _require_numpy("the numpy kernel (the C kernel is not built here)")
             from coldbrew.engine.brew_numpy import NumpyPath
 
             self._numpy_path = NumpyPath(self.file, self.feature_names)
@@ -100,6 +101,12 @@ class BrewPredictor:
     @property
     def is_classifier(self) -> bool:
         return self.classes is not None
+
+    @property
+    def needs_numpy(self) -> bool:
+        """True if serving this model imports numpy: the numpy kernel, or a ``softmax`` output's probabilities
+        (numpy's own exp, module docstring). A deployment without numpy can serve the model when this is False."""
+        return self.kernel == "numpy" or self.header["output"] == "softmax"
 
     # ------------------------------------------------------------------------------------------- public API
     def predict_raw(self, X) -> Any:
@@ -228,6 +235,7 @@ class BrewPredictor:
             c_kernel.softmax_seq(raw, K)
             return raw, K
         if output == "softmax":
+            _require_numpy(f"the probabilities of a {self.kind} with a softmax output (numpy's exp, not libm's)")
             import numpy as np
 
             from coldbrew.engine.brew_numpy import softmax
@@ -281,6 +289,14 @@ class BrewPredictor:
     def _listed(result: Any, X) -> Any:
         """The numpy kernel's result as lists when lists came in."""
         return result.tolist() if is_rows_list(X) else result
+
+
+def _require_numpy(what: str) -> None:
+    """Refuse with one line where numpy is needed and not installed (a numpy-free deployment)."""
+    try:
+        import numpy  # noqa: F401 - imported here because the caller is about to use it
+    except ImportError:
+        raise ColdbrewError(f"{what} needs numpy, which is not installed: pip install numpy") from None
 
 
 # Format version 1 outputs → the version 2 decision rule they follow (docs/format.md sections 4 and 10.4).
