@@ -282,3 +282,19 @@ def test_softmax_probabilities_without_numpy_are_a_one_line_error(tmp_path):
 def test_needs_numpy_only_for_softmax_or_the_numpy_kernel(tiny_brew):
     assert BrewPredictor(tiny_brew, kernel=KERNELS[0]).needs_numpy is (KERNELS[0] == "numpy")
     assert BrewPredictor(tiny_brew, kernel="numpy").needs_numpy is True
+
+
+def test_null_in_list_rows_is_missing(models):
+    """``None`` in list rows is a missing value, exactly like NaN (version 2 models route it per node)."""
+    path, est, rows = models["v2-hgb-missing"]
+    p = BrewPredictor(path)
+    with_none = [list(r.values()) for r in rows]
+    with_nan = [[float("nan") if v is None else v for v in r] for r in with_none]
+    assert any(v is None for r in with_none for v in r)
+    assert p.predict_proba(with_none) == p.predict_proba(with_nan) == est.predict_proba(np.array(with_nan)).tolist()
+
+
+def test_a_list_of_numpy_rows_is_numpy_in(study):
+    rows = [np.zeros(6), np.ones(6)]
+    out = study.predict_proba(rows)
+    assert isinstance(out, np.ndarray) and np.array_equal(out, study.predict_proba(np.array(rows)))

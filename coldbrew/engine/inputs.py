@@ -94,8 +94,9 @@ def _has_none(X) -> bool:
 
 
 def is_rows_list(X) -> bool:
-    """True for rows given as a list or tuple (of lists or tuples): the path that needs no numpy."""
-    return isinstance(X, (list, tuple))
+    """True for rows given as a list or tuple of lists or tuples: the path that needs no numpy (a list of numpy
+    rows is numpy coming in, and goes the numpy way)."""
+    return isinstance(X, (list, tuple)) and not (X and hasattr(X[0], "__array__"))
 
 
 def flat_rows(X: list | tuple, n_features: int) -> array:
