@@ -121,6 +121,28 @@ def run_child(body: str, path: Path, pythonpath: Path | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+LOAD_TIME = """import statistics, sys, time
+from coldbrew.engine import load_predictor
+load_predictor(sys.argv[1])
+times = []
+for _ in range(200):
+    t = time.perf_counter()
+    load_predictor(sys.argv[1])
+    times.append(time.perf_counter() - t)
+print(statistics.median(times) * 1e3)
+"""
+
+
+def load_ms(path: Path, pythonpath: Path | None = None) -> float:
+    """Median milliseconds of ``load_predictor`` in a warm process (imports done, file in the page cache)."""
+    env = child_env()
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    out = subprocess.run([sys.executable, "-c", LOAD_TIME, str(path)], capture_output=True, text=True, check=True,
+                         cwd=pythonpath or ROOT, env=env)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def _status_mb(pid: int, key: str) -> float:
     with open(f"/proc/{pid}/status") as fh:
         return next(int(line.split()[1]) for line in fh if line.startswith(key + ":")) / 1024
@@ -225,8 +247,9 @@ def bench_preset(preset: str, repeats: int, before: Path | None = None) -> dict 
             "numpy": any(r["numpy"] for r in results),
             "all_seconds": [r["seconds"] for r in results],
         }
+    load = {"now": load_ms(path), "before": load_ms(path, before) if before else None}
     return {"preset": preset, "file": path.name, "size_bytes": path.stat().st_size, "results": summary,
-            "before": str(before) if before else None}
+            "before": str(before) if before else None, "load_ms": load}
 
 
 REFERENCE = {"api_before": "the API path before", "api_today": "today's .brew path"}
@@ -279,6 +302,9 @@ def render(results: list[dict], skipped: list[str], repeats: int) -> str:
                   f"{'met' if api_rss <= 0.5 else '**not met**'}; anonymous memory (the process's own, without "
                   f"the model file's pages): {api_anon:.2f}×. The floor's own peak RSS is "
                   f"{res['floor']['rss_mb'] / today_rss:.2f}× {REFERENCE[reference]}.", ""]
+        load = r["load_ms"]
+        lines += [f"`load_predictor` in a warm process (median of 200): {load['now']:.3f} ms"
+                  + (f" (before: {load['before']:.3f} ms)" if load["before"] is not None else "") + ".", ""]
     lines += [
         "Method: every child but `serve` runs the same harness (`python -c` with the row's code between a spawn "
         "timestamp from the parent and a report of `time.time() - spawn`, `VmHWM` and whether numpy is in "
