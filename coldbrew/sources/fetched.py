@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple
+
+_NO_TIMINGS: Mapping[str, float] = MappingProxyType({})
 
 
 class FetchedModel(NamedTuple):
@@ -17,4 +21,4 @@ class FetchedModel(NamedTuple):
     # What proved the bytes are the object's: "none" (DISK) | "md5" | "multipart-md5" (the ETag) |
     # "brew-sha256" (a .brew file's own SHA-256) | "size" (length only: a non-.brew object whose ETag is no MD5)
     integrity: str = "none"
-    timings: dict = {}  # noqa: RUF012 - S3 phases in ms: client, head, download (S3 passes its own; never mutated)
+    timings: Mapping[str, float] = _NO_TIMINGS  # S3 phases in ms: client, head, download (read-only when absent)
