@@ -5,6 +5,8 @@ invocation with an API Gateway event built in the child), the Python API (``load
 lists) and ``coldbrew serve`` (a real gunicorn server: after the first ``/predict`` no process of the server has
 numpy's shared objects mapped), for a format version 1 model (the study's GradientBoosting) and version 2 models
 (HistGradientBoosting with missing values, XGBoost). The answers are compared with the library's own.
+``coldbrew serve``'s worker is a forked child whose ``sys.modules`` a test cannot read, so there the interpreter's
+import log (``PYTHONPROFILEIMPORTTIME``) of every server process stands in for it.
 
 Also unit tests of the standard-library pieces: class labels rebuilt without numpy, list rows refused with the
 messages numpy's path gives.
@@ -164,10 +166,15 @@ def test_serve_first_predict_imports_no_numpy(models, name, monkeypatch):
 
     path, est, rows = models[name]
     monkeypatch.setenv("PYTHONPATH", _child_env()["PYTHONPATH"])
-    with ServerProcess(str(path), env={"COLDBREW_WARMUP": "0"}) as server:
+    # PYTHONPROFILEIMPORTTIME: every process of the server (master and forked worker) logs each module it imports
+    with ServerProcess(str(path), env={"COLDBREW_WARMUP": "0", "PYTHONPROFILEIMPORTTIME": "1"}) as server:
         status, body = server.request("POST", "/predict", rows)
         assert status == 200, body
         assert [r["probability"] for r in body] == _expected(est, rows)
+        server._stderr.seek(0)
+        imported = {line.rsplit("|", 1)[1].strip() for line in server._stderr if line.startswith("import time:")}
+        assert "coldbrew.engine.brew" in imported and "gevent" in imported, "the import log covers the server"
+        assert sorted(m for m in imported if m.split(".")[0] in HEAVY) == []
         pids = _process_tree(server.proc.pid)
         assert len(pids) >= 2, "the gunicorn master and its worker"
         mapped = set().union(*(_mapped_files(p) for p in pids))
