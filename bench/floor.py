@@ -279,7 +279,7 @@ def bench_preset(preset: str, repeats: int, before: Path | None = None) -> dict 
         }
     load = {"now": load_ms(path), "before": load_ms(path, before) if before else None}
     return {"preset": preset, "file": path.name, "size_bytes": path.stat().st_size, "results": summary,
-            "before": str(before) if before else None, "load_ms": load, "touched_pages": touched_pages(path)}
+            "before": before is not None, "load_ms": load, "touched_pages": touched_pages(path)}
 
 
 REFERENCE = {"api_before": "the API path before", "api_today": "today's .brew path"}
