@@ -300,6 +300,23 @@ def render(results: list[dict], skipped: list[str], repeats: int) -> str:
         lines += ["Skipped (no model in the cache when this ran; `coldbrew train --preset NAME` takes "
                   + ", ".join(f"{p}: {TRAIN_TIME.get(p, '?')}" for p in skipped) + " here): "
                   + ", ".join(skipped) + ".", ""]
+    if results:
+        lines += ["| target (issue #12) | " + " | ".join(r["preset"] for r in results) + " |",
+                  "|---|" + "---|" * len(results)]
+        for key, label, target in (("api", "Python API ≤ 1.3× floor", 1.3), ("lambda", "Lambda handler ≤ 1.6× floor", 1.6),
+                                   ("serve", "`coldbrew serve` ≤ 2.5× floor", 2.5)):
+            cells = []
+            for r in results:
+                ratio = r["results"][key]["seconds"] / r["results"]["floor"]["seconds"]
+                cells.append(f"{ratio:.2f}× {'met' if ratio <= target else '**not met**'}")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        cells = []
+        for r in results:
+            ref = r["results"]["api_before" if "api_before" in r["results"] else "api_today"]
+            ratio = r["results"]["api"]["rss_mb"] / ref["rss_mb"]
+            anon = r["results"]["api"]["anon_mb"] / ref["anon_mb"]
+            cells.append(f"{ratio:.2f}× {'met' if ratio <= 0.5 else '**not met**'} (anonymous {anon:.2f}×)")
+        lines += ["| peak RSS ≤ 0.5× the .brew path before | " + " | ".join(cells) + " |", ""]
     labels = {key: (label, target) for key, label, _, target in CANDIDATES}
     labels[SERVE[0]] = (SERVE[1], SERVE[2])
     for key, label, _ in BEFORE:
