@@ -18,16 +18,15 @@ disagrees with the classes) is refused with a one-line :class:`ModelFormatError`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from coldbrew.errors import ModelFormatError
 
 TASKS = ("binary", "multiclass", "regression")
 
 
-@dataclass(frozen=True)
-class Contract:
-    """What ``/predict`` takes and gives for one model."""
+class Contract(NamedTuple):
+    """What ``/predict`` takes and gives for one model (a NamedTuple: no dataclasses import at start-up)."""
 
     features: tuple[str, ...]
     nullable: tuple[bool, ...]

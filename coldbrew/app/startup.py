@@ -30,10 +30,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from coldbrew.engine import load_predictor
 from coldbrew.sources import ModelConfig, config_from_env, fetch
@@ -62,13 +59,21 @@ def process_age_ms() -> float | None:
         return None
 
 
-@dataclass
 class Startup:
-    """A loaded model plus how long each start-up phase took."""
+    """A loaded model plus how long each start-up phase took (a plain class: no dataclasses import at start-up)."""
 
-    predictor: Predictor
-    timings: dict[str, float | None] = field(default_factory=dict)
-    model: dict[str, Any] = field(default_factory=dict)
+    def __init__(
+        self,
+        predictor: Predictor,
+        timings: dict[str, float | None] | None = None,
+        model: dict[str, Any] | None = None,
+    ):
+        self.predictor = predictor
+        self.timings: dict[str, float | None] = {} if timings is None else timings
+        self.model: dict[str, Any] = {} if model is None else model
+
+    def __repr__(self) -> str:
+        return f"Startup(predictor={self.predictor!r}, timings={self.timings!r}, model={self.model!r})"
 
     @property
     def total_ms(self) -> float:
@@ -108,7 +113,7 @@ def load(
     warmup_ms = None
     if warmup:
         t0 = time.perf_counter()
-        predictor.predict(np.zeros((1, len(predictor.feature_names)), dtype=np.float64))  # every task has predict
+        predictor.predict([[0.0] * len(predictor.feature_names)])  # every task has predict
         warmup_ms = _ms_since(t0)
     return Startup(
         predictor=predictor,
@@ -118,6 +123,8 @@ def load(
             "source": fetched.source,
             "format": predictor.format,
             "size_bytes": fetched.size_bytes,
+            # which kernel predicts: "c", or "numpy" where the C kernel was not built (null for pickles)
+            "kernel": getattr(predictor, "kernel", None),
         },
     )
 

@@ -1,16 +1,14 @@
 """The WSGI application: ``GET /``, ``POST /predict``, ``GET /openapi.json``.
 
 A hand-written router over the standard library's ``json``: four routes do not need a framework, and every
-import here is cold-start time (docs/serving.md has the measured costs).
+import here is cold-start time (docs/serving.md has the measured costs). Requests become lists of rows and the
+predictor's answers are read as lists, so serving a .brew model imports no numpy.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-from typing import TYPE_CHECKING
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from coldbrew.app.contract import Contract, contract_of
 from coldbrew.app.openapi import build_openapi
@@ -22,7 +20,13 @@ if TYPE_CHECKING:
 
     from coldbrew.engine.protocol import Predictor
 
-log = logging.getLogger("coldbrew.app")
+
+
+def _log():
+    """The app's logger, imported on first use: only errors are logged, and logging costs ~3 ms at start-up."""
+    import logging
+
+    return logging.getLogger("coldbrew.app")
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 
@@ -85,8 +89,13 @@ def _read_input(environ, size: int) -> bytes:
         raise InvalidRequest(f"malformed or incomplete request body: {detail}"[:300]) from None
 
 
+def _tolist(values: Any) -> list:
+    """A predictor's answer as a list: BrewPredictor answers lists with lists, other predictors numpy arrays."""
+    return values if isinstance(values, list) else values.tolist()
+
+
 def responder(predictor: Predictor, contract: Contract):
-    """``rows (float64, NaN = missing) → list of result dicts`` in the shape of ``contract.task``.
+    """``rows (lists of floats, NaN = missing) → list of result dicts`` in the shape of ``contract.task``.
 
     - binary: ``{"prediction": label, "probability": P(second class)}``;
     - multiclass: ``{"prediction": label, "probabilities": {label: p, ...}}`` in the model's class order;
@@ -97,19 +106,19 @@ def responder(predictor: Predictor, contract: Contract):
     """
     if contract.task == "regression":
 
-        def regress(X: np.ndarray) -> list[dict]:
-            return [{"prediction": v} for v in predictor.predict(X).tolist()]
+        def regress(X: list[list[float]]) -> list[dict]:
+            return [{"prediction": v} for v in _tolist(predictor.predict(X))]
 
         return regress
     label_of = contract.label_of()
     labels = contract.labels
 
-    def classify(X: np.ndarray) -> list[dict]:
-        predicted = [label_of[c] for c in predictor.predict(X).tolist()]
-        proba = predictor.predict_proba(X)
+    def classify(X: list[list[float]]) -> list[dict]:
+        predicted = [label_of[c] for c in _tolist(predictor.predict(X))]
+        proba = _tolist(predictor.predict_proba(X))
         if contract.task == "binary":
-            return [{"prediction": y, "probability": p} for y, p in zip(predicted, proba[:, 1].tolist())]
-        return [{"prediction": y, "probabilities": dict(zip(labels, ps))} for y, ps in zip(predicted, proba.tolist())]
+            return [{"prediction": y, "probability": ps[1]} for y, ps in zip(predicted, proba)]
+        return [{"prediction": y, "probabilities": dict(zip(labels, ps))} for y, ps in zip(predicted, proba)]
 
     return classify
 
@@ -140,7 +149,7 @@ def create_app(predictor: Predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_B
         if not _is_json(environ.get("CONTENT_TYPE", "")):
             raise InvalidRequest("Content-Type must be application/json", status=415)
         rows, is_batch = parse_rows(decode_json(_read_body(environ, max_body_bytes)), features, nullable)
-        results = answer(np.array(rows, dtype=np.float64))
+        results = answer(rows)
         return _dumps(results if is_batch else results[0])
 
     routes = {
@@ -166,10 +175,10 @@ def create_app(predictor: Predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_B
         except InvalidRequest as exc:
             status, body = exc.status, _dumps(exc.body())
         except ModelFormatError as exc:  # corruption a kernel met while predicting: the server's fault, one log line
-            log.error("%s %s: %s", method, path, exc)
+            _log().error("%s %s: %s", method, path, exc)
             status, body = 500, _dumps({"error": "the model file is corrupt", "field": None, "index": None})
         except Exception:
-            log.exception("unhandled error serving %s %s", method, path)
+            _log().exception("unhandled error serving %s %s", method, path)
             status, body = 500, _dumps({"error": "internal server error", "field": None, "index": None})
         headers.append(("Content-Length", str(len(body))))
         start_response(f"{status} {_REASONS[status]}", headers)

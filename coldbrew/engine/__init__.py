@@ -1,7 +1,7 @@
 """Predictors: the .brew fast path and the pickle baseline behind one interface.
 
-``load_predictor(path)`` looks at the file's first bytes: the .brew magic selects BrewPredictor (numpy only,
-memory-mapped). Anything else is a pickle/joblib file, which can run arbitrary code when loaded, so it is
+``load_predictor(path)`` looks at the file's first bytes: the .brew magic selects BrewPredictor (memory-mapped; with
+the C kernel it imports no numpy). Anything else is a pickle/joblib file, which can run arbitrary code when loaded, so it is
 unpickled by PicklePredictor (imports scikit-learn) only when the caller opted in with ``allow_pickle=True`` —
 as ``np.load(allow_pickle=False)`` and ``torch.load(weights_only=True)`` refuse pickles by default.
 Both satisfy the ``Predictor`` protocol (``coldbrew.engine.protocol``), the only thing the layers above rely on.

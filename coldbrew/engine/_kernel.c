@@ -397,6 +397,183 @@ static PyObject *softmax_seq(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- the serving path without numpy: input casts and checks, element-wise file checks, argmax --------------
+ * What numpy did around the traversal, with the same bits: a C cast double -> float is numpy's astype(float32)
+ * (round to nearest, overflow to infinity), and the checks refuse exactly what coldbrew/engine/inputs.py refuses.
+ */
+
+PyDoc_STRVAR(cast_input_doc,
+"cast_input(X, out, n_features, mode, zero_threshold) -> int\n\n"
+"X: float64 rows (n_rows x n_features, C order). mode 0 (format version 1): out is float32, each value cast with\n"
+"round-to-nearest; NaN, or infinity after the cast, is refused. mode 1 / 2 (version 2, input_dtype float32 /\n"
+"float64): out is float64, rounded to float32 and back in mode 1; NaN (missing) passes, infinity (after the cast)\n"
+"is refused; then |x| <= zero_threshold becomes 0.0 when zero_threshold > 0. Returns -1, or the flat index of\n"
+"the first refused value (out is then incomplete).");
+
+static PyObject *cast_input(PyObject *self, PyObject *args)
+{
+    PyObject *o_X, *o_out;
+    Py_ssize_t n_features;
+    int mode;
+    double zero;
+    if (!PyArg_ParseTuple(args, "OOnid", &o_X, &o_out, &n_features, &mode, &zero)) return NULL;
+    if (n_features < 1 || mode < 0 || mode > 2) {
+        PyErr_SetString(PyExc_ValueError, "n_features must be positive and mode 0, 1 or 2");
+        return NULL;
+    }
+    Py_buffer bx, bo;
+    if (get(o_X, &bx, 0, "X") < 0) return NULL;
+    if (get(o_out, &bo, 1, "out") < 0) { PyBuffer_Release(&bx); return NULL; }
+    const Py_ssize_t n = bx.len / (Py_ssize_t)sizeof(double);
+    const Py_ssize_t out_item = mode == 0 ? (Py_ssize_t)sizeof(float) : (Py_ssize_t)sizeof(double);
+    PyObject *result = NULL;
+    if (bx.len % (Py_ssize_t)sizeof(double) || n % n_features || bo.len != n * out_item) {
+        PyErr_SetString(PyExc_ValueError, "X and out disagree with n_features");
+        goto done;
+    }
+    const double *x = (const double *)bx.buf;
+    Py_ssize_t bad = -1;
+    if (mode == 0) {
+        float *o = (float *)bo.buf;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const float v = (float)x[i];
+            if (!isfinite(v)) { bad = i; break; }
+            o[i] = v;
+        }
+    } else {
+        double *o = (double *)bo.buf;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double v = mode == 1 ? (double)(float)x[i] : x[i];
+            if (isinf(v)) { bad = i; break; }
+            if (zero > 0 && fabs(v) <= zero) v = 0.0;
+            o[i] = v;
+        }
+    }
+    result = PyLong_FromSsize_t(bad);
+done:
+    PyBuffer_Release(&bo);
+    PyBuffer_Release(&bx);
+    return result;
+}
+
+PyDoc_STRVAR(finish_raw_doc,
+"finish_raw(out, divisor, f32) -> int\n\n"
+"Divide every raw score by divisor when it is positive (format version 1's 'mean'), then return the index of the\n"
+"first score that is NaN or infinite (an overflowing sum), or -1. out is float32 when f32, else float64.");
+
+static PyObject *finish_raw(PyObject *self, PyObject *args)
+{
+    PyObject *o;
+    double divisor;
+    int f32;
+    if (!PyArg_ParseTuple(args, "Odp", &o, &divisor, &f32)) return NULL;
+    Py_buffer b;
+    if (get(o, &b, 1, "out") < 0) return NULL;
+    Py_ssize_t bad = -1;
+    if (f32) {
+        float *x = (float *)b.buf;
+        const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(float);
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (!isfinite(x[i])) { bad = i; break; }
+    } else {
+        double *x = (double *)b.buf;
+        const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(double);
+        if (divisor > 0)
+            for (Py_ssize_t i = 0; i < n; i++) x[i] /= divisor;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (!isfinite(x[i])) { bad = i; break; }
+    }
+    PyBuffer_Release(&b);
+    return PyLong_FromSsize_t(bad);
+}
+
+PyDoc_STRVAR(argmax_doc,
+"argmax(buf, n_outputs, f32) -> list[int]: per row of n_outputs values (float32 when f32, else float64), the\n"
+"index of the first maximum (numpy's argmax: a NaN counts as the maximum).");
+
+static PyObject *argmax(PyObject *self, PyObject *args)
+{
+    PyObject *o;
+    Py_ssize_t K;
+    int f32;
+    if (!PyArg_ParseTuple(args, "Onp", &o, &K, &f32)) return NULL;
+    Py_buffer b;
+    if (get(o, &b, 0, "buf") < 0) return NULL;
+    const Py_ssize_t item = f32 ? (Py_ssize_t)sizeof(float) : (Py_ssize_t)sizeof(double);
+    if (K < 1 || b.len % (item * K)) {
+        PyBuffer_Release(&b);
+        PyErr_SetString(PyExc_ValueError, "buffer is not rows of n_outputs values");
+        return NULL;
+    }
+    const Py_ssize_t n = b.len / (item * K);
+    PyObject *list = PyList_New(n);
+    if (list == NULL) { PyBuffer_Release(&b); return NULL; }
+    for (Py_ssize_t r = 0; r < n; r++) {
+        Py_ssize_t best = 0;
+        double m = f32 ? (double)((const float *)b.buf)[r * K] : ((const double *)b.buf)[r * K];
+        if (!isnan(m)) {
+            for (Py_ssize_t k = 1; k < K; k++) {
+                const double v = f32 ? (double)((const float *)b.buf)[r * K + k] : ((const double *)b.buf)[r * K + k];
+                if (isnan(v)) { best = k; break; }
+                if (v > m) { m = v; best = k; }
+            }
+        }
+        PyObject *i = PyLong_FromSsize_t(best);
+        if (i == NULL || PyList_SetItem(list, r, i) < 0) { Py_DECREF(list); PyBuffer_Release(&b); return NULL; }
+    }
+    PyBuffer_Release(&b);
+    return list;
+}
+
+PyDoc_STRVAR(rising_doc, "rising(buf) -> bool: True if the int64 values strictly increase (tree_offsets).");
+
+static PyObject *rising(PyObject *self, PyObject *arg)
+{
+    Py_buffer b;
+    if (get(arg, &b, 0, "buf") < 0) return NULL;
+    const int64_t *x = (const int64_t *)b.buf;
+    const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(int64_t);
+    int ok = 1;
+    for (Py_ssize_t i = 1; i < n && ok; i++) ok = x[i - 1] < x[i];
+    PyBuffer_Release(&b);
+    return PyBool_FromLong(ok);
+}
+
+PyDoc_STRVAR(first_bad_node_doc,
+"first_bad_node(buf) -> int: index of the first node record with a NaN threshold or a non-finite leaf value, or -1.");
+
+static PyObject *first_bad_node(PyObject *self, PyObject *arg)
+{
+    Py_buffer b;
+    if (get(arg, &b, 0, "buf") < 0) return NULL;
+    const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(node_t);
+    Py_ssize_t bad = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        node_t node;
+        memcpy(&node, (const char *)b.buf + i * (Py_ssize_t)sizeof(node_t), sizeof(node_t));
+        if (node.feature >= 0 ? isnan(node.value) : !isfinite(node.value)) { bad = i; break; }
+    }
+    PyBuffer_Release(&b);
+    return PyLong_FromSsize_t(bad);
+}
+
+PyDoc_STRVAR(first_nonfinite_doc, "first_nonfinite(buf) -> int: index of the first NaN or infinite float64, or -1.");
+
+static PyObject *first_nonfinite(PyObject *self, PyObject *arg)
+{
+    Py_buffer b;
+    if (get(arg, &b, 0, "buf") < 0) return NULL;
+    const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(double);
+    Py_ssize_t bad = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double v;
+        memcpy(&v, (const char *)b.buf + i * (Py_ssize_t)sizeof(double), sizeof(double));
+        if (!isfinite(v)) { bad = i; break; }
+    }
+    PyBuffer_Release(&b);
+    return PyLong_FromSsize_t(bad);
+}
+
 static PyMethodDef methods[] = {
     {"predict_raw", predict_raw, METH_VARARGS, predict_raw_doc},
     {"expit", expit, METH_O, expit_doc},
@@ -404,6 +581,12 @@ static PyMethodDef methods[] = {
     {"sigmoid_f32", sigmoid_f32, METH_O, sigmoid_f32_doc},
     {"softmax_f32", softmax_f32, METH_VARARGS, softmax_f32_doc},
     {"softmax_seq", softmax_seq, METH_VARARGS, softmax_seq_doc},
+    {"cast_input", cast_input, METH_VARARGS, cast_input_doc},
+    {"finish_raw", finish_raw, METH_VARARGS, finish_raw_doc},
+    {"argmax", argmax, METH_VARARGS, argmax_doc},
+    {"rising", rising, METH_O, rising_doc},
+    {"first_bad_node", first_bad_node, METH_O, first_bad_node_doc},
+    {"first_nonfinite", first_nonfinite, METH_O, first_nonfinite_doc},
     {NULL, NULL, 0, NULL},
 };
 

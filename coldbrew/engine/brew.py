@@ -1,15 +1,38 @@
-"""BrewPredictor: predictions from a memory-mapped .brew file, bit-identical to scikit-learn's."""
+"""BrewPredictor: predictions from a memory-mapped .brew file, bit-identical to the libraries'.
+
+With the C kernel (``coldbrew/engine/_kernel.c``) the serving path imports no numpy: the reader is standard
+library, rows given as lists are flattened into an ``array('d')``, and the kernel casts and checks them, walks the
+trees, applies the link functions (libm's ``exp``/``expf``) and takes the argmax. Lists in, lists out. A numpy array
+in (or any other array-like) gives numpy arrays out, with the same values and dtypes as before.
+
+One output needs numpy whatever the kernel: ``softmax`` (scikit-learn's multiclass GradientBoosting and
+HistGradientBoosting, XGBoost's ``multi:softmax``) computes probabilities with numpy's own ``exp``, which is not
+libm's on CPUs with AVX-512 (see ``brew_numpy.softmax``), so its ``predict_proba`` imports numpy to stay bit-exact.
+Its ``predict`` (an argmax of raw scores) does not.
+
+Without the C kernel the numpy kernel runs the whole path on numpy (``coldbrew.engine.brew_numpy``).
+"""
 
 from __future__ import annotations
 
 import sys
+from array import array
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from coldbrew.engine import numpy_kernel
-from coldbrew.engine.inputs import as_float32, as_float64_with_nan
+from coldbrew.engine.inputs import (
+    InvalidInputError,
+    as_float32,
+    as_float64_with_nan,
+    bad_value,
+    flat_rows,
+    is_rows_list,
+)
 from coldbrew.errors import ColdbrewError, ModelFormatError
 from coldbrew.format import BrewFile
+from coldbrew.format.spec import label_values
+
+if TYPE_CHECKING:
+    import numpy as np
 
 try:
     from coldbrew.engine import _kernel as c_kernel
@@ -20,150 +43,117 @@ KERNELS = ("c", "numpy") if c_kernel is not None and sys.byteorder == "little" e
 
 
 class BrewPredictor:
-    """A .brew model: ``predict_raw``, ``predict_proba`` (classifiers), ``predict``, ``info``."""
+    """A .brew model: ``predict_raw``, ``predict_proba`` (classifiers), ``predict``, ``info``.
+
+    Each method takes rows as a list of lists (``None`` = missing where the model handles it) and returns lists,
+    or a numpy array / array-like and returns numpy arrays.
+    """
 
     format = "brew"
 
     def __init__(self, path, *, verify: bool = False, eager: bool = False, kernel: str | None = None):
-        self.file = BrewFile(path, verify=verify, eager=eager)
+        self.kernel = kernel or KERNELS[0]
+        if self.kernel not in KERNELS:
+            raise ColdbrewError(f"kernel {self.kernel!r} is not available here (available: {', '.join(KERNELS)})")
+        self.file = BrewFile(path, verify=verify, eager=eager, checks=c_kernel if self.kernel == "c" else None)
         h = self.file.header
         self.header = h
         self.kind: str = h["kind"]
         self.n_features: int = h["n_features"]
         self.feature_names: tuple[str, ...] = tuple(h["feature_names"] or (f"x{i}" for i in range(self.n_features)))
-        self._classes = (
-            None if h["classes"] is None else np.array(h["classes"], dtype=np.dtype(h["classes_dtype"]))
-        )
-        self.classes: tuple | None = None if self._classes is None else tuple(self._classes.tolist())
-        self.kernel = kernel or KERNELS[0]
-        if self.kernel not in KERNELS:
-            raise ColdbrewError(f"kernel {self.kernel!r} is not available here (available: {', '.join(KERNELS)})")
-        a = self.file.arrays
-        self._nodes, self._offsets, self._base = a["nodes"], a["tree_offsets"], a["base_score"]
-        self._vector = h["leaf"] == "vector"
-        self._leaf_values = a.get("leaf_values", np.empty((0, h["n_outputs"])))
-        self._kern = c_kernel if self.kernel == "c" else numpy_kernel
+        self.classes: tuple | None = None if h["classes"] is None else label_values(h["classes"], h["classes_dtype"])
         self._v2 = h["version"] >= 2
+        self._K: int = h["n_outputs"]
+        self._np_classes: Any = None
+        self._numpy_path: Any = None
+        if self.kernel == "numpy":
+            _require_numpy("the numpy kernel (the C kernel is not built here)")
+            from coldbrew.engine.brew_numpy import NumpyPath
+
+            self._numpy_path = NumpyPath(self.file, self.feature_names)
+            return
+        b = self.file.buffers
+        self._nodes_buf, self._offsets_buf = b["nodes"], b["tree_offsets"]
+        self._leaf_buf = b.get("leaf_values", b"")
+        self._acc32 = self._v2 and h["accumulate"] == "float32"
+        self._base_row = array("f" if self._acc32 else "d", b["base_score"].tolist())
         if self._v2:
-            self._flags, self._groups = a["node_flags"], a["tree_groups"]
-            self._cat_offsets = a.get("cat_offsets", np.zeros(1, dtype=np.int64))
-            self._cat_words = a.get("cat_words", np.zeros(1, dtype=np.uint32))
-            self._acc = np.float32 if h["accumulate"] == "float32" else np.float64
+            self._flags_buf, self._groups_buf = b["node_flags"], b["tree_groups"]
+            self._cat_offsets_buf = b.get("cat_offsets", bytes(8))  # one zero offset: no bitsets
+            self._cat_words_buf = b.get("cat_words", bytes(4))
+            self._mode = 1 if h["input_dtype"] == "float32" else 2
+        else:
+            self._mode = 0
+
+    # numpy views of the arrays, for tools and tests that inspect a loaded model (imports numpy)
+    @property
+    def _nodes(self) -> np.ndarray:
+        return self.file.arrays["nodes"]
+
+    @property
+    def _offsets(self) -> np.ndarray:
+        return self.file.arrays["tree_offsets"]
+
+    @property
+    def _base(self) -> np.ndarray:
+        return self.file.arrays["base_score"]
 
     @property
     def is_classifier(self) -> bool:
-        return self._classes is not None
+        return self.classes is not None
 
-    def predict_raw(self, X) -> np.ndarray:
+    @property
+    def needs_numpy(self) -> bool:
+        """True if serving this model imports numpy: the numpy kernel, or a ``softmax`` output's probabilities
+        (numpy's own exp, module docstring). A deployment without numpy can serve the model when this is False."""
+        return self.kernel == "numpy" or self.header["output"] == "softmax"
+
+    # ------------------------------------------------------------------------------------------- public API
+    def predict_raw(self, X) -> Any:
         """Raw scores, shape (n_rows, n_outputs): base score plus every tree's leaf, tree by tree."""
-        if self._v2:
-            return self._predict_raw_v2(X)
-        X32 = as_float32(X, self.feature_names, self.n_features)
-        K = self.header["n_outputs"]
-        out = np.empty((X32.shape[0], K), dtype=np.float64)
-        out[...] = self._base
-        try:
-            self._kern.predict_raw(
-                self._nodes, self._offsets, self._leaf_values, X32, out, self.n_features, K, self._vector
-            )
-        except ValueError as exc:
-            raise ModelFormatError(f"{self.file.path}: {exc}") from None
-        if self.header["combine"] == "mean":
-            out /= self.header["n_trees"]
-        if not np.isfinite(out).all():  # finite but huge leaf values can still overflow: never serve inf or NaN
-            raise ModelFormatError(f"{self.file.path}: corrupt model: the raw score overflowed to infinity or NaN")
-        return out
+        if self._numpy_path is not None:
+            return self._listed(self._numpy_path.predict_raw(X), X)
+        raw, n, numpy_in = self._raw(X)
+        return self._matrix(raw, n, self._K, numpy_in)
 
-    def _predict_raw_v2(self, X) -> np.ndarray:
-        h = self.header
-        X64 = as_float64_with_nan(X, self.feature_names, self.n_features, h["input_dtype"])
-        zero = h["input_zero_threshold"]
-        if zero:  # LightGBM reads |x| <= 1e-35f as 0 (its dense-row copy skips them)
-            X64[np.abs(X64) <= zero] = 0.0
-        K = h["n_outputs"]
-        out = np.empty((X64.shape[0], K), dtype=self._acc)
-        out[...] = self._base.astype(self._acc)
-        try:
-            self._kern.predict_raw2(
-                self._nodes, self._flags, self._offsets, self._groups, self._cat_offsets, self._cat_words, X64, out,
-                self.n_features, K, h["split_compare"] == "lt", self._acc is np.float32,
-            )
-        except ValueError as exc:
-            raise ModelFormatError(f"{self.file.path}: {exc}") from None
-        if not np.isfinite(out).all():  # a NaN/inf leaf or an overflowing sum: never serve inf or NaN
-            raise ModelFormatError(f"{self.file.path}: corrupt model: the raw score overflowed to infinity or NaN")
-        return out
-
-    def _proba_v2(self, raw: np.ndarray) -> np.ndarray:
-        output = self.header["output"]
-        K = self.header["n_outputs"]
-        if output == "softmax_f32":
-            self._kern.softmax_f32(raw, K)
-            return raw
-        if output == "softmax_seq":
-            self._kern.softmax_seq(raw, K)
-            return raw
-        if output == "sigmoid_f32":  # XGBoost's sklearn wrapper: vstack((1.0 - p, p)).transpose(), float32
-            p1 = np.ascontiguousarray(raw[:, 0])
-            self._kern.sigmoid_f32(p1)
-            return np.vstack((1.0 - p1, p1)).transpose()
-        return self._proba(raw)  # logistic, softmax: as scikit-learn
-
-    def _predict_v2(self, raw: np.ndarray) -> np.ndarray:
-        h = self.header
-        decision = h["decision"]
-        if decision == "value":
-            if h["output"] == "sigmoid_f32":
-                p = np.ascontiguousarray(raw[:, 0])
-                self._kern.sigmoid_f32(p)
-                return p
-            return raw[:, 0]
-        if decision == "raw_ge0":
-            return self._classes[(raw[:, 0] >= 0).astype(int)]
-        if decision == "raw_gt0":
-            return self._classes[(raw[:, 0] > 0).astype(int)]
-        if decision == "argmax_raw":
-            return self._classes.take(np.argmax(raw, axis=1), axis=0)
-        proba = self._proba_v2(raw)
-        if decision == "proba_gt_half":
-            return self._classes[(proba[:, 1] > 0.5).astype(int)]
-        return self._classes.take(np.argmax(proba, axis=1), axis=0)
-
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X) -> Any:
         """Class probabilities, shape (n_rows, n_classes), in ``classes`` order."""
         if not self.is_classifier:
             raise ColdbrewError(f"a {self.kind} has no predict_proba; use predict")
-        if self._v2:
-            return self._proba_v2(self.predict_raw(X))
-        return self._proba(self.predict_raw(X))
+        if self._numpy_path is not None:
+            return self._listed(self._numpy_path.predict_proba(X), X)
+        raw, n, numpy_in = self._raw(X)
+        proba, width = self._proba(raw, n)
+        if not isinstance(proba, array):  # softmax: numpy's own exp (module docstring)
+            return proba if numpy_in else proba.tolist()
+        return self._matrix(proba, n, width, numpy_in)
 
-    def _proba(self, raw: np.ndarray) -> np.ndarray:
-        output = self.header["output"]
-        if output == "proba":
-            return raw
-        if output == "softmax":  # sklearn.utils.extmath.softmax, operation for operation
-            raw -= raw.max(axis=1).reshape(-1, 1)
-            np.exp(raw, out=raw)
-            raw /= raw.sum(axis=1).reshape(-1, 1)
-            return raw
-        p1 = raw[:, 0] * 2 if output == "logistic2" else raw[:, 0].copy()
-        self._kern.expit(p1)
-        proba = np.empty((raw.shape[0], 2), dtype=np.float64)
-        proba[:, 1] = p1
-        proba[:, 0] = 1 - proba[:, 1]
-        return proba
-
-    def predict(self, X) -> np.ndarray:
-        """Class labels (classifiers) or regression values, as scikit-learn's ``predict``."""
-        raw = self.predict_raw(X)
-        if self._v2:
-            return self._predict_v2(raw)
-        output = self.header["output"]
-        if output == "identity" or self._classes is None:
-            return raw[:, 0]
-        if output in ("logistic", "logistic2"):
-            return self._classes[(raw[:, 0] >= 0).astype(int)]
-        return self._classes.take(np.argmax(raw, axis=1), axis=0)
+    def predict(self, X) -> Any:
+        """Class labels (classifiers) or regression values, as the library's ``predict``."""
+        if self._numpy_path is not None:
+            return self._listed(self._numpy_path.predict(X), X)
+        raw, n, numpy_in = self._raw(X)
+        h = self.header
+        decision = h["decision"] if self._v2 else _V1_DECISIONS[h["output"]]
+        if decision == "value" or self.classes is None:
+            if h["output"] == "sigmoid_f32":  # XGBoost reg:logistic
+                c_kernel.sigmoid_f32(raw)
+            return self._vector(raw, numpy_in)
+        if decision == "raw_ge0":
+            chosen = [1 if v >= 0 else 0 for v in raw]
+        elif decision == "raw_gt0":
+            chosen = [1 if v > 0 else 0 for v in raw]
+        elif decision == "argmax_raw":
+            chosen = c_kernel.argmax(raw, self._K, self._acc32)
+        else:
+            proba, width = self._proba(raw, n)
+            if not isinstance(proba, array):  # softmax probabilities are numpy's
+                chosen = proba.argmax(axis=1).tolist()
+            elif decision == "proba_gt_half":
+                chosen = [1 if v > 0.5 else 0 for v in proba[1::2]]
+            else:  # argmax_proba
+                chosen = c_kernel.argmax(proba, width, proba.typecode == "f")
+        return self._labels(chosen, numpy_in)
 
     def info(self) -> dict:
         """Facts about the model for logs and telemetry."""
@@ -181,3 +171,139 @@ class BrewPredictor:
             "kernel": self.kernel,
             "checksum_verified": self.file.checksum_verified,
         }
+
+    # ------------------------------------------------------------------------------------ the C kernel path
+    def _input(self, X) -> tuple[Any, int, bool]:
+        """The kernel's input buffer (float32 for version 1, float64 with NaN for version 2), its row count and
+        whether numpy came in. Lists are cast and checked by the C kernel; array-likes by numpy, as before."""
+        h = self.header
+        if is_rows_list(X):
+            flat = flat_rows(X, self.n_features)
+            buf = array("f" if self._mode == 0 else "d", bytes(len(flat) * (4 if self._mode == 0 else 8)))
+            zero = float(h["input_zero_threshold"]) if self._v2 else 0.0
+            bad = c_kernel.cast_input(flat, buf, self.n_features, self._mode, zero)
+            if bad >= 0:
+                if self._mode == 0:
+                    why = "is NaN" if flat[bad] != flat[bad] else "is infinite or too large for float32"
+                else:
+                    why = f"is infinite or too large for {h['input_dtype']}"
+                raise InvalidInputError(bad_value(X, bad, self.n_features, self.feature_names, why))
+            return buf, len(flat) // self.n_features, False
+        import numpy as np
+
+        if not self._v2:
+            X32 = as_float32(X, self.feature_names, self.n_features)
+            return X32, X32.shape[0], True
+        X64 = as_float64_with_nan(X, self.feature_names, self.n_features, h["input_dtype"])
+        zero = h["input_zero_threshold"]
+        if zero:  # LightGBM reads |x| <= 1e-35f as 0 (its dense-row copy skips them)
+            X64[np.abs(X64) <= zero] = 0.0
+        return X64, X64.shape[0], True
+
+    def _raw(self, X) -> tuple[array, int, bool]:
+        """Raw scores as a flat array (``'d'``, or ``'f'`` for float32 accumulation), rows, numpy-in."""
+        rows, n, numpy_in = self._input(X)
+        h = self.header
+        out = self._base_row * n
+        try:
+            if self._v2:
+                c_kernel.predict_raw2(
+                    self._nodes_buf, self._flags_buf, self._offsets_buf, self._groups_buf, self._cat_offsets_buf,
+                    self._cat_words_buf, rows, out, self.n_features, self._K, h["split_compare"] == "lt", self._acc32,
+                )
+            else:
+                c_kernel.predict_raw(
+                    self._nodes_buf, self._offsets_buf, self._leaf_buf, rows, out, self.n_features, self._K,
+                    h["leaf"] == "vector",
+                )
+        except ValueError as exc:
+            raise ModelFormatError(f"{self.file.path}: {exc}") from None
+        divisor = float(h["n_trees"]) if h["combine"] == "mean" else 0.0
+        if c_kernel.finish_raw(out, divisor, self._acc32) >= 0:  # an overflowing sum: never serve inf or NaN
+            raise ModelFormatError(f"{self.file.path}: corrupt model: the raw score overflowed to infinity or NaN")
+        return out, n, numpy_in
+
+    def _proba(self, raw: array, n: int) -> tuple[Any, int]:
+        """Probabilities from raw scores: a flat array and its row width, or (softmax) a numpy matrix."""
+        output, K = self.header["output"], self._K
+        if output == "proba":
+            return raw, K
+        if output == "softmax_f32":
+            c_kernel.softmax_f32(raw, K)
+            return raw, K
+        if output == "softmax_seq":
+            c_kernel.softmax_seq(raw, K)
+            return raw, K
+        if output == "softmax":
+            _require_numpy(f"the probabilities of a {self.kind} with a softmax output (numpy's exp, not libm's)")
+            import numpy as np
+
+            from coldbrew.engine.brew_numpy import softmax
+
+            return softmax(np.frombuffer(raw, dtype=np.float32 if raw.typecode == "f" else np.float64).reshape(n, K)), K
+        if output == "sigmoid_f32":  # XGBoost's sklearn wrapper: (1.0 - p, p) in float32
+            p1 = array("f", raw)
+            c_kernel.sigmoid_f32(p1)
+            proba = array("f", bytes(8 * n))
+            proba[0::2] = array("f", [1.0 - v for v in p1])  # exact in double, then one rounding: float32's 1.0 - p
+            proba[1::2] = p1
+            return proba, 2
+        # logistic, logistic2: scipy's expit with libm's exp, p0 = 1 - p1
+        p1 = array("d", [2 * v for v in raw]) if output == "logistic2" else array("d", raw)
+        c_kernel.expit(p1)
+        proba = array("d", bytes(16 * n))
+        proba[0::2] = array("d", [1 - v for v in p1])
+        proba[1::2] = p1
+        return proba, 2
+
+    # ---------------------------------------------------------------------------------------- result shapes
+    @staticmethod
+    def _matrix(flat: array, n: int, width: int, numpy_in: bool) -> Any:
+        if numpy_in:
+            import numpy as np
+
+            return np.frombuffer(flat, dtype=np.float32 if flat.typecode == "f" else np.float64).reshape(n, width)
+        values = flat.tolist()
+        return [values[i : i + width] for i in range(0, len(values), width)]
+
+    @staticmethod
+    def _vector(flat: array, numpy_in: bool) -> Any:
+        if numpy_in:
+            import numpy as np
+
+            return np.frombuffer(flat, dtype=np.float32 if flat.typecode == "f" else np.float64)
+        return flat.tolist()
+
+    def _labels(self, chosen: list[int], numpy_in: bool) -> Any:
+        if numpy_in:
+            import numpy as np
+
+            if self._np_classes is None:
+                self._np_classes = np.array(self.header["classes"], dtype=np.dtype(self.header["classes_dtype"]))
+            return self._np_classes.take(np.array(chosen, dtype=np.intp), axis=0)
+        classes = self.classes
+        assert classes is not None
+        return [classes[i] for i in chosen]
+
+    @staticmethod
+    def _listed(result: Any, X) -> Any:
+        """The numpy kernel's result as lists when lists came in."""
+        return result.tolist() if is_rows_list(X) else result
+
+
+def _require_numpy(what: str) -> None:
+    """Refuse with one line where numpy is needed and not installed (a numpy-free deployment)."""
+    try:
+        import numpy  # noqa: F401 - imported here because the caller is about to use it
+    except ImportError:
+        raise ColdbrewError(f"{what} needs numpy, which is not installed: pip install numpy") from None
+
+
+# Format version 1 outputs → the version 2 decision rule they follow (docs/format.md sections 4 and 10.4).
+_V1_DECISIONS = {
+    "logistic": "raw_ge0",
+    "logistic2": "raw_ge0",
+    "softmax": "argmax_raw",
+    "proba": "argmax_proba",
+    "identity": "value",
+}

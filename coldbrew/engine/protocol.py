@@ -43,12 +43,15 @@ class Predictor(Protocol):
         """Class labels in ``predict_proba`` column order (None for regressors)."""
         ...
 
-    def predict_proba(self, X: ArrayLike) -> np.ndarray:
-        """Class probabilities, shape (n_rows, n_classes); raises ``InvalidInputError`` for unusable rows."""
+    def predict_proba(self, X: ArrayLike) -> np.ndarray | list:
+        """Class probabilities, shape (n_rows, n_classes); raises ``InvalidInputError`` for unusable rows.
+
+        A numpy array; ``BrewPredictor`` answers rows given as lists with lists (no numpy on that path)."""
         ...
 
-    def predict(self, X: ArrayLike) -> np.ndarray:
-        """Labels (classifiers) or values (regressors), as the training library's ``predict``."""
+    def predict(self, X: ArrayLike) -> np.ndarray | list:
+        """Labels (classifiers) or values (regressors), as the training library's ``predict`` (lists for list
+        rows from ``BrewPredictor``, as ``predict_proba``)."""
         ...
 
     def info(self) -> dict[str, Any]:

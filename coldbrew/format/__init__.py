@@ -1,10 +1,12 @@
 """The .brew file format: a data-only, memory-mapped tree-ensemble model (spec: docs/format.md).
 
-Layer 1. May import: numpy and the base modules (errors, atomicfile), nothing else of coldbrew. The writer (and hashlib) load on first use, off the serving path.
+Layer 1. May import: the base modules (errors, atomicfile), nothing else of coldbrew. The reader uses the standard
+library only (mmap, json, struct, memoryview); numpy is imported by the writer and by ``BrewFile.arrays``, on first
+use and off the serving path, as are the writer and hashlib themselves.
 """
 
 from coldbrew.format.reader import BrewFile, is_brew
-from coldbrew.format.spec import MAGIC, NODE_DTYPE, VERSION
+from coldbrew.format.spec import MAGIC, VERSION
 
 __all__ = ["MAGIC", "NODE_DTYPE", "VERSION", "BrewFile", "is_brew", "write_brew"]
 
@@ -14,4 +16,8 @@ def __getattr__(name: str):
         from coldbrew.format.writer import write_brew
 
         return write_brew
+    if name == "NODE_DTYPE":  # a numpy dtype: numpy loads only when a tool asks for it
+        from coldbrew.format import spec
+
+        return spec.NODE_DTYPE
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

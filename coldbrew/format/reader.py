@@ -1,18 +1,84 @@
-"""Open a .brew file: mmap + preamble + JSON header + zero-copy array views. No per-tree work."""
+"""Open a .brew file: mmap + preamble + JSON header + zero-copy array views. No per-tree work.
+
+Standard library only (mmap, json, struct, memoryview): serving a .brew file needs no numpy. ``BrewFile.buffers``
+are memoryviews into the map; ``BrewFile.arrays`` builds numpy views of the same bytes, importing numpy on first
+use (tools, the numpy kernel, tests).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import mmap
+import operator
 import os
+import struct
+import sys
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from coldbrew.errors import ModelFormatError
 from coldbrew.format import spec
 
+if TYPE_CHECKING:
+    import numpy as np
+
 _HASH_CHUNK = 16 << 20
+
+
+class Checks(Protocol):
+    """The checks that read every element of an array: the C kernel (``coldbrew.engine._kernel``) implements
+    them in compiled code; :class:`StdlibChecks` is the default."""
+
+    def rising(self, offsets: memoryview, /) -> bool:
+        """True if the int64 values strictly increase."""
+        ...
+
+    def first_bad_node(self, nodes: memoryview, /) -> int:
+        """Index of the first node record whose value no file may hold (NaN threshold, non-finite leaf), or -1."""
+        ...
+
+    def first_nonfinite(self, values: memoryview, /) -> int:
+        """Index of the first NaN or infinity in float64 values, or -1."""
+        ...
+
+
+class StdlibChecks:
+    """:class:`Checks` without compiled code: numpy when it is importable (the tools' environments), else loops."""
+
+    @staticmethod
+    def rising(offsets: memoryview) -> bool:
+        return not any(map(operator.ge, offsets[:-1], offsets[1:]))
+
+    @staticmethod
+    def first_bad_node(nodes: memoryview) -> int:
+        np = _numpy()
+        if np is not None:
+            from coldbrew.format import spec
+
+            bad = spec.invalid_values(np.frombuffer(nodes, dtype=spec.NODE_DTYPE))
+            return int(bad.argmax()) if bad.any() else -1
+        for i, (value, feature, _) in enumerate(struct.iter_unpack("<dii", nodes)):
+            if math.isnan(value) if feature >= 0 else not math.isfinite(value):
+                return i
+        return -1
+
+    @staticmethod
+    def first_nonfinite(values: memoryview) -> int:
+        np = _numpy() if len(values) > 1 << 16 else None  # small arrays (base_score at load): no numpy
+        if np is not None:
+            bad = ~np.isfinite(np.frombuffer(values, dtype="<f8"))
+            return int(bad.argmax()) if bad.any() else -1
+        return next((i for i, (v,) in enumerate(struct.iter_unpack("<d", values)) if not math.isfinite(v)), -1)
+
+
+def _numpy() -> Any:
+    try:
+        import numpy
+    except ImportError:
+        return None
+    return numpy
+
 
 
 def parse_header(raw: bytes, path: object = "header") -> object:
@@ -47,14 +113,19 @@ EAGER_WINDOW = 128 * 1024
 
 
 class BrewFile:
-    """A memory-mapped .brew file: ``header`` (dict) and ``arrays`` (read-only numpy views into the map).
+    """A memory-mapped .brew file: ``header`` (dict), ``buffers`` (memoryviews into the map) and ``arrays``
+    (read-only numpy views of the same bytes, built on first use).
 
     Opening runs the cheap checks of docs/format.md section 5; ``verify=True`` also checks the SHA-256
-    (reads every byte); ``eager=True`` asks the kernel to read the whole file ahead (MADV_WILLNEED).
+    (reads every byte); ``eager=True`` asks the kernel to read the whole file ahead (MADV_WILLNEED). ``checks``
+    runs the element-wise checks (the C kernel passes itself; default :class:`StdlibChecks`).
     """
 
-    def __init__(self, path: str | os.PathLike, *, verify: bool = False, eager: bool = False):
+    def __init__(
+        self, path: str | os.PathLike, *, verify: bool = False, eager: bool = False, checks: Checks | None = None
+    ):
         self.path = Path(path)
+        self._checks: Checks = checks if checks is not None else StdlibChecks()
         try:
             with open(self.path, "rb") as fh:
                 self.size_bytes = os.fstat(fh.fileno()).st_size
@@ -69,7 +140,8 @@ class BrewFile:
             for start in range(0, self.size_bytes, EAGER_WINDOW):
                 self._map.madvise(mmap.MADV_WILLNEED, start, min(EAGER_WINDOW, self.size_bytes - start))
         self.header = self._read_header()
-        self.arrays = self._view_arrays()
+        self.buffers = self._view_buffers()
+        self._arrays: dict[str, np.ndarray] | None = None
         self._check_tree_offsets()
         self.check_finite(when=("load",))
         self.checksum_verified = False
@@ -102,19 +174,53 @@ class BrewFile:
             raise ModelFormatError(f"{self.path}: {exc}") from None
         return header
 
-    def _view_arrays(self) -> dict[str, np.ndarray]:
+    def _view_buffers(self) -> dict[str, memoryview]:
+        """Each array as a flat memoryview of its bytes in the map: typed (``q``, ``d``, ...) for plain dtypes
+        on a little-endian host, raw bytes (``B``) for node records and on big-endian hosts."""
+        whole = memoryview(self._map)
+        typed = sys.byteorder == "little"
         views = {}
-        for name, (dtype_name, shape) in spec.expected_arrays(self.header).items():
+        for name, (dtype_name, _shape) in spec.expected_arrays(self.header).items():
             entry = self.header["arrays"][name]
-            dtype = spec.array_dtype(dtype_name)
-            count = entry["nbytes"] // dtype.itemsize
-            arr = np.frombuffer(self._map, dtype=dtype, count=count, offset=self._payload_offset + entry["offset"])
-            views[name] = arr.reshape(shape)
+            start = self._payload_offset + entry["offset"]
+            view = whole[start : start + entry["nbytes"]]
+            fmt = spec.MEMORYVIEW_FORMATS.get(dtype_name)
+            views[name] = view.cast(fmt) if typed and fmt else view  # type: ignore[call-overload]
         return views
 
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Read-only numpy views into the map, shaped as the array table says (imports numpy on first use)."""
+        if self._arrays is None:
+            import numpy as np
+
+            views = {}
+            for name, (dtype_name, shape) in spec.expected_arrays(self.header).items():
+                entry = self.header["arrays"][name]
+                dtype = spec.array_dtype(dtype_name)
+                count = entry["nbytes"] // dtype.itemsize
+                arr = np.frombuffer(self._map, dtype=dtype, count=count, offset=self._payload_offset + entry["offset"])
+                views[name] = arr.reshape(shape)
+            self._arrays = views
+        return self._arrays
+
+    def _values(self, name: str) -> tuple:
+        """A small array's values as Python numbers (little-endian whatever the host)."""
+        raw = self.buffers[name].cast("B")
+        code = {"<i8": "q", "<f8": "d", "|u1": "B", "<i4": "i", "<u4": "I"}[spec.ARRAYS[name].dtype]
+        return struct.unpack(f"<{len(raw) // struct.calcsize(code)}{code}", raw)
+
     def _check_tree_offsets(self) -> None:
-        offsets = self.arrays["tree_offsets"]
-        if offsets[0] != 0 or offsets[-1] != self.header["n_nodes"] or np.any(offsets[1:] <= offsets[:-1]):
+        raw = self.buffers["tree_offsets"]
+        raw = raw.cast("B") if raw.format != "B" else raw
+        (first,), (last,) = struct.unpack_from("<q", raw, 0), struct.unpack_from("<q", raw, len(raw) - 8)
+        if first != 0 or last != self.header["n_nodes"]:
+            raise ModelFormatError(f"{self.path}: corrupt tree_offsets (must rise from 0 to n_nodes)")
+        if sys.byteorder == "little":
+            rising = self._checks.rising(self.buffers["tree_offsets"])
+        else:
+            rising = StdlibChecks.rising(memoryview(self._values("tree_offsets")))  # type: ignore[arg-type]
+        if not rising:
             raise ModelFormatError(f"{self.path}: corrupt tree_offsets (must rise from 0 to n_nodes)")
 
     def check_finite(self, when: tuple[str, ...] = ("load", "visit")) -> None:
@@ -123,15 +229,18 @@ class BrewFile:
         At open only the small ``"load"`` arrays are checked; ``verify`` checks all of them (it reads every byte
         anyway), and the kernels check every ``"visit"`` value a prediction uses.
         """
-        for name, arr in self.arrays.items():
+        for name, buf in self.buffers.items():
             rule = spec.ARRAYS[name]
             if rule.finite not in when:
                 continue
-            invalid = spec.invalid_values(arr)
-            if invalid.any():
-                at = tuple(int(i) for i in np.argwhere(invalid)[0])
+            checks = self._checks if sys.byteorder == "little" else StdlibChecks()
+            raw = buf.cast("B") if buf.format != "B" else buf
+            first = checks.first_bad_node(raw) if rule.dtype == spec.NODE_DTYPE_NAME else checks.first_nonfinite(raw)
+            if first >= 0:
+                shape = spec.ARRAYS[name].shape(self.header)
+                at = first if len(shape) == 1 else tuple(divmod(first, shape[1]))
                 raise ModelFormatError(
-                    f"{self.path}: array {name} holds a non-finite value at {at[0] if len(at) == 1 else at} "
+                    f"{self.path}: array {name} holds a non-finite value at {at} "
                     "(NaN, or an infinite leaf value; coldbrew compile never writes one): the file is corrupt"
                 )
 

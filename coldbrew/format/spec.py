@@ -7,11 +7,12 @@ import math
 import re
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from coldbrew.errors import ModelFormatError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAGIC = b"\x89BREW\r\n\x1a"
 VERSION = 2  # the newest version this coldbrew reads and writes; every older one is still read
@@ -26,8 +27,14 @@ DIGEST_OFFSET = 32
 DIGEST_SIZE = 32
 CHECKSUM = {"algorithm": "sha256", "covers": "preamble[0:32] + bytes[64:]"}
 
-NODE_DTYPE = np.dtype([("value", "<f8"), ("feature", "<i4"), ("right", "<i4")])
 NODE_DTYPE_NAME = "brew.node.v1"
+NODE_SIZE = 16
+# brew.node.v1 as a struct: value (threshold or leaf value), feature (-1 for a leaf), right child / leaf row.
+NODE_STRUCT = struct.Struct("<dii")
+#: Item size in bytes of every dtype name the array table may use (no numpy needed to check a table).
+ITEMSIZES = {NODE_DTYPE_NAME: NODE_SIZE, "<i8": 8, "<f8": 8, "|u1": 1, "<i4": 4, "<u4": 4}
+#: The ``memoryview.cast`` format of each plain array dtype (on a little-endian host, where it is the file's).
+MEMORYVIEW_FORMATS = {"<i8": "q", "<f8": "d", "|u1": "B", "<i4": "i", "<u4": "I"}
 LEAF = -1
 
 KINDS = (
@@ -100,14 +107,29 @@ def align(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
+def __getattr__(name: str) -> Any:
+    if name == "NODE_DTYPE":  # numpy only for the tools that ask (writer, converters): the reader needs none
+        import numpy as np
+
+        dtype = np.dtype([("value", "<f8"), ("feature", "<i4"), ("right", "<i4")])
+        globals()["NODE_DTYPE"] = dtype
+        return dtype
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def array_dtype(name: str) -> np.dtype:
-    """The numpy dtype for a dtype name used in the array table."""
-    return NODE_DTYPE if name == NODE_DTYPE_NAME else np.dtype(name)
+    """The numpy dtype for a dtype name used in the array table (imports numpy)."""
+    import numpy as np
+
+    return __getattr__("NODE_DTYPE") if name == NODE_DTYPE_NAME else np.dtype(name)
 
 
 # ------------------------------------------------------------------------------------------ the array table
-@dataclass(frozen=True)
-class ArrayRule:
+def _always(h: dict) -> bool:
+    return True
+
+
+class ArrayRule(NamedTuple):  # a NamedTuple, not a dataclass: dataclasses costs ~4 ms of imports at start-up
     """One array a .brew file may hold: its only accepted dtype, its shape and when it is present.
 
     ``shape(h)`` computes the shape from the (already type-checked) header; ``present(h)`` says whether a file
@@ -120,7 +142,7 @@ class ArrayRule:
 
     dtype: str
     shape: Callable[[dict], tuple[int, ...]]
-    present: Callable[[dict], bool] = lambda h: True
+    present: Callable[[dict], bool] = _always
     finite: str = ""
 
 
@@ -152,6 +174,8 @@ def invalid_values(arr: np.ndarray) -> np.ndarray:
     extreme: scikit-learn's HistGradientBoosting writes +inf when every non-missing value goes left) but never
     NaN, which no comparison can route.
     """
+    import numpy as np
+
     if arr.dtype.names:  # node records: the value is a threshold where feature >= 0, a leaf value where -1
         values = arr["value"]
         return np.where(arr["feature"] >= 0, np.isnan(values), ~np.isfinite(values))
@@ -296,29 +320,65 @@ def validate_bounds(h: dict, payload_length: int) -> None:
     if dtype_name is None or not CLASSES_DTYPE.match(dtype_name):
         raise ModelFormatError(f"header classes_dtype {_short(dtype_name)} is not an accepted label dtype "
                                "(|b1, |i1, <i2-<i8, |u1, <u2-<u8, <f2-<f8, <U<n>, |O)")
-    dtype = np.dtype(dtype_name)
+    kind, itemsize = label_kind(dtype_name)
     limit = max(MIN_CLASSES_BYTES, payload_length)
-    if dtype.itemsize * len(classes) > limit:
+    if itemsize * len(classes) > limit:
         raise ModelFormatError(f"header classes of dtype {dtype_name} would take more than {limit} bytes")
     for label in classes:
-        if not _label_fits(label, dtype):
+        if not _label_fits(label, kind, itemsize):
             raise ModelFormatError(f"header class label {_short(label)} does not fit classes_dtype {dtype_name}")
 
 
-def _label_fits(label: object, dtype: np.dtype) -> bool:
-    """True if ``label`` (from JSON) is a scalar that ``dtype`` holds exactly."""
+def label_kind(dtype_name: str) -> tuple[str, int]:
+    """numpy's ``(dtype.kind, dtype.itemsize)`` for an accepted ``classes_dtype`` (see :data:`CLASSES_DTYPE`),
+    without numpy: ``"<U5"`` -> ``("U", 20)``, ``"|O"`` -> ``("O", 8)``."""
+    if dtype_name == "|O":
+        return "O", 8
+    kind, count = dtype_name[1], int(dtype_name[2:])
+    return kind, count * 4 if kind == "U" else count
+
+
+def _label_fits(label: object, kind: str, itemsize: int) -> bool:
+    """True if ``label`` (from JSON) is a scalar that the dtype of this kind and size holds exactly."""
     if isinstance(label, bool):
-        return dtype.kind in "bO"
+        return kind in "bO"
     if isinstance(label, int):
-        if dtype.kind in "iu":
-            info = np.iinfo(dtype)
-            return info.min <= label <= info.max
-        return dtype.kind in "fO"
+        if kind == "i":
+            return -(1 << (8 * itemsize - 1)) <= label < 1 << (8 * itemsize - 1)
+        if kind == "u":
+            return 0 <= label < 1 << (8 * itemsize)
+        return kind in "fO"
     if isinstance(label, float):
-        return dtype.kind in "fO" and math.isfinite(label)
+        return kind in "fO" and math.isfinite(label)
     if isinstance(label, str):
-        return dtype.kind == "O" or (dtype.kind == "U" and len(label) <= dtype.itemsize // 4)
+        return kind == "O" or (kind == "U" and len(label) <= itemsize // 4)
     return False  # null, lists, objects: a label is a scalar
+
+
+def label_values(classes: list, dtype_name: str) -> tuple:
+    """The labels as Python scalars, exactly as ``np.array(classes, dtype=dtype_name).tolist()`` gives them
+    (validated by :func:`validate_bounds` first): a float32 label is rounded to float32, an int in a float dtype
+    becomes a float, and so on. No numpy needed."""
+    kind, itemsize = label_kind(dtype_name)
+    if kind == "b":
+        return tuple(bool(v) for v in classes)
+    if kind in "iu":
+        return tuple(int(v) for v in classes)
+    if kind == "f":
+        if itemsize == 8:
+            return tuple(float(v) for v in classes)
+        code = "<f" if itemsize == 4 else "<e"
+        return tuple(_round_float(float(v), code) for v in classes)
+    if kind == "U":
+        return tuple(str(v) for v in classes)
+    return tuple(classes)  # object: the JSON values themselves
+
+
+def _round_float(value: float, code: str) -> float:
+    try:
+        return struct.unpack(code, struct.pack(code, value))[0]
+    except OverflowError:  # beyond the range of float16/float32: numpy's cast gives an infinity
+        return math.copysign(math.inf, value)
 
 
 def _short(value: object) -> str:
@@ -374,7 +434,7 @@ def _validate_table(h: dict, payload_length: int) -> None:
             raise ModelFormatError(f"array {name}: offset and nbytes must be integers")
         if offset < 0 or offset % ALIGN:
             raise ModelFormatError(f"array {name}: offset {offset!r} is not a 64-aligned integer")
-        size = array_dtype(dtype_name).itemsize * math.prod(shape)  # Python ints: no overflow
+        size = ITEMSIZES[dtype_name] * math.prod(shape)  # Python ints: no overflow
         if nbytes != size:
             raise ModelFormatError(f"array {name}: nbytes {nbytes} does not match its shape ({size})")
         if offset + nbytes > payload_length:

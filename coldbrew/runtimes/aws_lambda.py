@@ -26,7 +26,6 @@ import base64
 import binascii
 import json
 import os
-import secrets
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -186,6 +185,12 @@ def bad_event_response(event, problem: str, headers: list[tuple[str, str]]) -> d
     return response
 
 
+def _new_env_id() -> str:
+    """16 hex digits from the OS's random source (``secrets.token_hex(8)`` without importing secrets, hmac and
+    hashlib at start-up)."""
+    return os.urandom(8).hex()
+
+
 def _log(record: dict) -> None:
     sys.stdout.write(json.dumps(record, separators=(", ", ": ")) + "\n")
     sys.stdout.flush()
@@ -202,7 +207,7 @@ class LambdaHandler:
         from apig_wsgi import make_lambda_handler
 
         self.startup = startup
-        self.env_id = secrets.token_hex(8)
+        self.env_id = _new_env_id()
         self.served = 0
         # Provisioned concurrency initialises before any request arrives: no request waits for that init,
         # so none is flagged cold (a SnapStart restore, by contrast, is paid by the first request).
@@ -315,17 +320,15 @@ class LambdaHandler:
         """Touch the model (one prediction) so its pages are in the snapshot, then collect garbage."""
         import gc
 
-        import numpy as np
-
         predictor = self.startup.predictor
-        predictor.predict(np.zeros((1, len(predictor.feature_names)), dtype=np.float64))  # regressors too
+        predictor.predict([[0.0] * len(predictor.feature_names)])  # regressors too
         gc.collect()
         _log({"event": "coldbrew.before_snapshot", "env": self.env_id})
 
     def after_restore(self) -> None:
         """A restored snapshot is a new environment: new id, cold again, fresh randomness, no stale clients."""
         previous = self.env_id
-        self.env_id = secrets.token_hex(8)  # secrets reads os.urandom: not part of the snapshot
+        self.env_id = _new_env_id()  # os.urandom: not part of the snapshot
         self.served = 0
         self._first_is_cold = True
         if "random" in sys.modules:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
+from typing import NamedTuple
+
+_NO_TIMINGS: Mapping[str, float] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class FetchedModel:
-    """A model file ready to load, and what it cost to get it."""
+class FetchedModel(NamedTuple):
+    """A model file ready to load, and what it cost to get it (a NamedTuple: no dataclasses import at start-up)."""
 
     path: Path
     size_bytes: int
@@ -18,4 +21,4 @@ class FetchedModel:
     # What proved the bytes are the object's: "none" (DISK) | "md5" | "multipart-md5" (the ETag) |
     # "brew-sha256" (a .brew file's own SHA-256) | "size" (length only: a non-.brew object whose ETag is no MD5)
     integrity: str = "none"
-    timings: dict = field(default_factory=dict)  # S3 phases in ms: client, head, download
+    timings: Mapping[str, float] = _NO_TIMINGS  # S3 phases in ms: client, head, download (read-only when absent)

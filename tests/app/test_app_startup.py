@@ -27,6 +27,7 @@ def test_disk_model_timings_and_log_line(tiny_model):
         "source": "DISK",
         "format": "pickle",
         "size_bytes": tiny_model.stat().st_size,
+        "kernel": None,  # a pickle is predicted by its library, not by a coldbrew kernel
     }
     line = started.log_line()
     assert "\n" not in line

@@ -65,6 +65,11 @@ def _assert_bit_exact(path, est, X, *, proba=True):
             got_p = p.predict_proba(X)
             assert got_p.dtype == ref_proba.dtype, (kernel, got_p.dtype, ref_proba.dtype)
             assert np.array_equal(got_p, ref_proba), (kernel, np.abs(got_p - ref_proba).max())
+        # lists in, lists out (the serving path, no numpy): the same Python values as the library's .tolist()
+        rows = X.tolist()
+        assert p.predict(rows) == ref_pred.tolist(), kernel
+        if proba:
+            assert p.predict_proba(rows) == ref_proba.tolist(), kernel
     return p
 
 

@@ -133,7 +133,9 @@ def test_bit_exact_every_estimator(models, kernel, name):
     X = np.vstack([_data(2, seed=5)[0], adversarial_rows(est)])
     if hasattr(est, "predict_proba"):
         assert np.array_equal(p.predict_proba(X), _sk(est, "predict_proba", X))
+        assert p.predict_proba(X.tolist()) == _sk(est, "predict_proba", X).tolist()  # lists in, lists out
     assert np.array_equal(p.predict(X), _sk(est, "predict", X))
+    assert p.predict(X.tolist()) == _sk(est, "predict", X).tolist()
     # integers in, same answers as the equal floats
     Xi = np.rint(np.clip(X, -1e9, 1e9)).astype(np.int64)
     assert np.array_equal(p.predict(Xi), _sk(est, "predict", Xi))
@@ -149,6 +151,8 @@ def test_adult_test_split(tiny_model, tiny_brew, kernel):
     X = X_test.to_numpy(dtype=np.float64)
     assert np.array_equal(p.predict_proba(X), est.predict_proba(X_test))
     assert np.array_equal(p.predict(X), est.predict(X_test))
+    assert p.predict_proba(X.tolist()) == est.predict_proba(X_test).tolist()
+    assert p.predict(X.tolist()) == est.predict(X_test).tolist()
     adv = adversarial_rows(est)
     assert np.array_equal(p.predict_proba(adv), _sk(est, "predict_proba", adv))
     assert p.feature_names == tuple(est.feature_names_in_)
@@ -192,7 +196,9 @@ def test_property_random_models(tmp_path, seed, kind, n_estimators, depth, lr, r
         p = BrewPredictor(path, kernel=k)
         if hasattr(est, "predict_proba"):
             assert np.array_equal(p.predict_proba(X), est.predict_proba(X))
+            assert p.predict_proba(X.tolist()) == est.predict_proba(X).tolist()
         assert np.array_equal(p.predict(X), est.predict(X))
+        assert p.predict(X.tolist()) == est.predict(X).tolist()
 
 
 @pytest.mark.parametrize(
