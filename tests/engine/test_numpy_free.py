@@ -312,6 +312,7 @@ def test_a_list_of_numpy_rows_is_numpy_in(study):
 _SPECIAL = [float("nan"), float("inf"), -float("inf"), 3.4028235e38, 3.4028236e38, -1e39, 0.0, -0.0, 1e-40, None]
 
 
+# function_scoped_fixture: ``models`` is module-scoped and read-only, so sharing it across examples is intended.
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_list_path_answers_and_refuses_as_the_numpy_path(models, data):
