@@ -23,7 +23,6 @@ HOST_IS_X86 = smoke.HOST_ARCH.get(platform.machine().lower()) == "x86_64"
 EMULATOR, NO_EMULATOR = smoke.emulator("arm64")
 needs_x86 = pytest.mark.skipif(not HOST_IS_X86, reason="the lab runs x86_64 zips on an x86_64 machine")
 needs_qemu = pytest.mark.skipif(EMULATOR is None, reason=f"no emulated arm64 run: {NO_EMULATOR}")
-NUMPY_FREE = "needs the numpy-free runtime (issue 12 §1)"
 
 # A handler that answers like coldbrew's /predict (the sum of each row as its prediction) and, beside each
 # answer, what the clean interpreter could see: whether numpy or this checkout's coldbrew is importable, whether
@@ -175,7 +174,6 @@ def test_arm64_runs_under_qemu_with_only_its_directory_and_the_stdlib(tmp_path):
 
 # ---- the whole flow on coldbrew's own handler -----------------------------------------------------------------------
 @pytest.mark.integration
-@pytest.mark.xfail(strict=False, reason=NUMPY_FREE)
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])
 def test_package_builds_and_smoke_tests_the_real_handler(tiny_brew, tmp_path, arch):
     if arch == "x86_64" and not HOST_IS_X86:
@@ -204,7 +202,6 @@ def test_expected_results_match_scikit_learn_for_every_task(families):
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=False, reason=NUMPY_FREE)
 @needs_x86
 @pytest.mark.parametrize("name", ["multiclass", "regression", "binary-unlabelled"])
 def test_package_smoke_tests_every_task(families, tmp_path, name):

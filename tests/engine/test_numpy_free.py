@@ -31,7 +31,7 @@ from coldbrew.engine import InvalidInputError
 from coldbrew.engine.brew import KERNELS, BrewPredictor
 from coldbrew.format import spec
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("numpy", "sklearn", "scipy", "pandas", "xgboost", "lightgbm", "boto3")
 
 
