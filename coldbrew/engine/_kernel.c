@@ -71,6 +71,18 @@ static int get(PyObject *obj, Py_buffer *view, int writable, const char *name)
     return 0;
 }
 
+/* Every tree's node range lies inside the node array and trees do not overlap; else a ValueError. */
+static int check_offsets(const int64_t *offsets, Py_ssize_t n_trees, Py_ssize_t n_nodes)
+{
+    for (Py_ssize_t t = 0; t < n_trees; t++) {
+        if (offsets[t] < 0 || offsets[t + 1] <= offsets[t] || offsets[t + 1] > n_nodes) {
+            PyErr_SetString(PyExc_ValueError, "corrupt model: tree_offsets out of bounds");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(predict_raw_doc,
 "predict_raw(nodes, tree_offsets, leaf_values, X, out, n_features, n_outputs, vector)\n\n"
 "Add every tree's leaf value to out (float64, n_rows x n_outputs, pre-filled with the base score), tree by\n"
@@ -105,12 +117,7 @@ static PyObject *predict_raw(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "buffer sizes disagree with n_features / n_outputs");
         goto done;
     }
-    for (Py_ssize_t t = 0; t < n_trees; t++) {
-        if (offsets[t] < 0 || offsets[t + 1] <= offsets[t] || offsets[t + 1] > n_nodes) {
-            PyErr_SetString(PyExc_ValueError, "corrupt model: tree_offsets out of bounds");
-            goto done;
-        }
-    }
+    if (check_offsets(offsets, n_trees, n_nodes) < 0) goto done;
     int status = OK;
     Py_ssize_t bad_tree = -1;
     Py_BEGIN_ALLOW_THREADS
@@ -282,12 +289,7 @@ static PyObject *predict_raw2(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "buffer sizes disagree with n_features / n_outputs");
         goto done;
     }
-    for (Py_ssize_t t = 0; t < n_trees; t++) {
-        if (offsets[t] < 0 || offsets[t + 1] <= offsets[t] || offsets[t + 1] > n_nodes) {
-            PyErr_SetString(PyExc_ValueError, "corrupt model: tree_offsets out of bounds");
-            goto done;
-        }
-    }
+    if (check_offsets(offsets, n_trees, n_nodes) < 0) goto done;
     int status = OK;
     Py_ssize_t bad_tree = -1;
     Py_BEGIN_ALLOW_THREADS
@@ -333,23 +335,30 @@ static PyObject *sigmoid_f32(PyObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* Parse (buf, n_outputs) for the in-place row functions: a writable buffer of rows of n_outputs items. */
+static int get_rows(PyObject *args, Py_buffer *b, Py_ssize_t itemsize, const char *what, Py_ssize_t *K, Py_ssize_t *n)
+{
+    PyObject *o;
+    if (!PyArg_ParseTuple(args, "On", &o, K)) return -1;
+    if (get(o, b, 1, "buf") < 0) return -1;
+    if (*K < 1 || (b->len / itemsize) % *K) {
+        PyBuffer_Release(b);
+        PyErr_Format(PyExc_ValueError, "buffer is not rows of n_outputs %s", what);
+        return -1;
+    }
+    *n = b->len / itemsize / *K;
+    return 0;
+}
+
 PyDoc_STRVAR(softmax_f32_doc,
 "softmax_f32(buf, n_outputs): in place on float32 rows, XGBoost's common::Softmax (fmaxf max, expf, double sum).");
 
 static PyObject *softmax_f32(PyObject *self, PyObject *args)
 {
-    PyObject *o;
-    Py_ssize_t K;
-    if (!PyArg_ParseTuple(args, "On", &o, &K)) return NULL;
     Py_buffer b;
-    if (get(o, &b, 1, "buf") < 0) return NULL;
-    if (K < 1 || (b.len / (Py_ssize_t)sizeof(float)) % K) {
-        PyBuffer_Release(&b);
-        PyErr_SetString(PyExc_ValueError, "buffer is not rows of n_outputs floats");
-        return NULL;
-    }
+    Py_ssize_t K, n;
+    if (get_rows(args, &b, (Py_ssize_t)sizeof(float), "floats", &K, &n) < 0) return NULL;
     float *x = (float *)b.buf;
-    const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(float) / K;
     for (Py_ssize_t r = 0; r < n; r++) {
         float *p = x + r * K;
         float wmax = p[0];
@@ -370,18 +379,10 @@ PyDoc_STRVAR(softmax_seq_doc,
 
 static PyObject *softmax_seq(PyObject *self, PyObject *args)
 {
-    PyObject *o;
-    Py_ssize_t K;
-    if (!PyArg_ParseTuple(args, "On", &o, &K)) return NULL;
     Py_buffer b;
-    if (get(o, &b, 1, "buf") < 0) return NULL;
-    if (K < 1 || (b.len / (Py_ssize_t)sizeof(double)) % K) {
-        PyBuffer_Release(&b);
-        PyErr_SetString(PyExc_ValueError, "buffer is not rows of n_outputs doubles");
-        return NULL;
-    }
+    Py_ssize_t K, n;
+    if (get_rows(args, &b, (Py_ssize_t)sizeof(double), "doubles", &K, &n) < 0) return NULL;
     double *x = (double *)b.buf;
-    const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(double) / K;
     for (Py_ssize_t r = 0; r < n; r++) {
         double *p = x + r * K;
         double wmax = p[0];
