@@ -42,7 +42,9 @@ class Contract(NamedTuple):
 
     def label_of(self) -> dict:
         """Class value (as the model's ``predict`` returns it, after ``tolist()``) → display label."""
-        return dict(zip(self.classes or (), self.labels or ()))
+        if self.classes is None or self.labels is None:  # a regressor: no classes, no labels
+            return {}
+        return dict(zip(self.classes, self.labels, strict=True))
 
 
 def _flags(header: dict, key: str, n: int) -> tuple[bool, ...]:
@@ -65,7 +67,7 @@ def _task(header: dict, classes: tuple | None) -> str:
     if (task == "regression") != (classes is None):
         has = "no classes" if classes is None else f"{len(classes)} classes"
         raise ModelFormatError(f"model header task {task!r} disagrees with the model, which has {has}")
-    if task == "binary" and len(classes) != 2:
+    if task == "binary" and classes is not None and len(classes) != 2:
         raise ModelFormatError(f"model header task 'binary' needs 2 classes, the model has {len(classes)}")
     return task
 

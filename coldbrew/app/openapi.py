@@ -31,14 +31,22 @@ def _feature(nullable: bool, categorical: bool) -> dict:
     return schema
 
 
+def _labels(contract: Contract) -> tuple[str, ...]:
+    """A classifier's display labels (``contract_of`` gives every binary or multiclass contract labels)."""
+    assert contract.labels is not None, f"a {contract.task} contract has class labels"
+    return contract.labels
+
+
 def _prediction(contract: Contract) -> dict:
-    probability = {"type": "number", "minimum": 0, "maximum": 1}
+    probability: dict = {"type": "number", "minimum": 0, "maximum": 1}
+    properties: dict[str, dict]
     if contract.task == "regression":
         properties = {"prediction": {"type": "number", "description": "the model's predicted value"}}
     else:
-        label = {"type": "string", "enum": list(contract.labels), "description": "the model's predicted class"}
+        labels = _labels(contract)
+        label: dict = {"type": "string", "enum": list(labels), "description": "the model's predicted class"}
         if contract.task == "binary":
-            about = f"probability of the class {contract.labels[1]!r}"
+            about = f"probability of the class {labels[1]!r}"
             properties = {"prediction": label, "probability": {**probability, "description": about}}
         else:
             properties = {
@@ -46,8 +54,8 @@ def _prediction(contract: Contract) -> dict:
                 "probabilities": {
                     "type": "object",
                     "description": "probability of every class, by label",
-                    "properties": {name: probability for name in contract.labels},
-                    "required": list(contract.labels),
+                    "properties": {name: probability for name in labels},
+                    "required": list(labels),
                     "additionalProperties": False,
                 },
             }
@@ -57,9 +65,9 @@ def _prediction(contract: Contract) -> dict:
 def _description(contract: Contract, model: str, max_body_bytes: int) -> str:
     n = len(contract.features)
     if contract.task == "binary":
-        what = f"Binary classification ({contract.labels[0]!r} or {contract.labels[1]!r})"
+        what = f"Binary classification ({_labels(contract)[0]!r} or {_labels(contract)[1]!r})"
     elif contract.task == "multiclass":
-        what = f"Classification into {len(contract.labels)} classes"
+        what = f"Classification into {len(_labels(contract))} classes"
     else:
         what = "Regression"
     missing = sum(contract.nullable)
@@ -124,7 +132,7 @@ def build_openapi(contract: Contract, max_body_bytes: int, *, model: str = "mode
                     "type": "object",
                     "properties": {
                         name: _feature(null, cat)
-                        for name, null, cat in zip(features, contract.nullable, contract.categorical)
+                        for name, null, cat in zip(features, contract.nullable, contract.categorical, strict=True)
                     },
                     "required": list(features),
                     "additionalProperties": False,

@@ -112,13 +112,17 @@ def responder(predictor: Predictor, contract: Contract):
         return regress
     label_of = contract.label_of()
     labels = contract.labels
+    assert labels is not None  # contract_of gives every binary or multiclass contract its labels
 
     def classify(X: list[list[float]]) -> list[dict]:
         predicted = [label_of[c] for c in _tolist(predictor.predict(X))]
         proba = _tolist(predictor.predict_proba(X))
         if contract.task == "binary":
-            return [{"prediction": y, "probability": ps[1]} for y, ps in zip(predicted, proba)]
-        return [{"prediction": y, "probabilities": dict(zip(labels, ps))} for y, ps in zip(predicted, proba)]
+            return [{"prediction": y, "probability": ps[1]} for y, ps in zip(predicted, proba, strict=True)]
+        return [
+            {"prediction": y, "probabilities": dict(zip(labels, ps, strict=True))}
+            for y, ps in zip(predicted, proba, strict=True)
+        ]
 
     return classify
 
@@ -177,7 +181,7 @@ def create_app(predictor: Predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_B
         except ModelFormatError as exc:  # corruption a kernel met while predicting: the server's fault, one log line
             _log().error("%s %s: %s", method, path, exc)
             status, body = 500, _dumps({"error": "the model file is corrupt", "field": None, "index": None})
-        except Exception:
+        except Exception:  # noqa: BLE001 - any other failure is the server's: logged, answered as a 500 JSON body
             _log().exception("unhandled error serving %s %s", method, path)
             status, body = 500, _dumps({"error": "internal server error", "field": None, "index": None})
         headers.append(("Content-Length", str(len(body))))

@@ -61,7 +61,7 @@ def as_float64_with_nan(X, feature_names: tuple[str, ...] | None, n_features: in
     try:
         X = np.asarray(X, dtype=object if _has_none(X) else None)
         if X.dtype == object:
-            X = np.where(X == None, np.nan, X)  # elementwise: None is missing
+            X = np.where(X == np.array(None), np.nan, X)  # elementwise against a 0-d None: None is missing
         with np.errstate(over="ignore", invalid="ignore"):
             Xc = np.ascontiguousarray(X, dtype=np.float32 if input_dtype == "float32" else np.float64)
     except (TypeError, ValueError, OverflowError) as exc:

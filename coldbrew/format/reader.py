@@ -169,10 +169,9 @@ class BrewFile:
         self._payload_offset, self._payload_length = p_off, p_len
         header = parse_header(self._map[spec.PREAMBLE_SIZE : p_off], self.path)
         try:
-            spec.validate_header(header, p_len, version)
+            return spec.validate_header(header, p_len, version)
         except ModelFormatError as exc:
             raise ModelFormatError(f"{self.path}: {exc}") from None
-        return header
 
     def _view_buffers(self) -> dict[str, memoryview]:
         """Each array as a flat memoryview of its bytes in the map: typed (``q``, ``d``, ...) for plain dtypes

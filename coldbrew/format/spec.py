@@ -7,7 +7,7 @@ import math
 import re
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 
 from coldbrew.errors import ModelFormatError
 
@@ -72,7 +72,7 @@ CAT_EXACT, CAT_TRUNC_X, CAT_TRUNC_C = 0, 1, 2
 FLAG_OUTSIDE_LEFT = 0x40  # a category outside the bitset (or not an allowed value) goes left; else right
 FLAGS_KNOWN = 0x7F
 
-REQUIRED_V2 = {
+REQUIRED_V2: dict[str, type | tuple[type, ...]] = {
     "input_dtype": str,
     "split_compare": str,
     "accumulate": str,
@@ -187,10 +187,11 @@ def expected_arrays(h: dict) -> dict[str, tuple[str, tuple[int, ...]]]:
     return {name: (rule.dtype, tuple(rule.shape(h))) for name, rule in ARRAYS.items() if rule.present(h)}
 
 
-def validate_header(h: object, payload_length: int, version: int = VERSION) -> None:
+def validate_header(h: object, payload_length: int, version: int = VERSION) -> dict:
     """Refuse a header that is missing fields, has unknown values or an inconsistent array table.
 
     ``version`` is the preamble's; the header must agree with it and is checked by that version's rules.
+    Returns ``h``, now known to be a valid header (a dict).
     """
     if not isinstance(h, dict):
         raise ModelFormatError("header is not a JSON object")
@@ -211,6 +212,7 @@ def validate_header(h: object, payload_length: int, version: int = VERSION) -> N
     validate_bounds(h, payload_length)
     _validate_optional(h, payload_length)
     _validate_table(h, payload_length)
+    return h
 
 
 def _validate_v1(h: dict) -> None:
@@ -273,8 +275,9 @@ def _validate_v2(h: dict) -> None:
             raise ModelFormatError("a logistic output needs n_outputs = 1")
         if len(h["classes"]) != (2 if binary else h["n_outputs"]):
             raise ModelFormatError("header classes disagree with n_outputs")
-        allowed = ("raw_ge0", "raw_gt0", "proba_gt_half", "argmax_proba") if binary else ("argmax_raw", "argmax_proba")
-        if h["decision"] not in allowed:
+        binary_decisions = ("raw_ge0", "raw_gt0", "proba_gt_half", "argmax_proba")
+        decisions = binary_decisions if binary else ("argmax_raw", "argmax_proba")
+        if h["decision"] not in decisions:
             raise ModelFormatError(f"header decision {h['decision']!r} does not fit output {h['output']!r}")
     elif h["n_outputs"] != 1 or h["decision"] != "value" or h["output"] not in ("identity", "sigmoid_f32"):
         raise ModelFormatError("a regressor must have n_outputs = 1, decision 'value', output identity or sigmoid_f32")
@@ -410,6 +413,11 @@ def _validate_optional(h: dict, payload_length: int) -> None:
             raise ModelFormatError(f"header {key} must be n_features booleans or null")
 
 
+def _is_int(v: object) -> TypeGuard[int]:
+    """True for an integer; a bool is an ``int`` subclass but no offset or size."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _validate_table(h: dict, payload_length: int) -> None:
     table = h["arrays"]
     expected = expected_arrays(h)
@@ -430,7 +438,7 @@ def _validate_table(h: dict, payload_length: int) -> None:
         if entry.get("shape") != list(shape):
             raise ModelFormatError(f"array {name}: shape {_short(entry.get('shape'))}, expected {list(shape)}")
         offset, nbytes = entry.get("offset"), entry.get("nbytes")
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (offset, nbytes)):
+        if not (_is_int(offset) and _is_int(nbytes)):
             raise ModelFormatError(f"array {name}: offset and nbytes must be integers")
         if offset < 0 or offset % ALIGN:
             raise ModelFormatError(f"array {name}: offset {offset!r} is not a 64-aligned integer")

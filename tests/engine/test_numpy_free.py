@@ -61,7 +61,7 @@ def models(tiny_model, tiny_brew, tmp_path_factory) -> dict:
     X = X.copy()
     X[np.random.default_rng(0).random(X.shape) < 0.1] = np.nan
     names = [f"x{i}" for i in range(X.shape[1])]  # the names a model fitted on an array takes
-    rows = [{n: (None if np.isnan(v) else float(v)) for n, v in zip(names, r)} for r in X[:3]]
+    rows = [{n: (None if np.isnan(v) else float(v)) for n, v in zip(names, r, strict=True)} for r in X[:3]]
     hgb = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(X, y)
     (tmp / "hgb.pkl").write_bytes(pickle.dumps(hgb))
     compile_file(tmp / "hgb.pkl", tmp / "hgb.brew")

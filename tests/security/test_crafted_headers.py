@@ -150,7 +150,7 @@ def outcomes(tiny_brew, tmp_path_factory):
         path = folder / f"case{i:02d}.brew"
         path.write_bytes(craft(original, mutation))
         paths.append(path)
-    return dict(zip(names, run_cases(paths)))
+    return dict(zip(names, run_cases(paths), strict=True))
 
 
 @pytest.mark.parametrize("name", [*CASES, *VISITED])
@@ -186,7 +186,7 @@ def threshold_outcomes(tiny_brew, tmp_path_factory):
     for i, mutation in enumerate(THRESHOLDS.values()):
         paths.append(folder / f"t{i}.brew")
         paths[-1].write_bytes(craft(tiny_brew.read_bytes(), mutation))
-    return {verify: dict(zip(THRESHOLDS, run_cases(paths, verify=verify))) for verify in (False, True)}
+    return {verify: dict(zip(THRESHOLDS, run_cases(paths, verify=verify), strict=True)) for verify in (False, True)}
 
 
 @pytest.mark.parametrize("name", THRESHOLDS)

@@ -101,7 +101,7 @@ def problems(cases, outcomes, *, verify: bool) -> list[str]:
     reference = outcomes[0].kernels
     assert all("proba" in r for r in reference.values()), f"the unmutated model must predict: {reference}"
     found = []
-    for (description, _, signed), outcome in zip(cases, outcomes):
+    for (description, _, signed), outcome in zip(cases, outcomes, strict=True):
         if outcome.crashed:
             found.append(f"{description}: {outcome.crashed}")
             continue
