@@ -15,7 +15,13 @@ setup(
         Extension(
             "coldbrew.engine._kernel",
             sources=["coldbrew/engine/_kernel.c"],
-            extra_compile_args=["-O2", "-ffp-contract=off", "-fno-fast-math", "-fno-if-conversion", "-fno-if-conversion2"],
+            extra_compile_args=[
+                "-O2",
+                "-ffp-contract=off",
+                "-fno-fast-math",
+                "-fno-if-conversion",
+                "-fno-if-conversion2",
+            ],
             define_macros=[("Py_LIMITED_API", "0x030B0000")],
             py_limited_api=True,
             optional=True,

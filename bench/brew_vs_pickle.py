@@ -198,7 +198,11 @@ def bench_preset(preset: str, repeats: int, rows: Path, tmp: Path) -> dict | Non
     log("  converting to ONNX (skl2onnx)")
     onnx_path = to_onnx(pkl)
     paths = {"sklearn": pkl, "onnx": onnx_path, "brew": brew, "brew-eager": brew}
-    result = {"preset": preset, "pickle": pkl.name, "sizes": {k: paths[k].stat().st_size for k in ("sklearn", "onnx", "brew")}}
+    result = {
+        "preset": preset,
+        "pickle": pkl.name,
+        "sizes": {k: paths[k].stat().st_size for k in ("sklearn", "onnx", "brew")},
+    }
     result["cold"], result["evicted"] = {}, {}
     log(f"  floor: python -c 'import numpy' x{repeats}")
     result["floor"] = cold_start("floor", rows, repeats, evicted=False)
@@ -230,7 +234,7 @@ def render(results: list[dict], missing: list[str], repeats: int) -> str:
         f"{platform.machine()}, {os.cpu_count()} cores (shared with other jobs: read ratios, not absolutes), "
         f"Python {platform.python_version()}. Medians of {repeats} fresh processes unless stated.",
         "",
-        "Floor: a fresh `python -c \"import numpy\"`, measured the same way within each preset's run.",
+        'Floor: a fresh `python -c "import numpy"`, measured the same way within each preset\'s run.',
         "",
     ]
     if missing:
@@ -263,7 +267,7 @@ def render(results: list[dict], missing: list[str], repeats: int) -> str:
             f"| vs sklearn on the 10,000 rows | — | max diff {r['exact']['onnx_max_diff']:.1e}, "
             f"{r['exact']['onnx_nan_rows']} NaN rows | {'bit-identical' if r['exact']['brew'] else 'DIFFERENT'} | | |",
             "",
-            f"Floor (`python -c \"import numpy\"`, same window): {ms(r['floor']['seconds'])}, "
+            f'Floor (`python -c "import numpy"`, same window): {ms(r["floor"]["seconds"])}, '
             f"{r['floor']['rss_mb']:,.0f} MB RSS. .brew spawn → first prediction = "
             f"**{c['brew']['seconds'] / r['floor']['seconds']:.2f}x the floor** (target <= 1.5x).",
             "",

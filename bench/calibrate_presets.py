@@ -55,8 +55,11 @@ def main() -> None:
         want = targets[len(rows)]
         if nodes * BYTES_PER_NODE < want * 1e6:
             if i % 100 == 0:
-                print(f"stage {i:6d}  nodes {nodes:>11,}  ~{nodes * BYTES_PER_NODE / 1e6:7.1f} MB  "
-                      f"{time.perf_counter() - started:7.1f} s", flush=True)
+                print(
+                    f"stage {i:6d}  nodes {nodes:>11,}  ~{nodes * BYTES_PER_NODE / 1e6:7.1f} MB  "
+                    f"{time.perf_counter() - started:7.1f} s",
+                    flush=True,
+                )
             return False
         snap = truncated(est, i + 1)
         recipe = Recipe(n_estimators=i + 1, max_depth=depth)
@@ -80,8 +83,10 @@ def main() -> None:
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for want, n, nd, size, secs, acc in rows:
-        lines.append(f"| {want} MB | {n:,} | {args.max_depth} | {nd:,} | {size / 1e6:,.1f} MB | "
-                     f"{(size / (want * 1e6) - 1) * 100:+.1f} % | {secs:,.0f} s | {acc:.4f} |")
+        lines.append(
+            f"| {want} MB | {n:,} | {args.max_depth} | {nd:,} | {size / 1e6:,.1f} MB | "
+            f"{(size / (want * 1e6) - 1) * 100:+.1f} % | {secs:,.0f} s | {acc:.4f} |"
+        )
     args.out.write_text("\n".join(lines) + "\n")
     print(args.out.read_text())
 

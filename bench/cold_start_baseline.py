@@ -115,8 +115,10 @@ def main() -> int:
     print("\n" + "\n".join(table))
     loads = {preset: statistics.median(r["load"] for r in runs) for preset, _, runs in rows}
     if "tiny" in loads and len(loads) > 1:
-        reading = ["Reading it: the tiny pickle is 33 kB, so its `load` is almost all the import of scikit-learn that"
-                   " unpickling triggers; the extra load time of a larger pickle over tiny is the unpickling itself:"]
+        reading = [
+            "Reading it: the tiny pickle is 33 kB, so its `load` is almost all the import of scikit-learn that"
+            " unpickling triggers; the extra load time of a larger pickle over tiny is the unpickling itself:"
+        ]
         reading += [f"{preset} +{ms - loads['tiny']:,.0f} ms" for preset, ms in loads.items() if preset != "tiny"]
         notes.append("- " + " ".join(reading[:1]) + " " + ", ".join(reading[1:]) + ".")
 

@@ -29,8 +29,9 @@ def main() -> None:
     from numpy._core._multiarray_umath import __cpu_features__
 
     rng = np.random.default_rng(0)
-    x64 = np.concatenate([rng.uniform(-745, 0, 2_000_000), rng.uniform(-20, 0, 2_000_000),
-                          -rng.exponential(1, 1_000_000)])
+    x64 = np.concatenate(
+        [rng.uniform(-745, 0, 2_000_000), rng.uniform(-20, 0, 2_000_000), -rng.exponential(1, 1_000_000)]
+    )
     libm64 = np.array([math.exp(v) for v in x64.tolist()])  # math.exp is the C library's exp
     diff64 = int(np.count_nonzero(np.exp(x64) != libm64))
 

@@ -48,35 +48,66 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "floor.md"
 ROW = [[34, 261799, 11, 0, 0, 56]]  # the study's payload, in the model's column order
-PAYLOAD = {"age": 34, "fnlwgt": 261799, "education_num": 11, "capital_gain": 0, "capital_loss": 0,
-           "hours_per_week": 56}
+PAYLOAD = {"age": 34, "fnlwgt": 261799, "education_num": 11, "capital_gain": 0, "capital_loss": 0, "hours_per_week": 56}
 PRESETS = ("tiny", "140mb", "420mb", "1090mb")
 TRAIN_TIME = {"420mb": "~11 min", "1090mb": "~33 min"}  # docs/presets.md, on this machine
 
 EVENT = {
-    "version": "2.0", "routeKey": "POST /predict", "rawPath": "/predict", "rawQueryString": "",
-    "headers": {"content-type": "application/json"}, "isBase64Encoded": False,
-    "requestContext": {"http": {"method": "POST", "path": "/predict", "protocol": "HTTP/1.1",
-                                "sourceIp": "127.0.0.1", "userAgent": "bench"}, "stage": "$default"},
+    "version": "2.0",
+    "routeKey": "POST /predict",
+    "rawPath": "/predict",
+    "rawQueryString": "",
+    "headers": {"content-type": "application/json"},
+    "isBase64Encoded": False,
+    "requestContext": {
+        "http": {
+            "method": "POST",
+            "path": "/predict",
+            "protocol": "HTTP/1.1",
+            "sourceIp": "127.0.0.1",
+            "userAgent": "bench",
+        },
+        "stage": "$default",
+    },
 }
 
 # (key, label, body, target ratio to the floor or None). The body runs with ``path`` bound to the model file.
 CANDIDATES = [
     ("floor", "`python -c pass` (floor)", "pass", None),
-    ("numpy", "`python -c \"import numpy\"`", "import numpy", None),
-    ("stack", "`python -c \"import gunicorn.app.base, gevent\"` (serve's stack, for reference)",
-     "import gunicorn.app.base, gevent", None),
-    ("api", ".brew via the Python API (lists, no numpy)",
-     "from coldbrew.engine import load_predictor\np = load_predictor(path)\np.predict_proba(ROW)", 1.3),
-    ("api_today", ".brew via the Python API, today's path (numpy imported, numpy row)",
-     "import numpy as np\nfrom coldbrew.engine import load_predictor\np = load_predictor(path)\n"
-     "p.predict_proba(np.array(ROW, dtype=np.float64))", None),
-    ("lambda", ".brew via the Lambda handler (init + first invoke)",
-     "import os\nos.environ['MODEL_SOURCE'] = 'DISK'\nos.environ['MODEL_URI'] = path\nimport coldbrew.aws\n"
-     "r = coldbrew.aws.handler(EVENT, None)\nassert r['statusCode'] == 200, r", 1.6),
-    ("lambda_numpy", ".brew via the Lambda handler, numpy imported first (today's cost)",
-     "import numpy\nimport os\nos.environ['MODEL_SOURCE'] = 'DISK'\nos.environ['MODEL_URI'] = path\n"
-     "import coldbrew.aws\nr = coldbrew.aws.handler(EVENT, None)\nassert r['statusCode'] == 200, r", None),
+    ("numpy", '`python -c "import numpy"`', "import numpy", None),
+    (
+        "stack",
+        '`python -c "import gunicorn.app.base, gevent"` (serve\'s stack, for reference)',
+        "import gunicorn.app.base, gevent",
+        None,
+    ),
+    (
+        "api",
+        ".brew via the Python API (lists, no numpy)",
+        "from coldbrew.engine import load_predictor\np = load_predictor(path)\np.predict_proba(ROW)",
+        1.3,
+    ),
+    (
+        "api_today",
+        ".brew via the Python API, today's path (numpy imported, numpy row)",
+        "import numpy as np\nfrom coldbrew.engine import load_predictor\np = load_predictor(path)\n"
+        "p.predict_proba(np.array(ROW, dtype=np.float64))",
+        None,
+    ),
+    (
+        "lambda",
+        ".brew via the Lambda handler (init + first invoke)",
+        "import os\nos.environ['MODEL_SOURCE'] = 'DISK'\nos.environ['MODEL_URI'] = path\nimport coldbrew.aws\n"
+        "r = coldbrew.aws.handler(EVENT, None)\nassert r['statusCode'] == 200, r",
+        1.6,
+    ),
+    (
+        "lambda_numpy",
+        ".brew via the Lambda handler, numpy imported first (today's cost)",
+        "import numpy\nimport os\nos.environ['MODEL_SOURCE'] = 'DISK'\nos.environ['MODEL_URI'] = path\n"
+        "import coldbrew.aws\nr = coldbrew.aws.handler(EVENT, None)\nassert r['statusCode'] == 200, r",
+        None,
+    ),
 ]
 SERVE = ("serve", "`coldbrew serve` spawn → first 200", 2.5)
 
@@ -117,8 +148,13 @@ def run_child(body: str, path: Path, pythonpath: Path | None = None) -> dict:
     env = child_env()
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
-    out = subprocess.run([sys.executable, "-c", code, repr(spawn), str(path)], capture_output=True, text=True,
-                         cwd=pythonpath or ROOT, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", code, repr(spawn), str(path)],
+        capture_output=True,
+        text=True,
+        cwd=pythonpath or ROOT,
+        env=env,
+    )
     if out.returncode:
         raise RuntimeError(f"child failed: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -141,8 +177,14 @@ def load_ms(path: Path, pythonpath: Path | None = None) -> float:
     env = child_env()
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
-    out = subprocess.run([sys.executable, "-c", LOAD_TIME, str(path)], capture_output=True, text=True, check=True,
-                         cwd=pythonpath or ROOT, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_TIME, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=pythonpath or ROOT,
+        env=env,
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -187,8 +229,14 @@ def run_serve(path: Path) -> dict:
 
     warm_cache(path)
     spawned = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "coldbrew", "serve", str(path), "--port", "0", "--workers", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=child_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coldbrew", "serve", str(path), "--port", "0", "--workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        env=child_env(),
+    )
     try:
         url = None
         assert proc.stdout is not None
@@ -198,8 +246,12 @@ def run_serve(path: Path) -> dict:
                 break
         if url is None:
             raise RuntimeError(f"coldbrew serve exited with {proc.wait()} before listening")
-        req = urllib.request.Request(url.rstrip("/") + "/predict", data=json.dumps(PAYLOAD).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            url.rstrip("/") + "/predict",
+            data=json.dumps(PAYLOAD).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=60) as response:
             response.read()
             status = response.status
@@ -211,8 +263,12 @@ def run_serve(path: Path) -> dict:
         for pid in pids:
             with open(f"/proc/{pid}/maps") as fh:
                 numpy = numpy or any("/numpy/" in line for line in fh)
-        return {"seconds": seconds, "rss_mb": sum(_status_mb(p, "VmHWM") for p in pids),
-                "anon_mb": sum(_status_mb(p, "RssAnon") for p in pids), "numpy": numpy}
+        return {
+            "seconds": seconds,
+            "rss_mb": sum(_status_mb(p, "VmHWM") for p in pids),
+            "anon_mb": sum(_status_mb(p, "RssAnon") for p in pids),
+            "numpy": numpy,
+        }
     finally:
         proc.terminate()
         try:
@@ -278,8 +334,15 @@ def bench_preset(preset: str, repeats: int, before: Path | None = None) -> dict 
             "all_seconds": [r["seconds"] for r in results],
         }
     load = {"now": load_ms(path), "before": load_ms(path, before) if before else None}
-    return {"preset": preset, "file": path.name, "size_bytes": path.stat().st_size, "results": summary,
-            "before": before is not None, "load_ms": load, "touched_pages": touched_pages(path)}
+    return {
+        "preset": preset,
+        "file": path.name,
+        "size_bytes": path.stat().st_size,
+        "results": summary,
+        "before": before is not None,
+        "load_ms": load,
+        "touched_pages": touched_pages(path),
+    }
 
 
 REFERENCE = {"api_before": "the API path before", "api_today": "today's .brew path"}
@@ -297,14 +360,24 @@ def render(results: list[dict], skipped: list[str], repeats: int) -> str:
         "",
     ]
     if skipped:
-        lines += ["Skipped (no model in the cache when this ran; `coldbrew train --preset NAME` takes "
-                  + ", ".join(f"{p}: {TRAIN_TIME.get(p, '?')}" for p in skipped) + " here): "
-                  + ", ".join(skipped) + ".", ""]
+        lines += [
+            "Skipped (no model in the cache when this ran; `coldbrew train --preset NAME` takes "
+            + ", ".join(f"{p}: {TRAIN_TIME.get(p, '?')}" for p in skipped)
+            + " here): "
+            + ", ".join(skipped)
+            + ".",
+            "",
+        ]
     if results:
-        lines += ["| target (issue #12) | " + " | ".join(r["preset"] for r in results) + " |",
-                  "|---|" + "---|" * len(results)]
-        for key, label, target in (("api", "Python API ≤ 1.3× floor", 1.3), ("lambda", "Lambda handler ≤ 1.6× floor", 1.6),
-                                   ("serve", "`coldbrew serve` ≤ 2.5× floor", 2.5)):
+        lines += [
+            "| target (issue #12) | " + " | ".join(r["preset"] for r in results) + " |",
+            "|---|" + "---|" * len(results),
+        ]
+        for key, label, target in (
+            ("api", "Python API ≤ 1.3× floor", 1.3),
+            ("lambda", "Lambda handler ≤ 1.6× floor", 1.6),
+            ("serve", "`coldbrew serve` ≤ 2.5× floor", 2.5),
+        ):
             cells = []
             for r in results:
                 ratio = r["results"][key]["seconds"] / r["results"]["floor"]["seconds"]
@@ -346,23 +419,37 @@ def render(results: list[dict], skipped: list[str], repeats: int) -> str:
                 f"{'yes' if v['numpy'] else 'no'} |"
             )
         api_rss, api_anon = res["api"]["rss_mb"] / today_rss, res["api"]["anon_mb"] / today_anon
-        lines += ["", f"Peak RSS target (API path ≤ 0.5× {REFERENCE[reference]}): {api_rss:.2f}× — "
-                  f"{'met' if api_rss <= 0.5 else '**not met**'}; anonymous memory (the process's own, without "
-                  f"the model file's pages): {api_anon:.2f}×. The floor's own peak RSS is "
-                  f"{res['floor']['rss_mb'] / today_rss:.2f}× {REFERENCE[reference]}.", ""]
+        lines += [
+            "",
+            f"Peak RSS target (API path ≤ 0.5× {REFERENCE[reference]}): {api_rss:.2f}× — "
+            f"{'met' if api_rss <= 0.5 else '**not met**'}; anonymous memory (the process's own, without "
+            f"the model file's pages): {api_anon:.2f}×. The floor's own peak RSS is "
+            f"{res['floor']['rss_mb'] / today_rss:.2f}× {REFERENCE[reference]}.",
+            "",
+        ]
         touched_mb = r["touched_pages"] * 4096 / 2**20
         mapped_mb = res["api"]["rss_mb"] - res["floor"]["rss_mb"]
         if r["size_bytes"] > 1 << 20:
-            lines += [f"One prediction reads {r['touched_pages']:,} distinct 4 KB pages of the model "
-                      f"({touched_mb:.1f} MB); the API path's peak RSS is {mapped_mb:.1f} MB above the floor's, because "
-                      "the kernel maps the page cache's large folios whole.", ""]
+            lines += [
+                f"One prediction reads {r['touched_pages']:,} distinct 4 KB pages of the model "
+                f"({touched_mb:.1f} MB); the API path's peak RSS is {mapped_mb:.1f} MB above the floor's, because "
+                "the kernel maps the page cache's large folios whole.",
+                "",
+            ]
         serve, stack = res["serve"]["seconds"] / floor, res["stack"]["seconds"] / floor
-        lines += [f"`coldbrew serve`: {serve:.2f}×, of which importing its server stack (gunicorn, gevent) alone is "
-                  f"{stack:.2f}×: the 2.5× target is {'below' if stack >= 2.5 else 'close to'} what the stack "
-                  "costs before coldbrew runs a line.", ""]
+        lines += [
+            f"`coldbrew serve`: {serve:.2f}×, of which importing its server stack (gunicorn, gevent) alone is "
+            f"{stack:.2f}×: the 2.5× target is {'below' if stack >= 2.5 else 'close to'} what the stack "
+            "costs before coldbrew runs a line.",
+            "",
+        ]
         load = r["load_ms"]
-        lines += [f"`load_predictor` in a warm process (median of 200): {load['now']:.3f} ms"
-                  + (f" (before: {load['before']:.3f} ms)" if load["before"] is not None else "") + ".", ""]
+        lines += [
+            f"`load_predictor` in a warm process (median of 200): {load['now']:.3f} ms"
+            + (f" (before: {load['before']:.3f} ms)" if load["before"] is not None else "")
+            + ".",
+            "",
+        ]
     lines += [
         "Method: every child but `serve` runs the same harness (`python -c` with the row's code between a spawn "
         "timestamp from the parent and a report of `time.time() - spawn`, `VmHWM` and whether numpy is in "
@@ -396,8 +483,9 @@ def main() -> None:
     # An installed package has its bytecode compiled (pip does it); a checkout run with PYTHONDONTWRITEBYTECODE
     # would otherwise compile coldbrew's modules in every child.
     for tree in filter(None, [ROOT, args.before]):
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "coldbrew")], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(tree / "coldbrew")], check=True, stdout=subprocess.DEVNULL
+        )
     results, skipped = [], []
     for preset in args.presets.split(","):
         r = bench_preset(preset, args.repeats, args.before)
@@ -406,8 +494,9 @@ def main() -> None:
             log(f"{preset}: not in the model cache, skipped")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(results, skipped, args.repeats))
-    args.out.with_suffix(".json").write_text(json.dumps({"repeats": args.repeats, "skipped": skipped,
-                                                         "presets": results}, indent=1) + "\n")
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"repeats": args.repeats, "skipped": skipped, "presets": results}, indent=1) + "\n"
+    )
     log(f"wrote {args.out} and {args.out.with_suffix('.json').name}")
 
 

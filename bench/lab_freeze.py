@@ -29,8 +29,14 @@ RESULTS = Path(__file__).parent / "results"
 
 def latencies(freeze: bool, requests: int, workdir: Path) -> list[float]:
     """Client-side ms of ``requests`` warm GETs through a fresh lab."""
-    config = LabConfig(handler="echo.handler", task_root=ROOT / "tests" / "handlers", memory_mb=256, report=False,
-                       freeze=freeze, function_output=workdir / "function.log")
+    config = LabConfig(
+        handler="echo.handler",
+        task_root=ROOT / "tests" / "handlers",
+        memory_mb=256,
+        report=False,
+        freeze=freeze,
+        function_output=workdir / "function.log",
+    )
     with Lab(config) as lab:
         conn = http.client.HTTPConnection("127.0.0.1", lab.port, timeout=30)
         conn.request("GET", "/")
@@ -56,12 +62,14 @@ def main(argv=None) -> int:
     p99 = {True: [], False: []}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
-            for freeze in ((True, False) if round_ % 2 == 0 else (False, True)):
+            for freeze in (True, False) if round_ % 2 == 0 else (False, True):
                 values = sorted(latencies(freeze, args.requests, Path(tmp)))
                 p50[freeze].append(statistics.median(values))
                 p99[freeze].append(values[int(0.99 * (len(values) - 1))])
-                print(f"round {round_ + 1} freeze={freeze}: p50 {p50[freeze][-1]:.3f} ms p99 {p99[freeze][-1]:.3f} ms",
-                      flush=True)
+                print(
+                    f"round {round_ + 1} freeze={freeze}: p50 {p50[freeze][-1]:.3f} ms p99 {p99[freeze][-1]:.3f} ms",
+                    flush=True,
+                )
     row = {f: (statistics.median(p50[f]), statistics.median(p99[f])) for f in (True, False)}
     load = os.getloadavg()[0]
     lines = [

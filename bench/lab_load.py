@@ -101,8 +101,13 @@ def measure_overhead(brew: Path, requests: int) -> dict:
         conn.close()
         function_p50 = lab.stats()["duration_ms"]["p50"]
     p50_in, p50_lab = statistics.median(in_process), statistics.median(through_lab)
-    return {"requests": requests, "in_process_p50_ms": round(p50_in, 3), "lab_p50_ms": round(p50_lab, 3),
-            "overhead_p50_ms": round(p50_lab - p50_in, 3), "function_duration_p50_ms": function_p50}
+    return {
+        "requests": requests,
+        "in_process_p50_ms": round(p50_in, 3),
+        "lab_p50_ms": round(p50_lab, 3),
+        "overhead_p50_ms": round(p50_lab - p50_in, 3),
+        "function_duration_p50_ms": function_p50,
+    }
 
 
 def probe_memory_mb(model: Path) -> int:
@@ -124,13 +129,23 @@ def resident_run(model: Path, environments: int) -> dict:
     """``environments`` provisioned environments, each having predicted once at init (COLDBREW_WARMUP=1, so every
     one has touched the model's pages): their summed RSS and PSS, and the machine's memory in use before/after."""
     before = _mem_used_mb()
-    config = LabConfig(model_uri=model, provisioned=environments, max_concurrency=environments, report=False,
-                       env={"COLDBREW_WARMUP": "1"}, init_timeout="300s")
+    config = LabConfig(
+        model_uri=model,
+        provisioned=environments,
+        max_concurrency=environments,
+        report=False,
+        env={"COLDBREW_WARMUP": "1"},
+        init_timeout="300s",
+    )
     with Lab(config) as lab:
         stats = lab.stats()
         after = _mem_used_mb()
-    return {"environments": stats["environments"]["total"], "rss_mb_total": stats["rss_mb_total"],
-            "pss_mb_total": stats["pss_mb_total"], "machine_mb_delta": round(after - before, 1)}
+    return {
+        "environments": stats["environments"]["total"],
+        "rss_mb_total": stats["rss_mb_total"],
+        "pss_mb_total": stats["pss_mb_total"],
+        "machine_mb_delta": round(after - before, 1),
+    }
 
 
 def load_run(model: Path, fmt: str, max_concurrency: int, args, work: Path) -> dict:
@@ -140,8 +155,15 @@ def load_run(model: Path, fmt: str, max_concurrency: int, args, work: Path) -> d
     out = work / f"{fmt}-c{max_concurrency}"
     events = out / "events.jsonl"
     out.mkdir(parents=True, exist_ok=True)
-    config = LabConfig(model_uri=model, max_concurrency=max_concurrency, report=False, log=events,
-                       function_output=out / "function.log", init_timeout=args.init_timeout, env=ALLOW_PICKLE)
+    config = LabConfig(
+        model_uri=model,
+        max_concurrency=max_concurrency,
+        report=False,
+        log=events,
+        function_output=out / "function.log",
+        init_timeout=args.init_timeout,
+        env=ALLOW_PICKLE,
+    )
     peak = {"rss_mb_total": 0.0, "pss_mb_total": 0.0, "environments": 0}
     with Lab(config) as lab:
         done = threading.Event()
@@ -156,9 +178,16 @@ def load_run(model: Path, fmt: str, max_concurrency: int, args, work: Path) -> d
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         try:
-            run_json = run_loadtest(lab.url, out / "locust", users=args.users, spawn_rate=args.spawn_rate,
-                                    run_time=args.run_time, name=f"lab-{fmt}",
-                                    labels={"setup": "lab-disk", "format": fmt}, progress=None)
+            run_json = run_loadtest(
+                lab.url,
+                out / "locust",
+                users=args.users,
+                spawn_rate=args.spawn_rate,
+                run_time=args.run_time,
+                name=f"lab-{fmt}",
+                labels={"setup": "lab-disk", "format": fmt},
+                progress=None,
+            )
         finally:
             done.set()
             sampler.join()
@@ -168,13 +197,22 @@ def load_run(model: Path, fmt: str, max_concurrency: int, args, work: Path) -> d
     ready = [e for e in logged if e["event"] == "env_ready"]
     cold_invokes = [e for e in logged if e["event"] == "invoke" and e["cold"]]
     return {
-        "format": fmt, "model_mb": round(model.stat().st_size / 1e6, 1), "max_concurrency": max_concurrency,
-        "requests": run["requests"], "failures": run["failures"], "throttles": stats["throttles"],
-        "errors": stats["errors"], "cold_starts": stats["cold_starts"], "envs_ready_logged": len(ready),
+        "format": fmt,
+        "model_mb": round(model.stat().st_size / 1e6, 1),
+        "max_concurrency": max_concurrency,
+        "requests": run["requests"],
+        "failures": run["failures"],
+        "throttles": stats["throttles"],
+        "errors": stats["errors"],
+        "cold_starts": stats["cold_starts"],
+        "envs_ready_logged": len(ready),
         "cold_invokes_with_init_logged": sum(1 for e in cold_invokes if e.get("init_ms") is not None),
-        "init_ms_p50": stats["init_ms"]["p50"], "init_ms_p99": stats["init_ms"]["p99"],
-        "duration_ms_p50": stats["duration_ms"]["p50"], "latency_ms_p50": stats["latency_ms"]["p50"],
-        "latency_ms_p99": stats["latency_ms"]["p99"], "environments": stats["environments"]["total"],
+        "init_ms_p50": stats["init_ms"]["p50"],
+        "init_ms_p99": stats["init_ms"]["p99"],
+        "duration_ms_p50": stats["duration_ms"]["p50"],
+        "latency_ms_p50": stats["latency_ms"]["p50"],
+        "latency_ms_p99": stats["latency_ms"]["p99"],
+        "environments": stats["environments"]["total"],
         "peak_environments": peak["environments"],
         "rss_mb_total": max(peak["rss_mb_total"], stats["rss_mb_total"]),
         "pss_mb_total": max(peak["pss_mb_total"], stats["pss_mb_total"]),
@@ -185,18 +223,24 @@ def load_run(model: Path, fmt: str, max_concurrency: int, args, work: Path) -> d
 def write_markdown(summary: dict, path: Path) -> None:
     o = summary["overhead"]
     lines = [
-        "# Lab load and memory (`bench/lab_load.py`)", "",
+        "# Lab load and memory (`bench/lab_load.py`)",
+        "",
         f"Model: `{summary['model']}`; load: {summary['users']} users, spawn {summary['spawn_rate']}/s, "
         f"{summary['run_time']}, wait 3-5 s (the study's profile, locust via `coldbrew loadtest`). "
-        f"Machine: {os.cpu_count()} cores shared. Run {summary['date']}.", "",
-        "## Lab overhead (warm request, p50)", "",
+        f"Machine: {os.cpu_count()} cores shared. Run {summary['date']}.",
+        "",
+        "## Lab overhead (warm request, p50)",
+        "",
         "| in process (`coldbrew.aws.handler` called directly) | through the lab (HTTP client → front door → "
         "scheduler → Runtime API → awslambdaric) | overhead | function duration inside the lab |",
         "|---:|---:|---:|---:|",
         f"| {o['in_process_p50_ms']:.3f} ms | {o['lab_p50_ms']:.3f} ms | **{o['overhead_p50_ms']:.3f} ms** "
-        f"| {o['function_duration_p50_ms']} ms |", "",
-        f"{o['requests']} sequential requests each, same payload-v2 event, keep-alive connection.", "",
-        "## Load", "",
+        f"| {o['function_duration_p50_ms']} ms |",
+        "",
+        f"{o['requests']} sequential requests each, same payload-v2 event, keep-alive connection.",
+        "",
+        "## Load",
+        "",
         "| format | model | max concurrency | requests | failures | throttled | environments | cold starts "
         "(logged) | init p50 / p99 | latency p50 / p99 | max memory per env | total RSS | total PSS |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -206,19 +250,29 @@ def write_markdown(summary: dict, path: Path) -> None:
             f"| {r['format']} | {r['model_mb']:,} MB | {r['max_concurrency']} | {r['requests']:,} | {r['failures']:,} "
             f"| {r['throttles']:,} | {r['peak_environments']} | {r['cold_starts']} ({r['envs_ready_logged']}) "
             f"| {r['init_ms_p50']} / {r['init_ms_p99']} ms | {r['latency_ms_p50']} / {r['latency_ms_p99']} ms "
-            f"| {r['max_memory_mb_per_env']:,} MB | {r['rss_mb_total']:,.0f} MB | {r['pss_mb_total']:,.0f} MB |")
-    lines += ["", "RSS counts a shared page once per process that maps it; PSS divides it between them "
-              "(the page cache holds one copy of a memory-mapped `.brew`). \"max memory per env\" is the "
-              "REPORT line's Max Memory Used (VmHWM).", ""]
+            f"| {r['max_memory_mb_per_env']:,} MB | {r['rss_mb_total']:,.0f} MB | {r['pss_mb_total']:,.0f} MB |"
+        )
+    lines += [
+        "",
+        "RSS counts a shared page once per process that maps it; PSS divides it between them "
+        '(the page cache holds one copy of a memory-mapped `.brew`). "max memory per env" is the '
+        "REPORT line's Max Memory Used (VmHWM).",
+        "",
+    ]
     if summary.get("resident"):
         r = summary["resident"]
-        lines += ["## Environments at rest (provisioned, each warmed by one prediction at init)", "",
-                  "| format | environments | summed RSS | summed PSS | machine memory in use, after − before |",
-                  "|---|---:|---:|---:|---:|",
-                  f"| brew | {r['environments']} | {r['rss_mb_total']:,.0f} MB | {r['pss_mb_total']:,.0f} MB | "
-                  f"{r['machine_mb_delta']:,.0f} MB |", "",
-                  "Summed RSS counts the mapped model once per environment; PSS and the machine's own count "
-                  "(MemTotal − MemAvailable) count it once, as the page cache holds it.", ""]
+        lines += [
+            "## Environments at rest (provisioned, each warmed by one prediction at init)",
+            "",
+            "| format | environments | summed RSS | summed PSS | machine memory in use, after − before |",
+            "|---|---:|---:|---:|---:|",
+            f"| brew | {r['environments']} | {r['rss_mb_total']:,.0f} MB | {r['pss_mb_total']:,.0f} MB | "
+            f"{r['machine_mb_delta']:,.0f} MB |",
+            "",
+            "Summed RSS counts the mapped model once per environment; PSS and the machine's own count "
+            "(MemTotal − MemAvailable) count it once, as the page cache holds it.",
+            "",
+        ]
     if summary.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in summary["notes"]] + [""]
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -237,8 +291,11 @@ def main(argv=None) -> int:
     parser.add_argument("--overhead-requests", type=int, default=500)
     parser.add_argument("--skip-pickle", action="store_true")
     parser.add_argument("--resident", type=int, default=100, help="environments for the at-rest memory row (0: skip)")
-    parser.add_argument("--overhead-only", action="store_true",
-                        help="re-measure only the overhead and update it in the existing results")
+    parser.add_argument(
+        "--overhead-only",
+        action="store_true",
+        help="re-measure only the overhead and update it in the existing results",
+    )
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "coldbrew-lab-load")
     parser.add_argument("--out", type=Path, default=RESULTS / "lab_load.md")
     parser.add_argument("--note", action="append", default=[], help="a line for the Notes section")
@@ -253,8 +310,15 @@ def main(argv=None) -> int:
         print(json.dumps(summary["overhead"]))
         return 0
     work = args.work / time.strftime("%Y%m%d-%H%M%S")
-    summary = {"model": label, "users": args.users, "spawn_rate": args.spawn_rate, "run_time": args.run_time,
-               "date": time.strftime("%Y-%m-%d"), "notes": list(args.note), "runs": []}
+    summary = {
+        "model": label,
+        "users": args.users,
+        "spawn_rate": args.spawn_rate,
+        "run_time": args.run_time,
+        "date": time.strftime("%Y-%m-%d"),
+        "notes": list(args.note),
+        "runs": [],
+    }
     print("measuring lab overhead ...", flush=True)
     summary["overhead"] = measure_overhead(brew_path, args.overhead_requests)
     print(json.dumps(summary["overhead"]), flush=True)
@@ -268,8 +332,10 @@ def main(argv=None) -> int:
     if not args.skip_pickle:
         per_env = probe_memory_mb(pickle_path)
         concurrency = max(1, min(args.users, int(args.memory_budget_gb * 1024 // max(per_env, 1))))
-        summary["notes"].append(f"pickle: one environment used {per_env:,} MB, so {concurrency} environments fit "
-                                f"the {args.memory_budget_gb:g} GB budget on this {_ram_gb():.0f} GB machine")
+        summary["notes"].append(
+            f"pickle: one environment used {per_env:,} MB, so {concurrency} environments fit "
+            f"the {args.memory_budget_gb:g} GB budget on this {_ram_gb():.0f} GB machine"
+        )
         print(f"load: pickle at max concurrency {concurrency} ({per_env} MB each) ...", flush=True)
         summary["runs"].append(load_run(pickle_path, "pickle", concurrency, args, work))
         print(json.dumps(summary["runs"][-1]), flush=True)

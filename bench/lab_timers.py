@@ -29,10 +29,15 @@ from coldbrew.lab import Lab, LabConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results" / "lab_timers.md"
-HEADER = ["# Init limits under a burst of cold starts (`bench/lab_timers.py`)", "",
-          "Each row: one run, N concurrent cold starts of an init that sleeps 60 s against an init limit; "
-          "lateness = the init time at which the lab gave up minus the limit (p50 / max over environments).", "",
-          "| run | code | N | limit | late p50 | late max | load average |", "|---|---|---:|---:|---:|---:|---:|"]
+HEADER = [
+    "# Init limits under a burst of cold starts (`bench/lab_timers.py`)",
+    "",
+    "Each row: one run, N concurrent cold starts of an init that sleeps 60 s against an init limit; "
+    "lateness = the init time at which the lab gave up minus the limit (p50 / max over environments).",
+    "",
+    "| run | code | N | limit | late p50 | late max | load average |",
+    "|---|---|---:|---:|---:|---:|---:|",
+]
 
 
 def call(url: str) -> int:
@@ -51,10 +56,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "events.jsonl"
-        config = LabConfig(handler="slow_init.handler", task_root=ROOT / "tests" / "handlers", memory_mb=256,
-                           env={"SLOW_INIT_S": "60"}, init_timeout=args.limit, timeout=args.limit + 1,
-                           max_concurrency=args.starts, report=False, log=log,
-                           function_output=Path(tmp) / "function.log")
+        config = LabConfig(
+            handler="slow_init.handler",
+            task_root=ROOT / "tests" / "handlers",
+            memory_mb=256,
+            env={"SLOW_INIT_S": "60"},
+            init_timeout=args.limit,
+            timeout=args.limit + 1,
+            max_concurrency=args.starts,
+            report=False,
+            log=log,
+            function_output=Path(tmp) / "function.log",
+        )
         with Lab(config) as lab, ThreadPoolExecutor(args.starts) as pool:
             statuses = list(pool.map(call, [lab.url + "/"] * args.starts))
         events = [json.loads(line) for line in log.read_text().splitlines()]
@@ -64,8 +77,10 @@ def main(argv=None) -> int:
             first[event["env"]] = event["init_ms"]
     late = sorted(ms - args.limit * 1000 for ms in first.values())
     load = os.getloadavg()[0]
-    row = (f"| {time.strftime('%Y-%m-%d %H:%M')} | {args.label} | {args.starts} | {args.limit:g} s | "
-           f"{statistics.median(late):.0f} ms | {max(late):.0f} ms | {load:.1f} |")
+    row = (
+        f"| {time.strftime('%Y-%m-%d %H:%M')} | {args.label} | {args.starts} | {args.limit:g} s | "
+        f"{statistics.median(late):.0f} ms | {max(late):.0f} ms | {load:.1f} |"
+    )
     print(f"statuses {sorted(set(statuses))}, {len(first)} environments gave up; late ms: {[round(x) for x in late]}")
     lines = RESULTS.read_text(encoding="utf-8").splitlines() if RESULTS.exists() else HEADER
     RESULTS.write_text("\n".join([*lines, row]) + "\n", encoding="utf-8")

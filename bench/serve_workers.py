@@ -66,19 +66,24 @@ def model() -> Path:
 def one_run(worker_class: str, threads: int, path: Path) -> dict:
     """Spawn, wait for the ready line, time the first 200 from /predict, then SIGTERM and time the exit."""
     spawned = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, worker_class, str(threads), str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, worker_class, str(threads), str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         url = None
         for line in proc.stdout:
             if line.startswith(READY_PREFIX):
-                url = line[len(READY_PREFIX):].strip()
+                url = line[len(READY_PREFIX) :].strip()
                 break
         if url is None:
             raise RuntimeError(f"{worker_class}: server exited with {proc.wait()} before listening")
         listening = (time.perf_counter() - spawned) * 1000.0
-        req = urllib.request.Request(url + "predict", data=json.dumps(STUDY_PAYLOAD).encode(),
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            url + "predict", data=json.dumps(STUDY_PAYLOAD).encode(), headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=60) as response:
             response.read()
             status = response.status
@@ -109,44 +114,53 @@ def main() -> int:
     for i in range(args.runs):
         for label, worker_class, threads in CLASSES:
             runs[label].append(one_run(worker_class, threads, path))
-            print(f"round {i + 1}/{args.runs} {label:>28}: {runs[label][-1]['first_200']:7,.0f} ms to first 200, "
-                  f"{runs[label][-1]['stop']:7,.0f} ms to stop", flush=True)
+            print(
+                f"round {i + 1}/{args.runs} {label:>28}: {runs[label][-1]['first_200']:7,.0f} ms to first 200, "
+                f"{runs[label][-1]['stop']:7,.0f} ms to stop",
+                flush=True,
+            )
     load_after = os.getloadavg()
 
-    table = ["| worker | runs | spawn → first 200: median | min | max | spawn → listening: median "
-             "| SIGTERM → exit: median |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    table = [
+        "| worker | runs | spawn → first 200: median | min | max | spawn → listening: median "
+        "| SIGTERM → exit: median |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for label, _, _ in CLASSES:
         first = [r["first_200"] for r in runs[label]]
         stop = statistics.median(r["stop"] for r in runs[label])
         listening = statistics.median(r["listening"] for r in runs[label])
-        table.append(f"| {label} | {len(first)} | **{statistics.median(first):,.0f} ms** | {min(first):,.0f} ms "
-                     f"| {max(first):,.0f} ms | {listening:,.0f} ms | {stop:,.0f} ms |")
+        table.append(
+            f"| {label} | {len(first)} | **{statistics.median(first):,.0f} ms** | {min(first):,.0f} ms "
+            f"| {max(first):,.0f} ms | {listening:,.0f} ms | {stop:,.0f} ms |"
+        )
     print("\n" + "\n".join(table))
 
     import gevent
     import gunicorn
 
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = "\n".join([
-        "# `coldbrew serve`: worker classes side by side",
-        "",
-        f"Measured {stamp} by `python bench/serve_workers.py -n {args.runs}`. Each run is a fresh",
-        "`coldbrew serve MODEL.brew --port 0` (tiny preset, 6 kB .brew, 1 worker, model preloaded) with the worker",
-        "class swapped in, timed from spawn to the first 200 from `POST /predict`, then from SIGTERM to exit;",
-        "`spawn → listening` is when it printed its ready line (the first request then waits for the worker's boot).",
-        "Runs are interleaved, one of each class per round.",
-        "",
-        *table,
-        "",
-        "Conditions:",
-        "",
-        f"- Python {platform.python_version()}, gunicorn {gunicorn.__version__}, gevent {gevent.__version__}; "
-        f"{os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}",
-        f"- load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after: a shared machine with other "
-        "jobs running, so treat differences under ~20 % as noise.",
-        "",
-    ])
+    text = "\n".join(
+        [
+            "# `coldbrew serve`: worker classes side by side",
+            "",
+            f"Measured {stamp} by `python bench/serve_workers.py -n {args.runs}`. Each run is a fresh",
+            "`coldbrew serve MODEL.brew --port 0` (tiny preset, 6 kB .brew, 1 worker, model preloaded) with the worker",
+            "class swapped in, timed from spawn to the first 200 from `POST /predict`, then from SIGTERM to exit;",
+            "`spawn → listening` is when it printed its ready line (the first request then waits for the worker's boot).",
+            "Runs are interleaved, one of each class per round.",
+            "",
+            *table,
+            "",
+            "Conditions:",
+            "",
+            f"- Python {platform.python_version()}, gunicorn {gunicorn.__version__}, gevent {gevent.__version__}; "
+            f"{os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}",
+            f"- load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after: a shared machine with other "
+            "jobs running, so treat differences under ~20 % as noise.",
+            "",
+        ]
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(f"\nwrote {args.out}")

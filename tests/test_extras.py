@@ -53,8 +53,9 @@ def test_the_base_install_is_the_serving_runtime():
     # [all] is every extra but the test tools, the ONNX comparison and the libraries needed only to compile from
     # XGBoost/LightGBM estimator objects (their saved files compile without them); [dev] is [all] plus the test tools.
     optional = ("all", "dev", "onnx", "xgboost", "lightgbm")
-    assert _closure(extras["all"]) >= _closure([line for name in extras if name not in optional
-                                                for line in extras[name]])
+    assert _closure(extras["all"]) >= _closure(
+        [line for name in extras if name not in optional for line in extras[name]]
+    )
     assert _closure(extras["dev"]) >= _closure(extras["all"]) | {"pytest", "ruff", "mypy"}
 
 
@@ -84,15 +85,20 @@ def test_every_third_party_import_is_declared():
 def test_function_requirements_come_from_the_metadata(tmp_path):
     """A different pyproject gives different requirements: nothing is hard-coded."""
     fake = tmp_path / "pyproject.toml"
-    fake.write_text('[project]\nname = "coldbrew"\ndependencies = ["numpy>=1", "threadpoolctl"]\n'
-                    '[project.optional-dependencies]\nsklearn = ["coldbrew[extra2]"]\nextra2 = ["joblib"]\n')
+    fake.write_text(
+        '[project]\nname = "coldbrew"\ndependencies = ["numpy>=1", "threadpoolctl"]\n'
+        '[project.optional-dependencies]\nsklearn = ["coldbrew[extra2]"]\nextra2 = ["joblib"]\n'
+    )
     assert serving_distributions("brew", fake) == ["numpy", "threadpoolctl"]
     pickle = serving_distributions("pickle", fake)
     assert pickle[:3] == ["numpy", "threadpoolctl", "joblib"]
-    assert set(pickle[3:]) == {canonicalize_name(Requirement(r).name) for r in metadata.requires("joblib") or []
-                               if "extra" not in r} - {"numpy"}
-    assert pinned_requirements("brew", fake) == [f"numpy=={metadata.version('numpy')}",
-                                                 f"threadpoolctl=={metadata.version('threadpoolctl')}"]
+    assert set(pickle[3:]) == {
+        canonicalize_name(Requirement(r).name) for r in metadata.requires("joblib") or [] if "extra" not in r
+    } - {"numpy"}
+    assert pinned_requirements("brew", fake) == [
+        f"numpy=={metadata.version('numpy')}",
+        f"threadpoolctl=={metadata.version('threadpoolctl')}",
+    ]
 
 
 def test_the_real_metadata_gives_the_serving_set():
@@ -102,10 +108,13 @@ def test_the_real_metadata_gives_the_serving_set():
     assert not pickle & {"boto3", "pandas", "gunicorn", "locust", "matplotlib"}
 
 
-@pytest.mark.parametrize("text, message", [
-    ('dependencies = ["no-such-distribution-xyz"]\n', "no-such-distribution-xyz is not installed here"),
-    ('dependencies = ["coldbrew[nope]"]\n', "no [nope] extra"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('dependencies = ["no-such-distribution-xyz"]\n', "no-such-distribution-xyz is not installed here"),
+        ('dependencies = ["coldbrew[nope]"]\n', "no [nope] extra"),
+    ],
+)
 def test_unresolvable_metadata_is_a_one_line_error(tmp_path, text, message):
     fake = tmp_path / "pyproject.toml"
     fake.write_text('[project]\nname = "coldbrew"\n' + text)

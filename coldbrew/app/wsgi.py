@@ -21,12 +21,12 @@ if TYPE_CHECKING:
     from coldbrew.engine.protocol import Predictor
 
 
-
 def _log():
     """The app's logger, imported on first use: only errors are logged, and logging costs ~3 ms at start-up."""
     import logging
 
     return logging.getLogger("coldbrew.app")
+
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 

@@ -31,9 +31,15 @@ def summary(path: Path, verify: bool = False) -> list[tuple[str, str]]:
         ("class labels", ", ".join(h["class_labels"]) if h.get("class_labels") else "-"),
         ("outputs", f"{h['n_outputs']} ({h['output']}, {h['combine']} of {h['leaf']} leaves)"),
         *(
-            [("arithmetic", f"{h['input_dtype']} input, x {'<' if h['split_compare'] == 'lt' else '<='} threshold, "
-                            f"{h['accumulate']} sums, decision {h['decision']}, {h['n_cat_bitsets']} category bitsets")]
-            if h["version"] >= 2 else []
+            [
+                (
+                    "arithmetic",
+                    f"{h['input_dtype']} input, x {'<' if h['split_compare'] == 'lt' else '<='} threshold, "
+                    f"{h['accumulate']} sums, decision {h['decision']}, {h['n_cat_bitsets']} category bitsets",
+                )
+            ]
+            if h["version"] >= 2
+            else []
         ),
         ("learning rate", f"{h['learning_rate']} (pre-scaled leaves)" if h.get("learning_rate") is not None else "-"),
         ("base score", ", ".join(repr(float(v)) for v in f.arrays["base_score"])),

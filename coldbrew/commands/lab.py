@@ -17,49 +17,93 @@ from coldbrew.pairs import parse_pairs
 
 def add_arguments(parser) -> None:
     """Options of `coldbrew lab` (durations accept 500ms, 1.5s, 10m, 1h30m)."""
-    parser.add_argument("model_uri", nargs="?", metavar="MODEL_URI",
-                        help="model file passed to the function as MODEL_URI (omit for handlers without a model)")
+    parser.add_argument(
+        "model_uri",
+        nargs="?",
+        metavar="MODEL_URI",
+        help="model file passed to the function as MODEL_URI (omit for handlers without a model)",
+    )
     parser.add_argument("--handler", default="coldbrew.aws.handler", help="module.function (default: %(default)s)")
-    parser.add_argument("--wsgi", metavar="MODULE:APP",
-                        help="host a WSGI app (Flask, Django...) through apig-wsgi instead of a handler")
-    parser.add_argument("--asgi", metavar="MODULE:APP",
-                        help="host an ASGI app (FastAPI, Starlette...) through Mangum instead of a handler")
-    parser.add_argument("--task-root", "--code", dest="task_root", metavar="DIR",
-                        help="the function's code: put on sys.path, LAMBDA_TASK_ROOT (default: current directory)")
-    parser.add_argument("--cwd", metavar="DIR",
-                        help="the function's working directory, for apps that open relative paths (default: --code)")
-    parser.add_argument("--api", choices=("http", "rest", "url", "alb"), default="http",
-                        help="front door: API Gateway HTTP API, REST API, function URL or ALB (default: http)")
-    parser.add_argument("--allow-pickle", action="store_true",
-                        help="let the function load a pickle/joblib model, which can run arbitrary code: only for "
-                             "files you trust (passes COLDBREW_ALLOW_PICKLE=1; default: .brew only)")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment variable for the function (repeatable)")
-    parser.add_argument("--source", choices=("disk", "s3"), default="disk",
-                        help="disk: function reads the file; s3: lab uploads it to a local SeaweedFS (default: disk)")
+    parser.add_argument(
+        "--wsgi", metavar="MODULE:APP", help="host a WSGI app (Flask, Django...) through apig-wsgi instead of a handler"
+    )
+    parser.add_argument(
+        "--asgi",
+        metavar="MODULE:APP",
+        help="host an ASGI app (FastAPI, Starlette...) through Mangum instead of a handler",
+    )
+    parser.add_argument(
+        "--task-root",
+        "--code",
+        dest="task_root",
+        metavar="DIR",
+        help="the function's code: put on sys.path, LAMBDA_TASK_ROOT (default: current directory)",
+    )
+    parser.add_argument(
+        "--cwd",
+        metavar="DIR",
+        help="the function's working directory, for apps that open relative paths (default: --code)",
+    )
+    parser.add_argument(
+        "--api",
+        choices=("http", "rest", "url", "alb"),
+        default="http",
+        help="front door: API Gateway HTTP API, REST API, function URL or ALB (default: http)",
+    )
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="let the function load a pickle/joblib model, which can run arbitrary code: only for "
+        "files you trust (passes COLDBREW_ALLOW_PICKLE=1; default: .brew only)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment variable for the function (repeatable)",
+    )
+    parser.add_argument(
+        "--source",
+        choices=("disk", "s3"),
+        default="disk",
+        help="disk: function reads the file; s3: lab uploads it to a local SeaweedFS (default: disk)",
+    )
     parser.add_argument("--bucket", metavar="NAME", help="bucket the model is uploaded to for --source s3")
-    parser.add_argument("--evict-page-cache", action="store_true",
-                        help="drop the model file from the page cache before each cold start")
+    parser.add_argument(
+        "--evict-page-cache", action="store_true", help="drop the model file from the page cache before each cold start"
+    )
     parser.add_argument("--memory-mb", type=int, default=4500, help="memory limit per environment (default: 4500)")
     parser.add_argument("--timeout", default="30s", help="function timeout (default: 30s)")
-    parser.add_argument("--gateway-timeout", default=None,
-                        help="front door integration timeout (default: http 30s, rest 29s, url/alb none)")
-    parser.add_argument("--init-timeout", default="10s",
-                        help="on-demand init limit; an overrun init is retried at the first invoke (default: 10s)")
+    parser.add_argument(
+        "--gateway-timeout",
+        default=None,
+        help="front door integration timeout (default: http 30s, rest 29s, url/alb none)",
+    )
+    parser.add_argument(
+        "--init-timeout",
+        default="10s",
+        help="on-demand init limit; an overrun init is retried at the first invoke (default: 10s)",
+    )
     parser.add_argument("--no-freeze", action="store_true", help="do not SIGSTOP idle environments")
     parser.add_argument("--idle-timeout", default="10m", help="stop environments idle this long (default: 10m)")
     parser.add_argument("--max-concurrency", type=int, default=100, help="environments at most; beyond: 429")
     parser.add_argument("--provisioned", type=int, default=0, metavar="N", help="environments initialised at start")
-    parser.add_argument("--snapshot", action="store_true",
-                        help="fork environments from one initialised template (a local SnapStart)")
+    parser.add_argument(
+        "--snapshot", action="store_true", help="fork environments from one initialised template (a local SnapStart)"
+    )
     parser.add_argument("--port", type=int, default=0, help="front door port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--log", metavar="FILE", help="append JSON-lines events (starts, invokes, stops) to FILE")
     parser.add_argument("--function-output", metavar="FILE", help="send the functions' stdout/stderr to FILE")
     parser.add_argument("--no-report", action="store_true", help="do not print REPORT lines on stderr")
     parser.add_argument("--quiet", action="store_true", help="no live stats line")
-    parser.add_argument("--warm-secret", metavar="SECRET", default=None,
-                        help="open POST /_warm (as `package --warm-route`), answered only with this secret in "
-                             "X-Coldbrew-Warm-Secret (default: $COLDBREW_WARM_SECRET, else no /_warm route)")
+    parser.add_argument(
+        "--warm-secret",
+        metavar="SECRET",
+        default=None,
+        help="open POST /_warm (as `package --warm-route`), answered only with this secret in "
+        "X-Coldbrew-Warm-Secret (default: $COLDBREW_WARM_SECRET, else no /_warm route)",
+    )
 
 
 def _pickle_opt_in(args, env: dict[str, str]) -> None:
@@ -68,7 +112,12 @@ def _pickle_opt_in(args, env: dict[str, str]) -> None:
     if args.allow_pickle:
         env["COLDBREW_ALLOW_PICKLE"] = "1"
     local = Path(args.model_uri).expanduser() if args.model_uri and not args.model_uri.startswith("s3://") else None
-    if local is not None and local.is_file() and args.handler == "coldbrew.aws.handler" and not (getattr(args, "wsgi", None) or getattr(args, "asgi", None)):
+    if (
+        local is not None
+        and local.is_file()
+        and args.handler == "coldbrew.aws.handler"
+        and not (getattr(args, "wsgi", None) or getattr(args, "asgi", None))
+    ):
         from coldbrew.engine import model_format
 
         allowed = env.get("COLDBREW_ALLOW_PICKLE", "").strip().lower() in ("1", "true", "yes")
@@ -81,10 +130,12 @@ def stats_line(stats: dict) -> str:
     dur = stats["duration_ms"]
     p50 = "-" if dur["p50"] is None else f"{dur['p50']:.1f}"
     p99 = "-" if dur["p99"] is None else f"{dur['p99']:.1f}"
-    return (f"envs {envs['total']:>3} (idle {envs['idle']}, busy {envs['busy']}, init {envs['init']})  "
-            f"invocations {stats['invocations']:>6}  cold {stats['cold_starts']:>4}  "
-            f"throttled {stats['throttles']:>4}  errors {sum(stats['errors'].values()):>4}  "
-            f"duration p50 {p50} ms p99 {p99} ms  RSS {stats['rss_mb_total']:.0f} MB")
+    return (
+        f"envs {envs['total']:>3} (idle {envs['idle']}, busy {envs['busy']}, init {envs['init']})  "
+        f"invocations {stats['invocations']:>6}  cold {stats['cold_starts']:>4}  "
+        f"throttled {stats['throttles']:>4}  errors {sum(stats['errors'].values()):>4}  "
+        f"duration p50 {p50} ms p99 {p99} ms  RSS {stats['rss_mb_total']:.0f} MB"
+    )
 
 
 def _interrupt(signum, frame):
@@ -97,25 +148,50 @@ def run(args) -> int:
 
     env = parse_pairs(args.env, option="--env")
     _pickle_opt_in(args, env)
-    config = LabConfig(handler=args.handler, task_root=args.task_root, env=env,
-                       wsgi=args.wsgi, asgi=args.asgi, cwd=args.cwd, api=args.api, bucket=args.bucket,
-                       freeze=not args.no_freeze,
-                       model_uri=args.model_uri, source=args.source, evict_page_cache=args.evict_page_cache,
-                       memory_mb=args.memory_mb, timeout=args.timeout, gateway_timeout=args.gateway_timeout,
-                       init_timeout=args.init_timeout, idle_timeout=args.idle_timeout,
-                       max_concurrency=args.max_concurrency, provisioned=args.provisioned, snapshot=args.snapshot,
-                       port=args.port, log=args.log, report=not args.no_report,
-                       function_output=args.function_output,
-                       warm_secret=args.warm_secret or os.environ.get("COLDBREW_WARM_SECRET") or None)
+    config = LabConfig(
+        handler=args.handler,
+        task_root=args.task_root,
+        env=env,
+        wsgi=args.wsgi,
+        asgi=args.asgi,
+        cwd=args.cwd,
+        api=args.api,
+        bucket=args.bucket,
+        freeze=not args.no_freeze,
+        model_uri=args.model_uri,
+        source=args.source,
+        evict_page_cache=args.evict_page_cache,
+        memory_mb=args.memory_mb,
+        timeout=args.timeout,
+        gateway_timeout=args.gateway_timeout,
+        init_timeout=args.init_timeout,
+        idle_timeout=args.idle_timeout,
+        max_concurrency=args.max_concurrency,
+        provisioned=args.provisioned,
+        snapshot=args.snapshot,
+        port=args.port,
+        log=args.log,
+        report=not args.no_report,
+        function_output=args.function_output,
+        warm_secret=args.warm_secret or os.environ.get("COLDBREW_WARM_SECRET") or None,
+    )
     signal.signal(signal.SIGTERM, _interrupt)
     lab = Lab(config)
     try:
         lab.start()
-        what = f"wsgi {config.wsgi}" if config.wsgi else f"asgi {config.asgi}" if config.asgi else f"handler {config.handler}"
-        print(f"coldbrew lab: {lab.url}  ({what}, api {config.api}, max concurrency {config.max_concurrency}, "
-              f"memory {config.memory_mb} MB{', snapshot' if config.snapshot else ''}"
-              f"{f', provisioned {config.provisioned}' if config.provisioned else ''}) - Ctrl-C stops",
-              flush=True)
+        what = (
+            f"wsgi {config.wsgi}"
+            if config.wsgi
+            else f"asgi {config.asgi}"
+            if config.asgi
+            else f"handler {config.handler}"
+        )
+        print(
+            f"coldbrew lab: {lab.url}  ({what}, api {config.api}, max concurrency {config.max_concurrency}, "
+            f"memory {config.memory_mb} MB{', snapshot' if config.snapshot else ''}"
+            f"{f', provisioned {config.provisioned}' if config.provisioned else ''}) - Ctrl-C stops",
+            flush=True,
+        )
         tty = sys.stdout.isatty()
         ticks = 0
         while True:

@@ -16,18 +16,32 @@ def add_arguments(parser) -> None:
     parser.add_argument("--host", required=True, metavar="URL", help="base URL of the endpoint (POST URL/predict)")
     parser.add_argument("--users", type=int, default=100, help="concurrent users (default: %(default)s)")
     parser.add_argument("--spawn-rate", type=float, default=20, help="users started per second (default: %(default)s)")
-    parser.add_argument("--run-time", default="60s", help="how long to run: 90s, 1.5s, 10m, 1h30m (default: %(default)s)")
+    parser.add_argument(
+        "--run-time", default="60s", help="how long to run: 90s, 1.5s, 10m, 1h30m (default: %(default)s)"
+    )
     parser.add_argument("--payload", type=Path, metavar="FILE", help="JSON body to POST (default: the study's row)")
-    parser.add_argument("--name", default="loadtest", metavar="PREFIX", help="prefix of the files (default: %(default)s)")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="folder for the results (default: loadtests/PREFIX-YYYYmmdd-HHMMSS)")
-    parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
-                        help="a label for report grouping, e.g. setup=DOCKER_DISK model_size=140MB format=brew")
-    parser.add_argument("--sigv4", action="store_true",
-                        help="sign every request with SigV4 (an endpoint packaged with --auth iam); AWS credentials "
-                             "from the usual chain")
-    parser.add_argument("--region", default=None,
-                        help="AWS region for --sigv4 (default: from an execute-api / lambda-url host name)")
+    parser.add_argument(
+        "--name", default="loadtest", metavar="PREFIX", help="prefix of the files (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="folder for the results (default: loadtests/PREFIX-YYYYmmdd-HHMMSS)"
+    )
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label for report grouping, e.g. setup=DOCKER_DISK model_size=140MB format=brew",
+    )
+    parser.add_argument(
+        "--sigv4",
+        action="store_true",
+        help="sign every request with SigV4 (an endpoint packaged with --auth iam); AWS credentials "
+        "from the usual chain",
+    )
+    parser.add_argument(
+        "--region", default=None, help="AWS region for --sigv4 (default: from an execute-api / lambda-url host name)"
+    )
 
 
 def run(args) -> int:
@@ -41,8 +55,17 @@ def run(args) -> int:
         scope = scope_for(args.host, args.region)
         make_signer(scope)  # fails here, in one line, when there are no credentials to sign with
         sigv4 = scope.to_option()
-    run_json = run_loadtest(args.host, out, users=args.users, spawn_rate=args.spawn_rate, run_time=args.run_time,
-                            payload=args.payload, name=args.name, labels=labels, sigv4=sigv4)
+    run_json = run_loadtest(
+        args.host,
+        out,
+        users=args.users,
+        spawn_rate=args.spawn_rate,
+        run_time=args.run_time,
+        payload=args.payload,
+        name=args.name,
+        labels=labels,
+        sigv4=sigv4,
+    )
     info = json.loads(run_json.read_text(encoding="utf-8"))
     print(f"{info['requests']:,} requests, {info['failures']:,} failures against {args.host}")
     print(f"results in {run_json.parent}/")

@@ -32,20 +32,31 @@ def _print_zip(result: PackageResult) -> int:
     print(_table([("file", "size"), *((rel, _human(size)) for rel, size in result.files)]))
     print()
     unzipped = getattr(manifest, "unzipped_bytes", None)
-    print(_table([("unzipped part", "size"), *((k, _human(v)) for k, v in result.size_parts.items()),
-                  ("total", _human(unzipped))]))
+    print(
+        _table(
+            [
+                ("unzipped part", "size"),
+                *((k, _human(v)) for k, v in result.size_parts.items()),
+                ("total", _human(unzipped)),
+            ]
+        )
+    )
     print()
     print(_table([("check", "result", "detail"), *((c.name, c.status, c.detail) for c in result.checks)]))
     if result.failed:
         failed = ", ".join(c.name for c in result.checks if c.failed)
-        print(f"\nerror: the built zip failed its checks ({failed}); the files are in {result.out_dir}/", file=sys.stderr)
+        print(
+            f"\nerror: the built zip failed its checks ({failed}); the files are in {result.out_dir}/", file=sys.stderr
+        )
         return 1
     print(f"\nnext: follow {result.out_dir / 'README.md'}")
     return 0
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("model_uri", metavar="MODEL_URI", help="a local model file (.brew or pickle) or s3://bucket/key")
+    parser.add_argument(
+        "model_uri", metavar="MODEL_URI", help="a local model file (.brew or pickle) or s3://bucket/key"
+    )
     parser.add_argument("--setup", required=True, choices=SETUPS, help="what to build (see docs/deploy.md)")
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="DIR", help="directory to write")
     parser.add_argument(
@@ -59,15 +70,20 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--force", action="store_true", help="overwrite coldbrew's files in a non-empty DIR")
     parser.add_argument(
-        "--warm-route", action="store_true",
+        "--warm-route",
+        action="store_true",
         help="also route POST /_warm through the HTTP API, behind a generated secret (default: direct invocation only)",
     )
     parser.add_argument(
-        "--auth", choices=AUTH_MODES, default="none",
+        "--auth",
+        choices=AUTH_MODES,
+        default="none",
         help="HTTP API authorization: none (public, throttled) or iam (SigV4-signed callers only); default none",
     )
     parser.add_argument(
-        "--no-smoke", dest="smoke", action="store_false",
+        "--no-smoke",
+        dest="smoke",
+        action="store_false",
         help="zip-snapstart: do not run the built zip's handler from a clean directory before handing it over",
     )
 

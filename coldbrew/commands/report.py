@@ -18,18 +18,37 @@ if TYPE_CHECKING:
 
 def add_arguments(parser) -> None:
     """Options of ``coldbrew report``."""
-    parser.add_argument("inputs", nargs="*", type=Path, metavar="INPUTS",
-                        help="study-format locust logs, our .jsonl files, run.json, or folders of them")
-    parser.add_argument("--manifest", type=Path, metavar="CSV",
-                        help="CSV with a 'path' column plus label columns (e.g. setup,model_size) to group by")
-    parser.add_argument("--cold-threshold-ms", type=float, default=DEFAULT_THRESHOLD_MS, metavar="MS",
-                        help="a request slower than this is a cold start (default: %(default)g, the study's)")
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        type=Path,
+        metavar="INPUTS",
+        help="study-format locust logs, our .jsonl files, run.json, or folders of them",
+    )
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="CSV",
+        help="CSV with a 'path' column plus label columns (e.g. setup,model_size) to group by",
+    )
+    parser.add_argument(
+        "--cold-threshold-ms",
+        type=float,
+        default=DEFAULT_THRESHOLD_MS,
+        metavar="MS",
+        help="a request slower than this is a cold start (default: %(default)g, the study's)",
+    )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output on stdout (default: table)")
-    parser.add_argument("--with-study", action="store_true",
-                        help="add the study's published AWS numbers as reference rows")
-    parser.add_argument("--isolated", type=Path, metavar="JSON",
-                        help="an isolated.json from coldbrew bench: its isolated cold-start table first (table and "
-                             "markdown formats) and on the page; INPUTS may then be omitted")
+    parser.add_argument(
+        "--with-study", action="store_true", help="add the study's published AWS numbers as reference rows"
+    )
+    parser.add_argument(
+        "--isolated",
+        type=Path,
+        metavar="JSON",
+        help="an isolated.json from coldbrew bench: its isolated cold-start table first (table and "
+        "markdown formats) and on the page; INPUTS may then be omitted",
+    )
     parser.add_argument("--html", type=Path, metavar="OUT", help="write one self-contained HTML page")
     parser.add_argument("--plots", type=Path, metavar="DIR", help="write the PNG figures to DIR")
 
@@ -46,8 +65,7 @@ def run(args) -> int:
         isolated, document = read_isolated(args.isolated)
         machine = document.get("machine")
         if args.format in ("table", "markdown"):
-            print(render_section(ISOLATED_TITLE,
-                                 ISOLATED_HEADERS, isolated_rows(isolated), args.format) + "\n")
+            print(render_section(ISOLATED_TITLE, ISOLATED_HEADERS, isolated_rows(isolated), args.format) + "\n")
     if isolated and not args.inputs and args.manifest is None:
         runs: list[Run] = []
         columns = ["setup", "model_size", "format"]
@@ -67,7 +85,15 @@ def run(args) -> int:
         else:
             print(note, file=sys.stderr)
     if args.html or args.plots:
-        for path in write_report(runs, columns, groups, threshold_ms=args.cold_threshold_ms,
-                                 html=args.html, plots=args.plots, isolated=isolated, machine=machine):
+        for path in write_report(
+            runs,
+            columns,
+            groups,
+            threshold_ms=args.cold_threshold_ms,
+            html=args.html,
+            plots=args.plots,
+            isolated=isolated,
+            machine=machine,
+        ):
             print(f"wrote {path}", file=sys.stderr)
     return 0

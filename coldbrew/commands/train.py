@@ -33,5 +33,7 @@ def run(args) -> int:
     print(f"  training time  {result.seconds:,.1f} s")
     if getattr(args, "brew", None):
         stats = compile_study_model(result.path, args.brew, progress=not args.quiet)
-        print(f"wrote {stats['dst']} ({stats['output_bytes'] / 1e6:,.1f} MB, class labels {', '.join(STUDY_CLASS_LABELS)})")
+        print(
+            f"wrote {stats['dst']} ({stats['output_bytes'] / 1e6:,.1f} MB, class labels {', '.join(STUDY_CLASS_LABELS)})"
+        )
     return 0

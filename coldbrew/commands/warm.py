@@ -18,20 +18,38 @@ from coldbrew.runtimes.aws_lambda import MAX_HTTP_HOLD_MS, WARM_SECRET_ENV, WARM
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("url", nargs="?", help="base URL whose POST /_warm route is open (the lab's front door or "
-                                               "an endpoint packaged with --warm-route); or use --function")
-    parser.add_argument("--function", metavar="NAME",
-                        help="invoke this function (name, ARN or alias ARN) directly with boto3 instead of HTTP")
-    parser.add_argument("--concurrency", "-x", type=int, required=True, help="warm-ups per round (environments to keep warm)")
+    parser.add_argument(
+        "url",
+        nargs="?",
+        help="base URL whose POST /_warm route is open (the lab's front door or "
+        "an endpoint packaged with --warm-route); or use --function",
+    )
+    parser.add_argument(
+        "--function",
+        metavar="NAME",
+        help="invoke this function (name, ARN or alias ARN) directly with boto3 instead of HTTP",
+    )
+    parser.add_argument(
+        "--concurrency", "-x", type=int, required=True, help="warm-ups per round (environments to keep warm)"
+    )
     parser.add_argument("--every", default=None, help="repeat every DURATION (e.g. 10m); default: one round")
     parser.add_argument("--count", type=int, default=None, help="number of rounds (default 1, or forever with --every)")
-    parser.add_argument("--hold", default="500ms",
-                        help="how long each warm-up holds its environment (default 500ms; at most 500ms over HTTP)")
-    parser.add_argument("--secret", default=None,
-                        help=f"the warm route's secret (default: ${WARM_SECRET_ENV}); sent as {WARM_SECRET_HEADER}")
+    parser.add_argument(
+        "--hold",
+        default="500ms",
+        help="how long each warm-up holds its environment (default 500ms; at most 500ms over HTTP)",
+    )
+    parser.add_argument(
+        "--secret",
+        default=None,
+        help=f"the warm route's secret (default: ${WARM_SECRET_ENV}); sent as {WARM_SECRET_HEADER}",
+    )
     parser.add_argument("--sigv4", action="store_true", help="sign HTTP requests (endpoints packaged with --auth iam)")
-    parser.add_argument("--region", default=None, help="AWS region for --function / --sigv4 (default: from the URL "
-                                                       "or the AWS configuration)")
+    parser.add_argument(
+        "--region",
+        default=None,
+        help="AWS region for --function / --sigv4 (default: from the URL or the AWS configuration)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per round")
 
 
@@ -42,24 +60,28 @@ def _round_runner(args, hold_ms: int) -> Callable[[int], RoundResult]:
         if hold_ms > MAX_DIRECT_HOLD_MS:
             raise ColdbrewError(f"--hold must be at most {MAX_DIRECT_HOLD_MS} ms")
         client = lambda_client(args.concurrency, args.region)
-        return lambda number: direct_round(args.function, args.concurrency, hold_ms=hold_ms, number=number,
-                                           client=client)
+        return lambda number: direct_round(
+            args.function, args.concurrency, hold_ms=hold_ms, number=number, client=client
+        )
     if not args.url:
         raise ColdbrewError("give the endpoint's URL (its POST /_warm route) or --function NAME")
     if hold_ms > MAX_HTTP_HOLD_MS:
         raise ColdbrewError(f"--hold must be at most {MAX_HTTP_HOLD_MS}ms over HTTP (use --function to hold longer)")
     secret = args.secret if args.secret is not None else os.environ.get(WARM_SECRET_ENV)
     if not secret:
-        raise ColdbrewError(f"POST /_warm needs the warm-up secret: pass --secret or set ${WARM_SECRET_ENV} "
-                            "(or warm with --function NAME, which needs no route)")
+        raise ColdbrewError(
+            f"POST /_warm needs the warm-up secret: pass --secret or set ${WARM_SECRET_ENV} "
+            "(or warm with --function NAME, which needs no route)"
+        )
     sign = None
     if args.sigv4:
         from coldbrew.experiment.sigv4 import make_signer, scope_for
 
         sign = make_signer(scope_for(args.url, args.region))
     check_reachable(args.url)
-    return lambda number: warm_round(args.url, args.concurrency, hold_ms=hold_ms, number=number, secret=secret,
-                                     sign=sign)
+    return lambda number: warm_round(
+        args.url, args.concurrency, hold_ms=hold_ms, number=number, secret=secret, sign=sign
+    )
 
 
 def run(args) -> int:
@@ -78,14 +100,19 @@ def run(args) -> int:
         if args.json:
             print(json.dumps(asdict(last)), flush=True)
         else:
-            print(f"{last.round:>5}  {last.requested:>9}  {last.distinct_envs:>13}  {last.cold:>4}  "
-                  f"{last.errors:>6}  {last.elapsed_ms:>6.0f} ms", flush=True)
+            print(
+                f"{last.round:>5}  {last.requested:>9}  {last.distinct_envs:>13}  {last.cold:>4}  "
+                f"{last.errors:>6}  {last.elapsed_ms:>6.0f} ms",
+                flush=True,
+            )
         if every and (count is None or number < count):
             time.sleep(every)
     if last is not None and last.distinct_envs < args.concurrency:
         print(f"only {last.distinct_envs} of {args.concurrency} environments answered the last round", file=sys.stderr)
         if last.distinct_envs == 0 and not args.function:
-            print("none answered: is the /_warm route open (404 if not) and the secret right (403 if not)?",
-                  file=sys.stderr)
+            print(
+                "none answered: is the /_warm route open (404 if not) and the secret right (403 if not)?",
+                file=sys.stderr,
+            )
         return 1
     return 0

@@ -71,7 +71,9 @@ def compile_file(
     return stats
 
 
-def compile_estimator(est, dst: str | os.PathLike, *, progress: bool = True, class_labels: list[str] | None = None) -> dict:
+def compile_estimator(
+    est, dst: str | os.PathLike, *, progress: bool = True, class_labels: list[str] | None = None
+) -> dict:
     """Compile a fitted estimator object of any supported library into ``dst``."""
     module = type(est).__module__.split(".")[0]
     if module == "xgboost":

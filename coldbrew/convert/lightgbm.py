@@ -103,7 +103,9 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
             f"{where}: LightGBM model format {version!r} is not supported (coldbrew reads {', '.join(VERSIONS)})"
         )
     if "average_output" in meta:
-        raise UnsupportedModelError(f"{where}: LightGBM random-forest models (boosting=rf, averaged output) are not supported")
+        raise UnsupportedModelError(
+            f"{where}: LightGBM random-forest models (boosting=rf, averaged output) are not supported"
+        )
     if meta.get("pandas_categorical", "null") not in ("", "null", "[]"):
         raise UnsupportedModelError(
             f"{where}: the LightGBM model maps pandas categories to codes; coldbrew serves integer category codes: "
@@ -111,7 +113,9 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
         )
     objective = meta.get("objective", "").split()
     if not objective:
-        raise UnsupportedModelError(f"{where}: the LightGBM model has no objective (custom objectives are not supported)")
+        raise UnsupportedModelError(
+            f"{where}: the LightGBM model has no objective (custom objectives are not supported)"
+        )
     name, options = objective[0], dict(o.partition(":")[::2] for o in objective[1:])
     K = int(meta.get("num_tree_per_iteration", "1"))
     num_class = int(meta.get("num_class", "1"))
@@ -120,7 +124,9 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
         raise ModelFormatError(f"{where}: max_feature_idx missing")
     if name == "binary":
         if float(options.get("sigmoid", "1")) != 1.0:
-            raise UnsupportedModelError(f"{where}: LightGBM binary objective with sigmoid={options['sigmoid']} is not supported (only 1)")
+            raise UnsupportedModelError(
+                f"{where}: LightGBM binary objective with sigmoid={options['sigmoid']} is not supported (only 1)"
+            )
         output, decision, task, n_classes = "logistic", "argmax_proba", "binary", 2
     elif name == "multiclass":
         output, decision, task, n_classes = "softmax_seq", "argmax_proba", "multiclass", num_class
@@ -178,8 +184,13 @@ def _tree(t: dict, n_features: int, where: str) -> tb.Tree:
         raise ModelFormatError(f"{where}: num_leaves must be positive")
     leaf_value = _numbers(t.get("leaf_value", ""), np.float64, n_leaves, "leaf_value", where)
     if n_leaves == 1:
-        return tb.Tree(left=np.array([-1]), right=np.array([-1]), feature=np.array([-1]), value=leaf_value,
-                       flags=np.zeros(1, dtype=np.uint8))
+        return tb.Tree(
+            left=np.array([-1]),
+            right=np.array([-1]),
+            feature=np.array([-1]),
+            value=leaf_value,
+            flags=np.zeros(1, dtype=np.uint8),
+        )
     m = n_leaves - 1
     feature = _numbers(t["split_feature"], np.int64, m, "split_feature", where)
     threshold = _numbers(t["threshold"], np.float64, m, "threshold", where)
@@ -191,6 +202,7 @@ def _tree(t: dict, n_features: int, where: str) -> tb.Tree:
     for child in (left, right):
         if np.any((child >= m) | (child < -n_leaves)):
             raise ModelFormatError(f"{where}: a child index is out of range")
+
     # internal nodes keep their numbers 0..m-1; leaf j becomes node m + j
     def renumber(c):
         return np.where(c >= 0, c, m + ~c)
@@ -279,8 +291,17 @@ def compile_path(src: str | os.PathLike, dst: str | os.PathLike, *, class_labels
     except UnicodeDecodeError:
         raise ModelFormatError(f"{src}: not a LightGBM text model (not UTF-8)") from None
     header, arrays = model_to_arrays(parse_text(text, where=str(src)), where=str(src))
-    return tb.write_checked(header, arrays, dst, _reference_from_file(src, header), probe_rows(header, arrays), class_labels, started,
-                            what="LightGBM model file", library="lightgbm")
+    return tb.write_checked(
+        header,
+        arrays,
+        dst,
+        _reference_from_file(src, header),
+        probe_rows(header, arrays),
+        class_labels,
+        started,
+        what="LightGBM model file",
+        library="lightgbm",
+    )
 
 
 def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict:
@@ -299,8 +320,9 @@ def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict
     else:
         raise UnsupportedModelError(f"cannot compile a {type(est).__module__}.{name}")
     text = booster.model_to_string()  # num_iteration=None: the best iteration when there is one, as predict uses
-    header, arrays = model_to_arrays(parse_text(text, where=name), where=name,
-                                     classes=None if classes is None else np.asarray(classes).tolist())
+    header, arrays = model_to_arrays(
+        parse_text(text, where=name), where=name, classes=None if classes is None else np.asarray(classes).tolist()
+    )
     if classes is not None:
         header["classes_dtype"] = np.asarray(classes).dtype.str
         if header["classes_dtype"] == "|O":
@@ -314,5 +336,6 @@ def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict
             return None, est.predict(X)
     else:
         reference = _booster_reference(booster.predict, header)
-    return tb.write_checked(header, arrays, dst, reference, probe_rows(header, arrays), class_labels, started,
-                            what=name, library="lightgbm")
+    return tb.write_checked(
+        header, arrays, dst, reference, probe_rows(header, arrays), class_labels, started, what=name, library="lightgbm"
+    )

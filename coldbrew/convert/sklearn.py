@@ -35,7 +35,6 @@ SUPPORTED = (
 _PROGRESS_MIN_TREES = 200
 
 
-
 def _check_supported(est) -> str:
     name = type(est).__name__
     module = type(est).__module__
@@ -93,7 +92,10 @@ def _tree_records(tree, leaf_scalar: np.ndarray | None, first_leaf: int) -> tupl
 
 def _gbm_base_score(est) -> np.ndarray:
     init = est.init_
-    if not (isinstance(init, str) and init == "zero") and type(init).__name__ not in ("DummyClassifier", "DummyRegressor"):
+    if not (isinstance(init, str) and init == "zero") and type(init).__name__ not in (
+        "DummyClassifier",
+        "DummyRegressor",
+    ):
         raise UnsupportedModelError(
             f"cannot compile a {type(est).__name__} whose init is a {type(init).__name__}: only the default "
             "prior (DummyClassifier/DummyRegressor) or init='zero' give a constant starting score"
@@ -208,7 +210,13 @@ def probe_rows(est, n: int = 64, seed: int = 0) -> np.ndarray:
         split = tr.children_left != -1
         for f, thr in zip(tr.feature[split], tr.threshold[split], strict=True):
             t32 = np.float32(thr)
-            cols[f].extend([float(t32), float(np.nextafter(t32, np.float32(-np.inf))), float(np.nextafter(t32, np.float32(np.inf)))])
+            cols[f].extend(
+                [
+                    float(t32),
+                    float(np.nextafter(t32, np.float32(-np.inf))),
+                    float(np.nextafter(t32, np.float32(np.inf))),
+                ]
+            )
     X = rng.normal(size=(n, est.n_features_in_)) * 1e3
     for f, values in enumerate(cols):
         if values:
@@ -270,7 +278,9 @@ def set_class_labels(header: dict, class_labels: list[str] | None) -> None:
     header["class_labels"] = labels
 
 
-def compile_estimator(est, dst: str | os.PathLike, *, progress: bool = True, class_labels: list[str] | None = None) -> dict:
+def compile_estimator(
+    est, dst: str | os.PathLike, *, progress: bool = True, class_labels: list[str] | None = None
+) -> dict:
     """Compile a fitted scikit-learn estimator object into ``dst``; returns statistics (see ``compile_model``)."""
     import warnings
 
@@ -303,13 +313,13 @@ def compile_estimator(est, dst: str | os.PathLike, *, progress: bool = True, cla
     except BaseException:
         dst.unlink(missing_ok=True)
         raise
-    return tb.compile_stats(dst, header, what=type(est).__name__, size=size, started=started, checked=len(X),
-                            reference="scikit-learn")
+    return tb.compile_stats(
+        dst, header, what=type(est).__name__, size=size, started=started, checked=len(X), reference="scikit-learn"
+    )
 
 
 def _compile_hgb(est, dst: Path, class_labels, started: float) -> dict:
     import warnings
-
 
     header, arrays = hgb_to_arrays(est)
     set_class_labels(header, class_labels)
@@ -323,8 +333,9 @@ def _compile_hgb(est, dst: Path, class_labels, started: float) -> dict:
             return (est.predict_proba(rows) if is_clf else None), est.predict(rows)
 
     size = tb.finish(dst, header, arrays, reference, X, classifier=is_clf)
-    return tb.compile_stats(dst, header, what=type(est).__name__, size=size, started=started, checked=len(X),
-                            reference="scikit-learn")
+    return tb.compile_stats(
+        dst, header, what=type(est).__name__, size=size, started=started, checked=len(X), reference="scikit-learn"
+    )
 
 
 def _coldbrew_version() -> str:
@@ -411,7 +422,9 @@ def _hgb_columns(est, n_features: int) -> tuple[np.ndarray, dict[int, np.ndarray
     column_of = np.concatenate([np.flatnonzero(is_cat), np.flatnonzero(~is_cat)])
     enc_slice = pre.output_indices_["encoder"]
     if enc_slice.start != 0 or enc_slice.stop != is_cat.sum():
-        raise tb.UnsupportedModelError("unexpected HistGradientBoosting preprocessor layout (categorical columns first)")
+        raise tb.UnsupportedModelError(
+            "unexpected HistGradientBoosting preprocessor layout (categorical columns first)"
+        )
     cats = {}
     for j, values in enumerate(pre.named_transformers_["encoder"].categories_):
         values = np.asarray(values)
@@ -455,8 +468,9 @@ def _hgb_tree(predictor, column_of: np.ndarray, categories: dict[int, np.ndarray
             bit = np.uint32(1) << np.uint32(raw % 32)
             words[raw // 32] = (words[raw // 32] | bit) if in_left else (words[raw // 32] & ~bit)
         cats[int(i)] = words
-        flags[i] = tb.flags(default_left=bool(go_left[i]), categorical=True, cat_mode=spec.CAT_EXACT,
-                            outside_left=bool(go_left[i]))
+        flags[i] = tb.flags(
+            default_left=bool(go_left[i]), categorical=True, cat_mode=spec.CAT_EXACT, outside_left=bool(go_left[i])
+        )
     return tb.Tree(left=left, right=right, feature=feature, value=value, flags=flags, cats=cats)
 
 

@@ -41,8 +41,14 @@ class Tree:
 SUMMED_SCALAR_LEAVES = {"leaf": "scalar", "combine": "sum", "leaf_values_scaled": True}
 
 
-def flags(*, default_left: bool, missing: int = spec.MISSING_NAN, categorical: bool = False, cat_mode: int = 0,
-          outside_left: bool = False) -> int:
+def flags(
+    *,
+    default_left: bool,
+    missing: int = spec.MISSING_NAN,
+    categorical: bool = False,
+    cat_mode: int = 0,
+    outside_left: bool = False,
+) -> int:
     """One node_flags byte (docs/format.md section 10.2)."""
     value = (spec.FLAG_DEFAULT_LEFT if default_left else 0) | (missing << spec.MISSING_SHIFT)
     if categorical:
@@ -125,8 +131,14 @@ def bitset_words(categories, n_bits: int | None = None) -> np.ndarray:
     return words
 
 
-def probe_rows(thresholds: dict[int, list[float]], n_features: int, n: int = 96, seed: int = 0,
-               dtype=np.float64, categorical: dict[int, int] | None = None) -> np.ndarray:
+def probe_rows(
+    thresholds: dict[int, list[float]],
+    n_features: int,
+    n: int = 96,
+    seed: int = 0,
+    dtype=np.float64,
+    categorical: dict[int, int] | None = None,
+) -> np.ndarray:
     """Rows sitting on, just below and just above the model's thresholds, with NaNs, zeros and categories."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, n_features)) * 10
@@ -151,7 +163,9 @@ def check_compiled(dst: Path, reference, X: np.ndarray, *, classifier: bool) -> 
     try:
         proba_ref, pred_ref = reference(X)
     except Exception as exc:  # noqa: BLE001 - the library's own error types vary; any means "cannot verify"
-        raise ModelFormatError(f"{dst}: the library itself failed to predict with this model: {_one_line(exc)}") from None
+        raise ModelFormatError(
+            f"{dst}: the library itself failed to predict with this model: {_one_line(exc)}"
+        ) from None
     for kernel in KERNELS:
         predictor = BrewPredictor(dst, verify=True, kernel=kernel)
         got = predictor.predict(X)
@@ -206,8 +220,9 @@ def finish(dst: str | os.PathLike, header: dict, arrays: dict, reference, X, *, 
     return size
 
 
-def compile_stats(dst: Path, header: dict, *, what: str, size: int, started: float, checked: int,
-                  reference: str | None) -> dict:
+def compile_stats(
+    dst: Path, header: dict, *, what: str, size: int, started: float, checked: int, reference: str | None
+) -> dict:
     """The statistics every converter returns (and ``coldbrew compile`` prints)."""
     import time
 
@@ -227,8 +242,18 @@ def compile_stats(dst: Path, header: dict, *, what: str, size: int, started: flo
     }
 
 
-def write_checked(header: dict, arrays: dict, dst: str | os.PathLike, reference, X, class_labels, started: float, *,
-                  what: str, library: str) -> dict:
+def write_checked(
+    header: dict,
+    arrays: dict,
+    dst: str | os.PathLike,
+    reference,
+    X,
+    class_labels,
+    started: float,
+    *,
+    what: str,
+    library: str,
+) -> dict:
     """Label, stamp, write and check a converted model against ``library`` (when ``reference`` is given).
 
     ``reference(X) -> (proba or None, predict)`` is the library's own answer on the probe rows ``X``; the file is
@@ -241,9 +266,15 @@ def write_checked(header: dict, arrays: dict, dst: str | os.PathLike, reference,
     header["created_by"] = f"coldbrew {__version__}"
     dst = Path(dst)
     size = finish(dst, header, arrays, reference, X, classifier=header["classes"] is not None)
-    return compile_stats(dst, header, what=what, size=size, started=started,
-                         checked=len(X) if reference is not None else 0,
-                         reference=library if reference is not None else None)
+    return compile_stats(
+        dst,
+        header,
+        what=what,
+        size=size,
+        started=started,
+        checked=len(X) if reference is not None else 0,
+        reference=library if reference is not None else None,
+    )
 
 
 def probe_rows_from_arrays(header: dict, arrays: dict, n: int = 128, dtype=np.float64) -> np.ndarray:

@@ -196,19 +196,30 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
     }
     if objective.startswith("reg:"):
         header.update(
-            kind="xgb_regressor", classes=None, classes_dtype=None, task="regression", decision="value",
+            kind="xgb_regressor",
+            classes=None,
+            classes_dtype=None,
+            task="regression",
+            decision="value",
             output="sigmoid_f32" if objective == "reg:logistic" else "identity",
         )
     elif objective == "binary:logistic":
         header.update(
-            kind="xgb_classifier", classes=[0, 1], classes_dtype="<i8", task="binary", output="sigmoid_f32",
+            kind="xgb_classifier",
+            classes=[0, 1],
+            classes_dtype="<i8",
+            task="binary",
+            output="sigmoid_f32",
             decision="proba_gt_half",
         )
     else:
         softprob = objective == "multi:softprob"
         header.update(
-            kind="xgb_classifier", classes=list(range(K)), classes_dtype="<i8" if softprob else "<i4",
-            task="multiclass", output="softmax_f32" if softprob else "softmax",
+            kind="xgb_classifier",
+            classes=list(range(K)),
+            classes_dtype="<i8" if softprob else "<i4",
+            task="multiclass",
+            output="softmax_f32" if softprob else "softmax",
             decision="argmax_proba" if softprob else "argmax_raw",
         )
     return header, arrays
@@ -257,8 +268,9 @@ def _tree(t: dict, n_features: int, where: str, index: int) -> tb.Tree:
             n_bits = int(right_set.max()) + 1 if len(right_set) else 1
             words = tb.bitset_words(right_set, n_bits)
             cats[int(node)] = ~words  # listed categories go right; everything else goes left
-            flags[node] = tb.flags(default_left=bool(default_left[node]), categorical=True,
-                                   cat_mode=spec.CAT_TRUNC_X, outside_left=True)
+            flags[node] = tb.flags(
+                default_left=bool(default_left[node]), categorical=True, cat_mode=spec.CAT_TRUNC_X, outside_left=True
+            )
     if np.any(~leaf & (split_type == 1) & ~np.isin(np.arange(n), nodes)):
         raise ModelFormatError(f"{where}: tree {index} has a categorical split without categories")
     return tb.Tree(left=left, right=right, feature=feature, value=cond, flags=flags, cats=cats)
@@ -310,8 +322,17 @@ def compile_path(src: str | os.PathLike, dst: str | os.PathLike, *, class_labels
     src = Path(src)
     header, arrays = doc_to_arrays(load_model_file(src), where=str(src))
     reference = _reference_from_file(src, header)
-    return tb.write_checked(header, arrays, dst, reference, probe_rows(header, arrays), class_labels, started,
-                            what="XGBoost model file", library="xgboost")
+    return tb.write_checked(
+        header,
+        arrays,
+        dst,
+        reference,
+        probe_rows(header, arrays),
+        class_labels,
+        started,
+        what="XGBoost model file",
+        library="xgboost",
+    )
 
 
 def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict:
@@ -339,5 +360,6 @@ def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict
         reference = None
     else:
         reference = _reference(reference_est, header)
-    return tb.write_checked(header, arrays, dst, reference, probe_rows(header, arrays), class_labels, started,
-                            what=name, library="xgboost")
+    return tb.write_checked(
+        header, arrays, dst, reference, probe_rows(header, arrays), class_labels, started, what=name, library="xgboost"
+    )

@@ -23,8 +23,9 @@ from coldbrew.errors import ColdbrewError
 KERNEL_SOURCE = Path(__file__).resolve().parent.parent / "engine" / "_kernel.c"
 KERNEL_FILE = "_kernel.abi3.so"
 LIMITED_API = "0x030B0000"  # the stable ABI as of Python 3.11: one binary for 3.11, 3.12, 3.13, ...
-GLIBC_LIBRARIES = frozenset({"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "ld-linux-x86-64.so.2",
-                             "ld-linux-aarch64.so.1"})
+GLIBC_LIBRARIES = frozenset(
+    {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"}
+)
 # Same flags as setup.py: no fused multiply-adds, no fast-math, so the bits equal the host build's.
 CFLAGS = ("-shared", "-fPIC", "-O2", "-ffp-contract=off", "-fno-fast-math")
 
@@ -89,7 +90,7 @@ def target_for(arch: str) -> Target:
 def _parse_glibc(version: str) -> tuple[int, int] | None:
     if not version.startswith("GLIBC_"):
         return None
-    parts = version[len("GLIBC_"):].split(".")
+    parts = version[len("GLIBC_") :].split(".")
     try:
         return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
     except ValueError:
@@ -152,8 +153,18 @@ def build_kernel(arch: str, out_dir: str | Path, *, source: Path = KERNEL_SOURCE
     target = target_for(arch)
     out = Path(out_dir) / KERNEL_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [*_zig(), "-target", target.zig_triple, *CFLAGS, f"-DPy_LIMITED_API={LIMITED_API}",
-           f"-I{sysconfig.get_paths()['include']}", "-o", str(out), str(source), "-lm"]
+    cmd = [
+        *_zig(),
+        "-target",
+        target.zig_triple,
+        *CFLAGS,
+        f"-DPy_LIMITED_API={LIMITED_API}",
+        f"-I{sysconfig.get_paths()['include']}",
+        "-o",
+        str(out),
+        str(source),
+        "-lm",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]

@@ -340,8 +340,15 @@ def package(
     (:func:`package_zip`).
     """
     plan = make_plan(
-        model_uri, setup, s3_uri=s3_uri, memory=memory, timeout=timeout, arch=arch, model_format=model_format,
-        warm_route=warm_route, auth=auth,
+        model_uri,
+        setup,
+        s3_uri=s3_uri,
+        memory=memory,
+        timeout=timeout,
+        arch=arch,
+        model_format=model_format,
+        warm_route=warm_route,
+        auth=auth,
     )
     out_dir = Path(out_dir)
     if plan.setup == "zip-snapstart":
@@ -433,14 +440,23 @@ def package_zip(plan: Plan, out_dir: Path, *, force: bool = False, smoke: bool =
     with tempfile.TemporaryDirectory(prefix="coldbrew-kernel-") as tmp:
         crossbuild.build_kernel(plan.arch, tmp)
         manifest = zipbuild.build_function_zip(
-            plan.model_path if plan.model_in_artifact else None, out_dir, plan.arch,
-            model_name=f"model/{plan.model_name}", dependencies=tuple(pure),
+            plan.model_path if plan.model_in_artifact else None,
+            out_dir,
+            plan.arch,
+            model_name=f"model/{plan.model_name}",
+            dependencies=tuple(pure),
             kernel=Path(tmp) / crossbuild.KERNEL_FILE,
         )
     files = [(name, (out_dir / name).stat().st_size) for name in ("function.zip", "manifest.json")]
     (out_dir / "template.yaml").write_text(tpl.sam_template(plan))
-    result = PackageResult(plan, out_dir, files, [f"{d}=={v}" for d, v in manifest.dependencies.items()],
-                           _zip_parts(manifest), manifest=manifest)
+    result = PackageResult(
+        plan,
+        out_dir,
+        files,
+        [f"{d}=={v}" for d, v in manifest.dependencies.items()],
+        _zip_parts(manifest),
+        manifest=manifest,
+    )
     checks = result.checks
     Check = smoke_mod.Check
     vendored = ", ".join(f"{d} {v}" for d, v in manifest.dependencies.items()) or "none"
@@ -449,12 +465,15 @@ def package_zip(plan: Plan, out_dir: Path, *, force: bool = False, smoke: bool =
     model_bytes = result.size_parts.get("model") or 0
     code = manifest.unzipped_bytes - model_bytes
     fits = code <= 2 * 1024 * 1024
-    checks.append(Check(
-        "size", "ok" if fits else "warning",
-        f"{_human(manifest.unzipped_bytes)} unzipped = model {_human(model_bytes)} + code {_human(code)} "
-        f"({'within' if fits else 'over'} model + 2 MB; Lambda's limit 250 MB = "
-        f"{zipbuild.LAMBDA_UNZIPPED_LIMIT:,} bytes)",
-    ))
+    checks.append(
+        Check(
+            "size",
+            "ok" if fits else "warning",
+            f"{_human(manifest.unzipped_bytes)} unzipped = model {_human(model_bytes)} + code {_human(code)} "
+            f"({'within' if fits else 'over'} model + 2 MB; Lambda's limit 250 MB = "
+            f"{zipbuild.LAMBDA_UNZIPPED_LIMIT:,} bytes)",
+        )
+    )
     if not smoke:
         spec = rows = expected = None
         skip = "--no-smoke"
@@ -467,11 +486,17 @@ def package_zip(plan: Plan, out_dir: Path, *, force: bool = False, smoke: bool =
         rows = smoke_mod.sample_rows(plan.model_path)
         expected = smoke_mod.expected_results(plan.model_path, rows)
         skip = ""
-    checks += smoke_mod.check_zip(out_dir / "function.zip", plan.arch, spec=spec, rows=rows, expected=expected,
-                                   skip_reason=skip)
-    (out_dir / "README.md").write_text(tpl.readme(plan, requirements=result.requirements,
-                                                  estimate=_human(manifest.unzipped_bytes),
-                                                  checks=[(c.name, c.status, c.detail) for c in checks]))
+    checks += smoke_mod.check_zip(
+        out_dir / "function.zip", plan.arch, spec=spec, rows=rows, expected=expected, skip_reason=skip
+    )
+    (out_dir / "README.md").write_text(
+        tpl.readme(
+            plan,
+            requirements=result.requirements,
+            estimate=_human(manifest.unzipped_bytes),
+            checks=[(c.name, c.status, c.detail) for c in checks],
+        )
+    )
     result.files += [(name, (out_dir / name).stat().st_size) for name in ("template.yaml", "README.md")]
     return result
 
@@ -493,5 +518,6 @@ def _estimate_text(result: PackageResult) -> str:
 def _table(rows: list[tuple[str, ...]], indent: str = "  ") -> str:
     """Rows as left-aligned columns (the last column unpadded)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join(indent + "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
-                     for row in rows)
+    return "\n".join(
+        indent + "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip() for row in rows
+    )

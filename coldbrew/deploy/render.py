@@ -109,8 +109,9 @@ def sam_template(plan: Plan) -> str:
     )
 
 
-def readme(plan: Plan, *, requirements: list[str], estimate: str,
-           checks: list[tuple[str, str, str]] | None = None) -> str:
+def readme(
+    plan: Plan, *, requirements: list[str], estimate: str, checks: list[tuple[str, str, str]] | None = None
+) -> str:
     """The README.md for ``plan``: exact build, push and deploy commands, and who can reach which door.
 
     ``checks`` (zip-snapstart: name, status, detail) are the checks ``coldbrew package`` ran on the built zip.

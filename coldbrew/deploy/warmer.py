@@ -70,8 +70,10 @@ def lambda_invoker(target, concurrency, client=None):
         import boto3
         from botocore.config import Config
 
-        client = boto3.client("lambda", config=Config(
-            max_pool_connections=max(concurrency, 10), read_timeout=60, retries={"max_attempts": 0}))
+        client = boto3.client(
+            "lambda",
+            config=Config(max_pool_connections=max(concurrency, 10), read_timeout=60, retries={"max_attempts": 0}),
+        )
 
     def invoke(payload):
         answer = client.invoke(FunctionName=target, Payload=payload)

@@ -153,9 +153,12 @@ def build_function_zip(
     model = None if model is None else Path(model)
     files = serving_files()
     platform = f"manylinux2014_{'aarch64' if target.arch == 'arm64' else target.arch}"
-    manifest = ZipManifest(arch=target.arch, coldbrew_version=coldbrew.__version__,
-                           model=None if model is None else model_name,
-                           target=f"{platform} (glibc >= {target.glibc[0]}.{target.glibc[1]}), CPython >= 3.11 (abi3)")
+    manifest = ZipManifest(
+        arch=target.arch,
+        coldbrew_version=coldbrew.__version__,
+        model=None if model is None else model_name,
+        target=f"{platform} (glibc >= {target.glibc[0]}.{target.glibc[1]}), CPython >= 3.11 (abi3)",
+    )
     for dep in dependencies:
         version, dep_files = distribution_files(dep)
         manifest.dependencies[dep] = version

@@ -20,7 +20,14 @@ from coldbrew.errors import ModelFormatError
 if TYPE_CHECKING:
     from coldbrew.engine.protocol import Predictor
 
-__all__ = ["ALLOW_PICKLE_HINT", "InvalidInputError", "PickleRefusedError", "Predictor", "load_predictor", "model_format"]
+__all__ = [
+    "ALLOW_PICKLE_HINT",
+    "InvalidInputError",
+    "PickleRefusedError",
+    "Predictor",
+    "load_predictor",
+    "model_format",
+]
 
 #: How to opt in to pickles, named in every refusal.
 ALLOW_PICKLE_HINT = (
@@ -31,11 +38,18 @@ ALLOW_PICKLE_HINT = (
 # First bytes of the files a pickle/joblib model can be: a pickle stream of protocol 2-5 (plain pickle and
 # uncompressed joblib) and the compressions joblib writes (zlib, gzip, bz2, xz, lzma, lz4).
 _PICKLE_SIGNATURES = (
-    (b"\x80\x02", "a pickle"), (b"\x80\x03", "a pickle"), (b"\x80\x04", "a pickle"), (b"\x80\x05", "a pickle"),
-    (b"\x78\x01", "a zlib-compressed joblib/pickle"), (b"\x78\x5e", "a zlib-compressed joblib/pickle"),
-    (b"\x78\x9c", "a zlib-compressed joblib/pickle"), (b"\x78\xda", "a zlib-compressed joblib/pickle"),
-    (b"\x1f\x8b", "a gzip-compressed joblib/pickle"), (b"BZh", "a bz2-compressed joblib/pickle"),
-    (b"\xfd7zXZ\x00", "an xz-compressed joblib/pickle"), (b"\x5d\x00\x00", "an lzma-compressed joblib/pickle"),
+    (b"\x80\x02", "a pickle"),
+    (b"\x80\x03", "a pickle"),
+    (b"\x80\x04", "a pickle"),
+    (b"\x80\x05", "a pickle"),
+    (b"\x78\x01", "a zlib-compressed joblib/pickle"),
+    (b"\x78\x5e", "a zlib-compressed joblib/pickle"),
+    (b"\x78\x9c", "a zlib-compressed joblib/pickle"),
+    (b"\x78\xda", "a zlib-compressed joblib/pickle"),
+    (b"\x1f\x8b", "a gzip-compressed joblib/pickle"),
+    (b"BZh", "a bz2-compressed joblib/pickle"),
+    (b"\xfd7zXZ\x00", "an xz-compressed joblib/pickle"),
+    (b"\x5d\x00\x00", "an lzma-compressed joblib/pickle"),
     (b"\x04\x22\x4d\x18", "an lz4-compressed joblib/pickle"),
 )
 
@@ -74,8 +88,10 @@ def model_format(path: str | os.PathLike, *, allow_pickle: bool = False, name: s
         raise PickleRefusedError(f"{label}: named .brew but not a .brew file ({found}); refused, nothing was loaded")
     if not allow_pickle:
         found = f"{what} file, not a .brew file" if what else "not a .brew file (no .brew magic bytes)"
-        raise PickleRefusedError(f"{label}: {found}; unpickling can run arbitrary code, so coldbrew loads pickles "
-                                 f"only when asked: {ALLOW_PICKLE_HINT}")
+        raise PickleRefusedError(
+            f"{label}: {found}; unpickling can run arbitrary code, so coldbrew loads pickles "
+            f"only when asked: {ALLOW_PICKLE_HINT}"
+        )
     return "pickle"
 
 

@@ -208,12 +208,28 @@ class BrewPredictor:
         try:
             if self._v2:
                 c_kernel.predict_raw2(
-                    self._nodes_buf, self._flags_buf, self._offsets_buf, self._groups_buf, self._cat_offsets_buf,
-                    self._cat_words_buf, rows, out, self.n_features, self._K, h["split_compare"] == "lt", self._acc32,
+                    self._nodes_buf,
+                    self._flags_buf,
+                    self._offsets_buf,
+                    self._groups_buf,
+                    self._cat_offsets_buf,
+                    self._cat_words_buf,
+                    rows,
+                    out,
+                    self.n_features,
+                    self._K,
+                    h["split_compare"] == "lt",
+                    self._acc32,
                 )
             else:
                 c_kernel.predict_raw(
-                    self._nodes_buf, self._offsets_buf, self._leaf_buf, rows, out, self.n_features, self._K,
+                    self._nodes_buf,
+                    self._offsets_buf,
+                    self._leaf_buf,
+                    rows,
+                    out,
+                    self.n_features,
+                    self._K,
                     h["leaf"] == "vector",
                 )
         except ValueError as exc:

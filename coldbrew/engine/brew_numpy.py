@@ -65,8 +65,18 @@ class NumpyPath:
         out[...] = self._base.astype(self._acc)
         try:
             self._kern.predict_raw2(
-                self._nodes, self._flags, self._offsets, self._groups, self._cat_offsets, self._cat_words, X64, out,
-                self.n_features, K, h["split_compare"] == "lt", self._acc is np.float32,
+                self._nodes,
+                self._flags,
+                self._offsets,
+                self._groups,
+                self._cat_offsets,
+                self._cat_words,
+                X64,
+                out,
+                self.n_features,
+                K,
+                h["split_compare"] == "lt",
+                self._acc is np.float32,
             )
         except ValueError as exc:
             raise ModelFormatError(f"{self.file.path}: {exc}") from None

@@ -74,7 +74,9 @@ def as_float64_with_nan(X, feature_names: tuple[str, ...] | None, n_features: in
     if infinite.any():
         row, col = (int(i) for i in np.argwhere(infinite)[0])
         name = feature_names[col] if feature_names else f"column {col}"
-        raise InvalidInputError(f"row {row}, {name}: value {_python(X[row, col])!r} is infinite or too large for {input_dtype}")
+        raise InvalidInputError(
+            f"row {row}, {name}: value {_python(X[row, col])!r} is infinite or too large for {input_dtype}"
+        )
     return np.ascontiguousarray(Xc, dtype=np.float64)
 
 

@@ -35,7 +35,9 @@ def _predict_chunk(nodes, tree_offsets, leaf_values, X, out, n_features, K, vect
         if not split.any():
             break
         if np.any(f[split] >= n_features) or np.any(f[~split] != -1):
-            raise ValueError(f"corrupt model: feature index out of bounds in tree {_first_bad_tree(split, f, n_features)}")
+            raise ValueError(
+                f"corrupt model: feature index out of bounds in tree {_first_bad_tree(split, f, n_features)}"
+            )
         r = right[roots + at].astype(np.int64)
         bad = split & ((r <= at + 1) | (r >= sizes))
         if bad.any():
@@ -95,18 +97,32 @@ def _expit1(v: float) -> float:
 
 
 def predict_raw2(
-    nodes, node_flags, tree_offsets, tree_groups, cat_offsets, cat_words, X, out, n_features: int, n_outputs: int,
-    split_lt: bool, acc32: bool,
+    nodes,
+    node_flags,
+    tree_offsets,
+    tree_groups,
+    cat_offsets,
+    cat_words,
+    X,
+    out,
+    n_features: int,
+    n_outputs: int,
+    split_lt: bool,
+    acc32: bool,
 ) -> None:
     """Add every tree's scalar leaf to ``out[row, tree_groups[t]]`` in tree order (see ``_kernel.predict_raw2``)."""
     n_trees = len(tree_offsets) - 1
     groups = np.asarray(tree_groups, dtype=np.int64)
     if np.any((groups < 0) | (groups >= n_outputs)):
-        raise ValueError(f"corrupt model: tree group out of bounds in tree {int(np.argmax((groups < 0) | (groups >= n_outputs)))}")
+        raise ValueError(
+            f"corrupt model: tree group out of bounds in tree {int(np.argmax((groups < 0) | (groups >= n_outputs)))}"
+        )
     chunk = max(1, _CHUNK_CELLS // n_trees)
     for start in range(0, X.shape[0], chunk):
         stop = min(start + chunk, X.shape[0])
-        leaves = _leaves_v2(nodes, node_flags, tree_offsets, cat_offsets, cat_words, X[start:stop], n_features, split_lt)
+        leaves = _leaves_v2(
+            nodes, node_flags, tree_offsets, cat_offsets, cat_words, X[start:stop], n_features, split_lt
+        )
         steps = nodes["value"][leaves]
         if acc32:
             steps = steps.astype(np.float32)
@@ -131,7 +147,9 @@ def _leaves_v2(nodes, node_flags, tree_offsets, cat_offsets, cat_words, X, n_fea
         if not split.any():
             break
         if np.any(f[split] >= n_features) or np.any(f[~split] != -1):
-            raise ValueError(f"corrupt model: feature index out of bounds in tree {_first_bad_tree(split, f, n_features)}")
+            raise ValueError(
+                f"corrupt model: feature index out of bounds in tree {_first_bad_tree(split, f, n_features)}"
+            )
         r = right[idx].astype(np.int64)
         bad = split & ((r <= at + 1) | (r >= sizes))
         if bad.any():
@@ -151,7 +169,11 @@ def _leaves_v2(nodes, node_flags, tree_offsets, cat_offsets, cat_words, X, n_fea
         left = np.where(nan & (miss == 0), default_left, np.where((miss == 2) & (xz == 0.0), default_left, compared))
         live_cat = split & cat
         if live_cat.any():
-            left = np.where(live_cat, _categorical_left(thr, fl, x, nan, default_left, live_cat, cat_offsets, cat_words, n_bitsets), left)
+            left = np.where(
+                live_cat,
+                _categorical_left(thr, fl, x, nan, default_left, live_cat, cat_offsets, cat_words, n_bitsets),
+                left,
+            )
         at = np.where(split, np.where(left, at + 1, r), at)
     return roots + at
 
@@ -159,7 +181,9 @@ def _leaves_v2(nodes, node_flags, tree_offsets, cat_offsets, cat_words, X, n_fea
 def _categorical_left(thr, fl, x, nan, default_left, live, cat_offsets, cat_words, n_bitsets) -> np.ndarray:
     b = np.where(live, thr, 0.0)
     if np.any(live & ~((b >= 0) & (b < n_bitsets))):
-        raise ValueError(f"corrupt model: categorical bitset out of bounds in tree {np.argwhere(live & ~((b >= 0) & (b < n_bitsets)))[0, 1]}")
+        raise ValueError(
+            f"corrupt model: categorical bitset out of bounds in tree {np.argwhere(live & ~((b >= 0) & (b < n_bitsets)))[0, 1]}"
+        )
     bi = b.astype(np.int64)
     w0 = np.asarray(cat_offsets, dtype=np.int64)[bi]
     w1 = np.asarray(cat_offsets, dtype=np.int64)[np.minimum(bi + 1, len(cat_offsets) - 1)]

@@ -35,8 +35,10 @@ def load_estimator(path: str | os.PathLike):
     except ModuleNotFoundError as exc:
         ours = (exc.name or "").split(".")[0] in ("sklearn", "joblib", "scipy")
         hint = " pip install 'coldbrew[sklearn]'" if ours else ""
-        raise ModelFormatError(f"{path}: unpickling needs the module {exc.name}, which is not installed;{hint}"
-                               " (or serve a .brew: coldbrew compile)") from exc
+        raise ModelFormatError(
+            f"{path}: unpickling needs the module {exc.name}, which is not installed;{hint}"
+            " (or serve a .brew: coldbrew compile)"
+        ) from exc
     except Exception as exc:
         raise ModelFormatError(f"{path}: not a .brew file and not a loadable pickle/joblib model ({exc})") from exc
 
@@ -94,8 +96,8 @@ class PicklePredictor:
         self.kind = type(est).__name__
         self.n_features = int(getattr(est, "n_features_in_", 0)) or None
         names = getattr(est, "feature_names_in_", None)
-        self.feature_names = tuple(str(n) for n in names) if names is not None else tuple(
-            f"x{i}" for i in range(self.n_features or 0)
+        self.feature_names = (
+            tuple(str(n) for n in names) if names is not None else tuple(f"x{i}" for i in range(self.n_features or 0))
         )
         classes = getattr(est, "classes_", None)
         self.classes = tuple(np.asarray(classes).tolist()) if classes is not None else None

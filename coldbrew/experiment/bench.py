@@ -33,10 +33,24 @@ SETUPS = ("disk", "s3", "warmed", "provisioned")
 FORMATS = ("pickle", "brew")
 LABELS = ("setup", "model_size", "format", "concurrency")
 STUDY_SETUPS = {"disk": "DOCKER_DISK", "s3": "DOCKER_S3"}  # our setup → the study's name for it
-DEFAULTS = {"sizes": "tiny,140mb,420mb,1090mb", "setups": "disk,s3", "formats": "pickle,brew",
-            "users": 100, "spawn_rate": 20.0, "run_time": "60s", "isolated": 20}
-QUICK = {"sizes": "tiny,140mb", "setups": "disk,s3", "formats": "pickle,brew",
-         "users": 10, "spawn_rate": 5.0, "run_time": "30s", "isolated": 20}
+DEFAULTS = {
+    "sizes": "tiny,140mb,420mb,1090mb",
+    "setups": "disk,s3",
+    "formats": "pickle,brew",
+    "users": 100,
+    "spawn_rate": 20.0,
+    "run_time": "60s",
+    "isolated": 20,
+}
+QUICK = {
+    "sizes": "tiny,140mb",
+    "setups": "disk,s3",
+    "formats": "pickle,brew",
+    "users": 10,
+    "spawn_rate": 5.0,
+    "run_time": "30s",
+    "isolated": 20,
+}
 # The init limit Lambda gives provisioned environments. On Lambda each environment has its own CPU;
 # in the lab dozens of simultaneous inits share this machine's cores and take far longer, and a
 # Lambda-like 10-30 s limit makes the lab kill and restart them in a loop that never converges.
@@ -108,10 +122,14 @@ def resolve_options(args) -> Options:
         sizes=_csv_choice(pick("sizes"), tuple(PRESETS), "--sizes"),
         setups=_csv_choice(pick("setups"), SETUPS, "--setups"),
         formats=_csv_choice(pick("formats"), FORMATS, "--formats"),
-        users=users, spawn_rate=spawn_rate, run_time=run_time, max_concurrency=max_concurrency,
+        users=users,
+        spawn_rate=spawn_rate,
+        run_time=run_time,
+        max_concurrency=max_concurrency,
         memory_budget_mb=int(budget_gb * 1024),
         out=args.out or Path("bench-out") / f"{datetime.now():%Y%m%d-%H%M%S}",
-        isolated=isolated, load=load,
+        isolated=isolated,
+        load=load,
     )
 
 
@@ -134,8 +152,10 @@ def prepare_models(sizes, formats, log=print) -> dict[tuple[str, str], Path]:
         if pickle_path.exists():
             log(f"model {size}: cached {pickle_path} ({pickle_path.stat().st_size / 1e6:,.1f} MB)")
         else:
-            log(f"model {size}: training n_estimators={recipe.n_estimators} max_depth={recipe.max_depth} "
-                f"-> {pickle_path}")
+            log(
+                f"model {size}: training n_estimators={recipe.n_estimators} max_depth={recipe.max_depth} "
+                f"-> {pickle_path}"
+            )
             result = train(recipe, pickle_path, progress=True)
             log(f"model {size}: trained in {result.seconds:,.0f} s, {result.size_bytes / 1e6:,.1f} MB")
         models[(size, "pickle")] = pickle_path
@@ -180,8 +200,12 @@ class Cell:
 
     @property
     def labels(self) -> dict[str, str]:
-        return {"setup": self.setup, "model_size": self.size, "format": self.format,
-                "concurrency": self.concurrency_label}
+        return {
+            "setup": self.setup,
+            "model_size": self.size,
+            "format": self.format,
+            "concurrency": self.concurrency_label,
+        }
 
 
 def plan_matrix(opts: Options, models: dict[tuple[str, str], Path]) -> list[Cell]:
@@ -233,8 +257,13 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
     run_dir.mkdir(parents=True, exist_ok=True)
     events = run_dir / "lab_events.jsonl"
     config = LabConfig(
-        model_uri=model, source="s3" if cell.setup == "s3" else "disk", evict_page_cache=True,
-        max_concurrency=cell.max_concurrency, init_timeout=INIT_TIMEOUT_S, report=False, log=events,
+        model_uri=model,
+        source="s3" if cell.setup == "s3" else "disk",
+        evict_page_cache=True,
+        max_concurrency=cell.max_concurrency,
+        init_timeout=INIT_TIMEOUT_S,
+        report=False,
+        log=events,
         function_output=run_dir / "function_output.log",
         provisioned=cell.max_concurrency if cell.setup == "provisioned" else 0,
         # `warmed` warms over the lab's HTTP route, opened (like `package --warm-route`) with a one-off secret.
@@ -242,30 +271,47 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
         # The study's pickle baseline: our own freshly trained model, so the opt-in is explicit and safe.
         env={"COLDBREW_ALLOW_PICKLE": "1"} if cell.format == "pickle" else {},
     )
-    info = {"schema": SCHEMA, **producing_code(), "name": cell.name, **asdict(cell),
-            "model": model.name, "model_bytes": model.stat().st_size,
-            "users": opts.users, "spawn_rate": opts.spawn_rate, "run_time": opts.run_time,
-            "init_timeout_s": INIT_TIMEOUT_S, "warm_round": None}
+    info = {
+        "schema": SCHEMA,
+        **producing_code(),
+        "name": cell.name,
+        **asdict(cell),
+        "model": model.name,
+        "model_bytes": model.stat().st_size,
+        "users": opts.users,
+        "spawn_rate": opts.spawn_rate,
+        "run_time": opts.run_time,
+        "init_timeout_s": INIT_TIMEOUT_S,
+        "warm_round": None,
+    }
     t_lab = time.time()
     with Lab(config) as lab:
         t_ready = time.time()
         if cell.setup == "warmed":
             from coldbrew.experiment.warm import warm_round
 
-            result = warm_round(lab.url, cell.max_concurrency, timeout_s=INIT_TIMEOUT_S + 30,
-                                secret=config.warm_secret)
+            result = warm_round(lab.url, cell.max_concurrency, timeout_s=INIT_TIMEOUT_S + 30, secret=config.warm_secret)
             info["warm_round"] = asdict(result)
         t_load = time.time()
         stats_before = lab.stats()
-        run_loadtest(lab.url, run_dir, users=opts.users, spawn_rate=opts.spawn_rate, run_time=opts.run_time,
-                     name="loadtest", labels=cell.labels, progress=progress)
+        run_loadtest(
+            lab.url,
+            run_dir,
+            users=opts.users,
+            spawn_rate=opts.spawn_rate,
+            run_time=opts.run_time,
+            name="loadtest",
+            labels=cell.labels,
+            progress=progress,
+        )
         stats = lab.stats()
     spans = environment_spans(events)
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     info.update(
         lab_start_s=round(t_ready - t_lab, 2),
         prepare_s=round(t_load - t_ready, 2),
-        requests=run["requests"], failures=run["failures"],
+        requests=run["requests"],
+        failures=run["failures"],
         throttles=stats["throttles"] - stats_before["throttles"],
         errors=stats["errors"],
         lab_cold_starts=stats["cold_starts"],
@@ -297,15 +343,34 @@ def reference_rows(cells: list[Cell]) -> dict[tuple[str, str], list[dict]]:
 
 def runs_table(infos: list[dict]) -> tuple[list[str], list[list[str]]]:
     """The matrix's own table: limits, failures, environments and what they cost in environment-seconds."""
-    headers = ["run", "concurrency", "requests", "failures", "throttled", "environments", "ready at load",
-               "prepare", "env-s alive", "env-s before load"]
+    headers = [
+        "run",
+        "concurrency",
+        "requests",
+        "failures",
+        "throttled",
+        "environments",
+        "ready at load",
+        "prepare",
+        "env-s alive",
+        "env-s before load",
+    ]
     rows = []
     for i in infos:
-        rows.append([
-            i["name"], i["labels_concurrency"], f"{i['requests']:,}", f"{i['failures']:,}", f"{i['throttles']:,}",
-            f"{i['environments']:,}", f"{i['envs_ready_at_load']:,}", f"{i['lab_start_s'] + i['prepare_s']:.1f} s",
-            f"{i['env_seconds']:,.0f}", f"{i['env_seconds_before_load']:,.0f}",
-        ])
+        rows.append(
+            [
+                i["name"],
+                i["labels_concurrency"],
+                f"{i['requests']:,}",
+                f"{i['failures']:,}",
+                f"{i['throttles']:,}",
+                f"{i['environments']:,}",
+                f"{i['envs_ready_at_load']:,}",
+                f"{i['lab_start_s'] + i['prepare_s']:.1f} s",
+                f"{i['env_seconds']:,.0f}",
+                f"{i['env_seconds_before_load']:,.0f}",
+            ]
+        )
     return headers, rows
 
 
@@ -322,8 +387,16 @@ def build_report(out: Path, finished: list[dict], cells: list[Cell], isolated=()
     iso_md = render_section(ISOLATED_TITLE, ISOLATED_HEADERS, iso_rows, "markdown") + "\n\n" if iso_rows else ""
     if not finished:
         (out / "results.md").write_text(iso_md, encoding="utf-8")
-        write_report([], list(LABELS), [], threshold_ms=DEFAULT_THRESHOLD_MS, html=out / "report.html",
-                     plots=out / "plots", isolated=isolated, machine=machine)
+        write_report(
+            [],
+            list(LABELS),
+            [],
+            threshold_ms=DEFAULT_THRESHOLD_MS,
+            html=out / "report.html",
+            plots=out / "plots",
+            isolated=isolated,
+            machine=machine,
+        )
         return iso_text.rstrip("\n")
     run_files = [Path(i["dir"]) / "run.json" for i in finished]
     runs, _ = load_inputs(run_files)
@@ -333,20 +406,31 @@ def build_report(out: Path, finished: list[dict], cells: list[Cell], isolated=()
     groups = []
     for n, group in enumerate(measured):  # each (setup, size)'s study rows after its last measured run
         groups.append(group)
-        if keys[n] not in keys[n + 1:]:
+        if keys[n] not in keys[n + 1 :]:
             groups.extend(references.get(keys[n], []))
     headers, rows = runs_table(finished)
-    text = render_table(groups, "table") + "\n\n" + render_section(
-        "Runs (environment-seconds: the cost of keeping environments alive)", headers, rows, "table")
+    text = (
+        render_table(groups, "table")
+        + "\n\n"
+        + render_section("Runs (environment-seconds: the cost of keeping environments alive)", headers, rows, "table")
+    )
     markdown = render_table(groups, "markdown") + "\n\n" + render_section("Runs", headers, rows, "markdown") + "\n"
     text, markdown = text + ("\n\n" + iso_text.rstrip("\n") if iso_text else ""), iso_md + markdown
     (out / "results.md").write_text(markdown, encoding="utf-8")
-    (out / "results.json").write_text(json.dumps({"groups": groups, "runs": finished}, indent=2) + "\n",
-                                      encoding="utf-8")
-    write_report(runs, list(LABELS), groups, threshold_ms=DEFAULT_THRESHOLD_MS,
-                 html=out / "report.html", plots=out / "plots",
-                 extra_sections=[("Runs (environment-seconds alive: the cost of each strategy)", headers, rows)],
-                 isolated=isolated, machine=machine)
+    (out / "results.json").write_text(
+        json.dumps({"groups": groups, "runs": finished}, indent=2) + "\n", encoding="utf-8"
+    )
+    write_report(
+        runs,
+        list(LABELS),
+        groups,
+        threshold_ms=DEFAULT_THRESHOLD_MS,
+        html=out / "report.html",
+        plots=out / "plots",
+        extra_sections=[("Runs (environment-seconds alive: the cost of each strategy)", headers, rows)],
+        isolated=isolated,
+        machine=machine,
+    )
     return text
 
 
@@ -379,8 +463,13 @@ def isolated_plan(opts: Options) -> list[tuple[str, str, str]]:
 
     if not opts.isolated:
         return []
-    return [(setup, size, fmt) for size in opts.sizes for setup in opts.setups if setup in ISOLATED_SETUPS
-            for fmt in opts.formats]
+    return [
+        (setup, size, fmt)
+        for size in opts.sizes
+        for setup in opts.setups
+        if setup in ISOLATED_SETUPS
+        for fmt in opts.formats
+    ]
 
 
 def run_isolated(opts: Options, models: dict[tuple[str, str], Path], out: Path) -> list:
@@ -400,8 +489,17 @@ def run_isolated(opts: Options, models: dict[tuple[str, str], Path], out: Path) 
         for n, (setup, size, fmt) in enumerate(plan, 1):
             say(f"[isolated {n}/{len(plan)}] {setup} {size} {fmt}")
             try:
-                results.append(measure_isolated(setup, size, fmt, models[(size, fmt)], opts.isolated,
-                                                out / "isolated" / f"{n:02d}-{setup}-{size}-{fmt}", progress=say))
+                results.append(
+                    measure_isolated(
+                        setup,
+                        size,
+                        fmt,
+                        models[(size, fmt)],
+                        opts.isolated,
+                        out / "isolated" / f"{n:02d}-{setup}-{size}-{fmt}",
+                        progress=say,
+                    )
+                )
             except ColdbrewError as exc:
                 say(f"[isolated {n}/{len(plan)}] {setup}-{size}-{fmt} failed: {exc}")
     finally:
@@ -440,20 +538,23 @@ def run_bench(opts: Options) -> int:
     for size in opts.sizes if cells else ():
         capped = next((c for c in cells if c.size == size and c.ram_capped), None)
         if capped:
-            say(f"pickle {size}: max concurrency {capped.max_concurrency} so the environments fit "
+            say(
+                f"pickle {size}: max concurrency {capped.max_concurrency} so the environments fit "
                 f"{opts.memory_budget_mb / 1024:,.1f} GB (~{PICKLE_RAM_FACTOR:g}x the "
-                f"{models[(size, 'pickle')].stat().st_size / 1e6:,.0f} MB pickle + {PICKLE_BASE_MB} MB each)")
+                f"{models[(size, 'pickle')].stat().st_size / 1e6:,.0f} MB pickle + {PICKLE_BASE_MB} MB each)"
+            )
     if cells:
-        say(f"bench: {len(cells)} runs, {opts.users} users, spawn {opts.spawn_rate:g}/s, {opts.run_time} each "
-            f"-> {out}")
+        say(f"bench: {len(cells)} runs, {opts.users} users, spawn {opts.spawn_rate:g}/s, {opts.run_time} each -> {out}")
     matrix_t0 = time.monotonic()
     per_run_guess = run_time_seconds(opts.run_time) + LAB_OVERHEAD_S
     try:
         for n, cell in enumerate(cells, 1):
             elapsed = time.monotonic() - matrix_t0
             per_run = elapsed / len(finished) if finished else per_run_guess
-            say(f"\n[run {n}/{len(cells)}] {cell.setup} {cell.size} {cell.format}, max concurrency "
-                f"{cell.concurrency_label}  (elapsed {_clock(elapsed)}, ETA {_clock(per_run * (len(cells) - n + 1))})")
+            say(
+                f"\n[run {n}/{len(cells)}] {cell.setup} {cell.size} {cell.format}, max concurrency "
+                f"{cell.concurrency_label}  (elapsed {_clock(elapsed)}, ETA {_clock(per_run * (len(cells) - n + 1))})"
+            )
             run_dir = out / "runs" / f"{n:02d}-{cell.name}"
             try:
                 info = run_cell(cell, models[(cell.size, cell.format)], run_dir, opts)
@@ -462,8 +563,10 @@ def run_bench(opts: Options) -> int:
                 continue
             info.update(dir=str(run_dir), labels_concurrency=cell.concurrency_label)
             finished.append(info)
-            say(f"[run {n}/{len(cells)}] {cell.name}: {info['requests']:,} requests, {info['failures']:,} failures, "
-                f"{info['environments']} environments, {info['env_seconds']:,.0f} env-s")
+            say(
+                f"[run {n}/{len(cells)}] {cell.name}: {info['requests']:,} requests, {info['failures']:,} failures, "
+                f"{info['environments']} environments, {info['env_seconds']:,.0f} env-s"
+            )
     except KeyboardInterrupt:
         interrupted = True
         say(f"\ninterrupted: every lab and locust process is stopped; reporting the {len(finished)} finished runs")
@@ -472,14 +575,18 @@ def run_bench(opts: Options) -> int:
         return 130 if interrupted else 1
     text = build_report(out, finished, cells, isolated, machine)
     print(text)
-    print(f"\n{len(finished)} of {len(cells)} runs, {len(isolated)} isolated cells in "
-          f"{_clock(time.monotonic() - started)} (models included); results in {out}/")
+    print(
+        f"\n{len(finished)} of {len(cells)} runs, {len(isolated)} isolated cells in "
+        f"{_clock(time.monotonic() - started)} (models included); results in {out}/"
+    )
     outputs = [out / "report.html", out / "results.md", out / "plots"]
     outputs += [out / "isolated.md", out / "isolated.json"] if isolated else []
     for path in outputs:
         print(f"  {path.relative_to(out)}")
-    print(f"next: open {out / 'report.html'}" + (f", or coldbrew report {out / 'runs'} --format markdown"
-                                                 if finished else ""))
+    print(
+        f"next: open {out / 'report.html'}"
+        + (f", or coldbrew report {out / 'runs'} --format markdown" if finished else "")
+    )
     if interrupted:
         return 130
     return 0 if len(finished) == len(cells) and len(isolated) == len(isolated_plan(opts)) else 1

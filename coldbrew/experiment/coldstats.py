@@ -138,7 +138,9 @@ def _summarize_group(labels: dict, members: list[Run], label_columns: Sequence[s
     return group
 
 
-def summarize(runs: Sequence[Run], label_columns: Sequence[str], threshold_ms: float = DEFAULT_THRESHOLD_MS) -> list[dict]:
+def summarize(
+    runs: Sequence[Run], label_columns: Sequence[str], threshold_ms: float = DEFAULT_THRESHOLD_MS
+) -> list[dict]:
     """One dict per group of ``runs`` (grouped by ``label_columns``): the study's table row and more."""
     clashes = sorted(set(label_columns) & RESERVED_KEYS)
     if clashes:
@@ -149,7 +151,9 @@ def summarize(runs: Sequence[Run], label_columns: Sequence[str], threshold_ms: f
     ]
 
 
-def reference_group(labels: dict[str, str], cold: dict, *, source: str, label_columns: Sequence[str] | None = None) -> dict:
+def reference_group(
+    labels: dict[str, str], cold: dict, *, source: str, label_columns: Sequence[str] | None = None
+) -> dict:
     """A published row (no raw data) shaped like :func:`summarize`'s groups; missing stats are None."""
     columns = list(label_columns or labels)
     return {

@@ -58,14 +58,23 @@ def headlines(groups: Sequence[dict], isolated: Sequence = ()) -> list[dict]:
             parts = []
             pickle_iso, brew_iso = iso.get((setup, size, "pickle")), iso.get((setup, size, "brew"))
             if pickle_iso or brew_iso:
-                alone = [f"{name} {_seconds(s['p50'])} (init CPU {_seconds(s['init_cpu_p50'])}, n={s['n']})"
-                         for name, s in ((".brew", brew_iso), ("pickle", pickle_iso)) if s]
+                alone = [
+                    f"{name} {_seconds(s['p50'])} (init CPU {_seconds(s['init_cpu_p50'])}, n={s['n']})"
+                    for name, s in ((".brew", brew_iso), ("pickle", pickle_iso))
+                    if s
+                ]
                 parts.append("one environment at a time: " + ", ".join(alone))
             loaded = [(name, load.get((setup, size, fmt))) for name, fmt in ((".brew", "brew"), ("pickle", "pickle"))]
-            under = [(f"{name} {_seconds(g['p50'])}" if g.get("n") else f"{name}: {_no_cold(g)}")
-                     + (f" (init CPU {_seconds(g['inits']['cpu']['p50'])})"
-                        if g.get("inits") and g["inits"]["cpu"]["n"] else "")
-                     for name, g in loaded if g]
+            under = [
+                (f"{name} {_seconds(g['p50'])}" if g.get("n") else f"{name}: {_no_cold(g)}")
+                + (
+                    f" (init CPU {_seconds(g['inits']['cpu']['p50'])})"
+                    if g.get("inits") and g["inits"]["cpu"]["n"]
+                    else ""
+                )
+                for name, g in loaded
+                if g
+            ]
             if under:
                 parts.append("under load on this machine: " + ", ".join(under))
             study = study_rows(setup, size)
@@ -75,26 +84,33 @@ def headlines(groups: Sequence[dict], isolated: Sequence = ()) -> list[dict]:
             details.append(f"{size} model — " + "; ".join(parts) + ".")
             if pickle_iso and brew_iso and pickle_iso["p50"] and brew_iso["p50"]:
                 ratio = pickle_iso["p50"] / brew_iso["p50"]
-                sentence = (f".brew starts cold in {_seconds(brew_iso['p50'])}, pickle in {_seconds(pickle_iso['p50'])} "
-                            f"(median, one environment at a time, {size} model): "
-                            + (f"{ratio:.1f}× faster." if ratio >= 1 else f"{1 / ratio:.1f}× slower."))
+                sentence = (
+                    f".brew starts cold in {_seconds(brew_iso['p50'])}, pickle in {_seconds(pickle_iso['p50'])} "
+                    f"(median, one environment at a time, {size} model): "
+                    + (f"{ratio:.1f}× faster." if ratio >= 1 else f"{1 / ratio:.1f}× slower.")
+                )
                 if study and study[0][1].get("p50"):
                     sentence += f" The study measured {_seconds(study[0][1]['p50'])} for pickle on AWS."
         if sentence is None:  # no isolated pair: the largest size under load with both formats
             for size in reversed(sizes):
                 brew, pickle = load.get((setup, size, "brew")), load.get((setup, size, "pickle"))
                 if brew and pickle and brew.get("n") and pickle.get("n"):
-                    sentence = (f"under load, .brew's cold starts take {_seconds(brew['p50'])} and pickle's "
-                                f"{_seconds(pickle['p50'])} (median, {size} model).")
+                    sentence = (
+                        f"under load, .brew's cold starts take {_seconds(brew['p50'])} and pickle's "
+                        f"{_seconds(pickle['p50'])} (median, {size} model)."
+                    )
                     break
-        out.append({"setup": _setup_name(setup), "sentence": sentence or "see the details below.",
-                    "details": details})
+        out.append({"setup": _setup_name(setup), "sentence": sentence or "see the details below.", "details": details})
     for g in measured:
         if g in labelled:
             continue
         labels = {c: g.get(c) for c in g["labels"]}
-        sentence = (f"cold starts (latency over {g['threshold_ms']:g} ms) take {_seconds(g['p50'])} (median of "
-                    f"{g['n']:,}), the slowest {_seconds(g['max'])}." if g.get("n") else "no cold start.")
+        sentence = (
+            f"cold starts (latency over {g['threshold_ms']:g} ms) take {_seconds(g['p50'])} (median of "
+            f"{g['n']:,}), the slowest {_seconds(g['max'])}."
+            if g.get("n")
+            else "no cold start."
+        )
         out.append({"setup": words(labels), "sentence": sentence, "details": []})
     return out
 
@@ -114,9 +130,15 @@ def _embed(figure: Figure) -> dict:
     return {"title": figure.title, "data": base64.b64encode(Path(figure.path).read_bytes()).decode("ascii")}
 
 
-def render_html(groups: Sequence[dict], figures: Sequence[Figure], *,
-                extra_sections: Sequence[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = (),
-                isolated: Sequence = (), machine: dict[str, str] | None = None, notes: Sequence[str] = ()) -> str:
+def render_html(
+    groups: Sequence[dict],
+    figures: Sequence[Figure],
+    *,
+    extra_sections: Sequence[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = (),
+    isolated: Sequence = (),
+    machine: dict[str, str] | None = None,
+    notes: Sequence[str] = (),
+) -> str:
     """The page as a string (see :func:`write_html`)."""
     import jinja2
 
@@ -124,8 +146,7 @@ def render_html(groups: Sequence[dict], figures: Sequence[Figure], *,
 
     tables: list[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = []
     if isolated:
-        tables.append((ISOLATED_TITLE,
-                       ISOLATED_HEADERS, isolated_rows(isolated)))
+        tables.append((ISOLATED_TITLE, ISOLATED_HEADERS, isolated_rows(isolated)))
     tables += [*table_sections(groups), *extra_sections]
     iso_figure = next((f for f in figures if Path(f.path).name == "isolated_cold_starts.png"), None)
     template = resources.files("coldbrew.experiment").joinpath("templates", TEMPLATE).read_text(encoding="utf-8")
@@ -144,9 +165,16 @@ def render_html(groups: Sequence[dict], figures: Sequence[Figure], *,
     )
 
 
-def write_html(groups: Sequence[dict], figures: Sequence[Figure], out: Path, *,
-               extra_sections: Sequence[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = (),
-               isolated: Sequence = (), machine: dict[str, str] | None = None, notes: Sequence[str] = ()) -> Path:
+def write_html(
+    groups: Sequence[dict],
+    figures: Sequence[Figure],
+    out: Path,
+    *,
+    extra_sections: Sequence[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = (),
+    isolated: Sequence = (),
+    machine: dict[str, str] | None = None,
+    notes: Sequence[str] = (),
+) -> Path:
     """Write the page to ``out``; returns ``out``.
 
     ``groups``: the report's groups (tables); ``figures``: PNGs with titles in words (plots.write_plots);
@@ -156,6 +184,8 @@ def write_html(groups: Sequence[dict], figures: Sequence[Figure], out: Path, *,
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(groups, figures, extra_sections=extra_sections, isolated=isolated, machine=machine,
-                               notes=notes), encoding="utf-8")
+    out.write_text(
+        render_html(groups, figures, extra_sections=extra_sections, isolated=isolated, machine=machine, notes=notes),
+        encoding="utf-8",
+    )
     return out

@@ -65,14 +65,26 @@ class IsolatedResult:
         return np.array([s.latency_ms for s in self.ok], dtype=float)
 
     def to_json(self) -> dict:
-        return {"setup": self.setup, "size": self.size, "format": self.format, "model_bytes": self.model_bytes,
-                "samples": [{k: None if v is None else round(v, 2) if isinstance(v, float) else v
-                             for k, v in asdict(s).items()} for s in self.samples]}
+        return {
+            "setup": self.setup,
+            "size": self.size,
+            "format": self.format,
+            "model_bytes": self.model_bytes,
+            "samples": [
+                {k: None if v is None else round(v, 2) if isinstance(v, float) else v for k, v in asdict(s).items()}
+                for s in self.samples
+            ],
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> IsolatedResult:
-        return cls(data["setup"], data["size"], data["format"], int(data["model_bytes"]),
-                   [Sample(**s) for s in data["samples"]])
+        return cls(
+            data["setup"],
+            data["size"],
+            data["format"],
+            int(data["model_bytes"]),
+            [Sample(**s) for s in data["samples"]],
+        )
 
 
 def _post(url: str, body: bytes, timeout_s: float) -> tuple[int, dict[str, str], float]:
@@ -105,9 +117,18 @@ def _wait_for_no_environment(lab, deadline_s: float) -> None:
         time.sleep(0.05)
 
 
-def measure_isolated(setup: str, size: str, fmt: str, model: Path, samples: int, run_dir: Path, *,
-                     init_timeout_s: float = 130.0, request_timeout_s: float = 180.0,
-                     progress: Callable[[str], None] | None = None) -> IsolatedResult:
+def measure_isolated(
+    setup: str,
+    size: str,
+    fmt: str,
+    model: Path,
+    samples: int,
+    run_dir: Path,
+    *,
+    init_timeout_s: float = 130.0,
+    request_timeout_s: float = 180.0,
+    progress: Callable[[str], None] | None = None,
+) -> IsolatedResult:
     """``samples`` cold starts of ``model`` one at a time in a fresh lab (``setup`` disk or s3).
 
     Each sample: no environment alive, the model's page cache evicted (the lab does it before every
@@ -122,8 +143,14 @@ def measure_isolated(setup: str, size: str, fmt: str, model: Path, samples: int,
         raise ColdbrewError(f"isolated cold starts are measured for {', '.join(ISOLATED_SETUPS)}, not {setup!r}")
     run_dir.mkdir(parents=True, exist_ok=True)
     config = LabConfig(
-        model_uri=model, source=setup, evict_page_cache=True, max_concurrency=1, init_timeout=init_timeout_s,
-        idle_timeout=REAP_AFTER_S, report=False, log=run_dir / "lab_events.jsonl",
+        model_uri=model,
+        source=setup,
+        evict_page_cache=True,
+        max_concurrency=1,
+        init_timeout=init_timeout_s,
+        idle_timeout=REAP_AFTER_S,
+        report=False,
+        log=run_dir / "lab_events.jsonl",
         function_output=run_dir / "function_output.log",
         env={"COLDBREW_ALLOW_PICKLE": "1"} if fmt == "pickle" else {},
     )
@@ -136,14 +163,18 @@ def measure_isolated(setup: str, size: str, fmt: str, model: Path, samples: int,
                 status, headers, latency_ms = _post(lab.url + "/predict", body, request_timeout_s)
             except OSError as exc:
                 raise ColdbrewError(f"isolated cold start {n} of {setup}-{size}-{fmt}: no answer ({exc})") from None
-            sample = Sample(latency_ms, status, _header_ms(headers, "x-lab-init-ms"),
-                            _header_ms(headers, "x-lab-init-cpu-ms"), _header_ms(headers, "x-lab-duration-ms"),
-                            _header_ms(headers, "x-lab-cpu-ms"))
+            sample = Sample(
+                latency_ms,
+                status,
+                _header_ms(headers, "x-lab-init-ms"),
+                _header_ms(headers, "x-lab-init-cpu-ms"),
+                _header_ms(headers, "x-lab-duration-ms"),
+                _header_ms(headers, "x-lab-cpu-ms"),
+            )
             result.samples.append(sample)
             if progress:
                 cpu = "—" if sample.init_cpu_ms is None else f"{sample.init_cpu_ms:,.0f}"
-                progress(f"  {setup}-{size}-{fmt} {n}/{samples}: {status}, {latency_ms:,.0f} ms "
-                         f"(init CPU {cpu} ms)")
+                progress(f"  {setup}-{size}-{fmt} {n}/{samples}: {status}, {latency_ms:,.0f} ms (init CPU {cpu} ms)")
     return result
 
 
@@ -167,9 +198,16 @@ def summary(result: IsolatedResult) -> dict:
         values = [getattr(s, key) for s in ok if getattr(s, key) is not None]
         return float(np.percentile(values, 50)) if values else None
 
-    return {"setup": result.setup, "size": result.size, "format": result.format,
-            **latency_stats(result.latencies()), "failures": len(result.samples) - len(ok),
-            "init_p50": p50("init_ms"), "init_cpu_p50": p50("init_cpu_ms"), "invoke_cpu_p50": p50("invoke_cpu_ms")}
+    return {
+        "setup": result.setup,
+        "size": result.size,
+        "format": result.format,
+        **latency_stats(result.latencies()),
+        "failures": len(result.samples) - len(ok),
+        "init_p50": p50("init_ms"),
+        "init_cpu_p50": p50("init_cpu_ms"),
+        "invoke_cpu_p50": p50("invoke_cpu_ms"),
+    }
 
 
 def study_rows(setup: str, size: str) -> list[tuple[str, dict]]:
@@ -186,8 +224,7 @@ def _ms(value) -> str:
 
 
 ISOLATED_TITLE = "Isolated cold starts (one environment at a time, beside the study's AWS rows), ms"
-ISOLATED_HEADERS = ["setup", "model_size", "format", "source", "n", "failed", *STAT_COLUMNS,
-                    "init p50", "init CPU p50"]
+ISOLATED_HEADERS = ["setup", "model_size", "format", "source", "n", "failed", *STAT_COLUMNS, "init p50", "init CPU p50"]
 
 
 def isolated_rows(results: Sequence[IsolatedResult]) -> list[list[str]]:
@@ -197,12 +234,33 @@ def isolated_rows(results: Sequence[IsolatedResult]) -> list[list[str]]:
     for setup, size in pairs:
         for result in (r for r in results if (r.setup, r.size) == (setup, size)):
             s = summary(result)
-            rows.append([setup, size, "pickle" if result.format == "pickle" else ".brew", "lab, one at a time",
-                         f"{s['n']:,}", f"{s['failures']:,}", *(_ms(s[k]) for k in STAT_COLUMNS),
-                         _ms(s["init_p50"]), _ms(s["init_cpu_p50"])])
+            rows.append(
+                [
+                    setup,
+                    size,
+                    "pickle" if result.format == "pickle" else ".brew",
+                    "lab, one at a time",
+                    f"{s['n']:,}",
+                    f"{s['failures']:,}",
+                    *(_ms(s[k]) for k in STAT_COLUMNS),
+                    _ms(s["init_p50"]),
+                    _ms(s["init_cpu_p50"]),
+                ]
+            )
         for source, stats in study_rows(setup, size):
-            rows.append([setup, size, "pickle", source, "—" if stats.get("n") is None else f"{stats['n']:,}", "—",
-                         *(_ms(stats.get(k)) for k in STAT_COLUMNS), "—", "—"])
+            rows.append(
+                [
+                    setup,
+                    size,
+                    "pickle",
+                    source,
+                    "—" if stats.get("n") is None else f"{stats['n']:,}",
+                    "—",
+                    *(_ms(stats.get(k)) for k in STAT_COLUMNS),
+                    "—",
+                    "—",
+                ]
+            )
     return rows
 
 
@@ -233,9 +291,14 @@ def describe_machine() -> dict[str, str]:
         software += f", scikit-learn {sklearn.__version__}"
     except ImportError:
         pass
-    return {"cores": f"{os.cpu_count()} CPU cores", "cpu": f"{os.cpu_count()} × {cpu}", "ram": ram, "os": f"{platform.system()} {platform.release()}",
-            "software": software,
-            "load": load}
+    return {
+        "cores": f"{os.cpu_count()} CPU cores",
+        "cpu": f"{os.cpu_count()} × {cpu}",
+        "ram": ram,
+        "os": f"{platform.system()} {platform.release()}",
+        "software": software,
+        "load": load,
+    }
 
 
 def code_commit() -> str | None:
@@ -243,8 +306,14 @@ def code_commit() -> str | None:
     import subprocess
 
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, text=True,
-                              capture_output=True, timeout=10, check=False)
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            text=True,
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None if done.returncode == 0 else None
@@ -256,12 +325,17 @@ def write_isolated(results: Sequence[IsolatedResult], out: Path, machine: dict[s
     from coldbrew.experiment.report import render_section
 
     out.mkdir(parents=True, exist_ok=True)
-    data = {"schema": SCHEMA, "command": command, "commit": code_commit(), "machine": machine,
-            "cells": [r.to_json() for r in results]}
+    data = {
+        "schema": SCHEMA,
+        "command": command,
+        "commit": code_commit(),
+        "machine": machine,
+        "cells": [r.to_json() for r in results],
+    }
     (out / "isolated.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     (out / "isolated.md").write_text(
-        render_section(ISOLATED_TITLE, ISOLATED_HEADERS,
-                       isolated_rows(results), "markdown") + "\n", encoding="utf-8")
+        render_section(ISOLATED_TITLE, ISOLATED_HEADERS, isolated_rows(results), "markdown") + "\n", encoding="utf-8"
+    )
 
 
 def read_isolated(path: Path) -> tuple[list[IsolatedResult], dict]:

@@ -130,9 +130,19 @@ def _locust_version() -> str:
     return version("locust")
 
 
-def run_loadtest(host: str, out_dir: Path, *, users: int = 100, spawn_rate: float = 20, run_time: str | int = "60s",
-                 payload=None, name: str = "loadtest", labels: dict[str, str] | None = None,
-                 progress=True, sigv4: str | None = None) -> Path:
+def run_loadtest(
+    host: str,
+    out_dir: Path,
+    *,
+    users: int = 100,
+    spawn_rate: float = 20,
+    run_time: str | int = "60s",
+    payload=None,
+    name: str = "loadtest",
+    labels: dict[str, str] | None = None,
+    progress=True,
+    sigv4: str | None = None,
+) -> Path:
     """Run locust against ``host`` into ``out_dir``; returns the path of the run.json written.
 
     ``payload`` is a JSON-able body or a path to a JSON file (default: the study's row); ``progress`` is a
@@ -172,12 +182,34 @@ def run_loadtest(host: str, out_dir: Path, *, users: int = 100, spawn_rate: floa
         (out_dir / files[key]).unlink(missing_ok=True)
     (out_dir / files["payload"]).write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
     command = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host,
-        "--users", str(users), "--spawn-rate", f"{spawn_rate:g}", "--run-time", f"{run_time_s}s",
-        "--csv", str(out_dir / name), "--csv-full-history", "--html", str(out_dir / files["html"]),
-        "--logfile", str(out_dir / files["study_log"]), "--only-summary", "--exit-code-on-error", "0",
-        "--coldbrew-payload", str(out_dir / files["payload"]),
-        "--coldbrew-requests", str(out_dir / files["requests"]),
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        host,
+        "--users",
+        str(users),
+        "--spawn-rate",
+        f"{spawn_rate:g}",
+        "--run-time",
+        f"{run_time_s}s",
+        "--csv",
+        str(out_dir / name),
+        "--csv-full-history",
+        "--html",
+        str(out_dir / files["html"]),
+        "--logfile",
+        str(out_dir / files["study_log"]),
+        "--only-summary",
+        "--exit-code-on-error",
+        "0",
+        "--coldbrew-payload",
+        str(out_dir / files["payload"]),
+        "--coldbrew-requests",
+        str(out_dir / files["requests"]),
     ]
     if sigv4:
         command += ["--coldbrew-sigv4", sigv4]
@@ -185,8 +217,9 @@ def run_loadtest(host: str, out_dir: Path, *, users: int = 100, spawn_rate: floa
     tracker = _Progress(out_dir / files["requests"], run_time_s, sys.stderr if progress is True else progress)
     status = "complete"
     with open(out_dir / files["console"], "wb") as console:
-        proc = subprocess.Popen(command, cwd=out_dir, stdout=console, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            command, cwd=out_dir, stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         t0 = time.monotonic()
         try:
             deadline = t0 + run_time_s + 60
@@ -210,18 +243,46 @@ def run_loadtest(host: str, out_dir: Path, *, users: int = 100, spawn_rate: floa
                     proc.wait()
             tracker.poll()
             tracker.show(time.monotonic() - t0, final=True)
-            _write_run_json(out_dir, host=host, users=users, spawn_rate=spawn_rate, run_time_s=run_time_s,
-                            name=name, labels=labels or {}, payload=body, files=files, started=started,
-                            status=status, exit_code=proc.returncode, tracker=tracker)
+            _write_run_json(
+                out_dir,
+                host=host,
+                users=users,
+                spawn_rate=spawn_rate,
+                run_time_s=run_time_s,
+                name=name,
+                labels=labels or {},
+                payload=body,
+                files=files,
+                started=started,
+                status=status,
+                exit_code=proc.returncode,
+                tracker=tracker,
+            )
     if proc.returncode != 0 or status != "complete":
         tail = (out_dir / files["console"]).read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
-        raise ColdbrewError(f"locust {status if status != 'complete' else 'failed'} "
-                            f"(exit {proc.returncode}): {' / '.join(tail) or 'no output'}")
+        raise ColdbrewError(
+            f"locust {status if status != 'complete' else 'failed'} "
+            f"(exit {proc.returncode}): {' / '.join(tail) or 'no output'}"
+        )
     return out_dir / RUN_FILE
 
 
-def _write_run_json(out_dir: Path, *, host, users, spawn_rate, run_time_s, name, labels, payload, files, started,
-                    status, exit_code, tracker) -> None:
+def _write_run_json(
+    out_dir: Path,
+    *,
+    host,
+    users,
+    spawn_rate,
+    run_time_s,
+    name,
+    labels,
+    payload,
+    files,
+    started,
+    status,
+    exit_code,
+    tracker,
+) -> None:
     info = {
         "schema": SCHEMA,
         **producing_code(),

@@ -32,9 +32,15 @@ class Figure:
     title: str
 
 
-_WORDS = {"setup": {"disk": "model read from disk", "s3": "model downloaded from S3",
-                    "warmed": "disk, warmed first", "provisioned": "disk, provisioned environments"},
-          "format": {"brew": ".brew", "pickle": "pickle"}}
+_WORDS = {
+    "setup": {
+        "disk": "model read from disk",
+        "s3": "model downloaded from S3",
+        "warmed": "disk, warmed first",
+        "provisioned": "disk, provisioned environments",
+    },
+    "format": {"brew": ".brew", "pickle": "pickle"},
+}
 
 
 def words(labels: dict) -> str:
@@ -139,8 +145,12 @@ def plot_histograms(runs: Sequence[Run], title: str, threshold_ms: float, out: P
             ax.text(0.5, 0.5, "no requests", ha="center", va="center", transform=ax.transAxes)
             continue
         ax.hist(data, bins=50, color="tab:blue", alpha=0.75)
-        marks = {"p5": np.percentile(data, 5), "mean": data.mean(), "p50": np.percentile(data, 50),
-                 "p95": np.percentile(data, 95)}
+        marks = {
+            "p5": np.percentile(data, 5),
+            "mean": data.mean(),
+            "p50": np.percentile(data, 50),
+            "p95": np.percentile(data, 95),
+        }
         for key, colour, style in _LINES:
             ax.axvline(marks[key], color=colour, linestyle=style, label=f"{key} {marks[key]:,.0f} ms")
         ax.legend(fontsize=8)
@@ -166,8 +176,16 @@ def _bars(ax, plt, groups: Sequence[dict], stats: Sequence[dict | None], names: 
                 bar.set_alpha(0.6)
     for xi, s in zip(x, stats, strict=False):
         if not s or s.get("n") == 0:
-            ax.text(xi, 0.03, "none" if s else "no data", ha="center", va="bottom", fontsize=8, color="dimgray",
-                    transform=ax.get_xaxis_transform())
+            ax.text(
+                xi,
+                0.03,
+                "none" if s else "no data",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color="dimgray",
+                transform=ax.get_xaxis_transform(),
+            )
     ax.set_xticks(x, names, fontsize=8)
     present = [s[k] for s in stats if s for k in keys if s.get(k)]
     log = bool(present) and max(present) / min(present) > 20  # ms-scale and s-scale side by side
@@ -191,13 +209,18 @@ def plot_cold_comparison(groups: Sequence[dict], out: Path) -> Path:
         names.append(f"{title}\n{g['reference'].replace(' (', chr(10)).rstrip(')')}" if g.get("reference") else title)
     with_true = any(g.get("true_cold") for g in groups)
     width = max(7, 1.6 * len(groups) + 2)
-    fig, axes = plt.subplots(2 if with_true else 1, 1, figsize=(width, 9 if with_true else 5), dpi=100,
-                             squeeze=False)
+    fig, axes = plt.subplots(2 if with_true else 1, 1, figsize=(width, 9 if with_true else 5), dpi=100, squeeze=False)
     threshold = groups[0]["threshold_ms"] if groups else 1000
     _bars(axes[0][0], plt, groups, groups, names, f"Cold starts by the threshold rule (> {threshold:g} ms)")
     if with_true:
-        _bars(axes[1][0], plt, groups, [g.get("true_cold") for g in groups], names,
-              "True cold starts (first request of each environment)")
+        _bars(
+            axes[1][0],
+            plt,
+            groups,
+            [g.get("true_cold") for g in groups],
+            names,
+            "True cold starts (first request of each environment)",
+        )
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
@@ -214,8 +237,14 @@ def plot_isolated(isolated: Sequence, out: Path) -> Path:
 
     setups = list(dict.fromkeys(r.setup for r in isolated))
     sizes = list(dict.fromkeys(r.size for r in isolated))
-    fig, axes = plt.subplots(1, len(setups), figsize=(max(6, 3.2 * len(sizes)) * len(setups) ** 0.5 + 2, 5),
-                             dpi=100, squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1,
+        len(setups),
+        figsize=(max(6, 3.2 * len(sizes)) * len(setups) ** 0.5 + 2, 5),
+        dpi=100,
+        squeeze=False,
+        sharey=True,
+    )
     colours = {"pickle": "tab:red", "brew": "tab:blue", "study": "dimgray"}
     rng = np.random.default_rng(0)  # jitter of the dots only
     for ax, setup in zip(axes[0], setups, strict=True):
@@ -225,13 +254,20 @@ def plot_isolated(isolated: Sequence, out: Path) -> Path:
                 result = next((r for r in isolated if (r.setup, r.size, r.format) == (setup, size, fmt)), None)
                 data = result.latencies() if result is not None else np.array([])
                 if data.size:
-                    ax.boxplot([data], positions=[x], widths=0.6, showfliers=False,
-                               medianprops={"color": colours[fmt]})
+                    ax.boxplot([data], positions=[x], widths=0.6, showfliers=False, medianprops={"color": colours[fmt]})
                     ax.scatter(x + rng.uniform(-0.2, 0.2, data.size), data, s=10, alpha=0.6, color=colours[fmt])
             study = study_rows(setup, size)
             if not study:
-                ax.text(i * 3 + 2, 0.5, "no AWS number\npublished", ha="center", va="center", fontsize=8,
-                        color="dimgray", transform=ax.get_xaxis_transform())
+                ax.text(
+                    i * 3 + 2,
+                    0.5,
+                    "no AWS number\npublished",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="dimgray",
+                    transform=ax.get_xaxis_transform(),
+                )
             else:
                 _, stats = study[0]
                 x = i * 3 + 2
@@ -239,8 +275,11 @@ def plot_isolated(isolated: Sequence, out: Path) -> Path:
                     if stats.get(key) is not None:
                         ax.scatter([x], [stats[key]], marker=marker, color=colours["study"], s=40, zorder=3)
                         ax.annotate(key, (x, stats[key]), xytext=(6, -3), textcoords="offset points", fontsize=7)
-        ticks = [(i * 3 + j, name) for i, size in enumerate(sizes)
-                 for j, name in enumerate((f"{size}\npickle", f"{size}\n.brew", f"{size}\nstudy (AWS)"))]
+        ticks = [
+            (i * 3 + j, name)
+            for i, size in enumerate(sizes)
+            for j, name in enumerate((f"{size}\npickle", f"{size}\n.brew", f"{size}\nstudy (AWS)"))
+        ]
         ax.set_xticks([t for t, _ in ticks], [n for _, n in ticks], fontsize=8)
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -256,25 +295,46 @@ def plot_isolated(isolated: Sequence, out: Path) -> Path:
     return out
 
 
-def write_plots(runs: Sequence[Run], label_columns: Sequence[str], groups: Sequence[dict], out_dir: Path,
-                threshold_ms: float, isolated: Sequence = ()) -> list[Figure]:
+def write_plots(
+    runs: Sequence[Run],
+    label_columns: Sequence[str],
+    groups: Sequence[dict],
+    out_dir: Path,
+    threshold_ms: float,
+    isolated: Sequence = (),
+) -> list[Figure]:
     """All figures for a report into ``out_dir``; returns them (path and title in words), the isolated
     cold starts (when given) first."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     if isolated:
-        written.append(Figure(plot_isolated(isolated, out_dir / "isolated_cold_starts.png"),
-                              "Isolated cold starts per model size: pickle, .brew and the study's AWS numbers"))
+        written.append(
+            Figure(
+                plot_isolated(isolated, out_dir / "isolated_cold_starts.png"),
+                "Isolated cold starts per model size: pickle, .brew and the study's AWS numbers",
+            )
+        )
     for labels, members in group_runs(runs, label_columns):
         name, title, phrase = slug(labels), group_title(labels), words(labels)
-        written.append(Figure(plot_over_time(members, title, out_dir / f"over_time_{name}.png"),
-                              f"Latency over the run (p50, p95 and max per {WINDOW_S:g} s): {phrase}"))
-        written.append(Figure(plot_histograms(members, title, threshold_ms, out_dir / f"histogram_{name}.png"),
-                              f"How latencies are distributed (all, warm and cold requests): {phrase}"))
+        written.append(
+            Figure(
+                plot_over_time(members, title, out_dir / f"over_time_{name}.png"),
+                f"Latency over the run (p50, p95 and max per {WINDOW_S:g} s): {phrase}",
+            )
+        )
+        written.append(
+            Figure(
+                plot_histograms(members, title, threshold_ms, out_dir / f"histogram_{name}.png"),
+                f"How latencies are distributed (all, warm and cold requests): {phrase}",
+            )
+        )
     if groups:
-        written.append(Figure(plot_cold_comparison(groups, out_dir / "cold_starts.png"),
-                              "Cold starts of every group side by side"
-                              + (", with the study's AWS rows hatched" if any(g.get("reference") for g in groups)
-                                 else "")))
+        written.append(
+            Figure(
+                plot_cold_comparison(groups, out_dir / "cold_starts.png"),
+                "Cold starts of every group side by side"
+                + (", with the study's AWS rows hatched" if any(g.get("reference") for g in groups) else ""),
+            )
+        )
     return written

@@ -61,40 +61,66 @@ def table_sections(groups: Sequence[dict]) -> list[tuple[str, list[str], list[li
     def stat_cells(stats: dict) -> list[str]:
         return [f"{stats['n']:,}" if stats.get("n") is not None else "—"] + [_ms(stats.get(k)) for k in STAT_KEYS[1:]]
 
-    cold_rows = [
-        _labels(g) + ([g.get("reference") or "measured"] if has_ref else []) + stat_cells(g) for g in groups
+    cold_rows = [_labels(g) + ([g.get("reference") or "measured"] if has_ref else []) + stat_cells(g) for g in groups]
+    sections = [
+        (
+            f"Cold starts (latency > {threshold:g} ms), ms",
+            columns + (["source"] if has_ref else []) + stat_head,
+            cold_rows,
+        )
     ]
-    sections = [(f"Cold starts (latency > {threshold:g} ms), ms",
-                 columns + (["source"] if has_ref else []) + stat_head, cold_rows)]
-    sections.append((f"Warm requests (latency <= {threshold:g} ms), ms", columns + stat_head,
-                     [_labels(g) + stat_cells(g["warm"]) for g in measured]))
+    sections.append(
+        (
+            f"Warm requests (latency <= {threshold:g} ms), ms",
+            columns + stat_head,
+            [_labels(g) + stat_cells(g["warm"]) for g in measured],
+        )
+    )
     sections.append(("All requests, ms", columns + stat_head, [_labels(g) + stat_cells(g["all"]) for g in measured]))
-    sections.append(("Requests (504s are measured; throttled and errors are not)",
-                     columns + ["requests", "measured", "cold", "warm", "cold share", "504", "throttled", "errors"],
-                     [_labels(g) + [_count(g["counts"][k]) for k in ("requests", "measured", "cold", "warm")]
-                      + ["—" if g["counts"]["cold_share"] is None else f"{100 * g['counts']['cold_share']:.1f}%"]
-                      + [_count(g["counts"][k]) for k in ("timeouts", "throttled", "errors")]
-                      for g in measured]))
+    sections.append(
+        (
+            "Requests (504s are measured; throttled and errors are not)",
+            columns + ["requests", "measured", "cold", "warm", "cold share", "504", "throttled", "errors"],
+            [
+                _labels(g)
+                + [_count(g["counts"][k]) for k in ("requests", "measured", "cold", "warm")]
+                + ["—" if g["counts"]["cold_share"] is None else f"{100 * g['counts']['cold_share']:.1f}%"]
+                + [_count(g["counts"][k]) for k in ("timeouts", "throttled", "errors")]
+                for g in measured
+            ],
+        )
+    )
     true_rows = [g for g in measured if g.get("true_cold")]
     if true_rows:
-        sections.append((
-            "True cold starts (first request of each environment) vs the threshold rule, ms",
-            columns + ["environments", "n", "mean", "p50", "p95", "max", "slow warm", "fast cold"],
-            [_labels(g) + [f"{g['true_cold']['environments']:,}", f"{g['true_cold']['n']:,}"]
-             + [_ms(g["true_cold"][k]) for k in ("mean", "p50", "p95", "max")]
-             + [f"{g['true_cold']['slow_warm']:,}", f"{g['true_cold']['fast_cold']:,}"] for g in true_rows],
-        ))
+        sections.append(
+            (
+                "True cold starts (first request of each environment) vs the threshold rule, ms",
+                columns + ["environments", "n", "mean", "p50", "p95", "max", "slow warm", "fast cold"],
+                [
+                    _labels(g)
+                    + [f"{g['true_cold']['environments']:,}", f"{g['true_cold']['n']:,}"]
+                    + [_ms(g["true_cold"][k]) for k in ("mean", "p50", "p95", "max")]
+                    + [f"{g['true_cold']['slow_warm']:,}", f"{g['true_cold']['fast_cold']:,}"]
+                    for g in true_rows
+                ],
+            )
+        )
     init_rows = [g for g in measured if g.get("inits")]
     if init_rows:
+
         def pair(g, key):
             return [_ms(g["inits"]["wall"].get(key)), _ms(g["inits"]["cpu"].get(key))]
 
-        sections.append((
-            "Inits the requests waited for: wall time vs CPU time (the gap is waiting for a core), ms",
-            columns + ["inits", "wall p50", "CPU p50", "wall p95", "CPU p95", "wall max", "CPU max"],
-            [_labels(g) + [f"{g['inits']['wall']['n']:,}"] + pair(g, "p50") + pair(g, "p95") + pair(g, "max")
-             for g in init_rows],
-        ))
+        sections.append(
+            (
+                "Inits the requests waited for: wall time vs CPU time (the gap is waiting for a core), ms",
+                columns + ["inits", "wall p50", "CPU p50", "wall p95", "CPU p95", "wall max", "CPU max"],
+                [
+                    _labels(g) + [f"{g['inits']['wall']['n']:,}"] + pair(g, "p50") + pair(g, "p95") + pair(g, "max")
+                    for g in init_rows
+                ],
+            )
+        )
     return sections
 
 
@@ -118,7 +144,9 @@ def _aligned(headers: list[str], rows: list[list[str]]) -> str:
     numeric = [bool(rows) and all(r[i][:1].isdigit() or r[i] == "—" for r in rows) for i in range(len(headers))]
 
     def line(cells):
-        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric, strict=False)).rstrip()
+        return "  ".join(
+            c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric, strict=False)
+        ).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
 
@@ -140,8 +168,14 @@ def _csv(groups: Sequence[dict]) -> str:
         subsets = [("cold", g), ("warm", g["warm"]), ("all", g["all"]), ("true_cold", g["true_cold"])]
         for name, stats in subsets:
             if stats:
-                writer.writerow([*labels, g.get("reference") or "measured", name,
-                                 *("" if stats.get(k) is None else stats[k] for k in STAT_KEYS)])
+                writer.writerow(
+                    [
+                        *labels,
+                        g.get("reference") or "measured",
+                        name,
+                        *("" if stats.get(k) is None else stats[k] for k in STAT_KEYS),
+                    ]
+                )
     return out.getvalue()
 
 
@@ -164,16 +198,27 @@ def study_log_note(runs) -> str | None:
         return None
     listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     which = "this log is" if len(names) == 1 else f"these {len(names)} logs are"
-    return (f"Note: {which} in the study's format ({listed}), which records no status codes: "
-            "failures in it (timeouts, errors, throttles) are counted as latencies.")
+    return (
+        f"Note: {which} in the study's format ({listed}), which records no status codes: "
+        "failures in it (timeouts, errors, throttles) are counted as latencies."
+    )
 
 
 # ---------------------------------------------------------------- the command
 
 
-def write_report(runs, label_columns, groups, *, threshold_ms: float, html: Path | None = None,
-                 plots: Path | None = None, extra_sections: Sequence[tuple[str, list[str], list[list[str]]]] = (),
-                 isolated: Sequence = (), machine: dict[str, str] | None = None) -> list[Path]:
+def write_report(
+    runs,
+    label_columns,
+    groups,
+    *,
+    threshold_ms: float,
+    html: Path | None = None,
+    plots: Path | None = None,
+    extra_sections: Sequence[tuple[str, list[str], list[list[str]]]] = (),
+    isolated: Sequence = (),
+    machine: dict[str, str] | None = None,
+) -> list[Path]:
     """Write the PNG figures (to ``plots``) and/or the HTML page; returns the files written.
 
     ``extra_sections``: more (title, headers, rows) tables for the page, after the report's own.
@@ -193,6 +238,15 @@ def write_report(runs, label_columns, groups, *, threshold_ms: float, html: Path
             from coldbrew.experiment.htmlreport import write_html
 
             note = study_log_note(runs)
-            written.append(write_html(groups, figures, html, extra_sections=extra_sections, isolated=isolated,
-                                      machine=machine, notes=[note] if note else []))
+            written.append(
+                write_html(
+                    groups,
+                    figures,
+                    html,
+                    extra_sections=extra_sections,
+                    isolated=isolated,
+                    machine=machine,
+                    notes=[note] if note else [],
+                )
+            )
     return written

@@ -105,8 +105,12 @@ def request_record(end_epoch: float, latency_ms: float, status: int, headers, er
 
 
 # Our record's keys ← the lab's timing headers (coldbrew.lab.front_door.timing_headers), all in ms.
-LAB_TIMING_HEADERS = (("invoke_ms", "x-lab-duration-ms"), ("invoke_cpu_ms", "x-lab-cpu-ms"),
-                      ("init_ms", "x-lab-init-ms"), ("init_cpu_ms", "x-lab-init-cpu-ms"))
+LAB_TIMING_HEADERS = (
+    ("invoke_ms", "x-lab-duration-ms"),
+    ("invoke_cpu_ms", "x-lab-cpu-ms"),
+    ("init_ms", "x-lab-init-ms"),
+    ("init_cpu_ms", "x-lab-init-cpu-ms"),
+)
 
 
 def _header_ms(headers, name: str) -> float | None:
@@ -133,8 +137,9 @@ def producing_code() -> dict[str, str | None]:
     source = Path(__file__).resolve().parents[2]
     if (source / ".git").exists():
         try:
-            done = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                  timeout=10, check=False)
+            done = subprocess.run(
+                ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+            )
             commit = done.stdout.strip() or None if done.returncode == 0 else None
         except (OSError, subprocess.SubprocessError):
             commit = None
@@ -270,6 +275,8 @@ def _schema(info: dict, path: Path) -> int:
     if schema > SCHEMA:
         raise ColdbrewError(f"{path}: schema {schema} was written by a newer coldbrew (this one reads 1..{SCHEMA})")
     return schema
+
+
 def _float_or_nan(value) -> float:
     try:
         return float(value) if value is not None else float("nan")
@@ -290,8 +297,9 @@ def read_run(run_json: Path) -> Run:
         raise ColdbrewError(f"{run_json}: its requests file {requests.name} is missing")
     run = read_requests(requests)
     run.labels = {str(k): str(v) for k, v in (info.get("labels") or {}).items()}
-    run.meta.update(run=str(run_json), host=info.get("host"), users=info.get("users"), schema=schema,
-                    commit=info.get("commit"))
+    run.meta.update(
+        run=str(run_json), host=info.get("host"), users=info.get("users"), schema=schema, commit=info.get("commit")
+    )
     return run
 
 

@@ -73,8 +73,10 @@ def make_signer(scope: Scope, credentials=None) -> Signer:
 
         credentials = botocore.session.get_session().get_credentials()
         if credentials is None:
-            raise ColdbrewError("--sigv4: no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
-                                "AWS_SECRET_ACCESS_KEY, or run `aws sso login`)")
+            raise ColdbrewError(
+                "--sigv4: no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
+                "AWS_SECRET_ACCESS_KEY, or run `aws sso login`)"
+            )
     auth = SigV4Auth(credentials, scope.service, scope.region)
 
     def sign(method: str, url: str, body: bytes, headers: dict) -> dict:

@@ -73,8 +73,16 @@ def _warm_once(url: str, hold_ms: int, timeout_s: float, secret: str | None, sig
     return answer if isinstance(answer, dict) and "env" in answer else None
 
 
-def warm_round(url: str, concurrency: int, *, hold_ms: int = 500, timeout_s: float = 60.0, number: int = 1,
-               secret: str | None = None, sign=None) -> RoundResult:
+def warm_round(
+    url: str,
+    concurrency: int,
+    *,
+    hold_ms: int = 500,
+    timeout_s: float = 60.0,
+    number: int = 1,
+    secret: str | None = None,
+    sign=None,
+) -> RoundResult:
     """Send ``concurrency`` ``POST url/_warm`` at once (with ``secret``, signed by ``sign`` if given)."""
     return _round(lambda: _warm_once(url, hold_ms, timeout_s, secret, sign), concurrency, number)
 
@@ -94,8 +102,9 @@ def lambda_client(concurrency: int, region: str | None = None):
         raise ColdbrewError(f"--function: cannot create a Lambda client ({exc}); pass --region") from None
 
 
-def direct_round(function: str, concurrency: int, *, hold_ms: int = 500, number: int = 1, client=None,
-                 region: str | None = None) -> RoundResult:
+def direct_round(
+    function: str, concurrency: int, *, hold_ms: int = 500, number: int = 1, client=None, region: str | None = None
+) -> RoundResult:
     """Invoke ``function`` (name, ARN or alias ARN) ``concurrency`` times at once with the warm-up event."""
     from coldbrew.deploy.warmer import lambda_invoker, one_warm_up, warm_event
 

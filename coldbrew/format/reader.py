@@ -80,7 +80,6 @@ def _numpy() -> Any:
     return numpy
 
 
-
 def parse_header(raw: bytes, path: object = "header") -> object:
     """The header's JSON, strictly: UTF-8, no NaN/Infinity, no duplicate keys, no nesting deep enough to
     exhaust the stack. Anything else is a one-line ``ModelFormatError``."""

@@ -321,8 +321,10 @@ def validate_bounds(h: dict, payload_length: int) -> None:
         raise ModelFormatError(f"a regressor's header must have classes null (output {h['output']!r})")
     dtype_name = h["classes_dtype"]
     if dtype_name is None or not CLASSES_DTYPE.match(dtype_name):
-        raise ModelFormatError(f"header classes_dtype {_short(dtype_name)} is not an accepted label dtype "
-                               "(|b1, |i1, <i2-<i8, |u1, <u2-<u8, <f2-<f8, <U<n>, |O)")
+        raise ModelFormatError(
+            f"header classes_dtype {_short(dtype_name)} is not an accepted label dtype "
+            "(|b1, |i1, <i2-<i8, |u1, <u2-<u8, <f2-<f8, <U<n>, |O)"
+        )
     kind, itemsize = label_kind(dtype_name)
     limit = max(MIN_CLASSES_BYTES, payload_length)
     if itemsize * len(classes) > limit:
@@ -426,8 +428,9 @@ def _validate_table(h: dict, payload_length: int) -> None:
         raise ModelFormatError(f"array table lacks {', '.join(sorted(missing))}")
     unexpected = set(table) - set(expected)
     if unexpected:
-        raise ModelFormatError(f"array table holds arrays this header does not call for: "
-                               f"{', '.join(sorted(map(_short, unexpected)))}")
+        raise ModelFormatError(
+            f"array table holds arrays this header does not call for: {', '.join(sorted(map(_short, unexpected)))}"
+        )
     spans = []
     for name, (dtype_name, shape) in expected.items():
         entry = table[name]

@@ -86,7 +86,9 @@ class LabConfig:
         if self.bucket is not None:
             if self.source != "s3":
                 raise ConfigError("--bucket needs --source s3")
-            if not (3 <= len(self.bucket) <= 63) or not all(c.islower() or c.isdigit() or c in ".-" for c in self.bucket):
+            if not (3 <= len(self.bucket) <= 63) or not all(
+                c.islower() or c.isdigit() or c in ".-" for c in self.bucket
+            ):
                 raise ConfigError(f"--bucket {self.bucket!r} is not a valid S3 bucket name")
         for name in ("timeout", "gateway_timeout", "init_timeout", "idle_timeout"):
             if getattr(self, name) is None:

@@ -77,7 +77,7 @@ def read_cpu_ms(pid: int) -> float | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             data = fh.read()
-        fields = data[data.rindex(b")") + 2:].split()  # fields from 3 (state) on; comm may hold spaces
+        fields = data[data.rindex(b")") + 2 :].split()  # fields from 3 (state) on; comm may hold spaces
         return sum(int(f) for f in fields[11:15]) * 1000 / CLOCK_TICKS  # fields 14-17
     except (OSError, ValueError, IndexError):
         return None
@@ -86,8 +86,17 @@ def read_cpu_ms(pid: int) -> float | None:
 class Environment:
     """A Lambda execution environment hosted in a child process."""
 
-    def __init__(self, env_id: str, *, kind: str, memory_mb: int, timeout_s: float, function_arn: str,
-                 markers: dict[str, str] | None = None, freeze: bool = True):
+    def __init__(
+        self,
+        env_id: str,
+        *,
+        kind: str,
+        memory_mb: int,
+        timeout_s: float,
+        function_arn: str,
+        markers: dict[str, str] | None = None,
+        freeze: bool = True,
+    ):
         self.id = env_id
         self.kind = kind  # on-demand | provisioned-concurrency | snap-start
         self.memory_mb = memory_mb
@@ -162,8 +171,9 @@ class Environment:
         watch = self._loop.create_task(self._watch_memory())
         remaining = max(0.0, self.started_at + init_timeout_s - time.monotonic())
         try:
-            done, _ = await asyncio.wait({self._ready, self._exited}, timeout=remaining,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {self._ready, self._exited}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             watch.cancel()
         elapsed = (time.monotonic() - self.started_at) * 1000
@@ -177,8 +187,10 @@ class Environment:
         elif self._exited.done():
             error = {"errorType": "Runtime.ExitError", "errorMessage": "Runtime exited without providing a reason"}
         else:
-            error = {"errorType": "Runtime.InitTimeout",
-                     "errorMessage": f"init did not finish within {init_timeout_s * 1000:.0f} ms"}
+            error = {
+                "errorType": "Runtime.InitTimeout",
+                "errorMessage": f"init did not finish within {init_timeout_s * 1000:.0f} ms",
+            }
             await self.stop(error["errorType"])
             raise InitFailure(error, elapsed, "timeout")
         await self.stop(error["errorType"])
@@ -272,8 +284,13 @@ class Environment:
         self.invocations += 1
         self.thaw()
         deadline_ms = int(time.time() * 1000 + timeout_s * 1000)
-        event = NextEvent(request_id, payload, deadline_ms, self.function_arn,
-                          f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0")
+        event = NextEvent(
+            request_id,
+            payload,
+            deadline_ms,
+            self.function_arn,
+            f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0",
+        )
         result: asyncio.Future = self._loop.create_future()
         self._current = (event, result)
         self._delivered_at = time.monotonic()
@@ -284,8 +301,7 @@ class Environment:
             self._pending = event
         watch = self._loop.create_task(self._watch_memory())
         try:
-            done, _ = await asyncio.wait({result, self._exited}, timeout=timeout_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({result, self._exited}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
         finally:
             watch.cancel()
         duration_ms = (time.monotonic() - self._delivered_at) * 1000
@@ -298,28 +314,55 @@ class Environment:
         self.last_used = time.monotonic()
         shutdown = self.stop_reason is not None and not (result.done() and not result.cancelled())
         if shutdown:  # the lab stopped this environment mid-invocation: neither a timeout nor a crash
-            return Outcome("shutdown", request_id, duration_ms=duration_ms, max_memory_mb=hwm, error={
-                "errorType": "Lab.Shutdown",
-                "errorMessage": f"RequestId: {request_id} Error: the environment was stopped ({self.stop_reason})"})
+            return Outcome(
+                "shutdown",
+                request_id,
+                duration_ms=duration_ms,
+                max_memory_mb=hwm,
+                error={
+                    "errorType": "Lab.Shutdown",
+                    "errorMessage": f"RequestId: {request_id} Error: the environment was stopped ({self.stop_reason})",
+                },
+            )
         if result.done() and not result.cancelled():
             outcome = result.result()
             outcome.duration_ms, outcome.max_memory_mb = duration_ms, hwm
             if hwm > self.memory_mb:
                 self._oom = True
         elif self._oom or self._exited.done():
-            outcome = Outcome("crash", request_id, duration_ms=duration_ms, max_memory_mb=hwm, error={
-                "errorType": "Runtime.ExitError",
-                "errorMessage": f"RequestId: {request_id} Error: Runtime exited without providing a reason"})
+            outcome = Outcome(
+                "crash",
+                request_id,
+                duration_ms=duration_ms,
+                max_memory_mb=hwm,
+                error={
+                    "errorType": "Runtime.ExitError",
+                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited without providing a reason",
+                },
+            )
         else:
-            outcome = Outcome("timeout", request_id, duration_ms=duration_ms, max_memory_mb=hwm, error={
-                "errorType": "Sandbox.Timedout",
-                "errorMessage": f"RequestId: {request_id} Error: Task timed out after {self.timeout_s:.2f} seconds"})
+            outcome = Outcome(
+                "timeout",
+                request_id,
+                duration_ms=duration_ms,
+                max_memory_mb=hwm,
+                error={
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": f"RequestId: {request_id} Error: Task timed out after {self.timeout_s:.2f} seconds",
+                },
+            )
             await self.stop("timeout")
         if self._oom:
-            outcome = Outcome("oom", request_id, duration_ms=duration_ms, max_memory_mb=max(hwm, self.memory_mb),
-                              error={"errorType": "Runtime.OutOfMemory",
-                                     "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
-                                                     "signal: killed"})
+            outcome = Outcome(
+                "oom",
+                request_id,
+                duration_ms=duration_ms,
+                max_memory_mb=max(hwm, self.memory_mb),
+                error={
+                    "errorType": "Runtime.OutOfMemory",
+                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: signal: killed",
+                },
+            )
             await self.stop("out of memory")
         elif outcome.kind == "crash":
             await self.stop("crashed")
@@ -373,12 +416,20 @@ class Environment:
 
     def describe(self) -> dict:
         """A JSON-able summary for ``/_lab/stats``."""
-        return {"id": self.id, "pid": self.pid, "state": self.state, "kind": self.kind, "frozen": bool(self.frozen),
-                "invocations": self.invocations, "init_ms": None if self.init_ms is None else round(self.init_ms, 2),
-                "init_cpu_ms": _round(self.init_cpu_ms), "cpu_ms": _round(read_cpu_ms(self.pid) if self.pid else None),
-                "max_memory_mb": self.max_memory_mb,
-                "age_s": round(time.monotonic() - self.started_at, 1),
-                "idle_s": round(time.monotonic() - self.last_used, 1) if self.state == "idle" else 0.0}
+        return {
+            "id": self.id,
+            "pid": self.pid,
+            "state": self.state,
+            "kind": self.kind,
+            "frozen": bool(self.frozen),
+            "invocations": self.invocations,
+            "init_ms": None if self.init_ms is None else round(self.init_ms, 2),
+            "init_cpu_ms": _round(self.init_cpu_ms),
+            "cpu_ms": _round(read_cpu_ms(self.pid) if self.pid else None),
+            "max_memory_mb": self.max_memory_mb,
+            "age_s": round(time.monotonic() - self.started_at, 1),
+            "idle_s": round(time.monotonic() - self.last_used, 1) if self.state == "idle" else 0.0,
+        }
 
 
 def _round(value: float | None) -> float | None:

@@ -27,8 +27,13 @@ from coldbrew.errors import ColdbrewError
 from coldbrew.lab.httpserver import Request, Response, UnsafeHeader, check_header
 
 APIS = ("http", "rest", "url", "alb")
-TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded",
-              "application/javascript")
+TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/x-www-form-urlencoded",
+    "application/javascript",
+)
 ACCOUNT = "123456789012"
 URL_ID = "labfunctionurl0000000000000000000"
 REST_KEYS = {"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"}
@@ -73,14 +78,28 @@ def _v2_event(request: Request, domain: str, api_id: str, now: float) -> dict:
     query = {k: ",".join(v) for k, v in _multi(parse_qsl(request.query, keep_blank_values=True)).items()}
     body, is_b64 = _body(request, headers)
     event = {
-        "version": "2.0", "routeKey": "$default", "rawPath": request.path, "rawQueryString": request.query,
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": request.path,
+        "rawQueryString": request.query,
         "headers": headers,
         "requestContext": {
-            "accountId": ACCOUNT, "apiId": api_id, "domainName": domain, "domainPrefix": domain.split(".")[0],
-            "http": {"method": request.method, "path": request.path, "protocol": request.version,
-                     "sourceIp": request.peer, "userAgent": headers.get("user-agent", "")},
-            "requestId": str(uuid.uuid4()), "routeKey": "$default", "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)), "timeEpoch": int(now * 1000),
+            "accountId": ACCOUNT,
+            "apiId": api_id,
+            "domainName": domain,
+            "domainPrefix": domain.split(".")[0],
+            "http": {
+                "method": request.method,
+                "path": request.path,
+                "protocol": request.version,
+                "sourceIp": request.peer,
+                "userAgent": headers.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
         },
         "isBase64Encoded": is_b64,
     }
@@ -99,20 +118,32 @@ def _rest_event(request: Request, now: float) -> dict:
     multi_query = _multi(parse_qsl(request.query, keep_blank_values=True))
     body, is_b64 = _body(request, {k.lower(): v for k, v in headers.items()})
     return {
-        "resource": "/{proxy+}", "path": request.path, "httpMethod": request.method,
-        "headers": headers or None, "multiValueHeaders": multi_headers or None,
+        "resource": "/{proxy+}",
+        "path": request.path,
+        "httpMethod": request.method,
+        "headers": headers or None,
+        "multiValueHeaders": multi_headers or None,
         "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
         "multiValueQueryStringParameters": multi_query or None,
-        "pathParameters": {"proxy": request.path.lstrip("/")}, "stageVariables": None,
+        "pathParameters": {"proxy": request.path.lstrip("/")},
+        "stageVariables": None,
         "requestContext": {
-            "accountId": ACCOUNT, "apiId": "lab", "resourceId": "lab", "resourcePath": "/{proxy+}",
-            "httpMethod": request.method, "path": f"/prod{request.path}", "stage": "prod",
-            "protocol": request.version, "requestId": str(uuid.uuid4()),
+            "accountId": ACCOUNT,
+            "apiId": "lab",
+            "resourceId": "lab",
+            "resourcePath": "/{proxy+}",
+            "httpMethod": request.method,
+            "path": f"/prod{request.path}",
+            "stage": "prod",
+            "protocol": request.version,
+            "requestId": str(uuid.uuid4()),
             "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "requestTimeEpoch": int(now * 1000), "domainName": request.header("host") or "127.0.0.1",
+            "requestTimeEpoch": int(now * 1000),
+            "domainName": request.header("host") or "127.0.0.1",
             "identity": {"sourceIp": request.peer, "userAgent": request.header("user-agent")},
         },
-        "body": body, "isBase64Encoded": is_b64,
+        "body": body,
+        "isBase64Encoded": is_b64,
     }
 
 
@@ -122,10 +153,17 @@ def _alb_event(request: Request, region: str) -> dict:
     query = dict(pair.partition("=")[::2] for pair in request.query.split("&") if pair)
     body, is_b64 = _body(request, headers)
     return {
-        "requestContext": {"elb": {"targetGroupArn": f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT}:"
-                                                     "targetgroup/lab/0123456789abcdef"}},
-        "httpMethod": request.method, "path": request.path, "queryStringParameters": query,
-        "headers": headers, "body": body or "", "isBase64Encoded": is_b64,
+        "requestContext": {
+            "elb": {
+                "targetGroupArn": f"arn:aws:elasticloadbalancing:{region}:{ACCOUNT}:targetgroup/lab/0123456789abcdef"
+            }
+        },
+        "httpMethod": request.method,
+        "path": request.path,
+        "queryStringParameters": query,
+        "headers": headers,
+        "body": body or "",
+        "isBase64Encoded": is_b64,
     }
 
 
@@ -242,5 +280,10 @@ def is_raw_invoke(request: Request) -> bool:
     """``POST /2015-03-31/functions/{name}/invocations``: the Lambda Invoke API (as the Runtime
     Interface Emulator and ``sam local`` serve it)."""
     parts = urlsplit(request.target).path.split("/")
-    return request.method == "POST" and len(parts) == 5 and parts[1] == "2015-03-31" and parts[2] == "functions" \
+    return (
+        request.method == "POST"
+        and len(parts) == 5
+        and parts[1] == "2015-03-31"
+        and parts[2] == "functions"
         and parts[4] == "invocations"
+    )

@@ -27,10 +27,17 @@ from coldbrew.lab.httpserver import Request, Response
 from coldbrew.lab.scheduler import Scheduler, Throttled
 
 LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024  # synchronous invoke: request and response
-THROTTLED_BODY = {"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded", "Type": "User",
-                  "errorType": "TooManyRequestsException", "message": "Rate Exceeded."}
-TOO_LARGE_BODY = {"Type": "User", "errorType": "RequestEntityTooLargeException",
-                  "message": f"Request must be smaller than {LAMBDA_PAYLOAD_BYTES} bytes for the InvokeFunction operation"}
+THROTTLED_BODY = {
+    "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+    "Type": "User",
+    "errorType": "TooManyRequestsException",
+    "message": "Rate Exceeded.",
+}
+TOO_LARGE_BODY = {
+    "Type": "User",
+    "errorType": "RequestEntityTooLargeException",
+    "message": f"Request must be smaller than {LAMBDA_PAYLOAD_BYTES} bytes for the InvokeFunction operation",
+}
 
 
 def _json(status: int, body: dict, *headers: tuple[str, str]) -> Callable[[], Response]:
@@ -42,8 +49,12 @@ def _text(status: int, body: str, content_type: str = "text/plain") -> Callable[
 
 
 def _alb_page(status: int, phrase: str) -> Callable[[], Response]:
-    return _text(status, f"<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
-                         f"<center><h1>{status} {phrase}</h1></center>\r\n</body>\r\n</html>\r\n", "text/html")
+    return _text(
+        status,
+        f"<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {phrase}</h1></center>\r\n</body>\r\n</html>\r\n",
+        "text/html",
+    )
 
 
 @dataclass(frozen=True)
@@ -66,28 +77,48 @@ _REST_ERROR = {"message": "Internal server error"}
 
 FRONT_DOORS = {
     "http": FrontDoor(
-        "http", _json(502, _APIGW_ERROR), _json(502, _APIGW_ERROR),
+        "http",
+        _json(502, _APIGW_ERROR),
+        _json(502, _APIGW_ERROR),
         # AWS documents 500 for any invoke Lambda refuses; the lab keeps Lambda's own 429 on the default door
         # so load tests can tell throttles from errors (use --api rest for the documented 500).
         _json(429, THROTTLED_BODY, ("x-amzn-ErrorType", "TooManyRequestsException")),
-        _json(500, _APIGW_ERROR), _json(504, {"message": "Endpoint request timed out"}),
-        10 * 1024 * 1024, _json(413, {"message": "Request Entity Too Large"})),
+        _json(500, _APIGW_ERROR),
+        _json(504, {"message": "Endpoint request timed out"}),
+        10 * 1024 * 1024,
+        _json(413, {"message": "Request Entity Too Large"}),
+    ),
     "rest": FrontDoor(
-        "rest", _json(502, _REST_ERROR, ("x-amzn-ErrorType", "InternalServerErrorException")),
+        "rest",
+        _json(502, _REST_ERROR, ("x-amzn-ErrorType", "InternalServerErrorException")),
         _json(502, _REST_ERROR, ("x-amzn-ErrorType", "InternalServerErrorException")),
         _json(500, _REST_ERROR, ("x-amzn-ErrorType", "InternalServerErrorException")),
         _json(500, _REST_ERROR, ("x-amzn-ErrorType", "InternalServerErrorException")),
         _json(504, {"message": "Endpoint request timed out"}, ("x-amzn-ErrorType", "IntegrationTimeoutException")),
-        10 * 1024 * 1024, _json(413, {"message": "Request Too Long"})),
+        10 * 1024 * 1024,
+        _json(413, {"message": "Request Too Long"}),
+    ),
     "url": FrontDoor(
-        "url", _text(502, "Internal Server Error"), _text(502, "Internal Server Error"),
+        "url",
+        _text(502, "Internal Server Error"),
+        _text(502, "Internal Server Error"),
         _json(429, THROTTLED_BODY, ("x-amzn-ErrorType", "TooManyRequestsException")),
-        _json(413, TOO_LARGE_BODY, ("x-amzn-ErrorType", "RequestEntityTooLargeException")), None,
-        LAMBDA_PAYLOAD_BYTES, _json(413, TOO_LARGE_BODY, ("x-amzn-ErrorType", "RequestEntityTooLargeException"))),
+        _json(413, TOO_LARGE_BODY, ("x-amzn-ErrorType", "RequestEntityTooLargeException")),
+        None,
+        LAMBDA_PAYLOAD_BYTES,
+        _json(413, TOO_LARGE_BODY, ("x-amzn-ErrorType", "RequestEntityTooLargeException")),
+    ),
     "alb": FrontDoor(
-        "alb", _alb_page(502, "Bad Gateway"), _alb_page(502, "Bad Gateway"), _alb_page(502, "Bad Gateway"),
-        _alb_page(502, "Bad Gateway"), None, 1024 * 1024, _alb_page(413, "Request Entity Too Large"),
-        response_limit=1024 * 1024),
+        "alb",
+        _alb_page(502, "Bad Gateway"),
+        _alb_page(502, "Bad Gateway"),
+        _alb_page(502, "Bad Gateway"),
+        _alb_page(502, "Bad Gateway"),
+        None,
+        1024 * 1024,
+        _alb_page(413, "Request Entity Too Large"),
+        response_limit=1024 * 1024,
+    ),
 }
 
 
@@ -95,8 +126,9 @@ def _raw_error(outcome) -> bytes:
     """The error document Lambda's Invoke API returns for a failed invocation."""
     if outcome.kind == "error" and outcome.body:
         return outcome.body
-    return json.dumps({"errorMessage": outcome.error.get("errorMessage", ""),
-                       "errorType": outcome.error.get("errorType", "Unknown")}).encode()
+    return json.dumps(
+        {"errorMessage": outcome.error.get("errorMessage", ""), "errorType": outcome.error.get("errorType", "Unknown")}
+    ).encode()
 
 
 def timing_headers(result) -> list[tuple[str, str]]:
@@ -106,8 +138,12 @@ def timing_headers(result) -> list[tuple[str, str]]:
     init (or SnapStart restore) the request waited for, only when it was a cold start. A CPU header is
     absent when the process was gone before it could be read.
     """
-    values = [("x-lab-duration-ms", result.outcome.duration_ms), ("x-lab-cpu-ms", result.outcome.cpu_ms),
-              ("x-lab-init-ms", result.init_ms), ("x-lab-init-cpu-ms", result.init_cpu_ms)]
+    values = [
+        ("x-lab-duration-ms", result.outcome.duration_ms),
+        ("x-lab-cpu-ms", result.outcome.cpu_ms),
+        ("x-lab-init-ms", result.init_ms),
+        ("x-lab-init-cpu-ms", result.init_cpu_ms),
+    ]
     return [(name, f"{value:.2f}") for name, value in values if value is not None]
 
 
@@ -131,9 +167,15 @@ def build_front_door(scheduler: Scheduler, api: str, gateway_timeout_s: float | 
             try:
                 json.loads(request.body or b"{}")
             except ValueError:
-                return Response.json(400, {"Type": "User", "errorType": "InvalidRequestContentException",
-                                           "message": "Could not parse request body into json"},
-                                     [("x-amzn-ErrorType", "InvalidRequestContentException")])
+                return Response.json(
+                    400,
+                    {
+                        "Type": "User",
+                        "errorType": "InvalidRequestContentException",
+                        "message": "Could not parse request body into json",
+                    },
+                    [("x-amzn-ErrorType", "InvalidRequestContentException")],
+                )
             payload = request.body or b"{}"
         else:
             if len(request.body) > door.request_limit:
@@ -156,8 +198,11 @@ def build_front_door(scheduler: Scheduler, api: str, gateway_timeout_s: float | 
             return door.throttle()
         except InitFailure as failure:
             if raw:
-                return Response(200, [("Content-Type", "application/json"), ("X-Amz-Function-Error", "Unhandled")],
-                                json.dumps(failure.error).encode())
+                return Response(
+                    200,
+                    [("Content-Type", "application/json"), ("X-Amz-Function-Error", "Unhandled")],
+                    json.dumps(failure.error).encode(),
+                )
             return failed(door.function_error(), failure.error["errorType"])
         except TimeoutError:
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
@@ -165,12 +210,18 @@ def build_front_door(scheduler: Scheduler, api: str, gateway_timeout_s: float | 
             answer = door.timeout or _json(504, {"message": "Gateway Timeout"})  # an explicit limit on url/alb
             return failed(answer(), "gateway timeout")
         outcome = result.outcome
-        lab_headers = [("x-lab-request-id", outcome.request_id), ("x-lab-env", result.env_id),
-                       ("x-lab-cold", "1" if result.cold else "0")]
+        lab_headers = [
+            ("x-lab-request-id", outcome.request_id),
+            ("x-lab-env", result.env_id),
+            ("x-lab-cold", "1" if result.cold else "0"),
+        ]
         lab_headers += timing_headers(result)
         if raw:
-            response = Response(200, [("Content-Type", "application/json"), ("X-Amz-Executed-Version", "$LATEST")],
-                                outcome.body if outcome.kind == "ok" else _raw_error(outcome))
+            response = Response(
+                200,
+                [("Content-Type", "application/json"), ("X-Amz-Executed-Version", "$LATEST")],
+                outcome.body if outcome.kind == "ok" else _raw_error(outcome),
+            )
             if outcome.kind != "ok":
                 response.headers.append(("X-Amz-Function-Error", "Unhandled"))
         elif outcome.kind != "ok":

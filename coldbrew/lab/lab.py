@@ -1,10 +1,10 @@
 """``Lab``: the front door, the scheduler and the environments, run on a background thread.
 
-    from coldbrew.lab import Lab, LabConfig
+from coldbrew.lab import Lab, LabConfig
 
-    with Lab(LabConfig(model_uri="model.brew", max_concurrency=10)) as lab:
-        requests.post(lab.url + "/predict", json={...})
-        print(lab.stats()["cold_starts"])
+with Lab(LabConfig(model_uri="model.brew", max_concurrency=10)) as lab:
+    requests.post(lab.url + "/predict", json={...})
+    print(lab.stats()["cold_starts"])
 """
 
 from __future__ import annotations
@@ -92,16 +92,24 @@ class Lab:
         c = self.config
         env = {k: os.environ[k] for k in INHERITED if k in os.environ}
         path = [str(c.task_root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-        env.update({
-            "PYTHONPATH": os.pathsep.join(path), "PYTHONUNBUFFERED": "1", "TZ": ":UTC",
-            "_HANDLER": c.handler, "LAMBDA_TASK_ROOT": str(c.task_root),
-            "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).resolve().parent),
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}",
-            "AWS_LAMBDA_FUNCTION_NAME": c.function_name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_mb),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{c.function_name}",
-            "AWS_REGION": c.region, "AWS_DEFAULT_REGION": c.region, proctree.LAB_ID_VAR: self.lab_id,
-        })
+        env.update(
+            {
+                "PYTHONPATH": os.pathsep.join(path),
+                "PYTHONUNBUFFERED": "1",
+                "TZ": ":UTC",
+                "_HANDLER": c.handler,
+                "LAMBDA_TASK_ROOT": str(c.task_root),
+                "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).resolve().parent),
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}",
+                "AWS_LAMBDA_FUNCTION_NAME": c.function_name,
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_mb),
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{c.function_name}",
+                "AWS_REGION": c.region,
+                "AWS_DEFAULT_REGION": c.region,
+                proctree.LAB_ID_VAR: self.lab_id,
+            }
+        )
         if c.wsgi:
             env["COLDBREW_LAB_WSGI"] = c.wsgi
         if c.asgi:
@@ -124,8 +132,9 @@ class Lab:
         snapshot = SnapshotLauncher(c.handler, str(c.cwd), output, c.freeze) if c.snapshot else None
         launcher = snapshot or ProcessLauncher(c.handler, str(c.cwd), output, c.python)
         base_env = self._base_env()
-        self._scheduler = Scheduler(c, launcher, base_env, self.stats_log, self._workdir,
-                                    self._staged.evict if self._staged else [])
+        self._scheduler = Scheduler(
+            c, launcher, base_env, self.stats_log, self._workdir, self._staged.evict if self._staged else []
+        )
         if snapshot is not None:
             template_env = {**base_env, "TMPDIR": str(self._workdir), "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}
             error = await snapshot.open(template_env, self._scheduler.init_limit("provisioned-concurrency"))
@@ -135,8 +144,9 @@ class Lab:
                 raise ColdbrewError(f"snapshot init failed: {error['errorType']}: {error['errorMessage']}")
         gateway_timeout = None if c.gateway_timeout is None else float(c.gateway_timeout)
         front_door = build_front_door(self._scheduler, c.api, gateway_timeout, self._describe)
-        server = await start_server(route(front_door, warm_route=bool(c.warm_secret)), c.port,
-                                    max_body=FRONT_DOOR_MAX_BODY)
+        server = await start_server(
+            route(front_door, warm_route=bool(c.warm_secret)), c.port, max_body=FRONT_DOOR_MAX_BODY
+        )
         self._server = server
         self.port = server_port(server)
         self._scheduler.start_reaper()
@@ -145,8 +155,15 @@ class Lab:
                 await self._scheduler.provision(c.provisioned)
             except Exception as exc:
                 raise ColdbrewError(f"provisioned environments failed to initialise: {exc}") from exc
-        self.stats_log.event("lab_start", url=self.url, handler=c.handler, snapshot=c.snapshot,
-                             provisioned=c.provisioned, max_concurrency=c.max_concurrency, memory_mb=c.memory_mb)
+        self.stats_log.event(
+            "lab_start",
+            url=self.url,
+            handler=c.handler,
+            snapshot=c.snapshot,
+            provisioned=c.provisioned,
+            max_concurrency=c.max_concurrency,
+            memory_mb=c.memory_mb,
+        )
 
     def stop(self) -> None:
         """Stop every environment, the template, the front door and S3; idempotent."""
@@ -210,10 +227,15 @@ class Lab:
         assert self.stats_log is not None and self._scheduler is not None  # only called while running
         summary = self.stats_log.summary()
         summary.update(self._scheduler.describe())
-        summary["config"] = {"handler": self.config.handler, "api": self.config.api, "memory_mb": self.config.memory_mb,
-                             "max_concurrency": self.config.max_concurrency,
-                             "provisioned": self.config.provisioned, "snapshot": self.config.snapshot,
-                             "source": self.config.source}
+        summary["config"] = {
+            "handler": self.config.handler,
+            "api": self.config.api,
+            "memory_mb": self.config.memory_mb,
+            "max_concurrency": self.config.max_concurrency,
+            "provisioned": self.config.provisioned,
+            "snapshot": self.config.snapshot,
+            "source": self.config.source,
+        }
         if self.template_init_ms is not None:
             summary["snapshot_init_ms"] = round(self.template_init_ms, 2)
         return summary

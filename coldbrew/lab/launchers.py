@@ -42,8 +42,16 @@ class ProcessLauncher:
             preexec = die_with_parent_and_keep_orphans  # what coldbrew.lab.boot arms, done before exec instead
 
         def spawn() -> subprocess.Popen:
-            return subprocess.Popen(argv, env=env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=self.output,
-                                    stderr=self.output, start_new_session=True, preexec_fn=preexec)
+            return subprocess.Popen(
+                argv,
+                env=env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=self.output,
+                stderr=self.output,
+                start_new_session=True,
+                preexec_fn=preexec,
+            )
 
         proc = await asyncio.get_running_loop().run_in_executor(None, spawn)
         return proc.pid, proc
@@ -73,15 +81,28 @@ class SnapshotLauncher:
         started = time.monotonic()
         self.template = subprocess.Popen(
             [sys.executable, "-m", "coldbrew.lab.snapshot", self.handler, str(theirs.fileno())],
-            env=env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=self.output, stderr=self.output,
-            pass_fds=(theirs.fileno(),), start_new_session=True, preexec_fn=die_with_parent)
+            env=env,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=self.output,
+            stderr=self.output,
+            pass_fds=(theirs.fileno(),),
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
         theirs.close()
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours)
         try:
             line = await asyncio.wait_for(self._reader.readline(), init_timeout_s)
         except TimeoutError:
-            line = json.dumps({"error": {"errorType": "Runtime.InitTimeout",
-                                         "errorMessage": f"snapshot init exceeded {init_timeout_s:g} s"}}).encode()
+            line = json.dumps(
+                {
+                    "error": {
+                        "errorType": "Runtime.InitTimeout",
+                        "errorMessage": f"snapshot init exceeded {init_timeout_s:g} s",
+                    }
+                }
+            ).encode()
         reply = json.loads(line or b'{"error": {"errorType": "Runtime.ExitError", "errorMessage": "template exited"}}')
         self.init_ms = (time.monotonic() - started) * 1000
         if "error" in reply:

@@ -61,20 +61,24 @@ def build_handler(host: RuntimeHost):
         path = request.path
         if not path.startswith(PREFIX):
             return Response.json(404, {"errorMessage": "not found", "errorType": "NotFound"})
-        route = path[len(PREFIX):]
+        route = path[len(PREFIX) :]
         error_type = request.header(ERROR_TYPE_HEADER, "") or ""
         if request.method == "GET" and route == "/invocation/next":
             event = await host.next_invocation()
             # awslambdaric's C client needs a Content-Type on /next (it crashes without one).
-            return Response(200, [
-                ("Content-Type", "application/json"),
-                ("Lambda-Runtime-Aws-Request-Id", event.request_id),
-                ("Lambda-Runtime-Deadline-Ms", str(event.deadline_ms)),
-                ("Lambda-Runtime-Invoked-Function-Arn", event.function_arn),
-                ("Lambda-Runtime-Trace-Id", event.trace_id),
-            ], event.payload)
+            return Response(
+                200,
+                [
+                    ("Content-Type", "application/json"),
+                    ("Lambda-Runtime-Aws-Request-Id", event.request_id),
+                    ("Lambda-Runtime-Deadline-Ms", str(event.deadline_ms)),
+                    ("Lambda-Runtime-Invoked-Function-Arn", event.function_arn),
+                    ("Lambda-Runtime-Trace-Id", event.trace_id),
+                ],
+                event.payload,
+            )
         if request.method == "POST" and route.startswith("/invocation/"):
-            request_id, _, action = route[len("/invocation/"):].partition("/")
+            request_id, _, action = route[len("/invocation/") :].partition("/")
             if action == "response":
                 if len(request.body) > MAX_RESPONSE_BYTES:  # Lambda refuses it; the invocation fails
                     message = f"Response payload size ({len(request.body)} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
@@ -82,7 +86,9 @@ def build_handler(host: RuntimeHost):
                     if not host.invocation_error(request_id, body, "Function.ResponseSizeTooLarge"):
                         return _unknown_request(request_id)
                     return Response.json(413, {"errorMessage": message, "errorType": "RequestEntityTooLarge"})
-                return _accepted() if host.invocation_response(request_id, request.body) else _unknown_request(request_id)
+                return (
+                    _accepted() if host.invocation_response(request_id, request.body) else _unknown_request(request_id)
+                )
             if action == "error":
                 ok = host.invocation_error(request_id, request.body, error_type or "Unhandled")
                 return _accepted() if ok else _unknown_request(request_id)

@@ -131,12 +131,17 @@ class SeaweedS3:
         setpriv = shutil.which("setpriv")
         args = [
             *([setpriv, "--pdeathsig", "KILL"] if setpriv else []),
-            str(weed), "mini",
+            str(weed),
+            "mini",
             f"-dir={self.data_dir}",
-            "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
             *(f"-{name}.port={port}" for name, port in self.ports.items()),
-            "-admin.ui=false", "-master.telemetry=false",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false",
+            "-admin.ui=false",
+            "-master.telemetry=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-webdav=false",
             f"-s3.localSocket={sock_dir}/s3.sock",
             f"-filer.localSocket={sock_dir}/filer.sock",
         ]
@@ -146,8 +151,13 @@ class SeaweedS3:
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                args, cwd=self.data_dir, env=env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                args,
+                cwd=self.data_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         finally:
             log.close()
@@ -158,8 +168,7 @@ class SeaweedS3:
         assert self.proc is not None, "_wait_ready runs after the spawn"
         while True:
             if self.proc.poll() is not None:
-                raise _EarlyExit(f"weed exited with code {self.proc.returncode}; log tail:\n"
-                                 + self.log_tail())
+                raise _EarlyExit(f"weed exited with code {self.proc.returncode}; log tail:\n" + self.log_tail())
             if self._answers():
                 try:
                     self.client().list_buckets()
@@ -168,8 +177,10 @@ class SeaweedS3:
                     pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise ColdbrewError(f"SeaweedFS S3 did not answer on {self.endpoint_url} within "
-                                    f"{self.start_timeout:.0f} s; log tail:\n{self.log_tail()}")
+                raise ColdbrewError(
+                    f"SeaweedFS S3 did not answer on {self.endpoint_url} within "
+                    f"{self.start_timeout:.0f} s; log tail:\n{self.log_tail()}"
+                )
             time.sleep(0.1)
 
     def _answers(self) -> bool:
@@ -224,10 +235,12 @@ class SeaweedS3:
         from botocore.config import Config
 
         return boto3.client(
-            "s3", endpoint_url=self.endpoint_url, region_name=REGION,
-            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
-            config=Config(retries={"mode": "standard", "max_attempts": 5},
-                          connect_timeout=2, read_timeout=30),
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=2, read_timeout=30),
         )
 
     def create_bucket(self, name: str) -> None:

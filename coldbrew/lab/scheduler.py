@@ -50,8 +50,9 @@ class Result:
 class Scheduler:
     """Owns the environments of one function."""
 
-    def __init__(self, config: LabConfig, launcher, base_env: dict[str, str], stats: Stats, workdir: Path,
-                 evict: list[Path]):
+    def __init__(
+        self, config: LabConfig, launcher, base_env: dict[str, str], stats: Stats, workdir: Path, evict: list[Path]
+    ):
         self.config = config
         self.launcher = launcher
         self.base_env = base_env
@@ -74,8 +75,14 @@ class Scheduler:
         """The environment variables Lambda defines for a function
         (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime)."""
         stream = time.strftime("%Y/%m/%d") + f"/[$LATEST]{uuid.uuid4().hex}"
-        return {**self.base_env, "AWS_LAMBDA_RUNTIME_API": api, "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-                "AWS_LAMBDA_INITIALIZATION_TYPE": env.kind, "TMPDIR": str(tmpdir), proctree.ENV_ID_VAR: env.id}
+        return {
+            **self.base_env,
+            "AWS_LAMBDA_RUNTIME_API": api,
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": env.kind,
+            "TMPDIR": str(tmpdir),
+            proctree.ENV_ID_VAR: env.id,
+        }
 
     def init_limit(self, kind: str) -> float:
         """Seconds init may take: --init-timeout on demand; for provisioned concurrency (and a
@@ -87,9 +94,15 @@ class Scheduler:
         if self.config.evict_page_cache and self.evict:
             self.stats.event("page_cache_evicted", files=evict_page_cache(self.evict))
         env_id = env_id or f"env-{next(self._ids):04d}"
-        env = Environment(env_id, kind=kind, memory_mb=self.config.memory_mb, timeout_s=self.timeout_s,
-                          function_arn=self.function_arn, freeze=self.config.freeze,
-                          markers={proctree.LAB_ID_VAR: self.lab_id, proctree.ENV_ID_VAR: env_id})
+        env = Environment(
+            env_id,
+            kind=kind,
+            memory_mb=self.config.memory_mb,
+            timeout_s=self.timeout_s,
+            function_arn=self.function_arn,
+            freeze=self.config.freeze,
+            markers={proctree.LAB_ID_VAR: self.lab_id, proctree.ENV_ID_VAR: env_id},
+        )
         self.envs[env.id] = env
         tmpdir = self.workdir / "envs" / env.id / "tmp"
         tmpdir.mkdir(parents=True, exist_ok=True)
@@ -109,8 +122,14 @@ class Scheduler:
         if self.closing:
             return
         self.stats.errors[failure.error["errorType"]] += 1
-        self.stats.event("init_error", env=env.id, init_ms=round(failure.init_ms, 2), phase=phase,
-                         status=failure.status, **failure.error)
+        self.stats.event(
+            "init_error",
+            env=env.id,
+            init_ms=round(failure.init_ms, 2),
+            phase=phase,
+            status=failure.status,
+            **failure.error,
+        )
         self.stats.report(init_report_line(failure.init_ms, phase, failure.status, failure.error["errorType"]))
 
     async def start_environment(self, kind: str, *, reserved: bool) -> Environment:
@@ -136,8 +155,14 @@ class Scheduler:
         getattr(self.stats, key).append(init_ms)
         if env.init_cpu_ms is not None:
             self.stats.init_cpus.append(env.init_cpu_ms)
-        self.stats.event("env_ready", env=env.id, pid=env.pid, kind=kind, **{key[:-1] + "_ms": round(init_ms, 2)},
-                         init_cpu_ms=None if env.init_cpu_ms is None else round(env.init_cpu_ms, 2))
+        self.stats.event(
+            "env_ready",
+            env=env.id,
+            pid=env.pid,
+            kind=kind,
+            **{key[:-1] + "_ms": round(init_ms, 2)},
+            init_cpu_ms=None if env.init_cpu_ms is None else round(env.init_cpu_ms, 2),
+        )
         return env
 
     async def _retry_init(self, env_id: str, reserved: bool) -> Environment:
@@ -148,8 +173,10 @@ class Scheduler:
             init_ms = await env.wait_ready(self.timeout_s)
         except InitFailure as failure:
             if failure.status == "timeout":
-                failure.error = {"errorType": "Sandbox.Timedout",
-                                 "errorMessage": f"Task timed out after {self.timeout_s:.2f} seconds"}
+                failure.error = {
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": f"Task timed out after {self.timeout_s:.2f} seconds",
+                }
             self._init_failed(env, failure, "invoke")
             raise
         except BaseException:
@@ -161,8 +188,15 @@ class Scheduler:
         if env.init_cpu_ms is not None:
             self.stats.init_cpus.append(env.init_cpu_ms)
         self.stats.report(init_report_line(init_ms, "invoke", "success"))
-        self.stats.event("env_ready", env=env.id, pid=env.pid, kind="on-demand", init_ms=round(init_ms, 2),
-                         phase="invoke", init_cpu_ms=None if env.init_cpu_ms is None else round(env.init_cpu_ms, 2))
+        self.stats.event(
+            "env_ready",
+            env=env.id,
+            pid=env.pid,
+            kind="on-demand",
+            init_ms=round(init_ms, 2),
+            phase="invoke",
+            init_cpu_ms=None if env.init_cpu_ms is None else round(env.init_cpu_ms, 2),
+        )
         return env
 
     def _forget(self, env: Environment) -> None:
@@ -175,13 +209,20 @@ class Scheduler:
         self._forget(env)
         if not env.stop_logged:
             env.stop_logged = True
-            self.stats.event("env_stop", env=env.id, reason=env.stop_reason or reason, invocations=env.invocations,
-                             max_memory_mb=env.max_memory_mb)
+            self.stats.event(
+                "env_stop",
+                env=env.id,
+                reason=env.stop_reason or reason,
+                invocations=env.invocations,
+                max_memory_mb=env.max_memory_mb,
+            )
 
     async def provision(self, count: int) -> None:
         """Start ``count`` environments ahead of traffic (provisioned concurrency)."""
-        results = await asyncio.gather(*(self.start_environment("provisioned-concurrency", reserved=False)
-                                         for _ in range(count)), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self.start_environment("provisioned-concurrency", reserved=False) for _ in range(count)),
+            return_exceptions=True,
+        )
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]
@@ -231,18 +272,35 @@ class Scheduler:
         status = {"ok": None, "error": None, "timeout": "timeout"}.get(outcome.kind, "error")
         error_type = outcome.error.get("errorType") if outcome.kind not in ("ok", "error") else None
         stats.report(end_line(outcome.request_id))
-        stats.report(report_line(outcome.request_id, outcome.duration_ms, self.config.memory_mb,
-                                 outcome.max_memory_mb, init_ms=init, restore_ms=restore,
-                                 billed_restore_ms=env.restore_hooks_ms if restore is not None else None,
-                                 status=status, error_type=error_type, cpu_ms=outcome.cpu_ms,
-                                 init_cpu_ms=env.init_cpu_ms if cold else None))
-        stats.event("invoke", env=env.id, request_id=outcome.request_id, outcome=outcome.kind, cold=cold,
-                    duration_ms=round(outcome.duration_ms, 3), max_memory_mb=outcome.max_memory_mb,
-                    init_ms=None if init is None else round(init, 2),
-                    restore_ms=None if restore is None else round(restore, 2),
-                    cpu_ms=None if outcome.cpu_ms is None else round(outcome.cpu_ms, 2),
-                    init_cpu_ms=None if not cold or env.init_cpu_ms is None else round(env.init_cpu_ms, 2),
-                    **outcome.error)
+        stats.report(
+            report_line(
+                outcome.request_id,
+                outcome.duration_ms,
+                self.config.memory_mb,
+                outcome.max_memory_mb,
+                init_ms=init,
+                restore_ms=restore,
+                billed_restore_ms=env.restore_hooks_ms if restore is not None else None,
+                status=status,
+                error_type=error_type,
+                cpu_ms=outcome.cpu_ms,
+                init_cpu_ms=env.init_cpu_ms if cold else None,
+            )
+        )
+        stats.event(
+            "invoke",
+            env=env.id,
+            request_id=outcome.request_id,
+            outcome=outcome.kind,
+            cold=cold,
+            duration_ms=round(outcome.duration_ms, 3),
+            max_memory_mb=outcome.max_memory_mb,
+            init_ms=None if init is None else round(init, 2),
+            restore_ms=None if restore is None else round(restore, 2),
+            cpu_ms=None if outcome.cpu_ms is None else round(outcome.cpu_ms, 2),
+            init_cpu_ms=None if not cold or env.init_cpu_ms is None else round(env.init_cpu_ms, 2),
+            **outcome.error,
+        )
 
     # ---- reaping and shutdown -------------------------------------------------------------------
     def start_reaper(self) -> None:
@@ -256,8 +314,12 @@ class Scheduler:
             for env in list(self.envs.values()):
                 if env.state == "idle" and not env.reserved and not env.alive:
                     await self.stop_environment(env, "exited while idle")
-                elif (env.state == "idle" and not env.reserved and env.kind != "provisioned-concurrency"
-                      and now - env.last_used >= self.idle_timeout_s):
+                elif (
+                    env.state == "idle"
+                    and not env.reserved
+                    and env.kind != "provisioned-concurrency"
+                    and now - env.last_used >= self.idle_timeout_s
+                ):
                     await self.stop_environment(env, "idle timeout")
 
     async def shutdown(self) -> None:
@@ -268,8 +330,9 @@ class Scheduler:
         await asyncio.gather(*(self.stop_environment(e, "lab stopped") for e in list(self.envs.values())))
         await self.launcher.close()
         if self.lab_id:  # anything left that any environment (or the template) started
-            await asyncio.get_running_loop().run_in_executor(None, proctree.kill_all, None,
-                                                             {proctree.LAB_ID_VAR: self.lab_id})
+            await asyncio.get_running_loop().run_in_executor(
+                None, proctree.kill_all, None, {proctree.LAB_ID_VAR: self.lab_id}
+            )
 
     def describe(self) -> dict:
         """Environments by state, memory totals and one row per environment."""
@@ -282,5 +345,9 @@ class Scheduler:
                 rss_kb += read_proc_kb(env.pid, ("VmRSS",)).get("VmRSS", 0)
                 pss_kb += read_proc_kb(env.pid, ("Pss",), "smaps_rollup").get("Pss", 0)
             rows.append(env.describe())
-        return {"environments": {**states, "total": len(self.envs)}, "rss_mb_total": round(rss_kb / 1024, 1),
-                "pss_mb_total": round(pss_kb / 1024, 1), "envs": rows}
+        return {
+            "environments": {**states, "total": len(self.envs)},
+            "rss_mb_total": round(rss_kb / 1024, 1),
+            "pss_mb_total": round(pss_kb / 1024, 1),
+            "envs": rows,
+        }

@@ -81,16 +81,32 @@ def main(argv: list[str]) -> int:
         module_name = handler.rsplit(".", 1)[0]
         getattr(importlib.import_module(module_name.replace("/", ".")), handler.rsplit(".", 1)[1])
     except BaseException as exc:  # noqa: BLE001 - any failure of the function's init is reported, not raised
-        _send(sock, {"error": {"errorType": type(exc).__name__, "errorMessage": str(exc),
-                               "stackTrace": traceback.format_exc().splitlines()}})
+        _send(
+            sock,
+            {
+                "error": {
+                    "errorType": type(exc).__name__,
+                    "errorMessage": str(exc),
+                    "stackTrace": traceback.format_exc().splitlines(),
+                }
+            },
+        )
         return 1
     try:  # "publish": before_snapshot hooks run once, here, before the first snapshot
         from awslambdaric import lambda_runtime_hooks_runner
 
         lambda_runtime_hooks_runner.run_before_snapshot()
     except BaseException as exc:  # noqa: BLE001 - a failing hook fails the "publish", reported like an init error
-        _send(sock, {"error": {"errorType": "Runtime.BeforeSnapshotError", "errorMessage": f"{type(exc).__name__}: {exc}",
-                               "stackTrace": traceback.format_exc().splitlines()}})
+        _send(
+            sock,
+            {
+                "error": {
+                    "errorType": "Runtime.BeforeSnapshotError",
+                    "errorMessage": f"{type(exc).__name__}: {exc}",
+                    "stackTrace": traceback.format_exc().splitlines(),
+                }
+            },
+        )
         return 1
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     _send(sock, {"ready": True})

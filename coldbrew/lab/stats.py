@@ -40,11 +40,20 @@ def init_report_line(init_ms: float, phase: str, status: str, error_type: str | 
     return line + (f"\tError Type: {error_type}" if error_type else "")
 
 
-def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int, *,
-                init_ms: float | None = None, restore_ms: float | None = None,
-                billed_restore_ms: float | None = None,
-                status: str | None = None, error_type: str | None = None,
-                cpu_ms: float | None = None, init_cpu_ms: float | None = None) -> str:
+def report_line(
+    request_id: str,
+    duration_ms: float,
+    memory_mb: int,
+    max_memory_mb: int,
+    *,
+    init_ms: float | None = None,
+    restore_ms: float | None = None,
+    billed_restore_ms: float | None = None,
+    status: str | None = None,
+    error_type: str | None = None,
+    cpu_ms: float | None = None,
+    init_cpu_ms: float | None = None,
+) -> str:
     """Lambda's REPORT line (tab-separated, as in CloudWatch Logs).
 
     Billed duration rounds up to the millisecond and includes init, as for container images; a
@@ -54,8 +63,13 @@ def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_
     contention and CPU time what the function itself needed.
     """
     billed = math.ceil(duration_ms + (init_ms or 0))
-    parts = [f"REPORT RequestId: {request_id}", f"Duration: {duration_ms:.2f} ms", f"Billed Duration: {billed} ms",
-             f"Memory Size: {memory_mb} MB", f"Max Memory Used: {max_memory_mb} MB"]
+    parts = [
+        f"REPORT RequestId: {request_id}",
+        f"Duration: {duration_ms:.2f} ms",
+        f"Billed Duration: {billed} ms",
+        f"Memory Size: {memory_mb} MB",
+        f"Max Memory Used: {max_memory_mb} MB",
+    ]
     if init_ms is not None:
         parts.append(f"Init Duration: {init_ms:.2f} ms")
     if restore_ms is not None:
@@ -109,14 +123,26 @@ class Stats:
         """Counters and p50/p99 of durations (ms); ``cpu_ms``/``init_cpu_ms``: CPU time beside the wall times."""
 
         def dist(values):
-            return {"count": len(values), "p50": _round(percentile(values, 50)), "p99": _round(percentile(values, 99)),
-                    "max": _round(max(values) if values else None)}
+            return {
+                "count": len(values),
+                "p50": _round(percentile(values, 50)),
+                "p99": _round(percentile(values, 99)),
+                "max": _round(max(values) if values else None),
+            }
 
-        return {"uptime_s": round(time.time() - self.started, 1), "invocations": self.counts["invocations"],
-                "cold_starts": self.counts["cold_starts"], "throttles": self.counts["throttles"],
-                "errors": dict(self.errors), "duration_ms": dist(self.durations), "latency_ms": dist(self.latencies),
-                "init_ms": dist(self.inits), "restore_ms": dist(self.restores),
-                "cpu_ms": dist(self.cpus), "init_cpu_ms": dist(self.init_cpus)}
+        return {
+            "uptime_s": round(time.time() - self.started, 1),
+            "invocations": self.counts["invocations"],
+            "cold_starts": self.counts["cold_starts"],
+            "throttles": self.counts["throttles"],
+            "errors": dict(self.errors),
+            "duration_ms": dist(self.durations),
+            "latency_ms": dist(self.latencies),
+            "init_ms": dist(self.inits),
+            "restore_ms": dist(self.restores),
+            "cpu_ms": dist(self.cpus),
+            "init_cpu_ms": dist(self.init_cpus),
+        }
 
 
 def _round(value):

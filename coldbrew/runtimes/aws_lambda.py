@@ -88,13 +88,16 @@ def is_warm_event(event) -> bool:
 # Lambda hands the handler whatever JSON the caller sent: checked here, before apig-wsgi sees it, so a malformed
 # event is answered 400 with a JSON body naming the problem instead of a KeyError/AttributeError/binascii.Error.
 
-UNSUPPORTED_EVENT = ("unsupported event: expected API Gateway (REST or HTTP API), a Function URL, an ALB, "
-                     'or a warm-up {"coldbrew": "warm", "hold_ms": 250}')
+UNSUPPORTED_EVENT = (
+    "unsupported event: expected API Gateway (REST or HTTP API), a Function URL, an ALB, "
+    'or a warm-up {"coldbrew": "warm", "hold_ms": 250}'
+)
 
 
 def _kind(value) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__
+    )
 
 
 def _string_map(event: dict, key: str, *, multi: bool = False, required: bool = False) -> str | None:
@@ -140,17 +143,24 @@ def event_problem(event) -> str | None:
     version = "alb" if alb else event.get("version", "1.0")
     problems: list[str | None] = []
     if version in ("1.0", "alb"):
-        problems += [_string_field(event, "httpMethod"), _string_field(event, "path"),
-                     _string_map(event, "headers"), _string_map(event, "multiValueHeaders", multi=True),
-                     _string_map(event, "queryStringParameters"),
-                     _string_map(event, "multiValueQueryStringParameters", multi=True)]
+        problems += [
+            _string_field(event, "httpMethod"),
+            _string_field(event, "path"),
+            _string_map(event, "headers"),
+            _string_map(event, "multiValueHeaders", multi=True),
+            _string_map(event, "queryStringParameters"),
+            _string_map(event, "multiValueQueryStringParameters", multi=True),
+        ]
     elif version == "2.0":
         http = context.get("http") if isinstance(context, dict) else None
         if not isinstance(http, dict):
             return "requestContext.http is missing" if http is None else "requestContext.http must be an object"
         problems += [_string_field(http, name, "requestContext.http.") for name in ("method", "sourceIp", "protocol")]
-        problems += [_string_field(event, "rawPath"), _string_field(event, "rawQueryString"),
-                     _string_map(event, "headers", required=True)]
+        problems += [
+            _string_field(event, "rawPath"),
+            _string_field(event, "rawQueryString"),
+            _string_map(event, "headers", required=True),
+        ]
         cookies = event.get("cookies", [])
         if not isinstance(cookies, list) or not all(isinstance(c, str) for c in cookies):
             problems.append(f"cookies must be a list of strings, got {_kind(cookies)}")
@@ -199,8 +209,9 @@ def _log(record: dict) -> None:
 class LambdaHandler:
     """The state of one execution environment and the callable Lambda invokes."""
 
-    def __init__(self, startup: Startup, app: WSGIApplication, *, provisioned: bool = False,
-                 warm_secret: str | None = None):
+    def __init__(
+        self, startup: Startup, app: WSGIApplication, *, provisioned: bool = False, warm_secret: str | None = None
+    ):
         """Wrap ``app`` (serving ``startup.predictor``) for Lambda; ``provisioned`` marks a provisioned-concurrency
         environment, whose first request did not wait for its init and so is not flagged cold; ``warm_secret``
         (``COLDBREW_WARM_SECRET``) opens the HTTP warm-up route to callers that present it."""
@@ -291,8 +302,12 @@ class LambdaHandler:
     def _http_warm(self, environ: WSGIEnvironment, start: StartResponse, secret: str) -> list[bytes]:
         given = environ.get("HTTP_" + WARM_SECRET_HEADER.upper().replace("-", "_"))
         if not warm_secret_matches(secret, given):
-            data = json.dumps({"error": f"POST {WARM_PATH} needs the warm-up secret in {WARM_SECRET_HEADER}",
-                               "field": WARM_SECRET_HEADER}).encode()
+            data = json.dumps(
+                {
+                    "error": f"POST {WARM_PATH} needs the warm-up secret in {WARM_SECRET_HEADER}",
+                    "field": WARM_SECRET_HEADER,
+                }
+            ).encode()
             start("403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
             return [data]
         try:
@@ -304,9 +319,9 @@ class LambdaHandler:
             try:
                 body = json.loads(raw) if raw.strip() else {}
             except (ValueError, RecursionError):  # RecursionError: nested too deeply
-                raise WarmRequestError("body must be JSON, e.g. {\"hold_ms\": 250}") from None
+                raise WarmRequestError('body must be JSON, e.g. {"hold_ms": 250}') from None
             if not isinstance(body, dict):
-                raise WarmRequestError("body must be a JSON object, e.g. {\"hold_ms\": 250}")
+                raise WarmRequestError('body must be a JSON object, e.g. {"hold_ms": 250}')
             status, payload = "200 OK", self._hold(parse_hold_ms(body.get("hold_ms"), MAX_HTTP_HOLD_MS))
         except WarmRequestError as exc:
             status, payload = "400 Bad Request", {"error": str(exc), "field": "hold_ms"}
@@ -367,8 +382,9 @@ def init_from_env(environ: Mapping[str, str] | None = None) -> LambdaHandler:
         _log({"event": "coldbrew.startup_error", "error": f"{type(exc).__name__}: {exc}"})
         raise
     init_type = environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")
-    lambda_handler = LambdaHandler(startup, app, provisioned=init_type == PROVISIONED,
-                                   warm_secret=environ.get(WARM_SECRET_ENV))
+    lambda_handler = LambdaHandler(
+        startup, app, provisioned=init_type == PROVISIONED, warm_secret=environ.get(WARM_SECRET_ENV)
+    )
     record = json.loads(startup.log_line())
     record.update(
         env=lambda_handler.env_id,

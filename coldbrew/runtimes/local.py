@@ -91,8 +91,6 @@ def serve(app, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -
     LocalServer(app, host=host, port=port, workers=workers, on_ready=announce).run()
 
 
-
-
 class ServerProcess:
     """``coldbrew serve MODEL --port 0`` in a child process, as a client sees it (used by demo and bench).
 

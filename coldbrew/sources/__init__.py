@@ -7,5 +7,4 @@ tools. Only the standard library is imported here; boto3 is imported when an S3 
 from coldbrew.sources.config import ModelConfig, config_from_env, config_from_uri
 from coldbrew.sources.fetch import FetchedModel, default_cache_dir, fetch
 
-__all__ = ["ModelConfig", "FetchedModel", "config_from_env", "config_from_uri", "fetch",
-           "default_cache_dir"]
+__all__ = ["ModelConfig", "FetchedModel", "config_from_env", "config_from_uri", "fetch", "default_cache_dir"]

@@ -59,11 +59,15 @@ def ensure_private_dir(path: Path, uri: str) -> None:
     if not stat.S_ISDIR(st.st_mode):
         raise SourceError(f"{uri}: cache dir {path} is not a directory")
     if st.st_uid != uid:
-        raise SourceError(f"{uri}: cache dir {path} is owned by {_describe_owner(st.st_uid)}, not by you "
-                          f"({_describe_owner(uid)}){hint}")
+        raise SourceError(
+            f"{uri}: cache dir {path} is owned by {_describe_owner(st.st_uid)}, not by you "
+            f"({_describe_owner(uid)}){hint}"
+        )
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise SourceError(f"{uri}: cache dir {path} is writable by other users (mode {stat.S_IMODE(st.st_mode):o})"
-                          f"; run chmod go-w {path}, or use another directory")
+        raise SourceError(
+            f"{uri}: cache dir {path} is writable by other users (mode {stat.S_IMODE(st.st_mode):o})"
+            f"; run chmod go-w {path}, or use another directory"
+        )
     system_tmp = Path(os.path.realpath(tempfile.gettempdir()))
     for parent in Path(os.path.realpath(path)).parents:
         if parent == system_tmp or parent in system_tmp.parents:

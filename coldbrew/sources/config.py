@@ -39,11 +39,11 @@ class ModelConfig(_Location):
         if self.source == "S3":
             parse_s3_uri(self.uri)
         elif is_s3:
-            raise ConfigError(f"MODEL_URI={self.uri!r} is an s3:// URI but MODEL_SOURCE=DISK; "
-                              "set MODEL_SOURCE=S3")
+            raise ConfigError(f"MODEL_URI={self.uri!r} is an s3:// URI but MODEL_SOURCE=DISK; set MODEL_SOURCE=S3")
         elif "://" in self.uri and not self.uri.startswith("file://"):
-            raise ConfigError(f"MODEL_URI={self.uri!r}: unsupported scheme; use a file path "
-                              "(DISK) or s3://bucket/key (S3)")
+            raise ConfigError(
+                f"MODEL_URI={self.uri!r}: unsupported scheme; use a file path (DISK) or s3://bucket/key (S3)"
+            )
 
     @property
     def bucket(self) -> str:
@@ -61,7 +61,7 @@ def parse_s3_uri(uri: str, *, setting: str = "MODEL_URI") -> tuple[str, str]:
         ConfigError: not `s3://`, an empty bucket or key, a key ending in `/`, or a bucket name with characters
             S3 never allows (only letters, digits, `.`, `-`, `_`); the message names ``setting``.
     """
-    rest = uri[len("s3://"):] if isinstance(uri, str) and uri.startswith("s3://") else None
+    rest = uri[len("s3://") :] if isinstance(uri, str) and uri.startswith("s3://") else None
     bucket, _, key = (rest or "").partition("/")
     if not bucket or not key or key.endswith("/") or not _BUCKET.fullmatch(bucket):
         raise ConfigError(f"{setting}={uri!r} must look like s3://bucket/key")
@@ -77,8 +77,9 @@ def config_from_env(environ: Mapping[str, str]) -> ModelConfig:
     """Read MODEL_SOURCE and MODEL_URI; an unset MODEL_SOURCE is inferred from MODEL_URI."""
     uri = (environ.get("MODEL_URI") or "").strip()
     if not uri:
-        raise ConfigError("MODEL_URI is not set; set it to a file path (MODEL_SOURCE=DISK) "
-                          "or s3://bucket/key (MODEL_SOURCE=S3)")
+        raise ConfigError(
+            "MODEL_URI is not set; set it to a file path (MODEL_SOURCE=DISK) or s3://bucket/key (MODEL_SOURCE=S3)"
+        )
     raw = environ.get("MODEL_SOURCE")
     if raw is None or not raw.strip():
         return config_from_uri(uri)

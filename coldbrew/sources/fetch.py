@@ -26,10 +26,11 @@ def fetch(config: ModelConfig, *, cache_dir=None) -> FetchedModel:
     if config.source == "S3":
         from coldbrew.sources.s3 import fetch_s3
 
-        return fetch_s3(config.bucket, config.key,
-                        Path(cache_dir) if cache_dir is not None else default_cache_dir(), t0=t0)
+        return fetch_s3(
+            config.bucket, config.key, Path(cache_dir) if cache_dir is not None else default_cache_dir(), t0=t0
+        )
     uri = config.uri
-    path = Path(uri[len("file://"):] if uri.startswith("file://") else uri).expanduser()
+    path = Path(uri[len("file://") :] if uri.startswith("file://") else uri).expanduser()
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -40,5 +41,6 @@ def fetch(config: ModelConfig, *, cache_dir=None) -> FetchedModel:
         raise SourceError(f"model path is not a file: {path} (MODEL_URI={uri})")
     if not os.access(path, os.R_OK):
         raise SourceError(f"model file is not readable: {path}")
-    return FetchedModel(path=path.absolute(), size_bytes=st.st_size, source="DISK",
-                        fetch_ms=(time.perf_counter() - t0) * 1000)
+    return FetchedModel(
+        path=path.absolute(), size_bytes=st.st_size, source="DISK", fetch_ms=(time.perf_counter() - t0) * 1000
+    )

@@ -54,8 +54,10 @@ class Settings:
             m = _SIZE.match(raw) if sized else re.match(r"^\s*(\d+)\s*()$", raw)
             value = int(m.group(1)) * (1 << {"": 0, "K": 10, "M": 20, "G": 30}[m.group(2).upper()]) if m else -1
             if value < lo:
-                raise ConfigError(f"{name}={raw!r} is invalid; use an integer >= {lo}"
-                                  + (" (suffix K, M or G allowed)" if sized else ""))
+                raise ConfigError(
+                    f"{name}={raw!r} is invalid; use an integer >= {lo}"
+                    + (" (suffix K, M or G allowed)" if sized else "")
+                )
             return value
 
         verify = (environ.get("COLDBREW_S3_VERIFY") or "etag").strip().lower()
@@ -80,8 +82,9 @@ def make_client(settings: Settings):
     return boto3.session.Session().client("s3", config=Config(**kw))
 
 
-def fetch_s3(bucket: str, key: str, cache_dir: Path, *, settings: Settings | None = None,
-             t0: float | None = None) -> FetchedModel:
+def fetch_s3(
+    bucket: str, key: str, cache_dir: Path, *, settings: Settings | None = None, t0: float | None = None
+) -> FetchedModel:
     """Download s3://bucket/key into cache_dir (or reuse a copy with the same size+ETag)."""
     t0 = time.perf_counter() if t0 is None else t0
     settings = settings or Settings.from_env(os.environ)
@@ -109,9 +112,15 @@ def fetch_s3(bucket: str, key: str, cache_dir: Path, *, settings: Settings | Non
     final = cache_dir / f"{tag}-{version}-{base}"
 
     def done(cached: bool, integrity: str) -> FetchedModel:
-        return FetchedModel(path=final, size_bytes=size, source="S3", cached=cached,
-                            integrity=integrity, timings=timings,
-                            fetch_ms=(time.perf_counter() - t0) * 1000)
+        return FetchedModel(
+            path=final,
+            size_bytes=size,
+            source="S3",
+            cached=cached,
+            integrity=integrity,
+            timings=timings,
+            fetch_ms=(time.perf_counter() - t0) * 1000,
+        )
 
     ensure_private_dir(cache_dir, uri)  # before anything in it is trusted
     reused = _reuse(final, size)
@@ -123,8 +132,10 @@ def fetch_s3(bucket: str, key: str, cache_dir: Path, *, settings: Settings | Non
     except OSError as e:
         raise SourceError(f"{uri}: cache dir {cache_dir} is not usable: {e.strerror}") from None
     if free < size:
-        raise SourceError(f"{uri}: needs {size / MiB:.1f} MB but {cache_dir} has {free / MiB:.1f} MB "
-                          "free (on Lambda, raise EphemeralStorage)")
+        raise SourceError(
+            f"{uri}: needs {size / MiB:.1f} MB but {cache_dir} has {free / MiB:.1f} MB "
+            "free (on Lambda, raise EphemeralStorage)"
+        )
     remove_stale_parts(cache_dir, tag + "-")
 
     integrity, part_size = _integrity_plan(client, bucket, key, head, settings)
@@ -135,19 +146,34 @@ def fetch_s3(bucket: str, key: str, cache_dir: Path, *, settings: Settings | Non
             raise SourceError(f"{uri}: got {tmp.stat().st_size} bytes, HEAD said {size}")
         digest = hasher.result()
         if integrity in ("md5", "multipart-md5") and digest.lower() != etag.strip('"').lower():
-            raise SourceError(f"{uri}: downloaded bytes do not match the ETag {etag} "
-                              f"(computed {digest}); the object may be corrupt")
+            raise SourceError(
+                f"{uri}: downloaded bytes do not match the ETag {etag} (computed {digest}); the object may be corrupt"
+            )
         if integrity == "size" and key.endswith(".brew") and not hasher.is_brew:
-            raise SourceError(f"{uri}: the downloaded bytes are not a .brew file (no .brew magic) and the ETag "
-                              "cannot prove them; the object or the download is corrupt")
+            raise SourceError(
+                f"{uri}: the downloaded bytes are not a .brew file (no .brew magic) and the ETag "
+                "cannot prove them; the object or the download is corrupt"
+            )
         if hasher.is_brew:
             if digest != hasher.stored_digest:
-                raise SourceError(f"{uri}: downloaded bytes do not match the .brew file's own SHA-256 "
-                                  f"(computed {digest}, the file says {hasher.stored_digest}); the object or the "
-                                  "download is corrupt")
+                raise SourceError(
+                    f"{uri}: downloaded bytes do not match the .brew file's own SHA-256 "
+                    f"(computed {digest}, the file says {hasher.stored_digest}); the object or the "
+                    "download is corrupt"
+                )
             integrity = "brew-sha256"
-        write_record(final, {"size": size, "etag": etag, "integrity": integrity, "algorithm": hasher.algorithm,
-                             "part_size": part_size, "digest": digest, "field_32_64": hasher.stored_digest})
+        write_record(
+            final,
+            {
+                "size": size,
+                "etag": etag,
+                "integrity": integrity,
+                "algorithm": hasher.algorithm,
+                "part_size": part_size,
+                "digest": digest,
+                "field_32_64": hasher.stored_digest,
+            },
+        )
         os.replace(tmp, final)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
@@ -220,8 +246,7 @@ def _download(client, bucket, key, etag, size, tmp: Path, settings: Settings, ha
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
     pool = ThreadPoolExecutor(max_workers=min(settings.concurrency, max(1, len(ranges))))
     try:
-        futures = [pool.submit(_get_range, client, bucket, key, etag, a, b, fd, settings.attempts)
-                   for a, b in ranges]
+        futures = [pool.submit(_get_range, client, bucket, key, etag, a, b, fd, settings.attempts) for a, b in ranges]
         for fut, (a, b) in zip(futures, ranges, strict=True):
             fut.result()
             hasher.feed(fd, a, b + 1)
@@ -249,7 +274,7 @@ def _get_range(client, bucket, key, etag, start, end, fd, attempts) -> None:
         except (IncompleteReadError, ReadTimeoutError, ResponseStreamingError):
             if attempt + 1 >= attempts:
                 raise
-            time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+            time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
 
 
 class _Hasher:
@@ -281,7 +306,7 @@ class _Hasher:
     @property
     def stored_digest(self) -> str | None:
         """Bytes [32, 64) as hex (a .brew file's recorded SHA-256), for the sha256-brew algorithm."""
-        return bytes(self.head[self.lo:self.hi]).hex() if self.algorithm == "sha256-brew" else None
+        return bytes(self.head[self.lo : self.hi]).hex() if self.algorithm == "sha256-brew" else None
 
     def feed(self, fd: int, start: int, stop: int) -> None:
         assert start == self.pos
@@ -304,7 +329,7 @@ class _Hasher:
             take = self.hi - len(self.head)
             self.head += data[:take]
             if len(self.head) == self.hi:
-                self.sha.update(self.head[:self.lo])
+                self.sha.update(self.head[: self.lo])
             data = data[take:]
         if data:
             self.sha.update(data)
@@ -332,8 +357,10 @@ def _describe(e: Exception, client, bucket: str, key: str, settings: Settings) -
 
     uri = f"s3://{bucket}/{key}"
     if isinstance(e, NoCredentialsError):
-        return SourceError(f"{uri}: no AWS credentials found (set AWS_ACCESS_KEY_ID/"
-                           "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or use an IAM role)")
+        return SourceError(
+            f"{uri}: no AWS credentials found (set AWS_ACCESS_KEY_ID/"
+            "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or use an IAM role)"
+        )
     if isinstance(e, ClientError):
         err, meta = e.response.get("Error", {}), e.response.get("ResponseMetadata", {})
         status, code = meta.get("HTTPStatusCode"), str(err.get("Code", ""))
@@ -344,16 +371,16 @@ def _describe(e: Exception, client, bucket: str, key: str, settings: Settings) -
             return SourceError(f"{uri}: no object with key {key!r} in bucket {bucket!r}")
         if status == 403 or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
             detail = "" if code in ("", "403") else f" ({code})"
-            return SourceError(f"{uri}: access denied{detail} to key {key!r} in bucket {bucket!r}; "
-                               "check the AWS credentials and the bucket policy")
+            return SourceError(
+                f"{uri}: access denied{detail} to key {key!r} in bucket {bucket!r}; "
+                "check the AWS credentials and the bucket policy"
+            )
         if status == 412 or code == "PreconditionFailed":
             return SourceError(f"{uri}: the object changed during the download; retry")
-        return SourceError(f"{uri}: S3 error {code or status} after {tries} attempt(s): "
-                           f"{err.get('Message') or e}")
+        return SourceError(f"{uri}: S3 error {code or status} after {tries} attempt(s): {err.get('Message') or e}")
     if isinstance(e, OSError) and e.strerror:  # local disk: ENOSPC, EACCES...
         return SourceError(f"{uri}: cannot write to the cache dir: {e.strerror}")
-    return SourceError(f"{uri}: {type(e).__name__}: {e} (gave up after up to "
-                       f"{settings.attempts} attempts)")
+    return SourceError(f"{uri}: {type(e).__name__}: {e} (gave up after up to {settings.attempts} attempts)")
 
 
 def _bucket_exists(client, bucket: str) -> bool:

@@ -96,8 +96,10 @@ def test_process_age_counts_from_process_start():
     """A fresh interpreter sleeps 300 ms, then measures its age and reads the clock: the age is at least the sleep
     and at most the time since this test spawned it, plus the one clock tick of /proc's resolution (docs/serving.md).
     An age counted from anywhere else (boot, the parent, a timer started in Python) falls outside that window."""
-    code = ("import time; time.sleep(0.3); from coldbrew.app.startup import process_age_ms; age = process_age_ms(); "
-            "print(age, time.clock_gettime(time.CLOCK_BOOTTIME))")
+    code = (
+        "import time; time.sleep(0.3); from coldbrew.app.startup import process_age_ms; age = process_age_ms(); "
+        "print(age, time.clock_gettime(time.CLOCK_BOOTTIME))"
+    )
     spawned = time.clock_gettime(time.CLOCK_BOOTTIME)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     age, measured_at = float(out[0]), float(out[1])

@@ -78,8 +78,10 @@ def served(tmp_path_factory):
 
 
 def _rows(predictor_features, H) -> list[dict]:
-    return [{f: None if math.isnan(v) else float(v) for f, v in zip(predictor_features, row, strict=True)}
-            for row in H.tolist()]
+    return [
+        {f: None if math.isnan(v) else float(v) for f, v in zip(predictor_features, row, strict=True)}
+        for row in H.tolist()
+    ]
 
 
 def _expected(est, H) -> list[dict]:
@@ -93,8 +95,10 @@ def _expected(est, H) -> list[dict]:
     labels = [str(c) for c in est.classes_.tolist()]
     if len(labels) == 2:
         return [{"prediction": str(y), "probability": float(p[1])} for y, p in zip(predicted, proba, strict=True)]
-    return [{"prediction": str(y), "probabilities": dict(zip(labels, map(float, p), strict=True))}
-            for y, p in zip(predicted, proba, strict=True)]
+    return [
+        {"prediction": str(y), "probabilities": dict(zip(labels, map(float, p), strict=True))}
+        for y, p in zip(predicted, proba, strict=True)
+    ]
 
 
 def _features(path) -> tuple[str, ...]:

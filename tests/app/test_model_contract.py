@@ -49,8 +49,12 @@ def test_answers_are_scikit_learns(families, name, fmt):
 
 
 def test_labels_default_to_the_classes_as_strings(families):
-    body = call(create_app(_predictor(families["multiclass-unlabelled"], "brew")), "POST", "/predict",
-                families["multiclass-unlabelled"].row(0))[2]
+    body = call(
+        create_app(_predictor(families["multiclass-unlabelled"], "brew")),
+        "POST",
+        "/predict",
+        families["multiclass-unlabelled"].row(0),
+    )[2]
     assert set(body["probabilities"]) == {"0", "1", "2"} and body["prediction"] in {"0", "1", "2"}
 
 
@@ -316,7 +320,10 @@ def test_coldbrew_serve_refuses_contradictory_metadata_in_one_line(families, tmp
     path = _rewrite_header(families["multiclass"].brew, tmp_path / "bad.brew", class_labels=["only", "two"])
     result = subprocess.run(
         [sys.executable, "-m", "coldbrew", "serve", str(path), "--port", "0"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 1  # docs/serving.md: refused before anything is served, exit status 1
     assert "Traceback" not in result.stderr and "class_labels" in result.stderr

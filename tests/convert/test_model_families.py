@@ -315,7 +315,7 @@ def test_ubjson_reader_refuses_garbage(tmp_path):
     from coldbrew.convert import ubjson
     from coldbrew.errors import ModelFormatError
 
-    good = (tmp_path / "x.ubj")
+    good = tmp_path / "x.ubj"
     X, y, _ = _data("regression")
     xgboost.XGBRegressor(n_estimators=2).fit(X, y).save_model(good)
     data = good.read_bytes()
@@ -498,8 +498,9 @@ def _corrupt_copy(src, dst, array, index, value):
     entry = f.header["arrays"][array]
     offset = f._payload_offset + entry["offset"]
     data = bytearray(src.read_bytes())
-    view = np.frombuffer(data, dtype=f.arrays[array].dtype, count=entry["nbytes"] // f.arrays[array].dtype.itemsize,
-                         offset=offset)
+    view = np.frombuffer(
+        data, dtype=f.arrays[array].dtype, count=entry["nbytes"] // f.arrays[array].dtype.itemsize, offset=offset
+    )
     if view.dtype.names:
         field, v = value
         view = view.copy()

@@ -55,8 +55,20 @@ def test_checker_refuses_a_host_build_with_new_glibc_symbols(tmp_path):
     if cc is None:
         pytest.skip("needs a host C compiler (cc) to make a binary with new glibc symbols")
     so = tmp_path / "_kernel.so"
-    subprocess.run([cc, "-shared", "-fPIC", "-O2", f"-I{sysconfig.get_paths()['include']}",
-                    "-o", str(so), str(crossbuild.KERNEL_SOURCE), "-lm"], check=True)
+    subprocess.run(
+        [
+            cc,
+            "-shared",
+            "-fPIC",
+            "-O2",
+            f"-I{sysconfig.get_paths()['include']}",
+            "-o",
+            str(so),
+            str(crossbuild.KERNEL_SOURCE),
+            "-lm",
+        ],
+        check=True,
+    )
     report = crossbuild.inspect_elf(so)
     if report.newest_glibc is None or report.newest_glibc <= (2, 17):
         pytest.skip(f"this machine's glibc links only old symbols ({report.glibc_versions})")
@@ -86,8 +98,14 @@ def study_like_model(tiny_brew):
     columns = []
     for f in range(predictor.n_features):
         t = nodes["value"][nodes["feature"] == f].astype(np.float32)
-        values = np.concatenate([t, np.nextafter(t, np.float32(np.inf)), np.nextafter(t, np.float32(-np.inf)),
-                                 np.array([np.nan, np.inf, -np.inf, 0.0], dtype=np.float32)])
+        values = np.concatenate(
+            [
+                t,
+                np.nextafter(t, np.float32(np.inf)),
+                np.nextafter(t, np.float32(-np.inf)),
+                np.array([np.nan, np.inf, -np.inf, 0.0], dtype=np.float32),
+            ]
+        )
         columns.append(rng.choice(values, size=2000))
     return predictor, np.stack(columns, axis=1)
 
@@ -96,7 +114,10 @@ def _interpreters() -> list[str]:
     found = []
     pyenv = Path.home() / ".pyenv" / "versions"
     for version in ("3.11", "3.12", "3.13"):
-        candidates = [shutil.which(f"python{version}"), *sorted(map(str, pyenv.glob(f"{version}.*/bin/python{version}")))]
+        candidates = [
+            shutil.which(f"python{version}"),
+            *sorted(map(str, pyenv.glob(f"{version}.*/bin/python{version}"))),
+        ]
         for exe in filter(None, candidates):
             if subprocess.run([exe, "-c", "pass"], capture_output=True).returncode == 0:
                 found.append(exe)
@@ -122,8 +143,12 @@ def test_one_abi3_binary_gives_the_host_kernels_bits_on_every_python(built, tmp_
     assert interpreters, "no python3.11+ interpreter found"
     kernel_dir = built["x86_64"][0]
     for exe in interpreters:
-        proc = subprocess.run([exe, "-I", "-c", RUNNER, str(kernel_dir), str(tmp_path), str(X32.shape[1]), str(K)],
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [exe, "-I", "-c", RUNNER, str(kernel_dir), str(tmp_path), str(X32.shape[1]), str(K)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode == 0, proc.stderr
         assert "_kernel.abi3.so" in proc.stdout
         got = np.frombuffer((tmp_path / "result").read_bytes(), dtype=np.float64).reshape(expected.shape)

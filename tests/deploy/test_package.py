@@ -305,8 +305,14 @@ def test_zip_refuses_pickles_with_the_way_out(tmp_path, tiny_model):
 
 def test_readme_has_the_exact_commands(packages):
     image = (packages["image-s3"].out_dir / "README.md").read_text()
-    for command in ("docker build --platform linux/amd64", "aws ecr create-repository", "aws ecr get-login-password",
-                    "docker push $IMAGE", "sam deploy --guided", f"aws s3 cp {packages['image-s3'].plan.model_path}"):
+    for command in (
+        "docker build --platform linux/amd64",
+        "aws ecr create-repository",
+        "aws ecr get-login-password",
+        "docker push $IMAGE",
+        "sam deploy --guided",
+        f"aws s3 cp {packages['image-s3'].plan.model_path}",
+    ):
         assert command in image, command
     zip_readme = (packages["zip-snapstart"].out_dir / "README.md").read_text()
     assert "docker" not in zip_readme.lower() or "no Docker" in zip_readme
@@ -406,8 +412,22 @@ def test_pickle_setups_allow_pickle_and_brew_setups_do_not(packages):
 def test_cli_opens_the_doors_it_is_asked_to(tmp_path, tiny_brew, capsys):
     from coldbrew.cli import main
 
-    assert main(["package", str(tiny_brew), "--setup", "image-disk", "-o", str(tmp_path / "d"),
-                 "--warm-route", "--auth", "iam"]) == 0
+    assert (
+        main(
+            [
+                "package",
+                str(tiny_brew),
+                "--setup",
+                "image-disk",
+                "-o",
+                str(tmp_path / "d"),
+                "--warm-route",
+                "--auth",
+                "iam",
+            ]
+        )
+        == 0
+    )
     assert "auth iam, /_warm route on" in capsys.readouterr().out
     template = _parse_template(tmp_path / "d" / "template.yaml")
     assert template["Resources"]["ModelFunction"]["Properties"]["Events"]["Warm"]["Properties"]["Path"] == "/_warm"

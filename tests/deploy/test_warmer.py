@@ -54,13 +54,15 @@ def test_fan_out_warms_x_real_environments_concurrently(tiny_brew, capsys):
 
 def test_failures_are_counted_not_raised(tiny_brew):
     invoke, _, _ = handlers_as_environments(tiny_brew, 1)
-    answers = iter([
-        lambda p: invoke(p),
-        lambda p: (_ for _ in ()).throw(TimeoutError("read timed out")),
-        lambda p: ("Unhandled", {"errorMessage": "boom"}),
-        lambda p: (None, "not a dict"),
-        lambda p: (None, {"error": "hold_ms must be a number of milliseconds", "field": "hold_ms"}),
-    ])
+    answers = iter(
+        [
+            lambda p: invoke(p),
+            lambda p: (_ for _ in ()).throw(TimeoutError("read timed out")),
+            lambda p: ("Unhandled", {"errorMessage": "boom"}),
+            lambda p: (None, "not a dict"),
+            lambda p: (None, {"error": "hold_ms must be a number of milliseconds", "field": "hold_ms"}),
+        ]
+    )
     lock = threading.Lock()
 
     def flaky(payload):
@@ -71,16 +73,20 @@ def test_failures_are_counted_not_raised(tiny_brew):
     summary = warmer.fan_out(flaky, 5, hold_ms=0)
     assert (summary["distinct_envs"], summary["errors"]) == (1, 4)
     assert warmer.one_warm_up(lambda p: (_ for _ in ()).throw(TimeoutError("slow")), b"{}") == {
-        "error": "TimeoutError: slow"}
+        "error": "TimeoutError: slow"
+    }
 
 
-@pytest.mark.parametrize("environ, message", [
-    ({"CONCURRENCY": "2", "HOLD_MS": "250"}, "TARGET"),
-    ({"TARGET": "f", "CONCURRENCY": "two", "HOLD_MS": "250"}, "CONCURRENCY must be an integer"),
-    ({"TARGET": "f", "CONCURRENCY": "0", "HOLD_MS": "250"}, "CONCURRENCY must be between 1"),
-    ({"TARGET": "f", "CONCURRENCY": "2", "HOLD_MS": "20000"}, "HOLD_MS must be between 0 and 10000"),
-    ({"TARGET": "f", "CONCURRENCY": "2"}, "HOLD_MS must be an integer"),
-])
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"CONCURRENCY": "2", "HOLD_MS": "250"}, "TARGET"),
+        ({"TARGET": "f", "CONCURRENCY": "two", "HOLD_MS": "250"}, "CONCURRENCY must be an integer"),
+        ({"TARGET": "f", "CONCURRENCY": "0", "HOLD_MS": "250"}, "CONCURRENCY must be between 1"),
+        ({"TARGET": "f", "CONCURRENCY": "2", "HOLD_MS": "20000"}, "HOLD_MS must be between 0 and 10000"),
+        ({"TARGET": "f", "CONCURRENCY": "2"}, "HOLD_MS must be an integer"),
+    ],
+)
 def test_bad_settings_name_the_variable(environ, message):
     with pytest.raises(ValueError, match=message):
         warmer.settings(environ)
@@ -99,8 +105,11 @@ def test_handler_invokes_the_target_through_boto3(monkeypatch, capsys):
     with Stubber(client) as stub:
         for env in ("e1", "e2"):
             body = json.dumps({"env": env, "cold": env == "e1", "held_ms": 250}).encode()
-            stub.add_response("invoke", {"StatusCode": 200, "Payload": StreamingBody(io.BytesIO(body), len(body))},
-                              {"FunctionName": target, "Payload": payload})
+            stub.add_response(
+                "invoke",
+                {"StatusCode": 200, "Payload": StreamingBody(io.BytesIO(body), len(body))},
+                {"FunctionName": target, "Payload": payload},
+            )
         environ = {"TARGET": target, "CONCURRENCY": "2", "HOLD_MS": "250"}
         summary = warmer.handler({}, Context(), environ=environ, client=client)
         stub.assert_no_pending_responses()

@@ -29,8 +29,16 @@ def test_zip_holds_the_serving_code_and_the_targets_kernel(kernels, tiny_brew, t
         names = set(zf.namelist())
         assert "model.brew" in names and zf.read("model.brew") == tiny_brew.read_bytes()
         assert "coldbrew/aws.py" in names and "apig_wsgi/__init__.py" in names
-        for heavy in ("coldbrew/lab/", "coldbrew/experiment/", "coldbrew/deploy/", "coldbrew/convert/",
-                      "coldbrew/commands/", "coldbrew/cli.py", "coldbrew/runtimes/local.py", "coldbrew/data/"):
+        for heavy in (
+            "coldbrew/lab/",
+            "coldbrew/experiment/",
+            "coldbrew/deploy/",
+            "coldbrew/convert/",
+            "coldbrew/commands/",
+            "coldbrew/cli.py",
+            "coldbrew/runtimes/local.py",
+            "coldbrew/data/",
+        ):
             assert not any(n.startswith(heavy) for n in names), heavy
         assert not any(n.endswith(".c") or "__pycache__" in n for n in names)
         kernel = tmp_path / "k.so"
@@ -71,5 +79,6 @@ def test_native_dependencies_are_not_vendored(kernels, tiny_brew, tmp_path):
 
 def test_missing_dependency_names_the_fix(kernels, tiny_brew, tmp_path):
     with pytest.raises(zipbuild.ZipBuildError, match="no-such-dist-xyz is not installed here; pip install it"):
-        zipbuild.build_function_zip(tiny_brew, tmp_path, "x86_64", kernel=kernels["x86_64"],
-                                    dependencies=("no-such-dist-xyz",))
+        zipbuild.build_function_zip(
+            tiny_brew, tmp_path, "x86_64", kernel=kernels["x86_64"], dependencies=("no-such-dist-xyz",)
+        )

@@ -49,9 +49,23 @@ def test_readme_durations_are_accepted_by_every_duration_option():
         # loadtest parses --run-time before it looks for the host: an unreachable host means the duration parsed
         # (a load test shorter than locust's 1 s resolution may still be refused as a value, not as grammar).
         result = subprocess.run(
-            [sys.executable, "-m", "coldbrew", "loadtest", "--host", "http://127.0.0.1:9", "--run-time", example,
-             "--out", "/nonexistent-never-written"], capture_output=True, text=True, timeout=60,
-            env={**os.environ, "PYTHONPATH": str(REPO)})
+            [
+                sys.executable,
+                "-m",
+                "coldbrew",
+                "loadtest",
+                "--host",
+                "http://127.0.0.1:9",
+                "--run-time",
+                example,
+                "--out",
+                "/nonexistent-never-written",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         assert "cannot reach" in result.stderr or "must be at least 1s" in result.stderr, (example, result.stderr)
 
 
@@ -81,7 +95,7 @@ def test_readme_names_the_extras_the_bench_scripts_need():
     core = {_requirement_name(r) for r in project["dependencies"]}
     extras = _expanded_extras(project)
     readme = _text(README)
-    paragraph = readme[readme.index("## Measured results"):].split("\n## ")[0]
+    paragraph = readme[readme.index("## Measured results") :].split("\n## ")[0]
     named = set(re.findall(r"\[([a-z0-9,]+)\]", paragraph))
     provided = core | {req for group in named for name in group.split(",") for req in extras.get(name, set())}
     dists = packages_distributions()
@@ -109,9 +123,11 @@ def test_readme_names_the_extras_the_bench_scripts_need():
 def test_architecture_names_every_package_the_lambda_path_imports(tiny_brew):
     """docs/architecture.md: `import coldbrew.aws` with a .brew loads these packages and the standard library."""
     # What the import adds to the interpreter's start-up modules (site hooks of this machine load their own).
-    code = ("import sys, json; before = set(sys.modules); import coldbrew.aws; "
-            "added = {m.split('.')[0] for m in set(sys.modules) - before}; "
-            "print(json.dumps(sorted(added - set(sys.stdlib_module_names))))")
+    code = (
+        "import sys, json; before = set(sys.modules); import coldbrew.aws; "
+        "added = {m.split('.')[0] for m in set(sys.modules) - before}; "
+        "print(json.dumps(sorted(added - set(sys.stdlib_module_names))))"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO), "MODEL_URI": str(tiny_brew), "MODEL_SOURCE": "DISK"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -131,7 +147,7 @@ def test_demo_model_cache_is_where_serving_md_says(tmp_path, monkeypatch):
     models = demo.ensure_models(pickle_only=True)
     where = models["pickle"].parent.relative_to(tmp_path)
     page = _text(DOCS / "serving.md")
-    section = page[page.index("## `coldbrew demo`"):]
+    section = page[page.index("## `coldbrew demo`") :]
     cited = re.findall(r"`\$COLDBREW_CACHE([^`]*)`", section)
     assert cited and all(c.strip("/") == str(where) for c in cited), (cited, where)
 
@@ -141,7 +157,7 @@ def _markdown_rows(text: str, header_start: str) -> list[list[str]]:
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append([cell.strip() for cell in line.strip("|").split("|")])
@@ -157,11 +173,12 @@ def test_experiment_md_lists_every_reference_row():
     from coldbrew.experiment.published import study_reference_rows
 
     page = _text(DOCS / "experiment.md")
-    section = page[page.index("### Reference rows"):]
+    section = page[page.index("### Reference rows") :]
     documented = _markdown_rows(section, "| setup | model_size | source |")
     keys = ("n", "mean", "p25", "p50", "p75", "p95", "p99", "max")
-    actual = [[g["setup"], g["model_size"], g["reference"], *(_shown(g[k]) for k in keys)]
-              for g in study_reference_rows()]
+    actual = [
+        [g["setup"], g["model_size"], g["reference"], *(_shown(g[k]) for k in keys)] for g in study_reference_rows()
+    ]
     assert documented == actual
 
 
@@ -169,11 +186,16 @@ def test_experiment_md_lists_every_reference_row():
 def test_experiment_md_report_example_prints_the_table_shown(tiny_model):
     """docs/experiment.md: `coldbrew report tests/data --format markdown` gives the rows printed under it."""
     page = _text(DOCS / "experiment.md")
-    section = page[page.index("$ coldbrew report tests/data --format markdown"):]
+    section = page[page.index("$ coldbrew report tests/data --format markdown") :]
     shown = _markdown_rows(section, "| setup | model_size | n |")
-    result = subprocess.run([sys.executable, "-m", "coldbrew", "report", "tests/data", "--format", "markdown"],
-                            cwd=REPO, capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-m", "coldbrew", "report", "tests/data", "--format", "markdown"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0, result.stderr
     printed = _markdown_rows(result.stdout, "| setup | model_size | n |")
     assert shown == printed
@@ -182,8 +204,16 @@ def test_experiment_md_report_example_prints_the_table_shown(tiny_model):
 CITED_PATH = re.compile(r"(?<![\w./~$-])((?:[\w.-]+/)+[\w.-]+\.(?:md|py|txt|csv|json|c|j2|toml|gz))(?![\w.])")
 
 
-@pytest.mark.parametrize("page", [README, *sorted(DOCS.glob("*.md")), *sorted((REPO / "coldbrew").rglob("*.py")),
-                                  *sorted((REPO / "tests").rglob("*.py"))], ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize(
+    "page",
+    [
+        README,
+        *sorted(DOCS.glob("*.md")),
+        *sorted((REPO / "coldbrew").rglob("*.py")),
+        *sorted((REPO / "tests").rglob("*.py")),
+    ],
+    ids=lambda p: str(p.relative_to(REPO)),
+)
 def test_cited_repository_files_exist(page):
     """A page or module citing a file of the repository by its path (e.g. `shared/seed-logs/README.md`) finds it."""
     if page == Path(__file__).resolve():
@@ -193,7 +223,10 @@ def test_cited_repository_files_exist(page):
         if any(part in cited for part in ("PREFIX", "NAME", "SETUP", "{", "<", "*")):
             continue
         top = cited.split("/")[0]
-        if top in {"docs", "bench", "tests", "coldbrew", "shared", ".ci"} and not (REPO / cited).exists() \
-                and not (page.parent / cited).exists():
+        if (
+            top in {"docs", "bench", "tests", "coldbrew", "shared", ".ci"}
+            and not (REPO / cited).exists()
+            and not (page.parent / cited).exists()
+        ):
             missing.append(cited)
     assert missing == [], f"{page.relative_to(REPO)} cites files that are not in the repository: {missing}"

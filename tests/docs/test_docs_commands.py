@@ -86,7 +86,7 @@ def parse_blocks(page: Path) -> tuple[list[Block], list[str]]:
             end = i + 1
             while end < len(lines) and lines[end].strip() != "```":
                 end += 1
-            body = "\n".join(line[len(indent):] if line.startswith(indent) else line for line in lines[i + 1:end])
+            body = "\n".join(line[len(indent) :] if line.startswith(indent) else line for line in lines[i + 1 : end])
             skip = next((arg for _, kind, arg in pending if kind == "skip"), None)
             setup = [arg for _, kind, arg in pending if kind == "setup"]
             given = [arg for _, kind, arg in pending if kind == "given"]
@@ -223,11 +223,20 @@ def test_doc_block_runs(block: Block, reader_env, tmp_path):
         body, expected = shell_script(block)
     script = "\n".join([PRELUDE, *block.setup, body, ""])
     (tmp_path / "docs_block.sh").write_text(script, encoding="utf-8")
-    proc = subprocess.run(["bash", "docs_block.sh"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=BLOCK_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        ["bash", "docs_block.sh"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BLOCK_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+    )
     logs = "".join(f"\n--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in tmp_path.glob("server-*.log"))
-    detail = f"{block.name} ({block.lang}):\n{block.text}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n" \
-             f"{proc.stderr[-3000:]}{logs}"
+    detail = (
+        f"{block.name} ({block.lang}):\n{block.text}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n"
+        f"{proc.stderr[-3000:]}{logs}"
+    )
     assert proc.returncode == 0, f"exit {proc.returncode}: {detail}"
     for output in expected:
         assert output in proc.stdout, f"the block should print {output}: {detail}"

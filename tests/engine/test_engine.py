@@ -56,8 +56,14 @@ def _estimators():
         "gbc-binary": (GradientBoostingClassifier(n_estimators=15, max_depth=3, learning_rate=0.3, random_state=0), 2),
         "gbc-binary-lr1": (GradientBoostingClassifier(n_estimators=10, learning_rate=1.0, random_state=0), 2),
         "gbc-exponential": (GradientBoostingClassifier(n_estimators=10, loss="exponential", random_state=0), 2),
-        "gbc-zero-init": (GradientBoostingClassifier(n_estimators=10, init="zero", learning_rate=0.7, random_state=0), 2),
-        "gbc-multiclass": (GradientBoostingClassifier(n_estimators=8, max_depth=2, learning_rate=0.37, random_state=0), 3),
+        "gbc-zero-init": (
+            GradientBoostingClassifier(n_estimators=10, init="zero", learning_rate=0.7, random_state=0),
+            2,
+        ),
+        "gbc-multiclass": (
+            GradientBoostingClassifier(n_estimators=8, max_depth=2, learning_rate=0.37, random_state=0),
+            3,
+        ),
         "gbc-string-labels": (GradientBoostingClassifier(n_estimators=5, random_state=0), "str"),
         "gbr": (GradientBoostingRegressor(n_estimators=15, learning_rate=0.13, random_state=0), 0),
         "gbr-huber": (GradientBoostingRegressor(n_estimators=10, loss="huber", random_state=0), 0),
@@ -180,9 +186,15 @@ def test_property_random_models(tmp_path, seed, kind, n_estimators, depth, lr, r
     from sklearn.tree import DecisionTreeClassifier
 
     make = {
-        "gbc": lambda: GradientBoostingClassifier(n_estimators=n_estimators, max_depth=depth, learning_rate=lr, random_state=seed),
-        "gbc3": lambda: GradientBoostingClassifier(n_estimators=n_estimators, max_depth=depth, learning_rate=lr, random_state=seed),
-        "gbr": lambda: GradientBoostingRegressor(n_estimators=n_estimators, max_depth=depth, learning_rate=lr, random_state=seed),
+        "gbc": lambda: GradientBoostingClassifier(
+            n_estimators=n_estimators, max_depth=depth, learning_rate=lr, random_state=seed
+        ),
+        "gbc3": lambda: GradientBoostingClassifier(
+            n_estimators=n_estimators, max_depth=depth, learning_rate=lr, random_state=seed
+        ),
+        "gbr": lambda: GradientBoostingRegressor(
+            n_estimators=n_estimators, max_depth=depth, learning_rate=lr, random_state=seed
+        ),
         "rfc": lambda: RandomForestClassifier(n_estimators=n_estimators, max_depth=depth, random_state=seed),
         "rfr": lambda: RandomForestRegressor(n_estimators=n_estimators, max_depth=depth, random_state=seed),
         "dtc": lambda: DecisionTreeClassifier(max_depth=depth, random_state=seed),

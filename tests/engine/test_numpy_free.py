@@ -101,7 +101,9 @@ def test_lambda_handler_init_and_first_invocation_import_no_numpy(models, name):
     proc = subprocess.run(
         [sys.executable, "-c", LAMBDA_CHILD, json.dumps(rows), ",".join(HEAVY)],
         env=_child_env(MODEL_SOURCE="DISK", MODEL_URI=str(path)),
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stderr.strip().splitlines()[-1])
@@ -130,8 +132,13 @@ print(json.dumps(out))
 @pytest.mark.parametrize("name", ["v1-study-gbm", "v2-hgb-missing", "v2-xgboost"])
 def test_python_api_on_lists_imports_no_numpy(models, name):
     path, est, rows = models[name]
-    proc = subprocess.run([sys.executable, "-c", API_CHILD, str(path), json.dumps(rows), ",".join(HEAVY)],
-                          env=_child_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", API_CHILD, str(path), json.dumps(rows), ",".join(HEAVY)],
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["heavy"] == []
@@ -219,9 +226,13 @@ def study(request, tiny_brew):
 
 @pytest.mark.parametrize(
     "value, message",
-    [(float("nan"), "value nan is NaN"), (float("inf"), "value inf is infinite"),
-     (-float("inf"), "value -inf is infinite"), (1e39, "value 1e\\+39 is infinite or too large for float32"),
-     (None, "value None is NaN")],
+    [
+        (float("nan"), "value nan is NaN"),
+        (float("inf"), "value inf is infinite"),
+        (-float("inf"), "value -inf is infinite"),
+        (1e39, "value 1e\\+39 is infinite or too large for float32"),
+        (None, "value None is NaN"),
+    ],
 )
 def test_list_rows_refused_naming_row_and_column(study, value, message):
     rows = [[1.0] * 6 for _ in range(3)]
@@ -276,8 +287,9 @@ def test_softmax_probabilities_without_numpy_are_a_one_line_error(tmp_path):
     est = GradientBoostingClassifier(n_estimators=5, max_depth=2, random_state=0).fit(X, y)
     path = tmp_path / "iris.brew"
     write_brew(path, *to_arrays(est))
-    proc = subprocess.run([sys.executable, "-c", BLOCKED_NUMPY, str(path)], env=_child_env(), capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCKED_NUMPY, str(path)], env=_child_env(), capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["needs_numpy"] is True
@@ -322,8 +334,9 @@ def test_list_path_answers_and_refuses_as_the_numpy_path(models, data):
     name = data.draw(st.sampled_from(["v1-study-gbm", "v2-hgb-missing", "v2-xgboost"]))
     path, _, _ = models[name]
     p = BrewPredictor(path)
-    value = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(_SPECIAL),
-                      st.integers(-(2**40), 2**40))
+    value = st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(_SPECIAL), st.integers(-(2**40), 2**40)
+    )
     rows = data.draw(st.lists(st.lists(value, min_size=p.n_features, max_size=p.n_features), min_size=1, max_size=4))
     array = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=np.float64)
 

@@ -39,8 +39,9 @@ def cache_env(model_cache, monkeypatch) -> Path:
 @pytest.mark.integration
 def test_tiny_matrix_end_to_end(cache_env, tmp_path, capsys):
     out = tmp_path / "bench"
-    code = main(["bench", "--sizes", "tiny", "--setups", "disk,warmed", "--formats", "pickle,brew", *LOAD,
-                 "--out", str(out)])
+    code = main(
+        ["bench", "--sizes", "tiny", "--setups", "disk,warmed", "--formats", "pickle,brew", *LOAD, "--out", str(out)]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert (cache_env / "models" / "gbm-n20-d3.pkl").exists() and (cache_env / "models" / "gbm-n20-d3.brew").exists()
@@ -50,8 +51,13 @@ def test_tiny_matrix_end_to_end(cache_env, tmp_path, capsys):
     folders = sorted(p.name for p in (out / "runs").iterdir())
     assert folders == [f"{i:02d}-{name}" for i, name in enumerate(names, 1)]
     for folder in (out / "runs").iterdir():
-        for name in ("run.json", "bench.json", "lab_events.jsonl", "loadtest_requests.jsonl",
-                     "loadtest_locust_logs.txt"):
+        for name in (
+            "run.json",
+            "bench.json",
+            "lab_events.jsonl",
+            "loadtest_requests.jsonl",
+            "loadtest_locust_logs.txt",
+        ):
             assert (folder / name).exists(), folder / name
         assert json.loads((folder / "run.json").read_text())["status"] == "complete"
 
@@ -76,8 +82,22 @@ def test_tiny_matrix_end_to_end(cache_env, tmp_path, capsys):
 @pytest.mark.integration
 def test_provisioned_environments_are_ready_before_the_load(cache_env, tmp_path, capsys):
     out = tmp_path / "bench"
-    code = main(["bench", "--sizes", "tiny", "--setups", "provisioned", "--formats", "brew", *LOAD,
-                 "--max-concurrency", "3", "--out", str(out)])
+    code = main(
+        [
+            "bench",
+            "--sizes",
+            "tiny",
+            "--setups",
+            "provisioned",
+            "--formats",
+            "brew",
+            *LOAD,
+            "--max-concurrency",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     info = json.loads((out / "runs" / "01-provisioned-tiny-brew" / "bench.json").read_text())
     assert info["envs_ready_at_load"] == 3 and info["max_concurrency"] == 3
@@ -91,8 +111,25 @@ def test_provisioned_environments_are_ready_before_the_load(cache_env, tmp_path,
 def test_ctrl_c_keeps_finished_runs_and_leaves_no_process(cache_env, tmp_path):
     out = tmp_path / "bench"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "coldbrew", "bench", "--sizes", "tiny", "--setups", "disk,warmed", "--formats", "brew",
-         *LOAD, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "coldbrew",
+            "bench",
+            "--sizes",
+            "tiny",
+            "--setups",
+            "disk,warmed",
+            "--formats",
+            "brew",
+            *LOAD,
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         second = out / "runs" / "02-warmed-tiny-brew" / "loadtest_requests.jsonl"
         deadline = time.monotonic() + 90
@@ -116,19 +153,22 @@ def test_ctrl_c_keeps_finished_runs_and_leaves_no_process(cache_env, tmp_path):
             proc.wait()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--sizes", "tiny,2gb"], "--sizes 'tiny,2gb': choose from tiny,140mb,420mb,1090mb"),
-    (["--setups", "lambda"], "--setups 'lambda': choose from disk,s3,warmed,provisioned"),
-    (["--formats", "onnx"], "--formats 'onnx': choose from pickle,brew"),
-    (["--sizes", ","], "--sizes ',': choose from"),
-    (["--users", "0"], "--users must be at least 1"),
-    (["--spawn-rate", "0"], "--spawn-rate must be positive"),
-    (["--run-time", "soon"], "--run-time 'soon'"),
-    (["--max-concurrency", "0"], "--max-concurrency must be at least 1"),
-    (["--memory-budget-gb", "-1"], "--memory-budget-gb must be positive"),
-    (["--isolated", "-1"], "--isolated must be 0 or more"),
-    (["--no-load", "--isolated", "0"], "--no-load with --isolated 0 leaves nothing to measure"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--sizes", "tiny,2gb"], "--sizes 'tiny,2gb': choose from tiny,140mb,420mb,1090mb"),
+        (["--setups", "lambda"], "--setups 'lambda': choose from disk,s3,warmed,provisioned"),
+        (["--formats", "onnx"], "--formats 'onnx': choose from pickle,brew"),
+        (["--sizes", ","], "--sizes ',': choose from"),
+        (["--users", "0"], "--users must be at least 1"),
+        (["--spawn-rate", "0"], "--spawn-rate must be positive"),
+        (["--run-time", "soon"], "--run-time 'soon'"),
+        (["--max-concurrency", "0"], "--max-concurrency must be at least 1"),
+        (["--memory-budget-gb", "-1"], "--memory-budget-gb must be positive"),
+        (["--isolated", "-1"], "--isolated must be 0 or more"),
+        (["--no-load", "--isolated", "0"], "--no-load with --isolated 0 leaves nothing to measure"),
+    ],
+)
 def test_invalid_options_are_one_line_errors(argv, message, capsys, tmp_path):
     assert main(["bench", *argv, "--out", str(tmp_path / "x")]) == 1
     err = capsys.readouterr().err
@@ -150,12 +190,23 @@ def test_pickle_cap_fits_the_budget():
 
 
 def test_study_rows_are_placed_by_our_setup_names():
-    rows = reference_rows([Cell("disk", "140mb", "brew", 100, False), Cell("warmed", "140mb", "brew", 100, False),
-                           Cell("s3", "tiny", "brew", 100, False)])
+    rows = reference_rows(
+        [
+            Cell("disk", "140mb", "brew", 100, False),
+            Cell("warmed", "140mb", "brew", 100, False),
+            Cell("s3", "tiny", "brew", 100, False),
+        ]
+    )
     assert list(rows) == [("disk", "140mb")]
     row = rows[("disk", "140mb")][0]
     assert (row["setup"], row["model_size"], row["format"], row["mean"], row["p50"], row["max"]) == (
-        "disk", "140mb", None, 10629, 5572, 29326)
+        "disk",
+        "140mb",
+        None,
+        10629,
+        5572,
+        29326,
+    )
     assert row["reference"].startswith("study")
     one_round = rows[("disk", "140mb")][1]  # his round-5 log: the numbers tests/data/README.md gives
     assert (one_round["n"], one_round["p50"]) == (85, 24788.91)

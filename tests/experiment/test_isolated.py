@@ -36,8 +36,14 @@ from coldbrew.experiment.results import load_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 DISK_LOG = Path(__file__).parents[1] / "data" / "DOCKER_DISK_TEST_ROUND_5_locust_logs.txt"
-MACHINE = {"cores": "2 CPU cores", "cpu": "2 × Test CPU", "ram": "4 GB RAM", "os": "Linux test",
-           "software": "Python 3", "load": "0.1, 0.1, 0.1"}
+MACHINE = {
+    "cores": "2 CPU cores",
+    "cpu": "2 × Test CPU",
+    "ram": "4 GB RAM",
+    "os": "Linux test",
+    "software": "Python 3",
+    "load": "0.1, 0.1, 0.1",
+}
 
 
 def result(setup, size, fmt, latencies, *, init_cpu=None, failed=0) -> IsolatedResult:
@@ -50,15 +56,25 @@ def result(setup, size, fmt, latencies, *, init_cpu=None, failed=0) -> IsolatedR
 
 
 def test_rows_give_the_distribution_and_put_the_studys_rows_after_ours():
-    cells = [result("disk", "140mb", "pickle", [1000, 2000, 3000, 4000, 5000], init_cpu=900.0, failed=1),
-             result("disk", "140mb", "brew", [100, 200, 300, 400, 500], init_cpu=50.0),
-             result("disk", "tiny", "brew", [10, 20, 30])]
+    cells = [
+        result("disk", "140mb", "pickle", [1000, 2000, 3000, 4000, 5000], init_cpu=900.0, failed=1),
+        result("disk", "140mb", "brew", [100, 200, 300, 400, 500], init_cpu=50.0),
+        result("disk", "tiny", "brew", [10, 20, 30]),
+    ]
     rows = isolated_rows(cells)
     col = {h: i for i, h in enumerate(ISOLATED_HEADERS)}
     pickle, brew = rows[0], rows[1]
     # 5 ok samples 1..5 s: linear percentiles p25 2 s, p50 3 s, p75 4 s, p95 4.8 s; the 504 is a failure
     assert [pickle[col[k]] for k in ("n", "failed", "mean", "p25", "p50", "p75", "p95", "max")] == [
-        "5", "1", "3,000", "2,000", "3,000", "4,000", "4,800", "5,000"]
+        "5",
+        "1",
+        "3,000",
+        "2,000",
+        "3,000",
+        "4,000",
+        "4,800",
+        "5,000",
+    ]
     assert pickle[col["init CPU p50"]] == "900" and brew[col["format"]] == ".brew" and brew[col["p50"]] == "300"
     # his published DOCKER_DISK 140MB row (mean 10,629, p50 5,572, max 29,326) right after our 140mb rows
     study = [r for r in rows if r[col["source"]].startswith("study")]
@@ -92,9 +108,11 @@ def test_isolated_needs_a_disk_or_s3_setup(tmp_path):
 
 
 def test_headline_per_setup_compares_formats_and_the_study():
-    cells = [result("disk", "140mb", "pickle", [2000, 2000, 2000], init_cpu=1800.0),
-             result("disk", "140mb", "brew", [200, 200, 200], init_cpu=150.0),
-             result("s3", "140mb", "brew", [800, 800])]
+    cells = [
+        result("disk", "140mb", "pickle", [2000, 2000, 2000], init_cpu=1800.0),
+        result("disk", "140mb", "brew", [200, 200, 200], init_cpu=150.0),
+        result("s3", "140mb", "brew", [800, 800]),
+    ]
     lines = headlines([], cells)
     assert [h["setup"] for h in lines] == ["Model read from disk", "Model downloaded from S3"]
     disk = lines[0]["sentence"]
@@ -121,8 +139,12 @@ def test_the_template_is_package_data():
 
 def test_page_escapes_what_it_is_given():
     runs, columns = load_inputs([DISK_LOG])
-    page = render_html(summarize(runs, columns), [], extra_sections=[("<script>x</script>", ["a"], [["<b>"]])],
-                       machine={**MACHINE, "cpu": "<img src=x>"})
+    page = render_html(
+        summarize(runs, columns),
+        [],
+        extra_sections=[("<script>x</script>", ["a"], [["<b>"]])],
+        machine={**MACHINE, "cpu": "<img src=x>"},
+    )
     assert "<script>x</script>" not in page and "&lt;script&gt;" in page and "<img src=x>" not in page
 
 
@@ -168,12 +190,19 @@ def test_page_in_headless_chromium_opens_with_the_answer(tmp_path):
     from coldbrew.experiment.published import study_reference_rows
 
     groups = summarize(runs, columns) + study_reference_rows(columns)
-    cells = [result("disk", "140mb", "pickle", [2100, 1900, 2000], init_cpu=1800.0),
-             result("disk", "140mb", "brew", [190, 210, 200], init_cpu=150.0)]
+    cells = [
+        result("disk", "140mb", "pickle", [2100, 1900, 2000], init_cpu=1800.0),
+        result("disk", "140mb", "brew", [190, 210, 200], init_cpu=150.0),
+    ]
     page = tmp_path / "report.html"
     write_report(runs, columns, groups, threshold_ms=1000, html=page, isolated=cells, machine=MACHINE)
-    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+    dom = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     outline = _Outline()
     outline.feed(dom)
     kinds = [kind for kind, _ in outline.items]
@@ -204,8 +233,22 @@ def test_bench_isolated_runs_one_environment_at_a_time(tmp_path, monkeypatch, ca
     shutil.copy(tiny_brew, cache / "models" / "gbm-n20-d3.brew")
     monkeypatch.setenv("COLDBREW_CACHE", str(cache))
     out = tmp_path / "bench"
-    code = main(["bench", "--sizes", "tiny", "--setups", "disk,warmed", "--formats", "pickle,brew",
-                 "--isolated", "3", "--no-load", "--out", str(out)])
+    code = main(
+        [
+            "bench",
+            "--sizes",
+            "tiny",
+            "--setups",
+            "disk,warmed",
+            "--formats",
+            "pickle,brew",
+            "--isolated",
+            "3",
+            "--no-load",
+            "--out",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     cells, _ = read_isolated(out / "isolated.json")
@@ -231,12 +274,16 @@ def test_bench_isolated_runs_one_environment_at_a_time(tmp_path, monkeypatch, ca
 
 
 def test_report_regenerates_the_isolated_table_from_its_json(tmp_path, capsys):
-    cells = [result("disk", "140mb", "pickle", [1000, 3000], init_cpu=900.0),
-             result("disk", "140mb", "brew", [100, 300], init_cpu=50.0)]
+    cells = [
+        result("disk", "140mb", "pickle", [1000, 3000], init_cpu=900.0),
+        result("disk", "140mb", "brew", [100, 300], init_cpu=50.0),
+    ]
     write_isolated(cells, tmp_path, MACHINE, "coldbrew bench --quick --no-load")
     page = tmp_path / "page.html"
-    assert main(["report", "--isolated", str(tmp_path / "isolated.json"), "--format", "markdown",
-                 "--html", str(page)]) == 0
+    assert (
+        main(["report", "--isolated", str(tmp_path / "isolated.json"), "--format", "markdown", "--html", str(page)])
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.strip() == (tmp_path / "isolated.md").read_text().strip()  # the same table bench wrote
     assert "| disk | 140mb | pickle | study (AWS Lambda, 2021) |" in out
@@ -250,16 +297,29 @@ def test_report_regenerates_the_isolated_table_from_its_json(tmp_path, capsys):
 def test_the_reproducing_command_drops_the_machine_specific_out_folder():
     from coldbrew.experiment.bench import reproducing_command
 
-    assert reproducing_command(["bench", "--quick", "--out", "/tmp/x", "--no-load"]) == "coldbrew bench --quick --no-load"
+    assert (
+        reproducing_command(["bench", "--quick", "--out", "/tmp/x", "--no-load"]) == "coldbrew bench --quick --no-load"
+    )
     assert reproducing_command(["bench", "--out=/tmp/x", "--isolated", "5"]) == "coldbrew bench --isolated 5"
 
 
 def test_headline_under_load_tells_no_answer_from_no_cold_start():
     def group(fmt, measured, cold):
-        return {"setup": "disk", "model_size": "tiny", "format": fmt, "labels": ["setup", "model_size", "format"],
-                "n": cold, "p50": 1500.0 if cold else None, "threshold_ms": 1000.0, "reference": None,
-                "counts": {"measured": measured}, "inits": None}
+        return {
+            "setup": "disk",
+            "model_size": "tiny",
+            "format": fmt,
+            "labels": ["setup", "model_size", "format"],
+            "n": cold,
+            "p50": 1500.0 if cold else None,
+            "threshold_ms": 1000.0,
+            "reference": None,
+            "counts": {"measured": measured},
+            "inits": None,
+        }
 
     (line,) = headlines([group("brew", 10, 0), group("pickle", 0, 0)])
-    assert "under load on this machine: .brew: no request over 1000 ms, pickle: no request answered" in (
-        line["details"][0])
+    assert (
+        "under load on this machine: .brew: no request over 1000 ms, pickle: no request answered"
+        in (line["details"][0])
+    )

@@ -49,7 +49,11 @@ class FakeLambda:
             self.bodies.append(json.loads(body))
         if cold:
             time.sleep(1.1)
-        headers = [("Content-Type", "application/json"), ("X-Coldbrew-Env", env), ("X-Coldbrew-Cold", "1" if cold else "0")]
+        headers = [
+            ("Content-Type", "application/json"),
+            ("X-Coldbrew-Env", env),
+            ("X-Coldbrew-Cold", "1" if cold else "0"),
+        ]
         start_response("200 OK", headers)
         return [b'{"prediction": "<=$50K", "probability": 0.1}']
 
@@ -71,8 +75,29 @@ def fake_lambda():
 def test_short_run_writes_every_file_and_report_reads_it(fake_lambda, tmp_path, capsys):
     url, app = fake_lambda
     out = tmp_path / "run"
-    rc = main(["loadtest", "--host", url, "--users", "3", "--spawn-rate", "3", "--run-time", "5s", "--name", "t",
-               "--out", str(out), "--label", "setup=fake", "--label", "model_size=tiny", "--label", "format=brew"])
+    rc = main(
+        [
+            "loadtest",
+            "--host",
+            url,
+            "--users",
+            "3",
+            "--spawn-rate",
+            "3",
+            "--run-time",
+            "5s",
+            "--name",
+            "t",
+            "--out",
+            str(out),
+            "--label",
+            "setup=fake",
+            "--label",
+            "model_size=tiny",
+            "--label",
+            "format=brew",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr()
     assert "requests" in printed.out and "coldbrew report" in printed.out

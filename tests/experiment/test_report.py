@@ -41,7 +41,10 @@ def _cli_json(capsys, *argv) -> list[dict]:
 
 def test_seed_logs_give_the_readme_numbers_unrounded(capsys):
     groups = {g["setup"]: g for g in _cli_json(capsys, DISK, S3)}
-    assert [(g["setup"], g["model_size"]) for g in groups.values()] == [("DOCKER_DISK", "140MB"), ("DOCKER_S3", "1090MB")]
+    assert [(g["setup"], g["model_size"]) for g in groups.values()] == [
+        ("DOCKER_DISK", "140MB"),
+        ("DOCKER_S3", "1090MB"),
+    ]
     for (setup, subset), expected in EXPECTED.items():
         g = groups[setup]
         stats = g if subset == "cold" else g[subset]
@@ -50,8 +53,15 @@ def test_seed_logs_give_the_readme_numbers_unrounded(capsys):
         assert [stats[k] for k in KEYS[1:]] == pytest.approx(expected[1:], abs=0.006)
     # The study's log records every response and no status: all are measured, outcomes unknown.
     assert groups["DOCKER_DISK"]["counts"] == {
-        "requests": 1077, "measured": 1077, "timeouts": None, "throttled": None, "errors": None,
-        "cold": 85, "warm": 992, "cold_share": 85 / 1077}
+        "requests": 1077,
+        "measured": 1077,
+        "timeouts": None,
+        "throttled": None,
+        "errors": None,
+        "cold": 85,
+        "warm": 992,
+        "cold_share": 85 / 1077,
+    }
     assert groups["DOCKER_S3"]["true_cold"] is None  # the study's logs carry no environment ids
 
 
@@ -82,7 +92,8 @@ def test_csv_parses_back_to_the_json_values(capsys):
     assert main(["report", str(DISK), str(S3), "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert {(r["setup"], r["subset"]) for r in rows} == {
-        (s, sub) for s in ("DOCKER_DISK", "DOCKER_S3") for sub in ("cold", "warm", "all")}
+        (s, sub) for s in ("DOCKER_DISK", "DOCKER_S3") for sub in ("cold", "warm", "all")
+    }
     by_key = {(r["setup"], r["subset"]): r for r in rows}
     for g in groups:
         for subset, stats in (("cold", g), ("warm", g["warm"]), ("all", g["all"])):
@@ -183,8 +194,16 @@ def test_structured_file_round_trip_and_true_cold_starts(tmp_path):
     assert run.t.tolist() == [1000.0, 1000.5, 1004.0, 1005.0, 1006.0]
     assert run.cold is None
     (g,) = summarize([run], [])
-    assert g["counts"] == {"requests": 5, "measured": 4, "timeouts": 0, "throttled": 1, "errors": 0,
-                           "cold": 2, "warm": 2, "cold_share": 0.5}
+    assert g["counts"] == {
+        "requests": 5,
+        "measured": 4,
+        "timeouts": 0,
+        "throttled": 1,
+        "errors": 0,
+        "cold": 2,
+        "warm": 2,
+        "cold_share": 0.5,
+    }
     assert g["true_cold"]["environments"] == 2
     assert g["true_cold"]["n"] == 2 and g["true_cold"]["max"] == 1500.0
     assert (g["true_cold"]["slow_warm"], g["true_cold"]["fast_cold"]) == (1, 1)
@@ -194,8 +213,9 @@ def test_pre_warmed_environments_report_no_true_cold_starts(tmp_path):
     """Every response says X-Coldbrew-Cold: 0 (the environments were warmed before the load): nothing is cold,
     even though each environment's first request in the file is its first seen."""
     path = tmp_path / "r.jsonl"
-    _write_requests(path, [(float(i), 5.0, 200, {"X-Coldbrew-Env": env, "X-Coldbrew-Cold": "0"})
-                           for i, env in enumerate("abab")])
+    _write_requests(
+        path, [(float(i), 5.0, 200, {"X-Coldbrew-Env": env, "X-Coldbrew-Cold": "0"}) for i, env in enumerate("abab")]
+    )
     run = read_requests(path)
     assert run.cold.tolist() == [False] * 4
     (g,) = summarize([run], [])
@@ -204,20 +224,31 @@ def test_pre_warmed_environments_report_no_true_cold_starts(tmp_path):
 
 def test_gateway_timeouts_are_measured_throttles_and_errors_are_counted(tmp_path, capsys):
     path = tmp_path / "r.jsonl"
-    _write_requests(path, [
-        (1.0, 60.0, 200, {"X-Coldbrew-Env": "a", "X-Coldbrew-Cold": "1"}),
-        (2.0, 29_012.5, 504, {}),  # API Gateway gave up on a cold start: the client waited 29 s
-        (3.0, 2.5, 429, {}),  # throttled: no environment ran it
-        (4.0, 80.0, 200, {"X-Coldbrew-Env": "a", "X-Coldbrew-Cold": "0"}),
-        (5.0, 1.0, 0, {}, "ConnectionRefusedError(111)"),  # no response at all
-        (6.0, 3_000.0, 502, {}),  # the function failed
-    ])
+    _write_requests(
+        path,
+        [
+            (1.0, 60.0, 200, {"X-Coldbrew-Env": "a", "X-Coldbrew-Cold": "1"}),
+            (2.0, 29_012.5, 504, {}),  # API Gateway gave up on a cold start: the client waited 29 s
+            (3.0, 2.5, 429, {}),  # throttled: no environment ran it
+            (4.0, 80.0, 200, {"X-Coldbrew-Env": "a", "X-Coldbrew-Cold": "0"}),
+            (5.0, 1.0, 0, {}, "ConnectionRefusedError(111)"),  # no response at all
+            (6.0, 3_000.0, 502, {}),  # the function failed
+        ],
+    )
     run = read_requests(path)
     assert run.measured.tolist() == [True, True, False, True, False, False]
     assert run.status.tolist() == [200, 504, 429, 200, 0, 502]
     (g,) = summarize([run], [])
-    assert g["counts"] == {"requests": 6, "measured": 3, "timeouts": 1, "throttled": 1, "errors": 2,
-                           "cold": 1, "warm": 2, "cold_share": 1 / 3}
+    assert g["counts"] == {
+        "requests": 6,
+        "measured": 3,
+        "timeouts": 1,
+        "throttled": 1,
+        "errors": 2,
+        "cold": 1,
+        "warm": 2,
+        "cold_share": 1 / 3,
+    }
     assert (g["n"], g["max"]) == (1, 29_012.5)  # the 504 is the cold start
     assert (g["warm"]["n"], g["warm"]["max"]) == (2, 80.0)
     assert g["all"]["n"] == 3 and g["all"]["mean"] == pytest.approx((60.0 + 29_012.5 + 80.0) / 3)
@@ -232,10 +263,13 @@ def test_gateway_timeouts_are_measured_throttles_and_errors_are_counted(tmp_path
 
 def test_cold_header_wins_over_first_seen(tmp_path):
     path = tmp_path / "r.jsonl"
-    _write_requests(path, [
-        (1.0, 50.0, 200, {"X-Coldbrew-Env": "a"}),  # the env was warmed before the test
-        (2.0, 900.0, 200, {"X-Coldbrew-Env": "b", "X-Coldbrew-Cold": "1"}),
-    ])
+    _write_requests(
+        path,
+        [
+            (1.0, 50.0, 200, {"X-Coldbrew-Env": "a"}),  # the env was warmed before the test
+            (2.0, 900.0, 200, {"X-Coldbrew-Env": "b", "X-Coldbrew-Cold": "1"}),
+        ],
+    )
     run = read_requests(path)
     assert run.cold.tolist() == [False, True]
     (g,) = summarize([run], [])
@@ -245,14 +279,22 @@ def test_cold_header_wins_over_first_seen(tmp_path):
 def test_run_folder_is_read_once_with_its_labels(tmp_path, capsys):
     folder = tmp_path / "runs" / "one"
     folder.mkdir(parents=True)
-    _write_requests(folder / "x_requests.jsonl", [(1.0, 1200.0, 200, {"X-Coldbrew-Env": "e1"}),
-                                                  (5.0, 30.0, 200, {"X-Coldbrew-Env": "e1"})])
+    _write_requests(
+        folder / "x_requests.jsonl",
+        [(1.0, 1200.0, 200, {"X-Coldbrew-Env": "e1"}), (5.0, 30.0, 200, {"X-Coldbrew-Env": "e1"})],
+    )
     # The study-format log of the same run must not be counted a second time.
-    (folder / "x_locust_logs.txt").write_text("[2024-01-01 00:00:01,000] h/INFO/root: 1200.00\n"
-                                              "[2024-01-01 00:00:05,000] h/INFO/root: 30.00\n")
-    (folder / "run.json").write_text(json.dumps({
-        "labels": {"setup": "disk", "model_size": "tiny", "format": "brew"},
-        "files": {"requests": "x_requests.jsonl", "study_log": "x_locust_logs.txt"}}))
+    (folder / "x_locust_logs.txt").write_text(
+        "[2024-01-01 00:00:01,000] h/INFO/root: 1200.00\n[2024-01-01 00:00:05,000] h/INFO/root: 30.00\n"
+    )
+    (folder / "run.json").write_text(
+        json.dumps(
+            {
+                "labels": {"setup": "disk", "model_size": "tiny", "format": "brew"},
+                "files": {"requests": "x_requests.jsonl", "study_log": "x_locust_logs.txt"},
+            }
+        )
+    )
     (g,) = _cli_json(capsys, tmp_path / "runs")
     assert (g["setup"], g["model_size"], g["format"]) == ("disk", "tiny", "brew")
     assert g["counts"]["requests"] == 2 and g["true_cold"]["environments"] == 1
@@ -265,8 +307,13 @@ def test_plots_and_html(tmp_path, capsys):
     plots, page = tmp_path / "plots", tmp_path / "report.html"
     assert main(["report", str(DISK), str(S3), "--with-study", "--plots", str(plots), "--html", str(page)]) == 0
     names = sorted(p.name for p in plots.iterdir())
-    assert names == ["cold_starts.png", "histogram_DOCKER_DISK_140MB.png", "histogram_DOCKER_S3_1090MB.png",
-                     "over_time_DOCKER_DISK_140MB.png", "over_time_DOCKER_S3_1090MB.png"]
+    assert names == [
+        "cold_starts.png",
+        "histogram_DOCKER_DISK_140MB.png",
+        "histogram_DOCKER_S3_1090MB.png",
+        "over_time_DOCKER_DISK_140MB.png",
+        "over_time_DOCKER_S3_1090MB.png",
+    ]
     for png in plots.iterdir():
         data = png.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
@@ -296,14 +343,24 @@ def test_public_renderers_for_other_tables(tmp_path):
         "s3 <b>            7        —",
     ]
     assert render_section("Runs", headers, rows, "markdown").splitlines()[:4] == [
-        "### Runs", "", "| run | requests | prepare |", "|---|---|---|"]
+        "### Runs",
+        "",
+        "| run | requests | prepare |",
+        "|---|---|---|",
+    ]
     with pytest.raises(ColdbrewError, match="unknown table format"):
         render_rows(headers, rows, "csv")
 
     runs, columns = load_inputs([DISK])
     page = tmp_path / "report.html"
-    write_report(runs, columns, summarize(runs, columns), threshold_ms=1000, html=page,
-                 extra_sections=[("Runs & costs", headers, rows)])
+    write_report(
+        runs,
+        columns,
+        summarize(runs, columns),
+        threshold_ms=1000,
+        html=page,
+        extra_sections=[("Runs & costs", headers, rows)],
+    )
     html = page.read_text()
     runs_at = html.index("<h3>Runs &amp; costs</h3>")
     assert html.index("<h3>Requests") < runs_at < html.index("<h2>Figures</h2>")

@@ -26,15 +26,48 @@ def _v1_run(folder: Path, setup: str, latencies: list[float]) -> Path:
     with open(folder / "loadtest_requests.jsonl", "w") as fh:
         for i, ms in enumerate(latencies):
             env = f"e{i % 3}"
-            fh.write(json.dumps({"timestamp": f"2026-11-27T23:25:{10 + i:02d}.123Z", "latency_ms": ms, "status": 200,
-                                 "env": env, "cold": i < 3, "error": None}) + "\n")
-        fh.write(json.dumps({"timestamp": "2026-11-27T23:26:00.000Z", "latency_ms": 2.5, "status": 429,
-                             "env": None, "cold": None, "error": "HTTPError('429')"}) + "\n")
-    (folder / "run.json").write_text(json.dumps({
-        "tool": "coldbrew loadtest", "status": "complete", "host": "http://127.0.0.1:35511", "users": 3,
-        "labels": {"setup": setup, "model_size": "tiny", "format": "brew"},
-        "files": {"requests": "loadtest_requests.jsonl", "html": "loadtest.html", "stats": "loadtest_stats.csv"},
-    }))
+            fh.write(
+                json.dumps(
+                    {
+                        "timestamp": f"2026-11-27T23:25:{10 + i:02d}.123Z",
+                        "latency_ms": ms,
+                        "status": 200,
+                        "env": env,
+                        "cold": i < 3,
+                        "error": None,
+                    }
+                )
+                + "\n"
+            )
+        fh.write(
+            json.dumps(
+                {
+                    "timestamp": "2026-11-27T23:26:00.000Z",
+                    "latency_ms": 2.5,
+                    "status": 429,
+                    "env": None,
+                    "cold": None,
+                    "error": "HTTPError('429')",
+                }
+            )
+            + "\n"
+        )
+    (folder / "run.json").write_text(
+        json.dumps(
+            {
+                "tool": "coldbrew loadtest",
+                "status": "complete",
+                "host": "http://127.0.0.1:35511",
+                "users": 3,
+                "labels": {"setup": setup, "model_size": "tiny", "format": "brew"},
+                "files": {
+                    "requests": "loadtest_requests.jsonl",
+                    "html": "loadtest.html",
+                    "stats": "loadtest_stats.csv",
+                },
+            }
+        )
+    )
     (folder / "bench.json").write_text(json.dumps({"name": setup, "model": "/root/.cache/coldbrew/models/m.brew"}))
     return folder
 
@@ -119,11 +152,15 @@ def test_a_corrupt_gzip_is_a_one_line_error(runs, damage, capsys):
     assert capsys.readouterr().err.count("\n") == 1
 
 
-@pytest.mark.parametrize("host, public", [
-    ("http://127.0.0.1:35511", "http://127.0.0.1"), ("http://localhost:8000/", "http://localhost/"),
-    ("http://[::1]:9000", "http://[::1]"), ("https://x.execute-api.eu-west-1.amazonaws.com/prod",
-                                            "https://x.execute-api.eu-west-1.amazonaws.com/prod"),
-])
+@pytest.mark.parametrize(
+    "host, public",
+    [
+        ("http://127.0.0.1:35511", "http://127.0.0.1"),
+        ("http://localhost:8000/", "http://localhost/"),
+        ("http://[::1]:9000", "http://[::1]"),
+        ("https://x.execute-api.eu-west-1.amazonaws.com/prod", "https://x.execute-api.eu-west-1.amazonaws.com/prod"),
+    ],
+)
 def test_public_host_drops_only_loopback_ports(host, public):
     assert public_host(host) == public
 

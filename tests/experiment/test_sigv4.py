@@ -26,8 +26,10 @@ KEY_ID, SECRET_KEY, TOKEN = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPL
 REGION = "eu-west-1"
 WARM_SECRET = "doors-test-secret"
 CREDENTIALS_ENV = {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_SESSION_TOKEN": TOKEN}
-_AUTH = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
-                   r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$")
+_AUTH = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+    r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$"
+)
 
 
 def signature_is_valid(method: str, path: str, headers, body: bytes) -> bool:
@@ -43,8 +45,12 @@ def signature_is_valid(method: str, path: str, headers, body: bytes) -> bool:
     if headers.get("x-amz-security-token") != TOKEN:
         return False
     signed = match.group(5).split(";")
-    request = AWSRequest(method=method, url=f"http://{headers['host']}{path}", data=body,
-                         headers={h: headers[h] for h in signed if h != "host"})
+    request = AWSRequest(
+        method=method,
+        url=f"http://{headers['host']}{path}",
+        data=body,
+        headers={h: headers[h] for h in signed if h != "host"},
+    )
     request.context["timestamp"] = headers["x-amz-date"]
     auth = SigV4Auth(Credentials(KEY_ID, SECRET_KEY, TOKEN), "execute-api", REGION)
     expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
@@ -118,8 +124,14 @@ def test_a_signature_covers_the_body():
 def _coldbrew(*argv, env=None, timeout=120):
     base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "COLDBREW_WARM_SECRET"}
     base["AWS_CONFIG_FILE"] = base["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull  # no profile from this machine
-    return subprocess.run([sys.executable, "-m", "coldbrew", *argv], capture_output=True, text=True, check=False,
-                          timeout=timeout, env={**base, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "coldbrew", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        env={**base, **(env or {})},
+    )
 
 
 def test_warm_signs_its_requests(endpoint):
@@ -136,8 +148,21 @@ def test_warm_signs_its_requests(endpoint):
 
 @pytest.mark.integration
 def test_loadtest_signs_every_request(endpoint, tmp_path):
-    argv = ["loadtest", "--host", endpoint, "--users", "2", "--spawn-rate", "2", "--run-time", "4s",
-            "--region", REGION, "--out", str(tmp_path / "signed")]
+    argv = [
+        "loadtest",
+        "--host",
+        endpoint,
+        "--users",
+        "2",
+        "--spawn-rate",
+        "2",
+        "--run-time",
+        "4s",
+        "--region",
+        REGION,
+        "--out",
+        str(tmp_path / "signed"),
+    ]
     signed = _coldbrew(*argv, "--sigv4", env=CREDENTIALS_ENV, timeout=180)
     assert signed.returncode == 0, signed.stderr
     run = json.loads((tmp_path / "signed" / "run.json").read_text())

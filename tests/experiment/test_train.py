@@ -64,9 +64,24 @@ def test_overrides_replace_only_what_is_given():
 def test_cli_trains_joblib_and_reports_accuracy_and_size(tmp_path):
     out = tmp_path / "m.joblib"
     proc = subprocess.run(
-        [sys.executable, "-m", "coldbrew", "train", "-o", str(out), "--n-estimators", "3", "--max-depth", "2",
-         "--format", "joblib", "--quiet"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "coldbrew",
+            "train",
+            "-o",
+            str(out),
+            "--n-estimators",
+            "3",
+            "--max-depth",
+            "2",
+            "--format",
+            "joblib",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     import joblib

@@ -48,25 +48,52 @@ def test_after_the_idle_timeout_the_next_round_is_cold_again(tmp_path, tiny_brew
 
 def test_cli_json_rounds_and_exit_status(tmp_path, tiny_brew):
     with lab_for(tmp_path, tiny_brew, max_concurrency=2) as lab:
-        ok = subprocess.run([sys.executable, "-m", "coldbrew", "warm", lab.url, "--concurrency", "2", "--count", "2",
-                             "--every", "100ms", "--json", "--secret", SECRET], capture_output=True, text=True,
-                            timeout=120)
+        ok = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "coldbrew",
+                "warm",
+                lab.url,
+                "--concurrency",
+                "2",
+                "--count",
+                "2",
+                "--every",
+                "100ms",
+                "--json",
+                "--secret",
+                SECRET,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert ok.returncode == 0, ok.stderr
         rounds = [json.loads(line) for line in ok.stdout.splitlines()]
         assert [r["round"] for r in rounds] == [1, 2]
         assert all(r["requested"] == 2 and r["distinct_envs"] == 2 and r["errors"] == 0 for r in rounds)
         assert [r["cold"] for r in rounds] == [2, 0]
         # Three at once against a cap of two: one is throttled, so fewer than X answered -> non-zero exit.
-        short = subprocess.run([sys.executable, "-m", "coldbrew", "warm", lab.url, "-x", "3", "--json"],
-                               capture_output=True, text=True, timeout=120, env={**os.environ, "COLDBREW_WARM_SECRET": SECRET})
+        short = subprocess.run(
+            [sys.executable, "-m", "coldbrew", "warm", lab.url, "-x", "3", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "COLDBREW_WARM_SECRET": SECRET},
+        )
         assert short.returncode == 1
         last = json.loads(short.stdout.splitlines()[-1])
         assert last["distinct_envs"] == 2 and last["errors"] == 1
 
 
 def test_unreachable_url_is_a_one_line_error():
-    proc = subprocess.run([sys.executable, "-m", "coldbrew", "warm", "http://127.0.0.1:9", "-x", "1", "--secret", "s"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "coldbrew", "warm", "http://127.0.0.1:9", "-x", "1", "--secret", "s"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert "cannot reach" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -94,11 +121,20 @@ def test_the_lab_routes_warm_ups_as_deployed(tmp_path, tiny_brew):
 
 
 def test_cli_refuses_without_a_secret_or_target():
-    for argv in (["http://127.0.0.1:9", "-x", "1"], ["-x", "1"], ["http://127.0.0.1:9", "-x", "1", "--secret", "s",
-                                                                 "--hold", "2s"]):
+    for argv in (
+        ["http://127.0.0.1:9", "-x", "1"],
+        ["-x", "1"],
+        ["http://127.0.0.1:9", "-x", "1", "--secret", "s", "--hold", "2s"],
+    ):
         env = {k: v for k, v in os.environ.items() if k != "COLDBREW_WARM_SECRET"}
-        proc = subprocess.run([sys.executable, "-m", "coldbrew", "warm", *argv], capture_output=True, text=True,
-                              timeout=60, env=env, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "coldbrew", "warm", *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
@@ -137,6 +173,12 @@ def test_direct_round_invokes_the_function_with_the_warm_event(tiny_brew, capsys
 def test_cli_function_without_a_region_is_a_one_line_error():
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["AWS_CONFIG_FILE"] = os.devnull
-    proc = subprocess.run([sys.executable, "-m", "coldbrew", "warm", "--function", "coldbrew-model", "-x", "1"],
-                          capture_output=True, text=True, timeout=60, env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "coldbrew", "warm", "--function", "coldbrew-model", "-x", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 1 and "--region" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -99,8 +99,10 @@ def test_eager_open_reads_the_whole_file_ahead_and_lazy_does_not(big_brew):
     lazy_resident, _ = resident_pages(big_brew)
     del lazy
     if lazy_resident >= pages // 2:
-        pytest.skip(f"a lazy open read {lazy_resident}/{pages} pages: this disk's read-ahead (read_ahead_kb="
-                    f"{read_ahead_kb(big_brew)}) covers the file, so eager and lazy cannot be told apart")
+        pytest.skip(
+            f"a lazy open read {lazy_resident}/{pages} pages: this disk's read-ahead (read_ahead_kb="
+            f"{read_ahead_kb(big_brew)}) covers the file, so eager and lazy cannot be told apart"
+        )
 
     _evicted(big_brew)
     eager = load_predictor(big_brew, eager=True)

@@ -23,6 +23,9 @@ def handler(event, context):
     return {
         "request_id": context.aws_request_id,
         "unknown_response": _post(f"/invocation/{bogus}/response", b'{"hijack": true}'),
-        "unknown_error": _post(f"/invocation/{bogus}/error", b'{"errorMessage": "x", "errorType": "Y"}',
-                               {"Lambda-Runtime-Function-Error-Type": "Y"}),
+        "unknown_error": _post(
+            f"/invocation/{bogus}/error",
+            b'{"errorMessage": "x", "errorType": "Y"}',
+            {"Lambda-Runtime-Function-Error-Type": "Y"},
+        ),
     }

@@ -19,8 +19,9 @@ except OSError:
 open(os.path.join(sys.argv[1], f"{os.getpid()}.pid"), "w").close()
 time.sleep(600)
 """
-DOUBLE = ("import subprocess, sys; subprocess.Popen([sys.executable, '-c', sys.argv[2], sys.argv[1]], "
-          "start_new_session=True)")
+DOUBLE = (
+    "import subprocess, sys; subprocess.Popen([sys.executable, '-c', sys.argv[2], sys.argv[1]], start_new_session=True)"
+)
 
 
 def handler(event, context):

@@ -164,8 +164,11 @@ def test_init_error_is_a_502(lab_factory, capfd):
     assert status == 502
     stats = lab.stats()
     assert stats["errors"] == {"RuntimeError": 1} and stats["environments"]["total"] == 0
-    assert re.search(r"^INIT_REPORT Init Duration: \d+\.\d\d ms\tPhase: init\tStatus: error\tError Type: RuntimeError$",
-                     capfd.readouterr().err, re.MULTILINE)
+    assert re.search(
+        r"^INIT_REPORT Init Duration: \d+\.\d\d ms\tPhase: init\tStatus: error\tError Type: RuntimeError$",
+        capfd.readouterr().err,
+        re.MULTILINE,
+    )
 
 
 @pytest.mark.integration
@@ -279,11 +282,14 @@ def test_report_lines_event_log_and_stats(lab_factory, tmp_path, capfd):
     assert status == 200 and stats["invocations"] == 2 and stats["duration_ms"]["p50"] > 0
     assert set(stats["environments"]) == {"init", "idle", "busy", "total"} and stats["rss_mb_total"] > 0
     reports = [line for line in capfd.readouterr().err.splitlines() if line.startswith("REPORT")]
-    pattern = (r"REPORT RequestId: [0-9a-f-]{36}\tDuration: \d+\.\d\d ms\tBilled Duration: \d+ ms\t"
-               r"Memory Size: 256 MB\tMax Memory Used: \d+ MB")
+    pattern = (
+        r"REPORT RequestId: [0-9a-f-]{36}\tDuration: \d+\.\d\d ms\tBilled Duration: \d+ ms\t"
+        r"Memory Size: 256 MB\tMax Memory Used: \d+ MB"
+    )
     lab_cpu = r"\tCPU Time: \d+\.\d\d ms(\tInit CPU Time: \d+\.\d\d ms)?"  # the lab's additions, last
-    assert len(reports) == 2 and all(re.fullmatch(pattern + r"(\tInit Duration: \d+\.\d\d ms)?" + lab_cpu, r)
-                                     for r in reports)
+    assert len(reports) == 2 and all(
+        re.fullmatch(pattern + r"(\tInit Duration: \d+\.\d\d ms)?" + lab_cpu, r) for r in reports
+    )
     assert "Init Duration" in reports[0] and "Init Duration" not in reports[1]
     lab.stop()
     events = [json.loads(line) for line in log.read_text().splitlines()]
@@ -297,8 +303,9 @@ def test_report_lines_event_log_and_stats(lab_factory, tmp_path, capfd):
 def test_snapshot_init_failure_fails_start_and_leaves_nothing(tmp_path):
     from coldbrew.errors import ColdbrewError
 
-    lab = Lab(LabConfig(handler="init_error.handler", task_root=HANDLERS, snapshot=True,
-                        function_output=tmp_path / "out.log"))
+    lab = Lab(
+        LabConfig(handler="init_error.handler", task_root=HANDLERS, snapshot=True, function_output=tmp_path / "out.log")
+    )
     with pytest.raises(ColdbrewError, match="snapshot init failed: RuntimeError"):
         lab.start()
     assert lab.pids() == [] or not any(alive(pid) for pid in lab.pids())

@@ -41,10 +41,31 @@ def expected_probability() -> float:
 
 def test_the_study_shaped_app_runs_with_one_command(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "coldbrew", "lab", "--wsgi", "app.main:app", "--code", str(STUDY),
-         "--cwd", str(STUDY / "app"), "--env", "MODEL_SOURCE=DISK", "--env", "MODEL_VERSION=v1",
-         "--memory-mb", "256", "--quiet", "--no-report", "--function-output", str(tmp_path / "out.log")],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "coldbrew",
+            "lab",
+            "--wsgi",
+            "app.main:app",
+            "--code",
+            str(STUDY),
+            "--cwd",
+            str(STUDY / "app"),
+            "--env",
+            "MODEL_SOURCE=DISK",
+            "--env",
+            "MODEL_VERSION=v1",
+            "--memory-mb",
+            "256",
+            "--quiet",
+            "--no-report",
+            "--function-output",
+            str(tmp_path / "out.log"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith("coldbrew lab: http://127.0.0.1:"), line
@@ -78,8 +99,15 @@ def test_without_cwd_the_relative_model_path_is_not_found(lab_factory, capfd):
 
 
 def test_the_model_from_the_apps_own_hard_coded_bucket(lab_factory):
-    lab = lab_factory(wsgi="app.main:app", task_root=STUDY, cwd=STUDY / "app", source="s3", bucket="study-models",
-                      model_uri=STUDY / "app" / "models" / "v1.json", env={"MODEL_VERSION": "v1"})
+    lab = lab_factory(
+        wsgi="app.main:app",
+        task_root=STUDY,
+        cwd=STUDY / "app",
+        source="s3",
+        bucket="study-models",
+        model_uri=STUDY / "app" / "models" / "v1.json",
+        env={"MODEL_VERSION": "v1"},
+    )
     status, _, body = call(lab, "/predict", ROW, headers={"Content-Type": "application/json"})
     assert status == 200, body
     assert json.loads(body)["probability"] == pytest.approx(expected_probability(), rel=1e-12)
@@ -105,10 +133,20 @@ def test_an_asgi_app_through_mangum_behind_every_front_door(lab_factory, api):
     assert json.loads(body) == {"method": "POST", "path": "/echo", "query": "a=1&b=2", "body": '{"k": "v"}'}
 
 
-@pytest.mark.parametrize("options", [{"wsgi": "app..main:app"}, {"wsgi": "app:"}, {"wsgi": "a:b", "asgi": "c:d"}, {"wsgi": "x y:app"},
-                                     {"wsgi": "a:app", "handler": "echo.handler"}, {"bucket": "b"},
-                                     {"source": "s3", "bucket": "Not_A_Bucket"}, {"cwd": "/nonexistent/dir"},
-                                     {"api": "grpc"}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"wsgi": "app..main:app"},
+        {"wsgi": "app:"},
+        {"wsgi": "a:b", "asgi": "c:d"},
+        {"wsgi": "x y:app"},
+        {"wsgi": "a:app", "handler": "echo.handler"},
+        {"bucket": "b"},
+        {"source": "s3", "bucket": "Not_A_Bucket"},
+        {"cwd": "/nonexistent/dir"},
+        {"api": "grpc"},
+    ],
+)
 def test_invalid_hosting_options_are_config_errors(options):
     with pytest.raises(ConfigError):
         LabConfig(**options)

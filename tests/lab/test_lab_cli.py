@@ -21,9 +21,27 @@ HANDLERS = Path(__file__).parents[1] / "handlers"
 @pytest.mark.parametrize("extra", [[], ["--snapshot"]], ids=["processes", "snapshot"])
 def test_ctrl_c_stops_every_child(extra, tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "coldbrew", "lab", "--handler", "echo.handler", "--task-root", str(HANDLERS),
-         "--provisioned", "2", "--memory-mb", "256", "--no-report", "--function-output", str(tmp_path / "out.log"),
-         *extra], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "coldbrew",
+            "lab",
+            "--handler",
+            "echo.handler",
+            "--task-root",
+            str(HANDLERS),
+            "--provisioned",
+            "2",
+            "--memory-mb",
+            "256",
+            "--no-report",
+            "--function-output",
+            str(tmp_path / "out.log"),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith("coldbrew lab: http://127.0.0.1:"), line
@@ -49,8 +67,25 @@ def test_ctrl_c_stops_every_child(extra, tmp_path):
 def test_killed_lab_takes_its_environments_with_it(tmp_path):
     """Even SIGKILL (no clean shutdown) leaves no orphans: children die with their parent."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "coldbrew", "lab", "--handler", "echo.handler", "--task-root", str(HANDLERS),
-         "--provisioned", "2", "--memory-mb", "256", "--no-report", "--quiet"], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "coldbrew",
+            "lab",
+            "--handler",
+            "echo.handler",
+            "--task-root",
+            str(HANDLERS),
+            "--provisioned",
+            "2",
+            "--memory-mb",
+            "256",
+            "--no-report",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().startswith("coldbrew lab: http://")
         children = descendants(proc.pid)
@@ -65,8 +100,12 @@ def test_killed_lab_takes_its_environments_with_it(tmp_path):
 
 
 def test_bad_duration_is_a_one_line_error():
-    result = subprocess.run([sys.executable, "-m", "coldbrew", "lab", "--handler", "echo.handler",
-                             "--idle-timeout", "ten minutes"], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "coldbrew", "lab", "--handler", "echo.handler", "--idle-timeout", "ten minutes"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().startswith("coldbrew lab: error: invalid duration")
 

@@ -22,9 +22,25 @@ pytestmark = pytest.mark.integration
 
 def _start_lab(*extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "coldbrew", "lab", "--handler", "stdio.handler", "--task-root", str(HANDLERS),
-         "--memory-mb", "256", "--quiet", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "coldbrew",
+            "lab",
+            "--handler",
+            "stdio.handler",
+            "--task-root",
+            str(HANDLERS),
+            "--memory-mb",
+            "256",
+            "--quiet",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _stop(proc: subprocess.Popen) -> tuple[str, str]:
@@ -60,8 +76,9 @@ def test_url_is_the_first_stdout_line_and_function_output_goes_to_stderr(extra):
 def test_env_reaches_the_function_and_log_records_the_events(tmp_path):
     log = tmp_path / "events.jsonl"
     output = tmp_path / "functions.log"
-    proc = _start_lab("--env", "GREETING=hello=world", "--env", "EMPTY=", "--log", str(log),
-                      "--function-output", str(output))
+    proc = _start_lab(
+        "--env", "GREETING=hello=world", "--env", "EMPTY=", "--log", str(log), "--function-output", str(output)
+    )
     try:
         url = proc.stdout.readline().split()[2]
         answers = {}
@@ -85,7 +102,10 @@ def test_env_reaches_the_function_and_log_records_the_events(tmp_path):
 def test_env_without_equals_is_a_one_line_error():
     result = subprocess.run(
         [sys.executable, "-m", "coldbrew", "lab", "--handler", "stdio.handler", "--env", "NOEQUALS"],
-        capture_output=True, text=True, timeout=60)
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode in (1, 2)
     lines = result.stderr.strip().splitlines()
     assert "NOEQUALS" in lines[-1] and "Traceback" not in result.stderr

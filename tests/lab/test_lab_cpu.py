@@ -32,11 +32,19 @@ def test_read_cpu_ms_follows_this_process_and_is_none_for_a_gone_one():
 
 
 def test_request_record_carries_the_lab_timing_headers_and_null_without_them():
-    headers = {"x-lab-duration-ms": "12.50", "x-lab-cpu-ms": "10.00", "x-lab-init-ms": "900.00",
-               "x-lab-init-cpu-ms": "400.00"}
+    headers = {
+        "x-lab-duration-ms": "12.50",
+        "x-lab-cpu-ms": "10.00",
+        "x-lab-init-ms": "900.00",
+        "x-lab-init-cpu-ms": "400.00",
+    }
     record = request_record(1.0e9, 950.0, 200, headers, None)
     assert (record["invoke_ms"], record["invoke_cpu_ms"], record["init_ms"], record["init_cpu_ms"]) == (
-        12.5, 10.0, 900.0, 400.0)
+        12.5,
+        10.0,
+        900.0,
+        400.0,
+    )
     bare = request_record(1.0e9, 5.0, 200, {"x-lab-cpu-ms": "garbage"}, None)
     assert [bare[k] for k in ("invoke_ms", "invoke_cpu_ms", "init_ms", "init_cpu_ms")] == [None] * 4
 
@@ -46,9 +54,16 @@ def test_cpu_time_beside_wall_time_in_headers_report_lines_stats_and_events(tmp_
     import urllib.request
 
     log = tmp_path / "events.jsonl"
-    config = LabConfig(handler="spin.handler", task_root=HANDLERS, memory_mb=256, log=log,
-                       function_output=tmp_path / "out.log", env={"SPIN_INIT_S": "0.4"})
+    config = LabConfig(
+        handler="spin.handler",
+        task_root=HANDLERS,
+        memory_mb=256,
+        log=log,
+        function_output=tmp_path / "out.log",
+        env={"SPIN_INIT_S": "0.4"},
+    )
     with Lab(config) as lab:
+
         def call(query):
             with urllib.request.urlopen(f"{lab.url}/?{query}", timeout=60) as response:
                 return dict(response.headers)
@@ -91,8 +106,12 @@ def test_report_puts_init_cpu_beside_init_wall_time_when_the_records_carry_them(
             headers.update({"x-lab-init-ms": str(init), "x-lab-init-cpu-ms": str(cpu)})
         return json.dumps(request_record(t, latency, 200, headers, None))
 
-    lines = [record(1.7e9, 3000, "env-1", True, 2900, 400), record(1.7e9 + 1, 3500, "env-2", True, 3400, 600),
-             record(1.7e9 + 2, 5000, "env-3", True, 4900, 500), record(1.7e9 + 3, 20, "env-1", False)]
+    lines = [
+        record(1.7e9, 3000, "env-1", True, 2900, 400),
+        record(1.7e9 + 1, 3500, "env-2", True, 3400, 600),
+        record(1.7e9 + 2, 5000, "env-3", True, 4900, 500),
+        record(1.7e9 + 3, 20, "env-1", False),
+    ]
     (tmp_path / "requests.jsonl").write_text("\n".join(lines) + "\n")
     assert main(["report", str(tmp_path / "requests.jsonl"), "--format", "json"]) == 0
     (group,) = json.loads(capsys.readouterr().out)

@@ -103,8 +103,9 @@ def test_without_an_integration_timeout_the_function_timeout_decides(lab_factory
     assert lab.stats()["errors"] == {"Sandbox.Timedout": 1}
 
 
-@pytest.mark.parametrize("api, size_mb, expected", [("http", 7, 500), ("rest", 7, 500), ("url", 7, 413),
-                                                   ("alb", 2, 413)])
+@pytest.mark.parametrize(
+    "api, size_mb, expected", [("http", 7, 500), ("rest", 7, 500), ("url", 7, 413), ("alb", 2, 413)]
+)
 def test_a_request_over_the_payload_limit_never_reaches_the_function(lab_factory, api, size_mb, expected):
     lab = lab_factory(api=api)
     status, _, _ = call(lab, "/", b"x" * (size_mb * MB), headers={"Content-Type": "text/plain"})

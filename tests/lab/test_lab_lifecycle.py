@@ -79,8 +79,10 @@ def test_a_frozen_environment_uses_no_cpu(lab_factory):
     assert cpu_ticks() == before
 
 
-@pytest.mark.parametrize("options, expected", [({}, "on-demand"), ({"provisioned": 1}, "provisioned-concurrency"),
-                                               ({"snapshot": True}, "snap-start")])
+@pytest.mark.parametrize(
+    "options, expected",
+    [({}, "on-demand"), ({"provisioned": 1}, "provisioned-concurrency"), ({"snapshot": True}, "snap-start")],
+)
 def test_init_code_sees_the_initialization_type(lab_factory, options, expected):
     lab = lab_factory("ticker.handler", **options)
     _, seen_at_init, seen_now = call(lab)[2].decode().split()

@@ -33,8 +33,12 @@ def study_answer(tiny_model) -> dict:
 
 
 def predict(lab, payload=STUDY_PAYLOAD):
-    request = urllib.request.Request(lab.url + "/predict", data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        lab.url + "/predict",
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         return response.status, {k.lower(): v for k, v in response.headers.items()}, json.load(response)
 

@@ -17,8 +17,13 @@ pytestmark = pytest.mark.integration
 
 
 def test_unknown_request_id_is_400_invalid_request_id(tmp_path):
-    config = LabConfig(handler="runtime_probe.handler", task_root=HANDLERS, memory_mb=256,
-                       function_output=tmp_path / "function.log", report=False)
+    config = LabConfig(
+        handler="runtime_probe.handler",
+        task_root=HANDLERS,
+        memory_mb=256,
+        function_output=tmp_path / "function.log",
+        report=False,
+    )
     with Lab(config) as lab, urllib.request.urlopen(lab.url + "/", timeout=60) as response:
         status, body = response.status, json.load(response)
     bogus = "00000000-0000-0000-0000-000000000000"

@@ -50,7 +50,9 @@ def test_parser_reads_headers_in_order_and_the_body():
 
 
 def test_parser_joins_chunks_and_skips_trailers():
-    request = parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n")
+    request = parse(
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n"
+    )
     assert request.body == b"abcde"
 
 
@@ -58,16 +60,21 @@ def test_parser_returns_none_at_end_of_stream():
     assert parse(b"") is None
 
 
-@pytest.mark.parametrize("data, error", [
-    (b"GARBAGE\r\n\r\n", MalformedHttpRequest),
-    (b"POST / HTTP/1.1\r\nContent-Length: 2000\r\n\r\n", PayloadTooLarge),
-    (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", MalformedHttpRequest),
-    (b"POST / HTTP/1.1\r\nContent-Length: 1e3\r\n\r\n", MalformedHttpRequest),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" + b"x" * 1024 + b"\r\n1\r\nx\r\n0\r\n\r\n",
-     PayloadTooLarge),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", MalformedHttpRequest),
-    (b"GET / HTTP/1.1\r\n" + b"X: 1\r\n" * 300 + b"\r\n", MalformedHttpRequest),
-])
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        (b"GARBAGE\r\n\r\n", MalformedHttpRequest),
+        (b"POST / HTTP/1.1\r\nContent-Length: 2000\r\n\r\n", PayloadTooLarge),
+        (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", MalformedHttpRequest),
+        (b"POST / HTTP/1.1\r\nContent-Length: 1e3\r\n\r\n", MalformedHttpRequest),
+        (
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n" + b"x" * 1024 + b"\r\n1\r\nx\r\n0\r\n\r\n",
+            PayloadTooLarge,
+        ),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", MalformedHttpRequest),
+        (b"GET / HTTP/1.1\r\n" + b"X: 1\r\n" * 300 + b"\r\n", MalformedHttpRequest),
+    ],
+)
 def test_parser_refuses_what_it_must(data, error):
     with pytest.raises(error):
         parse(data)
@@ -84,8 +91,13 @@ def test_encoder_refuses_header_splitting_and_sends_utf8():
 
 # ---- events -----------------------------------------------------------------------------------------
 def request(body=b"", content_type="application/json", target="/p/q?a=1&a=2&b=%20x") -> Request:
-    headers = [("host", "example"), ("content-type", content_type), ("cookie", "c1=1; c2=2"), ("x-m", "1"),
-               ("x-m", "2")]
+    headers = [
+        ("host", "example"),
+        ("content-type", content_type),
+        ("cookie", "c1=1; c2=2"),
+        ("x-m", "1"),
+        ("x-m", "2"),
+    ]
     return Request("POST", target, "HTTP/1.1", headers, body, "10.1.2.3")
 
 
@@ -95,8 +107,13 @@ def test_http_api_event_is_payload_2_0():
     assert event["rawPath"] == "/p/q" and event["rawQueryString"] == "a=1&a=2&b=%20x"
     assert event["queryStringParameters"] == {"a": "1,2", "b": " x"} and event["cookies"] == ["c1=1", "c2=2"]
     assert event["headers"]["x-m"] == "1,2" and "cookie" not in event["headers"]
-    assert event["requestContext"]["http"] == {"method": "POST", "path": "/p/q", "protocol": "HTTP/1.1",
-                                               "sourceIp": "10.1.2.3", "userAgent": ""}
+    assert event["requestContext"]["http"] == {
+        "method": "POST",
+        "path": "/p/q",
+        "protocol": "HTTP/1.1",
+        "sourceIp": "10.1.2.3",
+        "userAgent": "",
+    }
     assert event["body"] == '{"k": 1}' and event["isBase64Encoded"] is False
 
 
@@ -139,8 +156,16 @@ def mapped(api, result):
 
 
 def test_structured_response_maps_status_headers_cookies_and_base64_body():
-    response = mapped("http", {"statusCode": "201", "headers": {"X-A": "1", "X-N": 5, "X-B": True},
-                               "cookies": ["s=1"], "isBase64Encoded": True, "body": base64.b64encode(b"\x01").decode()})
+    response = mapped(
+        "http",
+        {
+            "statusCode": "201",
+            "headers": {"X-A": "1", "X-N": 5, "X-B": True},
+            "cookies": ["s=1"],
+            "isBase64Encoded": True,
+            "body": base64.b64encode(b"\x01").decode(),
+        },
+    )
     assert response.status == 201 and response.body == b"\x01"
     assert ("X-A", "1") in response.headers and ("X-N", "5") in response.headers and ("X-B", "true") in response.headers
     assert ("Set-Cookie", "s=1") in response.headers and ("Content-Type", "application/json") in response.headers
@@ -158,25 +183,28 @@ def test_rest_and_alb_take_multi_value_headers():
         assert [v for k, v in response.headers if k == "X-M"] == ["a", "b"]
 
 
-@pytest.mark.parametrize("api, result", [
-    ("http", {"statusCode": 200, "headers": {"X": "a\r\nY: 1"}}),
-    ("http", {"statusCode": 200, "headers": {"X\r\nY": "1"}}),
-    ("http", {"statusCode": 200, "cookies": ["a\nb"]}),
-    ("http", {"statusCode": 200, "cookies": "a=b"}),
-    ("http", {"statusCode": "2x"}),
-    ("http", {"statusCode": 42}),
-    ("http", {"statusCode": True}),
-    ("http", {"statusCode": 200, "isBase64Encoded": True, "body": "***"}),
-    ("http", {"statusCode": 200, "isBase64Encoded": "yes", "body": ""}),
-    ("http", {"statusCode": 200, "headers": [["a", "b"]]}),
-    ("http", {"statusCode": 200, "headers": {"a": None}}),
-    ("http", {"statusCode": 200, "body": 5}),
-    ("rest", {"body": "no status"}),
-    ("rest", {"statusCode": 200, "cookies": ["a=b"]}),
-    ("rest", [1, 2]),
-    ("alb", {"statusCode": 200, "multiValueHeaders": {"a": "b"}}),
-    ("alb", "text"),
-])
+@pytest.mark.parametrize(
+    "api, result",
+    [
+        ("http", {"statusCode": 200, "headers": {"X": "a\r\nY: 1"}}),
+        ("http", {"statusCode": 200, "headers": {"X\r\nY": "1"}}),
+        ("http", {"statusCode": 200, "cookies": ["a\nb"]}),
+        ("http", {"statusCode": 200, "cookies": "a=b"}),
+        ("http", {"statusCode": "2x"}),
+        ("http", {"statusCode": 42}),
+        ("http", {"statusCode": True}),
+        ("http", {"statusCode": 200, "isBase64Encoded": True, "body": "***"}),
+        ("http", {"statusCode": 200, "isBase64Encoded": "yes", "body": ""}),
+        ("http", {"statusCode": 200, "headers": [["a", "b"]]}),
+        ("http", {"statusCode": 200, "headers": {"a": None}}),
+        ("http", {"statusCode": 200, "body": 5}),
+        ("rest", {"body": "no status"}),
+        ("rest", {"statusCode": 200, "cookies": ["a=b"]}),
+        ("rest", [1, 2]),
+        ("alb", {"statusCode": 200, "multiValueHeaders": {"a": "b"}}),
+        ("alb", "text"),
+    ],
+)
 def test_malformed_results_raise(api, result):
     with pytest.raises(MalformedResponse):
         mapped(api, result)
@@ -191,8 +219,10 @@ def test_a_result_that_is_not_json_is_malformed():
 async def http(api: str, method: str, path: str, body: bytes = b"") -> tuple[int, dict, bytes]:
     host, port = api.split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-                 .encode() + body)
+    writer.write(
+        f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
     await writer.drain()
     data = await reader.read()
     writer.close()
@@ -223,8 +253,12 @@ class FakeLauncher:
             _, headers, payload = await http(api, "GET", f"{prefix}/next")
             event = json.loads(payload)
             await asyncio.sleep(self.delay_s + event.get("sleep", 0))
-            await http(api, "POST", f"{prefix}/{headers['lambda-runtime-aws-request-id']}/response",
-                       json.dumps({"echo": event}).encode())
+            await http(
+                api,
+                "POST",
+                f"{prefix}/{headers['lambda-runtime-aws-request-id']}/response",
+                json.dumps({"echo": event}).encode(),
+            )
 
     async def close(self):
         for task in self.tasks:
@@ -294,8 +328,10 @@ def test_scheduler_init_retry_is_bounded_by_the_function_timeout(tmp_path):
 
     failure, events = run_scheduler(tmp_path, FakeLauncher(ready=(False,)), test, init_timeout="100ms", timeout="300ms")
     assert failure.error["errorType"] == "Sandbox.Timedout"
-    assert [(e["phase"], e["status"]) for e in events if e["event"] == "init_error"] == [("init", "timeout"),
-                                                                                         ("invoke", "timeout")]
+    assert [(e["phase"], e["status"]) for e in events if e["event"] == "init_error"] == [
+        ("init", "timeout"),
+        ("invoke", "timeout"),
+    ]
 
 
 def test_the_init_limit_counts_from_the_environments_start(tmp_path):

@@ -54,10 +54,11 @@ def test_start_use_stop_leaves_nothing_behind(tmp_path):
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
 def test_server_dies_with_a_killed_parent(tmp_path):
-    code = ("import sys, time; from coldbrew.lab.s3server import SeaweedS3; "
-            "s = SeaweedS3(sys.argv[1]).start(); print(s.proc.pid, flush=True); time.sleep(60)")
-    parent = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "data")],
-                              stdout=subprocess.PIPE, text=True)
+    code = (
+        "import sys, time; from coldbrew.lab.s3server import SeaweedS3; "
+        "s = SeaweedS3(sys.argv[1]).start(); print(s.proc.pid, flush=True); time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "data")], stdout=subprocess.PIPE, text=True)
     try:
         pid = int(parent.stdout.readline())
     finally:

@@ -78,7 +78,9 @@ def test_predict_through_every_front_door(make_handler, expected, name):
         assert "multiValueHeaders" in response  # REST/ALB multi-value mode answers in kind
 
 
-@pytest.mark.parametrize("name", ["rest-v1-root.json", "http-v2-root.json", "alb-root.json", "alb-multivalue-root.json"])
+@pytest.mark.parametrize(
+    "name", ["rest-v1-root.json", "http-v2-root.json", "alb-root.json", "alb-multivalue-root.json"]
+)
 def test_root(make_handler, name):
     response = make_handler()(load_event(name), Context())
     assert response["statusCode"] == 200
@@ -221,11 +223,18 @@ def test_wsgi_app_for_zappa_counts_cold_per_environment(make_handler):
     seen = []
 
     def call(path, method="GET", body=b""):
-        environ = {"PATH_INFO": path, "REQUEST_METHOD": method, "CONTENT_LENGTH": str(len(body)),
-                   "CONTENT_TYPE": "application/json", "wsgi.input": BytesIO(body),
-                   "HTTP_X_COLDBREW_WARM_SECRET": WARM_SECRET}
+        environ = {
+            "PATH_INFO": path,
+            "REQUEST_METHOD": method,
+            "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": "application/json",
+            "wsgi.input": BytesIO(body),
+            "HTTP_X_COLDBREW_WARM_SECRET": WARM_SECRET,
+        }
         setup_testing_defaults(environ)
-        out = b"".join(handler.wsgi(environ, lambda status, headers, exc_info=None: seen.append((status, dict(headers)))))
+        out = b"".join(
+            handler.wsgi(environ, lambda status, headers, exc_info=None: seen.append((status, dict(headers))))
+        )
         return json.loads(out)
 
     assert call("/") == {"success": True}
@@ -240,8 +249,14 @@ def test_warm_with_a_bad_content_length_is_a_400_not_a_traceback(make_handler):
 
     handler = make_handler(COLDBREW_WARM_SECRET="s3cret")
     seen = []
-    environ = {"PATH_INFO": "/_warm", "REQUEST_METHOD": "POST", "CONTENT_LENGTH": "lots",
-               "CONTENT_TYPE": "application/json", "wsgi.input": BytesIO(b"{}"), "HTTP_X_COLDBREW_WARM_SECRET": "s3cret"}
+    environ = {
+        "PATH_INFO": "/_warm",
+        "REQUEST_METHOD": "POST",
+        "CONTENT_LENGTH": "lots",
+        "CONTENT_TYPE": "application/json",
+        "wsgi.input": BytesIO(b"{}"),
+        "HTTP_X_COLDBREW_WARM_SECRET": "s3cret",
+    }
     setup_testing_defaults(environ)
     out = b"".join(handler.wsgi(environ, lambda status, headers, exc_info=None: seen.append(status)))
     assert seen == ["400 Bad Request"]
@@ -269,7 +284,7 @@ def test_snapstart_hooks_renew_identity_and_randomness(make_handler):
         handler = make_handler(AWS_LAMBDA_INITIALIZATION_TYPE="snap-start")
         snapshot_env = handler.env_id
         handler(load_event("warm.json"), Context())  # would not happen before a snapshot; proves the reset
-        for func, args, kwargs in snapshot_restore_py.get_before_snapshot()[len(before):]:
+        for func, args, kwargs in snapshot_restore_py.get_before_snapshot()[len(before) :]:
             func(*args, **kwargs)
         # Two environments restored from one snapshot must not share random streams.
         random.seed(1234)
@@ -277,7 +292,7 @@ def test_snapstart_hooks_renew_identity_and_randomness(make_handler):
         snapshotted = (random.random(), np.random.random())
         random.seed(1234)
         np.random.seed(1234)
-        for func, args, kwargs in snapshot_restore_py.get_after_restore()[len(after):]:
+        for func, args, kwargs in snapshot_restore_py.get_after_restore()[len(after) :]:
             func(*args, **kwargs)
         assert random.random() != snapshotted[0] and np.random.random() != snapshotted[1]
         assert handler.env_id != snapshot_env
@@ -286,8 +301,8 @@ def test_snapstart_hooks_renew_identity_and_randomness(make_handler):
         assert headers_of(response)["x-coldbrew-cold"] == ["1"]
         assert headers_of(response)["x-coldbrew-env"] == [handler.env_id]
     finally:
-        del snapshot_restore_py.get_before_snapshot()[len(before):]
-        del snapshot_restore_py.get_after_restore()[len(after):]
+        del snapshot_restore_py.get_before_snapshot()[len(before) :]
+        del snapshot_restore_py.get_after_restore()[len(after) :]
 
 
 # ------------------------------------------------------------------------------------------ real awslambdaric
@@ -303,8 +318,13 @@ def runtime(tmp_path):
         log = open(tmp_path / f"runtime{len(procs)}.log", "wb")
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODEL_", "COLDBREW_"))}
         environ.update(AWS_LAMBDA_RUNTIME_API=api.address, LAMBDA_TASK_ROOT=str(tmp_path), **env)
-        proc = subprocess.Popen([sys.executable, "-m", "awslambdaric", "coldbrew.aws.handler"],
-                                cwd=tmp_path, env=environ, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "awslambdaric", "coldbrew.aws.handler"],
+            cwd=tmp_path,
+            env=environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         procs.append((proc, log))
         return proc, tmp_path / f"runtime{len(procs) - 1}.log"
 
@@ -367,7 +387,10 @@ def test_snapstart_restore_under_the_real_awslambdaric(runtime, tiny_brew):
     records = _json_lines(log)
     snapshot_env = next(r for r in records if r.get("event") == "coldbrew.startup")["env"]
     assert [r["event"] for r in records if r.get("event", "").startswith("coldbrew.")][:3] == [
-        "coldbrew.startup", "coldbrew.before_snapshot", "coldbrew.after_restore"]
+        "coldbrew.startup",
+        "coldbrew.before_snapshot",
+        "coldbrew.after_restore",
+    ]
     assert answer["cold"] is True and answer["env"] != snapshot_env
 
 
@@ -387,8 +410,9 @@ def test_model_from_s3_under_the_real_awslambdaric(runtime, tiny_brew, s3_server
     s3_server.create_bucket("coldbrew-lambda")
     s3_server.upload(tiny_brew, "coldbrew-lambda", "models/tiny.brew")
     api, start = runtime
-    _proc, log = start(MODEL_SOURCE="S3", MODEL_URI="s3://coldbrew-lambda/models/tiny.brew",
-                       TMPDIR=str(tmp_path), **s3_server.env())
+    _proc, log = start(
+        MODEL_SOURCE="S3", MODEL_URI="s3://coldbrew-lambda/models/tiny.brew", TMPDIR=str(tmp_path), **s3_server.env()
+    )
     response = api.invoke(load_event("function-url-predict.json"))
     assert response["statusCode"] == 200
     assert body_of(response)["probability"] == expected(STUDY_ROW)

@@ -57,8 +57,10 @@ def sklearn_answers(tiny_model, rows):
 
     model = pickle.loads(tiny_model.read_bytes())
     frame = pd.DataFrame(rows, columns=list(FEATURES))
-    return [{"prediction": str(label), "probability": float(p)}
-            for label, p in zip(model.predict(frame), model.predict_proba(frame)[:, 1], strict=True)]
+    return [
+        {"prediction": str(label), "probability": float(p)}
+        for label, p in zip(model.predict(frame), model.predict_proba(frame)[:, 1], strict=True)
+    ]
 
 
 def wait_for_workers(proc, n, timeout=30.0):

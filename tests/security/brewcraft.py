@@ -85,8 +85,13 @@ def _run_worker(paths, outcomes, start, verify, deadline_s) -> int:
 
     root = str(Path(coldbrew.__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen([sys.executable, __file__, "1" if verify else "0"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "1" if verify else "0"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True).start()
     proc.stdin.write("".join(f"{p}\n" for p in paths[start:]))
@@ -129,8 +134,12 @@ def _worker(verify: bool) -> None:  # runs in the child process
                 p = BrewPredictor(line.strip(), kernel=kernel, verify=verify)
                 proba = p.predict_proba(rows) if p.is_classifier else p.predict(rows)
                 labels = p.predict(rows)
-                result[kernel] = {"proba": proba.tobytes().hex(), "dtype": proba.dtype.str,
-                                  "predict": labels.tolist(), "predict_dtype": labels.dtype.str}
+                result[kernel] = {
+                    "proba": proba.tobytes().hex(),
+                    "dtype": proba.dtype.str,
+                    "predict": labels.tolist(),
+                    "predict_dtype": labels.dtype.str,
+                }
             except BaseException as exc:  # noqa: BLE001 - every kind of failure is reported, judged by the test
                 result[kernel] = {"error": type(exc).__name__, "message": str(exc)}
         sys.stdout.write(json.dumps(result) + "\n")

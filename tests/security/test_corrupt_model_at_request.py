@@ -18,14 +18,25 @@ from test_crafted_headers import craft, edit_nodes, set_leaves_of_tree0
 from coldbrew.app import create_app
 from coldbrew.engine.brew import KERNELS, BrewPredictor
 
-STUDY_PAYLOAD = {"age": 34, "fnlwgt": 261799, "education_num": 11, "capital_gain": 0, "capital_loss": 0,
-                 "hours_per_week": 56}
+STUDY_PAYLOAD = {
+    "age": 34,
+    "fnlwgt": 261799,
+    "education_num": 11,
+    "capital_gain": 0,
+    "capital_loss": 0,
+    "hours_per_week": 56,
+}
 
 
 def post(app, payload):
     raw = json.dumps(payload).encode()
-    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/predict", "wsgi.input": io.BytesIO(raw),
-               "CONTENT_LENGTH": str(len(raw)), "CONTENT_TYPE": "application/json"}
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/predict",
+        "wsgi.input": io.BytesIO(raw),
+        "CONTENT_LENGTH": str(len(raw)),
+        "CONTENT_TYPE": "application/json",
+    }
     setup_testing_defaults(environ)
     seen = {}
     out = b"".join(app(environ, lambda status, headers, exc_info=None: seen.update(status=int(status[:3]))))

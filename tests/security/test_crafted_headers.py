@@ -23,35 +23,45 @@ NODE = struct.Struct("<dii")  # a brew.node.v1 record: value, feature, right
 def edit_header(**changes):
     def mutate(header: dict, payload: bytearray):
         header.update(changes)
+
     return mutate
 
 
 def edit_nodes(change):
     """``change(nodes, trees)`` edits a writable (value, feature, right) view of the node records; ``trees`` are
     the record ranges of the trees."""
+
     def mutate(header: dict, payload: bytearray):
         entry, offsets = header["arrays"]["nodes"], header["arrays"]["tree_offsets"]
-        view = np.frombuffer(payload, dtype=[("value", "<f8"), ("feature", "<i4"), ("right", "<i4")],
-                             count=entry["shape"][0], offset=entry["offset"])
+        view = np.frombuffer(
+            payload,
+            dtype=[("value", "<f8"), ("feature", "<i4"), ("right", "<i4")],
+            count=entry["shape"][0],
+            offset=entry["offset"],
+        )
         bounds = np.frombuffer(payload, dtype="<i8", count=offsets["shape"][0], offset=offsets["offset"])
         change(view, [range(int(a), int(b)) for a, b in itertools.pairwise(bounds)])
+
     return mutate
 
 
 def set_leaves_of_tree0(field, value, trees=1):
     """Every leaf of the first ``trees`` trees: whatever the row, the prediction meets one of them."""
+
     def change(nodes, ranges):
         for tree in ranges[:trees]:
             leaves = [i for i in tree if nodes["feature"][i] == -1]
             assert len(leaves) >= 2
             for i in leaves:
                 nodes[field][i] = value
+
     return change
 
 
 def set_root(field, value):
     def change(nodes, ranges):
         nodes[field][ranges[0][0]] = value
+
     return change
 
 
@@ -72,6 +82,7 @@ def extra_array(header: dict, payload: bytearray):
 def deep_json(depth):
     def raw(header: dict) -> bytes:
         return b'{"deep":' + b"[" * depth + b"]" * depth + b"}"
+
     return raw
 
 
@@ -80,6 +91,7 @@ def header_text(transform):
         text = json.dumps(header, separators=(",", ":"))
         assert transform(text) != text, "the edit applies to the tiny model's header"
         return transform(text).encode()
+
     return raw
 
 
@@ -105,8 +117,7 @@ CASES = {
     "JSON nested 100k deep": (deep_json(100_000), "nested too deeply"),
     "JSON NaN constant": (header_text(lambda t: t.replace('"learning_rate":1.0', '"learning_rate":NaN')), "JSON"),
     "JSON duplicate key": (header_text(lambda t: t.replace('{"format"', '{"kind":"x","format"', 1)), "duplicate"),
-    "JSON 5000-digit integer": (header_text(lambda t: t.replace('"max_depth":3', '"max_depth":' + "9" * 5000)),
-                                "JSON"),
+    "JSON 5000-digit integer": (header_text(lambda t: t.replace('"max_depth":3', '"max_depth":' + "9" * 5000)), "JSON"),
     "base score NaN": (nan_base_score, "non-finite"),
     "base score -inf": (inf_base_score, "non-finite"),
 }
@@ -210,9 +221,21 @@ def test_compile_never_writes_a_non_finite_value(tmp_path):
 
     nodes = np.zeros(1, dtype=NODE_DTYPE)
     nodes["feature"], nodes["value"] = -1, float("inf")
-    header = {"kind": "tree_regressor", "n_features": 1, "feature_names": None, "classes": None,
-              "classes_dtype": None, "n_outputs": 1, "n_trees": 1, "n_nodes": 1, "n_leaves": 1, "max_depth": 0,
-              "leaf": "scalar", "combine": "mean", "output": "identity"}
+    header = {
+        "kind": "tree_regressor",
+        "n_features": 1,
+        "feature_names": None,
+        "classes": None,
+        "classes_dtype": None,
+        "n_outputs": 1,
+        "n_trees": 1,
+        "n_nodes": 1,
+        "n_leaves": 1,
+        "max_depth": 0,
+        "leaf": "scalar",
+        "combine": "mean",
+        "output": "identity",
+    }
     arrays = {"nodes": nodes, "tree_offsets": np.array([0, 1]), "base_score": np.zeros(1)}
     with pytest.raises(ValueError, match="NaN or an infinite leaf value"):
         write_brew(tmp_path / "inf.brew", header, arrays)

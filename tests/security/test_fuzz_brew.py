@@ -42,8 +42,12 @@ def flips(data: bytes, rng: random.Random, n: int, *, signed: bool) -> list[tupl
         mask = rng.choice([0x01, 0x80, 0xFF, rng.randrange(1, 256)])
         mutated = bytearray(data)
         mutated[pos] ^= mask
-        cases.append((f"byte {pos} ^ {mask:#04x}{' re-signed' if signed else ''}",
-                      resign(bytes(mutated)) if signed else bytes(mutated)))
+        cases.append(
+            (
+                f"byte {pos} ^ {mask:#04x}{' re-signed' if signed else ''}",
+                resign(bytes(mutated)) if signed else bytes(mutated),
+            )
+        )
     return cases
 
 

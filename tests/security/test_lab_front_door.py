@@ -20,8 +20,16 @@ from proctools import alive, survivors
 pytestmark = pytest.mark.integration
 
 SPLITTING = ["crlf_value", "lf_value", "crlf_name", "crlf_multi", "crlf_cookie", "crlf_body_split", "surrogate"]
-MALFORMED = ["status_text", "status_range", "status_null", "bad_base64", "headers_list", "headers_nested",
-             "body_object", "multi_not_list"]
+MALFORMED = [
+    "status_text",
+    "status_range",
+    "status_null",
+    "bad_base64",
+    "headers_list",
+    "headers_nested",
+    "body_object",
+    "multi_not_list",
+]
 
 
 @pytest.fixture
@@ -80,7 +88,9 @@ def test_a_malformed_response_does_not_cost_the_environment(bad_lab):
 def _send_chunked(lab, chunks, chunk_size_line=None) -> bytes:
     with socket.create_connection(("127.0.0.1", lab.port), timeout=30) as sock:
         try:
-            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+            sock.sendall(
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            )
             if chunk_size_line is not None:
                 sock.sendall(chunk_size_line + b"\r\nabc\r\n0\r\n\r\n")
             for chunk in chunks:
@@ -124,8 +134,9 @@ def test_no_process_an_environment_started_survives_it(lab_factory, tmp_path, ho
     """Children that call setsid, and orphaned grandchildren in their own session, die with the environment."""
     pids_dir = tmp_path / "pids"
     pids_dir.mkdir()
-    lab = lab_factory("spawner.handler", snapshot="snapshot" in how,
-                      idle_timeout="1s" if how == "idle reaping" else "10m")
+    lab = lab_factory(
+        "spawner.handler", snapshot="snapshot" in how, idle_timeout="1s" if how == "idle reaping" else "10m"
+    )
     status, _, body = call(lab, f"/?dir={pids_dir}")
     assert status == 200, body
     pids = [int(name.split(".")[0]) for name in body.decode().split(",")]

@@ -90,16 +90,23 @@ MALFORMED = {
     "rest: httpMethod a number": (event("rest-v1-predict.json", httpMethod=7), "httpMethod must be a string"),
     "rest: headers a list": (event("rest-v1-predict.json", headers=["content-type"]), "headers must be an object"),
     "rest: header value a number": (
-        event("rest-v1-predict.json", headers={"content-type": 5}), "headers['content-type'] must be a string"),
+        event("rest-v1-predict.json", headers={"content-type": 5}),
+        "headers['content-type'] must be a string",
+    ),
     "rest: multiValueHeaders value a string": (
         event("rest-v1-predict.json", multiValueHeaders={"content-type": "application/json"}),
-        "multiValueHeaders['content-type'] must be a non-empty list"),
+        "multiValueHeaders['content-type'] must be a non-empty list",
+    ),
     "rest: multiValueHeaders value empty": (
-        event("rest-v1-predict.json", multiValueHeaders={"content-type": []}), "non-empty list"),
+        event("rest-v1-predict.json", multiValueHeaders={"content-type": []}),
+        "non-empty list",
+    ),
     "rest: query a string": (event("rest-v1-predict.json", queryStringParameters="a=1"), "queryStringParameters"),
     "rest: body an object": (event("rest-v1-predict.json", body={"age": 1}), "body must be a string"),
     "rest: isBase64Encoded a string": (
-        event("rest-v1-predict-base64.json", isBase64Encoded="true"), "isBase64Encoded must be true or false"),
+        event("rest-v1-predict-base64.json", isBase64Encoded="true"),
+        "isBase64Encoded must be true or false",
+    ),
     "rest: bad base64": (event("rest-v1-predict-base64.json", body="not*base64!"), "not valid base64"),
     "rest: bad base64 padding": (event("rest-v1-predict-base64.json", body="YWJjZA"), "not valid base64"),
     "rest: requestContext a string": (event("rest-v1-predict.json", requestContext="x"), "requestContext must be"),
@@ -124,7 +131,9 @@ MALFORMED = {
     "alb: headers a list": (event("alb-predict.json", headers=[["content-type", "application/json"]]), "headers"),
     "alb: no path": (event("alb-predict.json", path=...), "path is missing"),
     "alb multi-value: value a string": (
-        event("alb-multivalue-root.json", multiValueHeaders={"host": "x"}), "multiValueHeaders['host']"),
+        event("alb-multivalue-root.json", multiValueHeaders={"host": "x"}),
+        "multiValueHeaders['host']",
+    ),
 }
 
 
@@ -145,8 +154,14 @@ def test_a_malformed_http_event_is_400_naming_the_problem(handler, case):
 
 
 def test_valid_events_still_pass(handler):
-    for name in ["rest-v1-predict.json", "rest-v1-predict-base64.json", "http-v2-predict-base64.json",
-                 "function-url-predict.json", "alb-predict-base64.json", "alb-multivalue-root.json"]:
+    for name in [
+        "rest-v1-predict.json",
+        "rest-v1-predict-base64.json",
+        "http-v2-predict-base64.json",
+        "function-url-predict.json",
+        "alb-predict-base64.json",
+        "alb-multivalue-root.json",
+    ]:
         response = handler(event(name), Context())
         assert response["statusCode"] == 200, name
 
@@ -162,7 +177,7 @@ def test_a_deeply_nested_warm_up_body_is_400(tiny_brew):
 
 
 def test_a_deeply_nested_predict_body_is_400(handler):
-    response, body = answer(handler, event("http-v2-predict.json", body="{\"a\":" * 100_000 + "1" + "}" * 100_000))
+    response, body = answer(handler, event("http-v2-predict.json", body='{"a":' * 100_000 + "1" + "}" * 100_000))
     assert response["statusCode"] == 400 and body["error"]
 
 
@@ -184,17 +199,32 @@ def test_malformed_events_under_the_real_awslambdaric(tiny_brew, tmp_path):
 
     api = lambdatools.RuntimeAPI()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODEL_", "COLDBREW_"))}
-    environ.update(AWS_LAMBDA_RUNTIME_API=api.address, LAMBDA_TASK_ROOT=str(tmp_path),
-                   MODEL_SOURCE="DISK", MODEL_URI=str(tiny_brew), COLDBREW_WARM_SECRET="s3cret")
+    environ.update(
+        AWS_LAMBDA_RUNTIME_API=api.address,
+        LAMBDA_TASK_ROOT=str(tmp_path),
+        MODEL_SOURCE="DISK",
+        MODEL_URI=str(tiny_brew),
+        COLDBREW_WARM_SECRET="s3cret",
+    )
     nested_warm = event("http-v2-warm.json", body="[" * 100_000 + "]" * 100_000)
     nested_warm["headers"] = {**nested_warm.get("headers", {}), "x-coldbrew-warm-secret": "s3cret"}
     with open(tmp_path / "runtime.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "awslambdaric", "coldbrew.aws.handler"],
-                                cwd=tmp_path, env=environ, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "awslambdaric", "coldbrew.aws.handler"],
+            cwd=tmp_path,
+            env=environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
-            for bad in [[], "GET /", {"Records": []}, event("http-v2-predict-base64.json", body="%%%%"),
-                        event("rest-v1-predict.json", headers=["content-type"]),
-                        nested_warm]:
+            for bad in [
+                [],
+                "GET /",
+                {"Records": []},
+                event("http-v2-predict-base64.json", body="%%%%"),
+                event("rest-v1-predict.json", headers=["content-type"]),
+                nested_warm,
+            ]:
                 response = api.invoke(bad)  # raises on an invocation error
                 assert response["statusCode"] == 400, response
                 assert json.loads(response["body"])["error"]

@@ -24,8 +24,15 @@ ROW = np.array([[34, 261799, 11, 0, 0, 56]], dtype=np.float64)
 
 
 def run_coldbrew(*args, env=None, timeout=120, cwd=None):
-    return subprocess.run([sys.executable, "-m", "coldbrew", *args], capture_output=True, text=True, check=False,
-                          env={**os.environ, **(env or {})}, timeout=timeout, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "coldbrew", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
 def assert_one_line_refusal(result, command: str, *needles: str):
@@ -97,7 +104,9 @@ def test_lambda_handler_import_refuses_and_runs_nothing(evil_pickle, tiny_model)
     code = "import coldbrew.aws"
     env = {**os.environ, "MODEL_SOURCE": "DISK", "MODEL_URI": str(path)}
     env.pop("COLDBREW_ALLOW_PICKLE", None)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env, timeout=120
+    )
     assert result.returncode != 0 and not marker.exists()
     logged = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert logged and logged[0]["event"] == "coldbrew.startup_error"
@@ -105,16 +114,23 @@ def test_lambda_handler_import_refuses_and_runs_nothing(evil_pickle, tiny_model)
     env.update(MODEL_URI=str(tiny_model), COLDBREW_ALLOW_PICKLE="1")
     ok = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env, timeout=120)
     assert ok.returncode == 0, ok.stderr
-    assert any(json.loads(line).get("event") == "coldbrew.startup" for line in ok.stdout.splitlines()
-               if line.startswith("{"))
+    assert any(
+        json.loads(line).get("event") == "coldbrew.startup" for line in ok.stdout.splitlines() if line.startswith("{")
+    )
 
 
 @pytest.mark.integration
 def test_serve_refuses_a_pickle_without_allow_pickle(evil_pickle):
     path, marker = evil_pickle
     env = {k: v for k, v in os.environ.items() if k != "COLDBREW_ALLOW_PICKLE"}
-    result = subprocess.run([sys.executable, "-m", "coldbrew", "serve", str(path), "--port", "0"],
-                            capture_output=True, text=True, check=False, env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "coldbrew", "serve", str(path), "--port", "0"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=120,
+    )
     assert_one_line_refusal(result, "serve", "pickle", "--allow-pickle")
     assert not marker.exists()
 
@@ -124,8 +140,14 @@ def test_serve_refuses_a_pickle_named_brew_over_s3_even_with_allow_pickle(evil_p
     path, marker = evil_pickle
     s3_server.create_bucket("sec-models")
     s3_server.upload(path, "sec-models", "prod/model.brew")
-    result = run_coldbrew("serve", "s3://sec-models/prod/model.brew", "--allow-pickle", "--port", "0",
-                          env={**s3_server.env(), "TMPDIR": str(tmp_path)})
+    result = run_coldbrew(
+        "serve",
+        "s3://sec-models/prod/model.brew",
+        "--allow-pickle",
+        "--port",
+        "0",
+        env={**s3_server.env(), "TMPDIR": str(tmp_path)},
+    )
     assert_one_line_refusal(result, "serve", "named .brew but not a .brew file")
     assert not marker.exists()
 

@@ -79,7 +79,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             m = re.match(r"bytes=(\d+)-", self.headers.get("Range", "bytes=0-"))
             offset = px.corrupt_at - int(m.group(1))
             if 0 <= offset < len(body):
-                body = body[:offset] + bytes([body[offset] ^ 0x01]) + body[offset + 1:]
+                body = body[:offset] + bytes([body[offset] ^ 0x01]) + body[offset + 1 :]
         self.send_response(resp.status)
         for k, v in resp.getheaders():
             if k.lower() in ("transfer-encoding", "connection"):
@@ -141,7 +141,8 @@ def models_in(cache: Path) -> list[str]:
 
 @pytest.mark.parametrize("etag", ["strip", "kms"])
 def test_a_brew_object_without_an_md5_etag_downloads_and_is_checked_by_its_own_sha256(
-        proxy, brew_object, tiny_brew, tmp_path, etag):
+    proxy, brew_object, tiny_brew, tmp_path, etag
+):
     proxy.etag = etag
     got = fetch(config_from_uri(brew_object), cache_dir=tmp_path / "cache")
     assert got.path.read_bytes() == tiny_brew.read_bytes()
@@ -158,8 +159,9 @@ def test_any_object_without_an_md5_etag_downloads_with_default_settings(s3_serve
 
 
 @pytest.mark.parametrize("verify, etag", [("size", "keep"), ("etag", "strip"), ("etag", "kms"), ("size", "strip")])
-def test_a_corrupted_brew_download_is_refused_whatever_the_setting(proxy, brew_object, tiny_brew, tmp_path, s3_env,
-                                                                   verify, etag):
+def test_a_corrupted_brew_download_is_refused_whatever_the_setting(
+    proxy, brew_object, tiny_brew, tmp_path, s3_env, verify, etag
+):
     s3_env.setenv("COLDBREW_S3_VERIFY", verify)
     proxy.etag = etag
     proxy.corrupt_at = tiny_brew.stat().st_size - 100  # a byte of the trees, deep in the payload
@@ -264,8 +266,14 @@ def test_a_cached_copy_that_still_matches_is_reused(proxy, brew_object, tmp_path
 
 
 def run_with_umask(umask: int, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "coldbrew", *args], check=True, capture_output=True, timeout=300,
-                   preexec_fn=lambda: os.umask(umask), env={**os.environ, "PYTHONPATH": str(REPO)})
+    subprocess.run(
+        [sys.executable, "-m", "coldbrew", *args],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        preexec_fn=lambda: os.umask(umask),
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 @pytest.mark.parametrize("umask, mode", [(0o027, 0o640), (0o002, 0o664), (0o077, 0o600)])
@@ -310,15 +318,16 @@ def brew_shaped(size: int) -> bytes:
     from coldbrew.format import spec
 
     data = bytearray(os.urandom(size))
-    data[:len(spec.MAGIC)] = spec.MAGIC
+    data[: len(spec.MAGIC)] = spec.MAGIC
     lo, hi = spec.DIGEST_OFFSET, spec.DIGEST_OFFSET + spec.DIGEST_SIZE
     data[lo:hi] = hashlib.sha256(bytes(data[:lo]) + bytes(data[hi:])).digest()
     return bytes(data)
 
 
 @pytest.mark.parametrize("key, integrity", [("mp.brew", "brew-sha256"), ("mp.pkl", "size")])
-def test_a_multipart_object_whose_parts_cannot_be_recomputed_downloads(s3_server, proxy, bucket, tmp_path,
-                                                                       key, integrity):
+def test_a_multipart_object_whose_parts_cannot_be_recomputed_downloads(
+    s3_server, proxy, bucket, tmp_path, key, integrity
+):
     """A first part smaller than the last (not what the SDKs make): the multipart ETag cannot be recomputed."""
     MiB = 1 << 20
     data = brew_shaped(11 * MiB) if key.endswith(".brew") else os.urandom(11 * MiB)
@@ -326,11 +335,11 @@ def test_a_multipart_object_whose_parts_cannot_be_recomputed_downloads(s3_server
     upload = client.create_multipart_upload(Bucket=bucket, Key=key)
     parts = []
     for number, (a, b) in enumerate([(0, 5 * MiB), (5 * MiB, len(data))], 1):
-        r = client.upload_part(Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=number,
-                               Body=data[a:b])
+        r = client.upload_part(Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=number, Body=data[a:b])
         parts.append({"PartNumber": number, "ETag": r["ETag"]})
-    client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"],
-                                     MultipartUpload={"Parts": parts})
+    client.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
+    )
     assert client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"').endswith("-2")
     got = fetch(config_from_uri(f"s3://{bucket}/{key}"), cache_dir=tmp_path / "cache")
     assert got.path.read_bytes() == data and got.integrity == integrity

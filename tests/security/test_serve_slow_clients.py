@@ -41,8 +41,10 @@ def ordinary_request(server) -> int:
     """POST /predict on a fresh connection; the status, or an exception if not answered within PROMPT_S."""
     body = json.dumps(ROW).encode()
     with socket.create_connection(address(server), timeout=PROMPT_S) as sock:
-        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
         return status_of(read_all(sock, PROMPT_S))
 
 
@@ -94,8 +96,13 @@ def test_others_are_answered_while_clients_idle_and_drip(server):
     addr = address(server)
     idle = [socket.create_connection(addr) for _ in range(30)]
     drippers = [Dripper(addr, b"POST /predict HTTP/1.1\r\nHost: t\r\nX-Slow: ") for _ in range(10)]
-    body_drippers = [Dripper(addr, b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                                   b"Content-Length: 100000\r\n\r\n{") for _ in range(5)]
+    body_drippers = [
+        Dripper(
+            addr,
+            b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+        )
+        for _ in range(5)
+    ]
     for d in drippers + body_drippers:
         d.start()
     try:
@@ -130,8 +137,10 @@ def test_an_idle_connection_is_closed(server):
 
 def test_a_client_that_stops_mid_body_gets_400_and_others_are_served(server):
     with socket.create_connection(address(server)) as sock:
-        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 200\r\n\r\n{\"age\": 3")
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 200\r\n\r\n{"age": 3'
+        )
         assert ordinary_request(server) == 200
         response = read_all(sock, BODY_WAIT_S)
     assert status_of(response) == 400
@@ -141,8 +150,10 @@ def test_a_client_that_stops_mid_body_gets_400_and_others_are_served(server):
 @pytest.mark.parametrize("chunk_line", [b"zz", b"-1", b"0x10", b"1 2", b"", b"1;a=\x00"])
 def test_invalid_chunk_size_line_is_400_json(server, chunk_line):
     with socket.create_connection(address(server), timeout=PROMPT_S) as sock:
-        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunk_line + b"\r\n{}\r\n0\r\n\r\n")
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunk_line + b"\r\n{}\r\n0\r\n\r\n"
+        )
         response = read_all(sock, PROMPT_S)
     assert status_of(response) == 400, response[:200]
     if b"application/json" in response.split(b"\r\n\r\n", 1)[0]:
@@ -153,9 +164,10 @@ def test_invalid_chunk_size_line_is_400_json(server, chunk_line):
 def test_a_valid_chunked_request_still_works(server):
     body = json.dumps(ROW).encode()
     with socket.create_connection(address(server), timeout=PROMPT_S) as sock:
-        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                     + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        )
         response = read_all(sock, PROMPT_S)
     assert status_of(response) == 200
     assert json.loads(response.split(b"\r\n\r\n", 1)[1])["prediction"] in (">$50K", "<=$50K")

@@ -22,16 +22,19 @@ def test_env_source_inferred_when_unset():
     assert config_from_env({"MODEL_URI": "m.pkl"}).source == "DISK"
 
 
-@pytest.mark.parametrize("env, words", [
-    ({"MODEL_SOURCE": "GCS", "MODEL_URI": "x"}, ["MODEL_SOURCE", "DISK", "S3"]),
-    ({"MODEL_SOURCE": "DISK"}, ["MODEL_URI"]),
-    ({"MODEL_SOURCE": "S3", "MODEL_URI": " "}, ["MODEL_URI"]),
-    ({"MODEL_SOURCE": "S3", "MODEL_URI": "/local/model.pkl"}, ["MODEL_URI", "s3://bucket/key"]),
-    ({"MODEL_SOURCE": "S3", "MODEL_URI": "s3://bucket-only"}, ["MODEL_URI", "s3://bucket/key"]),
-    ({"MODEL_SOURCE": "S3", "MODEL_URI": "s3:///key"}, ["MODEL_URI", "s3://bucket/key"]),
-    ({"MODEL_SOURCE": "DISK", "MODEL_URI": "s3://b/k"}, ["MODEL_SOURCE=S3"]),
-    ({"MODEL_SOURCE": "DISK", "MODEL_URI": "https://x/m.pkl"}, ["MODEL_URI", "scheme"]),
-])
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"MODEL_SOURCE": "GCS", "MODEL_URI": "x"}, ["MODEL_SOURCE", "DISK", "S3"]),
+        ({"MODEL_SOURCE": "DISK"}, ["MODEL_URI"]),
+        ({"MODEL_SOURCE": "S3", "MODEL_URI": " "}, ["MODEL_URI"]),
+        ({"MODEL_SOURCE": "S3", "MODEL_URI": "/local/model.pkl"}, ["MODEL_URI", "s3://bucket/key"]),
+        ({"MODEL_SOURCE": "S3", "MODEL_URI": "s3://bucket-only"}, ["MODEL_URI", "s3://bucket/key"]),
+        ({"MODEL_SOURCE": "S3", "MODEL_URI": "s3:///key"}, ["MODEL_URI", "s3://bucket/key"]),
+        ({"MODEL_SOURCE": "DISK", "MODEL_URI": "s3://b/k"}, ["MODEL_SOURCE=S3"]),
+        ({"MODEL_SOURCE": "DISK", "MODEL_URI": "https://x/m.pkl"}, ["MODEL_URI", "scheme"]),
+    ],
+)
 def test_env_errors_are_one_line_and_name_the_variable(env, words):
     with pytest.raises(ConfigError) as e:
         config_from_env(env)
@@ -65,7 +68,9 @@ def test_disk_missing_file_and_directory(tmp_path):
 
 @pytest.mark.integration
 def test_importing_sources_does_not_import_boto3():
-    code = ("import sys, coldbrew.sources as s; s.fetch(s.config_from_uri(sys.executable)); "
-            "print(sorted(m for m in ('boto3', 'botocore', 'sklearn') if m in sys.modules))")
+    code = (
+        "import sys, coldbrew.sources as s; s.fetch(s.config_from_uri(sys.executable)); "
+        "print(sorted(m for m in ('boto3', 'botocore', 'sklearn') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -148,11 +148,11 @@ def _put(s3_server, bucket, key, data: bytes, *, part_size: int | None = None) -
     mpu = c.create_multipart_upload(Bucket=bucket, Key=key)
     parts = []
     for n, off in enumerate(range(0, len(data), part_size), 1):
-        r = c.upload_part(Bucket=bucket, Key=key, UploadId=mpu["UploadId"], PartNumber=n,
-                          Body=data[off:off + part_size])
+        r = c.upload_part(
+            Bucket=bucket, Key=key, UploadId=mpu["UploadId"], PartNumber=n, Body=data[off : off + part_size]
+        )
         parts.append({"PartNumber": n, "ETag": r["ETag"]})
-    c.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=mpu["UploadId"],
-                                MultipartUpload={"Parts": parts})
+    c.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=mpu["UploadId"], MultipartUpload={"Parts": parts})
 
 
 def _leftovers(cache: Path) -> list[str]:
@@ -182,10 +182,13 @@ def test_changed_object_is_downloaded_again_and_old_copy_removed(s3_server, buck
     assert sorted(p.name for p in cache.iterdir()) == [two.path.name, two.path.name + ".digest.json"]
 
 
-@pytest.mark.parametrize("uri_fmt, words", [
-    ("s3://{bucket}/no/such/key.pkl", ["{bucket}", "no/such/key.pkl", "no object"]),
-    ("s3://nb-{bucket}/model.pkl", ["nb-{bucket}", "model.pkl", "does not exist"]),
-])
+@pytest.mark.parametrize(
+    "uri_fmt, words",
+    [
+        ("s3://{bucket}/no/such/key.pkl", ["{bucket}", "no/such/key.pkl", "no object"]),
+        ("s3://nb-{bucket}/model.pkl", ["nb-{bucket}", "model.pkl", "does not exist"]),
+    ],
+)
 def test_missing_bucket_or_key_is_one_line(bucket, tmp_path, uri_fmt, words):
     with pytest.raises(SourceError) as e:
         fetch(config_from_uri(uri_fmt.format(bucket=bucket)), cache_dir=tmp_path / "cache")
@@ -251,8 +254,7 @@ def test_transient_errors_are_retried(s3_server, bucket, proxy, s3_env, tmp_path
     assert sum(m == "GET" for m, _ in proxy.log) >= 3 + 2
 
 
-def test_persistent_failure_is_reported_and_leaves_no_temp_file(s3_server, bucket, proxy, s3_env,
-                                                                tmp_path):
+def test_persistent_failure_is_reported_and_leaves_no_temp_file(s3_server, bucket, proxy, s3_env, tmp_path):
     _put(s3_server, bucket, "dead", os.urandom(200_000))
     s3_env.setenv("AWS_MAX_ATTEMPTS", "3")
     proxy.truncate = -1  # every GET

@@ -11,8 +11,17 @@ async def app(scope, receive, send):
         body += message.get("body", b"")
         if not message.get("more_body"):
             break
-    payload = {"method": scope["method"], "path": scope["path"], "query": scope["query_string"].decode(),
-               "body": body.decode()}
-    await send({"type": "http.response.start", "status": 201,
-                "headers": [(b"content-type", b"application/json"), (b"x-asgi", b"1")]})
+    payload = {
+        "method": scope["method"],
+        "path": scope["path"],
+        "query": scope["query_string"].decode(),
+        "body": body.decode(),
+    }
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 201,
+            "headers": [(b"content-type", b"application/json"), (b"x-asgi", b"1")],
+        }
+    )
     await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
