@@ -34,14 +34,7 @@ def _predict_chunk(nodes, tree_offsets, leaf_values, X, out, n_features, K, vect
         split = f >= 0
         if not split.any():
             break
-        if np.any(f[split] >= n_features) or np.any(f[~split] != -1):
-            raise ValueError(
-                f"corrupt model: feature index out of bounds in tree {_first_bad_tree(split, f, n_features)}"
-            )
-        r = right[roots + at].astype(np.int64)
-        bad = split & ((r <= at + 1) | (r >= sizes))
-        if bad.any():
-            raise ValueError(f"corrupt model: child index out of bounds in tree {np.argwhere(bad)[0, 1]}")
+        r = _checked_children(f, split, right[roots + at], at, sizes, n_features)
         x = X[rows, np.where(split, f, 0)].astype(np.float64)
         go_left = x <= value[roots + at]  # a NaN threshold sends every row right, as in the C kernel
         at = np.where(split, np.where(go_left, at + 1, r), at)
@@ -69,6 +62,18 @@ def _predict_chunk(nodes, tree_offsets, leaf_values, X, out, n_features, K, vect
 def _first(bad: np.ndarray) -> int:
     """The tree (column) of the first True in a (rows, trees) mask."""
     return int(np.argwhere(bad)[0, 1])
+
+
+def _checked_children(f, split, right, at, sizes, n_features) -> np.ndarray:
+    """The right-child indices of the current nodes, after the checks the C kernel makes at every node: a split's
+    feature is in range, a leaf's feature is -1, and a split's right child lies after it and inside its tree."""
+    if np.any(f[split] >= n_features) or np.any(f[~split] != -1):
+        raise ValueError(f"corrupt model: feature index out of bounds in tree {_first_bad_tree(split, f, n_features)}")
+    r = right.astype(np.int64)
+    bad = split & ((r <= at + 1) | (r >= sizes))
+    if bad.any():
+        raise ValueError(f"corrupt model: child index out of bounds in tree {np.argwhere(bad)[0, 1]}")
+    return r
 
 
 def _first_bad_tree(split, f, n_features) -> int:
@@ -146,14 +151,7 @@ def _leaves_v2(nodes, node_flags, tree_offsets, cat_offsets, cat_words, X, n_fea
         split = f >= 0
         if not split.any():
             break
-        if np.any(f[split] >= n_features) or np.any(f[~split] != -1):
-            raise ValueError(
-                f"corrupt model: feature index out of bounds in tree {_first_bad_tree(split, f, n_features)}"
-            )
-        r = right[idx].astype(np.int64)
-        bad = split & ((r <= at + 1) | (r >= sizes))
-        if bad.any():
-            raise ValueError(f"corrupt model: child index out of bounds in tree {np.argwhere(bad)[0, 1]}")
+        r = _checked_children(f, split, right[idx], at, sizes, n_features)
         fl = node_flags[idx].astype(np.int64)
         miss = (fl >> 1) & 3
         cat = (fl & 0x08) != 0

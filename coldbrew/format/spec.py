@@ -215,11 +215,15 @@ def validate_header(h: object, payload_length: int, version: int = VERSION) -> d
     return h
 
 
-def _validate_v1(h: dict) -> None:
-    """Version 1 rules: the scikit-learn GradientBoosting / forest / tree kinds."""
-    for key, allowed in (("kind", KINDS), ("leaf", LEAF_MODES), ("combine", COMBINES), ("output", OUTPUTS)):
+def _check_choices(h: dict, rules: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+    """Each ``(key, allowed)``: the header's value is one of ``allowed``."""
+    for key, allowed in rules:
         if h[key] not in allowed:
             raise ModelFormatError(f"header {key} {_short(h[key])} is not one of {', '.join(allowed)}")
+
+
+def _check_counts(h: dict) -> None:
+    """Counts every version shares: positive sizes, leaves within nodes, feature names one string per feature."""
     for key in ("n_features", "n_outputs", "n_trees", "n_nodes"):
         if h[key] < 1:
             raise ModelFormatError(f"header {key} must be positive, got {h[key]}")
@@ -229,6 +233,12 @@ def _validate_v1(h: dict) -> None:
         len(h["feature_names"]) != h["n_features"] or not all(isinstance(n, str) for n in h["feature_names"])
     ):
         raise ModelFormatError("header feature_names must be n_features strings")
+
+
+def _validate_v1(h: dict) -> None:
+    """Version 1 rules: the scikit-learn GradientBoosting / forest / tree kinds."""
+    _check_choices(h, (("kind", KINDS), ("leaf", LEAF_MODES), ("combine", COMBINES), ("output", OUTPUTS)))
+    _check_counts(h)
     if h["output"] in CLASSIFIER_OUTPUTS:
         if not h["classes"] or h["classes_dtype"] is None:
             raise ModelFormatError("a classifier's header must list its classes and classes_dtype")
@@ -244,29 +254,22 @@ def _validate_v1(h: dict) -> None:
 
 def _validate_v2(h: dict) -> None:
     """Version 2 rules: scalar leaves summed per tree group, explicit input/accumulation dtypes and decision."""
-    for key, allowed in (
-        ("kind", KINDS_V2),
-        ("leaf", ("scalar",)),
-        ("combine", ("sum",)),
-        ("output", OUTPUTS_V2),
-        ("input_dtype", INPUT_DTYPES),
-        ("split_compare", SPLIT_COMPARES),
-        ("accumulate", ACCUMULATES),
-        ("decision", DECISIONS),
-    ):
-        if h[key] not in allowed:
-            raise ModelFormatError(f"header {key} {_short(h[key])} is not one of {', '.join(allowed)}")
-    for key in ("n_features", "n_outputs", "n_trees", "n_nodes"):
-        if h[key] < 1:
-            raise ModelFormatError(f"header {key} must be positive, got {h[key]}")
-    if h["n_leaves"] < 0 or h["max_depth"] < 0 or h["n_leaves"] > h["n_nodes"]:
-        raise ModelFormatError("header n_leaves / max_depth out of range")
+    _check_choices(
+        h,
+        (
+            ("kind", KINDS_V2),
+            ("leaf", ("scalar",)),
+            ("combine", ("sum",)),
+            ("output", OUTPUTS_V2),
+            ("input_dtype", INPUT_DTYPES),
+            ("split_compare", SPLIT_COMPARES),
+            ("accumulate", ACCUMULATES),
+            ("decision", DECISIONS),
+        ),
+    )
+    _check_counts(h)
     if h["n_cat_bitsets"] < 0 or h["n_cat_words"] < 0 or (h["n_cat_bitsets"] == 0) != (h["n_cat_words"] == 0):
         raise ModelFormatError("header n_cat_bitsets / n_cat_words out of range")
-    if h["feature_names"] is not None and (
-        len(h["feature_names"]) != h["n_features"] or not all(isinstance(n, str) for n in h["feature_names"])
-    ):
-        raise ModelFormatError("header feature_names must be n_features strings")
     if h["classes"] is not None:
         if not h["classes"] or h["classes_dtype"] is None or h["output"] not in CLASSIFIER_OUTPUTS_V2:
             raise ModelFormatError("a classifier's header must list its classes and classes_dtype and a class output")
