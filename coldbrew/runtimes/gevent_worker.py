@@ -40,6 +40,31 @@ from gunicorn.workers.base_async import AsyncWorker
 
 #: Seconds a body read may wait for the next bytes before the request is refused.
 READ_TIMEOUT_S = 10.0
+#: A lingering close (as nginx does it): after the answer, read and drop what the client is still sending, for
+#: at most this long and this many bytes, before closing. Closing a socket with unread bytes makes the kernel send
+#: a reset, which can destroy the answer the client has not read yet (a 413 for a body over the limit).
+LINGER_S = 2.0
+LINGER_BYTES = 8 * 1024 * 1024
+
+
+class _LingeringSocket(gsocket.socket):
+    """A client connection whose ``close`` first half-closes and drains (bounded by LINGER_S / LINGER_BYTES)."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        try:
+            self.shutdown(socket.SHUT_WR)
+            self.settimeout(LINGER_S)
+            deadline, drained = time.monotonic() + LINGER_S, 0
+            while drained < LINGER_BYTES and time.monotonic() < deadline:
+                data = self.recv(65536)
+                if not data:
+                    break
+                drained += len(data)
+        except OSError:  # the client is gone or too slow: nothing left to protect
+            pass
+        super().close()
 
 
 class Worker(AsyncWorker):
@@ -97,6 +122,7 @@ class Worker(AsyncWorker):
 
     def handle(self, listener, client, addr) -> None:
         """Serve one connection, every read from it bounded by READ_TIMEOUT_S."""
+        client = _LingeringSocket(client.family, client.type, client.proto, fileno=client.detach())
         client.settimeout(READ_TIMEOUT_S)
         super().handle(listener, client, addr)
 
