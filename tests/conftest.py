@@ -45,3 +45,29 @@ def families(tmp_path_factory):
     from families import build_all
 
     return build_all(tmp_path_factory.mktemp("families"))
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch, tmp_path):
+    """The real server's credentials in the environment, nothing from ~/.aws, no IMDS."""
+    import os
+
+    for k in list(os.environ):
+        if k.startswith("AWS_") or k.startswith("COLDBREW_S3_"):
+            monkeypatch.delenv(k)
+    for k, v in s3_server.env().items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return monkeypatch
+
+
+@pytest.fixture
+def bucket(s3_server, s3_env) -> str:
+    """A fresh bucket on the real S3 server, its credentials in the environment."""
+    import uuid
+
+    name = f"t-{uuid.uuid4().hex[:16]}"
+    s3_server.create_bucket(name)
+    return name

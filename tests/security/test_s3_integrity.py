@@ -17,7 +17,6 @@ import re
 import subprocess
 import sys
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
@@ -92,27 +91,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "GET":
             self.wfile.write(body)
-
-
-@pytest.fixture
-def s3_env(s3_server, monkeypatch, tmp_path):
-    """The real server's credentials in the environment, nothing from ~/.aws, no IMDS."""
-    for k in list(os.environ):
-        if k.startswith("AWS_") or k.startswith("COLDBREW_S3_"):
-            monkeypatch.delenv(k)
-    for k, v in s3_server.env().items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    return monkeypatch
-
-
-@pytest.fixture
-def bucket(s3_server, s3_env) -> str:
-    name = f"sec-{uuid.uuid4().hex[:16]}"
-    s3_server.create_bucket(name)
-    return name
 
 
 @pytest.fixture
