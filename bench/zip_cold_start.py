@@ -81,7 +81,7 @@ def sizes(model: Path, work: Path) -> dict:
 
 
 def cold_starts(model: Path, zip_path: Path, repeats: int, work: Path, log,
-                compile_runtime: bool = False) -> dict[str, list[dict]]:
+                compile_runtime: bool = False, compile_task: bool = False) -> dict[str, list[dict]]:
     """``repeats`` interleaved isolated cold starts of the zip handler and the venv environment."""
     task_root = smoke.unzip(zip_path, work / "task")
     spec = smoke.function_spec(zip_path.parent / "template.yaml")
@@ -90,6 +90,10 @@ def cold_starts(model: Path, zip_path: Path, repeats: int, work: Path, log,
         import compileall
 
         compileall.compile_dir(str(runtime), quiet=1)
+    if compile_task:  # what function.zip would hold if it shipped bytecode
+        import compileall
+
+        compileall.compile_dir(str(task_root), quiet=1)
     env = smoke.lambda_env(spec, task_root)
     env.update({"PYTHONPATH": os.pathsep.join([str(task_root), str(runtime)]), "LAMBDA_RUNTIME_DIR": str(runtime)})
     manifest = json.loads((zip_path.parent / "manifest.json").read_text())
@@ -142,6 +146,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--presets", default="tiny,140mb")
     ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--compile-task", action="store_true",
+                    help="also byte-compile the unzipped code (as if the zip shipped .pyc); with --compile-runtime "
+                         "writes zip_cold_start_compiled_all.md/.json")
     ap.add_argument("--compile-runtime", action="store_true",
                     help="byte-compile the copied runtime client first (as Lambda's /var/runtime); writes "
                          "zip_cold_start_compiled_runtime.md/.json")
@@ -161,7 +168,7 @@ def main() -> None:
             size = sizes(model, work)
             log(f"{preset}: cold starts")
             samples = cold_starts(model, Path(size["zip-snapstart x86_64"]["zip"]), args.repeats, work / "run", log,
-                                  args.compile_runtime)
+                                  args.compile_runtime, args.compile_task)
         for v in size.values():
             v.pop("zip", None)
         summ = {k: {key: stats(v, key) for key in ("init_ms", "init_cpu_ms", "latency_ms")} | {
@@ -171,7 +178,10 @@ def main() -> None:
     report["runtime_s"] = round(time.time() - started, 1)
     RESULTS.mkdir(exist_ok=True)
     report["compile_runtime"] = args.compile_runtime
+    report["compile_task"] = args.compile_task
     stem = "zip_cold_start_compiled_runtime" if args.compile_runtime else "zip_cold_start"
+    if args.compile_task:
+        stem = "zip_cold_start_compiled_all" if args.compile_runtime else "zip_cold_start_compiled_task"
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     (RESULTS / f"{stem}.md").write_text(render(report))
     print(render(report))
