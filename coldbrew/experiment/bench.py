@@ -143,12 +143,15 @@ def _ram_mb() -> float:
 def prepare_models(sizes, formats, log=print) -> dict[tuple[str, str], Path]:
     """The cached model file for each (size, format): trained and/or compiled when missing."""
     from coldbrew.experiment.modelcache import cache_path
-    from coldbrew.experiment.train import train
+    from coldbrew.experiment.train import pickle_is_labelled, train
 
     models = {}
     for size in sizes:
         recipe = PRESETS[size]
         pickle_path = cache_path(recipe, "pickle")
+        if pickle_path.exists() and not pickle_is_labelled(pickle_path):
+            log(f"model {size}: {pickle_path} predates the study's display labels; retraining it")
+            pickle_path.unlink()
         if pickle_path.exists():
             log(f"model {size}: cached {pickle_path} ({pickle_path.stat().st_size / 1e6:,.1f} MB)")
         else:
@@ -163,7 +166,8 @@ def prepare_models(sizes, formats, log=print) -> dict[tuple[str, str], Path]:
             brew_path = cache_path(recipe, "brew")
             from coldbrew.experiment.train import brew_is_labelled, compile_study_model
 
-            if not brew_path.exists() or not brew_is_labelled(brew_path):
+            stale = brew_path.exists() and brew_path.stat().st_mtime < pickle_path.stat().st_mtime
+            if not brew_path.exists() or stale or not brew_is_labelled(brew_path):
                 log(f"model {size}: compiling -> {brew_path}")
                 stats = compile_study_model(pickle_path, brew_path, progress=True)
                 log(f"model {size}: compiled in {stats['seconds']:,.1f} s, {stats['output_bytes'] / 1e6:,.1f} MB")

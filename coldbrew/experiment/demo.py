@@ -51,6 +51,10 @@ def ensure_models(pickle_only: bool) -> dict[str, Path]:
 
     recipe = PRESETS["tiny"]
     models = {"pickle": cache_path(recipe, "pickle")}
+    from coldbrew.experiment.train import pickle_is_labelled
+
+    if models["pickle"].exists() and not pickle_is_labelled(models["pickle"]):
+        models["pickle"].unlink()  # trained before the study's display labels: it would answer "True"/"False"
     if not models["pickle"].exists():
         print(f"training the tiny model (n_estimators={recipe.n_estimators}, max_depth={recipe.max_depth}) ...")
         result = train(recipe, models["pickle"], progress=False)

@@ -53,6 +53,16 @@ def compile_study_model(pickle_path: Path, brew_path: Path, progress: bool = Tru
     return compile_model(pickle_path, brew_path, progress=progress, class_labels=STUDY_CLASS_LABELS)
 
 
+def pickle_is_labelled(pickle_path: Path) -> bool:
+    """True if a cached study pickle was trained on the display labels, so it answers ``">$50K"``; caches from
+    before were trained on False/True and would answer ``"True"``. The labels are a numpy unicode array in the
+    pickle, stored as UTF-32 bytes: found without unpickling (which takes seconds for the large presets)."""
+    try:
+        return STUDY_CLASS_LABELS[1].encode("utf-32-le") in pickle_path.read_bytes()
+    except OSError:
+        return False
+
+
 def brew_is_labelled(brew_path: Path) -> bool:
     """True if a cached .brew already carries the study's class labels (older caches were compiled without)."""
     from coldbrew.errors import ColdbrewError

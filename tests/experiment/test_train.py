@@ -90,3 +90,20 @@ def test_cli_trains_joblib_and_reports_accuracy_and_size(tmp_path):
     assert model.n_estimators == 3
     assert "test accuracy" in proc.stdout and "MB" in proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.joblib"]
+
+
+def test_a_cached_pickle_from_before_the_display_labels_is_told_apart(tiny_model, tmp_path):
+    """bench and demo retrain a cached study pickle trained on False/True (it would answer "True"/"False")."""
+    import pickle
+
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from coldbrew.experiment.train import pickle_is_labelled
+
+    assert pickle.loads(tiny_model.read_bytes()).classes_.tolist() == ["<=$50K", ">$50K"]
+    assert pickle_is_labelled(tiny_model)
+    old = GradientBoostingClassifier(n_estimators=2).fit([[0.0], [1.0], [2.0], [3.0]], [False, True, False, True])
+    stale = tmp_path / "old.pkl"
+    stale.write_bytes(pickle.dumps(old))
+    assert not pickle_is_labelled(stale)
+    assert not pickle_is_labelled(tmp_path / "missing.pkl")
