@@ -33,44 +33,53 @@ def _split(loader, *, nan: bool):
     return X[~test], y[~test], H
 
 
-def _fit_hgb_binary(tmp):
-    from sklearn.ensemble import HistGradientBoostingClassifier
+LOADERS = {"binary": load_breast_cancer, "multiclass": load_iris, "regression": load_diabetes}
 
-    X, y, H = _split(load_breast_cancer, nan=True)
-    est = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, y)
-    src = tmp / "hgb.pkl"
+
+def _fit_hgb(task, tmp):
     import pickle
 
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    X, y, H = _split(LOADERS[task], nan=True)
+    cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    est = cls(max_iter=15, random_state=0).fit(X, y)
+    src = tmp / "hgb.pkl"
     src.write_bytes(pickle.dumps(est))
     return est, src, H
 
 
-def _fit_xgb_multiclass(tmp):
-    X, y, H = _split(load_iris, nan=True)
-    est = xgboost.XGBClassifier(n_estimators=15, max_depth=3, objective="multi:softprob").fit(X, y)
+def _fit_xgb(task, tmp):
+    X, y, H = _split(LOADERS[task], nan=True)
+    objective = {"binary": "binary:logistic", "multiclass": "multi:softprob", "regression": "reg:squarederror"}[task]
+    cls = xgboost.XGBRegressor if task == "regression" else xgboost.XGBClassifier
+    est = cls(n_estimators=15, max_depth=3, objective=objective).fit(X, y)
     src = tmp / "xgb.json"
     est.save_model(src)
     return est, src, H
 
 
-def _fit_lgbm_regression(tmp):
-    X, y, H = _split(load_diabetes, nan=True)
-    est = lightgbm.LGBMRegressor(n_estimators=15, verbose=-1).fit(X, y)
+def _fit_lgbm(task, tmp):
+    X, y, H = _split(LOADERS[task], nan=True)
+    cls = lightgbm.LGBMRegressor if task == "regression" else lightgbm.LGBMClassifier
+    est = cls(n_estimators=15, min_child_samples=5, verbose=-1).fit(X, y)
     src = tmp / "lgbm.txt"
     est.booster_.save_model(src)
     return est, src, H
 
 
-CASES = {"hgb-binary": _fit_hgb_binary, "xgb-multiclass": _fit_xgb_multiclass, "lgbm-regression": _fit_lgbm_regression}
+FITS = {"hgb": _fit_hgb, "xgb": _fit_xgb, "lgbm": _fit_lgbm}
+#: Every family x task: HistGradientBoosting, XGBoost and LightGBM, each binary, multiclass and regression.
+CASES = {f"{family}-{task}": (fit, task) for family, fit in FITS.items() for task in LOADERS}
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """name -> (estimator, .brew path, held-out rows as float64 with NaN)."""
     out = {}
-    for name, fit in CASES.items():
+    for name, (fit, task) in CASES.items():
         tmp = tmp_path_factory.mktemp(name)
-        est, src, H = fit(tmp)
+        est, src, H = fit(task, tmp)
         dst = tmp / "model.brew"
         compile_file(src, dst, progress=False)
         out[name] = (est, dst, H)
