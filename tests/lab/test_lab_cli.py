@@ -18,23 +18,30 @@ pytestmark = pytest.mark.integration  # every test here spawns a process or a se
 HANDLERS = Path(__file__).parents[1] / "handlers"
 
 
+def _two_provisioned_echo_environments() -> list[str]:
+    """`coldbrew lab` hosting the echo handler in two provisioned environments, without REPORT lines."""
+    return [
+        sys.executable,
+        "-m",
+        "coldbrew",
+        "lab",
+        "--handler",
+        "echo.handler",
+        "--task-root",
+        str(HANDLERS),
+        "--provisioned",
+        "2",
+        "--memory-mb",
+        "256",
+        "--no-report",
+    ]
+
+
 @pytest.mark.parametrize("extra", [[], ["--snapshot"]], ids=["processes", "snapshot"])
 def test_ctrl_c_stops_every_child(extra, tmp_path):
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "coldbrew",
-            "lab",
-            "--handler",
-            "echo.handler",
-            "--task-root",
-            str(HANDLERS),
-            "--provisioned",
-            "2",
-            "--memory-mb",
-            "256",
-            "--no-report",
+            *_two_provisioned_echo_environments(),
             "--function-output",
             str(tmp_path / "out.log"),
             *extra,
@@ -68,19 +75,7 @@ def test_killed_lab_takes_its_environments_with_it(tmp_path):
     """Even SIGKILL (no clean shutdown) leaves no orphans: children die with their parent."""
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "coldbrew",
-            "lab",
-            "--handler",
-            "echo.handler",
-            "--task-root",
-            str(HANDLERS),
-            "--provisioned",
-            "2",
-            "--memory-mb",
-            "256",
-            "--no-report",
+            *_two_provisioned_echo_environments(),
             "--quiet",
         ],
         stdout=subprocess.PIPE,
