@@ -86,6 +86,12 @@ def add_arguments(parser) -> None:
         action="store_false",
         help="zip-snapstart: do not run the built zip's handler from a clean directory before handing it over",
     )
+    parser.add_argument(
+        "--target-python",
+        metavar="PATH",
+        help=f"zip-snapstart: the {tpl.RUNTIME} interpreter that byte-compiles the zip and runs its smoke test "
+        f"(default: found on PATH or in pyenv; without one the zip ships no bytecode and says so)",
+    )
 
 
 def run(args) -> int:
@@ -102,6 +108,7 @@ def run(args) -> int:
         warm_route=args.warm_route,
         auth=args.auth,
         smoke=args.smoke,
+        target_python=args.target_python,
     )
     plan = result.plan
     if plan.setup == "zip-snapstart":

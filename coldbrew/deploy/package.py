@@ -14,6 +14,7 @@ samtranslator and dockerfile-parse on it) and the README lists the exact build a
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -331,12 +332,14 @@ def package(
     warm_route: bool = False,
     auth: str = "none",
     smoke: bool = True,
+    target_python: str | os.PathLike | None = None,
 ) -> PackageResult:
     """Write the build context, ``template.yaml`` and ``README.md`` for ``setup`` into ``out_dir``.
 
     ``warm_route`` adds ``POST /_warm`` to the HTTP API behind a generated secret; ``auth="iam"`` puts the
     HTTP API behind AWS_IAM authorization (docs/deploy.md, "Deployed doors"). For ``zip-snapstart`` the output is
-    ``function.zip`` (built here) and its ``manifest.json``; ``smoke`` runs it from a clean directory first
+    ``function.zip`` (built here) and its ``manifest.json``; ``smoke`` runs it from a clean directory first,
+    ``target_python`` is the interpreter of the Lambda runtime's version that byte-compiles it
     (:func:`package_zip`).
     """
     plan = make_plan(
@@ -352,7 +355,7 @@ def package(
     )
     out_dir = Path(out_dir)
     if plan.setup == "zip-snapstart":
-        return package_zip(plan, out_dir, force=force, smoke=smoke)
+        return package_zip(plan, out_dir, force=force, smoke=smoke, target_python=target_python)
     requirements = pinned_requirements(plan.model_format)
     size_parts: dict[str, int | None] = {
         name.split("==")[0]: installed_size(name.split("==")[0]) for name in requirements
@@ -413,7 +416,14 @@ def _zip_parts(manifest) -> dict[str, int | None]:
     return parts
 
 
-def package_zip(plan: Plan, out_dir: Path, *, force: bool = False, smoke: bool = True) -> PackageResult:
+def package_zip(
+    plan: Plan,
+    out_dir: Path,
+    *,
+    force: bool = False,
+    smoke: bool = True,
+    target_python: str | os.PathLike | None = None,
+) -> PackageResult:
     """zip-snapstart: build ``function.zip`` here, write the SAM template and README, and check the zip.
 
     The kernel is cross-built for ``plan.arch`` (Zig, manylinux2014); pure-Python dependencies are copied from
@@ -422,11 +432,15 @@ def package_zip(plan: Plan, out_dir: Path, *, force: bool = False, smoke: bool =
     shared object's ELF machine and glibc symbol versions, and — unless ``smoke`` is False or the model is read
     from S3 — the smoke test (:func:`coldbrew.deploy.smoke.check_zip`): the template's handler run from the
     unzipped files with nothing else on its path, bit-exact with the model's own predictions computed here.
+    Every ``.py`` in the zip is byte-compiled for the template's runtime (``target_python``, else an interpreter of
+    its version found here; without one the zip ships sources only and the ``bytecode`` check says so), and the
+    smoke test runs the handler with that interpreter, so the shipped bytecode is what it imports.
 
     Raises:
-        ColdbrewError: the zip cannot be built (too big, kernel build failed, a dependency missing here).
+        ColdbrewError: the zip cannot be built (too big, kernel build failed, a dependency missing here,
+            ``target_python`` not of the runtime's version).
     """
-    from coldbrew.deploy import crossbuild, zipbuild
+    from coldbrew.deploy import bytecode, crossbuild, zipbuild
     from coldbrew.deploy import smoke as smoke_mod
 
     model_bytes = plan.model_path.stat().st_size if plan.model_path and plan.model_in_artifact else 0
@@ -436,6 +450,7 @@ def package_zip(plan: Plan, out_dir: Path, *, force: bool = False, smoke: bool =
             "upload it to S3 and pass --s3-uri s3://bucket/key, or use --setup image-s3 or image-disk"
         )
     pure, native = zip_dependencies(plan.model_format)
+    python, _ = bytecode.find_python(tpl.RUNTIME, target_python)  # a wrong --target-python is refused before building
     _prepare_out_dir(out_dir, force)
     with tempfile.TemporaryDirectory(prefix="coldbrew-kernel-") as tmp:
         crossbuild.build_kernel(plan.arch, tmp)
@@ -446,6 +461,8 @@ def package_zip(plan: Plan, out_dir: Path, *, force: bool = False, smoke: bool =
             model_name=f"model/{plan.model_name}",
             dependencies=tuple(pure),
             kernel=Path(tmp) / crossbuild.KERNEL_FILE,
+            runtime=tpl.RUNTIME,
+            target_python=None if python is None else python.path,
         )
     files = [(name, (out_dir / name).stat().st_size) for name in ("function.zip", "manifest.json")]
     (out_dir / "template.yaml").write_text(tpl.sam_template(plan))
@@ -462,6 +479,8 @@ def package_zip(plan: Plan, out_dir: Path, *, force: bool = False, smoke: bool =
     vendored = ", ".join(f"{d} {v}" for d, v in manifest.dependencies.items()) or "none"
     left_out = f"; not vendored (native code): {', '.join(native)}" if native else ""
     checks.append(Check("dependencies", "ok", f"vendored (pure Python): {vendored}{left_out}; boto3 from the runtime"))
+    pycs = manifest.bytecode
+    checks.append(Check("bytecode", "ok" if pycs.included else "warning", pycs.summary()))
     model_bytes = result.size_parts.get("model") or 0
     code = manifest.unzipped_bytes - model_bytes
     fits = code <= 2 * 1024 * 1024
@@ -487,7 +506,13 @@ def package_zip(plan: Plan, out_dir: Path, *, force: bool = False, smoke: bool =
         expected = smoke_mod.expected_results(plan.model_path, rows)
         skip = ""
     checks += smoke_mod.check_zip(
-        out_dir / "function.zip", plan.arch, spec=spec, rows=rows, expected=expected, skip_reason=skip
+        out_dir / "function.zip",
+        plan.arch,
+        spec=spec,
+        rows=rows,
+        expected=expected,
+        skip_reason=skip,
+        python=pycs.interpreter if pycs.included else None,
     )
     (out_dir / "README.md").write_text(
         tpl.readme(

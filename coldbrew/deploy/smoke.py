@@ -5,15 +5,21 @@ Lambda's managed Python runtime starts ``/var/lang/bin/python`` with the functio
 and nothing else — no site-packages of the machine that built the zip. Here:
 
 - ``x86_64`` on an x86_64 machine: the lab (:mod:`coldbrew.lab`) hosts the handler named by the SAM template
-  (``_HANDLER``) in a real ``python -S -m awslambdaric`` process whose only import path is the unzipped directory,
-  a runtime directory holding ``awslambdaric`` and its dependencies (copied from this environment, like
-  ``/var/runtime``) and the standard library; the environment is the template's (``MODEL_SOURCE``,
+  (``_HANDLER``) in a real ``python -S -B -m awslambdaric`` process whose only import path is the unzipped
+  directory, a runtime directory holding ``awslambdaric`` and its dependencies, byte-compiled (like
+  ``/var/runtime``), and the standard library; the environment is the template's (``MODEL_SOURCE``,
   ``MODEL_URI`` with ``/var/task`` mapped to the unzipped directory) plus what Lambda defines. One batch
-  ``POST /predict`` goes through the lab's HTTP API front door.
+  ``POST /predict`` goes through the lab's HTTP API front door. The interpreter is the runtime's version
+  (``python3.12``, the one that byte-compiled the zip) when the zip ships bytecode, with ``awslambdaric``'s
+  wheels for that version installed once into the cache (:func:`target_runtime`), so the run imports the shipped
+  ``.pyc`` files; otherwise, or when that runtime client cannot be had, this interpreter with
+  ``awslambdaric`` copied from this environment (:func:`copy_runtime`), and the check says which ran.
 - ``arm64``: every shared object's ELF machine and glibc symbol versions are checked; when
   ``qemu-aarch64-static`` and an arm64 Python root (``COLDBREW_ARM64_PYTHON_ROOT``, made by
   ``.ci/arm64-python``) are present, the stdlib-only runner :mod:`coldbrew.deploy.lambda_invoke` imports the
   handler from the unzipped directory under emulation and invokes it with an HTTP API event built in-process.
+  That Python is Debian's 3.11: it does not use the zip's ``cpython-312`` bytecode and compiles the sources in
+  memory (``-B``).
 
 Either way the answer must equal, bit for bit, the predictions the packaging process computes with the model's
 own predictor (``load_predictor``): every float compared by its exact bits, every label by value.
@@ -21,10 +27,12 @@ own predictor (``load_predictor``): every float compared by its exact bits, ever
 
 from __future__ import annotations
 
+import compileall
 import json
 import math
 import os
 import platform
+import py_compile
 import shutil
 import subprocess
 import sys
@@ -37,7 +45,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from coldbrew.deploy import crossbuild
+from coldbrew.deploy import bytecode, crossbuild
 from coldbrew.errors import ColdbrewError
 
 TASK_ROOT = "/var/task"
@@ -47,8 +55,10 @@ ARM64_ROOT_ENV = "COLDBREW_ARM64_PYTHON_ROOT"
 QEMU = {"arm64": "qemu-aarch64-static", "x86_64": "qemu-x86_64-static"}
 HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 RUNNER = Path(__file__).with_name("lambda_invoke.py")
-# -S: no site-packages (and no user site); -B: /var/task is read-only on Lambda, write no bytecode into it.
+# -S: no site-packages (and no user site); -B: /var/task is read-only on Lambda, write no bytecode into it (the
+# zip's own __pycache__ is still read).
 CLEAN_FLAGS = ("-S", "-B")
+PIP_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 SMOKE_ROWS = 6
 
 
@@ -157,7 +167,65 @@ def copy_runtime(dest: str | os.PathLike, distributions: tuple[str, ...] = RUNTI
             req = Requirement(line)
             if req.marker is None or req.marker.evaluate({"extra": ""}):
                 todo.append(req.name)
+    # Lambda's /var/runtime ships its bytecode: without it every start here would compile the runtime client.
+    compileall.compile_dir(str(dest), quiet=2, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
     return dest
+
+
+def cache_root() -> Path:
+    """coldbrew's cache directory: ``$COLDBREW_CACHE`` or ``$XDG_CACHE_HOME/coldbrew`` (not created)."""
+    if os.environ.get("COLDBREW_CACHE"):
+        return Path(os.environ["COLDBREW_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coldbrew"
+
+
+def target_runtime(python: bytecode.Interpreter, arch: str, distribution: str = RUNTIME_DISTRIBUTIONS[0]) -> Path:
+    """A runtime directory (the ``/var/runtime`` of ``python``'s version): ``awslambdaric`` at the version installed
+    here, with its dependencies, as wheels for ``python`` and ``arch``, byte-compiled by ``python``.
+
+    Installed once by pip into the cache (``lambda-runtime/``), then reused.
+
+    Raises:
+        SmokeError: ``awslambdaric`` is not installed here (its version is what is fetched) or pip failed
+            (offline, no wheel for that Python).
+    """
+    try:
+        version = metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        raise SmokeError(
+            f"{distribution} is not installed here: pip install 'coldbrew[deploy]' to smoke-test"
+        ) from None
+    arch = crossbuild.target_for(arch).arch
+    final = cache_root() / "lambda-runtime" / f"{python.cache_tag}-{arch}-{distribution}-{version}"
+    if (final / distribution.replace("-", "_")).is_dir():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{final.name}.", dir=final.parent) as tmp:
+        partial = Path(tmp) / "runtime"
+        pip = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+            "--target", str(partial), "--only-binary=:all:", "--implementation", "cp",
+            "--python-version", f"{python.version[0]}.{python.version[1]}", "--platform", PIP_PLATFORMS[arch],
+            f"{distribution}=={version}",
+        ]  # fmt: skip
+        try:
+            done = subprocess.run(pip, capture_output=True, text=True, timeout=600, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SmokeError(f"pip could not fetch {distribution} {version} for {python.label}: {exc}") from None
+        if done.returncode != 0:
+            lines = [line for line in done.stderr.splitlines() if line.strip() and "WARNING" not in line]
+            why = (lines or ["no output"])[-1][:200]
+            raise SmokeError(f"pip could not fetch {distribution} {version} for {python.label}: {why}")
+        try:
+            bytecode.compile_tree(python, partial)
+        except bytecode.BytecodeError as exc:
+            raise SmokeError(str(exc)) from None
+        try:
+            os.replace(partial, final)
+        except OSError:  # another build finished first
+            if not (final / distribution.replace("-", "_")).is_dir():
+                raise
+    return final
 
 
 # ---- rows and the answers they must get ----------------------------------------------------------------------------
@@ -291,24 +359,46 @@ def _log_tail(log: Path) -> str:
     return (errors or lines or [""])[-1][:300]
 
 
-def run_in_lab(
-    task_root: Path, spec: FunctionSpec, rows: list, workdir: Path, timeout: float = 60.0
-) -> tuple[int, Any, str]:
-    """Host the handler in the lab with a clean interpreter; one ``POST /predict``.
+def clean_env(
+    spec: FunctionSpec, task_root: Path, runtime: Path, python: bytecode.Interpreter | None = None
+) -> dict[str, str]:
+    """The clean interpreter's environment: the template's variables, the import path (the unzipped directory and
+    the runtime directory) and ``AWS_EXECUTION_ENV`` naming the interpreter's version, as Lambda sets it."""
+    major, minor = python.minor if python else sys.version_info[:2]
+    env = lambda_env(spec, task_root)
+    env.update(
+        {
+            "PYTHONPATH": os.pathsep.join([str(task_root), str(runtime)]),
+            "LAMBDA_RUNTIME_DIR": str(runtime),
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{major}.{minor}",
+        }
+    )
+    return env
 
+
+def run_in_lab(
+    task_root: Path,
+    spec: FunctionSpec,
+    rows: list,
+    workdir: Path,
+    timeout: float = 60.0,
+    python: bytecode.Interpreter | None = None,
+    runtime: Path | None = None,
+) -> tuple[int, Any, str]:
+    """Host the handler in the lab with a clean interpreter (``python``, default this one); one ``POST /predict``.
+
+    ``runtime`` is the runtime directory for ``python`` (default: :func:`copy_runtime` from this environment).
     Returns (HTTP status, parsed JSON body or raw text, the function's most telling log line).
     """
     from coldbrew.lab import Lab, LabConfig
 
-    runtime = copy_runtime(workdir / "runtime")
+    runtime = runtime or copy_runtime(workdir / "runtime")
     log = workdir / "function.log"
-    env = lambda_env(spec, task_root)
-    env.update({"PYTHONPATH": os.pathsep.join([str(task_root), str(runtime)]), "LAMBDA_RUNTIME_DIR": str(runtime)})
     config = LabConfig(
         handler=spec.handler,
         task_root=task_root,
-        env=env,
-        python=[sys.executable, *CLEAN_FLAGS],
+        env=clean_env(spec, task_root, runtime, python),
+        python=[python.path if python else sys.executable, *CLEAN_FLAGS],
         max_concurrency=1,
         report=False,
         function_output=log,
@@ -394,6 +484,22 @@ def run_emulated(
         return 0, None, f"not an HTTP API response: {json.dumps(response)[:200]}"
 
 
+def _lab_python(python: str | os.PathLike | None, arch: str) -> tuple[bytecode.Interpreter | None, Path | None, str]:
+    """The lab's interpreter and runtime directory for ``python`` (None, None: this one, with :func:`copy_runtime`),
+    and a note for the check's detail when ``python`` was asked for but cannot be used."""
+    if python is None:
+        return None, None, ""
+    interpreter = bytecode.probe(python)
+    if interpreter is None:
+        return None, None, f" (not {python}: it does not run here)"
+    if interpreter.minor == sys.version_info[:2]:
+        return interpreter, None, ", the zip's bytecode"
+    try:
+        return interpreter, target_runtime(interpreter, arch), ", the zip's bytecode"
+    except SmokeError as exc:
+        return None, None, f" (not {interpreter.label}: {exc})"
+
+
 def _answer_check(name: str, status: int, body: Any, note: str, expected: list, how: str) -> Check:
     if status != 200:
         detail = f"HTTP {status}" if status else "no response"
@@ -414,6 +520,7 @@ def check_zip(
     expected: list[dict[str, Any]] | None = None,
     skip_reason: str = "",
     workdir: str | os.PathLike | None = None,
+    python: str | os.PathLike | None = None,
 ) -> list[Check]:
     """Unzip ``zip_path`` into a clean directory, check its shared objects for ``arch`` and run its handler.
 
@@ -421,6 +528,9 @@ def check_zip(
     answer must be ``expected`` bit for bit. The run is the lab with a clean interpreter when ``arch`` is this
     machine's, qemu with the stdlib-only runner for arm64 when available (``COLDBREW_ARM64_PYTHON_ROOT``), else a
     ``skipped`` check saying why; without ``spec`` the run is a ``skipped`` check giving ``skip_reason``.
+    ``python`` is the interpreter of the runtime's version that byte-compiled the zip: the lab runs the handler
+    with it (and ``awslambdaric`` for it, :func:`target_runtime`), so the shipped bytecode is what is imported;
+    without it, or when its runtime client cannot be had, the lab uses this interpreter and the check says so.
     Returns the checks in order: one per shared object, then the run.
     """
     with tempfile.TemporaryDirectory(prefix="coldbrew-smoke-", dir=workdir) as tmp:
@@ -432,9 +542,11 @@ def check_zip(
             return checks
         host = HOST_ARCH.get(platform.machine().lower())
         if host == crossbuild.target_for(arch).arch:
-            how = f"lab, python{sys.version_info.major}.{sys.version_info.minor} -S -m awslambdaric {spec.handler}"
+            interpreter, runtime, fallback = _lab_python(python, arch)
+            version = ".".join(map(str, (interpreter.minor if interpreter else sys.version_info[:2])))
+            how = f"lab, python{version} {' '.join(CLEAN_FLAGS)} -m awslambdaric {spec.handler}{fallback}"
             try:
-                status, body, note = run_in_lab(task_root, spec, rows, work)
+                status, body, note = run_in_lab(task_root, spec, rows, work, python=interpreter, runtime=runtime)
             except ColdbrewError as exc:  # the runtime client is missing here, or the lab could not start
                 checks.append(Check("smoke", "FAILED", f"could not run the handler: {exc}"))
                 return checks
@@ -443,7 +555,7 @@ def check_zip(
             if prefix is None:
                 checks.append(Check("smoke", "skipped", f"emulated run skipped: {why}"))
                 return checks
-            how = f"qemu {arch}, python3.11 -S, {spec.handler} imported from the unzipped dir"
+            how = f"qemu {arch}, python3.11 -S, {spec.handler} imported from the unzipped dir (3.11: no bytecode used)"
             status, body, note = run_emulated(prefix, task_root, spec, rows, work)
         checks.append(_answer_check("smoke", status, body, note, expected, how))
         return checks

@@ -4,7 +4,9 @@ cross-built for the target architecture, and the model — plus a manifest of wh
 The zip holds only what the handler imports on Lambda: ``coldbrew``'s serving layers (format, engine, sources,
 app, runtimes; never the lab, the experiment, deployment, converters or the CLI), the pure-Python distributions
 named (copied from this environment, so they are the versions the tests ran), the target's
-``_kernel.abi3.so`` and the model. Entries are sorted and time-stamped at 1980-01-01 so the same inputs give the
+``_kernel.abi3.so`` and the model — plus, when an interpreter of the Lambda runtime's Python version is found here
+(:mod:`coldbrew.deploy.bytecode`), every ``.py`` byte-compiled by it into ``__pycache__`` (unchecked-hash pycs:
+``/var/task`` is read-only on Lambda, so without them every cold start compiles the code). Entries are sorted and time-stamped at 1980-01-01 so the same inputs give the
 same bytes. Lambda refuses a function whose unzipped size exceeds 250 MB; the builder refuses first, pointing to
 the S3 and image setups.
 """
@@ -14,13 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 
 import coldbrew
-from coldbrew.deploy import crossbuild
+from coldbrew.deploy import bytecode, crossbuild
+from coldbrew.deploy.render import RUNTIME
 from coldbrew.errors import ColdbrewError
 
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
@@ -28,6 +32,7 @@ SERVING_PARTS = ("__init__.py", "aws.py", "errors.py", "format", "engine", "sour
 SKIPPED_SUFFIXES = (".c", ".so", ".pyc", ".pyd")
 SKIPPED_FILES = frozenset({"runtimes/local.py"})  # gunicorn's server: not what Lambda runs
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+DEFAULT_RUNTIME = RUNTIME  # the SAM template's Lambda runtime, python3.12
 
 
 class ZipBuildError(ColdbrewError):
@@ -44,6 +49,29 @@ class ZipEntry:
 
 
 @dataclass
+class Bytecode:
+    """The zip's bytecode: for which Python (None: none shipped, and ``note`` says why)."""
+
+    included: bool = False
+    runtime: str = DEFAULT_RUNTIME
+    python: str | None = None  # "3.12.1": the interpreter that compiled it
+    cache_tag: str | None = None  # "cpython-312": the pycs' names, __pycache__/NAME.cpython-312.pyc
+    invalidation: str | None = None  # "unchecked-hash" (PEP 552): used whatever the source's time stamp
+    modules: int = 0  # .py files with a .pyc beside them
+    interpreter: str | None = None  # its path on the machine that built the zip
+    note: str = ""
+
+    def summary(self) -> str:
+        """One line for the package output."""
+        if not self.included:
+            return self.note
+        return (
+            f"{self.modules} modules as __pycache__/*.{self.cache_tag}.pyc for {self.runtime} (Python {self.python} "
+            f"at {self.interpreter}, {self.invalidation})"
+        )
+
+
+@dataclass
 class ZipManifest:
     """What ``function.zip`` holds and for which target; written beside it as ``manifest.json``."""
 
@@ -54,6 +82,7 @@ class ZipManifest:
     handler: str = "coldbrew.aws.handler"
     entries: list[ZipEntry] = field(default_factory=list)
     dependencies: dict[str, str] = field(default_factory=dict)
+    bytecode: Bytecode = field(default_factory=Bytecode)
 
     @property
     def unzipped_bytes(self) -> int:
@@ -139,6 +168,8 @@ def build_function_zip(
     dependencies: tuple[str, ...] = ("apig-wsgi",),
     kernel: str | os.PathLike | None = None,
     limit_bytes: int = LAMBDA_UNZIPPED_LIMIT,
+    runtime: str = DEFAULT_RUNTIME,
+    target_python: str | os.PathLike | None = None,
 ) -> ZipManifest:
     """Write ``out_dir/function.zip`` and ``out_dir/manifest.json`` for ``arch``; returns the manifest.
 
@@ -146,6 +177,10 @@ def build_function_zip(
     ``kernel`` is a prebuilt ``_kernel.abi3.so`` for the target; without it the kernel is cross-built (and
     checked) here. Raises ``ZipBuildError`` when the unzipped size would exceed ``limit_bytes`` (Lambda's 250 MB)
     or a dependency is not pure Python; nothing is left behind on failure.
+
+    Every ``.py`` is byte-compiled by an interpreter of ``runtime``'s version: ``target_python`` if given (refused
+    with ``BytecodeError`` when it is another version), else one found here (:func:`bytecode.find_python`); when
+    none is found the zip ships sources only and ``manifest.bytecode.note`` says so.
     """
     target = crossbuild.target_for(arch)
     out = Path(out_dir)
@@ -159,6 +194,8 @@ def build_function_zip(
         model=None if model is None else model_name,
         target=f"{platform} (glibc >= {target.glibc[0]}.{target.glibc[1]}), CPython >= 3.11 (abi3)",
     )
+    python, why = bytecode.find_python(runtime, target_python)  # before the kernel build: refuse a wrong one early
+    manifest.bytecode = Bytecode(runtime=runtime, note=why)
     for dep in dependencies:
         version, dep_files = distribution_files(dep)
         manifest.dependencies[dep] = version
@@ -181,12 +218,31 @@ def build_function_zip(
         )
     final = out / "function.zip"
     partial = out / "function.zip.partial"
-    try:
-        with zipfile.ZipFile(partial, "w") as zf:
-            for path, arcname in sorted(files, key=lambda item: item[1]):
-                _write(zf, manifest, arcname, path)
-        os.replace(partial, final)
-    finally:
-        partial.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="coldbrew-pyc-") as pyc_dir:
+        if python is not None:
+            sources = [(path, arcname) for path, arcname in files if arcname.endswith(".py")]
+            files += bytecode.compile_sources(python, sources, Path(pyc_dir))
+            manifest.bytecode = Bytecode(
+                included=True,
+                runtime=runtime,
+                python=".".join(map(str, python.version)),
+                cache_tag=python.cache_tag,
+                invalidation=bytecode.INVALIDATION,
+                modules=len(sources),
+                interpreter=python.path,
+            )
+            total = sum(p.stat().st_size for p, _ in files)
+            if total > limit_bytes:
+                raise ZipBuildError(
+                    f"the function would be {total / 1e6:.1f} MB unzipped with its bytecode, over Lambda's "
+                    f"{limit_bytes / 1e6:.0f} MB zip limit; use --setup image-s3 (model from S3) or image-disk"
+                )
+        try:
+            with zipfile.ZipFile(partial, "w") as zf:
+                for path, arcname in sorted(files, key=lambda item: item[1]):
+                    _write(zf, manifest, arcname, path)
+            os.replace(partial, final)
+        finally:
+            partial.unlink(missing_ok=True)
     (out / "manifest.json").write_text(manifest.to_json())
     return manifest
