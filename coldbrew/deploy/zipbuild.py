@@ -6,9 +6,9 @@ app, runtimes; never the lab, the experiment, deployment, converters or the CLI)
 named (copied from this environment, so they are the versions the tests ran), the target's
 ``_kernel.abi3.so`` and the model — plus, when an interpreter of the Lambda runtime's Python version is found here
 (:mod:`coldbrew.deploy.bytecode`), every ``.py`` byte-compiled by it into ``__pycache__`` (unchecked-hash pycs:
-``/var/task`` is read-only on Lambda, so without them every cold start compiles the code). Entries are sorted and time-stamped at 1980-01-01 so the same inputs give the
-same bytes. Lambda refuses a function whose unzipped size exceeds 250 MB; the builder refuses first, pointing to
-the S3 and image setups.
+``/var/task`` is read-only on Lambda, so without them every cold start compiles the code). Entries are sorted
+and time-stamped at 1980-01-01 so the same inputs give the same bytes. Lambda refuses a function whose unzipped
+size exceeds 250 MB; the builder refuses first, pointing to the S3 and image setups.
 """
 
 from __future__ import annotations

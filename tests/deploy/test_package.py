@@ -357,6 +357,28 @@ def test_cli_prints_the_files_and_sizes(tmp_path, tiny_brew, capsys):
     smoke_row = next(line for line in lines if line.split()[:1] == ["smoke"])
     assert smoke_row.index("skipped") == header.index("result")  # an aligned table
     assert "--no-smoke" in smoke_row
+    assert len([line for line in lines if line.split()[:1] == ["bytecode"]]) == 1  # one line: whether, for which
+
+
+def test_cli_says_in_one_line_when_the_zip_ships_no_bytecode(tmp_path, tiny_brew, capsys, monkeypatch):
+    import sys
+
+    from coldbrew.cli import main
+
+    pytest.importorskip("ziglang", reason="the zip setup cross-builds the kernel with ziglang (deploy extra)")
+    if sys.version_info[:2] == (3, 12):
+        pytest.skip("this interpreter is the runtime's version: it is always found")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no python3.12 on PATH nor in pyenv
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
+    assert main(["package", str(tiny_brew), "--setup", "zip-snapstart", "-o", str(tmp_path / "z"), "--no-smoke"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["bytecode"]]
+    assert len(rows) == 1 and "warning" in rows[0] and "no python3.12 found" in rows[0], rows
+    assert json.loads((tmp_path / "z" / "manifest.json").read_text())["bytecode"]["included"] is False
+    # an explicit interpreter of another version is refused: its bytecode would never be used
+    wrong = ["--target-python", sys.executable]
+    assert main(["package", str(tiny_brew), "--setup", "zip-snapstart", "-o", str(tmp_path / "w"), *wrong]) == 1
+    err = capsys.readouterr().err
+    assert "--target-python" in err and "never be used" in err and not (tmp_path / "w" / "function.zip").exists()
     assert main(["package", S3_URI, "--setup", "image-disk", "-o", str(tmp_path / "y")]) == 1
     assert "image-disk copies the model" in capsys.readouterr().err
 

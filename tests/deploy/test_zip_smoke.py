@@ -8,17 +8,20 @@ for the numpy-free serving runtime (issue 12 §1), until then an expected failur
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import platform
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from coldbrew.deploy import bytecode, smoke
 from coldbrew.deploy import package as pkg
-from coldbrew.deploy import smoke
 
+RUNTIME_PYTHON, NO_RUNTIME_PYTHON = bytecode.find_python(pkg.tpl.RUNTIME)
 HOST_IS_X86 = smoke.HOST_ARCH.get(platform.machine().lower()) == "x86_64"
 EMULATOR, NO_EMULATOR = smoke.emulator("arm64")
 needs_x86 = pytest.mark.skipif(not HOST_IS_X86, reason="the lab runs x86_64 zips on an x86_64 machine")
@@ -172,6 +175,34 @@ def test_arm64_runs_under_qemu_with_only_its_directory_and_the_stdlib(tmp_path):
     assert missing.failed and "No module named 'numpy'" in missing.detail
 
 
+@pytest.mark.integration
+@needs_x86
+@pytest.mark.skipif(RUNTIME_PYTHON is None, reason=NO_RUNTIME_PYTHON)
+def test_the_lab_imports_the_shipped_bytecode_with_the_runtimes_python(tmp_path):
+    assert RUNTIME_PYTHON is not None
+    # probe.py's source fails when it is compiled; its bytecode (from the working source) is what must run
+    good = tmp_path / "good" / "probe.py"
+    good.parent.mkdir()
+    good.write_text(PROBE)
+    [(pyc, arcname)] = bytecode.compile_sources(RUNTIME_PYTHON, [(good, "probe.py")], tmp_path / "pyc")
+    assert arcname == f"__pycache__/probe.{RUNTIME_PYTHON.cache_tag}.pyc"
+    broken = 'raise ImportError("the source was compiled, not the shipped bytecode")\n'
+    zip_path = _zip(tmp_path / "z", broken, {arcname: pyc.read_bytes()})
+    run = _run(smoke.check_zip(zip_path, "x86_64", spec=SPEC, rows=ROWS, expected=EXPECTED, python=RUNTIME_PYTHON.path))
+    assert run.status == "ok", run.detail
+    assert f"python{RUNTIME_PYTHON.minor[0]}.{RUNTIME_PYTHON.minor[1]} -S -B" in run.detail and "bytecode" in run.detail
+    if RUNTIME_PYTHON.minor != sys.version_info[:2]:  # this interpreter ignores the other version's bytecode
+        other = _run(smoke.check_zip(zip_path, "x86_64", spec=SPEC, rows=ROWS, expected=EXPECTED))
+        assert other.failed and "the source was compiled" in other.detail
+
+
+def test_a_runtime_client_that_is_not_installed_here_is_named():
+    if RUNTIME_PYTHON is None:
+        pytest.skip(NO_RUNTIME_PYTHON)
+    with pytest.raises(smoke.SmokeError, match="no-such-runtime-xyz is not installed here: pip install"):
+        smoke.target_runtime(RUNTIME_PYTHON, "x86_64", "no-such-runtime-xyz")
+
+
 # ---- the whole flow on coldbrew's own handler -----------------------------------------------------------------------
 @pytest.mark.integration
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])
@@ -188,6 +219,15 @@ def test_package_builds_and_smoke_tests_the_real_handler(tiny_brew, tmp_path, ar
     run = _run(result.checks)
     assert run.status == "ok", run.detail
     assert not result.failed, [c for c in result.checks if c.failed]
+    pycs = {c.name: c for c in result.checks}["bytecode"]
+    if RUNTIME_PYTHON is None:
+        assert pycs.status == "warning" and "no python3.12 found" in pycs.detail
+    elif arch == "x86_64":  # the run imported the shipped bytecode, with the runtime's Python
+        assert written["bytecode"]["included"] and written["bytecode"]["cache_tag"] == RUNTIME_PYTHON.cache_tag
+        assert pycs.status == "ok" and RUNTIME_PYTHON.cache_tag in pycs.detail
+        assert "python3.12 -S -B" in run.detail and "the zip's bytecode" in run.detail
+    else:  # Debian's arm64 python3.11 under qemu: another version, compiles the sources
+        assert "no bytecode used" in run.detail
 
 
 def test_expected_results_match_scikit_learn_for_every_task(families):
@@ -226,4 +266,6 @@ def test_a_missing_runtime_client_is_named(tmp_path):
         smoke.copy_runtime(tmp_path / "runtime", ("no-such-runtime-xyz",))
     runtime = smoke.copy_runtime(tmp_path / "runtime2")  # awslambdaric and what it requires, nothing else
     assert (runtime / "awslambdaric" / "bootstrap.py").is_file()
+    # byte-compiled, as Lambda's /var/runtime is
+    assert Path(importlib.util.cache_from_source(str(runtime / "awslambdaric" / "bootstrap.py"))).is_file()
     assert not [p for p in runtime.iterdir() if p.name in ("numpy", "coldbrew", "boto3")]
