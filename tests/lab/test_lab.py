@@ -204,7 +204,7 @@ def test_function_timeout_kills_the_environment(lab_factory):
 
 @pytest.mark.integration
 def test_gateway_timeout_is_a_504_while_the_function_finishes(lab_factory):
-    lab = lab_factory("sleep.handler", gateway_timeout="300ms", timeout="5s")
+    lab = lab_factory("sleep.handler", api="rest", gateway_timeout="300ms", timeout="5s")
     status, _, body = call(lab, "/?s=3")
     assert status == 504 and json.loads(body)["message"] == "Endpoint request timed out"
     # the 504 came before the 3 s invocation ended: the environment is still there (starting or busy), and no
