@@ -9,7 +9,7 @@
    the lab serving the preset as ``.brew`` from disk, --max-concurrency = users: failures, cold starts
    (each one's init from the event log), total RSS and PSS of all environments (peak while loaded).
 3. The same with the pickle, at the --max-concurrency that fits --memory-budget-gb (from one probe
-   environment's Max Memory Used); requests beyond it are throttled (429) and counted as failures.
+   environment's Max Memory Used); requests beyond it are throttled (counted by the lab's stats) and counted as failures.
 
 Models come from the model cache (``coldbrew.experiment.modelcache.cache_path``), or --pickle/--brew; a
 missing .brew is compiled from the pickle. Results: bench/results/lab_load.md (+ .json); locust runs

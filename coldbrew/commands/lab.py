@@ -87,7 +87,12 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--no-freeze", action="store_true", help="do not SIGSTOP idle environments")
     parser.add_argument("--idle-timeout", default="10m", help="stop environments idle this long (default: 10m)")
-    parser.add_argument("--max-concurrency", type=int, default=100, help="environments at most; beyond: 429")
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=100,
+        help="environments at most; beyond: throttled (429 with --api url, 500 http/rest, 502 alb)",
+    )
     parser.add_argument("--provisioned", type=int, default=0, metavar="N", help="environments initialised at start")
     parser.add_argument(
         "--snapshot", action="store_true", help="fork environments from one initialised template (a local SnapStart)"

@@ -1,8 +1,8 @@
 """The study's cold-start statistics, per group of runs.
 
 The latencies are the measured requests (``results.is_measured``): successful responses and API
-Gateway's 504 timeouts, which are cold starts the client waited out. Throttles (429) and other failed
-requests are counted, not measured. A request is a cold start when its latency is above a threshold
+Gateway's integration timeouts (504, or the lab's ``gateway-timeout``), which are cold starts the client
+waited out. Throttles (429, or the lab's ``throttled``) and other failed requests are counted, not measured. A request is a cold start when its latency is above a threshold
 (the study: 1000 ms). Each subset gets
 count, mean, p25, p50, p75, p95, p99 and max with numpy's default (linear) percentiles, exactly as the
 study computed them. When requests carry environment ids we also count *true* cold starts — the first
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from coldbrew.errors import ColdbrewError
-from coldbrew.experiment.results import GATEWAY_TIMEOUT, THROTTLED, Run
+from coldbrew.experiment.results import Run
 
 STAT_KEYS = ("n", "mean", "p25", "p50", "p75", "p95", "p99", "max")
 PERCENTILES = {"p25": 25, "p50": 50, "p75": 75, "p95": 95, "p99": 99}
@@ -68,14 +68,20 @@ def group_runs(runs: Sequence[Run], label_columns: Sequence[str]) -> list[tuple[
     return [(dict(zip(label_columns, key, strict=False)), members) for key, members in groups.items()]
 
 
+def _count(mask: np.ndarray | None) -> int:
+    return 0 if mask is None else int(np.sum(mask))
+
+
 def counts(members: Sequence[Run], measured: int) -> dict:
-    """Requests by outcome: ``timeouts`` (504s, part of ``measured``), ``throttled`` (429s) and ``errors``
-    (every other request left out of the latencies); those three are None when a file records no status."""
+    """Requests by outcome: ``timeouts`` (integration timeouts, part of ``measured``: 504s and what the lab
+    names ``gateway-timeout``), ``throttled`` (429s and what the lab names ``throttled``, whatever their
+    status) and ``errors`` (every other request left out of the latencies); those three are None when a file
+    records no status."""
     requests = int(sum(len(r.latency_ms) for r in members))
     result = {"requests": requests, "measured": measured, "timeouts": None, "throttled": None, "errors": None}
     if all(r.status is not None for r in members):
-        timeouts = sum(int(np.sum(r.status == GATEWAY_TIMEOUT)) for r in members)
-        throttled = sum(int(np.sum(r.status == THROTTLED)) for r in members)
+        timeouts = sum(_count(r.gateway_timeouts()) for r in members)
+        throttled = sum(_count(r.throttled()) for r in members)
         result.update(timeouts=timeouts, throttled=throttled, errors=requests - measured - throttled)
     return result
 

@@ -136,6 +136,7 @@ def measure_isolated(
     explicit opt-in (``COLDBREW_ALLOW_PICKLE=1``). The lab's event log and the function's output go to
     ``run_dir``. Raises ColdbrewError if the lab cannot start or an environment is not reaped.
     """
+    from coldbrew.experiment.bench import STUDY_API
     from coldbrew.experiment.dataset import STUDY_PAYLOAD
     from coldbrew.lab import Lab, LabConfig
 
@@ -144,6 +145,7 @@ def measure_isolated(
     run_dir.mkdir(parents=True, exist_ok=True)
     config = LabConfig(
         model_uri=model,
+        api=STUDY_API,  # the study's REST API front door, as in the load runs
         source=setup,
         evict_page_cache=True,
         max_concurrency=1,

@@ -6,10 +6,12 @@ Three kinds of file hold request latencies:
   line per request (all other lines are locust's own and are ignored);
 * our structured file — JSON lines, one object per request:
   ``{"timestamp": ISO-8601 UTC, "latency_ms": float, "status": int, "env": str|null, "cold": bool|null,
-  "error": str|null, "invoke_ms": float|null, "invoke_cpu_ms": float|null, "init_ms": float|null,
-  "init_cpu_ms": float|null}`` — the last four are the lab's ``x-lab-duration-ms``, ``x-lab-cpu-ms``,
-  ``x-lab-init-ms`` and ``x-lab-init-cpu-ms`` headers (wall and CPU time of the invocation and, on a cold
-  start, of the init it waited for), null when the server does not send them;
+  "error": str|null, "outcome": str|null, "invoke_ms": float|null, "invoke_cpu_ms": float|null,
+  "init_ms": float|null, "init_cpu_ms": float|null}`` — ``outcome`` is the lab's ``x-lab-outcome`` header
+  (``throttled`` or ``gateway-timeout`` on the answers the lab's front door makes for those), the last four
+  its ``x-lab-duration-ms``, ``x-lab-cpu-ms``, ``x-lab-init-ms`` and ``x-lab-init-cpu-ms`` headers (wall and
+  CPU time of the invocation and, on a cold start, of the init it waited for); each null when the server
+  does not send it;
 * ``run.json`` — what ``coldbrew loadtest`` ran (parameters, labels, file names).
 
 Schema versions (``run.json``'s ``schema``; absent means 1). Schema 2 is the form results are committed in: it
@@ -22,9 +24,11 @@ accepts both, and gzip wherever a ``.jsonl`` is accepted.
 (from run.json, a manifest, or the study's file names — see docs/experiment.md).
 
 Which latencies are measurements (:func:`is_measured`): every successful response, and API Gateway's
-504 — a cold start the client waited out for 29 s, which the study's log recorded like any other
-response. Throttles (429), connection errors and other failures are no latency of the model; the
-report counts them in their own columns.
+integration timeout — a 504 (the REST API the study used: a cold start the client waited out for 29 s, which
+the study's log recorded like any other response), or any answer the lab names ``gateway-timeout`` (an HTTP
+API front door answers 503). Throttles (429, or any answer the lab names ``throttled``: API Gateway answers a
+Lambda throttle with 500), connection errors and other failures are no latency of the model; the report
+counts them in their own columns.
 """
 
 from __future__ import annotations
@@ -54,6 +58,11 @@ _STUDY_LINE = re.compile(
 )
 THROTTLED = 429
 GATEWAY_TIMEOUT = 504
+# The lab's name for the answer its front door made (coldbrew.lab.front_door.OUTCOME_HEADER), for the two
+# outcomes a status alone does not tell on every front door.
+OUTCOME_HEADER = "x-lab-outcome"
+OUTCOME_THROTTLED = "throttled"
+OUTCOME_GATEWAY_TIMEOUT = "gateway-timeout"
 _STUDY_NAME = re.compile(r"(?P<setup>[A-Z0-9]+(?:_[A-Z0-9]+)*?)_TEST_ROUND_(?P<round>\d+)")
 # The study's rounds (per setup): which model size each round deployed.
 STUDY_ROUND_SIZES = ((range(1, 8), "140MB"), (range(8, 14), "420MB"), (range(14, 18), "1090MB"))
@@ -77,6 +86,25 @@ class Run:
     # the lab's wall and CPU time of the init each request waited for (NaN: none), None when no record has them
     init_ms: np.ndarray | None = None
     init_cpu_ms: np.ndarray | None = None
+    # the lab's x-lab-outcome per request (None: not said), None when no record has one
+    outcome: list[str | None] | None = None
+
+    def _outcome_is(self, name: str) -> np.ndarray:
+        if self.outcome is None:
+            return np.zeros(len(self.latency_ms), dtype=bool)
+        return np.array([o == name for o in self.outcome], dtype=bool)
+
+    def throttled(self) -> np.ndarray | None:
+        """Which requests were throttled: status 429 or the lab's ``throttled``; None without statuses."""
+        if self.status is None:
+            return None
+        return (self.status == THROTTLED) | self._outcome_is(OUTCOME_THROTTLED)
+
+    def gateway_timeouts(self) -> np.ndarray | None:
+        """Which requests hit the integration timeout: 504 or the lab's ``gateway-timeout``; None without statuses."""
+        if self.status is None:
+            return None
+        return (self.status == GATEWAY_TIMEOUT) | self._outcome_is(OUTCOME_GATEWAY_TIMEOUT)
 
     @property
     def has_env(self) -> bool:
@@ -91,6 +119,7 @@ def request_record(end_epoch: float, latency_ms: float, status: int, headers, er
     """One line of our structured file, from a finished request and its response headers."""
     env = headers.get("X-Coldbrew-Env") if headers is not None else None
     cold_header = headers.get("X-Coldbrew-Cold") if headers is not None else None
+    outcome = headers.get(OUTCOME_HEADER) if headers is not None else None
     stamp = datetime.fromtimestamp(end_epoch, tz=UTC).isoformat(timespec="milliseconds")
     return {
         "timestamp": stamp.replace("+00:00", "Z"),
@@ -100,6 +129,7 @@ def request_record(end_epoch: float, latency_ms: float, status: int, headers, er
         # coldbrew environments answer X-Coldbrew-Cold 1 (first request) or 0; None: the server does not say.
         "cold": cold_header.strip() == "1" if cold_header is not None else None,
         "error": error,
+        "outcome": outcome or None,
         **{key: _header_ms(headers, name) for key, name in LAB_TIMING_HEADERS},
     }
 
@@ -173,11 +203,14 @@ def _is_requests_file(name: str) -> bool:
     return name.endswith((".jsonl", ".jsonl.gz"))
 
 
-def is_measured(status: int | None, error: str | None) -> bool:
-    """Whether a request's latency counts: a 2xx/3xx response without a locust error, or a 504."""
+def is_measured(status: int | None, error: str | None, outcome: str | None = None) -> bool:
+    """Whether a request's latency counts: a 2xx/3xx response without a locust error, or an integration
+    timeout (a 504, or any answer the lab names ``gateway-timeout``)."""
     if status is None:
         return False
-    return status == GATEWAY_TIMEOUT or (200 <= status < 400 and not error)
+    if status == GATEWAY_TIMEOUT or outcome == OUTCOME_GATEWAY_TIMEOUT:
+        return True
+    return 200 <= status < 400 and not error and outcome != OUTCOME_THROTTLED
 
 
 def labels_from_filename(name: str) -> tuple[dict[str, str], dict]:
@@ -219,6 +252,7 @@ def read_requests(path: Path) -> Run:
     """Parse our structured per-request file (JSON lines)."""
     path = Path(path)
     stamps, values, measured, statuses, envs, colds, inits, init_cpus = [], [], [], [], [], [], [], []
+    outcomes: list[str | None] = []
     try:
         fh = _open_text(path)
     except OSError as exc:
@@ -238,7 +272,9 @@ def read_requests(path: Path) -> Run:
             if when.tzinfo is None:
                 when = when.replace(tzinfo=UTC)
             stamps.append(when.timestamp())
-            measured.append(is_measured(status, rec.get("error")))
+            outcome = rec.get("outcome") if isinstance(rec.get("outcome"), str) else None
+            outcomes.append(outcome)
+            measured.append(is_measured(status, rec.get("error"), outcome))
             statuses.append(0 if status is None else status)
             envs.append(rec.get("env"))
             colds.append(rec.get("cold"))
@@ -256,6 +292,7 @@ def read_requests(path: Path) -> Run:
         cold=np.array([bool(c) for c in colds]) if has_cold else None,
         init_ms=np.array(inits, dtype=float) if not all(np.isnan(inits)) else None,
         init_cpu_ms=np.array(init_cpus, dtype=float) if not all(np.isnan(init_cpus)) else None,
+        outcome=outcomes if any(o is not None for o in outcomes) else None,
         meta={"kind": "requests"},
     )
 
@@ -413,7 +450,7 @@ def load_inputs(inputs: list[Path], manifest: Path | None = None) -> tuple[list[
 def _compact_record(rec: dict) -> dict:
     """A request record as schema 2 stores it: latency to the microsecond, null fields left out."""
     out = {"timestamp": rec["timestamp"], "latency_ms": round(float(rec["latency_ms"]), 3)}
-    for key in ("status", "env", "cold", "error"):
+    for key in ("status", "env", "cold", "error", "outcome"):
         if rec.get(key) is not None:
             out[key] = rec[key]
     return out

@@ -1,7 +1,10 @@
 """The front door: one AWS front door's semantics on 127.0.0.1, plus Lambda's raw Invoke API.
 
 ``--api http|rest|url|alb`` picks the event each request becomes and the status and body the client
-gets when something goes wrong (``FRONT_DOORS``; docs/lab.md cites the AWS page for every cell).
+gets when something goes wrong (``FRONT_DOORS``; docs/lab.md cites the AWS page for every cell). Since a
+throttle or an integration timeout is not a status of its own on every door (an API Gateway answers a
+throttle with 500, an HTTP API a timeout with 503), the lab names those two in ``x-lab-outcome``
+(``throttled``, ``gateway-timeout``), which load tests record instead of guessing from the status.
 ``POST /2015-03-31/functions/function/invocations`` takes any JSON event and answers the handler's
 raw result, as the Runtime Interface Emulator does. ``GET /_lab/stats`` is answered by the lab itself.
 """
@@ -27,6 +30,9 @@ from coldbrew.lab.httpserver import Request, Response
 from coldbrew.lab.scheduler import Scheduler, Throttled
 
 LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024  # synchronous invoke: request and response
+OUTCOME_HEADER = "x-lab-outcome"  # on answers the lab makes for a throttle or an integration timeout
+THROTTLED = "throttled"
+GATEWAY_TIMEOUT = "gateway-timeout"
 THROTTLED_BODY = {
     "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
     "Type": "User",
@@ -72,19 +78,19 @@ class FrontDoor:
     response_limit: int = LAMBDA_PAYLOAD_BYTES
 
 
-_APIGW_ERROR = {"message": "Internal Server Error"}
-_REST_ERROR = {"message": "Internal server error"}
+_APIGW_ERROR = {"message": "Internal Server Error"}  # an HTTP API's body (http-api-troubleshooting-lambda)
+_REST_ERROR = {"message": "Internal server error"}  # a REST API's body (services-apigateway-errors)
 
 FRONT_DOORS = {
     "http": FrontDoor(
         "http",
         _json(502, _APIGW_ERROR),
         _json(502, _APIGW_ERROR),
-        # AWS documents 500 for any invoke Lambda refuses; the lab keeps Lambda's own 429 on the default door
-        # so load tests can tell throttles from errors (use --api rest for the documented 500).
-        _json(429, THROTTLED_BODY, ("x-amzn-ErrorType", "TooManyRequestsException")),
+        # "If the Lambda API rejects the invocation request, API Gateway returns a 500" (services-apigateway-errors)
         _json(500, _APIGW_ERROR),
-        _json(504, {"message": "Endpoint request timed out"}),
+        _json(500, _APIGW_ERROR),
+        # AWS states no status for an HTTP API's integration timeout; HTTP APIs are seen answering 503 (docs/lab.md)
+        _json(503, {"message": "Service Unavailable"}),
         10 * 1024 * 1024,
         _json(413, {"message": "Request Entity Too Large"}),
     ),
@@ -194,8 +200,11 @@ def build_front_door(scheduler: Scheduler, api: str, gateway_timeout_s: float | 
             result = await asyncio.wait_for(asyncio.shield(task), timeout)
         except Throttled:
             if raw:
-                return Response.json(429, THROTTLED_BODY, [("x-amzn-ErrorType", "TooManyRequestsException")])
-            return door.throttle()
+                response = Response.json(429, THROTTLED_BODY, [("x-amzn-ErrorType", "TooManyRequestsException")])
+            else:
+                response = door.throttle()
+            response.headers.append((OUTCOME_HEADER, THROTTLED))
+            return response
         except InitFailure as failure:
             if raw:
                 return Response(
@@ -208,7 +217,9 @@ def build_front_door(scheduler: Scheduler, api: str, gateway_timeout_s: float | 
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
             stats.errors["GatewayTimeout"] += 1
             answer = door.timeout or _json(504, {"message": "Gateway Timeout"})  # an explicit limit on url/alb
-            return failed(answer(), "gateway timeout")
+            response = answer()
+            response.headers.append((OUTCOME_HEADER, GATEWAY_TIMEOUT))
+            return failed(response, "gateway timeout")
         outcome = result.outcome
         lab_headers = [
             ("x-lab-request-id", outcome.request_id),

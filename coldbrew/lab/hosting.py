@@ -33,7 +33,10 @@ def _build():
             from mangum import Mangum
         except ImportError as exc:
             raise RuntimeError("--asgi needs the mangum package (pip install mangum)") from exc
-        return Mangum(load_app(asgi), lifespan="off")
+        # Mangum's defaults, as a user deploys it (``handler = Mangum(app)``): lifespan "auto" runs the app's
+        # startup and shutdown around every invocation, so an app that loads its model in its lifespan handler
+        # (FastAPI's documented pattern) has it; "off" would answer every request without it.
+        return Mangum(load_app(asgi))
     return None
 
 

@@ -168,3 +168,36 @@ def test_option_parsing():
 def test_bad_host_url(capsys):
     assert main(["loadtest", "--host", "127.0.0.1:8000"]) == 1
     assert "give a URL like" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_throttles_from_the_studys_rest_front_door_are_counted_as_throttles(tmp_path, capsys):
+    """The study's front door (a REST API, as bench runs the lab) answers a Lambda throttle with 500, not 429:
+    `loadtest` records the lab's x-lab-outcome and `report` counts those requests as throttled, not as errors,
+    exactly as many as the lab refused."""
+    from labtools import HANDLERS
+
+    from coldbrew.experiment.bench import STUDY_API
+    from coldbrew.experiment.loadtest import run_loadtest
+    from coldbrew.lab import Lab, LabConfig
+
+    config = LabConfig(
+        handler="sleep.handler",  # every request holds the only environment for 1 s
+        task_root=HANDLERS,
+        api=STUDY_API,
+        max_concurrency=1,
+        memory_mb=256,
+        report=False,
+        function_output=tmp_path / "function.log",
+    )
+    with Lab(config) as lab:
+        run_json = run_loadtest(lab.url, tmp_path / "run", users=4, spawn_rate=50, run_time="4s", progress=None)
+        refused = lab.stats()["throttles"]
+    records = [json.loads(line) for line in (run_json.parent / "loadtest_requests.jsonl").read_text().splitlines()]
+    throttled = [r for r in records if r["outcome"] == "throttled"]
+    assert refused > 0 and len(throttled) == refused
+    assert {r["status"] for r in throttled} == {500}  # what API Gateway answers; the status alone says "error"
+    assert main(["report", str(run_json), "--format", "json"]) == 0
+    (group,) = json.loads(capsys.readouterr().out)
+    assert group["counts"]["throttled"] == refused
+    assert group["counts"]["errors"] == 0

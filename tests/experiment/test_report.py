@@ -261,6 +261,32 @@ def test_gateway_timeouts_are_measured_throttles_and_errors_are_counted(tmp_path
     assert row.split() == ["r", "6", "3", "1", "2", "33.3%", "1", "1", "2"]
 
 
+def test_the_labs_outcome_header_counts_throttles_and_timeouts_whatever_their_status(tmp_path):
+    """API Gateway answers a Lambda throttle with 500 and an HTTP API its 30 s timeout with 503: by status alone
+    they would be errors. The lab names them in x-lab-outcome; the record keeps it and the counts follow it."""
+    path = tmp_path / "r.jsonl"
+    _write_requests(
+        path,
+        [
+            (1.0, 60.0, 200, {"X-Coldbrew-Env": "a", "X-Coldbrew-Cold": "1"}),
+            (2.0, 3.0, 500, {"x-lab-outcome": "throttled"}),  # REST or HTTP API: a throttle is a 500
+            (3.0, 30_004.0, 503, {"x-lab-outcome": "gateway-timeout"}),  # HTTP API's integration timeout
+            (4.0, 4.0, 500, {}),  # a 500 the lab does not name: an error
+        ],
+    )
+    run = read_requests(path)
+    assert [json.loads(line).get("outcome") for line in path.read_text().splitlines()] == [
+        None,
+        "throttled",
+        "gateway-timeout",
+        None,
+    ]
+    assert run.measured.tolist() == [True, False, True, False]
+    (g,) = summarize([run], [])
+    assert (g["counts"]["timeouts"], g["counts"]["throttled"], g["counts"]["errors"]) == (1, 1, 1)
+    assert (g["n"], g["max"]) == (1, 30_004.0)  # the timed-out request is the cold start, as a 504 is
+
+
 def test_cold_header_wins_over_first_seen(tmp_path):
     path = tmp_path / "r.jsonl"
     _write_requests(

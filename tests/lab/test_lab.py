@@ -98,8 +98,8 @@ def test_one_request_per_environment(lab_factory):
 
 
 @pytest.mark.integration
-def test_max_concurrency_throttles_with_429(lab_factory):
-    lab = lab_factory(max_concurrency=2)
+def test_max_concurrency_throttles_as_the_front_door_surfaces_it(lab_factory):
+    lab = lab_factory(max_concurrency=2, api="url")  # a function URL passes Lambda's own 429 on
     with ThreadPoolExecutor(2) as pool:
         holders = [pool.submit(call, lab, "/?sleep=3") for _ in range(2)]
         # both environments busy (an event, not a head start of 0.3 s): the third request finds none
@@ -109,6 +109,7 @@ def test_max_concurrency_throttles_with_429(lab_factory):
     assert [r[0] for r in results] == [200, 200] and throttled[0] == 429
     assert json.loads(throttled[2])["errorType"] == "TooManyRequestsException"
     assert throttled[1]["x-amzn-ErrorType"] == "TooManyRequestsException"
+    assert throttled[1]["x-lab-outcome"] == "throttled"
     assert lab.stats()["throttles"] == 1
 
 
@@ -203,7 +204,7 @@ def test_function_timeout_kills_the_environment(lab_factory):
 
 @pytest.mark.integration
 def test_gateway_timeout_is_a_504_while_the_function_finishes(lab_factory):
-    lab = lab_factory("sleep.handler", gateway_timeout="300ms", timeout="5s")
+    lab = lab_factory("sleep.handler", api="rest", gateway_timeout="300ms", timeout="5s")
     status, _, body = call(lab, "/?s=3")
     assert status == 504 and json.loads(body)["message"] == "Endpoint request timed out"
     # the 504 came before the 3 s invocation ended: the environment is still there (starting or busy), and no
