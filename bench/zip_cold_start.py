@@ -44,11 +44,11 @@ import coldbrew
 from coldbrew.deploy import bytecode, smoke, zipbuild
 from coldbrew.deploy import package as pkg
 from coldbrew.experiment.isolated import _header_ms, _post, _wait_for_no_environment
+from coldbrew.experiment.modelcache import cache_path
+from coldbrew.experiment.train import PRESETS as RECIPES
 from coldbrew.lab import Lab, LabConfig
 from coldbrew.lab.staging import evict_page_cache
 
-MODELS = Path.home() / ".cache" / "coldbrew" / "models"
-PRESETS = {"tiny": "gbm-n20-d3.brew", "140mb": "gbm-n1261-dnone.brew"}
 RESULTS = Path(__file__).parent / "results"
 REAP_AFTER_S = 0.2
 CANDIDATES = ("zip py3.12", "venv py3.12", "zip py3.11", "venv py3.11")
@@ -222,7 +222,7 @@ def ratio(a: float | None, b: float | None) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--presets", default="tiny,140mb")
+    ap.add_argument("--presets", default="tiny,140mb,420mb,1090mb")
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--target-python", metavar="PATH", help="the python3.12 (default: found on PATH or in pyenv)")
     args = ap.parse_args()
@@ -239,7 +239,7 @@ def main() -> None:
         "presets": {},
     }
     for preset in args.presets.split(","):
-        model = MODELS / PRESETS[preset]
+        model = cache_path(RECIPES[preset], "brew")
         if not model.exists():
             log(f"{preset}: {model} not cached, skipped")
             continue
