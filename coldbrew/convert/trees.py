@@ -9,6 +9,7 @@ and on both kernels, with the library's own predictions.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,21 +248,23 @@ def write_checked(
     arrays: dict,
     dst: str | os.PathLike,
     reference,
-    X,
     class_labels,
     started: float,
     *,
     what: str,
     library: str,
+    probe: Callable[[dict, dict], np.ndarray],
 ) -> dict:
     """Label, stamp, write and check a converted model against ``library`` (when ``reference`` is given).
 
-    ``reference(X) -> (proba or None, predict)`` is the library's own answer on the probe rows ``X``; the file is
-    removed if it differs. Returns the converter statistics (:func:`compile_stats`).
+    ``reference(X) -> (proba or None, predict)`` is the library's own answer on the probe rows
+    ``X = probe(header, arrays)``; the file is removed if it differs. Returns the converter statistics
+    (:func:`compile_stats`). Each library's converter binds ``library`` and ``probe`` once (``functools.partial``).
     """
     from coldbrew import __version__
     from coldbrew.convert.sklearn import set_class_labels
 
+    X = probe(header, arrays)
     set_class_labels(header, class_labels)
     header["created_by"] = f"coldbrew {__version__}"
     dst = Path(dst)
