@@ -34,6 +34,8 @@ from coldbrew.format import spec
 IDENTITY_OBJECTIVES = ("regression", "regression_l1", "huber", "fair", "quantile", "mape")
 VERSIONS = ("v2", "v3", "v4")
 ZERO_THRESHOLD = float(np.float32(1e-35))  # kZeroThreshold = 1e-35f
+#: How LightGBM's predict evaluates a model: float64 inputs and sums, tiny inputs read as 0, x <= threshold left.
+EVALUATION = tb.summed_scalar_leaves("float64", "le", ZERO_THRESHOLD)
 _CATEGORICAL, _DEFAULT_LEFT = 1, 2
 
 
@@ -160,13 +162,9 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
         "classes": list(classes) if n_classes else None,
         "classes_dtype": (np.asarray(classes).dtype.str if n_classes else None),
         "n_outputs": K,
-        **tb.SUMMED_SCALAR_LEAVES,
+        **EVALUATION,
         "output": output,
         "decision": decision,
-        "input_dtype": "float64",
-        "split_compare": "le",
-        "accumulate": "float64",
-        "input_zero_threshold": ZERO_THRESHOLD,
         "learning_rate": None,
         "task": task,
         "feature_missing": [True] * n_features,

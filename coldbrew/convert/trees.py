@@ -37,9 +37,22 @@ class Tree:
     cats: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-#: Header fields every version 2 converter writes alike: scalar leaves (already scaled by the learning rate)
-#: summed per output group.
-SUMMED_SCALAR_LEAVES = {"leaf": "scalar", "combine": "sum", "leaf_values_scaled": True}
+def summed_scalar_leaves(dtype: str, compare: str, zero_threshold: float = 0) -> dict:
+    """Header fields saying how a version 2 model is evaluated, which every converter writes.
+
+    Scalar leaves (already scaled by the learning rate) summed per output group in ``dtype``; the inputs cast to
+    ``dtype``, |x| <= ``zero_threshold`` read as 0, and a split sends x left on ``x < t`` (``compare="lt"``) or
+    ``x <= t`` (``"le"``).
+    """
+    return {
+        "leaf": "scalar",
+        "combine": "sum",
+        "leaf_values_scaled": True,
+        "input_dtype": dtype,
+        "split_compare": compare,
+        "accumulate": dtype,
+        "input_zero_threshold": zero_threshold,
+    }
 
 
 def flags(

@@ -37,6 +37,8 @@ from coldbrew.format import spec
 
 OBJECTIVES = ("binary:logistic", "reg:logistic", "reg:squarederror", "multi:softprob", "multi:softmax")
 SUPPORTED_MAJOR = (2, 3)
+#: How XGBoost's predict evaluates a model: inputs and sums in float32, x < threshold goes left.
+EVALUATION = tb.summed_scalar_leaves("float32", "lt")
 
 
 def load_model_file(path: str | os.PathLike) -> dict:
@@ -178,11 +180,7 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
         "n_features": n_features,
         "feature_names": [str(n) for n in names] if len(names) == n_features else None,
         "n_outputs": K,
-        **tb.SUMMED_SCALAR_LEAVES,
-        "input_dtype": "float32",
-        "split_compare": "lt",
-        "accumulate": "float32",
-        "input_zero_threshold": 0,
+        **EVALUATION,
         "learning_rate": None,
         "feature_missing": [True] * n_features,
         "feature_categorical": categorical if categorical and any(categorical) else None,
