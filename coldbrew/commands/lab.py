@@ -13,17 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+from coldbrew.commands import add_model_uri
 from coldbrew.pairs import parse_pairs
 
 
 def add_arguments(parser) -> None:
     """Options of `coldbrew lab` (durations accept 500ms, 1.5s, 10m, 1h30m)."""
-    parser.add_argument(
-        "model_uri",
-        nargs="?",
-        metavar="MODEL_URI",
-        help="model file passed to the function as MODEL_URI (omit for handlers without a model)",
-    )
+    add_model_uri(parser, "model file passed to the function as MODEL_URI (omit for handlers without a model)")
     parser.add_argument("--handler", default="coldbrew.aws.handler", help="module.function (default: %(default)s)")
     parser.add_argument(
         "--wsgi", metavar="MODULE:APP", help="host a WSGI app (Flask, Django...) through apig-wsgi instead of a handler"
