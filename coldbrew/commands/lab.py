@@ -6,23 +6,20 @@ Prints the URL, then a live line of stats; Ctrl-C stops every environment. See d
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import os
 import signal
 import sys
 import time
 from pathlib import Path
 
+from coldbrew.commands import add_model_uri
 from coldbrew.pairs import parse_pairs
 
 
 def add_arguments(parser) -> None:
     """Options of `coldbrew lab` (durations accept 500ms, 1.5s, 10m, 1h30m)."""
-    parser.add_argument(
-        "model_uri",
-        nargs="?",
-        metavar="MODEL_URI",
-        help="model file passed to the function as MODEL_URI (omit for handlers without a model)",
-    )
+    add_model_uri(parser, "model file passed to the function as MODEL_URI (omit for handlers without a model)")
     parser.add_argument("--handler", default="coldbrew.aws.handler", help="module.function (default: %(default)s)")
     parser.add_argument(
         "--wsgi", metavar="MODULE:APP", help="host a WSGI app (Flask, Django...) through apig-wsgi instead of a handler"
@@ -85,7 +82,7 @@ def add_arguments(parser) -> None:
         default="10s",
         help="on-demand init limit; an overrun init is retried at the first invoke (default: 10s)",
     )
-    parser.add_argument("--no-freeze", action="store_true", help="do not SIGSTOP idle environments")
+    parser.add_argument("--no-freeze", dest="freeze", action="store_false", help="do not SIGSTOP idle environments")
     parser.add_argument("--idle-timeout", default="10m", help="stop environments idle this long (default: 10m)")
     parser.add_argument(
         "--max-concurrency",
@@ -100,7 +97,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--port", type=int, default=0, help="front door port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--log", metavar="FILE", help="append JSON-lines events (starts, invokes, stops) to FILE")
     parser.add_argument("--function-output", metavar="FILE", help="send the functions' stdout/stderr to FILE")
-    parser.add_argument("--no-report", action="store_true", help="do not print REPORT lines on stderr")
+    parser.add_argument("--no-report", dest="report", action="store_false", help="do not print REPORT lines on stderr")
     parser.add_argument("--quiet", action="store_true", help="no live stats line")
     parser.add_argument(
         "--warm-secret",
@@ -153,33 +150,11 @@ def run(args) -> int:
 
     env = parse_pairs(args.env, option="--env")
     _pickle_opt_in(args, env)
-    config = LabConfig(
-        handler=args.handler,
-        task_root=args.task_root,
-        env=env,
-        wsgi=args.wsgi,
-        asgi=args.asgi,
-        cwd=args.cwd,
-        api=args.api,
-        bucket=args.bucket,
-        freeze=not args.no_freeze,
-        model_uri=args.model_uri,
-        source=args.source,
-        evict_page_cache=args.evict_page_cache,
-        memory_mb=args.memory_mb,
-        timeout=args.timeout,
-        gateway_timeout=args.gateway_timeout,
-        init_timeout=args.init_timeout,
-        idle_timeout=args.idle_timeout,
-        max_concurrency=args.max_concurrency,
-        provisioned=args.provisioned,
-        snapshot=args.snapshot,
-        port=args.port,
-        log=args.log,
-        report=not args.no_report,
-        function_output=args.function_output,
-        warm_secret=args.warm_secret or os.environ.get("COLDBREW_WARM_SECRET") or None,
-    )
+    # Every option whose dest names a LabConfig field is that field, as given (LabConfig checks it).
+    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(LabConfig) if hasattr(args, f.name)}
+    settings["env"] = env
+    settings["warm_secret"] = args.warm_secret or os.environ.get("COLDBREW_WARM_SECRET") or None
+    config = LabConfig(**settings)
     signal.signal(signal.SIGTERM, _interrupt)
     lab = Lab(config)
     try:

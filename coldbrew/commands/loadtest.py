@@ -55,17 +55,8 @@ def run(args) -> int:
         scope = scope_for(args.host, args.region)
         make_signer(scope)  # fails here, in one line, when there are no credentials to sign with
         sigv4 = scope.to_option()
-    run_json = run_loadtest(
-        args.host,
-        out,
-        users=args.users,
-        spawn_rate=args.spawn_rate,
-        run_time=args.run_time,
-        payload=args.payload,
-        name=args.name,
-        labels=labels,
-        sigv4=sigv4,
-    )
+    locust = {name: getattr(args, name) for name in ("users", "spawn_rate", "run_time", "payload", "name")}
+    run_json = run_loadtest(args.host, out, labels=labels, sigv4=sigv4, **locust)
     info = json.loads(run_json.read_text(encoding="utf-8"))
     print(f"{info['requests']:,} requests, {info['failures']:,} failures against {args.host}")
     print(f"results in {run_json.parent}/")

@@ -14,6 +14,7 @@ from coldbrew.deploy.package import (
     DEFAULT_TIMEOUT_S,
     SETUPS,
     PackageResult,
+    PlanOptions,
     _estimate_text,
     _human,
     _table,
@@ -95,21 +96,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    result = package(
-        args.model_uri,
-        args.setup,
-        args.output,
-        s3_uri=args.s3_uri,
-        memory=args.memory,
-        timeout=args.timeout,
-        arch=args.arch,
-        model_format=args.model_format,
-        force=args.force,
-        warm_route=args.warm_route,
-        auth=args.auth,
-        smoke=args.smoke,
-        target_python=args.target_python,
-    )
+    options = {name: getattr(args, name) for name in PlanOptions.__annotations__}  # dests named as make_plan's options
+    zip_options = {"target_python": args.target_python, "smoke": args.smoke}
+    result = package(args.model_uri, args.setup, args.output, force=args.force, **zip_options, **options)
     plan = result.plan
     if plan.setup == "zip-snapstart":
         return _print_zip(result)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from coldbrew.commands import add_model_uri
+
 
 def _port(text: str) -> int:
     port = int(text)
@@ -29,12 +31,7 @@ def _workers(text: str) -> int:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument(
-        "model_uri",
-        nargs="?",
-        metavar="MODEL_URI",
-        help="a model path or s3://bucket/key (default: $MODEL_SOURCE and $MODEL_URI)",
-    )
+    add_model_uri(parser, "a model path or s3://bucket/key (default: $MODEL_SOURCE and $MODEL_URI)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=_port, default=8000, help="port to bind, 0 for any free one (default: 8000)")
     parser.add_argument("--workers", type=_workers, default=1, help="worker processes (default: 1)")

@@ -21,14 +21,13 @@ KINDS = ("brew", "xgboost-json", "xgboost-ubj", "lightgbm-text", "pickle")
 
 
 def detect(path: str | os.PathLike) -> str:
-    """What ``path`` holds, from its first bytes: one of ``KINDS`` (a pickle/joblib is the fallback)."""
-    from coldbrew.format import MAGIC
+    """What ``path`` holds, from its first bytes: one of ``KINDS`` (a pickle/joblib is the fallback).
 
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError as exc:
-        raise ColdbrewError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    Raises ``ModelFormatError`` if it cannot be opened.
+    """
+    from coldbrew.format import MAGIC, read_head
+
+    head = read_head(path, 4096)
     if head.startswith(MAGIC):
         return "brew"
     if head[:1] == b"{" and head[1:2] in (b"i", b"U", b"I", b"l", b"L") and b"learner" in head[:32]:

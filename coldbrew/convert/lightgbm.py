@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,8 @@ from coldbrew.format import spec
 IDENTITY_OBJECTIVES = ("regression", "regression_l1", "huber", "fair", "quantile", "mape")
 VERSIONS = ("v2", "v3", "v4")
 ZERO_THRESHOLD = float(np.float32(1e-35))  # kZeroThreshold = 1e-35f
+#: How LightGBM's predict evaluates a model: float64 inputs and sums, tiny inputs read as 0, x <= threshold left.
+EVALUATION = tb.summed_scalar_leaves("float64", "le", ZERO_THRESHOLD)
 _CATEGORICAL, _DEFAULT_LEFT = 1, 2
 
 
@@ -159,13 +162,9 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
         "classes": list(classes) if n_classes else None,
         "classes_dtype": (np.asarray(classes).dtype.str if n_classes else None),
         "n_outputs": K,
-        **tb.SUMMED_SCALAR_LEAVES,
+        **EVALUATION,
         "output": output,
         "decision": decision,
-        "input_dtype": "float64",
-        "split_compare": "le",
-        "accumulate": "float64",
-        "input_zero_threshold": ZERO_THRESHOLD,
         "learning_rate": None,
         "task": task,
         "feature_missing": [True] * n_features,
@@ -252,6 +251,10 @@ def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:
     return X
 
 
+#: :func:`~coldbrew.convert.trees.write_checked` for lightgbm: checked against lightgbm on :func:`probe_rows`.
+_write_checked = partial(tb.write_checked, library="lightgbm", probe=probe_rows)
+
+
 _CHILD = """import sys, numpy as np, lightgbm
 path, rows, out = sys.argv[1:4]
 np.savez(out, result=lightgbm.Booster(model_file=path).predict(np.load(rows)))
@@ -291,16 +294,8 @@ def compile_path(src: str | os.PathLike, dst: str | os.PathLike, *, class_labels
     except UnicodeDecodeError:
         raise ModelFormatError(f"{src}: not a LightGBM text model (not UTF-8)") from None
     header, arrays = model_to_arrays(parse_text(text, where=str(src)), where=str(src))
-    return tb.write_checked(
-        header,
-        arrays,
-        dst,
-        _reference_from_file(src, header),
-        probe_rows(header, arrays),
-        class_labels,
-        started,
-        what="LightGBM model file",
-        library="lightgbm",
+    return _write_checked(
+        header, arrays, dst, _reference_from_file(src, header), class_labels, started, what="LightGBM model file"
     )
 
 
@@ -336,6 +331,4 @@ def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict
             return None, est.predict(X)
     else:
         reference = _booster_reference(booster.predict, header)
-    return tb.write_checked(
-        header, arrays, dst, reference, probe_rows(header, arrays), class_labels, started, what=name, library="lightgbm"
-    )
+    return _write_checked(header, arrays, dst, reference, class_labels, started, what=name)

@@ -347,6 +347,8 @@ def _coldbrew_version() -> str:
 # ---- HistGradientBoostingClassifier / HistGradientBoostingRegressor: format version 2 -------------------------
 
 HGB_SUPPORTED = ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor")
+#: How HistGradientBoosting's predict evaluates a model: float64 inputs and sums, x <= threshold goes left.
+HGB_EVALUATION = tb.summed_scalar_leaves("float64", "le")
 
 
 def hgb_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
@@ -392,13 +394,9 @@ def hgb_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         "classes": est.classes_.tolist() if is_clf else None,
         "classes_dtype": est.classes_.dtype.str if is_clf else None,
         "n_outputs": K,
-        **tb.SUMMED_SCALAR_LEAVES,
+        **HGB_EVALUATION,
         "output": output,
         "decision": decision,
-        "input_dtype": "float64",
-        "split_compare": "le",
-        "accumulate": "float64",
-        "input_zero_threshold": 0,
         "learning_rate": float(est.learning_rate),
         "task": task,
         "feature_missing": [True] * n_features,

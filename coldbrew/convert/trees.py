@@ -9,6 +9,7 @@ and on both kernels, with the library's own predictions.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,9 +37,22 @@ class Tree:
     cats: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-#: Header fields every version 2 converter writes alike: scalar leaves (already scaled by the learning rate)
-#: summed per output group.
-SUMMED_SCALAR_LEAVES = {"leaf": "scalar", "combine": "sum", "leaf_values_scaled": True}
+def summed_scalar_leaves(dtype: str, compare: str, zero_threshold: float = 0) -> dict:
+    """Header fields saying how a version 2 model is evaluated, which every converter writes.
+
+    Scalar leaves (already scaled by the learning rate) summed per output group in ``dtype``; the inputs cast to
+    ``dtype``, |x| <= ``zero_threshold`` read as 0, and a split sends x left on ``x < t`` (``compare="lt"``) or
+    ``x <= t`` (``"le"``).
+    """
+    return {
+        "leaf": "scalar",
+        "combine": "sum",
+        "leaf_values_scaled": True,
+        "input_dtype": dtype,
+        "split_compare": compare,
+        "accumulate": dtype,
+        "input_zero_threshold": zero_threshold,
+    }
 
 
 def flags(
@@ -247,21 +261,23 @@ def write_checked(
     arrays: dict,
     dst: str | os.PathLike,
     reference,
-    X,
     class_labels,
     started: float,
     *,
     what: str,
     library: str,
+    probe: Callable[[dict, dict], np.ndarray],
 ) -> dict:
     """Label, stamp, write and check a converted model against ``library`` (when ``reference`` is given).
 
-    ``reference(X) -> (proba or None, predict)`` is the library's own answer on the probe rows ``X``; the file is
-    removed if it differs. Returns the converter statistics (:func:`compile_stats`).
+    ``reference(X) -> (proba or None, predict)`` is the library's own answer on the probe rows
+    ``X = probe(header, arrays)``; the file is removed if it differs. Returns the converter statistics
+    (:func:`compile_stats`). Each library's converter binds ``library`` and ``probe`` once (``functools.partial``).
     """
     from coldbrew import __version__
     from coldbrew.convert.sklearn import set_class_labels
 
+    X = probe(header, arrays)
     set_class_labels(header, class_labels)
     header["created_by"] = f"coldbrew {__version__}"
     dst = Path(dst)

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,8 @@ from coldbrew.format import spec
 
 OBJECTIVES = ("binary:logistic", "reg:logistic", "reg:squarederror", "multi:softprob", "multi:softmax")
 SUPPORTED_MAJOR = (2, 3)
+#: How XGBoost's predict evaluates a model: inputs and sums in float32, x < threshold goes left.
+EVALUATION = tb.summed_scalar_leaves("float32", "lt")
 
 
 def load_model_file(path: str | os.PathLike) -> dict:
@@ -177,11 +180,7 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
         "n_features": n_features,
         "feature_names": [str(n) for n in names] if len(names) == n_features else None,
         "n_outputs": K,
-        **tb.SUMMED_SCALAR_LEAVES,
-        "input_dtype": "float32",
-        "split_compare": "lt",
-        "accumulate": "float32",
-        "input_zero_threshold": 0,
+        **EVALUATION,
         "learning_rate": None,
         "feature_missing": [True] * n_features,
         "feature_categorical": categorical if categorical and any(categorical) else None,
@@ -281,6 +280,10 @@ def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:
     return tb.probe_rows_from_arrays(header, arrays, n=n, dtype=np.float32)
 
 
+#: :func:`~coldbrew.convert.trees.write_checked` for xgboost: checked against xgboost on :func:`probe_rows`.
+_write_checked = partial(tb.write_checked, library="xgboost", probe=probe_rows)
+
+
 _CHILD = """import sys, numpy as np, xgboost
 path, rows, out = sys.argv[1:4]
 est = xgboost.{cls}()
@@ -322,17 +325,7 @@ def compile_path(src: str | os.PathLike, dst: str | os.PathLike, *, class_labels
     src = Path(src)
     header, arrays = doc_to_arrays(load_model_file(src), where=str(src))
     reference = _reference_from_file(src, header)
-    return tb.write_checked(
-        header,
-        arrays,
-        dst,
-        reference,
-        probe_rows(header, arrays),
-        class_labels,
-        started,
-        what="XGBoost model file",
-        library="xgboost",
-    )
+    return _write_checked(header, arrays, dst, reference, class_labels, started, what="XGBoost model file")
 
 
 def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict:
@@ -360,6 +353,4 @@ def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict
         reference = None
     else:
         reference = _reference(reference_est, header)
-    return tb.write_checked(
-        header, arrays, dst, reference, probe_rows(header, arrays), class_labels, started, what=name, library="xgboost"
-    )
+    return _write_checked(header, arrays, dst, reference, class_labels, started, what=name)

@@ -21,10 +21,14 @@ import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from coldbrew.deploy import render as tpl
 from coldbrew.errors import ColdbrewError
 from coldbrew.sources.config import parse_s3_uri
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 SETUPS = ("image-disk", "image-s3", "zip-snapstart")
 # Default "none": the endpoint is a public prediction API, like the study's; its costly doors are closed
@@ -236,6 +240,18 @@ def tree_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+class PlanOptions(TypedDict, total=False):
+    """The keyword options of :func:`make_plan` (defaults there), which :func:`package` passes on."""
+
+    s3_uri: str | None
+    memory: int
+    timeout: int
+    arch: str
+    model_format: str
+    warm_route: bool
+    auth: str
+
+
 def make_plan(
     model_uri: str,
     setup: str,
@@ -323,36 +339,21 @@ def package(
     setup: str,
     out_dir: Path,
     *,
-    s3_uri: str | None = None,
-    memory: int = DEFAULT_MEMORY_MB,
-    timeout: int = DEFAULT_TIMEOUT_S,
-    arch: str = "x86_64",
-    model_format: str = "auto",
     force: bool = False,
-    warm_route: bool = False,
-    auth: str = "none",
     smoke: bool = True,
     target_python: str | os.PathLike | None = None,
+    **options: Unpack[PlanOptions],
 ) -> PackageResult:
     """Write the build context, ``template.yaml`` and ``README.md`` for ``setup`` into ``out_dir``.
 
-    ``warm_route`` adds ``POST /_warm`` to the HTTP API behind a generated secret; ``auth="iam"`` puts the
+    ``options`` are :func:`make_plan`'s (``s3_uri``, ``memory``, ``timeout``, ``arch``, ``model_format``,
+    ``warm_route``, ``auth``). ``warm_route`` adds ``POST /_warm`` to the HTTP API behind a generated secret; ``auth="iam"`` puts the
     HTTP API behind AWS_IAM authorization (docs/deploy.md, "Deployed doors"). For ``zip-snapstart`` the output is
     ``function.zip`` (built here) and its ``manifest.json``; ``smoke`` runs it from a clean directory first,
     ``target_python`` is the interpreter of the Lambda runtime's version that byte-compiles it
     (:func:`package_zip`).
     """
-    plan = make_plan(
-        model_uri,
-        setup,
-        s3_uri=s3_uri,
-        memory=memory,
-        timeout=timeout,
-        arch=arch,
-        model_format=model_format,
-        warm_route=warm_route,
-        auth=auth,
-    )
+    plan = make_plan(model_uri, setup, **options)
     out_dir = Path(out_dir)
     if plan.setup == "zip-snapstart":
         return package_zip(plan, out_dir, force=force, smoke=smoke, target_python=target_python)
@@ -420,9 +421,9 @@ def package_zip(
     plan: Plan,
     out_dir: Path,
     *,
-    force: bool = False,
-    smoke: bool = True,
     target_python: str | os.PathLike | None = None,
+    smoke: bool = True,
+    force: bool = False,
 ) -> PackageResult:
     """zip-snapstart: build ``function.zip`` here, write the SAM template and README, and check the zip.
 

@@ -109,6 +109,17 @@ def sam_template(plan: Plan) -> str:
     )
 
 
+def _readme_phrases(plan: Plan) -> dict[str, str]:
+    """The README's words that depend on ``plan``: where the model is, the command's flags, SAM's overrides."""
+    where = "zip" if plan.setup == "zip-snapstart" else "image"
+    inside = f"The model `{plan.model_name}` is inside the {where}."
+    return {
+        "what": inside if plan.model_in_artifact else f"The model is read from `{plan.s3_uri}` at start-up.",
+        "flags": (" --warm-route" if plan.warm_route else "") + (f" --auth {plan.auth}" if plan.auth != "none" else ""),
+        "s3_overrides": f" ModelBucket={plan.s3_bucket} ModelKey={plan.s3_key}" if plan.model_source == "S3" else "",
+    }
+
+
 def readme(
     plan: Plan, *, requirements: list[str], estimate: str, checks: list[tuple[str, str, str]] | None = None
 ) -> str:
@@ -118,21 +129,12 @@ def readme(
     """
     from coldbrew.runtimes.aws_lambda import MAX_HTTP_HOLD_MS
 
-    where = "zip" if plan.setup == "zip-snapstart" else "image"
-    if plan.model_in_artifact:
-        what = f"The model `{plan.model_name}` is inside the {where}."
-    else:
-        what = f"The model is read from `{plan.s3_uri}` at start-up."
-    flags = (" --warm-route" if plan.warm_route else "") + (f" --auth {plan.auth}" if plan.auth != "none" else "")
-    s3_overrides = f" ModelBucket={plan.s3_bucket} ModelKey={plan.s3_key}" if plan.model_source == "S3" else ""
     return render(
         "README.zip.md.j2" if plan.setup == "zip-snapstart" else "README.image.md.j2",
-        what=what,
-        flags=flags,
         requirements=requirements,
         estimate=estimate,
-        s3_overrides=s3_overrides,
         http_hold_cap=MAX_HTTP_HOLD_MS,
         checks=checks or [],
+        **_readme_phrases(plan),
         **_common(plan),
     )

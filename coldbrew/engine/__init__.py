@@ -72,14 +72,11 @@ def model_format(path: str | os.PathLike, *, allow_pickle: bool = False, name: s
     Raises ``PickleRefusedError`` where :func:`load_predictor` would refuse the file (a pickle without
     ``allow_pickle``, or a non-.brew file named ``*.brew``), ``ModelFormatError`` if it cannot be opened.
     """
+    from coldbrew.format.reader import read_head
     from coldbrew.format.spec import MAGIC
 
     label = str(path) if name is None else name
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(16)
-    except OSError as exc:
-        raise ModelFormatError(f"{label}: cannot open: {exc.strerror or exc}") from exc
+    head = read_head(path, 16, label)
     if head.startswith(MAGIC):
         return "brew"
     what = describe(head)

@@ -23,39 +23,121 @@ typedef struct {
 
 #define ROW_BLOCK 4096
 
-enum { OK = 0, BAD_FEATURE, BAD_CHILD, BAD_LEAF, BAD_VALUE };
+enum { OK = 0, BAD_FEATURE, BAD_CHILD, BAD_LEAF, BAD_VALUE, BAD_FLAGS, BAD_BITSET, BAD_GROUP };
 
-static int traverse_block(const node_t *nodes, const int64_t *offsets, Py_ssize_t n_trees,
-                          const double *leaf_values, Py_ssize_t n_leaves, int vector,
-                          const float *X, Py_ssize_t n_rows, Py_ssize_t n_features,
-                          double *out, Py_ssize_t K, Py_ssize_t *bad_tree)
+/* The ValueError text for a corrupt tree, by status (both format versions). */
+static const char *problem(int status)
 {
-    for (Py_ssize_t t = 0; t < n_trees; t++) {
-        const node_t *root = nodes + offsets[t];
-        const int64_t size = offsets[t + 1] - offsets[t];
-        const Py_ssize_t k = vector ? 0 : t % K;
-        for (Py_ssize_t r = 0; r < n_rows; r++) {
-            const float *x = X + r * n_features;
-            int64_t i = 0;
-            const node_t *node = root;
-            while (node->feature >= 0) {
-                if (node->feature >= n_features) { *bad_tree = t; return BAD_FEATURE; }
-                if (node->right <= i + 1 || node->right >= size) { *bad_tree = t; return BAD_CHILD; }
-                i = ((double)x[node->feature] <= node->value) ? i + 1 : node->right;
-                node = root + i;
-            }
-            if (node->feature != -1) { *bad_tree = t; return BAD_FEATURE; }
-            double *o = out + r * K;
-            if (vector) {
-                const int32_t li = node->right;
-                if (li < 0 || li >= n_leaves) { *bad_tree = t; return BAD_LEAF; }
-                const double *lv = leaf_values + (Py_ssize_t)li * K;
+    switch (status) {
+    case BAD_FEATURE: return "feature index out of bounds";
+    case BAD_CHILD: return "child index out of bounds";
+    case BAD_LEAF: return "leaf index out of bounds";
+    case BAD_VALUE: return "non-finite leaf value";
+    case BAD_FLAGS: return "node flags out of bounds";
+    case BAD_BITSET: return "categorical bitset out of bounds";
+    case BAD_GROUP: return "tree group out of bounds";
+    default: return "unknown problem";
+    }
+}
+
+/* OK when the split node at tree-relative index i (of a tree of size nodes) reads an input column and its right
+ * child lies after its left child inside the tree; else the problem. */
+static inline int check_split(const node_t *node, int64_t i, int64_t size, Py_ssize_t n_features)
+{
+    if (node->feature >= n_features) return BAD_FEATURE;
+    if (node->right <= i + 1 || node->right >= size) return BAD_CHILD;
+    return OK;
+}
+
+/* NAME(root, size, x, n_features, ctx, &leaf): the walk of one tree (size nodes from root) for the input row x down
+ * to its leaf, in both format versions. Every split is checked, then GO_LEFT(ctx, node, i, x[node->feature]) says
+ * 1 (left), 0 (right) or minus the problem. Sets *leaf and returns OK, or returns the problem. A macro so that each
+ * version's GO_LEFT is inlined into the hottest loop. */
+#define DEFINE_WALK(NAME, ROW_T, CTX_T, GO_LEFT)                                                                 \
+    static inline int NAME(const node_t *root, int64_t size, const ROW_T *x, Py_ssize_t n_features, CTX_T ctx, \
+                           const node_t **leaf)                                                                \
+    {                                                                                                          \
+        int64_t i = 0;                                                                                         \
+        const node_t *node = root;                                                                             \
+        while (node->feature >= 0) {                                                                           \
+            const int bad = check_split(node, i, size, n_features);                                            \
+            if (bad != OK) return bad;                                                                         \
+            const int left = GO_LEFT(ctx, node, i, x[node->feature]);                                          \
+            if (left < 0) return -left;                                                                        \
+            i = left ? i + 1 : node->right;                                                                    \
+            node = root + i;                                                                                   \
+        }                                                                                                      \
+        *leaf = node;                                                                                          \
+        return node->feature == -1 ? OK : BAD_FEATURE;                                                         \
+    }
+
+/* Adds every tree to the rows r0 .. r0 + n_rows - 1 of out; returns OK, or the problem with its tree in *bad_tree. */
+typedef int (*block_fn)(const void *job, Py_ssize_t r0, Py_ssize_t n_rows, Py_ssize_t *bad_tree);
+
+/* Run add over all n_rows rows, ROW_BLOCK rows at a time, without the GIL. 0, or -1 with a ValueError set. */
+static int run_blocks(block_fn add, const void *job, Py_ssize_t n_rows)
+{
+    int status = OK;
+    Py_ssize_t bad_tree = -1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r0 = 0; r0 < n_rows && status == OK; r0 += ROW_BLOCK)
+        status = add(job, r0, n_rows - r0 < ROW_BLOCK ? n_rows - r0 : ROW_BLOCK, &bad_tree);
+    Py_END_ALLOW_THREADS
+    if (status == OK) return 0;
+    PyErr_Format(PyExc_ValueError, "corrupt model: %s in tree %zd", problem(status), bad_tree);
+    return -1;
+}
+
+/* What both format versions traverse: n_trees trees of nodes (tree t: nodes[offsets[t] .. offsets[t + 1]]) over
+ * rows of n_features inputs, adding to rows of K outputs. */
+typedef struct {
+    const node_t *nodes;
+    const int64_t *offsets;
+    Py_ssize_t n_trees, n_features, K;
+} forest_t;
+
+static inline const node_t *tree_root(const forest_t *f, Py_ssize_t t) { return f->nodes + f->offsets[t]; }
+static inline int64_t tree_size(const forest_t *f, Py_ssize_t t) { return f->offsets[t + 1] - f->offsets[t]; }
+
+/* Version 1: float32 inputs, x <= threshold goes left. */
+static inline int v1_go_left(const void *unused, const node_t *node, int64_t i, float x)
+{
+    return (double)x <= node->value;
+}
+DEFINE_WALK(walk_v1, float, const void *, v1_go_left)
+
+typedef struct {
+    forest_t f;
+    const double *leaf_values; /* vector leaves: n_leaves rows of K */
+    Py_ssize_t n_leaves;
+    int vector;
+    const float *X;
+    double *out;
+} job_v1;
+
+static int traverse_block(const void *job, Py_ssize_t r0, Py_ssize_t n_rows, Py_ssize_t *bad_tree)
+{
+    const job_v1 *j = job;
+    const Py_ssize_t n_features = j->f.n_features, K = j->f.K;
+    for (Py_ssize_t t = 0; t < j->f.n_trees; t++) {
+        const node_t *root = tree_root(&j->f, t);
+        const int64_t size = tree_size(&j->f, t);
+        const Py_ssize_t k = j->vector ? 0 : t % K;
+        for (Py_ssize_t r = r0; r < r0 + n_rows; r++) {
+            const node_t *leaf = NULL;
+            const int err = walk_v1(root, size, j->X + r * n_features, n_features, NULL, &leaf);
+            if (err != OK) { *bad_tree = t; return err; }
+            double *o = j->out + r * K;
+            if (j->vector) {
+                const int32_t li = leaf->right;
+                if (li < 0 || li >= j->n_leaves) { *bad_tree = t; return BAD_LEAF; }
+                const double *lv = j->leaf_values + (Py_ssize_t)li * K;
                 for (Py_ssize_t c = 0; c < K; c++)
                     if (!isfinite(lv[c])) { *bad_tree = t; return BAD_VALUE; }
                 for (Py_ssize_t c = 0; c < K; c++) o[c] += lv[c];
             } else {
-                if (!isfinite(node->value)) { *bad_tree = t; return BAD_VALUE; }
-                o[k] += node->value;
+                if (!isfinite(leaf->value)) { *bad_tree = t; return BAD_VALUE; }
+                o[k] += leaf->value;
             }
         }
     }
@@ -81,6 +163,36 @@ static int check_offsets(const int64_t *offsets, Py_ssize_t n_trees, Py_ssize_t 
         }
     }
     return 0;
+}
+
+/* NAME(p, n): the index of the first of the n items of type T at p (copied out: the buffer may be unaligned) for
+ * which BAD holds, or -1. */
+#define DEFINE_FIND(NAME, T, BAD)                                                  \
+    static Py_ssize_t NAME(const void *p, Py_ssize_t n)                            \
+    {                                                                              \
+        for (Py_ssize_t i = 0; i < n; i++) {                                       \
+            T item;                                                                \
+            memcpy(&item, (const char *)p + i * (Py_ssize_t)sizeof(T), sizeof(T)); \
+            if (BAD(item)) return i;                                               \
+        }                                                                          \
+        return -1;                                                                 \
+    }
+
+static inline int bad_node(node_t node) { return node.feature >= 0 ? isnan(node.value) : !isfinite(node.value); }
+static inline int nonfinite(double v) { return !isfinite(v); }
+static inline int nonfinite_f32(float v) { return !isfinite(v); }
+DEFINE_FIND(find_bad_node, node_t, bad_node)
+DEFINE_FIND(find_nonfinite, double, nonfinite)
+DEFINE_FIND(find_nonfinite_f32, float, nonfinite_f32)
+
+/* find(buf, len / itemsize) for a read-only buffer, as a Python int. */
+static PyObject *first_index(PyObject *arg, Py_ssize_t itemsize, Py_ssize_t (*find)(const void *, Py_ssize_t))
+{
+    Py_buffer b;
+    if (get(arg, &b, 0, "buf") < 0) return NULL;
+    const Py_ssize_t bad = find(b.buf, b.len / itemsize);
+    PyBuffer_Release(&b);
+    return PyLong_FromSsize_t(bad);
 }
 
 PyDoc_STRVAR(predict_raw_doc,
@@ -118,23 +230,9 @@ static PyObject *predict_raw(PyObject *self, PyObject *args)
         goto done;
     }
     if (check_offsets(offsets, n_trees, n_nodes) < 0) goto done;
-    int status = OK;
-    Py_ssize_t bad_tree = -1;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r0 = 0; r0 < n_rows && status == OK; r0 += ROW_BLOCK) {
-        const Py_ssize_t nb = n_rows - r0 < ROW_BLOCK ? n_rows - r0 : ROW_BLOCK;
-        status = traverse_block((const node_t *)b_nodes.buf, offsets, n_trees, (const double *)b_leaf.buf,
-                                n_leaves, vector, (const float *)b_X.buf + r0 * n_features, nb, n_features,
-                                (double *)b_out.buf + r0 * K, K, &bad_tree);
-    }
-    Py_END_ALLOW_THREADS
-    if (status != OK) {
-        const char *what = status == BAD_FEATURE ? "feature index out of bounds"
-                         : status == BAD_CHILD ? "child index out of bounds"
-                         : status == BAD_LEAF ? "leaf index out of bounds" : "non-finite leaf value";
-        PyErr_Format(PyExc_ValueError, "corrupt model: %s in tree %zd", what, bad_tree);
-        goto done;
-    }
+    const job_v1 job = {{(const node_t *)b_nodes.buf, offsets, n_trees, n_features, K}, (const double *)b_leaf.buf,
+                        n_leaves, vector, (const float *)b_X.buf, (double *)b_out.buf};
+    if (run_blocks(traverse_block, &job, n_rows) < 0) goto done;
     result = Py_NewRef(Py_None);
 done:
     PyBuffer_Release(&b_out);
@@ -149,18 +247,22 @@ fail1:
     return result;
 }
 
-PyDoc_STRVAR(expit_doc, "expit(buf): in place, x -> 1 / (1 + exp(-x)) with libm's exp (scipy's expit).");
+/* NAME(buf): in place, every item of type T (a writable buffer) x -> F(x): the link functions. */
+#define DEFINE_MAP(NAME, T, F)                                      \
+    static PyObject *NAME(PyObject *self, PyObject *arg)            \
+    {                                                               \
+        Py_buffer b;                                                \
+        if (get(arg, &b, 1, "buf") < 0) return NULL;                \
+        T *x = (T *)b.buf;                                          \
+        const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(T);         \
+        for (Py_ssize_t i = 0; i < n; i++) x[i] = F(x[i]);          \
+        PyBuffer_Release(&b);                                       \
+        Py_RETURN_NONE;                                             \
+    }
 
-static PyObject *expit(PyObject *self, PyObject *arg)
-{
-    Py_buffer b;
-    if (get(arg, &b, 1, "buf") < 0) return NULL;
-    double *x = (double *)b.buf;
-    const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(double);
-    for (Py_ssize_t i = 0; i < n; i++) x[i] = 1 / (1 + exp(-x[i]));
-    PyBuffer_Release(&b);
-    Py_RETURN_NONE;
-}
+PyDoc_STRVAR(expit_doc, "expit(buf): in place, x -> 1 / (1 + exp(-x)) with libm's exp (scipy's expit).");
+static inline double expit1(double x) { return 1 / (1 + exp(-x)); }
+DEFINE_MAP(expit, double, expit1)
 
 /* ---- format version 2 (docs/format.md section 10): HistGradientBoosting, XGBoost, LightGBM ----------------
  * Separate from the version 1 path above: X is float64 (already cast to float32 and back when the model's
@@ -172,8 +274,6 @@ static PyObject *expit(PyObject *self, PyObject *arg)
 #define V2_OUTSIDE_LEFT 0x40
 #define V2_FLAGS_KNOWN 0x7F
 
-enum { BAD_FLAGS = 10, BAD_BITSET, BAD_GROUP };
-
 typedef struct {
     const int64_t *cat_offsets;
     Py_ssize_t n_bitsets;
@@ -181,68 +281,76 @@ typedef struct {
     Py_ssize_t n_words;
 } cats_t;
 
-/* 1: go left, 0: go right, -1: corrupt node (status in *err). */
-static inline int v2_go_left(const node_t *node, uint8_t fl, double x, int lt, const cats_t *cats, int *err)
+/* One version 2 tree: its node flags, the split's comparison, the model's categorical bitsets. */
+typedef struct {
+    const uint8_t *flags;
+    int lt;
+    const cats_t *cats;
+} tree_v2;
+
+/* 1: go left, 0: go right, or minus the problem of a corrupt node. */
+static inline int v2_go_left(const tree_v2 *tree, const node_t *node, int64_t i, double x)
 {
+    const uint8_t fl = tree->flags[i];
+    const cats_t *cats = tree->cats;
+    if (fl & ~V2_FLAGS_KNOWN) return -BAD_FLAGS;
     const int def_left = (fl & V2_DEFAULT_LEFT) != 0;
     if (fl & V2_CATEGORICAL) {
         const int mode = (fl >> 4) & 3;
-        if (mode == 3) { *err = BAD_FLAGS; return -1; }
+        if (mode == 3) return -BAD_FLAGS;
         if (isnan(x)) return def_left;
         const double b = node->value;
-        if (!(b >= 0 && b < (double)cats->n_bitsets)) { *err = BAD_BITSET; return -1; }
+        if (!(b >= 0 && b < (double)cats->n_bitsets)) return -BAD_BITSET;
         const Py_ssize_t bi = (Py_ssize_t)b;
         const int64_t w0 = cats->cat_offsets[bi], w1 = cats->cat_offsets[bi + 1];
-        if (w0 < 0 || w1 < w0 || w1 > cats->n_words) { *err = BAD_BITSET; return -1; }
+        if (w0 < 0 || w1 < w0 || w1 > cats->n_words) return -BAD_BITSET;
         const double nbits = (double)((w1 - w0) * 32);
         int inside;
         if (mode == 0) inside = x >= 0 && x < nbits && x == floor(x);  /* exact integers (scikit-learn) */
         else if (mode == 1) inside = x >= 0 && x < nbits;             /* truncate; x < 0 outside (XGBoost) */
         else if (mode == 2) inside = x > -1 && x < nbits;             /* truncate; (int)x < 0 outside (LightGBM) */
-        else { *err = BAD_FLAGS; return -1; }
+        else return -BAD_FLAGS;
         if (!inside) return (fl & V2_OUTSIDE_LEFT) != 0;
         const int64_t c = (int64_t)x; /* toward zero */
         return (int)((cats->cat_words[w0 + c / 32] >> (c % 32)) & 1u);
     }
     const int miss = (fl >> 1) & 3;
-    if (miss == 3) { *err = BAD_FLAGS; return -1; }
+    if (miss == 3) return -BAD_FLAGS;
     if (isnan(x)) {
         if (miss == 0) return def_left;
         x = 0.0;
     }
     if (miss == 2 && x == 0.0) return def_left;
-    return lt ? (x < node->value) : (x <= node->value);
+    return tree->lt ? (x < node->value) : (x <= node->value);
 }
 
-static int traverse_block_v2(const node_t *nodes, const uint8_t *flags, const int64_t *offsets,
-                             const int32_t *groups, Py_ssize_t n_trees, const cats_t *cats, int lt, int acc32,
-                             const double *X, Py_ssize_t n_rows, Py_ssize_t n_features,
-                             void *out, Py_ssize_t K, Py_ssize_t *bad_tree)
+DEFINE_WALK(walk_v2, double, const tree_v2 *, v2_go_left)
+
+typedef struct {
+    forest_t f;
+    const uint8_t *flags;
+    const int32_t *groups;
+    cats_t cats;
+    int lt, acc32;
+    const double *X;
+    void *out; /* float32 when acc32, else float64 */
+} job_v2;
+
+static int traverse_block_v2(const void *job, Py_ssize_t r0, Py_ssize_t n_rows, Py_ssize_t *bad_tree)
 {
-    for (Py_ssize_t t = 0; t < n_trees; t++) {
-        const node_t *root = nodes + offsets[t];
-        const uint8_t *froot = flags + offsets[t];
-        const int64_t size = offsets[t + 1] - offsets[t];
-        const int32_t g = groups[t];
+    const job_v2 *j = job;
+    const Py_ssize_t n_features = j->f.n_features, K = j->f.K;
+    for (Py_ssize_t t = 0; t < j->f.n_trees; t++) {
+        const tree_v2 tree = {j->flags + j->f.offsets[t], j->lt, &j->cats};
+        const int32_t g = j->groups[t];
         if (g < 0 || g >= K) { *bad_tree = t; return BAD_GROUP; }
-        for (Py_ssize_t r = 0; r < n_rows; r++) {
-            const double *x = X + r * n_features;
-            int64_t i = 0;
-            const node_t *node = root;
-            while (node->feature >= 0) {
-                if (node->feature >= n_features) { *bad_tree = t; return BAD_FEATURE; }
-                if (node->right <= i + 1 || node->right >= size) { *bad_tree = t; return BAD_CHILD; }
-                const uint8_t fl = froot[i];
-                if (fl & ~V2_FLAGS_KNOWN) { *bad_tree = t; return BAD_FLAGS; }
-                int err = OK;
-                const int left = v2_go_left(node, fl, x[node->feature], lt, cats, &err);
-                if (left < 0) { *bad_tree = t; return err; }
-                i = left ? i + 1 : node->right;
-                node = root + i;
-            }
-            if (node->feature != -1) { *bad_tree = t; return BAD_FEATURE; }
-            if (acc32) ((float *)out)[r * K + g] += (float)node->value;
-            else ((double *)out)[r * K + g] += node->value;
+        for (Py_ssize_t r = r0; r < r0 + n_rows; r++) {
+            const node_t *leaf = NULL;
+            const int err = walk_v2(tree_root(&j->f, t), tree_size(&j->f, t), j->X + r * n_features, n_features, &tree,
+                                    &leaf);
+            if (err != OK) { *bad_tree = t; return err; }
+            if (j->acc32) ((float *)j->out)[r * K + g] += (float)leaf->value;
+            else ((double *)j->out)[r * K + g] += leaf->value;
         }
     }
     return OK;
@@ -290,24 +398,9 @@ static PyObject *predict_raw2(PyObject *self, PyObject *args)
         goto done;
     }
     if (check_offsets(offsets, n_trees, n_nodes) < 0) goto done;
-    int status = OK;
-    Py_ssize_t bad_tree = -1;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r0 = 0; r0 < n_rows && status == OK; r0 += ROW_BLOCK) {
-        const Py_ssize_t nb = n_rows - r0 < ROW_BLOCK ? n_rows - r0 : ROW_BLOCK;
-        status = traverse_block_v2((const node_t *)b[0].buf, (const uint8_t *)b[1].buf, offsets,
-                                   (const int32_t *)b[3].buf, n_trees, &cats, lt, acc32,
-                                   (const double *)b[6].buf + r0 * n_features, nb, n_features,
-                                   (char *)b[7].buf + r0 * K * out_item, K, &bad_tree);
-    }
-    Py_END_ALLOW_THREADS
-    if (status != OK) {
-        const char *what = status == BAD_FEATURE ? "feature index" : status == BAD_CHILD ? "child index"
-                         : status == BAD_FLAGS ? "node flags" : status == BAD_BITSET ? "categorical bitset"
-                         : status == BAD_GROUP ? "tree group" : "leaf index";
-        PyErr_Format(PyExc_ValueError, "corrupt model: %s out of bounds in tree %zd", what, bad_tree);
-        goto done;
-    }
+    const job_v2 job = {{(const node_t *)b[0].buf, offsets, n_trees, n_features, K}, (const uint8_t *)b[1].buf,
+                        (const int32_t *)b[3].buf, cats, lt, acc32, (const double *)b[6].buf, b[7].buf};
+    if (run_blocks(traverse_block_v2, &job, n_rows) < 0) goto done;
     result = Py_NewRef(Py_None);
 done:
     for (int j = 0; j < got; j++) PyBuffer_Release(&b[j]);
@@ -316,32 +409,26 @@ done:
 
 PyDoc_STRVAR(sigmoid_f32_doc,
 "sigmoid_f32(buf): in place on float32, XGBoost's common::Sigmoid: 1.0f / (expf(min(-x, 88.7f)) + 1.0f + 1e-16f).");
-
-static PyObject *sigmoid_f32(PyObject *self, PyObject *arg)
+static inline float xgb_sigmoid(float x)
 {
-    Py_buffer b;
-    if (get(arg, &b, 1, "buf") < 0) return NULL;
-    float *x = (float *)b.buf;
-    const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(float);
     const float eps = 1e-16f;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        float v = -x[i];
-        v = (88.7f < v) ? 88.7f : v; /* std::min(-x, 88.7f) is (b < a) ? b : a */
-        float denom = expf(v) + 1.0f;
-        denom = denom + eps;
-        x[i] = 1.0f / denom;
-    }
-    PyBuffer_Release(&b);
-    Py_RETURN_NONE;
+    float v = -x;
+    v = (88.7f < v) ? 88.7f : v; /* std::min(-x, 88.7f) is (b < a) ? b : a */
+    float denom = expf(v) + 1.0f;
+    denom = denom + eps;
+    return 1.0f / denom;
 }
+DEFINE_MAP(sigmoid_f32, float, xgb_sigmoid)
 
-/* Parse (buf, n_outputs) for the in-place row functions: a writable buffer of rows of n_outputs items. */
-static int get_rows(PyObject *args, Py_buffer *b, Py_ssize_t itemsize, const char *what, Py_ssize_t *K, Py_ssize_t *n)
+/* Parse (buf, n_outputs) for the row functions: a buffer (writable for the in-place ones) of n rows of n_outputs
+ * items of itemsize bytes. */
+static int get_rows(PyObject *args, int writable, Py_ssize_t itemsize, const char *what, Py_buffer *b, Py_ssize_t *K,
+                    Py_ssize_t *n)
 {
     PyObject *o;
     if (!PyArg_ParseTuple(args, "On", &o, K)) return -1;
-    if (get(o, b, 1, "buf") < 0) return -1;
-    if (*K < 1 || (b->len / itemsize) % *K) {
+    if (get(o, b, writable, "buf") < 0) return -1;
+    if (*K < 1 || b->len % (itemsize * *K)) {
         PyBuffer_Release(b);
         PyErr_Format(PyExc_ValueError, "buffer is not rows of n_outputs %s", what);
         return -1;
@@ -350,53 +437,38 @@ static int get_rows(PyObject *args, Py_buffer *b, Py_ssize_t itemsize, const cha
     return 0;
 }
 
+/* NAME(buf, n_outputs): softmax in place on rows of T, the sum in double, as XGBoost's common::Softmax (float32,
+ * fmaxf, expf) and LightGBM's Common::Softmax (float64, std::max, exp) do; they differ only in T, MAX and EXP. */
+#define DEFINE_SOFTMAX(NAME, T, ITEMS, MAX, EXP)                                              \
+    static PyObject *NAME(PyObject *self, PyObject *args)                                     \
+    {                                                                                         \
+        Py_buffer b;                                                                          \
+        Py_ssize_t K, n;                                                                      \
+        if (get_rows(args, 1, (Py_ssize_t)sizeof(T), ITEMS, &b, &K, &n) < 0) return NULL;     \
+        for (Py_ssize_t r = 0; r < n; r++) {                                                  \
+            T *p = (T *)b.buf + r * K;                                                        \
+            T wmax = p[0];                                                                    \
+            for (Py_ssize_t k = 1; k < K; k++) wmax = MAX(p[k], wmax);                        \
+            double wsum = 0.0;                                                                \
+            for (Py_ssize_t k = 0; k < K; k++) {                                              \
+                p[k] = EXP(p[k] - wmax);                                                      \
+                wsum += p[k];                                                                 \
+            }                                                                                 \
+            for (Py_ssize_t k = 0; k < K; k++) p[k] /= (T)wsum;                               \
+        }                                                                                     \
+        PyBuffer_Release(&b);                                                                 \
+        Py_RETURN_NONE;                                                                       \
+    }
+
+static inline double std_max(double a, double b) { return (a < b) ? b : a; } /* C++'s std::max(a, b) */
+
 PyDoc_STRVAR(softmax_f32_doc,
 "softmax_f32(buf, n_outputs): in place on float32 rows, XGBoost's common::Softmax (fmaxf max, expf, double sum).");
-
-static PyObject *softmax_f32(PyObject *self, PyObject *args)
-{
-    Py_buffer b;
-    Py_ssize_t K, n;
-    if (get_rows(args, &b, (Py_ssize_t)sizeof(float), "floats", &K, &n) < 0) return NULL;
-    float *x = (float *)b.buf;
-    for (Py_ssize_t r = 0; r < n; r++) {
-        float *p = x + r * K;
-        float wmax = p[0];
-        for (Py_ssize_t k = 1; k < K; k++) wmax = fmaxf(p[k], wmax);
-        double wsum = 0.0;
-        for (Py_ssize_t k = 0; k < K; k++) {
-            p[k] = expf(p[k] - wmax);
-            wsum += p[k];
-        }
-        for (Py_ssize_t k = 0; k < K; k++) p[k] /= (float)wsum;
-    }
-    PyBuffer_Release(&b);
-    Py_RETURN_NONE;
-}
+DEFINE_SOFTMAX(softmax_f32, float, "floats", fmaxf, expf)
 
 PyDoc_STRVAR(softmax_seq_doc,
 "softmax_seq(buf, n_outputs): in place on float64 rows, LightGBM's Common::Softmax (exp, sequential sum).");
-
-static PyObject *softmax_seq(PyObject *self, PyObject *args)
-{
-    Py_buffer b;
-    Py_ssize_t K, n;
-    if (get_rows(args, &b, (Py_ssize_t)sizeof(double), "doubles", &K, &n) < 0) return NULL;
-    double *x = (double *)b.buf;
-    for (Py_ssize_t r = 0; r < n; r++) {
-        double *p = x + r * K;
-        double wmax = p[0];
-        for (Py_ssize_t k = 1; k < K; k++) wmax = (p[k] < wmax) ? wmax : p[k]; /* std::max(p[k], wmax) */
-        double wsum = 0.0;
-        for (Py_ssize_t k = 0; k < K; k++) {
-            p[k] = exp(p[k] - wmax);
-            wsum += p[k];
-        }
-        for (Py_ssize_t k = 0; k < K; k++) p[k] /= wsum;
-    }
-    PyBuffer_Release(&b);
-    Py_RETURN_NONE;
-}
+DEFINE_SOFTMAX(softmax_seq, double, "doubles", std_max, exp)
 
 /* ---- the serving path without numpy: input casts and checks, element-wise file checks, argmax --------------
  * What numpy did around the traversal, with the same bits: a C cast double -> float is numpy's astype(float32)
@@ -470,61 +542,48 @@ static PyObject *finish_raw(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "Odp", &o, &divisor, &f32)) return NULL;
     Py_buffer b;
     if (get(o, &b, 1, "out") < 0) return NULL;
-    Py_ssize_t bad = -1;
+    Py_ssize_t bad;
     if (f32) {
-        float *x = (float *)b.buf;
-        const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(float);
-        for (Py_ssize_t i = 0; i < n; i++)
-            if (!isfinite(x[i])) { bad = i; break; }
+        bad = find_nonfinite_f32(b.buf, b.len / (Py_ssize_t)sizeof(float));
     } else {
         double *x = (double *)b.buf;
         const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(double);
         if (divisor > 0)
             for (Py_ssize_t i = 0; i < n; i++) x[i] /= divisor;
-        for (Py_ssize_t i = 0; i < n; i++)
-            if (!isfinite(x[i])) { bad = i; break; }
+        bad = find_nonfinite(x, n);
     }
     PyBuffer_Release(&b);
     return PyLong_FromSsize_t(bad);
 }
 
-PyDoc_STRVAR(argmax_doc,
-"argmax(buf, n_outputs, f32) -> list[int]: per row of n_outputs values (float32 when f32, else float64), the\n"
-"index of the first maximum (numpy's argmax: a NaN counts as the maximum).");
+/* NAME(buf, n_outputs) -> list[int]: per row of n_outputs T values, the index of the first maximum (numpy's argmax: a
+ * NaN counts as the maximum). */
+#define DEFINE_ARGMAX(NAME, T, ITEMS)                                                           \
+    static PyObject *NAME(PyObject *self, PyObject *args)                                       \
+    {                                                                                           \
+        Py_buffer b;                                                                            \
+        Py_ssize_t K, n;                                                                        \
+        if (get_rows(args, 0, (Py_ssize_t)sizeof(T), ITEMS, &b, &K, &n) < 0) return NULL;       \
+        PyObject *list = PyList_New(n);                                                         \
+        for (Py_ssize_t r = 0; list != NULL && r < n; r++) {                                    \
+            const T *p = (const T *)b.buf + r * K;                                              \
+            Py_ssize_t best = 0;                                                                \
+            T m = p[0];                                                                         \
+            for (Py_ssize_t k = 1; k < K && !isnan(m); k++) {                                   \
+                if (isnan(p[k]) || p[k] > m) { m = p[k]; best = k; }                            \
+            }                                                                                   \
+            PyObject *i = PyLong_FromSsize_t(best);                                             \
+            if (i == NULL || PyList_SetItem(list, r, i) < 0) Py_CLEAR(list);                    \
+        }                                                                                       \
+        PyBuffer_Release(&b);                                                                   \
+        return list;                                                                            \
+    }
 
-static PyObject *argmax(PyObject *self, PyObject *args)
-{
-    PyObject *o;
-    Py_ssize_t K;
-    int f32;
-    if (!PyArg_ParseTuple(args, "Onp", &o, &K, &f32)) return NULL;
-    Py_buffer b;
-    if (get(o, &b, 0, "buf") < 0) return NULL;
-    const Py_ssize_t item = f32 ? (Py_ssize_t)sizeof(float) : (Py_ssize_t)sizeof(double);
-    if (K < 1 || b.len % (item * K)) {
-        PyBuffer_Release(&b);
-        PyErr_SetString(PyExc_ValueError, "buffer is not rows of n_outputs values");
-        return NULL;
-    }
-    const Py_ssize_t n = b.len / (item * K);
-    PyObject *list = PyList_New(n);
-    if (list == NULL) { PyBuffer_Release(&b); return NULL; }
-    for (Py_ssize_t r = 0; r < n; r++) {
-        Py_ssize_t best = 0;
-        double m = f32 ? (double)((const float *)b.buf)[r * K] : ((const double *)b.buf)[r * K];
-        if (!isnan(m)) {
-            for (Py_ssize_t k = 1; k < K; k++) {
-                const double v = f32 ? (double)((const float *)b.buf)[r * K + k] : ((const double *)b.buf)[r * K + k];
-                if (isnan(v)) { best = k; break; }
-                if (v > m) { m = v; best = k; }
-            }
-        }
-        PyObject *i = PyLong_FromSsize_t(best);
-        if (i == NULL || PyList_SetItem(list, r, i) < 0) { Py_DECREF(list); PyBuffer_Release(&b); return NULL; }
-    }
-    PyBuffer_Release(&b);
-    return list;
-}
+PyDoc_STRVAR(argmax_f32_doc, "argmax_f32(buf, n_outputs) -> list[int]: numpy's argmax over float32 rows of n_outputs.");
+DEFINE_ARGMAX(argmax_f32, float, "floats")
+
+PyDoc_STRVAR(argmax_f64_doc, "argmax_f64(buf, n_outputs) -> list[int]: numpy's argmax over float64 rows of n_outputs.");
+DEFINE_ARGMAX(argmax_f64, double, "doubles")
 
 PyDoc_STRVAR(rising_doc, "rising(buf) -> bool: True if the int64 values strictly increase (tree_offsets).");
 
@@ -543,51 +602,28 @@ static PyObject *rising(PyObject *self, PyObject *arg)
 PyDoc_STRVAR(first_bad_node_doc,
 "first_bad_node(buf) -> int: index of the first node record with a NaN threshold or a non-finite leaf value, or -1.");
 
-static PyObject *first_bad_node(PyObject *self, PyObject *arg)
-{
-    Py_buffer b;
-    if (get(arg, &b, 0, "buf") < 0) return NULL;
-    const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(node_t);
-    Py_ssize_t bad = -1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        node_t node;
-        memcpy(&node, (const char *)b.buf + i * (Py_ssize_t)sizeof(node_t), sizeof(node_t));
-        if (node.feature >= 0 ? isnan(node.value) : !isfinite(node.value)) { bad = i; break; }
-    }
-    PyBuffer_Release(&b);
-    return PyLong_FromSsize_t(bad);
-}
+static PyObject *first_bad_node(PyObject *self, PyObject *arg) { return first_index(arg, sizeof(node_t), find_bad_node); }
 
 PyDoc_STRVAR(first_nonfinite_doc, "first_nonfinite(buf) -> int: index of the first NaN or infinite float64, or -1.");
 
-static PyObject *first_nonfinite(PyObject *self, PyObject *arg)
-{
-    Py_buffer b;
-    if (get(arg, &b, 0, "buf") < 0) return NULL;
-    const Py_ssize_t n = b.len / (Py_ssize_t)sizeof(double);
-    Py_ssize_t bad = -1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        double v;
-        memcpy(&v, (const char *)b.buf + i * (Py_ssize_t)sizeof(double), sizeof(double));
-        if (!isfinite(v)) { bad = i; break; }
-    }
-    PyBuffer_Release(&b);
-    return PyLong_FromSsize_t(bad);
-}
+static PyObject *first_nonfinite(PyObject *self, PyObject *arg) { return first_index(arg, sizeof(double), find_nonfinite); }
+
+#define METHOD(name, flags) {#name, name, flags, name##_doc}
 
 static PyMethodDef methods[] = {
-    {"predict_raw", predict_raw, METH_VARARGS, predict_raw_doc},
-    {"expit", expit, METH_O, expit_doc},
-    {"predict_raw2", predict_raw2, METH_VARARGS, predict_raw2_doc},
-    {"sigmoid_f32", sigmoid_f32, METH_O, sigmoid_f32_doc},
-    {"softmax_f32", softmax_f32, METH_VARARGS, softmax_f32_doc},
-    {"softmax_seq", softmax_seq, METH_VARARGS, softmax_seq_doc},
-    {"cast_input", cast_input, METH_VARARGS, cast_input_doc},
-    {"finish_raw", finish_raw, METH_VARARGS, finish_raw_doc},
-    {"argmax", argmax, METH_VARARGS, argmax_doc},
-    {"rising", rising, METH_O, rising_doc},
-    {"first_bad_node", first_bad_node, METH_O, first_bad_node_doc},
-    {"first_nonfinite", first_nonfinite, METH_O, first_nonfinite_doc},
+    METHOD(predict_raw, METH_VARARGS),
+    METHOD(expit, METH_O),
+    METHOD(predict_raw2, METH_VARARGS),
+    METHOD(sigmoid_f32, METH_O),
+    METHOD(softmax_f32, METH_VARARGS),
+    METHOD(softmax_seq, METH_VARARGS),
+    METHOD(cast_input, METH_VARARGS),
+    METHOD(finish_raw, METH_VARARGS),
+    METHOD(argmax_f32, METH_VARARGS),
+    METHOD(argmax_f64, METH_VARARGS),
+    METHOD(rising, METH_O),
+    METHOD(first_bad_node, METH_O),
+    METHOD(first_nonfinite, METH_O),
     {NULL, NULL, 0, NULL},
 };
 

@@ -144,7 +144,7 @@ class BrewPredictor:
         elif decision == "raw_gt0":
             chosen = [1 if v > 0 else 0 for v in raw]
         elif decision == "argmax_raw":
-            chosen = c_kernel.argmax(raw, self._K, self._acc32)
+            chosen = (c_kernel.argmax_f32 if self._acc32 else c_kernel.argmax_f64)(raw, self._K)
         else:
             proba, width = self._proba(raw, n)
             if not isinstance(proba, array):  # softmax probabilities are numpy's
@@ -152,7 +152,7 @@ class BrewPredictor:
             elif decision == "proba_gt_half":
                 chosen = [1 if v > 0.5 else 0 for v in proba[1::2]]
             else:  # argmax_proba
-                chosen = c_kernel.argmax(proba, width, proba.typecode == "f")
+                chosen = (c_kernel.argmax_f32 if proba.typecode == "f" else c_kernel.argmax_f64)(proba, width)
         return self._labels(chosen, numpy_in)
 
     def info(self) -> dict:

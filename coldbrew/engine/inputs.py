@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from coldbrew.errors import ColdbrewError
@@ -29,20 +31,13 @@ def as_float32(X, feature_names: tuple[str, ...] | None, n_features: int) -> np.
     """
     import numpy as np
 
-    try:
+    with _converting("numbers"):
         X = np.asarray(X)
-        with np.errstate(over="ignore", invalid="ignore"):
-            X32 = np.ascontiguousarray(X, dtype=np.float32)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidInputError(f"rows must be numbers: {exc}") from None
-    if X32.ndim != 2:
-        raise InvalidInputError(f"expected a 2-D array of shape (n_rows, {n_features}), got {X32.ndim}-D")
-    if X32.shape[1] != n_features:
-        raise InvalidInputError(f"expected {n_features} features per row, got {X32.shape[1]}")
+        X32 = np.ascontiguousarray(X, dtype=np.float32)
+    _check_shape(X32, n_features)
     finite = np.isfinite(X32)
     if not finite.all():
-        row, col = (int(i) for i in np.argwhere(~finite)[0])
-        name = feature_names[col] if feature_names else f"column {col}"
+        row, col, name = _first_cell(~finite, feature_names)
         original = _python(X[row, col])
         why = "is NaN" if np.isnan(X32[row, col]) else "is infinite or too large for float32"
         raise InvalidInputError(f"row {row}, {name}: value {original!r} {why}")
@@ -58,26 +53,51 @@ def as_float64_with_nan(X, feature_names: tuple[str, ...] | None, n_features: in
     """
     import numpy as np
 
-    try:
+    with _converting("numbers or null"):
         X = np.asarray(X, dtype=object if _has_none(X) else None)
         if X.dtype == object:
             X = np.where(X == np.array(None), np.nan, X)  # elementwise against a 0-d None: None is missing
-        with np.errstate(over="ignore", invalid="ignore"):
-            Xc = np.ascontiguousarray(X, dtype=np.float32 if input_dtype == "float32" else np.float64)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidInputError(f"rows must be numbers or null: {exc}") from None
-    if Xc.ndim != 2:
-        raise InvalidInputError(f"expected a 2-D array of shape (n_rows, {n_features}), got {Xc.ndim}-D")
-    if Xc.shape[1] != n_features:
-        raise InvalidInputError(f"expected {n_features} features per row, got {Xc.shape[1]}")
+        Xc = np.ascontiguousarray(X, dtype=np.float32 if input_dtype == "float32" else np.float64)
+    _check_shape(Xc, n_features)
     infinite = np.isinf(Xc)
     if infinite.any():
-        row, col = (int(i) for i in np.argwhere(infinite)[0])
-        name = feature_names[col] if feature_names else f"column {col}"
+        row, col, name = _first_cell(infinite, feature_names)
         raise InvalidInputError(
             f"row {row}, {name}: value {_python(X[row, col])!r} is infinite or too large for {input_dtype}"
         )
     return np.ascontiguousarray(Xc, dtype=np.float64)
+
+
+@contextmanager
+def _converting(what: str) -> Iterator[None]:
+    """numpy's conversion of the rows, its errors as ``InvalidInputError("rows must be <what>: ...")``.
+
+    Overflow is not an error here: a value too large for the dtype becomes infinite, which the caller refuses
+    naming its row and column.
+    """
+    import numpy as np
+
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            yield
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInputError(f"rows must be {what}: {exc}") from None
+
+
+def _check_shape(X: np.ndarray, n_features: int) -> None:
+    """Refuse anything but a matrix of ``n_features`` columns."""
+    if X.ndim != 2:
+        raise InvalidInputError(f"expected a 2-D array of shape (n_rows, {n_features}), got {X.ndim}-D")
+    if X.shape[1] != n_features:
+        raise InvalidInputError(f"expected {n_features} features per row, got {X.shape[1]}")
+
+
+def _first_cell(mask: np.ndarray, feature_names: tuple[str, ...] | None) -> tuple[int, int, str]:
+    """Row, column and the column's name (or ``column <i>``) of the first true cell of ``mask``."""
+    import numpy as np
+
+    row, col = (int(i) for i in np.argwhere(mask)[0])
+    return row, col, feature_names[col] if feature_names else f"column {col}"
 
 
 def _python(value):

@@ -65,16 +65,12 @@ class IsolatedResult:
         return np.array([s.latency_ms for s in self.ok], dtype=float)
 
     def to_json(self) -> dict:
-        return {
-            "setup": self.setup,
-            "size": self.size,
-            "format": self.format,
-            "model_bytes": self.model_bytes,
-            "samples": [
-                {k: None if v is None else round(v, 2) if isinstance(v, float) else v for k, v in asdict(s).items()}
-                for s in self.samples
-            ],
-        }
+        """Every field, the samples' floats rounded to 0.01."""
+        data = asdict(self)
+        data["samples"] = [
+            {k: round(v, 2) if isinstance(v, float) else v for k, v in s.items()} for s in data["samples"]
+        ]
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> IsolatedResult:

@@ -5,10 +5,10 @@ library only (mmap, json, struct, memoryview); numpy is imported by the writer a
 use and off the serving path, as are the writer and hashlib themselves.
 """
 
-from coldbrew.format.reader import BrewFile, is_brew
+from coldbrew.format.reader import BrewFile, is_brew, read_head
 from coldbrew.format.spec import MAGIC, VERSION
 
-__all__ = ["MAGIC", "NODE_DTYPE", "VERSION", "BrewFile", "is_brew", "write_brew"]
+__all__ = ["MAGIC", "NODE_DTYPE", "VERSION", "BrewFile", "is_brew", "read_head", "write_brew"]
 
 
 def __getattr__(name: str):

@@ -101,6 +101,18 @@ def parse_header(raw: bytes, path: object = "header") -> object:
         raise ModelFormatError(f"{path}: corrupt header (not JSON: {str(exc)[:120]})") from None
 
 
+def read_head(path: str | os.PathLike, n: int, label: str | None = None) -> bytes:
+    """The first ``n`` bytes of ``path`` (fewer if it is shorter), to tell what the file holds.
+
+    Raises ``ModelFormatError`` naming ``label`` (default: the path) if the file cannot be opened.
+    """
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError as exc:
+        raise ModelFormatError(f"{path if label is None else label}: cannot open: {exc.strerror or exc}") from exc
+
+
 def is_brew(path: str | os.PathLike) -> bool:
     """True if the file starts with the .brew magic bytes (the extension is irrelevant)."""
     with open(path, "rb") as fh:

@@ -23,13 +23,35 @@ from coldbrew.lab.proctree import die_with_parent_and_keep_orphans
 from coldbrew.lab.snapshot import die_with_parent
 
 
-class ProcessLauncher:
+class _Launcher:
+    """What both launchers share: the handler they start, in ``cwd``, writing to ``output``."""
+
+    def __init__(self, handler: str, cwd: str, output):
+        self.handler, self.cwd, self.output = handler, cwd, output
+
+    def _start(self, argv: list[str], env: dict, preexec, **popen) -> subprocess.Popen:
+        """Start ``argv`` with exactly ``env``: no stdin, stdout and stderr to ``output``, in a session of its own,
+        ``preexec`` (arming death with the lab) run just before exec; ``popen``: more ``subprocess.Popen`` arguments."""
+        return subprocess.Popen(
+            argv,
+            env=env,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=self.output,
+            stderr=self.output,
+            start_new_session=True,
+            preexec_fn=preexec,
+            **popen,
+        )
+
+
+class ProcessLauncher(_Launcher):
     """Start each environment as ``python -m awslambdaric HANDLER`` in ``cwd``: through coldbrew.lab.boot with
     this interpreter, or, when ``python`` is given (an isolated interpreter that cannot import coldbrew, as in
     the zip smoke test), exactly ``[*python, "-m", "awslambdaric", HANDLER]``."""
 
     def __init__(self, handler: str, cwd: str, output, python: list[str] | None = None):
-        self.handler, self.cwd, self.output = handler, cwd, output
+        super().__init__(handler, cwd, output)
         self.python = list(python) if python else None
 
     async def launch(self, env: dict) -> tuple[int, subprocess.Popen]:
@@ -41,26 +63,14 @@ class ProcessLauncher:
             argv = [*self.python, "-m", "awslambdaric", self.handler]
             preexec = die_with_parent_and_keep_orphans  # what coldbrew.lab.boot arms, done before exec instead
 
-        def spawn() -> subprocess.Popen:
-            return subprocess.Popen(
-                argv,
-                env=env,
-                cwd=self.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=self.output,
-                stderr=self.output,
-                start_new_session=True,
-                preexec_fn=preexec,
-            )
-
-        proc = await asyncio.get_running_loop().run_in_executor(None, spawn)
+        proc = await asyncio.get_running_loop().run_in_executor(None, self._start, argv, env, preexec)
         return proc.pid, proc
 
     async def close(self) -> None:
         return None
 
 
-class SnapshotLauncher:
+class SnapshotLauncher(_Launcher):
     """Fork environments from one template process that has already imported the handler.
 
     Like a snapshot, the template does not run between forks: with ``freeze`` it is SIGSTOPped after
@@ -68,7 +78,8 @@ class SnapshotLauncher:
     """
 
     def __init__(self, handler: str, cwd: str, output, freeze: bool = True):
-        self.handler, self.cwd, self.output, self.freeze = handler, cwd, output, freeze
+        super().__init__(handler, cwd, output)
+        self.freeze = freeze
         self.template: subprocess.Popen | None = None
         self.init_ms: float | None = None
         self._reader: asyncio.StreamReader | None = None
@@ -79,17 +90,8 @@ class SnapshotLauncher:
         """Start the template and wait for its init; returns Lambda's error shape on failure."""
         ours, theirs = socket.socketpair()
         started = time.monotonic()
-        self.template = subprocess.Popen(
-            [sys.executable, "-m", "coldbrew.lab.snapshot", self.handler, str(theirs.fileno())],
-            env=env,
-            cwd=self.cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=self.output,
-            stderr=self.output,
-            pass_fds=(theirs.fileno(),),
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
+        argv = [sys.executable, "-m", "coldbrew.lab.snapshot", self.handler, str(theirs.fileno())]
+        self.template = self._start(argv, env, die_with_parent, pass_fds=(theirs.fileno(),))
         theirs.close()
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours)
         try:
