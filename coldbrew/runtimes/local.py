@@ -219,6 +219,11 @@ class _Channel(HTTPChannel):
                 return
         self.close_now()
 
+    def send_continue(self) -> None:
+        """``100 Continue`` only for a request that will be read: a refused one gets its error at once."""
+        if self.request is None or self.request.error is None:
+            super().send_continue()
+
     def close_now(self) -> None:
         """Close the connection at once (no lingering)."""
         HTTPChannel.handle_close(self)
@@ -235,13 +240,19 @@ class _Channel(HTTPChannel):
         )
 
     def check_deadlines(self, now: float) -> None:
-        """Close a connection past its head deadline; answer 400 to a body that stopped arriving."""
+        """Close a connection past its head deadline or not reading its answer; answer 400 to a stalled body."""
         if self.linger_until:
             if now >= self.linger_until:
                 self.close_now()
             return
-        if self.requests or self.total_outbufs_len or self.will_close or self.close_when_flushed:
-            return  # being served or already closing
+        if self.requests:
+            return  # being served
+        if self.total_outbufs_len:  # an answer waits to be sent: the client must read it at some pace
+            if now - self.last_activity > READ_TIMEOUT_S:
+                self.close_now()
+            return
+        if self.will_close or self.close_when_flushed:
+            return  # closing
         request = self.request
         if request is not None and request.headers_finished:
             if now - self.last_activity > READ_TIMEOUT_S:

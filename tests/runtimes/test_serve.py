@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -91,7 +92,10 @@ def test_serves_then_stops_cleanly(tiny_model, sig):
     assert code == 0
     assert children == [] and alive == [], "one process: nothing outlives the server"
     log = proc.stdout.read()
-    assert '"POST /predict HTTP/1.1" 200' in log, "one access-log line per request"
+    # docs/serving.md: client, request line, status, response bytes, duration
+    access = [line for line in log.splitlines() if "/predict" in line]
+    assert len(access) == 1, "one access-log line per request"
+    assert re.fullmatch(r'127\.0\.0\.1 "POST //?predict HTTP/1\.1" 200 (\d+) bytes \d+ ms', access[0]), access
     assert log.count("coldbrew.startup") == 0, "the start-up line is logged once, before listening"
 
 
