@@ -18,7 +18,7 @@ of the loop:
   SIGTERM or Ctrl-C (requests in flight finish, up to :data:`GRACEFUL_TIMEOUT_S`).
 
 ``--workers N`` is the number of threads running the app. The C kernel releases the GIL while it walks the trees,
-so threads predict in parallel; everything else a request does is microseconds of Python.
+so those walks run in parallel; the rest of a request is Python and takes the GIL in turn.
 """
 
 from __future__ import annotations
@@ -28,9 +28,7 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from typing import Any
@@ -385,6 +383,9 @@ class ServerProcess:
     """
 
     def __init__(self, model_uri: str, *, env: dict | None = None, timeout: float = 300.0, workers: int = 1):
+        import subprocess  # client side only: kept off the server's import path
+        import tempfile
+
         self._stderr = tempfile.TemporaryFile(mode="w+")
         self.access_log: list[str] = []
         self.startup: dict | None = None
@@ -445,6 +446,8 @@ class ServerProcess:
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait; kills after ``timeout`` seconds. Returns the exit status."""
+        import subprocess
+
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
