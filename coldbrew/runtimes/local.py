@@ -63,6 +63,7 @@ CONNECTION_LIMIT = 1000
 TICK_S = 0.25
 
 _ERROR_FIELDS = {"field": None, "index": None}
+_next_check = 0.0  # when the loop next looks at the connections' deadlines
 _stdout_lock = threading.Lock()
 
 
@@ -93,12 +94,12 @@ class _Parser(HTTPRequestParser):
     def received(self, data: bytes) -> int:
         consumed = super().received(data)
         # waitress's own 413 (its looser bound, below) is replaced by the exact one when it applies.
-        if self.headers_finished and (self.error is None or type(self.error) is RequestEntityTooLarge):
+        if self.body_rcv is not None and (self.error is None or type(self.error) is RequestEntityTooLarge):
             limit = self.adj.max_body_bytes
             if not self.chunked and self.content_length > limit:
                 self.error = _too_large(f"request body is {self.content_length} bytes; the limit is {limit} bytes")
                 self.completed = True
-            elif self.chunked and self.body_rcv is not None and len(self.body_rcv) > limit:
+            elif self.chunked and len(self.body_rcv) > limit:
                 self.error = _too_large(f"request body exceeds the limit of {limit} bytes")
                 self.completed = True
         return consumed
@@ -152,8 +153,11 @@ def _access_log(task: _LoggedTask, ms: float) -> None:
         f"{task.status.split(' ', 1)[0]} {task.content_bytes_written} bytes {int(ms)} ms\n"
     )
     with _stdout_lock:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except (OSError, ValueError):  # stdout closed (its reader is gone): keep serving without the log
+            pass
 
 
 class _WSGITask(_LoggedTask, WSGITask):
@@ -165,12 +169,13 @@ class _ErrorTask(_LoggedTask, ErrorTask):
 
     def execute(self) -> None:
         error = self.request.error
-        body = json.dumps({"error": _message(error, self.channel.adj), **_ERROR_FIELDS}, separators=(",", ":"))
+        message = _message(error, self.channel.adj)
+        body = json.dumps({"error": message, **_ERROR_FIELDS}, separators=(",", ":")).encode()
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
         self.set_close_on_finish()
         self.content_length = len(body)
-        self.write(body.encode())
+        self.write(body)
 
 
 class _Channel(HTTPChannel):
@@ -306,25 +311,26 @@ def serve(app, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, m
     """
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="[%(asctime)s] [%(levelname)s] %(message)s")
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N": normal under load
-    adj = _Adjustments(
-        host=host,
-        port=port,
-        threads=workers,
-        connection_limit=CONNECTION_LIMIT,
-        # waitress's own bound counts a chunked body's framing too: the parser applies the exact limit first.
-        max_request_body_size=2 * max_body_bytes + 65536,
-        asyncore_use_poll=True,  # select() cannot watch descriptors above 1023
-        clear_untrusted_proxy_headers=False,  # no proxy headers are trusted or used: pass them on untouched
-        expose_tracebacks=False,
-    )
-    adj.max_body_bytes = max_body_bytes
     dispatcher = ThreadedTaskDispatcher()
     socket_map: dict = {}
     try:
+        adj = _Adjustments(
+            host=host,
+            port=port,
+            threads=workers,
+            connection_limit=CONNECTION_LIMIT,
+            # waitress's own bound counts a chunked body's framing too: the parser applies the exact limit first.
+            max_request_body_size=2 * max_body_bytes + 65536,
+            asyncore_use_poll=True,  # select() cannot watch descriptors above 1023
+            clear_untrusted_proxy_headers=False,  # no proxy headers are trusted or used: pass them on untouched
+            expose_tracebacks=False,
+        )
+        adj.max_body_bytes = max_body_bytes
         servers = [_Server(app, socket_map, dispatcher=dispatcher, adj=adj, sockinfo=info) for info in adj.listen]
-    except OSError as exc:
-        wasyncore.close_all(socket_map)
-        raise ColdbrewError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:  # in use, not an address of this machine, a host that does not resolve
+        wasyncore.close_all(socket_map, ignore_all=True)
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ColdbrewError(f"cannot listen on {host}:{port}: {detail}") from None
     dispatcher.set_thread_count(workers)
 
     stop: list[int] = []
@@ -348,9 +354,13 @@ def serve(app, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, m
 
 
 def _tick(socket_map: dict, servers: list[_Server], timeout: float = TICK_S) -> None:
-    """One turn of waitress's loop, then every connection's deadlines."""
+    """One turn of waitress's loop, then (every TICK_S at most) every connection's deadlines."""
+    global _next_check
     wasyncore.loop(timeout=timeout, map=socket_map, use_poll=True, count=1)
     now = time.time()
+    if now < _next_check:
+        return
+    _next_check = now + min(timeout, TICK_S)
     for server in servers:
         for channel in list(server.active_channels.values()):
             channel.check_deadlines(now)
@@ -372,7 +382,7 @@ def _drain(socket_map: dict, servers: list[_Server], stop: list[int]) -> None:
         if not busy:
             return
         _tick(socket_map, servers, timeout=0.05)
-    logging.getLogger("coldbrew.serve").warning("requests still in flight after %s s: closing them", GRACEFUL_TIMEOUT_S)
+    logging.getLogger("coldbrew.serve").warning("stopping with requests still in flight: closing them")
 
 
 class ServerProcess:

@@ -187,3 +187,21 @@ def test_bad_configuration_is_one_line_and_non_zero(args, env, needle, tmp_path)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("coldbrew serve: error:") and needle in lines[0], result.stderr
     assert READY_PREFIX not in result.stdout
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "nosuch.invalid"], ids=["port-in-use", "unresolvable-host"])
+def test_an_address_it_cannot_listen_on_is_one_line_and_non_zero(tiny_brew, host):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "coldbrew", "serve", str(tiny_brew), "--host", host, "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"coldbrew serve: error: cannot listen on {host}:{port}: "), lines
+    assert READY_PREFIX not in result.stdout
