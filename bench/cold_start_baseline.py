@@ -57,7 +57,8 @@ def stats(values: list[float]) -> tuple[float, float, float]:
 
 def machine() -> list[str]:
     """Lines describing the machine and software, for the results file."""
-    import gunicorn
+    from importlib.metadata import version
+
     import numpy
     import sklearn
 
@@ -75,7 +76,7 @@ def machine() -> list[str]:
     return [
         f"- machine: {cpu}, {os.cpu_count()} logical CPUs, {mem}; {platform.system()} {platform.release()}",
         f"- software: Python {platform.python_version()}, numpy {numpy.__version__}, "
-        f"scikit-learn {sklearn.__version__}, gunicorn {gunicorn.__version__} (1 sync worker)",
+        f"scikit-learn {sklearn.__version__}, waitress {version('waitress')} (1 app thread)",
     ]
 
 
@@ -128,7 +129,7 @@ def main() -> int:
             "# Cold-start baseline: `coldbrew serve` with the study's pickle",
             "",
             f"Measured {stamp} by `python bench/cold_start_baseline.py -n {args.runs} --presets {args.presets}`.",
-            "Each run is a fresh `coldbrew serve MODEL.pkl --port 0` process (gunicorn, model preloaded), timed",
+            "Each run is a fresh `coldbrew serve MODEL.pkl --port 0` process (waitress, model loaded first), timed",
             "from spawn to the first 200 from `POST /predict` with the study's payload. `imports` and `load` are",
             "the server's own start-up log (docs/serving.md): process start → loading begins, and unpickling.",
             "",

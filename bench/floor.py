@@ -12,19 +12,21 @@ pickle, compiled on the spot) is in the model cache:
 - ``Lambda handler``: ``import coldbrew.aws`` (Lambda's init: model loaded, apig-wsgi imported) + the first
   invocation with an HTTP API event built in the process;
 - ``Lambda handler, numpy imported first``: the same after ``import numpy`` (what today's init paid);
-- ``serve``: ``coldbrew serve MODEL --port 0`` spawned → first ``200`` from ``POST /predict`` (gunicorn, one worker);
-  beside it ``import gunicorn.app.base, gevent``, the server stack's own import cost, for reference.
+- ``serve``: ``coldbrew serve MODEL --port 0`` spawned → first ``200`` from ``POST /predict`` (waitress, one app
+  thread); beside it ``import waitress.server``, the server stack's own import cost, for reference.
 
 Every child but ``serve`` runs the same harness: it reports ``time.time()`` minus the parent's spawn timestamp
 once its work is done (interpreter start-up included, teardown excluded), its peak RSS (``VmHWM``) and whether
-numpy is in ``sys.modules``. ``serve`` is timed by the parent (spawn → 200 received); its RSS is the master's plus
-the worker's ``VmHWM`` after that request. The model file is read into the page cache before every run.
+numpy is in ``sys.modules``. ``serve`` is timed by the parent (spawn → 200 received); its RSS is the ``VmHWM`` of
+the server's processes after that request. The model file is read into the page cache before every run.
 
-    python bench/floor.py [--presets tiny,140mb,420mb,1090mb] [--repeats 9] [--before DIR]
+    python bench/floor.py [--presets tiny,140mb,420mb,1090mb] [--repeats 9] [--before DIR] [--serve-before DIR]
 
 ``--before DIR``: also run the API and Lambda rows on another checkout (the code before the numpy-free runtime,
 e.g. ``git archive 7bf9ad9 | tar -x -C DIR`` with its kernel built in place); its API row is then the reference
-for the peak-RSS ratios.
+for the peak-RSS ratios. ``--serve-before DIR``: also time ``coldbrew serve`` from another checkout (the
+gunicorn + gevent server, before waitress: ``git archive 7926afc``, kernel built in place), beside today's, with
+``import gunicorn.app.base, gevent`` for reference.
 
 Writes bench/results/floor.md and floor.json. Targets (issue #12): API <= 1.3x the floor, Lambda handler
 <= 1.6x, serve <= 2.5x, peak RSS of the API path <= 0.5x today's .brew path.
@@ -75,12 +77,7 @@ EVENT = {
 CANDIDATES = [
     ("floor", "`python -c pass` (floor)", "pass", None),
     ("numpy", '`python -c "import numpy"`', "import numpy", None),
-    (
-        "stack",
-        '`python -c "import gunicorn.app.base, gevent"` (serve\'s stack, for reference)',
-        "import gunicorn.app.base, gevent",
-        None,
-    ),
+    ("stack", '`python -c "import waitress.server"` (serve\'s stack, for reference)', "import waitress.server", None),
     (
         "api",
         ".brew via the Python API (lists, no numpy)",
@@ -109,7 +106,11 @@ CANDIDATES = [
         None,
     ),
 ]
-SERVE = ("serve", "`coldbrew serve` spawn → first 200", 2.5)
+SERVE = ("serve", "`coldbrew serve` spawn → first 200 (waitress)", 2.5)
+SERVE_BEFORE = [  # rows run only with --serve-before: the server before waitress, and its stack's import
+    ("stack_before", '`python -c "import gunicorn.app.base, gevent"` (the stack before, for reference)'),
+    ("serve_before", "`coldbrew serve` spawn → first 200, before (gunicorn master + one gevent worker)"),
+]
 
 CHILD = """import sys, time
 spawn, path = float(sys.argv[1]), sys.argv[2]
@@ -224,18 +225,20 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def run_serve(path: Path) -> dict:
+def run_serve(path: Path, root: Path = ROOT) -> dict:
     import urllib.request
 
     warm_cache(path)
+    env = child_env()
+    env["PYTHONPATH"] = str(root)
     spawned = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "coldbrew", "serve", str(path), "--port", "0", "--workers", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        cwd=ROOT,
-        env=child_env(),
+        cwd=root,
+        env=env,
     )
     try:
         url = None
@@ -303,7 +306,9 @@ BEFORE = [  # (key, label, body of CANDIDATES to rerun on the --before checkout)
 ]
 
 
-def bench_preset(preset: str, repeats: int, before: Path | None = None) -> dict | None:
+def bench_preset(
+    preset: str, repeats: int, before: Path | None = None, serve_before: Path | None = None
+) -> dict | None:
     path = find_brew(preset)
     if path is None:
         return None
@@ -318,6 +323,10 @@ def bench_preset(preset: str, repeats: int, before: Path | None = None) -> dict 
     ]
     jobs += [(key, functools.partial(run_child, bodies[source], path, before)) for key, _, source in BEFORE if before]
     jobs.append(("serve", functools.partial(run_serve, path)))
+    if serve_before:
+        runs["stack_before"], runs["serve_before"] = [], []
+        jobs.append(("stack_before", functools.partial(run_child, "import gunicorn.app.base, gevent", path)))
+        jobs.append(("serve_before", functools.partial(run_serve, path, serve_before)))
     order = random.Random(0)
     for i in range(repeats):
         order.shuffle(jobs)  # no row always runs first (right after the previous round's server stopped)
@@ -350,6 +359,8 @@ REFERENCE = {"api_before": "the API path before", "api_today": "today's .brew pa
 
 def render(results: list[dict], skipped: list[str], repeats: int) -> str:
     before = " --before DIR" if any(r["before"] for r in results) else ""
+    if any("serve_before" in r["results"] for r in results):
+        before += " --serve-before DIR2"
     lines = [
         "# The floor: .brew cold starts beside a bare interpreter",
         "",
@@ -392,6 +403,8 @@ def render(results: list[dict], skipped: list[str], repeats: int) -> str:
         lines += ["| peak RSS ≤ 0.5× the .brew path before | " + " | ".join(cells) + " |", ""]
     labels = {key: (label, target) for key, label, _, target in CANDIDATES}
     labels[SERVE[0]] = (SERVE[1], SERVE[2])
+    for key, label in SERVE_BEFORE:
+        labels[key] = (label, None)
     for key, label, _ in BEFORE:
         labels[key] = (label, None)
     for r in results:
@@ -437,12 +450,13 @@ def render(results: list[dict], skipped: list[str], repeats: int) -> str:
                 "",
             ]
         serve, stack = res["serve"]["seconds"] / floor, res["stack"]["seconds"] / floor
-        lines += [
-            f"`coldbrew serve`: {serve:.2f}×, of which importing its server stack (gunicorn, gevent) alone is "
-            f"{stack:.2f}×: the 2.5× target is {'below' if stack >= 2.5 else 'close to'} what the stack "
-            "costs before coldbrew runs a line.",
-            "",
-        ]
+        text = f"`coldbrew serve` (waitress): {serve:.2f}×, of which importing waitress alone is {stack:.2f}×"
+        if "serve_before" in res:
+            text += (
+                f"; before (gunicorn + gevent) {res['serve_before']['seconds'] / floor:.2f}×, of which importing "
+                f"that stack alone is {res['stack_before']['seconds'] / floor:.2f}×"
+            )
+        lines += [text + ".", ""]
         load = r["load_ms"]
         lines += [
             f"`load_predictor` in a warm process (median of 200): {load['now']:.3f} ms"
@@ -455,19 +469,21 @@ def render(results: list[dict], skipped: list[str], repeats: int) -> str:
         "timestamp from the parent and a report of `time.time() - spawn`, `VmHWM` and whether numpy is in "
         "`sys.modules`), so the floor carries exactly the harness's own overhead. The Lambda rows build an HTTP API "
         "(payload 2.0) event for `POST /predict` in the child and call `coldbrew.aws.handler` once. `serve` is timed "
-        "by the parent from `Popen` to the first `200` of `POST /predict` (gunicorn master + one gevent worker); its "
-        "RSS is master + worker `VmHWM` (shared pages counted twice) and its numpy column looks for numpy's files in "
-        "their `/proc/PID/maps`. Before every run the parent reads the model file, so it is in the page cache. "
+        "by the parent from `Popen` to the first `200` of `POST /predict` (waitress, one app thread; the 'before' row: "
+        "gunicorn master + one gevent worker); its RSS is the `VmHWM` of the server's processes (for gunicorn master + "
+        "worker, shared pages counted twice) and its numpy column looks for numpy's files in their `/proc/PID/maps`. Before every run the parent reads the model file, so it is in the page cache. "
         "Peak RSS (`VmHWM`) counts the model file's pages the process mapped: a first prediction on the 140mb model "
         "walks a root-to-leaf path in each of its 1,261 trees, and the kernel maps the page cache's large folios "
         "whole, so nearly the whole 31 MB file shows up in RSS on both paths (it is shared, clean page cache, not "
-        "the process's own memory); anonymous RSS (`RssAnon` after the work, for serve summed over master and "
-        "worker) is the process's own memory. Before the run the script byte-compiles `coldbrew/` (`compileall`), "
+        "the process's own memory); anonymous RSS (`RssAnon` after the work, for serve summed over its "
+        "processes) is the process's own memory. Before the run the script byte-compiles `coldbrew/` (`compileall`), "
         "as `pip install` does, so no row pays for compiling coldbrew's sources. "
         "'Today's path' is the same code with numpy imported and a numpy row, which is what the reader, the app and "
         "the handler paid before the numpy-free runtime. The 'before' rows (with `--before DIR`) run the same "
         "children on a copy of the code before that change (`mkdir DIR && git archive 7bf9ad9 | tar -x -C DIR && "
-        "(cd DIR && python setup.py -q build_ext --inplace)`; the script compiles its bytecode) and are then the reference for the RSS ratios.",
+        "(cd DIR && python setup.py -q build_ext --inplace)`; the script compiles its bytecode) and are then the reference "
+        "for the RSS ratios. The serve 'before' rows (with `--serve-before DIR2`) run `coldbrew serve` from a copy of "
+        "the code before waitress (`git archive 7926afc`, built the same way).",
         "",
     ]
     return "\n".join(lines)
@@ -479,16 +495,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--before", type=Path, help="a checkout of the code before the numpy-free runtime")
+    parser.add_argument("--serve-before", type=Path, help="a checkout of the code before waitress (gunicorn + gevent)")
     args = parser.parse_args()
     # An installed package has its bytecode compiled (pip does it); a checkout run with PYTHONDONTWRITEBYTECODE
     # would otherwise compile coldbrew's modules in every child.
-    for tree in filter(None, [ROOT, args.before]):
+    for tree in filter(None, [ROOT, args.before, args.serve_before]):
         subprocess.run(
             [sys.executable, "-m", "compileall", "-q", str(tree / "coldbrew")], check=True, stdout=subprocess.DEVNULL
         )
     results, skipped = [], []
     for preset in args.presets.split(","):
-        r = bench_preset(preset, args.repeats, args.before)
+        r = bench_preset(preset, args.repeats, args.before, args.serve_before)
         (results.append(r) if r else skipped.append(preset))
         if r is None:
             log(f"{preset}: not in the model cache, skipped")

@@ -20,7 +20,7 @@ from coldbrew.errors import ColdbrewError
 EXTRA_OF_MODULE = {
     "boto3": "s3",
     "botocore": "s3",
-    "gunicorn": "serve",
+    "waitress": "serve",
     "sklearn": "sklearn",
     "scipy": "sklearn",
     "joblib": "sklearn",

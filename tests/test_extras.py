@@ -105,7 +105,7 @@ def test_the_real_metadata_gives_the_serving_set():
     assert serving_distributions("brew") == ["numpy", "apig-wsgi"]
     pickle = {canonicalize_name(n) for n in serving_distributions("pickle")}
     assert {"numpy", "apig-wsgi", "scikit-learn", "scipy", "joblib", "threadpoolctl"} <= pickle
-    assert not pickle & {"boto3", "pandas", "gunicorn", "locust", "matplotlib"}
+    assert not pickle & {"boto3", "pandas", "waitress", "gunicorn", "locust", "matplotlib"}
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""`coldbrew serve`: serve a model over HTTP with gunicorn, logging start-up timings once.
+"""`coldbrew serve`: serve a model over HTTP with waitress, logging start-up timings once.
 
     coldbrew serve model.brew                      # DISK, inferred from the path
     coldbrew serve model.pkl --allow-pickle        # a pickle you trust (it can run code when loaded)
@@ -34,7 +34,12 @@ def add_arguments(parser) -> None:
     add_model_uri(parser, "a model path or s3://bucket/key (default: $MODEL_SOURCE and $MODEL_URI)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=_port, default=8000, help="port to bind, 0 for any free one (default: 8000)")
-    parser.add_argument("--workers", type=_workers, default=1, help="worker processes (default: 1)")
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="threads running the app; the C kernel predicts in parallel on them (default: 1)",
+    )
     parser.add_argument(
         "--allow-pickle",
         action="store_true",
@@ -59,5 +64,5 @@ def run(args) -> int:
     loaded = startup.load(config, **options)
     print(loaded.log_line(), flush=True)
     app = create_app(loaded.predictor, max_body_bytes=args.max_body_bytes)
-    serve(app, host=args.host, port=args.port, workers=args.workers)
+    serve(app, host=args.host, port=args.port, workers=args.workers, max_body_bytes=args.max_body_bytes)
     return 0

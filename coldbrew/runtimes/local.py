@@ -1,94 +1,388 @@
-"""The local server: the WSGI app under gunicorn (real worker processes, graceful SIGTERM/Ctrl-C).
+"""The local server: the WSGI app under waitress, with the deadlines and error bodies ``coldbrew serve`` promises.
 
-The model is loaded once, in the master, before any worker is forked (gunicorn's ``preload_app``), so the
-start-up telemetry line is logged once and workers share the loaded model's pages copy-on-write. Workers are
-gevent workers (:mod:`coldbrew.runtimes.gevent_worker`): a slow or idle client holds one greenlet, not the worker,
-so everyone else keeps being answered (docs/serving.md, "Slow clients").
+waitress (pure Python, maintained) reads every connection in one asynchronous loop and hands a request to a worker
+thread only once its head and whole body are buffered, so a client that connects and sends nothing, drips its
+headers or trickles its body holds a socket, never a thread. This module adds what ``coldbrew serve`` promises on top
+(docs/serving.md, "Slow clients"), using waitress's documented extension points — the server's ``channel_class``,
+the channel's ``task_class`` / ``error_task_class`` / ``parser_class`` — and the channel's state, read once per tick
+of the loop:
+
+- a deadline for a request's head (:data:`HEADER_TIMEOUT_S`, also the longest a keep-alive connection may idle)
+  and a per-read timeout for its body (:data:`READ_TIMEOUT_S`, answered 400);
+- the body limit (``--max-body-bytes``) enforced while the body arrives: a declared length over it is refused
+  before a byte of the body is read, a chunked body as soon as it grows past it;
+- every error the server itself answers (bad request line or header, bad chunking, headers too large, body too
+  large, the body timeout) as a one-line JSON body ``{"error", "field", "index"}``, like the app's own errors;
+- a lingering close (as nginx does it), so a client still sending a refused body reads its 413 instead of a reset;
+- one access-log line per request on stdout, ``coldbrew: serving on URL`` once listening, and a graceful stop on
+  SIGTERM or Ctrl-C (requests in flight finish, up to :data:`GRACEFUL_TIMEOUT_S`).
+
+``--workers N`` is the number of threads running the app. The C kernel releases the GIL while it walks the trees,
+so those walks run in parallel; the rest of a request is Python and takes the GIL in turn.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
-import subprocess
+import socket
 import sys
-import tempfile
 import threading
 import time
+from typing import Any
 
-from gunicorn.app.base import BaseApplication
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
+from waitress.utilities import BadRequest, RequestEntityTooLarge
 
-# One access-log line per request: client, request line, status, bytes, duration.
-ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s bytes %(M)s ms'
+from coldbrew.errors import ColdbrewError
+
 # The line printed on stdout once the server accepts connections (the demo and bench parse it).
 READY_PREFIX = "coldbrew: serving on "
-# The worker class (by name: gunicorn imports it in the arbiter; gevent is patched in only in the workers).
-WORKER_CLASS = "coldbrew.runtimes.gevent_worker.Worker"
-# Seconds a connection gets to deliver its request line and headers, and to stay idle between keep-alive
-# requests (gunicorn's ``keepalive``, which the gevent worker applies to reading each request's head).
-HEADER_TIMEOUT_S = 5
-# Connections one worker serves at once (gunicorn's ``worker_connections``); more wait in the listen backlog.
-WORKER_CONNECTIONS = 1000
-# Seconds a stopping worker lets requests in flight finish.
-GRACEFUL_TIMEOUT_S = 10
+#: Seconds a connection gets to deliver a request's line and headers, counted from when it connected or its
+#: previous response was done; the same bound closes an idle keep-alive connection.
+HEADER_TIMEOUT_S = 5.0
+#: Seconds a request body may go without new bytes before the request is answered 400 and the connection closed.
+READ_TIMEOUT_S = 10.0
+#: Seconds a stopping server lets requests in flight finish.
+GRACEFUL_TIMEOUT_S = 10.0
+#: A lingering close: after the last answer, half-close and read and drop what the client still sends, for at most
+#: this long and this many bytes. Closing a socket with unread bytes makes the kernel send a reset, which can
+#: destroy an answer the client has not read yet (a 413 for a body over the limit).
+LINGER_S = 2.0
+LINGER_BYTES = 8 * 1024 * 1024
+#: Open connections at most; more wait in the listen backlog.
+CONNECTION_LIMIT = 1000
+#: How often (seconds) the loop wakes to check the deadlines above when no socket is ready.
+TICK_S = 0.25
+
+_ERROR_FIELDS = {"field": None, "index": None}
+_next_check = 0.0  # when the loop next looks at the connections' deadlines
+_stdout_lock = threading.Lock()
 
 
-class LocalServer(BaseApplication):
-    """A gunicorn application hosting one ready WSGI callable."""
+class _Adjustments(Adjustments):
+    """waitress's settings plus the app's body limit, which the parser enforces."""
 
-    def __init__(self, app, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, on_ready=None):
-        self._app = app
-        self._options = {
-            "bind": f"{host}:{port}",
-            "workers": workers,
-            "worker_class": WORKER_CLASS,
-            "worker_connections": WORKER_CONNECTIONS,
-            "keepalive": HEADER_TIMEOUT_S,
-            "graceful_timeout": GRACEFUL_TIMEOUT_S,
-            "preload_app": True,
-            "accesslog": "-",
-            "access_log_format": ACCESS_LOG_FORMAT,
-            "errorlog": "-",
-            "loglevel": "info",
-            "proc_name": "coldbrew",
-            "control_socket_disable": True,  # no shared socket file under $HOME (gunicorn >= 25.1)
-        }
-        if on_ready is not None:
-            self._options["when_ready"] = lambda arbiter: on_ready(listening_urls(arbiter))
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self._options.items():
-            if key in self.cfg.settings:
-                self.cfg.set(key, value)
-
-    def load(self):
-        return self._app
+    max_body_bytes = 1_048_576
 
 
-def listening_urls(arbiter) -> list[str]:
-    """``http://host:port/`` for every socket the arbiter listens on (resolves port 0)."""
-    urls = []
-    for listener in arbiter.LISTENERS:
-        host, port = listener.sock.getsockname()[:2]
-        host = f"[{host}]" if ":" in host else host
-        urls.append(f"http://{host}:{port}/")
-    return urls
+class _Refused(BadRequest):
+    """An error this module answers with its own sentence (waitress's errors get one in ``_message``)."""
+
+    def __init__(self, code: int, reason: str, message: str):
+        super().__init__(message)
+        self.code, self.reason = code, reason
 
 
-def serve(app, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+def _too_large(message: str) -> _Refused:
+    return _Refused(RequestEntityTooLarge.code, RequestEntityTooLarge.reason, message)
+
+
+class _Parser(HTTPRequestParser):
+    """waitress's parser, refusing a body over ``--max-body-bytes`` as soon as that is known."""
+
+    error: Any  # waitress's attributes this class sets (waitress has no type hints)
+    completed: bool
+
+    def received(self, data: bytes) -> int:
+        consumed = super().received(data)
+        # waitress's own 413 (its looser bound, below) is replaced by the exact one when it applies.
+        if self.body_rcv is not None and (self.error is None or type(self.error) is RequestEntityTooLarge):
+            limit = self.adj.max_body_bytes
+            if not self.chunked and self.content_length > limit:
+                self.error = _too_large(f"request body is {self.content_length} bytes; the limit is {limit} bytes")
+                self.completed = True
+            elif self.chunked and len(self.body_rcv) > limit:
+                self.error = _too_large(f"request body exceeds the limit of {limit} bytes")
+                self.completed = True
+        return consumed
+
+
+def _message(error, adj: _Adjustments) -> str:
+    """One sentence naming the problem, for an error waitress (or this module) found in a request."""
+    if isinstance(error, _Refused):
+        return str(error.body)
+    detail = str(error.body).strip().rstrip(".")
+    detail = detail[:1].lower() + detail[1:]
+    if error.code == 413:  # waitress's own bound on a chunked body's bytes on the wire (framing included)
+        return f"request body exceeds the limit of {adj.max_body_bytes} bytes"
+    if error.code == 431:
+        return f"request line and headers exceed the limit of {adj.max_request_header_size} bytes"
+    if error.code == 500:
+        return "internal server error"
+    if "chunk" in detail:
+        return f"malformed or incomplete request body: {detail}"[:300]
+    if error.code == 501:
+        return f"not implemented: {detail}"[:300]
+    return f"malformed request: {detail}"[:300]
+
+
+class _LoggedTask:
+    """Mixin for waitress's tasks: one access-log line per request, and the connection's head clock restarted."""
+
+    channel: _Channel
+    request: HTTPRequestParser
+    status: str
+    content_bytes_written: int
+
+    def service(self) -> None:
+        started = time.perf_counter()
+        try:
+            super().service()  # type: ignore[misc]
+        finally:
+            self.channel.idle_since = time.time()
+            _access_log(self, (time.perf_counter() - started) * 1000)
+
+
+def _access_log(task: _LoggedTask, ms: float) -> None:
+    """``127.0.0.1 "POST /predict HTTP/1.1" 200 57 bytes 1 ms``: client, request line, status, body bytes, duration."""
+    request = task.request
+    line = getattr(request, "first_line", b"-")
+    if getattr(request.error, "code", None) == 431:
+        line = b"-"  # waitress stands a made-up request line in for the one it refused to read
+    client = task.channel.addr[0] if task.channel.addr else "-"
+    text = (
+        f'{client} "{line.decode("latin-1").encode("unicode_escape").decode("ascii")}" '
+        f"{task.status.split(' ', 1)[0]} {task.content_bytes_written} bytes {int(ms)} ms\n"
+    )
+    with _stdout_lock:
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except (OSError, ValueError):  # stdout closed (its reader is gone): keep serving without the log
+            pass
+
+
+class _WSGITask(_LoggedTask, WSGITask):
+    """Runs the app for one buffered request."""
+
+
+class _ErrorTask(_LoggedTask, ErrorTask):
+    """Answers a request waitress or this module refused: the app's JSON error shape, then the connection closes."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        message = _message(error, self.channel.adj)
+        body = json.dumps({"error": message, **_ERROR_FIELDS}, separators=(",", ":")).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _Channel(HTTPChannel):
+    """One client connection: waitress's, with the coldbrew tasks and parser and a lingering close."""
+
+    task_class = _WSGITask
+    error_task_class = _ErrorTask
+    parser_class = _Parser
+    adj: _Adjustments
+    will_close: bool  # waitress's attributes this class sets (waitress has no type hints)
+    request: Any
+    #: 0 while open; once half-closed after the last answer, when the lingering close gives up.
+    linger_until = 0.0
+    drained = 0
+
+    def __init__(self, server, sock, addr, adj, map=None):
+        super().__init__(server, sock, addr, adj, map=map)
+        #: When the connection started waiting for its next request (connected, or the last response was done).
+        self.idle_since = self.creation_time
+
+    def readable(self) -> bool:
+        return bool(self.linger_until) or super().readable()
+
+    def writable(self) -> bool:
+        return not self.linger_until and super().writable()
+
+    def handle_read(self) -> None:
+        if not self.linger_until:
+            super().handle_read()
+            return
+        self.drained += len(self.recv(65536))  # EOF or an error closes the channel (wasyncore)
+        if self.drained >= LINGER_BYTES:
+            self.close_now()
+
+    def handle_close(self) -> None:
+        """waitress closes a connection it is done with here: half-close and linger first (once)."""
+        if self.will_close and not self.linger_until and self.socket is not None:
+            try:
+                self.socket.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            else:
+                self.linger_until = time.time() + LINGER_S
+                return
+        self.close_now()
+
+    def send_continue(self) -> None:
+        """``100 Continue`` only for a request that will be read: a refused one gets its error at once."""
+        if self.request is None or self.request.error is None:
+            super().send_continue()
+
+    def close_now(self) -> None:
+        """Close the connection at once (no lingering)."""
+        HTTPChannel.handle_close(self)
+
+    def in_flight(self) -> bool:
+        """A request is being read (its head is in), served or answered, or the connection is lingering."""
+        request = self.request
+        return bool(
+            self.requests
+            or self.total_outbufs_len
+            or self.close_when_flushed
+            or self.linger_until
+            or (request is not None and request.headers_finished)
+        )
+
+    def check_deadlines(self, now: float) -> None:
+        """Close a connection past its head deadline or not reading its answer; answer 400 to a stalled body."""
+        if self.linger_until:
+            if now >= self.linger_until:
+                self.close_now()
+            return
+        if self.requests:
+            return  # being served
+        if self.total_outbufs_len:  # an answer waits to be sent: the client must read it at some pace
+            if now - self.last_activity > READ_TIMEOUT_S:
+                self.close_now()
+            return
+        if self.will_close or self.close_when_flushed:
+            return  # closing
+        request = self.request
+        if request is not None and request.headers_finished:
+            if now - self.last_activity > READ_TIMEOUT_S:
+                self.refuse_stalled_body(request)
+        elif now - self.idle_since > HEADER_TIMEOUT_S:
+            self.will_close = True  # the loop closes it (handle_write → handle_close)
+
+    def refuse_stalled_body(self, request: HTTPRequestParser) -> None:
+        """Complete the half-read request as a 400, the way waitress queues a request it finished reading."""
+        with self.requests_lock:
+            if self.request is not request or request.completed:
+                return
+            request.error = _Refused(400, "Bad Request", "malformed or incomplete request body: timed out")
+            request.completed = True
+            self.request = None
+            self.requests.append(request)
+            if len(self.requests) == 1:
+                self.server.add_task(self)
+
+
+class _Server(TcpWSGIServer):
+    """waitress's TCP server with coldbrew's channels."""
+
+    channel_class = _Channel
+
+
+class _Waker(wasyncore.dispatcher):
+    """The read end of the signal wake-up socket: a signal wakes the loop at once (``signal.set_wakeup_fd``)."""
+
+    def handle_read(self) -> None:
+        self.recv(4096)
+
+    def writable(self) -> bool:
+        return False
+
+
+def _url(server: TcpWSGIServer) -> str:
+    host = str(server.effective_host)
+    return f"http://[{host}]:{server.effective_port}/" if ":" in host else f"http://{host}:{server.effective_port}/"
+
+
+def serve(app, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, max_body_bytes: int = 1_048_576) -> None:
     """Serve ``app`` until SIGTERM or Ctrl-C; prints ``coldbrew: serving on URL`` to stdout once listening.
 
-    gunicorn ends both the master and each forked worker with ``SystemExit`` (status 0 on a clean stop);
-    it is deliberately left to propagate so no caller code runs twice in a worker.
+    Args:
+        app: the WSGI callable (``create_app``'s result).
+        host, port: where to listen; port 0 picks a free one (the printed URL has it).
+        workers: threads running the app (the event loop reading and writing sockets is one more).
+        max_body_bytes: request bodies over this are answered 413 without being read (the app's own limit).
+
+    Raises:
+        ColdbrewError: the address cannot be listened on (in use, not this machine's, ...).
     """
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="[%(asctime)s] [%(levelname)s] %(message)s")
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N": normal under load
+    dispatcher = ThreadedTaskDispatcher()
+    socket_map: dict = {}
+    try:
+        adj = _Adjustments(
+            host=host,
+            port=port,
+            threads=workers,
+            connection_limit=CONNECTION_LIMIT,
+            # waitress's own bound counts a chunked body's framing too: the parser applies the exact limit first.
+            max_request_body_size=2 * max_body_bytes + 65536,
+            asyncore_use_poll=True,  # select() cannot watch descriptors above 1023
+            clear_untrusted_proxy_headers=False,  # no proxy headers are trusted or used: pass them on untouched
+            expose_tracebacks=False,
+        )
+        adj.max_body_bytes = max_body_bytes
+        servers = [_Server(app, socket_map, dispatcher=dispatcher, adj=adj, sockinfo=info) for info in adj.listen]
+    except (OSError, ValueError) as exc:  # in use, not an address of this machine, a host that does not resolve
+        wasyncore.close_all(socket_map, ignore_all=True)
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ColdbrewError(f"cannot listen on {host}:{port}: {detail}") from None
+    dispatcher.set_thread_count(workers)
 
-    def announce(urls: list[str]) -> None:
-        for url in urls:
-            print(f"{READY_PREFIX}{url}", flush=True)
+    stop: list[int] = []
+    wake_r, wake_w = socket.socketpair()
+    wake_w.setblocking(False)
+    _Waker(wake_r, socket_map)
+    previous_fd = signal.set_wakeup_fd(wake_w.fileno())
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.append(signum))
+    for server in servers:
+        print(f"{READY_PREFIX}{_url(server)}", flush=True)
+    try:
+        while not stop:
+            _tick(socket_map, servers)
+        _drain(socket_map, servers, stop)
+    finally:
+        dispatcher.shutdown(timeout=1)
+        wasyncore.close_all(socket_map, ignore_all=True)
+        signal.set_wakeup_fd(previous_fd)
+        wake_w.close()
 
-    LocalServer(app, host=host, port=port, workers=workers, on_ready=announce).run()
+
+def _tick(socket_map: dict, servers: list[_Server], timeout: float = TICK_S) -> None:
+    """One turn of waitress's loop, then (every TICK_S at most) every connection's deadlines."""
+    global _next_check
+    wasyncore.loop(timeout=timeout, map=socket_map, use_poll=True, count=1)
+    now = time.time()
+    if now < _next_check:
+        return
+    _next_check = now + min(timeout, TICK_S)
+    for server in servers:
+        for channel in list(server.active_channels.values()):
+            channel.check_deadlines(now)
+
+
+def _drain(socket_map: dict, servers: list[_Server], stop: list[int]) -> None:
+    """Stop listening, close idle connections, let requests in flight finish (a second signal cuts it short)."""
+    for server in servers:
+        wasyncore.dispatcher.close(server)  # the listening socket only: the wake-up trigger stays for the threads
+    deadline = time.monotonic() + GRACEFUL_TIMEOUT_S
+    while time.monotonic() < deadline and len(stop) < 2:
+        busy = False
+        for server in servers:
+            for channel in list(server.active_channels.values()):
+                if channel.in_flight():
+                    busy = True
+                else:
+                    channel.close_now()
+        if not busy:
+            return
+        _tick(socket_map, servers, timeout=0.05)
+    logging.getLogger("coldbrew.serve").warning("stopping with requests still in flight: closing them")
 
 
 class ServerProcess:
@@ -99,6 +393,9 @@ class ServerProcess:
     """
 
     def __init__(self, model_uri: str, *, env: dict | None = None, timeout: float = 300.0, workers: int = 1):
+        import subprocess  # client side only: kept off the server's import path
+        import tempfile
+
         self._stderr = tempfile.TemporaryFile(mode="w+")
         self.access_log: list[str] = []
         self.startup: dict | None = None
@@ -136,7 +433,7 @@ class ServerProcess:
             self.access_log.append(line.rstrip("\n"))
 
     def stderr_tail(self, lines: int = 20) -> str:
-        """The last lines the server wrote to stderr (gunicorn's log)."""
+        """The last lines the server wrote to stderr (its log)."""
         self._stderr.seek(0)
         return "".join(self._stderr.readlines()[-lines:])
 
@@ -159,6 +456,8 @@ class ServerProcess:
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait; kills after ``timeout`` seconds. Returns the exit status."""
+        import subprocess
+
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

@@ -2,11 +2,11 @@
 
 Checked on the real things, in fresh processes: the Lambda entry point ``coldbrew.aws.handler`` (init + first
 invocation with an API Gateway event built in the child), the Python API (``load_predictor`` + predictions on
-lists) and ``coldbrew serve`` (a real gunicorn server: after the first ``/predict`` no process of the server has
+lists) and ``coldbrew serve`` (the real waitress server: after the first ``/predict`` no process of the server has
 numpy's shared objects mapped), for a format version 1 model (the study's GradientBoosting) and version 2 models
 (HistGradientBoosting with missing values, XGBoost). The answers are compared with the library's own.
-``coldbrew serve``'s worker is a forked child whose ``sys.modules`` a test cannot read, so there the interpreter's
-import log (``PYTHONPROFILEIMPORTTIME``) of every server process stands in for it.
+``coldbrew serve`` is a child process whose ``sys.modules`` a test cannot read, so there the interpreter's
+import log (``PYTHONPROFILEIMPORTTIME``) and the process's memory maps stand in for it.
 
 Also unit tests of the standard-library pieces: class labels rebuilt without numpy, list rows refused with the
 messages numpy's path gives.
@@ -169,23 +169,22 @@ def _process_tree(pid: int) -> list[int]:
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("name", ["v1-study-gbm", "v2-hgb-missing"])
 def test_serve_first_predict_imports_no_numpy(models, name, monkeypatch):
-    """``coldbrew serve`` (real gunicorn, real worker): after the first /predict no process of the server maps
+    """``coldbrew serve`` (the real waitress server): after the first /predict no process of the server maps
     numpy's (or another heavy library's) files — importing numpy would map its compiled core."""
     from coldbrew.runtimes.local import ServerProcess
 
     path, est, rows = models[name]
     monkeypatch.setenv("PYTHONPATH", _child_env()["PYTHONPATH"])
-    # PYTHONPROFILEIMPORTTIME: every process of the server (master and forked worker) logs each module it imports
+    # PYTHONPROFILEIMPORTTIME: the server logs each module it imports
     with ServerProcess(str(path), env={"COLDBREW_WARMUP": "0", "PYTHONPROFILEIMPORTTIME": "1"}) as server:
         status, body = server.request("POST", "/predict", rows)
         assert status == 200, body
         assert [r["probability"] for r in body] == _expected(est, rows)
         server._stderr.seek(0)
         imported = {line.rsplit("|", 1)[1].strip() for line in server._stderr if line.startswith("import time:")}
-        assert "coldbrew.engine.brew" in imported and "gevent" in imported, "the import log covers the server"
+        assert "coldbrew.engine.brew" in imported and "waitress.server" in imported, "the import log covers the server"
         assert sorted(m for m in imported if m.split(".")[0] in HEAVY) == []
         pids = _process_tree(server.proc.pid)
-        assert len(pids) >= 2, "the gunicorn master and its worker"
         mapped = set().union(*(_mapped_files(p) for p in pids))
         heavy = sorted(f for f in mapped if any(f"/{lib}/" in f or f"/{lib}." in f for lib in HEAVY))
         assert heavy == [], heavy

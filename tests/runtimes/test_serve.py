@@ -1,10 +1,12 @@
-"""`coldbrew serve` as a user runs it: a real subprocess under gunicorn, stopped by a signal."""
+"""`coldbrew serve` as a user runs it: a real subprocess (waitress), stopped by a signal."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +16,7 @@ import psutil
 import pytest
 
 from coldbrew.experiment.dataset import STUDY_PAYLOAD
-from coldbrew.runtimes.local import READY_PREFIX
+from coldbrew.runtimes.local import GRACEFUL_TIMEOUT_S, READY_PREFIX
 
 pytestmark = pytest.mark.integration  # every test here spawns a process or a server
 
@@ -63,15 +65,6 @@ def sklearn_answers(tiny_model, rows):
     ]
 
 
-def wait_for_workers(proc, n, timeout=30.0):
-    """The server's worker processes, once ``n`` of them have been forked."""
-    deadline = time.monotonic() + timeout
-    while len(children := psutil.Process(proc.pid).children(recursive=True)) < n:
-        assert time.monotonic() < deadline, f"only {len(children)} of {n} workers started"
-        time.sleep(0.05)
-    return children
-
-
 def stop(proc, sig):
     """Send ``sig``; returns the exit code and the process's (former) children still alive afterwards."""
     children = psutil.Process(proc.pid).children(recursive=True)
@@ -94,14 +87,68 @@ def test_serves_then_stops_cleanly(tiny_model, sig):
         assert set(record["timings_ms"]) == {"imports", "fetch", "load", "warmup"}
         status, body = post(url, STUDY_PAYLOAD)
         assert (status, body) == (200, sklearn_answers(tiny_model, [STUDY_PAYLOAD])[0])
-        assert len(wait_for_workers(proc, 2)) == 2, "two gunicorn workers"
     finally:
         code, children, alive = stop(proc, sig)
     assert code == 0
-    assert len(children) == 2 and alive == [], "no worker outlives the server"
+    assert children == [] and alive == [], "one process: nothing outlives the server"
     log = proc.stdout.read()
-    assert '"POST /predict HTTP/1.1" 200' in log, "one access-log line per request"
+    # docs/serving.md: client, request line, status, response bytes, duration
+    access = [line for line in log.splitlines() if "/predict" in line]
+    assert len(access) == 1, "one access-log line per request"
+    assert re.fullmatch(r'127\.0\.0\.1 "POST //?predict HTTP/1\.1" 200 (\d+) bytes \d+ ms', access[0]), access
     assert log.count("coldbrew.startup") == 0, "the start-up line is logged once, before listening"
+
+
+def test_workers_are_threads_running_the_app(tiny_brew):
+    """docs/serving.md: ``--workers N`` is N threads running the app, beside the thread reading the sockets."""
+    for workers in (1, 3):
+        proc, _, url = start(str(tiny_brew), "--workers", str(workers))
+        try:
+            assert post(url, STUDY_PAYLOAD)[0] == 200
+            server = psutil.Process(proc.pid)
+            assert server.num_threads() == 1 + workers and server.children() == []
+        finally:
+            assert stop(proc, signal.SIGTERM)[0] == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_request_in_flight_finishes_after_the_stop_signal(tiny_brew, sig):
+    """docs/serving.md: a stop lets requests in flight finish (here: one whose body is still arriving), refuses new
+    connections, then exits 0."""
+    proc, _, url = start(str(tiny_brew))
+    host, port = url.split("//", 1)[1].rstrip("/").rsplit(":", 1)
+    body = json.dumps(STUDY_PAYLOAD).encode()
+    try:
+        with socket.create_connection((host, int(port)), timeout=30) as client:
+            client.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body[:10])
+            )
+            # Once a later connection is answered, the server's loop has read this one's head (sent earlier).
+            assert post(url, STUDY_PAYLOAD)[0] == 200
+            proc.send_signal(sig)
+            deadline = time.monotonic() + GRACEFUL_TIMEOUT_S
+            while True:  # the server stops listening once it has the signal
+                try:
+                    socket.create_connection((host, int(port)), timeout=1).close()
+                except ConnectionRefusedError:
+                    break
+                assert time.monotonic() < deadline, "still accepting connections after the stop signal"
+                time.sleep(0.05)
+            assert proc.poll() is None, "the server exited with a request in flight"
+            client.sendall(body[10:])
+            response = b""
+            while chunk := client.recv(65536):
+                response += chunk
+                if b"\r\n\r\n" in response and response.endswith(b"}"):
+                    break
+        assert response.startswith(b"HTTP/1.1 200 "), response[:200]
+        assert json.loads(response.split(b"\r\n\r\n", 1)[1])["prediction"]
+        assert proc.wait(timeout=GRACEFUL_TIMEOUT_S + 5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_reads_model_from_the_environment_like_lambda(tiny_brew, tiny_model):
@@ -139,4 +186,22 @@ def test_bad_configuration_is_one_line_and_non_zero(args, env, needle, tmp_path)
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("coldbrew serve: error:") and needle in lines[0], result.stderr
+    assert READY_PREFIX not in result.stdout
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "nosuch.invalid"], ids=["port-in-use", "unresolvable-host"])
+def test_an_address_it_cannot_listen_on_is_one_line_and_non_zero(tiny_brew, host):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "coldbrew", "serve", str(tiny_brew), "--host", host, "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"coldbrew serve: error: cannot listen on {host}:{port}: "), lines
     assert READY_PREFIX not in result.stdout

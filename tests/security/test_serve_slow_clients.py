@@ -1,6 +1,6 @@
 """Attacks on `coldbrew serve` over raw sockets: slow and idle clients must not stall anyone else.
 
-Each test runs against the real server (``coldbrew serve`` in a child process, gunicorn and its workers) with
+Each test runs against the real server (``coldbrew serve`` in a child process: waitress and coldbrew's deadlines) with
 the tiny .brew model. "Promptly" means within a few seconds on a loaded 2-core machine, far below the ~30 s a
 single sync worker made every other client wait (issue #10, part 2).
 """
@@ -183,7 +183,8 @@ def test_slow_clients_do_not_hold_up_a_stop(tiny_brew):
             time.sleep(0.5)
             stopping = time.monotonic()
             assert proc.stop(timeout=60) == 0
-            # 5 s for the head, 10 s grace at most; the sync worker waited out gunicorn's 30 s timeouts.
+            # Idle and header-dripping connections are not in flight: closed at once (gunicorn's sync worker waited
+            # out its 30 s timeouts).
             assert time.monotonic() - stopping < HEADER_WAIT_S
         finally:
             dripper.close()
