@@ -287,7 +287,10 @@ def render(report: dict) -> str:
     lines += [
         "## Answer: isolated cold starts (lab, one environment at a time, model page cache evicted)",
         "",
-        "Ratios of medians; < 1 means the zip starts faster.",
+        "Ratios of medians; < 1 means the zip starts faster. function.zip ships bytecode for the runtime's Python "
+        "(3.12); run by that Python it imports it and starts like a venv whose bytecode was written once. Run by "
+        "another Python (the 3.11 column) the pycs are unusable and every cold start compiles coldbrew's sources "
+        "again (/var/task is read-only on Lambda), which is what the zip cost before it shipped bytecode.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
