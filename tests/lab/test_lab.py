@@ -151,6 +151,27 @@ def test_init_retry_past_the_function_timeout_is_a_502(lab_factory):
 
 
 @pytest.mark.integration
+def test_init_limits_fire_on_time_with_twenty_environments_starting_at_once(lab_factory, capfd):
+    """The lab's own timers under a burst: before the fix, a 10 s init limit fired at 17-25 s under load."""
+    burst, limit_ms = 20, 2000
+    lab = lab_factory(
+        "slow_init.handler", init_timeout="2s", timeout="1s", max_concurrency=burst, env={"SLOW_INIT_S": "30"}
+    )
+    with ThreadPoolExecutor(burst) as pool:
+        statuses = list(pool.map(lambda _: call(lab, timeout=60)[0], range(burst)))
+    assert statuses == [502] * burst  # init timed out, and its retry ran past the 1 s function timeout
+    init_ms = [
+        float(m[1])
+        for m in re.finditer(
+            r"^INIT_REPORT Init Duration: ([\d.]+) ms\tPhase: init\tStatus: timeout", capfd.readouterr().err, re.M
+        )
+    ]
+    assert len(init_ms) == burst
+    # Each limit fires when its environment has had its 2 s, and well within a second after (a loaded 2-core box).
+    assert all(limit_ms <= ms < limit_ms + 1000 for ms in init_ms), sorted(init_ms)
+
+
+@pytest.mark.integration
 def test_slow_init_within_the_limit_is_a_cold_start(lab_factory):
     lab = lab_factory("slow_init.handler", env={"SLOW_INIT_S": "0.3"})
     status, headers, _ = call(lab)
