@@ -24,7 +24,7 @@ from pathlib import Path
 from coldbrew.experiment.dataset import STUDY_PAYLOAD
 from coldbrew.experiment.modelcache import cache_path
 from coldbrew.experiment.train import PRESETS, train
-from coldbrew.runtimes.local import ServerProcess
+from coldbrew.runtimes.server_process import ServerProcess
 
 
 def model_for(preset: str) -> Path | None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from coldbrew.experiment.dataset import STUDY_PAYLOAD
 from coldbrew.experiment.modelcache import cache_path
 from coldbrew.experiment.train import PRESETS, compile_study_model
-from coldbrew.runtimes.local import ServerProcess
+from coldbrew.runtimes.server_process import ServerProcess
 
 CLIENTS = 4
 REQUESTS = 10  # per client and cell

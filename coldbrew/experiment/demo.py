@@ -74,7 +74,7 @@ def ensure_models(pickle_only: bool) -> dict[str, Path]:
 def serve_and_ask(path: Path) -> dict:
     """Serve ``path`` in a fresh process, POST the study payload, stop; returns what a client saw."""
     from coldbrew.experiment.dataset import STUDY_PAYLOAD
-    from coldbrew.runtimes.local import ServerProcess
+    from coldbrew.runtimes.server_process import ServerProcess
 
     # The pickle is the demo's own freshly trained model: opting in to unpickling it is safe.
     with ServerProcess(str(path), env={"COLDBREW_ALLOW_PICKLE": "1"}) as server:

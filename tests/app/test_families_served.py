@@ -135,7 +135,7 @@ def test_lambda_handler_answers_what_the_library_says(served, name, capsys):
 
 @pytest.mark.integration
 def test_coldbrew_serve_answers_what_the_library_says(served):
-    from coldbrew.runtimes.local import ServerProcess
+    from coldbrew.runtimes.server_process import ServerProcess
 
     for name, (est, path, H) in served.items():
         with ServerProcess(str(path)) as server:

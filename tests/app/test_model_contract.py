@@ -303,7 +303,7 @@ def test_lambda_snapshot_hook_touches_a_regressor(families, capsys):
 
 @pytest.mark.integration
 def test_coldbrew_serve_answers_every_family(families):
-    from coldbrew.runtimes.local import ServerProcess
+    from coldbrew.runtimes.server_process import ServerProcess
 
     for name in SERVED:
         family = families[name]

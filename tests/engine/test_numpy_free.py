@@ -171,7 +171,7 @@ def _process_tree(pid: int) -> list[int]:
 def test_serve_first_predict_imports_no_numpy(models, name, monkeypatch):
     """``coldbrew serve`` (the real waitress server): after the first /predict no process of the server maps
     numpy's (or another heavy library's) files — importing numpy would map its compiled core."""
-    from coldbrew.runtimes.local import ServerProcess
+    from coldbrew.runtimes.server_process import ServerProcess
 
     path, est, rows = models[name]
     monkeypatch.setenv("PYTHONPATH", _child_env()["PYTHONPATH"])

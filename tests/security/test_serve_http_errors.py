@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from coldbrew.runtimes.local import ServerProcess
+from coldbrew.runtimes.server_process import ServerProcess
 
 pytestmark = pytest.mark.integration
 
