@@ -30,6 +30,7 @@ from pathlib import Path
 
 from coldbrew.experiment.modelcache import cache_path
 from coldbrew.experiment.train import PRESETS as RECIPES
+from coldbrew.lab.staging import evict_page_cache
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "rss_fault_around.md"
@@ -57,14 +58,6 @@ print(done, kb("VmHWM"), kb("RssFile"), kb("RssAnon"))
 """
 
 
-def evict(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
 def warm(path: Path) -> None:
     with open(path, "rb") as fh:
         while fh.read(1 << 22):
@@ -73,7 +66,10 @@ def warm(path: Path) -> None:
 
 def run_once(path: Path, cache: str, advice: str) -> tuple[float, int, int, int]:
     """One fresh process: (seconds, VmHWM kB, RssFile kB, RssAnon kB)."""
-    (evict if cache == "cold" else warm)(path)
+    if cache == "cold":
+        evict_page_cache([path])
+    else:
+        warm(path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     spawn = time.time()
     out = subprocess.run(

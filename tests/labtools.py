@@ -5,7 +5,10 @@ Imported as ``from labtools import ...`` (tests/ is on sys.path, as for proctool
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -73,3 +76,40 @@ def head_and_body(raw: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     status = int(lines[0].split()[1])
     headers = [tuple(part.strip() for part in line.split(b":", 1)) for line in lines[1:]]
     return status, headers, body
+
+
+class LabCommand:
+    """``coldbrew lab ARGS...`` as a user runs it, in a child process: ``url`` once it prints its address.
+
+    A context manager: ``stop()`` (Ctrl-C) must end it with status 0 and no traceback; leaving the block kills it
+    if it is still running.
+    """
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "coldbrew", "lab", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("coldbrew lab: http://127.0.0.1:"):
+            self.__exit__()
+            raise AssertionError(f"coldbrew lab did not start: {line!r}")
+        self.url = line.split()[2]
+
+    def stop(self) -> tuple[str, str]:
+        """Ctrl-C, check the command ended cleanly; returns what it wrote to (stdout, stderr)."""
+        self.proc.send_signal(signal.SIGINT)
+        out, err = self.proc.communicate(timeout=20)
+        assert self.proc.returncode == 0 and "Traceback" not in out + err, err[-2000:]
+        return out, err
+
+    def __enter__(self) -> LabCommand:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()

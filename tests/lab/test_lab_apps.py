@@ -4,13 +4,10 @@ plain ASGI app through ``--asgi``, with ``--code``/``--cwd``/``--bucket``, behin
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from labtools import LabFactory, call
+from labtools import LabCommand, LabFactory, call
 
 from coldbrew.errors import ConfigError
 from coldbrew.lab import LabConfig
@@ -40,54 +37,30 @@ def expected_probability() -> float:
 
 
 def test_the_study_shaped_app_runs_with_one_command(tmp_path):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "coldbrew",
-            "lab",
-            "--wsgi",
-            "app.main:app",
-            "--code",
-            str(STUDY),
-            "--cwd",
-            str(STUDY / "app"),
-            "--env",
-            "MODEL_SOURCE=DISK",
-            "--env",
-            "MODEL_VERSION=v1",
-            "--memory-mb",
-            "256",
-            "--quiet",
-            "--no-report",
-            "--function-output",
-            str(tmp_path / "out.log"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("coldbrew lab: http://127.0.0.1:"), line
-        url = line.split()[2]
-
-        class Lab:  # what labtools.call needs
-            pass
-
-        lab = Lab()
-        lab.url = url
+    with LabCommand(
+        "--wsgi",
+        "app.main:app",
+        "--code",
+        str(STUDY),
+        "--cwd",
+        str(STUDY / "app"),
+        "--env",
+        "MODEL_SOURCE=DISK",
+        "--env",
+        "MODEL_VERSION=v1",
+        "--memory-mb",
+        "256",
+        "--quiet",
+        "--no-report",
+        "--function-output",
+        str(tmp_path / "out.log"),
+    ) as lab:
         status, headers, body = call(lab, "/predict", ROW, headers={"Content-Type": "application/json"})
         assert status == 200 and headers["x-lab-cold"] == "1", body
         assert json.loads(body)["probability"] == pytest.approx(expected_probability(), rel=1e-12)
         status, _, body = call(lab, "/")
         assert status == 200 and json.loads(body) == {"model_version": "v1", "source": "DISK"}
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=20)
-        assert proc.returncode == 0 and "Traceback" not in out
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        lab.stop()
 
 
 def test_without_cwd_the_relative_model_path_is_not_found(lab_factory, capfd):

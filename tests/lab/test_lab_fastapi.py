@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from labtools import LabFactory, call
+from labtools import LabCommand, LabFactory, call
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("fastapi")
@@ -31,39 +28,21 @@ def expected_probability(row: dict) -> float:
     return 1 / (1 + math.exp(-score))
 
 
-class _Url:  # what labtools.call needs of a lab
-    def __init__(self, url: str):
-        self.url = url
-
-
 def test_a_fastapi_app_runs_with_one_command(tmp_path):
     events = tmp_path / "events.jsonl"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "coldbrew",
-            "lab",
-            "--asgi",
-            "service:app",
-            "--code",
-            str(APP),
-            "--memory-mb",
-            "512",
-            "--log",
-            str(events),
-            "--quiet",
-            "--function-output",
-            str(tmp_path / "out.log"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("coldbrew lab: http://127.0.0.1:"), line
-        lab = _Url(line.split()[2])
+    with LabCommand(
+        "--asgi",
+        "service:app",
+        "--code",
+        str(APP),
+        "--memory-mb",
+        "512",
+        "--log",
+        str(events),
+        "--quiet",
+        "--function-output",
+        str(tmp_path / "out.log"),
+    ) as lab:
         status, headers, body = call(lab, "/predict", json.dumps(ROW).encode(), headers=JSON)
         assert status == 200, body
         assert json.loads(body) == {
@@ -80,13 +59,7 @@ def test_a_fastapi_app_runs_with_one_command(tmp_path):
         assert headers["x-lab-cold"] == "0" and headers["x-lab-env"] == cold_env and "x-lab-init-ms" not in headers
         status, _, body = call(lab, "/")
         assert status == 200 and json.loads(body) == {"models": ["adult"]}
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
-        assert proc.returncode == 0 and "Traceback" not in err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _, err = lab.stop()
     records = [json.loads(line) for line in events.read_text().splitlines()]
     ready = [r for r in records if r["event"] == "env_ready"]
     invokes = [r for r in records if r["event"] == "invoke"]

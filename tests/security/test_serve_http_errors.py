@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import socket
-import time
-from urllib.parse import urlsplit
 
 import pytest
+from servetools import address, read_all
 
 from coldbrew.runtimes.server_process import ServerProcess
 
@@ -32,29 +31,11 @@ def server(tiny_brew):
         yield proc
 
 
-def address(server) -> tuple[str, int]:
-    url = urlsplit(server.url)
-    return url.hostname, url.port
-
-
 def exchange(server, data: bytes, seconds: float = PROMPT_S) -> bytes:
     """Send ``data``, then read until the server closes the connection (at most ``seconds``)."""
     with socket.create_connection(address(server), timeout=seconds) as sock:
         sock.sendall(data)
         return read_all(sock, seconds)
-
-
-def read_all(sock: socket.socket, seconds: float) -> bytes:
-    deadline, chunks = time.monotonic() + seconds, []
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"server kept the connection open longer than {seconds} s")
-        sock.settimeout(remaining)
-        data = sock.recv(65536)
-        if not data:
-            return b"".join(chunks)
-        chunks.append(data)
 
 
 def json_error(response: bytes, status: int) -> str:

@@ -11,9 +11,9 @@ import json
 import socket
 import threading
 import time
-from urllib.parse import urlsplit
 
 import pytest
+from servetools import address, read_all
 
 from coldbrew.runtimes.server_process import ServerProcess
 
@@ -32,11 +32,6 @@ def server(tiny_brew):
         yield proc
 
 
-def address(server) -> tuple[str, int]:
-    url = urlsplit(server.url)
-    return url.hostname, url.port
-
-
 def ordinary_request(server) -> int:
     """POST /predict on a fresh connection; the status, or an exception if not answered within PROMPT_S."""
     body = json.dumps(ROW).encode()
@@ -46,21 +41,6 @@ def ordinary_request(server) -> int:
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
         )
         return status_of(read_all(sock, PROMPT_S))
-
-
-def read_all(sock: socket.socket, seconds: float) -> bytes:
-    """Everything the server sends until it closes the connection, waiting at most ``seconds`` in total."""
-    deadline = time.monotonic() + seconds
-    chunks = []
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"server kept the connection open longer than {seconds} s")
-        sock.settimeout(remaining)
-        data = sock.recv(65536)
-        if not data:
-            return b"".join(chunks)
-        chunks.append(data)
 
 
 def status_of(response: bytes) -> int:
