@@ -603,6 +603,25 @@ def _walk_paths(node, prefix=()):
         yield from _walk_paths(node[0], (*prefix, 0))
 
 
+def _compile_each_expecting_one_line_errors(sources: list) -> None:
+    """Compile every file (two at a time: each compile that succeeds checks it against the library in a child
+    process); each must either compile or fail with a one-line ColdbrewError — never a traceback."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from coldbrew.errors import ColdbrewError
+
+    def outcome(src) -> str | None:
+        try:
+            compile_file(src, src.with_suffix(".brew"))
+        except ColdbrewError as exc:
+            return None if "\n" not in str(exc) else f"{src.name}: a multi-line error: {exc}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        problems = [p for p in pool.map(outcome, sources) if p is not None]
+    assert not problems, problems
+
+
 @pytest.mark.integration  # ~120 compiles, each checking against xgboost in a child process
 @pytest.mark.timeout(900)
 def test_xgboost_damaged_documents_fail_with_one_line(tmp_path):
@@ -610,14 +629,13 @@ def test_xgboost_damaged_documents_fail_with_one_line(tmp_path):
     traceback and never a file that predicts differently (the check against xgboost would catch that)."""
     import json
 
-    from coldbrew.errors import ColdbrewError
-
     X, y, _ = _data("binary")
     src = tmp_path / "model.json"
     xgboost.XGBClassifier(n_estimators=2, max_depth=2).fit(X, y).save_model(src)
     doc = json.loads(src.read_text())
     paths = list(_walk_paths(doc))
     assert len(paths) > 30
+    damaged = []
     for i, path in enumerate(paths):
         for damage in ("delete", "string", "negative"):
             broken = json.loads(src.read_text())
@@ -631,24 +649,22 @@ def test_xgboost_damaged_documents_fail_with_one_line(tmp_path):
                     del parent[path[-1]]
             else:
                 parent[path[-1]] = "x" if damage == "string" else -7
-            bad = tmp_path / f"bad{i}.json"
+            bad = tmp_path / f"bad{i}-{damage}.json"
             bad.write_text(json.dumps(broken))
-            try:
-                compile_file(bad, tmp_path / "out.brew")
-            except ColdbrewError as exc:
-                assert "\n" not in str(exc)
+            damaged.append(bad)
+    _compile_each_expecting_one_line_errors(damaged)
 
 
 @pytest.mark.integration  # ~90 compiles, each checking against lightgbm in a child process
 @pytest.mark.timeout(900)
 def test_lightgbm_damaged_files_fail_with_one_line(tmp_path):
-    from coldbrew.errors import ColdbrewError
 
     X, y, _ = _data("binary")
     src = tmp_path / "model.txt"
     lightgbm.LGBMClassifier(n_estimators=2, num_leaves=4, verbose=-1).fit(X, y).booster_.save_model(src)
     lines = src.read_text().splitlines()
     end = lines.index("end of trees")
+    damaged = []
     for i in range(1, end):
         for damage in ("drop", "garbage", "huge"):
             broken = list(lines)
@@ -657,12 +673,10 @@ def test_lightgbm_damaged_files_fail_with_one_line(tmp_path):
             elif "=" in broken[i]:
                 key = broken[i].split("=")[0]
                 broken[i] = f"{key}={'x y' if damage == 'garbage' else '99999999 -99999999 3'}"
-            bad = tmp_path / "bad.txt"
+            bad = tmp_path / f"bad{i}-{damage}.txt"
             bad.write_text("\n".join(broken) + "\n")
-            try:
-                compile_file(bad, tmp_path / "out.brew")
-            except ColdbrewError as exc:
-                assert "\n" not in str(exc)
+            damaged.append(bad)
+    _compile_each_expecting_one_line_errors(damaged)
 
 
 def test_dataframe_category_models_refused(tmp_path):

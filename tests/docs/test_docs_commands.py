@@ -7,7 +7,7 @@ networking:
 
 * a ``coldbrew serve`` or ``coldbrew lab`` command is a server: it starts in the background with ``--port 0``, the
   block waits (deadline) for the URL it prints and goes on with ``$PORT``; the docs' placeholders
-  ``localhost:PORT`` and ``localhost:8000`` become that port. Servers are stopped (SIGINT, then SIGKILL) when the
+  ``localhost:PORT`` and ``localhost:8000`` become that port. Servers are stopped (SIGTERM, then SIGKILL) when the
   block ends;
 * ``curl`` fails on an HTTP error status (``--fail-with-body``), so a 415 or 404 fails the block;
 * a comment line ``# {...}`` right after a command is output the block must print;
@@ -115,7 +115,8 @@ PRELUDE = r"""
 set -euo pipefail
 __servers=()
 __stop_servers() {
-  for pid in "${__servers[@]}"; do kill -INT -- "-$pid" 2>/dev/null || true; done
+  # SIGTERM: a background job of a non-interactive shell starts with SIGINT ignored, so Ctrl-C's signal would not reach it
+  for pid in "${__servers[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
   for pid in "${__servers[@]}"; do
     for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || true
