@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from lambdatools import STUDY_ROW
 
 from coldbrew.experiment.dataset import FEATURES, STUDY_PAYLOAD
 
@@ -115,14 +116,7 @@ def test_serve_answers_what_scikit_learn_answers_and_honours_max_body_bytes(tiny
     refused from its Content-Length, a body of exactly the limit is served."""
     rows = [
         STUDY_PAYLOAD,
-        {
-            "age": 39,
-            "fnlwgt": 77516,
-            "education_num": 13,
-            "capital_gain": 2174,
-            "capital_loss": 0,
-            "hours_per_week": 40,
-        },
+        STUDY_ROW,
         {**STUDY_PAYLOAD, "capital_gain": 99999},
     ]
     expected = _sklearn_answers(tiny_model, rows)

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from machine import disk_backed_dir
 
+from coldbrew.lab.staging import evict_page_cache
+
 pytestmark = pytest.mark.integration  # builds a 40 MB model and waits on the page cache
 
 PAGE = mmap.PAGESIZE
@@ -41,16 +43,6 @@ def resident_pages(path: Path) -> tuple[int, int]:
         del buf
         mapped.close()
     return sum(v & 1 for v in vec), pages
-
-
-def evict(path: Path) -> None:
-    """Drop ``path``'s clean pages from the page cache (posix_fadvise DONTNEED), after writing them back."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +76,7 @@ def read_ahead_kb(path: Path) -> str:
 
 
 def _evicted(path: Path) -> int:
-    evict(path)
+    evict_page_cache([path])
     resident, pages = resident_pages(path)
     if resident > pages // 20:
         pytest.skip(f"cannot evict {path} from the page cache here (posix_fadvise DONTNEED left {resident}/{pages})")

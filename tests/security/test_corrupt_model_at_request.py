@@ -17,15 +17,7 @@ from test_crafted_headers import craft, edit_nodes, set_leaves_of_tree0
 
 from coldbrew.app import create_app
 from coldbrew.engine.brew import KERNELS, BrewPredictor
-
-STUDY_PAYLOAD = {
-    "age": 34,
-    "fnlwgt": 261799,
-    "education_num": 11,
-    "capital_gain": 0,
-    "capital_loss": 0,
-    "hours_per_week": 56,
-}
+from coldbrew.experiment.dataset import STUDY_PAYLOAD
 
 
 def post(app, payload):
