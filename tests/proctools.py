@@ -49,3 +49,15 @@ def survivors(pids: Iterable[int], timeout_s: float = 5.0) -> list[int]:
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     return [pid for pid in pids if alive(pid)]
+
+
+def terminate(proc, timeout_s: float = 10.0) -> None:
+    """SIGTERM ``proc`` (a ``subprocess.Popen``) and wait for it; SIGKILL if it is still alive after ``timeout_s``."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

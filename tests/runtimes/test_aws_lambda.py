@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from lambdatools import EVENTS, STUDY_ROW, Context, RuntimeAPI, body_of, headers_of, load_event  # noqa: F401
+from proctools import terminate
 
 from coldbrew.errors import ColdbrewError
 from coldbrew.runtimes.aws_lambda import MAX_HOLD_MS, MAX_HTTP_HOLD_MS, init_from_env, parse_hold_ms
@@ -330,12 +331,7 @@ def runtime(tmp_path):
 
     yield api, start
     for proc, log in procs:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
         log.close()
     api.close()
 

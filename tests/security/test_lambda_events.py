@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+from proctools import terminate
 
 from coldbrew.runtimes.aws_lambda import init_from_env
 
@@ -230,10 +231,5 @@ def test_malformed_events_under_the_real_awslambdaric(tiny_brew, tmp_path):
                 assert json.loads(response["body"])["error"]
             assert api.invoke(event("http-v2-predict.json"))["statusCode"] == 200
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc)
             api.close()
