@@ -146,3 +146,22 @@ class RuntimeAPI:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def start_runtime(api: RuntimeAPI, task_root: Path, log, **env: str):
+    """``python -m awslambdaric coldbrew.aws.handler`` against ``api``, as Lambda starts it: cwd and
+    ``LAMBDA_TASK_ROOT`` the task root, none of this environment's ``AWS_*``/``MODEL_*``/``COLDBREW_*`` variables
+    but ``env``; output to the open binary file ``log``. Returns the ``subprocess.Popen``."""
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODEL_", "COLDBREW_"))}
+    environ.update(AWS_LAMBDA_RUNTIME_API=api.address, LAMBDA_TASK_ROOT=str(task_root), **env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "awslambdaric", "coldbrew.aws.handler"],
+        cwd=task_root,
+        env=environ,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )

@@ -7,15 +7,21 @@ runs ``python -m awslambdaric coldbrew.aws.handler`` against a minimal Runtime A
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from lambdatools import EVENTS, STUDY_ROW, Context, RuntimeAPI, body_of, headers_of, load_event  # noqa: F401
+from lambdatools import (  # noqa: F401
+    EVENTS,
+    STUDY_ROW,
+    Context,
+    RuntimeAPI,
+    body_of,
+    headers_of,
+    load_event,
+    start_runtime,
+)
 from proctools import terminate
 
 from coldbrew.errors import ColdbrewError
@@ -317,15 +323,7 @@ def runtime(tmp_path):
 
     def start(**env):
         log = open(tmp_path / f"runtime{len(procs)}.log", "wb")
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODEL_", "COLDBREW_"))}
-        environ.update(AWS_LAMBDA_RUNTIME_API=api.address, LAMBDA_TASK_ROOT=str(tmp_path), **env)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "awslambdaric", "coldbrew.aws.handler"],
-            cwd=tmp_path,
-            env=environ,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        proc = start_runtime(api, tmp_path, log, **env)
         procs.append((proc, log))
         return proc, tmp_path / f"runtime{len(procs) - 1}.log"
 

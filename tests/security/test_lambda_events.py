@@ -192,30 +192,15 @@ def test_the_invocation_log_names_the_problem(handler, capsys):
 @pytest.mark.integration
 def test_malformed_events_under_the_real_awslambdaric(tiny_brew, tmp_path):
     """The same attacks through `python -m awslambdaric coldbrew.aws.handler`: answers, never invocation errors."""
-    import os
-    import subprocess
-    import sys
 
     import lambdatools  # tests/ is on sys.path (the rootdir conftest.py); its minimal Runtime API
 
     api = lambdatools.RuntimeAPI()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODEL_", "COLDBREW_"))}
-    environ.update(
-        AWS_LAMBDA_RUNTIME_API=api.address,
-        LAMBDA_TASK_ROOT=str(tmp_path),
-        MODEL_SOURCE="DISK",
-        MODEL_URI=str(tiny_brew),
-        COLDBREW_WARM_SECRET="s3cret",
-    )
     nested_warm = event("http-v2-warm.json", body="[" * 100_000 + "]" * 100_000)
     nested_warm["headers"] = {**nested_warm.get("headers", {}), "x-coldbrew-warm-secret": "s3cret"}
     with open(tmp_path / "runtime.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "awslambdaric", "coldbrew.aws.handler"],
-            cwd=tmp_path,
-            env=environ,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+        proc = lambdatools.start_runtime(
+            api, tmp_path, log, MODEL_SOURCE="DISK", MODEL_URI=str(tiny_brew), COLDBREW_WARM_SECRET="s3cret"
         )
         try:
             for bad in [
