@@ -10,16 +10,14 @@
 from __future__ import annotations
 
 import ast
-import http.client
-import http.server
 import os
 import re
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
+from s3proxy import ForwardingHandler, ForwardingProxy, serving
 
 from coldbrew.errors import SourceError
 from coldbrew.sources import config_from_uri, fetch
@@ -30,50 +28,24 @@ REPO = Path(__file__).resolve().parents[2]
 OTHER_UID = 54321  # a user that is not us (the tests may run as root, which can chown to it)
 
 
-class RewritingProxy(http.server.ThreadingHTTPServer):
+class RewritingProxy(ForwardingProxy):
     """Forwards HEAD/GET to the S3 server; can strip the ETag, mark the object SSE-KMS, flip one byte of it.
 
     (A fake ETag value cannot be shown: coldbrew sends it back in a signed If-Match header, which the proxy
     could not rewrite without breaking the request's signature. SSE-KMS alone makes coldbrew distrust the ETag.)
     """
 
-    daemon_threads = True
-
     def __init__(self, upstream: str):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        host, port = upstream.removeprefix("http://").split(":")
-        self.upstream = (host, int(port))
+        super().__init__(upstream, _Handler)
         self.etag = "keep"  # "keep" | "strip" | "kms" (adds the SSE-KMS header: the ETag is then no MD5)
         self.corrupt_at: int | None = None  # object offset whose byte is flipped in every GET
 
-    def handle_error(self, request, client_address):
-        pass
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def do_HEAD(self):
-        self._forward()
-
-    def do_GET(self):
-        self._forward()
-
-    def _forward(self):
-        px: RewritingProxy = self.server
-        headers = dict(self.headers.items())
-        up = http.client.HTTPConnection(*px.upstream, timeout=10)
-        up.request(self.command, self.path, headers=headers)
-        resp = up.getresponse()
-        body = resp.read()
-        up.close()
+class _Handler(ForwardingHandler):
+    def forward(self):
+        px = self.server
+        assert isinstance(px, RewritingProxy)
+        resp, body = self.upstream()
         if self.command == "GET" and px.corrupt_at is not None and resp.status < 300:
             m = re.match(r"bytes=(\d+)-", self.headers.get("Range", "bytes=0-"))
             offset = px.corrupt_at - int(m.group(1))
@@ -95,13 +67,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def proxy(s3_server, s3_env):
-    px = RewritingProxy(s3_server.endpoint_url)
-    thread = threading.Thread(target=px.serve_forever, daemon=True)
-    thread.start()
-    s3_env.setenv("AWS_ENDPOINT_URL", px.url)
-    yield px
-    px.shutdown()
-    px.server_close()
+    with serving(RewritingProxy(s3_server.endpoint_url), s3_env) as px:
+        yield px
 
 
 @pytest.fixture

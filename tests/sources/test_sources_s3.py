@@ -3,8 +3,6 @@ of it where a test needs broken connections, 503s or corrupted bytes."""
 
 from __future__ import annotations
 
-import http.client
-import http.server
 import itertools
 import os
 import threading
@@ -12,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from s3proxy import ForwardingHandler, ForwardingProxy, serving
 
 from coldbrew.errors import SourceError
 from coldbrew.sources import config_from_uri, fetch
@@ -21,15 +20,11 @@ pytestmark = pytest.mark.integration  # every test here spawns a process or a se
 MiB = 1 << 20
 
 
-class FaultProxy(http.server.ThreadingHTTPServer):
+class FaultProxy(ForwardingProxy):
     """Forwards GET/HEAD to the S3 server; can truncate, 503 or corrupt GET responses."""
 
-    daemon_threads = True
-
     def __init__(self, upstream: str):
-        super().__init__(("127.0.0.1", 0), _ProxyHandler)
-        host, port = upstream.removeprefix("http://").split(":")
-        self.upstream = (host, int(port))
+        super().__init__(upstream, _ProxyHandler)
         self.truncate = 0  # next N GETs: send half the body, then drop the connection
         self.unavailable = 0  # next N requests: 503 SlowDown
         self.corrupt = False  # flip one byte in every GET body
@@ -37,13 +32,6 @@ class FaultProxy(http.server.ThreadingHTTPServer):
         self.log: list[tuple[str, str | None]] = []  # (method, Range)
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
-
-    def handle_error(self, request, client_address):
-        pass  # clients dropping connections we truncated on purpose
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
     def take(self, attr: str) -> bool:
         with self.lock:
@@ -53,20 +41,10 @@ class FaultProxy(http.server.ThreadingHTTPServer):
             return bool(n)
 
 
-class _ProxyHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def do_HEAD(self):
-        self._forward()
-
-    def do_GET(self):
-        self._forward()
-
-    def _forward(self):
-        px: FaultProxy = self.server
+class _ProxyHandler(ForwardingHandler):
+    def forward(self):
+        px = self.server
+        assert isinstance(px, FaultProxy)
         get = self.command == "GET"
         with px.lock:
             px.log.append((self.command, self.headers.get("Range")))
@@ -82,11 +60,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(body)
                 return
             time.sleep(px.delay if get else 0)
-            up = http.client.HTTPConnection(*px.upstream, timeout=10)
-            up.request(self.command, self.path, headers=dict(self.headers))
-            resp = up.getresponse()
-            body = resp.read()
-            up.close()
+            resp, body = self.upstream()
             self.send_response(resp.status)
             for k, v in resp.getheaders():
                 if k.lower() not in ("transfer-encoding", "connection"):
@@ -109,13 +83,8 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def proxy(s3_server, s3_env):
-    px = FaultProxy(s3_server.endpoint_url)
-    t = threading.Thread(target=px.serve_forever, daemon=True)
-    t.start()
-    s3_env.setenv("AWS_ENDPOINT_URL", px.url)
-    yield px
-    px.shutdown()
-    px.server_close()
+    with serving(FaultProxy(s3_server.endpoint_url), s3_env) as px:
+        yield px
 
 
 def _put(s3_server, bucket, key, data: bytes, *, part_size: int | None = None) -> None:
