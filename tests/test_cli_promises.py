@@ -213,33 +213,17 @@ def _template(path: Path) -> dict:
     return yaml_parse(path.read_text())
 
 
+def _package(model, setup: str, out, *options: str) -> subprocess.CompletedProcess:
+    """``coldbrew package MODEL --setup SETUP -o OUT OPTIONS...`` as a user runs it."""
+    argv = [sys.executable, "-m", "coldbrew", "package", str(model), "--setup", setup, "-o", str(out), *options]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=ENV)
+
+
 @pytest.mark.parametrize("setup", ["image-disk", "zip-snapstart"])
 def test_package_arch_memory_timeout_reach_the_template_and_build(tmp_path, tiny_brew, setup):
     """docs/deploy.md: `--memory MB`, `--timeout S`, `--arch x86_64|arm64` set the function's configuration."""
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "coldbrew",
-            "package",
-            str(tiny_brew),
-            "--setup",
-            setup,
-            "-o",
-            str(out),
-            "--arch",
-            "arm64",
-            "--memory",
-            "2048",
-            "--timeout",
-            "15",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=ENV,
-    )
+    proc = _package(tiny_brew, setup, out, "--arch", "arm64", "--memory", "2048", "--timeout", "15")
     assert proc.returncode == 0, proc.stderr
     template = _template(out / "template.yaml")
     assert template["Parameters"]["MemorySize"]["Default"] == 2048
@@ -269,25 +253,7 @@ def test_package_arch_memory_timeout_reach_the_template_and_build(tmp_path, tiny
 def test_package_refuses_values_lambda_refuses(tmp_path, tiny_brew, option, value, needle):
     """Lambda's limits: 128-10240 MB, 1-900 s; anything else is one line, before any file is written."""
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "coldbrew",
-            "package",
-            str(tiny_brew),
-            "--setup",
-            "image-disk",
-            "-o",
-            str(out),
-            option,
-            value,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=ENV,
-    )
+    proc = _package(tiny_brew, "image-disk", out, option, value)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], proc.stderr
