@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
+import signal
 import sys
 from types import ModuleType
 
@@ -51,6 +53,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line naming the next step (``--help``); exit status 2, as argparse's."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _available() -> dict[str, tuple[str, str]]:
     """Commands whose tools module exists in this checkout."""
     return {name: spec for name, spec in COMMANDS.items() if importlib.util.find_spec(spec[0]) is not None}
@@ -60,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen sub-command; returns the exit status."""
 
     argv = sys.argv[1:] if argv is None else argv
+    _ctrl_c_always_works()
     commands = _available()
-    parser = argparse.ArgumentParser(prog="coldbrew", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="coldbrew", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"coldbrew {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = argv[0] if argv and argv[0] in commands else None
@@ -74,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     assert module is not None  # argparse exits unless a known command was given
     try:
-        return int(module.run(args) or 0)
+        status = int(module.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at interpreter exit
+        return status
     except ColdbrewError as exc:
         print(f"coldbrew {args.command}: error: {exc}", file=sys.stderr)
         return 1
@@ -91,3 +103,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"coldbrew {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _ctrl_c_always_works() -> None:
+    """Ctrl-C (SIGINT) stops every command, even one started as a background job or under nohup.
+
+    A non-interactive shell starts background jobs with SIGINT ignored and Python keeps an inherited ignore, so
+    `coldbrew lab &` from a script would never stop on SIGINT (and neither would a test's child). Commands
+    are the program's front door: they restore Python's default Ctrl-C handler (KeyboardInterrupt).
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _reader_went_away() -> int:
+    """stdout's reader closed early (`coldbrew report ... | head`): stop quietly, as `cat` does.
+
+    Python's documented way: point stdout at /dev/null so the interpreter's final flush cannot raise again,
+    then exit 141 (128 + SIGPIPE), the status a shell reports for a writer killed by SIGPIPE.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from coldbrew.commands import add_output, size
 from coldbrew.experiment.bench import (
     DEFAULTS,
     FORMATS,
@@ -14,6 +13,7 @@ from coldbrew.experiment.bench import (
     run_bench,
 )
 from coldbrew.experiment.train import PRESETS
+from coldbrew.sizes import GIB
 
 
 def add_arguments(parser) -> None:
@@ -41,7 +41,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument(
         "--memory-budget-gb",
-        type=float,
+        type=size("--memory-budget-gb", unit=GIB),
         default=None,
         help="RAM the pickle environments of one run may use (default: 2/3 of this machine's)",
     )
@@ -59,7 +59,7 @@ def add_arguments(parser) -> None:
         f"the load runs (default: {DEFAULTS['isolated']}; 0: none)",
     )
     parser.add_argument("--no-load", action="store_true", help="only the isolated cold starts: no load-test runs")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="results folder (default: bench-out/YYYYmmdd-HHMMSS)")
+    add_output(parser, dest="out", help="results folder (default: bench-out/YYYYmmdd-HHMMSS)")
 
 
 def run(args) -> int:

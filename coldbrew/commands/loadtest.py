@@ -8,6 +8,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from coldbrew.commands import add_output
 from coldbrew.experiment.loadtest import parse_labels, run_loadtest
 
 
@@ -23,9 +24,7 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--name", default="loadtest", metavar="PREFIX", help="prefix of the files (default: %(default)s)"
     )
-    parser.add_argument(
-        "--out", type=Path, metavar="DIR", help="folder for the results (default: loadtests/PREFIX-YYYYmmdd-HHMMSS)"
-    )
+    add_output(parser, dest="out", help="folder for the results (default: loadtests/PREFIX-YYYYmmdd-HHMMSS)")
     parser.add_argument(
         "--label",
         action="append",

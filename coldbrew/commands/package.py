@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from coldbrew.commands import lambda_memory_mb, lambda_timeout
 from coldbrew.deploy import render as tpl
 from coldbrew.deploy.package import (
     ARCHES,
@@ -63,8 +64,18 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--s3-uri", metavar="s3://BUCKET/KEY", help="where the function reads a local model from once uploaded"
     )
-    parser.add_argument("--memory", type=int, default=DEFAULT_MEMORY_MB, help="function memory in MB (default 4500)")
-    parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT_S, help="function timeout in s (default 30)")
+    parser.add_argument(
+        "--memory",
+        type=lambda_memory_mb("--memory"),
+        default=DEFAULT_MEMORY_MB,
+        help=f"function memory, Lambda's 128-10240 MB: 1024, 1536M, 2G (default {DEFAULT_MEMORY_MB})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=lambda_timeout("--timeout", whole_seconds=True),
+        default=DEFAULT_TIMEOUT_S,
+        help=f"function timeout in whole seconds, at most Lambda's 15m: 30s, 2m, 900 (default {DEFAULT_TIMEOUT_S}s)",
+    )
     parser.add_argument("--arch", choices=ARCHES, default="x86_64", help="Lambda architecture (default x86_64)")
     parser.add_argument(
         "--model-format", choices=("auto", "brew", "pickle"), default="auto", help="override format detection"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from coldbrew.errors import ColdbrewError
+from coldbrew.commands import duration, duration_ms
 from coldbrew.experiment.coldstats import DEFAULT_THRESHOLD_MS, summarize
 from coldbrew.experiment.report import FORMATS, render_section, render_table, study_log_note, write_report
 from coldbrew.experiment.results import Run, load_inputs
@@ -31,12 +31,22 @@ def add_arguments(parser) -> None:
         metavar="CSV",
         help="CSV with a 'path' column plus label columns (e.g. setup,model_size) to group by",
     )
-    parser.add_argument(
-        "--cold-threshold-ms",
-        type=float,
+    threshold = parser.add_mutually_exclusive_group()
+    threshold.add_argument(
+        "--cold-threshold",
+        dest="cold_threshold_ms",
+        type=duration("--cold-threshold", positive=True, scale=1000),
         default=DEFAULT_THRESHOLD_MS,
+        metavar="DURATION",
+        help=f"a request slower than this is a cold start: 1s, 800ms (default: {DEFAULT_THRESHOLD_MS / 1000:g}s, "
+        "the study's)",
+    )
+    threshold.add_argument(
+        "--cold-threshold-ms",
+        dest="cold_threshold_ms",
+        type=duration_ms("--cold-threshold-ms"),
         metavar="MS",
-        help="a request slower than this is a cold start (default: %(default)g, the study's)",
+        help="the same in milliseconds when bare (1000), or with a unit (1s)",
     )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output on stdout (default: table)")
     parser.add_argument(
@@ -55,8 +65,6 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Entry point of ``coldbrew report``."""
-    if args.cold_threshold_ms <= 0:
-        raise ColdbrewError("--cold-threshold-ms must be positive")
     isolated: list[IsolatedResult] = []
     machine = None
     if getattr(args, "isolated", None) is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from coldbrew.commands import add_model_uri
+from coldbrew.commands import add_model_uri, refuse_uncompiled_model, size
 
 
 def _port(text: str) -> int:
@@ -47,7 +47,10 @@ def add_arguments(parser) -> None:
         "(default: .brew only; COLDBREW_ALLOW_PICKLE=1 does the same)",
     )
     parser.add_argument(
-        "--max-body-bytes", type=int, default=1_048_576, help="largest accepted request body (default: 1 MiB)"
+        "--max-body-bytes",
+        type=size("--max-body-bytes"),
+        default="1M",
+        help="largest accepted request body: bytes, or 512k, 1M, 2M (default: 1M = 1,048,576 bytes)",
     )
 
 
@@ -58,6 +61,7 @@ def run(args) -> int:
     from coldbrew.runtimes.local import serve
     from coldbrew.sources import config_from_env, config_from_uri
 
+    refuse_uncompiled_model(args.model_uri or os.environ.get("MODEL_URI"))
     options = startup.options_from_env(os.environ)
     options["allow_pickle"] = options["allow_pickle"] or args.allow_pickle
     config = config_from_uri(args.model_uri) if args.model_uri else config_from_env(os.environ)

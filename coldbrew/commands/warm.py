@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 
-from coldbrew.durations import parse_duration
+from coldbrew.commands import duration
 from coldbrew.errors import ColdbrewError
 from coldbrew.experiment.loadtest import check_reachable
 from coldbrew.experiment.warm import RoundResult, direct_round, lambda_client, warm_round
+from coldbrew.runtimes.aws_lambda import DEFAULT_HOLD_MS, MAX_HTTP_HOLD_MS, WARM_SECRET_ENV, WARM_SECRET_HEADER
 from coldbrew.runtimes.aws_lambda import MAX_HOLD_MS as MAX_DIRECT_HOLD_MS
-from coldbrew.runtimes.aws_lambda import MAX_HTTP_HOLD_MS, WARM_SECRET_ENV, WARM_SECRET_HEADER
 
 
 def add_arguments(parser) -> None:
@@ -32,12 +32,19 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--concurrency", "-x", type=int, required=True, help="warm-ups per round (environments to keep warm)"
     )
-    parser.add_argument("--every", default=None, help="repeat every DURATION (e.g. 10m); default: one round")
+    parser.add_argument(
+        "--every",
+        type=duration("--every", positive=True),
+        default=None,
+        help="repeat every DURATION (e.g. 10m); default: one round",
+    )
     parser.add_argument("--count", type=int, default=None, help="number of rounds (default 1, or forever with --every)")
     parser.add_argument(
         "--hold",
-        default="500ms",
-        help="how long each warm-up holds its environment (default 500ms; at most 500ms over HTTP)",
+        type=duration("--hold"),
+        default=DEFAULT_HOLD_MS / 1000,
+        help=f"how long each warm-up holds its environment (default {DEFAULT_HOLD_MS}ms, as the handler's and the "
+        f"scheduled warmer's; at most {MAX_HTTP_HOLD_MS}ms over HTTP)",
     )
     parser.add_argument(
         "--secret",
@@ -87,8 +94,8 @@ def _round_runner(args, hold_ms: int) -> Callable[[int], RoundResult]:
 def run(args) -> int:
     if args.concurrency < 1:
         raise ColdbrewError("--concurrency must be at least 1")
-    hold_ms = int(parse_duration(args.hold, option="--hold") * 1000)
-    every = parse_duration(args.every, option="--every") if args.every else None
+    hold_ms = round(args.hold * 1000)
+    every = args.every
     count = args.count if args.count is not None else (None if every else 1)
     one_round = _round_runner(args, hold_ms)
     if not args.json:

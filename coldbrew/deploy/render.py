@@ -98,9 +98,12 @@ def routes(plan: Plan) -> list[dict[str, str]]:
 
 def sam_template(plan: Plan) -> str:
     """The AWS SAM ``template.yaml`` for ``plan``."""
+    from coldbrew.runtimes.aws_lambda import DEFAULT_HOLD_MS
+
     return render(
         "template.yaml.j2",
         routes=routes(plan),
+        warm_hold_default=DEFAULT_HOLD_MS,
         study_memory=STUDY_MEMORY_MB,
         throttle_rate=THROTTLE_RATE,
         throttle_burst=THROTTLE_BURST,

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from coldbrew.errors import ColdbrewError
-from coldbrew.runtimes.aws_lambda import WARM_SECRET_HEADER
+from coldbrew.runtimes.aws_lambda import DEFAULT_HOLD_MS, WARM_SECRET_HEADER
 
 
 @dataclass
@@ -77,7 +77,7 @@ def warm_round(
     url: str,
     concurrency: int,
     *,
-    hold_ms: int = 500,
+    hold_ms: int = DEFAULT_HOLD_MS,
     timeout_s: float = 60.0,
     number: int = 1,
     secret: str | None = None,
@@ -103,7 +103,13 @@ def lambda_client(concurrency: int, region: str | None = None):
 
 
 def direct_round(
-    function: str, concurrency: int, *, hold_ms: int = 500, number: int = 1, client=None, region: str | None = None
+    function: str,
+    concurrency: int,
+    *,
+    hold_ms: int = DEFAULT_HOLD_MS,
+    number: int = 1,
+    client=None,
+    region: str | None = None,
 ) -> RoundResult:
     """Invoke ``function`` (name, ARN or alias ARN) ``concurrency`` times at once with the warm-up event."""
     from coldbrew.deploy.warmer import lambda_invoker, one_warm_up, warm_event

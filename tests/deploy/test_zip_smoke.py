@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import platform
 import sys
 import zipfile
@@ -100,8 +101,32 @@ def test_elf_check_refuses_a_shared_object_for_the_other_arch(tmp_path):
 
 
 @pytest.mark.skipif(HOST_IS_X86 is False, reason="on an arm64 machine the arm64 zip runs in the lab")
+def _path_with_qemu(tmp_path, monkeypatch, present: bool) -> None:
+    """PATH without any qemu-aarch64-static, plus (``present``) a stand-in one: the check only looks it up."""
+    qemu = smoke.QEMU["arm64"]
+    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and not (Path(d) / qemu).exists()]
+    if present:
+        fake = tmp_path / "fake-bin"
+        fake.mkdir()
+        (fake / qemu).write_text("#!/bin/sh\nexit 1\n")
+        (fake / qemu).chmod(0o755)
+        dirs.insert(0, str(fake))
+    monkeypatch.setenv("PATH", os.pathsep.join(dirs))
+
+
 def test_arm64_without_an_emulator_says_why_it_was_skipped(tmp_path, monkeypatch):
+    """No qemu on the machine (whatever this one has): skipped, naming the package that provides it."""
     monkeypatch.delenv(smoke.ARM64_ROOT_ENV, raising=False)
+    _path_with_qemu(tmp_path, monkeypatch, present=False)
+    run = _run(smoke.check_zip(_zip(tmp_path, PROBE), "arm64", spec=SPEC, rows=ROWS, expected=EXPECTED))
+    assert run.status == "skipped" and "qemu-aarch64-static not found" in run.detail
+    assert "apt-get install qemu-user-static" in run.detail
+
+
+def test_arm64_without_a_python_root_says_why_it_was_skipped(tmp_path, monkeypatch):
+    """qemu present but no arm64 Python root: skipped, naming the variable and the script that makes the root."""
+    monkeypatch.delenv(smoke.ARM64_ROOT_ENV, raising=False)
+    _path_with_qemu(tmp_path, monkeypatch, present=True)
     run = _run(smoke.check_zip(_zip(tmp_path, PROBE), "arm64", spec=SPEC, rows=ROWS, expected=EXPECTED))
     assert run.status == "skipped" and f"{smoke.ARM64_ROOT_ENV} is not set" in run.detail
 

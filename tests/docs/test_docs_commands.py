@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -189,9 +190,11 @@ def python_script(block: Block, workdir: Path) -> str:
 def reader_env(tmp_path_factory, tiny_model, tiny_brew) -> tuple[dict[str, str], Path]:
     """A PATH with this checkout's ``coldbrew`` and ``python``; a folder with what the quick start leaves."""
     bin_dir = tmp_path_factory.mktemp("bin")
-    (bin_dir / "coldbrew").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m coldbrew "$@"\n')
-    (bin_dir / "coldbrew").chmod(0o755)
-    (bin_dir / "python").symlink_to(sys.executable)
+    # Wrappers that exec this interpreter by its own path, never symlinks to it: a venv's python symlinked from
+    # another folder finds no pyvenv.cfg beside it and runs as the base interpreter, without the venv's packages.
+    for name, args in (("coldbrew", ' -m coldbrew "$@"'), ("python", ' "$@"'), ("python3", ' "$@"')):
+        (bin_dir / name).write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)}{args}\n")
+        (bin_dir / name).chmod(0o755)
     cache = tmp_path_factory.mktemp("cache")
     env = {
         **os.environ,
