@@ -41,8 +41,9 @@ def _typed(option: str, parse: Callable[[str], object]) -> Callable[[str], objec
     def convert(text: str) -> object:
         try:
             return parse(text)
-        except ConfigError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+        except ConfigError as exc:  # argparse names the option itself: "argument --timeout: '16m': ..."
+            message = str(exc)
+            raise argparse.ArgumentTypeError(message.removeprefix(f"{option} ")) from None
 
     convert.__name__ = option  # argparse names the type in some messages
     return convert

