@@ -1,6 +1,6 @@
 """The layer rule, read from the source with ``ast`` (imports inside functions count too).
 
-Base modules (``coldbrew/errors.py``, ``durations.py``, ``pairs.py``, ``atomicfile.py``) import only the standard
+Base modules (``coldbrew/errors.py``, ``durations.py``, ``sizes.py``, ``pairs.py``, ``atomicfile.py``) import only the standard
 library and each other. The serving layers form a line ``format`` <- ``engine`` <- ``sources`` <- ``app`` <-
 ``runtimes``: each imports only the base and the layers before it, and none imports the tools (``experiment``,
 ``deploy``, ``convert``, ``commands``, ``cli``) or the lab. The lab imports none of the serving layers (it hosts
@@ -20,7 +20,7 @@ import coldbrew
 import coldbrew.errors
 
 ROOT = Path(coldbrew.__file__).parent
-BASE = {"coldbrew", "coldbrew.errors", "coldbrew.durations", "coldbrew.pairs", "coldbrew.atomicfile"}
+BASE = {"coldbrew", "coldbrew.errors", "coldbrew.durations", "coldbrew.sizes", "coldbrew.pairs", "coldbrew.atomicfile"}
 SERVING = ["format", "engine", "sources", "app", "runtimes"]
 TOOLS = {"experiment", "deploy", "convert", "commands", "cli", "__main__", "lab", "data"}
 
@@ -118,3 +118,103 @@ def test_every_exception_a_user_can_cause_is_a_coldbrew_error():
                     offenders.append(f"{module}.{cls.__name__}")
     assert not offenders
     assert {"InitFailure", "Throttled", "WarmRequestError", "MalformedHttpRequest", "InvalidRequest"} <= checked
+
+
+# ------------------------------------------------------------------------------ no circles inside a package
+
+
+def import_circles(package: str, files: dict[str, Path] | None = None) -> list[list[str]]:
+    """The import circles among ``coldbrew.<package>``'s modules (imports inside functions count), each sorted.
+
+    An edge is a module importing another module of the same package; importing one's own enclosing package
+    (``coldbrew.engine`` from ``coldbrew.engine.brew``) is not one, as Python imports it first anyway. A circle
+    is a strongly connected component of more than one module (Tarjan's algorithm).
+    """
+    prefix = f"coldbrew.{package}"
+    files = files if files is not None else {m: p for m, p in modules() if m == prefix or m.startswith(prefix + ".")}
+    graph = {
+        module: {
+            dst
+            for dst in coldbrew_imports(module, path) | _local_imports(module, path, files)
+            if dst in files and dst != module and not module.startswith(dst + ".")
+        }
+        for module, path in files.items()
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return circles
+
+
+def _local_imports(module: str, path: Path, files: dict[str, Path]) -> set[str]:
+    """``coldbrew_imports`` for modules outside the installed tree (the checker's own test): names in ``files``."""
+    if path.is_relative_to(ROOT):
+        return set()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+        elif isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+    return names & set(files)
+
+
+def packages() -> list[str]:
+    return sorted(info.name for info in pkgutil.iter_modules([str(ROOT)]) if info.ispkg)
+
+
+# convert/ and deploy/ have circles on this branch, which other engineers break in parallel (#22): models
+# (convert/sklearn.py <-> trees.py) and deploy (deploy/package.py <-> render.py <-> zipbuild.py). Non-strict, so
+# the test passes once they are gone; the lead drops these marks when the branches are merged.
+_BEING_FIXED = {
+    "convert": "models engineer: convert/sklearn.py <-> trees.py (#22)",
+    "deploy": "deploy engineer: deploy/package.py <-> render.py <-> zipbuild.py (#22)",
+}
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        pytest.param(name, marks=pytest.mark.xfail(reason=_BEING_FIXED[name], strict=False))
+        if name in _BEING_FIXED
+        else name
+        for name in packages()
+    ],
+)
+def test_no_import_circle_inside_a_package(package):
+    assert import_circles(package) == []
+
+
+def test_the_circle_check_sees_a_lazy_circle(tmp_path):
+    """Not vacuous: a circle closed by an import inside a function is found; a one-way import is not a circle."""
+    (tmp_path / "a.py").write_text("import coldbrew.fake.b\n")
+    (tmp_path / "b.py").write_text("def f():\n    from coldbrew.fake.c import g\n")
+    (tmp_path / "c.py").write_text("def g():\n    from coldbrew.fake import a\n")
+    (tmp_path / "d.py").write_text("from coldbrew.fake import a\n")
+    files = {f"coldbrew.fake.{n}": tmp_path / f"{n}.py" for n in "abcd"}
+    assert import_circles("fake", files) == [["coldbrew.fake.a", "coldbrew.fake.b", "coldbrew.fake.c"]]

@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from coldbrew.errors import ColdbrewError
+from coldbrew.experiment.dataset import STUDY_API
 from coldbrew.experiment.results import BENCH_FILE, SCHEMA, producing_code
 from coldbrew.experiment.train import PRESETS
 
@@ -56,10 +57,6 @@ QUICK = {
 # Lambda-like 10-30 s limit makes the lab kill and restart them in a loop that never converges.
 # Clients still see API Gateway's 29 s timeout (504), as in the study.
 INIT_TIMEOUT_S = 130.0
-# The study's front door: Zappa (its zappa_settings.json) deploys the container-image function behind an API
-# Gateway REST API with a Lambda proxy integration — a 29 s integration timeout answered 504 (the study's ~29 s
-# cold-start maxima), and a throttle answered 500 (counted as throttled from the lab's x-lab-outcome).
-STUDY_API = "rest"
 # A pickle environment holds the whole unpickled model: about 1.5x the file plus Python and sklearn.
 PICKLE_RAM_FACTOR = 1.5
 PICKLE_BASE_MB = 250

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from coldbrew.experiment.plots import Figure, words
-from coldbrew.experiment.report import table_sections
+from coldbrew.experiment.tables import table_sections
 
 TEMPLATE = "report.html.j2"
 _NUMBER = re.compile(r"[\d,.]+\s?(%|s|ms)?|—")  # right-aligned cells: 1,234 / 12.5% / 2.5 s / — (not "140mb")

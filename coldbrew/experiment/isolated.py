@@ -132,8 +132,7 @@ def measure_isolated(
     explicit opt-in (``COLDBREW_ALLOW_PICKLE=1``). The lab's event log and the function's output go to
     ``run_dir``. Raises ColdbrewError if the lab cannot start or an environment is not reaped.
     """
-    from coldbrew.experiment.bench import STUDY_API
-    from coldbrew.experiment.dataset import STUDY_PAYLOAD
+    from coldbrew.experiment.dataset import STUDY_API, STUDY_PAYLOAD
     from coldbrew.lab import Lab, LabConfig
 
     if setup not in ISOLATED_SETUPS:
@@ -320,7 +319,7 @@ def code_commit() -> str | None:
 def write_isolated(results: Sequence[IsolatedResult], out: Path, machine: dict[str, str], command: str) -> None:
     """Write ``isolated.json`` (schema version, command, code commit, machine, every sample) and
     ``isolated.md`` (the table) to ``out``."""
-    from coldbrew.experiment.report import render_section
+    from coldbrew.experiment.tables import render_section
 
     out.mkdir(parents=True, exist_ok=True)
     data = {

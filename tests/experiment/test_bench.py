@@ -164,7 +164,7 @@ def test_ctrl_c_keeps_finished_runs_and_leaves_no_process(cache_env, tmp_path):
         (["--spawn-rate", "0"], "--spawn-rate must be positive"),
         (["--run-time", "soon"], "--run-time 'soon'"),
         (["--max-concurrency", "0"], "--max-concurrency must be at least 1"),
-        (["--memory-budget-gb", "-1"], "--memory-budget-gb '-1': not a size"),
+        (["--memory-budget-gb", "-1"], "--memory-budget-gb: '-1': not a size"),
         (["--memory-budget-gb", "0"], "--memory-budget-gb must be positive"),
         (["--isolated", "-1"], "--isolated must be 0 or more"),
         (["--no-load", "--isolated", "0"], "--no-load with --isolated 0 leaves nothing to measure"),
