@@ -115,7 +115,10 @@ def _ctrl_c_always_works() -> None:
     are the program's front door: they restore Python's default Ctrl-C handler (KeyboardInterrupt).
     """
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        except ValueError:  # main() called from a thread other than the main one: signals are not its to set
+            pass
 
 
 def _reader_went_away() -> int:
