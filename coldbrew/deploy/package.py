@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from coldbrew.deploy import render as tpl
+from coldbrew.deploy.plan import Plan
 from coldbrew.errors import ColdbrewError
 from coldbrew.sources.config import parse_s3_uri
 
@@ -47,42 +48,6 @@ FORMAT_EXTRAS = {"brew": (), "pickle": ("sklearn",)}
 SOURCE_ROOT_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "MANIFEST.in", "README.md", "LICENSE", "LICENSE.txt")
 SOURCE_IGNORE = ("__pycache__", "*.pyc", "*.pyo", "*.so", "*.pyd", "*.o", "*.egg-info", "build", ".pytest_cache")
 NATIVE_SUFFIXES = (".c", ".cc", ".cpp", ".pyx", ".rs")
-
-
-@dataclass
-class Plan:
-    """Everything the generated files depend on."""
-
-    setup: str
-    name: str
-    model_arg: str
-    model_path: Path | None  # the local model file, if there is one
-    model_name: str
-    model_format: str  # "brew" | "pickle"
-    model_source: str  # what the function reads: "DISK" | "S3"
-    model_uri: str  # MODEL_URI as the function sees it
-    s3_uri: str | None
-    memory: int
-    timeout: int
-    arch: str
-    native_build: bool
-    warm_route: bool = False  # route POST /_warm through the HTTP API (secret-protected)
-    auth: str = "none"  # "none" | "iam": who may call the HTTP API
-
-    @property
-    def model_in_artifact(self) -> bool:
-        """True when the model is copied into the image or zip."""
-        return self.model_source == "DISK"
-
-    @property
-    def s3_bucket(self) -> str:
-        assert self.s3_uri is not None, "only S3-sourced plans have a bucket"
-        return parse_s3_uri(self.s3_uri, setting="--s3-uri")[0]
-
-    @property
-    def s3_key(self) -> str:
-        assert self.s3_uri is not None, "only S3-sourced plans have a key"
-        return parse_s3_uri(self.s3_uri, setting="--s3-uri")[1]
 
 
 @dataclass
@@ -399,6 +364,26 @@ def zip_dependencies(model_format: str = "brew") -> tuple[list[str], list[str]]:
     return pure, [n for n in names if n not in pure]
 
 
+NOT_INSPECTED = (
+    "the model was not inspected (it is on S3): a model with a softmax output needs numpy, which is vendored only "
+    "when the local file is given (MODEL.brew --s3-uri s3://bucket/key)"
+)
+
+
+def model_native_needs(plan: Plan) -> dict[str, str]:
+    """Native distributions the zip must vendor for this model (name -> why): numpy for a ``softmax`` output.
+
+    The zip's C kernel computes every other output without numpy (docs/deploy.md, "Softmax models").
+    """
+    if plan.model_path is None or plan.model_format != "brew":
+        return {}
+    from coldbrew.deploy.wheels import NUMPY_REASON
+    from coldbrew.format import BrewFile
+
+    output = BrewFile(plan.model_path).header.get("output")  # an unreadable file: ModelFormatError, one line
+    return {"numpy": NUMPY_REASON} if output == "softmax" else {}
+
+
 def _zip_parts(manifest) -> dict[str, int | None]:
     """Unzipped bytes per part of the function: coldbrew's code, its kernel, each dependency, the model."""
     parts: dict[str, int | None] = {}
@@ -411,7 +396,7 @@ def _zip_parts(manifest) -> dict[str, int | None]:
         elif entry.path.startswith("coldbrew/"):
             key = "coldbrew"
         else:
-            top = entry.path.split("/")[0].removesuffix(".py")
+            top = entry.path.split("/")[0].removesuffix(".py").removesuffix(".libs")
             key = next((d for d in manifest.dependencies if d.replace("-", "_") == top), top)
         parts[key] = (parts.get(key) or 0) + entry.size
     return parts
@@ -451,6 +436,7 @@ def package_zip(
             "upload it to S3 and pass --s3-uri s3://bucket/key, or use --setup image-s3 or image-disk"
         )
     pure, native = zip_dependencies(plan.model_format)
+    needs = model_native_needs(plan)
     python, _ = bytecode.find_python(tpl.RUNTIME, target_python)  # a wrong --target-python is refused before building
     _prepare_out_dir(out_dir, force)
     with tempfile.TemporaryDirectory(prefix="coldbrew-kernel-") as tmp:
@@ -464,6 +450,7 @@ def package_zip(
             kernel=Path(tmp) / crossbuild.KERNEL_FILE,
             runtime=tpl.RUNTIME,
             target_python=None if python is None else python.path,
+            native=needs,
         )
     files = [(name, (out_dir / name).stat().st_size) for name in ("function.zip", "manifest.json")]
     (out_dir / "template.yaml").write_text(tpl.sam_template(plan))
@@ -477,20 +464,35 @@ def package_zip(
     )
     checks = result.checks
     Check = smoke_mod.Check
-    vendored = ", ".join(f"{d} {v}" for d, v in manifest.dependencies.items()) or "none"
-    left_out = f"; not vendored (native code): {', '.join(native)}" if native else ""
-    checks.append(Check("dependencies", "ok", f"vendored (pure Python): {vendored}{left_out}; boto3 from the runtime"))
+    pure_deps = {d: v for d, v in manifest.dependencies.items() if d not in manifest.native}
+    vendored = ", ".join(f"{d} {v}" for d, v in pure_deps.items()) or "none"
+    built = "".join(
+        f"; vendored (native, {d} {manifest.dependencies[d]} built for {plan.arch}, {info['wheel']}) for {info['why']}"
+        for d, info in manifest.native.items()
+    )
+    left_out = f"; not vendored (native code, not needed by this model): {', '.join(native)}" if native else ""
+    unknown = "" if plan.model_path is not None else f"; {NOT_INSPECTED}"
+    checks.append(
+        Check(
+            "dependencies",
+            "warning" if unknown else "ok",
+            f"vendored (pure Python): {vendored}{built}{left_out}; boto3 from the runtime{unknown}",
+        )
+    )
     pycs = manifest.bytecode
     checks.append(Check("bytecode", "ok" if pycs.included else "warning", pycs.summary()))
     model_bytes = result.size_parts.get("model") or 0
-    code = manifest.unzipped_bytes - model_bytes
+    native_bytes = {d: sum(v or 0 for k, v in result.size_parts.items() if k == d) for d in manifest.native}
+    code = manifest.unzipped_bytes - model_bytes - sum(native_bytes.values())
     fits = code <= 2 * 1024 * 1024
+    native_text = "".join(f" + {d} {_human(n)} (native, the model needs it)" for d, n in native_bytes.items())
+    budget = "model" + "".join(f" + {d}" for d in native_bytes) + " + 2 MB"
     checks.append(
         Check(
             "size",
             "ok" if fits else "warning",
-            f"{_human(manifest.unzipped_bytes)} unzipped = model {_human(model_bytes)} + code {_human(code)} "
-            f"({'within' if fits else 'over'} model + 2 MB; Lambda's limit 250 MB = "
+            f"{_human(manifest.unzipped_bytes)} unzipped = model {_human(model_bytes)}{native_text} + code "
+            f"{_human(code)} ({'within' if fits else 'over'} {budget}; Lambda's limit 250 MB = "
             f"{zipbuild.LAMBDA_UNZIPPED_LIMIT:,} bytes)",
         )
     )
@@ -514,6 +516,8 @@ def package_zip(
         expected=expected,
         skip_reason=skip,
         python=pycs.interpreter if pycs.included else None,
+        native=manifest.dependencies if manifest.native else None,
+        raw=smoke_mod.raw_scores(plan.model_path, rows) if manifest.native and rows is not None else None,
     )
     (out_dir / "README.md").write_text(
         tpl.readme(

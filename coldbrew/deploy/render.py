@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import jinja2
 
-    from coldbrew.deploy.package import Plan
+    from coldbrew.deploy.plan import Plan
 
 BASE_IMAGE = "public.ecr.aws/lambda/python:3.12"
 RUNTIME = "python3.12"
