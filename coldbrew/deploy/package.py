@@ -470,7 +470,9 @@ def package_zip(
         f"; vendored (native, {d} {manifest.dependencies[d]} built for {plan.arch}, {info['wheel']}) for {info['why']}"
         for d, info in manifest.native.items()
     )
-    left_out = f"; not vendored (native code, not needed by this model): {', '.join(native)}" if native else ""
+    native = [d for d in native if d not in manifest.native]
+    left_out = f"; not vendored (native code this model's serving path does not import): {', '.join(native)}"
+    left_out = left_out if native else ""
     unknown = "" if plan.model_path is not None else f"; {NOT_INSPECTED}"
     checks.append(
         Check(
@@ -516,7 +518,7 @@ def package_zip(
         expected=expected,
         skip_reason=skip,
         python=pycs.interpreter if pycs.included else None,
-        native=manifest.dependencies if manifest.native else None,
+        native={d: manifest.dependencies[d] for d in manifest.native} or None,
         raw=smoke_mod.raw_scores(plan.model_path, rows) if manifest.native and rows is not None else None,
     )
     (out_dir / "README.md").write_text(

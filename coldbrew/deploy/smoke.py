@@ -267,8 +267,11 @@ def sample_rows(model_path: str | os.PathLike, n: int = SMOKE_ROWS) -> list[dict
     return rows
 
 
-def raw_scores(model_path: str | os.PathLike | None, rows: list[dict[str, Any]]) -> tuple[str, list[list[float]]]:
-    """The model's raw scores for ``rows`` as (numpy dtype name, rows of floats): the softmax's input.
+def raw_scores(model_path: str | os.PathLike | None, rows: list[dict[str, Any]]) -> tuple[str, str, list[list[float]]]:
+    """The model's raw scores for ``rows`` as (numpy dtype name, memory order, rows of floats): the softmax's input.
+
+    The order is the library's: ``F`` for HistGradientBoosting, whose ``_raw_predict`` allocates its scores with
+    ``order="F"`` (numpy sums the rows of such an array in another order), else ``C``.
 
     Raw scores are sums of leaf values in a fixed order, the same bits on every CPU; only the softmax after them
     depends on the machine's numpy (:func:`reference_softmax`).
@@ -286,7 +289,8 @@ def raw_scores(model_path: str | os.PathLike | None, rows: list[dict[str, Any]])
     if predict_raw is None:
         raise SmokeError(f"{model_path}: its predictor gives no raw scores")
     raw = np.asarray(predict_raw(X))
-    return raw.dtype.name, raw.tolist()
+    order = "F" if getattr(predictor, "header", {}).get("kind") == "hgb_classifier" else "C"
+    return raw.dtype.name, order, raw.tolist()
 
 
 # The libraries' softmax, operation for operation: scikit-learn's ``utils.extmath.softmax`` (GradientBoosting and
@@ -295,8 +299,8 @@ def raw_scores(model_path: str | os.PathLike | None, rows: list[dict[str, Any]])
 SOFTMAX_SCRIPT = """
 import json, sys
 import numpy as np
-dtype, rows = json.load(sys.stdin)
-x = np.array(rows, dtype=dtype)
+dtype, order, rows = json.load(sys.stdin)
+x = np.array(rows, dtype=dtype, order=order)
 x -= np.max(x, axis=1).reshape((-1, 1))
 np.exp(x, out=x)
 x /= np.sum(x, axis=1).reshape((-1, 1))
@@ -304,7 +308,9 @@ print(json.dumps([[float(v) for v in row] for row in x.tolist()]))
 """
 
 
-def reference_softmax(prefix: list[str], numpy_dir: Path, raw: tuple[str, list], workdir: Path) -> list[list[float]]:
+def reference_softmax(
+    prefix: list[str], numpy_dir: Path, raw: tuple[str, str, list], workdir: Path
+) -> list[list[float]]:
     """The library's softmax of ``raw`` computed by the target architecture's numpy under ``prefix`` (qemu).
 
     Raises:
@@ -627,7 +633,9 @@ def _lab_python(python: str | os.PathLike | None, arch: str) -> tuple[bytecode.I
         return None, None, f" (not {interpreter.label}: {exc})"
 
 
-def _answer_check(name: str, status: int, body: Any, note: str, expected: list, how: str) -> Check:
+def _answer_check(
+    name: str, status: int, body: Any, note: str, expected: list, how: str, against: str = "load_predictor here"
+) -> Check:
     if status != 200:
         detail = f"HTTP {status}" if status else "no response"
         shown = body.get("error") if isinstance(body, dict) else None
@@ -637,7 +645,7 @@ def _answer_check(name: str, status: int, body: Any, note: str, expected: list, 
     difference = first_difference(body, expected)
     if difference:
         return Check(name, "FAILED", f"{how}: {difference}")
-    return Check(name, "ok", f"{how}: {len(expected)} rows bit-exact with load_predictor here")
+    return Check(name, "ok", f"{how}: {len(expected)} rows bit-exact with {against}")
 
 
 def check_zip(
@@ -651,7 +659,7 @@ def check_zip(
     workdir: str | os.PathLike | None = None,
     python: str | os.PathLike | None = None,
     native: dict[str, str] | None = None,
-    raw: tuple[str, list] | None = None,
+    raw: tuple[str, str, list] | None = None,
 ) -> list[Check]:
     """Unzip ``zip_path`` into a clean directory, check its shared objects for ``arch`` and run its handler.
 
@@ -677,6 +685,7 @@ def check_zip(
             checks.append(Check("smoke", "skipped", skip_reason or "no handler to run"))
             return checks
         host = HOST_ARCH.get(platform.machine().lower())
+        against = "load_predictor here"
         if host == crossbuild.target_for(arch).arch:
             interpreter, runtime, fallback = _lab_python(python, arch)
             minor: tuple[int, int] = interpreter.minor if interpreter else (sys.version_info[0], sys.version_info[1])
@@ -705,10 +714,10 @@ def check_zip(
                     how += ", " + swap_native(task_root, native, arch, (3, 11))
                     if raw is not None:
                         expected = _with_probabilities(expected, reference_softmax(prefix, task_root, raw, work))
-                        how += f", expected probabilities from {arch} numpy's softmax"
+                        against = f"the library's softmax by {arch} numpy (labels: load_predictor here)"
                 except ColdbrewError as exc:
                     checks.append(Check("smoke", "FAILED", f"could not run the handler: {exc}"))
                     return checks
             status, body, note = run_emulated(prefix, task_root, spec, rows, work)
-        checks.append(_answer_check("smoke", status, body, note, expected, how))
+        checks.append(_answer_check("smoke", status, body, note, expected, how, against))
         return checks

@@ -29,8 +29,9 @@ PLATFORM_TAGS = {
     "x86_64": ("manylinux_2_28_x86_64", "manylinux2014_x86_64"),
     "arm64": ("manylinux_2_28_aarch64", "manylinux2014_aarch64"),
 }
-# Shared libraries a manylinux wheel may need from the system (PEP 599's list, the parts Lambda's image has).
-SYSTEM_LIBRARIES = frozenset({"libstdc++.so.6", "libgcc_s.so.1"})
+# Shared libraries a manylinux wheel may need from the system and Lambda's Python runtimes have: PEP 599's C++
+# runtime, and zlib (the runtime's own Python links it for its zlib module).
+SYSTEM_LIBRARIES = frozenset({"libstdc++.so.6", "libgcc_s.so.1", "libz.so.1"})
 # Parts of a wheel that serving never imports: test suites and type stubs.
 SKIPPED_PARTS = frozenset({"tests", "__pycache__"})
 SKIPPED_SUFFIXES = (".pyi",)
