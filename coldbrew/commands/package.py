@@ -63,8 +63,20 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--s3-uri", metavar="s3://BUCKET/KEY", help="where the function reads a local model from once uploaded"
     )
-    parser.add_argument("--memory", type=int, default=DEFAULT_MEMORY_MB, help="function memory in MB (default 4500)")
-    parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT_S, help="function timeout in s (default 30)")
+    parser.add_argument(
+        "--memory", default=DEFAULT_MEMORY_MB, help="function memory in MB, 128-10240 (default 4500; 4500MB also)"
+    )
+    parser.add_argument(
+        "--timeout",
+        default=DEFAULT_TIMEOUT_S,
+        help="function timeout, a duration up to 15m (default 30s; e.g. 30s, 2m)",
+    )
+    parser.add_argument(
+        "--cors",
+        action="append",
+        metavar="ORIGIN",
+        help="allow browsers on ORIGIN (https://app.example.com, or *) to call the HTTP API; repeatable",
+    )
     parser.add_argument("--arch", choices=ARCHES, default="x86_64", help="Lambda architecture (default x86_64)")
     parser.add_argument(
         "--model-format", choices=("auto", "brew", "pickle"), default="auto", help="override format detection"

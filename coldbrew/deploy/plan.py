@@ -31,6 +31,7 @@ class Plan:
     native_build: bool
     warm_route: bool = False  # route POST /_warm through the HTTP API (secret-protected)
     auth: str = "none"  # "none" | "iam": who may call the HTTP API
+    cors: tuple[str, ...] = ()  # origins the HTTP API's CorsConfiguration allows (browsers' cross-origin calls)
 
     @property
     def model_in_artifact(self) -> bool:
