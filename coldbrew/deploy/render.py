@@ -60,10 +60,14 @@ def json_value(value: object) -> str:
 
 
 def docker_env_value(value: str) -> str:
-    r"""A Dockerfile ``ENV`` value: double-quoted, with the escapes Docker reads in double quotes (``\``, ``"``,
-    ``\$``: no variable is expanded). Values never hold control characters (refused before rendering)."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
-    return f'"{escaped}"'
+    r"""A Dockerfile ``ENV`` value (ENV has no JSON form): single-quoted, a quote inside written ``'''``.
+
+    Between single quotes Docker's word parser (and dockerfile-parse) takes every character as is: no variable
+    expansion, no escapes, so ``$``, ``\``, ``"``, ``#`` and spaces stay part of the value. Double quotes would not
+    do: Docker reads ``\$`` and ``\`` inside them, dockerfile-parse does not. Values never hold control
+    characters (refused before rendering).
+    """
+    return "'" + value.replace("'", "'\\''") + "'"
 
 
 def shell_word(value: object) -> str:
@@ -115,7 +119,7 @@ def _common(plan: Plan) -> dict[str, Any]:
 
 def dockerfile(plan: Plan) -> str:
     """The Dockerfile of an image setup (image-disk, image-s3); zip-snapstart builds its zip without Docker."""
-    return render("Dockerfile.image.j2", limit=ZIP_UNZIPPED_LIMIT, **_common(plan))
+    return render("Dockerfile.image.j2", limit=ZIP_UNZIPPED_LIMIT, model_dir=f"{TASK_ROOT}/model", **_common(plan))
 
 
 def dockerignore() -> str:
