@@ -77,27 +77,45 @@ def test_the_injection_is_refused_by_the_cli_on_one_line(tiny_brew, tmp_path, ca
     assert "Traceback" not in err and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("name", HOSTILE_NAMES)
-def test_any_other_name_is_carried_intact_into_template_and_dockerfile(tiny_brew, tmp_path, name):
-    from cfnlint.api import lint_file
+def _check_files(out: Path, name: str) -> None:
+    """template.yaml and the Dockerfile in ``out`` carry MODEL_URI for ``name`` intact, and nothing else."""
     from dockerfile_parse import DockerfileParser
 
-    model = _named(tiny_brew, tmp_path, name)
-    out = tmp_path / "out"
-    pkg.package(str(model), "image-disk", out)
     uri = f"/var/task/model/{name}"
     template = _template(out / "template.yaml")
     assert _variables(template) == {"MODEL_SOURCE": "DISK", "MODEL_URI": uri}  # nothing added, nothing cut
     assert name in template["Description"]
-    assert not lint_file(out / "template.yaml"), "cfn-lint found problems"
     parser = DockerfileParser(path=str(out / "Dockerfile"))
     assert parser.envs["MODEL_URI"] == uri and parser.envs["MODEL_SOURCE"] == "DISK"
     assert "COLDBREW_ALLOW_PICKLE" not in parser.envs
     # the name is written into no COPY: the model is the only file of the directory copied whole
     copies = [json.loads(i["value"]) for i in parser.structure if i["instruction"] == "COPY" and "[" in i["value"]]
     assert ["model/", "/var/task/model/"] in copies
-    assert [p.name for p in (out / "model").iterdir()] == [name]
     assert name not in "".join(i["value"] for i in parser.structure if i["instruction"] != "ENV")
+
+
+def test_my_model_1_v2_packages_with_model_uri_intact(tiny_brew, tmp_path):
+    """The issue's case end to end: the real `package`, its template through cfn-lint."""
+    from cfnlint.api import lint_file
+
+    name = HOSTILE_NAMES[0]
+    out = tmp_path / "out"
+    pkg.package(str(_named(tiny_brew, tmp_path, name)), "image-disk", out)
+    _check_files(out, name)
+    assert [p.name for p in (out / "model").iterdir()] == [name]
+    assert not lint_file(out / "template.yaml"), "cfn-lint found problems"
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES[1:])
+def test_any_other_name_is_carried_intact_into_template_and_dockerfile(tiny_brew, tmp_path, name):
+    """The same emitters for quotes, `$`, a backslash, brackets, a leading dash and Unicode (files rendered by
+    `package`'s renderer from its plan, without copying the build context each time)."""
+    plan = pkg.make_plan(str(_named(tiny_brew, tmp_path, name)), "image-disk")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "template.yaml").write_text(pkg.tpl.sam_template(plan), encoding="utf-8")
+    (out / "Dockerfile").write_text(pkg.tpl.dockerfile(plan), encoding="utf-8")
+    _check_files(out, name)
 
 
 def test_an_s3_key_with_hostile_characters_is_carried_intact(tiny_brew, tmp_path):
@@ -105,7 +123,10 @@ def test_an_s3_key_with_hostile_characters_is_carried_intact(tiny_brew, tmp_path
 
     key = "prod/my model #1: v2.brew"
     out = tmp_path / "out"
-    pkg.package(str(tiny_brew), "image-s3", out, s3_uri=f"s3://bucket/{key}")
+    out.mkdir()
+    plan = pkg.make_plan(str(tiny_brew), "image-s3", s3_uri=f"s3://bucket/{key}")
+    (out / "template.yaml").write_text(pkg.tpl.sam_template(plan), encoding="utf-8")
+    (out / "README.md").write_text(pkg.tpl.readme(plan, requirements=[], estimate="?"), encoding="utf-8")
     params = _template(out / "template.yaml")["Parameters"]
     assert params["ModelKey"]["Default"] == key and params["ModelBucket"]["Default"] == "bucket"
     assert not lint_file(out / "template.yaml")
