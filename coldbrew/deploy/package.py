@@ -638,6 +638,7 @@ def package_zip(
             requirements=result.requirements,
             estimate=_human(manifest.unzipped_bytes),
             checks=[(c.name, c.status, c.detail) for c in checks],
+            native=list(manifest.native),
         )
     )
     result.files += [(name, (out_dir / name).stat().st_size) for name in ("template.yaml", "README.md")]

@@ -204,11 +204,17 @@ def _readme_phrases(plan: Plan) -> dict[str, str]:
 
 
 def readme(
-    plan: Plan, *, requirements: list[str], estimate: str, checks: list[tuple[str, str, str]] | None = None
+    plan: Plan,
+    *,
+    requirements: list[str],
+    estimate: str,
+    checks: list[tuple[str, str, str]] | None = None,
+    native: list[str] | tuple[str, ...] = (),
 ) -> str:
     """The README.md for ``plan``: exact build, push and deploy commands, and who can reach which door.
 
-    ``checks`` (zip-snapstart: name, status, detail) are the checks ``coldbrew package`` ran on the built zip.
+    ``checks`` (zip-snapstart: name, status, detail) are the checks ``coldbrew package`` ran on the built zip;
+    ``native`` names the distributions with compiled code vendored for the target (numpy for a softmax model).
     """
     from coldbrew.runtimes.aws_lambda import MAX_HTTP_HOLD_MS
 
@@ -218,6 +224,7 @@ def readme(
         estimate=estimate,
         http_hold_cap=MAX_HTTP_HOLD_MS,
         checks=checks or [],
+        native=list(native),
         **_readme_phrases(plan),
         **_common(plan),
     )
