@@ -114,3 +114,14 @@ def contract_of(predictor) -> Contract:
         classes=classes,
         labels=_labels(header, classes),
     )
+
+
+def example_request(contract: Contract) -> dict:
+    """A valid ``/predict`` body for ``contract``: one row, every feature present, in the model's order.
+
+    Every value is ``0``: a JSON number every feature accepts (within ±FLOAT32_MAX; for a categorical feature the
+    code of its first category). Nullable features still get a number, so the example works whatever the model
+    does with missing values. Used by `coldbrew inspect`, `coldbrew serve`'s start message and the "Try it"
+    request of the README `coldbrew package` writes.
+    """
+    return dict.fromkeys(contract.features, 0)

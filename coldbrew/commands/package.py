@@ -76,6 +76,12 @@ def add_arguments(parser) -> None:
         default=DEFAULT_TIMEOUT_S,
         help=f"function timeout in whole seconds, at most Lambda's 15m: 30s, 2m, 900 (default {DEFAULT_TIMEOUT_S}s)",
     )
+    parser.add_argument(
+        "--cors",
+        action="append",
+        metavar="ORIGIN",
+        help="allow browsers on ORIGIN (https://app.example.com, or *) to call the HTTP API; repeatable",
+    )
     parser.add_argument("--arch", choices=ARCHES, default="x86_64", help="Lambda architecture (default x86_64)")
     parser.add_argument(
         "--model-format", choices=("auto", "brew", "pickle"), default="auto", help="override format detection"

@@ -14,6 +14,7 @@ samtranslator and dockerfile-parse on it) and the README lists the exact build a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from coldbrew.deploy import render as tpl
+from coldbrew.deploy.plan import Plan
 from coldbrew.errors import ColdbrewError
 from coldbrew.sources.config import parse_s3_uri
 
@@ -47,42 +49,6 @@ FORMAT_EXTRAS = {"brew": (), "pickle": ("sklearn",)}
 SOURCE_ROOT_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "MANIFEST.in", "README.md", "LICENSE", "LICENSE.txt")
 SOURCE_IGNORE = ("__pycache__", "*.pyc", "*.pyo", "*.so", "*.pyd", "*.o", "*.egg-info", "build", ".pytest_cache")
 NATIVE_SUFFIXES = (".c", ".cc", ".cpp", ".pyx", ".rs")
-
-
-@dataclass
-class Plan:
-    """Everything the generated files depend on."""
-
-    setup: str
-    name: str
-    model_arg: str
-    model_path: Path | None  # the local model file, if there is one
-    model_name: str
-    model_format: str  # "brew" | "pickle"
-    model_source: str  # what the function reads: "DISK" | "S3"
-    model_uri: str  # MODEL_URI as the function sees it
-    s3_uri: str | None
-    memory: int
-    timeout: int
-    arch: str
-    native_build: bool
-    warm_route: bool = False  # route POST /_warm through the HTTP API (secret-protected)
-    auth: str = "none"  # "none" | "iam": who may call the HTTP API
-
-    @property
-    def model_in_artifact(self) -> bool:
-        """True when the model is copied into the image or zip."""
-        return self.model_source == "DISK"
-
-    @property
-    def s3_bucket(self) -> str:
-        assert self.s3_uri is not None, "only S3-sourced plans have a bucket"
-        return parse_s3_uri(self.s3_uri, setting="--s3-uri")[0]
-
-    @property
-    def s3_key(self) -> str:
-        assert self.s3_uri is not None, "only S3-sourced plans have a key"
-        return parse_s3_uri(self.s3_uri, setting="--s3-uri")[1]
 
 
 @dataclass
@@ -112,19 +78,23 @@ class PackageResult:
 
 def detect_format(path: Path | None, name: str, override: str = "auto") -> str:
     """``brew`` for .brew files (by suffix, or magic bytes when the file is local), else ``pickle``."""
+    if path is not None:
+        from coldbrew.format import MAGIC
+
+        with open(path, "rb") as fh:
+            is_brew = fh.read(len(MAGIC)) == MAGIC
+        if (name.endswith(".brew") or override == "brew") and not is_brew:
+            # Every serving door refuses such a file; packaging it would ship a function that cannot start.
+            raise ColdbrewError(
+                f"{name} is not a .brew file (no .brew magic bytes; a pickle named .brew?): compile it with "
+                "`coldbrew compile MODEL -o MODEL.brew`, or name a pickle .pkl and use an image setup"
+            )
+        if override != "auto":
+            return override
+        return "brew" if is_brew else "pickle"
     if override != "auto":
         return override
-    if name.endswith(".brew"):
-        return "brew"
-    if path is not None:
-        try:
-            from coldbrew.format import MAGIC
-        except ImportError:
-            return "pickle"
-        with open(path, "rb") as fh:
-            if fh.read(len(MAGIC)) == MAGIC:
-                return "brew"
-    return "pickle"
+    return "brew" if name.endswith(".brew") else "pickle"
 
 
 def serving_distributions(model_format: str, pyproject: Path | None = None) -> list[str]:
@@ -244,12 +214,76 @@ class PlanOptions(TypedDict, total=False):
     """The keyword options of :func:`make_plan` (defaults there), which :func:`package` passes on."""
 
     s3_uri: str | None
-    memory: int
-    timeout: int
+    memory: int | str
+    timeout: int | float | str
     arch: str
     model_format: str
     warm_route: bool
     auth: str
+    cors: list[str] | tuple[str, ...] | None
+
+
+# Lambda's limits (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+LAMBDA_MAX_TIMEOUT_S = 900
+LAMBDA_MEMORY_MB = (128, 10_240)
+# Characters that may not appear in a file name written into generated files: control characters (C0, DEL, C1),
+# format controls (bidirectional overrides, zero-width), surrogates (undecodable bytes) and line/paragraph
+# separators, which YAML and Markdown read as line breaks.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d{1,5})?")
+
+
+def refuse_control_characters(text: str, what: str) -> None:
+    """Raise a one-line ColdbrewError when ``text`` holds a character no generated file may carry."""
+    import unicodedata
+
+    for ch in text:
+        if unicodedata.category(ch) in _REFUSED_CATEGORIES:
+            raise ColdbrewError(
+                f"{what} {text!r} contains the control character U+{ord(ch):04X}; rename it without control "
+                "characters (spaces, #, : and any printable Unicode are fine)"
+            )
+
+
+def parse_timeout(value: int | float | str) -> int:
+    """``--timeout``: a duration (``30``, ``30s``, ``2m``, ``15m``) in whole seconds within Lambda's 1 s - 15 min."""
+    from coldbrew.durations import parse_duration
+
+    seconds = parse_duration(value, option="--timeout")
+    if seconds != int(seconds):
+        raise ColdbrewError(f"--timeout {value!r}: Lambda's timeout is whole seconds")
+    if not 1 <= seconds <= LAMBDA_MAX_TIMEOUT_S:
+        raise ColdbrewError(f"--timeout {value!r}: Lambda's timeout is between 1 s and 15m (900 s)")
+    return int(seconds)
+
+
+def parse_memory(value: int | str) -> int:
+    """``--memory``: whole MB within Lambda's 128-10,240 MB (``4500``; an ``MB`` suffix is accepted)."""
+    text = str(value).strip()
+    number = text[:-2].strip() if text.upper().endswith("MB") else text
+    if isinstance(value, bool) or not number.isdigit():
+        raise ColdbrewError(f"--memory {value!r}: give whole MB, e.g. 4500 or 4500MB")
+    mb = int(number)
+    low, high = LAMBDA_MEMORY_MB
+    if not low <= mb <= high:
+        raise ColdbrewError(f"--memory {value!r}: Lambda's memory is between {low} and {high:,} MB")
+    return mb
+
+
+def parse_origins(origins) -> tuple[str, ...]:
+    """``--cors``: ``*`` or origins ``https://host[:port]`` (scheme and host, no path), in the order given."""
+    found: list[str] = []
+    for origin in origins or ():
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise ColdbrewError(
+                f"--cors {origin!r}: give an origin as a browser sends it (https://app.example.com, "
+                "http://localhost:3000, no path) or * for any"
+            )
+        if origin not in found:
+            found.append(origin)
+    if "*" in found and len(found) > 1:
+        raise ColdbrewError("--cors *: any origin already; drop the other --cors values")
+    return tuple(found)
 
 
 def make_plan(
@@ -257,24 +291,32 @@ def make_plan(
     setup: str,
     *,
     s3_uri: str | None = None,
-    memory: int = DEFAULT_MEMORY_MB,
-    timeout: int = DEFAULT_TIMEOUT_S,
+    memory: int | str = DEFAULT_MEMORY_MB,
+    timeout: int | float | str = DEFAULT_TIMEOUT_S,
     arch: str = "x86_64",
     model_format: str = "auto",
     warm_route: bool = False,
     auth: str = "none",
+    cors: list[str] | tuple[str, ...] | None = None,
 ) -> Plan:
-    """Decide where the model lives and how the function reads it; validates the combination."""
+    """Decide where the model lives and how the function reads it; validates the combination.
+
+    ``memory`` is whole MB (``4500`` or ``"4500MB"``), ``timeout`` a duration (``30``, ``"30s"``, ``"2m"``), both
+    checked against Lambda's limits; ``cors`` lists the origins the HTTP API allows. A model file name (or S3 key)
+    with a control character is refused: every generated file carries it.
+    """
     if setup not in SETUPS:
         raise ColdbrewError(f"--setup must be one of {', '.join(SETUPS)}")
     if arch not in ARCHES:
         raise ColdbrewError(f"--arch must be one of {', '.join(ARCHES)}")
     if auth not in AUTH_MODES:
         raise ColdbrewError(f"--auth must be one of {', '.join(AUTH_MODES)}")
-    if not 128 <= memory <= 10240:
-        raise ColdbrewError("--memory must be between 128 and 10240 MB")
-    if not 1 <= timeout <= 900:
-        raise ColdbrewError("--timeout must be between 1 and 900 s")
+    memory = parse_memory(memory)
+    timeout = parse_timeout(timeout)
+    origins = parse_origins(cors)
+    refuse_control_characters(model_uri, "the model file name")
+    if s3_uri:
+        refuse_control_characters(s3_uri, "--s3-uri")
     if model_uri.startswith("s3://"):
         parse_s3_uri(model_uri)
         if s3_uri and s3_uri != model_uri:
@@ -287,6 +329,13 @@ def make_plan(
         if s3_uri:
             parse_s3_uri(s3_uri, setting="--s3-uri")
     model_name = (model_path.name if model_path else (s3_uri or "").rsplit("/", 1)[-1]) or "model"
+    if setup == "zip-snapstart" and model_path is not None and not s3_uri:  # before reading or building anything
+        model_bytes = model_path.stat().st_size
+        if model_bytes >= tpl.ZIP_UNZIPPED_LIMIT:
+            raise ColdbrewError(
+                f"the model alone is {model_bytes / 1e6:,.0f} MB, over Lambda's 262 MB unzipped limit for zips: "
+                "upload it to S3 and pass --s3-uri s3://bucket/key, or use --setup image-s3 or image-disk"
+            )
     fmt = detect_format(model_path, model_name, model_format)
     if setup == "zip-snapstart" and fmt != "brew":
         raise ColdbrewError(
@@ -321,10 +370,13 @@ def make_plan(
         native_build=has_native_sources(source_root() / "coldbrew"),
         warm_route=warm_route,
         auth=auth,
+        cors=origins,
     )
 
 
 def _prepare_out_dir(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ColdbrewError(f"-o {out_dir}: is a file, not a directory; give a new or empty directory")
     if out_dir.exists() and any(out_dir.iterdir()):
         if not force:
             raise ColdbrewError(f"{out_dir} is not empty (use --force to overwrite the files coldbrew writes there)")
@@ -355,8 +407,38 @@ def package(
     """
     plan = make_plan(model_uri, setup, **options)
     out_dir = Path(out_dir)
-    if plan.setup == "zip-snapstart":
-        return package_zip(plan, out_dir, force=force, smoke=smoke, target_python=target_python)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ColdbrewError(f"-o {out_dir}: is a file, not a directory; give a new or empty directory")
+    with _cleaned_on_refusal(out_dir):
+        if plan.setup == "zip-snapstart":
+            return package_zip(plan, out_dir, force=force, smoke=smoke, target_python=target_python)
+        return _package_image(plan, out_dir, force)
+
+
+@contextlib.contextmanager
+def _cleaned_on_refusal(out_dir: Path):
+    """Remove what a refused build wrote: ``out_dir`` itself when this run created it, else the entries it added.
+
+    A build that completes but fails a check (the smoke test) keeps its files for inspection: that is not a refusal.
+    """
+    existed = out_dir.exists()
+    before = set(out_dir.iterdir()) if existed else set()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        elif out_dir.is_dir():
+            for entry in set(out_dir.iterdir()) - before:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        raise
+
+
+def _package_image(plan: Plan, out_dir: Path, force: bool) -> PackageResult:
+    """image-disk / image-s3: the Docker build context, template and README."""
     requirements = pinned_requirements(plan.model_format)
     size_parts: dict[str, int | None] = {
         name.split("==")[0]: installed_size(name.split("==")[0]) for name in requirements
@@ -399,6 +481,26 @@ def zip_dependencies(model_format: str = "brew") -> tuple[list[str], list[str]]:
     return pure, [n for n in names if n not in pure]
 
 
+NOT_INSPECTED = (
+    "the model was not inspected (it is on S3): a model with a softmax output needs numpy, which is vendored only "
+    "when the local file is given (MODEL.brew --s3-uri s3://bucket/key)"
+)
+
+
+def model_native_needs(plan: Plan) -> dict[str, str]:
+    """Native distributions the zip must vendor for this model (name -> why): numpy for a ``softmax`` output.
+
+    The zip's C kernel computes every other output without numpy (docs/deploy.md, "Softmax models").
+    """
+    if plan.model_path is None or plan.model_format != "brew":
+        return {}
+    from coldbrew.deploy.wheels import NUMPY_REASON
+    from coldbrew.format import BrewFile
+
+    output = BrewFile(plan.model_path).header.get("output")  # an unreadable file: ModelFormatError, one line
+    return {"numpy": NUMPY_REASON} if output == "softmax" else {}
+
+
 def _zip_parts(manifest) -> dict[str, int | None]:
     """Unzipped bytes per part of the function: coldbrew's code, its kernel, each dependency, the model."""
     parts: dict[str, int | None] = {}
@@ -411,7 +513,7 @@ def _zip_parts(manifest) -> dict[str, int | None]:
         elif entry.path.startswith("coldbrew/"):
             key = "coldbrew"
         else:
-            top = entry.path.split("/")[0].removesuffix(".py")
+            top = entry.path.split("/")[0].removesuffix(".py").removesuffix(".libs")
             key = next((d for d in manifest.dependencies if d.replace("-", "_") == top), top)
         parts[key] = (parts.get(key) or 0) + entry.size
     return parts
@@ -444,13 +546,8 @@ def package_zip(
     from coldbrew.deploy import bytecode, crossbuild, zipbuild
     from coldbrew.deploy import smoke as smoke_mod
 
-    model_bytes = plan.model_path.stat().st_size if plan.model_path and plan.model_in_artifact else 0
-    if model_bytes >= tpl.ZIP_UNZIPPED_LIMIT:  # before anything is built
-        raise ColdbrewError(
-            f"the model alone is {model_bytes / 1e6:,.0f} MB, over Lambda's 262 MB unzipped limit for zips: "
-            "upload it to S3 and pass --s3-uri s3://bucket/key, or use --setup image-s3 or image-disk"
-        )
     pure, native = zip_dependencies(plan.model_format)
+    needs = model_native_needs(plan)
     python, _ = bytecode.find_python(tpl.RUNTIME, target_python)  # a wrong --target-python is refused before building
     _prepare_out_dir(out_dir, force)
     with tempfile.TemporaryDirectory(prefix="coldbrew-kernel-") as tmp:
@@ -464,6 +561,7 @@ def package_zip(
             kernel=Path(tmp) / crossbuild.KERNEL_FILE,
             runtime=tpl.RUNTIME,
             target_python=None if python is None else python.path,
+            native=needs,
         )
     files = [(name, (out_dir / name).stat().st_size) for name in ("function.zip", "manifest.json")]
     (out_dir / "template.yaml").write_text(tpl.sam_template(plan))
@@ -477,20 +575,37 @@ def package_zip(
     )
     checks = result.checks
     Check = smoke_mod.Check
-    vendored = ", ".join(f"{d} {v}" for d, v in manifest.dependencies.items()) or "none"
-    left_out = f"; not vendored (native code): {', '.join(native)}" if native else ""
-    checks.append(Check("dependencies", "ok", f"vendored (pure Python): {vendored}{left_out}; boto3 from the runtime"))
+    pure_deps = {d: v for d, v in manifest.dependencies.items() if d not in manifest.native}
+    vendored = ", ".join(f"{d} {v}" for d, v in pure_deps.items()) or "none"
+    built = "".join(
+        f"; vendored (native, {d} {manifest.dependencies[d]} built for {plan.arch}, {info['wheel']}) for {info['why']}"
+        for d, info in manifest.native.items()
+    )
+    native = [d for d in native if d not in manifest.native]
+    left_out = f"; not vendored (native code this model's serving path does not import): {', '.join(native)}"
+    left_out = left_out if native else ""
+    unknown = "" if plan.model_path is not None else f"; {NOT_INSPECTED}"
+    checks.append(
+        Check(
+            "dependencies",
+            "warning" if unknown else "ok",
+            f"vendored (pure Python): {vendored}{built}{left_out}; boto3 from the runtime{unknown}",
+        )
+    )
     pycs = manifest.bytecode
     checks.append(Check("bytecode", "ok" if pycs.included else "warning", pycs.summary()))
     model_bytes = result.size_parts.get("model") or 0
-    code = manifest.unzipped_bytes - model_bytes
+    native_bytes = {d: sum(v or 0 for k, v in result.size_parts.items() if k == d) for d in manifest.native}
+    code = manifest.unzipped_bytes - model_bytes - sum(native_bytes.values())
     fits = code <= 2 * 1024 * 1024
+    native_text = "".join(f" + {d} {_human(n)} (native, the model needs it)" for d, n in native_bytes.items())
+    budget = "model" + "".join(f" + {d}" for d in native_bytes) + " + 2 MB"
     checks.append(
         Check(
             "size",
             "ok" if fits else "warning",
-            f"{_human(manifest.unzipped_bytes)} unzipped = model {_human(model_bytes)} + code {_human(code)} "
-            f"({'within' if fits else 'over'} model + 2 MB; Lambda's limit 250 MB = "
+            f"{_human(manifest.unzipped_bytes)} unzipped = model {_human(model_bytes)}{native_text} + code "
+            f"{_human(code)} ({'within' if fits else 'over'} {budget}; Lambda's limit 250 MB = "
             f"{zipbuild.LAMBDA_UNZIPPED_LIMIT:,} bytes)",
         )
     )
@@ -514,6 +629,8 @@ def package_zip(
         expected=expected,
         skip_reason=skip,
         python=pycs.interpreter if pycs.included else None,
+        native={d: manifest.dependencies[d] for d in manifest.native} or None,
+        raw=smoke_mod.raw_scores(plan.model_path, rows) if manifest.native and rows is not None else None,
     )
     (out_dir / "README.md").write_text(
         tpl.readme(
@@ -521,6 +638,7 @@ def package_zip(
             requirements=result.requirements,
             estimate=_human(manifest.unzipped_bytes),
             checks=[(c.name, c.status, c.detail) for c in checks],
+            native=list(manifest.native),
         )
     )
     result.files += [(name, (out_dir / name).stat().st_size) for name in ("template.yaml", "README.md")]

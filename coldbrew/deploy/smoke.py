@@ -45,7 +45,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from coldbrew.deploy import bytecode, crossbuild
+from coldbrew.deploy import bytecode, crossbuild, wheels
+from coldbrew.deploy.wheels import cache_root
 from coldbrew.errors import ColdbrewError
 
 TASK_ROOT = "/var/task"
@@ -172,13 +173,6 @@ def copy_runtime(dest: str | os.PathLike, distributions: tuple[str, ...] = RUNTI
     return dest
 
 
-def cache_root() -> Path:
-    """coldbrew's cache directory: ``$COLDBREW_CACHE`` or ``$XDG_CACHE_HOME/coldbrew`` (not created)."""
-    if os.environ.get("COLDBREW_CACHE"):
-        return Path(os.environ["COLDBREW_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coldbrew"
-
-
 def target_runtime(python: bytecode.Interpreter, arch: str, distribution: str = RUNTIME_DISTRIBUTIONS[0]) -> Path:
     """A runtime directory (the ``/var/runtime`` of ``python``'s version): ``awslambdaric`` at the version installed
     here, with its dependencies, as wheels for ``python`` and ``arch``, byte-compiled by ``python``.
@@ -273,6 +267,103 @@ def sample_rows(model_path: str | os.PathLike, n: int = SMOKE_ROWS) -> list[dict
     return rows
 
 
+def raw_scores(model_path: str | os.PathLike | None, rows: list[dict[str, Any]]) -> tuple[str, str, list[list[float]]]:
+    """The model's raw scores for ``rows`` as (numpy dtype name, memory order, rows of floats): the softmax's input.
+
+    The order is the library's: ``F`` for HistGradientBoosting, whose ``_raw_predict`` allocates its scores with
+    ``order="F"`` (numpy sums the rows of such an array in another order), else ``C``.
+
+    Raw scores are sums of leaf values in a fixed order, the same bits on every CPU; only the softmax after them
+    depends on the machine's numpy (:func:`reference_softmax`).
+    """
+    import numpy as np
+
+    from coldbrew.app.contract import contract_of
+    from coldbrew.engine import load_predictor
+
+    assert model_path is not None, "raw scores need the local model file"
+    predictor = load_predictor(model_path)
+    features = contract_of(predictor).features
+    X = np.array([[math.nan if row[f] is None else float(row[f]) for f in features] for row in rows])
+    predict_raw = getattr(predictor, "predict_raw", None)
+    if predict_raw is None:
+        raise SmokeError(f"{model_path}: its predictor gives no raw scores")
+    raw = np.asarray(predict_raw(X))
+    order = "F" if getattr(predictor, "header", {}).get("kind") == "hgb_classifier" else "C"
+    return raw.dtype.name, order, raw.tolist()
+
+
+# The libraries' softmax, operation for operation: scikit-learn's ``utils.extmath.softmax`` (GradientBoosting and
+# HistGradientBoosting ``predict_proba``) and scipy's ``special.softmax`` (XGBoost ``multi:softmax``) both subtract
+# the row maximum, take numpy's ``exp`` and divide by numpy's row sum. Run by the target's numpy, under emulation.
+SOFTMAX_SCRIPT = """
+import json, sys
+import numpy as np
+dtype, order, rows = json.load(sys.stdin)
+x = np.array(rows, dtype=dtype, order=order)
+x -= np.max(x, axis=1).reshape((-1, 1))
+np.exp(x, out=x)
+x /= np.sum(x, axis=1).reshape((-1, 1))
+print(json.dumps([[float(v) for v in row] for row in x.tolist()]))
+"""
+
+
+def reference_softmax(
+    prefix: list[str], numpy_dir: Path, raw: tuple[str, str, list], workdir: Path
+) -> list[list[float]]:
+    """The library's softmax of ``raw`` computed by the target architecture's numpy under ``prefix`` (qemu).
+
+    Raises:
+        SmokeError: the emulated numpy did not answer.
+    """
+    script = workdir / "reference_softmax.py"
+    script.write_text(SOFTMAX_SCRIPT)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(numpy_dir)}
+    try:
+        done = subprocess.run(
+            [*prefix, "-S", "-B", str(script)],
+            input=json.dumps(raw),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SmokeError(f"the emulated numpy could not compute the reference softmax: {exc}") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
+        raise SmokeError(f"the emulated numpy could not compute the reference softmax: {last}")
+    return json.loads(done.stdout)
+
+
+def _with_probabilities(expected: list[dict[str, Any]], proba: list[list[float]]) -> list[dict[str, Any]]:
+    """``expected`` with each row's class probabilities replaced, in class order."""
+    return [
+        {**row, "probabilities": dict(zip(row["probabilities"], p, strict=True))}
+        for row, p in zip(expected, proba, strict=True)
+    ]
+
+
+def swap_native(task_root: Path, native: dict[str, str], arch: str, python: tuple[int, int]) -> str:
+    """Replace each vendored native distribution in ``task_root`` by its build for CPython ``python``.
+
+    The zip ships builds for the Lambda runtime's CPython; a smoke run on another version (Debian's python3.11
+    under qemu) could not import them. The same version's wheel for that interpreter is unpacked in their place.
+    Returns a note for the check's detail.
+    """
+    notes = []
+    for name, version in native.items():
+        wheel = wheels.fetch_wheel(name, version, arch, python)
+        with tempfile.TemporaryDirectory(prefix="coldbrew-swap-") as tmp:
+            files = wheels.unpack(wheel, Path(tmp))
+            for top in wheels.top_levels(files):
+                shutil.rmtree(task_root / top, ignore_errors=True)
+                shutil.move(str(Path(tmp) / top), task_root / top)
+        notes.append(f"{name} {version} cp{python[0]}{python[1]} in place of the zip's build")
+    return ", ".join(notes)
+
+
 def _as_list(values: Any) -> list:
     return values.tolist() if hasattr(values, "tolist") else list(values)
 
@@ -326,27 +417,62 @@ def first_difference(got: Any, expected: list[dict[str, Any]]) -> str | None:
 
 # ---- the checks ------------------------------------------------------------------------------------------------------
 def elf_checks(task_root: Path, arch: str) -> list[Check]:
-    """One check per shared object in the unzipped function: ELF machine and glibc symbol versions fit ``arch``."""
+    """One check per shared object in the unzipped function: ELF machine and glibc symbol versions fit ``arch``.
+
+    coldbrew's kernel must load on manylinux2014 (glibc 2.17, any Lambda runtime). A vendored wheel's objects
+    (outside ``coldbrew/``, e.g. numpy's) are checked against the runtime they were fetched for: glibc up to
+    Lambda's python3.12 runtime's (``wheels.RUNTIME_GLIBC``), and besides glibc only libstdc++/libgcc_s and
+    libraries shipped in the zip itself (``numpy.libs/``).
+    """
+    import dataclasses
+
     target = crossbuild.target_for(arch)
+    runtime_target = dataclasses.replace(target, glibc=wheels.RUNTIME_GLIBC)
+    shipped = {p.name for p in task_root.rglob("*.so*") if p.is_file()}
     checks = []
-    for path in sorted(task_root.rglob("*.so")):
+    groups: dict[str, list[tuple[str, list[str], str, tuple[int, int]]]] = {}  # vendored: top-level dir -> objects
+    for path in sorted(p for p in task_root.rglob("*.so*") if p.is_file() and _is_shared_object(p)):
         rel = path.relative_to(task_root).as_posix()
+        vendored = not rel.startswith("coldbrew/")
+        want = runtime_target if vendored else target
         try:
             report = crossbuild.inspect_elf(path)
         except crossbuild.CrossBuildError as exc:
             checks.append(Check(f"ELF {rel}", "FAILED", str(exc)))
             continue
-        problems = report.problems(target)
+        if vendored:
+            report.needed = [lib for lib in report.needed if lib not in shipped and lib not in wheels.SYSTEM_LIBRARIES]
+        problems = report.problems(want)
+        newest = report.newest_glibc or (0, 0)
+        if vendored:
+            top = rel.split("/", 1)[0].removesuffix(".libs")
+            groups.setdefault(top, []).append((rel, problems, report.machine, newest))
+            continue
         if report.glibc_versions:
             symbol, (major, minor) = max(report.glibc_versions.items(), key=lambda item: item[1])
             glibc = f"newest glibc symbol {symbol}@GLIBC_{major}.{minor}"
         else:
             glibc = "no versioned glibc symbol"
-        need = f"{report.machine}, {glibc} (target glibc {target.glibc[0]}.{target.glibc[1]})"
+        need = f"{report.machine}, {glibc} (target glibc {want.glibc[0]}.{want.glibc[1]})"
         checks.append(Check(f"ELF {rel}", "FAILED" if problems else "ok", "; ".join(problems) or need))
+    for top, objects in sorted(groups.items()):
+        bad = [f"{rel}: {'; '.join(problems)}" for rel, problems, _, _ in objects if problems]
+        newest = max(glibc for *_, glibc in objects)
+        machine = objects[0][2]
+        ok = (
+            f"{len(objects)} shared objects, {machine}, newest glibc symbol version {newest[0]}.{newest[1]} "
+            f"(target: Lambda {'.'.join(map(str, wheels.RUNTIME_GLIBC))}), needing only glibc, "
+            "libstdc++/libgcc_s and libraries in the zip"
+        )
+        checks.append(Check(f"ELF {top} (vendored)", "FAILED" if bad else "ok", "; ".join(bad)[:400] or ok))
     if not checks:
         checks.append(Check("ELF", "ok", "no shared objects in the zip"))
     return checks
+
+
+def _is_shared_object(path: Path) -> bool:
+    """``*.so`` and versioned ``*.so.N`` files."""
+    return path.suffix == ".so" or ".so." in path.name
 
 
 def _log_tail(log: Path) -> str:
@@ -484,6 +610,13 @@ def run_emulated(
         return 0, None, f"not an HTTP API response: {json.dumps(response)[:200]}"
 
 
+def wheels_runtime() -> tuple[int, int]:
+    """The Lambda runtime's CPython version the zip's native builds are for (the SAM template's runtime)."""
+    from coldbrew.deploy.zipbuild import DEFAULT_RUNTIME, runtime_version
+
+    return runtime_version(DEFAULT_RUNTIME)
+
+
 def _lab_python(python: str | os.PathLike | None, arch: str) -> tuple[bytecode.Interpreter | None, Path | None, str]:
     """The lab's interpreter and runtime directory for ``python`` (None, None: this one, with :func:`copy_runtime`),
     and a note for the check's detail when ``python`` was asked for but cannot be used."""
@@ -500,15 +633,19 @@ def _lab_python(python: str | os.PathLike | None, arch: str) -> tuple[bytecode.I
         return None, None, f" (not {interpreter.label}: {exc})"
 
 
-def _answer_check(name: str, status: int, body: Any, note: str, expected: list, how: str) -> Check:
+def _answer_check(
+    name: str, status: int, body: Any, note: str, expected: list, how: str, against: str = "load_predictor here"
+) -> Check:
     if status != 200:
         detail = f"HTTP {status}" if status else "no response"
         shown = body.get("error") if isinstance(body, dict) else None
-        return Check(name, "FAILED", f"{detail}: {shown or note or body}"[:400])
+        # The body of a 500 says only "internal server error": the function's own last error line says why.
+        said = "; ".join(dict.fromkeys(str(part) for part in (shown, note) if part)) or str(body)
+        return Check(name, "FAILED", f"{detail}: {said}"[:400])
     difference = first_difference(body, expected)
     if difference:
         return Check(name, "FAILED", f"{how}: {difference}")
-    return Check(name, "ok", f"{how}: {len(expected)} rows bit-exact with load_predictor here")
+    return Check(name, "ok", f"{how}: {len(expected)} rows bit-exact with {against}")
 
 
 def check_zip(
@@ -521,6 +658,8 @@ def check_zip(
     skip_reason: str = "",
     workdir: str | os.PathLike | None = None,
     python: str | os.PathLike | None = None,
+    native: dict[str, str] | None = None,
+    raw: tuple[str, str, list] | None = None,
 ) -> list[Check]:
     """Unzip ``zip_path`` into a clean directory, check its shared objects for ``arch`` and run its handler.
 
@@ -531,6 +670,11 @@ def check_zip(
     ``python`` is the interpreter of the runtime's version that byte-compiled the zip: the lab runs the handler
     with it (and ``awslambdaric`` for it, :func:`target_runtime`), so the shipped bytecode is what is imported;
     without it, or when its runtime client cannot be had, the lab uses this interpreter and the check says so.
+    ``native`` (name -> version) lists the zip's vendored native distributions (numpy for a softmax model): a run
+    by an interpreter of another version than the runtime's swaps in that version's build (:func:`swap_native`,
+    said in the detail). ``raw`` (:func:`raw_scores`) marks a softmax model: under emulation its expected
+    probabilities are the libraries' softmax computed by the target's own numpy (:func:`reference_softmax`), since
+    numpy's ``exp`` differs between CPUs.
     Returns the checks in order: one per shared object, then the run.
     """
     with tempfile.TemporaryDirectory(prefix="coldbrew-smoke-", dir=workdir) as tmp:
@@ -541,10 +685,19 @@ def check_zip(
             checks.append(Check("smoke", "skipped", skip_reason or "no handler to run"))
             return checks
         host = HOST_ARCH.get(platform.machine().lower())
+        against = "load_predictor here"
         if host == crossbuild.target_for(arch).arch:
             interpreter, runtime, fallback = _lab_python(python, arch)
-            version = ".".join(map(str, (interpreter.minor if interpreter else sys.version_info[:2])))
-            how = f"lab, python{version} {' '.join(CLEAN_FLAGS)} -m awslambdaric {spec.handler}{fallback}"
+            minor: tuple[int, int] = interpreter.minor if interpreter else (sys.version_info[0], sys.version_info[1])
+            version = ".".join(map(str, minor))
+            swapped = ""
+            if native and minor != wheels_runtime():
+                try:
+                    swapped = ", " + swap_native(task_root, native, arch, minor)
+                except ColdbrewError as exc:
+                    checks.append(Check("smoke", "FAILED", f"could not run the handler: {exc}"))
+                    return checks
+            how = f"lab, python{version} {' '.join(CLEAN_FLAGS)} -m awslambdaric {spec.handler}{fallback}{swapped}"
             try:
                 status, body, note = run_in_lab(task_root, spec, rows, work, python=interpreter, runtime=runtime)
             except ColdbrewError as exc:  # the runtime client is missing here, or the lab could not start
@@ -556,6 +709,15 @@ def check_zip(
                 checks.append(Check("smoke", "skipped", f"emulated run skipped: {why}"))
                 return checks
             how = f"qemu {arch}, python3.11 -S, {spec.handler} imported from the unzipped dir (3.11: no bytecode used)"
+            if native:
+                try:
+                    how += ", " + swap_native(task_root, native, arch, (3, 11))
+                    if raw is not None:
+                        expected = _with_probabilities(expected, reference_softmax(prefix, task_root, raw, work))
+                        against = f"the library's softmax by {arch} numpy (labels: load_predictor here)"
+                except ColdbrewError as exc:
+                    checks.append(Check("smoke", "FAILED", f"could not run the handler: {exc}"))
+                    return checks
             status, body, note = run_emulated(prefix, task_root, spec, rows, work)
-        checks.append(_answer_check("smoke", status, body, note, expected, how))
+        checks.append(_answer_check("smoke", status, body, note, expected, how, against))
         return checks

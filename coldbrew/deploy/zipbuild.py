@@ -23,7 +23,7 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 
 import coldbrew
-from coldbrew.deploy import bytecode, crossbuild
+from coldbrew.deploy import bytecode, crossbuild, wheels
 from coldbrew.deploy.render import RUNTIME
 from coldbrew.errors import ColdbrewError
 
@@ -82,6 +82,8 @@ class ZipManifest:
     handler: str = "coldbrew.aws.handler"
     entries: list[ZipEntry] = field(default_factory=list)
     dependencies: dict[str, str] = field(default_factory=dict)
+    # native distributions vendored as the target's wheels: name -> {"wheel": file name, "why": what needs it}
+    native: dict[str, dict[str, str]] = field(default_factory=dict)
     bytecode: Bytecode = field(default_factory=Bytecode)
 
     @property
@@ -170,6 +172,7 @@ def build_function_zip(
     limit_bytes: int = LAMBDA_UNZIPPED_LIMIT,
     runtime: str = DEFAULT_RUNTIME,
     target_python: str | os.PathLike | None = None,
+    native: dict[str, str] | None = None,
 ) -> ZipManifest:
     """Write ``out_dir/function.zip`` and ``out_dir/manifest.json`` for ``arch``; returns the manifest.
 
@@ -181,6 +184,10 @@ def build_function_zip(
     Every ``.py`` is byte-compiled by an interpreter of ``runtime``'s version: ``target_python`` if given (refused
     with ``BytecodeError`` when it is another version), else one found here (:func:`bytecode.find_python`); when
     none is found the zip ships sources only and ``manifest.bytecode.note`` says so.
+
+    ``native`` maps distributions with compiled code the model needs (``{"numpy": why}``) to the reason: each is
+    vendored as the manylinux wheel of the version installed here, for ``runtime``'s CPython and ``arch``
+    (:mod:`coldbrew.deploy.wheels`), listed in ``manifest.native``.
     """
     target = crossbuild.target_for(arch)
     out = Path(out_dir)
@@ -200,6 +207,46 @@ def build_function_zip(
         version, dep_files = distribution_files(dep)
         manifest.dependencies[dep] = version
         files += dep_files
+    unpacked = tempfile.TemporaryDirectory(prefix="coldbrew-wheels-")
+    try:
+        return _build(manifest, files, native or {}, Path(unpacked.name), out, target, model, model_name, kernel,
+                      limit_bytes, runtime, python)  # fmt: skip
+    finally:
+        unpacked.cleanup()
+
+
+def runtime_version(runtime: str) -> tuple[int, int]:
+    """``"python3.12"`` -> ``(3, 12)``."""
+    major, minor = runtime.removeprefix("python").split(".")
+    return int(major), int(minor)
+
+
+def _build(
+    manifest: ZipManifest,
+    files: list[tuple[Path, str]],
+    native: dict[str, str],
+    unpacked: Path,
+    out: Path,
+    target: crossbuild.Target,
+    model: Path | None,
+    model_name: str,
+    kernel: str | os.PathLike | None,
+    limit_bytes: int,
+    runtime: str,
+    python: bytecode.Interpreter | None,
+) -> ZipManifest:
+    for dep, why in native.items():
+        try:
+            version = metadata.version(dep)
+        except metadata.PackageNotFoundError:
+            raise ZipBuildError(f"{dep} is not installed here, so the version to vendor is unknown") from None
+        wheel = wheels.fetch_wheel(dep, version, target.arch, runtime_version(runtime))
+        files += wheels.unpack(wheel, unpacked / dep)
+        manifest.dependencies[dep] = version
+        manifest.native[dep] = {"wheel": wheel.name, "why": why}
+    if native:
+        glibc = ".".join(map(str, wheels.RUNTIME_GLIBC))
+        manifest.target += f"; vendored wheels for {runtime}: glibc <= {glibc} (Lambda's {runtime} runtime)"
     if kernel is None:
         crossbuild.build_kernel(target.arch, out / "kernel")
         kernel = out / "kernel" / crossbuild.KERNEL_FILE

@@ -254,9 +254,10 @@ class BrewPredictor:
             _require_numpy(f"the probabilities of a {self.kind} with a softmax output (numpy's exp, not libm's)")
             import numpy as np
 
-            from coldbrew.engine.brew_numpy import softmax
+            from coldbrew.engine.brew_numpy import FORTRAN_KINDS, softmax
 
-            return softmax(np.frombuffer(raw, dtype=np.float32 if raw.typecode == "f" else np.float64).reshape(n, K)), K
+            scores = np.frombuffer(raw, dtype=np.float32 if raw.typecode == "f" else np.float64).reshape(n, K)
+            return softmax(scores, fortran=self.header.get("kind") in FORTRAN_KINDS), K
         if output == "sigmoid_f32":  # XGBoost's sklearn wrapper: (1.0 - p, p) in float32
             p1 = array("f", raw)
             c_kernel.sigmoid_f32(p1)

@@ -131,7 +131,7 @@ class NumpyPath:
         if output == "proba":
             return raw
         if output == "softmax":
-            return softmax(raw)
+            return softmax(raw, fortran=self.header.get("kind") in FORTRAN_KINDS)
         p1 = raw[:, 0] * 2 if output == "logistic2" else raw[:, 0].copy()
         self._kern.expit(p1)
         proba = np.empty((raw.shape[0], 2), dtype=np.float64)
@@ -152,14 +152,23 @@ class NumpyPath:
         return self._classes.take(np.argmax(raw, axis=1), axis=0)
 
 
-def softmax(raw: np.ndarray) -> np.ndarray:
-    """In place: sklearn.utils.extmath.softmax, operation for operation (numpy's own exp and pairwise sum).
+# HistGradientBoosting's raw scores are a Fortran-ordered array (its ``_raw_predict`` allocates them with
+# ``order="F"``); numpy sums the rows of such an array in another order than a C-ordered one's, so its
+# probabilities differ in the last bit unless the softmax runs on the same layout.
+FORTRAN_KINDS = frozenset({"hgb_classifier"})
+
+
+def softmax(raw: np.ndarray, fortran: bool = False) -> np.ndarray:
+    """sklearn.utils.extmath.softmax, operation for operation (numpy's own exp and pairwise sum); in place unless
+    ``fortran`` (the library's scores are Fortran-ordered, :data:`FORTRAN_KINDS`: computed on such a copy).
 
     numpy's ``exp`` is not libm's: on CPUs with AVX-512 numpy >= 2.4 uses its own SIMD exp, which differs from
     libm's in the last bit for about 5 % of float64 and 22 % of float32 inputs measured here
     (bench/results/exp_libm_vs_numpy.md). The libraries' softmax is numpy's, so this output is computed with numpy
     on both kernels.
     """
+    if fortran:
+        raw = np.asfortranarray(raw)
     raw -= raw.max(axis=1).reshape(-1, 1)
     np.exp(raw, out=raw)
     raw /= raw.sum(axis=1).reshape(-1, 1)

@@ -96,10 +96,10 @@ def test_three_setups_are_generated(packages):
 
 
 def test_environment_matches_the_study_setups(packages):
-    disk = packages["image-disk"].out_dir / "Dockerfile"
-    assert "MODEL_SOURCE=DISK" in disk.read_text() and "MODEL_URI=/var/task/model/tiny.brew" in disk.read_text()
-    s3 = packages["image-s3"].out_dir / "Dockerfile"
-    assert "MODEL_SOURCE=S3" in s3.read_text() and f"MODEL_URI={S3_URI}" in s3.read_text()
+    disk = _dockerfile_env(packages["image-disk"].out_dir / "Dockerfile")
+    assert disk["MODEL_SOURCE"] == "DISK" and disk["MODEL_URI"] == "/var/task/model/tiny.brew"
+    s3 = _dockerfile_env(packages["image-s3"].out_dir / "Dockerfile")
+    assert s3["MODEL_SOURCE"] == "S3" and s3["MODEL_URI"] == S3_URI
     template = _parse_template(packages["image-s3"].out_dir / "template.yaml")
     variables = template["Resources"]["ModelFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["MODEL_SOURCE"] == "S3"
@@ -211,8 +211,18 @@ def test_templates_transform_with_samtranslator(packages, monkeypatch):
 
 
 def _copy_sources(instruction: dict) -> list[str]:
-    words = [w for w in shlex.split(instruction["value"]) if not w.startswith("--")]
+    value = instruction["value"].strip()
+    if value.startswith("["):  # exec (JSON) form: the last element is the destination
+        return json.loads(value)[:-1]
+    words = [w for w in shlex.split(value) if not w.startswith("--")]
     return words[:-1]
+
+
+def _dockerfile_env(path: Path) -> dict:
+    """The final stage's environment as Docker reads it (dockerfile-parse unquotes ENV values)."""
+    from dockerfile_parse import DockerfileParser
+
+    return DockerfileParser(path=str(path)).envs
 
 
 def test_dockerfiles_parse_and_copy_only_files_in_the_context(packages):
@@ -311,7 +321,7 @@ def test_readme_has_the_exact_commands(packages):
         "aws ecr get-login-password",
         "docker push $IMAGE",
         "sam deploy --guided",
-        f"aws s3 cp {packages['image-s3'].plan.model_path}",
+        f"aws s3 cp {shlex.quote(str(packages['image-s3'].plan.model_path))}",
     ):
         assert command in image, command
     zip_readme = (packages["zip-snapstart"].out_dir / "README.md").read_text()
@@ -422,11 +432,12 @@ def test_packaged_function_guards_its_warm_route(packages, capsys):
 def test_pickle_setups_allow_pickle_and_brew_setups_do_not(packages):
     for name, result in packages.items():
         variables = _function_environment(result, "unused")
-        dockerfile = "" if result.plan.setup == "zip-snapstart" else (result.out_dir / "Dockerfile").read_text()
+        zipped = result.plan.setup == "zip-snapstart"
+        dockerfile = {} if zipped else _dockerfile_env(result.out_dir / "Dockerfile")
         if result.plan.model_format == "pickle":
             assert variables["COLDBREW_ALLOW_PICKLE"] == "1", name
-            if result.plan.setup != "zip-snapstart":
-                assert "COLDBREW_ALLOW_PICKLE=1" in dockerfile, name
+            if not zipped:
+                assert dockerfile["COLDBREW_ALLOW_PICKLE"] == "1", name
         else:
             assert "COLDBREW_ALLOW_PICKLE" not in variables and "COLDBREW_ALLOW_PICKLE" not in dockerfile, name
 
@@ -458,3 +469,129 @@ def test_cli_opens_the_doors_it_is_asked_to(tmp_path, tiny_brew, capsys):
     assert "--warm-route --auth iam" in readme and "WarmSecretArn" in readme and "--sigv4" in readme
     with pytest.raises(SystemExit):
         main(["package", str(tiny_brew), "--setup", "image-disk", "-o", str(tmp_path / "e"), "--auth", "open"])
+
+
+# ---- the README's example, CORS, units and limits (issue 22) --------------------------------------------------------
+def test_readme_try_it_sends_the_models_own_example_which_the_app_answers(families, tmp_path):
+    import io
+    from wsgiref.util import setup_testing_defaults
+
+    from coldbrew.app import create_app
+    from coldbrew.engine import load_predictor
+
+    family = families["multiclass-unlabelled"]  # iris: features unlike the census model's
+    package(str(family.brew), "image-disk", tmp_path / "out")
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert "fnlwgt" not in readme
+    line = next(line for line in readme.splitlines() if line.strip().startswith("-d "))
+    body = json.loads(shlex.split(line.strip().removesuffix("\\"))[1])
+    assert list(body) == list(family.features)
+    raw = json.dumps(body).encode()
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/predict", "wsgi.input": io.BytesIO(raw)}
+    environ.update(CONTENT_LENGTH=str(len(raw)), CONTENT_TYPE="application/json")
+    setup_testing_defaults(environ)
+    statuses = []
+    out = b"".join(create_app(load_predictor(family.brew))(environ, lambda s, h, e=None: statuses.append(s)))
+    answer = json.loads(out)
+    assert statuses == ["200 OK"] and answer["prediction"] in {"0", "1", "2"}, answer
+
+
+def test_cors_origins_become_the_http_apis_cors_configuration(tiny_brew, tmp_path, monkeypatch):
+    from cfnlint.api import lint_file
+
+    origins = ["https://app.example.com", "http://localhost:3000"]
+    package(str(tiny_brew), "image-disk", tmp_path / "out", cors=origins, auth="iam")
+    template = _parse_template(tmp_path / "out" / "template.yaml")
+    cors = template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
+    assert cors["AllowOrigins"] == origins and "POST" in cors["AllowMethods"]
+    assert "content-type" in cors["AllowHeaders"] and "authorization" in cors["AllowHeaders"]
+    assert not lint_file(tmp_path / "out" / "template.yaml")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    params = {"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/coldbrew:latest"}
+    out = _transform(copy.deepcopy(template), params)["Resources"]
+    api = next(r for r in out.values() if r["Type"] == "AWS::ApiGatewayV2::Api")
+    assert api["Properties"]["Body"]["x-amazon-apigateway-cors"]["allowOrigins"] == origins
+    assert "--cors https://app.example.com --cors http://localhost:3000" in (tmp_path / "out" / "README.md").read_text()
+    package(str(tiny_brew), "image-disk", tmp_path / "plain")
+    assert (
+        "CorsConfiguration"
+        not in _parse_template(tmp_path / "plain" / "template.yaml")["Resources"]["HttpApi"]["Properties"]
+    )
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://app.example.com/path", "app.example.com", "javascript:alert(1)", "https://a.com\n", ""]
+)
+def test_a_bad_cors_origin_is_one_line(tiny_brew, tmp_path, origin):
+    with pytest.raises(ColdbrewError, match="--cors"):
+        package(str(tiny_brew), "image-disk", tmp_path / "out", cors=[origin])
+    assert not (tmp_path / "out").exists()
+
+
+def test_timeout_and_memory_take_units_within_lambdas_limits(tiny_brew):
+    from coldbrew.deploy.package import make_plan
+
+    for given, seconds in (("30s", 30), ("2m", 120), ("15m", 900), (45, 45), ("1m30s", 90)):
+        assert make_plan(str(tiny_brew), "image-disk", timeout=given).timeout == seconds
+    for given in ("16m", "0s", "1.5s", "soon", "901"):
+        with pytest.raises(ColdbrewError, match="--timeout"):
+            make_plan(str(tiny_brew), "image-disk", timeout=given)
+    for given, mb in (("4500", 4500), ("4500MB", 4500), (128, 128), ("10240", 10240)):
+        assert make_plan(str(tiny_brew), "image-disk", memory=given).memory == mb
+    for given in ("127", "10241", "4.5G", "-1", "lots"):
+        with pytest.raises(ColdbrewError, match="--memory"):
+            make_plan(str(tiny_brew), "image-disk", memory=given)
+
+
+def test_cli_accepts_a_duration_for_timeout(tiny_brew, tmp_path, capsys):
+    from coldbrew.cli import main
+
+    assert (
+        main(["package", str(tiny_brew), "--setup", "image-disk", "-o", str(tmp_path / "a"), "--timeout", "30s"]) == 0
+    )
+    assert "30 s" in capsys.readouterr().out
+    assert main(["package", str(tiny_brew), "--setup", "image-disk", "-o", str(tmp_path / "b"), "--timeout", "16m"])
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "15m" in err and not (tmp_path / "b").exists()
+
+
+@pytest.mark.integration
+def test_a_build_refused_midway_leaves_nothing_in_the_output(softmax_brew, tmp_path, monkeypatch):
+    """numpy cannot be fetched (an index that refuses connections): the zip build stops after -o was created."""
+    pytest.importorskip("ziglang", reason="cross-building needs the ziglang package (deploy extra)")
+    monkeypatch.setenv("COLDBREW_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    with pytest.raises(ColdbrewError, match="pip could not fetch numpy"):
+        package(str(softmax_brew), "zip-snapstart", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "mine.txt").write_text("mine")
+    with pytest.raises(ColdbrewError, match="pip could not fetch numpy"):
+        package(str(softmax_brew), "zip-snapstart", tmp_path / "kept", force=True)
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["mine.txt"]
+
+
+@pytest.fixture
+def softmax_brew(families):
+    """A model with a softmax output: scikit-learn's multiclass GradientBoosting (iris)."""
+    return families["multiclass-unlabelled"].brew
+
+
+def test_deploy_modules_import_no_circle():
+    """package -> render -> plan, zipbuild -> render: the Plan lives in its own module (issue 22)."""
+    from test_layers import coldbrew_imports, modules
+
+    graph = {
+        name: {m for m in coldbrew_imports(name, path) if m.startswith("coldbrew.deploy.")}
+        for name, path in modules()
+        if name.startswith("coldbrew.deploy.")
+    }
+
+    def reaches(start: str, goal: str, seen: set) -> bool:
+        return any(
+            n == goal or (n not in seen and not seen.add(n) and reaches(n, goal, seen)) for n in graph.get(start, ())
+        )
+
+    circles = [name for name in graph if reaches(name, name, set())]
+    assert not circles, circles
