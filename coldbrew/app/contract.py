@@ -114,3 +114,12 @@ def contract_of(predictor) -> Contract:
         classes=classes,
         labels=_labels(header, classes),
     )
+
+
+def example_request(contract: Contract) -> dict:
+    """A request body ``/predict`` accepts for ``contract``: one row by name, every feature 0.
+
+    0 is a value every feature takes (within float32's range, and a valid category code); the point is the shape —
+    the field names, all required — which ``coldbrew inspect`` and ``coldbrew serve`` print for the user to try.
+    """
+    return dict.fromkeys(contract.features, 0)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import signal
 import socket
 import sys
@@ -296,7 +297,22 @@ def _url(server: TcpWSGIServer) -> str:
     return f"http://[{host}]:{server.effective_port}/" if ":" in host else f"http://{host}:{server.effective_port}/"
 
 
-def serve(app, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, max_body_bytes: int = 1_048_576) -> None:
+def try_line(url: str, example: dict) -> str:
+    """``try: curl -s URL/predict -H ... -d 'BODY'``: one line (JSON escapes control characters), shell-quoted."""
+    body = json.dumps(example, separators=(", ", ": "))
+    target = shlex.quote(url.rstrip("/") + "/predict")
+    return f"try: curl -s {target} -H 'Content-Type: application/json' -d {shlex.quote(body)}"
+
+
+def serve(
+    app,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    max_body_bytes: int = 1_048_576,
+    example: dict | None = None,
+) -> None:
     """Serve ``app`` until SIGTERM or Ctrl-C; prints ``coldbrew: serving on URL`` to stdout once listening.
 
     Args:
@@ -304,6 +320,7 @@ def serve(app, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, m
         host, port: where to listen; port 0 picks a free one (the printed URL has it).
         workers: threads running the app (the event loop reading and writing sockets is one more).
         max_body_bytes: request bodies over this are answered 413 without being read (the app's own limit).
+        example: a request body the app accepts: printed as a ``try: curl ...`` line before the ready line.
 
     Raises:
         ColdbrewError: the address cannot be listened on (in use, not this machine's, ...).
@@ -339,6 +356,8 @@ def serve(app, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, m
     previous_fd = signal.set_wakeup_fd(wake_w.fileno())
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.append(signum))
+    if example is not None and servers:
+        print(try_line(_url(servers[0]), example), flush=True)
     for server in servers:
         print(f"{READY_PREFIX}{_url(server)}", flush=True)
     try:
