@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shlex
 import signal
 import socket
@@ -36,7 +37,8 @@ from typing import Any
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
-from waitress.parser import HTTPRequestParser
+from waitress.parser import HTTPRequestParser, ParsingError
+from waitress.rfc7230 import CHUNK_EXT_RE, ONLY_HEXDIG_RE
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 from waitress.utilities import BadRequest, RequestEntityTooLarge
@@ -85,13 +87,141 @@ def _too_large(message: str) -> _Refused:
     return _Refused(RequestEntityTooLarge.code, RequestEntityTooLarge.reason, message)
 
 
+#: A line feed not preceded by a carriage return: HTTP/1.1's framing lines end with CRLF (RFC 9112 section 2.2).
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+#: Longest chunk-size line (size and extensions) and chunk trailer section a chunked body may carry.
+CHUNK_LINE_BYTES = 4096
+TRAILER_BYTES = 65536
+
+
+class _ChunkedBody:
+    """A chunked request body (RFC 9112 section 7.1) decoded strictly, with waitress's receiver interface.
+
+    waitress's own receiver waits for a CRLF that a bare-LF client never sends (no answer until the body deadline);
+    this one refuses a bare LF or CR in any framing line at once, and bounds the size lines and the trailer.
+    ``received`` returns how many bytes belong to this body, so a pipelined request after it is left alone.
+    """
+
+    completed = False
+    error: BadRequest | None = None
+
+    def __init__(self, buf):
+        self.buf = buf
+        self.state = "size"  # size -> data -> data-end -> size ... -> trailer -> done
+        self.line = b""  # the framing line read so far (size line or trailer line)
+        self.remaining = 0  # bytes of the current chunk still to come
+        self.trailer_bytes = 0
+
+    def __len__(self) -> int:
+        return self.buf.__len__()
+
+    def getfile(self):
+        return self.buf.getfile()
+
+    def getbuf(self):
+        return self.buf
+
+    def _framing_line(self, data: bytes, pos: int, limit: int) -> tuple[bytes | None, int]:
+        """The next CRLF-terminated line (without CRLF) from ``data[pos:]`` and the new position; None if partial."""
+        end = data.find(b"\n", pos)
+        if end < 0:
+            self.line += data[pos:]
+            if len(self.line) > limit:
+                raise ParsingError(f"chunk framing line over {limit} bytes")
+            return None, len(data)
+        line, self.line = self.line + data[pos:end], b""
+        if len(line) > limit:
+            raise ParsingError(f"chunk framing line over {limit} bytes")
+        if not line.endswith(b"\r"):
+            raise ParsingError("bare LF in the chunk framing: its lines must end with CRLF")
+        line = line[:-1]
+        if b"\r" in line:
+            raise ParsingError("bare CR in the chunk framing")
+        return line, end + 1
+
+    def received(self, data: bytes) -> int:
+        if self.completed:
+            return 0
+        try:
+            return self._decode(data)
+        except ParsingError as exc:
+            self.error = BadRequest(str(exc))
+            self.completed = True
+            return len(data)
+
+    def _decode(self, data: bytes) -> int:
+        pos = 0
+        while pos < len(data):
+            if self.state == "data":
+                take = min(self.remaining, len(data) - pos)
+                self.buf.append(data[pos : pos + take])
+                pos += take
+                self.remaining -= take
+                if not self.remaining:
+                    self.state = "data-end"
+            elif self.state == "data-end":  # the CRLF after a chunk's data
+                need = 2 - len(self.line)
+                self.line += data[pos : pos + need]
+                pos = min(pos + need, len(data))
+                if len(self.line) == 2:
+                    end, self.line = self.line, b""
+                    if end != b"\r\n":
+                        bare = end[:1] == b"\n"
+                        raise ParsingError(
+                            f"{'bare LF after the chunk data' if bare else 'chunk not properly terminated'}: "
+                            "chunk data must be followed by CRLF"
+                        )
+                    self.state = "size"
+            elif self.state == "size":
+                line, pos = self._framing_line(data, pos, CHUNK_LINE_BYTES)
+                if line is None:
+                    break
+                size, semi, ext = line.partition(b";")
+                if semi and not CHUNK_EXT_RE.match(b";" + ext):
+                    raise ParsingError("invalid chunk extension")
+                if not ONLY_HEXDIG_RE.match(size):
+                    raise ParsingError("invalid chunk size")
+                self.remaining = int(size, 16)
+                self.state = "data" if self.remaining else "trailer"
+            else:  # the trailer section: field lines, then an empty line
+                before = pos
+                line, pos = self._framing_line(data, pos, TRAILER_BYTES)
+                self.trailer_bytes += pos - before
+                if self.trailer_bytes > TRAILER_BYTES:
+                    raise ParsingError(f"chunk trailer over {TRAILER_BYTES} bytes")
+                if line is None:
+                    break
+                if not line:
+                    self.completed = True
+                    return pos
+        return pos
+
+
 class _Parser(HTTPRequestParser):
-    """waitress's parser, refusing a body over ``--max-body-bytes`` as soon as that is known."""
+    """waitress's parser with RFC 9112's framing rules and the body limit (``--max-body-bytes``) enforced early.
+
+    Refused with a 400, the connection then closed (and whatever the client pipelined behind it never parsed):
+    a bare LF in the request head or the chunk framing (which waitress leaves waiting for a CRLF), obs-fold header
+    lines (a header continued on a line starting with a space or tab), a request carrying both Content-Length and
+    Transfer-Encoding (a smuggling vector: RFC 9112 section 6.3) and an HTTP/1.0 request with Transfer-Encoding.
+    """
 
     error: Any  # waitress's attributes this class sets (waitress has no type hints)
     completed: bool
+    headers_finished: bool
+    body_rcv: Any
 
     def received(self, data: bytes) -> int:
+        if self.completed:
+            return 0
+        if self.body_rcv is None and not self.headers_finished:
+            seen = self.header_plus[-3:] + data
+            end = seen.find(b"\r\n\r\n")
+            if _BARE_LF.search(seen if end < 0 else seen[: end + 4]):
+                self.first_line = b"-"
+                self.error = BadRequest("bare LF in the request head: its lines must end with CRLF")
+                self.completed = self.headers_finished = True
+                return len(data)
         consumed = super().received(data)
         # waitress's own 413 (its looser bound, below) is replaced by the exact one when it applies.
         if self.body_rcv is not None and (self.error is None or type(self.error) is RequestEntityTooLarge):
@@ -102,7 +232,23 @@ class _Parser(HTTPRequestParser):
             elif self.chunked and len(self.body_rcv) > limit:
                 self.error = _too_large(f"request body exceeds the limit of {limit} bytes")
                 self.completed = True
+        if self.error is not None and self.completed:
+            return len(data)  # the connection closes after the error: nothing after it is a request
         return consumed
+
+    def parse_header(self, header_plus: bytes) -> None:
+        names = set()
+        for line in header_plus.split(b"\r\n")[1:]:
+            if line[:1] in (b" ", b"\t"):
+                raise ParsingError("obsolete line folding (a header line starting with a space or tab) is refused")
+            names.add(line.split(b":", 1)[0].lower())
+        if b"transfer-encoding" in names and b"content-length" in names:
+            raise ParsingError("both Content-Length and Transfer-Encoding: the body's length is ambiguous")
+        super().parse_header(header_plus)
+        if b"transfer-encoding" in names and self.version != "1.1":
+            raise ParsingError(f"Transfer-Encoding in an HTTP/{self.version} request")
+        if self.chunked:  # the strict decoder instead of waitress's
+            self.body_rcv = _ChunkedBody(self.body_rcv.getbuf())
 
 
 def _message(error, adj: _Adjustments) -> str:
