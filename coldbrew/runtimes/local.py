@@ -23,8 +23,10 @@ so those walks run in parallel; the rest of a request is Python and takes the GI
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import re
 import shlex
 import signal
@@ -61,6 +63,20 @@ LINGER_S = 2.0
 LINGER_BYTES = 8 * 1024 * 1024
 #: Open connections at most; more wait in the listen backlog.
 CONNECTION_LIMIT = 1000
+#: The body budget (issue #23): once a request's head is in and its body has started, the body must keep arriving
+#: at BODY_MIN_RATE bytes per second on average after a grace of BODY_GRACE_S — by ``body_since + BODY_GRACE_S +
+#: bytes so far / BODY_MIN_RATE`` — or the request is answered 408 and the connection closed. A 1 MiB body may take
+#: 17 minutes at this rate; one dripped a byte every 8 s is out after about 5 s.
+BODY_GRACE_S = 5.0
+BODY_MIN_RATE = 1024
+#: Connections reading a body at once, at most. A request whose body has not fully arrived with its head while this
+#: many are reading is shed at once (503, ``Retry-After: 1``, close), so slow bodies cannot take every connection;
+#: a request that arrives whole (head and body together, as ordinary clients send them) is never counted.
+BODY_READERS_MAX = 64
+#: How long a shed connection lingers after its 503 (the usual LINGER_S would let shed drippers fill the table).
+SHED_LINGER_S = 0.25
+#: The soft limit on open files is raised to the hard limit, up to this: CONNECTION_LIMIT sockets plus headroom.
+NOFILE_WANTED = 4096
 #: How often (seconds) the loop wakes to check the deadlines above when no socket is ready.
 TICK_S = 0.25
 
@@ -319,6 +335,8 @@ class _ErrorTask(_LoggedTask, ErrorTask):
         body = json.dumps({"error": message, **_ERROR_FIELDS}, separators=(",", ":")).encode()
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
+        if error.code == 503:
+            self.response_headers.append(("Retry-After", "1"))
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)
@@ -335,7 +353,10 @@ class _Channel(HTTPChannel):
     request: Any
     #: 0 while open; once half-closed after the last answer, when the lingering close gives up.
     linger_until = 0.0
+    linger_s = LINGER_S
     drained = 0
+    #: When the current request's body started arriving (its head complete, body pending); 0 when none is.
+    body_since = 0.0
 
     def __init__(self, server, sock, addr, adj, map=None):
         super().__init__(server, sock, addr, adj, map=map)
@@ -358,15 +379,49 @@ class _Channel(HTTPChannel):
 
     def handle_close(self) -> None:
         """waitress closes a connection it is done with here: half-close and linger first (once)."""
+        self.server.body_readers.discard(self)
         if self.will_close and not self.linger_until and self.socket is not None:
             try:
                 self.socket.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
             else:
-                self.linger_until = time.time() + LINGER_S
+                self.linger_until = time.time() + self.linger_s
                 return
         self.close_now()
+
+    def received(self, data: bytes) -> bool:
+        """waitress's parsing, then the body budget: admit a body that has started, or shed it (503)."""
+        result = super().received(data)
+        request = self.request
+        if request is not None and request.headers_finished and not request.completed and request.error is None:
+            if not self.body_since:
+                readers = self.server.body_readers
+                if len(readers) >= BODY_READERS_MAX:
+                    for channel in [c for c in readers if not c.reading_body()]:
+                        readers.discard(channel)
+                if len(readers) >= BODY_READERS_MAX:
+                    self.linger_s = SHED_LINGER_S
+                    message = f"too many slow request bodies ({BODY_READERS_MAX} arriving); retry"
+                    self.refuse_body(request, _Refused(503, "Service Unavailable", message))
+                    return result
+                readers.add(self)
+                self.body_since = time.time()
+        elif self.body_since:
+            self.body_since = 0.0
+            self.server.body_readers.discard(self)
+        return result
+
+    def reading_body(self) -> bool:
+        """The connection holds a request whose head is in and whose body is still arriving."""
+        request = self.request
+        return bool(
+            self.connected
+            and self.body_since
+            and request is not None
+            and request.headers_finished
+            and not request.completed
+        )
 
     def send_continue(self) -> None:
         """``100 Continue`` only for a request that will be read: a refused one gets its error at once."""
@@ -405,16 +460,29 @@ class _Channel(HTTPChannel):
         request = self.request
         if request is not None and request.headers_finished:
             if now - self.last_activity > READ_TIMEOUT_S:
-                self.refuse_stalled_body(request)
+                self.refuse_body(
+                    request, _Refused(400, "Bad Request", "malformed or incomplete request body: timed out")
+                )
+            elif self.body_since:
+                received = request.body_bytes_received
+                took = now - self.body_since
+                if took > BODY_GRACE_S + received / BODY_MIN_RATE:
+                    message = (
+                        f"request body too slow: {received} bytes in {took:.0f} s; "
+                        f"send at least {BODY_MIN_RATE} bytes/s after the first {BODY_GRACE_S:.0f} s"
+                    )
+                    self.refuse_body(request, _Refused(408, "Request Timeout", message))
         elif now - self.idle_since > HEADER_TIMEOUT_S:
             self.will_close = True  # the loop closes it (handle_write → handle_close)
 
-    def refuse_stalled_body(self, request: HTTPRequestParser) -> None:
-        """Complete the half-read request as a 400, the way waitress queues a request it finished reading."""
+    def refuse_body(self, request: HTTPRequestParser, error: _Refused) -> None:
+        """Complete the half-read request as ``error``, the way waitress queues a request it finished reading."""
+        self.body_since = 0.0
+        self.server.body_readers.discard(self)
         with self.requests_lock:
             if self.request is not request or request.completed:
                 return
-            request.error = _Refused(400, "Bad Request", "malformed or incomplete request body: timed out")
+            request.error = error
             request.completed = True
             self.request = None
             self.requests.append(request)
@@ -422,10 +490,108 @@ class _Channel(HTTPChannel):
                 self.server.add_task(self)
 
 
+_OUT_OF_FDS = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+)
+_OUT_OF_FDS_BODY = json.dumps(
+    {"error": "server is out of file descriptors; retry", **_ERROR_FIELDS}, separators=(",", ":")
+).encode()
+
+
 class _Server(TcpWSGIServer):
-    """waitress's TCP server with coldbrew's channels."""
+    """waitress's TCP server with coldbrew's channels, a count of the bodies being read, and a spare descriptor.
+
+    Out of file descriptors (EMFILE/ENFILE), ``accept`` fails while the pending connection keeps the listening
+    socket readable: waitress would log a traceback per turn of the loop, at full speed, and leave clients waiting.
+    Instead the spare descriptor (kept open on /dev/null) is closed, the connection accepted, answered 503 and
+    closed, and the spare reopened; one warning line per episode. Serving resumes as soon as descriptors are free.
+    """
 
     channel_class = _Channel
+    body_readers: set
+    spare_fd: int | None = None
+    out_of_fds = False
+    paused_until = 0.0
+
+    def __init__(self, *args, **kwargs):
+        self.body_readers = set()
+        super().__init__(*args, **kwargs)
+        self.spare_fd = _spare()
+
+    def readable(self) -> bool:
+        return time.monotonic() >= self.paused_until and super().readable()
+
+    def accept(self):
+        try:
+            pair = super().accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+            self.shed_without_descriptors(exc)
+            return None
+        if pair is not None and self.out_of_fds:
+            self.out_of_fds = False
+        return pair
+
+    def shed_without_descriptors(self, exc: OSError) -> None:
+        if not self.out_of_fds:
+            self.out_of_fds = True
+            logging.getLogger("coldbrew.serve").warning(
+                "out of file descriptors (%s, %d connections open): answering new connections 503 until some close",
+                exc.strerror,
+                len(self.active_channels),
+            )
+        if self.spare_fd is None:
+            self.spare_fd = _spare()
+        if self.spare_fd is None:  # none to spare either: stop polling the listener for a moment, do not spin
+            self.paused_until = time.monotonic() + 0.1
+            return
+        os.close(self.spare_fd)
+        self.spare_fd = None
+        try:
+            conn, _ = self.socket.accept()
+        except OSError:
+            self.paused_until = time.monotonic() + 0.1
+        else:
+            with conn:
+                try:
+                    conn.setblocking(False)
+                    try:
+                        conn.recv(65536)  # what has arrived, so the close is a FIN and not a reset
+                    except OSError:
+                        pass
+                    conn.send(_OUT_OF_FDS % (len(_OUT_OF_FDS_BODY), _OUT_OF_FDS_BODY))
+                    conn.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+        self.spare_fd = _spare()
+
+    def close(self) -> None:
+        if self.spare_fd is not None:
+            os.close(self.spare_fd)
+            self.spare_fd = None
+        super().close()
+
+
+def _spare() -> int | None:
+    try:
+        return os.open(os.devnull, os.O_RDONLY)
+    except OSError:
+        return None
+
+
+def _raise_open_file_limit() -> None:
+    """Raise the soft limit on open files towards the hard limit (up to NOFILE_WANTED), as many servers do."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = NOFILE_WANTED if hard == resource.RLIM_INFINITY else min(NOFILE_WANTED, hard)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ImportError, OSError, ValueError):  # not on this platform, or not allowed: serve within the limit
+        pass
 
 
 class _Waker(wasyncore.dispatcher):
@@ -473,6 +639,7 @@ def serve(
     """
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="[%(asctime)s] [%(levelname)s] %(message)s")
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N": normal under load
+    _raise_open_file_limit()
     dispatcher = ThreadedTaskDispatcher()
     socket_map: dict = {}
     try:
