@@ -63,6 +63,12 @@ LINGER_S = 2.0
 LINGER_BYTES = 8 * 1024 * 1024
 #: Open connections at most; more wait in the listen backlog.
 CONNECTION_LIMIT = 1000
+#: Idle shedding: once this many connections are open, the loop closes the ones waiting for a request (idle, or
+#: still sending a head) longest idle first, down to IDLE_SHED_TO, so a flood of idle connections cannot keep
+#: the table full and ordinary clients in the backlog. Connections with a request in flight are never closed.
+IDLE_SHED_AT = 900
+IDLE_SHED_TO = 800
+IDLE_SHED_LOG_EVERY_S = 60.0
 #: The body budget (issue #23): once a request's head is in and its body has started, the body must keep arriving
 #: at BODY_MIN_RATE bytes per second on average after a grace of BODY_GRACE_S — by ``body_since + BODY_GRACE_S +
 #: bytes so far / BODY_MIN_RATE`` — or the request is answered 408 and the connection closed. A 1 MiB body may take
@@ -512,6 +518,7 @@ class _Server(TcpWSGIServer):
     body_readers: set
     spare_fd: int | None = None
     out_of_fds = False
+    idle_shed_logged = -IDLE_SHED_LOG_EVERY_S  # when idle shedding was last logged (time.monotonic)
     paused_until = 0.0
 
     def __init__(self, *args, **kwargs):
@@ -530,7 +537,7 @@ class _Server(TcpWSGIServer):
                 raise
             self.shed_without_descriptors(exc)
             return None
-        if pair is not None and self.out_of_fds:
+        if pair is not None:
             self.out_of_fds = False
         return pair
 
@@ -693,8 +700,27 @@ def _tick(socket_map: dict, servers: list[_Server], timeout: float = TICK_S) -> 
         return
     _next_check = now + min(timeout, TICK_S)
     for server in servers:
-        for channel in list(server.active_channels.values()):
+        channels = list(server.active_channels.values())
+        for channel in channels:
             channel.check_deadlines(now)
+        if len(server.active_channels) >= IDLE_SHED_AT:
+            _shed_idle(server)
+
+
+def _shed_idle(server: _Server) -> None:
+    """Close connections waiting for a request, longest idle first, until IDLE_SHED_TO are open (one log line)."""
+    channels = list(server.active_channels.values())
+    waiting = [c for c in channels if not c.in_flight() and not c.will_close and c.connected]
+    waiting.sort(key=lambda c: c.idle_since)
+    excess = len(channels) - IDLE_SHED_TO
+    for channel in waiting[:excess]:
+        channel.close_now()
+    now = time.monotonic()
+    if now - server.idle_shed_logged > IDLE_SHED_LOG_EVERY_S:  # one line a minute at most, however long it lasts
+        server.idle_shed_logged = now
+        logging.getLogger("coldbrew.serve").warning(
+            "%d connections open: closing %d idle ones, longest idle first", len(channels), min(excess, len(waiting))
+        )
 
 
 def _drain(socket_map: dict, servers: list[_Server], stop: list[int]) -> None:

@@ -41,12 +41,13 @@ def status_and_error(raw: bytes) -> tuple[int, str | None]:
     return status, json.loads(body).get("error") if body else None
 
 
-def test_a_thousand_body_drippers_leave_ordinary_requests_answered_within_a_second(tiny_brew, tmp_path):
+def run_bench(tiny_brew, *options: str) -> dict:
+    """bench/serve_drippers.py with ``options`` in a child under ``ulimit -n 4096``; its JSON results."""
     if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 4096:
-        pytest.skip("the hard limit on open files is below 4096: 1,000 drippers need more")
+        pytest.skip("the hard limit on open files is below 4096: 1,000 attacking connections need more")
     script = (
         f"ulimit -n 4096 && exec {sys.executable} {REPO / 'bench' / 'serve_drippers.py'} "
-        f"--drippers 1000 --every 8 --duration 20 --rate 10 --model {tiny_brew} --json"
+        f"--model {tiny_brew} --json {' '.join(options)}"
     )
     # Its own session, so a timeout kills the bench and the server it started, whatever the parent ignores.
     proc = subprocess.Popen(
@@ -59,7 +60,11 @@ def test_a_thousand_body_drippers_leave_ordinary_requests_answered_within_a_seco
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 0, err[-2000:]
-    result = json.loads(out.strip().splitlines()[-1])["now"]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_a_thousand_body_drippers_leave_ordinary_requests_answered_within_a_second(tiny_brew):
+    result = run_bench(tiny_brew, "--drippers 1000 --every 8 --duration 20 --rate 10 --kinds body")["now"]
     assert result["statuses"] == {"200": result["requests"]} and result["requests"] >= 100, result
     assert result["p99_ms"] < 1000, result
     # The attack was real: every dripper connected, and the server refused or timed them out, not held them.
@@ -67,6 +72,16 @@ def test_a_thousand_body_drippers_leave_ordinary_requests_answered_within_a_seco
     closed = result["drippers_closed_by_server"]
     assert closed.get("503", 0) >= 500 and closed.get("408", 0) >= BODY_READERS_MAX, result
     assert result["drippers_open_at_end"] <= BODY_READERS_MAX + 50, result
+
+
+def test_a_thousand_idle_connections_a_second_leave_ordinary_requests_answered_within_a_second(tiny_brew):
+    """Idle connections reconnecting every second fill the table past IDLE_SHED_AT: the longest idle are shed."""
+    result = run_bench(tiny_brew, "--drippers 1000 --every 1 --duration 15 --rate 10 --kinds idle")
+    result = result["now, idle connections instead"]
+    assert result["statuses"] == {"200": result["requests"]} and result["requests"] >= 80, result
+    assert result["p99_ms"] < 1000, result
+    assert result["dripper_connects"] >= 2000, result
+    assert result["drippers_closed_by_server"].get("no answer", 0) >= 1000, result
 
 
 @pytest.fixture(scope="module")
