@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from coldbrew import __version__
 from coldbrew.app.contract import Contract
-from coldbrew.app.validation import FLOAT32_MAX
+from coldbrew.app.validation import FLOAT32_MAX, INSTANCES, MAX_ROWS
 
 _JSON = "application/json"
 
@@ -29,6 +29,22 @@ def _feature(nullable: bool, categorical: bool) -> dict:
     if notes:
         schema["description"] = "; ".join(notes)
     return schema
+
+
+def _positional(contract: Contract) -> dict:
+    """A row as a JSON array in the model's feature order (OpenAPI 3.0 has one ``items`` schema for all positions)."""
+    n = len(contract.features)
+    item = _feature(any(contract.nullable), False)
+    if any(contract.nullable) and not all(contract.nullable):
+        takes = ", ".join(name for name, null in zip(contract.features, contract.nullable, strict=True) if null)
+        item["description"] = f"null = missing value, only at the positions of: {takes}"
+    return {
+        "type": "array",
+        "description": f"the {n} feature values in the model's order: {', '.join(contract.features)}",
+        "items": item,
+        "minItems": n,
+        "maxItems": n,
+    }
 
 
 def _labels(contract: Contract) -> tuple[str, ...]:
@@ -62,7 +78,7 @@ def _prediction(contract: Contract) -> dict:
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
-def _description(contract: Contract, model: str, max_body_bytes: int) -> str:
+def _description(contract: Contract, model: str, max_body_bytes: int, max_rows: int) -> str:
     n = len(contract.features)
     if contract.task == "binary":
         what = f"Binary classification ({_labels(contract)[0]!r} or {_labels(contract)[1]!r})"
@@ -74,11 +90,11 @@ def _description(contract: Contract, model: str, max_body_bytes: int) -> str:
     accepts = f"; {missing} of them accept null as a missing value" if missing else ""
     return (
         f"{what} by a {model} from {n} feature{'s' if n != 1 else ''}{accepts}. "
-        f"Request bodies are limited to {max_body_bytes} bytes."
+        f"Request bodies are limited to {max_body_bytes} bytes and {max_rows} rows."
     )
 
 
-def build_openapi(contract: Contract, max_body_bytes: int, *, model: str = "model") -> dict:
+def build_openapi(contract: Contract, max_body_bytes: int, *, model: str = "model", max_rows: int = MAX_ROWS) -> dict:
     """An OpenAPI 3.0 document describing ``/``, ``/predict`` and ``/openapi.json`` for ``contract``."""
     error = _json(_ref("Error"), "the request was rejected; `field` and `index` say where")
     features = contract.features
@@ -87,7 +103,7 @@ def build_openapi(contract: Contract, max_body_bytes: int, *, model: str = "mode
         "info": {
             "title": "coldbrew",
             "version": __version__,
-            "description": _description(contract, model, max_body_bytes),
+            "description": _description(contract, model, max_body_bytes, max_rows),
             "x-coldbrew-task": contract.task,
         },
         "paths": {
@@ -100,16 +116,34 @@ def build_openapi(contract: Contract, max_body_bytes: int, *, model: str = "mode
             },
             "/predict": {
                 "post": {
-                    "summary": "predict one row (object) or a batch (list of objects)",
+                    "summary": "predict one row or a batch of rows",
+                    "description": (
+                        "One row, by name (an object) or by position (an array of numbers in the model's feature "
+                        "order), is answered with one result; a batch (a list of rows, or "
+                        '`{"instances": [...]}`), whose rows are all objects or all arrays, with a list of results '
+                        "in request order."
+                    ),
                     "operationId": "predict",
                     "requestBody": {
                         "required": True,
-                        "content": {_JSON: {"schema": {"oneOf": [_ref("Row"), _ref("Batch")]}}},
+                        "content": {
+                            _JSON: {
+                                "schema": {
+                                    "oneOf": [
+                                        _ref("Row"),
+                                        _ref("PositionalRow"),
+                                        _ref("Batch"),
+                                        _ref("PositionalBatch"),
+                                        _ref("Instances"),
+                                    ]
+                                }
+                            }
+                        },
                     },
                     "responses": {
                         "200": _json(
                             {"oneOf": [_ref("Prediction"), {"type": "array", "items": _ref("Prediction")}]},
-                            "one result per row, in request order (a list for a list)",
+                            "one result per row, in request order (a list for a batch)",
                         ),
                         "400": error,
                         "411": error,
@@ -137,7 +171,21 @@ def build_openapi(contract: Contract, max_body_bytes: int, *, model: str = "mode
                     "required": list(features),
                     "additionalProperties": False,
                 },
-                "Batch": {"type": "array", "items": _ref("Row"), "minItems": 1},
+                "PositionalRow": _positional(contract),
+                "Batch": {"type": "array", "items": _ref("Row"), "minItems": 1, "maxItems": max_rows},
+                "PositionalBatch": {
+                    "type": "array",
+                    "items": _ref("PositionalRow"),
+                    "minItems": 1,
+                    "maxItems": max_rows,
+                },
+                "Instances": {
+                    "type": "object",
+                    "description": "TF Serving / KServe / SageMaker style: every row an object, or every row an array",
+                    "properties": {INSTANCES: {"oneOf": [_ref("Batch"), _ref("PositionalBatch")]}},
+                    "required": [INSTANCES],
+                    "additionalProperties": False,
+                },
                 "Prediction": _prediction(contract),
                 "Health": {
                     "type": "object",

@@ -1,11 +1,19 @@
 """Turn a ``/predict`` request body into rows of floats, or say exactly what is wrong.
 
-The rules (docs/serving.md): the body is a JSON object (one row) or a non-empty JSON list of objects (a batch).
-Each object has exactly the model's features — a missing or an unknown field is rejected — and every value is a
-JSON number within ±FLOAT32_MAX (scikit-learn's trees compare features as float32 and refuse anything that
-overflows it), or ``null`` for a feature the model handles as missing (it becomes NaN, the libraries' missing
-value). Strings, booleans (a Python ``bool`` is an ``int``: checked by exact type), null elsewhere, NaN, Infinity
-and out-of-range numbers are rejected with the field and, for batches, the row index.
+The shapes a body may take (docs/serving.md, "Request shapes"):
+
+- a JSON object of the model's features by name: one row;
+- a non-empty JSON list of such objects: a batch;
+- a JSON array of numbers in the model's feature order: one positional row;
+- a non-empty JSON list of such arrays: a batch of positional rows;
+- ``{"instances": [...]}`` (TF Serving, KServe v1, SageMaker): a batch whose rows are all objects or all arrays.
+
+A named row has exactly the model's features — a missing or an unknown field is rejected; a positional row has
+exactly as many values as the model has features. Every value is a JSON number within ±FLOAT32_MAX (scikit-learn's
+trees compare features as float32 and refuse anything that overflows it), or ``null`` for a feature the model
+handles as missing (it becomes NaN, the libraries' missing value). Strings, booleans (a Python ``bool`` is an
+``int``: checked by exact type), null elsewhere, NaN, Infinity and out-of-range numbers are rejected with the field
+and, for batches, the row index; so are rows of mixed shapes and batches over :data:`MAX_ROWS` rows.
 """
 
 from __future__ import annotations
@@ -17,6 +25,11 @@ from coldbrew.errors import ColdbrewError
 # Largest finite float32 (numpy.finfo(numpy.float32).max): the trees' feature dtype, so the largest usable value.
 FLOAT32_MAX = 3.4028234663852886e38
 _FLOAT32_MAX_INT = int(FLOAT32_MAX)
+
+#: Rows per request at most (a batch, or ``instances``); the body limit usually binds first.
+MAX_ROWS = 100_000
+#: The one key of a TF Serving / KServe / SageMaker style body.
+INSTANCES = "instances"
 
 _JSON_TYPES = {str: "a string", bool: "a boolean", type(None): "null", dict: "an object", list: "an array"}
 
@@ -97,18 +110,72 @@ def parse_row(
     return row
 
 
+def parse_positional(
+    values: list, features: tuple[str, ...], index: int | None, nullable: tuple[bool, ...] | None = None
+) -> list[float]:
+    """One JSON array of values in the model's feature order → the row (``null`` → NaN where ``nullable``)."""
+    if len(values) != len(features):
+        where = f" (row {index})" if index is not None else ""
+        message = (
+            f"a positional row has {len(values)} values{where}; the model takes {len(features)}, "
+            f"in this order: {', '.join(features)}"
+        )
+        raise InvalidRequest(message, index=index)
+    if nullable is None:
+        return [_number(v, name, index) for v, name in zip(values, features, strict=True)]
+    return [_number(v, name, index, null) for v, name, null in zip(values, features, nullable, strict=True)]
+
+
+def _shape(item) -> str:
+    return "an object" if isinstance(item, dict) else "an array" if isinstance(item, list) else "a value"
+
+
+def parse_batch(
+    items: list,
+    features: tuple[str, ...],
+    nullable: tuple[bool, ...] | None = None,
+    max_rows: int = MAX_ROWS,
+) -> list[list[float]]:
+    """A non-empty list of rows, all objects by name or all positional arrays, at most ``max_rows`` of them."""
+    if not items:
+        raise InvalidRequest("empty list: send at least one row")
+    if len(items) > max_rows:
+        raise InvalidRequest(f"{len(items)} rows in one request; the limit is {max_rows}", status=413)
+    if isinstance(items[0], list):
+        rows = []
+        for i, item in enumerate(items):
+            if not isinstance(item, list):
+                raise InvalidRequest(
+                    f"rows of mixed shapes: row 0 is an array, row {i} is {_shape(item)}; send every row the same way",
+                    index=i,
+                )
+            rows.append(parse_positional(item, features, i, nullable))
+        return rows
+    for i, item in enumerate(items):
+        if isinstance(item, list):
+            raise InvalidRequest(
+                f"rows of mixed shapes: row 0 is {_shape(items[0])}, row {i} is an array; send every row the same way",
+                index=i,
+            )
+    return [parse_row(obj, features, i, nullable) for i, obj in enumerate(items)]
+
+
 def parse_rows(
-    payload, features: tuple[str, ...], nullable: tuple[bool, ...] | None = None
+    payload, features: tuple[str, ...], nullable: tuple[bool, ...] | None = None, max_rows: int = MAX_ROWS
 ) -> tuple[list[list[float]], bool]:
-    """A decoded body → ``(rows, is_batch)``; a single object is a batch of one with ``is_batch=False``.
+    """A decoded body → ``(rows, is_batch)``; a single row is a batch of one with ``is_batch=False``.
 
     ``nullable`` (one flag per feature) says which features accept ``null`` (→ NaN); by default none does.
     """
     if isinstance(payload, dict):
+        if len(payload) == 1 and type(payload.get(INSTANCES)) is list:  # a field's value is never a list
+            return parse_batch(payload[INSTANCES], features, nullable, max_rows), True
         return [parse_row(payload, features, None, nullable)], False
     if isinstance(payload, list):
-        if not payload:
-            raise InvalidRequest("empty list: send at least one row")
-        return [parse_row(obj, features, i, nullable) for i, obj in enumerate(payload)], True
+        if payload and not isinstance(payload[0], (dict, list)):
+            return [parse_positional(payload, features, None, nullable)], False
+        return parse_batch(payload, features, nullable, max_rows), True
     got = _JSON_TYPES.get(type(payload), "a number")
-    raise InvalidRequest(f"request body must be a JSON object or a list of objects, got {got}")
+    raise InvalidRequest(
+        f'request body must be a JSON object, an array of numbers, a list of rows or {{"instances": [...]}}, got {got}'
+    )

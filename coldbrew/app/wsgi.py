@@ -1,4 +1,4 @@
-"""The WSGI application: ``GET /``, ``POST /predict``, ``GET /openapi.json``.
+"""The WSGI application: ``GET /``, ``POST /predict``, ``GET /openapi.json``, and CORS when asked for.
 
 A hand-written router over the standard library's ``json``: four routes do not need a framework, and every
 import here is cold-start time (docs/serving.md has the measured costs). Requests become lists of rows and the
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from coldbrew.app.contract import Contract, contract_of
 from coldbrew.app.openapi import build_openapi
-from coldbrew.app.validation import InvalidRequest, decode_json, parse_rows
-from coldbrew.errors import ModelFormatError
+from coldbrew.app.validation import MAX_ROWS, InvalidRequest, decode_json, parse_rows
+from coldbrew.errors import ConfigError, ModelFormatError
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -30,8 +30,14 @@ def _log():
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 
+#: Seconds a browser may cache a CORS preflight answer (``Access-Control-Max-Age``).
+CORS_MAX_AGE_S = 600
+#: The request headers a cross-origin caller may send (``Access-Control-Allow-Headers``).
+CORS_ALLOW_HEADERS = "Content-Type"
+
 _REASONS = {
     200: "OK",
+    204: "No Content",
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -52,6 +58,28 @@ def _model_name(predictor) -> str:
     if isinstance(source, dict) and isinstance(source.get("estimator"), str):
         return source["estimator"]
     return str(getattr(predictor, "kind", "model"))
+
+
+def cors_origin(text: str) -> str:
+    """``text`` as an origin CORS can allow (``scheme://host[:port]``, or ``*`` for any), else ConfigError."""
+    origin = text.strip()
+    if origin == "*":
+        return origin
+    scheme, sep, rest = origin.partition("://")
+    rest = rest[:-1] if rest.endswith("/") else rest
+    host = rest.rsplit(":", 1)[0] if rest.rsplit(":", 1)[-1].isdigit() else rest
+    if (
+        not sep
+        or scheme.lower() not in ("http", "https")
+        or not host
+        or any(c in rest for c in "/?#@ \t\r\n,*")
+        or not origin.isascii()
+        or not origin.isprintable()
+    ):
+        raise ConfigError(
+            f"CORS origin {text!r} is not an origin: give scheme://host[:port] (e.g. https://app.example.com) or *"
+        )
+    return f"{scheme.lower()}://{rest.lower()}"
 
 
 def _is_json(content_type: str) -> bool:
@@ -127,19 +155,30 @@ def responder(predictor: Predictor, contract: Contract):
     return classify
 
 
-def create_app(predictor: Predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> WSGIApplication:
+def create_app(
+    predictor: Predictor,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_rows: int = MAX_ROWS,
+    cors: tuple[str, ...] = (),
+) -> WSGIApplication:
     """A WSGI application serving ``predictor`` with the contract its model states (docs/serving.md).
 
     Args:
         predictor: a loaded model (``load_predictor``'s result); its header states the request fields, which
             accept null, the task and the class labels (``coldbrew.app.contract``).
         max_body_bytes: larger request bodies get a 413 before they are read.
+        max_rows: more rows in one request get a 413.
+        cors: origins (``scheme://host[:port]``, or ``*``) whose browsers may call the API: ``OPTIONS`` preflight
+            requests are answered and responses to a request from such an ``Origin`` carry
+            ``Access-Control-Allow-Origin``. Empty (the default): no CORS, ``OPTIONS`` is a 405.
 
     Returns:
         A WSGI callable answering ``GET /`` (health), ``POST /predict`` and ``GET /openapi.json``.
 
     Raises:
         ModelFormatError: the model's serving metadata contradicts itself (at creation, never per request).
+        ConfigError: a ``cors`` entry is not an origin.
         Nothing at request time: a request the client must fix gets a 4xx JSON body naming the problem
         (``{"error", "field", "index"}``), anything else is logged and answered with a 500 JSON body.
     """
@@ -147,12 +186,15 @@ def create_app(predictor: Predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_B
     features, nullable = contract.features, contract.nullable
     answer = responder(predictor, contract)
     health = _dumps({"success": True})
-    openapi = _dumps(build_openapi(contract, max_body_bytes, model=_model_name(predictor)))
+    openapi = _dumps(build_openapi(contract, max_body_bytes, model=_model_name(predictor), max_rows=max_rows))
+    allowed_origins = frozenset(cors_origin(origin) for origin in cors)
+    any_origin = "*" in allowed_origins
 
     def predict(environ: WSGIEnvironment) -> bytes:
         if not _is_json(environ.get("CONTENT_TYPE", "")):
             raise InvalidRequest("Content-Type must be application/json", status=415)
-        rows, is_batch = parse_rows(decode_json(_read_body(environ, max_body_bytes)), features, nullable)
+        payload = decode_json(_read_body(environ, max_body_bytes))
+        rows, is_batch = parse_rows(payload, features, nullable, max_rows)
         results = answer(rows)
         return _dumps(results if is_batch else results[0])
 
@@ -162,10 +204,36 @@ def create_app(predictor: Predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_B
         "/openapi.json": {"GET": lambda environ: openapi},
     }
 
+    def allow_origin(environ: WSGIEnvironment) -> list[tuple[str, str]]:
+        """The CORS response headers for this request's ``Origin`` (none when it is not allowed)."""
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is None:
+            return [("Vary", "Origin")] if allowed_origins and not any_origin else []
+        if any_origin:
+            return [("Access-Control-Allow-Origin", "*")]
+        if origin.lower() in allowed_origins:
+            return [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+        return [("Vary", "Origin")]
+
+    def preflight(environ: WSGIEnvironment, allowed: list[str], start_response: StartResponse) -> list[bytes]:
+        cors_headers = allow_origin(environ)
+        headers = [("Allow", ", ".join(allowed)), *cors_headers]
+        if any(name == "Access-Control-Allow-Origin" for name, _ in cors_headers):
+            headers += [
+                ("Access-Control-Allow-Methods", ", ".join(allowed)),
+                ("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS),
+                ("Access-Control-Max-Age", str(CORS_MAX_AGE_S)),
+            ]
+        headers.append(("Content-Length", "0"))
+        start_response("204 No Content", headers)
+        return [b""]
+
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         path = environ.get("PATH_INFO", "") or "/"
         headers = [("Content-Type", "application/json")]
+        if allowed_origins:
+            headers += allow_origin(environ)
         try:
             handlers = routes.get(path)
             if handlers is None:
@@ -173,6 +241,8 @@ def create_app(predictor: Predictor, *, max_body_bytes: int = DEFAULT_MAX_BODY_B
             handler = handlers.get("GET" if method == "HEAD" else method)
             if handler is None:
                 allowed = sorted(handlers) + (["HEAD"] if "GET" in handlers else [])
+                if method == "OPTIONS" and allowed_origins:
+                    return preflight(environ, [*allowed, "OPTIONS"], start_response)
                 headers.append(("Allow", ", ".join(allowed)))
                 raise InvalidRequest(f"method {method} not allowed on {path}; use {', '.join(allowed)}", status=405)
             status, body = 200, handler(environ)

@@ -1,7 +1,13 @@
-"""`coldbrew inspect`: print a .brew file's header as a table; ``--verify`` also checks its SHA-256."""
+"""`coldbrew inspect`: print a .brew file's header as a table; ``--verify`` also checks its SHA-256.
+
+Everything printed comes from the file (or its name), which anyone may have crafted: every character that is not
+printable — terminal escape sequences, CR, LF, other C0/C1 controls, bidi overrides, line separators — is shown
+escaped (``\x1b``, ``\n``, ``\u202e``), so a file cannot forge a line of output or drive the terminal.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -10,8 +16,30 @@ def add_arguments(parser) -> None:
     parser.add_argument("--verify", action="store_true", help="check the checksum (reads the whole file)")
 
 
+def escape(text: str) -> str:
+    """``text`` with every non-printable character written as a Python escape (``\\x1b``, ``\\n``, ``\\u202e``)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def example(header: dict) -> str:
+    """A valid ``/predict`` body for the model, as one JSON line; or why the model cannot be served."""
+    from types import SimpleNamespace
+
+    from coldbrew.app.contract import contract_of, example_request
+    from coldbrew.errors import ModelFormatError
+
+    names = header["feature_names"] or [f"x{i}" for i in range(header["n_features"])]
+    model = SimpleNamespace(feature_names=names, classes=header["classes"], header=header)
+    try:
+        return json.dumps(example_request(contract_of(model)), separators=(", ", ": "))
+    except ModelFormatError as exc:
+        return f"- (not servable: {exc})"
+
+
 def summary(path: Path, verify: bool = False) -> list[tuple[str, str]]:
-    """(label, value) rows describing the .brew file at ``path``."""
+    """(label, value) rows describing the .brew file at ``path``, as the file states them (not yet escaped)."""
     from coldbrew.format import BrewFile
 
     f = BrewFile(path, verify=verify)
@@ -48,7 +76,8 @@ def summary(path: Path, verify: bool = False) -> list[tuple[str, str]]:
         ("max depth", str(h["max_depth"])),
         ("size", f"{f.size_bytes:,} bytes ({f.size_bytes / 1e6:,.1f} MB)"),
         ("checksum", f"{status} {f.digest_hex[:16]}…"),
-        ("created by", h.get("created_by", "?")),
+        ("created by", str(h.get("created_by", "?"))),
+        ("example request", example(h)),
     ]
 
 
@@ -61,7 +90,7 @@ def _estimator(source: dict) -> str:
 
 
 def run(args) -> int:
-    rows = summary(args.model, verify=args.verify)
+    rows = [(label, escape(value)) for label, value in summary(args.model, verify=args.verify)]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")

@@ -27,13 +27,33 @@ class ServerProcess:
     address. A context manager: leaving it stops the server with SIGTERM.
     """
 
-    def __init__(self, model_uri: str, *, env: dict | None = None, timeout: float = 300.0, workers: int = 1):
+    def __init__(
+        self,
+        model_uri: str,
+        *,
+        env: dict | None = None,
+        timeout: float = 300.0,
+        workers: int = 1,
+        args: tuple[str, ...] = (),
+    ):
         self._stderr = tempfile.TemporaryFile(mode="w+")
         self.access_log: list[str] = []
+        self.banner: list[str] = []  # the other lines printed before the ready line (the ``try: curl ...`` line)
         self.startup: dict | None = None
         self.spawned_at = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "coldbrew", "serve", str(model_uri), "--port", "0", "--workers", str(workers)],
+            [
+                sys.executable,
+                "-m",
+                "coldbrew",
+                "serve",
+                str(model_uri),
+                "--port",
+                "0",
+                "--workers",
+                str(workers),
+                *args,
+            ],
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             text=True,
@@ -57,6 +77,8 @@ class ServerProcess:
                 self.startup = json.loads(line)
             elif line.startswith(READY_PREFIX):
                 return line[len(READY_PREFIX) :].strip()
+            else:
+                self.banner.append(line.rstrip("\n"))
         return None
 
     def _drain(self) -> None:

@@ -246,7 +246,8 @@ def test_app_holds_no_model_specific_constant():
     sources = list(app_dir.glob("*.py"))
     assert len(sources) >= 5
     for source in sources:
-        text = source.read_text().lower()
+        # HTTP's Access-Control-Max-Age header holds the word "age" too; it names no feature.
+        text = source.read_text().lower().replace("access-control-max-age", "")
         for phrase in phrases:
             assert phrase.lower() not in text, f"{source.name} mentions {phrase!r}"
         for word in words:

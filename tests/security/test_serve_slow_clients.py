@@ -115,7 +115,8 @@ def test_an_idle_connection_is_closed(server):
         assert read_all(sock, HEADER_WAIT_S) == b""
 
 
-def test_a_client_that_stops_mid_body_gets_400_and_others_are_served(server):
+def test_a_client_that_stops_mid_body_gets_408_and_others_are_served(server):
+    """A few body bytes, then nothing: below the body's minimum rate once its grace is over (issue #23)."""
     with socket.create_connection(address(server)) as sock:
         sock.sendall(
             b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
@@ -123,8 +124,21 @@ def test_a_client_that_stops_mid_body_gets_400_and_others_are_served(server):
         )
         assert ordinary_request(server) == 200
         response = read_all(sock, BODY_WAIT_S)
-    assert status_of(response) == 400
-    assert "request body" in json.loads(response.split(b"\r\n\r\n", 1)[1])["error"]
+    assert status_of(response) == 408
+    assert "request body too slow" in json.loads(response.split(b"\r\n\r\n", 1)[1])["error"]
+
+
+def test_a_body_that_stalls_after_a_fast_start_gets_400_after_the_read_timeout(server):
+    """20 KiB at once buys 20 s of rate budget; the per-read timeout (10 s without a byte) ends it first."""
+    with socket.create_connection(address(server)) as sock:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n" + b" " * 20_480
+        )
+        started = time.monotonic()
+        response = read_all(sock, BODY_WAIT_S)
+    assert status_of(response) == 400 and time.monotonic() - started > 9
+    assert "timed out" in json.loads(response.split(b"\r\n\r\n", 1)[1])["error"]
 
 
 @pytest.mark.parametrize("chunk_line", [b"zz", b"-1", b"0x10", b"1 2", b"", b"1;a=\x00"])
