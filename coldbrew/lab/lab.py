@@ -205,6 +205,8 @@ class Lab:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # no worker thread may call back into the loop once it is closed ("Event loop is closed")
+        await asyncio.get_running_loop().shutdown_default_executor()
 
     def __enter__(self) -> Lab:
         return self.start()
