@@ -169,6 +169,7 @@ def run(args) -> int:
     config = LabConfig(**settings)
     signal.signal(signal.SIGTERM, _interrupt)
     lab = Lab(config)
+    tty = sys.stdout.isatty()
     try:
         lab.start()
         what = (
@@ -184,7 +185,6 @@ def run(args) -> int:
             f"{f', provisioned {config.provisioned}' if config.provisioned else ''}) - Ctrl-C stops",
             flush=True,
         )
-        tty = sys.stdout.isatty()
         ticks = 0
         while True:
             time.sleep(1.0)
@@ -206,5 +206,5 @@ def run(args) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         lab.stop()
-    print("\ncoldbrew lab: stopped", flush=True)
+    print(("\n" if tty and not args.quiet else "") + "coldbrew lab: stopped", flush=True)  # ends a \r-line
     return 0

@@ -15,9 +15,10 @@ import signal
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from coldbrew.errors import ColdbrewError
-from coldbrew.lab import proctree
+from coldbrew.lab import cgroups, proctree
 from coldbrew.lab.cpu import ChargedClock, MachineWait, charged_wait
 from coldbrew.lab.httpserver import server_port, start_server
 from coldbrew.lab.runtime_api import NextEvent, build_handler, error_summary
@@ -137,6 +138,7 @@ class Environment:
         self.restore_hooks_ms = 0.0
         self.reinit_ms: float | None = None  # an on-demand init retried at the first invoke (suppressed init)
         self.reserved = False
+        self.cgroup: Path | None = None  # its own cgroup, where the machine allows it (coldbrew.lab.cgroups)
 
     @property
     def started_at(self) -> float:
@@ -220,7 +222,9 @@ class Environment:
             return
         self.state = "dead"
         self.stop_reason = reason
-        if self.pid is not None and not swept:
+        if self.cgroup is not None:  # every process it started, wherever it went, in one write
+            cgroups.kill(self.cgroup)
+        elif self.pid is not None and not swept:
             # Stop the whole tree before killing anything, so no child is reparented out of it meanwhile.
             root = None if self._exited.done() else self.pid
             await self._loop.run_in_executor(None, proctree.kill_all, root, self.markers)
@@ -236,6 +240,8 @@ class Environment:
                 await asyncio.wait_for(asyncio.shield(self._exited), 2.0)
             except TimeoutError:
                 pass
+        if self.cgroup is not None:
+            cgroups.remove(self.cgroup)  # once empty; what is still dying goes with the lab's cgroup
 
     def kill(self) -> None:
         """SIGKILL the runtime's process group (it runs in its own session)."""

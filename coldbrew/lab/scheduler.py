@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coldbrew.errors import ColdbrewError
-from coldbrew.lab import proctree
+from coldbrew.lab import cgroups, proctree
 from coldbrew.lab.config import LabConfig
 from coldbrew.lab.cpu import CpuGate, GateClosed, MachineWait, cpu_count
 from coldbrew.lab.environment import Environment, InitFailure, Outcome, read_proc_kb
@@ -60,7 +60,14 @@ class Scheduler:
     """Owns the environments of one function."""
 
     def __init__(
-        self, config: LabConfig, launcher, base_env: dict[str, str], stats: Stats, workdir: Path, evict: list[Path]
+        self,
+        config: LabConfig,
+        launcher,
+        base_env: dict[str, str],
+        stats: Stats,
+        workdir: Path,
+        evict: list[Path],
+        cgroup: cgroups.LabCgroup | None = None,
     ):
         self.config = config
         self.launcher = launcher
@@ -68,6 +75,7 @@ class Scheduler:
         self.stats = stats
         self.workdir = workdir
         self.evict = evict
+        self.cgroup = cgroup  # each environment in a cgroup of its own below it, where the machine allows it
         self.envs: dict[str, Environment] = {}
         self.function_arn = f"arn:aws:lambda:{config.region}:123456789012:function:{config.function_name}"
         self.lab_id = base_env.get(proctree.LAB_ID_VAR, "")
@@ -87,7 +95,9 @@ class Scheduler:
         """The environment variables Lambda defines for a function
         (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime)."""
         stream = time.strftime("%Y/%m/%d") + f"/[$LATEST]{uuid.uuid4().hex}"
+        joins = {cgroups.CGROUP_VAR: str(env.cgroup)} if env.cgroup else {}
         return {
+            **joins,
             **self.base_env,
             "AWS_LAMBDA_RUNTIME_API": api,
             "AWS_LAMBDA_LOG_STREAM_NAME": stream,
@@ -132,12 +142,15 @@ class Scheduler:
             markers={proctree.LAB_ID_VAR: self.lab_id, proctree.ENV_ID_VAR: env_id},
         )
         self.envs[env.id] = env
+        env.cgroup = self.cgroup.environment(env.id) if self.cgroup else None
         tmpdir = self.workdir / "envs" / env.id / "tmp"
         tmpdir.mkdir(parents=True, exist_ok=True)
         self.spawning += 1
         try:
             api = await env.open_api()
             pid, popen = await self.launcher.launch(self._variables(env, api, tmpdir))
+            if env.cgroup is not None and not cgroups.join(env.cgroup, pid):
+                env.cgroup = None  # not movable after all: the process-tree kill for this one
             env.attach(pid, popen)
             if self.closing:  # stopped while this process was being started: it never serves
                 raise InitFailure(dict(SHUTDOWN_ERROR), 0.0)
@@ -394,7 +407,12 @@ class Scheduler:
                     await self.stop_environment(env, "idle timeout")
 
     async def _kill_everything(self) -> None:
-        """Kill every process the lab started, at once: one sweep for the whole lab, not one per environment."""
+        """Kill every process the lab started, at once: its cgroup, or one sweep for the whole lab (not one per
+        environment)."""
+        if self.cgroup is not None:
+            self.cgroup.kill()
+            if all(e.cgroup is not None for e in self.envs.values()):
+                return
         roots = [e.pid for e in self.envs.values() if e.pid and e.alive]
         markers = {proctree.LAB_ID_VAR: self.lab_id} if self.lab_id else None
         await asyncio.get_running_loop().run_in_executor(None, proctree.kill_lab, roots, markers)
