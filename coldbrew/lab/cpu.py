@@ -25,6 +25,8 @@ import os
 import time
 from collections.abc import Callable
 
+from coldbrew.errors import ColdbrewError
+
 ADMIT_POLL_S = 0.05  # how often queued starts look at the running inits' demand
 FRESH_S = 0.1  # an init admitted less than this long ago counts as wanting a whole core
 
@@ -137,7 +139,7 @@ class MachineWait:
         return total
 
 
-class GateClosed(Exception):
+class GateClosed(ColdbrewError):
     """The lab is stopping: no environment starts any more."""
 
 
