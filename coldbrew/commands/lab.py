@@ -116,6 +116,13 @@ def add_arguments(parser) -> None:
         default=100,
         help="environments at most; beyond: throttled (429 with --api url, 500 http/rest, 502 alb)",
     )
+    parser.add_argument(
+        "--cpus",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cores starting environments may use at once; further cold starts queue (default: this machine's)",
+    )
     parser.add_argument("--provisioned", type=int, default=0, metavar="N", help="environments initialised at start")
     parser.add_argument(
         "--snapshot", action="store_true", help="fork environments from one initialised template (a local SnapStart)"
@@ -155,16 +162,21 @@ def _pickle_opt_in(args, env: dict[str, str]) -> None:
 
 
 def stats_line(stats: dict) -> str:
-    """One human line: environments, invocations, cold starts, errors, latency, memory."""
+    """One human line: environments (queued for a core, starting, warm: busy and idle, frozen, reaped so far),
+    invocations, cold starts, errors, latency, machine wait, memory."""
     envs = stats["environments"]
     dur = stats["duration_ms"]
     p50 = "-" if dur["p50"] is None else f"{dur['p50']:.1f}"
     p99 = "-" if dur["p99"] is None else f"{dur['p99']:.1f}"
+    queue = stats.get("queue_ms", {}).get("p99")
     return (
-        f"envs {envs['total']:>3} (idle {envs['idle']}, busy {envs['busy']}, init {envs['init']})  "
+        f"envs {envs['total']:>3} (queued {envs.get('queued', 0)}, starting {envs['init']}, "
+        f"warm {envs['idle'] + envs['busy']}: busy {envs['busy']}, idle {envs['idle']}, "
+        f"frozen {envs.get('frozen', 0)}; reaped {stats.get('reaped', 0)})  "
         f"invocations {stats['invocations']:>6}  cold {stats['cold_starts']:>4}  "
         f"throttled {stats['throttles']:>4}  errors {sum(stats['errors'].values()):>4}  "
-        f"duration p50 {p50} ms p99 {p99} ms  RSS {stats['rss_mb_total']:.0f} MB"
+        f"duration p50 {p50} ms p99 {p99} ms  "
+        f"machine wait p99 {'-' if queue is None else f'{queue:.0f}'} ms  RSS {stats['rss_mb_total']:.0f} MB"
     )
 
 
@@ -209,6 +221,7 @@ def run(args) -> int:
     config = LabConfig(**settings)
     signal.signal(signal.SIGTERM, _interrupt)
     lab = Lab(config)
+    tty = sys.stdout.isatty()
     try:
         try:
             lab.start()
@@ -232,7 +245,6 @@ def run(args) -> int:
             f"{f', provisioned {config.provisioned}' if config.provisioned else ''}) - Ctrl-C stops",
             flush=True,
         )
-        tty = sys.stdout.isatty()
         ticks = 0
         while True:
             time.sleep(1.0)
@@ -249,6 +261,10 @@ def run(args) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        # Stopping takes seconds; a second Ctrl-C or SIGTERM meanwhile must not interrupt it halfway (a traceback
+        # and processes left behind).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         lab.stop()
-    print("\ncoldbrew lab: stopped", flush=True)
+    print(("\n" if tty and not args.quiet else "") + "coldbrew lab: stopped", flush=True)  # ends a \r-line
     return 0

@@ -27,7 +27,19 @@ PERCENTILES = {"p25": 25, "p50": 50, "p75": 75, "p95": 95, "p99": 99}
 DEFAULT_THRESHOLD_MS = 1000.0
 # Keys of a group dict besides its label columns; a label may not take one of these names.
 RESERVED_KEYS = frozenset(
-    (*STAT_KEYS, "labels", "warm", "all", "counts", "threshold_ms", "true_cold", "inits", "sources", "reference")
+    (
+        *STAT_KEYS,
+        "labels",
+        "warm",
+        "all",
+        "counts",
+        "threshold_ms",
+        "true_cold",
+        "inits",
+        "sources",
+        "reference",
+        "machine_wait",
+    )
 )
 
 
@@ -98,6 +110,29 @@ def init_times(members: Sequence[Run]) -> dict | None:
     return {"wall": describe(wall[~np.isnan(wall)]), "cpu": describe(cpu[~np.isnan(cpu)])}
 
 
+def machine_wait(members: Sequence[Run]) -> dict | None:
+    """Latencies with and without the lab's machine wait (per-request ``queue_ms``), for the cold starts
+    (requests that waited for an init: ``init_ms`` present) and for all measured requests:
+    ``{"cold": {"with": describe, "without": describe}, "all": {...}}``. "without" is what would hold on AWS,
+    where every environment has its own CPU; None when no request carries a machine wait."""
+    withs: dict[str, list] = {"cold": [], "all": []}
+    nets: dict[str, list] = {"cold": [], "all": []}
+    for run in members:
+        if run.queue_ms is None:
+            continue
+        known = run.measured & ~np.isnan(run.queue_ms)
+        cold = known & (~np.isnan(run.init_ms) if run.init_ms is not None else np.zeros(len(known), dtype=bool))
+        for key, mask in (("cold", cold), ("all", known)):
+            withs[key].append(run.latency_ms[mask])
+            nets[key].append(np.maximum(run.latency_ms[mask] - run.queue_ms[mask], 0.0))
+    if not withs["all"]:
+        return None
+    return {
+        key: {"with": describe(np.concatenate(withs[key])), "without": describe(np.concatenate(nets[key]))}
+        for key in ("cold", "all")
+    }
+
+
 def _summarize_group(labels: dict, members: list[Run], label_columns: Sequence[str], threshold_ms: float) -> dict:
     latencies = np.concatenate([r.latency_ms[r.measured] for r in members])
     cold = latencies[latencies > threshold_ms]
@@ -117,6 +152,7 @@ def _summarize_group(labels: dict, members: list[Run], label_columns: Sequence[s
         "threshold_ms": float(threshold_ms),
         "true_cold": None,
         "inits": init_times(members),
+        "machine_wait": machine_wait(members),
         "sources": [str(r.source) for r in members],
         "reference": None,
     }
@@ -172,6 +208,7 @@ def reference_group(
         "threshold_ms": DEFAULT_THRESHOLD_MS,
         "true_cold": None,
         "inits": None,
+        "machine_wait": None,
         "sources": [],
         "reference": source,
     }

@@ -7,11 +7,12 @@ Three kinds of file hold request latencies:
 * our structured file — JSON lines, one object per request:
   ``{"timestamp": ISO-8601 UTC, "latency_ms": float, "status": int, "env": str|null, "cold": bool|null,
   "error": str|null, "outcome": str|null, "invoke_ms": float|null, "invoke_cpu_ms": float|null,
-  "init_ms": float|null, "init_cpu_ms": float|null}`` — ``outcome`` is the lab's ``x-lab-outcome`` header
+  "init_ms": float|null, "init_cpu_ms": float|null, "queue_ms": float|null}`` — ``outcome`` is the lab's ``x-lab-outcome`` header
   (``throttled`` or ``gateway-timeout`` on the answers the lab's front door makes for those), the last four
   its ``x-lab-duration-ms``, ``x-lab-cpu-ms``, ``x-lab-init-ms`` and ``x-lab-init-cpu-ms`` headers (wall and
-  CPU time of the invocation and, on a cold start, of the init it waited for); each null when the server
-  does not send it;
+  CPU time of the invocation and, on a cold start, of the init it waited for); ``queue_ms`` its
+  ``x-lab-queue-ms`` (the request's wait for the lab's machine, which the latency includes and AWS would not
+  have: docs/lab.md, "The CPU model"); each null when the server does not send it;
 * ``run.json`` — what ``coldbrew loadtest`` ran (parameters, labels, file names).
 
 Schema versions (``run.json``'s ``schema``; absent means 1). Schema 2 is the form results are committed in: it
@@ -86,6 +87,8 @@ class Run:
     # the lab's wall and CPU time of the init each request waited for (NaN: none), None when no record has them
     init_ms: np.ndarray | None = None
     init_cpu_ms: np.ndarray | None = None
+    # the lab's machine wait per request (x-lab-queue-ms; NaN: none), None when no record has one
+    queue_ms: np.ndarray | None = None
     # the lab's x-lab-outcome per request (None: not said), None when no record has one
     outcome: list[str | None] | None = None
 
@@ -140,6 +143,7 @@ LAB_TIMING_HEADERS = (
     ("invoke_cpu_ms", "x-lab-cpu-ms"),
     ("init_ms", "x-lab-init-ms"),
     ("init_cpu_ms", "x-lab-init-cpu-ms"),
+    ("queue_ms", "x-lab-queue-ms"),  # the request's wait for the lab's machine (docs/lab.md, "The CPU model")
 )
 
 
@@ -252,6 +256,7 @@ def read_requests(path: Path) -> Run:
     """Parse our structured per-request file (JSON lines)."""
     path = Path(path)
     stamps, values, measured, statuses, envs, colds, inits, init_cpus = [], [], [], [], [], [], [], []
+    queues: list[float] = []
     outcomes: list[str | None] = []
     try:
         fh = _open_text(path)
@@ -280,6 +285,7 @@ def read_requests(path: Path) -> Run:
             colds.append(rec.get("cold"))
             inits.append(_float_or_nan(rec.get("init_ms")))
             init_cpus.append(_float_or_nan(rec.get("init_cpu_ms")))
+            queues.append(_float_or_nan(rec.get("queue_ms")))
     has_cold = any(c is not None for c in colds)  # the server flags cold starts; else use first-seen per env
     return Run(
         source=path,
@@ -292,6 +298,7 @@ def read_requests(path: Path) -> Run:
         cold=np.array([bool(c) for c in colds]) if has_cold else None,
         init_ms=np.array(inits, dtype=float) if not all(np.isnan(inits)) else None,
         init_cpu_ms=np.array(init_cpus, dtype=float) if not all(np.isnan(init_cpus)) else None,
+        queue_ms=np.array(queues, dtype=float) if not all(np.isnan(queues)) else None,
         outcome=outcomes if any(o is not None for o in outcomes) else None,
         meta={"kind": "requests"},
     )

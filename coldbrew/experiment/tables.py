@@ -101,7 +101,32 @@ def table_sections(groups: Sequence[dict]) -> list[tuple[str, list[str], list[li
                 ],
             )
         )
+    sections += _machine_wait_sections(measured, columns)
     return sections
+
+
+def _machine_wait_sections(groups: Sequence[dict], columns: list[str]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The lab's runs: latency with and without the time a request waited for the lab's machine."""
+    rows = []
+    for g in groups:
+        wait = g.get("machine_wait")
+        if not wait:
+            continue
+        for subset in ("cold", "all"):
+            w, n = wait[subset]["with"], wait[subset]["without"]
+            rows.append(
+                _labels(g)
+                + [subset, f"{w['n']:,}"]
+                + [cell for k in ("p50", "p95", "max") for cell in (_ms(w.get(k)), _ms(n.get(k)))]
+            )
+    if not rows:
+        return []
+    title = (
+        "Latency with and without the lab's machine wait (queued for a core, waiting on the run queue), ms: "
+        "the 'net' columns would hold on AWS, where each environment has its own CPU; the others are this machine's"
+    )
+    head = ["requests", "n", "p50", "net p50", "p95", "net p95", "max", "net max"]
+    return [(title, columns + head, rows)]
 
 
 def render_rows(headers: Sequence[str], rows: Sequence[Sequence[str]], fmt: str = "table") -> str:

@@ -36,6 +36,10 @@ class LabConfig:
     ``PYTHON... -m awslambdaric HANDLER`` with no lab code in the child, so e.g. ``[sys.executable, "-S"]`` with
     ``env={"PYTHONPATH": "TASK_ROOT:RUNTIME_DIR"}`` gives the function only that path plus the standard library,
     as Lambda's managed runtime does (``coldbrew package``'s zip smoke test). Not with ``snapshot``.
+
+    ``cpus`` is how many cores the CPU gate lets starting environments use at once (default: the cores this
+    process may run on; docs/lab.md, "The CPU model"). ``cgroups`` False keeps environments out of cgroups
+    even where the machine allows them (the process-tree fallback, as on a machine that does not).
     """
 
     handler: str = DEFAULT_HANDLER
@@ -66,6 +70,8 @@ class LabConfig:
     region: str = "us-east-1"
     warm_secret: str | None = None
     python: list[str] | None = None
+    cpus: int | None = None
+    cgroups: bool = True
 
     def __post_init__(self) -> None:
         if self.api not in APIS:
@@ -99,6 +105,8 @@ class LabConfig:
             setattr(self, name, value)
         if self.source not in ("disk", "s3"):
             raise ConfigError(f"--source must be disk or s3, not {self.source!r}")
+        if self.cpus is not None and self.cpus < 1:
+            raise ConfigError("--cpus must be at least 1")
         if self.max_concurrency < 1:
             raise ConfigError("--max-concurrency must be at least 1")
         if not 0 <= self.provisioned <= self.max_concurrency:

@@ -15,9 +15,11 @@ import signal
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from coldbrew.errors import ColdbrewError
-from coldbrew.lab import proctree
+from coldbrew.lab import cgroups, proctree
+from coldbrew.lab.cpu import ChargedClock, MachineWait, charged_wait
 from coldbrew.lab.httpserver import server_port, start_server
 from coldbrew.lab.runtime_api import NextEvent, build_handler, error_summary
 
@@ -41,6 +43,7 @@ class Outcome:
     duration_ms: float = 0.0
     max_memory_mb: int = 0
     cpu_ms: float | None = None  # CPU the environment used during the invocation (None: process gone)
+    wait_ms: float = 0.0  # of its wall time, waiting for a core (not charged: duration_ms excludes it)
 
 
 class InitFailure(ColdbrewError):
@@ -105,9 +108,10 @@ class Environment:
         self.state = "init"
         self.pid: int | None = None
         self.port: int | None = None
-        self.started_at = time.monotonic()
+        self.clock = ChargedClock()  # the init's: wall time since started_at minus waiting for a core
         self.last_used = self.started_at
-        self.init_ms: float | None = None
+        self.init_ms: float | None = None  # charged (what Lambda's Init Duration would show)
+        self.init_wait_ms = 0.0  # the init's wall time spent waiting for a core, not charged
         self.init_cpu_ms: float | None = None  # CPU time of the init (or restore) phase
         self.invocations = 0
         self.max_memory_mb = 0
@@ -134,6 +138,16 @@ class Environment:
         self.restore_hooks_ms = 0.0
         self.reinit_ms: float | None = None  # an on-demand init retried at the first invoke (suppressed init)
         self.reserved = False
+        self.cgroup: Path | None = None  # its own cgroup, where the machine allows it (coldbrew.lab.cgroups)
+
+    @property
+    def started_at(self) -> float:
+        """When the environment started (monotonic s): its init clock counts from here."""
+        return self.clock.started
+
+    @started_at.setter
+    def started_at(self, value: float) -> None:
+        self.clock.started = value
 
     # ---- life cycle -------------------------------------------------------------------------
     async def open_api(self) -> str:
@@ -145,6 +159,7 @@ class Environment:
     def attach(self, pid: int, popen=None) -> None:
         """Track the runtime process (its exit resolves ``exited``)."""
         self.pid, self._popen = pid, popen
+        self.clock.follow(pid)
         if pid is None:  # an in-process runtime (the scheduler's unit tests): nothing to watch
             return
         try:
@@ -165,18 +180,22 @@ class Environment:
         if not self._exited.done():
             self._exited.set_result(True)
 
-    async def wait_ready(self, init_timeout_s: float) -> float:
-        """Wait for the runtime's first ``/next``, at most ``init_timeout_s`` after the environment
-        started (not after the launch returned); returns init ms or raises InitFailure."""
+    async def wait_ready(self, init_timeout_s: float, wait: MachineWait | None = None) -> float:
+        """Wait for the runtime's first ``/next`` until the init's charged clock (counted from the
+        environment's start, not from when the launch returned, minus its waits for a core) reaches
+        ``init_timeout_s``; returns the charged init ms or raises InitFailure. ``wait`` accrues the
+        init's waits for a core."""
         watch = self._loop.create_task(self._watch_memory())
-        remaining = max(0.0, self.started_at + init_timeout_s - time.monotonic())
+        if wait is not None:
+            wait.watch(self.clock)
         try:
-            done, _ = await asyncio.wait(
-                {self._ready, self._exited}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-            )
+            await charged_wait({self._ready, self._exited}, init_timeout_s, self.clock.charged_s)
         finally:
             watch.cancel()
-        elapsed = (time.monotonic() - self.started_at) * 1000
+            if wait is not None:
+                wait.unwatch()
+        elapsed = self.clock.charged_s() * 1000 if self.init_ms is None else self.init_ms
+        self.init_wait_ms = self.init_wait_ms or self.clock.wait_s() * 1000
         failure = self._ready.exception() if self._ready.done() else None
         if self._ready.done() and failure is None and self.init_ms is not None:
             return self.init_ms
@@ -196,14 +215,16 @@ class Environment:
         await self.stop(error["errorType"])
         raise InitFailure(error, elapsed)
 
-    async def stop(self, reason: str) -> None:
-        """Kill every process of the environment (its tree and anything carrying its markers) and
-        close the Runtime API."""
+    async def stop(self, reason: str, swept: bool = False) -> None:
+        """Kill every process of the environment (its tree and anything carrying its markers; ``swept``: the
+        lab has just killed them all, only the runtime is signalled again) and close the Runtime API."""
         if self.state == "dead":
             return
         self.state = "dead"
         self.stop_reason = reason
-        if self.pid is not None:
+        if self.cgroup is not None:  # every process it started, wherever it went, in one write
+            cgroups.kill(self.cgroup)
+        elif self.pid is not None and not swept:
             # Stop the whole tree before killing anything, so no child is reparented out of it meanwhile.
             root = None if self._exited.done() else self.pid
             await self._loop.run_in_executor(None, proctree.kill_all, root, self.markers)
@@ -219,6 +240,8 @@ class Environment:
                 await asyncio.wait_for(asyncio.shield(self._exited), 2.0)
             except TimeoutError:
                 pass
+        if self.cgroup is not None:
+            cgroups.remove(self.cgroup)  # once empty; what is still dying goes with the lab's cgroup
 
     def kill(self) -> None:
         """SIGKILL the runtime's process group (it runs in its own session)."""
@@ -275,13 +298,22 @@ class Environment:
             await asyncio.sleep(MEMORY_POLL_S)
 
     # ---- invocations -------------------------------------------------------------------------
-    async def invoke(self, payload: bytes, request_id: str | None = None, timeout_s: float | None = None) -> Outcome:
+    async def invoke(
+        self,
+        payload: bytes,
+        request_id: str | None = None,
+        timeout_s: float | None = None,
+        wait: MachineWait | None = None,
+    ) -> Outcome:
         """Run one invocation to its end (response, error, crash, timeout, OOM or lab shutdown);
-        ``timeout_s`` (default: the function timeout) is what is left of it."""
+        ``timeout_s`` (default: the function timeout) is what is left of it, on the charged clock (waiting
+        for a core is not counted; ``wait`` accrues it)."""
         request_id = request_id or str(uuid.uuid4())
         timeout_s = self.timeout_s if timeout_s is None else max(0.0, timeout_s)
         self.state = "busy"
         self.invocations += 1
+        clock = ChargedClock()  # started before the thaw: the wait to run again after SIGCONT is in its window
+        clock.start(self.pid)
         self.thaw()
         deadline_ms = int(time.time() * 1000 + timeout_s * 1000)
         event = NextEvent(
@@ -294,6 +326,8 @@ class Environment:
         result: asyncio.Future = self._loop.create_future()
         self._current = (event, result)
         self._delivered_at = time.monotonic()
+        if wait is not None:
+            wait.watch(clock)
         cpu_before = read_cpu_ms(self.pid) if self.pid else None
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(event)
@@ -301,10 +335,13 @@ class Environment:
             self._pending = event
         watch = self._loop.create_task(self._watch_memory())
         try:
-            done, _ = await asyncio.wait({result, self._exited}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            await charged_wait({result, self._exited}, timeout_s, clock.charged_s)
         finally:
             watch.cancel()
-        duration_ms = (time.monotonic() - self._delivered_at) * 1000
+            if wait is not None:
+                wait.unwatch()
+        duration_ms = clock.charged_s() * 1000
+        wait_ms = clock.wait_s() * 1000
         cpu_after = read_cpu_ms(self.pid) if self.pid else None
         cpu_ms = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
         self.peak_kb = max(self.peak_kb, self.memory_kb().get("VmHWM", 0))
@@ -370,6 +407,7 @@ class Environment:
             # The Runtime API refused the response with 413; awslambdaric exits on that, so the environment is reset.
             await self.stop("response too large")
         outcome.cpu_ms = cpu_ms
+        outcome.wait_ms = wait_ms
         if self.state == "busy":
             self.state = "idle"
         return outcome
@@ -378,7 +416,8 @@ class Environment:
     async def next_invocation(self) -> NextEvent:
         if not self._ready.done():
             now = time.monotonic()
-            self.init_ms = (now - self.started_at) * 1000
+            self.init_ms = self.clock.charged_s() * 1000
+            self.init_wait_ms = self.clock.wait_s() * 1000
             self.init_cpu_ms = read_cpu_ms(self.pid) if self.pid else None
             if self._restore_at is not None:
                 self.restore_hooks_ms = (now - self._restore_at) * 1000
@@ -388,7 +427,8 @@ class Environment:
             event, self._pending = self._pending, None
         else:
             self._waiter = self._loop.create_future()
-            self.freeze()  # nothing to do until the next event: freeze, as Lambda does
+            if not self.reserved:  # a cold start's environment gets its event at once: no freeze-thaw in between
+                self.freeze()  # nothing to do until the next event: freeze, as Lambda does
             event = await self._waiter
             self._waiter = None
         self._delivered_at = time.monotonic()

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from coldbrew.lab.cpu import MachineWait, net_of_wait
 from coldbrew.lab.environment import InitFailure
 from coldbrew.lab.events import (
     MalformedResponse,
@@ -142,13 +143,15 @@ def timing_headers(result) -> list[tuple[str, str]]:
 
     ``x-lab-duration-ms``/``x-lab-cpu-ms``: the invocation; ``x-lab-init-ms``/``x-lab-init-cpu-ms``: the
     init (or SnapStart restore) the request waited for, only when it was a cold start. A CPU header is
-    absent when the process was gone before it could be read.
+    absent when the process was gone before it could be read. ``x-lab-queue-ms``: the request's wait for this
+    machine (queued for a start, and waiting for a core), which the durations leave out (coldbrew.lab.cpu).
     """
     values = [
         ("x-lab-duration-ms", result.outcome.duration_ms),
         ("x-lab-cpu-ms", result.outcome.cpu_ms),
         ("x-lab-init-ms", result.init_ms),
         ("x-lab-init-cpu-ms", result.init_cpu_ms),
+        ("x-lab-queue-ms", result.queue_ms),
     ]
     return [(name, f"{value:.2f}") for name, value in values if value is not None]
 
@@ -192,12 +195,13 @@ def build_front_door(scheduler: Scheduler, api: str, gateway_timeout_s: float | 
             if raw:
                 return Response.json(413, TOO_LARGE_BODY, [("x-amzn-ErrorType", "RequestEntityTooLargeException")])
             return failed(door.invoke_too_large(), "event over 6 MB")
-        task = asyncio.get_running_loop().create_task(scheduler.invoke(payload, request_id))
+        wait = MachineWait()  # the request's wait for this machine: the integration timeout does not count it
+        task = asyncio.get_running_loop().create_task(scheduler.invoke(payload, request_id, wait))
         background.add(task)
         task.add_done_callback(background.discard)
         timeout = None if raw else gateway_timeout_s
         try:
-            result = await asyncio.wait_for(asyncio.shield(task), timeout)
+            result = await net_of_wait(task, timeout, wait)
         except Throttled:
             if raw:
                 response = Response.json(429, THROTTLED_BODY, [("x-amzn-ErrorType", "TooManyRequestsException")])

@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 from coldbrew.errors import ColdbrewError
 from coldbrew.lab import proctree
+from coldbrew.lab.cgroups import LabCgroup
 from coldbrew.lab.config import LabConfig
 from coldbrew.lab.front_door import build_front_door
 from coldbrew.lab.httpserver import server_port, start_server
@@ -58,6 +59,7 @@ class Lab:
         self._workdir: Path | None = None
         self.stats_log: Stats | None = None
         self.lab_id = uuid.uuid4().hex  # marks every process this lab starts (coldbrew.lab.proctree)
+        self.cgroup: LabCgroup | None = None  # where the machine allows it (coldbrew.lab.cgroups)
 
     @property
     def url(self) -> str:
@@ -132,8 +134,15 @@ class Lab:
         snapshot = SnapshotLauncher(c.handler, str(c.cwd), output, c.freeze) if c.snapshot else None
         launcher = snapshot or ProcessLauncher(c.handler, str(c.cwd), output, c.python)
         base_env = self._base_env()
+        self.cgroup = LabCgroup.create(self.lab_id) if c.cgroups else None
         self._scheduler = Scheduler(
-            c, launcher, base_env, self.stats_log, self._workdir, self._staged.evict if self._staged else []
+            c,
+            launcher,
+            base_env,
+            self.stats_log,
+            self._workdir,
+            self._staged.evict if self._staged else [],
+            self.cgroup,
         )
         if snapshot is not None:
             template_env = {**base_env, "TMPDIR": str(self._workdir), "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}
@@ -199,12 +208,16 @@ class Lab:
             self._server.close()
         if self._scheduler is not None:
             await self._scheduler.shutdown()
+        if self.cgroup is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.cgroup.close)
         if self.stats_log is not None:
             self.stats_log.event("lab_stop")
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # no worker thread may call back into the loop once it is closed ("Event loop is closed")
+        await asyncio.get_running_loop().shutdown_default_executor()
 
     def __enter__(self) -> Lab:
         return self.start()

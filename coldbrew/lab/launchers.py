@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 
+from coldbrew.lab.cgroups import CGROUP_VAR, join
 from coldbrew.lab.proctree import die_with_parent_and_keep_orphans
 from coldbrew.lab.snapshot import die_with_parent
 
@@ -61,7 +62,12 @@ class ProcessLauncher(_Launcher):
             preexec = None
         else:
             argv = [*self.python, "-m", "awslambdaric", self.handler]
-            preexec = die_with_parent_and_keep_orphans  # what coldbrew.lab.boot arms, done before exec instead
+            cgroup = env.get(CGROUP_VAR)
+
+            def preexec() -> None:  # what coldbrew.lab.boot does, done before exec instead
+                if cgroup:
+                    join(cgroup)
+                die_with_parent_and_keep_orphans()
 
         proc = await asyncio.get_running_loop().run_in_executor(None, self._start, argv, env, preexec)
         return proc.pid, proc

@@ -51,6 +51,20 @@ def tree(root: int) -> list[int]:
     return found
 
 
+def trees(roots) -> set[int]:
+    """Every live process in the trees below ``roots`` (one scan of /proc for them all)."""
+    parents = _parents()
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parents.items():
+        children.setdefault(ppid, []).append(pid)
+    frontier = [r for r in roots if r in parents]
+    found = set(frontier)
+    while frontier:
+        frontier = [c for p in frontier for c in children.get(p, ())]
+        found.update(frontier)
+    return found
+
+
 def last_pid() -> int:
     """The most recently created pid on the machine (/proc/loadavg): while it is unchanged, no process
     (or thread) was created anywhere, so a tree found earlier is still complete."""
@@ -119,6 +133,29 @@ def kill_all(root: int | None, markers: dict[str, str] | None, timeout_s: float 
         killed |= rest
         time.sleep(0.005)
     return killed
+
+
+def kill_lab(roots, markers: dict[str, str] | None, rounds: int = 20) -> set[int]:
+    """SIGKILL the trees below ``roots`` and every process carrying ``markers``, all in one sweep: stop
+    them (rescanning until none is new), kill them, then kill any marked straggler once more."""
+    stopped: set[int] = set()
+    me = os.getpid()
+    for _ in range(rounds):
+        pids = trees(roots)
+        if markers:
+            pids |= set(marked(markers))
+        pids.discard(me)
+        new = pids - stopped
+        if not new:
+            break
+        send(new, signal.SIGSTOP)
+        stopped |= new
+    send(stopped, signal.SIGKILL)
+    if markers:
+        rest = set(marked(markers)) - {me}
+        send(rest, signal.SIGKILL)
+        stopped |= rest
+    return stopped
 
 
 def prctl(option: int, value: int) -> None:

@@ -52,6 +52,13 @@ def _become_environment(handler: str, env: dict) -> None:
         pass
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.environ.update(env)
+    cgroup = env.get("COLDBREW_LAB_CGROUP")  # coldbrew.lab.cgroups.CGROUP_VAR: join before the function runs
+    if cgroup:
+        try:
+            with open(os.path.join(cgroup, "cgroup.procs"), "w") as fh:
+                fh.write(str(os.getpid()))
+        except OSError:
+            pass
     # Imported only now: awslambdaric's C client reads AWS_LAMBDA_RUNTIME_API once, on import.
     from awslambdaric import __main__ as ric_main
 

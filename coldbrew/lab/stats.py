@@ -33,11 +33,15 @@ def end_line(request_id: str) -> str:
     return f"END RequestId: {request_id}"
 
 
-def init_report_line(init_ms: float, phase: str, status: str, error_type: str | None = None) -> str:
+def init_report_line(
+    init_ms: float, phase: str, status: str, error_type: str | None = None, *, machine_wait_ms: float | None = None
+) -> str:
     """Lambda's INIT_REPORT line for an init that did not succeed in the init phase
-    (``phase`` init|invoke, ``status`` error|timeout|success)."""
+    (``phase`` init|invoke, ``status`` error|timeout|success); ``init_ms`` is charged time (coldbrew.lab.cpu).
+    The lab appends ``Machine Wait`` (the init's wall time spent waiting for a core, not charged) when given."""
     line = f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: {phase}\tStatus: {status}"
-    return line + (f"\tError Type: {error_type}" if error_type else "")
+    line += f"\tError Type: {error_type}" if error_type else ""
+    return line + (f"\tMachine Wait: {machine_wait_ms:.2f} ms" if machine_wait_ms is not None else "")
 
 
 def report_line(
@@ -53,6 +57,7 @@ def report_line(
     error_type: str | None = None,
     cpu_ms: float | None = None,
     init_cpu_ms: float | None = None,
+    machine_wait_ms: float | None = None,
 ) -> str:
     """Lambda's REPORT line (tab-separated, as in CloudWatch Logs).
 
@@ -60,7 +65,9 @@ def report_line(
     SnapStart restore is billed separately (``Billed Restore Duration``: the after-restore hooks).
     The lab appends what Lambda does not print: ``CPU Time`` (the invocation's) and ``Init CPU Time``
     (or ``Restore CPU Time``) of the environment's process — on two shared cores, wall time measures
-    contention and CPU time what the function itself needed.
+    contention and CPU time what the function itself needed. ``Duration`` and ``Init Duration`` are charged
+    time (wall time minus waiting for a core, coldbrew.lab.cpu); ``Machine Wait``, last, is the request's wait
+    for this machine that they leave out (queued for a start, and waiting for a core).
     """
     billed = math.ceil(duration_ms + (init_ms or 0))
     parts = [
@@ -83,6 +90,8 @@ def report_line(
         parts.append(f"CPU Time: {cpu_ms:.2f} ms")
     if init_cpu_ms is not None:
         parts.append(f"{'Restore' if restore_ms is not None else 'Init'} CPU Time: {init_cpu_ms:.2f} ms")
+    if machine_wait_ms is not None:
+        parts.append(f"Machine Wait: {machine_wait_ms:.2f} ms")
     return "\t".join(parts)
 
 
@@ -99,6 +108,7 @@ class Stats:
         self.restores: list[float] = []
         self.cpus: list[float] = []  # CPU time per invocation, ms
         self.init_cpus: list[float] = []  # CPU time per init (or restore), ms
+        self.queue_waits: list[float] = []  # machine wait per invocation (queued + waiting for a core), ms
         self.report_stream = report_stream
         self._lock = threading.Lock()
         self._log = open(log_path, "a", buffering=1, encoding="utf-8") if log_path else None
@@ -142,6 +152,8 @@ class Stats:
             "restore_ms": dist(self.restores),
             "cpu_ms": dist(self.cpus),
             "init_cpu_ms": dist(self.init_cpus),
+            "queue_ms": dist(self.queue_waits),
+            "reaped": self.counts["reaped"],
         }
 
 

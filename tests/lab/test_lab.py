@@ -131,7 +131,11 @@ def test_init_overrun_is_retried_at_the_first_invoke_under_the_function_timeout(
     assert status == 200 and body == b"finally ready" and headers["x-lab-cold"] == "1"
     err = capfd.readouterr().err
     assert re.search(r"^INIT_REPORT Init Duration: \d+\.\d\d ms\tPhase: init\tStatus: timeout", err, re.MULTILINE)
-    assert re.search(r"^INIT_REPORT Init Duration: \d+\.\d\d ms\tPhase: invoke\tStatus: success$", err, re.MULTILINE)
+    assert re.search(
+        r"^INIT_REPORT Init Duration: \d+\.\d\d ms\tPhase: invoke\tStatus: success\tMachine Wait: \d+\.\d\d ms$",
+        err,
+        re.MULTILINE,
+    )
     report = next(line for line in err.splitlines() if line.startswith("REPORT"))
     assert "Init Duration" not in report and float(re.search(r"Duration: ([\d.]+) ms", report)[1]) >= 1000
     stats = lab.stats()
@@ -187,7 +191,7 @@ def test_init_error_is_a_502(lab_factory, capfd):
     stats = lab.stats()
     assert stats["errors"] == {"RuntimeError": 1} and stats["environments"]["total"] == 0
     assert re.search(
-        r"^INIT_REPORT Init Duration: \d+\.\d\d ms\tPhase: init\tStatus: error\tError Type: RuntimeError$",
+        r"^INIT_REPORT Init Duration: \d+\.\d\d ms\tPhase: init\tStatus: error\tError Type: RuntimeError\tMachine Wait: \d+\.\d\d ms$",
         capfd.readouterr().err,
         re.MULTILINE,
     )
@@ -235,7 +239,8 @@ def test_gateway_timeout_is_a_504_while_the_function_finishes(lab_factory):
     assert stats["invocations"] == 0, stats
     wait_until(lambda: lab.stats()["environments"]["idle"] == 1, "the invocation to finish")
     stats = lab.stats()
-    assert stats["environments"] == {"init": 0, "idle": 1, "busy": 0, "total": 1} and stats["invocations"] == 1
+    environments = {"init": 0, "idle": 1, "busy": 0, "total": 1, "queued": 0, "starting": 0, "warm": 1, "frozen": 1}
+    assert stats["environments"] == environments and stats["invocations"] == 1
 
 
 @pytest.mark.integration
@@ -302,13 +307,15 @@ def test_report_lines_event_log_and_stats(lab_factory, tmp_path, capfd):
     status, _, body = call(lab, "/_lab/stats")
     stats = json.loads(body)
     assert status == 200 and stats["invocations"] == 2 and stats["duration_ms"]["p50"] > 0
-    assert set(stats["environments"]) == {"init", "idle", "busy", "total"} and stats["rss_mb_total"] > 0
+    assert set(stats["environments"]) == {"init", "idle", "busy", "total", "queued", "starting", "warm", "frozen"}
+    assert stats["rss_mb_total"] > 0
     reports = [line for line in capfd.readouterr().err.splitlines() if line.startswith("REPORT")]
     pattern = (
         r"REPORT RequestId: [0-9a-f-]{36}\tDuration: \d+\.\d\d ms\tBilled Duration: \d+ ms\t"
         r"Memory Size: 256 MB\tMax Memory Used: \d+ MB"
     )
-    lab_cpu = r"\tCPU Time: \d+\.\d\d ms(\tInit CPU Time: \d+\.\d\d ms)?"  # the lab's additions, last
+    # the lab's additions, last
+    lab_cpu = r"\tCPU Time: \d+\.\d\d ms(\tInit CPU Time: \d+\.\d\d ms)?\tMachine Wait: \d+\.\d\d ms"
     assert len(reports) == 2 and all(
         re.fullmatch(pattern + r"(\tInit Duration: \d+\.\d\d ms)?" + lab_cpu, r) for r in reports
     )

@@ -75,7 +75,8 @@ def test_cpu_time_beside_wall_time_in_headers_report_lines_stats_and_events(tmp_
     assert float(cold["x-lab-init-cpu-ms"]) >= 400 - 2 * TICK_MS
     assert float(cold["x-lab-init-ms"]) >= float(cold["x-lab-init-cpu-ms"]) - TICK_MS
     assert float(cold["x-lab-cpu-ms"]) >= 300 - 2 * TICK_MS
-    assert float(sleepy["x-lab-duration-ms"]) >= 500
+    # charged time: the sleep counts (less the ~0.1-1 ms the run-queue and wall clocks may disagree by)
+    assert float(sleepy["x-lab-duration-ms"]) >= 499
     assert float(sleepy["x-lab-cpu-ms"]) < 100
     assert "x-lab-init-ms" not in {k.lower() for k in sleepy}  # warm: no init to report
     # /_lab/stats
@@ -89,7 +90,10 @@ def test_cpu_time_beside_wall_time_in_headers_report_lines_stats_and_events(tmp_
     first = dict(part.split(": ", 1) for part in reports[0].split("\t")[1:])
     assert float(first["CPU Time"].removesuffix(" ms")) >= 300 - 2 * TICK_MS
     assert float(first["Init CPU Time"].removesuffix(" ms")) >= 400 - 2 * TICK_MS
-    assert re.search(r"\tCPU Time: \d+\.\d\d ms$", reports[1]) and "Init CPU Time" not in reports[1]
+    assert (
+        re.search(r"\tCPU Time: \d+\.\d\d ms\tMachine Wait: \d+\.\d\d ms$", reports[1])
+        and "Init CPU Time" not in reports[1]
+    )
     # the event log
     events = [json.loads(line) for line in log.read_text().splitlines()]
     invokes = [e for e in events if e["event"] == "invoke"]
