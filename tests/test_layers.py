@@ -20,7 +20,15 @@ import coldbrew
 import coldbrew.errors
 
 ROOT = Path(coldbrew.__file__).parent
-BASE = {"coldbrew", "coldbrew.errors", "coldbrew.durations", "coldbrew.sizes", "coldbrew.pairs", "coldbrew.atomicfile"}
+BASE = {
+    "coldbrew",
+    "coldbrew.errors",
+    "coldbrew.durations",
+    "coldbrew.sizes",
+    "coldbrew.pairs",
+    "coldbrew.atomicfile",
+    "coldbrew.records",
+}
 SERVING = ["format", "engine", "sources", "app", "runtimes"]
 TOOLS = {"experiment", "deploy", "convert", "commands", "cli", "__main__", "lab", "data"}
 

@@ -18,9 +18,14 @@ disagrees with the classes) is refused with a one-line :class:`ModelFormatError`
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from coldbrew.errors import ModelFormatError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
+
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from coldbrew.records import NamedTuple  # typing's class syntax, without importing typing
 
 TASKS = ("binary", "multiclass", "regression")
 

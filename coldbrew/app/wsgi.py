@@ -8,14 +8,16 @@ predictor's answers are read as lists, so serving a .brew model imports no numpy
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
 
 from coldbrew.app.contract import Contract, contract_of
 from coldbrew.app.openapi import build_openapi
 from coldbrew.app.validation import MAX_ROWS, InvalidRequest, decode_json, parse_rows
 from coldbrew.errors import ConfigError, ModelFormatError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
+
 if TYPE_CHECKING:
+    from typing import Any
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
     from coldbrew.engine.protocol import Predictor

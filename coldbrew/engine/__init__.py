@@ -12,10 +12,11 @@ Layer 2: imports ``coldbrew.format`` and ``coldbrew.errors``, nothing later.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from coldbrew.engine.inputs import InvalidInputError
 from coldbrew.errors import ModelFormatError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
 
 if TYPE_CHECKING:
     from coldbrew.engine.protocol import Predictor

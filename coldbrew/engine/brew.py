@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import sys
 from array import array
-from typing import TYPE_CHECKING, Any
 
 from coldbrew.engine.inputs import (
     InvalidInputError,
@@ -31,7 +30,11 @@ from coldbrew.errors import ColdbrewError, ModelFormatError
 from coldbrew.format import BrewFile
 from coldbrew.format.spec import label_values
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
+
 if TYPE_CHECKING:
+    from typing import Any
+
     import numpy as np
 
 try:

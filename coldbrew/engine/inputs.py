@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from coldbrew.errors import ColdbrewError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
+
 if TYPE_CHECKING:
+    from typing import Any
+
     import numpy as np
 
 
@@ -68,20 +69,29 @@ def as_float64_with_nan(X, feature_names: tuple[str, ...] | None, n_features: in
     return np.ascontiguousarray(Xc, dtype=np.float64)
 
 
-@contextmanager
-def _converting(what: str) -> Iterator[None]:
+class _converting:  # noqa: N801 - used as ``with _converting(...)``, like the function it replaces
     """numpy's conversion of the rows, its errors as ``InvalidInputError("rows must be <what>: ...")``.
 
     Overflow is not an error here: a value too large for the dtype becomes infinite, which the caller refuses
-    naming its row and column.
+    naming its row and column. A class rather than ``contextlib.contextmanager``: contextlib stays off the
+    serving path's imports.
     """
-    import numpy as np
 
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):
-            yield
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidInputError(f"rows must be {what}: {exc}") from None
+    def __init__(self, what: str):
+        self.what = what
+        self._errstate: Any = None
+
+    def __enter__(self) -> None:
+        import numpy as np
+
+        self._errstate = np.errstate(over="ignore", invalid="ignore")
+        self._errstate.__enter__()
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if self._errstate is not None:
+            self._errstate.__exit__(kind, exc, tb)
+        if isinstance(exc, (TypeError, ValueError, OverflowError)):
+            raise InvalidInputError(f"rows must be {self.what}: {exc}") from None
 
 
 def _check_shape(X: np.ndarray, n_features: int) -> None:

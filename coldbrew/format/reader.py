@@ -14,33 +14,36 @@ import operator
 import os
 import struct
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
 
 from coldbrew.errors import ModelFormatError
 from coldbrew.format import spec
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
+
 if TYPE_CHECKING:
+    from typing import Any, Protocol
+
     import numpy as np
 
+    # Only for type checkers: a Protocol needs typing, which the serving path does not import.
+    class Checks(Protocol):
+        """The checks that read every element of an array: the C kernel (``coldbrew.engine._kernel``) implements
+        them in compiled code; :class:`StdlibChecks` is the default."""
+
+        def rising(self, offsets: memoryview, /) -> bool:
+            """True if the int64 values strictly increase."""
+            ...
+
+        def first_bad_node(self, nodes: memoryview, /) -> int:
+            """Index of the first node record whose value no file may hold (NaN threshold, non-finite leaf), or -1."""
+            ...
+
+        def first_nonfinite(self, values: memoryview, /) -> int:
+            """Index of the first NaN or infinity in float64 values, or -1."""
+            ...
+
+
 _HASH_CHUNK = 16 << 20
-
-
-class Checks(Protocol):
-    """The checks that read every element of an array: the C kernel (``coldbrew.engine._kernel``) implements
-    them in compiled code; :class:`StdlibChecks` is the default."""
-
-    def rising(self, offsets: memoryview, /) -> bool:
-        """True if the int64 values strictly increase."""
-        ...
-
-    def first_bad_node(self, nodes: memoryview, /) -> int:
-        """Index of the first node record whose value no file may hold (NaN threshold, non-finite leaf), or -1."""
-        ...
-
-    def first_nonfinite(self, values: memoryview, /) -> int:
-        """Index of the first NaN or infinity in float64 values, or -1."""
-        ...
 
 
 class StdlibChecks:
@@ -135,7 +138,7 @@ class BrewFile:
     def __init__(
         self, path: str | os.PathLike, *, verify: bool = False, eager: bool = False, checks: Checks | None = None
     ):
-        self.path = Path(path)
+        self.path = os.fspath(path)  # a str (or bytes) path: no pathlib on the serving path
         self._checks: Checks = checks if checks is not None else StdlibChecks()
         try:
             with open(self.path, "rb") as fh:

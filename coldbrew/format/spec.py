@@ -6,13 +6,18 @@ import itertools
 import math
 import re
 import struct
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 
 from coldbrew.errors import ModelFormatError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
+
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, NamedTuple, TypeGuard
+
     import numpy as np
+else:
+    from coldbrew.records import NamedTuple  # typing's class syntax, without importing typing
 
 MAGIC = b"\x89BREW\r\n\x1a"
 VERSION = 2  # the newest version this coldbrew reads and writes; every older one is still read

@@ -4,7 +4,8 @@ The deployed handler is ``coldbrew.aws.handler``; importing :mod:`coldbrew.aws` 
 loads the model (like the study, so the first invocation pays for it and the init log line measures it).
 
 - HTTP: API Gateway REST (payload 1.0, incl. ``multiValueHeaders``), HTTP API (payload 2.0), Function URLs
-  (2.0) and ALB events are translated to WSGI by apig-wsgi and served by the same app as ``coldbrew serve``.
+  (2.0) and ALB events are translated to WSGI by :mod:`coldbrew.runtimes.lambda_http` (apig-wsgi's translation,
+  checked against it by the tests) and served by the same app as ``coldbrew serve``.
 - Every response carries ``X-Coldbrew-Env`` (this execution environment's id) and ``X-Coldbrew-Cold``: ``1`` on
   the first request the environment serves, ``0`` on the others — and on every request of a provisioned-concurrency
   environment (``AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency``), whose init no request waited for.
@@ -17,23 +18,25 @@ loads the model (like the study, so the first invocation pays for it and the ini
   id and cold flag, random generators are reseeded and cached S3 clients dropped (docs/deploy.md).
 
 Each invocation logs one JSON line ``{"event": "coldbrew.invoke", "request_id", "latency_ms", "cold", ...}``.
-Imports are kept to what serving needs: apig-wsgi (~20 ms) and the app.
+Init imports only what serving needs: the app, the engine and json (with the ``re`` and ``enum`` it brings); no
+``typing``, ``pathlib``, ``logging`` or ``urllib``, and ``base64`` only for a base64 body.
+tests/runtimes/test_handler_imports.py holds the allow-list; bench/results/floor.md measures it on the built zip.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from coldbrew.errors import ColdbrewError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
+
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
     from coldbrew.app.startup import Startup
@@ -85,7 +88,7 @@ def is_warm_event(event) -> bool:
 
 
 # ---------------------------------------------------------------------- event validation
-# Lambda hands the handler whatever JSON the caller sent: checked here, before apig-wsgi sees it, so a malformed
+# Lambda hands the handler whatever JSON the caller sent: checked here, before the translation sees it, so a malformed
 # event is answered 400 with a JSON body naming the problem instead of a KeyError/AttributeError/binascii.Error.
 
 UNSUPPORTED_EVENT = (
@@ -129,7 +132,7 @@ def _string_field(mapping: dict, key: str, where: str = "") -> str | None:
 def event_problem(event) -> str | None:
     """What makes ``event`` unusable as an HTTP event (REST/HTTP API, Function URL, ALB), or None if it is usable.
 
-    Checks everything apig-wsgi reads: the request line fields, headers and query strings as maps of strings,
+    Checks everything the translation to WSGI (:mod:`coldbrew.runtimes.lambda_http`) reads: the request line fields, headers and query strings as maps of strings,
     the body as a string and, when ``isBase64Encoded`` is true, as valid base64.
     """
     if not isinstance(event, dict):
@@ -172,6 +175,9 @@ def event_problem(event) -> str | None:
     elif encoded is not None and not isinstance(encoded, bool):
         problems.append(f"isBase64Encoded must be true or false, got {_kind(encoded)}")
     elif encoded and body:
+        import base64  # only events with a base64 body pay for it
+        import binascii
+
         try:
             base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
@@ -215,7 +221,7 @@ class LambdaHandler:
         """Wrap ``app`` (serving ``startup.predictor``) for Lambda; ``provisioned`` marks a provisioned-concurrency
         environment, whose first request did not wait for its init and so is not flagged cold; ``warm_secret``
         (``COLDBREW_WARM_SECRET``) opens the HTTP warm-up route to callers that present it."""
-        from apig_wsgi import make_lambda_handler
+        from coldbrew.runtimes.lambda_http import make_lambda_handler
 
         self.startup = startup
         self.env_id = _new_env_id()
@@ -258,14 +264,14 @@ class LambdaHandler:
             _log(record)
 
     def _http_event(self, event: dict, context: Any, record: dict) -> dict:
-        """Serve an HTTP event through apig-wsgi, or answer 400 naming what is wrong with it."""
+        """Serve an HTTP event through the WSGI app, or answer 400 naming what is wrong with it."""
         problem = event_problem(event)
         if problem is None:
             try:
                 record["kind"] = "http"
                 return self._http(event, context)
             except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
-                # The app answers every request itself, so what escapes is apig-wsgi failing on the event.
+                # The app answers every request itself, so what escapes is the translation failing on the event.
                 problem = f"{type(exc).__name__}: {exc}"
         record.update(kind="bad_event", error=problem)
         cold = [("X-Coldbrew-Env", self.env_id), ("X-Coldbrew-Cold", "1" if self._cold else "0")]

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import NamedTuple
 
 from coldbrew.errors import ConfigError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import NamedTuple
+else:
+    from coldbrew.records import NamedTuple  # typing's class syntax, without importing typing
 
 SOURCES = ("DISK", "S3")
 _BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")

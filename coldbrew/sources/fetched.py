@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
 from types import MappingProxyType
-from typing import NamedTuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from os import PathLike
+    from typing import NamedTuple
+else:
+    from coldbrew.records import NamedTuple  # typing's class syntax, without importing typing
 
 _NO_TIMINGS: Mapping[str, float] = MappingProxyType({})
 
@@ -13,7 +19,7 @@ _NO_TIMINGS: Mapping[str, float] = MappingProxyType({})
 class FetchedModel(NamedTuple):
     """A model file ready to load, and what it cost to get it (a NamedTuple: no dataclasses import at start-up)."""
 
-    path: Path
+    path: str | PathLike[str]  # DISK: an absolute path as a str (no pathlib at start-up); S3: a Path
     size_bytes: int
     source: str  # "DISK" | "S3"
     fetch_ms: float

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,7 +56,7 @@ def test_disk_fetch_is_the_file_itself(tmp_path):
     p.write_bytes(b"x" * 123)
     for uri in (str(p), f"file://{p}"):
         got = fetch(config_from_uri(uri))
-        assert (got.path, got.size_bytes, got.source, got.cached) == (p, 123, "DISK", False)
+        assert (Path(got.path), got.size_bytes, got.source, got.cached) == (p, 123, "DISK", False)
         assert got.fetch_ms < 50
 
 

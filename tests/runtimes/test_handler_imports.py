@@ -1,0 +1,113 @@
+"""The Lambda handler's init and first invocation import only what serving a .brew model needs (issue #25).
+
+In a fresh ``python -S`` process (no site-packages: nothing imported before the handler but the interpreter's own
+start-up, and nothing on the path but this checkout, as in the zip), ``import coldbrew.aws`` (Lambda's init, the
+model loaded) and one invocation with an HTTP API event: every module that appeared in ``sys.modules`` must be on
+the allow-list below. json is needed (and the ``re``, ``enum``, ``functools``, ``collections`` it brings), the
+``.brew`` reader needs ``struct``, ``mmap``, ``math`` and ``array`` (which registers itself with
+``collections.abc``); ``typing``, ``pathlib``, ``importlib.util``, ``logging``, ``urllib``, ``base64``,
+``contextlib``, ``dataclasses``, ``wsgiref`` and apig-wsgi are not: each cost milliseconds of the cold start
+(bench/results/floor.md). Also: ``base64`` is imported only by an event whose body is base64, ``urllib.parse``
+only by an event with query parameters to re-encode (REST, ALB), and a 404 imports nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import apig_wsgi
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EVENTS = REPO / "tests" / "events"
+
+#: Modules the handler may add to a bare interpreter: its own, and what json/re and the .brew reader bring.
+ALLOWED = {
+    # json and what it imports (re, enum, functools, collections...)
+    "json", "json.decoder", "json.encoder", "json.scanner", "_json",
+    "re", "re._casefix", "re._compiler", "re._constants", "re._parser", "_sre", "copyreg",
+    "enum", "functools", "_functools", "collections", "_collections", "keyword", "operator", "_operator",
+    "reprlib", "itertools", "types",
+    # the .brew reader and the C kernel's inputs
+    "struct", "_struct", "mmap", "math", "array", "collections.abc",
+    # `from __future__ import annotations`, a few hundred bytes
+    "__future__",
+}  # fmt: skip
+#: coldbrew's modules on the serving path of a .brew model.
+SERVING = {
+    "coldbrew", "coldbrew.errors", "coldbrew.records", "coldbrew.aws",
+    "coldbrew.runtimes", "coldbrew.runtimes.aws_lambda", "coldbrew.runtimes.lambda_http",
+    "coldbrew.app", "coldbrew.app.wsgi", "coldbrew.app.contract", "coldbrew.app.validation", "coldbrew.app.openapi",
+    "coldbrew.app.startup",
+    "coldbrew.sources", "coldbrew.sources.config", "coldbrew.sources.fetch", "coldbrew.sources.fetched",
+    "coldbrew.engine", "coldbrew.engine.inputs", "coldbrew.engine.brew", "coldbrew.engine._kernel",
+    "coldbrew.format", "coldbrew.format.reader", "coldbrew.format.spec",
+}  # fmt: skip
+
+# ``os`` first: every interpreter started without -S has it (site imports it), Lambda's runtime client too.
+CHILD = """
+import os, sys
+before = set(sys.modules)
+import coldbrew.aws
+after_init = set(sys.modules)
+response = coldbrew.aws.handler({event!r}, None)
+after_invoke = set(sys.modules)
+sys.stdout.write("\\n" + repr((response["statusCode"], sorted(after_init - before), sorted(after_invoke - before))))
+"""
+
+
+def run_handler(model: Path, event: dict) -> tuple[int, set[str], set[str]]:
+    """(status, modules new after init, modules new after the first invocation) in a fresh ``python -S``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "COLDBREW_", "PYTHON"))}
+    # This checkout, then where apig-wsgi is installed (the zip vendors it beside coldbrew): findable, not imported.
+    path = [str(REPO), str(Path(apig_wsgi.__file__).parents[1])]
+    env.update(MODEL_SOURCE="DISK", MODEL_URI=str(model), PYTHONPATH=os.pathsep.join(path))
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", CHILD.format(event=event)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    status, init, invoke = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own child's repr
+    return status, set(init), set(invoke)
+
+
+def _event(name: str) -> dict:
+    return json.loads((EVENTS / name).read_text())
+
+
+@pytest.mark.integration
+def test_init_and_first_invocation_import_only_the_allow_list(tiny_brew):
+    status, init, invoke = run_handler(tiny_brew, _event("http-v2-predict.json"))
+    assert status == 200
+    assert "coldbrew.engine._kernel" in invoke, "the C kernel must be built for the numpy-free path"
+    assert init <= invoke
+    assert sorted(invoke - ALLOWED - SERVING) == []
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "name, status",
+    [("rest-v1-predict.json", 200), ("alb-multivalue-root.json", 200), ("http-v2-unknown-route.json", 404)],
+)
+def test_every_front_door_stays_on_the_allow_list(tiny_brew, name, status):
+    """REST (multi-value headers), ALB with query parameters (which do need urllib.parse) and a 404."""
+    got, _, invoke = run_handler(tiny_brew, _event(name))
+    assert got == status
+    extra = {"urllib", "urllib.parse", "ipaddress", "warnings"} if "alb-multivalue" in name else set()
+    assert sorted(invoke - ALLOWED - SERVING - extra) == []
+
+
+@pytest.mark.integration
+def test_base64_is_imported_only_for_a_base64_body(tiny_brew):
+    _, _, plain = run_handler(tiny_brew, _event("http-v2-predict.json"))
+    status, _, encoded = run_handler(tiny_brew, _event("http-v2-predict-base64.json"))
+    assert status == 200
+    assert "base64" not in plain and "base64" in encoded
