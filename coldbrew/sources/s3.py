@@ -86,7 +86,7 @@ def fetch_s3(
     bucket: str, key: str, cache_dir: Path, *, settings: Settings | None = None, t0: float | None = None
 ) -> FetchedModel:
     """Download s3://bucket/key into cache_dir (or reuse a copy with the same size+ETag)."""
-    from coldbrew.sources.s3http import NoCredentials, S3Reader
+    from coldbrew.sources.s3http import NoCredentials, S3Error, S3Reader
 
     t0 = time.perf_counter() if t0 is None else t0
     settings = settings or Settings.from_env(os.environ)
@@ -110,6 +110,8 @@ def fetch_s3(
         except _DigestMismatch as e:
             if attempt == DIGEST_TRIES:
                 raise SourceError(str(e)) from None
+        except S3Error as e:
+            raise _describe(e, reader, bucket, key, settings) from None
         except SourceError:
             raise
         except Exception as e:  # noqa: BLE001 - mapped to a one-line SourceError
@@ -117,7 +119,7 @@ def fetch_s3(
     raise AssertionError("unreachable")
 
 
-class _DigestMismatch(Exception):
+class _DigestMismatch(SourceError):
     """The downloaded bytes do not match what proves them (message: the one-line reason)."""
 
 

@@ -25,19 +25,23 @@ import time
 from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
+from coldbrew.errors import SourceError
+
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _UNRESERVED = "-_.~"
 
 
-class S3Error(Exception):
-    """An S3 answer that is not a success: HTTP status, S3 error code and message (code/message may be empty)."""
+class S3Error(SourceError):
+    """An S3 answer that is not a success: HTTP status, S3 error code and message (code/message may be empty).
+
+    Callers turn it into a one-line SourceError naming the object (coldbrew.sources.s3._describe)."""
 
     def __init__(self, status: int, code: str = "", message: str = "", attempts: int = 1):
         super().__init__(f"{status} {code} {message}".strip())
         self.status, self.code, self.message, self.attempts = status, code, message, attempts
 
 
-class NoCredentials(Exception):
+class NoCredentials(SourceError):
     """No AWS credentials in the environment nor in botocore's chain."""
 
 
