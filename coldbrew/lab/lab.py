@@ -265,6 +265,17 @@ class Lab:
 
         return self._call(snapshot(), timeout=10)
 
+    @property
+    def model_env(self) -> dict[str, str]:
+        """The variables the function gets for its model (``MODEL_URI``, and for ``s3`` the endpoint and
+        credentials — the shaper's endpoint with ``s3_network``), so a tool can read the model as the function does."""
+        return dict(self._staged.env) if self._staged is not None else {}
+
+    @property
+    def s3_evict(self) -> list[Path]:
+        """The files whose page cache is dropped before each cold start (the model, SeaweedFS's data)."""
+        return list(self._staged.evict) if self._staged is not None else []
+
     def pids(self) -> list[int]:
         """Process ids of every environment (and the snapshot template)."""
         pids = [e.pid for e in self._scheduler.envs.values() if e.pid] if self._scheduler else []
