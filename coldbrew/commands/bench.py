@@ -59,6 +59,13 @@ def add_arguments(parser) -> None:
         f"the load runs (default: {DEFAULTS['isolated']}; 0: none)",
     )
     parser.add_argument("--no-load", action="store_true", help="only the isolated cold starts: no load-test runs")
+    parser.add_argument(
+        "--s3-network",
+        choices=("aws", "none"),
+        default="aws",
+        help="the s3 setup's network: aws = S3's first-byte latency and bandwidths (docs/lab.md), none = loopback "
+        "as it is (default: aws)",
+    )
     add_output(parser, dest="out", help="results folder (default: bench-out/YYYYmmdd-HHMMSS)")
 
 

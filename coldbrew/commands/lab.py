@@ -77,6 +77,16 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--bucket", metavar="NAME", help="bucket the model is uploaded to for --source s3")
     parser.add_argument(
+        "--s3-network",
+        choices=("aws", "none"),
+        default="none",
+        help="with --source s3: aws = S3's first-byte latency and per-connection bandwidth and the function's "
+        "network share (docs/lab.md), none = loopback as it is (default: none)",
+    )
+    parser.add_argument("--s3-bandwidth", metavar="RATE", help="per-connection bandwidth, e.g. 85MB (per second)")
+    parser.add_argument("--s3-first-byte", metavar="DURATION", help="first-byte latency per request, e.g. 50ms")
+    parser.add_argument("--s3-aggregate", metavar="RATE", help="the function's total S3 bandwidth, e.g. 200MB")
+    parser.add_argument(
         "--evict-page-cache", action="store_true", help="drop the model file from the page cache before each cold start"
     )
     parser.add_argument(

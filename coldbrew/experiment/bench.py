@@ -61,6 +61,9 @@ INIT_TIMEOUT_S = 130.0
 PICKLE_RAM_FACTOR = 1.5
 PICKLE_BASE_MB = 250
 LAB_OVERHEAD_S = 15.0  # lab start/stop and locust start-up, for the first ETA
+# The s3 setup reads the model over the lab's shaped S3 network (coldbrew/lab/s3shaper.py; docs/lab.md).
+S3_NETWORK = "aws"
+DOWNLOAD_SAMPLES = 5  # per s3 isolated cell: downloads by coldbrew, boto3 download_file and one GET (3 above 500 MB)
 
 
 # ---------------------------------------------------------------- options
@@ -89,6 +92,7 @@ class Options:
     out: Path
     isolated: int = 0
     load: bool = True
+    s3_network: str = S3_NETWORK
 
 
 def resolve_options(args) -> Options:
@@ -131,6 +135,7 @@ def resolve_options(args) -> Options:
         out=args.out or Path("bench-out") / f"{datetime.now():%Y%m%d-%H%M%S}",
         isolated=isolated,
         load=load,
+        s3_network=getattr(args, "s3_network", None) or S3_NETWORK,
     )
 
 
@@ -250,6 +255,19 @@ def alive_seconds(spans: dict[str, tuple[float, float]], until: float | None = N
     return sum(max(0.0, (t1 if until is None else min(t1, until)) - t0) for t0, t1 in spans.values())
 
 
+def _load_network(opts: Options, cell: Cell) -> dict:
+    """The s3 load runs' network: the preset per connection and per request, and every environment's network
+    share together as the shaper's one aggregate cap (each Lambda environment has its own; the lab's shaper cannot
+    tell environments apart, docs/lab.md)."""
+    if cell.setup != "s3" or opts.s3_network == "none":
+        return {}
+    from coldbrew.lab.s3shaper import network_profile
+
+    profile = network_profile(opts.s3_network)
+    assert profile is not None
+    return {"s3_network": opts.s3_network, "s3_aggregate": profile.aggregate * cell.max_concurrency}
+
+
 def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=True) -> dict:
     """Start a fresh lab for ``cell``, prepare it (warm/provision), run the load test, stop the lab.
 
@@ -276,6 +294,7 @@ def run_cell(cell: Cell, model: Path, run_dir: Path, opts: Options, progress=Tru
         warm_secret=secrets.token_urlsafe(24) if cell.setup == "warmed" else None,
         # The study's pickle baseline: our own freshly trained model, so the opt-in is explicit and safe.
         env={"COLDBREW_ALLOW_PICKLE": "1"} if cell.format == "pickle" else {},
+        **_load_network(opts, cell),
     )
     info = {
         "schema": SCHEMA,
@@ -384,13 +403,17 @@ def build_report(out: Path, finished: list[dict], cells: list[Cell], isolated=()
     """Summarize the isolated cold starts and the finished runs (plus reference rows); write report.html,
     plots/ and results.md. Returns the text tables."""
     from coldbrew.experiment.coldstats import DEFAULT_THRESHOLD_MS, summarize
-    from coldbrew.experiment.isolated import ISOLATED_HEADERS, ISOLATED_TITLE, isolated_rows
+    from coldbrew.experiment.isolated import ISOLATED_HEADERS, ISOLATED_TITLE, extra_sections, isolated_rows
     from coldbrew.experiment.report import render_section, render_table, write_report
     from coldbrew.experiment.results import load_inputs
 
     iso_rows = isolated_rows(isolated) if isolated else []
     iso_text = render_section(ISOLATED_TITLE, ISOLATED_HEADERS, iso_rows, "table") + "\n\n" if iso_rows else ""
     iso_md = render_section(ISOLATED_TITLE, ISOLATED_HEADERS, iso_rows, "markdown") + "\n\n" if iso_rows else ""
+    if iso_rows and isolated:
+        extra_text, extra_md = extra_sections(isolated, "table"), extra_sections(isolated, "markdown")
+        iso_text += extra_text + "\n\n" if extra_text else ""
+        iso_md += extra_md + "\n\n" if extra_md else ""
     if not finished:
         (out / "results.md").write_text(iso_md, encoding="utf-8")
         write_report(
@@ -504,6 +527,10 @@ def run_isolated(opts: Options, models: dict[tuple[str, str], Path], out: Path) 
                         opts.isolated,
                         out / "isolated" / f"{n:02d}-{setup}-{size}-{fmt}",
                         progress=say,
+                        s3_network=opts.s3_network,
+                        download_samples=(DOWNLOAD_SAMPLES if models[(size, fmt)].stat().st_size < 500e6 else 3)
+                        if setup == "s3"
+                        else 0,
                     )
                 )
             except ColdbrewError as exc:

@@ -55,6 +55,11 @@ class IsolatedResult:
     format: str
     model_bytes: int
     samples: list[Sample] = field(default_factory=list)
+    # s3 only: the lab's S3 network ("aws": shaped, coldbrew/lab/s3shaper.py; "none": loopback as it is), the
+    # figures it enforced, and the same-run downloads by each client (coldbrew.experiment.s3downloads)
+    network: str = "none"
+    network_figures: dict = field(default_factory=dict)
+    downloads: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> list[Sample]:
@@ -80,6 +85,9 @@ class IsolatedResult:
             data["format"],
             int(data["model_bytes"]),
             [Sample(**s) for s in data["samples"]],
+            data.get("network", "none"),
+            data.get("network_figures", {}),
+            data.get("downloads", {}),
         )
 
 
@@ -124,13 +132,17 @@ def measure_isolated(
     init_timeout_s: float = 130.0,
     request_timeout_s: float = 180.0,
     progress: Callable[[str], None] | None = None,
+    s3_network: str = "aws",
+    download_samples: int = 0,
 ) -> IsolatedResult:
     """``samples`` cold starts of ``model`` one at a time in a fresh lab (``setup`` disk or s3).
 
     Each sample: no environment alive, the model's page cache evicted (the lab does it before every
     environment start), one ``POST /predict``, then the environment is reaped. Pickle models get the
     explicit opt-in (``COLDBREW_ALLOW_PICKLE=1``). The lab's event log and the function's output go to
-    ``run_dir``. Raises ColdbrewError if the lab cannot start or an environment is not reaped.
+    ``run_dir``. For s3 the function reads through the ``s3_network`` shaper (default ``aws``), and after the
+    cold starts ``download_samples`` downloads by coldbrew, boto3's download_file and one plain GET are timed
+    over the same network. Raises ColdbrewError if the lab cannot start or an environment is not reaped.
     """
     from coldbrew.experiment.dataset import STUDY_API, STUDY_PAYLOAD
     from coldbrew.lab import Lab, LabConfig
@@ -150,8 +162,20 @@ def measure_isolated(
         log=run_dir / "lab_events.jsonl",
         function_output=run_dir / "function_output.log",
         env={"COLDBREW_ALLOW_PICKLE": "1"} if fmt == "pickle" else {},
+        s3_network=s3_network if setup == "s3" else "none",
     )
     result = IsolatedResult(setup, size, fmt, model.stat().st_size)
+    if setup == "s3":
+        from coldbrew.lab.s3shaper import network_profile
+
+        profile = network_profile(s3_network)
+        result.network = s3_network
+        if profile is not None:
+            result.network_figures = {
+                "per_connection_Bps": profile.per_connection,
+                "aggregate_Bps": profile.aggregate,
+                "first_byte_s": profile.first_byte,
+            }
     body = json.dumps(STUDY_PAYLOAD).encode()
     with Lab(config) as lab:
         for n in range(1, samples + 1):
@@ -172,6 +196,10 @@ def measure_isolated(
             if progress:
                 cpu = "—" if sample.init_cpu_ms is None else f"{sample.init_cpu_ms:,.0f}"
                 progress(f"  {setup}-{size}-{fmt} {n}/{samples}: {status}, {latency_ms:,.0f} ms (init CPU {cpu} ms)")
+        if setup == "s3" and download_samples:
+            from coldbrew.experiment.s3downloads import compare_downloads
+
+            result.downloads = compare_downloads(lab.model_env, lab.s3_evict, download_samples, progress)
     return result
 
 
@@ -236,7 +264,7 @@ def isolated_rows(results: Sequence[IsolatedResult]) -> list[list[str]]:
                     setup,
                     size,
                     "pickle" if result.format == "pickle" else ".brew",
-                    "lab, one at a time",
+                    "lab, one at a time" + (f", S3 network {result.network}" if result.network != "none" else ""),
                     f"{s['n']:,}",
                     f"{s['failures']:,}",
                     *(_ms(s[k]) for k in STAT_COLUMNS),
@@ -316,6 +344,87 @@ def code_commit() -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
+BOUND_TITLE = "S3 cold start against its bound (p50, ms): max(1.5 x disk, (disk + size / aggregate + first byte) x 1.2)"
+BOUND_HEADERS = ["model_size", "format", "MB", "disk p50", "s3 p50", "bound", "s3 / bound", "within"]
+
+
+def s3_bound(disk_p50_ms: float, size_bytes: int, figures: dict) -> float | None:
+    """The issue's bound for an S3 cold start (ms): the larger of 1.5x the disk cold start and (disk cold start +
+    the file's size over the aggregate bandwidth + one first-byte latency) x 1.2; None without a shaped network."""
+    aggregate, first_byte = figures.get("aggregate_Bps"), figures.get("first_byte_s")
+    if not aggregate or first_byte is None:
+        return None
+    return max(1.5 * disk_p50_ms, (disk_p50_ms + size_bytes / aggregate * 1000 + first_byte * 1000) * 1.2)
+
+
+def bound_rows(results: Sequence[IsolatedResult]) -> list[list[str]]:
+    """Each shaped s3 cell's p50 beside its bound (from the same run's disk p50 of the same size and format)."""
+    rows = []
+    disk = {(r.size, r.format): summary(r)["p50"] for r in results if r.setup == "disk"}
+    for r in results:
+        if r.setup != "s3" or disk.get((r.size, r.format)) is None:
+            continue
+        s3_p50, disk_p50 = summary(r)["p50"], disk[(r.size, r.format)]
+        bound = s3_bound(disk_p50, r.model_bytes, r.network_figures)
+        if bound is None or s3_p50 is None:
+            continue
+        rows.append(
+            [
+                r.size,
+                "pickle" if r.format == "pickle" else ".brew",
+                f"{r.model_bytes / 1e6:,.1f}",
+                _ms(disk_p50),
+                _ms(s3_p50),
+                _ms(bound),
+                f"{s3_p50 / bound:.2f}",
+                "yes" if s3_p50 <= bound else "NO",
+            ]
+        )
+    return rows
+
+
+DOWNLOAD_TITLE = "S3 downloads over the same network, same run (p50, ms; each a fresh process, pages evicted)"
+DOWNLOAD_HEADERS = ["model_size", "format", "client", "n", "download p50", "MB/s", "imports + client p50", "total p50"]
+
+
+def download_rows(results: Sequence[IsolatedResult]) -> list[list[str]]:
+    """coldbrew's download beside boto3's download_file and one plain GET, for each s3 cell that timed them."""
+    rows = []
+    for r in results:
+        for client, samples in r.downloads.items():
+            if not samples:
+                continue
+            dl = float(np.percentile([s["download_ms"] for s in samples], 50))
+            cl = float(np.percentile([s["client_ms"] for s in samples], 50))
+            total = float(np.percentile([s["download_ms"] + s["client_ms"] for s in samples], 50))
+            rows.append(
+                [
+                    r.size,
+                    "pickle" if r.format == "pickle" else ".brew",
+                    client,
+                    str(len(samples)),
+                    _ms(dl),
+                    f"{r.model_bytes / dl / 1000:,.0f}",
+                    _ms(cl),
+                    _ms(total),
+                ]
+            )
+    return rows
+
+
+def extra_sections(results: Sequence[IsolatedResult], fmt: str) -> str:
+    """The bound and download tables (empty when the run has no shaped s3 cell), rendered in ``fmt``."""
+    from coldbrew.experiment.report import render_section
+
+    parts = []
+    bounds, downloads = bound_rows(results), download_rows(results)
+    if bounds:
+        parts.append(render_section(BOUND_TITLE, BOUND_HEADERS, bounds, fmt))
+    if downloads:
+        parts.append(render_section(DOWNLOAD_TITLE, DOWNLOAD_HEADERS, downloads, fmt))
+    return "\n\n".join(parts)
+
+
 def write_isolated(results: Sequence[IsolatedResult], out: Path, machine: dict[str, str], command: str) -> None:
     """Write ``isolated.json`` (schema version, command, code commit, machine, every sample) and
     ``isolated.md`` (the table) to ``out``."""
@@ -330,8 +439,12 @@ def write_isolated(results: Sequence[IsolatedResult], out: Path, machine: dict[s
         "cells": [r.to_json() for r in results],
     }
     (out / "isolated.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    extra = extra_sections(results, "markdown")
     (out / "isolated.md").write_text(
-        render_section(ISOLATED_TITLE, ISOLATED_HEADERS, isolated_rows(results), "markdown") + "\n", encoding="utf-8"
+        render_section(ISOLATED_TITLE, ISOLATED_HEADERS, isolated_rows(results), "markdown")
+        + ("\n\n" + extra if extra else "")
+        + "\n",
+        encoding="utf-8",
     )
 
 

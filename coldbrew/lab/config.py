@@ -72,6 +72,13 @@ class LabConfig:
     python: list[str] | None = None
     cpus: int | None = None
     cgroups: bool = True
+    # S3 over a shaped network (coldbrew/lab/s3shaper.py, docs/lab.md): "aws" (S3's first-byte latency and
+    # per-connection bandwidth, the function's network share) or "none" (loopback as it is); explicit figures
+    # override the preset's. Only with source="s3".
+    s3_network: str = "none"
+    s3_bandwidth: str | float | None = None
+    s3_first_byte: str | float | None = None
+    s3_aggregate: str | float | None = None
 
     def __post_init__(self) -> None:
         if self.api not in APIS:
@@ -107,6 +114,15 @@ class LabConfig:
             raise ConfigError(f"--source must be disk or s3, not {self.source!r}")
         if self.cpus is not None and self.cpus < 1:
             raise ConfigError("--cpus must be at least 1")
+        from coldbrew.lab.s3shaper import network_profile
+
+        given = [n for n in ("s3_bandwidth", "s3_first_byte", "s3_aggregate") if getattr(self, n) is not None]
+        if given and self.source != "s3":
+            raise ConfigError(f"--{given[0].replace('_', '-')} needs --source s3")
+
+        network_profile(  # checked here, built when the model is staged
+            self.s3_network, bandwidth=self.s3_bandwidth, first_byte=self.s3_first_byte, aggregate=self.s3_aggregate
+        )
         if self.max_concurrency < 1:
             raise ConfigError("--max-concurrency must be at least 1")
         if not 0 <= self.provisioned <= self.max_concurrency:

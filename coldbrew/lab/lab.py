@@ -83,12 +83,25 @@ class Lab:
         self._thread = threading.Thread(target=self._loop.run_forever, name="coldbrew-lab", daemon=True)
         self._thread.start()
         try:
-            self._staged = stage_model(self.config.model_uri, self.config.source, self._workdir, self.config.bucket)
+            self._staged = stage_model(
+                self.config.model_uri, self.config.source, self._workdir, self.config.bucket, self._network()
+            )
             self._call(self._astart())
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _network(self):
+        """The S3 network profile (None: loopback as it is), for ``source="s3"`` only."""
+        from coldbrew.lab.s3shaper import network_profile
+
+        c = self.config
+        if c.source != "s3":
+            return None
+        return network_profile(
+            c.s3_network, bandwidth=c.s3_bandwidth, first_byte=c.s3_first_byte, aggregate=c.s3_aggregate
+        )
 
     def _base_env(self) -> dict[str, str]:
         c = self.config
@@ -249,6 +262,10 @@ class Lab:
             "snapshot": self.config.snapshot,
             "source": self.config.source,
         }
+        if self._staged is not None and self._staged.shaper is not None:
+            shaper = self._staged.shaper
+            summary["config"]["s3_network"] = shaper.profile.describe()
+            summary["s3_network"] = {"requests": shaper.requests, "bytes": shaper.bytes_down}
         if self.template_init_ms is not None:
             summary["snapshot_init_ms"] = round(self.template_init_ms, 2)
         return summary
@@ -260,6 +277,17 @@ class Lab:
             return self._describe()
 
         return self._call(snapshot(), timeout=10)
+
+    @property
+    def model_env(self) -> dict[str, str]:
+        """The variables the function gets for its model (``MODEL_URI``, and for ``s3`` the endpoint and
+        credentials — the shaper's endpoint with ``s3_network``), so a tool can read the model as the function does."""
+        return dict(self._staged.env) if self._staged is not None else {}
+
+    @property
+    def s3_evict(self) -> list[Path]:
+        """The files whose page cache is dropped before each cold start (the model, SeaweedFS's data)."""
+        return list(self._staged.evict) if self._staged is not None else []
 
     def pids(self) -> list[int]:
         """Process ids of every environment (and the snapshot template)."""

@@ -15,6 +15,7 @@ from coldbrew.errors import ConfigError
 
 if TYPE_CHECKING:
     from coldbrew.lab.s3server import SeaweedS3
+    from coldbrew.lab.s3shaper import NetworkProfile, S3Shaper
 
 BUCKET = "coldbrew-lab"
 
@@ -26,16 +27,27 @@ class StagedModel:
     env: dict[str, str] = field(default_factory=dict)
     evict: list[Path] = field(default_factory=list)
     server: SeaweedS3 | None = None
+    shaper: S3Shaper | None = None  # between the function and the server (--s3-network)
 
     def close(self) -> None:
+        if self.shaper is not None:
+            self.shaper.stop()
+            self.shaper = None
         if self.server is not None:
             self.server.stop()
             self.server = None
 
 
-def stage_model(uri: str | Path | None, source: str, workdir: Path, bucket: str | None = None) -> StagedModel:
+def stage_model(
+    uri: str | Path | None,
+    source: str,
+    workdir: Path,
+    bucket: str | None = None,
+    network: NetworkProfile | None = None,
+) -> StagedModel:
     """Prepare the model for ``source`` ("disk" or "s3"); ``uri`` is a local file (or s3:// for s3).
-    For s3 the file is uploaded to ``bucket`` (default ``coldbrew-lab``) under its file name."""
+    For s3 the file is uploaded to ``bucket`` (default ``coldbrew-lab``) under its file name, and with a
+    ``network`` profile the function reaches the server through a shaper (coldbrew/lab/s3shaper.py)."""
     bucket = bucket or BUCKET
     if uri is None:
         return StagedModel()
@@ -55,14 +67,21 @@ def stage_model(uri: str | Path | None, source: str, workdir: Path, bucket: str 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = SeaweedS3(data_dir)
     server.start()
+    shaper = None
     try:
         server.create_bucket(bucket)
-        server.upload(path, bucket, path.name)
+        server.upload(path, bucket, path.name)  # straight to the server: only the function's reads are shaped
+        if network is not None:
+            from coldbrew.lab.s3shaper import S3Shaper
+
+            shaper = S3Shaper(("127.0.0.1", server.ports["s3"]), network).start()
     except BaseException:
         server.stop()
         raise
     env = {**server.env(), "MODEL_URI": f"s3://{bucket}/{path.name}", "MODEL_SOURCE": "S3"}
-    return StagedModel(env, [path, data_dir], server)
+    if shaper is not None:
+        env["AWS_ENDPOINT_URL"] = shaper.url
+    return StagedModel(env, [path, data_dir], server, shaper)
 
 
 def evict_page_cache(paths: list[Path]) -> int:

@@ -1,23 +1,30 @@
-"""S3 download: one HEAD, concurrent ranged GETs pinned to its ETag, bytes checked, atomic rename.
+"""S3 download: parallel ranged GETs straight into a preallocated temp file, bytes checked, atomic rename.
 
-The bytes are proved by the ETag where it is an MD5 (single-part or multipart), else — for a .brew object — by
-the file's own SHA-256; the digest is recorded beside the cached file and checked again before a cached copy is
-reused (coldbrew/sources/cache.py).
+The first ranged GETs go out before the object's size is known (the first answer's Content-Range gives it, and
+its ETag names the cached copy), so no HEAD round trip precedes the download; every later GET carries
+``If-Match`` with that ETag. Each part is written with ``pwrite`` at its offset; the bytes are proved by the ETag
+where it is an MD5 (single-part or multipart), else — for a .brew object — by the file's own SHA-256, hashed in
+order while later parts still arrive. A download whose digest does not match is fetched once more, then
+refused; only a verified file is renamed into place, so the mmap reader never sees a partial or unproved file.
+The digest is recorded beside the cached file and checked again before a cached copy is reused
+(coldbrew/sources/cache.py).
 
-boto3 is imported here, and this module is imported only when the source is S3. The client
-honours the standard AWS configuration (credential chain, region, AWS_ENDPOINT_URL /
-AWS_ENDPOINT_URL_S3, AWS_RETRY_MODE / AWS_MAX_ATTEMPTS). Tuning: COLDBREW_S3_CHUNK_SIZE
-(default 8M), COLDBREW_S3_CONCURRENCY (default 10), COLDBREW_S3_VERIFY (etag | size).
+The HTTP client is coldbrew.sources.s3http (standard library, SigV4); this module is imported only when the
+source is S3. Tuning: COLDBREW_S3_CHUNK_SIZE (default 8M), COLDBREW_S3_CONCURRENCY (default 10),
+COLDBREW_S3_VERIFY (etag | size), AWS_MAX_ATTEMPTS (default 5).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import http.client
 import os
 import random
 import re
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -71,121 +78,362 @@ class Settings:
         )
 
 
-def make_client(settings: Settings):
-    """A boto3 S3 client with bounded timeouts, standard retries and a pool sized for the GETs."""
-    import boto3
-    from botocore.config import Config
-
-    kw: dict[str, object] = dict(connect_timeout=3, read_timeout=20, max_pool_connections=max(10, settings.concurrency))
-    if not (os.environ.get("AWS_RETRY_MODE") or os.environ.get("AWS_MAX_ATTEMPTS")):
-        kw["retries"] = {"mode": "standard", "total_max_attempts": settings.attempts}
-    return boto3.session.Session().client("s3", config=Config(**kw))
+FIRST_WAVE = 4  # ranged GETs sent before the object's size is known (those past its end answer 416 and are dropped)
+DIGEST_TRIES = 2  # a download whose digest does not match is fetched once more; a second mismatch is an error
 
 
 def fetch_s3(
     bucket: str, key: str, cache_dir: Path, *, settings: Settings | None = None, t0: float | None = None
 ) -> FetchedModel:
     """Download s3://bucket/key into cache_dir (or reuse a copy with the same size+ETag)."""
+    from coldbrew.sources.s3http import NoCredentials, S3Error, S3Reader
+
     t0 = time.perf_counter() if t0 is None else t0
     settings = settings or Settings.from_env(os.environ)
     uri = f"s3://{bucket}/{key}"
-    timings = {}
     try:
-        client = make_client(settings)
+        reader = S3Reader(bucket, os.environ)
     except ModuleNotFoundError as e:
         raise SourceError(f"{uri}: reading models from S3 needs {e.name}: pip install 'coldbrew[s3]'") from None
-    except Exception as e:  # noqa: BLE001 - bad endpoint URL, region, profile...
+    except NoCredentials:
+        raise SourceError(
+            f"{uri}: no AWS credentials found (set AWS_ACCESS_KEY_ID/"
+            "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or use an IAM role)"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - bad endpoint URL, profile...
         raise SourceError(f"{uri}: cannot create an S3 client: {e}") from None
-    t1 = time.perf_counter()
-    timings["client"] = (t1 - t0) * 1000
-    try:
-        head = client.head_object(Bucket=bucket, Key=key)
-    except Exception as e:  # noqa: BLE001 - mapped to a one-line SourceError
-        raise _describe(e, client, bucket, key, settings) from None
-    size, etag = int(head["ContentLength"]), head.get("ETag", "")
-    t2 = time.perf_counter()
-    timings["head"] = (t2 - t1) * 1000
+    job = _Download(reader, bucket, key, Path(cache_dir), settings, t0)
+    job.timings["client"] = (time.perf_counter() - t0) * 1000
+    for attempt in range(1, DIGEST_TRIES + 1):
+        try:
+            return job.run()
+        except _DigestMismatch as e:
+            if attempt == DIGEST_TRIES:
+                raise SourceError(str(e)) from None
+        except S3Error as e:
+            raise _describe(e, reader, bucket, key, settings) from None
+        except SourceError:
+            raise
+        except Exception as e:  # noqa: BLE001 - mapped to a one-line SourceError
+            raise _describe(e, reader, bucket, key, settings) from None
+    raise AssertionError("unreachable")
 
-    tag = hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()[:12]
-    version = hashlib.sha256(f"{etag}\0{size}".encode()).hexdigest()[:10]
-    base = re.sub(r"[^A-Za-z0-9._-]", "_", key.rsplit("/", 1)[-1])[-80:] or "model"
-    final = cache_dir / f"{tag}-{version}-{base}"
 
-    def done(cached: bool, integrity: str) -> FetchedModel:
+class _DigestMismatch(SourceError):
+    """The downloaded bytes do not match what proves them (message: the one-line reason)."""
+
+
+class _Plan:
+    """What the first answer told: size, ETag, the temp file to write, or that nothing is to be downloaded."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.abort = False
+        self.whole = False  # the server sent the whole object on the first connection (it ignores Range)
+        self.size = 0
+        self.etag = ""
+        self.fd = -1
+
+
+class _Download:
+    """One fetch: the first wave of ranged GETs, the cache check, the rest of the parts, the digest, the rename."""
+
+    def __init__(self, reader, bucket: str, key: str, cache_dir: Path, settings: Settings, t0: float):
+        self.reader, self.bucket, self.key, self.cache_dir = reader, bucket, key, cache_dir
+        self.settings, self.t0 = settings, t0
+        self.uri = f"s3://{bucket}/{key}"
+        self.timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ the whole fetch
+    def run(self) -> FetchedModel:
+        chunk, concurrency = self.settings.chunk_size, self.settings.concurrency
+        wave = [(i * chunk, (i + 1) * chunk - 1) for i in range(min(concurrency, FIRST_WAVE))]
+        plan = _Plan()
+        pool = ThreadPoolExecutor(max_workers=max(1, concurrency - 1))
+        try:
+            # Parts 1.. of the first wave go out at once, before the size is known; part 0 is read here.
+            early = [pool.submit(self._part, plan, a, b, speculative=True) for a, b in wave[1:]]
+            t1 = time.perf_counter()
+            first = self._open_first(wave[0][1])
+            size, etag = _total_size(first), first.getheader("ETag", "") or ""
+            self.timings["head"] = (time.perf_counter() - t1) * 1000
+            final = self._final_path(size, etag)
+            ensure_private_dir(self.cache_dir, self.uri)  # before anything in it is trusted
+            reused = _reuse(final, size)
+            if reused is not None:
+                plan.abort = True
+                return self._done(final, size, True, reused)
+            self._check_space(size)
+            remove_stale_parts(self.cache_dir, final.name.split("-")[0] + "-")
+            tmp = self.cache_dir / f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.part"
+            plan.fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                _preallocate(plan.fd, size)
+                plan.size, plan.etag = size, etag
+                whole = plan.whole = first.status == 200  # a server ignoring Range sends everything on one connection
+                ranges = [(0, size - 1)] if whole else [(o, min(o + chunk, size) - 1) for o in range(0, size, chunk)]
+                later = [pool.submit(self._part, plan, a, b) for a, b in ranges[len(wave) :]] if not whole else []
+                plan.ready.set()
+                self._fill(plan, *ranges[0], first)  # part 0 arrives on this thread's connection
+                integrity, part_size = self._integrity_plan(first, size, etag)  # may ask S3 on that connection
+                hasher = _Hasher(size, integrity, part_size)
+                hasher.feed(plan.fd, *_span(ranges[0]))
+                futures = ([] if whole else early[: max(0, len(ranges) - 1)]) + later
+                for fut, rng in zip(futures, ranges[1:], strict=True):
+                    fut.result()
+                    hasher.feed(plan.fd, *_span(rng))
+                self._verify(hasher, integrity, size, etag)
+                self._record(final, hasher, integrity, size, etag, part_size)
+                os.replace(tmp, final)
+            except BaseException:
+                plan.abort = True
+                tmp.unlink(missing_ok=True)
+                record_path(final).unlink(missing_ok=True)
+                raise
+        finally:
+            plan.abort = plan.abort or not plan.ready.is_set()
+            plan.ready.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            if plan.fd >= 0:
+                os.close(plan.fd)
+        for old in self.cache_dir.glob(f"{final.name.split('-')[0]}-*"):  # earlier versions and their records
+            if old not in (final, record_path(final)):
+                old.unlink(missing_ok=True)
+        self.timings["download"] = (time.perf_counter() - self.t0) * 1000 - self.timings["client"]
+        return self._done(final, size, False, integrity if not hasher.is_brew else "brew-sha256")
+
+    def _done(self, final: Path, size: int, cached: bool, integrity: str) -> FetchedModel:
         return FetchedModel(
             path=final,
             size_bytes=size,
             source="S3",
             cached=cached,
             integrity=integrity,
-            timings=timings,
-            fetch_ms=(time.perf_counter() - t0) * 1000,
+            timings=self.timings,
+            fetch_ms=(time.perf_counter() - self.t0) * 1000,
         )
 
-    ensure_private_dir(cache_dir, uri)  # before anything in it is trusted
-    reused = _reuse(final, size)
-    if reused is not None:
-        return done(True, reused)
+    def _final_path(self, size: int, etag: str) -> Path:
+        tag = hashlib.sha256(f"{self.bucket}/{self.key}".encode()).hexdigest()[:12]
+        version = hashlib.sha256(f"{etag}\0{size}".encode()).hexdigest()[:10]
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", self.key.rsplit("/", 1)[-1])[-80:] or "model"
+        return self.cache_dir / f"{tag}-{version}-{base}"
 
-    try:
-        free = shutil.disk_usage(cache_dir).free
-    except OSError as e:
-        raise SourceError(f"{uri}: cache dir {cache_dir} is not usable: {e.strerror}") from None
-    if free < size:
-        raise SourceError(
-            f"{uri}: needs {size / MiB:.1f} MB but {cache_dir} has {free / MiB:.1f} MB "
-            "free (on Lambda, raise EphemeralStorage)"
+    def _check_space(self, size: int) -> None:
+        try:
+            free = shutil.disk_usage(self.cache_dir).free
+        except OSError as e:
+            raise SourceError(f"{self.uri}: cache dir {self.cache_dir} is not usable: {e.strerror}") from None
+        if free < size:
+            raise SourceError(
+                f"{self.uri}: needs {size / MiB:.1f} MB but {self.cache_dir} has {free / MiB:.1f} MB "
+                "free (on Lambda, raise EphemeralStorage)"
+            )
+
+    # ------------------------------------------------------------------ requests
+    def _retrying(self, what):
+        """``what()`` with up to ``attempts`` tries on throttling, 5xx, broken connections and short bodies."""
+        from coldbrew.sources.s3http import S3Error
+
+        attempts = self.settings.attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return what()
+            except S3Error as e:
+                if not (e.status >= 500 or e.status == 429) or attempt == attempts:
+                    e.attempts = attempt
+                    raise
+            except (OSError, http.client.HTTPException):
+                self.reader.drop_connection()
+                if attempt == attempts:
+                    raise
+            time.sleep(min(2.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    def _open_first(self, end: int):
+        """The answer to ``Range: bytes=0-END`` (206, or 200 from a server that ignores ranges); an empty object
+        answers 416 to any range, so it is asked for whole."""
+        from coldbrew.sources.s3http import S3Error
+
+        try:
+            return self._retrying(lambda: self.reader.request("GET", self.key, headers={"Range": f"bytes=0-{end}"}))
+        except S3Error as e:
+            if e.status != 416:
+                raise
+        return self._retrying(lambda: self.reader.request("GET", self.key))
+
+    def _part(self, plan: _Plan, start: int, end: int, *, speculative: bool = False) -> None:
+        """Fetch bytes start..end into the temp file (runs on a pool thread)."""
+        from coldbrew.sources.s3http import S3Error
+
+        response, refused = None, None
+        if speculative:  # sent before the size and ETag are known: no If-Match yet, checked against them below
+            try:
+                response = self._retrying(
+                    lambda: self.reader.request("GET", self.key, headers={"Range": f"bytes={start}-{end}"})
+                )
+            except S3Error as e:
+                refused = e
+            except (OSError, http.client.HTTPException):
+                pass  # asked again below, once the plan is known
+        plan.ready.wait()
+        if plan.abort or plan.whole or start >= plan.size:
+            if response is not None:
+                self.reader.drop_connection()  # its body is not wanted: do not read it
+            return
+        if refused is not None and refused.status not in (416,) and refused.status < 500:
+            raise refused
+        if response is not None and (response.getheader("ETag", "") or "") != plan.etag:
+            self.reader.drop_connection()
+            raise SourceError(f"{self.uri}: the object changed during the download; retry")
+        self._fill(plan, start, min(end, plan.size - 1), response)
+
+    def _fill(self, plan: _Plan, start: int, end: int, response) -> None:
+        """Stream ``response`` (None: ask for it) into bytes start..end; a broken body is asked for again."""
+        for attempt in range(1, self.settings.attempts + 1):
+            if response is None:
+                response = self._retrying(lambda: self._get(plan, start, end))
+            try:
+                self._stream(response, plan, start, end)
+                return
+            except (OSError, http.client.HTTPException):
+                self.reader.drop_connection()
+                response = None
+                if attempt == self.settings.attempts or plan.abort:
+                    raise
+                time.sleep(min(2.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random()))
+
+    def _get(self, plan: _Plan, start: int, end: int):
+        headers = {"Range": f"bytes={start}-{end}"}
+        if plan.etag:
+            headers["If-Match"] = plan.etag  # an object replaced mid-download answers 412, never mixed bytes
+        return self.reader.request("GET", self.key, headers=headers)
+
+    def _stream(self, response, plan: _Plan, start: int, end: int) -> None:
+        """Write the body of ``response`` (bytes start..end) at its offset; a short or overlong body is an error."""
+        if response.status != 206 and (start, end) != (0, plan.size - 1):
+            raise http.client.HTTPException(f"asked for bytes {start}-{end}, got HTTP {response.status}")
+        if response.status == 206:
+            got = _content_range(response)
+            if got is None or got[0] != start or got[1] != end:
+                raise http.client.HTTPException(f"asked for bytes {start}-{end}, got {got}")
+        buf = bytearray(min(BLOCK, end + 1 - start) or 1)
+        view = memoryview(buf)
+        pos = start
+        while pos <= end:
+            if plan.abort:
+                raise OSError("download abandoned")
+            n = response.readinto(view[: min(len(buf), end + 1 - pos)])
+            if not n:
+                raise http.client.IncompleteRead(bytes(0), end + 1 - pos)
+            os.pwrite(plan.fd, view[:n], pos)
+            pos += n
+        if response.length:  # more bytes than asked for: not the range we wanted
+            raise http.client.HTTPException(f"bytes {start}-{end}: {response.length} unexpected bytes after the range")
+
+    # ------------------------------------------------------------------ integrity
+    def _integrity_plan(self, first, size: int, etag: str) -> tuple[str, int | None]:
+        """What the ETag can prove: ("md5", None), ("multipart-md5", part_size) or ("size", None) when it can't.
+
+        A .brew object with a multipart ETag is proved by its own SHA-256 instead (no extra request).
+        """
+        from coldbrew.sources.s3http import S3Error
+
+        # ETags of SSE-KMS / SSE-C objects are not MD5s of the plaintext.
+        encrypted = first.getheader("x-amz-server-side-encryption") == "aws:kms" or first.getheader(
+            "x-amz-server-side-encryption-customer-algorithm"
         )
-    remove_stale_parts(cache_dir, tag + "-")
+        if self.settings.verify != "etag" or encrypted:
+            return "size", None
+        if _MD5.match(etag):
+            return "md5", None
+        m = _MULTIPART.match(etag)
+        if not m or self.key.endswith(".brew"):
+            return "size", None
+        # Multipart ETag = md5(concat(md5(part) ...))-N: needs the part size; SDK uploads use
+        # equal parts (the last one shorter), which the arithmetic below confirms.
+        n = int(m.group(2))
+        try:
+            head = self._retrying(lambda: self.reader.request("HEAD", self.key, query={"partNumber": "1"}))
+            head.read()
+            part = int(head.getheader("Content-Length", "0"))
+        except (S3Error, OSError, http.client.HTTPException, ValueError):  # no PartNumber support
+            return "size", None
+        if part <= 0 or not (0 < size - (n - 1) * part <= part):
+            return "size", None
+        return "multipart-md5", part
 
-    integrity, part_size = _integrity_plan(client, bucket, key, head, settings)
-    tmp = cache_dir / f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.part"
-    try:
-        hasher = _download(client, bucket, key, etag, size, tmp, settings, _Hasher(size, integrity, part_size))
-        if tmp.stat().st_size != size:
-            raise SourceError(f"{uri}: got {tmp.stat().st_size} bytes, HEAD said {size}")
+    def _verify(self, hasher: _Hasher, integrity: str, size: int, etag: str) -> None:
+        if hasher.pos != size:
+            raise SourceError(f"{self.uri}: got {hasher.pos} bytes, S3 said {size}")
         digest = hasher.result()
         if integrity in ("md5", "multipart-md5") and digest.lower() != etag.strip('"').lower():
-            raise SourceError(
-                f"{uri}: downloaded bytes do not match the ETag {etag} (computed {digest}); the object may be corrupt"
+            raise _DigestMismatch(
+                f"{self.uri}: downloaded bytes do not match the ETag {etag} (computed {digest}); the object may be "
+                "corrupt"
             )
-        if integrity == "size" and key.endswith(".brew") and not hasher.is_brew:
-            raise SourceError(
-                f"{uri}: the downloaded bytes are not a .brew file (no .brew magic) and the ETag "
+        if integrity == "size" and self.key.endswith(".brew") and not hasher.is_brew:
+            raise _DigestMismatch(
+                f"{self.uri}: the downloaded bytes are not a .brew file (no .brew magic) and the ETag "
                 "cannot prove them; the object or the download is corrupt"
             )
-        if hasher.is_brew:
-            if digest != hasher.stored_digest:
-                raise SourceError(
-                    f"{uri}: downloaded bytes do not match the .brew file's own SHA-256 "
-                    f"(computed {digest}, the file says {hasher.stored_digest}); the object or the "
-                    "download is corrupt"
-                )
-            integrity = "brew-sha256"
+        if hasher.is_brew and digest != hasher.stored_digest:
+            raise _DigestMismatch(
+                f"{self.uri}: downloaded bytes do not match the .brew file's own SHA-256 "
+                f"(computed {digest}, the file says {hasher.stored_digest}); the object or the "
+                "download is corrupt"
+            )
+
+    def _record(
+        self, final: Path, hasher: _Hasher, integrity: str, size: int, etag: str, part_size: int | None
+    ) -> None:
         write_record(
             final,
             {
                 "size": size,
                 "etag": etag,
-                "integrity": integrity,
+                "integrity": "brew-sha256" if hasher.is_brew else integrity,
                 "algorithm": hasher.algorithm,
                 "part_size": part_size,
-                "digest": digest,
+                "digest": hasher.result(),
                 "field_32_64": hasher.stored_digest,
             },
         )
-        os.replace(tmp, final)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        record_path(final).unlink(missing_ok=True)
-        if isinstance(e, Exception) and not isinstance(e, SourceError):
-            raise _describe(e, client, bucket, key, settings) from None
-        raise
-    for old in cache_dir.glob(f"{tag}-*"):  # earlier versions of this object, and their records
-        if old not in (final, record_path(final)):
-            old.unlink(missing_ok=True)
-    timings["download"] = (time.perf_counter() - t2) * 1000
-    return done(False, integrity)
+
+
+def _span(rng: tuple[int, int]) -> tuple[int, int]:
+    return rng[0], rng[1] + 1
+
+
+def _content_range(response) -> tuple[int, int, int] | None:
+    """(first, last, total) of a 206's ``Content-Range: bytes a-b/total``; None when it has none or another form."""
+    m = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+)\s*", response.getheader("Content-Range", "") or "")
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def _total_size(response) -> int:
+    """The object's size from the first answer: Content-Range's total (206) or Content-Length (200)."""
+    if response.status == 206:
+        got = _content_range(response)
+        if got is None:
+            raise http.client.HTTPException("a 206 answer without a usable Content-Range")
+        return got[2]
+    length = response.getheader("Content-Length")
+    if length is None or not length.isdigit():
+        raise http.client.HTTPException("an answer without a Content-Length")
+    return int(length)
+
+
+def _preallocate(fd: int, size: int) -> None:
+    """Reserve the file's blocks up front (ENOSPC now, not half-way); falls back to setting the length."""
+    if size <= 0:
+        return
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+        os.ftruncate(fd, size)
 
 
 def _reuse(final: Path, size: int) -> str | None:
@@ -213,68 +461,6 @@ def _reuse(final: Path, size: int) -> str | None:
         return None
     finally:
         os.close(fd)
-
-
-def _integrity_plan(client, bucket, key, head, settings) -> tuple[str, int | None]:
-    """What the ETag can prove: ("md5", None), ("multipart-md5", part_size) or ("size", None) when it can't."""
-    etag = head.get("ETag", "")
-    # ETags of SSE-KMS / SSE-C objects are not MD5s of the plaintext.
-    encrypted = head.get("ServerSideEncryption") == "aws:kms" or head.get("SSECustomerAlgorithm")
-    if settings.verify != "etag" or encrypted:
-        return "size", None
-    if _MD5.match(etag):
-        return "md5", None
-    m = _MULTIPART.match(etag)
-    if not m:
-        return "size", None
-    # Multipart ETag = md5(concat(md5(part) ...))-N: needs the part size; SDK uploads use
-    # equal parts (the last one shorter), which the arithmetic below confirms.
-    n, size = int(m.group(2)), int(head["ContentLength"])
-    try:
-        part = int(client.head_object(Bucket=bucket, Key=key, PartNumber=1)["ContentLength"])
-    except Exception:  # noqa: BLE001 - server without PartNumber support
-        return "size", None
-    if part <= 0 or not (0 < size - (n - 1) * part <= part):
-        return "size", None
-    return "multipart-md5", part
-
-
-def _download(client, bucket, key, etag, size, tmp: Path, settings: Settings, hasher: _Hasher) -> _Hasher:
-    """Fetch all ranges concurrently into tmp; ``hasher`` hashes them in order while they land."""
-    chunk = settings.chunk_size
-    ranges = [(o, min(o + chunk, size) - 1) for o in range(0, size, chunk)]
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-    pool = ThreadPoolExecutor(max_workers=min(settings.concurrency, max(1, len(ranges))))
-    try:
-        futures = [pool.submit(_get_range, client, bucket, key, etag, a, b, fd, settings.attempts) for a, b in ranges]
-        for fut, (a, b) in zip(futures, ranges, strict=True):
-            fut.result()
-            hasher.feed(fd, a, b + 1)
-        return hasher
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        os.close(fd)
-
-
-def _get_range(client, bucket, key, etag, start, end, fd, attempts) -> None:
-    """GET bytes start..end (If-Match the HEAD's ETag) and pwrite them; retry broken streams."""
-    from botocore.exceptions import IncompleteReadError, ReadTimeoutError, ResponseStreamingError
-
-    for attempt in range(attempts):
-        try:
-            kw = {"IfMatch": etag} if etag else {}
-            body = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}", **kw)["Body"]
-            pos = start
-            for block in body.iter_chunks(BLOCK):
-                os.pwrite(fd, block, pos)
-                pos += len(block)
-            if pos != end + 1:
-                raise IncompleteReadError(actual_bytes=pos - start, expected_bytes=end + 1 - start)
-            return
-        except (IncompleteReadError, ReadTimeoutError, ResponseStreamingError):
-            if attempt + 1 >= attempts:
-                raise
-            time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
 
 
 class _Hasher:
@@ -351,41 +537,30 @@ class _Hasher:
         return f"{combined}-{len(self.digests)}"
 
 
-def _describe(e: Exception, client, bucket: str, key: str, settings: Settings) -> SourceError:
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO, errno.EFBIG)
+
+
+def _describe(e: Exception, reader, bucket: str, key: str, settings: Settings) -> SourceError:
     """One line that names the bucket, the key and the cause."""
-    from botocore.exceptions import ClientError, NoCredentialsError
+    from coldbrew.sources.s3http import S3Error
 
     uri = f"s3://{bucket}/{key}"
-    if isinstance(e, NoCredentialsError):
-        return SourceError(
-            f"{uri}: no AWS credentials found (set AWS_ACCESS_KEY_ID/"
-            "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or use an IAM role)"
-        )
-    if isinstance(e, ClientError):
-        err, meta = e.response.get("Error", {}), e.response.get("ResponseMetadata", {})
-        status, code = meta.get("HTTPStatusCode"), str(err.get("Code", ""))
-        tries = meta.get("RetryAttempts", 0) + 1
+    if isinstance(e, S3Error):
+        status, code = e.status, e.code
         if status == 404 or code in ("NoSuchKey", "NoSuchBucket", "NotFound"):
-            if code == "NoSuchBucket" or (code != "NoSuchKey" and not _bucket_exists(client, bucket)):
+            if code == "NoSuchBucket":
                 return SourceError(f"{uri}: bucket {bucket!r} does not exist (key {key!r})")
             return SourceError(f"{uri}: no object with key {key!r} in bucket {bucket!r}")
         if status == 403 or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            detail = "" if code in ("", "403") else f" ({code})"
+            detail = f" ({code})" if code else ""
             return SourceError(
                 f"{uri}: access denied{detail} to key {key!r} in bucket {bucket!r}; "
                 "check the AWS credentials and the bucket policy"
             )
         if status == 412 or code == "PreconditionFailed":
             return SourceError(f"{uri}: the object changed during the download; retry")
-        return SourceError(f"{uri}: S3 error {code or status} after {tries} attempt(s): {err.get('Message') or e}")
-    if isinstance(e, OSError) and e.strerror:  # local disk: ENOSPC, EACCES...
+        return SourceError(f"{uri}: S3 error {code or status} after {e.attempts} attempt(s): {e.message or status}")
+    if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:
         return SourceError(f"{uri}: cannot write to the cache dir: {e.strerror}")
-    return SourceError(f"{uri}: {type(e).__name__}: {e} (gave up after up to {settings.attempts} attempts)")
-
-
-def _bucket_exists(client, bucket: str) -> bool:
-    try:
-        client.head_bucket(Bucket=bucket)
-    except Exception as e:  # noqa: BLE001 - only a 404 proves the bucket missing (403, network: report the key)
-        return getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") != 404
-    return True
+    detail = str(e) or type(e).__name__
+    return SourceError(f"{uri}: {type(e).__name__}: {detail} (gave up after up to {settings.attempts} attempts)")

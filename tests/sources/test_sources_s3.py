@@ -28,6 +28,7 @@ class FaultProxy(ForwardingProxy):
         self.truncate = 0  # next N GETs: send half the body, then drop the connection
         self.unavailable = 0  # next N requests: 503 SlowDown
         self.corrupt = False  # flip one byte in every GET body
+        self.corrupt_next = 0  # next N successful GETs: flip one byte of the body
         self.delay = 0.0
         self.log: list[tuple[str, str | None]] = []  # (method, Range)
         self.in_flight = self.max_in_flight = 0
@@ -68,6 +69,8 @@ class _ProxyHandler(ForwardingHandler):
             self.end_headers()
             if not get:
                 return
+            if body and resp.status < 300 and px.take("corrupt_next"):
+                body = bytes([body[-1] ^ 0x01]) + body[1:] if len(body) == 1 else body[:-1] + bytes([body[-1] ^ 0x01])
             if px.corrupt and body:
                 body = bytes([body[0] ^ 0xFF]) + body[1:]
             if resp.status < 300 and px.take("truncate"):
@@ -100,6 +103,19 @@ def _put(s3_server, bucket, key, data: bytes, *, part_size: int | None = None) -
         )
         parts.append({"PartNumber": n, "ETag": r["ETag"]})
     c.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=mpu["UploadId"], MultipartUpload={"Parts": parts})
+
+
+def brew_shaped(size: int) -> bytes:
+    """Random bytes with the .brew magic and a correct .brew checksum (all the S3 layer checks; not loadable)."""
+    import hashlib
+
+    from coldbrew.format import spec
+
+    data = bytearray(os.urandom(size))
+    data[: len(spec.MAGIC)] = spec.MAGIC
+    lo, hi = spec.DIGEST_OFFSET, spec.DIGEST_OFFSET + spec.DIGEST_SIZE
+    data[lo:hi] = hashlib.sha256(bytes(data[:lo]) + bytes(data[hi:])).digest()
+    return bytes(data)
 
 
 def _leftovers(cache: Path) -> list[str]:
@@ -230,3 +246,30 @@ def test_stale_temp_file_of_a_dead_process_is_removed(s3_server, bucket, tmp_pat
     first.path.unlink()
     fetch(config_from_uri(f"s3://{bucket}/m"), cache_dir=cache)
     assert not stale.exists()
+
+
+@pytest.mark.parametrize("key, verify, integrity", [("part.bin", "etag", "md5"), ("part.brew", "size", "brew-sha256")])
+def test_a_part_that_fails_its_check_is_fetched_again_and_never_cached(
+    s3_server, bucket, proxy, s3_env, tmp_path, key, verify, integrity
+):
+    """One ranged GET comes back with a flipped byte: the digest refuses the file, the download is done again,
+    and only the verified bytes are ever in the cache (no temp file left, no corrupt copy renamed into place)."""
+    data = brew_shaped(3 * MiB + 777) if key.endswith(".brew") else os.urandom(3 * MiB + 777)
+    _put(s3_server, bucket, key, data)
+    s3_env.setenv("COLDBREW_S3_CHUNK_SIZE", "1M")
+    s3_env.setenv("COLDBREW_S3_VERIFY", verify)
+    proxy.corrupt_next = 1
+    got = fetch(config_from_uri(f"s3://{bucket}/{key}"), cache_dir=tmp_path / "cache")
+    assert got.path.read_bytes() == data and got.integrity == integrity and not got.cached
+    gets = sum(m == "GET" for m, _ in proxy.log)
+    assert gets == 2 * 4  # every part twice: the first, corrupted download was thrown away whole
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [got.path.name, got.path.name + ".digest.json"]
+
+
+def test_a_part_corrupted_every_time_is_refused_and_nothing_is_cached(s3_server, bucket, proxy, s3_env, tmp_path):
+    _put(s3_server, bucket, "bad.bin", os.urandom(2 * MiB))
+    s3_env.setenv("COLDBREW_S3_CHUNK_SIZE", "1M")
+    proxy.corrupt_next = -1
+    with pytest.raises(SourceError, match="do not match the ETag"):
+        fetch(config_from_uri(f"s3://{bucket}/bad.bin"), cache_dir=tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []
