@@ -550,7 +550,9 @@ def test_cli_accepts_a_duration_for_timeout(tiny_brew, tmp_path, capsys):
         main(["package", str(tiny_brew), "--setup", "image-disk", "-o", str(tmp_path / "a"), "--timeout", "30s"]) == 0
     )
     assert "30 s" in capsys.readouterr().out
-    assert main(["package", str(tiny_brew), "--setup", "image-disk", "-o", str(tmp_path / "b"), "--timeout", "16m"])
+    with pytest.raises(SystemExit) as refused:  # argparse's usage error: exit 2 and one line
+        main(["package", str(tiny_brew), "--setup", "image-disk", "-o", str(tmp_path / "b"), "--timeout", "16m"])
+    assert refused.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "15m" in err and not (tmp_path / "b").exists()
 
