@@ -18,6 +18,11 @@ from coldbrew.convert import compile_file, detect
 from coldbrew.convert.trees import UnsupportedModelError
 from coldbrew.engine.brew import KERNELS, BrewPredictor
 
+# Integration: compiling an XGBoost or LightGBM file checks it against the library in a child process
+# (convert/trees.py library_in_subprocess), and these tests train dozens of models: together over half of the unit
+# suite's time (#22 keeps `-m "not integration"` under 90 s). The whole suite and CI still run every one.
+pytestmark = pytest.mark.integration
+
 
 def _nanify(X, rate=0.1, seed=1):
     rng = np.random.default_rng(seed)
