@@ -23,13 +23,19 @@ from coldbrew.deploy.package import (
 )
 
 
+def _cors(plan) -> str:
+    return f", CORS {' '.join(plan.cors)}" if plan.cors else ", CORS off"
+
+
 def _print_zip(result: PackageResult) -> int:
     plan, manifest = result.plan, result.manifest
     print(f"coldbrew package: setup zip-snapstart, {plan.arch}, model {plan.model_name} → {result.out_dir}/")
     print(f"  model source   {plan.model_source} {plan.model_uri}")
     print(f"  function       {tpl.RUNTIME}, {plan.memory} MB, {plan.timeout} s, {plan.arch}, handler {tpl.HANDLER}")
     print(f"  target         {getattr(manifest, 'target', '')}")
-    print(f"  HTTP doors     auth {plan.auth}, /_warm route {'on (secret required)' if plan.warm_route else 'off'}")
+    print(
+        f"  HTTP doors     auth {plan.auth}, /_warm route {'on (secret required)' if plan.warm_route else 'off'}{_cors(plan)}"
+    )
     print()
     print(_table([("file", "size"), *((rel, _human(size)) for rel, size in result.files)]))
     print()
@@ -123,7 +129,9 @@ def run(args) -> int:
     print(f"  model source   {plan.model_source} {plan.model_uri}")
     print(f"  function       {plan.memory} MB, {plan.timeout} s, {plan.arch}, handler {tpl.HANDLER}")
     print(f"  native build   {'yes (compiled inside the Lambda base image)' if plan.native_build else 'no'}")
-    print(f"  HTTP doors     auth {plan.auth}, /_warm route {'on (secret required)' if plan.warm_route else 'off'}")
+    print(
+        f"  HTTP doors     auth {plan.auth}, /_warm route {'on (secret required)' if plan.warm_route else 'off'}{_cors(plan)}"
+    )
     print()
     width = max(len(rel) for rel, _ in result.files)
     print(f"  {'file':<{width}}  {'size':>10}")

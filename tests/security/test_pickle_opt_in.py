@@ -175,6 +175,7 @@ def test_lab_allow_pickle_passes_the_opt_in_to_its_environments(tiny_model):
 @pytest.mark.parametrize("setup", ["image-disk", "image-s3"])
 def test_packaged_pickle_setups_opt_in_and_brew_setups_do_not(tiny_model, tiny_brew, tmp_path, setup):
     """The deployed templates: a pickle setup carries COLDBREW_ALLOW_PICKLE=1, a .brew setup never does."""
+    from dockerfile_parse import DockerfileParser
     from samtranslator.yaml_helper import yaml_parse
 
     from coldbrew.deploy.package import package
@@ -184,12 +185,13 @@ def test_packaged_pickle_setups_opt_in_and_brew_setups_do_not(tiny_model, tiny_b
         package(str(model), setup, out, **({"s3_uri": f"s3://bucket/model.{fmt}"} if setup == "image-s3" else {}))
         template = yaml_parse((out / "template.yaml").read_text())
         variables = template["Resources"]["ModelFunction"]["Properties"]["Environment"]["Variables"]
+        image_env = DockerfileParser(path=str(out / "Dockerfile")).envs  # ENV as Docker reads it (quotes removed)
         if fmt == "pickle":
             assert str(variables.get("COLDBREW_ALLOW_PICKLE")) == "1"
-            assert "COLDBREW_ALLOW_PICKLE=1" in (out / "Dockerfile").read_text()
+            assert image_env["COLDBREW_ALLOW_PICKLE"] == "1"
         else:
             assert "COLDBREW_ALLOW_PICKLE" not in variables
-            assert "COLDBREW_ALLOW_PICKLE" not in (out / "Dockerfile").read_text()
+            assert "COLDBREW_ALLOW_PICKLE" not in image_env
 
 
 def test_the_zip_setup_refuses_a_pickle_outright(tiny_model, tmp_path):
