@@ -270,7 +270,8 @@ def table(results: dict[str, dict], args) -> str:
     lines += [
         "",
         'The body budget (docs/serving.md, "Slow clients"): at most 64 connections read a body at once '
-        "(`BODY_READERS_MAX`), a request whose body is still arriving beyond that is shed with a 503; a body "
+        "(`BODY_READERS_MAX`), a request whose body is still arriving 0.2 s after its head beyond that is shed "
+        "with a 503; a body "
         "must arrive at 1,024 B/s on average after a 5 s grace (`BODY_MIN_RATE`, `BODY_GRACE_S`) or it is "
         "answered 408. Ordinary requests arrive whole and are never counted. Idle connections (last column, when "
         "run) are closed by the 5 s head deadline without an answer; past 900 open connections the longest idle "
