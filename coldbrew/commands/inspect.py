@@ -90,7 +90,12 @@ def _estimator(source: dict) -> str:
 
 
 def run(args) -> int:
-    rows = [(label, escape(value)) for label, value in summary(args.model, verify=args.verify)]
+    from coldbrew.errors import ColdbrewError
+
+    try:
+        rows = [(label, escape(value)) for label, value in summary(args.model, verify=args.verify)]
+    except ColdbrewError as exc:  # its message names the file, whose name may hold control characters too
+        raise ColdbrewError(escape(str(exc))) from None
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")

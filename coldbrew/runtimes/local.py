@@ -75,10 +75,14 @@ IDLE_SHED_LOG_EVERY_S = 60.0
 #: 17 minutes at this rate; one dripped a byte every 8 s is out after about 5 s.
 BODY_GRACE_S = 5.0
 BODY_MIN_RATE = 1024
-#: Connections reading a body at once, at most. A request whose body has not fully arrived with its head while this
-#: many are reading is shed at once (503, ``Retry-After: 1``, close), so slow bodies cannot take every connection;
-#: a request that arrives whole (head and body together, as ordinary clients send them) is never counted.
+#: Connections reading a body at once, at most. A request whose body is still arriving ADMIT_WAIT_S (to a tick more)
+#: after its head while this many are reading is shed (503, ``Retry-After: 1``, close), so slow bodies cannot take
+#: every connection; a request that arrives whole, or whose body follows its head at once (as ordinary clients send
+#: them), is never shed.
 BODY_READERS_MAX = 64
+#: A body that starts while BODY_READERS_MAX are being read waits this long (up to a tick more) for a free place;
+#: if it is still arriving then and none is free, it is shed.
+ADMIT_WAIT_S = 0.2
 #: How long a shed connection lingers after its 503 (the usual LINGER_S would let shed drippers fill the table).
 SHED_LINGER_S = 0.25
 #: The soft limit on open files is raised to the hard limit, up to this: CONNECTION_LIMIT sockets plus headroom.
@@ -363,6 +367,8 @@ class _Channel(HTTPChannel):
     drained = 0
     #: When the current request's body started arriving (its head complete, body pending); 0 when none is.
     body_since = 0.0
+    #: Whether that body is counted among the BODY_READERS_MAX being read (else it waits to be admitted or shed).
+    admitted = False
 
     def __init__(self, server, sock, addr, adj, map=None):
         super().__init__(server, sock, addr, adj, map=map)
@@ -402,21 +408,31 @@ class _Channel(HTTPChannel):
         request = self.request
         if request is not None and request.headers_finished and not request.completed and request.error is None:
             if not self.body_since:
-                readers = self.server.body_readers
-                if len(readers) >= BODY_READERS_MAX:
-                    for channel in [c for c in readers if not c.reading_body()]:
-                        readers.discard(channel)
-                if len(readers) >= BODY_READERS_MAX:
-                    self.linger_s = SHED_LINGER_S
-                    message = f"too many slow request bodies ({BODY_READERS_MAX} arriving); retry"
-                    self.refuse_body(request, _Refused(503, "Service Unavailable", message))
-                    return result
-                readers.add(self)
                 self.body_since = time.time()
+                self.admit(request, wait=True)
         elif self.body_since:
             self.body_since = 0.0
+            self.admitted = False
             self.server.body_readers.discard(self)
         return result
+
+    def admit(self, request: HTTPRequestParser, *, wait: bool) -> None:
+        """Count this connection among those reading a body, or (unless ``wait``) shed its request with a 503.
+
+        With ``wait``, a body arriving while the cap is reached is decided at the next look at the deadlines
+        (ADMIT_WAIT_S to a tick later): a client that sends its head and body in two writes is not shed for it.
+        """
+        readers = self.server.body_readers
+        if len(readers) >= BODY_READERS_MAX:
+            for channel in [c for c in readers if not c.reading_body()]:
+                readers.discard(channel)
+        if len(readers) < BODY_READERS_MAX:
+            readers.add(self)
+            self.admitted = True
+        elif not wait:
+            self.linger_s = SHED_LINGER_S
+            message = f"too many slow request bodies ({BODY_READERS_MAX} arriving); retry"
+            self.refuse_body(request, _Refused(503, "Service Unavailable", message))
 
     def reading_body(self) -> bool:
         """The connection holds a request whose head is in and whose body is still arriving."""
@@ -469,6 +485,9 @@ class _Channel(HTTPChannel):
                 self.refuse_body(
                     request, _Refused(400, "Bad Request", "malformed or incomplete request body: timed out")
                 )
+            elif self.body_since and not self.admitted:
+                if now - self.body_since >= ADMIT_WAIT_S:
+                    self.admit(request, wait=False)
             elif self.body_since:
                 received = request.body_bytes_received
                 took = now - self.body_since
@@ -484,6 +503,7 @@ class _Channel(HTTPChannel):
     def refuse_body(self, request: HTTPRequestParser, error: _Refused) -> None:
         """Complete the half-read request as ``error``, the way waitress queues a request it finished reading."""
         self.body_since = 0.0
+        self.admitted = False
         self.server.body_readers.discard(self)
         with self.requests_lock:
             if self.request is not request or request.completed:

@@ -1,6 +1,6 @@
 """CORS in the app (``create_app(cors=...)``, ``coldbrew serve --cors``) and the model's own example request.
 
-In-process against the real engine; tests/runtimes/test_serve_cors.py checks the same over HTTP with a real
+In-process against the real engine; tests/runtimes/test_serve_shapes_cors.py checks the same over HTTP with a real
 ``coldbrew serve``.
 """
 

@@ -68,6 +68,20 @@ def test_inspect_escapes_the_file_name_too(tiny_brew, tmp_path, capsys):
     assert sum(line.startswith("checksum") for line in out.splitlines()) == 1
 
 
+def test_a_refusal_naming_a_hostile_file_name_is_escaped(tiny_brew, tmp_path):
+    from argparse import Namespace
+
+    from coldbrew.commands.inspect import run
+    from coldbrew.errors import ColdbrewError
+
+    path = tmp_path / "m\x1b[2J\nverified.brew"
+    path.write_bytes(b"not a brew file")
+    with pytest.raises(ColdbrewError) as refused:
+        run(Namespace(model=path, verify=False))
+    message = str(refused.value)
+    assert message.isprintable() and "\\x1b[2J\\nverified.brew" in message
+
+
 @pytest.mark.integration
 def test_the_real_command_prints_no_control_byte(tiny_brew, tmp_path):
     path = crafted(tiny_brew, tmp_path)

@@ -136,6 +136,14 @@ def test_bodies_beyond_the_cap_are_shed_with_503_while_ordinary_requests_pass(se
         with socket.create_connection(addr, timeout=5) as sock:
             sock.sendall(ORDINARY)
             assert status_and_error(read_all(sock, 5))[0] == 200
+        # A client writing its head and its body separately (a few ms apart) is not taken for a slow body.
+        with socket.create_connection(addr, timeout=5) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            head, body = ORDINARY.split(b"\r\n\r\n", 1)
+            sock.sendall(head + b"\r\n\r\n")
+            time.sleep(0.02)
+            sock.sendall(body)
+            assert status_and_error(read_all(sock, 5))[0] == 200
     finally:
         for sock in slow:
             sock.close()
