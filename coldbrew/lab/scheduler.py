@@ -423,6 +423,7 @@ class Scheduler:
         """Stop everything: no new environment after this starts (queued starts fail, launches in flight are
         killed as they return), every process killed in one sweep, then every environment closed."""
         self.closing = True
+        self.stats.event("lab_stopping", environments=len(self.envs), queued=self.queued)
         self.gate.close()
         if self._reaper is not None:
             self._reaper.cancel()
