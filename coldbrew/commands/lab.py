@@ -229,7 +229,10 @@ def run(args) -> int:
     settings["env"] = env
     settings["warm_secret"] = args.warm_secret or os.environ.get("COLDBREW_WARM_SECRET") or None
     config = LabConfig(**settings)
+    # Both stop the lab, whatever dispositions the lab inherited (a lab started from a background job or under
+    # nohup inherits SIGINT ignored, and would otherwise never stop on Ctrl-C or `kill -INT`).
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     lab = Lab(config)
     tty = sys.stdout.isatty()
     try:

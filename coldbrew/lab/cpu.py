@@ -41,6 +41,16 @@ def read_schedstat(pid: int) -> tuple[int, int] | None:
         return None
 
 
+def _state(pid: int) -> bytes | None:
+    """The process's state letter (``R`` running or runnable, ``S`` asleep, ``T`` stopped...), None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        return data[data.rindex(b")") + 2 : data.rindex(b")") + 3]
+    except (OSError, ValueError):
+        return None
+
+
 def cpu_count() -> int:
     """The cores this process may run on (its affinity mask), at least 1."""
     try:
@@ -59,24 +69,34 @@ class ChargedClock:
         self.pid: int | None = None
         self._wait0 = 0
         self._wait = 0  # last read run-queue delay (ns), kept once the process is gone
+        self._run0 = 0
+        self._run = 0  # last read time on a CPU (ns): the charged time is never less
 
-    def start(self, pid: int | None) -> None:
-        """Count from now, the run-queue delay of ``pid`` from its current value."""
+    def start(self, pid: int | None, idle_since: float | None = None) -> None:
+        """Count from now, the run-queue delay of ``pid`` from its current value.
+
+        The kernel adds a wait to the counter when the waiting thread gets a core, so a wait already under way
+        now would be counted whole. ``idle_since``: when the process last went idle (asked for its next event,
+        then was frozen); if it is runnable now, it has been waiting since about then, and that part is left
+        out (an overestimate of it charges more, never less)."""
         self.started = time.monotonic()
         self.pid = pid
         stat = read_schedstat(pid) if pid else None
         self._wait0 = self._wait = stat[1] if stat else 0
+        self._run0 = self._run = stat[0] if stat else 0
+        if pid and idle_since is not None and _state(pid) == b"R":
+            self._wait0 += int(max(0.0, self.started - idle_since) * 1e9)
 
     def follow(self, pid: int | None) -> None:
         """Keep the start time; count ``pid``'s whole run-queue delay (a process started since)."""
-        self.pid, self._wait0, self._wait = pid, 0, 0
+        self.pid, self._wait0, self._wait, self._run0, self._run = pid, 0, 0, 0, 0
 
     def wait_s(self) -> float:
         """Seconds the process spent waiting for a core since ``start()``."""
         if self.pid:
             stat = read_schedstat(self.pid)
             if stat is not None:
-                self._wait = stat[1]
+                self._run, self._wait = stat
         return max(0, self._wait - self._wait0) / 1e9
 
     def charged_s(self) -> float:
@@ -85,7 +105,7 @@ class ChargedClock:
         The delay is read before the wall clock (and at ``start()`` after it), so a lab thread preempted between
         the two reads can only overcharge, never deduct a wait outside the window."""
         wait = self.wait_s()
-        return max(0.0, time.monotonic() - self.started - wait)
+        return max((self._run - self._run0) / 1e9, time.monotonic() - self.started - wait)
 
 
 async def charged_wait(awaitables: set, limit_s: float, charged: Callable[[], float]) -> bool:

@@ -124,6 +124,7 @@ class Environment:
         self._pending: NextEvent | None = None
         self._current: tuple[NextEvent, asyncio.Future] | None = None
         self._delivered_at = 0.0
+        self._idle_since: float | None = None  # when the runtime last asked for its next event
         self._oom = False
         self._popen = None
         self._pidfd: int | None = None
@@ -313,7 +314,7 @@ class Environment:
         self.state = "busy"
         self.invocations += 1
         clock = ChargedClock()  # started before the thaw: the wait to run again after SIGCONT is in its window
-        clock.start(self.pid)
+        clock.start(self.pid, self._idle_since)
         self.thaw()
         deadline_ms = int(time.time() * 1000 + timeout_s * 1000)
         event = NextEvent(
@@ -423,6 +424,7 @@ class Environment:
                 self.restore_hooks_ms = (now - self._restore_at) * 1000
             self.state = "idle"
             self._ready.set_result(True)
+        self._idle_since = time.monotonic()
         if self._pending is not None:
             event, self._pending = self._pending, None
         else:

@@ -192,14 +192,24 @@ class Lab:
         try:
             if self._loop is not None and self._loop.is_running():
                 try:
-                    self._call(self._astop(), timeout=30)
+                    self._call(self._astop(), timeout=20)
+                except TimeoutError:  # a stuck loop must not leave anything behind: kill from this thread
+                    self._kill_now()
                 finally:
                     self._loop.call_soon_threadsafe(self._loop.stop)
                     if self._thread is not None:
                         self._thread.join(10)
-                    self._loop.close()
+                    if not self._loop.is_running():
+                        self._loop.close()
         finally:
             self._cleanup()
+
+    def _kill_now(self) -> None:
+        """Kill every process this lab started, without its loop: its cgroup, or a sweep by its id."""
+        if self.cgroup is not None:
+            self.cgroup.close()
+        else:
+            proctree.kill_lab([], {proctree.LAB_ID_VAR: self.lab_id})
 
     def _cleanup(self) -> None:
         self._loop = None

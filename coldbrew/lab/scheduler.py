@@ -349,7 +349,9 @@ class Scheduler:
         status = {"ok": None, "error": None, "timeout": "timeout"}.get(outcome.kind, "error")
         error_type = outcome.error.get("errorType") if outcome.kind not in ("ok", "error") else None
         if self.closing:  # the lab is stopping: its one line, not a REPORT per cut-off invocation
-            stats.event("invoke", env=env.id, request_id=outcome.request_id, outcome=outcome.kind, cold=cold)
+            stats.event(
+                "invoke", env=env.id, request_id=outcome.request_id, outcome=outcome.kind, cold=cold, **outcome.error
+            )
             return
         stats.report(end_line(outcome.request_id))
         stats.report(
@@ -421,6 +423,7 @@ class Scheduler:
         """Stop everything: no new environment after this starts (queued starts fail, launches in flight are
         killed as they return), every process killed in one sweep, then every environment closed."""
         self.closing = True
+        self.stats.event("lab_stopping", environments=len(self.envs), queued=self.queued)
         self.gate.close()
         if self._reaper is not None:
             self._reaper.cancel()

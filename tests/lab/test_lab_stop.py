@@ -145,8 +145,9 @@ def test_stopping_a_lab_with_100_environments_starting_takes_seconds_and_starts_
         took = time.monotonic() - started
         assert took < 10, took
         events = [json.loads(line) for line in log.read_text().splitlines()]
-        stop_at = next(i for i, e in enumerate(events) if e["event"] == "lab_stop")
-        assert not [e for e in events[stop_at:] if e["event"] == "env_start"]
+        stop_at = next(i for i, e in enumerate(events) if e["event"] == "lab_stopping")
+        assert events[stop_at]["environments"] + events[stop_at]["queued"] == 100
+        assert not [e for e in events[stop_at:] if e["event"] == "env_start"]  # nothing started after the signal
         assert not survivors(pids - {os.getpid()})
     finally:
         lab.stop()
