@@ -532,6 +532,7 @@ LAMBDA_ROWS = [  # (key, label) in table order
 BARE_ROWS = [  # (key, label): python3.12 processes timed by the harness, spawn -> done
     ("pass", "`python3.12 -c pass`"),
     ("pass-S", "`python3.12 -S -B -c pass` (the flags the zip runs with)"),
+    ("json-S", '`python3.12 -S -B -c "import json"` (json and the `re`/`enum` it brings: what serving needs first)'),
     ("noop", "no-op handler: import + one call"),
     ("zip-tiny", "tiny `.brew` zip: `import coldbrew.aws` + first invoke"),
     ("zip-140mb", "140mb `.brew` zip: `import coldbrew.aws` + first invoke"),
@@ -739,6 +740,7 @@ def lambda_floor(presets: list[str], repeats: int, work: Path, arm64_root: str |
     bare_jobs: dict[str, tuple] = {
         "pass": ([python.path], [], "pass", _clean({}), work),
         "pass-S": ([python.path], list(smoke.CLEAN_FLAGS), "pass", _clean({}), work),
+        "json-S": ([python.path], list(smoke.CLEAN_FLAGS), "import json", _clean({}), work),
     }
     for key, task in tasks.items():
         env = _clean({"PYTHONPATH": str(task), "LAMBDA_TASK_ROOT": str(task)})
