@@ -175,7 +175,7 @@ def build_front_door(scheduler: Scheduler, api: str, gateway_timeout_s: float | 
         if raw:
             try:
                 json.loads(request.body or b"{}")
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack allows
                 return Response.json(
                     400,
                     {

@@ -24,7 +24,7 @@ from coldbrew.lab import proctree
 from coldbrew.lab.cgroups import LabCgroup
 from coldbrew.lab.config import LabConfig
 from coldbrew.lab.front_door import build_front_door
-from coldbrew.lab.httpserver import server_port, start_server
+from coldbrew.lab.httpserver import FRONT_DOOR_LIMITS, server_port, start_server
 from coldbrew.lab.launchers import ProcessLauncher, SnapshotLauncher
 from coldbrew.lab.routes import WARM_SECRET_ENV, route
 from coldbrew.lab.scheduler import Scheduler
@@ -167,7 +167,10 @@ class Lab:
         gateway_timeout = None if c.gateway_timeout is None else float(c.gateway_timeout)
         front_door = build_front_door(self._scheduler, c.api, gateway_timeout, self._describe)
         server = await start_server(
-            route(front_door, warm_route=bool(c.warm_secret)), c.port, max_body=FRONT_DOOR_MAX_BODY
+            route(front_door, warm_route=bool(c.warm_secret)),
+            c.port,
+            max_body=FRONT_DOOR_MAX_BODY,
+            limits=FRONT_DOOR_LIMITS,
         )
         self._server = server
         self.port = server_port(server)

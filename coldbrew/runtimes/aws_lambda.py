@@ -82,6 +82,18 @@ def warm_secret_matches(expected: str, given: str | None) -> bool:
     return hmac.compare_digest(expected_digest, given_digest)
 
 
+def is_warm_path(environ: WSGIEnvironment) -> bool:
+    """True only for the exact warm-up path. ``PATH_INFO`` is percent-decoded, so ``/%5Fwarm`` decodes to it too:
+    the path as sent (``coldbrew.raw_path`` from the Lambda event; ``RAW_URI``/``REQUEST_URI`` from WSGI servers that keep
+    it) must be ``/_warm`` itself, below ``SCRIPT_NAME``. ``/_warm/`` and ``//_warm`` are other paths."""
+    if environ.get("PATH_INFO") != WARM_PATH:
+        return False
+    raw = environ.get("coldbrew.raw_path") or environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw is None:  # a host that keeps no raw path: PATH_INFO is all there is
+        return True
+    return raw.partition("?")[0] == environ.get("SCRIPT_NAME", "") + WARM_PATH
+
+
 def is_warm_event(event) -> bool:
     """True for a direct warm-up invocation: ``{"coldbrew": "warm", ...}``."""
     return isinstance(event, dict) and event.get(WARM_EVENT_KEY) == "warm"
@@ -299,7 +311,7 @@ class LambdaHandler:
                 extra = [("X-Coldbrew-Env", self.env_id), ("X-Coldbrew-Cold", "1" if self._cold else "0")]
                 return start_response(status, [*headers, *extra], exc_info)
 
-            if self.warm_secret and environ.get("PATH_INFO") == WARM_PATH and environ.get("REQUEST_METHOD") == "POST":
+            if self.warm_secret and environ.get("REQUEST_METHOD") == "POST" and is_warm_path(environ):
                 return self._http_warm(environ, start, self.warm_secret)
             return app(environ, start)
 

@@ -12,6 +12,8 @@ it against apig-wsgi itself on every event in tests/events and on generated ones
   ``headers`` or ``multiValueHeaders`` (repeated values joined with ``,``), ``queryStringParameters`` or
   ``multiValueQueryStringParameters`` re-encoded into ``QUERY_STRING`` (an ALB's values arrive still encoded, so
   their reserved characters are kept), ``X-Forwarded-For``'s first address as ``REMOTE_ADDR``;
+- both: ``coldbrew.raw_path``, the path as the event carries it (``PATH_INFO`` is percent-decoded; the warm-up route
+  matches the path as sent, so ``/%5Fwarm`` is not ``/_warm``);
 - payload 2.0 (HTTP API, function URL): ``rawPath``, ``rawQueryString``, ``cookies`` as ``HTTP_COOKIE``,
   ``requestContext.http`` for the method, protocol and source address;
 - the response: ``statusCode``, ``headers`` (1.0 with ``multiValueHeaders`` in the event: ``multiValueHeaders``;
@@ -96,6 +98,7 @@ def environ_v1(event: dict, context: Any = None, *, alb: bool = False) -> dict[s
     environ = _base_environ(event, context, request_body(event))
     environ.update(
         PATH_INFO=_path_info(event["path"]),
+        **{"coldbrew.raw_path": event["path"]},
         REMOTE_ADDR="127.0.0.1",
         REQUEST_METHOD=event["httpMethod"],
         SERVER_PROTOCOL="HTTP/1.1",
@@ -135,6 +138,7 @@ def environ_v2(event: dict, context: Any = None) -> dict[str, Any]:
     environ.update(
         HTTP_COOKIE=";".join(event.get("cookies", ())),
         PATH_INFO=_path_info(event["rawPath"]),
+        **{"coldbrew.raw_path": event["rawPath"]},
         QUERY_STRING=event["rawQueryString"],
         REMOTE_ADDR=http["sourceIp"],
         REQUEST_METHOD=http["method"],

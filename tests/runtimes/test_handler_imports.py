@@ -34,8 +34,8 @@ ALLOWED = {
     "reprlib", "itertools", "types",
     # the .brew reader and the C kernel's inputs
     "struct", "_struct", "mmap", "math", "array", "collections.abc",
-    # `from __future__ import annotations`, a few hundred bytes
-    "__future__",
+    # `from __future__ import annotations`, a few hundred bytes; gc, built into the interpreter (coldbrew.aws pauses it)
+    "__future__", "gc",
 }  # fmt: skip
 #: coldbrew's modules on the serving path of a .brew model.
 SERVING = {
@@ -56,7 +56,8 @@ import coldbrew.aws
 after_init = set(sys.modules)
 response = coldbrew.aws.handler({event!r}, None)
 after_invoke = set(sys.modules)
-sys.stdout.write("\\n" + repr((response["statusCode"], sorted(after_init - before), sorted(after_invoke - before))))
+collecting = __import__("gc").isenabled()  # coldbrew.aws pauses the collector for its init only
+sys.stdout.write("\\n" + repr((response["statusCode"], sorted(after_init - before), sorted(after_invoke - before), collecting)))
 """
 
 
@@ -75,7 +76,8 @@ def run_handler(model: Path, event: dict) -> tuple[int, set[str], set[str]]:
         timeout=120,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    status, init, invoke = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own child's repr
+    status, init, invoke, collecting = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own child's repr
+    assert collecting, "the garbage collector must be on again after the init"
     return status, set(init), set(invoke)
 
 
