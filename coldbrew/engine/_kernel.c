@@ -14,6 +14,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdlib.h>
 
 typedef struct {
     double value;    /* split: threshold; scalar leaf: leaf value */
@@ -23,7 +25,7 @@ typedef struct {
 
 #define ROW_BLOCK 4096
 
-enum { OK = 0, BAD_FEATURE, BAD_CHILD, BAD_LEAF, BAD_VALUE, BAD_FLAGS, BAD_BITSET, BAD_GROUP };
+enum { OK = 0, BAD_FEATURE, BAD_CHILD, BAD_LEAF, BAD_VALUE, BAD_FLAGS, BAD_BITSET, BAD_GROUP, BAD_DEPTH, BAD_WORK, NO_MEMORY };
 
 /* The ValueError text for a corrupt tree, by status (both format versions). */
 static const char *problem(int status)
@@ -36,112 +38,10 @@ static const char *problem(int status)
     case BAD_FLAGS: return "node flags out of bounds";
     case BAD_BITSET: return "categorical bitset out of bounds";
     case BAD_GROUP: return "tree group out of bounds";
+    case BAD_DEPTH: return "tree deeper than the limit";
+    case BAD_WORK: return "work budget exceeded";
     default: return "unknown problem";
     }
-}
-
-/* OK when the split node at tree-relative index i (of a tree of size nodes) reads an input column and its right
- * child lies after its left child inside the tree; else the problem. */
-static inline int check_split(const node_t *node, int64_t i, int64_t size, Py_ssize_t n_features)
-{
-    if (node->feature >= n_features) return BAD_FEATURE;
-    if (node->right <= i + 1 || node->right >= size) return BAD_CHILD;
-    return OK;
-}
-
-/* NAME(root, size, x, n_features, ctx, &leaf): the walk of one tree (size nodes from root) for the input row x down
- * to its leaf, in both format versions. Every split is checked, then GO_LEFT(ctx, node, i, x[node->feature]) says
- * 1 (left), 0 (right) or minus the problem. Sets *leaf and returns OK, or returns the problem. A macro so that each
- * version's GO_LEFT is inlined into the hottest loop. */
-#define DEFINE_WALK(NAME, ROW_T, CTX_T, GO_LEFT)                                                                 \
-    static inline int NAME(const node_t *root, int64_t size, const ROW_T *x, Py_ssize_t n_features, CTX_T ctx, \
-                           const node_t **leaf)                                                                \
-    {                                                                                                          \
-        int64_t i = 0;                                                                                         \
-        const node_t *node = root;                                                                             \
-        while (node->feature >= 0) {                                                                           \
-            const int bad = check_split(node, i, size, n_features);                                            \
-            if (bad != OK) return bad;                                                                         \
-            const int left = GO_LEFT(ctx, node, i, x[node->feature]);                                          \
-            if (left < 0) return -left;                                                                        \
-            i = left ? i + 1 : node->right;                                                                    \
-            node = root + i;                                                                                   \
-        }                                                                                                      \
-        *leaf = node;                                                                                          \
-        return node->feature == -1 ? OK : BAD_FEATURE;                                                         \
-    }
-
-/* Adds every tree to the rows r0 .. r0 + n_rows - 1 of out; returns OK, or the problem with its tree in *bad_tree. */
-typedef int (*block_fn)(const void *job, Py_ssize_t r0, Py_ssize_t n_rows, Py_ssize_t *bad_tree);
-
-/* Run add over all n_rows rows, ROW_BLOCK rows at a time, without the GIL. 0, or -1 with a ValueError set. */
-static int run_blocks(block_fn add, const void *job, Py_ssize_t n_rows)
-{
-    int status = OK;
-    Py_ssize_t bad_tree = -1;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t r0 = 0; r0 < n_rows && status == OK; r0 += ROW_BLOCK)
-        status = add(job, r0, n_rows - r0 < ROW_BLOCK ? n_rows - r0 : ROW_BLOCK, &bad_tree);
-    Py_END_ALLOW_THREADS
-    if (status == OK) return 0;
-    PyErr_Format(PyExc_ValueError, "corrupt model: %s in tree %zd", problem(status), bad_tree);
-    return -1;
-}
-
-/* What both format versions traverse: n_trees trees of nodes (tree t: nodes[offsets[t] .. offsets[t + 1]]) over
- * rows of n_features inputs, adding to rows of K outputs. */
-typedef struct {
-    const node_t *nodes;
-    const int64_t *offsets;
-    Py_ssize_t n_trees, n_features, K;
-} forest_t;
-
-static inline const node_t *tree_root(const forest_t *f, Py_ssize_t t) { return f->nodes + f->offsets[t]; }
-static inline int64_t tree_size(const forest_t *f, Py_ssize_t t) { return f->offsets[t + 1] - f->offsets[t]; }
-
-/* Version 1: float32 inputs, x <= threshold goes left. */
-static inline int v1_go_left(const void *unused, const node_t *node, int64_t i, float x)
-{
-    return (double)x <= node->value;
-}
-DEFINE_WALK(walk_v1, float, const void *, v1_go_left)
-
-typedef struct {
-    forest_t f;
-    const double *leaf_values; /* vector leaves: n_leaves rows of K */
-    Py_ssize_t n_leaves;
-    int vector;
-    const float *X;
-    double *out;
-} job_v1;
-
-static int traverse_block(const void *job, Py_ssize_t r0, Py_ssize_t n_rows, Py_ssize_t *bad_tree)
-{
-    const job_v1 *j = job;
-    const Py_ssize_t n_features = j->f.n_features, K = j->f.K;
-    for (Py_ssize_t t = 0; t < j->f.n_trees; t++) {
-        const node_t *root = tree_root(&j->f, t);
-        const int64_t size = tree_size(&j->f, t);
-        const Py_ssize_t k = j->vector ? 0 : t % K;
-        for (Py_ssize_t r = r0; r < r0 + n_rows; r++) {
-            const node_t *leaf = NULL;
-            const int err = walk_v1(root, size, j->X + r * n_features, n_features, NULL, &leaf);
-            if (err != OK) { *bad_tree = t; return err; }
-            double *o = j->out + r * K;
-            if (j->vector) {
-                const int32_t li = leaf->right;
-                if (li < 0 || li >= j->n_leaves) { *bad_tree = t; return BAD_LEAF; }
-                const double *lv = j->leaf_values + (Py_ssize_t)li * K;
-                for (Py_ssize_t c = 0; c < K; c++)
-                    if (!isfinite(lv[c])) { *bad_tree = t; return BAD_VALUE; }
-                for (Py_ssize_t c = 0; c < K; c++) o[c] += lv[c];
-            } else {
-                if (!isfinite(leaf->value)) { *bad_tree = t; return BAD_VALUE; }
-                o[k] += leaf->value;
-            }
-        }
-    }
-    return OK;
 }
 
 static int get(PyObject *obj, Py_buffer *view, int writable, const char *name)
@@ -195,59 +95,6 @@ static PyObject *first_index(PyObject *arg, Py_ssize_t itemsize, Py_ssize_t (*fi
     return PyLong_FromSsize_t(bad);
 }
 
-PyDoc_STRVAR(predict_raw_doc,
-"predict_raw(nodes, tree_offsets, leaf_values, X, out, n_features, n_outputs, vector)\n\n"
-"Add every tree's leaf value to out (float64, n_rows x n_outputs, pre-filled with the base score), tree by\n"
-"tree in order. X is float32 (n_rows x n_features). leaf_values is used only when vector is true.");
-
-static PyObject *predict_raw(PyObject *self, PyObject *args)
-{
-    PyObject *o_nodes, *o_offsets, *o_leaf, *o_X, *o_out;
-    Py_ssize_t n_features, K;
-    int vector;
-    if (!PyArg_ParseTuple(args, "OOOOOnnp", &o_nodes, &o_offsets, &o_leaf, &o_X, &o_out, &n_features, &K, &vector))
-        return NULL;
-    if (n_features < 1 || K < 1) {
-        PyErr_SetString(PyExc_ValueError, "n_features and n_outputs must be positive");
-        return NULL;
-    }
-    Py_buffer b_nodes, b_offsets, b_leaf, b_X, b_out;
-    PyObject *result = NULL;
-    if (get(o_nodes, &b_nodes, 0, "nodes") < 0) return NULL;
-    if (get(o_offsets, &b_offsets, 0, "tree_offsets") < 0) goto fail1;
-    if (get(o_leaf, &b_leaf, 0, "leaf_values") < 0) goto fail2;
-    if (get(o_X, &b_X, 0, "X") < 0) goto fail3;
-    if (get(o_out, &b_out, 1, "out") < 0) goto fail4;
-
-    const Py_ssize_t n_nodes = b_nodes.len / (Py_ssize_t)sizeof(node_t);
-    const Py_ssize_t n_trees = b_offsets.len / (Py_ssize_t)sizeof(int64_t) - 1;
-    const Py_ssize_t n_rows = b_X.len / ((Py_ssize_t)sizeof(float) * n_features);
-    const Py_ssize_t n_leaves = b_leaf.len / ((Py_ssize_t)sizeof(double) * K);
-    const int64_t *offsets = (const int64_t *)b_offsets.buf;
-    if (b_nodes.len % sizeof(node_t) || n_trees < 1 || b_X.len % (sizeof(float) * n_features)
-        || b_out.len != n_rows * K * (Py_ssize_t)sizeof(double)) {
-        PyErr_SetString(PyExc_ValueError, "buffer sizes disagree with n_features / n_outputs");
-        goto done;
-    }
-    if (check_offsets(offsets, n_trees, n_nodes) < 0) goto done;
-    const job_v1 job = {{(const node_t *)b_nodes.buf, offsets, n_trees, n_features, K}, (const double *)b_leaf.buf,
-                        n_leaves, vector, (const float *)b_X.buf, (double *)b_out.buf};
-    if (run_blocks(traverse_block, &job, n_rows) < 0) goto done;
-    result = Py_NewRef(Py_None);
-done:
-    PyBuffer_Release(&b_out);
-fail4:
-    PyBuffer_Release(&b_X);
-fail3:
-    PyBuffer_Release(&b_leaf);
-fail2:
-    PyBuffer_Release(&b_offsets);
-fail1:
-    PyBuffer_Release(&b_nodes);
-    return result;
-}
-
-/* NAME(buf): in place, every item of type T (a writable buffer) x -> F(x): the link functions. */
 #define DEFINE_MAP(NAME, T, F)                                      \
     static PyObject *NAME(PyObject *self, PyObject *arg)            \
     {                                                               \
@@ -324,52 +171,357 @@ static inline int v2_go_left(const tree_v2 *tree, const node_t *node, int64_t i,
     return tree->lt ? (x < node->value) : (x <= node->value);
 }
 
-DEFINE_WALK(walk_v2, double, const tree_v2 *, v2_go_left)
+/* ---- traversal: both format versions ------------------------------------------------------------------------
+ * Trees are the outer loop over blocks of up to ROW_BLOCK rows (as scikit-learn does), so each tree is read from
+ * memory once per block while the block's rows and scores stay in cache; fewer than FEW_ROWS rows go row by row
+ * through every tree. Large batches are split into contiguous shares of rows run on threads without the GIL; a
+ * row's result does not depend on the split (its leaves are added in tree order whatever thread runs it). Every
+ * visited split is checked (feature in range, right child after the left one and inside the tree, version 2
+ * flags). A walk deeper than MAX_DEPTH is refused, and so is a row whose walks over all trees pass more splits
+ * than the caller's budget (BrewPredictor: the header's n_trees x max_depth): a file cannot make a request cost
+ * more than its header states, and its header cannot state a depth beyond MAX_DEPTH.
+ */
+#define MAX_DEPTH 1024
+#define FEW_ROWS 16 /* fewer rows than this: row by row through every tree */
 
+/* A prediction: n_trees trees of nodes (tree t: nodes[offsets[t] .. offsets[t + 1]]) over n_rows rows of
+ * n_features inputs, added to rows of K outputs; the version's extra arrays. */
 typedef struct {
-    forest_t f;
+    const node_t *nodes;
+    const int64_t *offsets;
+    Py_ssize_t n_trees, n_features, K;
+    int v2;
+    int64_t max_steps; /* per row, over all trees */
+    /* version 1 */
+    const double *leaf_values; /* vector leaves: n_leaves rows of K */
+    Py_ssize_t n_leaves;
+    int vector;
+    /* version 2 */
     const uint8_t *flags;
     const int32_t *groups;
     cats_t cats;
     int lt, acc32;
-    const double *X;
-    void *out; /* float32 when acc32, else float64 */
-} job_v2;
+    const void *X; /* float (version 1) or double (version 2) rows */
+    void *out;     /* double rows, or float when acc32 */
+} job_t;
 
-static int traverse_block_v2(const void *job, Py_ssize_t r0, Py_ssize_t n_rows, Py_ssize_t *bad_tree)
+
+/* The problem of split node p of a tree (root, flags, size) that failed its checks for the row x. */
+static int node_problem(const job_t *j, const node_t *root, const uint8_t *flags, int64_t size, int64_t p,
+                        const void *x)
 {
-    const job_v2 *j = job;
-    const Py_ssize_t n_features = j->f.n_features, K = j->f.K;
-    for (Py_ssize_t t = 0; t < j->f.n_trees; t++) {
-        const tree_v2 tree = {j->flags + j->f.offsets[t], j->lt, &j->cats};
+    const node_t *nd = root + p;
+    if (nd->feature >= j->n_features) return BAD_FEATURE;
+    if (nd->right <= p + 1 || nd->right >= size) return BAD_CHILD;
+    if (j->v2) {
+        const tree_v2 tree = {flags, j->lt, &j->cats};
+        const int left = v2_go_left(&tree, nd, p, ((const double *)x)[nd->feature]);
+        if (left < 0) return -left;
+    }
+    return BAD_FLAGS;
+}
+
+/* NAME(j, t, r, n, leaf, steps, bad): n walks: ROWS: rows r .. r + n - 1 through tree t; else row r through trees
+ * t .. t + n - 1. Sets leaf[i] (tree-relative node) and steps[i] (splits passed) of walk i; returns OK, or the
+ * problem with its walk in *bad. The left/right choice is a branch: on real data most are predictable, and a
+ * predicted branch lets the next node's load start before this comparison is done (branch-free variants and
+ * several interleaved walks measured 2-3x slower here). V2, LT: version 2 (double rows, flags) and its "<"
+ * comparison (constants, so each variant is its own loop). A version 2 node with flags 0-3 (numeric, a missing
+ * value goes to the default side or is read as 0.0: XGBoost, LightGBM, HistGradientBoosting) takes the short path. */
+#define DEFINE_WALKS(NAME, V2, LT, ROWS, T)                                                                        \
+    static int NAME(const job_t *j, Py_ssize_t t, Py_ssize_t r, Py_ssize_t n, int32_t *leaf, int32_t *steps,    \
+                    Py_ssize_t *bad)                                                                             \
+    {                                                                                                            \
+        const Py_ssize_t nf = j->n_features;                                                                     \
+        for (Py_ssize_t w = 0; w < n; w++) {                                                                     \
+            const Py_ssize_t tt = ROWS ? t : t + w;                                                              \
+            const node_t *root = j->nodes + j->offsets[tt];                                                      \
+            const uint8_t *fls = V2 ? j->flags + j->offsets[tt] : NULL;                                          \
+            const int64_t size = j->offsets[tt + 1] - j->offsets[tt];                                            \
+            const T *x = (const T *)j->X + (ROWS ? r + w : r) * nf;                                              \
+            int64_t i = 0;                                                                                       \
+            int32_t d = 0;                                                                                       \
+            for (;;) {                                                                                           \
+                const node_t *nd = root + i;                                                                     \
+                const int32_t f = nd->feature;                                                                   \
+                if (f < 0) break;                                                                                \
+                const int64_t rc = nd->right;                                                                    \
+                if (__builtin_expect(f >= nf || (uint64_t)(rc - i - 2) >= (uint64_t)(size - i - 2), 0)) {        \
+                    *bad = w;                                                                                    \
+                    return node_problem(j, root, fls, size, i, x);                                               \
+                }                                                                                                \
+                if (__builtin_expect(++d > MAX_DEPTH, 0)) { *bad = w; return BAD_DEPTH; }                        \
+                int left;                                                                                        \
+                if (V2) {                                                                                        \
+                    const double xv = (double)x[f];                                                              \
+                    const unsigned fl = fls[i];                                                                  \
+                    if (__builtin_expect(fl <= 3, 1)) { /* numeric; NaN: default side (0, 1) or 0.0 (2, 3) */    \
+                        const double xz = (fl & 2u) && isnan(xv) ? 0.0 : xv;                                     \
+                        left = (LT ? xz < nd->value : xz <= nd->value) || (isnan(xz) && (fl & 1u));              \
+                    } else {                                                                                     \
+                        const tree_v2 tree = {fls, LT, &j->cats};                                                \
+                        left = v2_go_left(&tree, nd, i, xv);                                                     \
+                        if (left < 0) { *bad = w; return -left; }                                                \
+                    }                                                                                            \
+                } else {                                                                                         \
+                    left = (double)x[f] <= nd->value;                                                            \
+                }                                                                                                \
+                i = left ? i + 1 : rc;                                                                           \
+            }                                                                                                    \
+            leaf[w] = (int32_t)i;                                                                                \
+            steps[w] = d;                                                                                        \
+        }                                                                                                        \
+        return OK;                                                                                               \
+    }
+
+/* Adds tree t's leaf to row r's outputs. OK or the problem. */
+static inline int add_leaf(const job_t *j, Py_ssize_t t, const node_t *leaf, Py_ssize_t r)
+{
+    const Py_ssize_t K = j->K;
+    if (leaf->feature != -1) return BAD_FEATURE; /* a leaf's marker is exactly -1 */
+    if (j->v2) {
         const int32_t g = j->groups[t];
-        if (g < 0 || g >= K) { *bad_tree = t; return BAD_GROUP; }
-        for (Py_ssize_t r = r0; r < r0 + n_rows; r++) {
-            const node_t *leaf = NULL;
-            const int err = walk_v2(tree_root(&j->f, t), tree_size(&j->f, t), j->X + r * n_features, n_features, &tree,
-                                    &leaf);
-            if (err != OK) { *bad_tree = t; return err; }
-            if (j->acc32) ((float *)j->out)[r * K + g] += (float)leaf->value;
-            else ((double *)j->out)[r * K + g] += leaf->value;
+        if (j->acc32) ((float *)j->out)[r * K + g] += (float)leaf->value;
+        else ((double *)j->out)[r * K + g] += leaf->value;
+        return OK;
+    }
+    double *o = (double *)j->out + r * K;
+    if (j->vector) {
+        const int32_t li = leaf->right;
+        if (li < 0 || li >= j->n_leaves) return BAD_LEAF;
+        const double *lv = j->leaf_values + (Py_ssize_t)li * K;
+        for (Py_ssize_t c = 0; c < K; c++)
+            if (!isfinite(lv[c])) return BAD_VALUE;
+        for (Py_ssize_t c = 0; c < K; c++) o[c] += lv[c];
+        return OK;
+    }
+    if (!isfinite(leaf->value)) return BAD_VALUE;
+    o[t % K] += leaf->value;
+    return OK;
+}
+
+static inline int check_group(const job_t *j, Py_ssize_t t)
+{
+    return j->v2 && (j->groups[t] < 0 || j->groups[t] >= j->K) ? BAD_GROUP : OK;
+}
+
+
+DEFINE_WALKS(rows_v1, 0, 0, 1, float)
+DEFINE_WALKS(rows_v2_le, 1, 0, 1, double)
+DEFINE_WALKS(rows_v2_lt, 1, 1, 1, double)
+DEFINE_WALKS(trees_v1, 0, 0, 0, float)
+DEFINE_WALKS(trees_v2_le, 1, 0, 0, double)
+DEFINE_WALKS(trees_v2_lt, 1, 1, 0, double)
+
+typedef int (*walks_fn)(const job_t *, Py_ssize_t, Py_ssize_t, Py_ssize_t, int32_t *, int32_t *, Py_ssize_t *);
+
+/* Scratch for ROW_BLOCK walks: each walk's leaf and steps, each row's steps over all trees. */
+typedef struct {
+    int32_t leaf[ROW_BLOCK], steps[ROW_BLOCK];
+    int64_t row_steps[ROW_BLOCK];
+} scratch_t;
+
+/* Rows r0 .. r0 + n - 1 (n <= ROW_BLOCK) through every tree, tree by tree. OK, or the problem with its tree. */
+static int rows_block(const job_t *j, Py_ssize_t r0, Py_ssize_t n, scratch_t *s, Py_ssize_t *bad_tree)
+{
+    const walks_fn walks = !j->v2 ? rows_v1 : j->lt ? rows_v2_lt : rows_v2_le;
+    Py_ssize_t bad_row;
+    for (Py_ssize_t i = 0; i < n; i++) s->row_steps[i] = 0;
+    for (Py_ssize_t t = 0; t < j->n_trees; t++) {
+        *bad_tree = t;
+        int status = check_group(j, t);
+        if (status == OK) status = walks(j, t, r0, n, s->leaf, s->steps, &bad_row);
+        if (status != OK) return status;
+        const node_t *root = j->nodes + j->offsets[t];
+        for (Py_ssize_t i = 0; i < n; i++) {
+            status = add_leaf(j, t, root + s->leaf[i], r0 + i);
+            if (status != OK) return status;
+            s->row_steps[i] += s->steps[i];
+            if (s->row_steps[i] > j->max_steps) return BAD_WORK;
         }
     }
     return OK;
 }
 
+/* Row r through every tree, ROW_BLOCK trees at a time, leaves added in tree order. */
+static int trees_row(const job_t *j, Py_ssize_t r, scratch_t *s, Py_ssize_t *bad_tree)
+{
+    const walks_fn walks = !j->v2 ? trees_v1 : j->lt ? trees_v2_lt : trees_v2_le;
+    int64_t steps = 0;
+    for (Py_ssize_t t0 = 0; t0 < j->n_trees; t0 += ROW_BLOCK) {
+        const Py_ssize_t m = j->n_trees - t0 < ROW_BLOCK ? j->n_trees - t0 : ROW_BLOCK;
+        Py_ssize_t bad = 0;
+        int status = walks(j, t0, r, m, s->leaf, s->steps, &bad);
+        if (status != OK) { *bad_tree = t0 + bad; return status; }
+        for (Py_ssize_t i = 0; i < m; i++) {
+            *bad_tree = t0 + i;
+            status = check_group(j, t0 + i);
+            if (status == OK) status = add_leaf(j, t0 + i, j->nodes + j->offsets[t0 + i] + s->leaf[i], r);
+            if (status != OK) return status;
+            steps += s->steps[i];
+            if (steps > j->max_steps) return BAD_WORK;
+        }
+    }
+    return OK;
+}
+
+/* A contiguous share of the rows, run by one thread. */
+typedef struct {
+    const job_t *job;
+    Py_ssize_t r0, r1;
+    int status;
+    Py_ssize_t bad_tree;
+} part_t;
+
+static void *run_part(void *arg)
+{
+    part_t *p = arg;
+    scratch_t *s = malloc(sizeof(scratch_t));
+    if (s == NULL) { p->status = NO_MEMORY; return NULL; }
+    p->status = OK;
+    for (Py_ssize_t r = p->r0; r < p->r1 && p->status == OK; r += ROW_BLOCK) {
+        const Py_ssize_t n = p->r1 - r < ROW_BLOCK ? p->r1 - r : ROW_BLOCK;
+        if (n < FEW_ROWS) {
+            for (Py_ssize_t i = r; i < r + n && p->status == OK; i++) p->status = trees_row(p->job, i, s, &p->bad_tree);
+        } else {
+            p->status = rows_block(p->job, r, n, s, &p->bad_tree);
+        }
+    }
+    free(s);
+    return NULL;
+}
+
+#define MAX_THREADS 64
+#define MIN_ROWS_PER_THREAD 64
+
+/* Run the job over all rows on up to `threads` threads (each a contiguous share of the rows; a row's result does
+ * not depend on the split), without the GIL. 0, or -1 with a ValueError naming the first share's problem. */
+static int run_job(const job_t *job, Py_ssize_t n_rows, Py_ssize_t threads)
+{
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads > n_rows / MIN_ROWS_PER_THREAD) threads = n_rows / MIN_ROWS_PER_THREAD;
+    if (threads < 1) threads = 1;
+    part_t parts[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    const Py_ssize_t share = (n_rows + threads - 1) / threads;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < threads; i++) {
+        const Py_ssize_t r0 = i * share, r1 = r0 + share < n_rows ? r0 + share : n_rows;
+        parts[i] = (part_t){job, r0, r1, OK, -1};
+    }
+    for (Py_ssize_t i = 1; i < threads; i++) started[i] = pthread_create(&ids[i], NULL, run_part, &parts[i]) == 0;
+    run_part(&parts[0]);
+    for (Py_ssize_t i = 1; i < threads; i++) {
+        if (started[i]) pthread_join(ids[i], NULL);
+        else run_part(&parts[i]); /* no thread to be had: this one does the share */
+    }
+    Py_END_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < threads; i++) {
+        if (parts[i].status == OK) continue;
+        if (parts[i].status == NO_MEMORY) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (parts[i].status == BAD_WORK)
+            PyErr_Format(PyExc_ValueError, "corrupt model: a row took more than %lld steps, the header's "
+                         "n_trees x max_depth", (long long)job->max_steps);
+        else if (parts[i].status == BAD_DEPTH)
+            PyErr_Format(PyExc_ValueError, "corrupt model: tree %zd is deeper than the format's limit of %d levels",
+                         parts[i].bad_tree, MAX_DEPTH);
+        else
+            PyErr_Format(PyExc_ValueError, "corrupt model: %s in tree %zd", problem(parts[i].status),
+                         parts[i].bad_tree);
+        return -1;
+    }
+    return 0;
+}
+
+
+static const int64_t NO_BUDGET = INT64_MAX;
+
+PyDoc_STRVAR(predict_raw_doc,
+"predict_raw(nodes, tree_offsets, leaf_values, X, out, n_features, n_outputs, vector, max_steps=-1, threads=1)\n\n"
+"Add every tree's leaf value to out (float64, n_rows x n_outputs, pre-filled with the base score), tree by\n"
+"tree in order. X is float32 (n_rows x n_features). leaf_values is used only when vector is true. max_steps: the\n"
+"most splits a row may pass over all trees (negative: no budget); threads: run the rows on up to this many\n"
+"threads (the result does not depend on it).");
+
+static PyObject *predict_raw(PyObject *self, PyObject *args)
+{
+    PyObject *o_nodes, *o_offsets, *o_leaf, *o_X, *o_out;
+    Py_ssize_t n_features, K, threads = 1;
+    long long max_steps = -1;
+    int vector;
+    if (!PyArg_ParseTuple(args, "OOOOOnnp|Ln", &o_nodes, &o_offsets, &o_leaf, &o_X, &o_out, &n_features, &K, &vector,
+                          &max_steps, &threads))
+        return NULL;
+    if (n_features < 1 || K < 1) {
+        PyErr_SetString(PyExc_ValueError, "n_features and n_outputs must be positive");
+        return NULL;
+    }
+    Py_buffer b_nodes, b_offsets, b_leaf, b_X, b_out;
+    PyObject *result = NULL;
+    if (get(o_nodes, &b_nodes, 0, "nodes") < 0) return NULL;
+    if (get(o_offsets, &b_offsets, 0, "tree_offsets") < 0) goto fail1;
+    if (get(o_leaf, &b_leaf, 0, "leaf_values") < 0) goto fail2;
+    if (get(o_X, &b_X, 0, "X") < 0) goto fail3;
+    if (get(o_out, &b_out, 1, "out") < 0) goto fail4;
+
+    const Py_ssize_t n_nodes = b_nodes.len / (Py_ssize_t)sizeof(node_t);
+    const Py_ssize_t n_trees = b_offsets.len / (Py_ssize_t)sizeof(int64_t) - 1;
+    const Py_ssize_t n_rows = b_X.len / ((Py_ssize_t)sizeof(float) * n_features);
+    const Py_ssize_t n_leaves = b_leaf.len / ((Py_ssize_t)sizeof(double) * K);
+    const int64_t *offsets = (const int64_t *)b_offsets.buf;
+    if (b_nodes.len % sizeof(node_t) || n_trees < 1 || b_X.len % (sizeof(float) * n_features)
+        || b_out.len != n_rows * K * (Py_ssize_t)sizeof(double)) {
+        PyErr_SetString(PyExc_ValueError, "buffer sizes disagree with n_features / n_outputs");
+        goto done;
+    }
+    if (check_offsets(offsets, n_trees, n_nodes) < 0) goto done;
+    job_t job = {0};
+    job.nodes = (const node_t *)b_nodes.buf;
+    job.offsets = offsets;
+    job.n_trees = n_trees;
+    job.n_features = n_features;
+    job.K = K;
+    job.max_steps = max_steps < 0 ? NO_BUDGET : (int64_t)max_steps;
+    job.leaf_values = (const double *)b_leaf.buf;
+    job.n_leaves = n_leaves;
+    job.vector = vector;
+    job.X = b_X.buf;
+    job.out = b_out.buf;
+    if (run_job(&job, n_rows, threads) < 0) goto done;
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&b_out);
+fail4:
+    PyBuffer_Release(&b_X);
+fail3:
+    PyBuffer_Release(&b_leaf);
+fail2:
+    PyBuffer_Release(&b_offsets);
+fail1:
+    PyBuffer_Release(&b_nodes);
+    return result;
+}
+
 PyDoc_STRVAR(predict_raw2_doc,
 "predict_raw2(nodes, node_flags, tree_offsets, tree_groups, cat_offsets, cat_words, X, out, n_features,\n"
-"             n_outputs, split_lt, acc32)\n\n"
+"             n_outputs, split_lt, acc32, max_steps=-1, threads=1)\n\n"
 "Format version 2: add every tree's scalar leaf to out[row, tree_groups[t]], tree by tree in order. X is\n"
 "float64 (n_rows x n_features, NaN allowed); out is float32 when acc32 else float64, pre-filled with the base\n"
-"score. split_lt: numeric splits go left on x < threshold (else x <= threshold).");
+"score. split_lt: numeric splits go left on x < threshold (else x <= threshold). max_steps, threads: as\n"
+"predict_raw.");
 
 static PyObject *predict_raw2(PyObject *self, PyObject *args)
 {
     PyObject *o_nodes, *o_flags, *o_offsets, *o_groups, *o_catoff, *o_catw, *o_X, *o_out;
-    Py_ssize_t n_features, K;
+    Py_ssize_t n_features, K, threads = 1;
+    long long max_steps = -1;
     int lt, acc32;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOnnpp", &o_nodes, &o_flags, &o_offsets, &o_groups, &o_catoff, &o_catw,
-                          &o_X, &o_out, &n_features, &K, &lt, &acc32))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnnpp|Ln", &o_nodes, &o_flags, &o_offsets, &o_groups, &o_catoff, &o_catw,
+                          &o_X, &o_out, &n_features, &K, &lt, &acc32, &max_steps, &threads))
         return NULL;
     if (n_features < 1 || K < 1) {
         PyErr_SetString(PyExc_ValueError, "n_features and n_outputs must be positive");
@@ -398,14 +550,28 @@ static PyObject *predict_raw2(PyObject *self, PyObject *args)
         goto done;
     }
     if (check_offsets(offsets, n_trees, n_nodes) < 0) goto done;
-    const job_v2 job = {{(const node_t *)b[0].buf, offsets, n_trees, n_features, K}, (const uint8_t *)b[1].buf,
-                        (const int32_t *)b[3].buf, cats, lt, acc32, (const double *)b[6].buf, b[7].buf};
-    if (run_blocks(traverse_block_v2, &job, n_rows) < 0) goto done;
+    job_t job = {0};
+    job.nodes = (const node_t *)b[0].buf;
+    job.offsets = offsets;
+    job.n_trees = n_trees;
+    job.n_features = n_features;
+    job.K = K;
+    job.v2 = 1;
+    job.max_steps = max_steps < 0 ? NO_BUDGET : (int64_t)max_steps;
+    job.flags = (const uint8_t *)b[1].buf;
+    job.groups = (const int32_t *)b[3].buf;
+    job.cats = cats;
+    job.lt = lt;
+    job.acc32 = acc32;
+    job.X = b[6].buf;
+    job.out = b[7].buf;
+    if (run_job(&job, n_rows, threads) < 0) goto done;
     result = Py_NewRef(Py_None);
 done:
     for (int j = 0; j < got; j++) PyBuffer_Release(&b[j]);
     return result;
 }
+
 
 PyDoc_STRVAR(sigmoid_f32_doc,
 "sigmoid_f32(buf): in place on float32, XGBoost's common::Sigmoid: 1.0f / (expf(min(-x, 88.7f)) + 1.0f + 1e-16f).");
@@ -629,4 +795,9 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernel", "Compiled .brew traversal kernel.", -1, methods};
 
-PyMODINIT_FUNC PyInit__kernel(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kernel(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "MAX_DEPTH", MAX_DEPTH) < 0) Py_CLEAR(m);
+    return m;
+}

@@ -15,6 +15,7 @@ Without the C kernel the numpy kernel runs the whole path on numpy (``coldbrew.e
 
 from __future__ import annotations
 
+import os
 import sys
 from array import array
 
@@ -54,8 +55,18 @@ class BrewPredictor:
 
     format = "brew"
 
-    def __init__(self, path, *, verify: bool = False, eager: bool = False, kernel: str | None = None):
+    def __init__(
+        self,
+        path,
+        *,
+        verify: bool = False,
+        eager: bool = False,
+        kernel: str | None = None,
+        threads: int | None = None,
+    ):
         self.kernel = kernel or KERNELS[0]
+        #: Threads a large batch runs on (the C kernel; results do not depend on it): default_threads().
+        self.threads = default_threads() if threads is None else _check_threads(threads, "threads")
         if self.kernel not in KERNELS:
             raise ColdbrewError(f"kernel {self.kernel!r} is not available here (available: {', '.join(KERNELS)})")
         self.file = BrewFile(path, verify=verify, eager=eager, checks=c_kernel if self.kernel == "c" else None)
@@ -67,13 +78,15 @@ class BrewPredictor:
         self.classes: tuple | None = None if h["classes"] is None else label_values(h["classes"], h["classes_dtype"])
         self._v2 = h["version"] >= 2
         self._K: int = h["n_outputs"]
+        # The work budget: no row may pass more splits over all trees than the header states (docs/format.md 5).
+        self._max_steps: int = h["n_trees"] * h["max_depth"]
         self._np_classes: Any = None
         self._numpy_path: Any = None
         if self.kernel == "numpy":
             _require_numpy("the numpy kernel (the C kernel is not built here)")
             from coldbrew.engine.brew_numpy import NumpyPath
 
-            self._numpy_path = NumpyPath(self.file, self.feature_names)
+            self._numpy_path = NumpyPath(self.file, self.feature_names, max_steps=self._max_steps)
             return
         b = self.file.buffers
         self._nodes_buf, self._offsets_buf = b["nodes"], b["tree_offsets"]
@@ -223,6 +236,8 @@ class BrewPredictor:
                     self._K,
                     h["split_compare"] == "lt",
                     self._acc32,
+                    self._max_steps,
+                    self.threads,
                 )
             else:
                 c_kernel.predict_raw(
@@ -234,6 +249,8 @@ class BrewPredictor:
                     self.n_features,
                     self._K,
                     h["leaf"] == "vector",
+                    self._max_steps,
+                    self.threads,
                 )
         except ValueError as exc:
             raise ModelFormatError(f"{self.file.path}: {exc}") from None
@@ -309,6 +326,38 @@ class BrewPredictor:
     def _listed(result: Any, X) -> Any:
         """The numpy kernel's result as lists when lists came in."""
         return result.tolist() if is_rows_list(X) else result
+
+
+#: Most threads a batch uses by default (a Lambda function has at most 6 vCPUs).
+MAX_DEFAULT_THREADS = 8
+#: Lambda gives a function one vCPU's worth of CPU time per this many MB of memory.
+LAMBDA_MB_PER_VCPU = 1769
+
+
+def default_threads() -> int:
+    """Threads for a large batch: ``$COLDBREW_THREADS`` if set; else the CPUs this process may run on, capped at
+    :data:`MAX_DEFAULT_THREADS` and, on Lambda, at the vCPUs its memory size pays for (1,769 MB = 1 vCPU)."""
+    env = os.environ.get("COLDBREW_THREADS", "").strip()
+    if env:
+        return _check_threads(env, "COLDBREW_THREADS")
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        n = os.cpu_count() or 1
+    memory = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    if memory.isdigit():
+        n = min(n, max(1, int(memory) // LAMBDA_MB_PER_VCPU))
+    return max(1, min(n, MAX_DEFAULT_THREADS))
+
+
+def _check_threads(value: object, what: str) -> int:
+    try:
+        n = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        n = 0
+    if isinstance(value, bool) or n < 1 or n > 256:
+        raise ColdbrewError(f"{what} must be a whole number of threads from 1 to 256, got {value!r}")
+    return n
 
 
 def _require_numpy(what: str) -> None:

@@ -18,10 +18,11 @@ from coldbrew.format import BrewFile
 class NumpyPath:
     """``predict_raw`` / ``predict_proba`` / ``predict`` of one .brew file on numpy arrays (numpy in, numpy out)."""
 
-    def __init__(self, file: BrewFile, feature_names: tuple[str, ...], kern=numpy_kernel):
+    def __init__(self, file: BrewFile, feature_names: tuple[str, ...], kern=numpy_kernel, max_steps: int = -1):
         h = file.header
         self.file, self.header, self.feature_names, self.n_features = file, h, feature_names, h["n_features"]
         self._kern = kern
+        self._max_steps = max_steps
         self._classes = None if h["classes"] is None else np.array(h["classes"], dtype=np.dtype(h["classes_dtype"]))
         a = file.arrays
         self._nodes, self._offsets, self._base = a["nodes"], a["tree_offsets"], a["base_score"]
@@ -44,7 +45,15 @@ class NumpyPath:
         out[...] = self._base
         try:
             self._kern.predict_raw(
-                self._nodes, self._offsets, self._leaf_values, X32, out, self.n_features, K, self._vector
+                self._nodes,
+                self._offsets,
+                self._leaf_values,
+                X32,
+                out,
+                self.n_features,
+                K,
+                self._vector,
+                self._max_steps,
             )
         except ValueError as exc:
             raise ModelFormatError(f"{self.file.path}: {exc}") from None
@@ -77,6 +86,7 @@ class NumpyPath:
                 K,
                 h["split_compare"] == "lt",
                 self._acc is np.float32,
+                self._max_steps,
             )
         except ValueError as exc:
             raise ModelFormatError(f"{self.file.path}: {exc}") from None

@@ -10,31 +10,71 @@ import math
 
 import numpy as np
 
+from coldbrew.format.spec import MAX_DEPTH
+
 _CHUNK_CELLS = 1 << 21  # rows x trees (x outputs) handled per step, bounds the temporary arrays
 
 
-def predict_raw(nodes, tree_offsets, leaf_values, X, out, n_features: int, n_outputs: int, vector: bool) -> None:
-    """Add every tree's leaf value to ``out`` in tree order (see ``_kernel.predict_raw``)."""
+def predict_raw(
+    nodes,
+    tree_offsets,
+    leaf_values,
+    X,
+    out,
+    n_features: int,
+    n_outputs: int,
+    vector: bool,
+    max_steps: int = -1,
+    threads: int = 1,
+) -> None:
+    """Add every tree's leaf value to ``out`` in tree order (see ``_kernel.predict_raw``; ``threads`` is ignored)."""
     n_trees = len(tree_offsets) - 1
     chunk = max(1, _CHUNK_CELLS // (n_trees * (n_outputs if vector else 1)))
     for start in range(0, X.shape[0], chunk):
         stop = min(start + chunk, X.shape[0])
-        _predict_chunk(nodes, tree_offsets, leaf_values, X[start:stop], out[start:stop], n_features, n_outputs, vector)
+        _predict_chunk(
+            nodes, tree_offsets, leaf_values, X[start:stop], out[start:stop], n_features, n_outputs, vector, max_steps
+        )
 
 
-def _predict_chunk(nodes, tree_offsets, leaf_values, X, out, n_features, K, vector) -> None:
+class _Steps:
+    """The bounds both kernels put on a walk: no walk deeper than ``MAX_DEPTH``, no row passing more than
+    ``max_steps`` splits over all trees (negative: no budget). ``level(split)`` is called once per level with the
+    (rows, trees) mask of the walks that pass a split at that level."""
+
+    def __init__(self, n_rows: int, max_steps: int):
+        self.depth, self.max_steps = 0, max_steps
+        self.per_row = np.zeros(n_rows, dtype=np.int64)
+
+    def level(self, split: np.ndarray) -> None:
+        if self.depth >= MAX_DEPTH:
+            raise ValueError(
+                f"corrupt model: tree {_first(split)} is deeper than the format's limit of {MAX_DEPTH} levels"
+            )
+        self.depth += 1
+        if self.max_steps >= 0:
+            self.per_row += split.sum(axis=1)
+            if np.any(self.per_row > self.max_steps):
+                raise ValueError(
+                    f"corrupt model: a row took more than {self.max_steps} steps, the header's n_trees x max_depth"
+                )
+
+
+def _predict_chunk(nodes, tree_offsets, leaf_values, X, out, n_features, K, vector, max_steps) -> None:
     value, feature, right = nodes["value"], nodes["feature"], nodes["right"]
     roots = np.asarray(tree_offsets[:-1], dtype=np.int64)
     sizes = np.asarray(tree_offsets[1:], dtype=np.int64) - roots
     n_rows, n_trees = X.shape[0], roots.shape[0]
     rows = np.arange(n_rows)[:, None]
     at = np.zeros((n_rows, n_trees), dtype=np.int64)  # tree-relative node index
+    bounds = _Steps(n_rows, max_steps)
     while True:
         f = feature[roots + at]
         split = f >= 0
         if not split.any():
             break
         r = _checked_children(f, split, right[roots + at], at, sizes, n_features)
+        bounds.level(split)
         x = X[rows, np.where(split, f, 0)].astype(np.float64)
         go_left = x <= value[roots + at]  # a NaN threshold sends every row right, as in the C kernel
         at = np.where(split, np.where(go_left, at + 1, r), at)
@@ -114,8 +154,11 @@ def predict_raw2(
     n_outputs: int,
     split_lt: bool,
     acc32: bool,
+    max_steps: int = -1,
+    threads: int = 1,
 ) -> None:
-    """Add every tree's scalar leaf to ``out[row, tree_groups[t]]`` in tree order (see ``_kernel.predict_raw2``)."""
+    """Add every tree's scalar leaf to ``out[row, tree_groups[t]]`` in tree order (see ``_kernel.predict_raw2``;
+    ``threads`` is ignored)."""
     n_trees = len(tree_offsets) - 1
     groups = np.asarray(tree_groups, dtype=np.int64)
     if np.any((groups < 0) | (groups >= n_outputs)):
@@ -126,7 +169,7 @@ def predict_raw2(
     for start in range(0, X.shape[0], chunk):
         stop = min(start + chunk, X.shape[0])
         leaves = _leaves_v2(
-            nodes, node_flags, tree_offsets, cat_offsets, cat_words, X[start:stop], n_features, split_lt
+            nodes, node_flags, tree_offsets, cat_offsets, cat_words, X[start:stop], n_features, split_lt, max_steps
         )
         steps = nodes["value"][leaves]
         if acc32:
@@ -137,7 +180,9 @@ def predict_raw2(
             out[start:stop, k] = np.add.accumulate(stacked, axis=1, dtype=out.dtype)[:, -1]
 
 
-def _leaves_v2(nodes, node_flags, tree_offsets, cat_offsets, cat_words, X, n_features, split_lt) -> np.ndarray:
+def _leaves_v2(
+    nodes, node_flags, tree_offsets, cat_offsets, cat_words, X, n_features, split_lt, max_steps
+) -> np.ndarray:
     value, feature, right = nodes["value"], nodes["feature"], nodes["right"]
     roots = np.asarray(tree_offsets[:-1], dtype=np.int64)
     sizes = np.asarray(tree_offsets[1:], dtype=np.int64) - roots
@@ -145,6 +190,7 @@ def _leaves_v2(nodes, node_flags, tree_offsets, cat_offsets, cat_words, X, n_fea
     rows = np.arange(n_rows)[:, None]
     at = np.zeros((n_rows, n_trees), dtype=np.int64)
     n_bitsets = max(len(cat_offsets) - 1, 0)
+    bounds = _Steps(n_rows, max_steps)
     while True:
         idx = roots + at
         f = feature[idx]
@@ -172,7 +218,11 @@ def _leaves_v2(nodes, node_flags, tree_offsets, cat_offsets, cat_words, X, n_fea
                 _categorical_left(thr, fl, x, nan, default_left, live_cat, cat_offsets, cat_words, n_bitsets),
                 left,
             )
+        bounds.level(split)
         at = np.where(split, np.where(left, at + 1, r), at)
+    # Every reached node is a leaf now; its marker must be exactly -1, as the C kernel demands (-2 is corrupt).
+    if np.any(f != -1):
+        raise ValueError(f"corrupt model: feature index out of bounds in tree {_first(f != -1)}")
     return roots + at
 
 

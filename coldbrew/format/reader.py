@@ -181,7 +181,13 @@ class BrewFile:
                 f"{self.path}: file {what}: {self.size_bytes} bytes on disk, the preamble says {p_off + p_len}"
             )
         self._payload_offset, self._payload_length = p_off, p_len
-        header = parse_header(self._map[spec.PREAMBLE_SIZE : p_off], self.path)
+        try:
+            spec.check_header_size(h_len, p_len)
+            raw = self._map[spec.PREAMBLE_SIZE : p_off]
+            spec.check_header_containers(raw)
+        except ModelFormatError as exc:
+            raise ModelFormatError(f"{self.path}: {exc}") from None
+        header = parse_header(raw, self.path)
         try:
             return spec.validate_header(header, p_len, version)
         except ModelFormatError as exc:

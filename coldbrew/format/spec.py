@@ -42,6 +42,13 @@ ITEMSIZES = {NODE_DTYPE_NAME: NODE_SIZE, "<i8": 8, "<f8": 8, "|u1": 1, "<i4": 4,
 MEMORYVIEW_FORMATS = {"<i8": "q", "<f8": "d", "|u1": "B", "<i4": "i", "<u4": "I"}
 LEAF = -1
 
+#: The deepest leaf a .brew tree may have (root = depth 0). Far beyond what the libraries build in practice
+#: (XGBoost's and LightGBM's depth limits are typically 6-16, their leaf-wise/lossguide trees and fully grown
+#: scikit-learn forests on millions of rows reach depths of tens), with margin; a deeper tree is refused by the
+#: writer, by the reader (the header's ``max_depth``) and by both kernels (a walk that goes deeper), so no file can
+#: make one walk cost more than MAX_DEPTH steps. ``_kernel.MAX_DEPTH`` is the same number.
+MAX_DEPTH = 1024
+
 KINDS = (
     "gbm_classifier",
     "gbm_regressor",
@@ -234,6 +241,8 @@ def _check_counts(h: dict) -> None:
             raise ModelFormatError(f"header {key} must be positive, got {h[key]}")
     if h["n_leaves"] < 0 or h["max_depth"] < 0 or h["n_leaves"] > h["n_nodes"]:
         raise ModelFormatError("header n_leaves / max_depth out of range")
+    if h["max_depth"] > MAX_DEPTH:
+        raise ModelFormatError(f"header max_depth {h['max_depth']} exceeds the format's limit of {MAX_DEPTH} levels")
     if h["feature_names"] is not None and (
         len(h["feature_names"]) != h["n_features"] or not all(isinstance(n, str) for n in h["feature_names"])
     ):
@@ -308,6 +317,36 @@ MIN_CLASSES_BYTES = 1 << 20
 #: The dtypes scikit-learn's ``classes_`` can have, and nothing else (no sub-array, record or big-endian dtype):
 #: bool, signed/unsigned 8-64 bit integers, float 16/32/64, fixed-width unicode, object.
 CLASSES_DTYPE = re.compile(r"\A(?:\|b1|\|i1|<i[248]|\|u1|<u[248]|<f[248]|<U[1-9][0-9]{0,8}|\|O)\Z")
+
+
+#: The header may take max(this, the payload length) bytes: a header is fields, names and labels, never more bytes
+#: than the model itself unless the model is tiny.
+MIN_HEADER_BYTES = 4 << 20
+#: The most ``{`` and ``[`` characters a header may hold (in strings or not): the format needs a few dozen JSON
+#: objects and arrays (the header, ``source``, ``checksum``, the array table and its shapes, the per-feature lists);
+#: the cap leaves room for informational fields and for brackets in feature names, and is checked with one C-speed
+#: count before the JSON is parsed, so a header of millions of ``{}`` or ``[[]]`` is refused in milliseconds
+#: instead of costing gigabytes.
+MAX_HEADER_CONTAINERS = 1 << 16
+
+
+def check_header_size(header_length: int, payload_length: int) -> None:
+    """Refuse a header longer than max(:data:`MIN_HEADER_BYTES`, the payload length), before reading it."""
+    limit = max(MIN_HEADER_BYTES, payload_length)
+    if header_length > limit:
+        raise ModelFormatError(
+            f"header of {header_length} bytes exceeds max({MIN_HEADER_BYTES}, the payload's {payload_length}) bytes"
+        )
+
+
+def check_header_containers(raw: bytes) -> None:
+    """Refuse a header holding more than :data:`MAX_HEADER_CONTAINERS` ``{`` and ``[`` characters, before parsing."""
+    count = raw.count(b"{") + raw.count(b"[")
+    if count > MAX_HEADER_CONTAINERS:
+        raise ModelFormatError(
+            f"header holds {count} '{{' and '[' characters (JSON objects and arrays); the format needs far fewer "
+            f"(at most {MAX_HEADER_CONTAINERS})"
+        )
 
 
 def validate_bounds(h: dict, payload_length: int) -> None:
@@ -463,3 +502,7 @@ def _validate_table(h: dict, payload_length: int) -> None:
     for (_, end, a), (start, _, b) in itertools.pairwise(spans):
         if start < end:
             raise ModelFormatError(f"arrays {a} and {b} overlap")
+    if payload_length > max(end for _, end, _ in spans):  # the payload is the arrays, nothing after them
+        raise ModelFormatError(
+            f"the payload runs {payload_length - max(end for _, end, _ in spans)} bytes past its last array"
+        )

@@ -46,6 +46,8 @@ def write_brew(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndarr
         if spec.ARRAYS[name].finite and spec.invalid_values(arr).any():
             raise ValueError(f"array {name} holds NaN or an infinite leaf value: a .brew file cannot represent it")
     text = json.dumps(full, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    spec.check_header_size(spec.align(len(text)), payload_length)  # what a reader would refuse is never written
+    spec.check_header_containers(text)
     header_bytes = text + b" " * (spec.align(len(text)) - len(text))
     payload_offset = spec.PREAMBLE_SIZE + len(header_bytes)
     prefix = spec.PREAMBLE.pack(spec.MAGIC, version, len(header_bytes), payload_offset, payload_length)
