@@ -79,9 +79,12 @@ def stage_model(
         server.stop()
         raise
     env = {**server.env(), "MODEL_URI": f"s3://{bucket}/{path.name}", "MODEL_SOURCE": "S3"}
-    if shaper is not None:
-        env["AWS_ENDPOINT_URL"] = shaper.url
-    return StagedModel(env, [path, data_dir], server, shaper)
+    if shaper is None:
+        return StagedModel(env, [path, data_dir], server)
+    # Shaped, S3's storage is inside its published figures: SeaweedFS's pages stay cached, or the local disk would
+    # be paid on top of them (the model file itself is still evicted).
+    env["AWS_ENDPOINT_URL"] = shaper.url
+    return StagedModel(env, [path], server, shaper)
 
 
 def evict_page_cache(paths: list[Path]) -> int:

@@ -183,8 +183,10 @@ class S3Reader:
         query = dict(query or {})
         path = f"{self.prefix}/{key}"
         amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        signed = sigv4_headers(self.creds, self.region, method, self.host, path, query, amz_date)
-        signed.update(headers or {})
+        headers = dict(headers or {})
+        amz = {k: v for k, v in headers.items() if k.lower().startswith("x-amz-")}  # S3 wants these signed
+        signed = sigv4_headers(self.creds, self.region, method, self.host, path, query, amz_date, extra=amz)
+        signed.update({k: v for k, v in headers.items() if k not in amz})
         target = quote(path, safe="/" + _UNRESERVED)
         if query:
             target += "?" + "&".join(

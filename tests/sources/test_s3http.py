@@ -68,3 +68,22 @@ def test_the_same_signature_as_botocore(monkeypatch, path, query, token):
         when.strftime("%Y%m%dT%H%M%SZ"),
     )
     assert ours["authorization"] == request.headers["Authorization"]
+
+
+@pytest.mark.integration
+def test_x_amz_headers_are_signed_and_s3_gives_no_checksum_for_a_range(s3_server, bucket):
+    """An ``x-amz-*`` header must be signed (SeaweedFS refuses it otherwise). And the reason coldbrew proves a
+    download by the whole file's digest: a whole-object GET with checksum mode returns the object's CRC32, a
+    ranged GET returns none (as S3 documents)."""
+    import os
+
+    from coldbrew.sources.s3http import S3Reader
+
+    s3_server.client().put_object(Bucket=bucket, Key="k", Body=os.urandom(3 << 20), ChecksumAlgorithm="CRC32")
+    reader = S3Reader(bucket, s3_server.env())
+    whole = reader.request("GET", "k", headers={"x-amz-checksum-mode": "ENABLED"})
+    whole.read()
+    assert whole.getheader("x-amz-checksum-crc32")
+    part = reader.request("GET", "k", headers={"x-amz-checksum-mode": "ENABLED", "Range": "bytes=0-1023"})
+    assert len(part.read()) == 1024 and part.getheader("x-amz-checksum-crc32") is None
+    reader.drop_connection()
