@@ -79,7 +79,7 @@ def test_a_heavy_app_under_the_study_load_answers_without_init_timeouts(heavy_mo
         stats = lab.stats()
     records = [json.loads(line) for line in (tmp_path / "run" / "loadtest_requests.jsonl").read_text().splitlines()]
     ok = [r for r in records if r["status"] == 200]
-    assert len(records) >= 100 and len(ok) >= 0.95 * len(records), (len(ok), len(records), stats["errors"])
+    assert len(records) >= 50 and len(ok) >= 0.95 * len(records), (len(ok), len(records), stats["errors"])
     events = [json.loads(line) for line in log.read_text().splitlines()]
     assert not [e for e in events if e["event"] == "init_error"], stats["errors"]
     assert "Runtime.InitTimeout" not in stats["errors"]
