@@ -276,7 +276,7 @@ def table(results: dict[str, dict], args) -> str:
         "answered 408. Ordinary requests arrive whole and are never counted. Idle connections (last column, when "
         "run) are closed by the 5 s head deadline without an answer; past 900 open connections the longest idle "
         "are shed (`IDLE_SHED_AT`), which tests/security/test_serve_drippers.py drives with 1,000 reconnecting "
-        "every second. The server before answered none of the ordinary requests: the 1,000 drippers held every "
+        "every 2 s. The server before answered none of the ordinary requests: the 1,000 drippers held every "
         "connection slot (`CONNECTION_LIMIT`), so the rest waited in the listen backlog.",
         "",
     ]
