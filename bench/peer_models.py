@@ -84,6 +84,15 @@ def train() -> dict[str, dict]:
         m.fit(X_train, y_train)
         forest.write_bytes(pickle.dumps(m, protocol=5))
     models["forest"] = {"lib": forest, "trees": 100, "nan": False, "label": "RandomForest 100 x depth 12"}
+    from coldbrew.experiment.modelcache import cache_path
+    from coldbrew.experiment.train import PRESETS
+    from coldbrew.experiment.train import train as train_study
+
+    gbm = cache_path(PRESETS["140mb"], "pickle")
+    if not gbm.exists():
+        log("training the study's 140mb GradientBoostingClassifier (1,261 fully grown trees)")
+        train_study(PRESETS["140mb"], gbm, progress=False)
+    models["gbm140"] = {"lib": gbm, "trees": 1261, "nan": False, "label": "scikit-learn GBM, the study's 140mb"}
     for name, info in models.items():
         brew = out / f"{name}.brew"
         if not brew.exists():

@@ -108,6 +108,7 @@ def load_predictor(
     eager: bool = False,
     allow_pickle: bool = False,
     name: str | None = None,
+    threads: int | None = None,
 ) -> Predictor:
     """Open a model file: .brew (detected by its magic bytes), or a pickle/joblib file when ``allow_pickle``.
 
@@ -119,6 +120,8 @@ def load_predictor(
         allow_pickle: unpickle a non-.brew file (unpickling can run arbitrary code: only for files you trust).
         name: what the user called the model (e.g. its ``s3://`` URI; default: ``path``); a name ending in
             ``.brew`` must hold a .brew file, pickles allowed or not.
+        threads: threads a large .brew batch runs on (the C kernel; the bits do not depend on it); default
+            ``$COLDBREW_THREADS``, else the CPUs available, capped (``coldbrew.engine.brew.default_threads``).
 
     Returns:
         A ``Predictor``: ``BrewPredictor`` for .brew files, ``PicklePredictor`` for an allowed pickle.
@@ -133,7 +136,7 @@ def load_predictor(
     if model_format(path, allow_pickle=allow_pickle, name=name) == "brew":
         from coldbrew.engine.brew import BrewPredictor
 
-        return BrewPredictor(path, verify=verify, eager=eager)
+        return BrewPredictor(path, verify=verify, eager=eager, threads=threads)
     from coldbrew.engine.pickled import PicklePredictor
 
     return PicklePredictor(path)

@@ -351,11 +351,12 @@ def default_threads() -> int:
 
 
 def _check_threads(value: object, what: str) -> int:
-    try:
-        n = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        n = 0
-    if isinstance(value, bool) or n < 1 or n > 256:
+    n = 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        n = int(value)
+    if n < 1 or n > 256:
         raise ColdbrewError(f"{what} must be a whole number of threads from 1 to 256, got {value!r}")
     return n
 
