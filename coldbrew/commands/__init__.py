@@ -104,7 +104,7 @@ def lambda_memory_mb(option: str = "--memory") -> Callable[[str], object]:
     return _typed(option, lambda text: check_lambda_memory(parse_megabytes(text, option=option), option=option))
 
 
-def require(command: str, *modules: tuple[str, str, str]) -> None:
+def require(*modules: tuple[str, str, str]) -> None:
     """Fail before anything starts when a ``(module, extra, what for)`` is not importable, naming the extra.
 
     A module set to None in ``sys.modules`` counts as missing, as ``import`` would fail on it.

@@ -201,7 +201,7 @@ def _preflight(args, env: dict[str, str]) -> None:
     from_s3 = bool(args.model_uri and args.model_uri.startswith("s3://") and args.source != "s3")
     if from_s3:
         needs.append(("boto3", "s3", "the functions read the model from S3"))
-    require("lab", *needs)
+    require(*needs)
     if from_s3 and not ("AWS_ACCESS_KEY_ID" in env and "AWS_SECRET_ACCESS_KEY" in env):
         import botocore.session
 
