@@ -11,8 +11,8 @@ shapes what comes back:
   share; the lab runs one function).
 
 Rates are enforced with virtual clocks (a link is busy until T; each chunk of at most 256 KiB moves T on by its
-transfer time, with 10 ms of burst allowed, and waits until both its connection's and the aggregate's T), so a late
-wake-up is made up later and the long-run rate is exact. Requests flow upstream unshaped (model fetches are GETs).
+transfer time and waits until both its connection's and the aggregate's T; a wake-up up to 10 ms late is made up
+by the next chunks, an idle link starts afresh), so the long-run rate is exact and never exceeded. Requests flow upstream unshaped (model fetches are GETs).
 The figures of the ``aws`` preset and their sources are in docs/lab.md ("S3 over a shaped network").
 Standard library only; the lab imports none of the serving code.
 """
@@ -111,10 +111,15 @@ class _Link:
         self.rate, self.until = rate, 0.0
 
     def reserve(self, now: float, n: int) -> float:
-        """Book ``n`` bytes; the time they have finished crossing the link."""
+        """Book ``n`` bytes; the time they have finished crossing the link.
+
+        A link busy until a moment at most ``BURST_S`` ago was held up by a late wake-up: its bytes go on from
+        that moment (the lateness is made up). A link idle for longer starts now, with no credit.
+        """
         if not self.rate:
             return now
-        self.until = max(self.until, now - BURST_S) + n / self.rate
+        start = self.until if self.until >= now - BURST_S else now
+        self.until = start + n / self.rate
         return self.until
 
 
