@@ -114,7 +114,8 @@ CASES = {
     "n_nodes 10^30": (edit_header(n_nodes=10**30), "nodes"),
     "n_outputs 10^18": (edit_header(n_outputs=10**18), "n_outputs"),
     "unknown array in the table": (extra_array, "does not call for"),
-    "JSON nested 100k deep": (deep_json(100_000), "nested too deeply"),
+    "JSON nested 50k deep": (deep_json(50_000), "nested too deeply"),
+    "JSON nested 100k deep": (deep_json(100_000), "JSON objects and arrays"),  # the bracket cap, before parsing
     "JSON NaN constant": (header_text(lambda t: t.replace('"learning_rate":1.0', '"learning_rate":NaN')), "JSON"),
     "JSON duplicate key": (header_text(lambda t: t.replace('{"format"', '{"kind":"x","format"', 1)), "duplicate"),
     "JSON 5000-digit integer": (header_text(lambda t: t.replace('"max_depth":3', '"max_depth":' + "9" * 5000)), "JSON"),
