@@ -50,9 +50,10 @@ def test_the_base_install_is_the_serving_runtime():
     assert {canonicalize_name(Requirement(r).name) for r in PROJECT["dependencies"]} == {"numpy", "apig-wsgi"}
     extras = PROJECT["optional-dependencies"]
     assert {"s3", "serve", "sklearn", "train", "lab", "bench", "deploy", "all", "dev"} <= set(extras)
-    # [all] is every extra but the test tools, the ONNX comparison and the libraries needed only to compile from
-    # XGBoost/LightGBM estimator objects (their saved files compile without them); [dev] is [all] plus the test tools.
-    optional = ("all", "dev", "onnx", "xgboost", "lightgbm")
+    # [all] is every extra but the test tools, the ONNX and peer comparisons (bench/peers.py) and the libraries needed
+    # only to compile from XGBoost/LightGBM estimator objects (their saved files compile without them); [dev] is
+    # [all] plus the test tools.
+    optional = ("all", "dev", "onnx", "peers", "xgboost", "lightgbm")
     assert _closure(extras["all"]) >= _closure(
         [line for name in extras if name not in optional for line in extras[name]]
     )
