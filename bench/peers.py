@@ -29,6 +29,7 @@ is a median over repeats with the runtimes interleaved; compare ratios within th
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -42,7 +43,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-import peer_models  # noqa: E402
+peer_models = importlib.import_module("peer_models")  # the sibling script that trains and caches the models
 
 RESULTS = ROOT / "bench" / "results"
 ROW = [34.0, 261799.0, 11.0, 0.0, 0.0, 56.0]  # the study's payload

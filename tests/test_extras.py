@@ -50,9 +50,9 @@ def test_the_base_install_is_the_serving_runtime():
     assert {canonicalize_name(Requirement(r).name) for r in PROJECT["dependencies"]} == {"numpy", "apig-wsgi"}
     extras = PROJECT["optional-dependencies"]
     assert {"s3", "serve", "sklearn", "train", "lab", "bench", "deploy", "all", "dev"} <= set(extras)
-    # [all] is every extra but the test tools and the ONNX comparison, so it holds every library `coldbrew compile`
-    # reads (xgboost, lightgbm); [dev] is [all] plus the test tools.
-    optional = ("all", "dev", "onnx")
+    # [all] is every extra but the test tools and the ONNX and peer comparisons (bench/peers.py), so it holds every
+    # library `coldbrew compile` reads (xgboost, lightgbm); [dev] is [all] plus the test tools.
+    optional = ("all", "dev", "onnx", "peers")
     assert _closure(extras["all"]) >= _closure(
         [line for name in extras if name not in optional for line in extras[name]]
     )
