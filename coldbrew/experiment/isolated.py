@@ -414,7 +414,7 @@ def download_rows(results: Sequence[IsolatedResult]) -> list[list[str]]:
 
 def extra_sections(results: Sequence[IsolatedResult], fmt: str) -> str:
     """The bound and download tables (empty when the run has no shaped s3 cell), rendered in ``fmt``."""
-    from coldbrew.experiment.report import render_section
+    from coldbrew.experiment.tables import render_section
 
     parts = []
     bounds, downloads = bound_rows(results), download_rows(results)
