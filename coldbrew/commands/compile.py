@@ -31,6 +31,11 @@ def add_arguments(parser) -> None:
         metavar="LABEL,LABEL,...",
         help="display names of the classes, in the model's class order, stored in the file for the serving API",
     )
+    parser.add_argument(
+        "--feature-names",
+        metavar="NAME,NAME,...",
+        help="names of the features, in column order, for a model trained on bare arrays (the request fields)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -41,7 +46,15 @@ def run(args) -> int:
     if not args.model.is_file():
         raise ColdbrewError(f"{args.model}: no such file")
     labels = None if args.class_labels is None else [s.strip() for s in args.class_labels.split(",")]
-    stats = compile_file(args.model, args.output, progress=not args.quiet, class_labels=labels)
+    names = None if args.feature_names is None else [s.strip() for s in args.feature_names.split(",")]
+    try:
+        stats = compile_file(args.model, args.output, progress=not args.quiet, class_labels=labels, feature_names=names)
+    except ColdbrewError as exc:  # one line, whatever the library or the file put in the message
+        raise ColdbrewError(_one_line(str(exc))) from None
+    except (ModuleNotFoundError, KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a model file is untrusted input: any failure is one line, no traceback
+        raise ColdbrewError(f"{args.model}: cannot compile: {type(exc).__name__}: {_one_line(str(exc))}") from None
     rows = [
         ("estimator", f"{stats['estimator']} ({stats['kind']})"),
         ("trees", f"{stats['n_trees']:,}"),
@@ -67,3 +80,9 @@ def _checked(stats: dict) -> str:
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:,.1f} MB" if n >= 100_000 else f"{n / 1e3:,.1f} kB"
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    """``text`` on one line (newlines and control characters as spaces), at most ``limit`` characters."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

@@ -35,7 +35,29 @@ from coldbrew.convert.trees import UnsupportedModelError
 from coldbrew.errors import ModelFormatError
 from coldbrew.format import spec
 
-OBJECTIVES = ("binary:logistic", "reg:logistic", "reg:squarederror", "multi:softprob", "multi:softmax")
+#: Each supported objective -> (task, output, how base_score becomes a margin). The outputs are XGBoost's
+#: ``PredTransform``s: identity, ``common::Sigmoid``, ``expf`` (log-link objectives), hinge's ``x > 0``, softmax.
+OBJECTIVES = {
+    "binary:logistic": ("binary", "sigmoid_f32", "logit"),
+    "binary:hinge": ("binary", "hinge_f32", "identity"),
+    "reg:logistic": ("regression", "sigmoid_f32", "logit"),
+    "binary:logitraw": ("regression", "identity", "identity"),  # raw margins (see docs/models.md)
+    "reg:squarederror": ("regression", "identity", "identity"),
+    "reg:squaredlogerror": ("regression", "identity", "identity"),
+    "reg:pseudohubererror": ("regression", "identity", "identity"),
+    "reg:absoluteerror": ("regression", "identity", "identity"),
+    "reg:quantileerror": ("regression", "identity", "identity"),
+    "count:poisson": ("regression", "exp_f32", "log"),
+    "reg:gamma": ("regression", "exp_f32", "log"),
+    "reg:tweedie": ("regression", "exp_f32", "log"),
+    "survival:cox": ("regression", "exp_f32", "log"),
+    "survival:aft": ("regression", "exp_f32", "log"),
+    "rank:pairwise": ("regression", "identity", "identity"),  # rankers answer raw scores
+    "rank:ndcg": ("regression", "identity", "identity"),
+    "rank:map": ("regression", "identity", "identity"),
+    "multi:softprob": ("multiclass", "softmax_f32", "identity"),
+    "multi:softmax": ("multiclass", "softmax", "identity"),
+}
 SUPPORTED_MAJOR = (2, 3)
 #: How XGBoost's predict evaluates a model: inputs and sums in float32, x < threshold goes left.
 EVALUATION = tb.summed_scalar_leaves("float32", "lt")
@@ -50,7 +72,9 @@ def load_model_file(path: str | os.PathLike) -> dict:
     try:
         doc = ubjson.loads(data) if kind == "xgboost-ubj" else json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelFormatError(f"{path}: not a readable XGBoost model file ({exc})") from None
+        raise ModelFormatError(f"{path}: not a readable XGBoost model file ({str(exc)[:200]})") from None
+    except RecursionError:
+        raise ModelFormatError(f"{path}: not a readable XGBoost model file (nested too deeply)") from None
     if not isinstance(doc, dict) or "learner" not in doc:
         raise ModelFormatError(f"{path}: not an XGBoost model file (no 'learner')")
     return doc
@@ -84,6 +108,11 @@ def _libm_logf():
         except (OSError, AttributeError):
             continue
     return lambda v: float(np.float32(math.log(v)))
+
+
+def _log32(p: float) -> np.float32:
+    """xgboost's ``ProbToMargin`` for log-link objectives: ``std::log`` of the float32 base score (``logf``)."""
+    return np.float32(_libm_logf()(float(np.float32(p))))
 
 
 def _logit32(p: float) -> np.float32:
@@ -125,8 +154,9 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
         )
     if objective not in OBJECTIVES:
         raise UnsupportedModelError(
-            f"{where}: XGBoost objective {objective!r} is not supported (supported: {', '.join(OBJECTIVES)})"
+            f"{where}: XGBoost objective {str(objective)[:80]!r} is not supported (supported: {', '.join(OBJECTIVES)})"
         )
+    task, output, base_link = OBJECTIVES[objective]
     mparam = learner["learner_model_param"]
     if int(mparam.get("num_target", 1)) != 1:
         raise UnsupportedModelError(f"{where}: multi-output XGBoost models (num_target > 1) are not supported")
@@ -163,8 +193,10 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
         base = base * K
     if len(base) != K:
         raise ModelFormatError(f"{where}: base_score has {len(base)} values for {K} outputs")
-    if objective in ("binary:logistic", "reg:logistic"):
+    if base_link == "logit":
         margin = [_logit32(b) for b in base]
+    elif base_link == "log":
+        margin = [_log32(b) for b in base]
     else:
         margin = [np.float32(b) for b in base]
     feature_types = list(learner.get("feature_types") or [])
@@ -193,22 +225,17 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
         },
         **counts,
     }
-    if objective.startswith("reg:"):
+    if task == "regression":
         header.update(
-            kind="xgb_regressor",
-            classes=None,
-            classes_dtype=None,
-            task="regression",
-            decision="value",
-            output="sigmoid_f32" if objective == "reg:logistic" else "identity",
+            kind="xgb_regressor", classes=None, classes_dtype=None, task="regression", decision="value", output=output
         )
-    elif objective == "binary:logistic":
+    elif task == "binary":
         header.update(
             kind="xgb_classifier",
             classes=[0, 1],
             classes_dtype="<i8",
             task="binary",
-            output="sigmoid_f32",
+            output=output,
             decision="proba_gt_half",
         )
     else:
@@ -301,7 +328,9 @@ def _reference_from_file(path: Path, header: dict):
     if importlib.util.find_spec("xgboost") is None:
         return None
     clf = header["classes"] is not None
-    code = _CHILD.format(cls="XGBClassifier" if clf else "XGBRegressor", clf=clf)
+    ranker = str(header["source"]["objective"]).startswith("rank:")
+    cls = "XGBClassifier" if clf else "XGBRanker" if ranker else "XGBRegressor"
+    code = _CHILD.format(cls=cls, clf=clf)
 
     def reference(X):
         got = tb.library_in_subprocess("xgboost", code, path, X)
@@ -337,8 +366,11 @@ def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict
     if isinstance(est, xgboost.XGBModel):
         if not (est.missing is None or (isinstance(est.missing, float) and math.isnan(est.missing))):
             raise UnsupportedModelError(f"cannot compile a {name} with missing={est.missing!r}: only NaN is missing")
-        if type(est).__name__ in ("XGBRFClassifier", "XGBRFRegressor", "XGBRanker"):
-            raise UnsupportedModelError(f"cannot compile a {name}: only XGBClassifier and XGBRegressor are supported")
+        if getattr(est, "objective", None) == "binary:logitraw" and hasattr(est, "predict_proba"):
+            raise UnsupportedModelError(
+                f"cannot compile an XGBoost {name} with objective 'binary:logitraw': its predict thresholds raw margins "
+                "at 0.5; save the Booster (or use XGBRegressor) to serve the raw scores"
+            )
         booster = est.get_booster()
         reference_est = est
     elif isinstance(est, xgboost.Booster):
