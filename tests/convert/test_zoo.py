@@ -53,7 +53,7 @@ def digits(nan=0.0):
 
 def positive(nan=0.1):
     X, y, H = regression(nan)
-    return X, y / y.max() + 0.01, H
+    return X, (y + 1) / (y.max() + 2), H  # in (0, 1)
 
 
 def grades(nan=0.1):
@@ -251,9 +251,7 @@ CASES = {
     "scikit-learn | HistGradientBoostingRegressor poisson": _hgb(
         "HistGradientBoostingRegressor", regression, loss="poisson"
     ),
-    "scikit-learn | HistGradientBoostingRegressor gamma": _hgb(
-        "HistGradientBoostingRegressor", positive, loss="gamma"
-    ),
+    "scikit-learn | HistGradientBoostingRegressor gamma": _hgb("HistGradientBoostingRegressor", positive, loss="gamma"),
     "scikit-learn | HistGradientBoostingRegressor quantile": _hgb(
         "HistGradientBoostingRegressor", regression, loss="quantile", quantile=0.3
     ),
@@ -343,7 +341,9 @@ def table_rows() -> list[tuple[str, str, list[str], str]]:
         if len(cells) != 4 or cells[0] in ("library", "") or set(cells[0]) <= {"-"}:
             continue
         library, variant, formats, status = cells
-        rows.append((f"{library} | {variant.replace('`', '')}", library, [f.strip() for f in formats.split(",")], status))
+        rows.append(
+            (f"{library} | {variant.replace('`', '')}", library, [f.strip() for f in formats.split(",")], status)
+        )
     return rows
 
 
@@ -422,10 +422,9 @@ def test_zoo_case(tmp_path, key, fmt, status):
         from coldbrew.convert.sklearn import probe_rows
 
         threshold_rows = probe_rows(est, n=200)
-    else:
-        threshold_rows = probe_rows_from_arrays(p.header, p.file.arrays, n=200)
-    if p.header.get("input_dtype", "float32") == "float32":  # rows the float32 libraries can hold (no float32 overflow)
-        threshold_rows = threshold_rows.astype(np.float32).astype(np.float64)
+    else:  # float32 models: rows next to the float32 thresholds (and none a float32 cannot hold)
+        dtype = np.float32 if p.header["input_dtype"] == "float32" else np.float64
+        threshold_rows = probe_rows_from_arrays(p.header, p.file.arrays, n=200, dtype=dtype)
     X = np.vstack([H, threshold_rows])
     if not p.header.get("feature_missing"):  # scikit-learn's classic GradientBoosting refuses NaN, as .brew does
         X = np.nan_to_num(X)
