@@ -147,10 +147,14 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
     learner = doc["learner"]
     objective = learner["objective"]["name"]
     booster = learner["gradient_booster"]
+    weights = None
+    if booster.get("name") == "dart":  # trees weighted at prediction time: each leaf scaled by its tree's weight
+        weights = _floats(booster["weight_drop"])
+        booster = booster["gbtree"]
     if booster.get("name") != "gbtree":
         raise UnsupportedModelError(
-            f"{where}: XGBoost booster {booster.get('name')!r} is not supported (only 'gbtree': dart weights trees at "
-            "prediction time and gblinear has no trees)"
+            f"{where}: XGBoost booster {str(booster.get('name'))[:40]!r} is not supported (only 'gbtree' and 'dart': "
+            "gblinear has no trees)"
         )
     if objective not in OBJECTIVES:
         raise UnsupportedModelError(
@@ -201,6 +205,16 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
         margin = [np.float32(b) for b in base]
     feature_types = list(learner.get("feature_types") or [])
     trees = [_tree(tree_docs[t], n_features, where, t) for t in range(n_trees)]
+    if weights is not None:
+        if len(weights) != len(tree_docs):
+            raise ModelFormatError(f"{where}: weight_drop has {len(weights)} weights for {len(tree_docs)} trees")
+        for t, tree in enumerate(trees):
+            # Dart::InplacePredict (what the scikit-learn wrapper's predict runs): each tree is predicted on its own
+            # from the base margin b, then out += ((b + leaf) - b) * w, all in float32: a constant per leaf.
+            b = np.float32(margin[int(tree_info[t])] if len(margin) > 1 else margin[0])
+            leaf = tree.left == -1
+            scaled = (((b + tree.value.astype(np.float32)) - b) * weights[t]).astype(np.float32)
+            tree.value = np.where(leaf, scaled.astype(np.float64), tree.value)
     groups = [int(g) for g in tree_info[:n_trees]]
     if any(not 0 <= g < K for g in groups):
         raise ModelFormatError(f"{where}: tree_info names a group outside [0, {K})")
