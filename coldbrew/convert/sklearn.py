@@ -38,7 +38,7 @@ SUPPORTED = (
 _PROGRESS_MIN_TREES = 200
 
 
-def _check_supported(est) -> str:
+def _check_supported(est, *, multi_output: bool = False) -> str:
     name = type(est).__name__
     module = type(est).__module__
     if name not in SUPPORTED or not module.startswith("sklearn."):
@@ -48,8 +48,11 @@ def _check_supported(est) -> str:
         )
     if not hasattr(est, "n_features_in_"):
         raise UnsupportedModelError(f"the {name} is not fitted")
-    if getattr(est, "n_outputs_", 1) != 1:
-        raise UnsupportedModelError(f"cannot compile a multi-output {name} (n_outputs_={est.n_outputs_})")
+    if getattr(est, "n_outputs_", 1) != 1 and not (multi_output and not hasattr(est, "classes_")):
+        raise UnsupportedModelError(
+            f"cannot compile a multi-output scikit-learn {name} (n_outputs_={est.n_outputs_}): multi-output "
+            "regressors (forests and trees) compile, multi-output classifiers do not"
+        )
     return name
 
 
@@ -270,7 +273,7 @@ def compile_estimator(
 
     from coldbrew.engine.brew import BrewPredictor
 
-    _check_supported(est) if type(est).__name__ not in HGB_SUPPORTED else None
+    _check_supported(est, multi_output=True) if type(est).__name__ not in HGB_SUPPORTED else None
     if "n_jobs" in est.get_params(deep=False) and est.n_jobs not in (None, 1):
         # A forest's predict_proba with n_jobs > 1 sums the trees in whatever order its threads finish, so its
         # own answer is not repeatable; .brew sums in tree order, which is what n_jobs=1 computes.
@@ -487,7 +490,7 @@ def routes_missing(est) -> bool:
     name = type(est).__name__
     if not type(est).__module__.startswith("sklearn.") or name.startswith("GradientBoosting") or name not in SUPPORTED:
         return False
-    _check_supported(est)
+    _check_supported(est, multi_output=True)
     first = est if name.startswith("DecisionTree") else est.estimators_[0]
     if not hasattr(first.tree_, "missing_go_to_left"):
         return False
@@ -505,11 +508,11 @@ def forest_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     to output ``k``), so every class sums its trees in tree order, as ``all_proba += tree.predict_proba(X)`` does;
     a forest then divides by its number of trees (``combine = "mean"``), a single tree does not.
     """
-    name = _check_supported(est)
+    name = _check_supported(est, multi_output=True)
     is_clf = hasattr(est, "classes_")
     single = name.startswith("DecisionTree")
     estimators = [est] if single else list(est.estimators_)
-    K = len(est.classes_) if is_clf else 1
+    K = len(est.classes_) if is_clf else int(est.n_outputs_)  # a multi-output regressor: one group per output
     trees, groups = [], []
     for tree_est in estimators:
         tree = tree_est.tree_
@@ -520,7 +523,8 @@ def forest_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         flags = np.where(~leaf & go_left, 1, 0).astype(np.uint8)
         feature = np.where(leaf, -1, tree.feature).astype(np.int64)
         for k in range(K):
-            value = np.where(leaf, tree.value[:, 0, k], tree.threshold).astype(np.float64)
+            leaf_values = tree.value[:, 0, k] if is_clf else tree.value[:, k, 0]
+            value = np.where(leaf, leaf_values, tree.threshold).astype(np.float64)
             trees.append(tb.Tree(left=left, right=right, feature=feature, value=value, flags=flags))
             groups.append(k)
     counts, arrays = tb.build(trees, groups)

@@ -36,6 +36,8 @@ class Tree:
     value: np.ndarray
     flags: np.ndarray
     cats: dict[int, np.ndarray] = field(default_factory=dict)
+    #: XGBoost vector leaves (rows of leaf values; a leaf's ``right`` is its row), split by the converter
+    vector: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def summed_scalar_leaves(dtype: str, compare: str, zero_threshold: float = 0) -> dict:

@@ -162,8 +162,12 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
         )
     task, output, base_link = OBJECTIVES[objective]
     mparam = learner["learner_model_param"]
-    if int(mparam.get("num_target", 1)) != 1:
-        raise UnsupportedModelError(f"{where}: multi-output XGBoost models (num_target > 1) are not supported")
+    n_targets = int(mparam.get("num_target", 1))
+    if n_targets != 1 and (task != "regression" or output != "identity" or n_targets < 1):
+        raise UnsupportedModelError(
+            f"{where}: multi-output XGBoost models (num_target {n_targets}) are supported with identity-output "
+            f"regression objectives only, not {str(objective)[:40]!r}"
+        )
     n_features = int(mparam["num_feature"])
     num_class = int(mparam.get("num_class", 0))
     model = booster["model"]
@@ -189,7 +193,7 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
         n_trees = int(indptr[best + 1])
     if n_trees < 1:
         raise UnsupportedModelError(f"{where}: the XGBoost model has no trees")
-    K = max(num_class, 1) if objective.startswith("multi:") else 1
+    K = max(num_class, 1) if objective.startswith("multi:") else n_targets
     if objective.startswith("multi:") and num_class < 2:
         raise ModelFormatError(f"{where}: a multi-class objective with num_class {num_class}")
     base = _base_scores(mparam["base_score"])
@@ -205,7 +209,12 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
         margin = [np.float32(b) for b in base]
     feature_types = list(learner.get("feature_types") or [])
     trees = [_tree(tree_docs[t], n_features, where, t) for t in range(n_trees)]
-    if weights is not None:
+    groups = [int(g) for g in tree_info[:n_trees]]
+    if any(len(tree.vector) for tree in trees):  # vector leaves: one scalar copy of the tree per target
+        if weights is not None:
+            raise UnsupportedModelError(f"{where}: XGBoost dart with vector leaves is not supported")
+        trees, groups = _split_vector_leaves(trees, groups, K, where)
+    elif weights is not None:
         if len(weights) != len(tree_docs):
             raise ModelFormatError(f"{where}: weight_drop has {len(weights)} weights for {len(tree_docs)} trees")
         for t, tree in enumerate(trees):
@@ -215,7 +224,6 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
             leaf = tree.left == -1
             scaled = (((b + tree.value.astype(np.float32)) - b) * weights[t]).astype(np.float32)
             tree.value = np.where(leaf, scaled.astype(np.float64), tree.value)
-    groups = [int(g) for g in tree_info[:n_trees]]
     if any(not 0 <= g < K for g in groups):
         raise ModelFormatError(f"{where}: tree_info names a group outside [0, {K})")
     counts, arrays = tb.build(trees, groups)
@@ -270,10 +278,28 @@ def _indptr(tree_info: np.ndarray, num_class: int) -> np.ndarray:
     return np.arange(0, len(tree_info) + 1, per_round, dtype=np.int64)
 
 
+def _split_vector_leaves(trees: list, groups: list[int], K: int, where: str) -> tuple[list[tb.Tree], list[int]]:
+    """Each vector-leaf tree as K scalar-leaf trees, tree-major (tree t target k adds to output k), so each target
+    sums its trees in order, as the vector addition does."""
+    out, out_groups = [], []
+    for index, tree in enumerate(trees):
+        vector = tree.vector
+        if vector.ndim != 2 or vector.shape[1] != K:
+            raise ModelFormatError(f"{where}: tree {index} has leaf vectors of size {vector.shape[-1]}, not {K}")
+        leaf = tree.left == -1
+        rows = np.where(leaf, tree.right, 0)
+        if np.any(leaf & ((rows < 0) | (rows >= len(vector)))):
+            raise ModelFormatError(f"{where}: tree {index} has a leaf outside its leaf_weights")
+        right = np.where(leaf, -1, tree.right)
+        for k in range(K):
+            value = np.where(leaf, vector[rows, k].astype(np.float64), tree.value)
+            out.append(tb.Tree(left=tree.left, right=right, feature=tree.feature, value=value, flags=tree.flags))
+            out_groups.append(k)
+    return out, out_groups
+
+
 def _tree(t: dict, n_features: int, where: str, index: int) -> tb.Tree:
     size_leaf = int((t.get("tree_param") or {}).get("size_leaf_vector", 1) or 1)
-    if size_leaf > 1:
-        raise UnsupportedModelError(f"{where}: tree {index} has vector leaves (multi_strategy='multi_output_tree')")
     left, right = _ints(t["left_children"]), _ints(t["right_children"])
     feature = _ints(t["split_indices"])
     cond = _floats(t["split_conditions"]).astype(np.float64)
@@ -313,7 +339,13 @@ def _tree(t: dict, n_features: int, where: str, index: int) -> tb.Tree:
             )
     if np.any(~leaf & (split_type == 1) & ~np.isin(np.arange(n), nodes)):
         raise ModelFormatError(f"{where}: tree {index} has a categorical split without categories")
-    return tb.Tree(left=left, right=right, feature=feature, value=cond, flags=flags, cats=cats)
+    tree = tb.Tree(left=left, right=right, feature=feature, value=cond, flags=flags, cats=cats)
+    if size_leaf > 1:
+        weights = _floats(t["leaf_weights"]).astype(np.float64)
+        if len(weights) % size_leaf:
+            raise ModelFormatError(f"{where}: tree {index} has leaf_weights not a multiple of {size_leaf}")
+        tree.vector = weights.reshape(-1, size_leaf)
+    return tree
 
 
 def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:

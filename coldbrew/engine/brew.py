@@ -298,6 +298,8 @@ class BrewPredictor:
 
             values = np.exp(np.frombuffer(raw, dtype=np.float64))
             return values if numpy_in else values.tolist()
+        if self._K > 1:  # a multi-output regressor: one vector per row (docs/format.md section 11)
+            return self._matrix(raw, len(raw) // self._K, self._K, numpy_in)
         return self._vector(raw, numpy_in)
 
     # ---------------------------------------------------------------------------------------- result shapes

@@ -115,6 +115,8 @@ class NumpyPath:
         decision = h["decision"]
         if decision == "value":
             output = h["output"]
+            if h["n_outputs"] > 1:  # a multi-output regressor (identity): one vector per row
+                return raw
             p = np.ascontiguousarray(raw[:, 0])
             if output == "sigmoid_f32":
                 self._kern.sigmoid_f32(p)

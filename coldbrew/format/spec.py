@@ -311,9 +311,14 @@ def _validate_v2(h: dict) -> None:
         decisions = binary_decisions if binary else ("argmax_raw", "argmax_proba")
         if h["decision"] not in decisions:
             raise ModelFormatError(f"header decision {h['decision']!r} does not fit output {h['output']!r}")
-    elif h["n_outputs"] != 1 or h["decision"] != "value" or h["output"] not in REGRESSOR_OUTPUTS_V2:
+    elif (
+        (h["n_outputs"] != 1 and h["output"] != "identity")
+        or h["decision"] != "value"
+        or h["output"] not in REGRESSOR_OUTPUTS_V2
+    ):
         raise ModelFormatError(
-            f"a regressor must have n_outputs = 1, decision 'value', output one of {', '.join(REGRESSOR_OUTPUTS_V2)}"
+            "a regressor must have decision 'value', an output among "
+            f"{', '.join(REGRESSOR_OUTPUTS_V2)} and n_outputs = 1 (or, multi-output, identity)"
         )
     zt = h["input_zero_threshold"]
     if isinstance(zt, bool) or not (0 <= zt < 1e-30):
