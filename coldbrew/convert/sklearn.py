@@ -418,7 +418,8 @@ def _hgb_columns(est, n_features: int) -> tuple[np.ndarray, dict[int, np.ndarray
         values = np.asarray(values)
         if values.dtype.kind not in "iuf":
             raise tb.UnsupportedModelError(
-                f"cannot compile a categorical feature with {values.dtype} categories (column {column_of[j]}): "
+                f"cannot compile a scikit-learn HistGradientBoosting categorical feature with {values.dtype} "
+                f"categories (column {column_of[j]}; string categories are not supported yet): "
                 "the .brew API takes numbers; encode categories as integers 0, 1, 2, ... before fitting"
             )
         values = values.astype(np.float64)
