@@ -273,7 +273,8 @@ def compile_estimator(
 
     from coldbrew.engine.brew import BrewPredictor
 
-    _check_supported(est, multi_output=True) if type(est).__name__ not in HGB_SUPPORTED else None
+    if type(est).__name__ not in HGB_SUPPORTED and not _is_bagging(est):
+        _check_supported(est, multi_output=True)
     if "n_jobs" in est.get_params(deep=False) and est.n_jobs not in (None, 1):
         # A forest's predict_proba with n_jobs > 1 sums the trees in whatever order its threads finish, so its
         # own answer is not repeatable; .brew sums in tree order, which is what n_jobs=1 computes.
@@ -282,7 +283,7 @@ def compile_estimator(
     dst = Path(dst)
     if type(est).__name__ in HGB_SUPPORTED and type(est).__module__.startswith("sklearn."):
         return _compile_hgb(est, dst, class_labels, started)
-    if routes_missing(est):
+    if routes_missing(est) or _is_bagging(est):
         return _compile_forest_v2(est, dst, class_labels, started)
     header, arrays = to_arrays(est, progress=progress)
     set_class_labels(header, class_labels)
@@ -501,6 +502,44 @@ def routes_missing(est) -> bool:
         return False
 
 
+#: Bagging meta-estimators compiled as forests when their members are scikit-learn trees that route NaN.
+BAGGING = ("BaggingClassifier", "BaggingRegressor")
+_BAGGABLE = ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier", "ExtraTreeRegressor")
+
+
+def _is_bagging(est) -> bool:
+    return type(est).__name__ in BAGGING and type(est).__module__.startswith("sklearn.")
+
+
+def _tree_members(est) -> tuple[str, list[tuple[Any, np.ndarray, dict[int, int]]]]:
+    """The estimator's name and its trees: (tree estimator, input column of each of its features, its class
+    index -> column of the model's classes). A forest's trees read every column; a bagged tree reads
+    ``estimators_features_`` (it is fitted on ``X[:, features]``) and may have seen only some classes."""
+    if not _is_bagging(est):
+        name = _check_supported(est, multi_output=True)
+        trees = [est] if name.startswith("DecisionTree") else list(est.estimators_)
+        all_columns = np.arange(int(est.n_features_in_))
+        identity = {k: k for k in range(len(getattr(est, "classes_", [])))}
+        return name, [(t, all_columns, identity) for t in trees]
+    name = type(est).__name__
+    if not hasattr(est, "estimators_"):
+        raise UnsupportedModelError(f"the scikit-learn {name} is not fitted")
+    members = []
+    for member, features in zip(est.estimators_, est.estimators_features_, strict=True):
+        kind = type(member).__name__
+        tags = member.__sklearn_tags__().input_tags
+        if kind not in _BAGGABLE or not type(member).__module__.startswith("sklearn.") or not tags.allow_nan:
+            raise UnsupportedModelError(
+                f"cannot compile a scikit-learn {name} of {kind}: only bagged decision/extra trees that accept "
+                "missing values compile"
+            )
+        if getattr(member, "n_outputs_", 1) != 1:
+            raise UnsupportedModelError(f"cannot compile a multi-output scikit-learn {name}")
+        classes = {int(c): j for j, c in enumerate(getattr(member, "classes_", []))}
+        members.append((member, np.asarray(features, dtype=np.int64), classes))
+    return name, members
+
+
 def forest_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     """Header fields and arrays (format version 2) for a RandomForest / ExtraTrees / DecisionTree.
 
@@ -509,22 +548,26 @@ def forest_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     to output ``k``), so every class sums its trees in tree order, as ``all_proba += tree.predict_proba(X)`` does;
     a forest then divides by its number of trees (``combine = "mean"``), a single tree does not.
     """
-    name = _check_supported(est, multi_output=True)
+    name, members = _tree_members(est)
     is_clf = hasattr(est, "classes_")
     single = name.startswith("DecisionTree")
-    estimators = [est] if single else list(est.estimators_)
-    K = len(est.classes_) if is_clf else int(est.n_outputs_)  # a multi-output regressor: one group per output
+    estimators = [m for m, _, _ in members]
+    K = len(est.classes_) if is_clf else int(getattr(est, "n_outputs_", 1))  # multi-output: a group per output
     trees, groups = [], []
-    for tree_est in estimators:
+    for tree_est, columns, class_of in members:
         tree = tree_est.tree_
         left = tree.children_left.astype(np.int64)
         right = tree.children_right.astype(np.int64)
         leaf = left == -1
         go_left = np.asarray(tree.missing_go_to_left).astype(bool)
         flags = np.where(~leaf & go_left, 1, 0).astype(np.uint8)
-        feature = np.where(leaf, -1, tree.feature).astype(np.int64)
+        feature = np.where(leaf, -1, columns[np.where(leaf, 0, tree.feature)]).astype(np.int64)
         for k in range(K):
-            leaf_values = tree.value[:, 0, k] if is_clf else tree.value[:, k, 0]
+            if is_clf:  # a bagged tree may have seen fewer classes: the others get 0.0 (x + 0.0 == x)
+                j = class_of.get(k)
+                leaf_values = tree.value[:, 0, j] if j is not None else np.zeros(len(left))
+            else:
+                leaf_values = tree.value[:, k, 0]
             value = np.where(leaf, leaf_values, tree.threshold).astype(np.float64)
             trees.append(tb.Tree(left=left, right=right, feature=feature, value=value, flags=flags))
             groups.append(k)

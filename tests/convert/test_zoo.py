@@ -132,7 +132,7 @@ RIDGE_DATA = regression
 
 def _meta(make, data):
     def build():
-        X, y, H = data(nan=0.0)
+        X, y, H = data()
         return make().fit(X, y), H
 
     return build
@@ -157,6 +157,13 @@ def _bagging():
     from sklearn.tree import DecisionTreeClassifier
 
     return BaggingClassifier(DecisionTreeClassifier(max_depth=3), n_estimators=3, random_state=0)
+
+
+def _bagging_regressor():
+    from sklearn.ensemble import BaggingRegressor
+    from sklearn.tree import ExtraTreeRegressor
+
+    return BaggingRegressor(ExtraTreeRegressor(max_depth=4), n_estimators=4, max_features=0.7, random_state=0)
 
 
 def _calibrated():
@@ -323,6 +330,7 @@ CASES = {
     "scikit-learn | Pipeline": _meta(_pipeline, binary),
     "scikit-learn | VotingClassifier": _meta(_voting, binary),
     "scikit-learn | BaggingClassifier": _meta(_bagging, binary),
+    "scikit-learn | BaggingRegressor": _meta(_bagging_regressor, regression),
     "scikit-learn | CalibratedClassifierCV": _meta(_calibrated, binary),
     "CatBoost | CatBoostClassifier": _catboost(),
 }
