@@ -438,3 +438,58 @@ def test_zoo_case(tmp_path, key, fmt, status):
     if not p.header.get("feature_missing"):  # scikit-learn's classic GradientBoosting refuses NaN, as .brew does
         X = np.nan_to_num(X)
     _assert_bit_exact(dst, est, X)
+
+
+SERVED_WITHOUT_NUMPY = [
+    "scikit-learn | RandomForestClassifier, NaN in training",
+    "scikit-learn | BaggingClassifier",
+    "scikit-learn | multi-output RandomForestRegressor",
+    "XGBoost | count:poisson",
+    "XGBoost | binary:hinge",
+    "XGBoost | dart booster",
+    "LightGBM | multiclassova",
+    "LightGBM | poisson",
+    "LightGBM | cross_entropy",
+    "LightGBM | rf (random forest)",
+]
+
+
+def test_new_kinds_serve_without_numpy_or_the_library(tmp_path):
+    """With the C kernel, lists in: the answers equal the library's, and no numpy, scikit-learn, scipy, pandas,
+    XGBoost or LightGBM is imported (a fresh interpreter, checked through sys.modules)."""
+    import json
+    import subprocess
+    import sys
+
+    if "c" not in KERNELS:
+        pytest.skip("the C kernel is not built here")
+    cases = []
+    for i, key in enumerate(SERVED_WITHOUT_NUMPY):
+        est, H = CASES[key]()
+        H = H[:20]
+        dst = tmp_path / f"m{i}.brew"
+        compile_file(_save(est, "pickle", tmp_path), dst, progress=False)
+        pred, proba = _answers(est, H)
+        rows = [[None if v != v else v for v in row] for row in H.tolist()]
+        cases.append((str(dst), rows, pred.tolist(), None if proba is None else proba.tolist()))
+    code = (
+        "import json, sys\n"
+        "from coldbrew.engine.brew import BrewPredictor\n"
+        "out = []\n"
+        "for path, rows, _, proba in json.load(sys.stdin):\n"
+        "    p = BrewPredictor(path, kernel='c')\n"
+        "    out.append([p.predict(rows), p.predict_proba(rows) if proba is not None else None])\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('numpy', 'sklearn', 'scipy', 'pandas', 'xgboost', 'lightgbm'))\n"
+        "print(json.dumps({'answers': out, 'imported': bad}))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], input=json.dumps(cases), capture_output=True, text=True, check=True, timeout=120
+    )
+    got = json.loads(run.stdout)
+    assert got["imported"] == []
+    for key, (_, _, pred, proba), (got_pred, got_proba) in zip(
+        SERVED_WITHOUT_NUMPY, cases, got["answers"], strict=True
+    ):
+        assert got_pred == pred, key
+        assert got_proba == proba, key
