@@ -9,15 +9,18 @@ from coldbrew.errors import ColdbrewError
 
 HELP = """\
 INPUT is detected by content, not by name:
-  - a pickle/joblib of a fitted scikit-learn GradientBoosting, RandomForest, ExtraTrees, DecisionTree or
-    HistGradientBoosting classifier/regressor, or of an XGBoost / LightGBM sklearn-API estimator or Booster.
+  - a pickle/joblib of a fitted scikit-learn GradientBoosting, RandomForest, ExtraTrees, DecisionTree,
+    HistGradientBoosting or Bagging (of trees) classifier/regressor, or of an XGBoost / LightGBM sklearn-API
+    estimator (classifier, regressor, ranker) or Booster.
     Compiling UNPICKLES the file, which can run code from it: compile only your own models. (Serving a
     .brew never unpickles anything.)
-  - an XGBoost model file from save_model (.json or .ubj), gbtree booster;
+  - an XGBoost model file from save_model (.json or .ubj), gbtree or dart booster;
   - a LightGBM model file from save_model (.txt).
 The compiled file is re-read and its predictions compared bit for bit with the library's own (when the
 library is installed), on rows at the model's thresholds and with missing values; nothing is written if
-they differ. Unsupported objectives/options are refused with one line saying what and why (docs/models.md).
+they differ. Unsupported objectives/options are refused with one line saying what and why (docs/models.md
+lists what compiles and what is refused). A file named .brew that is not a .brew is refused, never unpickled;
+nothing is written to -o unless the compiled file passed its check.
 """
 
 
