@@ -585,13 +585,22 @@ def test_v2_header_rules_refused(tmp_path):
             BrewPredictor(path)
 
 
-def test_xgboost_multi_output_refused(tmp_path):
-    X, y, _ = _data("regression")
+def test_xgboost_multi_output_bit_exact_and_link_refused(tmp_path):
+    """A multi-target regressor answers one vector per row; with a non-identity link it is refused by name."""
+    import json
+
+    X, y, H = _data("regression")
     est = xgboost.XGBRegressor(n_estimators=2).fit(X, np.column_stack([y, -y]))
     src = tmp_path / "model.json"
     est.save_model(src)
-    with pytest.raises(UnsupportedModelError, match="multi-output"):
+    compile_file(src, tmp_path / "ok.brew")
+    _assert_bit_exact(tmp_path / "ok.brew", est, H, proba=False)
+    doc = json.loads(src.read_text())
+    doc["learner"]["objective"]["name"] = "reg:logistic"
+    src.write_text(json.dumps(doc))
+    with pytest.raises(UnsupportedModelError, match="multi-output XGBoost models .* not 'reg:logistic'"):
         compile_file(src, tmp_path / "m.brew")
+    assert not (tmp_path / "m.brew").exists()
 
 
 def test_lightgbm_unknown_format_version_refused(tmp_path):
