@@ -173,6 +173,10 @@ def _leaves_v2(nodes, node_flags, tree_offsets, cat_offsets, cat_words, X, n_fea
                 left,
             )
         at = np.where(split, np.where(left, at + 1, r), at)
+    # Every reached node is a leaf now; its marker must be exactly -1, as the C kernel demands (-2 is corrupt).
+    f = feature[roots + at]
+    if np.any(f != -1):
+        raise ValueError(f"corrupt model: feature index out of bounds in tree {_first(f != -1)}")
     return roots + at
 
 

@@ -47,13 +47,19 @@ def test_custom_init_refused(tmp_path):
     assert not (tmp_path / "out.brew").exists()
 
 
-def test_multi_output_refused(tmp_path):
-    from sklearn.ensemble import RandomForestRegressor
+def test_multi_output_classifier_refused_and_regressor_answers_vectors(tmp_path):
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     X, y = _xy()
-    est = RandomForestRegressor(n_estimators=2).fit(X, np.column_stack([y, y]).astype(float))
-    with pytest.raises(UnsupportedModelError, match="multi-output"):
+    Y = np.column_stack([y, 1 - y])
+    est = RandomForestClassifier(n_estimators=2).fit(X, Y)
+    with pytest.raises(UnsupportedModelError, match="multi-output scikit-learn RandomForestClassifier"):
         compile_model(_pickle(tmp_path, est), tmp_path / "out.brew", progress=False)
+    assert not (tmp_path / "out.brew").exists()
+    reg = RandomForestRegressor(n_estimators=2, random_state=0).fit(X, Y.astype(float))
+    compile_model(_pickle(tmp_path, reg), tmp_path / "out.brew", progress=False)
+    got = load_predictor(tmp_path / "out.brew").predict(X)
+    assert got.shape == (len(X), 2) and np.array_equal(got, reg.predict(X))
 
 
 def test_joblib_input(tmp_path):
