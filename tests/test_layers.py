@@ -196,23 +196,7 @@ def packages() -> list[str]:
     return sorted(info.name for info in pkgutil.iter_modules([str(ROOT)]) if info.ispkg)
 
 
-# convert/ and deploy/ have circles on this branch, which other engineers break in parallel (#22): models
-# (convert/sklearn.py <-> trees.py) and deploy (deploy/package.py <-> render.py <-> zipbuild.py). Non-strict, so
-# the test passes once they are gone; the lead drops these marks when the branches are merged.
-_BEING_FIXED = {
-    "convert": "models engineer: convert/sklearn.py <-> trees.py (#22)",
-}
-
-
-@pytest.mark.parametrize(
-    "package",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(reason=_BEING_FIXED[name], strict=False))
-        if name in _BEING_FIXED
-        else name
-        for name in packages()
-    ],
-)
+@pytest.mark.parametrize("package", packages())
 def test_no_import_circle_inside_a_package(package):
     assert import_circles(package) == []
 

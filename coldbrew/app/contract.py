@@ -10,7 +10,8 @@ read here, each optional (docs/serving.md, docs/format.md):
   document; the value is still the numeric category code the model was trained on);
 - ``task``: ``binary`` | ``multiclass`` | ``regression``; absent means derived from ``classes``: none →
   regression, two → binary, otherwise multiclass;
-- ``class_labels``: one display string per class, aligned with ``classes``; absent means ``str()`` of each class.
+- ``class_labels``: one display string per class, aligned with ``classes``; absent means ``str()`` of each class;
+- ``n_outputs``: for a regressor, the number of values per row (> 1: a multi-output model answers a vector).
 
 A header that contradicts itself (labels of the wrong length, duplicate labels or feature names, a task that
 disagrees with the classes) is refused with a one-line :class:`ModelFormatError` before anything is served.
@@ -39,6 +40,7 @@ class Contract(NamedTuple):
     task: str
     classes: tuple | None  # the model's own class values (Python scalars), in its order; None for regression
     labels: tuple[str, ...] | None  # display label per class, same order
+    outputs: int = 1  # a regressor's values per row (header n_outputs; > 1: multi-output, a vector per row)
 
     @property
     def is_classifier(self) -> bool:
@@ -118,6 +120,7 @@ def contract_of(predictor) -> Contract:
         task=_task(header, classes),
         classes=classes,
         labels=_labels(header, classes),
+        outputs=_outputs(header, classes),
     )
 
 
@@ -130,3 +133,13 @@ def example_request(contract: Contract) -> dict:
     request of the README `coldbrew package` writes.
     """
     return dict.fromkeys(contract.features, 0)
+
+
+def _outputs(header: dict, classes: tuple | None) -> int:
+    """Values per row of a regressor's prediction: the header's ``n_outputs`` (1 when absent or a classifier)."""
+    n = header.get("n_outputs", 1)
+    if classes is not None or n == 1:
+        return 1
+    if type(n) is not int or n < 1:
+        raise ModelFormatError(f"model header n_outputs must be a positive integer, got {str(n)[:40]}")
+    return n

@@ -56,7 +56,10 @@ def _labels(contract: Contract) -> tuple[str, ...]:
 def _prediction(contract: Contract) -> dict:
     probability: dict = {"type": "number", "minimum": 0, "maximum": 1}
     properties: dict[str, dict]
-    if contract.task == "regression":
+    if contract.task == "regression" and contract.outputs > 1:  # a multi-output regressor: one vector per row
+        vector = {"type": "array", "items": {"type": "number"}, "minItems": contract.outputs}
+        properties = {"prediction": {**vector, "maxItems": contract.outputs, "description": "the predicted values"}}
+    elif contract.task == "regression":
         properties = {"prediction": {"type": "number", "description": "the model's predicted value"}}
     else:
         labels = _labels(contract)

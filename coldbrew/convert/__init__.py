@@ -17,7 +17,7 @@ from pathlib import Path
 
 from coldbrew.errors import ColdbrewError
 
-KINDS = ("brew", "xgboost-json", "xgboost-ubj", "lightgbm-text", "pickle")
+KINDS = ("brew", "xgboost-json", "xgboost-ubj", "lightgbm-text", "catboost-cbm", "catboost-json", "pickle", "unknown")
 
 
 def detect(path: str | os.PathLike) -> str:
@@ -36,16 +36,28 @@ def detect(path: str | os.PathLike) -> str:
         return "xgboost-json"
     if head.startswith((b"tree\n", b"tree\r\n")):
         return "lightgbm-text"
-    return "pickle"
+    if head.startswith(b"CBM1"):
+        return "catboost-cbm"
+    if head.lstrip().startswith(b"{") and (b'"oblivious_trees"' in head or b'"features_info"' in head[:200]):
+        return "catboost-json"
+    from coldbrew.engine import describe
+
+    return "pickle" if describe(head) else "unknown"
 
 
 def compile_file(
-    src: str | os.PathLike, dst: str | os.PathLike, *, progress: bool = True, class_labels: list[str] | None = None
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    progress: bool = True,
+    class_labels: list[str] | None = None,
+    feature_names: list[str] | None = None,
 ) -> dict:
     """Compile the model in ``src`` (detected by content) into ``dst``; returns statistics for the CLI.
 
     Raises ``UnsupportedModelError`` (nothing written) for what .brew cannot represent exactly, and
-    ``ModelFormatError`` (file removed) if the compiled file does not reproduce the library's predictions.
+    ``ModelFormatError`` (nothing written) if the compiled file does not reproduce the library's predictions.
+    ``feature_names`` names the features of a model trained without names (bare arrays).
     """
     import time
 
@@ -54,35 +66,87 @@ def compile_file(
     kind = detect(src)
     if kind == "brew":
         raise ColdbrewError(f"{src} is already a .brew file")
-    if kind in ("xgboost-json", "xgboost-ubj"):
-        from coldbrew.convert import xgboost
+    if src.name.lower().endswith(".brew"):  # as every other command: a .brew name must hold a .brew file
+        raise ColdbrewError(f"{src}: named .brew but not a .brew file ({kind}); refused, nothing was loaded")
+    from coldbrew.convert.trees import UnsupportedModelError
 
-        stats = xgboost.compile_path(src, dst, class_labels=class_labels)
-    elif kind == "lightgbm-text":
-        from coldbrew.convert import lightgbm
+    if kind in ("catboost-cbm", "catboost-json"):
+        raise UnsupportedModelError(
+            f"{src}: CatBoost model files ({'.cbm' if kind == 'catboost-cbm' else 'JSON'}) are not supported yet: "
+            "coldbrew compiles scikit-learn, XGBoost and LightGBM models (docs/models.md)"
+        )
+    if kind == "unknown":
+        raise UnsupportedModelError(
+            f"{src}: not a model file coldbrew recognises (not a .brew, pickle/joblib, XGBoost JSON/UBJSON, "
+            "LightGBM text or CatBoost file)"
+        )
+    token = _feature_names(feature_names)
+    try:
+        if kind in ("xgboost-json", "xgboost-ubj"):
+            from coldbrew.convert import xgboost
 
-        stats = lightgbm.compile_path(src, dst, class_labels=class_labels)
-    else:
-        from coldbrew.engine.pickled import load_estimator
+            stats = xgboost.compile_path(src, dst, class_labels=class_labels)
+        elif kind == "lightgbm-text":
+            from coldbrew.convert import lightgbm
 
-        stats = compile_estimator(load_estimator(src), dst, progress=progress, class_labels=class_labels)
+            stats = lightgbm.compile_path(src, dst, class_labels=class_labels)
+        else:
+            from coldbrew.engine.pickled import load_estimator
+
+            stats = compile_estimator(load_estimator(src), dst, progress=progress, class_labels=class_labels)
+    finally:
+        _reset_feature_names(token)
     stats.update(src=str(src), input_bytes=src.stat().st_size, seconds=time.perf_counter() - started, input=kind)
     return stats
 
 
+def _feature_names(names: list[str] | None):
+    from coldbrew.convert import trees
+
+    return None if names is None else trees.FEATURE_NAMES.set(list(names))
+
+
+def _reset_feature_names(token) -> None:
+    from coldbrew.convert import trees
+
+    if token is not None:
+        trees.FEATURE_NAMES.reset(token)
+
+
+#: What a pickle must hold: a fitted estimator (or Booster) of one of these libraries.
+LIBRARIES = ("sklearn", "xgboost", "lightgbm")
+
+
 def compile_estimator(
-    est, dst: str | os.PathLike, *, progress: bool = True, class_labels: list[str] | None = None
+    est,
+    dst: str | os.PathLike,
+    *,
+    progress: bool = True,
+    class_labels: list[str] | None = None,
+    feature_names: list[str] | None = None,
 ) -> dict:
     """Compile a fitted estimator object of any supported library into ``dst``."""
+    from coldbrew.convert.trees import UnsupportedModelError
+
     module = type(est).__module__.split(".")[0]
-    if module == "xgboost":
-        from coldbrew.convert import xgboost
+    if module not in LIBRARIES:
+        what = type(est).__name__ if module == "builtins" else f"{type(est).__module__}.{type(est).__name__}"
+        raise UnsupportedModelError(
+            f"cannot compile a {what[:100]}: the pickle must hold a fitted scikit-learn, XGBoost or LightGBM "
+            "estimator (docs/models.md lists what compiles)"
+        )
+    token = _feature_names(feature_names)
+    try:
+        if module == "xgboost":
+            from coldbrew.convert import xgboost
 
-        return xgboost.compile_estimator(est, dst, class_labels=class_labels)
-    if module == "lightgbm":
-        from coldbrew.convert import lightgbm
+            return xgboost.compile_estimator(est, dst, class_labels=class_labels)
+        if module == "lightgbm":
+            from coldbrew.convert import lightgbm
 
-        return lightgbm.compile_estimator(est, dst, class_labels=class_labels)
-    from coldbrew.convert import sklearn
+            return lightgbm.compile_estimator(est, dst, class_labels=class_labels)
+        from coldbrew.convert import sklearn
 
-    return sklearn.compile_estimator(est, dst, progress=progress, class_labels=class_labels)
+        return sklearn.compile_estimator(est, dst, progress=progress, class_labels=class_labels)
+    finally:
+        _reset_feature_names(token)

@@ -32,6 +32,10 @@ from coldbrew.errors import ModelFormatError
 from coldbrew.format import spec
 
 IDENTITY_OBJECTIVES = ("regression", "regression_l1", "huber", "fair", "quantile", "mape")
+#: Log-link objectives: the output is ``std::exp(raw)``.
+LOG_OBJECTIVES = ("poisson", "gamma", "tweedie")
+#: Rankers: LGBMRanker.predict answers the raw scores.
+RANKING_OBJECTIVES = ("lambdarank", "rank_xendcg")
 VERSIONS = ("v2", "v3", "v4")
 ZERO_THRESHOLD = float(np.float32(1e-35))  # kZeroThreshold = 1e-35f
 #: How LightGBM's predict evaluates a model: float64 inputs and sums, tiny inputs read as 0, x <= threshold left.
@@ -105,10 +109,7 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
         raise UnsupportedModelError(
             f"{where}: LightGBM model format {version!r} is not supported (coldbrew reads {', '.join(VERSIONS)})"
         )
-    if "average_output" in meta:
-        raise UnsupportedModelError(
-            f"{where}: LightGBM random-forest models (boosting=rf, averaged output) are not supported"
-        )
+    average = "average_output" in meta  # boosting=rf: the trees' sum divided by the number of iterations
     if meta.get("pandas_categorical", "null") not in ("", "null", "[]"):
         raise UnsupportedModelError(
             f"{where}: the LightGBM model maps pandas categories to codes; coldbrew serves integer category codes: "
@@ -133,14 +134,28 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
         output, decision, task, n_classes = "logistic", "argmax_proba", "binary", 2
     elif name == "multiclass":
         output, decision, task, n_classes = "softmax_seq", "argmax_proba", "multiclass", num_class
-    elif name in IDENTITY_OBJECTIVES and "sqrt" not in options and "sqrt" not in objective:
+    elif name == "multiclassova":
+        if float(options.get("sigmoid", "1")) != 1.0:
+            raise UnsupportedModelError(
+                f"{where}: LightGBM multiclassova objective with sigmoid={options['sigmoid']} is not supported (only 1)"
+            )
+        output, decision, task, n_classes = "sigmoid_each", "argmax_proba", "multiclass", num_class
+    elif "sqrt" in options or "sqrt" in objective:
+        raise UnsupportedModelError(
+            f"{where}: LightGBM objective {' '.join(objective)[:80]!r} with sqrt (reg_sqrt=True) is not supported"
+        )
+    elif name in IDENTITY_OBJECTIVES or name in RANKING_OBJECTIVES:
         output, decision, task, n_classes = "identity", "value", "regression", 0
+    elif name in LOG_OBJECTIVES:
+        output, decision, task, n_classes = "exp", "value", "regression", 0
+    elif name == "cross_entropy":
+        output, decision, task, n_classes = "logistic", "value", "regression", 0
     else:
         raise UnsupportedModelError(
-            f"{where}: LightGBM objective {' '.join(objective)!r} is not supported (supported: binary, multiclass, "
-            f"{', '.join(IDENTITY_OBJECTIVES)})"
+            f"{where}: LightGBM objective {' '.join(objective)[:80]!r} is not supported (supported: binary, multiclass, "
+            f"multiclassova, cross_entropy, {', '.join(IDENTITY_OBJECTIVES + LOG_OBJECTIVES + RANKING_OBJECTIVES)})"
         )
-    if K != (num_class if name == "multiclass" else 1):
+    if K != (num_class if name in ("multiclass", "multiclassova") else 1):
         raise ModelFormatError(f"{where}: num_tree_per_iteration {K} does not fit objective {name}")
     tree_docs = model["trees"]
     if not tree_docs or len(tree_docs) % K:
@@ -163,6 +178,7 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
         "classes_dtype": (np.asarray(classes).dtype.str if n_classes else None),
         "n_outputs": K,
         **EVALUATION,
+        "combine": "mean" if average else "sum",
         "output": output,
         "decision": decision,
         "learning_rate": None,
@@ -306,8 +322,10 @@ def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict
     started = time.perf_counter()
     name = type(est).__name__
     if isinstance(est, lightgbm.LGBMModel):
-        if type(est).__name__ not in ("LGBMClassifier", "LGBMRegressor"):
-            raise UnsupportedModelError(f"cannot compile a {name}: only LGBMClassifier and LGBMRegressor are supported")
+        if type(est).__name__ not in ("LGBMClassifier", "LGBMRegressor", "LGBMRanker"):
+            raise UnsupportedModelError(
+                f"cannot compile a LightGBM {name}: only LGBMClassifier, LGBMRegressor and LGBMRanker are supported"
+            )
         booster = est.booster_
         classes = getattr(est, "classes_", None)
     elif isinstance(est, lightgbm.Booster):

@@ -19,7 +19,10 @@ from typing import Any
 import numpy as np
 
 from coldbrew.convert import trees as tb
-from coldbrew.convert.trees import UnsupportedModelError  # one error type for every converter
+from coldbrew.convert.trees import (
+    UnsupportedModelError,  # one error type for every converter
+    set_class_labels,
+)
 from coldbrew.errors import ModelFormatError
 
 SUPPORTED = (
@@ -35,7 +38,7 @@ SUPPORTED = (
 _PROGRESS_MIN_TREES = 200
 
 
-def _check_supported(est) -> str:
+def _check_supported(est, *, multi_output: bool = False) -> str:
     name = type(est).__name__
     module = type(est).__module__
     if name not in SUPPORTED or not module.startswith("sklearn."):
@@ -45,8 +48,11 @@ def _check_supported(est) -> str:
         )
     if not hasattr(est, "n_features_in_"):
         raise UnsupportedModelError(f"the {name} is not fitted")
-    if getattr(est, "n_outputs_", 1) != 1:
-        raise UnsupportedModelError(f"cannot compile a multi-output {name} (n_outputs_={est.n_outputs_})")
+    if getattr(est, "n_outputs_", 1) != 1 and not (multi_output and not hasattr(est, "classes_")):
+        raise UnsupportedModelError(
+            f"cannot compile a multi-output scikit-learn {name} (n_outputs_={est.n_outputs_}): multi-output "
+            "regressors (forests and trees) compile, multi-output classifiers do not"
+        )
     return name
 
 
@@ -259,25 +265,6 @@ def compile_model(
     return stats
 
 
-def set_class_labels(header: dict, class_labels: list[str] | None) -> None:
-    """Store ``class_labels`` (display strings aligned with ``classes``) in ``header``; null when not given."""
-    if class_labels is None:
-        header.setdefault("class_labels", None)
-        return
-    classes = header.get("classes")
-    if classes is None:
-        raise UnsupportedModelError("--class-labels given, but the model is a regressor (it has no classes)")
-    if len(class_labels) != len(classes):
-        raise UnsupportedModelError(
-            f"--class-labels has {len(class_labels)} labels, the model has {len(classes)} classes "
-            f"({', '.join(map(str, classes))})"
-        )
-    labels = [str(v) for v in class_labels]
-    if len(set(labels)) != len(labels) or not all(labels):
-        raise UnsupportedModelError(f"--class-labels must be distinct, non-empty strings, got {labels}")
-    header["class_labels"] = labels
-
-
 def compile_estimator(
     est, dst: str | os.PathLike, *, progress: bool = True, class_labels: list[str] | None = None
 ) -> dict:
@@ -285,8 +272,9 @@ def compile_estimator(
     import warnings
 
     from coldbrew.engine.brew import BrewPredictor
-    from coldbrew.format import write_brew
 
+    if type(est).__name__ not in HGB_SUPPORTED and not _is_bagging(est):
+        _check_supported(est, multi_output=True)
     if "n_jobs" in est.get_params(deep=False) and est.n_jobs not in (None, 1):
         # A forest's predict_proba with n_jobs > 1 sums the trees in whatever order its threads finish, so its
         # own answer is not repeatable; .brew sums in tree order, which is what n_jobs=1 computes.
@@ -295,13 +283,15 @@ def compile_estimator(
     dst = Path(dst)
     if type(est).__name__ in HGB_SUPPORTED and type(est).__module__.startswith("sklearn."):
         return _compile_hgb(est, dst, class_labels, started)
+    if routes_missing(est) or _is_bagging(est):
+        return _compile_forest_v2(est, dst, class_labels, started)
     header, arrays = to_arrays(est, progress=progress)
     set_class_labels(header, class_labels)
     header["created_by"] = f"coldbrew {_coldbrew_version()}"
-    size = write_brew(dst, header, arrays)
-    try:
-        predictor = BrewPredictor(dst, verify=True)
-        X = probe_rows(est)
+    X = probe_rows(est)
+
+    def check(path: Path) -> None:
+        predictor = BrewPredictor(path, verify=True)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
             if predictor.is_classifier:
@@ -309,10 +299,9 @@ def compile_estimator(
             else:
                 ok = np.array_equal(predictor.predict(X), est.predict(X))
         if not ok:
-            raise ModelFormatError(f"{dst}: compiled predictions differ from scikit-learn's; file removed")
-    except BaseException:
-        dst.unlink(missing_ok=True)
-        raise
+            raise ModelFormatError(f"{dst}: compiled predictions differ from scikit-learn's; nothing written")
+
+    size = tb.write_staged(dst, header, arrays, check)
     return tb.compile_stats(
         dst, header, what=type(est).__name__, size=size, started=started, checked=len(X), reference="scikit-learn"
     )
@@ -365,10 +354,10 @@ def hgb_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     is_clf = hasattr(est, "classes_")
     loss = type(est._loss).__name__
     link = type(est._loss.link).__name__
-    if not is_clf and link != "IdentityLink":
+    if not is_clf and link not in ("IdentityLink", "LogLink"):
         raise tb.UnsupportedModelError(
-            f"cannot compile a {name} with loss={est.loss!r}: its {link} output transform is not supported "
-            "(losses with an identity link are: squared_error, absolute_error, quantile)"
+            f"cannot compile a scikit-learn {name} with loss={est.loss!r}: its {link} output transform is not "
+            "supported (supported links: identity for squared_error, absolute_error, quantile; log for poisson, gamma)"
         )
     K = int(est.n_trees_per_iteration_)
     n_features = int(est.n_features_in_)
@@ -382,10 +371,12 @@ def hgb_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     arrays["base_score"] = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1)
     if is_clf:
         binary = K == 1
-        output, decision = ("logistic", "raw_gt0") if binary else ("softmax", "argmax_raw")
+        # predict_proba's softmax sums each row of a Fortran-ordered matrix: left to right (softmax_np_seq)
+        output, decision = ("logistic", "raw_gt0") if binary else ("softmax_np_seq", "argmax_raw")
         task = "binary" if binary else "multiclass"
     else:
-        output, decision, task = "identity", "value", "regression"
+        output = "exp_np" if link == "LogLink" else "identity"  # LogLink.inverse is numpy's exp
+        decision, task = "value", "regression"
     cat_cols = sorted({int(column_of[f]) for f in categories})
     header = {
         "kind": "hgb_classifier" if is_clf else "hgb_regressor",
@@ -428,7 +419,8 @@ def _hgb_columns(est, n_features: int) -> tuple[np.ndarray, dict[int, np.ndarray
         values = np.asarray(values)
         if values.dtype.kind not in "iuf":
             raise tb.UnsupportedModelError(
-                f"cannot compile a categorical feature with {values.dtype} categories (column {column_of[j]}): "
+                f"cannot compile a scikit-learn HistGradientBoosting categorical feature with {values.dtype} "
+                f"categories (column {column_of[j]}; string categories are not supported yet): "
                 "the .brew API takes numbers; encode categories as integers 0, 1, 2, ... before fitting"
             )
         values = values.astype(np.float64)
@@ -485,3 +477,143 @@ def hgb_probe_rows(est, n: int = 96) -> np.ndarray:
                 thresholds.setdefault(int(column_of[f]), []).append(float(t))
     cat = {int(column_of[j]): int(v.max()) + 1 if len(v) else 1 for j, v in categories.items()}
     return tb.probe_rows(thresholds, int(est.n_features_in_), n=n, categorical=cat)
+
+
+# ---- RandomForest / ExtraTrees / DecisionTree with missing-value routing: format version 2 (section 11) ---------
+
+#: How a scikit-learn tree evaluates: X cast to float32, ``x <= threshold`` in float64, NaN to the node's
+#: ``missing_go_to_left`` side, float64 sums.
+FOREST_EVALUATION = tb.summed_scalar_leaves("float32", "le") | {"accumulate": "float64"}
+
+
+def routes_missing(est) -> bool:
+    """True for a forest or tree whose ``predict`` accepts NaN (scikit-learn >= 1.4 with a splitter and criterion
+    that support missing values): it is compiled as format version 2 with each node's ``missing_go_to_left``."""
+    name = type(est).__name__
+    if not type(est).__module__.startswith("sklearn.") or name.startswith("GradientBoosting") or name not in SUPPORTED:
+        return False
+    _check_supported(est, multi_output=True)
+    first = est if name.startswith("DecisionTree") else est.estimators_[0]
+    if not hasattr(first.tree_, "missing_go_to_left"):
+        return False
+    try:
+        return bool(first.__sklearn_tags__().input_tags.allow_nan)
+    except AttributeError:
+        return False
+
+
+#: Bagging meta-estimators compiled as forests when their members are scikit-learn trees that route NaN.
+BAGGING = ("BaggingClassifier", "BaggingRegressor")
+_BAGGABLE = ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier", "ExtraTreeRegressor")
+
+
+def _is_bagging(est) -> bool:
+    return type(est).__name__ in BAGGING and type(est).__module__.startswith("sklearn.")
+
+
+def _tree_members(est) -> tuple[str, list[tuple[Any, np.ndarray, dict[int, int]]]]:
+    """The estimator's name and its trees: (tree estimator, input column of each of its features, its class
+    index -> column of the model's classes). A forest's trees read every column; a bagged tree reads
+    ``estimators_features_`` (it is fitted on ``X[:, features]``) and may have seen only some classes."""
+    if not _is_bagging(est):
+        name = _check_supported(est, multi_output=True)
+        trees = [est] if name.startswith("DecisionTree") else list(est.estimators_)
+        all_columns = np.arange(int(est.n_features_in_))
+        identity = {k: k for k in range(len(getattr(est, "classes_", [])))}
+        return name, [(t, all_columns, identity) for t in trees]
+    name = type(est).__name__
+    if not hasattr(est, "estimators_"):
+        raise UnsupportedModelError(f"the scikit-learn {name} is not fitted")
+    members = []
+    for member, features in zip(est.estimators_, est.estimators_features_, strict=True):
+        kind = type(member).__name__
+        tags = member.__sklearn_tags__().input_tags
+        if kind not in _BAGGABLE or not type(member).__module__.startswith("sklearn.") or not tags.allow_nan:
+            raise UnsupportedModelError(
+                f"cannot compile a scikit-learn {name} of {kind}: only bagged decision/extra trees that accept "
+                "missing values compile"
+            )
+        if getattr(member, "n_outputs_", 1) != 1:
+            raise UnsupportedModelError(f"cannot compile a multi-output scikit-learn {name}")
+        classes = {int(c): j for j, c in enumerate(getattr(member, "classes_", []))}
+        members.append((member, np.asarray(features, dtype=np.int64), classes))
+    return name, members
+
+
+def forest_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
+    """Header fields and arrays (format version 2) for a RandomForest / ExtraTrees / DecisionTree.
+
+    Reproduces ``tree._apply_dense``: float32 input, NaN to ``missing_go_to_left``, ``x <= threshold`` else right.
+    A classifier's leaf vectors become one scalar-leaf copy of each tree per class (tree ``t``, class ``k`` adds
+    to output ``k``), so every class sums its trees in tree order, as ``all_proba += tree.predict_proba(X)`` does;
+    a forest then divides by its number of trees (``combine = "mean"``), a single tree does not.
+    """
+    name, members = _tree_members(est)
+    is_clf = hasattr(est, "classes_")
+    single = name.startswith("DecisionTree")
+    estimators = [m for m, _, _ in members]
+    K = len(est.classes_) if is_clf else int(getattr(est, "n_outputs_", 1))  # multi-output: a group per output
+    trees, groups = [], []
+    for tree_est, columns, class_of in members:
+        tree = tree_est.tree_
+        left = tree.children_left.astype(np.int64)
+        right = tree.children_right.astype(np.int64)
+        leaf = left == -1
+        go_left = np.asarray(tree.missing_go_to_left).astype(bool)
+        flags = np.where(~leaf & go_left, 1, 0).astype(np.uint8)
+        feature = np.where(leaf, -1, columns[np.where(leaf, 0, tree.feature)]).astype(np.int64)
+        for k in range(K):
+            if is_clf:  # a bagged tree may have seen fewer classes: the others get 0.0 (x + 0.0 == x)
+                j = class_of.get(k)
+                leaf_values = tree.value[:, 0, j] if j is not None else np.zeros(len(left))
+            else:
+                leaf_values = tree.value[:, k, 0]
+            value = np.where(leaf, leaf_values, tree.threshold).astype(np.float64)
+            trees.append(tb.Tree(left=left, right=right, feature=feature, value=value, flags=flags))
+            groups.append(k)
+    counts, arrays = tb.build(trees, groups)
+    arrays["base_score"] = np.zeros(K, dtype=np.float64)
+    n_features = int(est.n_features_in_)
+    header = {
+        "kind": f"{'tree' if single else 'forest'}_{'classifier' if is_clf else 'regressor'}",
+        "n_features": n_features,
+        "feature_names": [str(n) for n in est.feature_names_in_] if hasattr(est, "feature_names_in_") else None,
+        "classes": est.classes_.tolist() if is_clf else None,
+        "classes_dtype": est.classes_.dtype.str if is_clf else None,
+        "n_outputs": K,
+        **FOREST_EVALUATION,
+        "combine": "sum" if single else "mean",
+        "output": "proba" if is_clf else "identity",
+        "decision": "argmax_proba" if is_clf else "value",
+        "learning_rate": None,
+        "task": ("binary" if K == 2 else "multiclass") if is_clf else "regression",
+        "feature_missing": [True] * n_features,
+        "feature_categorical": None,
+        "source": {"estimator": name, "sklearn_version": _sklearn_version(), "n_estimators": len(estimators)},
+        **counts,
+    }
+    if is_clf and est.classes_.dtype.kind not in "biufU":
+        raise tb.UnsupportedModelError(
+            f"cannot compile a scikit-learn {name} whose classes have dtype {est.classes_.dtype}"
+        )
+    return header, arrays
+
+
+def _compile_forest_v2(est, dst: Path, class_labels, started: float) -> dict:
+    import warnings
+
+    header, arrays = forest_to_arrays(est)
+    set_class_labels(header, class_labels)
+    header["created_by"] = f"coldbrew {_coldbrew_version()}"
+    X = tb.probe_rows_from_arrays(header, arrays, n=128, dtype=np.float32)
+    is_clf = header["classes"] is not None
+
+    def reference(rows):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            return (est.predict_proba(rows) if is_clf else None), est.predict(rows)
+
+    size = tb.finish(dst, header, arrays, reference, X, classifier=is_clf)
+    return tb.compile_stats(
+        dst, header, what=type(est).__name__, size=size, started=started, checked=len(X), reference="scikit-learn"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,8 @@ class Tree:
     value: np.ndarray
     flags: np.ndarray
     cats: dict[int, np.ndarray] = field(default_factory=dict)
+    #: XGBoost vector leaves (rows of leaf values; a leaf's ``right`` is its row), split by the converter
+    vector: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def summed_scalar_leaves(dtype: str, compare: str, zero_threshold: float = 0) -> dict:
@@ -170,25 +173,32 @@ def probe_rows(
     return X
 
 
-def check_compiled(dst: Path, reference, X: np.ndarray, *, classifier: bool) -> None:
-    """Re-read ``dst`` (checksum) and compare with ``reference(X)`` -> (proba or None, predict) on every kernel."""
+def check_compiled(dst: Path, reference, X: np.ndarray, *, classifier: bool, label: Path | None = None) -> None:
+    """Re-read ``dst`` (checksum) and compare with ``reference(X)`` -> (proba or None, predict) on every kernel.
+
+    ``label``: the path errors name (the file being checked may be a temporary one; default ``dst``)."""
     from coldbrew.engine.brew import KERNELS, BrewPredictor
+
+    shown = dst if label is None else label
 
     try:
         proba_ref, pred_ref = reference(X)
     except Exception as exc:  # noqa: BLE001 - the library's own error types vary; any means "cannot verify"
         raise ModelFormatError(
-            f"{dst}: the library itself failed to predict with this model: {_one_line(exc)}"
+            f"{shown}: the library itself failed to predict with this model: {_one_line(exc)}"
         ) from None
     for kernel in KERNELS:
         predictor = BrewPredictor(dst, verify=True, kernel=kernel)
         got = predictor.predict(X)
-        ok = got.dtype == pred_ref.dtype and np.array_equal(got, pred_ref, equal_nan=True)
+        floats = pred_ref.dtype.kind == "f"  # NaN == NaN only where there can be one (labels may be strings)
+        ok = got.dtype == pred_ref.dtype and np.array_equal(got, pred_ref, equal_nan=floats)
         if ok and classifier and proba_ref is not None:
             got_p = predictor.predict_proba(X)
             ok = got_p.dtype == proba_ref.dtype and np.array_equal(got_p, proba_ref)
         if not ok:
-            raise ModelFormatError(f"{dst}: compiled predictions differ from the library's ({kernel} kernel)")
+            raise ModelFormatError(
+                f"{shown}: compiled predictions differ from the library's ({kernel} kernel); nothing written"
+            )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -220,16 +230,41 @@ def library_in_subprocess(library: str, code: str, path: Path, X: np.ndarray) ->
 
 
 def finish(dst: str | os.PathLike, header: dict, arrays: dict, reference, X, *, classifier: bool) -> int:
-    """Write, then verify against the library; the file is removed if anything fails. Returns bytes written."""
+    """Write, then verify against the library; nothing is left at ``dst`` if anything fails. Returns bytes written."""
+
+    def check(path: Path) -> None:
+        if reference is not None:
+            check_compiled(path, reference, X, classifier=classifier, label=Path(dst))
+
+    return write_staged(dst, header, arrays, check)
+
+
+def write_staged(dst: str | os.PathLike, header: dict, arrays: dict, check: Callable[[Path], None]) -> int:
+    """Write the file beside ``dst`` under a temporary name, run ``check`` on it, then rename it to ``dst``.
+
+    On any failure (a refusal, a mismatch, an interrupt) the temporary file and any folder made for it are removed
+    and ``dst`` is untouched: an earlier file there survives, and nothing new is left. Returns bytes written.
+    """
+    import secrets
+
     from coldbrew.format import write_brew
 
     dst = Path(dst)
-    size = write_brew(dst, header, arrays)
+    made = [d for d in reversed(dst.parent.absolute().parents) if not d.exists()]
+    if not dst.parent.exists():
+        made.append(dst.parent.absolute())
+    tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(4)}.compiling")
     try:
-        if reference is not None:
-            check_compiled(dst, reference, X, classifier=classifier)
+        size = write_brew(tmp, header, arrays)
+        check(tmp)
+        os.replace(tmp, dst)
     except BaseException:
-        dst.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+        for d in reversed(made):
+            try:
+                d.rmdir()
+            except OSError:
+                break
         raise
     return size
 
@@ -245,7 +280,8 @@ def compile_stats(
         "dst": str(dst),
         "estimator": what,
         "kind": header["kind"],
-        "n_trees": header["n_trees"],
+        # the library's own tree count (a forest classifier's trees are stored once per class, section 11)
+        "n_trees": (header.get("source") or {}).get("n_estimators", header["n_trees"]),
         "n_nodes": header["n_nodes"],
         "max_depth": header["max_depth"],
         "input_bytes": None,
@@ -275,7 +311,6 @@ def write_checked(
     (:func:`compile_stats`). Each library's converter binds ``library`` and ``probe`` once (``functools.partial``).
     """
     from coldbrew import __version__
-    from coldbrew.convert.sklearn import set_class_labels
 
     X = probe(header, arrays)
     set_class_labels(header, class_labels)
@@ -304,3 +339,50 @@ def probe_rows_from_arrays(header: dict, arrays: dict, n: int = 128, dtype=np.fl
     if header.get("feature_categorical"):
         cat_features = {i: 40 for i, c in enumerate(header["feature_categorical"]) if c}
     return probe_rows(thresholds, header["n_features"], n=n, dtype=dtype, categorical=cat_features)
+
+
+#: Feature names given by the user (``coldbrew compile --feature-names``) for the compile under way; set by
+#: :func:`coldbrew.convert.feature_names_given`, applied by :func:`set_class_labels` at every converter's write.
+FEATURE_NAMES: ContextVar[list[str] | None] = ContextVar("coldbrew_feature_names", default=None)
+
+
+def set_feature_names(header: dict, names: list[str] | None) -> None:
+    """Name the model's features ``names`` (one distinct non-empty string each). A model that already names its
+    features keeps them: different names given are refused, equal ones accepted."""
+    if names is None:
+        return
+    names = [str(n) for n in names]
+    n = header["n_features"]
+    if len(names) != n:
+        raise UnsupportedModelError(f"--feature-names has {len(names)} names, the model has {n} features")
+    if len(set(names)) != len(names) or not all(names):
+        raise UnsupportedModelError("--feature-names must be distinct, non-empty names")
+    have = header.get("feature_names")
+    if have is not None and list(have) != names:
+        raise UnsupportedModelError(
+            f"--feature-names {','.join(names)[:200]} differ from the names the model was trained with "
+            f"({','.join(map(str, have))[:200]})"
+        )
+    header["feature_names"] = names
+
+
+def set_class_labels(header: dict, class_labels: list[str] | None) -> None:
+    """Store ``class_labels`` (display strings aligned with ``classes``) in ``header``; null when not given.
+
+    Also applies the feature names of :data:`FEATURE_NAMES` (every converter calls this just before writing)."""
+    set_feature_names(header, FEATURE_NAMES.get())
+    if class_labels is None:
+        header.setdefault("class_labels", None)
+        return
+    classes = header.get("classes")
+    if classes is None:
+        raise UnsupportedModelError("--class-labels given, but the model is a regressor (it has no classes)")
+    if len(class_labels) != len(classes):
+        raise UnsupportedModelError(
+            f"--class-labels has {len(class_labels)} labels, the model has {len(classes)} classes "
+            f"({', '.join(map(str, classes))})"
+        )
+    labels = [str(v) for v in class_labels]
+    if len(set(labels)) != len(labels) or not all(labels):
+        raise UnsupportedModelError(f"--class-labels must be distinct, non-empty strings, got {labels}")
+    header["class_labels"] = labels

@@ -35,7 +35,29 @@ from coldbrew.convert.trees import UnsupportedModelError
 from coldbrew.errors import ModelFormatError
 from coldbrew.format import spec
 
-OBJECTIVES = ("binary:logistic", "reg:logistic", "reg:squarederror", "multi:softprob", "multi:softmax")
+#: Each supported objective -> (task, output, how base_score becomes a margin). The outputs are XGBoost's
+#: ``PredTransform``s: identity, ``common::Sigmoid``, ``expf`` (log-link objectives), hinge's ``x > 0``, softmax.
+OBJECTIVES = {
+    "binary:logistic": ("binary", "sigmoid_f32", "logit"),
+    "binary:hinge": ("binary", "hinge_f32", "identity"),
+    "reg:logistic": ("regression", "sigmoid_f32", "logit"),
+    "binary:logitraw": ("regression", "identity", "identity"),  # raw margins (see docs/models.md)
+    "reg:squarederror": ("regression", "identity", "identity"),
+    "reg:squaredlogerror": ("regression", "identity", "identity"),
+    "reg:pseudohubererror": ("regression", "identity", "identity"),
+    "reg:absoluteerror": ("regression", "identity", "identity"),
+    "reg:quantileerror": ("regression", "identity", "identity"),
+    "count:poisson": ("regression", "exp_f32", "log"),
+    "reg:gamma": ("regression", "exp_f32", "log"),
+    "reg:tweedie": ("regression", "exp_f32", "log"),
+    "survival:cox": ("regression", "exp_f32", "log"),
+    "survival:aft": ("regression", "exp_f32", "log"),
+    "rank:pairwise": ("regression", "identity", "identity"),  # rankers answer raw scores
+    "rank:ndcg": ("regression", "identity", "identity"),
+    "rank:map": ("regression", "identity", "identity"),
+    "multi:softprob": ("multiclass", "softmax_f32", "identity"),
+    "multi:softmax": ("multiclass", "softmax", "identity"),
+}
 SUPPORTED_MAJOR = (2, 3)
 #: How XGBoost's predict evaluates a model: inputs and sums in float32, x < threshold goes left.
 EVALUATION = tb.summed_scalar_leaves("float32", "lt")
@@ -50,7 +72,9 @@ def load_model_file(path: str | os.PathLike) -> dict:
     try:
         doc = ubjson.loads(data) if kind == "xgboost-ubj" else json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelFormatError(f"{path}: not a readable XGBoost model file ({exc})") from None
+        raise ModelFormatError(f"{path}: not a readable XGBoost model file ({str(exc)[:200]})") from None
+    except RecursionError:
+        raise ModelFormatError(f"{path}: not a readable XGBoost model file (nested too deeply)") from None
     if not isinstance(doc, dict) or "learner" not in doc:
         raise ModelFormatError(f"{path}: not an XGBoost model file (no 'learner')")
     return doc
@@ -86,6 +110,11 @@ def _libm_logf():
     return lambda v: float(np.float32(math.log(v)))
 
 
+def _log32(p: float) -> np.float32:
+    """xgboost's ``ProbToMargin`` for log-link objectives: ``std::log`` of the float32 base score (``logf``)."""
+    return np.float32(_libm_logf()(float(np.float32(p))))
+
+
 def _logit32(p: float) -> np.float32:
     """xgboost's ``ProbToMargin`` for logistic losses: clamp to [1e-6, 1 - 1e-6], then ``-logf(1.0f / x - 1.0f)``."""
     f32 = np.float32
@@ -118,18 +147,27 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
     learner = doc["learner"]
     objective = learner["objective"]["name"]
     booster = learner["gradient_booster"]
+    weights = None
+    if booster.get("name") == "dart":  # trees weighted at prediction time: each leaf scaled by its tree's weight
+        weights = _floats(booster["weight_drop"])
+        booster = booster["gbtree"]
     if booster.get("name") != "gbtree":
         raise UnsupportedModelError(
-            f"{where}: XGBoost booster {booster.get('name')!r} is not supported (only 'gbtree': dart weights trees at "
-            "prediction time and gblinear has no trees)"
+            f"{where}: XGBoost booster {str(booster.get('name'))[:40]!r} is not supported (only 'gbtree' and 'dart': "
+            "gblinear has no trees)"
         )
     if objective not in OBJECTIVES:
         raise UnsupportedModelError(
-            f"{where}: XGBoost objective {objective!r} is not supported (supported: {', '.join(OBJECTIVES)})"
+            f"{where}: XGBoost objective {str(objective)[:80]!r} is not supported (supported: {', '.join(OBJECTIVES)})"
         )
+    task, output, base_link = OBJECTIVES[objective]
     mparam = learner["learner_model_param"]
-    if int(mparam.get("num_target", 1)) != 1:
-        raise UnsupportedModelError(f"{where}: multi-output XGBoost models (num_target > 1) are not supported")
+    n_targets = int(mparam.get("num_target", 1))
+    if n_targets != 1 and (task != "regression" or output != "identity" or n_targets < 1):
+        raise UnsupportedModelError(
+            f"{where}: multi-output XGBoost models (num_target {n_targets}) are supported with identity-output "
+            f"regression objectives only, not {str(objective)[:40]!r}"
+        )
     n_features = int(mparam["num_feature"])
     num_class = int(mparam.get("num_class", 0))
     model = booster["model"]
@@ -155,7 +193,7 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
         n_trees = int(indptr[best + 1])
     if n_trees < 1:
         raise UnsupportedModelError(f"{where}: the XGBoost model has no trees")
-    K = max(num_class, 1) if objective.startswith("multi:") else 1
+    K = max(num_class, 1) if objective.startswith("multi:") else n_targets
     if objective.startswith("multi:") and num_class < 2:
         raise ModelFormatError(f"{where}: a multi-class objective with num_class {num_class}")
     base = _base_scores(mparam["base_score"])
@@ -163,13 +201,29 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
         base = base * K
     if len(base) != K:
         raise ModelFormatError(f"{where}: base_score has {len(base)} values for {K} outputs")
-    if objective in ("binary:logistic", "reg:logistic"):
+    if base_link == "logit":
         margin = [_logit32(b) for b in base]
+    elif base_link == "log":
+        margin = [_log32(b) for b in base]
     else:
         margin = [np.float32(b) for b in base]
     feature_types = list(learner.get("feature_types") or [])
     trees = [_tree(tree_docs[t], n_features, where, t) for t in range(n_trees)]
     groups = [int(g) for g in tree_info[:n_trees]]
+    if any(len(tree.vector) for tree in trees):  # vector leaves: one scalar copy of the tree per target
+        if weights is not None:
+            raise UnsupportedModelError(f"{where}: XGBoost dart with vector leaves is not supported")
+        trees, groups = _split_vector_leaves(trees, groups, K, where)
+    elif weights is not None:
+        if len(weights) != len(tree_docs):
+            raise ModelFormatError(f"{where}: weight_drop has {len(weights)} weights for {len(tree_docs)} trees")
+        for t, tree in enumerate(trees):
+            # Dart::InplacePredict (what the scikit-learn wrapper's predict runs): each tree is predicted on its own
+            # from the base margin b, then out += ((b + leaf) - b) * w, all in float32: a constant per leaf.
+            b = np.float32(margin[int(tree_info[t])] if len(margin) > 1 else margin[0])
+            leaf = tree.left == -1
+            scaled = (((b + tree.value.astype(np.float32)) - b) * weights[t]).astype(np.float32)
+            tree.value = np.where(leaf, scaled.astype(np.float64), tree.value)
     if any(not 0 <= g < K for g in groups):
         raise ModelFormatError(f"{where}: tree_info names a group outside [0, {K})")
     counts, arrays = tb.build(trees, groups)
@@ -193,22 +247,17 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
         },
         **counts,
     }
-    if objective.startswith("reg:"):
+    if task == "regression":
         header.update(
-            kind="xgb_regressor",
-            classes=None,
-            classes_dtype=None,
-            task="regression",
-            decision="value",
-            output="sigmoid_f32" if objective == "reg:logistic" else "identity",
+            kind="xgb_regressor", classes=None, classes_dtype=None, task="regression", decision="value", output=output
         )
-    elif objective == "binary:logistic":
+    elif task == "binary":
         header.update(
             kind="xgb_classifier",
             classes=[0, 1],
             classes_dtype="<i8",
             task="binary",
-            output="sigmoid_f32",
+            output=output,
             decision="proba_gt_half",
         )
     else:
@@ -229,10 +278,28 @@ def _indptr(tree_info: np.ndarray, num_class: int) -> np.ndarray:
     return np.arange(0, len(tree_info) + 1, per_round, dtype=np.int64)
 
 
+def _split_vector_leaves(trees: list, groups: list[int], K: int, where: str) -> tuple[list[tb.Tree], list[int]]:
+    """Each vector-leaf tree as K scalar-leaf trees, tree-major (tree t target k adds to output k), so each target
+    sums its trees in order, as the vector addition does."""
+    out, out_groups = [], []
+    for index, tree in enumerate(trees):
+        vector = tree.vector
+        if vector.ndim != 2 or vector.shape[1] != K:
+            raise ModelFormatError(f"{where}: tree {index} has leaf vectors of size {vector.shape[-1]}, not {K}")
+        leaf = tree.left == -1
+        rows = np.where(leaf, tree.right, 0)
+        if np.any(leaf & ((rows < 0) | (rows >= len(vector)))):
+            raise ModelFormatError(f"{where}: tree {index} has a leaf outside its leaf_weights")
+        right = np.where(leaf, -1, tree.right)
+        for k in range(K):
+            value = np.where(leaf, vector[rows, k].astype(np.float64), tree.value)
+            out.append(tb.Tree(left=tree.left, right=right, feature=tree.feature, value=value, flags=tree.flags))
+            out_groups.append(k)
+    return out, out_groups
+
+
 def _tree(t: dict, n_features: int, where: str, index: int) -> tb.Tree:
     size_leaf = int((t.get("tree_param") or {}).get("size_leaf_vector", 1) or 1)
-    if size_leaf > 1:
-        raise UnsupportedModelError(f"{where}: tree {index} has vector leaves (multi_strategy='multi_output_tree')")
     left, right = _ints(t["left_children"]), _ints(t["right_children"])
     feature = _ints(t["split_indices"])
     cond = _floats(t["split_conditions"]).astype(np.float64)
@@ -272,7 +339,13 @@ def _tree(t: dict, n_features: int, where: str, index: int) -> tb.Tree:
             )
     if np.any(~leaf & (split_type == 1) & ~np.isin(np.arange(n), nodes)):
         raise ModelFormatError(f"{where}: tree {index} has a categorical split without categories")
-    return tb.Tree(left=left, right=right, feature=feature, value=cond, flags=flags, cats=cats)
+    tree = tb.Tree(left=left, right=right, feature=feature, value=cond, flags=flags, cats=cats)
+    if size_leaf > 1:
+        weights = _floats(t["leaf_weights"]).astype(np.float64)
+        if len(weights) % size_leaf:
+            raise ModelFormatError(f"{where}: tree {index} has leaf_weights not a multiple of {size_leaf}")
+        tree.vector = weights.reshape(-1, size_leaf)
+    return tree
 
 
 def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:
@@ -301,7 +374,9 @@ def _reference_from_file(path: Path, header: dict):
     if importlib.util.find_spec("xgboost") is None:
         return None
     clf = header["classes"] is not None
-    code = _CHILD.format(cls="XGBClassifier" if clf else "XGBRegressor", clf=clf)
+    ranker = str(header["source"]["objective"]).startswith("rank:")
+    cls = "XGBClassifier" if clf else "XGBRanker" if ranker else "XGBRegressor"
+    code = _CHILD.format(cls=cls, clf=clf)
 
     def reference(X):
         got = tb.library_in_subprocess("xgboost", code, path, X)
@@ -337,8 +412,11 @@ def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict
     if isinstance(est, xgboost.XGBModel):
         if not (est.missing is None or (isinstance(est.missing, float) and math.isnan(est.missing))):
             raise UnsupportedModelError(f"cannot compile a {name} with missing={est.missing!r}: only NaN is missing")
-        if type(est).__name__ in ("XGBRFClassifier", "XGBRFRegressor", "XGBRanker"):
-            raise UnsupportedModelError(f"cannot compile a {name}: only XGBClassifier and XGBRegressor are supported")
+        if getattr(est, "objective", None) == "binary:logitraw" and hasattr(est, "predict_proba"):
+            raise UnsupportedModelError(
+                f"cannot compile an XGBoost {name} with objective 'binary:logitraw': its predict thresholds raw margins "
+                "at 0.5; save the Booster (or use XGBRegressor) to serve the raw scores"
+            )
         booster = est.get_booster()
         reference_est = est
     elif isinstance(est, xgboost.Booster):

@@ -488,7 +488,7 @@ NOT_INSPECTED = (
 
 
 def model_native_needs(plan: Plan) -> dict[str, str]:
-    """Native distributions the zip must vendor for this model (name -> why): numpy for a ``softmax`` output.
+    """Native distributions the zip must vendor for this model (name -> why): numpy for an output computed with numpy (``NUMPY_OUTPUTS``: softmax).
 
     The zip's C kernel computes every other output without numpy (docs/deploy.md, "Softmax models").
     """
@@ -496,9 +496,10 @@ def model_native_needs(plan: Plan) -> dict[str, str]:
         return {}
     from coldbrew.deploy.wheels import NUMPY_REASON
     from coldbrew.format import BrewFile
+    from coldbrew.format.spec import NUMPY_OUTPUTS
 
     output = BrewFile(plan.model_path).header.get("output")  # an unreadable file: ModelFormatError, one line
-    return {"numpy": NUMPY_REASON} if output == "softmax" else {}
+    return {"numpy": NUMPY_REASON} if output in NUMPY_OUTPUTS else {}
 
 
 def _zip_parts(manifest) -> dict[str, int | None]:

@@ -586,6 +586,15 @@ static inline float xgb_sigmoid(float x)
 }
 DEFINE_MAP(sigmoid_f32, float, xgb_sigmoid)
 
+/* Log-link outputs (docs/format.md section 11): LightGBM's std::exp on doubles, XGBoost's expf on floats. */
+PyDoc_STRVAR(exp_f64_doc, "exp_f64(buf): in place on float64, x -> exp(x) with libm's exp (LightGBM's log link).");
+static inline double exp1(double x) { return exp(x); }
+DEFINE_MAP(exp_f64, double, exp1)
+
+PyDoc_STRVAR(exp_f32_doc, "exp_f32(buf): in place on float32, x -> expf(x) (XGBoost's log-link objectives).");
+static inline float expf1(float x) { return expf(x); }
+DEFINE_MAP(exp_f32, float, expf1)
+
 /* Parse (buf, n_outputs) for the row functions: a buffer (writable for the in-place ones) of n rows of n_outputs
  * items of itemsize bytes. */
 static int get_rows(PyObject *args, int writable, Py_ssize_t itemsize, const char *what, Py_buffer *b, Py_ssize_t *K,
@@ -781,6 +790,8 @@ static PyMethodDef methods[] = {
     METHOD(expit, METH_O),
     METHOD(predict_raw2, METH_VARARGS),
     METHOD(sigmoid_f32, METH_O),
+    METHOD(exp_f64, METH_O),
+    METHOD(exp_f32, METH_O),
     METHOD(softmax_f32, METH_VARARGS),
     METHOD(softmax_seq, METH_VARARGS),
     METHOD(cast_input, METH_VARARGS),

@@ -29,7 +29,7 @@ from coldbrew.engine.inputs import (
 )
 from coldbrew.errors import ColdbrewError, ModelFormatError
 from coldbrew.format import BrewFile
-from coldbrew.format.spec import label_values
+from coldbrew.format.spec import NUMPY_OUTPUTS, label_values
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
 
@@ -122,7 +122,7 @@ class BrewPredictor:
     def needs_numpy(self) -> bool:
         """True if serving this model imports numpy: the numpy kernel, or a ``softmax`` output's probabilities
         (numpy's own exp, module docstring). A deployment without numpy can serve the model when this is False."""
-        return self.kernel == "numpy" or self.header["output"] == "softmax"
+        return self.kernel == "numpy" or self.header["output"] in NUMPY_OUTPUTS
 
     # ------------------------------------------------------------------------------------------- public API
     def predict_raw(self, X) -> Any:
@@ -152,9 +152,7 @@ class BrewPredictor:
         h = self.header
         decision = h["decision"] if self._v2 else _V1_DECISIONS[h["output"]]
         if decision == "value" or self.classes is None:
-            if h["output"] == "sigmoid_f32":  # XGBoost reg:logistic
-                c_kernel.sigmoid_f32(raw)
-            return self._vector(raw, numpy_in)
+            return self._value(raw, numpy_in)
         if decision == "raw_ge0":
             chosen = [1 if v >= 0 else 0 for v in raw]
         elif decision == "raw_gt0":
@@ -254,7 +252,9 @@ class BrewPredictor:
                 )
         except ValueError as exc:
             raise ModelFormatError(f"{self.file.path}: {exc}") from None
-        divisor = float(h["n_trees"]) if h["combine"] == "mean" else 0.0
+        divisor = 0.0
+        if h["combine"] == "mean":  # version 2: each output by the number of trees that add to it (section 11)
+            divisor = float(h["n_trees"] // self._K if self._v2 else h["n_trees"])
         if c_kernel.finish_raw(out, divisor, self._acc32) >= 0:  # an overflowing sum: never serve inf or NaN
             raise ModelFormatError(f"{self.file.path}: corrupt model: the raw score overflowed to infinity or NaN")
         return out, n, numpy_in
@@ -270,14 +270,22 @@ class BrewPredictor:
         if output == "softmax_seq":
             c_kernel.softmax_seq(raw, K)
             return raw, K
-        if output == "softmax":
-            _require_numpy(f"the probabilities of a {self.kind} with a softmax output (numpy's exp, not libm's)")
+        if output in ("softmax", "softmax_np_seq"):
+            _require_numpy(f"the probabilities of a {self.kind} with a {output} output (numpy's exp, not libm's)")
             import numpy as np
 
-            from coldbrew.engine.brew_numpy import FORTRAN_KINDS, softmax
+            from coldbrew.engine.brew_numpy import softmax
 
-            scores = np.frombuffer(raw, dtype=np.float32 if raw.typecode == "f" else np.float64).reshape(n, K)
-            return softmax(scores, fortran=self.header.get("kind") in FORTRAN_KINDS), K
+            matrix = np.frombuffer(raw, dtype=np.float32 if raw.typecode == "f" else np.float64).reshape(n, K)
+            return softmax(matrix, sequential=output == "softmax_np_seq"), K
+        if output == "sigmoid_each":  # LightGBM multiclassova: every class through 1 / (1 + exp(-x))
+            c_kernel.expit(raw)
+            return raw, K
+        if output == "hinge_f32":  # XGBoost binary:hinge: p1 = 1 if raw > 0 else 0, then (1 - p1, p1) in float32
+            proba = array("f", bytes(8 * n))
+            proba[1::2] = array("f", [1.0 if v > 0 else 0.0 for v in raw])
+            proba[0::2] = array("f", [1.0 - v for v in proba[1::2]])
+            return proba, 2
         if output == "sigmoid_f32":  # XGBoost's sklearn wrapper: (1.0 - p, p) in float32
             p1 = array("f", raw)
             c_kernel.sigmoid_f32(p1)
@@ -292,6 +300,27 @@ class BrewPredictor:
         proba[0::2] = array("d", [1 - v for v in p1])
         proba[1::2] = p1
         return proba, 2
+
+    def _value(self, raw: array, numpy_in: bool) -> Any:
+        """A regressor's prediction: the raw score through the output's link (docs/format.md 10.4 and 11)."""
+        output = self.header["output"]
+        if output == "sigmoid_f32":  # XGBoost reg:logistic
+            c_kernel.sigmoid_f32(raw)
+        elif output == "exp_f32":  # XGBoost's log-link objectives: expf
+            c_kernel.exp_f32(raw)
+        elif output == "exp":  # LightGBM's log-link objectives: libm exp
+            c_kernel.exp_f64(raw)
+        elif output == "logistic":  # LightGBM cross_entropy
+            c_kernel.expit(raw)
+        elif output == "exp_np":  # scikit-learn's log link: numpy's own exp (module docstring)
+            _require_numpy(f"the predictions of a {self.kind} with a log link (numpy's exp, not libm's)")
+            import numpy as np
+
+            values = np.exp(np.frombuffer(raw, dtype=np.float64))
+            return values if numpy_in else values.tolist()
+        if self._K > 1:  # a multi-output regressor: one vector per row (docs/format.md section 11)
+            return self._matrix(raw, len(raw) // self._K, self._K, numpy_in)
+        return self._vector(raw, numpy_in)
 
     # ---------------------------------------------------------------------------------------- result shapes
     @staticmethod

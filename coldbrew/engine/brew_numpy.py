@@ -90,6 +90,8 @@ class NumpyPath:
             )
         except ValueError as exc:
             raise ModelFormatError(f"{self.file.path}: {exc}") from None
+        if h["combine"] == "mean":  # each output by the number of trees that add to it (section 11)
+            out /= float(h["n_trees"] // K)
         if not np.isfinite(out).all():  # a NaN/inf leaf or an overflowing sum: never serve inf or NaN
             raise ModelFormatError(f"{self.file.path}: corrupt model: the raw score overflowed to infinity or NaN")
         return out
@@ -107,17 +109,36 @@ class NumpyPath:
             p1 = np.ascontiguousarray(raw[:, 0])
             self._kern.sigmoid_f32(p1)
             return np.vstack((1.0 - p1, p1)).transpose()
-        return self._proba(raw)  # logistic, softmax: as scikit-learn
+        if output == "sigmoid_each":  # LightGBM multiclassova
+            flat = np.ascontiguousarray(raw).reshape(-1)
+            self._kern.expit(flat)
+            return flat.reshape(raw.shape)
+        if output == "hinge_f32":  # XGBoost binary:hinge
+            p1 = (raw[:, 0] > 0).astype(np.float32)
+            return np.vstack((1.0 - p1, p1)).transpose()
+        if output == "softmax_np_seq":
+            return softmax(raw, sequential=True)
+        return self._proba(raw)  # logistic, softmax, proba: as scikit-learn
 
     def _predict_v2(self, raw: np.ndarray) -> np.ndarray:
         h = self.header
         decision = h["decision"]
         if decision == "value":
-            if h["output"] == "sigmoid_f32":
-                p = np.ascontiguousarray(raw[:, 0])
+            output = h["output"]
+            if h["n_outputs"] > 1:  # a multi-output regressor (identity): one vector per row
+                return raw
+            p = np.ascontiguousarray(raw[:, 0])
+            if output == "sigmoid_f32":
                 self._kern.sigmoid_f32(p)
-                return p
-            return raw[:, 0]
+            elif output == "exp_f32":
+                self._kern.exp_f32(p)
+            elif output == "exp":
+                self._kern.exp_f64(p)
+            elif output == "logistic":
+                self._kern.expit(p)
+            elif output == "exp_np":
+                return np.exp(p)
+            return p
         assert self._classes is not None  # the header validation: a decision other than "value" has classes
         if decision == "raw_ge0":
             return self._classes[(raw[:, 0] >= 0).astype(int)]
@@ -141,7 +162,7 @@ class NumpyPath:
         if output == "proba":
             return raw
         if output == "softmax":
-            return softmax(raw, fortran=self.header.get("kind") in FORTRAN_KINDS)
+            return softmax(raw)
         p1 = raw[:, 0] * 2 if output == "logistic2" else raw[:, 0].copy()
         self._kern.expit(p1)
         proba = np.empty((raw.shape[0], 2), dtype=np.float64)
@@ -162,24 +183,24 @@ class NumpyPath:
         return self._classes.take(np.argmax(raw, axis=1), axis=0)
 
 
-# HistGradientBoosting's raw scores are a Fortran-ordered array (its ``_raw_predict`` allocates them with
-# ``order="F"``); numpy sums the rows of such an array in another order than a C-ordered one's, so its
-# probabilities differ in the last bit unless the softmax runs on the same layout.
-FORTRAN_KINDS = frozenset({"hgb_classifier"})
+def softmax(raw: np.ndarray, *, sequential: bool = False) -> np.ndarray:
+    """In place: sklearn.utils.extmath.softmax, operation for operation (numpy's own exp and pairwise sum).
 
-
-def softmax(raw: np.ndarray, fortran: bool = False) -> np.ndarray:
-    """sklearn.utils.extmath.softmax, operation for operation (numpy's own exp and pairwise sum); in place unless
-    ``fortran`` (the library's scores are Fortran-ordered, :data:`FORTRAN_KINDS`: computed on such a copy).
+    ``sequential``: the row sums are added left to right, as numpy sums the rows of a Fortran-ordered array
+    (HistGradientBoosting's raw scores are; from 8 columns on numpy's pairwise sum of a C-ordered row differs).
 
     numpy's ``exp`` is not libm's: on CPUs with AVX-512 numpy >= 2.4 uses its own SIMD exp, which differs from
     libm's in the last bit for about 5 % of float64 and 22 % of float32 inputs measured here
     (bench/results/exp_libm_vs_numpy.md). The libraries' softmax is numpy's, so this output is computed with numpy
     on both kernels.
     """
-    if fortran:
-        raw = np.asfortranarray(raw)
     raw -= raw.max(axis=1).reshape(-1, 1)
     np.exp(raw, out=raw)
-    raw /= raw.sum(axis=1).reshape(-1, 1)
+    if sequential:
+        total = raw[:, 0].copy()
+        for k in range(1, raw.shape[1]):
+            total += raw[:, k]
+    else:
+        total = raw.sum(axis=1)
+    raw /= total.reshape(-1, 1)
     return raw

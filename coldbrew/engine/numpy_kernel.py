@@ -323,3 +323,20 @@ def softmax_seq(p: np.ndarray, n_outputs: int) -> None:
         for v in e:
             wsum += v
         row[...] = [v / wsum for v in e]
+
+
+def exp_f64(x: np.ndarray) -> None:
+    """In place on float64: x -> exp(x) with libm's exp (``math.exp``), as ``_kernel.exp_f64``."""
+    x[...] = [_exp1(v) for v in x.tolist()]
+
+
+def _exp1(v: float) -> float:
+    try:
+        return math.exp(v)
+    except OverflowError:  # C's exp gives infinity; the caller refuses a non-finite answer
+        return math.inf
+
+
+def exp_f32(x: np.ndarray) -> None:
+    """In place on float32: x -> expf(x), the C library's float32 exp (as ``_kernel.exp_f32``)."""
+    x[...] = np.array([_expf(v) for v in x.tolist()], dtype=np.float32)

@@ -64,10 +64,39 @@ CLASSIFIER_OUTPUTS = ("logistic", "logistic2", "softmax", "proba")
 
 # Version 2 (docs/format.md section 10): kinds from HistGradientBoosting, XGBoost and LightGBM, per-node missing
 # value / categorical flags, float32 or float64 input and accumulation, and explicit decision rules.
-KINDS_V2 = ("hgb_classifier", "hgb_regressor", "xgb_classifier", "xgb_regressor", "lgbm_classifier", "lgbm_regressor")
-OUTPUTS_V2 = ("logistic", "softmax", "identity", "softmax_seq", "sigmoid_f32", "softmax_f32")
-CLASSIFIER_OUTPUTS_V2 = ("logistic", "softmax", "softmax_seq", "sigmoid_f32", "softmax_f32")
-BINARY_OUTPUTS_V2 = ("logistic", "sigmoid_f32")
+KINDS_V2 = (
+    "hgb_classifier",
+    "hgb_regressor",
+    "xgb_classifier",
+    "xgb_regressor",
+    "lgbm_classifier",
+    "lgbm_regressor",
+    # section 11 (additive): scikit-learn forests and trees with per-node missing-value routing
+    "forest_classifier",
+    "forest_regressor",
+    "tree_classifier",
+    "tree_regressor",
+)
+CLASSIFIER_OUTPUTS_V2 = (
+    "logistic",
+    "softmax",
+    "softmax_seq",
+    "sigmoid_f32",
+    "softmax_f32",
+    # section 11 (additive)
+    "proba",
+    "softmax_np_seq",
+    "sigmoid_each",
+    "hinge_f32",
+)
+BINARY_OUTPUTS_V2 = ("logistic", "sigmoid_f32", "hinge_f32")
+#: Outputs of a regressor (n_outputs = 1, decision "value"): the link applied to the raw score.
+REGRESSOR_OUTPUTS_V2 = ("identity", "sigmoid_f32", "exp", "exp_f32", "exp_np", "logistic")
+OUTPUTS_V2 = tuple(dict.fromkeys(CLASSIFIER_OUTPUTS_V2 + REGRESSOR_OUTPUTS_V2))
+#: Outputs computed in float32 (they need ``accumulate = "float32"``).
+FLOAT32_OUTPUTS_V2 = ("sigmoid_f32", "softmax_f32", "exp_f32", "hinge_f32")
+#: Outputs whose exact bits are numpy's own ``exp`` (not libm's): serving them imports numpy (section 7).
+NUMPY_OUTPUTS = ("softmax", "softmax_np_seq", "exp_np")
 INPUT_DTYPES = ("float32", "float64")
 SPLIT_COMPARES = ("le", "lt")
 ACCUMULATES = ("float64", "float32")
@@ -273,7 +302,7 @@ def _validate_v2(h: dict) -> None:
         (
             ("kind", KINDS_V2),
             ("leaf", ("scalar",)),
-            ("combine", ("sum",)),
+            ("combine", COMBINES),
             ("output", OUTPUTS_V2),
             ("input_dtype", INPUT_DTYPES),
             ("split_compare", SPLIT_COMPARES),
@@ -296,13 +325,22 @@ def _validate_v2(h: dict) -> None:
         decisions = binary_decisions if binary else ("argmax_raw", "argmax_proba")
         if h["decision"] not in decisions:
             raise ModelFormatError(f"header decision {h['decision']!r} does not fit output {h['output']!r}")
-    elif h["n_outputs"] != 1 or h["decision"] != "value" or h["output"] not in ("identity", "sigmoid_f32"):
-        raise ModelFormatError("a regressor must have n_outputs = 1, decision 'value', output identity or sigmoid_f32")
+    elif (
+        (h["n_outputs"] != 1 and h["output"] != "identity")
+        or h["decision"] != "value"
+        or h["output"] not in REGRESSOR_OUTPUTS_V2
+    ):
+        raise ModelFormatError(
+            "a regressor must have decision 'value', an output among "
+            f"{', '.join(REGRESSOR_OUTPUTS_V2)} and n_outputs = 1 (or, multi-output, identity)"
+        )
     zt = h["input_zero_threshold"]
     if isinstance(zt, bool) or not (0 <= zt < 1e-30):
         raise ModelFormatError("header input_zero_threshold must be a number in [0, 1e-30)")
-    if h["output"] in ("sigmoid_f32", "softmax_f32") and h["accumulate"] != "float32":
+    if h["output"] in FLOAT32_OUTPUTS_V2 and h["accumulate"] != "float32":
         raise ModelFormatError(f"output {h['output']!r} needs float32 accumulation")
+    if h["combine"] == "mean" and (h["accumulate"] != "float64" or h["n_trees"] % h["n_outputs"]):
+        raise ModelFormatError("combine 'mean' needs float64 accumulation and n_trees a multiple of n_outputs")
 
 
 # --------------------------------------------------------------------------------- sizes and labels bounds

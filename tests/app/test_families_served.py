@@ -68,9 +68,60 @@ def _fit_lgbm(task, tmp):
     return est, src, H
 
 
-FITS = {"hgb": _fit_hgb, "xgb": _fit_xgb, "lgbm": _fit_lgbm}
-#: Every family x task: HistGradientBoosting, XGBoost and LightGBM, each binary, multiclass and regression.
+def _fit_forest(task, tmp):
+    """A scikit-learn forest fitted with NaN: missing values routed per node (format version 2)."""
+    import pickle
+
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    X, y, H = _split(LOADERS[task], nan=True)
+    cls = RandomForestRegressor if task == "regression" else RandomForestClassifier
+    est = cls(n_estimators=5, max_depth=5, random_state=0).fit(X, y)
+    src = tmp / "forest.pkl"
+    src.write_bytes(pickle.dumps(est))
+    return est, src, H
+
+
+def _fit_multi_output(task, tmp):
+    """A multi-output regressor (XGBoost vector leaves): one vector per row."""
+    X, y, H = _split(LOADERS[task], nan=True)
+    est = xgboost.XGBRegressor(n_estimators=5, max_depth=3, multi_strategy="multi_output_tree", tree_method="hist")
+    est.fit(X, np.column_stack([y, -2 * y]))
+    src = tmp / "multi.json"
+    est.save_model(src)
+    return est, src, H
+
+
+def _fit_objective(objective):
+    """An XGBoost / LightGBM model with a non-identity link (log link, one-vs-all)."""
+
+    def fit(task, tmp):
+        X, y, H = _split(LOADERS[task], nan=True)
+        if objective == "count:poisson":
+            est = xgboost.XGBRegressor(n_estimators=8, max_depth=3, objective=objective).fit(X, y)
+            src = tmp / "model.json"
+            est.save_model(src)
+        else:
+            est = lightgbm.LGBMClassifier(n_estimators=8, min_child_samples=5, verbose=-1, objective=objective)
+            est.fit(X, y)
+            src = tmp / "model.txt"
+            est.booster_.save_model(src)
+        return est, src, H
+
+    return fit
+
+
+FITS = {"hgb": _fit_hgb, "xgb": _fit_xgb, "lgbm": _fit_lgbm, "forest": _fit_forest}
+#: Every family x task: HistGradientBoosting, XGBoost, LightGBM and RandomForest, each binary, multiclass and
+#: regression; then a multi-output regressor and link functions.
 CASES = {f"{family}-{task}": (fit, task) for family, fit in FITS.items() for task in LOADERS}
+CASES.update(
+    {
+        "xgb-multi-output": (_fit_multi_output, "regression"),
+        "xgb-poisson": (_fit_objective("count:poisson"), "regression"),
+        "lgbm-multiclassova": (_fit_objective("multiclassova"), "multiclass"),
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +149,8 @@ def _expected(est, H) -> list[dict]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         predicted = est.predict(H).tolist()
-        if not hasattr(est, "classes_"):
-            return [{"prediction": float(v)} for v in predicted]
+        if not hasattr(est, "classes_"):  # a multi-output regressor answers a vector per row
+            return [{"prediction": [float(x) for x in v] if isinstance(v, list) else float(v)} for v in predicted]
         proba = est.predict_proba(H).tolist()
     labels = [str(c) for c in est.classes_.tolist()]
     if len(labels) == 2:

@@ -47,13 +47,19 @@ def test_custom_init_refused(tmp_path):
     assert not (tmp_path / "out.brew").exists()
 
 
-def test_multi_output_refused(tmp_path):
-    from sklearn.ensemble import RandomForestRegressor
+def test_multi_output_classifier_refused_and_regressor_answers_vectors(tmp_path):
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     X, y = _xy()
-    est = RandomForestRegressor(n_estimators=2).fit(X, np.column_stack([y, y]).astype(float))
-    with pytest.raises(UnsupportedModelError, match="multi-output"):
+    Y = np.column_stack([y, 1 - y])
+    est = RandomForestClassifier(n_estimators=2).fit(X, Y)
+    with pytest.raises(UnsupportedModelError, match="multi-output scikit-learn RandomForestClassifier"):
         compile_model(_pickle(tmp_path, est), tmp_path / "out.brew", progress=False)
+    assert not (tmp_path / "out.brew").exists()
+    reg = RandomForestRegressor(n_estimators=2, random_state=0).fit(X, Y.astype(float))
+    compile_model(_pickle(tmp_path, reg), tmp_path / "out.brew", progress=False)
+    got = load_predictor(tmp_path / "out.brew").predict(X)
+    assert got.shape == (len(X), 2) and np.array_equal(got, reg.predict(X))
 
 
 def test_joblib_input(tmp_path):
@@ -115,3 +121,94 @@ def test_a_forest_fitted_with_n_jobs_compiles_and_matches_its_sequential_answer(
     sequential = est.set_params(n_jobs=1).predict_proba(X)
     for kernel in KERNELS:
         assert np.array_equal(BrewPredictor(tmp_path / "rf.brew", kernel=kernel).predict_proba(X), sequential)
+
+
+# ---- issue 23: compile refusals are one line, unpickle nothing named .brew, and leave nothing in -o -------------
+
+
+def _compile_cli(src, dst, *extra):
+    """Run ``coldbrew compile`` in a fresh process: (exit status, stderr lines, stdout)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "coldbrew", "compile", str(src), "-o", str(dst), "--quiet", *extra],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return proc.returncode, proc.stderr.strip().splitlines(), proc.stdout
+
+
+def test_compile_refuses_a_pickle_named_brew_without_unpickling_it(tmp_path):
+    """The pickle would write a marker file if it were unpickled; compile refuses it by name, like serve does."""
+    marker = tmp_path / "unpickled"
+
+    class Bomb:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    src = tmp_path / "model.brew"
+    src.write_bytes(pickle.dumps(Bomb()))
+    code, err, _ = _compile_cli(src, tmp_path / "out" / "m.brew")
+    assert code == 1 and len(err) == 1 and "named .brew but not a .brew file" in err[0], err
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+_BAD_INPUTS = {
+    "dict.pkl": (lambda: pickle.dumps({"not": "a model"}), "cannot compile a dict"),
+    "deep.json": (lambda: b'{"learner": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    "deep2.json": (lambda: b"[" * 100_000 + b"]" * 100_000, "not a model file coldbrew recognises"),
+    "model.cbm": (lambda: b"CBM1" + bytes(200), "CatBoost model files (.cbm) are not supported"),
+    "garbage.bin": (lambda: b"\x00\x01garbage", "not a model file coldbrew recognises"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BAD_INPUTS))
+def test_compile_errors_are_one_line_and_leave_nothing(tmp_path, name):
+    content, words = _BAD_INPUTS[name]
+    src = tmp_path / name
+    src.write_bytes(content())
+    out = tmp_path / "out"
+    code, err, stdout = _compile_cli(src, out / "m.brew")
+    assert code == 1 and len(err) == 1 and words in err[0], err
+    assert "Traceback" not in stdout and not out.exists()
+
+
+def test_refused_check_keeps_an_earlier_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    """A compiled file that fails its check is never renamed into place: an earlier file at -o survives."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from coldbrew.convert import trees
+    from coldbrew.errors import ModelFormatError
+
+    X, y = _xy()
+    src = _pickle(tmp_path, RandomForestClassifier(n_estimators=2, random_state=0).fit(X, y))
+    dst = tmp_path / "m.brew"
+    dst.write_bytes(b"an earlier model")
+
+    def differs(*args, **kwargs):
+        raise ModelFormatError("compiled predictions differ (simulated)")
+
+    monkeypatch.setattr(trees, "check_compiled", differs)
+    with pytest.raises(ModelFormatError, match="simulated"):
+        compile_model(src, dst, progress=False)
+    assert dst.read_bytes() == b"an earlier model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.brew", "m.pkl"]
+
+
+def test_feature_names_option(tmp_path, capsys):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = _xy()
+    src = _pickle(tmp_path, HistGradientBoostingClassifier(max_iter=3).fit(X, y))  # bare arrays: no names
+    dst = tmp_path / "m.brew"
+    assert main(["compile", str(src), "-o", str(dst), "--quiet", "--feature-names", "age, income,score"]) == 0
+    assert load_predictor(dst).feature_names == ("age", "income", "score")
+    capsys.readouterr()
+    for names, words in [("a,b", "has 2 names, the model has 3 features"), ("a,a,b", "distinct")]:
+        assert main(["compile", str(src), "-o", str(tmp_path / "x.brew"), "--feature-names", names]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], err
+        assert not (tmp_path / "x.brew").exists()

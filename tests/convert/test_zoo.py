@@ -1,0 +1,495 @@
+"""The model zoo: one case per family x objective x save format, on data that ships with scikit-learn.
+
+docs/models.md's "What compiles" table is the index: every row is a case here (and every case a row), and says
+either "compiles" (the case must compile from each listed save format and answer bit-exact — values and dtype —
+with the library's own predict / predict_proba on held-out rows with missing values and on rows at the model's
+thresholds, on both kernels, numpy in and lists in) or "refused: <words>" (compile must refuse it with one line
+holding those words and leave nothing at -o). Expected answers always come from the library, never coldbrew.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris
+
+from coldbrew.convert import compile_file
+from coldbrew.convert.trees import UnsupportedModelError, probe_rows_from_arrays
+from coldbrew.engine.brew import KERNELS, BrewPredictor
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "models.md"
+
+
+def _split(loader, nan: float = 0.1, seed: int = 0):
+    X, y = loader(return_X_y=True)
+    X = X.astype(np.float64)
+    rng = np.random.default_rng(seed)
+    test = rng.random(len(X)) < 0.25
+    Xn = X.copy()
+    Xn[rng.random(X.shape) < nan] = np.nan
+    return Xn[~test], y[~test], Xn[test]
+
+
+def binary(nan=0.1):
+    return _split(load_breast_cancer, nan)
+
+
+def multiclass(nan=0.1):
+    return _split(load_iris, nan)
+
+
+def regression(nan=0.1):
+    return _split(load_diabetes, nan)
+
+
+def digits(nan=0.0):
+    return _split(load_digits, nan)
+
+
+def positive(nan=0.1):
+    X, y, H = regression(nan)
+    return X, (y + 1) / (y.max() + 2), H  # in (0, 1)
+
+
+def grades(nan=0.1):
+    X, y, H = regression(nan)
+    return X, np.minimum(y // 60, 4).astype(int), H
+
+
+# ---- the cases: key "library | variant" -> build() -> (fitted model, held-out rows) -----------------------------
+
+
+def _sk(factory, data, nan_train=True):
+    def build():
+        X, y, H = data()
+        if not nan_train:
+            X = np.nan_to_num(X)
+        return factory().fit(X, y), H
+
+    return build
+
+
+def _sk_nonan(factory, data):
+    def build():
+        X, y, H = data(nan=0.0)
+        return factory().fit(X, y), H
+
+    return build
+
+
+def _xgb(objective, data, cls="XGBRegressor", **params):
+    def build():
+        import xgboost
+
+        X, y, H = data()
+        est = getattr(xgboost, cls)(n_estimators=6, max_depth=3, objective=objective, **params)
+        fit = {"qid": np.arange(len(X)) // 20} if cls == "XGBRanker" else {}
+        return est.fit(X, y, **fit), H
+
+    return build
+
+
+def _lgb(objective, data, cls="LGBMRegressor", **params):
+    def build():
+        import lightgbm
+
+        X, y, H = data()
+        est = getattr(lightgbm, cls)(n_estimators=6, num_leaves=7, verbose=-1, objective=objective, **params)
+        fit = {"group": np.bincount(np.arange(len(X)) // 20)} if cls == "LGBMRanker" else {}
+        return est.fit(X, y, **fit), H
+
+    return build
+
+
+def _e(name):
+    """A scikit-learn estimator class by name."""
+    import sklearn.ensemble
+    import sklearn.tree
+
+    return getattr(sklearn.ensemble, name, None) or getattr(sklearn.tree, name)
+
+
+def _hgb(cls, data, **params):
+    return _sk(lambda: _e(cls)(max_iter=8, random_state=0, **params), data)
+
+
+def _rf(cls, data, nan_train=True, **params):
+    return _sk(lambda: _e(cls)(random_state=0, **params), data, nan_train)
+
+
+def _gb(cls, data, **params):
+    return _sk_nonan(lambda: _e(cls)(n_estimators=8, max_depth=2, random_state=0, **params), data)
+
+
+RF = {"n_estimators": 6, "max_depth": 5}
+RIDGE_DATA = regression
+
+
+def _meta(make, data):
+    def build():
+        X, y, H = data()
+        return make().fit(X, y), H
+
+    return build
+
+
+def _pipeline():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), HistGradientBoostingClassifier(max_iter=5))
+
+
+def _voting():
+    from sklearn.ensemble import RandomForestClassifier, VotingClassifier
+
+    return VotingClassifier([("a", RandomForestClassifier(3, random_state=0))], voting="soft")
+
+
+def _bagging():
+    from sklearn.ensemble import BaggingClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    return BaggingClassifier(DecisionTreeClassifier(max_depth=3), n_estimators=3, random_state=0)
+
+
+def _bagging_regressor():
+    from sklearn.ensemble import BaggingRegressor
+    from sklearn.tree import ExtraTreeRegressor
+
+    return BaggingRegressor(ExtraTreeRegressor(max_depth=4), n_estimators=4, max_features=0.7, random_state=0)
+
+
+def _calibrated():
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import RandomForestClassifier
+
+    return CalibratedClassifierCV(RandomForestClassifier(3, random_state=0), cv=2)
+
+
+def _iforest():
+    def build():
+        from sklearn.ensemble import IsolationForest
+
+        X, _, H = regression(nan=0.0)
+        return IsolationForest(n_estimators=5, random_state=0).fit(X), H
+
+    return build
+
+
+def _multi_output_forest():
+    def build():
+        from sklearn.ensemble import RandomForestRegressor
+
+        X, y, H = regression(nan=0.0)
+        return RandomForestRegressor(3, random_state=0).fit(X, np.column_stack([y, -y])), H
+
+    return build
+
+
+def _xgb_multi_target(**params):
+    def build():
+        import xgboost
+
+        X, y, H = regression()
+        return xgboost.XGBRegressor(n_estimators=3, tree_method="hist", **params).fit(X, np.column_stack([y, -y])), H
+
+    return build
+
+
+def _catboost():
+    def build():
+        from catboost import CatBoostClassifier
+
+        X, y, H = multiclass(nan=0.0)
+        return CatBoostClassifier(iterations=5, verbose=0, allow_writing_files=False).fit(X, y), H
+
+    return build
+
+
+def _categories(library):
+    """A model fitted on a pandas ``category`` column (names, not codes)."""
+
+    def build():
+        import pandas as pd
+
+        X, y, H = binary(nan=0.0)
+        frame = pd.DataFrame(X[:, :4], columns=list("abcd"))
+        frame["colour"] = pd.Categorical(np.array(["red", "green", "blue"])[np.arange(len(X)) % 3])
+        if library == "lightgbm":
+            import lightgbm
+
+            est = lightgbm.LGBMClassifier(n_estimators=3, verbose=-1).fit(frame, y)
+        elif library == "xgboost":
+            import xgboost
+
+            est = xgboost.XGBClassifier(n_estimators=3, enable_categorical=True, tree_method="hist").fit(frame, y)
+        else:
+            from sklearn.ensemble import HistGradientBoostingClassifier
+
+            est = HistGradientBoostingClassifier(max_iter=3, categorical_features="from_dtype").fit(frame, y)
+        return est, frame.head(20)
+
+    return build
+
+
+CASES = {
+    # scikit-learn forests and trees (NaN routed per node, trained with or without NaN)
+    "scikit-learn | RandomForestClassifier, NaN in training": _rf("RandomForestClassifier", multiclass, **RF),
+    "scikit-learn | RandomForestClassifier, no NaN in training": _rf(
+        "RandomForestClassifier", binary, nan_train=False, **RF
+    ),
+    "scikit-learn | RandomForestRegressor": _rf("RandomForestRegressor", regression, **RF),
+    "scikit-learn | ExtraTreesClassifier": _rf("ExtraTreesClassifier", multiclass, **RF),
+    "scikit-learn | ExtraTreesRegressor": _rf("ExtraTreesRegressor", regression, **RF),
+    "scikit-learn | DecisionTreeClassifier": _rf("DecisionTreeClassifier", binary, max_depth=6),
+    "scikit-learn | DecisionTreeRegressor": _rf("DecisionTreeRegressor", regression, max_depth=6),
+    # HistGradientBoosting
+    "scikit-learn | HistGradientBoostingClassifier binary": _hgb("HistGradientBoostingClassifier", binary),
+    "scikit-learn | HistGradientBoostingClassifier 3 classes": _hgb("HistGradientBoostingClassifier", multiclass),
+    "scikit-learn | HistGradientBoostingClassifier 10 classes": _hgb("HistGradientBoostingClassifier", digits),
+    "scikit-learn | HistGradientBoostingRegressor squared_error": _hgb("HistGradientBoostingRegressor", regression),
+    "scikit-learn | HistGradientBoostingRegressor poisson": _hgb(
+        "HistGradientBoostingRegressor", regression, loss="poisson"
+    ),
+    "scikit-learn | HistGradientBoostingRegressor gamma": _hgb("HistGradientBoostingRegressor", positive, loss="gamma"),
+    "scikit-learn | HistGradientBoostingRegressor quantile": _hgb(
+        "HistGradientBoostingRegressor", regression, loss="quantile", quantile=0.3
+    ),
+    "scikit-learn | HistGradientBoostingRegressor absolute_error": _hgb(
+        "HistGradientBoostingRegressor", regression, loss="absolute_error"
+    ),
+    # classic GradientBoosting (no missing values, as scikit-learn)
+    "scikit-learn | GradientBoostingClassifier log_loss": _gb("GradientBoostingClassifier", binary),
+    "scikit-learn | GradientBoostingClassifier exponential": _gb(
+        "GradientBoostingClassifier", binary, loss="exponential"
+    ),
+    "scikit-learn | GradientBoostingClassifier multiclass": _gb("GradientBoostingClassifier", multiclass),
+    "scikit-learn | GradientBoostingRegressor squared_error": _gb("GradientBoostingRegressor", regression),
+    "scikit-learn | GradientBoostingRegressor huber": _gb("GradientBoostingRegressor", regression, loss="huber"),
+    "scikit-learn | GradientBoostingRegressor quantile": _gb(
+        "GradientBoostingRegressor", regression, loss="quantile", alpha=0.3
+    ),
+    "scikit-learn | GradientBoostingRegressor absolute_error": _gb(
+        "GradientBoostingRegressor", regression, loss="absolute_error"
+    ),
+    # XGBoost
+    "XGBoost | binary:logistic": _xgb("binary:logistic", binary, "XGBClassifier"),
+    "XGBoost | binary:hinge": _xgb("binary:hinge", binary, "XGBClassifier"),
+    "XGBoost | binary:logitraw (XGBRegressor)": _xgb("binary:logitraw", binary),
+    "XGBoost | multi:softprob": _xgb("multi:softprob", multiclass, "XGBClassifier"),
+    "XGBoost | multi:softmax": _xgb("multi:softmax", multiclass, "XGBClassifier"),
+    "XGBoost | reg:squarederror": _xgb("reg:squarederror", regression),
+    "XGBoost | reg:logistic": _xgb("reg:logistic", positive),
+    "XGBoost | reg:squaredlogerror": _xgb("reg:squaredlogerror", regression),
+    "XGBoost | reg:pseudohubererror": _xgb("reg:pseudohubererror", regression),
+    "XGBoost | reg:absoluteerror": _xgb("reg:absoluteerror", regression),
+    "XGBoost | reg:quantileerror": _xgb("reg:quantileerror", regression, quantile_alpha=0.3),
+    "XGBoost | count:poisson": _xgb("count:poisson", regression),
+    "XGBoost | reg:gamma": _xgb("reg:gamma", regression),
+    "XGBoost | reg:tweedie": _xgb("reg:tweedie", regression),
+    "XGBoost | survival:cox": _xgb("survival:cox", regression),
+    "XGBoost | rank:pairwise": _xgb("rank:pairwise", grades, "XGBRanker"),
+    "XGBoost | rank:ndcg": _xgb("rank:ndcg", grades, "XGBRanker"),
+    "XGBoost | rank:map": _xgb("rank:map", binary, "XGBRanker"),
+    "XGBoost | XGBRFClassifier": _xgb("binary:logistic", binary, "XGBRFClassifier"),
+    "XGBoost | dart booster": _xgb("reg:squarederror", regression, booster="dart", rate_drop=0.3),
+    "XGBoost | gblinear booster": _xgb("reg:squarederror", regression, booster="gblinear"),
+    "XGBoost | multi-target, one tree per target": _xgb_multi_target(),
+    "XGBoost | multi-target, vector leaves": _xgb_multi_target(multi_strategy="multi_output_tree"),
+    "XGBoost | pandas category column": _categories("xgboost"),
+    # LightGBM
+    "LightGBM | binary": _lgb("binary", binary, "LGBMClassifier"),
+    "LightGBM | multiclass": _lgb("multiclass", multiclass, "LGBMClassifier"),
+    "LightGBM | multiclassova": _lgb("multiclassova", multiclass, "LGBMClassifier"),
+    "LightGBM | regression": _lgb("regression", regression),
+    "LightGBM | regression_l1": _lgb("regression_l1", regression),
+    "LightGBM | huber": _lgb("huber", regression),
+    "LightGBM | quantile": _lgb("quantile", regression, alpha=0.3),
+    "LightGBM | poisson": _lgb("poisson", regression),
+    "LightGBM | gamma": _lgb("gamma", regression),
+    "LightGBM | tweedie": _lgb("tweedie", regression),
+    "LightGBM | cross_entropy": _lgb("cross_entropy", positive),
+    "LightGBM | lambdarank": _lgb("lambdarank", grades, "LGBMRanker"),
+    "LightGBM | rank_xendcg": _lgb("rank_xendcg", grades, "LGBMRanker"),
+    "LightGBM | rf (random forest)": _lgb(
+        "binary", binary, "LGBMClassifier", boosting_type="rf", bagging_freq=1, bagging_fraction=0.7
+    ),
+    "LightGBM | linear_tree": _lgb("regression", regression, linear_tree=True),
+    "LightGBM | pandas category column": _categories("lightgbm"),
+    # not yet: documented refusals
+    "scikit-learn | HistGradientBoosting on a pandas category column": _categories("sklearn"),
+    "scikit-learn | IsolationForest": _iforest(),
+    "scikit-learn | multi-output RandomForestRegressor": _multi_output_forest(),
+    "scikit-learn | Pipeline": _meta(_pipeline, binary),
+    "scikit-learn | VotingClassifier": _meta(_voting, binary),
+    "scikit-learn | BaggingClassifier": _meta(_bagging, binary),
+    "scikit-learn | BaggingRegressor": _meta(_bagging_regressor, regression),
+    "scikit-learn | CalibratedClassifierCV": _meta(_calibrated, binary),
+    "CatBoost | CatBoostClassifier": _catboost(),
+}
+
+
+# ---- the docs table ----------------------------------------------------------------------------------------------
+
+
+def table_rows() -> list[tuple[str, str, list[str], str]]:
+    """(key, formats, status) rows of docs/models.md's zoo table: ``| library | variant | formats | status |``."""
+    text = DOCS.read_text(encoding="utf-8")
+    start, end = text.index("<!-- zoo-table -->"), text.index("<!-- /zoo-table -->")
+    rows = []
+    for line in text[start:end].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or cells[0] in ("library", "") or set(cells[0]) <= {"-"}:
+            continue
+        library, variant, formats, status = cells
+        rows.append(
+            (f"{library} | {variant.replace('`', '')}", library, [f.strip() for f in formats.split(",")], status)
+        )
+    return rows
+
+
+ROWS = table_rows()
+
+
+def test_table_lists_every_case_once():
+    keys = [r[0] for r in ROWS]
+    assert len(keys) == len(set(keys)), "a row is repeated"
+    assert set(keys) == set(CASES), (sorted(set(keys) - set(CASES)), sorted(set(CASES) - set(keys)))
+    for _, _, _, status in ROWS:
+        assert status == "compiles" or re.fullmatch(r'refused: ".+"', status), status
+
+
+# ---- saving each case in each format, and the library's own answers --------------------------------------------
+
+
+def _save(est, fmt: str, folder: Path) -> Path:
+    if fmt == "pickle":
+        path = folder / "model.pkl"
+        path.write_bytes(pickle.dumps(est))
+    elif fmt in ("json", "ubj"):
+        path = folder / f"model.{fmt}"
+        est.save_model(path)
+    elif fmt == "txt":
+        path = folder / "model.txt"
+        est.booster_.save_model(path)
+    elif fmt in ("cbm", "catboost-json"):
+        path = folder / ("model.cbm" if fmt == "cbm" else "model.json")
+        est.save_model(str(path), format="cbm" if fmt == "cbm" else "json")
+    else:
+        raise AssertionError(f"unknown save format {fmt}")
+    return path
+
+
+def _answers(est, X):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        pred = est.predict(X)
+        proba = est.predict_proba(X) if hasattr(est, "predict_proba") and hasattr(est, "classes_") else None
+    return pred, proba
+
+
+def _assert_bit_exact(path: Path, est, X: np.ndarray) -> None:
+    pred, proba = _answers(est, X)
+    for kernel in KERNELS:
+        p = BrewPredictor(path, kernel=kernel)
+        got = p.predict(X)
+        assert got.dtype == pred.dtype and np.array_equal(got, pred), (kernel, got[:3], pred[:3])
+        assert p.predict(X.tolist()) == pred.tolist(), kernel
+        if proba is not None:
+            got_p = p.predict_proba(X)
+            assert got_p.dtype == proba.dtype and np.array_equal(got_p, proba), (kernel, np.abs(got_p - proba).max())
+            assert p.predict_proba(X.tolist()) == proba.tolist(), kernel
+
+
+_PARAMS = [pytest.param(key, fmt, status, id=f"{key}-{fmt}") for key, _, formats, status in ROWS for fmt in formats]
+
+
+@pytest.mark.integration  # compiling a model file checks it against the library in a child process
+@pytest.mark.parametrize("key,fmt,status", _PARAMS)
+def test_zoo_case(tmp_path, key, fmt, status):
+    est, H = CASES[key]()
+    src = _save(est, fmt, tmp_path)
+    dst = tmp_path / "out" / "model.brew"
+    if status != "compiles":
+        words = status.removeprefix("refused: ").strip('"')
+        with pytest.raises(UnsupportedModelError) as info:
+            compile_file(src, dst, progress=False)
+        message = str(info.value)
+        assert "\n" not in message and words in message, message
+        assert not (tmp_path / "out").exists(), "a refusal left something in -o"
+        return
+    compile_file(src, dst, progress=False)
+    p = BrewPredictor(dst)
+    if p.header["version"] == 1:
+        from coldbrew.convert.sklearn import probe_rows
+
+        threshold_rows = probe_rows(est, n=200)
+    else:  # float32 models: rows next to the float32 thresholds (and none a float32 cannot hold)
+        dtype = np.float32 if p.header["input_dtype"] == "float32" else np.float64
+        threshold_rows = probe_rows_from_arrays(p.header, p.file.arrays, n=200, dtype=dtype)
+    X = np.vstack([H, threshold_rows])
+    if not p.header.get("feature_missing"):  # scikit-learn's classic GradientBoosting refuses NaN, as .brew does
+        X = np.nan_to_num(X)
+    _assert_bit_exact(dst, est, X)
+
+
+SERVED_WITHOUT_NUMPY = [
+    "scikit-learn | RandomForestClassifier, NaN in training",
+    "scikit-learn | BaggingClassifier",
+    "scikit-learn | multi-output RandomForestRegressor",
+    "XGBoost | count:poisson",
+    "XGBoost | binary:hinge",
+    "XGBoost | dart booster",
+    "LightGBM | multiclassova",
+    "LightGBM | poisson",
+    "LightGBM | cross_entropy",
+    "LightGBM | rf (random forest)",
+]
+
+
+def test_new_kinds_serve_without_numpy_or_the_library(tmp_path):
+    """With the C kernel, lists in: the answers equal the library's, and no numpy, scikit-learn, scipy, pandas,
+    XGBoost or LightGBM is imported (a fresh interpreter, checked through sys.modules)."""
+    import json
+    import subprocess
+    import sys
+
+    if "c" not in KERNELS:
+        pytest.skip("the C kernel is not built here")
+    cases = []
+    for i, key in enumerate(SERVED_WITHOUT_NUMPY):
+        est, H = CASES[key]()
+        H = H[:20]
+        dst = tmp_path / f"m{i}.brew"
+        compile_file(_save(est, "pickle", tmp_path), dst, progress=False)
+        pred, proba = _answers(est, H)
+        rows = [[None if v != v else v for v in row] for row in H.tolist()]
+        cases.append((str(dst), rows, pred.tolist(), None if proba is None else proba.tolist()))
+    code = (
+        "import json, sys\n"
+        "from coldbrew.engine.brew import BrewPredictor\n"
+        "out = []\n"
+        "for path, rows, _, proba in json.load(sys.stdin):\n"
+        "    p = BrewPredictor(path, kernel='c')\n"
+        "    out.append([p.predict(rows), p.predict_proba(rows) if proba is not None else None])\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('numpy', 'sklearn', 'scipy', 'pandas', 'xgboost', 'lightgbm'))\n"
+        "print(json.dumps({'answers': out, 'imported': bad}))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], input=json.dumps(cases), capture_output=True, text=True, check=True, timeout=120
+    )
+    got = json.loads(run.stdout)
+    assert got["imported"] == []
+    for key, (_, _, pred, proba), (got_pred, got_proba) in zip(
+        SERVED_WITHOUT_NUMPY, cases, got["answers"], strict=True
+    ):
+        assert got_pred == pred, key
+        assert got_proba == proba, key
