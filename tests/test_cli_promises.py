@@ -251,10 +251,10 @@ def test_package_arch_memory_timeout_reach_the_template_and_build(tmp_path, tiny
     ],
 )
 def test_package_refuses_values_lambda_refuses(tmp_path, tiny_brew, option, value, needle):
-    """Lambda's limits: 128-10240 MB, 1-900 s; anything else is one line, before any file is written."""
+    """Lambda's limits: 128-10240 MB, 1-900 s; anything else is a one-line usage error (exit 2), before any file is written."""
     out = tmp_path / "out"
     proc = _package(tiny_brew, "image-disk", out, option, value)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], proc.stderr
     assert not out.exists() or not any(out.iterdir())

@@ -88,6 +88,9 @@ def _expanded_extras(project: dict) -> dict[str, set[str]]:
     return {name: expand(name) for name in raw}
 
 
+IMPORTED_AS = {"lignum": ["pylignum"]}  # import name -> distribution, where they differ and it may be absent
+
+
 def test_readme_names_the_extras_the_bench_scripts_need():
     """README, "Measured results": the extras it names provide every package a bench/ script imports beyond the
     core dependencies (brew_vs_pickle.py's skl2onnx and onnxruntime were in no documented install)."""
@@ -111,7 +114,9 @@ def test_readme_names_the_extras_the_bench_scripts_need():
 
         def provided_by(names: set[str], module: str) -> bool:
             # by the installed distribution's name, or by the module's own (xgboost is installed as xgboost-cpu)
-            return bool({_norm(d) for d in dists.get(module, [])} & names) or _norm(module) in names
+            # (pylignum imports as lignum: named here, since in a venv without the peers nothing maps it)
+            distributions = dists.get(module, []) or IMPORTED_AS.get(module, [])
+            return bool({_norm(d) for d in distributions} & names) or _norm(module) in names
 
         checked += any(not provided_by(core, m) for m in third_party)
         missing = sorted(m for m in third_party if not provided_by(provided, m))
