@@ -373,7 +373,12 @@ def render(results: dict, args) -> str:
             single = f"{r['p50_us']:,.1f} µs"
             if r.get("p50_list_us"):
                 single += f" (lists: {r['p50_list_us']:,.1f})"
-            exact = "bit-exact" if r["exact"] else f"no (max diff {r['max_abs_diff']:.2g})"
+            if r["exact"]:
+                exact = "bit-exact"
+            elif r["max_abs_diff"] == 0:  # equal values, another dtype (float64 where XGBoost answers float32)
+                exact = f"same values, dtype {r['dtype']}"
+            else:
+                exact = f"no (max diff {r['max_abs_diff']:.2g})"
             name_rt = f"**{rt}**" if rt == "coldbrew" else rt
             out.append(
                 f"| {name_rt} | {r['batch_ns']:,.1f} | {single} | {r['p99_us']:,.1f} µs | {r['first_ms']:,.0f} ms | "
