@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 from coldbrew.app.contract import Contract, contract_of
-from coldbrew.app.openapi import build_openapi
 from coldbrew.app.validation import MAX_ROWS, InvalidRequest, decode_json, parse_rows
 from coldbrew.errors import ConfigError, ModelFormatError
 
@@ -188,7 +187,17 @@ def create_app(
     features, nullable = contract.features, contract.nullable
     answer = responder(predictor, contract)
     health = _dumps({"success": True})
-    openapi = _dumps(build_openapi(contract, max_body_bytes, model=_model_name(predictor), max_rows=max_rows))
+    openapi: list[bytes] = []  # built on the first GET /openapi.json: no request to /predict needs it
+
+    def openapi_document(environ: WSGIEnvironment) -> bytes:
+        if not openapi:
+            from coldbrew.app.openapi import build_openapi
+
+            openapi.append(
+                _dumps(build_openapi(contract, max_body_bytes, model=_model_name(predictor), max_rows=max_rows))
+            )
+        return openapi[0]
+
     allowed_origins = frozenset(cors_origin(origin) for origin in cors)
     any_origin = "*" in allowed_origins
 
@@ -203,7 +212,7 @@ def create_app(
     routes = {
         "/": {"GET": lambda environ: health},
         "/predict": {"POST": predict},
-        "/openapi.json": {"GET": lambda environ: openapi},
+        "/openapi.json": {"GET": openapi_document},
     }
 
     def allow_origin(environ: WSGIEnvironment) -> list[tuple[str, str]]:

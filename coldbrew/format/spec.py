@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 import struct
 
 from coldbrew.errors import ModelFormatError
@@ -353,8 +352,20 @@ MIN_FEATURE_BOUND = 1 << 16
 #: The label array a reader builds from ``classes`` may take max(this, the payload length) bytes.
 MIN_CLASSES_BYTES = 1 << 20
 #: The dtypes scikit-learn's ``classes_`` can have, and nothing else (no sub-array, record or big-endian dtype):
-#: bool, signed/unsigned 8-64 bit integers, float 16/32/64, fixed-width unicode, object.
-CLASSES_DTYPE = re.compile(r"\A(?:\|b1|\|i1|<i[248]|\|u1|<u[248]|<f[248]|<U[1-9][0-9]{0,8}|\|O)\Z")
+#: bool, signed/unsigned 8-64 bit integers, float 16/32/64, object, and fixed-width unicode ``<U1``-``<U999999999``
+#: (:func:`is_classes_dtype`; no regex, so nothing is compiled at start-up).
+CLASSES_DTYPES = frozenset({"|b1", "|i1", "<i2", "<i4", "<i8", "|u1", "<u2", "<u4", "<u8", "<f2", "<f4", "<f8", "|O"})
+
+
+def is_classes_dtype(name: object) -> bool:
+    """True for an accepted ``classes_dtype``: one of :data:`CLASSES_DTYPES`, or ``<U`` and 1-9 ASCII digits
+    not starting with 0."""
+    if not isinstance(name, str):
+        return False
+    if name in CLASSES_DTYPES:
+        return True
+    count = name[2:]
+    return name[:2] == "<U" and 0 < len(count) <= 9 and count.isascii() and count.isdigit() and count[0] != "0"
 
 
 #: The header may take max(this, the payload length) bytes: a header is fields, names and labels, never more bytes
@@ -405,7 +416,7 @@ def validate_bounds(h: dict, payload_length: int) -> None:
     if h["output"] not in (CLASSIFIER_OUTPUTS_V2 if h["version"] >= 2 else CLASSIFIER_OUTPUTS):
         raise ModelFormatError(f"a regressor's header must have classes null (output {h['output']!r})")
     dtype_name = h["classes_dtype"]
-    if dtype_name is None or not CLASSES_DTYPE.match(dtype_name):
+    if not is_classes_dtype(dtype_name):
         raise ModelFormatError(
             f"header classes_dtype {_short(dtype_name)} is not an accepted label dtype "
             "(|b1, |i1, <i2-<i8, |u1, <u2-<u8, <f2-<f8, <U<n>, |O)"
@@ -420,7 +431,7 @@ def validate_bounds(h: dict, payload_length: int) -> None:
 
 
 def label_kind(dtype_name: str) -> tuple[str, int]:
-    """numpy's ``(dtype.kind, dtype.itemsize)`` for an accepted ``classes_dtype`` (see :data:`CLASSES_DTYPE`),
+    """numpy's ``(dtype.kind, dtype.itemsize)`` for an accepted ``classes_dtype`` (see :func:`is_classes_dtype`),
     without numpy: ``"<U5"`` -> ``("U", 20)``, ``"|O"`` -> ``("O", 8)``."""
     if dtype_name == "|O":
         return "O", 8

@@ -8,7 +8,8 @@ the allow-list below. json is needed (and the ``re``, ``enum``, ``functools``, `
 ``collections.abc``); ``typing``, ``pathlib``, ``importlib.util``, ``logging``, ``urllib``, ``base64``,
 ``contextlib``, ``dataclasses``, ``wsgiref`` and apig-wsgi are not: each cost milliseconds of the cold start
 (bench/results/floor.md). Also: ``base64`` is imported only by an event whose body is base64, ``urllib.parse``
-only by an event with query parameters to re-encode (REST, ALB), and a 404 imports nothing more.
+only by an event with query parameters to re-encode (REST, ALB), ``coldbrew.app.openapi`` only by the first
+``GET /openapi.json`` (the document is built then), and a 404 imports nothing more.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ ALLOWED = {
 SERVING = {
     "coldbrew", "coldbrew.errors", "coldbrew.records", "coldbrew.aws",
     "coldbrew.runtimes", "coldbrew.runtimes.aws_lambda", "coldbrew.runtimes.lambda_http",
-    "coldbrew.app", "coldbrew.app.wsgi", "coldbrew.app.contract", "coldbrew.app.validation", "coldbrew.app.openapi",
+    "coldbrew.app", "coldbrew.app.wsgi", "coldbrew.app.contract", "coldbrew.app.validation",
     "coldbrew.app.startup",
     "coldbrew.sources", "coldbrew.sources.config", "coldbrew.sources.fetch", "coldbrew.sources.fetched",
     "coldbrew.engine", "coldbrew.engine.inputs", "coldbrew.engine.brew", "coldbrew.engine._kernel",
