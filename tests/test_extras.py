@@ -51,12 +51,12 @@ def test_the_base_install_is_the_serving_runtime():
     extras = PROJECT["optional-dependencies"]
     assert {"s3", "serve", "sklearn", "train", "lab", "bench", "deploy", "all", "dev"} <= set(extras)
     # [all] is every extra but the test tools and the ONNX and peer comparisons (bench/peers.py), so it holds every
-    # library `coldbrew compile` reads (xgboost, lightgbm); [dev] is [all] plus the test tools.
+    # library `coldbrew compile` reads or checks against (xgboost, lightgbm, catboost); [dev] is [all] plus the test tools.
     optional = ("all", "dev", "onnx", "peers")
     assert _closure(extras["all"]) >= _closure(
         [line for name in extras if name not in optional for line in extras[name]]
     )
-    assert {"xgboost-cpu" if sys.platform == "linux" else "xgboost", "lightgbm"} <= _closure(extras["all"])
+    assert {"xgboost-cpu" if sys.platform == "linux" else "xgboost", "lightgbm", "catboost"} <= _closure(extras["all"])
     assert _closure(extras["dev"]) >= _closure(extras["all"]) | {"pytest", "ruff", "mypy"}
 
 

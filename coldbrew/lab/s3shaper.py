@@ -248,6 +248,6 @@ class S3Shaper:
             done = max(link.reserve(now, len(data)), self._aggregate.reserve(now, len(data)))
             if done > now:
                 await asyncio.sleep(done - now)
+            self.bytes_down += len(data)  # counted before the client can see the bytes (readers on other threads)
             client_w.write(data)
-            self.bytes_down += len(data)
             await client_w.drain()
