@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, TypedDict
 from coldbrew.deploy import render as tpl
 from coldbrew.deploy.plan import Plan
 from coldbrew.errors import ColdbrewError
+from coldbrew.sizes import check_lambda_memory, check_lambda_timeout, parse_megabytes
 from coldbrew.sources.config import parse_s3_uri
 
 if TYPE_CHECKING:
@@ -223,9 +224,6 @@ class PlanOptions(TypedDict, total=False):
     cors: list[str] | tuple[str, ...] | None
 
 
-# Lambda's limits (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
-LAMBDA_MAX_TIMEOUT_S = 900
-LAMBDA_MEMORY_MB = (128, 10_240)
 # Characters that may not appear in a file name written into generated files: control characters (C0, DEL, C1),
 # format controls (bidirectional overrides, zero-width), surrogates (undecodable bytes) and line/paragraph
 # separators, which YAML and Markdown read as line breaks.
@@ -249,25 +247,15 @@ def parse_timeout(value: int | float | str) -> int:
     """``--timeout``: a duration (``30``, ``30s``, ``2m``, ``15m``) in whole seconds within Lambda's 1 s - 15 min."""
     from coldbrew.durations import parse_duration
 
-    seconds = parse_duration(value, option="--timeout")
-    if seconds != int(seconds):
-        raise ColdbrewError(f"--timeout {value!r}: Lambda's timeout is whole seconds")
-    if not 1 <= seconds <= LAMBDA_MAX_TIMEOUT_S:
-        raise ColdbrewError(f"--timeout {value!r}: Lambda's timeout is between 1 s and 15m (900 s)")
+    seconds = check_lambda_timeout(parse_duration(value, option="--timeout"))
+    if seconds != int(seconds) or seconds < 1:
+        raise ColdbrewError(f"--timeout {value!r}: Lambda's timeout is whole seconds, 1 s to 15m (900 s)")
     return int(seconds)
 
 
 def parse_memory(value: int | str) -> int:
-    """``--memory``: whole MB within Lambda's 128-10,240 MB (``4500``; an ``MB`` suffix is accepted)."""
-    text = str(value).strip()
-    number = text[:-2].strip() if text.upper().endswith("MB") else text
-    if isinstance(value, bool) or not number.isdigit():
-        raise ColdbrewError(f"--memory {value!r}: give whole MB, e.g. 4500 or 4500MB")
-    mb = int(number)
-    low, high = LAMBDA_MEMORY_MB
-    if not low <= mb <= high:
-        raise ColdbrewError(f"--memory {value!r}: Lambda's memory is between {low} and {high:,} MB")
-    return mb
+    """``--memory``: whole MB within Lambda's 128-10,240 MB (``4500``, ``4500MB``, ``4G``), the sizes parser's rules."""
+    return check_lambda_memory(parse_megabytes(value, option="--memory"))
 
 
 def parse_origins(origins) -> tuple[str, ...]:

@@ -536,9 +536,10 @@ def test_timeout_and_memory_take_units_within_lambdas_limits(tiny_brew):
     for given in ("16m", "0s", "1.5s", "soon", "901"):
         with pytest.raises(ColdbrewError, match="--timeout"):
             make_plan(str(tiny_brew), "image-disk", timeout=given)
-    for given, mb in (("4500", 4500), ("4500MB", 4500), (128, 128), ("10240", 10240)):
+    # the sizes parser's units (binary, as Lambda's "MB"): 4.5G is 4,608 MB
+    for given, mb in (("4500", 4500), ("4500MB", 4500), (128, 128), ("10240", 10240), ("4.5G", 4608), ("1G", 1024)):
         assert make_plan(str(tiny_brew), "image-disk", memory=given).memory == mb
-    for given in ("127", "10241", "4.5G", "-1", "lots"):
+    for given in ("127", "10241", "1.0001G", "-1", "lots", "11G"):
         with pytest.raises(ColdbrewError, match="--memory"):
             make_plan(str(tiny_brew), "image-disk", memory=given)
 
