@@ -74,8 +74,11 @@ def _free_port_pairs(n: int, lo: int = 20_000, hi: int = 30_000) -> list[int]:
 class SeaweedS3:
     """SeaweedFS S3 on 127.0.0.1 in `data_dir`; a context manager or `start()`/`stop()`."""
 
-    def __init__(self, data_dir, *, start_timeout: float = 30.0, stop_timeout: float = 5.0):
+    def __init__(
+        self, data_dir, *, start_timeout: float = 30.0, stop_timeout: float = 5.0, extra_args: tuple[str, ...] = ()
+    ):
         self.data_dir = Path(data_dir)
+        self.extra_args = tuple(extra_args)
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.access_key = "cb" + secrets.token_hex(8)
@@ -144,6 +147,7 @@ class SeaweedS3:
             "-webdav=false",
             f"-s3.localSocket={sock_dir}/s3.sock",
             f"-filer.localSocket={sock_dir}/filer.sock",
+            *self.extra_args,
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
         # weed mini creates an identity from these and then enforces signatures.
@@ -252,8 +256,21 @@ class SeaweedS3:
             pass
 
     def upload(self, path, bucket: str, key: str) -> None:
-        """Upload a local file to s3://bucket/key (multipart for large files)."""
-        self.client().upload_file(str(path), bucket, key)
+        """Upload a local file to s3://bucket/key (multipart for large files, as AWS's SDKs and CLI do), stored as
+        sent.
+
+        SeaweedFS gzips a part it cannot type when its first 128 bytes compress (a ``.brew``'s do, to ~20-30 %),
+        and then gunzips it on every GET: ~1 s of its CPU per 242 MB read where S3 serves bytes as stored, halving
+        what loopback S3 delivers on a 2-core host (bench/results/s3_cold_starts.md). A part whose request names
+        its type (``Content-Type: application/octet-stream``, what boto3 leaves out on UploadPart) is stored as
+        sent."""
+        client = self.client()
+
+        def typed(request, **_) -> None:
+            request.headers["Content-Type"] = "application/octet-stream"
+
+        client.meta.events.register("before-sign.s3.UploadPart", typed)
+        client.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": "application/octet-stream"})
 
 
 class _EarlyExit(ColdbrewError):

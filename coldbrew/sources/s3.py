@@ -27,8 +27,6 @@ import shutil
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from coldbrew.atomicfile import remove_stale_parts
@@ -43,14 +41,31 @@ _MULTIPART = re.compile(r'^"?([0-9a-fA-F]{32})-(\d+)"?$')
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?)(?:i?B)?\s*$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
 class Settings:
-    """Download tuning; `from_env` reads the COLDBREW_S3_* and AWS_MAX_ATTEMPTS variables."""
+    """Download tuning; `from_env` reads the COLDBREW_S3_* and AWS_MAX_ATTEMPTS variables.
 
-    chunk_size: int = 8 * MiB
-    concurrency: int = 10
-    attempts: int = 5  # per request: botocore's retries, and ours for a broken body stream
-    verify: str = "etag"  # "etag": MD5 where the ETag is one; "size": never the MD5 (a .brew's SHA-256 still)
+    A plain class, not a dataclass: ``dataclasses`` (and the ``inspect`` it imports) cost milliseconds of a cold
+    start."""
+
+    __slots__ = ("attempts", "chunk_size", "concurrency", "verify")
+    chunk_size: int
+    concurrency: int
+    attempts: int  # per request: botocore's retries, and ours for a broken body stream
+    verify: str  # "etag": MD5 where the ETag is one; "size": never the MD5 (a .brew's SHA-256 still)
+
+    def __init__(self, chunk_size: int = 8 * MiB, concurrency: int = 10, attempts: int = 5, verify: str = "etag"):
+        self.chunk_size, self.concurrency, self.attempts, self.verify = chunk_size, concurrency, attempts, verify
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(chunk_size={self.chunk_size}, concurrency={self.concurrency}, attempts={self.attempts}, "
+            f"verify={self.verify!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Settings) and repr(self) == repr(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -67,13 +82,14 @@ class Settings:
                 )
             return value
 
+        defaults = cls()
         verify = (environ.get("COLDBREW_S3_VERIFY") or "etag").strip().lower()
         if verify not in ("etag", "size"):
             raise ConfigError(f"COLDBREW_S3_VERIFY={verify!r} is not allowed; use one of: etag, size")
         return cls(
-            chunk_size=num("COLDBREW_S3_CHUNK_SIZE", cls.chunk_size, 1, sized=True),
-            concurrency=num("COLDBREW_S3_CONCURRENCY", cls.concurrency, 1),
-            attempts=num("AWS_MAX_ATTEMPTS", cls.attempts, 1),
+            chunk_size=num("COLDBREW_S3_CHUNK_SIZE", defaults.chunk_size, 1, sized=True),
+            concurrency=num("COLDBREW_S3_CONCURRENCY", defaults.concurrency, 1),
+            attempts=num("AWS_MAX_ATTEMPTS", defaults.attempts, 1),
             verify=verify,
         )
 
@@ -133,6 +149,95 @@ class _Plan:
         self.size = 0
         self.etag = ""
         self.fd = -1
+        self.landed: _Landed | None = None
+
+
+class _Landed:
+    """Which bytes of the temp file have landed, for the hasher to follow as they come.
+
+    Each part streams in order, so part ``i`` holds ``[starts[i], starts[i] + got[i])``; the file's landed prefix
+    ends in the first part not yet complete (``frontier``). The hasher (the main thread) hashes that prefix while
+    the parts still arrive, so the digest is done a few blocks after the last byte, not a whole file later.
+    """
+
+    def __init__(self, ranges: list[tuple[int, int]], size: int):
+        self.starts = [a for a, _ in ranges]
+        self.lengths = [b + 1 - a for a, b in ranges]
+        self.got = [0] * len(ranges)
+        self.checked = [False] * len(ranges)  # the part's answer ended where it should (nothing after the range)
+        self.size = size
+        self.frontier = 0
+        self.error: BaseException | None = None
+        self.cond = threading.Condition()
+
+    def add(self, i: int, n: int) -> None:
+        """``n`` more bytes of part ``i`` are in the file (written before this is called)."""
+        with self.cond:
+            self.got[i] += n
+            if i == self.frontier:
+                self.cond.notify_all()
+
+    def complete(self, i: int) -> None:
+        with self.cond:
+            self.checked[i] = True
+            self.cond.notify_all()
+
+    def fail(self, e: BaseException) -> None:
+        with self.cond:
+            if self.error is None:
+                self.error = e
+            self.cond.notify_all()
+
+    def wait_past(self, pos: int) -> int:
+        """The end of the landed prefix, once it is past ``pos``; a part's error is raised here."""
+        with self.cond:
+            while True:
+                if self.error is not None:
+                    raise self.error
+                n = len(self.got)
+                while self.frontier < n and self.got[self.frontier] == self.lengths[self.frontier]:
+                    self.frontier += 1
+                end = self.starts[self.frontier] + self.got[self.frontier] if self.frontier < n else self.size
+                if end > pos:
+                    return end
+                self.cond.wait()
+
+    def wait_checked(self) -> None:
+        """Until every part's answer is known to have ended at its range (or a part's error, raised)."""
+        with self.cond:
+            while not all(self.checked):
+                if self.error is not None:
+                    raise self.error
+                self.cond.wait()
+            if self.error is not None:
+                raise self.error
+
+
+class _Workers:
+    """``count`` threads running tasks in the order given (a ThreadPoolExecutor without the imports of
+    ``concurrent.futures``, which bring ``logging``: milliseconds of a cold start). A task handles its own errors."""
+
+    def __init__(self, count: int):
+        import queue
+
+        self.tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self.threads = [threading.Thread(target=self._run, name=f"coldbrew-s3-{n}", daemon=True) for n in range(count)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self) -> None:
+        while (task := self.tasks.get()) is not None:
+            task()
+
+    def submit(self, fn, *args, **kwargs) -> None:
+        self.tasks.put(lambda: fn(*args, **kwargs))
+
+    def close(self) -> None:
+        """Let the queued tasks run out (after an abort they return at once), then end the threads."""
+        for _ in self.threads:
+            self.tasks.put(None)
+        for t in self.threads:
+            t.join()
 
 
 class _Download:
@@ -149,10 +254,14 @@ class _Download:
         chunk, concurrency = self.settings.chunk_size, self.settings.concurrency
         wave = [(i * chunk, (i + 1) * chunk - 1) for i in range(min(concurrency, FIRST_WAVE))]
         plan = _Plan()
-        pool = ThreadPoolExecutor(max_workers=max(1, concurrency - 1))
+        # concurrency - 1 connections on the workers; this thread's carries the first answer (part 0), which a
+        # thread of its own streams while this one hashes what has landed.
+        pool = _Workers(max(1, concurrency - 1))
+        first_part: threading.Thread | None = None
         try:
-            # Parts 1.. of the first wave go out at once, before the size is known; part 0 is read here.
-            early = [pool.submit(self._part, plan, a, b, speculative=True) for a, b in wave[1:]]
+            # Parts 1.. of the first wave go out at once, before the size is known; part 0 is asked for here.
+            for a, b in wave[1:]:
+                pool.submit(self._part, plan, a, b, speculative=True)
             t1 = time.perf_counter()
             first = self._open_first(wave[0][1])
             size, etag = _total_size(first), first.getheader("ETag", "") or ""
@@ -172,16 +281,22 @@ class _Download:
                 plan.size, plan.etag = size, etag
                 whole = plan.whole = first.status == 200  # a server ignoring Range sends everything on one connection
                 ranges = [(0, size - 1)] if whole else [(o, min(o + chunk, size) - 1) for o in range(0, size, chunk)]
-                later = [pool.submit(self._part, plan, a, b) for a, b in ranges[len(wave) :]] if not whole else []
+                landed = plan.landed = _Landed(ranges, size)
+                if not whole:
+                    for a, b in ranges[len(wave) :]:
+                        pool.submit(self._part, plan, a, b)
                 plan.ready.set()
-                self._fill(plan, *ranges[0], first)  # part 0 arrives on this thread's connection
-                integrity, part_size = self._integrity_plan(first, size, etag)  # may ask S3 on that connection
+                first_part = threading.Thread(
+                    target=self._task, args=(plan, 0, *ranges[0], first), name="coldbrew-s3-first", daemon=True
+                )
+                first_part.start()
+                # The part size of a multipart ETag is asked for on this thread's connection, once the first
+                # answer's body has been read off it.
+                integrity, part_size = self._integrity_plan(first, size, etag, before_head=first_part.join)
                 hasher = _Hasher(size, integrity, part_size)
-                hasher.feed(plan.fd, *_span(ranges[0]))
-                futures = ([] if whole else early[: max(0, len(ranges) - 1)]) + later
-                for fut, rng in zip(futures, ranges[1:], strict=True):
-                    fut.result()
-                    hasher.feed(plan.fd, *_span(rng))
+                while hasher.pos < size:
+                    hasher.feed(plan.fd, hasher.pos, landed.wait_past(hasher.pos))
+                landed.wait_checked()
                 self._verify(hasher, integrity, size, etag)
                 self._record(final, hasher, integrity, size, etag, part_size)
                 os.replace(tmp, final)
@@ -193,7 +308,9 @@ class _Download:
         finally:
             plan.abort = plan.abort or not plan.ready.is_set()
             plan.ready.set()
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.close()
+            if first_part is not None:
+                first_part.join()
             if plan.fd >= 0:
                 os.close(plan.fd)
         for old in self.cache_dir.glob(f"{final.name.split('-')[0]}-*"):  # earlier versions and their records
@@ -263,38 +380,57 @@ class _Download:
         return self._retrying(lambda: self.reader.request("GET", self.key))
 
     def _part(self, plan: _Plan, start: int, end: int, *, speculative: bool = False) -> None:
-        """Fetch bytes start..end into the temp file (runs on a pool thread)."""
+        """Fetch bytes start..end into the temp file (runs on a worker thread)."""
         from coldbrew.sources.s3http import S3Error
 
         response, refused = None, None
-        if speculative:  # sent before the size and ETag are known: no If-Match yet, checked against them below
-            try:
-                response = self._retrying(
-                    lambda: self.reader.request("GET", self.key, headers={"Range": f"bytes={start}-{end}"})
-                )
-            except S3Error as e:
-                refused = e
-            except (OSError, http.client.HTTPException):
-                pass  # asked again below, once the plan is known
-        plan.ready.wait()
-        if plan.abort or plan.whole or start >= plan.size:
-            if response is not None:
-                self.reader.drop_connection()  # its body is not wanted: do not read it
+        try:
+            if speculative:  # sent before the size and ETag are known: no If-Match yet, checked against them below
+                try:
+                    response = self._retrying(
+                        lambda: self.reader.request("GET", self.key, headers={"Range": f"bytes={start}-{end}"})
+                    )
+                except S3Error as e:
+                    refused = e
+                except (OSError, http.client.HTTPException):
+                    pass  # asked again below, once the plan is known
+            plan.ready.wait()
+            if plan.abort or plan.whole or start >= plan.size:
+                if response is not None:
+                    self.reader.drop_connection()  # its body is not wanted: do not read it
+                return
+            if refused is not None and refused.status not in (416,) and refused.status < 500:
+                raise refused
+            if response is not None and (response.getheader("ETag", "") or "") != plan.etag:
+                self.reader.drop_connection()
+                raise SourceError(f"{self.uri}: the object changed during the download; retry")
+        except BaseException as e:  # noqa: BLE001 - handed to the hasher, which raises it on the main thread
+            if plan.landed is not None:
+                plan.landed.fail(e)
             return
-        if refused is not None and refused.status not in (416,) and refused.status < 500:
-            raise refused
-        if response is not None and (response.getheader("ETag", "") or "") != plan.etag:
-            self.reader.drop_connection()
-            raise SourceError(f"{self.uri}: the object changed during the download; retry")
-        self._fill(plan, start, min(end, plan.size - 1), response)
+        self._task(plan, start // self.settings.chunk_size, start, min(end, plan.size - 1), response)
 
-    def _fill(self, plan: _Plan, start: int, end: int, response) -> None:
-        """Stream ``response`` (None: ask for it) into bytes start..end; a broken body is asked for again."""
+    def _task(self, plan: _Plan, i: int, start: int, end: int, response) -> None:
+        """Part ``i`` (bytes start..end) into the temp file; an error is handed to the hasher."""
+        assert plan.landed is not None
+        try:
+            self._fill(plan, i, start, end, response)
+            plan.landed.complete(i)
+        except BaseException as e:  # noqa: BLE001 - raised on the main thread by the hasher
+            plan.landed.fail(e)
+
+    def _fill(self, plan: _Plan, i: int, start: int, end: int, response) -> None:
+        """Stream ``response`` (None: ask for it) into bytes start..end; a broken body is asked for again from the
+        first byte that has not landed (the landed ones may already be hashed)."""
+        assert plan.landed is not None
         for attempt in range(1, self.settings.attempts + 1):
+            if plan.abort:
+                raise OSError("download abandoned")
+            at = start + plan.landed.got[i]  # only this thread adds to part i
             if response is None:
-                response = self._retrying(lambda: self._get(plan, start, end))
+                response = self._retrying(lambda at=at: self._get(plan, at, end))
             try:
-                self._stream(response, plan, start, end)
+                self._stream(response, plan, i, at, end)
                 return
             except (OSError, http.client.HTTPException):
                 self.reader.drop_connection()
@@ -309,8 +445,10 @@ class _Download:
             headers["If-Match"] = plan.etag  # an object replaced mid-download answers 412, never mixed bytes
         return self.reader.request("GET", self.key, headers=headers)
 
-    def _stream(self, response, plan: _Plan, start: int, end: int) -> None:
-        """Write the body of ``response`` (bytes start..end) at its offset; a short or overlong body is an error."""
+    def _stream(self, response, plan: _Plan, i: int, start: int, end: int) -> None:
+        """Write the body of ``response`` (bytes start..end) at its offset, telling the hasher as each block lands;
+        a short or overlong body is an error."""
+        assert plan.landed is not None
         if response.status != 206 and (start, end) != (0, plan.size - 1):
             raise http.client.HTTPException(f"asked for bytes {start}-{end}, got HTTP {response.status}")
         if response.status == 206:
@@ -328,14 +466,16 @@ class _Download:
                 raise http.client.IncompleteRead(bytes(0), end + 1 - pos)
             os.pwrite(plan.fd, view[:n], pos)
             pos += n
+            plan.landed.add(i, n)
         if response.length:  # more bytes than asked for: not the range we wanted
             raise http.client.HTTPException(f"bytes {start}-{end}: {response.length} unexpected bytes after the range")
 
     # ------------------------------------------------------------------ integrity
-    def _integrity_plan(self, first, size: int, etag: str) -> tuple[str, int | None]:
+    def _integrity_plan(self, first, size: int, etag: str, before_head=lambda: None) -> tuple[str, int | None]:
         """What the ETag can prove: ("md5", None), ("multipart-md5", part_size) or ("size", None) when it can't.
 
-        A .brew object with a multipart ETag is proved by its own SHA-256 instead (no extra request).
+        A .brew object with a multipart ETag is proved by its own SHA-256 instead (no extra request). The part size
+        is asked for with a HEAD on this thread's connection, after ``before_head()`` (which frees it).
         """
         from coldbrew.sources.s3http import S3Error
 
@@ -353,6 +493,7 @@ class _Download:
         # Multipart ETag = md5(concat(md5(part) ...))-N: needs the part size; SDK uploads use
         # equal parts (the last one shorter), which the arithmetic below confirms.
         n = int(m.group(2))
+        before_head()
         try:
             head = self._retrying(lambda: self.reader.request("HEAD", self.key, query={"partNumber": "1"}))
             head.read()
