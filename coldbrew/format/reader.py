@@ -1,6 +1,7 @@
 """Open a .brew file: mmap + preamble + JSON header + zero-copy array views. No per-tree work.
 
-Standard library only (mmap, json, struct, memoryview): serving a .brew file needs no numpy. ``BrewFile.buffers``
+Standard library only (mmap, json, memoryview; struct only off the serving path): serving a .brew file needs no
+numpy. ``BrewFile.buffers``
 are memoryviews into the map; ``BrewFile.arrays`` builds numpy views of the same bytes, importing numpy on first
 use (tools, the numpy kernel, tests).
 """
@@ -12,7 +13,6 @@ import math
 import mmap
 import operator
 import os
-import struct
 import sys
 
 from coldbrew.errors import ModelFormatError
@@ -61,6 +61,8 @@ class StdlibChecks:
 
             bad = spec.invalid_values(np.frombuffer(nodes, dtype=spec.NODE_DTYPE))
             return int(bad.argmax()) if bad.any() else -1
+        import struct
+
         for i, (value, feature, _) in enumerate(struct.iter_unpack("<dii", nodes)):
             if math.isnan(value) if feature >= 0 else not math.isfinite(value):
                 return i
@@ -72,6 +74,8 @@ class StdlibChecks:
         if np is not None:
             bad = ~np.isfinite(np.frombuffer(values, dtype="<f8"))
             return int(bad.argmax()) if bad.any() else -1
+        import struct
+
         return next((i for i, (v,) in enumerate(struct.iter_unpack("<d", values)) if not math.isfinite(v)), -1)
 
 
@@ -163,7 +167,10 @@ class BrewFile:
             self.verify()
 
     def _read_header(self) -> dict:
-        magic, version, h_len, p_off, p_len = spec.PREAMBLE.unpack_from(self._map, 0)
+        # spec.PREAMBLE (<8sIIQQ) read with int.from_bytes: no struct module on the serving path
+        pre = self._map[:32]
+        magic, version, h_len = pre[:8], int.from_bytes(pre[8:12], "little"), int.from_bytes(pre[12:16], "little")
+        p_off, p_len = int.from_bytes(pre[16:24], "little"), int.from_bytes(pre[24:32], "little")
         if magic != spec.MAGIC:
             raise ModelFormatError(f"{self.path}: not a .brew file (bad magic bytes)")
         if version > spec.VERSION:
@@ -227,12 +234,15 @@ class BrewFile:
         """A small array's values as Python numbers (little-endian whatever the host)."""
         raw = self.buffers[name].cast("B")
         code = {"<i8": "q", "<f8": "d", "|u1": "B", "<i4": "i", "<u4": "I"}[spec.ARRAYS[name].dtype]
+        import struct  # big-endian hosts only
+
         return struct.unpack(f"<{len(raw) // struct.calcsize(code)}{code}", raw)
 
     def _check_tree_offsets(self) -> None:
         raw = self.buffers["tree_offsets"]
         raw = raw.cast("B") if raw.format != "B" else raw
-        (first,), (last,) = struct.unpack_from("<q", raw, 0), struct.unpack_from("<q", raw, len(raw) - 8)
+        first = int.from_bytes(raw[:8], "little", signed=True)
+        last = int.from_bytes(raw[len(raw) - 8 :], "little", signed=True)
         if first != 0 or last != self.header["n_nodes"]:
             raise ModelFormatError(f"{self.path}: corrupt tree_offsets (must rise from 0 to n_nodes)")
         if sys.byteorder == "little":
