@@ -52,8 +52,11 @@ SWITCHES = {
 def process_age_ms() -> float | None:
     """Milliseconds since this process started (Linux ``/proc``), or ``None`` if unknown."""
     try:
-        with open("/proc/self/stat", "rb") as fh:
-            stat = fh.read()
+        fd = os.open("/proc/self/stat", os.O_RDONLY)  # os.read, not open(): no buffered file object to build
+        try:
+            stat = os.read(fd, 4096)
+        finally:
+            os.close(fd)
         # Fields after the parenthesised command name start at field 3 (state); starttime is field 22.
         start_ticks = int(stat[stat.rindex(b")") + 2 :].split()[19])
         started = start_ticks / os.sysconf("SC_CLK_TCK")
