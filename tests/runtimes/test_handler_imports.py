@@ -44,7 +44,7 @@ SERVING = {
     "coldbrew.runtimes", "coldbrew.runtimes.aws_lambda", "coldbrew.runtimes.lambda_http",
     "coldbrew.app", "coldbrew.app.wsgi", "coldbrew.app.contract", "coldbrew.app.validation",
     "coldbrew.app.startup",
-    "coldbrew.sources", "coldbrew.sources.config", "coldbrew.sources.fetch", "coldbrew.sources.fetched",
+    "coldbrew.sources", "coldbrew.sources.config", "coldbrew.sources.fetch",
     "coldbrew.engine", "coldbrew.engine.inputs", "coldbrew.engine.brew", "coldbrew.engine._kernel",
     "coldbrew.format", "coldbrew.format.reader", "coldbrew.format.spec",
 }  # fmt: skip
