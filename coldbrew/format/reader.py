@@ -1,8 +1,8 @@
 """Open a .brew file: mmap + preamble + JSON header + zero-copy array views. No per-tree work.
 
 Standard library only (mmap, json, memoryview; struct only off the serving path): serving a .brew file needs no
-numpy. ``BrewFile.buffers``
-are memoryviews into the map; ``BrewFile.arrays`` builds numpy views of the same bytes, importing numpy on first
+numpy. A file of at most ``SMALL_FILE`` bytes (64 KiB) is read into memory instead of mapped: its few pages cost
+less to copy than mmap costs to import and map. ``BrewFile.buffers`` are memoryviews into the map (or the bytes); ``BrewFile.arrays`` builds numpy views of the same bytes, importing numpy on first
 use (tools, the numpy kernel, tests).
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import mmap
 import operator
 import os
 import stat
@@ -120,22 +119,28 @@ def read_head(path: str | os.PathLike, n: int, label: str | None = None) -> byte
         raise ModelFormatError(f"{path if label is None else label}: cannot open: {exc.strerror or exc}") from exc
 
 
-def _read_start(path: str | os.PathLike, n: int) -> bytes:
-    """Up to ``n`` bytes from the start of ``path`` through a bare file descriptor: ``open()`` builds a buffered
-    file object (and asks the file whether it is a terminal) for a read of a few bytes, tens of microseconds of
-    the cold start each time."""
+def _read_start(path: str | os.PathLike | int, n: int) -> bytes:
+    """Up to ``n`` bytes from the start of ``path`` (or of the open descriptor ``path``) through a bare file
+    descriptor: ``open()`` builds a buffered file object (and asks the file whether it is a terminal) for a read of
+    a few bytes, tens of microseconds of the cold start each time."""
+    if isinstance(path, int):
+        return _read_fd(path, n)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        chunks, got = [], 0
-        while got < n:
-            chunk = os.read(fd, n - got)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
-        return b"".join(chunks)
+        return _read_fd(fd, n)
     finally:
         os.close(fd)
+
+
+def _read_fd(fd: int, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        chunk = os.read(fd, n - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 def is_brew(path: str | os.PathLike) -> bool:
@@ -143,12 +148,15 @@ def is_brew(path: str | os.PathLike) -> bool:
     return _read_start(path, len(spec.MAGIC)) == spec.MAGIC
 
 
+# Files up to this size are read into memory instead of mapped: a copy of a few pages costs less than importing
+# mmap (a shared library) and mapping, and every check and view works the same on the bytes.
+SMALL_FILE = 64 * 1024
 # Bytes per MADV_WILLNEED call of an eager open: the smallest common read-ahead window, page aligned.
 EAGER_WINDOW = 128 * 1024
 
 
 class BrewFile:
-    """A memory-mapped .brew file: ``header`` (dict), ``buffers`` (memoryviews into the map) and ``arrays``
+    """A memory-mapped .brew file (read into memory up to ``SMALL_FILE`` bytes): ``header`` (dict), ``buffers`` (memoryviews into the map) and ``arrays``
     (read-only numpy views of the same bytes, built on first use).
 
     Opening runs the cheap checks of docs/format.md section 5; ``verify=True`` also checks the SHA-256
@@ -171,12 +179,20 @@ class BrewFile:
                 self.size_bytes = info.st_size
                 if self.size_bytes < spec.PREAMBLE_SIZE:
                     raise ModelFormatError(f"{self.path}: {self.size_bytes} bytes is too short for a .brew file")
-                self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+                if self.size_bytes <= SMALL_FILE:
+                    self._map = _read_start(fd, self.size_bytes)
+                    self.size_bytes = len(self._map)  # what was read is what every check below sees
+                else:
+                    import mmap
+
+                    self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
             finally:
                 os.close(fd)
         except OSError as exc:
             raise ModelFormatError(f"{self.path}: cannot open: {exc.strerror or exc}") from exc
-        if eager and hasattr(self._map, "madvise"):
+        if eager and hasattr(self._map, "madvise"):  # a read small file is already all in memory
+            import mmap
+
             # Linux reads at most the device's read-ahead window per MADV_WILLNEED call (from the start of the
             # range; often 128 KiB): advised in windows of that size, the whole file is read ahead.
             for start in range(0, self.size_bytes, EAGER_WINDOW):
