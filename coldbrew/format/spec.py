@@ -10,8 +10,8 @@ from coldbrew.errors import ModelFormatError
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     import struct
+    from collections.abc import Callable
     from typing import Any, NamedTuple, TypeGuard
 
     import numpy as np
