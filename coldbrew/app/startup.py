@@ -86,19 +86,21 @@ class Startup:
         """Sum of the measured phases."""
         return sum(v for v in self.timings.values() if v is not None)
 
+    def record(self) -> dict[str, Any]:
+        """The start-up line's fields: ``{"event": "coldbrew.startup", "timings_ms": {...}, "total_ms": ...,
+        "model": {...}, "pid": ...}`` (a runtime adds its own before logging it)."""
+        timings = {k: (round(v, 3) if v is not None else None) for k, v in self.timings.items()}
+        return {
+            "event": "coldbrew.startup",
+            "timings_ms": timings,
+            "total_ms": round(self.total_ms, 3),
+            "model": self.model,
+            "pid": os.getpid(),
+        }
+
     def log_line(self) -> str:
         """One JSON line: ``{"event": "coldbrew.startup", "timings_ms": {...}, "total_ms": ..., "model": {...}}``."""
-        timings = {k: (round(v, 3) if v is not None else None) for k, v in self.timings.items()}
-        return json.dumps(
-            {
-                "event": "coldbrew.startup",
-                "timings_ms": timings,
-                "total_ms": round(self.total_ms, 3),
-                "model": self.model,
-                "pid": os.getpid(),
-            },
-            separators=(", ", ": "),
-        )
+        return json.dumps(self.record(), separators=(", ", ": "))
 
 
 def _ms_since(t0: float) -> float:
