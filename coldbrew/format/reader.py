@@ -21,6 +21,7 @@ from coldbrew.format import spec
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
 
 if TYPE_CHECKING:
+    import mmap
     from typing import Any, Protocol
 
     import numpy as np
@@ -180,7 +181,7 @@ class BrewFile:
                 if self.size_bytes < spec.PREAMBLE_SIZE:
                     raise ModelFormatError(f"{self.path}: {self.size_bytes} bytes is too short for a .brew file")
                 if self.size_bytes <= SMALL_FILE:
-                    self._map = _read_start(fd, self.size_bytes)
+                    self._map: bytes | mmap.mmap = _read_start(fd, self.size_bytes)
                     self.size_bytes = len(self._map)  # what was read is what every check below sees
                 else:
                     import mmap
