@@ -16,7 +16,14 @@ of the cold start per class, and four of them are on the serving path. A class b
 not use ``super()`` (subclass the result for that). Base layer: the standard library only.
 """
 
-from operator import itemgetter
+try:  # the C accessor collections.namedtuple uses (the module is built into CPython); else a property
+    from _collections import _tuplegetter
+except ImportError:  # pragma: no cover - other interpreters
+    from operator import itemgetter
+
+    def _tuplegetter(index: int, doc: str) -> property:
+        return property(itemgetter(index), doc=doc)
+
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers read it as true)
 
@@ -80,8 +87,10 @@ def _getnewargs(self) -> tuple:
     return tuple(self)
 
 
-def _record_class(name: str, fields: tuple[str, ...], defaults: list, module: str | None) -> type:
-    """A tuple subclass with ``fields``, the last ``len(defaults)`` of them defaulted, as ``namedtuple`` makes."""
+def _record_namespace(name: str, fields: tuple[str, ...], defaults: list, module: str | None) -> "dict[str, Any]":
+    """The namespace of a tuple subclass with ``fields``, the last ``len(defaults)`` of them defaulted, as
+    ``namedtuple`` makes it (the class is made from it in one ``type()`` call: every attribute set on a class
+    afterwards costs it a slot update)."""
     for field in fields:
         if field.startswith("_"):
             raise ValueError(f"{name}: field names cannot start with an underscore: {field!r}")
@@ -100,8 +109,8 @@ def _record_class(name: str, fields: tuple[str, ...], defaults: list, module: st
         "__module__": module,
     }
     for index, field in enumerate(fields):
-        namespace[field] = property(itemgetter(index), doc=f"Alias for field number {index}")
-    return type(name, (tuple,), namespace)
+        namespace[field] = _tuplegetter(index, f"Alias for field number {index}")
+    return namespace
 
 
 class _NamedTupleMeta(type):
@@ -114,13 +123,13 @@ class _NamedTupleMeta(type):
         defaults = [namespace[f] for f in fields if f in namespace]
         if any(f not in namespace for f in fields[len(fields) - len(defaults) :]):
             raise TypeError(f"{name}: a field without a default follows one with a default")
-        cls = _record_class(name, fields, defaults, namespace.get("__module__"))
+        record = _record_namespace(name, fields, defaults, namespace.get("__module__"))
         for key, value in namespace.items():
             if key not in fields and key not in _NOT_COPIED:
-                setattr(cls, key, value)
-        cls.__qualname__ = namespace.get("__qualname__", name)
-        cls.__annotations__ = dict(namespace.get("__annotations__", {}))
-        return cls
+                record[key] = value
+        record["__qualname__"] = namespace.get("__qualname__", name)
+        record["__annotations__"] = dict(namespace.get("__annotations__", {}))
+        return type.__new__(type, name, (tuple,), record)
 
 
 class NamedTuple(metaclass=_NamedTupleMeta):

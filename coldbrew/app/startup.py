@@ -52,8 +52,11 @@ SWITCHES = {
 def process_age_ms() -> float | None:
     """Milliseconds since this process started (Linux ``/proc``), or ``None`` if unknown."""
     try:
-        with open("/proc/self/stat", "rb") as fh:
-            stat = fh.read()
+        fd = os.open("/proc/self/stat", os.O_RDONLY)  # os.read, not open(): no buffered file object to build
+        try:
+            stat = os.read(fd, 4096)
+        finally:
+            os.close(fd)
         # Fields after the parenthesised command name start at field 3 (state); starttime is field 22.
         start_ticks = int(stat[stat.rindex(b")") + 2 :].split()[19])
         started = start_ticks / os.sysconf("SC_CLK_TCK")
@@ -83,19 +86,21 @@ class Startup:
         """Sum of the measured phases."""
         return sum(v for v in self.timings.values() if v is not None)
 
+    def record(self) -> dict[str, Any]:
+        """The start-up line's fields: ``{"event": "coldbrew.startup", "timings_ms": {...}, "total_ms": ...,
+        "model": {...}, "pid": ...}`` (a runtime adds its own before logging it)."""
+        timings = {k: (round(v, 3) if v is not None else None) for k, v in self.timings.items()}
+        return {
+            "event": "coldbrew.startup",
+            "timings_ms": timings,
+            "total_ms": round(self.total_ms, 3),
+            "model": self.model,
+            "pid": os.getpid(),
+        }
+
     def log_line(self) -> str:
         """One JSON line: ``{"event": "coldbrew.startup", "timings_ms": {...}, "total_ms": ..., "model": {...}}``."""
-        timings = {k: (round(v, 3) if v is not None else None) for k, v in self.timings.items()}
-        return json.dumps(
-            {
-                "event": "coldbrew.startup",
-                "timings_ms": timings,
-                "total_ms": round(self.total_ms, 3),
-                "model": self.model,
-                "pid": os.getpid(),
-            },
-            separators=(", ", ": "),
-        )
+        return json.dumps(self.record(), separators=(", ", ": "))
 
 
 def _ms_since(t0: float) -> float:

@@ -1,7 +1,8 @@
 """Open a .brew file: mmap + preamble + JSON header + zero-copy array views. No per-tree work.
 
-Standard library only (mmap, json, struct, memoryview): serving a .brew file needs no numpy. ``BrewFile.buffers``
-are memoryviews into the map; ``BrewFile.arrays`` builds numpy views of the same bytes, importing numpy on first
+Standard library only (mmap, json, memoryview; struct only off the serving path): serving a .brew file needs no
+numpy. A file of at most ``SMALL_FILE`` bytes (64 KiB) is read into memory instead of mapped: its few pages cost
+less to copy than mmap costs to import and map. ``BrewFile.buffers`` are memoryviews into the map (or the bytes); ``BrewFile.arrays`` builds numpy views of the same bytes, importing numpy on first
 use (tools, the numpy kernel, tests).
 """
 
@@ -9,10 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-import mmap
 import operator
 import os
-import struct
+import stat
 import sys
 
 from coldbrew.errors import ModelFormatError
@@ -21,6 +21,7 @@ from coldbrew.format import spec
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
 
 if TYPE_CHECKING:
+    import mmap
     from typing import Any, Protocol
 
     import numpy as np
@@ -61,6 +62,8 @@ class StdlibChecks:
 
             bad = spec.invalid_values(np.frombuffer(nodes, dtype=spec.NODE_DTYPE))
             return int(bad.argmax()) if bad.any() else -1
+        import struct
+
         for i, (value, feature, _) in enumerate(struct.iter_unpack("<dii", nodes)):
             if math.isnan(value) if feature >= 0 else not math.isfinite(value):
                 return i
@@ -72,6 +75,8 @@ class StdlibChecks:
         if np is not None:
             bad = ~np.isfinite(np.frombuffer(values, dtype="<f8"))
             return int(bad.argmax()) if bad.any() else -1
+        import struct
+
         return next((i for i, (v,) in enumerate(struct.iter_unpack("<d", values)) if not math.isfinite(v)), -1)
 
 
@@ -110,24 +115,49 @@ def read_head(path: str | os.PathLike, n: int, label: str | None = None) -> byte
     Raises ``ModelFormatError`` naming ``label`` (default: the path) if the file cannot be opened.
     """
     try:
-        with open(path, "rb") as fh:
-            return fh.read(n)
+        return _read_start(path, n)
     except OSError as exc:
         raise ModelFormatError(f"{path if label is None else label}: cannot open: {exc.strerror or exc}") from exc
 
 
+def _read_start(path: str | os.PathLike | int, n: int) -> bytes:
+    """Up to ``n`` bytes from the start of ``path`` (or of the open descriptor ``path``) through a bare file
+    descriptor: ``open()`` builds a buffered file object (and asks the file whether it is a terminal) for a read of
+    a few bytes, tens of microseconds of the cold start each time."""
+    if isinstance(path, int):
+        return _read_fd(path, n)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        return _read_fd(fd, n)
+    finally:
+        os.close(fd)
+
+
+def _read_fd(fd: int, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        chunk = os.read(fd, n - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
 def is_brew(path: str | os.PathLike) -> bool:
     """True if the file starts with the .brew magic bytes (the extension is irrelevant)."""
-    with open(path, "rb") as fh:
-        return fh.read(len(spec.MAGIC)) == spec.MAGIC
+    return _read_start(path, len(spec.MAGIC)) == spec.MAGIC
 
 
+# Files up to this size are read into memory instead of mapped: a copy of a few pages costs less than importing
+# mmap (a shared library) and mapping, and every check and view works the same on the bytes.
+SMALL_FILE = 64 * 1024
 # Bytes per MADV_WILLNEED call of an eager open: the smallest common read-ahead window, page aligned.
 EAGER_WINDOW = 128 * 1024
 
 
 class BrewFile:
-    """A memory-mapped .brew file: ``header`` (dict), ``buffers`` (memoryviews into the map) and ``arrays``
+    """A memory-mapped .brew file (read into memory up to ``SMALL_FILE`` bytes): ``header`` (dict), ``buffers`` (memoryviews into the map) and ``arrays``
     (read-only numpy views of the same bytes, built on first use).
 
     Opening runs the cheap checks of docs/format.md section 5; ``verify=True`` also checks the SHA-256
@@ -141,14 +171,29 @@ class BrewFile:
         self.path = os.fspath(path)  # a str (or bytes) path: no pathlib on the serving path
         self._checks: Checks = checks if checks is not None else StdlibChecks()
         try:
-            with open(self.path, "rb") as fh:
-                self.size_bytes = os.fstat(fh.fileno()).st_size
+            # a bare descriptor, not open()'s buffered file object: it only serves fstat and mmap
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            try:
+                info = os.fstat(fd)
+                if stat.S_ISDIR(info.st_mode):
+                    raise ModelFormatError(f"{self.path}: cannot open: Is a directory")
+                self.size_bytes = info.st_size
                 if self.size_bytes < spec.PREAMBLE_SIZE:
                     raise ModelFormatError(f"{self.path}: {self.size_bytes} bytes is too short for a .brew file")
-                self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+                if self.size_bytes <= SMALL_FILE:
+                    self._map: bytes | mmap.mmap = _read_start(fd, self.size_bytes)
+                    self.size_bytes = len(self._map)  # what was read is what every check below sees
+                else:
+                    import mmap
+
+                    self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise ModelFormatError(f"{self.path}: cannot open: {exc.strerror or exc}") from exc
-        if eager and hasattr(self._map, "madvise"):
+        if eager and hasattr(self._map, "madvise"):  # a read small file is already all in memory
+            import mmap
+
             # Linux reads at most the device's read-ahead window per MADV_WILLNEED call (from the start of the
             # range; often 128 KiB): advised in windows of that size, the whole file is read ahead.
             for start in range(0, self.size_bytes, EAGER_WINDOW):
@@ -163,7 +208,10 @@ class BrewFile:
             self.verify()
 
     def _read_header(self) -> dict:
-        magic, version, h_len, p_off, p_len = spec.PREAMBLE.unpack_from(self._map, 0)
+        # spec.PREAMBLE (<8sIIQQ) read with int.from_bytes: no struct module on the serving path
+        pre = self._map[:32]
+        magic, version, h_len = pre[:8], int.from_bytes(pre[8:12], "little"), int.from_bytes(pre[12:16], "little")
+        p_off, p_len = int.from_bytes(pre[16:24], "little"), int.from_bytes(pre[24:32], "little")
         if magic != spec.MAGIC:
             raise ModelFormatError(f"{self.path}: not a .brew file (bad magic bytes)")
         if version > spec.VERSION:
@@ -227,12 +275,15 @@ class BrewFile:
         """A small array's values as Python numbers (little-endian whatever the host)."""
         raw = self.buffers[name].cast("B")
         code = {"<i8": "q", "<f8": "d", "|u1": "B", "<i4": "i", "<u4": "I"}[spec.ARRAYS[name].dtype]
+        import struct  # big-endian hosts only
+
         return struct.unpack(f"<{len(raw) // struct.calcsize(code)}{code}", raw)
 
     def _check_tree_offsets(self) -> None:
         raw = self.buffers["tree_offsets"]
         raw = raw.cast("B") if raw.format != "B" else raw
-        (first,), (last,) = struct.unpack_from("<q", raw, 0), struct.unpack_from("<q", raw, len(raw) - 8)
+        first = int.from_bytes(raw[:8], "little", signed=True)
+        last = int.from_bytes(raw[len(raw) - 8 :], "little", signed=True)
         if first != 0 or last != self.header["n_nodes"]:
             raise ModelFormatError(f"{self.path}: corrupt tree_offsets (must rise from 0 to n_nodes)")
         if sys.byteorder == "little":

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import itertools
 import math
-import struct
 
 from coldbrew.errors import ModelFormatError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
 
 if TYPE_CHECKING:
+    import struct
     from collections.abc import Callable
     from typing import Any, NamedTuple, TypeGuard
 
     import numpy as np
+
+    PREAMBLE: struct.Struct
+    NODE_STRUCT: struct.Struct
 else:
     from coldbrew.records import NamedTuple  # typing's class syntax, without importing typing
 
@@ -25,8 +28,10 @@ PREAMBLE_SIZE = 64
 ALIGN = 64
 FORMAT_NAME = "coldbrew.brew"
 
-# magic, version, header length H, payload offset P, payload length L (the digest follows at offset 32).
-PREAMBLE = struct.Struct("<8sIIQQ")
+# magic, version, header length H, payload offset P, payload length L (the digest follows at offset 32):
+# ``PREAMBLE`` is ``struct.Struct(PREAMBLE_FORMAT)``, made on first use (the reader parses the preamble with
+# ``int.from_bytes``: the serving path imports no struct, one shared library and a module fewer at start-up).
+PREAMBLE_FORMAT = "<8sIIQQ"
 DIGEST_OFFSET = 32
 DIGEST_SIZE = 32
 CHECKSUM = {"algorithm": "sha256", "covers": "preamble[0:32] + bytes[64:]"}
@@ -34,7 +39,7 @@ CHECKSUM = {"algorithm": "sha256", "covers": "preamble[0:32] + bytes[64:]"}
 NODE_DTYPE_NAME = "brew.node.v1"
 NODE_SIZE = 16
 # brew.node.v1 as a struct: value (threshold or leaf value), feature (-1 for a leaf), right child / leaf row.
-NODE_STRUCT = struct.Struct("<dii")
+NODE_FORMAT = "<dii"  # NODE_STRUCT = struct.Struct(NODE_FORMAT), made on first use
 #: Item size in bytes of every dtype name the array table may use (no numpy needed to check a table).
 ITEMSIZES = {NODE_DTYPE_NAME: NODE_SIZE, "<i8": 8, "<f8": 8, "|u1": 1, "<i4": 4, "<u4": 4}
 #: The ``memoryview.cast`` format of each plain array dtype (on a little-endian host, where it is the file's).
@@ -147,7 +152,15 @@ def align(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
+_STRUCTS = {"PREAMBLE": PREAMBLE_FORMAT, "NODE_STRUCT": NODE_FORMAT}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _STRUCTS:  # the writer and the tools: struct is imported when they ask
+        import struct
+
+        made = globals()[name] = struct.Struct(_STRUCTS[name])
+        return made
     if name == "NODE_DTYPE":  # numpy only for the tools that ask (writer, converters): the reader needs none
         import numpy as np
 
@@ -476,6 +489,8 @@ def label_values(classes: list, dtype_name: str) -> tuple:
 
 
 def _round_float(value: float, code: str) -> float:
+    import struct  # float16/float32 class labels only
+
     try:
         return struct.unpack(code, struct.pack(code, value))[0]
     except OverflowError:  # beyond the range of float16/float32: numpy's cast gives an infinity

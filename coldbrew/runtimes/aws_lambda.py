@@ -403,7 +403,7 @@ def init_from_env(environ: Mapping[str, str] | None = None) -> LambdaHandler:
     lambda_handler = LambdaHandler(
         startup, app, provisioned=init_type == PROVISIONED, warm_secret=environ.get(WARM_SECRET_ENV)
     )
-    record = json.loads(startup.log_line())
+    record = startup.record()
     record.update(
         env=lambda_handler.env_id,
         runtime="aws-lambda",

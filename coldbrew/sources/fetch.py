@@ -7,8 +7,7 @@ import stat
 import time
 
 from coldbrew.errors import SourceError
-from coldbrew.sources.config import ModelConfig
-from coldbrew.sources.fetched import FetchedModel
+from coldbrew.sources.config import FetchedModel, ModelConfig
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
 

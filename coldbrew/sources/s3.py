@@ -32,7 +32,7 @@ from pathlib import Path
 from coldbrew.atomicfile import remove_stale_parts
 from coldbrew.errors import ConfigError, SourceError
 from coldbrew.sources.cache import ensure_private_dir, read_record, record_path, write_record
-from coldbrew.sources.fetched import FetchedModel
+from coldbrew.sources.config import FetchedModel
 
 MiB = 1 << 20
 BLOCK = 1 * MiB  # read/write/hash granularity

@@ -175,3 +175,26 @@ def test_failed_write_leaves_nothing(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ModelFormatError, match="cannot open"):
         BrewFile(tmp_path / "nope.brew")
+
+
+def test_small_files_are_read_and_large_ones_mapped(tmp_path, brew_path):
+    """Up to 64 KiB a file is read into memory (cheaper than importing mmap at a cold start); above, mapped. Both
+    give the same header, buffers and checks."""
+    import mmap
+
+    small = BrewFile(brew_path, verify=True)
+    from coldbrew.format import reader
+
+    assert isinstance(small._map, bytes) and small.size_bytes <= reader.SMALL_FILE
+    n = reader.SMALL_FILE // 16 + 1  # one tree with enough leaves-as-nodes to pass 64 KiB
+    nodes = np.zeros(n, dtype=NODE_DTYPE)
+    nodes["feature"] = -1
+    nodes["value"] = 1.0
+    header = _header(n_trees=n, n_nodes=n) | {"n_leaves": n, "max_depth": 0}
+    arrays = {"nodes": nodes, "tree_offsets": np.arange(n + 1, dtype=np.int64), "base_score": np.array([0.0])}
+    big_path = tmp_path / "big.brew"
+    write_brew(big_path, header, arrays)
+    big = BrewFile(big_path, verify=True, eager=True)
+    assert isinstance(big._map, mmap.mmap) and big.size_bytes > reader.SMALL_FILE
+    assert bytes(big.buffers["tree_offsets"].cast("B")) == arrays["tree_offsets"].tobytes()
+    assert small.digest_hex == brew_path.read_bytes()[32:64].hex()

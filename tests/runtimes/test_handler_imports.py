@@ -4,8 +4,9 @@ In a fresh ``python -S`` process (no site-packages: nothing imported before the 
 start-up, and nothing on the path but this checkout, as in the zip), ``import coldbrew.aws`` (Lambda's init, the
 model loaded) and one invocation with an HTTP API event: every module that appeared in ``sys.modules`` must be on
 the allow-list below. json is needed (and the ``re``, ``enum``, ``functools``, ``collections`` it brings), the
-``.brew`` reader needs ``struct``, ``mmap``, ``math`` and ``array`` (which registers itself with
-``collections.abc``); ``typing``, ``pathlib``, ``importlib.util``, ``logging``, ``urllib``, ``base64``,
+``.brew`` reader needs ``math`` and ``array`` (which registers itself with ``collections.abc``), and ``mmap`` for
+a file above 64 KiB (a smaller one is read: the tiny model here imports no mmap); ``struct`` (the preamble is
+read with ``int.from_bytes``), ``typing``, ``pathlib``, ``importlib.util``, ``logging``, ``urllib``, ``base64``,
 ``contextlib``, ``dataclasses``, ``wsgiref`` and apig-wsgi are not: each cost milliseconds of the cold start
 (bench/results/floor.md). Also: ``base64`` is imported only by an event whose body is base64, ``urllib.parse``
 only by an event with query parameters to re-encode (REST, ALB), ``coldbrew.app.openapi`` only by the first
@@ -33,8 +34,8 @@ ALLOWED = {
     "re", "re._casefix", "re._compiler", "re._constants", "re._parser", "_sre", "copyreg",
     "enum", "functools", "_functools", "collections", "_collections", "keyword", "operator", "_operator",
     "reprlib", "itertools", "types",
-    # the .brew reader and the C kernel's inputs
-    "struct", "_struct", "mmap", "math", "array", "collections.abc",
+    # the .brew reader (mmap: files above 64 KiB) and the C kernel's inputs
+    "mmap", "math", "array", "collections.abc",
     # `from __future__ import annotations`, a few hundred bytes; gc, built into the interpreter (coldbrew.aws pauses it)
     "__future__", "gc",
 }  # fmt: skip
@@ -44,7 +45,7 @@ SERVING = {
     "coldbrew.runtimes", "coldbrew.runtimes.aws_lambda", "coldbrew.runtimes.lambda_http",
     "coldbrew.app", "coldbrew.app.wsgi", "coldbrew.app.contract", "coldbrew.app.validation",
     "coldbrew.app.startup",
-    "coldbrew.sources", "coldbrew.sources.config", "coldbrew.sources.fetch", "coldbrew.sources.fetched",
+    "coldbrew.sources", "coldbrew.sources.config", "coldbrew.sources.fetch",
     "coldbrew.engine", "coldbrew.engine.inputs", "coldbrew.engine.brew", "coldbrew.engine._kernel",
     "coldbrew.format", "coldbrew.format.reader", "coldbrew.format.spec",
 }  # fmt: skip
@@ -91,6 +92,7 @@ def test_init_and_first_invocation_import_only_the_allow_list(tiny_brew):
     status, init, invoke = run_handler(tiny_brew, _event("http-v2-predict.json"))
     assert status == 200
     assert "coldbrew.engine._kernel" in invoke, "the C kernel must be built for the numpy-free path"
+    assert tiny_brew.stat().st_size <= 64 * 1024 and not {"mmap", "struct"} & invoke, "a small file is read, not mapped"
     assert init <= invoke
     assert sorted(invoke - ALLOWED - SERVING) == []
 
