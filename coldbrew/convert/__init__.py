@@ -70,11 +70,6 @@ def compile_file(
         raise ColdbrewError(f"{src}: named .brew but not a .brew file ({kind}); refused, nothing was loaded")
     from coldbrew.convert.trees import UnsupportedModelError
 
-    if kind in ("catboost-cbm", "catboost-json"):
-        raise UnsupportedModelError(
-            f"{src}: CatBoost model files ({'.cbm' if kind == 'catboost-cbm' else 'JSON'}) are not supported yet: "
-            "coldbrew compiles scikit-learn, XGBoost and LightGBM models (docs/models.md)"
-        )
     if kind == "unknown":
         raise UnsupportedModelError(
             f"{src}: not a model file coldbrew recognises (not a .brew, pickle/joblib, XGBoost JSON/UBJSON, "
@@ -90,6 +85,10 @@ def compile_file(
             from coldbrew.convert import lightgbm
 
             stats = lightgbm.compile_path(src, dst, class_labels=class_labels)
+        elif kind in ("catboost-cbm", "catboost-json"):
+            from coldbrew.convert import catboost
+
+            stats = catboost.compile_path(src, dst, kind=kind, class_labels=class_labels)
         else:
             from coldbrew.engine.pickled import load_estimator
 
@@ -114,7 +113,7 @@ def _reset_feature_names(token) -> None:
 
 
 #: What a pickle must hold: a fitted estimator (or Booster) of one of these libraries.
-LIBRARIES = ("sklearn", "xgboost", "lightgbm")
+LIBRARIES = ("sklearn", "xgboost", "lightgbm", "catboost")
 
 
 def compile_estimator(
@@ -132,8 +131,8 @@ def compile_estimator(
     if module not in LIBRARIES:
         what = type(est).__name__ if module == "builtins" else f"{type(est).__module__}.{type(est).__name__}"
         raise UnsupportedModelError(
-            f"cannot compile a {what[:100]}: the pickle must hold a fitted scikit-learn, XGBoost or LightGBM "
-            "estimator (docs/models.md lists what compiles)"
+            f"cannot compile a {what[:100]}: the pickle must hold a fitted scikit-learn, XGBoost, LightGBM "
+            "or CatBoost estimator (docs/models.md lists what compiles)"
         )
     token = _feature_names(feature_names)
     try:
@@ -145,6 +144,10 @@ def compile_estimator(
             from coldbrew.convert import lightgbm
 
             return lightgbm.compile_estimator(est, dst, class_labels=class_labels)
+        if module == "catboost":
+            from coldbrew.convert import catboost
+
+            return catboost.compile_estimator(est, dst, class_labels=class_labels)
         from coldbrew.convert import sklearn
 
         return sklearn.compile_estimator(est, dst, progress=progress, class_labels=class_labels)

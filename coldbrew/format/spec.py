@@ -70,6 +70,9 @@ KINDS_V2 = (
     "xgb_regressor",
     "lgbm_classifier",
     "lgbm_regressor",
+    # CatBoost symmetric trees, expanded to ordinary trees (docs/models.md, CatBoost)
+    "cb_classifier",
+    "cb_regressor",
     # section 11 (additive): scikit-learn forests and trees with per-node missing-value routing
     "forest_classifier",
     "forest_regressor",

@@ -1,0 +1,515 @@
+"""The CatBoost converter: a ``.cbm`` or JSON model file, or a fitted CatBoost estimator, into .brew (version 2).
+
+A symmetric (oblivious) tree of depth D is expanded into an ordinary binary tree of 2**D leaves: level ``l``
+tests the tree's ``l``-th split, and the leaf reached is the one CatBoost indexes by ``sum(bit_l << l)``. What the
+compiled file reproduces, from CatBoost's ``catboost/libs/model/cpu/quantization.h`` / ``evaluator_impl.cpp``
+and ``eval_processing.h`` (1.2):
+
+- the input is read as float32 and compared with the float32 borders: a split's bit is ``x > border`` (so x goes
+  left, bit 0, on ``x <= border``);
+- a missing value (NaN) is replaced, when the feature had NaNs in training, by -inf (``nan_mode=Min``, stored
+  as ``AsFalse``) or +inf (``nan_mode=Max``, ``AsTrue``); an unreplaced NaN is never greater than a border. So
+  NaN goes left, except under ``Max``;
+- the leaves of every tree are added in float64, in order, from 0 (one output per dimension), then
+  ``scale * sum + bias`` is applied when not the identity: a scale of 1 is required, the bias becomes a final
+  one-leaf tree per dimension;
+- outputs: ``Logloss``/``CrossEntropy`` through ``1 / (1 + exp(-x))`` (libm), class by ``raw > 0``;
+  ``MultiClassOneVsAll`` through the same sigmoid per class, class by the largest raw score; regression
+  objectives with an identity output; ranking objectives answer the raw scores.
+
+Refused with one line: ``MultiClass``, ``Poisson``, ``Tweedie`` and ``RMSEWithUncertainty`` (their outputs go
+through CatBoost's own CPU-dependent ``FastExpInplace``, not reproducible bit for bit), non-symmetric trees
+(``Depthwise``/``Lossguide``), categorical, text and embedding features, a scale other than 1.
+
+A ``.cbm`` file is flatbuffers; it is turned into CatBoost's JSON export by catboost itself in a child process
+(a damaged file can crash the library). A JSON file is read without catboost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from coldbrew.convert import trees as tb
+from coldbrew.convert.trees import UnsupportedModelError
+from coldbrew.errors import ModelFormatError
+
+#: Objectives whose prediction is the raw score (CatBoostRegressor.predict answers it unchanged).
+IDENTITY_OBJECTIVES = (
+    "RMSE",
+    "MAE",
+    "Quantile",
+    "Huber",
+    "Expectile",
+    "MAPE",
+    "LogCosh",
+    "Lq",
+    "LogLinQuantile",
+)
+#: Ranking objectives: CatBoostRanker.predict answers the raw scores.
+RANKING_OBJECTIVES = (
+    "YetiRank",
+    "YetiRankPairwise",
+    "PairLogit",
+    "PairLogitPairwise",
+    "QueryRMSE",
+    "QuerySoftMax",
+    "QueryCrossEntropy",
+    "LambdaMart",
+    "StochasticFilter",
+    "StochasticRank",
+)
+BINARY_OBJECTIVES = ("Logloss", "CrossEntropy")
+#: Objectives whose predictions use CatBoost's FastExpInplace (its AVX2/SSE2/table exp chosen by the CPU).
+FAST_EXP_OBJECTIVES = ("MultiClass", "Poisson", "Tweedie", "RMSEWithUncertainty")
+#: How CatBoost evaluates a model: float32 inputs, float64 sums, ``x > border`` is the split's "true" (right) side.
+EVALUATION = {**tb.summed_scalar_leaves("float32", "le"), "accumulate": "float64"}
+
+
+_POW10 = [float(f"1e{i}") for i in range(309)]  # rapidjson's Pow10 table: the correctly rounded 1e0 .. 1e308
+_DIGITS = "0123456789"
+
+
+def rapidjson_double(text: str) -> float:
+    """The double CatBoost reads for the JSON number ``text``.
+
+    CatBoost's JSON loader parses numbers with rapidjson's default ("normal precision") strtod, which is not
+    correctly rounded: the decimal significand is gathered in a uint64 while it stays below 2**53 (then at most
+    17 significant digits in a double, ``d * 10 + digit``) and scaled by one multiplication or division by a power
+    of ten. A JSON model file is therefore read the way catboost reads it (often 1 ulp from Python's ``float``),
+    so that the compiled file answers what catboost answers for that file. (rapidjson ``reader.h``, ParseNumber /
+    ``internal::StrtodNormalPrecision``.)
+    """
+    s, n = text, len(text)
+    minus = s.startswith("-")
+    pos = 1 if minus else 0
+    i = i64 = sig = 0
+    use64 = use_double = False
+    d = 0.0
+    if s[pos] == "0":
+        pos += 1
+    else:
+        i, pos = _DIGITS.index(s[pos]), pos + 1
+        limit, last = (214748364, "8") if minus else (429496729, "5")
+        while pos < n and s[pos] in _DIGITS:
+            if i >= limit and (i != limit or s[pos] > last):
+                i64, use64 = i, True
+                break
+            i, pos, sig = i * 10 + _DIGITS.index(s[pos]), pos + 1, sig + 1
+    if use64:
+        limit, last = (922337203685477580, "8") if minus else (1844674407370955161, "5")
+        while pos < n and s[pos] in _DIGITS:
+            if i64 >= limit and (i64 != limit or s[pos] > last):
+                d, use_double = float(i64), True
+                break
+            i64, pos, sig = i64 * 10 + _DIGITS.index(s[pos]), pos + 1, sig + 1
+    if use_double:
+        while pos < n and s[pos] in _DIGITS:
+            d, pos = d * 10 + _DIGITS.index(s[pos]), pos + 1
+    exp_frac = 0
+    if pos < n and s[pos] == ".":
+        pos += 1
+        if not use_double:
+            if not use64:
+                i64 = i
+            while pos < n and s[pos] in _DIGITS and i64 <= (1 << 53) - 1:
+                i64, pos, exp_frac = i64 * 10 + _DIGITS.index(s[pos]), pos + 1, exp_frac - 1
+                sig += i64 != 0
+            d, use_double = float(i64), True
+        while pos < n and s[pos] in _DIGITS:
+            if sig < 17:
+                d, exp_frac = d * 10.0 + _DIGITS.index(s[pos]), exp_frac - 1
+                sig += d > 0.0
+            pos += 1
+    exp = 0
+    if pos < n and s[pos] in "eE":
+        pos += 1
+        if not use_double:
+            d, use_double = float(i64 if use64 else i), True
+        exp_minus = s[pos] == "-"
+        pos += s[pos] in "+-"
+        while pos < n and s[pos] in _DIGITS:
+            exp, pos = exp * 10 + _DIGITS.index(s[pos]), pos + 1
+        exp = -exp if exp_minus else exp
+    if pos != n:
+        raise ValueError(f"not a JSON number: {text[:40]!r}")
+    if not use_double:
+        d = float(i64 if use64 else i)
+    else:
+        p = exp + exp_frac
+        if p < -308:
+            d = _fast_path(_fast_path(d, -308), p + 308)
+        else:
+            d = _fast_path(d, p)
+    return -d if minus else d
+
+
+def _fast_path(d: float, exp: int) -> float:
+    if exp < -308:
+        return 0.0
+    if exp >= 0:
+        return d * _POW10[exp] if exp <= 308 else d * math.inf
+    return d / _POW10[-exp]
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number CatBoost writes")
+
+
+def parse_json(data: bytes | str, *, where: str = "model", as_catboost_reads: bool = True) -> dict:
+    """A CatBoost JSON model as a dict (a one-line ``ModelFormatError`` if it is not one).
+
+    ``as_catboost_reads``: numbers as catboost's own JSON loader reads them (:func:`rapidjson_double`), for a JSON
+    model *file*; ``False`` for the export of a .cbm file or of a model in memory, whose numbers (shortest
+    round-trip decimals) stand for the model's exact doubles.
+    """
+    try:
+        doc = json.loads(
+            data, parse_float=rapidjson_double if as_catboost_reads else float, parse_constant=_no_constant
+        )
+    except (ValueError, UnicodeDecodeError, IndexError, RecursionError) as exc:
+        raise ModelFormatError(f"{where}: not a CatBoost JSON model ({type(exc).__name__})") from None
+    if not isinstance(doc, dict) or "features_info" not in doc:
+        raise ModelFormatError(f"{where}: not a CatBoost JSON model (no features_info)")
+    return doc
+
+
+def model_to_arrays(doc: dict, *, where: str = "model", classes=None) -> tuple[dict, dict[str, np.ndarray]]:
+    """Header fields and arrays for a CatBoost JSON model (``CatBoost.save_model(format="json")``).
+
+    A model that lacks a field or holds a value of the wrong kind is a one-line ``ModelFormatError``; one that
+    cannot be reproduced exactly is a one-line ``UnsupportedModelError``.
+    """
+    try:
+        return _model_to_arrays(doc, where, classes)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+        what = f"missing field {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise ModelFormatError(f"{where}: not a valid CatBoost model ({what[:200]})") from None
+
+
+def _objective(doc: dict) -> tuple[str, dict]:
+    params = (doc.get("model_info") or {}).get("params") or {}
+    if isinstance(params, str):
+        params = json.loads(params)
+    loss = params.get("loss_function") or {}
+    name = loss.get("type") if isinstance(loss, dict) else None
+    return (str(name) if name else ""), (loss.get("params") or {}) if isinstance(loss, dict) else {}
+
+
+def _refuse_features(info: dict, doc: dict, where: str) -> None:
+    for key, what in (("text_features", "text"), ("embedding_features", "embedding")):
+        if info.get(key):
+            names = ", ".join(repr(f.get("feature_id") or f"#{f.get('flat_feature_index')}") for f in info[key])
+            raise UnsupportedModelError(f"{where}: CatBoost model uses {what} features ({names[:100]}); not supported")
+    cats = info.get("categorical_features") or []
+    if cats:
+        names = ", ".join(repr(f.get("feature_id") or f"#{f.get('flat_feature_index')}") for f in cats)
+        uses = sorted({s.get("split_type", "") for t in doc.get("oblivious_trees") or [] for s in t.get("splits", [])})
+        if "OnlineCtr" in uses or doc.get("ctr_data"):
+            raise UnsupportedModelError(
+                f"{where}: CatBoost model uses CTR features (target statistics on {names[:100]}); not supported"
+            )
+        raise UnsupportedModelError(
+            f"{where}: CatBoost model has categorical features ({names[:100]}); not supported yet "
+            "(coldbrew compiles CatBoost models with numeric features)"
+        )
+
+
+def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np.ndarray]]:
+    if "trees" in doc and "oblivious_trees" not in doc:
+        raise UnsupportedModelError(
+            f"{where}: CatBoost model has non-symmetric trees (grow_policy Depthwise or Lossguide); "
+            "coldbrew compiles symmetric trees (the default SymmetricTree)"
+        )
+    info = doc["features_info"]
+    _refuse_features(info, doc, where)
+    name, options = _objective(doc)
+    if not name:
+        raise UnsupportedModelError(f"{where}: the CatBoost model names no loss function; not supported")
+    if name in FAST_EXP_OBJECTIVES:
+        raise UnsupportedModelError(
+            f"{where}: CatBoost objective {name} is not supported: its predictions go through CatBoost's own "
+            "CPU-dependent fast exp, which coldbrew cannot reproduce bit for bit"
+        )
+    floats = info.get("float_features") or []
+    n_features = max([int(f["flat_feature_index"]) + 1 for f in floats] + [0])
+    if n_features < 1:
+        raise ModelFormatError(f"{where}: the CatBoost model has no features")
+    by_index = {int(f["feature_index"]): f for f in floats}
+    scale, bias = doc.get("scale_and_bias", [1.0, [0.0]])
+    if float(scale) != 1.0:
+        raise UnsupportedModelError(f"{where}: CatBoost model with scale {scale} is not supported (only 1)")
+    bias = [float(b) for b in (bias if isinstance(bias, list) else [bias])]
+    class_params = (doc.get("model_info") or {}).get("class_params") or {}
+    if name in BINARY_OBJECTIVES:
+        output, decision, task, K = "logistic", "raw_gt0", "binary", 1
+    elif name == "MultiClassOneVsAll":
+        K = len(class_params.get("class_names") or []) or len(bias)
+        output, decision, task = "sigmoid_each", "argmax_raw", "multiclass"
+    elif name in IDENTITY_OBJECTIVES or name in RANKING_OBJECTIVES:
+        output, decision, task, K = "identity", "value", "regression", 1
+    else:
+        raise UnsupportedModelError(
+            f"{where}: CatBoost objective {name[:80]} is not supported (supported: "
+            f"{', '.join(BINARY_OBJECTIVES + ('MultiClassOneVsAll',) + IDENTITY_OBJECTIVES + RANKING_OBJECTIVES)})"
+        )
+    if len(bias) != K:
+        raise ModelFormatError(f"{where}: scale_and_bias has {len(bias)} biases, the objective needs {K}")
+    trees: list[tb.Tree] = []
+    groups: list[int] = []
+    for i, t in enumerate(doc["oblivious_trees"]):
+        expanded = _tree(t, by_index, K, f"{where}: tree {i}")
+        trees.extend(expanded)
+        groups.extend(range(K))
+    if not trees:
+        raise ModelFormatError(f"{where}: the CatBoost model has no trees")
+    if float(scale) != 1.0 or any(b != 0.0 for b in bias):  # CatBoost applies scale * sum + bias after the trees
+        for k, b in enumerate(bias):
+            trees.append(_leaf(b))
+            groups.append(k)
+    counts, arrays = tb.build(trees, groups)
+    arrays["base_score"] = np.zeros(K, dtype=np.float64)
+    names = [str(f.get("feature_id") or "") for f in sorted(floats, key=lambda f: int(f["flat_feature_index"]))]
+    n_classes = 2 if task == "binary" else K if task == "multiclass" else 0
+    if classes is None and n_classes:
+        classes = _class_names(class_params, n_classes, where)
+    header = {
+        "kind": "cb_regressor" if task == "regression" else "cb_classifier",
+        "n_features": n_features,
+        "feature_names": names if len(names) == n_features and all(names) else None,
+        "classes": list(classes) if n_classes else None,
+        "classes_dtype": (np.asarray(classes).dtype.str if n_classes else None),
+        "n_outputs": K,
+        **EVALUATION,
+        "output": output,
+        "decision": decision,
+        "learning_rate": None,
+        "task": task,
+        "feature_missing": [True] * n_features,
+        "feature_categorical": None,
+        "source": {
+            "library": "catboost",
+            "format": "oblivious_trees",
+            "objective": name + "".join(f":{k}={v}" for k, v in sorted(options.items())),
+            "n_estimators": len(doc["oblivious_trees"]),
+        },
+        **counts,
+    }
+    if n_classes and header["classes_dtype"].startswith("<U"):
+        header["classes_dtype"] = "|O"  # CatBoostClassifier.predict answers string labels as an object array
+    return header, arrays
+
+
+def _class_names(class_params: dict, n: int, where: str) -> list:
+    names = class_params.get("class_names")
+    if not names:
+        return list(range(n))
+    if len(names) != n:
+        raise ModelFormatError(f"{where}: class_names has {len(names)} names, the model has {n} classes")
+    kind = class_params.get("class_label_type", "")
+    if kind == "Integer":
+        return [int(v) for v in names]
+    if kind == "Float":
+        return [float(v) for v in names]
+    if kind == "Boolean":
+        return [v in (True, "true", "True", 1) for v in names]
+    return [str(v) for v in names]
+
+
+def _leaf(value: float) -> tb.Tree:
+    return tb.Tree(
+        left=np.array([-1]),
+        right=np.array([-1]),
+        feature=np.array([-1]),
+        value=np.array([value], dtype=np.float64),
+        flags=np.zeros(1, dtype=np.uint8),
+    )
+
+
+def _tree(t: dict, floats: dict[int, dict], K: int, where: str) -> list[tb.Tree]:
+    """One oblivious tree as K ordinary trees (one per output dimension), in heap numbering: node ``i`` has
+    children ``2i+1`` (the split is false) and ``2i+2`` (true); level ``l`` tests ``splits[l]``."""
+    splits = t.get("splits") or []
+    D = len(splits)
+    leaves = np.asarray(t["leaf_values"], dtype=np.float64)
+    if len(leaves) != K << D:
+        raise ModelFormatError(f"{where}: {len(leaves)} leaf values, expected {K << D} (depth {D}, {K} outputs)")
+    if D > 16:
+        raise UnsupportedModelError(f"{where}: depth {D} beyond CatBoost's limit of 16")
+    feature, border, flag = [], [], []
+    for s in splits:
+        kind = s.get("split_type")
+        if kind != "FloatFeature":
+            raise UnsupportedModelError(f"{where}: CatBoost split type {str(kind)[:40]} is not supported")
+        f = floats[int(s["float_feature_index"])]
+        b = float(np.float32(float(s["border"])))  # CatBoost keeps its borders as float32
+        if b != b:
+            raise ModelFormatError(f"{where}: a border is NaN")
+        nan_right = bool(f.get("has_nans")) and f.get("nan_value_treatment") == "AsTrue"
+        feature.append(int(f["flat_feature_index"]))
+        border.append(b)
+        flag.append(tb.flags(default_left=not nan_right))
+    n_inner = (1 << D) - 1
+    inner = np.arange(n_inner)
+    level = np.repeat(np.arange(D), 1 << np.arange(D))  # heap node i sits at level floor(log2(i + 1))
+    left = np.concatenate([2 * inner + 1, np.full(1 << D, -1)])
+    right = np.concatenate([2 * inner + 2, np.full(1 << D, -1)])
+    feat = np.concatenate([np.asarray(feature, dtype=np.int64)[level], np.full(1 << D, -1)])
+    flags = np.concatenate([np.asarray(flag, dtype=np.uint8)[level], np.zeros(1 << D, dtype=np.uint8)])
+    # heap leaf q (left to right) took bit (q >> (D-1-l)) & 1 at level l: CatBoost's index reverses those bits
+    q = np.arange(1 << D)
+    index = np.zeros(1 << D, dtype=np.int64)
+    for lvl in range(D):
+        index |= ((q >> (D - 1 - lvl)) & 1) << lvl
+    out = []
+    for k in range(K):
+        values = np.concatenate([np.asarray(border, dtype=np.float64)[level], leaves[index * K + k]])
+        out.append(tb.Tree(left=left, right=right, feature=feat, value=values, flags=flags))
+    return out
+
+
+def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:
+    """Rows on the model's float32 borders and next to them in float32 and in float64, with NaNs and zeros."""
+    return np.concatenate(
+        [
+            tb.probe_rows_from_arrays(header, arrays, n=n, dtype=np.float32),
+            tb.probe_rows_from_arrays(header, arrays, n=n, dtype=np.float64),
+        ]
+    )
+
+
+#: :func:`~coldbrew.convert.trees.write_checked` for catboost: checked against catboost on :func:`probe_rows`.
+_write_checked = partial(tb.write_checked, library="catboost", probe=probe_rows)
+
+_TO_JSON = """import sys, catboost
+path, out = sys.argv[1], sys.argv[2]
+model = catboost.CatBoost()
+model.load_model(path)
+model.save_model(out, format="json")
+"""
+
+_CHILD = """import sys, numpy as np, catboost
+path, rows, out = sys.argv[1:4]
+est = catboost.{cls}()
+est.load_model(path, format="{fmt}")
+X = np.load(rows)
+if {clf}:
+    pred = est.predict(X)
+    np.savez(out, pred=np.asarray(pred).reshape(len(X)).astype(str) if pred.dtype == object else
+             np.asarray(pred).reshape(len(X)), proba=est.predict_proba(X), obj=pred.dtype == object)
+else:
+    np.savez(out, pred={predict})
+"""
+
+
+def _catboost_missing() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("catboost") is None
+
+
+def load_cbm(path: Path) -> dict:
+    """The JSON export of a ``.cbm`` file, made by catboost in a child process."""
+    import subprocess
+    import sys
+    import tempfile
+
+    if _catboost_missing():
+        raise UnsupportedModelError(
+            f"{path}: compiling a CatBoost .cbm file needs the catboost package (pip install catboost), "
+            "or save the model as JSON (save_model(..., format='json'))"
+        )
+    with tempfile.TemporaryDirectory(prefix="coldbrew-cbm-") as tmp:
+        out = Path(tmp) / "model.json"
+        proc = subprocess.run(
+            [sys.executable, "-c", _TO_JSON, str(path), str(out)], capture_output=True, text=True, check=False
+        )
+        if proc.returncode:
+            lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+            why = lines[-1] if proc.returncode > 0 and lines else f"the process died (exit status {proc.returncode})"
+            raise ModelFormatError(f"{path}: catboost itself cannot load this file: {why[:300]}")
+        return parse_json(out.read_bytes(), where=str(path), as_catboost_reads=False)
+
+
+def _reference_from_file(path: Path, header: dict, fmt: str):
+    """catboost's own predictions (through CatBoostClassifier / CatBoostRegressor / the raw scores of a ranker),
+    computed in a child process, or None when catboost is not installed."""
+    if _catboost_missing():
+        return None
+    clf = header["classes"] is not None
+    ranker = header["source"]["objective"].split(":")[0] in RANKING_OBJECTIVES
+    cls = "CatBoostClassifier" if clf else "CatBoost" if ranker else "CatBoostRegressor"
+    predict = "est.predict(X, prediction_type='RawFormulaVal')" if ranker else "est.predict(X)"
+    code = _CHILD.format(cls=cls, clf=clf, fmt=fmt, predict=predict)
+
+    def reference(X):
+        got = tb.library_in_subprocess("catboost", code, path, X)
+        pred = got["pred"]
+        if clf and bool(got["obj"]):
+            pred = pred.astype(object)
+        return got.get("proba"), pred
+
+    return reference
+
+
+def compile_path(src: str | os.PathLike, dst: str | os.PathLike, *, kind: str, class_labels=None) -> dict:
+    """Compile a CatBoost ``.cbm`` (``kind="catboost-cbm"``) or JSON model file into ``dst``; checked against
+    catboost itself when it is installed."""
+    started = time.perf_counter()
+    src = Path(src)
+    if kind == "catboost-cbm":
+        doc, fmt = load_cbm(src), "cbm"
+    else:
+        doc, fmt = parse_json(src.read_bytes(), where=str(src)), "json"
+    header, arrays = model_to_arrays(doc, where=str(src))
+    reference = _reference_from_file(src, header, fmt)
+    what = "CatBoost model file" + (" (.cbm)" if fmt == "cbm" else " (JSON)")
+    return _write_checked(header, arrays, dst, reference, class_labels, started, what=what)
+
+
+def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict:
+    """Compile a fitted CatBoostClassifier / CatBoostRegressor / CatBoostRanker (or CatBoost) object into ``dst``."""
+    import tempfile
+
+    import catboost
+
+    started = time.perf_counter()
+    name = type(est).__name__
+    if not isinstance(est, catboost.CatBoost):
+        raise UnsupportedModelError(f"cannot compile a {type(est).__module__}.{name}")
+    if not est.is_fitted():
+        raise UnsupportedModelError(f"cannot compile a CatBoost {name}: it is not fitted")
+    with tempfile.TemporaryDirectory(prefix="coldbrew-cb-") as tmp:
+        path = Path(tmp) / "model.json"
+        est.save_model(str(path), format="json")
+        doc = parse_json(path.read_bytes(), where=name, as_catboost_reads=False)
+    classes = getattr(est, "classes_", None) if isinstance(est, catboost.CatBoostClassifier) else None
+    header, arrays = model_to_arrays(doc, where=name, classes=None if classes is None else np.asarray(classes).tolist())
+    classifier = header["classes"] is not None
+    if isinstance(est, catboost.CatBoostClassifier) != classifier:
+        raise UnsupportedModelError(
+            f"cannot compile a CatBoost {name} with objective {header['source']['objective']}: "
+            f"{'a classifier' if classifier else 'a regression/ranking'} objective in a {name}"
+        )
+    if classifier:
+        header["classes_dtype"] = np.asarray(est.predict(np.zeros((1, header["n_features"])))).dtype.str
+
+        def reference(X):
+            pred = est.predict(X)
+            return est.predict_proba(X), np.asarray(pred).reshape(len(X))
+    elif type(est) is catboost.CatBoost:
+
+        def reference(X):
+            return None, est.predict(X, prediction_type="RawFormulaVal")
+    else:
+
+        def reference(X):
+            return None, est.predict(X)
+
+    return _write_checked(header, arrays, dst, reference, class_labels, started, what=name)
