@@ -96,6 +96,17 @@ def _py_table(op: dict) -> Callable[[Any], Any]:
     return table
 
 
+def _py_catboost_hash(op: dict) -> Callable[[Any], Any]:
+    from coldbrew.engine.cityhash import catboost_cat_hash
+
+    def catboost_hash(v):
+        if _missing(v):  # CatBoost refuses a missing categorical value (None, NaN)
+            raise _Refuse("is missing; CatBoost takes no missing categorical value")
+        return float(catboost_cat_hash(v))
+
+    return catboost_hash
+
+
 PY_OPS: dict[str, Callable[[dict], Callable[[Any], Any]]] = {
     "impute": _py_impute,
     "vocab": _py_vocab,
@@ -105,6 +116,7 @@ PY_OPS: dict[str, Callable[[dict], Callable[[Any], Any]]] = {
     "div": _py_arith,
     "onehot": _py_onehot,
     "table": _py_table,
+    "catboost_hash": _py_catboost_hash,
 }
 
 
@@ -153,6 +165,13 @@ def _np_table(op: dict, v: np.ndarray) -> np.ndarray:
     return out
 
 
+def _np_catboost_hash(op: dict, v: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    f = _py_catboost_hash(op)
+    return np.array([f(x) for x in v.tolist()], dtype=np.float64).reshape(-1)
+
+
 NP_OPS: dict[str, Callable[[dict, Any], Any]] = {
     "impute": _np_impute,
     "vocab": _np_vocab,
@@ -162,6 +181,7 @@ NP_OPS: dict[str, Callable[[dict, Any], Any]] = {
     "div": _np_arith,
     "onehot": _np_onehot,
     "table": _np_table,
+    "catboost_hash": _np_catboost_hash,
 }
 
 

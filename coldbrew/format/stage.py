@@ -75,6 +75,12 @@ def _check_table(op: dict, value_type: str) -> str:
     return "number"
 
 
+def _check_catboost_hash(op: dict, value_type: str) -> str:
+    if value_type != "string" or len(op) != 1:
+        raise ModelFormatError("input stage: a catboost_hash op takes a string and no arguments")
+    return "number"
+
+
 def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -89,6 +95,8 @@ OPS = {
     "div": _check_arith,
     "onehot": _check_onehot,
     "table": _check_table,
+    # CatBoost's categorical hash (CityHash64 of the UTF-8 bytes, low 32 bits, as a number; coldbrew.engine.cityhash)
+    "catboost_hash": _check_catboost_hash,
 }
 
 
