@@ -202,22 +202,34 @@ def _objective(doc: dict) -> tuple[str, dict]:
     return (str(name) if name else ""), (loss.get("params") or {}) if isinstance(loss, dict) else {}
 
 
+def _feature_name(f: dict) -> str:
+    return repr(f.get("feature_id") or f"#{f.get('flat_feature_index')}")
+
+
 def _refuse_features(info: dict, doc: dict, where: str) -> None:
     for key, what in (("text_features", "text"), ("embedding_features", "embedding")):
         if info.get(key):
-            names = ", ".join(repr(f.get("feature_id") or f"#{f.get('flat_feature_index')}") for f in info[key])
+            names = ", ".join(_feature_name(f) for f in info[key])
             raise UnsupportedModelError(f"{where}: CatBoost model uses {what} features ({names[:100]}); not supported")
     cats = info.get("categorical_features") or []
-    if cats:
-        names = ", ".join(repr(f.get("feature_id") or f"#{f.get('flat_feature_index')}") for f in cats)
-        uses = sorted({s.get("split_type", "") for t in doc.get("oblivious_trees") or [] for s in t.get("splits", [])})
-        if "OnlineCtr" in uses or doc.get("ctr_data"):
-            raise UnsupportedModelError(
-                f"{where}: CatBoost model uses CTR features (target statistics on {names[:100]}); not supported"
-            )
+    uses = {s.get("split_type", "") for t in doc.get("oblivious_trees") or [] for s in t.get("splits", [])}
+    if cats and ("OnlineCtr" in uses or doc.get("ctr_data")):
+        by_index = {int(f.get("feature_index", -1)): f for f in cats}
+        types, used = set(), set()
+        for key in doc.get("ctr_data") or {}:  # keys are JSON: {"identifier": [{"cat_feature_index": i}], "type": t}
+            try:
+                ctr = json.loads(key)
+                types.add(str(ctr["type"]))
+                used.update(int(e["cat_feature_index"]) for e in ctr["identifier"] if "cat_feature_index" in e)
+            except (ValueError, KeyError, TypeError):
+                continue
+        names = ", ".join(_feature_name(by_index[i]) for i in sorted(used) if i in by_index) or ", ".join(
+            _feature_name(f) for f in cats
+        )
+        what = "/".join(sorted(types)) or "target statistics"
         raise UnsupportedModelError(
-            f"{where}: CatBoost model has categorical features ({names[:100]}); not supported yet "
-            "(coldbrew compiles CatBoost models with numeric features)"
+            f"{where}: CatBoost model uses CTR features ({what} on {names[:100]}); not supported "
+            "(train with one_hot_max_size above the number of categories for one-hot splits)"
         )
 
 
@@ -238,10 +250,8 @@ def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np
             "CPU-dependent fast exp, which coldbrew cannot reproduce bit for bit"
         )
     floats = info.get("float_features") or []
-    n_features = max([int(f["flat_feature_index"]) + 1 for f in floats] + [0])
-    if n_features < 1:
-        raise ModelFormatError(f"{where}: the CatBoost model has no features")
-    by_index = {int(f["feature_index"]): f for f in floats}
+    cats = info.get("categorical_features") or []
+    layout = _Layout(floats, cats, doc["oblivious_trees"], where)
     scale, bias = doc.get("scale_and_bias", [1.0, [0.0]])
     if float(scale) != 1.0:
         raise UnsupportedModelError(f"{where}: CatBoost model with scale {scale} is not supported (only 1)")
@@ -264,25 +274,25 @@ def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np
     trees: list[tb.Tree] = []
     groups: list[int] = []
     for i, t in enumerate(doc["oblivious_trees"]):
-        expanded = _tree(t, by_index, K, f"{where}: tree {i}")
+        expanded = _tree(t, layout, K, f"{where}: tree {i}")
         trees.extend(expanded)
         groups.extend(range(K))
     if not trees:
         raise ModelFormatError(f"{where}: the CatBoost model has no trees")
-    if float(scale) != 1.0 or any(b != 0.0 for b in bias):  # CatBoost applies scale * sum + bias after the trees
+    if any(b != 0.0 for b in bias):  # CatBoost applies scale * sum + bias after the trees (not when the identity)
         for k, b in enumerate(bias):
             trees.append(_leaf(b))
             groups.append(k)
     counts, arrays = tb.build(trees, groups)
     arrays["base_score"] = np.zeros(K, dtype=np.float64)
-    names = [str(f.get("feature_id") or "") for f in sorted(floats, key=lambda f: int(f["flat_feature_index"]))]
     n_classes = 2 if task == "binary" else K if task == "multiclass" else 0
     if classes is None and n_classes:
         classes = _class_names(class_params, n_classes, where)
+    n_features = layout.n_model_features
     header = {
         "kind": "cb_regressor" if task == "regression" else "cb_classifier",
         "n_features": n_features,
-        "feature_names": names if len(names) == n_features and all(names) else None,
+        "feature_names": layout.model_names,
         "classes": list(classes) if n_classes else None,
         "classes_dtype": (np.asarray(classes).dtype.str if n_classes else None),
         "n_outputs": K,
@@ -301,9 +311,89 @@ def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np
         },
         **counts,
     }
+    if layout.stage is not None:
+        header["inputs"] = layout.stage
     if n_classes and header["classes_dtype"].startswith("<U"):
         header["classes_dtype"] = "|O"  # CatBoostClassifier.predict answers string labels as an object array
     return header, arrays
+
+
+class _Layout:
+    """Where each CatBoost feature lands in the model's feature vector.
+
+    Numeric only: feature ``i`` of the vector is CatBoost's flat feature ``i``. With categorical features (one-hot
+    splits), the request's columns are CatBoost's flat features (numbers and strings) and an input stage
+    (docs/format.md section 12) maps them to the vector: each numeric column as is, then one 0/1 feature per
+    (categorical column, category hash) that a split tests, ``onehot(catboost_hash(string))``; the split becomes
+    ``x > 0.5``.
+    """
+
+    def __init__(self, floats: list[dict], cats: list[dict], trees: list[dict], where: str):
+        self.floats = {int(f["feature_index"]): f for f in floats}
+        self.cats = {int(f["feature_index"]): f for f in cats}
+        flat = [int(f["flat_feature_index"]) for f in floats + cats]
+        n_columns = max(flat + [-1]) + 1
+        if n_columns < 1 or len(set(flat)) != len(flat) or min(flat) < 0:
+            raise ModelFormatError(f"{where}: the CatBoost model's flat feature indices are not distinct columns")
+        if n_columns != len(flat):
+            raise ModelFormatError(f"{where}: the CatBoost model's flat feature indices leave gaps")
+        column_names = [""] * n_columns
+        for f in floats + cats:
+            column_names[int(f["flat_feature_index"])] = str(f.get("feature_id") or "")
+        names_known = all(column_names) and len(set(column_names)) == n_columns
+        self.stage: dict | None = None
+        self.onehot: dict[tuple[int, int], int] = {}
+        if not cats:
+            self.n_model_features = n_columns
+            self.model_names = column_names if names_known else None
+            self.float_position = {i: int(f["flat_feature_index"]) for i, f in self.floats.items()}
+            return
+        columns = column_names if names_known else [f"x{i}" for i in range(n_columns)]
+        float_flat = sorted(int(f["flat_feature_index"]) for f in floats)
+        self.float_position = {i: float_flat.index(int(f["flat_feature_index"])) for i, f in self.floats.items()}
+        features = [{"column": c, "ops": []} for c in float_flat]
+        names = [columns[c] for c in float_flat]
+        for t in trees:
+            for s in t.get("splits") or []:
+                if s.get("split_type") != "OneHotFeature":
+                    continue
+                cat, value = int(s["cat_feature_index"]), int(s["value"]) & 0xFFFFFFFF
+                if cat not in self.cats:
+                    raise ModelFormatError(f"{where}: a one-hot split names categorical feature {cat}")
+                if (cat, value) not in self.onehot:
+                    self.onehot[(cat, value)] = len(features)
+                    column = int(self.cats[cat]["flat_feature_index"])
+                    features.append(
+                        {"column": column, "ops": [{"kind": "catboost_hash"}, {"kind": "onehot", "codes": [value]}]}
+                    )
+                    names.append(f"{columns[column]}=={value}")
+        if not features:
+            raise UnsupportedModelError(f"{where}: the CatBoost model's trees test no feature")
+        types = {int(f["flat_feature_index"]): "string" for f in cats}
+        self.stage = {
+            "columns": [
+                {"name": columns[c], "type": types.get(c, "number"), "nullable": c not in types}
+                for c in range(n_columns)
+            ],
+            "features": features,
+        }
+        self.n_model_features = len(features)
+        self.model_names = names
+
+    def split(self, s: dict, where: str) -> tuple[int, float, bool]:
+        """(model feature, float32 border, NaN goes left) of one split: its bit is ``x > border``."""
+        kind = s.get("split_type")
+        if kind == "FloatFeature":
+            i = int(s["float_feature_index"])
+            f = self.floats[i]
+            b = float(np.float32(float(s["border"])))  # CatBoost keeps its borders as float32
+            if b != b:
+                raise ModelFormatError(f"{where}: a border is NaN")
+            nan_right = bool(f.get("has_nans")) and f.get("nan_value_treatment") == "AsTrue"
+            return self.float_position[i], b, not nan_right
+        if kind == "OneHotFeature":
+            return self.onehot[(int(s["cat_feature_index"]), int(s["value"]) & 0xFFFFFFFF)], 0.5, True
+        raise UnsupportedModelError(f"{where}: CatBoost split type {str(kind)[:40]} is not supported")
 
 
 def _class_names(class_params: dict, n: int, where: str) -> list:
@@ -332,7 +422,7 @@ def _leaf(value: float) -> tb.Tree:
     )
 
 
-def _tree(t: dict, floats: dict[int, dict], K: int, where: str) -> list[tb.Tree]:
+def _tree(t: dict, layout: _Layout, K: int, where: str) -> list[tb.Tree]:
     """One oblivious tree as K ordinary trees (one per output dimension), in heap numbering: node ``i`` has
     children ``2i+1`` (the split is false) and ``2i+2`` (true); level ``l`` tests ``splits[l]``."""
     splits = t.get("splits") or []
@@ -344,17 +434,10 @@ def _tree(t: dict, floats: dict[int, dict], K: int, where: str) -> list[tb.Tree]
         raise UnsupportedModelError(f"{where}: depth {D} beyond CatBoost's limit of 16")
     feature, border, flag = [], [], []
     for s in splits:
-        kind = s.get("split_type")
-        if kind != "FloatFeature":
-            raise UnsupportedModelError(f"{where}: CatBoost split type {str(kind)[:40]} is not supported")
-        f = floats[int(s["float_feature_index"])]
-        b = float(np.float32(float(s["border"])))  # CatBoost keeps its borders as float32
-        if b != b:
-            raise ModelFormatError(f"{where}: a border is NaN")
-        nan_right = bool(f.get("has_nans")) and f.get("nan_value_treatment") == "AsTrue"
-        feature.append(int(f["flat_feature_index"]))
+        f, b, nan_left = layout.split(s, where)
+        feature.append(f)
         border.append(b)
-        flag.append(tb.flags(default_left=not nan_right))
+        flag.append(tb.flags(default_left=nan_left))
     n_inner = (1 << D) - 1
     inner = np.arange(n_inner)
     level = np.repeat(np.arange(D), 1 << np.arange(D))  # heap node i sits at level floor(log2(i + 1))
@@ -374,14 +457,33 @@ def _tree(t: dict, floats: dict[int, dict], K: int, where: str) -> list[tb.Tree]
     return out
 
 
+#: Strings the compile check sends to a categorical column: CatBoost stores only the hashes of the categories it
+#: saw, so these are mostly unseen categories (the tests send the training categories too).
+PROBE_STRINGS = ("", "a", "b", "0", "1", "unseen", "Unseen category", "\u00e9t\u00e9", "x" * 40)
+
+
 def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:
-    """Rows on the model's float32 borders and next to them in float32 and in float64, with NaNs and zeros."""
-    return np.concatenate(
-        [
-            tb.probe_rows_from_arrays(header, arrays, n=n, dtype=np.float32),
-            tb.probe_rows_from_arrays(header, arrays, n=n, dtype=np.float64),
-        ]
-    )
+    """Rows on the model's float32 borders and next to them in float32 and in float64, with NaNs and zeros; for a
+    model with an input stage, rows of its raw columns (an object array: numbers and strings)."""
+    with np.errstate(over="ignore"):  # nextafter of the largest float32 border is an infinity: no probe there
+        X = np.concatenate(
+            [
+                tb.probe_rows_from_arrays(header, arrays, n=n, dtype=np.float32),
+                tb.probe_rows_from_arrays(header, arrays, n=n, dtype=np.float64),
+            ]
+        )
+    stage = header.get("inputs")
+    if stage is None:
+        return X
+    rng = np.random.default_rng(2)
+    raw = np.empty((len(X), len(stage["columns"])), dtype=object)
+    for c, column in enumerate(stage["columns"]):
+        if column["type"] == "string":
+            raw[:, c] = [PROBE_STRINGS[i] for i in rng.integers(0, len(PROBE_STRINGS), size=len(X))]
+    for j, f in enumerate(stage["features"]):
+        if not f["ops"]:
+            raw[:, f["column"]] = X[:, j].tolist()
+    return raw
 
 
 #: :func:`~coldbrew.convert.trees.write_checked` for catboost: checked against catboost on :func:`probe_rows`.
@@ -398,7 +500,7 @@ _CHILD = """import sys, numpy as np, catboost
 path, rows, out = sys.argv[1:4]
 est = catboost.{cls}()
 est.load_model(path, format="{fmt}")
-X = np.load(rows)
+X = np.load(rows, allow_pickle=True)  # our own file: rows of numbers and strings
 if {clf}:
     pred = est.predict(X)
     np.savez(out, pred=np.asarray(pred).reshape(len(X)).astype(str) if pred.dtype == object else
@@ -498,7 +600,6 @@ def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict
             f"{'a classifier' if classifier else 'a regression/ranking'} objective in a {name}"
         )
     if classifier:
-        header["classes_dtype"] = np.asarray(est.predict(np.zeros((1, header["n_features"])))).dtype.str
 
         def reference(X):
             pred = est.predict(X)
