@@ -38,7 +38,10 @@ def detect(path: str | os.PathLike) -> str:
         return "lightgbm-text"
     if head.startswith(b"CBM1"):
         return "catboost-cbm"
-    if head.lstrip().startswith(b"{") and (b'"oblivious_trees"' in head or b'"features_info"' in head[:200]):
+    first_key = head.lstrip()[1:].lstrip()  # CatBoost writes its keys sorted: ctr_data (if any), features_info, ...
+    if head.lstrip().startswith(b"{") and (
+        b'"oblivious_trees"' in head or first_key.startswith((b'"features_info"', b'"ctr_data"'))
+    ):
         return "catboost-json"
     from coldbrew.engine import describe
 

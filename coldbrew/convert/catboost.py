@@ -212,7 +212,7 @@ def _refuse_features(info: dict, doc: dict, where: str) -> None:
             names = ", ".join(_feature_name(f) for f in info[key])
             raise UnsupportedModelError(f"{where}: CatBoost model uses {what} features ({names[:100]}); not supported")
     cats = info.get("categorical_features") or []
-    uses = {s.get("split_type", "") for t in doc.get("oblivious_trees") or [] for s in t.get("splits", [])}
+    uses = {s.get("split_type", "") for t in doc.get("oblivious_trees") or [] for s in t.get("splits") or []}
     if cats and ("OnlineCtr" in uses or doc.get("ctr_data")):
         by_index = {int(f.get("feature_index", -1)): f for f in cats}
         types, used = set(), set()
