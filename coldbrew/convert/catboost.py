@@ -215,7 +215,8 @@ def _refuse_features(info: dict, doc: dict, where: str) -> None:
     uses = {s.get("split_type", "") for t in doc.get("oblivious_trees") or [] for s in t.get("splits") or []}
     if cats and ("OnlineCtr" in uses or doc.get("ctr_data")):
         by_index = {int(f.get("feature_index", -1)): f for f in cats}
-        types, used = set(), set()
+        types: set[str] = set()
+        used: set[int] = set()
         for key in doc.get("ctr_data") or {}:  # keys are JSON: {"identifier": [{"cat_feature_index": i}], "type": t}
             try:
                 ctr = json.loads(key)
@@ -535,8 +536,18 @@ def load_cbm(path: Path) -> dict:
         if proc.returncode:
             lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
             why = lines[-1] if proc.returncode > 0 and lines else f"the process died (exit status {proc.returncode})"
+            if "Can save model with" in why:  # loaded, but catboost exports text/embedding models only as .cbm
+                raise UnsupportedModelError(f"{path}: {_export_refusal(why)}")
             raise ModelFormatError(f"{path}: catboost itself cannot load this file: {why[:300]}")
         return parse_json(out.read_bytes(), where=str(path), as_catboost_reads=False)
+
+
+def _export_refusal(why: str) -> str:
+    """The one-line refusal for a model catboost will not export as JSON (text or embedding features)."""
+    for what in ("text", "embedding"):
+        if f"{what} features" in why:
+            return f"CatBoost model uses {what} features; not supported"
+    return f"catboost cannot export this model as JSON ({why.strip().splitlines()[-1][:200] if why.strip() else ''})"
 
 
 def _reference_from_file(path: Path, header: dict, fmt: str):
@@ -589,7 +600,10 @@ def compile_estimator(est, dst: str | os.PathLike, *, class_labels=None) -> dict
         raise UnsupportedModelError(f"cannot compile a CatBoost {name}: it is not fitted")
     with tempfile.TemporaryDirectory(prefix="coldbrew-cb-") as tmp:
         path = Path(tmp) / "model.json"
-        est.save_model(str(path), format="json")
+        try:
+            est.save_model(str(path), format="json")
+        except catboost.CatBoostError as exc:
+            raise UnsupportedModelError(f"cannot compile a CatBoost {name}: {_export_refusal(str(exc))}") from None
         doc = parse_json(path.read_bytes(), where=name, as_catboost_reads=False)
     classes = getattr(est, "classes_", None) if isinstance(est, catboost.CatBoostClassifier) else None
     header, arrays = model_to_arrays(doc, where=name, classes=None if classes is None else np.asarray(classes).tolist())

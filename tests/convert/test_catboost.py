@@ -1,0 +1,274 @@
+"""CatBoost models (coldbrew.convert.catboost) against the real catboost library: bit for bit on both kernels.
+
+What is checked here beyond the zoo (tests/convert/test_zoo.py): rows exactly at, and one float32 / float64 step
+either side of, every border, with NaN under each nan_mode; raw scores (RawFormulaVal); the way catboost's own
+JSON loader reads numbers; CatBoost's categorical hash against catboost's; a model with a string column answered
+from lists without numpy or catboost; and the refusals, each one line.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes
+
+from coldbrew.convert import compile_estimator, compile_file
+from coldbrew.convert.catboost import rapidjson_double
+from coldbrew.convert.trees import UnsupportedModelError
+from coldbrew.engine.brew import KERNELS, BrewPredictor
+from coldbrew.engine.cityhash import catboost_cat_hash, city_hash64
+
+catboost = pytest.importorskip("catboost")
+
+CITIES = np.array(
+    ["Paris", "Lyon", "Nice", "Zürich", "東京", "", "a much longer city name, over sixty-four bytes long ..."]
+)
+
+
+def _border_rows(model, X: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Rows whose values sit on every border of the model, one float32 step and one float64 step either side."""
+    doc = _json(model)
+    rng = np.random.default_rng(seed)
+    rows = np.repeat(X[:1], 600, axis=0).copy()
+    for f in doc["features_info"]["float_features"]:
+        b = np.asarray(f["borders"], dtype=np.float32)
+        if not len(b):
+            continue
+        b64 = b.astype(np.float64)
+        near = np.concatenate(
+            [
+                b64,
+                np.nextafter(b, np.float32(-np.inf)).astype(np.float64),
+                np.nextafter(b, np.float32(np.inf)).astype(np.float64),
+                np.nextafter(b64, -np.inf),
+                np.nextafter(b64, np.inf),
+            ]
+        )
+        rows[:, f["flat_feature_index"]] = rng.choice(near, size=len(rows))
+    rows[rng.random(rows.shape) < 0.1] = np.nan
+    return rows
+
+
+def _json(model) -> dict:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.json"
+        model.save_model(str(path), format="json")
+        return json.loads(path.read_text())
+
+
+def _assert_exact(path, model, X, *, classifier: bool) -> None:
+    raw = model.predict(X, prediction_type="RawFormulaVal")
+    pred = np.asarray(model.predict(X))
+    pred = pred.reshape(len(X)) if pred.ndim == 2 and pred.shape[1] == 1 else pred
+    for kernel in KERNELS:
+        p = BrewPredictor(path, kernel=kernel)
+        got_raw = p.predict_raw(X)
+        got_raw = got_raw.reshape(raw.shape)
+        assert got_raw.dtype == raw.dtype and np.array_equal(got_raw, raw), kernel
+        got = p.predict(X)
+        assert got.dtype == pred.dtype and np.array_equal(got, pred), kernel
+        rows = [[None if v != v else v for v in row] for row in X.tolist()]
+        assert p.predict(rows) == pred.tolist(), kernel
+        if classifier:
+            proba = model.predict_proba(X)
+            got_p = p.predict_proba(X)
+            assert got_p.dtype == proba.dtype and np.array_equal(got_p, proba), kernel
+            assert p.predict_proba(rows) == proba.tolist(), kernel
+
+
+@pytest.mark.parametrize("nan_mode", ["Min", "Max"])
+@pytest.mark.parametrize("fmt", ["cbm", "json", "object"])
+def test_borders_and_missing_values_bit_exact(tmp_path, nan_mode, fmt):
+    X, y = load_breast_cancer(return_X_y=True)
+    X = X.copy()
+    X[np.random.default_rng(0).random(X.shape) < 0.1] = np.nan
+    model = catboost.CatBoostClassifier(
+        iterations=20, depth=5, nan_mode=nan_mode, verbose=0, random_seed=0, allow_writing_files=False
+    ).fit(X, y)
+    dst = tmp_path / "m.brew"
+    if fmt == "object":
+        compile_estimator(model, dst)
+    else:
+        src = tmp_path / f"m.{fmt}"
+        model.save_model(str(src), format=fmt)
+        compile_file(src, dst, progress=False)
+        model = catboost.CatBoostClassifier()
+        model.load_model(str(src), format=fmt)  # the file as catboost reads it
+    _assert_exact(dst, model, np.vstack([X[:100], _border_rows(model, X)]), classifier=True)
+
+
+def test_regressor_bias_and_borders_bit_exact(tmp_path):
+    X, y = load_diabetes(return_X_y=True)
+    model = catboost.CatBoostRegressor(iterations=30, depth=6, verbose=0, allow_writing_files=False).fit(X, y)
+    assert model.get_scale_and_bias()[1] != 0  # boost_from_average: the bias CatBoost adds after the trees
+    compile_estimator(model, tmp_path / "m.brew")
+    _assert_exact(tmp_path / "m.brew", model, np.vstack([X, _border_rows(model, X)]), classifier=False)
+
+
+def test_json_numbers_read_as_catboost_reads_them(tmp_path):
+    """CatBoost's JSON loader (rapidjson, normal precision) is not correctly rounded; we read numbers as it does."""
+    X, y = load_diabetes(return_X_y=True)
+    model = catboost.CatBoostRegressor(iterations=20, depth=4, verbose=0, allow_writing_files=False).fit(X, y)
+    doc = _json(model)
+    rng = np.random.default_rng(0)
+    n = sum(len(t["leaf_values"]) for t in doc["oblivious_trees"])
+    values = rng.normal(size=n) * 10.0 ** rng.integers(-320, 300, size=n)
+    values[: n // 3] = rng.normal(size=n // 3)
+    k = 0
+    for t in doc["oblivious_trees"]:
+        t["leaf_values"] = values[k : k + len(t["leaf_values"])].tolist()
+        k += len(t["leaf_values"])
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(doc))
+    loaded = catboost.CatBoostRegressor()
+    loaded.load_model(str(path), format="json")
+    ours = np.array([rapidjson_double(repr(v)) for v in values.tolist()])
+    assert np.array_equal(ours, loaded.get_leaf_values())
+    assert not np.array_equal(values, loaded.get_leaf_values())  # Python's float would differ
+
+
+def test_city_hash_is_catboosts():
+    """CityHash64 against catboost's group id hash (CityHash64 of the string) at every length class."""
+    rng = np.random.default_rng(0)
+    alphabet = list("abcdefghijklmnopqrstuvwxyz0123456789 é漢")
+    strings = ["", "a", "ab", "abc", "abcd"] + ["".join(rng.choice(alphabet, size=n)) for n in range(5, 260)]
+    strings = list(dict.fromkeys(strings))
+    pool = catboost.Pool(np.zeros((len(strings), 1)), group_id=strings)
+    assert [city_hash64(s.encode()) for s in strings] == np.asarray(pool.get_group_id_hash()).astype(np.uint64).tolist()
+
+
+def test_categorical_hash_matches_the_models_one_hot_values():
+    X, y, frame = _city_data()
+    model = catboost.CatBoostClassifier(
+        iterations=30, depth=4, one_hot_max_size=255, verbose=0, allow_writing_files=False
+    ).fit(frame, y, cat_features=["city"])
+    (cat,) = _json(model)["features_info"]["categorical_features"]
+    stored = {v & 0xFFFFFFFF for v in cat["values"]}
+    assert stored and stored <= {catboost_cat_hash(c) for c in CITIES}
+
+
+def _city_data(n: int = 1500, seed: int = 0):
+    X, y = load_breast_cancer(return_X_y=True)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(X), n)
+    frame = pd.DataFrame(X[idx, :4], columns=["radius", "texture", "perimeter", "area"])
+    frame["city"] = CITIES[rng.integers(0, len(CITIES), n)]
+    frame.loc[rng.random(n) < 0.05, "texture"] = np.nan
+    y = np.where(frame["city"].isin(["Paris", "東京"]), 1 - y[idx], y[idx])
+    return X, y, frame
+
+
+def _with_unseen(frame: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
+    rows = frame.copy()
+    rng = np.random.default_rng(seed)
+    unseen = rng.random(len(rows)) < 0.2
+    rows.loc[unseen, "city"] = [f"unseen {i}" for i in range(int(unseen.sum()))]
+    return rows
+
+
+@pytest.mark.parametrize("fmt", ["cbm", "json", "object"])
+def test_one_hot_categorical_bit_exact(tmp_path, fmt):
+    _, y, frame = _city_data()
+    model = catboost.CatBoostClassifier(
+        iterations=30, depth=4, one_hot_max_size=255, verbose=0, allow_writing_files=False
+    ).fit(frame, y, cat_features=["city"])
+    dst = tmp_path / "m.brew"
+    if fmt == "object":
+        compile_estimator(model, dst)
+    else:
+        src = tmp_path / f"m.{fmt}"
+        model.save_model(str(src), format=fmt)
+        compile_file(src, dst, progress=False)
+        model = catboost.CatBoostClassifier()
+        model.load_model(str(src), format=fmt)
+    rows = _with_unseen(frame.iloc[:1000])
+    pred, proba = model.predict(rows), model.predict_proba(rows)
+    for kernel in KERNELS:
+        p = BrewPredictor(dst, kernel=kernel)
+        assert p.header["version"] == 3 and p.feature_names == tuple(frame.columns)
+        assert np.array_equal(p.predict(rows), pred) and np.array_equal(p.predict_proba(rows), proba), kernel
+        listed = [[None if v != v else v for v in r] for r in rows.astype(object).values.tolist()]
+        assert p.predict(listed) == pred.tolist() and p.predict_proba(listed) == proba.tolist(), kernel
+
+
+def test_one_hot_categorical_served_from_lists_without_numpy_or_catboost(tmp_path):
+    _, y, frame = _city_data()
+    target = frame["radius"] + np.where(frame["city"] == "Nice", 3.0, 0.0)
+    model = catboost.CatBoostRegressor(
+        iterations=30, depth=4, one_hot_max_size=255, verbose=0, allow_writing_files=False
+    ).fit(frame, target, cat_features=["city"])
+    if "c" not in KERNELS:
+        pytest.skip("the C kernel is not built here")
+    compile_estimator(model, tmp_path / "m.brew")
+    rows = _with_unseen(frame.iloc[:1000])
+    listed = [[None if v != v else v for v in r] for r in rows.astype(object).values.tolist()]
+    code = (
+        "import json, sys\n"
+        "from coldbrew.engine.brew import BrewPredictor\n"
+        "rows = json.load(sys.stdin)\n"
+        "out = BrewPredictor(sys.argv[1], kernel='c').predict(rows)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'pandas', 'catboost', 'sklearn'))\n"
+        "print(json.dumps({'out': out, 'imported': bad}))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "m.brew")],
+        input=json.dumps(listed),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    got = json.loads(run.stdout)
+    assert got["imported"] == []
+    assert got["out"] == model.predict(rows).tolist()
+
+
+def test_missing_category_is_an_input_error(tmp_path):
+    from coldbrew.engine.inputs import InvalidInputError
+
+    _, y, frame = _city_data()
+    model = catboost.CatBoostClassifier(
+        iterations=5, depth=3, one_hot_max_size=255, verbose=0, allow_writing_files=False
+    ).fit(frame, y, cat_features=["city"])
+    compile_estimator(model, tmp_path / "m.brew")
+    row = frame.iloc[:1].astype(object).values.tolist()[0]
+    row[-1] = None
+    with pytest.raises(InvalidInputError, match="city"):
+        BrewPredictor(tmp_path / "m.brew").predict([row])
+
+
+def _refusal(tmp_path, model, *fit, **fit_kw) -> str:
+    model.fit(*fit, **fit_kw)
+    with pytest.raises(UnsupportedModelError) as info:
+        compile_estimator(model, tmp_path / "out" / "m.brew")
+    assert not (tmp_path / "out").exists()
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_refusals_name_what_is_unsupported(tmp_path):
+    X, y = load_diabetes(return_X_y=True)
+    params = {"iterations": 3, "depth": 2, "verbose": 0, "allow_writing_files": False}
+    _, yc, frame = _city_data()
+    ctr = _refusal(
+        tmp_path, catboost.CatBoostClassifier(one_hot_max_size=1, **params), frame, yc, cat_features=["city"]
+    )
+    assert "CTR features" in ctr and "'city'" in ctr
+    scaled = catboost.CatBoostRegressor(**params).fit(X, y)
+    scaled.set_scale_and_bias(2.0, [0.0])
+    with pytest.raises(UnsupportedModelError, match="scale 2"):
+        compile_estimator(scaled, tmp_path / "m.brew")
+    multi = _refusal(tmp_path, catboost.CatBoostClassifier(**params), X, (y > 100).astype(int) + (y > 200))
+    assert "CatBoost objective MultiClass" in multi
+    text = pd.DataFrame({"a": X[:, 0], "t": np.where(y > 150, "good day", "bad night")})
+    msg = _refusal(tmp_path, catboost.CatBoostClassifier(**params), text, (y > 150).astype(int), text_features=["t"])
+    assert "CatBoost model uses text features" in msg
