@@ -260,6 +260,11 @@ def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np
     class_params = (doc.get("model_info") or {}).get("class_params") or {}
     if name in BINARY_OBJECTIVES:
         output, decision, task, K = "logistic", "raw_gt0", "binary", 1
+        threshold = (doc.get("model_info") or {}).get("binclass_probability_threshold")
+        if threshold is not None and float(threshold) != 0.5:
+            raise UnsupportedModelError(
+                f"{where}: CatBoost classifier with probability_threshold {threshold} is not supported (only 0.5)"
+            )
     elif name == "MultiClassOneVsAll":
         K = len(class_params.get("class_names") or []) or len(bias)
         output, decision, task = "sigmoid_each", "argmax_raw", "multiclass"
@@ -309,6 +314,7 @@ def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np
             "format": "oblivious_trees",
             "objective": name + "".join(f":{k}={v}" for k, v in sorted(options.items())),
             "n_estimators": len(doc["oblivious_trees"]),
+            "catboost_version": _version(doc),
         },
         **counts,
     }
@@ -395,6 +401,16 @@ class _Layout:
         if kind == "OneHotFeature":
             return self.onehot[(int(s["cat_feature_index"]), int(s["value"]) & 0xFFFFFFFF)], 0.5, True
         raise UnsupportedModelError(f"{where}: CatBoost split type {str(kind)[:40]} is not supported")
+
+
+def _version(doc: dict) -> str:
+    """The release in the model's ``catboost_version_info`` ("Branch: tags/v1.2.10"), or "?"."""
+    info = str((doc.get("model_info") or {}).get("catboost_version_info") or "")
+    for line in info.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == "Branch" and "/v" in value:
+            return value.rsplit("/v", 1)[1].strip()[:40]
+    return "?"
 
 
 def _class_names(class_params: dict, n: int, where: str) -> list:

@@ -267,8 +267,65 @@ def test_refusals_name_what_is_unsupported(tmp_path):
     scaled.set_scale_and_bias(2.0, [0.0])
     with pytest.raises(UnsupportedModelError, match="scale 2"):
         compile_estimator(scaled, tmp_path / "m.brew")
+    threshold = catboost.CatBoostClassifier(**params).fit(X, (y > 150).astype(int))
+    threshold.set_probability_threshold(0.9)
+    with pytest.raises(UnsupportedModelError, match="probability_threshold 0.9"):
+        compile_estimator(threshold, tmp_path / "m.brew")
     multi = _refusal(tmp_path, catboost.CatBoostClassifier(**params), X, (y > 100).astype(int) + (y > 200))
     assert "CatBoost objective MultiClass" in multi
     text = pd.DataFrame({"a": X[:, 0], "t": np.where(y > 150, "good day", "bad night")})
     msg = _refusal(tmp_path, catboost.CatBoostClassifier(**params), text, (y > 150).astype(int), text_features=["t"])
     assert "CatBoost model uses text features" in msg
+
+
+@pytest.mark.integration  # spawns `coldbrew serve`
+def test_one_hot_categorical_served_by_coldbrew_serve(tmp_path):
+    """The acceptance case: a CatBoost model with a string column behind `coldbrew serve`; 1,000 rows sent by name
+    with strings (a fifth of them categories the model never saw) answer exactly what catboost answers."""
+    import os
+    import signal
+    import urllib.request
+
+    from coldbrew.runtimes.local import READY_PREFIX
+
+    _, y, frame = _city_data(n=3000)
+    model = catboost.CatBoostClassifier(
+        iterations=40, depth=5, one_hot_max_size=255, verbose=0, allow_writing_files=False
+    ).fit(frame, y, cat_features=["city"])
+    model.save_model(str(tmp_path / "model.cbm"))
+    compile_file(tmp_path / "model.cbm", tmp_path / "model.brew", progress=False)
+    rows = _with_unseen(frame.iloc[1000:2000])
+    records = [{k: (None if v != v else v) for k, v in r.items()} for r in rows.astype(object).to_dict("records")]
+    expected = [
+        {"prediction": str(label), "probability": float(p)}
+        for label, p in zip(model.predict(rows).tolist(), model.predict_proba(rows)[:, 1].tolist(), strict=True)
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coldbrew", "serve", str(tmp_path / "model.brew"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ),
+    )
+    try:
+        url = None
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith(READY_PREFIX):
+                url = line[len(READY_PREFIX) :].strip()
+                break
+        assert url, f"server exited with {proc.wait()} before listening"
+        got = []
+        for start in range(0, len(records), 100):
+            body = json.dumps(records[start : start + 100]).encode()
+            request = urllib.request.Request(url + "predict", data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                got.extend(json.loads(response.read()))
+        assert got == expected
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
