@@ -597,7 +597,7 @@ def by_name_rows(inputs: dict, X: np.ndarray, seed: int = 0) -> tuple[np.ndarray
         if not f["ops"]:
             continue
         vocab = f["ops"][0]
-        codes = dict(enumerate(vocab["values"])) if "codes" not in vocab else dict(zip(vocab["codes"], vocab["values"]))
+        codes = dict(zip(vocab.get("codes") or range(len(vocab["values"])), vocab["values"], strict=True))
         unseen = "__unseen__" if isinstance(vocab["values"][0] if vocab["values"] else "", str) else -12345.5
         for i in range(len(X)):
             v = X[i, j]
