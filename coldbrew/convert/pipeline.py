@@ -402,6 +402,22 @@ def stage_of(pipe) -> tuple[dict, Any, list[str] | None]:
     return stage, final, out_names
 
 
+def mark_nullable(stage: dict) -> dict:
+    """Each column's ``nullable``: false where some feature reads it through a vocab that refuses a missing value
+    (``missing: "error"``) with no impute before it; a missing number always reaches the model, which routes it."""
+    for j, col in enumerate(stage["columns"]):
+        col["nullable"] = True
+        for f in stage["features"]:
+            if f["column"] != j:
+                continue
+            for op in f["ops"]:
+                if op["kind"] == "impute":
+                    break
+                if op["kind"] == "vocab" and op["missing"] == "error":
+                    col["nullable"] = False
+    return stage
+
+
 def _sparse_to_model(pipe) -> bool:
     """True if the last transformer hands the model a sparse matrix (XGBoost/LightGBM read absent entries as
     missing, not zero)."""
@@ -520,7 +536,7 @@ def compile_pipeline(pipe, dst: str | os.PathLike, *, class_labels=None) -> dict
             f"scikit-learn Pipeline: the model takes {header['n_features']} features, coldbrew derived "
             f"{len(stage['features'])} from the preprocessing"
         )
-    header["inputs"] = compose(stage, header)
+    header["inputs"] = mark_nullable(compose(stage, header))
     if out_names is not None and len(out_names) == header["n_features"] and len(set(out_names)) == len(out_names):
         header["feature_names"] = out_names
     header["feature_missing"] = [True] * header["n_features"]
