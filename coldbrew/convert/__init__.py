@@ -151,6 +151,10 @@ def compile_estimator(
             from coldbrew.convert import catboost
 
             return catboost.compile_estimator(est, dst, class_labels=class_labels)
+        if type(est).__name__ == "Pipeline":
+            from coldbrew.convert import pipeline
+
+            return pipeline.compile_pipeline(est, dst, class_labels=class_labels)
         from coldbrew.convert import sklearn
 
         return sklearn.compile_estimator(est, dst, progress=progress, class_labels=class_labels)

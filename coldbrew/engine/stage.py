@@ -48,7 +48,8 @@ def _py_impute(op: dict) -> Callable[[Any], Any]:
 
 
 def _py_vocab(op: dict) -> Callable[[Any], Any]:
-    table = {(v if isinstance(v, str) else float(v)): float(i) for i, v in enumerate(op["values"])}
+    codes = op.get("codes") or range(len(op["values"]))
+    table = {(v if isinstance(v, str) else float(v)): float(c) for v, c in zip(op["values"], codes, strict=True)}
     unknown, missing = _code(op["unknown"]), _code(op["missing"])
 
     def vocab(v):
@@ -204,6 +205,8 @@ class Stage:
     def _check(self, v: object, row: int, col: int) -> object:
         """A raw value of the column's type (numbers as floats; None and NaN missing), else an input error."""
         kind = type(v)
+        if self.types[col] == "any":  # a column the model does not read
+            return None
         if self.types[col] == "number":
             if kind is float:
                 return v
@@ -211,9 +214,17 @@ class Stage:
                 return float(v)
             if v is None:
                 return NAN
+            if isinstance(v, float) or (
+                hasattr(v, "__index__") and not isinstance(v, (bool, str)) and kind.__name__ != "bool_"
+            ):
+                return float(v)  # a float or integer subclass (numpy scalars)
             raise InvalidInputError(f"row {row}, {self.columns[col]}: expected a number, got {_what(v)}")
         if kind is str or v is None or (kind is float and v != v):
             return v
+        if isinstance(v, str):
+            return str(v)  # a str subclass (numpy's str_)
+        if isinstance(v, float) and v != v:
+            return None
         raise InvalidInputError(f"row {row}, {self.columns[col]}: expected a string, got {_what(v)}")
 
     def rows(self, X: list | tuple) -> array:
@@ -278,8 +289,8 @@ class Stage:
         import numpy as np
 
         checked = [self._check(_scalar(v), i, col) for i, v in enumerate(values.tolist())]
-        if self.types[col] == "number":
-            return np.array(checked, dtype=np.float64).reshape(-1)
+        if self.types[col] != "string":
+            return np.array([NAN if v is None else v for v in checked], dtype=np.float64).reshape(-1)
         out = np.empty(len(checked), dtype=object)
         out[:] = checked
         return out

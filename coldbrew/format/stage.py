@@ -12,7 +12,8 @@ import math
 
 from coldbrew.errors import ModelFormatError
 
-COLUMN_TYPES = ("number", "string")
+#: ``any``: a column the pipeline drops (the request must carry it, as the DataFrame must; any value is accepted).
+COLUMN_TYPES = ("number", "string", "any")
 
 #: A vocab's result for a value it does not hold (``unknown``) or a missing value (``missing``): an integer code,
 #: ``null`` (NaN: missing for the model) or ``"error"`` (the row is refused naming its column).
@@ -46,6 +47,9 @@ def _check_vocab(op: dict, value_type: str) -> str:
         raise ModelFormatError("input stage: a vocab on a number holds finite numbers")
     if len(set(values)) != len(values):
         raise ModelFormatError("input stage: a vocab's values must be distinct")
+    codes = op.get("codes")
+    if codes is not None and (not isinstance(codes, list) or len(codes) != len(values) or not all(map(_number, codes))):
+        raise ModelFormatError("input stage: a vocab's codes must be one finite number per value")
     if not ("unknown" in op and "missing" in op and _outcome(op["unknown"]) and _outcome(op["missing"])):
         raise ModelFormatError("input stage: a vocab op needs unknown and missing: a number, null or 'error'")
     return "number"
@@ -124,7 +128,7 @@ def validate_inputs(h: dict) -> None:
             or not isinstance(c.get("nullable", False), bool)
         ):
             raise ModelFormatError(
-                "header inputs.columns: each column is {name: non-empty string, type: number|string, nullable: bool}"
+                "header inputs.columns: each column is {name: non-empty string, type: number|string|any, nullable: bool}"
             )
         names.append(c["name"])
     if len(set(names)) != len(names):
@@ -138,6 +142,8 @@ def validate_inputs(h: dict) -> None:
         if not isinstance(ops, list):
             raise ModelFormatError("header inputs.features: each feature has a list of ops")
         value_type = columns[f["column"]]["type"]
+        if value_type == "any":
+            raise ModelFormatError("header inputs.features: a feature cannot read a column of type 'any'")
         for op in ops:
             check = OPS.get(op.get("kind")) if isinstance(op, dict) else None
             if check is None:

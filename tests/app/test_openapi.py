@@ -13,15 +13,54 @@ from hypothesis import HealthCheck, settings
 
 from coldbrew.app import create_app
 
-MODELS = ["study", "binary", "multiclass", "regression", "nullable"]
+MODELS = ["study", "binary", "multiclass", "regression", "nullable", "strings"]
+
+
+def _strings_model(folder):
+    """A Pipeline with string columns (one taking unseen names, one refusing them), a scaled number and a dropped
+    column: the contract has string, enum, number and any fields (format version 3 input stage)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    from coldbrew.convert import compile_estimator
+
+    rng = np.random.default_rng(0)
+    n = 300
+    X = pd.DataFrame(
+        {
+            "city": rng.choice(["Oslo", "Lima", "Pune", None], n),
+            "plan": rng.choice(["free", "pro"], n),
+            "spend": rng.normal(size=n) * 40 + 100,
+            "note": rng.choice(["x", "y"], n),
+        }
+    )
+    y = ((X.city == "Oslo") ^ (X.spend > 100)).astype(int)
+    prep = ColumnTransformer(
+        [
+            ("city", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["city"]),
+            ("plan", OrdinalEncoder(), ["plan"]),
+            ("spend", StandardScaler(), ["spend"]),
+        ],
+        remainder="drop",
+    )
+    pipe = Pipeline([("prep", prep), ("model", HistGradientBoostingClassifier(max_iter=5))]).fit(X, y)
+    path = folder / "strings.brew"
+    compile_estimator(pipe, path)
+    return path
 
 
 @pytest.fixture(scope="module", params=MODELS)
-def api_schema(request, tiny_model, families):
+def api_schema(request, tiny_model, families, tmp_path_factory):
     from coldbrew.engine import load_predictor
 
     if request.param == "study":
         path = tiny_model
+    elif request.param == "strings":
+        path = _strings_model(tmp_path_factory.mktemp("strings"))
     else:
         family = families[request.param]
         path = family.brew or family.pickle
