@@ -329,3 +329,35 @@ def test_one_hot_categorical_served_by_coldbrew_serve(tmp_path):
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_one_hot_categorical_through_the_lambda_handler(tmp_path, capsys):
+    """The same model behind the Lambda handler (the real apig-wsgi path): rows by name with strings, unseen
+    categories and missing numbers answer what catboost answers; a missing category is a 400, not a 500."""
+    from pathlib import Path
+
+    from lambdatools import Context, body_of
+
+    from coldbrew.runtimes.aws_lambda import init_from_env
+
+    _, y, frame = _city_data()
+    model = catboost.CatBoostClassifier(
+        iterations=20, depth=4, one_hot_max_size=255, verbose=0, allow_writing_files=False
+    ).fit(frame, y, cat_features=["city"])
+    compile_estimator(model, tmp_path / "m.brew")
+    rows = _with_unseen(frame.iloc[:200])
+    records = [{k: (None if v != v else v) for k, v in r.items()} for r in rows.astype(object).to_dict("records")]
+    assert any(v is None for r in records for v in r.values())
+    handler = init_from_env({"MODEL_SOURCE": "DISK", "MODEL_URI": str(tmp_path / "m.brew")})
+    event = json.loads((Path(__file__).parents[1] / "events" / "http-v2-predict.json").read_text())
+    event["body"] = json.dumps(records)
+    response = handler(event, Context())
+    assert response["statusCode"] == 200, response
+    expected = [
+        {"prediction": str(label), "probability": float(p)}
+        for label, p in zip(model.predict(rows).tolist(), model.predict_proba(rows)[:, 1].tolist(), strict=True)
+    ]
+    assert body_of(response) == expected
+    event["body"] = json.dumps([{**records[0], "city": None}])
+    response = handler(event, Context())
+    assert response["statusCode"] == 400 and "city" in json.dumps(body_of(response)), response
