@@ -68,6 +68,8 @@ RANKING_OBJECTIVES = (
 BINARY_OBJECTIVES = ("Logloss", "CrossEntropy")
 #: Objectives whose predictions use CatBoost's FastExpInplace (its AVX2/SSE2/table exp chosen by the CPU).
 FAST_EXP_OBJECTIVES = ("MultiClass", "Poisson", "Tweedie", "RMSEWithUncertainty")
+#: The most nodes the expanded trees may have (16 bytes each: a 2 GiB file); a tree of depth D takes 2**(D+1) - 1.
+MAX_EXPANDED_NODES = 1 << 27
 #: How CatBoost evaluates a model: float32 inputs, float64 sums, ``x > border`` is the split's "true" (right) side.
 EVALUATION = {**tb.summed_scalar_leaves("float32", "le"), "accumulate": "float64"}
 
@@ -277,6 +279,12 @@ def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np
         )
     if len(bias) != K:
         raise ModelFormatError(f"{where}: scale_and_bias has {len(bias)} biases, the objective needs {K}")
+    expanded_nodes = sum(K * ((2 << len(t.get("splits") or [])) - 1) for t in doc["oblivious_trees"])
+    if expanded_nodes > MAX_EXPANDED_NODES:
+        raise UnsupportedModelError(
+            f"{where}: CatBoost model too large to expand: its symmetric trees make {expanded_nodes:,} nodes "
+            f"(at most {MAX_EXPANDED_NODES:,}; deep trees double per level)"
+        )
     trees: list[tb.Tree] = []
     groups: list[int] = []
     for i, t in enumerate(doc["oblivious_trees"]):

@@ -255,6 +255,16 @@ def _refusal(tmp_path, model, *fit, **fit_kw) -> str:
     return message
 
 
+def test_too_large_to_expand_is_refused(tmp_path, monkeypatch):
+    import coldbrew.convert.catboost as converter
+
+    X, y = load_diabetes(return_X_y=True)
+    model = catboost.CatBoostRegressor(iterations=4, depth=6, verbose=0, allow_writing_files=False).fit(X, y)
+    monkeypatch.setattr(converter, "MAX_EXPANDED_NODES", 4 * 127 - 1)
+    with pytest.raises(UnsupportedModelError, match="too large to expand: its symmetric trees make 508 nodes"):
+        compile_estimator(model, tmp_path / "m.brew")
+
+
 def test_refusals_name_what_is_unsupported(tmp_path):
     X, y = load_diabetes(return_X_y=True)
     params = {"iterations": 3, "depth": 2, "verbose": 0, "allow_writing_files": False}

@@ -679,6 +679,9 @@ SERVED_WITHOUT_NUMPY = [
     "LightGBM | poisson",
     "LightGBM | cross_entropy",
     "LightGBM | rf (random forest)",
+    "CatBoost | CatBoostClassifier",
+    "CatBoost | CatBoostClassifier MultiClassOneVsAll",
+    "CatBoost | CatBoostRanker YetiRank",
 ]
 
 
@@ -708,7 +711,7 @@ def test_new_kinds_serve_without_numpy_or_the_library(tmp_path):
         "    p = BrewPredictor(path, kernel='c')\n"
         "    out.append([p.predict(rows), p.predict_proba(rows) if proba is not None else None])\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('numpy', 'sklearn', 'scipy', 'pandas', 'xgboost', 'lightgbm'))\n"
+        "('numpy', 'sklearn', 'scipy', 'pandas', 'xgboost', 'lightgbm', 'catboost'))\n"
         "print(json.dumps({'answers': out, 'imported': bad}))\n"
     )
     run = subprocess.run(
