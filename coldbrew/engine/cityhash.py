@@ -140,7 +140,21 @@ def city_hash64(s: bytes) -> int:
     )
 
 
+#: Hashes of short values already seen (a one-hot column tests each request's value once per category it splits
+#: on): at most ``_CACHE_SIZE`` values of at most ``_CACHE_CHARS`` characters, so memory stays bounded.
+_CACHE: dict[str, int] = {}
+_CACHE_SIZE, _CACHE_CHARS = 1 << 16, 64
+
+
 def catboost_cat_hash(value: str) -> int:
     """CatBoost's hash of a categorical value (``CalcCatFeatureHash``): the low 32 bits of CityHash64 of its UTF-8
-    bytes, an unsigned 32-bit integer (CatBoost's JSON export prints it as the signed int32 with the same bits)."""
-    return city_hash64(value.encode("utf-8")) & 0xFFFFFFFF
+    bytes, an unsigned 32-bit integer (CatBoost's JSON export prints it as the signed int32 with the same bits).
+    A string with no UTF-8 form (a lone surrogate) raises ``UnicodeEncodeError``."""
+    h = _CACHE.get(value)
+    if h is None:
+        h = city_hash64(value.encode("utf-8")) & 0xFFFFFFFF
+        if len(value) <= _CACHE_CHARS:
+            if len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.clear()
+            _CACHE[value] = h
+    return h

@@ -103,7 +103,10 @@ def _py_catboost_hash(op: dict) -> Callable[[Any], Any]:
     def catboost_hash(v):
         if _missing(v):  # CatBoost refuses a missing categorical value (None, NaN)
             raise _Refuse("is missing; CatBoost takes no missing categorical value")
-        return float(catboost_cat_hash(v))
+        try:
+            return float(catboost_cat_hash(v))
+        except UnicodeEncodeError:
+            raise _Refuse("is not valid Unicode text (it has a lone surrogate)") from None
 
     return catboost_hash
 

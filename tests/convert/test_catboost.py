@@ -243,6 +243,9 @@ def test_missing_category_is_an_input_error(tmp_path):
     row[-1] = None
     with pytest.raises(InvalidInputError, match="city"):
         BrewPredictor(tmp_path / "m.brew").predict([row])
+    row[-1] = "\ud800"  # a lone surrogate (JSON allows "\ud800"): no UTF-8 bytes to hash
+    with pytest.raises(InvalidInputError, match="city.*lone surrogate"):
+        BrewPredictor(tmp_path / "m.brew").predict([row])
 
 
 def _refusal(tmp_path, model, *fit, **fit_kw) -> str:
