@@ -17,9 +17,15 @@ and ``eval_processing.h`` (1.2):
   ``MultiClassOneVsAll`` through the same sigmoid per class, class by the largest raw score; regression
   objectives with an identity output; ranking objectives answer the raw scores.
 
+Categorical features (strings) go through an input stage (format version 3): a one-hot split tests
+``catboost_hash(value) == hash``; a CTR on one column is ``table(vocab(catboost_hash(value)))``, the float32 CTR
+value CatBoost computes from its learn-time counts (``TModelCtr::Calc``) for each category it saw, its prior for
+any other.
+
 Refused with one line: ``MultiClass``, ``Poisson``, ``Tweedie`` and ``RMSEWithUncertainty`` (their outputs go
 through CatBoost's own CPU-dependent ``FastExpInplace``, not reproducible bit for bit), non-symmetric trees
-(``Depthwise``/``Lossguide``), categorical, text and embedding features, a scale other than 1.
+(``Depthwise``/``Lossguide``), CTRs on combinations of columns and CTR types other than Borders (binary target)
+and Counter, text and embedding features, a scale other than 1, a probability threshold other than 0.5.
 
 A ``.cbm`` file is flatbuffers; it is turned into CatBoost's JSON export by catboost itself in a child process
 (a damaged file can crash the library). A JSON file is read without catboost.
@@ -68,6 +74,8 @@ RANKING_OBJECTIVES = (
 BINARY_OBJECTIVES = ("Logloss", "CrossEntropy")
 #: Objectives whose predictions use CatBoost's FastExpInplace (its AVX2/SSE2/table exp chosen by the CPU).
 FAST_EXP_OBJECTIVES = ("MultiClass", "Poisson", "Tweedie", "RMSEWithUncertainty")
+#: CatBoost's CTR hash of one categorical value: ``CalcHash(a, b) = M * (a + M * b)`` from ``a = 0``.
+_CTR_MULT = 0x4906BA494954CB65
 #: The most nodes the expanded trees may have (16 bytes each: a 2 GiB file); a tree of depth D takes 2**(D+1) - 1.
 MAX_EXPANDED_NODES = 1 << 27
 #: How CatBoost evaluates a model: float32 inputs, float64 sums, ``x > border`` is the split's "true" (right) side.
@@ -213,27 +221,6 @@ def _refuse_features(info: dict, doc: dict, where: str) -> None:
         if info.get(key):
             names = ", ".join(_feature_name(f) for f in info[key])
             raise UnsupportedModelError(f"{where}: CatBoost model uses {what} features ({names[:100]}); not supported")
-    cats = info.get("categorical_features") or []
-    uses = {s.get("split_type", "") for t in doc.get("oblivious_trees") or [] for s in t.get("splits") or []}
-    if cats and ("OnlineCtr" in uses or doc.get("ctr_data")):
-        by_index = {int(f.get("feature_index", -1)): f for f in cats}
-        types: set[str] = set()
-        used: set[int] = set()
-        for key in doc.get("ctr_data") or {}:  # keys are JSON: {"identifier": [{"cat_feature_index": i}], "type": t}
-            try:
-                ctr = json.loads(key)
-                types.add(str(ctr["type"]))
-                used.update(int(e["cat_feature_index"]) for e in ctr["identifier"] if "cat_feature_index" in e)
-            except (ValueError, KeyError, TypeError):
-                continue
-        names = ", ".join(_feature_name(by_index[i]) for i in sorted(used) if i in by_index) or ", ".join(
-            _feature_name(f) for f in cats
-        )
-        what = "/".join(sorted(types)) or "target statistics"
-        raise UnsupportedModelError(
-            f"{where}: CatBoost model uses CTR features ({what} on {names[:100]}); not supported "
-            "(train with one_hot_max_size above the number of categories for one-hot splits)"
-        )
 
 
 def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np.ndarray]]:
@@ -254,7 +241,7 @@ def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np
         )
     floats = info.get("float_features") or []
     cats = info.get("categorical_features") or []
-    layout = _Layout(floats, cats, doc["oblivious_trees"], where)
+    layout = _Layout(floats, cats, doc["oblivious_trees"], where, info.get("ctrs") or [], doc.get("ctr_data") or {})
     scale, bias = doc.get("scale_and_bias", [1.0, [0.0]])
     if float(scale) != 1.0:
         raise UnsupportedModelError(f"{where}: CatBoost model with scale {scale} is not supported (only 1)")
@@ -343,7 +330,7 @@ class _Layout:
     ``x > 0.5``.
     """
 
-    def __init__(self, floats: list[dict], cats: list[dict], trees: list[dict], where: str):
+    def __init__(self, floats: list[dict], cats: list[dict], trees: list[dict], where: str, ctrs: list, ctr_data: dict):
         self.floats = {int(f["feature_index"]): f for f in floats}
         self.cats = {int(f["feature_index"]): f for f in cats}
         flat = [int(f["flat_feature_index"]) for f in floats + cats]
@@ -382,6 +369,10 @@ class _Layout:
                         {"column": column, "ops": [{"kind": "catboost_hash"}, {"kind": "onehot", "codes": [value]}]}
                     )
                     names.append(f"{columns[column]}=={value}")
+        self.ctr_split: dict[int, tuple[int, float]] = {}
+        ctr_splits = [s for t in trees for s in (t.get("splits") or []) if s.get("split_type") == "OnlineCtr"]
+        if ctr_splits:
+            self._ctrs(ctrs, ctr_data, ctr_splits, floats, cats, columns, features, names, where)
         if not features:
             raise UnsupportedModelError(f"{where}: the CatBoost model's trees test no feature")
         types = {int(f["flat_feature_index"]): "string" for f in cats}
@@ -394,6 +385,84 @@ class _Layout:
         }
         self.n_model_features = len(features)
         self.model_names = names
+
+    def _ctrs(self, ctrs, ctr_data, splits, floats, cats, columns, features, names, where) -> None:
+        """One feature per CTR a split tests: ``table(vocab(catboost_hash(string)))``, the CTR value CatBoost
+        computes for each category it saw (float32 ``((count + prior) / (total + prior_denom) + shift) * scale``
+        from its learn tables) and for any other category (counts 0)."""
+        cat_names = {int(c["feature_index"]): _feature_name(c) for c in cats}
+        by_border = [(i, float(np.float32(float(b)))) for i, c in enumerate(ctrs) for b in c.get("borders") or []]
+        n_float = sum(len(f.get("borders") or []) for f in floats)
+        n_onehot = sum(len(c.get("values") or []) for c in cats)
+        for offset in (n_float + n_onehot, n_float):
+            place = [int(s["split_index"]) - offset for s in splits]
+            if all(
+                0 <= k < len(by_border) and by_border[k][1] == float(np.float32(float(s["border"])))
+                for k, s in zip(place, splits, strict=True)
+            ):
+                break
+        else:
+            raise UnsupportedModelError(
+                f"{where}: CatBoost model's CTR splits do not match its CTR borders; not supported"
+            )
+        made: dict[int, int] = {}
+        for s, k in zip(splits, place, strict=True):
+            i, border = by_border[k]
+            if i not in made:
+                made[i] = len(features)
+                column, ops, name = self._ctr_feature(ctrs[i], ctr_data, cat_names, where)
+                features.append({"column": column, "ops": ops})
+                names.append(f"{columns[column]}:ctr{i}:{name}")
+            self.ctr_split[int(s["split_index"])] = (made[i], border)
+
+    def _ctr_feature(self, ctr: dict, ctr_data: dict, cat_names: dict, where: str) -> tuple[int, list, str]:
+        elements = ctr.get("elements") or []
+        kind = str(ctr.get("ctr_type"))
+        on = ", ".join(cat_names.get(int(e.get("cat_feature_index", -1)), "?") for e in elements)
+        if len(elements) != 1 or elements[0].get("combination_element") != "cat_feature_value":
+            raise UnsupportedModelError(
+                f"{where}: CatBoost model uses CTR features ({kind} on a combination: {on[:100]}); not supported "
+                "(train with max_ctr_complexity=1 for CTRs on single columns)"
+            )
+        table = ctr_data.get(ctr["identifier"]) or {}
+        stride = int(table.get("hash_stride", 0))
+        if kind not in ("Borders", "Counter", "FeatureFreq") or (kind == "Borders") != (stride == 3):
+            raise UnsupportedModelError(
+                f"{where}: CatBoost model uses CTR features ({kind} on {on[:100]}"
+                f"{', a multiclass target' if kind == 'Borders' else ''}); not supported (Borders on a binary or "
+                "binarized target and Counter are)"
+            )
+        if kind != "Borders" and stride != 2:
+            raise ModelFormatError(f"{where}: CTR {kind} table has stride {stride}, expected 2")
+        f32 = np.float32
+        prior, denom = f32(float(ctr["prior_numerator"])), f32(float(ctr["prior_denomerator"]))
+        shift, scale = f32(float(ctr["shift"])), f32(float(ctr["scale"]))
+
+        def calc(count: int, total: int) -> float:  # TModelCtr::Calc, in float32
+            value = (f32(count) + prior) / (f32(total) + denom)
+            return float((value + shift) * scale)
+
+        flat = table["hash_map"]
+        denominator = int(table.get("counter_denominator", 0))
+        inverse = pow(_CTR_MULT * _CTR_MULT % (1 << 64), -1, 1 << 64)
+        values, results = [], []
+        for j in range(0, len(flat) - stride + 1, stride):
+            b = int(flat[j]) * inverse % (1 << 64)  # the key is CalcHash(0, (ui64)(i32)hash) = M * M * b
+            if (1 << 31) <= b < (1 << 64) - (1 << 31):
+                continue  # no category hashes to this key (CatBoost's empty-bucket marker)
+            counts = [int(v) for v in flat[j + 1 : j + stride]]
+            values.append(b & 0xFFFFFFFF)
+            results.append(
+                calc(counts[1], counts[0] + counts[1]) if kind == "Borders" else calc(counts[0], denominator)
+            )
+        column = int(self.cats[int(elements[0]["cat_feature_index"])]["flat_feature_index"])
+        ops = [
+            {"kind": "catboost_hash"},
+            {"kind": "vocab", "values": values, "unknown": None, "missing": "error"},
+            {"kind": "table", "values": results, "default": calc(0, 0)},
+        ]
+        prior_text = f"{float(prior):g}/{float(denom):g}"
+        return column, ops, f"{kind}[{prior_text}]"
 
     def split(self, s: dict, where: str) -> tuple[int, float, bool]:
         """(model feature, float32 border, NaN goes left) of one split: its bit is ``x > border``."""
@@ -408,6 +477,9 @@ class _Layout:
             return self.float_position[i], b, not nan_right
         if kind == "OneHotFeature":
             return self.onehot[(int(s["cat_feature_index"]), int(s["value"]) & 0xFFFFFFFF)], 0.5, True
+        if kind == "OnlineCtr":
+            feature, border = self.ctr_split[int(s["split_index"])]
+            return feature, border, True
         raise UnsupportedModelError(f"{where}: CatBoost split type {str(kind)[:40]} is not supported")
 
 

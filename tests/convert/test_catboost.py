@@ -258,6 +258,64 @@ def _refusal(tmp_path, model, *fit, **fit_kw) -> str:
     return message
 
 
+@pytest.mark.parametrize("cls", ["CatBoostClassifier", "CatBoostRegressor"])
+@pytest.mark.parametrize("fmt", ["cbm", "json", "object"])
+def test_ctr_categorical_bit_exact(tmp_path, cls, fmt):
+    """CTR features (Borders for a classifier, Counter and Borders for a regressor) on two string columns: the
+    learn-time counts of every category the model saw, and the prior for any other, through float32 as CatBoost."""
+    _, y, frame = _city_data()
+    frame["size"] = np.array(["S", "M", "L", "XL"])[np.arange(len(frame)) % 4]
+    target = y if cls == "CatBoostClassifier" else frame["radius"] + np.where(frame["city"] == "Nice", 3.0, 0.0)
+    model = getattr(catboost, cls)(
+        iterations=30, depth=5, one_hot_max_size=1, max_ctr_complexity=1, verbose=0, allow_writing_files=False
+    ).fit(frame, target, cat_features=["city", "size"])
+    assert _json(model).get("ctr_data")
+    dst = tmp_path / "m.brew"
+    if fmt == "object":
+        compile_estimator(model, dst)
+    else:
+        src = tmp_path / f"m.{fmt}"
+        model.save_model(str(src), format=fmt)
+        compile_file(src, dst, progress=False)
+        model = getattr(catboost, cls)()
+        model.load_model(str(src), format=fmt)
+    rows = _with_unseen(frame.iloc[:1000])
+    rows.loc[rows.index[::7], "size"] = "XXL"
+    listed = [[None if v != v else v for v in r] for r in rows.astype(object).values.tolist()]
+    pred = model.predict(rows)
+    for kernel in KERNELS:
+        p = BrewPredictor(dst, kernel=kernel)
+        assert np.array_equal(p.predict(rows), pred) and p.predict(listed) == pred.tolist(), kernel
+        if cls == "CatBoostClassifier":
+            proba = model.predict_proba(rows)
+            assert np.array_equal(p.predict_proba(rows), proba) and p.predict_proba(listed) == proba.tolist(), kernel
+
+
+def test_ctr_on_a_combination_is_refused(tmp_path):
+    """A CTR on several columns (max_ctr_complexity > 1) hashes them together: refused naming the columns."""
+    from coldbrew.convert.catboost import model_to_arrays
+
+    _, y, frame = _city_data()
+    frame["size"] = np.array(["S", "M", "L", "XL"])[np.arange(len(frame)) % 4]
+    model = catboost.CatBoostClassifier(
+        iterations=5, depth=3, one_hot_max_size=1, max_ctr_complexity=1, verbose=0, allow_writing_files=False
+    ).fit(frame, y, cat_features=["city", "size"])
+    doc = _json(model)
+    ctr = next(c for c in doc["features_info"]["ctrs"] if c["elements"])
+    ctr["elements"] = [{"cat_feature_index": 0, "combination_element": "cat_feature_value"}] * 1 + [
+        {"cat_feature_index": 1, "combination_element": "cat_feature_value"}
+    ]
+    used = {
+        s["split_index"] for t in doc["oblivious_trees"] for s in t["splits"] or [] if s["split_type"] == "OnlineCtr"
+    }
+    assert used
+    with pytest.raises(UnsupportedModelError) as info:
+        for c in doc["features_info"]["ctrs"]:  # whichever CTR a split uses: make them all combinations
+            c["elements"] = ctr["elements"]
+        model_to_arrays(doc)
+    assert "CTR features (Borders on a combination: 'city', 'size')" in str(info.value)
+
+
 def test_too_large_to_expand_is_refused(tmp_path, monkeypatch):
     import coldbrew.convert.catboost as converter
 
@@ -271,11 +329,6 @@ def test_too_large_to_expand_is_refused(tmp_path, monkeypatch):
 def test_refusals_name_what_is_unsupported(tmp_path):
     X, y = load_diabetes(return_X_y=True)
     params = {"iterations": 3, "depth": 2, "verbose": 0, "allow_writing_files": False}
-    _, yc, frame = _city_data()
-    ctr = _refusal(
-        tmp_path, catboost.CatBoostClassifier(one_hot_max_size=1, **params), frame, yc, cat_features=["city"]
-    )
-    assert "CTR features" in ctr and "'city'" in ctr
     scaled = catboost.CatBoostRegressor(**params).fit(X, y)
     scaled.set_scale_and_bias(2.0, [0.0])
     with pytest.raises(UnsupportedModelError, match="scale 2"):

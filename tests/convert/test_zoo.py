@@ -218,7 +218,7 @@ def _catboost(cls="CatBoostClassifier", data=None, **params):
 
 
 def _catboost_categorical(one_hot_max_size):
-    """A CatBoost classifier with a string column: one-hot splits (compiled) or CTRs (refused)."""
+    """A CatBoost classifier with a string column: one-hot splits or CTRs (target statistics) on it."""
 
     def build():
         import catboost
