@@ -404,7 +404,7 @@ def hgb_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         from coldbrew.convert.pipeline import by_name_stage
 
         header["inputs"] = by_name_stage(header["feature_names"], n_features, names, unknown=None, missing=None)
-    if header["classes_dtype"] == "|O" or (is_clf and est.classes_.dtype.kind not in "biufU"):
+    if is_clf and not _plain_classes(est.classes_):
         raise tb.UnsupportedModelError(f"cannot compile a {name} whose classes have dtype {est.classes_.dtype}")
     return header, arrays
 
@@ -444,6 +444,14 @@ def _hgb_columns(est, n_features: int) -> tuple[np.ndarray, dict[int, np.ndarray
             )
         cats[j] = values
     return column_of, cats
+
+
+def _plain_classes(classes: np.ndarray) -> bool:
+    """Class labels a header can hold exactly: numbers, bools, fixed-width strings, or an object array of strings
+    (pandas 3 string columns give one: the labels are written as ``|O`` strings)."""
+    if classes.dtype.kind in "biufU":
+        return True
+    return classes.dtype.kind == "O" and all(isinstance(c, str) for c in classes.tolist())
 
 
 def _hgb_names(est) -> dict[int, list[str]]:
@@ -620,7 +628,7 @@ def forest_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         "source": {"estimator": name, "sklearn_version": _sklearn_version(), "n_estimators": len(estimators)},
         **counts,
     }
-    if is_clf and est.classes_.dtype.kind not in "biufU":
+    if is_clf and not _plain_classes(est.classes_):
         raise tb.UnsupportedModelError(
             f"cannot compile a scikit-learn {name} whose classes have dtype {est.classes_.dtype}"
         )
