@@ -150,6 +150,8 @@ def _staged(stage, features: tuple[str, ...], header: dict, classes: tuple | Non
                 known = list(categories[j] or ())
                 categories[j] = tuple(dict.fromkeys([*known, *op["values"]]))
                 closed[j] = closed[j] or op["unknown"] == "error"
+            if op.get("kind") != "impute":  # past this op the value is no longer the raw string (catboost_hash)
+                break
     return Contract(
         features=features,
         nullable=tuple(stage.nullable),
