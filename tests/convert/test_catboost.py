@@ -346,8 +346,9 @@ def test_refusals_name_what_is_unsupported(tmp_path):
 
 @pytest.mark.integration  # spawns `coldbrew serve`
 def test_one_hot_categorical_served_by_coldbrew_serve(tmp_path):
-    """The acceptance case: a CatBoost model with a string column behind `coldbrew serve`; 1,000 rows sent by name
-    with strings (a fifth of them categories the model never saw) answer exactly what catboost answers."""
+    """The acceptance case: a CatBoost model with string columns (one split one-hot, one through CTRs) behind
+    `coldbrew serve`; 1,000 rows sent by name with strings (a fifth of them categories the model never saw) answer
+    exactly what catboost answers."""
     import os
     import signal
     import urllib.request
@@ -355,12 +356,19 @@ def test_one_hot_categorical_served_by_coldbrew_serve(tmp_path):
     from coldbrew.runtimes.local import READY_PREFIX
 
     _, y, frame = _city_data(n=3000)
+    plans = np.array([f"plan {i}" for i in range(12)])
+    frame["plan"] = plans[np.random.default_rng(5).integers(0, len(plans), len(frame))]
+    y = np.where(frame["plan"].isin(plans[:4]), 1 - y, y)
     model = catboost.CatBoostClassifier(
-        iterations=40, depth=5, one_hot_max_size=255, verbose=0, allow_writing_files=False
-    ).fit(frame, y, cat_features=["city"])
+        iterations=40, depth=5, one_hot_max_size=8, max_ctr_complexity=1, verbose=0, allow_writing_files=False
+    ).fit(frame, y, cat_features=["city", "plan"])
+    doc = _json(model)
+    kinds = {s["split_type"] for t in doc["oblivious_trees"] for s in t["splits"] or []}
+    assert {"OneHotFeature", "OnlineCtr"} <= kinds, kinds
     model.save_model(str(tmp_path / "model.cbm"))
     compile_file(tmp_path / "model.cbm", tmp_path / "model.brew", progress=False)
     rows = _with_unseen(frame.iloc[1000:2000])
+    rows.loc[rows.index[::6], "plan"] = "a plan never seen"
     records = [{k: (None if v != v else v) for k, v in r.items()} for r in rows.astype(object).to_dict("records")]
     expected = [
         {"prediction": str(label), "probability": float(p)}
