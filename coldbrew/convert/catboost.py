@@ -1,4 +1,5 @@
-"""The CatBoost converter: a ``.cbm`` or JSON model file, or a fitted CatBoost estimator, into .brew (version 2).
+"""The CatBoost converter: a ``.cbm`` or JSON model file, or a fitted CatBoost estimator, into .brew (version 2;
+version 3 with an input stage for categorical features).
 
 A symmetric (oblivious) tree of depth D is expanded into an ordinary binary tree of 2**D leaves: level ``l``
 tests the tree's ``l``-th split, and the leaf reached is the one CatBoost indexes by ``sum(bit_l << l)``. What the
@@ -22,9 +23,11 @@ Categorical features (strings) go through an input stage (format version 3): a o
 value CatBoost computes from its learn-time counts (``TModelCtr::Calc``) for each category it saw, its prior for
 any other.
 
+Non-symmetric trees (``grow_policy`` Depthwise / Lossguide: nested ``{"split", "left", "right"}`` nodes in the
+JSON export) are ordinary trees already: ``left`` is the false side of the split, ``right`` the true one.
+
 Refused with one line: ``MultiClass``, ``Poisson``, ``Tweedie`` and ``RMSEWithUncertainty`` (their outputs go
-through CatBoost's own CPU-dependent ``FastExpInplace``, not reproducible bit for bit), non-symmetric trees
-(``Depthwise``/``Lossguide``), CTRs on combinations of columns and CTR types other than Borders (binary target)
+through CatBoost's own CPU-dependent ``FastExpInplace``, not reproducible bit for bit), CTRs on combinations of columns and CTR types other than Borders (binary target)
 and Counter, text and embedding features, a scale other than 1, a probability threshold other than 0.5.
 
 A ``.cbm`` file is flatbuffers; it is turned into CatBoost's JSON export by catboost itself in a child process
@@ -224,11 +227,14 @@ def _refuse_features(info: dict, doc: dict, where: str) -> None:
 
 
 def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np.ndarray]]:
-    if "trees" in doc and "oblivious_trees" not in doc:
-        raise UnsupportedModelError(
-            f"{where}: CatBoost model has non-symmetric trees (grow_policy Depthwise or Lossguide); "
-            "coldbrew compiles symmetric trees (the default SymmetricTree)"
-        )
+    symmetric = "oblivious_trees" in doc
+    tree_docs = doc["oblivious_trees"] if symmetric else doc["trees"]
+    if not isinstance(tree_docs, list):
+        raise ModelFormatError(f"{where}: the CatBoost model's trees are not a list")
+    # every split of a non-symmetric tree, as the layout reads them from symmetric ones
+    split_lists = (
+        tree_docs if symmetric else [{"splits": [n["split"] for n in _nodes(t) if "split" in n]} for t in tree_docs]
+    )
     info = doc["features_info"]
     _refuse_features(info, doc, where)
     name, options = _objective(doc)
@@ -241,7 +247,7 @@ def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np
         )
     floats = info.get("float_features") or []
     cats = info.get("categorical_features") or []
-    layout = _Layout(floats, cats, doc["oblivious_trees"], where, info.get("ctrs") or [], doc.get("ctr_data") or {})
+    layout = _Layout(floats, cats, split_lists, where, info.get("ctrs") or [], doc.get("ctr_data") or {})
     scale, bias = doc.get("scale_and_bias", [1.0, [0.0]])
     if float(scale) != 1.0:
         raise UnsupportedModelError(f"{where}: CatBoost model with scale {scale} is not supported (only 1)")
@@ -266,7 +272,10 @@ def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np
         )
     if len(bias) != K:
         raise ModelFormatError(f"{where}: scale_and_bias has {len(bias)} biases, the objective needs {K}")
-    expanded_nodes = sum(K * ((2 << len(t.get("splits") or [])) - 1) for t in doc["oblivious_trees"])
+    if symmetric:
+        expanded_nodes = sum(K * ((2 << len(t.get("splits") or [])) - 1) for t in tree_docs)
+    else:
+        expanded_nodes = sum(K * len(_nodes(t)) for t in tree_docs)
     if expanded_nodes > MAX_EXPANDED_NODES:
         raise UnsupportedModelError(
             f"{where}: CatBoost model too large to expand: its symmetric trees make {expanded_nodes:,} nodes "
@@ -274,8 +283,8 @@ def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np
         )
     trees: list[tb.Tree] = []
     groups: list[int] = []
-    for i, t in enumerate(doc["oblivious_trees"]):
-        expanded = _tree(t, layout, K, f"{where}: tree {i}")
+    for i, t in enumerate(tree_docs):
+        expanded = (_tree if symmetric else _plain_tree)(t, layout, K, f"{where}: tree {i}")
         trees.extend(expanded)
         groups.extend(range(K))
     if not trees:
@@ -306,9 +315,9 @@ def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np
         "feature_categorical": None,
         "source": {
             "library": "catboost",
-            "format": "oblivious_trees",
+            "format": "oblivious_trees" if symmetric else "trees",
             "objective": name + "".join(f":{k}={v}" for k, v in sorted(options.items())),
-            "n_estimators": len(doc["oblivious_trees"]),
+            "n_estimators": len(tree_docs),
             "catboost_version": _version(doc),
         },
         **counts,
@@ -557,6 +566,50 @@ def _tree(t: dict, layout: _Layout, K: int, where: str) -> list[tb.Tree]:
 #: Strings the compile check sends to a categorical column: CatBoost stores only the hashes of the categories it
 #: saw, so these are mostly unseen categories (the tests send the training categories too).
 PROBE_STRINGS = ("", "a", "b", "0", "1", "unseen", "Unseen category", "\u00e9t\u00e9", "x" * 40)
+
+
+def _nodes(root: dict) -> list[dict]:
+    """The nodes of a non-symmetric tree (nested ``{"split", "left", "right"}`` / ``{"value"}``), pre-order."""
+    out, stack = [], [root]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            raise ModelFormatError("a CatBoost tree node is not an object")
+        out.append(node)
+        if len(out) > MAX_EXPANDED_NODES:
+            raise UnsupportedModelError(f"a CatBoost tree has more than {MAX_EXPANDED_NODES:,} nodes")
+        if "split" in node:
+            stack.append(node["right"])
+            stack.append(node["left"])
+    return out
+
+
+def _plain_tree(t: dict, layout: _Layout, K: int, where: str) -> list[tb.Tree]:
+    """One non-symmetric tree (grow_policy Depthwise / Lossguide) as K ordinary trees: ``left`` is the side where
+    the split is false (``x <= border``), ``right`` where it is true."""
+    nodes = _nodes(t)
+    index = {id(n): i for i, n in enumerate(nodes)}
+    n = len(nodes)
+    left, right = np.full(n, -1), np.full(n, -1)
+    feature, border = np.full(n, -1), np.zeros(n)
+    flags = np.zeros(n, dtype=np.uint8)
+    leaves = np.zeros((n, K))
+    for i, node in enumerate(nodes):
+        if "split" in node:
+            f, b, nan_left = layout.split(node["split"], where)
+            left[i], right[i] = index[id(node["left"])], index[id(node["right"])]
+            feature[i], border[i], flags[i] = f, b, tb.flags(default_left=nan_left)
+        else:
+            value = node["value"]
+            values = np.asarray(value if isinstance(value, list) else [value], dtype=np.float64)
+            if values.shape != (K,):
+                raise ModelFormatError(f"{where}: a leaf has {values.size} values, expected {K}")
+            leaves[i] = values
+    out = []
+    for k in range(K):
+        value = np.where(left == -1, leaves[:, k], border)
+        out.append(tb.Tree(left=left, right=right, feature=feature, value=value, flags=flags))
+    return out
 
 
 def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:

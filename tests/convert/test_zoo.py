@@ -527,6 +527,7 @@ CASES = {
         "CatBoostRegressor", regression, loss_function="RMSEWithUncertainty"
     ),
     "CatBoost | CatBoostRegressor Depthwise": _catboost("CatBoostRegressor", regression, grow_policy="Depthwise"),
+    "CatBoost | CatBoostClassifier Lossguide": _catboost(grow_policy="Lossguide", nan_mode="Max"),
     "CatBoost | CatBoostRanker YetiRank": _catboost("CatBoostRanker", grades),
     "CatBoost | CatBoostRanker QueryRMSE": _catboost("CatBoostRanker", grades, loss_function="QueryRMSE"),
 }
