@@ -192,7 +192,7 @@ def check_compiled(dst: Path, reference, X: np.ndarray, *, classifier: bool, lab
 
     inputs = BrewFile(dst).header.get("inputs")
     if inputs is not None:  # categories by name: the library answers on codes, coldbrew on the names
-        from coldbrew.convert.pipeline import by_name_rows
+        from coldbrew.convert.names import by_name_rows
 
         X, raw = by_name_rows(inputs, X)
         proba_ref, pred_ref = reference(X)
