@@ -187,7 +187,7 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
         **counts,
     }
     if pandas_categorical:  # categories by name (format version 3): pandas codes; unseen and missing are NaN
-        from coldbrew.convert.pipeline import by_name_stage
+        from coldbrew.convert.names import by_name_stage
 
         header["inputs"] = by_name_stage(
             header["feature_names"], n_features, pandas_categorical, unknown=None, missing=None

@@ -13,13 +13,13 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from coldbrew.convert import trees as tb
+from coldbrew.convert.staging import check_stage, mark_nullable, probe_frame
 from coldbrew.convert.trees import UnsupportedModelError
 from coldbrew.errors import ModelFormatError
 
@@ -402,22 +402,6 @@ def stage_of(pipe) -> tuple[dict, Any, list[str] | None]:
     return stage, final, out_names
 
 
-def mark_nullable(stage: dict) -> dict:
-    """Each column's ``nullable``: false where some feature reads it through a vocab that refuses a missing value
-    (``missing: "error"``) with no impute before it; a missing number always reaches the model, which routes it."""
-    for j, col in enumerate(stage["columns"]):
-        col["nullable"] = True
-        for f in stage["features"]:
-            if f["column"] != j:
-                continue
-            for op in f["ops"]:
-                if op["kind"] == "impute":
-                    break
-                if op["kind"] == "vocab" and op["missing"] == "error":
-                    col["nullable"] = False
-    return stage
-
-
 def _sparse_to_model(pipe) -> bool:
     """True if the last transformer hands the model a sparse matrix (XGBoost/LightGBM read absent entries as
     missing, not zero)."""
@@ -445,81 +429,9 @@ def compose(stage: dict, model_header: dict) -> dict:
     return stage
 
 
-def probe_frame(stage: dict, header: dict, n: int = 240, seed: int = 0):
-    """Raw rows for the self-check: known, unseen and missing categories, numbers near the model's thresholds
-    mapped back through the scalers, NaNs."""
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    data: dict[str, list] = {}
-    for ci, col in enumerate(stage["columns"]):
-        ops = [op for f in stage["features"] if f["column"] == ci for op in f["ops"]]
-        vocabs = [op for op in ops if op["kind"] == "vocab"]
-        unseen = not any(op["unknown"] == "error" for op in vocabs)  # a category the model refuses is not sent
-        missing = not any(op["missing"] == "error" for op in vocabs) or any(op["kind"] == "impute" for op in ops)
-        known = [v for op in vocabs for v in op["values"]]
-        known += [op["value"] for op in ops if op["kind"] == "impute"]
-        if col["type"] == "any":
-            values: list = [str(v) for v in rng.choice(["p", "q"], n)]
-        elif col["type"] == "string":
-            pool = known + (["__unseen__", "", "UNSEEN"] if unseen or not known else [])
-            values = [str(rng.choice(pool)) for _ in range(n)]
-        else:
-            pool = [float(v) for v in known] or [0.0]
-            if unseen:
-                pool += [0.0, 1.0, -1.0, 0.5]
-            pool += [float(op["value"]) for op in ops if op["kind"] in ("sub", "add")]
-            scale = max([abs(v) for v in pool] + [1.0])
-            values = [
-                float(rng.choice(pool)) if r < 0.5 or not unseen else float(rng.normal() * scale) for r in rng.random(n)
-            ]
-        if missing:
-            values = [None if r < 0.08 else v for v, r in zip(values, rng.random(n), strict=True)]
-        data[col["name"]] = values
-    frame = {}
-    for col in stage["columns"]:
-        v = data[col["name"]]
-        if col["type"] == "number":
-            frame[col["name"]] = np.array([np.nan if x is None else x for x in v], dtype=np.float64)
-        else:
-            # a null is pandas's missing value, NaN (what pd.DataFrame makes of None in a string column)
-            frame[col["name"]] = pd.Series([np.nan if x is None else x for x in v], dtype=object)
-    rows = [[data[c["name"]][i] for c in stage["columns"]] for i in range(n)]
-    return pd.DataFrame(frame), rows
-
-
-def check_stage(path: Path, label: Path, reference, frame, rows, *, classifier: bool) -> None:
-    """The compiled file against the library on the raw rows: every kernel, lists in and the DataFrame in."""
-    from coldbrew.engine.brew import KERNELS, BrewPredictor
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            proba_ref, pred_ref = reference(frame)
-    except Exception as exc:  # noqa: BLE001 - any library error means "cannot verify"
-        raise ModelFormatError(f"{label}: the library itself failed to predict on the check rows: {exc}") from None
-    pred_ref = np.asarray(pred_ref)
-    for kernel in KERNELS:
-        p = BrewPredictor(path, verify=True, kernel=kernel)
-        for X in (frame, rows):
-            got = p.predict(X)
-            got = np.asarray(got, dtype=pred_ref.dtype) if isinstance(got, list) else got
-            ok = got.dtype == pred_ref.dtype and np.array_equal(got, pred_ref, equal_nan=pred_ref.dtype.kind == "f")
-            if ok and classifier and proba_ref is not None:
-                gp = p.predict_proba(X)
-                gp = np.asarray(gp, dtype=proba_ref.dtype) if isinstance(gp, list) else gp
-                ok = gp.dtype == proba_ref.dtype and np.array_equal(gp, proba_ref)
-            if not ok:
-                where = "lists" if X is rows else "a DataFrame"
-                raise ModelFormatError(
-                    f"{label}: compiled predictions differ from the library's ({kernel} kernel, {where} in); "
-                    "nothing written"
-                )
-
-
 def compile_pipeline(pipe, dst: str | os.PathLike, *, class_labels=None) -> dict:
     """Compile a fitted scikit-learn Pipeline (preprocessing + a tree model) into ``dst``, checked bit for bit."""
-    from coldbrew.convert.sklearn import _coldbrew_version
+    from coldbrew import __version__
 
     started = time.perf_counter()
     dst = Path(dst)
@@ -543,7 +455,7 @@ def compile_pipeline(pipe, dst: str | os.PathLike, *, class_labels=None) -> dict
     header["feature_categorical"] = None
     header["source"] = dict(header.get("source") or {}, pipeline=[s for s, _ in pipe.steps])
     tb.set_class_labels(header, class_labels)
-    header["created_by"] = f"coldbrew {_coldbrew_version()}"
+    header["created_by"] = f"coldbrew {__version__}"
     classifier = header["classes"] is not None
     frame, rows = probe_frame(header["inputs"], header)
 
@@ -556,71 +468,3 @@ def compile_pipeline(pipe, dst: str | os.PathLike, *, class_labels=None) -> dict
     return tb.compile_stats(
         dst, header, what="Pipeline", size=size, started=started, checked=len(rows), reference="scikit-learn"
     )
-
-
-# ------------------------------------------------------------------------------------- categories by name
-def by_name_stage(feature_names, n_features: int, names: dict[int, list], *, unknown, missing) -> dict:
-    """The input stage of a bare model that knows some categories by name: each feature is its own column,
-    a categorical one through a vocab (category name -> the code its trees split on)."""
-    cols = list(feature_names) if feature_names else [f"x{i}" for i in range(n_features)]
-    columns, features = [], []
-    for i, name in enumerate(cols):
-        if i in names:
-            values = list(names[i])
-            kind = "string" if all(isinstance(v, str) for v in values) else "number"
-            columns.append({"name": name, "type": kind, "nullable": True})
-            vocab = {"kind": "vocab", "values": values, "unknown": unknown, "missing": missing}
-            features.append({"column": i, "ops": [vocab]})
-        else:
-            columns.append({"name": name, "type": "number", "nullable": True})
-            features.append({"column": i, "ops": []})
-    return {"columns": columns, "features": features}
-
-
-def finish_by_name(est, dst, header: dict, arrays: dict, started: float, *, what: str, reference: str, frame_of=None):
-    """Write a bare model with categories by name, checked against ``est`` on a DataFrame of raw rows (string
-    categories: known, unseen and missing); ``frame_of`` adapts the frame to what the library expects."""
-    from coldbrew.convert.sklearn import _coldbrew_version
-
-    header.setdefault("created_by", f"coldbrew {_coldbrew_version()}")
-    classifier = header["classes"] is not None
-    frame, rows = probe_frame(header["inputs"], header)
-    if frame_of is not None:
-        frame = frame_of(frame)
-
-    def ref(X):
-        X = X if frame_of is None or X is frame else frame_of(X)
-        return (est.predict_proba(X) if classifier else None), est.predict(X)
-
-    size = tb.write_staged(
-        dst, header, arrays, lambda p: check_stage(p, Path(dst), ref, frame, rows, classifier=classifier)
-    )
-    return tb.compile_stats(
-        Path(dst), header, what=what, size=size, started=started, checked=len(rows), reference=reference
-    )
-
-
-def by_name_rows(inputs: dict, X: np.ndarray, seed: int = 0) -> tuple[np.ndarray, list[list]]:
-    """For a model with categories by name (each feature its own column, a categorical one through a vocab): the
-    numeric probe rows ``X`` with every category code that no name maps to set to NaN (what an unseen or missing
-    name becomes), and the same rows as raw values (names, an unseen name or null; numbers as they are)."""
-    rng = np.random.default_rng(seed)
-    X = np.array(X, dtype=np.float64)
-    raw: list[list] = [[None if np.isnan(v) else float(v) for v in row] for row in X]
-    for j, f in enumerate(inputs["features"]):
-        if f["column"] != j or len(f["ops"]) > 1:
-            raise ValueError("not a by-name stage")
-        if not f["ops"]:
-            continue
-        vocab = f["ops"][0]
-        codes = dict(zip(vocab.get("codes") or range(len(vocab["values"])), vocab["values"], strict=True))
-        unseen = "__unseen__" if isinstance(vocab["values"][0] if vocab["values"] else "", str) else -12345.5
-        for i in range(len(X)):
-            v = X[i, j]
-            name = codes.get(int(v)) if np.isfinite(v) and v == int(v) else None
-            if name is None:
-                X[i, j] = np.nan
-                raw[i][j] = None if rng.random() < 0.5 else unseen
-            else:
-                raw[i][j] = name
-    return X, raw

@@ -315,7 +315,7 @@ def _compile_hgb(est, dst: Path, class_labels, started: float) -> dict:
     header["created_by"] = f"coldbrew {_coldbrew_version()}"
     is_clf = header["classes"] is not None
     if header.get("inputs") is not None:
-        from coldbrew.convert.pipeline import finish_by_name
+        from coldbrew.convert.staging import finish_by_name
 
         return finish_by_name(est, dst, header, arrays, started, what=type(est).__name__, reference="scikit-learn")
     X = hgb_probe_rows(est)
@@ -401,7 +401,7 @@ def hgb_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     }
     names = _hgb_names(est)
     if names:  # categories by name (format version 3): unknown and missing names are NaN, the missing side
-        from coldbrew.convert.pipeline import by_name_stage
+        from coldbrew.convert.names import by_name_stage
 
         header["inputs"] = by_name_stage(header["feature_names"], n_features, names, unknown=None, missing=None)
     if is_clf and not _plain_classes(est.classes_):

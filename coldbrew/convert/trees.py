@@ -194,7 +194,7 @@ def check_compiled(dst: Path, reference, X: np.ndarray, *, classifier: bool, lab
     if inputs is not None and X.dtype == object:  # rows of raw values already (CatBoost): also sent as lists
         raw = [[None if isinstance(v, float) and v != v else v for v in row] for row in X.tolist()]
     elif inputs is not None:  # categories by name: the library answers on codes, coldbrew on the names
-        from coldbrew.convert.pipeline import by_name_rows
+        from coldbrew.convert.names import by_name_rows
 
         X, raw = by_name_rows(inputs, X)
         proba_ref, pred_ref = reference(X)

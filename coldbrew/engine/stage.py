@@ -13,6 +13,7 @@ import math
 from array import array
 
 from coldbrew.engine.inputs import InvalidInputError
+from coldbrew.errors import ColdbrewError
 
 TYPE_CHECKING = False
 
@@ -29,11 +30,11 @@ def _missing(v: object) -> bool:
     return v is None or (type(v) is float and v != v)
 
 
-class _Refuse(Exception):
+class _Refuse(ColdbrewError):
     """An op refused a value (an unknown category the model refuses); the caller names row and column."""
 
 
-def _code(outcome: object) -> float | None:
+def _code(outcome: Any) -> float | None:
     """A vocab outcome as a float code; None for ``"error"``."""
     if outcome == "error":
         return None
@@ -205,7 +206,7 @@ class Stage:
         return len(self.columns)
 
     # --------------------------------------------------------------------------------- lists (no numpy)
-    def _check(self, v: object, row: int, col: int) -> object:
+    def _check(self, v: Any, row: int, col: int) -> object:
         """A raw value of the column's type (numbers as floats; None and NaN missing), else an input error."""
         kind = type(v)
         if self.types[col] == "any":  # a column the model does not read

@@ -145,7 +145,7 @@ def validate_inputs(h: dict) -> None:
         if value_type == "any":
             raise ModelFormatError("header inputs.features: a feature cannot read a column of type 'any'")
         for op in ops:
-            check = OPS.get(op.get("kind")) if isinstance(op, dict) else None
+            check = OPS.get(str(op.get("kind"))) if isinstance(op, dict) else None
             if check is None:
                 kind = op.get("kind") if isinstance(op, dict) else op
                 raise ModelFormatError(f"header inputs: unknown op {str(kind)[:40]!r}")
