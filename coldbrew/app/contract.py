@@ -41,6 +41,18 @@ class Contract(NamedTuple):
     classes: tuple | None  # the model's own class values (Python scalars), in its order; None for regression
     labels: tuple[str, ...] | None  # display label per class, same order
     outputs: int = 1  # a regressor's values per row (header n_outputs; > 1: multi-output, a vector per row)
+    #: Per field, with an input stage (format version 3 ``inputs``): ``"number"``, ``"string"`` or ``"any"`` (a
+    #: column the model does not read); empty: every field is a number.
+    types: tuple[str, ...] = ()
+    #: Per field: the category names the model knows (string columns), else None; empty when there is no stage.
+    categories: tuple = ()
+    #: Per field: True when only the known names are accepted (the model refuses an unseen one).
+    closed: tuple[bool, ...] = ()
+
+    @property
+    def has_strings(self) -> bool:
+        """True when some field is not a number (rows are then taken by name only)."""
+        return any(t != "number" for t in self.types)
 
     @property
     def is_classifier(self) -> bool:
@@ -113,6 +125,9 @@ def contract_of(predictor) -> Contract:
     if classes is not None and not classes:
         raise ModelFormatError("model lists an empty set of classes")
     n = len(features)
+    stage = getattr(predictor, "stage", None)
+    if stage is not None:  # an input stage: the fields are its raw columns (docs/format.md section 12)
+        return _staged(stage, features, header, classes)
     return Contract(
         features=features,
         nullable=_flags(header, "feature_missing", n),
@@ -124,15 +139,48 @@ def contract_of(predictor) -> Contract:
     )
 
 
+def _staged(stage, features: tuple[str, ...], header: dict, classes: tuple | None) -> Contract:
+    """The contract of a model with an input stage: one field per raw column, numbers or strings."""
+    categories: list = [None] * len(features)
+    closed = [False] * len(features)
+    for f in stage.inputs["features"]:
+        for op in f["ops"]:
+            if op.get("kind") == "vocab" and stage.types[f["column"]] == "string":
+                j = f["column"]
+                known = list(categories[j] or ())
+                categories[j] = tuple(dict.fromkeys([*known, *op["values"]]))
+                closed[j] = closed[j] or op["unknown"] == "error"
+            if op.get("kind") != "impute":  # past this op the value is no longer the raw string (catboost_hash)
+                break
+    return Contract(
+        features=features,
+        nullable=tuple(stage.nullable),
+        categorical=tuple(t == "string" for t in stage.types),
+        task=_task(header, classes),
+        classes=classes,
+        labels=_labels(header, classes),
+        outputs=_outputs(header, classes),
+        types=tuple(stage.types),
+        categories=tuple(categories),
+        closed=tuple(closed),
+    )
+
+
 def example_request(contract: Contract) -> dict:
     """A valid ``/predict`` body for ``contract``: one row, every feature present, in the model's order.
 
-    Every value is ``0``: a JSON number every feature accepts (within ±FLOAT32_MAX; for a categorical feature the
+    Every number is ``0``, every string field its first known category (``null`` for a field the model does not
+    read). Without an input stage every value is ``0``: a JSON number every feature accepts (within ±FLOAT32_MAX; for a categorical feature the
     code of its first category). Nullable features still get a number, so the example works whatever the model
     does with missing values. Used by `coldbrew inspect`, `coldbrew serve`'s start message and the "Try it"
     request of the README `coldbrew package` writes.
     """
-    return dict.fromkeys(contract.features, 0)
+    if not contract.types:
+        return dict.fromkeys(contract.features, 0)
+    example: dict = {}
+    for name, kind, known in zip(contract.features, contract.types, contract.categories, strict=True):
+        example[name] = (known[0] if known else "a") if kind == "string" else 0 if kind == "number" else None
+    return example
 
 
 def _outputs(header: dict, classes: tuple | None) -> int:

@@ -31,6 +31,32 @@ def _feature(nullable: bool, categorical: bool) -> dict:
     return schema
 
 
+def _field(contract: Contract, j: int) -> dict:
+    """The schema of field ``j``: a number, or (a model with an input stage) a string or anything."""
+    null = contract.nullable[j]
+    kind = contract.types[j] if contract.types else "number"
+    if kind == "number":
+        return _feature(null, contract.categorical[j] and not contract.types)
+    if kind == "any":
+        return {"description": "a column the model does not read: any value, ignored"}
+    known = contract.categories[j] or ()
+    schema: dict = {"type": "string"}
+    if null:
+        schema["nullable"] = True
+    if contract.closed[j]:
+        schema["enum"] = [*known, *([None] if null else [])]
+        schema["description"] = "categorical: one of the names the model knows" + ("; null = missing" if null else "")
+    else:
+        shown = ", ".join(known[:50]) + (", ..." if len(known) > 50 else "")
+        schema["description"] = (
+            f"categorical, by name; known: {shown}. An unseen name is accepted and answered as the model answers "
+            "it" + ("; null = missing" if null else "")
+        )
+        if known:
+            schema["example"] = known[0]
+    return schema
+
+
 def _positional(contract: Contract) -> dict:
     """A row as a JSON array in the model's feature order (OpenAPI 3.0 has one ``items`` schema for all positions)."""
     n = len(contract.features)
@@ -97,6 +123,13 @@ def _description(contract: Contract, model: str, max_body_bytes: int, max_rows: 
     )
 
 
+def _bodies(contract: Contract) -> list[dict]:
+    """The request body shapes: by name and by position, or by name only for a model with string fields."""
+    if contract.has_strings:
+        return [_ref("Row"), _ref("Batch"), _ref("Instances")]
+    return [_ref("Row"), _ref("PositionalRow"), _ref("Batch"), _ref("PositionalBatch"), _ref("Instances")]
+
+
 def build_openapi(contract: Contract, max_body_bytes: int, *, model: str = "model", max_rows: int = MAX_ROWS) -> dict:
     """An OpenAPI 3.0 document describing ``/``, ``/predict`` and ``/openapi.json`` for ``contract``."""
     error = _json(_ref("Error"), "the request was rejected; `field` and `index` say where")
@@ -129,19 +162,7 @@ def build_openapi(contract: Contract, max_body_bytes: int, *, model: str = "mode
                     "operationId": "predict",
                     "requestBody": {
                         "required": True,
-                        "content": {
-                            _JSON: {
-                                "schema": {
-                                    "oneOf": [
-                                        _ref("Row"),
-                                        _ref("PositionalRow"),
-                                        _ref("Batch"),
-                                        _ref("PositionalBatch"),
-                                        _ref("Instances"),
-                                    ]
-                                }
-                            }
-                        },
+                        "content": {_JSON: {"schema": {"oneOf": _bodies(contract)}}},
                     },
                     "responses": {
                         "200": _json(
@@ -167,10 +188,7 @@ def build_openapi(contract: Contract, max_body_bytes: int, *, model: str = "mode
             "schemas": {
                 "Row": {
                     "type": "object",
-                    "properties": {
-                        name: _feature(null, cat)
-                        for name, null, cat in zip(features, contract.nullable, contract.categorical, strict=True)
-                    },
+                    "properties": {name: _field(contract, j) for j, name in enumerate(features)},
                     "required": list(features),
                     "additionalProperties": False,
                 },
@@ -185,7 +203,11 @@ def build_openapi(contract: Contract, max_body_bytes: int, *, model: str = "mode
                 "Instances": {
                     "type": "object",
                     "description": "TF Serving / KServe / SageMaker style: every row an object, or every row an array",
-                    "properties": {INSTANCES: {"oneOf": [_ref("Batch"), _ref("PositionalBatch")]}},
+                    "properties": {
+                        INSTANCES: _ref("Batch")
+                        if contract.has_strings
+                        else {"oneOf": [_ref("Batch"), _ref("PositionalBatch")]}
+                    },
                     "required": [INSTANCES],
                     "additionalProperties": False,
                 },

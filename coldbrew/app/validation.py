@@ -89,9 +89,31 @@ def _number(value, field: str, index: int | None, nullable: bool = False) -> flo
     raise InvalidRequest(message, field=field, index=index)
 
 
+def _string(value, field: str, index: int | None, nullable: bool = False):
+    """A string field (a model with an input stage): a JSON string, or null where missing is handled."""
+    if type(value) is str or (value is None and nullable):
+        return value
+    where = f" (row {index})" if index is not None else ""
+    allowed = " or null" if nullable else ""
+    got = _JSON_TYPES.get(type(value), "a number")
+    raise InvalidRequest(f"field '{field}' must be a string{allowed}{where}, got {got}", field=field, index=index)
+
+
+def _anything(value, field: str, index: int | None, nullable: bool = False):
+    """A field the model does not read (a column its pipeline drops): any JSON value, ignored."""
+    return None
+
+
+_PARSERS = {"number": _number, "string": _string, "any": _anything}
+
+
 def parse_row(
-    obj, features: tuple[str, ...], index: int | None, nullable: tuple[bool, ...] | None = None
-) -> list[float]:
+    obj,
+    features: tuple[str, ...],
+    index: int | None,
+    nullable: tuple[bool, ...] | None = None,
+    types: tuple[str, ...] = (),
+) -> list:
     """One JSON object → the feature values in model order (``null`` → NaN where ``nullable``)."""
     where = f" (row {index})" if index is not None else ""
     if not isinstance(obj, dict):
@@ -101,7 +123,8 @@ def parse_row(
     for i, name in enumerate(features):
         if name not in obj:
             raise InvalidRequest(f"missing field '{name}'{where}", field=name, index=index)
-        row.append(_number(obj[name], name, index, nullable is not None and nullable[i]))
+        parse = _PARSERS[types[i]] if types else _number
+        row.append(parse(obj[name], name, index, nullable is not None and nullable[i]))
     if len(obj) != len(features):
         extra = next(key for key in obj if key not in features)
         allowed = ", ".join(features)
@@ -135,13 +158,15 @@ def parse_batch(
     features: tuple[str, ...],
     nullable: tuple[bool, ...] | None = None,
     max_rows: int = MAX_ROWS,
-) -> list[list[float]]:
+    types: tuple[str, ...] = (),
+) -> list[list]:
     """A non-empty list of rows, all objects by name or all positional arrays, at most ``max_rows`` of them."""
     if not items:
         raise InvalidRequest("empty list: send at least one row")
     if len(items) > max_rows:
         raise InvalidRequest(f"{len(items)} rows in one request; the limit is {max_rows}", status=413)
     if isinstance(items[0], list):
+        _by_name_only(types)
         rows = []
         for i, item in enumerate(items):
             if not isinstance(item, list):
@@ -157,24 +182,37 @@ def parse_batch(
                 f"rows of mixed shapes: row 0 is {_shape(items[0])}, row {i} is an array; send every row the same way",
                 index=i,
             )
-    return [parse_row(obj, features, i, nullable) for i, obj in enumerate(items)]
+    return [parse_row(obj, features, i, nullable, types) for i, obj in enumerate(items)]
+
+
+def _by_name_only(types: tuple[str, ...]) -> None:
+    """A model with string fields takes rows by name only (a positional row's values cannot say their types)."""
+    if any(t != "number" for t in types):
+        raise InvalidRequest("this model takes rows by name only (it has string fields): send JSON objects")
 
 
 def parse_rows(
-    payload, features: tuple[str, ...], nullable: tuple[bool, ...] | None = None, max_rows: int = MAX_ROWS
-) -> tuple[list[list[float]], bool]:
+    payload,
+    features: tuple[str, ...],
+    nullable: tuple[bool, ...] | None = None,
+    max_rows: int = MAX_ROWS,
+    types: tuple[str, ...] = (),
+) -> tuple[list[list], bool]:
     """A decoded body → ``(rows, is_batch)``; a single row is a batch of one with ``is_batch=False``.
 
     ``nullable`` (one flag per feature) says which features accept ``null`` (→ NaN); by default none does.
+    ``types`` (one per feature, a model with an input stage): ``"number"``, ``"string"`` or ``"any"``; by default
+    every feature is a number.
     """
     if isinstance(payload, dict):
         if len(payload) == 1 and type(payload.get(INSTANCES)) is list:  # a field's value is never a list
-            return parse_batch(payload[INSTANCES], features, nullable, max_rows), True
-        return [parse_row(payload, features, None, nullable)], False
+            return parse_batch(payload[INSTANCES], features, nullable, max_rows, types), True
+        return [parse_row(payload, features, None, nullable, types)], False
     if isinstance(payload, list):
         if payload and not isinstance(payload[0], (dict, list)):
+            _by_name_only(types)
             return [parse_positional(payload, features, None, nullable)], False
-        return parse_batch(payload, features, nullable, max_rows), True
+        return parse_batch(payload, features, nullable, max_rows, types), True
     got = _JSON_TYPES.get(type(payload), "a number")
     raise InvalidRequest(
         f'request body must be a JSON object, an array of numbers, a list of rows or {{"instances": [...]}}, got {got}'

@@ -11,6 +11,7 @@ import json
 
 from coldbrew.app.contract import Contract, contract_of
 from coldbrew.app.validation import MAX_ROWS, InvalidRequest, decode_json, parse_rows
+from coldbrew.engine.inputs import InvalidInputError
 from coldbrew.errors import ConfigError, ModelFormatError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
@@ -205,8 +206,11 @@ def create_app(
         if not _is_json(environ.get("CONTENT_TYPE", "")):
             raise InvalidRequest("Content-Type must be application/json", status=415)
         payload = decode_json(_read_body(environ, max_body_bytes))
-        rows, is_batch = parse_rows(payload, features, nullable, max_rows)
-        results = answer(rows)
+        rows, is_batch = parse_rows(payload, features, nullable, max_rows, contract.types)
+        try:
+            results = answer(rows)
+        except InvalidInputError as exc:  # a value the model refuses (an unknown category it does not take, ...)
+            raise InvalidRequest(str(exc)) from None
         return _dumps(results if is_batch else results[0])
 
     routes = {

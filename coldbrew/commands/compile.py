@@ -1,4 +1,4 @@
-"""`coldbrew compile`: a fitted tree model (scikit-learn pickle, XGBoost or LightGBM model file) into .brew."""
+"""`coldbrew compile`: a fitted tree model (scikit-learn pickle, XGBoost, LightGBM or CatBoost model file) into .brew."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ HELP = """\
 INPUT is detected by content, not by name:
   - a pickle/joblib of a fitted scikit-learn GradientBoosting, RandomForest, ExtraTrees, DecisionTree,
     HistGradientBoosting or Bagging (of trees) classifier/regressor, or of an XGBoost / LightGBM sklearn-API
-    estimator (classifier, regressor, ranker) or Booster.
+    estimator (classifier, regressor, ranker) or Booster, or of a CatBoost estimator.
     Compiling UNPICKLES the file, which can run code from it: compile only your own models. (Serving a
     .brew never unpickles anything.)
   - an XGBoost model file from save_model (.json or .ubj), gbtree or dart booster;
-  - a LightGBM model file from save_model (.txt).
+  - a LightGBM model file from save_model (.txt);
+  - a CatBoost model file from save_model (.cbm, or format="json"); a pickled CatBoostClassifier /
+    CatBoostRegressor / CatBoostRanker works too.
 The compiled file is re-read and its predictions compared bit for bit with the library's own (when the
 library is installed), on rows at the model's thresholds and with missing values; nothing is written if
 they differ. Unsupported objectives/options are refused with one line saying what and why (docs/models.md

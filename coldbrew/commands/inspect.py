@@ -86,6 +86,8 @@ def _estimator(source: dict) -> str:
         return f"XGBoost {source.get('xgboost_version', '?')} ({source.get('objective', '?')})"
     if source.get("library") == "lightgbm":
         return f"LightGBM {source.get('format', '?')} ({source.get('objective', '?')})"
+    if source.get("library") == "catboost":
+        return f"CatBoost {source.get('catboost_version', '?')} ({source.get('objective', '?')})"
     return f"{source.get('estimator', '?')} (sklearn {source.get('sklearn_version', '?')})"
 
 

@@ -38,7 +38,10 @@ def detect(path: str | os.PathLike) -> str:
         return "lightgbm-text"
     if head.startswith(b"CBM1"):
         return "catboost-cbm"
-    if head.lstrip().startswith(b"{") and (b'"oblivious_trees"' in head or b'"features_info"' in head[:200]):
+    first_key = head.lstrip()[1:].lstrip()  # CatBoost writes its keys sorted: ctr_data (if any), features_info, ...
+    if head.lstrip().startswith(b"{") and (
+        b'"oblivious_trees"' in head or first_key.startswith((b'"features_info"', b'"ctr_data"'))
+    ):
         return "catboost-json"
     from coldbrew.engine import describe
 
@@ -70,11 +73,6 @@ def compile_file(
         raise ColdbrewError(f"{src}: named .brew but not a .brew file ({kind}); refused, nothing was loaded")
     from coldbrew.convert.trees import UnsupportedModelError
 
-    if kind in ("catboost-cbm", "catboost-json"):
-        raise UnsupportedModelError(
-            f"{src}: CatBoost model files ({'.cbm' if kind == 'catboost-cbm' else 'JSON'}) are not supported yet: "
-            "coldbrew compiles scikit-learn, XGBoost and LightGBM models (docs/models.md)"
-        )
     if kind == "unknown":
         raise UnsupportedModelError(
             f"{src}: not a model file coldbrew recognises (not a .brew, pickle/joblib, XGBoost JSON/UBJSON, "
@@ -90,6 +88,10 @@ def compile_file(
             from coldbrew.convert import lightgbm
 
             stats = lightgbm.compile_path(src, dst, class_labels=class_labels)
+        elif kind in ("catboost-cbm", "catboost-json"):
+            from coldbrew.convert import catboost
+
+            stats = catboost.compile_path(src, dst, kind=kind, class_labels=class_labels)
         else:
             from coldbrew.engine.pickled import load_estimator
 
@@ -114,7 +116,7 @@ def _reset_feature_names(token) -> None:
 
 
 #: What a pickle must hold: a fitted estimator (or Booster) of one of these libraries.
-LIBRARIES = ("sklearn", "xgboost", "lightgbm")
+LIBRARIES = ("sklearn", "xgboost", "lightgbm", "catboost")
 
 
 def compile_estimator(
@@ -132,8 +134,8 @@ def compile_estimator(
     if module not in LIBRARIES:
         what = type(est).__name__ if module == "builtins" else f"{type(est).__module__}.{type(est).__name__}"
         raise UnsupportedModelError(
-            f"cannot compile a {what[:100]}: the pickle must hold a fitted scikit-learn, XGBoost or LightGBM "
-            "estimator (docs/models.md lists what compiles)"
+            f"cannot compile a {what[:100]}: the pickle must hold a fitted scikit-learn, XGBoost, LightGBM "
+            "or CatBoost estimator (docs/models.md lists what compiles)"
         )
     token = _feature_names(feature_names)
     try:
@@ -145,6 +147,14 @@ def compile_estimator(
             from coldbrew.convert import lightgbm
 
             return lightgbm.compile_estimator(est, dst, class_labels=class_labels)
+        if module == "catboost":
+            from coldbrew.convert import catboost
+
+            return catboost.compile_estimator(est, dst, class_labels=class_labels)
+        if type(est).__name__ == "Pipeline":
+            from coldbrew.convert import pipeline
+
+            return pipeline.compile_pipeline(est, dst, class_labels=class_labels)
         from coldbrew.convert import sklearn
 
         return sklearn.compile_estimator(est, dst, progress=progress, class_labels=class_labels)

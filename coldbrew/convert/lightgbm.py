@@ -73,6 +73,8 @@ def parse_text(text: str, *, where: str = "model") -> dict:
     for line in tail.splitlines():
         if line.startswith("pandas_categorical:"):
             meta["pandas_categorical"] = line.partition(":")[2].strip()
+        elif line.startswith("[categorical_feature:"):  # the parameters block: which features pandas codes feed
+            meta["categorical_feature"] = line.partition(":")[2].strip().rstrip("]").strip()
     return {"meta": meta, "trees": trees}
 
 
@@ -110,11 +112,7 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
             f"{where}: LightGBM model format {version!r} is not supported (coldbrew reads {', '.join(VERSIONS)})"
         )
     average = "average_output" in meta  # boosting=rf: the trees' sum divided by the number of iterations
-    if meta.get("pandas_categorical", "null") not in ("", "null", "[]"):
-        raise UnsupportedModelError(
-            f"{where}: the LightGBM model maps pandas categories to codes; coldbrew serves integer category codes: "
-            "train on integer codes with categorical_feature="
-        )
+    pandas_categorical = _pandas_categorical(meta, where)
     objective = meta.get("objective", "").split()
     if not objective:
         raise UnsupportedModelError(
@@ -188,7 +186,43 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
         "source": {"library": "lightgbm", "format": version, "objective": " ".join(objective)},
         **counts,
     }
+    if pandas_categorical:  # categories by name (format version 3): pandas codes; unseen and missing are NaN
+        from coldbrew.convert.names import by_name_stage
+
+        header["inputs"] = by_name_stage(
+            header["feature_names"], n_features, pandas_categorical, unknown=None, missing=None
+        )
     return header, arrays
+
+
+def _pandas_categorical(meta: dict, where: str) -> dict[int, list]:
+    """Feature index -> the pandas category names LightGBM maps to codes 0, 1, ... (``pandas_categorical``,
+    one list per ``category`` column, in the order of the model's ``categorical_feature`` indices)."""
+    import json
+
+    text = meta.get("pandas_categorical", "null")
+    if text in ("", "null", "[]"):
+        return {}
+    try:
+        lists = json.loads(text)
+    except ValueError:
+        raise ModelFormatError(f"{where}: pandas_categorical is not valid JSON") from None
+    indices = [int(i) for i in meta.get("categorical_feature", "").split(",") if i.strip()]
+    if not isinstance(lists, list) or len(lists) != len(indices) or not all(isinstance(v, list) for v in lists):
+        raise UnsupportedModelError(
+            f"{where}: the LightGBM model's pandas categories ({len(lists) if isinstance(lists, list) else '?'} "
+            f"columns) do not match its categorical_feature ({len(indices)}): ordered or extra category columns "
+            "are not supported"
+        )
+    for values in lists:
+        if not (
+            all(isinstance(v, str) for v in values)
+            or all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        ):
+            raise UnsupportedModelError(
+                f"{where}: LightGBM pandas categories must be all strings or all numbers in each column"
+            )
+    return dict(zip(indices, lists, strict=True))
 
 
 def _tree(t: dict, n_features: int, where: str) -> tb.Tree:

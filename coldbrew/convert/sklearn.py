@@ -313,8 +313,12 @@ def _compile_hgb(est, dst: Path, class_labels, started: float) -> dict:
     header, arrays = hgb_to_arrays(est)
     set_class_labels(header, class_labels)
     header["created_by"] = f"coldbrew {_coldbrew_version()}"
-    X = hgb_probe_rows(est)
     is_clf = header["classes"] is not None
+    if header.get("inputs") is not None:
+        from coldbrew.convert.staging import finish_by_name
+
+        return finish_by_name(est, dst, header, arrays, started, what=type(est).__name__, reference="scikit-learn")
+    X = hgb_probe_rows(est)
 
     def reference(rows):
         with warnings.catch_warnings():
@@ -395,7 +399,12 @@ def hgb_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         "source": {"estimator": name, "sklearn_version": _sklearn_version(), "loss": loss, "n_iter": int(est.n_iter_)},
         **counts,
     }
-    if header["classes_dtype"] == "|O" or (is_clf and est.classes_.dtype.kind not in "biufU"):
+    names = _hgb_names(est)
+    if names:  # categories by name (format version 3): unknown and missing names are NaN, the missing side
+        from coldbrew.convert.names import by_name_stage
+
+        header["inputs"] = by_name_stage(header["feature_names"], n_features, names, unknown=None, missing=None)
+    if is_clf and not _plain_classes(est.classes_):
         raise tb.UnsupportedModelError(f"cannot compile a {name} whose classes have dtype {est.classes_.dtype}")
     return header, arrays
 
@@ -418,11 +427,15 @@ def _hgb_columns(est, n_features: int) -> tuple[np.ndarray, dict[int, np.ndarray
     for j, values in enumerate(pre.named_transformers_["encoder"].categories_):
         values = np.asarray(values)
         if values.dtype.kind not in "iuf":
-            raise tb.UnsupportedModelError(
-                f"cannot compile a scikit-learn HistGradientBoosting categorical feature with {values.dtype} "
-                f"categories (column {column_of[j]}; string categories are not supported yet): "
-                "the .brew API takes numbers; encode categories as integers 0, 1, 2, ... before fitting"
-            )
+            names = [v for v in values.tolist() if not (isinstance(v, float) and v != v)]
+            if not all(isinstance(v, str) for v in names):
+                raise tb.UnsupportedModelError(
+                    f"cannot compile a scikit-learn HistGradientBoosting categorical feature with {values.dtype} "
+                    f"categories (column {column_of[j]}): categories must be all numbers or all strings"
+                )
+            # categories by name: the input stage maps each name to its index, the code the trees split on
+            cats[j] = np.arange(len(names), dtype=np.float64)
+            continue
         values = values.astype(np.float64)
         values = values[~np.isnan(values)]
         if np.any(values < 0) or np.any(values != np.floor(values)) or np.any(values >= 1 << 16):
@@ -431,6 +444,29 @@ def _hgb_columns(est, n_features: int) -> tuple[np.ndarray, dict[int, np.ndarray
             )
         cats[j] = values
     return column_of, cats
+
+
+def _plain_classes(classes: np.ndarray) -> bool:
+    """Class labels a header can hold exactly: numbers, bools, fixed-width strings, or an object array of strings
+    (pandas 3 string columns give one: the labels are written as ``|O`` strings)."""
+    if classes.dtype.kind in "biufU":
+        return True
+    return classes.dtype.kind == "O" and all(isinstance(c, str) for c in classes.tolist())
+
+
+def _hgb_names(est) -> dict[int, list[str]]:
+    """Input column -> category names, for the categorical features HistGradientBoosting knows by name (strings:
+    a pandas category or string column); its OrdinalEncoder sends unknown and missing names to NaN."""
+    pre = getattr(est, "_preprocessor", None)
+    if pre is None:
+        return {}
+    is_cat = np.asarray(est.is_categorical_, dtype=bool)
+    out = {}
+    for j, values in enumerate(pre.named_transformers_["encoder"].categories_):
+        values = np.asarray(values)
+        if values.dtype.kind not in "iuf":
+            out[int(np.flatnonzero(is_cat)[j])] = [v for v in values.tolist() if isinstance(v, str)]
+    return out
 
 
 def _hgb_tree(predictor, column_of: np.ndarray, categories: dict[int, np.ndarray]):
@@ -592,7 +628,7 @@ def forest_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         "source": {"estimator": name, "sklearn_version": _sklearn_version(), "n_estimators": len(estimators)},
         **counts,
     }
-    if is_clf and est.classes_.dtype.kind not in "biufU":
+    if is_clf and not _plain_classes(est.classes_):
         raise tb.UnsupportedModelError(
             f"cannot compile a scikit-learn {name} whose classes have dtype {est.classes_.dtype}"
         )

@@ -187,18 +187,32 @@ def check_compiled(dst: Path, reference, X: np.ndarray, *, classifier: bool, lab
         raise ModelFormatError(
             f"{shown}: the library itself failed to predict with this model: {_one_line(exc)}"
         ) from None
+    raw = None
+    from coldbrew.format import BrewFile
+
+    inputs = BrewFile(dst).header.get("inputs")
+    if inputs is not None and X.dtype == object:  # rows of raw values already (CatBoost): also sent as lists
+        raw = [[None if isinstance(v, float) and v != v else v for v in row] for row in X.tolist()]
+    elif inputs is not None:  # categories by name: the library answers on codes, coldbrew on the names
+        from coldbrew.convert.names import by_name_rows
+
+        X, raw = by_name_rows(inputs, X)
+        proba_ref, pred_ref = reference(X)
     for kernel in KERNELS:
         predictor = BrewPredictor(dst, verify=True, kernel=kernel)
-        got = predictor.predict(X)
-        floats = pred_ref.dtype.kind == "f"  # NaN == NaN only where there can be one (labels may be strings)
-        ok = got.dtype == pred_ref.dtype and np.array_equal(got, pred_ref, equal_nan=floats)
-        if ok and classifier and proba_ref is not None:
-            got_p = predictor.predict_proba(X)
-            ok = got_p.dtype == proba_ref.dtype and np.array_equal(got_p, proba_ref)
-        if not ok:
-            raise ModelFormatError(
-                f"{shown}: compiled predictions differ from the library's ({kernel} kernel); nothing written"
-            )
+        for given in (X,) if raw is None else (np.array(raw, dtype=object), raw):
+            got = predictor.predict(given)
+            got = np.asarray(got, dtype=pred_ref.dtype) if isinstance(got, list) else got
+            floats = pred_ref.dtype.kind == "f"  # NaN == NaN only where there can be one (labels may be strings)
+            ok = got.dtype == pred_ref.dtype and np.array_equal(got, pred_ref, equal_nan=floats)
+            if ok and classifier and proba_ref is not None:
+                got_p = predictor.predict_proba(given)
+                got_p = np.asarray(got_p, dtype=proba_ref.dtype) if isinstance(got_p, list) else got_p
+                ok = got_p.dtype == proba_ref.dtype and np.array_equal(got_p, proba_ref)
+            if not ok:
+                raise ModelFormatError(
+                    f"{shown}: compiled predictions differ from the library's ({kernel} kernel); nothing written"
+                )
 
 
 def _one_line(exc: BaseException) -> str:

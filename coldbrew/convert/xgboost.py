@@ -174,8 +174,9 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
     cats_container = model.get("cats") or {}
     if len(cats_container.get("enc", [])):
         raise UnsupportedModelError(
-            f"{where}: the XGBoost model stores category values to re-code its input (trained on a DataFrame with "
-            "category dtype); coldbrew serves integer category codes: train on codes with feature_types='c'"
+            f"{where}: the XGBoost model stores category names to re-code its input (a DataFrame category column); "
+            "XGBoost 3.2 sends an unseen name to the first category in one column and refuses it in another, which "
+            "coldbrew does not reproduce: train on integer codes with feature_types='c'"
         )
     tree_docs = model["trees"]
     tree_info = _ints(model["tree_info"])

@@ -252,7 +252,15 @@ def sample_rows(model_path: str | os.PathLike, n: int = SMOKE_ROWS) -> list[dict
     for r in range(n):
         row: dict[str, Any] = {}
         for j, name in enumerate(contract.features):
-            ts = thresholds.get(j)
+            ts = None if contract.types else thresholds.get(j)  # an input stage: thresholds are not per field
+            kind = contract.types[j] if contract.types else "number"
+            if kind != "number":  # an input stage's string field: known names, an unseen one; or an unread field
+                known = list(contract.categories[j] or ())
+                pool = known + ([] if contract.closed[j] else ["unseen-name"])
+                row[name] = None if kind == "any" or not pool else pool[r % len(pool)]
+                if r == n - 1 and contract.nullable[j]:
+                    row[name] = None
+                continue
             if contract.categorical[j]:
                 value: float | None = float((r + j) % 3)
             elif ts:
@@ -283,12 +291,12 @@ def raw_scores(model_path: str | os.PathLike | None, rows: list[dict[str, Any]])
 
     assert model_path is not None, "raw scores need the local model file"
     predictor = load_predictor(model_path)
-    features = contract_of(predictor).features
-    X = np.array([[math.nan if row[f] is None else float(row[f]) for f in features] for row in rows])
+    contract = contract_of(predictor)
+    X = _rows(contract, rows)
     predict_raw = getattr(predictor, "predict_raw", None)
     if predict_raw is None:
         raise SmokeError(f"{model_path}: its predictor gives no raw scores")
-    raw = np.asarray(predict_raw(X))
+    raw = np.asarray(predict_raw(X if contract.types else np.array(X)))
     order = "F" if getattr(predictor, "header", {}).get("kind") == "hgb_classifier" else "C"
     return raw.dtype.name, order, raw.tolist()
 
@@ -379,7 +387,7 @@ def expected_results(model_path: str | os.PathLike, rows: list[dict[str, Any]]) 
 
     predictor = load_predictor(model_path)
     contract = contract_of(predictor)
-    X = [[math.nan if row[f] is None else float(row[f]) for f in contract.features] for row in rows]
+    X = _rows(contract, rows)
     predicted = _as_list(predictor.predict(X))
     if contract.task == "regression":
         return [{"prediction": v} for v in predicted]
@@ -392,6 +400,13 @@ def expected_results(model_path: str | os.PathLike, rows: list[dict[str, Any]]) 
         {"prediction": y, "probabilities": dict(zip(contract.labels or (), p, strict=True))}
         for y, p in zip(labels, proba, strict=True)
     ]
+
+
+def _rows(contract, rows: list[dict[str, Any]]) -> list[list]:
+    """Request rows as the predictor takes them: floats (NaN = missing), or the raw values for an input stage."""
+    if contract.types:
+        return [[row[f] for f in contract.features] for row in rows]
+    return [[math.nan if row[f] is None else float(row[f]) for f in contract.features] for row in rows]
 
 
 def _bits(value: Any) -> Any:

@@ -78,6 +78,16 @@ class BrewPredictor:
         self.classes: tuple | None = None if h["classes"] is None else label_values(h["classes"], h["classes_dtype"])
         self._v2 = h["version"] >= 2
         self._K: int = h["n_outputs"]
+        #: The model's own feature count; with an input stage (version 3 ``inputs``) ``n_features`` and
+        #: ``feature_names`` are the raw request columns the stage turns into these features.
+        self._nf: int = self.n_features
+        self._model_names = self.feature_names
+        self.stage: Any = None
+        if h.get("inputs") is not None:
+            from coldbrew.engine.stage import Stage
+
+            self.stage = Stage(h["inputs"], self.feature_names)
+            self.n_features, self.feature_names = self.stage.n_columns, self.stage.columns
         # The work budget: no row may pass more splits over all trees than the header states (docs/format.md 5).
         self._max_steps: int = h["n_trees"] * h["max_depth"]
         self._np_classes: Any = None
@@ -86,7 +96,7 @@ class BrewPredictor:
             _require_numpy("the numpy kernel (the C kernel is not built here)")
             from coldbrew.engine.brew_numpy import NumpyPath
 
-            self._numpy_path = NumpyPath(self.file, self.feature_names, max_steps=self._max_steps)
+            self._numpy_path = NumpyPath(self.file, self._model_names, max_steps=self._max_steps)
             return
         b = self.file.buffers
         self._nodes_buf, self._offsets_buf = b["nodes"], b["tree_offsets"]
@@ -128,7 +138,7 @@ class BrewPredictor:
     def predict_raw(self, X) -> Any:
         """Raw scores, shape (n_rows, n_outputs): base score plus every tree's leaf, tree by tree."""
         if self._numpy_path is not None:
-            return self._listed(self._numpy_path.predict_raw(X), X)
+            return self._listed(self._numpy_path.predict_raw(self._staged(X)), X)
         raw, n, numpy_in = self._raw(X)
         return self._matrix(raw, n, self._K, numpy_in)
 
@@ -137,7 +147,7 @@ class BrewPredictor:
         if not self.is_classifier:
             raise ColdbrewError(f"a {self.kind} has no predict_proba; use predict")
         if self._numpy_path is not None:
-            return self._listed(self._numpy_path.predict_proba(X), X)
+            return self._listed(self._numpy_path.predict_proba(self._staged(X)), X)
         raw, n, numpy_in = self._raw(X)
         proba, width = self._proba(raw, n)
         if not isinstance(proba, array):  # softmax: numpy's own exp (module docstring)
@@ -147,7 +157,7 @@ class BrewPredictor:
     def predict(self, X) -> Any:
         """Class labels (classifiers) or regression values, as the library's ``predict``."""
         if self._numpy_path is not None:
-            return self._listed(self._numpy_path.predict(X), X)
+            return self._listed(self._numpy_path.predict(self._staged(X)), X)
         raw, n, numpy_in = self._raw(X)
         h = self.header
         decision = h["decision"] if self._v2 else _V1_DECISIONS[h["output"]]
@@ -187,28 +197,40 @@ class BrewPredictor:
         }
 
     # ------------------------------------------------------------------------------------ the C kernel path
+    def _staged(self, X) -> Any:
+        """``X`` through the input stage (numpy: a float64 matrix of the model's features); as is without one."""
+        return X if self.stage is None else self.stage.matrix(X)
+
     def _input(self, X) -> tuple[Any, int, bool]:
         """The kernel's input buffer (float32 for version 1, float64 with NaN for version 2), its row count and
         whether numpy came in. Lists are cast and checked by the C kernel; array-likes by numpy, as before."""
         h = self.header
+        nf = self._nf
         if is_rows_list(X):
-            flat = flat_rows(X, self.n_features)
+            if self.stage is not None:  # raw columns -> the model's features, without numpy
+                flat = self.stage.rows(X)
+            else:
+                flat = flat_rows(X, nf)
             buf = array("f" if self._mode == 0 else "d", bytes(len(flat) * (4 if self._mode == 0 else 8)))
             zero = float(h["input_zero_threshold"]) if self._v2 else 0.0
-            bad = c_kernel.cast_input(flat, buf, self.n_features, self._mode, zero)
+            bad = c_kernel.cast_input(flat, buf, nf, self._mode, zero)
             if bad >= 0:
                 if self._mode == 0:
                     why = "is NaN" if flat[bad] != flat[bad] else "is infinite or too large for float32"
                 else:
                     why = f"is infinite or too large for {h['input_dtype']}"
-                raise InvalidInputError(bad_value(X, bad, self.n_features, self.feature_names, why))
-            return buf, len(flat) // self.n_features, False
+                if self.stage is not None:
+                    row, col = divmod(bad, nf)
+                    raise InvalidInputError(f"row {row}, feature {self._model_names[col]}: {flat[bad]!r} {why}")
+                raise InvalidInputError(bad_value(X, bad, nf, self.feature_names, why))
+            return buf, len(flat) // nf, False
         import numpy as np
 
+        X = self._staged(X)
         if not self._v2:
-            X32 = as_float32(X, self.feature_names, self.n_features)
+            X32 = as_float32(X, self._model_names, nf)
             return X32, X32.shape[0], True
-        X64 = as_float64_with_nan(X, self.feature_names, self.n_features, h["input_dtype"])
+        X64 = as_float64_with_nan(X, self._model_names, nf, h["input_dtype"])
         zero = h["input_zero_threshold"]
         if zero:  # LightGBM reads |x| <= 1e-35f as 0 (its dense-row copy skips them)
             X64[np.abs(X64) <= zero] = 0.0
@@ -230,7 +252,7 @@ class BrewPredictor:
                     self._cat_words_buf,
                     rows,
                     out,
-                    self.n_features,
+                    self._nf,
                     self._K,
                     h["split_compare"] == "lt",
                     self._acc32,
@@ -244,7 +266,7 @@ class BrewPredictor:
                     self._leaf_buf,
                     rows,
                     out,
-                    self.n_features,
+                    self._nf,
                     self._K,
                     h["leaf"] == "vector",
                     self._max_steps,

@@ -6,6 +6,7 @@ import itertools
 import math
 
 from coldbrew.errors import ModelFormatError
+from coldbrew.format.stage import validate_inputs
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
 
@@ -22,8 +23,8 @@ else:
     from coldbrew.records import NamedTuple  # typing's class syntax, without importing typing
 
 MAGIC = b"\x89BREW\r\n\x1a"
-VERSION = 2  # the newest version this coldbrew reads and writes; every older one is still read
-VERSIONS = (1, 2)
+VERSION = 3  # the newest version this coldbrew reads and writes; every older one is still read
+VERSIONS = (1, 2, 3)
 PREAMBLE_SIZE = 64
 ALIGN = 64
 FORMAT_NAME = "coldbrew.brew"
@@ -75,6 +76,9 @@ KINDS_V2 = (
     "xgb_regressor",
     "lgbm_classifier",
     "lgbm_regressor",
+    # CatBoost symmetric trees, expanded to ordinary trees (docs/models.md, CatBoost)
+    "cb_classifier",
+    "cb_regressor",
     # section 11 (additive): scikit-learn forests and trees with per-node missing-value routing
     "forest_classifier",
     "forest_regressor",
@@ -264,6 +268,7 @@ def validate_header(h: object, payload_length: int, version: int = VERSION) -> d
         _validate_v1(h)
     validate_bounds(h, payload_length)
     _validate_optional(h, payload_length)
+    validate_inputs(h)  # version 3: the input stage (section 12)
     _validate_table(h, payload_length)
     return h
 

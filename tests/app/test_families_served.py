@@ -1,4 +1,4 @@
-"""HistGradientBoosting, XGBoost and LightGBM models served with the contract their .brew states: through the
+"""HistGradientBoosting, XGBoost, LightGBM and CatBoost models served with the contract their .brew states: through the
 Lambda handler (in-process, the real apig-wsgi path) and by `coldbrew serve` (real server), answering exactly what
 the library's own predict / predict_proba says, missing values (null) included."""
 
@@ -111,7 +111,25 @@ def _fit_objective(objective):
     return fit
 
 
-FITS = {"hgb": _fit_hgb, "xgb": _fit_xgb, "lgbm": _fit_lgbm, "forest": _fit_forest}
+def _fit_catboost(task, tmp):
+    """A CatBoost model (symmetric trees; one-vs-all for several classes), as catboost reads back its .cbm file."""
+    catboost = pytest.importorskip("catboost")
+
+    X, y, H = _split(LOADERS[task], nan=True)
+    if task == "regression":
+        est = catboost.CatBoostRegressor(iterations=15, depth=4, verbose=0, allow_writing_files=False)
+    else:
+        loss = "MultiClassOneVsAll" if task == "multiclass" else "Logloss"
+        est = catboost.CatBoostClassifier(
+            iterations=15, depth=4, loss_function=loss, verbose=0, allow_writing_files=False
+        )
+    est.fit(X, y)
+    src = tmp / "model.cbm"
+    est.save_model(str(src))
+    return est, src, H
+
+
+FITS = {"hgb": _fit_hgb, "xgb": _fit_xgb, "lgbm": _fit_lgbm, "forest": _fit_forest, "catboost": _fit_catboost}
 #: Every family x task: HistGradientBoosting, XGBoost, LightGBM and RandomForest, each binary, multiclass and
 #: regression; then a multi-output regressor and link functions.
 CASES = {f"{family}-{task}": (fit, task) for family, fit in FITS.items() for task in LOADERS}
@@ -149,7 +167,9 @@ def _expected(est, H) -> list[dict]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         predicted = est.predict(H).tolist()
-        if not hasattr(est, "classes_"):  # a multi-output regressor answers a vector per row
+        if type(est).__module__.startswith("catboost") and hasattr(est, "predict_proba"):
+            predicted = np.asarray(est.predict(H)).reshape(len(H)).tolist()  # CatBoost: a column for multiclass
+        if not hasattr(est, "predict_proba"):  # a regressor (a multi-output one answers a vector per row)
             return [{"prediction": [float(x) for x in v] if isinstance(v, list) else float(v)} for v in predicted]
         proba = est.predict_proba(H).tolist()
     labels = [str(c) for c in est.classes_.tolist()]

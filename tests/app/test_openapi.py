@@ -13,15 +13,83 @@ from hypothesis import HealthCheck, settings
 
 from coldbrew.app import create_app
 
-MODELS = ["study", "binary", "multiclass", "regression", "nullable"]
+MODELS = ["study", "binary", "multiclass", "regression", "nullable", "strings", "catboost-strings"]
+
+
+def _strings_model(folder):
+    """A Pipeline with string columns (one taking unseen names, one refusing them), a scaled number and a dropped
+    column: the contract has string, enum, number and any fields (format version 3 input stage)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    from coldbrew.convert import compile_estimator
+
+    rng = np.random.default_rng(0)
+    n = 300
+    X = pd.DataFrame(
+        {
+            "city": rng.choice(["Oslo", "Lima", "Pune", None], n),
+            "plan": rng.choice(["free", "pro"], n),
+            "spend": rng.normal(size=n) * 40 + 100,
+            "note": rng.choice(["x", "y"], n),
+        }
+    )
+    y = ((X.city == "Oslo") ^ (X.spend > 100)).astype(int)
+    prep = ColumnTransformer(
+        [
+            ("city", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["city"]),
+            ("plan", OrdinalEncoder(), ["plan"]),
+            ("spend", StandardScaler(), ["spend"]),
+        ],
+        remainder="drop",
+    )
+    pipe = Pipeline([("prep", prep), ("model", HistGradientBoostingClassifier(max_iter=5))]).fit(X, y)
+    path = folder / "strings.brew"
+    compile_estimator(pipe, path)
+    return path
+
+
+def _catboost_strings_model(folder):
+    """A CatBoost classifier with a one-hot string column and a CTR string column (catboost_hash in the input
+    stage: string fields that take any name, numbers that take null)."""
+    import numpy as np
+    import pandas as pd
+
+    catboost = pytest.importorskip("catboost")
+    from coldbrew.convert import compile_estimator
+
+    rng = np.random.default_rng(0)
+    n = 300
+    X = pd.DataFrame(
+        {
+            "city": rng.choice(["Oslo", "Lima", "Pune"], n),
+            "plan": rng.choice([f"plan {i}" for i in range(12)], n),
+            "spend": np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n) * 40 + 100),
+        }
+    )
+    y = ((X.city == "Oslo") ^ (X.spend > 100)).astype(int)
+    model = catboost.CatBoostClassifier(
+        iterations=10, depth=3, one_hot_max_size=4, max_ctr_complexity=1, verbose=0, allow_writing_files=False
+    ).fit(X, y, cat_features=["city", "plan"])
+    path = folder / "catboost.brew"
+    compile_estimator(model, path)
+    return path
 
 
 @pytest.fixture(scope="module", params=MODELS)
-def api_schema(request, tiny_model, families):
+def api_schema(request, tiny_model, families, tmp_path_factory):
     from coldbrew.engine import load_predictor
 
     if request.param == "study":
         path = tiny_model
+    elif request.param == "strings":
+        path = _strings_model(tmp_path_factory.mktemp("strings"))
+    elif request.param == "catboost-strings":
+        path = _catboost_strings_model(tmp_path_factory.mktemp("catboost"))
     else:
         family = families[request.param]
         path = family.brew or family.pickle

@@ -160,7 +160,9 @@ _BAD_INPUTS = {
     "dict.pkl": (lambda: pickle.dumps({"not": "a model"}), "cannot compile a dict"),
     "deep.json": (lambda: b'{"learner": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
     "deep2.json": (lambda: b"[" * 100_000 + b"]" * 100_000, "not a model file coldbrew recognises"),
-    "model.cbm": (lambda: b"CBM1" + bytes(200), "CatBoost model files (.cbm) are not supported"),
+    "model.cbm": (lambda: b"CBM1" + bytes(200), "catboost itself cannot load this file"),
+    "catboost.json": (lambda: b'{"features_info": 5, "oblivious_trees": []}', "not a valid CatBoost model"),
+    "catboost-nan.json": (lambda: b'{"features_info": {}, "oblivious_trees": [NaN]}', "not a CatBoost JSON model"),
     "garbage.bin": (lambda: b"\x00\x01garbage", "not a model file coldbrew recognises"),
 }
 

@@ -203,25 +203,60 @@ def _xgb_multi_target(**params):
     return build
 
 
-def _catboost():
-    def build():
-        from catboost import CatBoostClassifier
+def _catboost(cls="CatBoostClassifier", data=None, **params):
+    """A CatBoost estimator (symmetric trees) on the case's data; rankers get groups of 20 rows."""
 
-        X, y, H = multiclass(nan=0.0)
-        return CatBoostClassifier(iterations=5, verbose=0, allow_writing_files=False).fit(X, y), H
+    def build():
+        import catboost
+
+        X, y, H = (data or binary)()
+        est = getattr(catboost, cls)(iterations=8, depth=4, verbose=0, allow_writing_files=False, **params)
+        fit = {"group_id": np.arange(len(X)) // 20} if cls == "CatBoostRanker" else {}
+        return est.fit(X, y, **fit), H
 
     return build
 
 
+def _catboost_categorical(one_hot_max_size):
+    """A CatBoost classifier with a string column: one-hot splits or CTRs (target statistics) on it."""
+
+    def build():
+        import catboost
+        import pandas as pd
+
+        X, y, H = binary(nan=0.05)
+        names = np.array(["Paris", "Lyon", "Nice", "Zürich", "東京", ""])
+
+        def frame(A, seed):
+            f = pd.DataFrame(A[:, :5], columns=list("abcde"))
+            f["city"] = names[np.random.default_rng(seed).integers(0, len(names), len(A))]
+            return f
+
+        train = frame(X, 0)
+        y = np.where(train["city"].isin(["Paris", "Nice"]), 1 - y, y)
+        held = frame(H, 1)
+        held.loc[::4, "city"] = "a city never seen"
+        est = catboost.CatBoostClassifier(
+            iterations=8, depth=4, verbose=0, allow_writing_files=False, one_hot_max_size=one_hot_max_size
+        )
+        return est.fit(train, y, cat_features=["city"]), held
+
+    return build
+
+
+COLOURS = np.array(["red", "green", "blue"])
+
+
 def _categories(library):
-    """A model fitted on a pandas ``category`` column (names, not codes)."""
+    """A model fitted on a pandas ``category`` column (names, not codes); held-out rows send the names as strings,
+    unseen and missing ones included (``H.attrs["categories"]``: the training categories, for the library)."""
 
     def build():
         import pandas as pd
 
         X, y, H = binary(nan=0.0)
         frame = pd.DataFrame(X[:, :4], columns=list("abcd"))
-        frame["colour"] = pd.Categorical(np.array(["red", "green", "blue"])[np.arange(len(X)) % 3])
+        frame["colour"] = pd.Categorical(COLOURS[np.arange(len(X)) % 3])
         if library == "lightgbm":
             import lightgbm
 
@@ -234,9 +269,134 @@ def _categories(library):
             from sklearn.ensemble import HistGradientBoostingClassifier
 
             est = HistGradientBoostingClassifier(max_iter=3, categorical_features="from_dtype").fit(frame, y)
-        return est, frame.head(20)
+        held = pd.DataFrame(H[:, :4], columns=list("abcd"))
+        names = np.array([*COLOURS, "purple", None], dtype=object)
+        held["colour"] = pd.Series(names[np.arange(len(held)) % 5], dtype=object)
+        held.attrs["categories"] = {"colour": list(frame["colour"].cat.categories)}
+        return est, held
 
     return build
+
+
+def _strings(seed: int = 0):
+    """Breast-cancer numbers (some missing) plus two string columns derived from them, a rare value included;
+    held-out rows add unseen and missing strings."""
+    import pandas as pd
+
+    X, y, H = binary(nan=0.05)
+
+    def frame(A, unseen):
+        df = pd.DataFrame(A[:, :4], columns=["radius", "texture", "perimeter", "area"])
+        size = np.array(["s", "m", "l", "xl"], dtype=object)[np.digitize(np.nan_to_num(A[:, 4]), [0.09, 0.1, 0.11])]
+        tone = np.array(["pale", "dark", "rare"], dtype=object)[(np.nan_to_num(A[:, 5]) * 100).astype(int) % 7 // 3]
+        if unseen:
+            size[::7], tone[::5], size[3::11] = "xxl", "neon", np.nan
+        df["size"], df["tone"] = size, tone
+        return df
+
+    return frame(X, False), y, frame(H, True)
+
+
+def _pipe(prep, model=None):
+    def build():
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.pipeline import Pipeline
+
+        X, y, H = _strings()
+        final = model() if model else HistGradientBoostingClassifier(max_iter=5, random_state=0)
+        return Pipeline([("prep", prep()), ("model", final)]).fit(X, y), H
+
+    return build
+
+
+def _ct(*transformers, **kw):
+    from sklearn.compose import ColumnTransformer
+
+    return lambda: ColumnTransformer(list(transformers), **kw)
+
+
+def _prep_onehot_standard():
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    return _ct(
+        ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["size", "tone"]),
+        ("num", StandardScaler(), ["radius", "texture", "perimeter", "area"]),
+    )()
+
+
+def _prep_onehot_infrequent_minmax():
+    from sklearn.preprocessing import MinMaxScaler, OneHotEncoder
+
+    enc = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=30, drop="first", sparse_output=False)
+    return _ct(("cat", enc, ["size", "tone"]), remainder=MinMaxScaler())()
+
+
+def _prep_ordinal_imputer_robust():
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OrdinalEncoder, RobustScaler
+
+    return _ct(
+        ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), ["size", "tone"]),
+        ("num", make_pipeline(SimpleImputer(strategy="median"), RobustScaler()), ["radius", "area"]),
+        remainder="drop",
+    )()
+
+
+def _prep_target_maxabs():
+    from sklearn.preprocessing import MaxAbsScaler, TargetEncoder
+
+    return _ct(("cat", TargetEncoder(), ["size", "tone"]), remainder=MaxAbsScaler())()
+
+
+def _prep_string_imputer_passthrough():
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    return _ct(
+        (
+            "cat",
+            make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
+            ["size"],
+        ),
+        ("num", "passthrough", ["radius", "texture"]),
+        ("gone", "drop", ["tone"]),
+        remainder=SimpleImputer(strategy="mean"),
+    )()
+
+
+def _prep_polynomial():
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures
+
+    poly = make_pipeline(SimpleImputer(), PolynomialFeatures())
+    return _ct(("cat", OneHotEncoder(handle_unknown="ignore"), ["size"]), ("poly", poly, ["area"]))()
+
+
+def _pipeline_gbm():
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    return GradientBoostingClassifier(n_estimators=3)
+
+
+def _pipeline_xgboost():
+    import xgboost
+
+    return xgboost.XGBClassifier(n_estimators=5, max_depth=3)
+
+
+def _pipeline_lightgbm():
+    import lightgbm
+
+    return lightgbm.LGBMClassifier(n_estimators=5, verbose=-1)
+
+
+def _pipeline_forest():
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=5, max_depth=5, random_state=0)
 
 
 CASES = {
@@ -328,11 +488,48 @@ CASES = {
     "scikit-learn | IsolationForest": _iforest(),
     "scikit-learn | multi-output RandomForestRegressor": _multi_output_forest(),
     "scikit-learn | Pipeline": _meta(_pipeline, binary),
+    "scikit-learn | Pipeline, one-hot + StandardScaler on strings": _pipe(_prep_onehot_standard),
+    "scikit-learn | Pipeline, one-hot drop/infrequent + MinMaxScaler remainder": _pipe(_prep_onehot_infrequent_minmax),
+    "scikit-learn | Pipeline, ordinal + median imputer + RobustScaler": _pipe(_prep_ordinal_imputer_robust),
+    "scikit-learn | Pipeline, TargetEncoder + MaxAbsScaler": _pipe(_prep_target_maxabs),
+    "scikit-learn | Pipeline, string imputer + one-hot, passthrough, drop": _pipe(_prep_string_imputer_passthrough),
+    "scikit-learn | Pipeline ending in RandomForestClassifier": _pipe(_prep_onehot_standard, _pipeline_forest),
+    "scikit-learn | Pipeline ending in XGBClassifier": _pipe(_prep_onehot_standard, _pipeline_xgboost),
+    "scikit-learn | Pipeline ending in LGBMClassifier": _pipe(_prep_onehot_standard, _pipeline_lightgbm),
+    "scikit-learn | Pipeline ending in GradientBoostingClassifier": _pipe(_prep_ordinal_imputer_robust, _pipeline_gbm),
+    "scikit-learn | Pipeline with PolynomialFeatures": _pipe(_prep_polynomial),
     "scikit-learn | VotingClassifier": _meta(_voting, binary),
     "scikit-learn | BaggingClassifier": _meta(_bagging, binary),
     "scikit-learn | BaggingRegressor": _meta(_bagging_regressor, regression),
     "scikit-learn | CalibratedClassifierCV": _meta(_calibrated, binary),
+    # CatBoost (symmetric trees)
     "CatBoost | CatBoostClassifier": _catboost(),
+    "CatBoost | CatBoostClassifier nan_mode Max": _catboost(nan_mode="Max"),
+    "CatBoost | CatBoostClassifier CrossEntropy": _catboost(loss_function="CrossEntropy"),
+    "CatBoost | CatBoostClassifier MultiClassOneVsAll": _catboost(data=multiclass, loss_function="MultiClassOneVsAll"),
+    "CatBoost | CatBoostClassifier MultiClass": _catboost(data=multiclass),
+    "CatBoost | CatBoostClassifier one-hot categorical feature": _catboost_categorical(255),
+    "CatBoost | CatBoostClassifier CTR categorical feature": _catboost_categorical(1),
+    "CatBoost | CatBoostRegressor RMSE": _catboost("CatBoostRegressor", regression),
+    "CatBoost | CatBoostRegressor MAE": _catboost("CatBoostRegressor", regression, loss_function="MAE"),
+    "CatBoost | CatBoostRegressor Quantile": _catboost(
+        "CatBoostRegressor", regression, loss_function="Quantile:alpha=0.3"
+    ),
+    "CatBoost | CatBoostRegressor Huber": _catboost("CatBoostRegressor", regression, loss_function="Huber:delta=20"),
+    "CatBoost | CatBoostRegressor Expectile": _catboost(
+        "CatBoostRegressor", regression, loss_function="Expectile:alpha=0.3"
+    ),
+    "CatBoost | CatBoostRegressor Poisson": _catboost("CatBoostRegressor", grades, loss_function="Poisson"),
+    "CatBoost | CatBoostRegressor Tweedie": _catboost(
+        "CatBoostRegressor", regression, loss_function="Tweedie:variance_power=1.5"
+    ),
+    "CatBoost | CatBoostRegressor RMSEWithUncertainty": _catboost(
+        "CatBoostRegressor", regression, loss_function="RMSEWithUncertainty"
+    ),
+    "CatBoost | CatBoostRegressor Depthwise": _catboost("CatBoostRegressor", regression, grow_policy="Depthwise"),
+    "CatBoost | CatBoostClassifier Lossguide": _catboost(grow_policy="Lossguide", nan_mode="Max"),
+    "CatBoost | CatBoostRanker YetiRank": _catboost("CatBoostRanker", grades),
+    "CatBoost | CatBoostRanker QueryRMSE": _catboost("CatBoostRanker", grades, loss_function="QueryRMSE"),
 }
 
 
@@ -392,20 +589,45 @@ def _answers(est, X):
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         pred = est.predict(X)
         proba = est.predict_proba(X) if hasattr(est, "predict_proba") and hasattr(est, "classes_") else None
+    if type(est).__module__.startswith("catboost") and pred.ndim == 2 and pred.shape[1] == 1:
+        pred = pred.reshape(-1)  # CatBoostClassifier answers a multiclass model's labels as a column; .brew as a row
     return pred, proba
 
 
-def _assert_bit_exact(path: Path, est, X: np.ndarray) -> None:
+def _assert_bit_exact(path: Path, est, X) -> None:
     pred, proba = _answers(est, X)
+    rows = X.values.tolist() if hasattr(X, "iloc") else X.tolist()  # a DataFrame: the raw columns of an input stage
     for kernel in KERNELS:
         p = BrewPredictor(path, kernel=kernel)
         got = p.predict(X)
         assert got.dtype == pred.dtype and np.array_equal(got, pred), (kernel, got[:3], pred[:3])
-        assert p.predict(X.tolist()) == pred.tolist(), kernel
+        assert p.predict(rows) == pred.tolist(), kernel
         if proba is not None:
             got_p = p.predict_proba(X)
             assert got_p.dtype == proba.dtype and np.array_equal(got_p, proba), (kernel, np.abs(got_p - proba).max())
-            assert p.predict_proba(X.tolist()) == proba.tolist(), kernel
+            assert p.predict_proba(rows) == proba.tolist(), kernel
+
+
+def _assert_by_name(path: Path, est, H) -> None:
+    """Rows of raw values (names as strings, unseen and missing ones included) answer as the library does on the
+    same DataFrame (a ``category`` column gets the training categories, as the library's users pass it)."""
+    import pandas as pd
+
+    frame = H.copy()
+    for column, categories in H.attrs.get("categories", {}).items():
+        known = H[column].where(H[column].isin(categories))  # an unseen name is no category: NaN, as pandas makes it
+        frame[column] = pd.Categorical(known, categories=categories)
+    pred, proba = _answers(est, frame)
+    rows = [[None if isinstance(v, float) and v != v else v for v in row] for row in H.astype(object).values.tolist()]
+    for kernel in KERNELS:
+        p = BrewPredictor(path, kernel=kernel)
+        got = p.predict(H)
+        assert got.dtype == pred.dtype and np.array_equal(got, pred), kernel
+        assert p.predict(rows) == pred.tolist(), kernel
+        if proba is not None:
+            got_p = p.predict_proba(H)
+            assert got_p.dtype == proba.dtype and np.array_equal(got_p, proba), kernel
+            assert p.predict_proba(rows) == proba.tolist(), kernel
 
 
 _PARAMS = [pytest.param(key, fmt, status, id=f"{key}-{fmt}") for key, _, formats, status in ROWS for fmt in formats]
@@ -426,7 +648,14 @@ def test_zoo_case(tmp_path, key, fmt, status):
         assert not (tmp_path / "out").exists(), "a refusal left something in -o"
         return
     compile_file(src, dst, progress=False)
+    if fmt == "catboost-json":  # the file's model as catboost reads it back (its JSON loader rounds a few leaves)
+        reloaded = type(est)()
+        reloaded.load_model(str(src), format="json")
+        est = reloaded
     p = BrewPredictor(dst)
+    if p.stage is not None and "string" in p.stage.types:  # raw columns with strings: requests as clients send them
+        _assert_by_name(dst, est, H)
+        return
     if p.header["version"] == 1:
         from coldbrew.convert.sklearn import probe_rows
 
@@ -451,6 +680,9 @@ SERVED_WITHOUT_NUMPY = [
     "LightGBM | poisson",
     "LightGBM | cross_entropy",
     "LightGBM | rf (random forest)",
+    "CatBoost | CatBoostClassifier",
+    "CatBoost | CatBoostClassifier MultiClassOneVsAll",
+    "CatBoost | CatBoostRanker YetiRank",
 ]
 
 
@@ -480,7 +712,7 @@ def test_new_kinds_serve_without_numpy_or_the_library(tmp_path):
         "    p = BrewPredictor(path, kernel='c')\n"
         "    out.append([p.predict(rows), p.predict_proba(rows) if proba is not None else None])\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('numpy', 'sklearn', 'scipy', 'pandas', 'xgboost', 'lightgbm'))\n"
+        "('numpy', 'sklearn', 'scipy', 'pandas', 'xgboost', 'lightgbm', 'catboost'))\n"
         "print(json.dumps({'answers': out, 'imported': bad}))\n"
     )
     run = subprocess.run(

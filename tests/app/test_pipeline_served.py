@@ -1,0 +1,105 @@
+"""Acceptance (issue 21): a Pipeline(ColumnTransformer([OneHotEncoder on two string columns, StandardScaler on the
+rest]), HistGradientBoostingClassifier) fitted on the UI Adult census data is compiled, served by ``coldbrew serve``
+(a real process on 127.0.0.1, a free port) and answers 1,000 rows of requests carrying strings (unseen categories
+and missing values included) exactly as ``pipeline.predict`` / ``predict_proba`` on the same DataFrame; the server
+imports no numpy, scikit-learn or pandas."""
+
+from __future__ import annotations
+
+import gzip
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+STRINGS = ["workclass", "occupation"]
+NUMBERS = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
+HEAVY = ("numpy", "sklearn", "scipy", "pandas")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _adult() -> pd.DataFrame:
+    with resources.files("coldbrew.data").joinpath("adult.csv.gz").open("rb") as fh:
+        return pd.read_csv(gzip.open(fh))
+
+
+def _requests(held: pd.DataFrame, rng) -> list[dict]:
+    """Held-out rows as JSON objects, with unseen categories, missing strings and missing numbers mixed in."""
+    rows = []
+    for record in held[STRINGS + NUMBERS].to_dict("records"):
+        row = {k: (v if isinstance(v, str) else float(v)) for k, v in record.items()}
+        r = rng.random()
+        if r < 0.08:
+            row["workclass"] = "Space-force"  # never seen in training
+        elif r < 0.16:
+            row["occupation"] = "Astronaut"
+        elif r < 0.2:
+            row["occupation"] = None
+        elif r < 0.24:
+            row["age"] = None
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.integration
+def test_pipeline_served_bit_exact_with_strings(tmp_path, monkeypatch):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from coldbrew.convert import compile_estimator
+    from coldbrew.runtimes.server_process import ServerProcess
+
+    df = _adult()
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(df))
+    train, held = df.iloc[order[:8000]], df.iloc[order[8000:9000]]
+    pipe = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), STRINGS),
+                        ("num", StandardScaler(), NUMBERS),
+                    ]
+                ),
+            ),
+            ("model", HistGradientBoostingClassifier(max_iter=40, random_state=0)),
+        ]
+    ).fit(train[STRINGS + NUMBERS], train["income"])
+    path = tmp_path / "adult-pipeline.brew"
+    compile_estimator(pipe, path)
+
+    rows = _requests(held, rng)
+    assert len(rows) == 1000
+    frame = pd.DataFrame(rows)  # what pandas makes of the same JSON rows: None -> NaN
+    proba = pipe.predict_proba(frame)[:, 1].tolist()
+    labels = pipe.predict(frame).tolist()
+    assert sum(r["workclass"] == "Space-force" for r in rows) > 50
+
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    with ServerProcess(str(path), env={"COLDBREW_WARMUP": "0", "PYTHONPROFILEIMPORTTIME": "1"}) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        got = []
+        for start in range(0, 1000, 250):  # batches by name
+            status, body = server.request("POST", "/predict", rows[start : start + 250])
+            assert status == 200, body
+            got.extend(body)
+        status, one = server.request("POST", "/predict", rows[0])  # and one row
+        assert status == 200 and one == got[0]
+        status, bad = server.request("POST", "/predict", dict(rows[0], age="forty"))
+        assert status == 400 and bad["field"] == "age" and "number" in bad["error"]
+        status, bad = server.request("POST", "/predict", dict(rows[0], workclass=3))
+        assert status == 400 and bad["field"] == "workclass" and "string" in bad["error"]
+        status, bad = server.request("POST", "/predict", {k: v for k, v in rows[0].items() if k != "occupation"})
+        assert status == 400 and bad["field"] == "occupation"
+        server._stderr.seek(0)
+        imported = {line.rsplit("|", 1)[1].strip() for line in server._stderr if line.startswith("import time:")}
+    assert [r["probability"] for r in got] == proba
+    assert [r["prediction"] for r in got] == labels
+    assert "coldbrew.engine.stage" in imported and "waitress.server" in imported, "the import log covers the server"
+    assert sorted(m for m in imported if m.split(".")[0] in HEAVY) == []
