@@ -31,7 +31,12 @@ def example(header: dict) -> str:
     from coldbrew.errors import ModelFormatError
 
     names = header["feature_names"] or [f"x{i}" for i in range(header["n_features"])]
-    model = SimpleNamespace(feature_names=names, classes=header["classes"], header=header)
+    model = SimpleNamespace(feature_names=names, classes=header["classes"], header=header, stage=None)
+    if header.get("inputs") is not None:  # an input stage: the request fields are its raw columns
+        from coldbrew.engine.stage import Stage
+
+        model.stage = Stage(header["inputs"], tuple(names))
+        model.feature_names = model.stage.columns
     try:
         return json.dumps(example_request(contract_of(model)), separators=(", ", ": "))
     except ModelFormatError as exc:
@@ -55,6 +60,7 @@ def summary(path: Path, verify: bool = False) -> list[tuple[str, str]]:
         ("kind", h["kind"]),
         ("estimator", _estimator(source)),
         ("features", f"{h['n_features']}: {', '.join(names)}"),
+        *_inputs(h),
         ("classes", ", ".join(map(str, h["classes"])) if h["classes"] is not None else "-"),
         ("class labels", ", ".join(h["class_labels"]) if h.get("class_labels") else "-"),
         ("outputs", f"{h['n_outputs']} ({h['output']}, {h['combine']} of {h['leaf']} leaves)"),
@@ -79,6 +85,15 @@ def summary(path: Path, verify: bool = False) -> list[tuple[str, str]]:
         ("created by", str(h.get("created_by", "?"))),
         ("example request", example(h)),
     ]
+
+
+def _inputs(h: dict) -> list[tuple[str, str]]:
+    """The request fields of a model with an input stage (format version 3), with their types."""
+    stage = h.get("inputs")
+    if stage is None:
+        return []
+    cols = [f"{c['name']} ({c['type']})" for c in stage["columns"]]
+    return [("request fields", f"{len(cols)}: {', '.join(cols)}")]
 
 
 def _estimator(source: dict) -> str:

@@ -457,7 +457,7 @@ def compile_pipeline(pipe, dst: str | os.PathLike, *, class_labels=None) -> dict
     tb.set_class_labels(header, class_labels)
     header["created_by"] = f"coldbrew {__version__}"
     classifier = header["classes"] is not None
-    frame, rows = probe_frame(header["inputs"], header)
+    frame, rows = probe_frame(header["inputs"], header, arrays=arrays)
 
     def reference(X):
         return (pipe.predict_proba(X) if classifier else None), pipe.predict(X)

@@ -28,12 +28,52 @@ def mark_nullable(stage: dict) -> dict:
     return stage
 
 
-def probe_frame(stage: dict, header: dict, n: int = 240, seed: int = 0):
+def _inverse(ops: list, t: float) -> float | None:
+    """The raw number an arithmetic op chain maps (about) to ``t``; None if the chain is not all arithmetic."""
+    x = t
+    for op in reversed(ops):
+        kind, v = op["kind"], float(op["value"]) if op["kind"] in ("sub", "add", "mul", "div") else 0.0
+        if kind == "sub":
+            x += v
+        elif kind == "add":
+            x -= v
+        elif kind == "mul":
+            x /= v
+        elif kind == "div":
+            x *= v
+        elif kind != "impute":
+            return None
+    return x if np.isfinite(x) else None
+
+
+def threshold_values(stage: dict, arrays: dict | None) -> dict[int, list[float]]:
+    """Column -> raw numbers at (and next to) the model's numeric thresholds on the features read from it through
+    arithmetic only (scalers, imputers), mapped back through the ops; the float64 neighbours of each cover the
+    rounding of the inverse."""
+    if arrays is None or "node_flags" not in arrays:
+        return {}
+    nodes, flags = arrays["nodes"], arrays["node_flags"]
+    numeric = (nodes["feature"] >= 0) & ((flags & 0x08) == 0)
+    out: dict[int, list[float]] = {}
+    for j, f in enumerate(stage["features"]):
+        ts = np.unique(nodes["value"][numeric & (nodes["feature"] == j)])[:64]
+        for t in ts.tolist():
+            x = _inverse(f["ops"], float(t))
+            if x is None:
+                break
+            near = [x, *np.nextafter(x, [-np.inf, np.inf]).tolist()]
+            near += [np.nextafter(near[1], -np.inf).item(), np.nextafter(near[2], np.inf).item()]
+            out.setdefault(f["column"], []).extend(v for v in near if np.isfinite(v))
+    return out
+
+
+def probe_frame(stage: dict, header: dict, n: int = 240, seed: int = 0, arrays: dict | None = None):
     """Raw rows for the self-check: known, unseen and missing categories, numbers near the model's thresholds
     mapped back through the scalers, NaNs."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
+    near = threshold_values(stage, arrays)
     data: dict[str, list] = {}
     for ci, col in enumerate(stage["columns"]):
         ops = [op for f in stage["features"] if f["column"] == ci for op in f["ops"]]
@@ -53,8 +93,14 @@ def probe_frame(stage: dict, header: dict, n: int = 240, seed: int = 0):
                 pool += [0.0, 1.0, -1.0, 0.5]
             pool += [float(op["value"]) for op in ops if op["kind"] in ("sub", "add")]
             scale = max([abs(v) for v in pool] + [1.0])
+            edges = near.get(ci, [])
             values = [
-                float(rng.choice(pool)) if r < 0.5 or not unseen else float(rng.normal() * scale) for r in rng.random(n)
+                float(rng.choice(edges))
+                if edges and r < 0.4
+                else float(rng.choice(pool))
+                if r < 0.7 or not unseen
+                else float(rng.normal() * scale)
+                for r in rng.random(n)
             ]
         if missing:
             values = [None if r < 0.08 else v for v, r in zip(values, rng.random(n), strict=True)]
@@ -107,7 +153,7 @@ def finish_by_name(est, dst, header: dict, arrays: dict, started: float, *, what
 
     header.setdefault("created_by", f"coldbrew {__version__}")
     classifier = header["classes"] is not None
-    frame, rows = probe_frame(header["inputs"], header)
+    frame, rows = probe_frame(header["inputs"], header, arrays=arrays)
     if frame_of is not None:
         frame = frame_of(frame)
 

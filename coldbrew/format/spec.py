@@ -6,7 +6,6 @@ import itertools
 import math
 
 from coldbrew.errors import ModelFormatError
-from coldbrew.format.stage import validate_inputs
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
 
@@ -268,7 +267,10 @@ def validate_header(h: object, payload_length: int, version: int = VERSION) -> d
         _validate_v1(h)
     validate_bounds(h, payload_length)
     _validate_optional(h, payload_length)
-    validate_inputs(h)  # version 3: the input stage (section 12)
+    if "inputs" in h:  # version 3: the input stage (section 12); imported only for a file that has one
+        from coldbrew.format.stage import validate_inputs
+
+        validate_inputs(h)
     _validate_table(h, payload_length)
     return h
 

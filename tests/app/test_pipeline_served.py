@@ -43,21 +43,13 @@ def _requests(held: pd.DataFrame, rng) -> list[dict]:
     return rows
 
 
-@pytest.mark.integration
-def test_pipeline_served_bit_exact_with_strings(tmp_path, monkeypatch):
+def _fitted(train: pd.DataFrame):
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from coldbrew.convert import compile_estimator
-    from coldbrew.runtimes.server_process import ServerProcess
-
-    df = _adult()
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(df))
-    train, held = df.iloc[order[:8000]], df.iloc[order[8000:9000]]
-    pipe = Pipeline(
+    return Pipeline(
         [
             (
                 "prep",
@@ -71,6 +63,18 @@ def test_pipeline_served_bit_exact_with_strings(tmp_path, monkeypatch):
             ("model", HistGradientBoostingClassifier(max_iter=40, random_state=0)),
         ]
     ).fit(train[STRINGS + NUMBERS], train["income"])
+
+
+@pytest.mark.integration
+def test_pipeline_served_bit_exact_with_strings(tmp_path, monkeypatch):
+    from coldbrew.convert import compile_estimator
+    from coldbrew.runtimes.server_process import ServerProcess
+
+    df = _adult()
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(df))
+    train, held = df.iloc[order[:8000]], df.iloc[order[8000:9000]]
+    pipe = _fitted(train)
     path = tmp_path / "adult-pipeline.brew"
     compile_estimator(pipe, path)
 
@@ -103,3 +107,51 @@ def test_pipeline_served_bit_exact_with_strings(tmp_path, monkeypatch):
     assert [r["prediction"] for r in got] == labels
     assert "coldbrew.engine.stage" in imported and "waitress.server" in imported, "the import log covers the server"
     assert sorted(m for m in imported if m.split(".")[0] in HEAVY) == []
+
+
+HANDLER_CHILD = """
+import json, sys
+import coldbrew.aws
+response = coldbrew.aws.handler(json.loads(sys.stdin.read()), None)
+heavy = sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r})
+sys.stdout.write(json.dumps({{"response": response, "heavy": heavy}}))
+"""
+
+
+@pytest.mark.integration
+def test_pipeline_through_the_lambda_handler(tmp_path):
+    """The same kind of model behind the Lambda handler (an HTTP API v2 event): strings in, the pipeline's answers
+    out, and no numpy, scikit-learn or pandas imported by the function."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from coldbrew.convert import compile_estimator
+
+    df = _adult()
+    rng = np.random.default_rng(1)
+    order = rng.permutation(len(df))
+    pipe = _fitted(df.iloc[order[:4000]])
+    path = tmp_path / "adult-pipeline.brew"
+    compile_estimator(pipe, path)
+    rows = _requests(df.iloc[order[4000:4100]], rng)
+    expected = pipe.predict_proba(pd.DataFrame(rows))[:, 1].tolist()
+    event = json.loads((REPO / "tests" / "events" / "http-v2-predict.json").read_text())
+    event["body"] = json.dumps(rows)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "COLDBREW_"))}
+    env.update(MODEL_SOURCE="DISK", MODEL_URI=str(path), PYTHONPATH=str(REPO))
+    out = subprocess.run(
+        [sys.executable, "-c", HANDLER_CHILD.format(heavy=HEAVY)],
+        input=json.dumps(event),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["heavy"] == []
+    assert got["response"]["statusCode"] == 200, got["response"]
+    assert [r["probability"] for r in json.loads(got["response"]["body"])] == expected

@@ -48,6 +48,8 @@ SERVING = {
     "coldbrew.sources", "coldbrew.sources.config", "coldbrew.sources.fetch",
     "coldbrew.engine", "coldbrew.engine.inputs", "coldbrew.engine.brew", "coldbrew.engine._kernel",
     "coldbrew.format", "coldbrew.format.reader", "coldbrew.format.spec",
+    # a model with an input stage (format version 3) also imports these two (standard library only)
+    "coldbrew.format.stage", "coldbrew.engine.stage",
 }  # fmt: skip
 
 # ``os`` first: every interpreter started without -S has it (site imports it), Lambda's runtime client too.
