@@ -273,7 +273,7 @@ def compile_estimator(
 
     from coldbrew.engine.brew import BrewPredictor
 
-    if type(est).__name__ not in HGB_SUPPORTED and not _is_bagging(est):
+    if type(est).__name__ not in HGB_SUPPORTED and not _is_bagging(est) and not _is_isolation(est):
         _check_supported(est, multi_output=True)
     if "n_jobs" in est.get_params(deep=False) and est.n_jobs not in (None, 1):
         # A forest's predict_proba with n_jobs > 1 sums the trees in whatever order its threads finish, so its
@@ -283,7 +283,7 @@ def compile_estimator(
     dst = Path(dst)
     if type(est).__name__ in HGB_SUPPORTED and type(est).__module__.startswith("sklearn."):
         return _compile_hgb(est, dst, class_labels, started)
-    if routes_missing(est) or _is_bagging(est):
+    if routes_missing(est) or _is_bagging(est) or _is_isolation(est):
         return _compile_forest_v2(est, dst, class_labels, started)
     header, arrays = to_arrays(est, progress=progress)
     set_class_labels(header, class_labels)
@@ -308,12 +308,16 @@ def compile_estimator(
 
 
 def _compile_hgb(est, dst: Path, class_labels, started: float) -> dict:
+    header, arrays = hgb_to_arrays(est)
+    return _finish_v2(est, dst, header, arrays, hgb_probe_rows(est), class_labels, started)
+
+
+def _finish_v2(est, dst: Path, header: dict, arrays: dict, X: np.ndarray, class_labels, started: float) -> dict:
+    """Label, stamp, write and check a version 2/3 file against ``est``'s own predict (and predict_proba)."""
     import warnings
 
-    header, arrays = hgb_to_arrays(est)
     set_class_labels(header, class_labels)
     header["created_by"] = f"coldbrew {_coldbrew_version()}"
-    X = hgb_probe_rows(est)
     is_clf = header["classes"] is not None
 
     def reference(rows):
@@ -321,7 +325,12 @@ def _compile_hgb(est, dst: Path, class_labels, started: float) -> dict:
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
             return (est.predict_proba(rows) if is_clf else None), est.predict(rows)
 
-    size = tb.finish(dst, header, arrays, reference, X, classifier=is_clf)
+    def check(path: Path) -> None:
+        tb.check_compiled(path, reference, X, classifier=is_clf, label=dst)
+        if header["kind"] == "isolation_forest":
+            _check_scores(path, est, X, label=dst)
+
+    size = tb.write_staged(dst, header, arrays, check)
     return tb.compile_stats(
         dst, header, what=type(est).__name__, size=size, started=started, checked=len(X), reference="scikit-learn"
     )
@@ -600,20 +609,95 @@ def forest_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def _compile_forest_v2(est, dst: Path, class_labels, started: float) -> dict:
+    header, arrays = isolation_to_arrays(est) if _is_isolation(est) else forest_to_arrays(est)
+    X = tb.probe_rows_from_arrays(header, arrays, n=128, dtype=np.float32)
+    return _finish_v2(est, dst, header, arrays, X, class_labels, started)
+
+
+# ---- IsolationForest: format version 3 (docs/format.md section 13) ---------------------------------------------
+
+
+def _is_isolation(est) -> bool:
+    return type(est).__name__ == "IsolationForest" and type(est).__module__.startswith("sklearn.")
+
+
+def isolation_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
+    """Header fields and arrays (format version 3) for a fitted IsolationForest.
+
+    ``_compute_score_samples`` adds, tree by tree in float64, ``decision_path_length[leaf] +
+    average_path_length[leaf] - 1.0`` for the leaf each row reaches; that sum is computed here per leaf with the
+    forest's own arrays (the same float64 operations in the same order), so each leaf's value is its term. The
+    trees are walked as ``tree.apply`` walks them (float32 input, NaN to ``missing_go_to_left``). The score,
+    ``-(2 ** -(depths / denominator))``, is numpy's (section 13), ``decision_function`` subtracts ``offset_``.
+    """
+    from sklearn.ensemble._iforest import _average_path_length
+
+    if not hasattr(est, "estimators_"):
+        raise UnsupportedModelError("the scikit-learn IsolationForest is not fitted")
+    n_features = int(est.n_features_in_)
+    subsample = est._max_features != n_features  # as _compute_chunked_score_samples decides
+    trees = []
+    for tree_est, features, paths, averages in zip(
+        est.estimators_,
+        est.estimators_features_,
+        est._decision_path_lengths,
+        est._average_path_length_per_tree,
+        strict=True,
+    ):
+        tree = tree_est.tree_
+        if not hasattr(tree, "missing_go_to_left"):
+            raise UnsupportedModelError(
+                "cannot compile a scikit-learn IsolationForest from scikit-learn < 1.4 (no missing-value routing)"
+            )
+        columns = np.asarray(features, dtype=np.int64) if subsample else np.arange(n_features)
+        left = tree.children_left.astype(np.int64)
+        right = tree.children_right.astype(np.int64)
+        leaf = left == -1
+        go_left = np.asarray(tree.missing_go_to_left).astype(bool)
+        flags = np.where(~leaf & go_left, 1, 0).astype(np.uint8)
+        feature = np.where(leaf, -1, columns[np.where(leaf, 0, tree.feature)]).astype(np.int64)
+        term = np.asarray(paths, dtype=np.float64) + np.asarray(averages, dtype=np.float64) - 1.0
+        value = np.where(leaf, term, tree.threshold).astype(np.float64)
+        trees.append(tb.Tree(left=left, right=right, feature=feature, value=value, flags=flags))
+    counts, arrays = tb.build(trees, [0] * len(trees))
+    arrays["base_score"] = np.zeros(1, dtype=np.float64)
+    denominator = len(est.estimators_) * _average_path_length([est._max_samples])
+    header = {
+        "kind": "isolation_forest",
+        "n_features": n_features,
+        "feature_names": [str(n) for n in est.feature_names_in_] if hasattr(est, "feature_names_in_") else None,
+        "classes": None,
+        "classes_dtype": None,
+        "n_outputs": 1,
+        **FOREST_EVALUATION,
+        "output": "isolation_np",
+        "decision": "anomaly_sign",
+        "score_denominator": float(denominator[0]),
+        "score_offset": float(est.offset_),
+        "learning_rate": None,
+        "task": "anomaly",
+        "feature_missing": [True] * n_features,
+        "feature_categorical": None,
+        "source": {"estimator": "IsolationForest", "sklearn_version": _sklearn_version(), "n_estimators": len(trees)},
+        **counts,
+    }
+    return header, arrays
+
+
+def _check_scores(path: Path, est, X: np.ndarray, *, label: Path) -> None:
+    """``score_samples`` and ``decision_function`` bit-exact on every kernel, numpy and lists in (else removed)."""
     import warnings
 
-    header, arrays = forest_to_arrays(est)
-    set_class_labels(header, class_labels)
-    header["created_by"] = f"coldbrew {_coldbrew_version()}"
-    X = tb.probe_rows_from_arrays(header, arrays, n=128, dtype=np.float32)
-    is_clf = header["classes"] is not None
+    from coldbrew.engine.brew import KERNELS, BrewPredictor
 
-    def reference(rows):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="X does not have valid feature names")
-            return (est.predict_proba(rows) if is_clf else None), est.predict(rows)
-
-    size = tb.finish(dst, header, arrays, reference, X, classifier=is_clf)
-    return tb.compile_stats(
-        dst, header, what=type(est).__name__, size=size, started=started, checked=len(X), reference="scikit-learn"
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        want = {"score_samples": est.score_samples(X), "decision_function": est.decision_function(X)}
+    rows = [[None if v != v else v for v in row] for row in X.tolist()]
+    for kernel in KERNELS:
+        predictor = BrewPredictor(path, kernel=kernel)
+        for method, ref in want.items():
+            got = getattr(predictor, method)(X)
+            listed = getattr(predictor, method)(rows)
+            if not (got.dtype == ref.dtype and np.array_equal(got, ref) and listed == ref.tolist()):
+                raise ModelFormatError(f"{label}: compiled {method} differs from scikit-learn's ({kernel} kernel)")

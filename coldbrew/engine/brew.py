@@ -151,6 +151,8 @@ class BrewPredictor:
         raw, n, numpy_in = self._raw(X)
         h = self.header
         decision = h["decision"] if self._v2 else _V1_DECISIONS[h["output"]]
+        if decision == "anomaly_sign":
+            return self._anomaly(raw, numpy_in, "predict")
         if decision == "value" or self.classes is None:
             return self._value(raw, numpy_in)
         if decision == "raw_ge0":
@@ -168,6 +170,32 @@ class BrewPredictor:
             else:  # argmax_proba
                 chosen = (c_kernel.argmax_f32 if proba.typecode == "f" else c_kernel.argmax_f64)(proba, width)
         return self._labels(chosen, numpy_in)
+
+    def score_samples(self, X) -> Any:
+        """An isolation forest's ``score_samples`` (the lower, the more abnormal), as scikit-learn's."""
+        return self._anomaly_method(X, "score_samples")
+
+    def decision_function(self, X) -> Any:
+        """An isolation forest's ``decision_function`` (``score_samples - offset_``; negative: an outlier)."""
+        return self._anomaly_method(X, "decision_function")
+
+    def _anomaly_method(self, X, method: str) -> Any:
+        if self.header["decision"] != "anomaly_sign" if self._v2 else True:
+            raise ColdbrewError(f"a {self.kind} has no {method}; use predict")
+        if self._numpy_path is not None:
+            return self._listed(self._numpy_path.anomaly(X, method), X)
+        raw, _, numpy_in = self._raw(X)
+        return self._anomaly(raw, numpy_in, method)
+
+    def _anomaly(self, raw: array, numpy_in: bool, method: str) -> Any:
+        """Scores from the summed path lengths: numpy's ``2 ** x`` is not libm's ``pow`` (brew_numpy.anomaly)."""
+        _require_numpy(f"the scores of a {self.kind} (numpy's power, not libm's)")
+        import numpy as np
+
+        from coldbrew.engine.brew_numpy import anomaly
+
+        values = anomaly(np.frombuffer(raw, dtype=np.float64).copy(), self.header, method)
+        return values if numpy_in else values.tolist()
 
     def info(self) -> dict:
         """Facts about the model for logs and telemetry."""

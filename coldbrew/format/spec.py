@@ -1,4 +1,4 @@
-"""Constants and header rules of the .brew format, versions 1 and 2 (docs/format.md is the spec)."""
+"""Constants and header rules of the .brew format, versions 1, 2 and 3 (docs/format.md is the spec)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ else:
     from coldbrew.records import NamedTuple  # typing's class syntax, without importing typing
 
 MAGIC = b"\x89BREW\r\n\x1a"
-VERSION = 2  # the newest version this coldbrew reads and writes; every older one is still read
-VERSIONS = (1, 2)
+VERSION = 3  # the newest version this coldbrew reads and writes; every older one is still read
+VERSIONS = (1, 2, 3)
 PREAMBLE_SIZE = 64
 ALIGN = 64
 FORMAT_NAME = "coldbrew.brew"
@@ -95,12 +95,26 @@ OUTPUTS_V2 = tuple(dict.fromkeys(CLASSIFIER_OUTPUTS_V2 + REGRESSOR_OUTPUTS_V2))
 #: Outputs computed in float32 (they need ``accumulate = "float32"``).
 FLOAT32_OUTPUTS_V2 = ("sigmoid_f32", "softmax_f32", "exp_f32", "hinge_f32")
 #: Outputs whose exact bits are numpy's own ``exp`` (not libm's): serving them imports numpy (section 7).
-NUMPY_OUTPUTS = ("softmax", "softmax_np_seq", "exp_np")
+NUMPY_OUTPUTS = ("softmax", "softmax_np_seq", "exp_np", "isolation_np")
 INPUT_DTYPES = ("float32", "float64")
 SPLIT_COMPARES = ("le", "lt")
 ACCUMULATES = ("float64", "float32")
 DECISIONS = ("raw_ge0", "raw_gt0", "argmax_raw", "proba_gt_half", "argmax_proba", "value")
-TASKS = ("binary", "multiclass", "regression")
+TASKS = ("binary", "multiclass", "regression", "anomaly")
+
+# Version 3, objs's part (docs/format.md section 13): more outputs, leaves and combines. A file using any of these
+# values is written as version 3 (an older reader refuses it: it would answer differently).
+#: scikit-learn's IsolationForest: summed per-leaf path lengths, then its score through numpy's ``2 ** x``.
+KINDS_V3 = ("isolation_forest",)
+OUTPUTS_V3 = ("isolation_np",)
+DECISIONS_V3 = ("anomaly_sign",)
+#: Fields an isolation forest's header must hold: the score's denominator and decision_function's offset.
+REQUIRED_ISOLATION = ("score_denominator", "score_offset")
+
+
+def needs_v3(h: dict) -> bool:
+    """True if the header uses a value of section 13 (the file must be written as version 3)."""
+    return h.get("kind") in KINDS_V3 or h.get("output") in OUTPUTS_V3 or h.get("decision") in DECISIONS_V3
 
 # node_flags bits (version 2)
 FLAG_DEFAULT_LEFT = 0x01  # a missing value (NaN) goes left; else right
@@ -296,17 +310,18 @@ def _validate_v1(h: dict) -> None:
 
 def _validate_v2(h: dict) -> None:
     """Version 2 rules: scalar leaves summed per tree group, explicit input/accumulation dtypes and decision."""
+    v3 = h["version"] >= 3
     _check_choices(
         h,
         (
-            ("kind", KINDS_V2),
+            ("kind", KINDS_V2 + KINDS_V3 if v3 else KINDS_V2),
             ("leaf", ("scalar",)),
             ("combine", COMBINES),
-            ("output", OUTPUTS_V2),
+            ("output", OUTPUTS_V2 + OUTPUTS_V3 if v3 else OUTPUTS_V2),
             ("input_dtype", INPUT_DTYPES),
             ("split_compare", SPLIT_COMPARES),
             ("accumulate", ACCUMULATES),
-            ("decision", DECISIONS),
+            ("decision", DECISIONS + DECISIONS_V3 if v3 else DECISIONS),
         ),
     )
     _check_counts(h)
@@ -324,6 +339,8 @@ def _validate_v2(h: dict) -> None:
         decisions = binary_decisions if binary else ("argmax_raw", "argmax_proba")
         if h["decision"] not in decisions:
             raise ModelFormatError(f"header decision {h['decision']!r} does not fit output {h['output']!r}")
+    elif h["kind"] in KINDS_V3 or h["output"] in OUTPUTS_V3 or h["decision"] in DECISIONS_V3:
+        _validate_isolation(h)
     elif (
         (h["n_outputs"] != 1 and h["output"] != "identity")
         or h["decision"] != "value"
@@ -340,6 +357,20 @@ def _validate_v2(h: dict) -> None:
         raise ModelFormatError(f"output {h['output']!r} needs float32 accumulation")
     if h["combine"] == "mean" and (h["accumulate"] != "float64" or h["n_trees"] % h["n_outputs"]):
         raise ModelFormatError("combine 'mean' needs float64 accumulation and n_trees a multiple of n_outputs")
+
+
+def _validate_isolation(h: dict) -> None:
+    """Section 13: an isolation forest sums path lengths in float64 (one output) and scores them as scikit-learn."""
+    if (h["kind"], h["output"], h["decision"]) != ("isolation_forest", "isolation_np", "anomaly_sign"):
+        raise ModelFormatError("kind 'isolation_forest', output 'isolation_np' and decision 'anomaly_sign' go together")
+    if h["n_outputs"] != 1 or h["combine"] != "sum" or h["accumulate"] != "float64":
+        raise ModelFormatError("an isolation forest has n_outputs = 1, combine 'sum' and float64 accumulation")
+    for key in REQUIRED_ISOLATION:
+        value = h.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ModelFormatError(f"header {key} must be a finite number")
+    if h["score_denominator"] < 0:
+        raise ModelFormatError("header score_denominator must not be negative")
 
 
 # --------------------------------------------------------------------------------- sizes and labels bounds

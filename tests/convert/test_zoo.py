@@ -173,12 +173,12 @@ def _calibrated():
     return CalibratedClassifierCV(RandomForestClassifier(3, random_state=0), cv=2)
 
 
-def _iforest():
+def _iforest(nan=0.0, **params):
     def build():
         from sklearn.ensemble import IsolationForest
 
-        X, _, H = regression(nan=0.0)
-        return IsolationForest(n_estimators=5, random_state=0).fit(X), H
+        X, _, H = regression(nan=nan)
+        return IsolationForest(random_state=0, **({"n_estimators": 5} | params)).fit(X), H
 
     return build
 
@@ -326,6 +326,9 @@ CASES = {
     # not yet: documented refusals
     "scikit-learn | HistGradientBoosting on a pandas category column": _categories("sklearn"),
     "scikit-learn | IsolationForest": _iforest(),
+    "scikit-learn | IsolationForest, max_features and contamination": _iforest(
+        nan=0.1, n_estimators=20, max_features=0.6, contamination=0.1
+    ),
     "scikit-learn | multi-output RandomForestRegressor": _multi_output_forest(),
     "scikit-learn | Pipeline": _meta(_pipeline, binary),
     "scikit-learn | VotingClassifier": _meta(_voting, binary),
@@ -395,10 +398,19 @@ def _answers(est, X):
     return pred, proba
 
 
+#: What an outlier detector answers besides predict (IsolationForest), compared as predict is.
+SCORES = ("score_samples", "decision_function")
+
+
 def _assert_bit_exact(path: Path, est, X: np.ndarray) -> None:
     pred, proba = _answers(est, X)
     for kernel in KERNELS:
         p = BrewPredictor(path, kernel=kernel)
+        for method in SCORES if hasattr(est, "offset_") else ():
+            want = getattr(est, method)(X)
+            got = getattr(p, method)(X)
+            assert got.dtype == want.dtype and np.array_equal(got, want), (kernel, method)
+            assert getattr(p, method)(X.tolist()) == want.tolist(), (kernel, method)
         got = p.predict(X)
         assert got.dtype == pred.dtype and np.array_equal(got, pred), (kernel, got[:3], pred[:3])
         assert p.predict(X.tolist()) == pred.tolist(), kernel
