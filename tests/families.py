@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 # Served from .brew and pickle alike; "nullable" (HistGradientBoosting with NaN) only from its pickle so far.
-SERVED = ["binary", "binary-unlabelled", "multiclass", "multiclass-unlabelled", "regression"]
+SERVED = ["binary", "binary-unlabelled", "multiclass", "multiclass-unlabelled", "regression", "anomaly"]
 
 
 @dataclass
@@ -42,6 +42,12 @@ class Family:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
             predicted = self.est.predict(X)
+            if hasattr(self.est, "offset_"):  # an outlier detector: its sign and both scores
+                scores, decisions = self.est.score_samples(X), self.est.decision_function(X)
+                return [
+                    {"prediction": int(p), "score": float(s), "decision": float(d)}
+                    for p, s, d in zip(predicted, scores, decisions, strict=True)
+                ]
             if self.labels is None:
                 return [{"prediction": float(v)} for v in predicted]
             proba = self.est.predict_proba(X)
@@ -98,6 +104,7 @@ def build_all(tmp: Path) -> dict[str, Family]:
         GradientBoostingClassifier,
         GradientBoostingRegressor,
         HistGradientBoostingClassifier,
+        IsolationForest,
         RandomForestClassifier,
     )
 
@@ -125,6 +132,7 @@ def build_all(tmp: Path) -> dict[str, Family]:
                 load_iris,
                 labels="str",
             ),
+            build(tmp, "anomaly", IsolationForest(n_estimators=20, random_state=0), load_diabetes, nan=True),
             build(
                 tmp,
                 "regression",

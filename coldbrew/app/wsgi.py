@@ -128,11 +128,24 @@ def responder(predictor: Predictor, contract: Contract):
 
     - binary: ``{"prediction": label, "probability": P(second class)}``;
     - multiclass: ``{"prediction": label, "probabilities": {label: p, ...}}`` in the model's class order;
-    - regression: ``{"prediction": value}``.
+    - regression: ``{"prediction": value}`` (a vector for a multi-output model);
+    - anomaly: ``{"prediction": 1 or -1, "score": score_samples, "decision": decision_function}``.
 
     The label is the model's own ``predict`` (its threshold or argmax), mapped to its display label; the
     probabilities are its ``predict_proba``.
     """
+    if contract.task == "anomaly":
+
+        def detect(X: list[list[float]]) -> list[dict]:
+            scores = _tolist(predictor.score_samples(X))  # type: ignore[attr-defined]
+            decisions = _tolist(predictor.decision_function(X))  # type: ignore[attr-defined]
+            predicted = _tolist(predictor.predict(X))
+            return [
+                {"prediction": p, "score": s, "decision": d}
+                for p, s, d in zip(predicted, scores, decisions, strict=True)
+            ]
+
+        return detect
     if contract.task == "regression":
 
         def regress(X: list[list[float]]) -> list[dict]:

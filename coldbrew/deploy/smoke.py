@@ -381,6 +381,12 @@ def expected_results(model_path: str | os.PathLike, rows: list[dict[str, Any]]) 
     contract = contract_of(predictor)
     X = [[math.nan if row[f] is None else float(row[f]) for f in contract.features] for row in rows]
     predicted = _as_list(predictor.predict(X))
+    if contract.task == "anomaly":
+        scores = _as_list(predictor.score_samples(X))
+        decisions = _as_list(predictor.decision_function(X))
+        return [
+            {"prediction": p, "score": s, "decision": d} for p, s, d in zip(predicted, scores, decisions, strict=True)
+        ]
     if contract.task == "regression":
         return [{"prediction": v} for v in predicted]
     label_of = contract.label_of()

@@ -57,7 +57,7 @@ def serving_header(est, n_features: int, classes: tuple | None) -> dict:
         allow_nan = False
     categorical = getattr(est, "is_categorical_", None)
     if classes is None:
-        task = "regression"
+        task = "anomaly" if hasattr(est, "score_samples") and hasattr(est, "offset_") else "regression"
     else:
         task = "binary" if len(classes) == 2 else "multiclass"
     return {
@@ -123,6 +123,14 @@ class PicklePredictor:
     def predict(self, X) -> np.ndarray:
         """The estimator's own ``predict``."""
         return self._call("predict", X)
+
+    def score_samples(self, X) -> np.ndarray:
+        """An outlier detector's own ``score_samples``."""
+        return self._call("score_samples", X)
+
+    def decision_function(self, X) -> np.ndarray:
+        """An outlier detector's own ``decision_function``."""
+        return self._call("decision_function", X)
 
     def info(self) -> dict:
         """Facts about the model for logs and telemetry."""
