@@ -273,7 +273,7 @@ def compile_estimator(
 
     from coldbrew.engine.brew import BrewPredictor
 
-    if type(est).__name__ not in HGB_SUPPORTED and not _is_bagging(est) and not _is_isolation(est):
+    if type(est).__name__ not in HGB_SUPPORTED and not _is_bagging(est) and not _is_isolation(est) and not _is_voting(est):
         _check_supported(est, multi_output=True)
     if "n_jobs" in est.get_params(deep=False) and est.n_jobs not in (None, 1):
         # A forest's predict_proba with n_jobs > 1 sums the trees in whatever order its threads finish, so its
@@ -283,7 +283,7 @@ def compile_estimator(
     dst = Path(dst)
     if type(est).__name__ in HGB_SUPPORTED and type(est).__module__.startswith("sklearn."):
         return _compile_hgb(est, dst, class_labels, started)
-    if routes_missing(est) or _is_bagging(est) or _is_isolation(est):
+    if routes_missing(est) or _is_bagging(est) or _is_isolation(est) or _is_voting(est):
         return _compile_forest_v2(est, dst, class_labels, started)
     header, arrays = to_arrays(est, progress=progress)
     set_class_labels(header, class_labels)
@@ -560,26 +560,8 @@ def forest_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     name, members = _tree_members(est)
     is_clf = hasattr(est, "classes_")
     single = name.startswith("DecisionTree")
-    estimators = [m for m, _, _ in members]
     K = len(est.classes_) if is_clf else int(getattr(est, "n_outputs_", 1))  # multi-output: a group per output
-    trees, groups = [], []
-    for tree_est, columns, class_of in members:
-        tree = tree_est.tree_
-        left = tree.children_left.astype(np.int64)
-        right = tree.children_right.astype(np.int64)
-        leaf = left == -1
-        go_left = np.asarray(tree.missing_go_to_left).astype(bool)
-        flags = np.where(~leaf & go_left, 1, 0).astype(np.uint8)
-        feature = np.where(leaf, -1, columns[np.where(leaf, 0, tree.feature)]).astype(np.int64)
-        for k in range(K):
-            if is_clf:  # a bagged tree may have seen fewer classes: the others get 0.0 (x + 0.0 == x)
-                j = class_of.get(k)
-                leaf_values = tree.value[:, 0, j] if j is not None else np.zeros(len(left))
-            else:
-                leaf_values = tree.value[:, k, 0]
-            value = np.where(leaf, leaf_values, tree.threshold).astype(np.float64)
-            trees.append(tb.Tree(left=left, right=right, feature=feature, value=value, flags=flags))
-            groups.append(k)
+    trees, groups = _forest_trees(members, is_clf, K)
     counts, arrays = tb.build(trees, groups)
     arrays["base_score"] = np.zeros(K, dtype=np.float64)
     n_features = int(est.n_features_in_)
@@ -598,7 +580,7 @@ def forest_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         "task": ("binary" if K == 2 else "multiclass") if is_clf else "regression",
         "feature_missing": [True] * n_features,
         "feature_categorical": None,
-        "source": {"estimator": name, "sklearn_version": _sklearn_version(), "n_estimators": len(estimators)},
+        "source": {"estimator": name, "sklearn_version": _sklearn_version(), "n_estimators": len(members)},
         **counts,
     }
     if is_clf and est.classes_.dtype.kind not in "biufU":
@@ -608,8 +590,35 @@ def forest_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     return header, arrays
 
 
+def _forest_trees(members: list, is_clf: bool, K: int, group0: int = 0) -> tuple[list[tb.Tree], list[int]]:
+    """The scalar-leaf trees of a forest's ``members`` (``_tree_members``): one copy of each tree per output,
+    tree-major, adding to groups ``group0 .. group0 + K - 1``."""
+    trees, groups = [], []
+    for tree_est, columns, class_of in members:
+        tree = tree_est.tree_
+        left = tree.children_left.astype(np.int64)
+        right = tree.children_right.astype(np.int64)
+        leaf = left == -1
+        go_left = np.asarray(tree.missing_go_to_left).astype(bool)
+        flags = np.where(~leaf & go_left, 1, 0).astype(np.uint8)
+        feature = np.where(leaf, -1, columns[np.where(leaf, 0, tree.feature)]).astype(np.int64)
+        for k in range(K):
+            if is_clf:  # a bagged tree may have seen fewer classes: the others get 0.0 (x + 0.0 == x)
+                j = class_of.get(k)
+                leaf_values = tree.value[:, 0, j] if j is not None else np.zeros(len(left))
+            else:
+                leaf_values = tree.value[:, k, 0]
+            value = np.where(leaf, leaf_values, tree.threshold).astype(np.float64)
+            trees.append(tb.Tree(left=left, right=right, feature=feature, value=value, flags=flags))
+            groups.append(group0 + k)
+    return trees, groups
+
+
 def _compile_forest_v2(est, dst: Path, class_labels, started: float) -> dict:
-    header, arrays = isolation_to_arrays(est) if _is_isolation(est) else forest_to_arrays(est)
+    if _is_isolation(est):
+        header, arrays = isolation_to_arrays(est)
+    else:
+        header, arrays = voting_to_arrays(est) if _is_voting(est) else forest_to_arrays(est)
     X = tb.probe_rows_from_arrays(header, arrays, n=128, dtype=np.float32)
     return _finish_v2(est, dst, header, arrays, X, class_labels, started)
 
@@ -701,3 +710,75 @@ def _check_scores(path: Path, est, X: np.ndarray, *, label: Path) -> None:
             listed = getattr(predictor, method)(rows)
             if not (got.dtype == ref.dtype and np.array_equal(got, ref) and listed == ref.tolist()):
                 raise ModelFormatError(f"{label}: compiled {method} differs from scikit-learn's ({kernel} kernel)")
+
+
+# ---- VotingClassifier (soft) / VotingRegressor of scikit-learn forests and trees: format version 3 (section 13) --
+
+VOTING = ("VotingClassifier", "VotingRegressor")
+
+
+def _is_voting(est) -> bool:
+    return type(est).__name__ in VOTING and type(est).__module__.startswith("sklearn.")
+
+
+def voting_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
+    """Header fields and arrays (format version 3) for a VotingClassifier (soft) or VotingRegressor whose members
+    are RandomForest / ExtraTrees / DecisionTree models that route missing values (section 11).
+
+    Member ``m``'s trees add to outputs ``m*K .. m*K + K - 1`` (as a forest's would, section 11); ``predict_proba``
+    / ``predict`` then divide each member's sums by its tree count and take ``np.average`` over the members with
+    the fitted ``weights`` (``coldbrew.engine.members.vote``).
+    """
+    name = type(est).__name__
+    if not hasattr(est, "estimators_"):
+        raise UnsupportedModelError(f"the scikit-learn {name} is not fitted")
+    is_clf = name == "VotingClassifier"
+    if is_clf and est.voting != "soft":
+        raise UnsupportedModelError(
+            f"cannot compile a scikit-learn {name} with voting={est.voting!r}: only voting='soft' compiles"
+        )
+    K = len(est.classes_) if is_clf else 1
+    trees: list[tb.Tree] = []
+    groups: list[int] = []
+    divisors = []
+    for m, member in enumerate(est.estimators_):
+        kind = type(member).__name__
+        if kind not in SUPPORTED or kind.startswith("GradientBoosting") or not routes_missing(member):
+            raise UnsupportedModelError(
+                f"cannot compile a scikit-learn {name} with a {kind} member: only RandomForest, ExtraTrees and "
+                "DecisionTree members compile"
+            )
+        if getattr(member, "n_outputs_", 1) != 1 or (is_clf and len(member.classes_) != K):
+            raise UnsupportedModelError(f"cannot compile a scikit-learn {name}: a member is multi-output")
+        member_name, members = _tree_members(member)
+        member_trees, member_groups = _forest_trees(members, is_clf, K, group0=m * K)
+        trees += member_trees
+        groups += member_groups
+        divisors.append(0 if member_name.startswith("DecisionTree") else len(members))
+    counts, arrays = tb.build(trees, groups)
+    arrays["base_score"] = np.zeros(K * len(divisors), dtype=np.float64)
+    weights = est._weights_not_none
+    n_features = int(est.n_features_in_)
+    header = {
+        "kind": "voting_classifier" if is_clf else "voting_regressor",
+        "n_features": n_features,
+        "feature_names": [str(n) for n in est.feature_names_in_] if hasattr(est, "feature_names_in_") else None,
+        "classes": est.classes_.tolist() if is_clf else None,
+        "classes_dtype": est.classes_.dtype.str if is_clf else None,
+        "n_outputs": K * len(divisors),
+        **FOREST_EVALUATION,
+        "combine": "vote",
+        "output": "vote_proba" if is_clf else "vote_mean",
+        "decision": "argmax_proba" if is_clf else "value",
+        "member_divisors": divisors,
+        "member_weights": None if weights is None else [float(w) for w in weights],
+        "learning_rate": None,
+        "task": ("binary" if K == 2 else "multiclass") if is_clf else "regression",
+        "feature_missing": [True] * n_features,
+        "feature_categorical": None,
+        "source": {"estimator": name, "sklearn_version": _sklearn_version(), "n_estimators": len(divisors)},
+        **counts,
+    }
+    if is_clf and est.classes_.dtype.kind not in "biufU":
+        raise UnsupportedModelError(f"cannot compile a scikit-learn {name} whose classes have dtype {est.classes_.dtype}")
+    return header, arrays

@@ -292,6 +292,11 @@ class BrewPredictor:
         output, K = self.header["output"], self._K
         if output == "proba":
             return raw, K
+        if output == "vote_proba":  # scikit-learn's VotingClassifier (soft): members averaged (section 13)
+            from coldbrew.engine.members import vote
+
+            width = K // len(self.header["member_divisors"])
+            return array("d", vote(raw, n, self.header)), width
         if output == "softmax_f32":
             c_kernel.softmax_f32(raw, K)
             return raw, K
@@ -340,6 +345,10 @@ class BrewPredictor:
             c_kernel.exp_f64(raw)
         elif output == "logistic":  # LightGBM cross_entropy
             c_kernel.expit(raw)
+        elif output == "vote_mean":  # scikit-learn's VotingRegressor: members averaged (section 13)
+            from coldbrew.engine.members import vote
+
+            return self._vector(array("d", vote(raw, len(raw) // self._K, self.header)), numpy_in)
         elif output == "exp_np":  # scikit-learn's log link: numpy's own exp (module docstring)
             _require_numpy(f"the predictions of a {self.kind} with a log link (numpy's exp, not libm's)")
             import numpy as np

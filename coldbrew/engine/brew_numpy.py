@@ -118,6 +118,11 @@ class NumpyPath:
             return np.vstack((1.0 - p1, p1)).transpose()
         if output == "softmax_np_seq":
             return softmax(raw, sequential=True)
+        if output == "vote_proba":  # VotingClassifier (soft), section 13: the same float64 steps as the C path
+            from coldbrew.engine.members import vote
+
+            n = raw.shape[0]
+            return np.array(vote(raw.reshape(-1).tolist(), n, self.header), dtype=np.float64).reshape(n, -1)
         return self._proba(raw)  # logistic, softmax, proba: as scikit-learn
 
     def anomaly(self, X, method: str) -> np.ndarray:
@@ -131,6 +136,10 @@ class NumpyPath:
             return anomaly(np.ascontiguousarray(raw[:, 0]), h, "predict")
         if decision == "value":
             output = h["output"]
+            if output == "vote_mean":  # VotingRegressor, section 13
+                from coldbrew.engine.members import vote
+
+                return np.array(vote(raw.reshape(-1).tolist(), raw.shape[0], h), dtype=np.float64)
             if h["n_outputs"] > 1:  # a multi-output regressor (identity): one vector per row
                 return raw
             p = np.ascontiguousarray(raw[:, 0])

@@ -105,16 +105,23 @@ TASKS = ("binary", "multiclass", "regression", "anomaly")
 # Version 3, objs's part (docs/format.md section 13): more outputs, leaves and combines. A file using any of these
 # values is written as version 3 (an older reader refuses it: it would answer differently).
 #: scikit-learn's IsolationForest: summed per-leaf path lengths, then its score through numpy's ``2 ** x``.
-KINDS_V3 = ("isolation_forest",)
-OUTPUTS_V3 = ("isolation_np",)
+KINDS_V3 = ("isolation_forest", "voting_classifier", "voting_regressor")
+OUTPUTS_V3 = ("isolation_np", "vote_proba", "vote_mean")
 DECISIONS_V3 = ("anomaly_sign",)
+#: scikit-learn's Voting*: members' sums side by side (``M`` blocks of ``K`` outputs), averaged as ``np.average``.
+COMBINES_V3 = ("vote",)
 #: Fields an isolation forest's header must hold: the score's denominator and decision_function's offset.
 REQUIRED_ISOLATION = ("score_denominator", "score_offset")
 
 
 def needs_v3(h: dict) -> bool:
     """True if the header uses a value of section 13 (the file must be written as version 3)."""
-    return h.get("kind") in KINDS_V3 or h.get("output") in OUTPUTS_V3 or h.get("decision") in DECISIONS_V3
+    return (
+        h.get("kind") in KINDS_V3
+        or h.get("output") in OUTPUTS_V3
+        or h.get("decision") in DECISIONS_V3
+        or h.get("combine") in COMBINES_V3
+    )
 
 # node_flags bits (version 2)
 FLAG_DEFAULT_LEFT = 0x01  # a missing value (NaN) goes left; else right
@@ -316,7 +323,7 @@ def _validate_v2(h: dict) -> None:
         (
             ("kind", KINDS_V2 + KINDS_V3 if v3 else KINDS_V2),
             ("leaf", ("scalar",)),
-            ("combine", COMBINES),
+            ("combine", COMBINES + COMBINES_V3 if v3 else COMBINES),
             ("output", OUTPUTS_V2 + OUTPUTS_V3 if v3 else OUTPUTS_V2),
             ("input_dtype", INPUT_DTYPES),
             ("split_compare", SPLIT_COMPARES),
@@ -327,7 +334,9 @@ def _validate_v2(h: dict) -> None:
     _check_counts(h)
     if h["n_cat_bitsets"] < 0 or h["n_cat_words"] < 0 or (h["n_cat_bitsets"] == 0) != (h["n_cat_words"] == 0):
         raise ModelFormatError("header n_cat_bitsets / n_cat_words out of range")
-    if h["classes"] is not None:
+    if needs_v3(h) and h["kind"] != "isolation_forest":
+        _validate_vote(h)
+    elif h["classes"] is not None:
         if not h["classes"] or h["classes_dtype"] is None or h["output"] not in CLASSIFIER_OUTPUTS_V2:
             raise ModelFormatError("a classifier's header must list its classes and classes_dtype and a class output")
         binary = h["output"] in BINARY_OUTPUTS_V2
@@ -357,6 +366,32 @@ def _validate_v2(h: dict) -> None:
         raise ModelFormatError(f"output {h['output']!r} needs float32 accumulation")
     if h["combine"] == "mean" and (h["accumulate"] != "float64" or h["n_trees"] % h["n_outputs"]):
         raise ModelFormatError("combine 'mean' needs float64 accumulation and n_trees a multiple of n_outputs")
+
+
+def _validate_vote(h: dict) -> None:
+    """Section 13: a Voting* file: ``M`` members' sums side by side, each divided by its tree count, averaged."""
+    clf = h["kind"] == "voting_classifier"
+    want = ("voting_classifier", "vote", "vote_proba", "argmax_proba") if clf else ("voting_regressor", "vote")
+    got = (h["kind"], h["combine"], h["output"], h["decision"]) if clf else (h["kind"], h["combine"])
+    if got != want or (not clf and (h["output"], h["decision"]) != ("vote_mean", "value")):
+        raise ModelFormatError("a voting model has combine 'vote' and output vote_proba (argmax_proba) or vote_mean")
+    divisors, weights = h.get("member_divisors"), h.get("member_weights")
+    if not isinstance(divisors, list) or not divisors or not all(_is_int(d) and d >= 0 for d in divisors):
+        raise ModelFormatError("header member_divisors must be a non-empty list of integers >= 0")
+    if weights is not None and (
+        not isinstance(weights, list)
+        or len(weights) != len(divisors)
+        or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in weights)
+        or sum(weights) == 0
+    ):
+        raise ModelFormatError("header member_weights must be null or one finite number per member, not all zero")
+    K, rest = divmod(h["n_outputs"], len(divisors))
+    if rest or h["accumulate"] != "float64" or (not clf and K != 1):
+        raise ModelFormatError("a voting model's n_outputs is its members times its outputs, accumulated in float64")
+    if clf and (not h["classes"] or h["classes_dtype"] is None or len(h["classes"]) != K):
+        raise ModelFormatError("a voting classifier's header lists one class per member output")
+    if not clf and h["classes"] is not None:
+        raise ModelFormatError("a voting regressor's header must have classes null")
 
 
 def _validate_isolation(h: dict) -> None:
@@ -444,7 +479,7 @@ def validate_bounds(h: dict, payload_length: int) -> None:
     classes = h["classes"]
     if classes is None:
         return
-    if h["output"] not in (CLASSIFIER_OUTPUTS_V2 if h["version"] >= 2 else CLASSIFIER_OUTPUTS):
+    if h["output"] not in (CLASSIFIER_OUTPUTS_V2 + ("vote_proba",) if h["version"] >= 2 else CLASSIFIER_OUTPUTS):
         raise ModelFormatError(f"a regressor's header must have classes null (output {h['output']!r})")
     dtype_name = h["classes_dtype"]
     if not is_classes_dtype(dtype_name):

@@ -146,10 +146,34 @@ def _pipeline():
     return make_pipeline(StandardScaler(), HistGradientBoostingClassifier(max_iter=5))
 
 
-def _voting():
-    from sklearn.ensemble import RandomForestClassifier, VotingClassifier
+def _voting(voting="soft", weights=None):
+    def make():
+        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, VotingClassifier
+        from sklearn.tree import DecisionTreeClassifier
 
-    return VotingClassifier([("a", RandomForestClassifier(3, random_state=0))], voting="soft")
+        members = [
+            ("rf", RandomForestClassifier(3, random_state=0)),
+            ("et", ExtraTreesClassifier(4, random_state=1)),
+            ("dt", DecisionTreeClassifier(max_depth=3, random_state=0)),
+        ]
+        return VotingClassifier(members, voting=voting, weights=weights)
+
+    return make
+
+
+def _voting_regressor(weights=None):
+    def make():
+        from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor, VotingRegressor
+        from sklearn.tree import DecisionTreeRegressor
+
+        members = [
+            ("rf", RandomForestRegressor(3, random_state=0)),
+            ("et", ExtraTreesRegressor(4, random_state=1)),
+            ("dt", DecisionTreeRegressor(max_depth=4, random_state=0)),
+        ]
+        return VotingRegressor(members, weights=weights)
+
+    return make
 
 
 def _bagging():
@@ -331,7 +355,11 @@ CASES = {
     ),
     "scikit-learn | multi-output RandomForestRegressor": _multi_output_forest(),
     "scikit-learn | Pipeline": _meta(_pipeline, binary),
-    "scikit-learn | VotingClassifier": _meta(_voting, binary),
+    "scikit-learn | VotingClassifier": _meta(_voting(), binary),
+    "scikit-learn | VotingClassifier, weights, 3 classes": _meta(_voting(weights=[2, 1, 0.5]), multiclass),
+    "scikit-learn | VotingClassifier, hard voting": _meta(_voting("hard"), binary),
+    "scikit-learn | VotingRegressor": _meta(_voting_regressor(), regression),
+    "scikit-learn | VotingRegressor, weights": _meta(_voting_regressor([3, 1, 2]), regression),
     "scikit-learn | BaggingClassifier": _meta(_bagging, binary),
     "scikit-learn | BaggingRegressor": _meta(_bagging_regressor, regression),
     "scikit-learn | CalibratedClassifierCV": _meta(_calibrated, binary),

@@ -46,6 +46,7 @@ SERVING = {
     "coldbrew.app.startup",
     "coldbrew.sources", "coldbrew.sources.config", "coldbrew.sources.fetch", "coldbrew.sources.fetched",
     "coldbrew.engine", "coldbrew.engine.inputs", "coldbrew.engine.brew", "coldbrew.engine._kernel",
+    "coldbrew.engine.members",
     "coldbrew.format", "coldbrew.format.reader", "coldbrew.format.spec",
 }  # fmt: skip
 
