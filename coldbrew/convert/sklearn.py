@@ -273,7 +273,7 @@ def compile_estimator(
 
     from coldbrew.engine.brew import BrewPredictor
 
-    if type(est).__name__ not in HGB_SUPPORTED and not _is_bagging(est) and not _is_isolation(est) and not _is_voting(est):
+    if type(est).__name__ not in HGB_SUPPORTED and not _is_bagging(est) and not _is_isolation(est) and not _is_voting(est) and not _is_calibrated(est):
         _check_supported(est, multi_output=True)
     if "n_jobs" in est.get_params(deep=False) and est.n_jobs not in (None, 1):
         # A forest's predict_proba with n_jobs > 1 sums the trees in whatever order its threads finish, so its
@@ -283,7 +283,7 @@ def compile_estimator(
     dst = Path(dst)
     if type(est).__name__ in HGB_SUPPORTED and type(est).__module__.startswith("sklearn."):
         return _compile_hgb(est, dst, class_labels, started)
-    if routes_missing(est) or _is_bagging(est) or _is_isolation(est) or _is_voting(est):
+    if routes_missing(est) or _is_bagging(est) or _is_isolation(est) or _is_voting(est) or _is_calibrated(est):
         return _compile_forest_v2(est, dst, class_labels, started)
     header, arrays = to_arrays(est, progress=progress)
     set_class_labels(header, class_labels)
@@ -617,6 +617,8 @@ def _forest_trees(members: list, is_clf: bool, K: int, group0: int = 0) -> tuple
 def _compile_forest_v2(est, dst: Path, class_labels, started: float) -> dict:
     if _is_isolation(est):
         header, arrays = isolation_to_arrays(est)
+    elif _is_calibrated(est):
+        header, arrays = calibrated_to_arrays(est)
     else:
         header, arrays = voting_to_arrays(est) if _is_voting(est) else forest_to_arrays(est)
     X = tb.probe_rows_from_arrays(header, arrays, n=128, dtype=np.float32)
@@ -742,14 +744,9 @@ def voting_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     groups: list[int] = []
     divisors = []
     for m, member in enumerate(est.estimators_):
-        kind = type(member).__name__
-        if kind not in SUPPORTED or kind.startswith("GradientBoosting") or not routes_missing(member):
-            raise UnsupportedModelError(
-                f"cannot compile a scikit-learn {name} with a {kind} member: only RandomForest, ExtraTrees and "
-                "DecisionTree members compile"
-            )
-        if getattr(member, "n_outputs_", 1) != 1 or (is_clf and len(member.classes_) != K):
-            raise UnsupportedModelError(f"cannot compile a scikit-learn {name}: a member is multi-output")
+        _check_member(name, member)
+        if is_clf and len(member.classes_) != K:
+            raise UnsupportedModelError(f"cannot compile a scikit-learn {name}: a member saw fewer classes")
         member_name, members = _tree_members(member)
         member_trees, member_groups = _forest_trees(members, is_clf, K, group0=m * K)
         trees += member_trees
@@ -782,3 +779,109 @@ def voting_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     if is_clf and est.classes_.dtype.kind not in "biufU":
         raise UnsupportedModelError(f"cannot compile a scikit-learn {name} whose classes have dtype {est.classes_.dtype}")
     return header, arrays
+
+
+def _check_member(name: str, member) -> None:
+    """A meta-estimator's member must be a single-output forest or tree that routes missing values."""
+    kind = type(member).__name__
+    if kind not in SUPPORTED or kind.startswith("GradientBoosting") or not routes_missing(member):
+        raise UnsupportedModelError(
+            f"cannot compile a scikit-learn {name} with a {kind} member: only RandomForest, ExtraTrees and "
+            "DecisionTree members compile"
+        )
+    if getattr(member, "n_outputs_", 1) != 1:
+        raise UnsupportedModelError(f"cannot compile a scikit-learn {name}: a member is multi-output")
+
+
+# ---- CalibratedClassifierCV of scikit-learn forests and trees: format version 3 (section 13) ---------------------
+
+
+def _is_calibrated(est) -> bool:
+    return type(est).__name__ == "CalibratedClassifierCV" and type(est).__module__.startswith("sklearn.")
+
+
+def calibrated_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
+    """Header fields and arrays (format version 3) for a CalibratedClassifierCV (``sigmoid`` or ``isotonic``, any
+    ``cv`` / ``ensemble``) whose base estimator is a RandomForest / ExtraTrees / DecisionTree classifier.
+
+    Calibrated classifier ``m``'s base trees add to outputs ``m*K + j`` (``j``: the base estimator's class index);
+    the header lists, per member, its tree count and its calibrators with their fitted numbers (sigmoid ``a_``,
+    ``b_``; isotonic ``interp1d``'s own ``x``, ``y`` and the clip bounds), which ``coldbrew.engine.members.calibrate``
+    applies as ``_CalibratedClassifier.predict_proba`` does.
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    name = "CalibratedClassifierCV"
+    if not hasattr(est, "calibrated_classifiers_"):
+        raise UnsupportedModelError(f"the scikit-learn {name} is not fitted")
+    if est.method not in ("sigmoid", "isotonic"):
+        raise UnsupportedModelError(
+            f"cannot compile a scikit-learn {name} with method={est.method!r}: sigmoid and isotonic compile"
+        )
+    K = len(est.classes_)
+    if K > 128:
+        raise UnsupportedModelError(f"cannot compile a scikit-learn {name} with more than 128 classes ({K})")
+    trees: list[tb.Tree] = []
+    groups: list[int] = []
+    members = []
+    for m, cc in enumerate(est.calibrated_classifiers_):
+        base = cc.estimator
+        base = getattr(base, "estimator", base) if type(base).__name__ == "FrozenEstimator" else base
+        _check_member(name, base)
+        base_classes = list(base.classes_)
+        index = {c: k for k, c in enumerate(est.classes_.tolist())}
+        if K == 2 and len(base_classes) != 2:
+            raise UnsupportedModelError(f"cannot compile a scikit-learn {name}: a base estimator saw one class")
+        base_name, tree_members = _tree_members(base)
+        member_trees, member_groups = _forest_trees(tree_members, True, len(base_classes), group0=m * K)
+        trees += member_trees
+        groups += member_groups
+        pairs = [(1, 1)] if K == 2 else [(j, index[c]) for j, c in enumerate(np.asarray(base_classes).tolist())]
+        calibrators = []
+        for (column, klass), cal in zip(pairs, cc.calibrators, strict=True):
+            entry: dict = {"column": column, "class": klass}
+            if type(cal).__name__ == "_SigmoidCalibration":
+                entry.update(method="sigmoid", a=float(cal.a_), b=float(cal.b_))
+            elif isinstance(cal, IsotonicRegression) and cal.out_of_bounds == "clip" and _np_interp(cal.f_):
+                f = cal.f_
+                x = np.asarray(f.x if hasattr(f, "x") else cal.X_thresholds_, dtype=np.float64)
+                y = np.asarray(f.y if hasattr(f, "y") else cal.y_thresholds_, dtype=np.float64).reshape(-1)
+                entry.update(
+                    method="isotonic", x=x.tolist(), y=y.tolist(), x_min=float(cal.X_min_), x_max=float(cal.X_max_)
+                )
+            else:
+                raise UnsupportedModelError(f"cannot compile a scikit-learn {name} with a {type(cal).__name__}")
+            calibrators.append(entry)
+        members.append({"divisor": 0 if base_name.startswith("DecisionTree") else len(tree_members), "calibrators": calibrators})
+    counts, arrays = tb.build(trees, groups)
+    arrays["base_score"] = np.zeros(K * len(members), dtype=np.float64)
+    n_features = int(est.n_features_in_)
+    header = {
+        "kind": "calibrated_classifier",
+        "n_features": n_features,
+        "feature_names": [str(n) for n in est.feature_names_in_] if hasattr(est, "feature_names_in_") else None,
+        "classes": est.classes_.tolist(),
+        "classes_dtype": est.classes_.dtype.str,
+        "n_outputs": K * len(members),
+        **FOREST_EVALUATION,
+        "combine": "calibrate",
+        "output": "calibrated_proba",
+        "decision": "argmax_proba",
+        "calibrated": members,
+        "learning_rate": None,
+        "task": "binary" if K == 2 else "multiclass",
+        "feature_missing": [True] * n_features,
+        "feature_categorical": None,
+        "source": {"estimator": name, "sklearn_version": _sklearn_version(), "n_estimators": len(members)},
+        **counts,
+    }
+    if est.classes_.dtype.kind not in "biufU":
+        raise UnsupportedModelError(f"cannot compile a scikit-learn {name} whose classes have dtype {est.classes_.dtype}")
+    return header, arrays
+
+
+def _np_interp(f) -> bool:
+    """True for an isotonic calibrator's function that is ``np.interp`` (scipy's ``interp1d`` delegates to it for
+    float64 points) or a constant (one point); coldbrew reproduces exactly those."""
+    call = getattr(f, "_call", None)
+    return getattr(call, "__name__", "") == "_call_linear_np" or not hasattr(f, "x")

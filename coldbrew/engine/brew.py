@@ -297,6 +297,10 @@ class BrewPredictor:
 
             width = K // len(self.header["member_divisors"])
             return array("d", vote(raw, n, self.header)), width
+        if output == "calibrated_proba":  # scikit-learn's CalibratedClassifierCV (section 13)
+            from coldbrew.engine.members import calibrate
+
+            return array("d", calibrate(raw, n, self.header)), K // len(self.header["calibrated"])
         if output == "softmax_f32":
             c_kernel.softmax_f32(raw, K)
             return raw, K

@@ -123,6 +123,11 @@ class NumpyPath:
 
             n = raw.shape[0]
             return np.array(vote(raw.reshape(-1).tolist(), n, self.header), dtype=np.float64).reshape(n, -1)
+        if output == "calibrated_proba":  # CalibratedClassifierCV, section 13
+            from coldbrew.engine.members import calibrate
+
+            n = raw.shape[0]
+            return np.array(calibrate(raw.reshape(-1).tolist(), n, self.header), dtype=np.float64).reshape(n, -1)
         return self._proba(raw)  # logistic, softmax, proba: as scikit-learn
 
     def anomaly(self, X, method: str) -> np.ndarray:

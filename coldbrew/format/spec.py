@@ -105,11 +105,11 @@ TASKS = ("binary", "multiclass", "regression", "anomaly")
 # Version 3, objs's part (docs/format.md section 13): more outputs, leaves and combines. A file using any of these
 # values is written as version 3 (an older reader refuses it: it would answer differently).
 #: scikit-learn's IsolationForest: summed per-leaf path lengths, then its score through numpy's ``2 ** x``.
-KINDS_V3 = ("isolation_forest", "voting_classifier", "voting_regressor")
-OUTPUTS_V3 = ("isolation_np", "vote_proba", "vote_mean")
+KINDS_V3 = ("isolation_forest", "voting_classifier", "voting_regressor", "calibrated_classifier")
+OUTPUTS_V3 = ("isolation_np", "vote_proba", "vote_mean", "calibrated_proba")
 DECISIONS_V3 = ("anomaly_sign",)
 #: scikit-learn's Voting*: members' sums side by side (``M`` blocks of ``K`` outputs), averaged as ``np.average``.
-COMBINES_V3 = ("vote",)
+COMBINES_V3 = ("vote", "calibrate")
 #: Fields an isolation forest's header must hold: the score's denominator and decision_function's offset.
 REQUIRED_ISOLATION = ("score_denominator", "score_offset")
 
@@ -334,7 +334,9 @@ def _validate_v2(h: dict) -> None:
     _check_counts(h)
     if h["n_cat_bitsets"] < 0 or h["n_cat_words"] < 0 or (h["n_cat_bitsets"] == 0) != (h["n_cat_words"] == 0):
         raise ModelFormatError("header n_cat_bitsets / n_cat_words out of range")
-    if needs_v3(h) and h["kind"] != "isolation_forest":
+    if h["kind"] == "calibrated_classifier" or h["combine"] == "calibrate" or h["output"] == "calibrated_proba":
+        _validate_calibrated(h)
+    elif needs_v3(h) and h["kind"] != "isolation_forest":
         _validate_vote(h)
     elif h["classes"] is not None:
         if not h["classes"] or h["classes_dtype"] is None or h["output"] not in CLASSIFIER_OUTPUTS_V2:
@@ -392,6 +394,46 @@ def _validate_vote(h: dict) -> None:
         raise ModelFormatError("a voting classifier's header lists one class per member output")
     if not clf and h["classes"] is not None:
         raise ModelFormatError("a voting regressor's header must have classes null")
+
+
+def _number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _validate_calibrated(h: dict) -> None:
+    """Section 13: a CalibratedClassifierCV: ``M`` members' base sums side by side, calibrated per class, averaged."""
+    want = ("calibrated_classifier", "calibrate", "calibrated_proba", "argmax_proba")
+    if (h["kind"], h["combine"], h["output"], h["decision"]) != want:
+        raise ModelFormatError("a calibrated classifier has combine 'calibrate', output 'calibrated_proba' (argmax)")
+    members = h.get("calibrated")
+    if not isinstance(members, list) or not members or h["n_outputs"] % len(members) or h["accumulate"] != "float64":
+        raise ModelFormatError("header calibrated must list the members; n_outputs is members times classes")
+    K = h["n_outputs"] // len(members)
+    if not h["classes"] or h["classes_dtype"] is None or len(h["classes"]) != K or not 2 <= K <= 128:
+        raise ModelFormatError("a calibrated classifier's header lists its 2 to 128 classes, one per member output")
+    for member in members:
+        cals = member.get("calibrators") if isinstance(member, dict) else None
+        if not (isinstance(cals, list) and cals and _is_int(member.get("divisor")) and member["divisor"] >= 0):
+            raise ModelFormatError("each calibrated member has a divisor (int >= 0) and calibrators")
+        for cal in cals:
+            if not (
+                isinstance(cal, dict)
+                and all(_is_int(cal.get(key)) and 0 <= cal[key] < K for key in ("column", "class"))
+                and (
+                    (cal.get("method") == "sigmoid" and _number(cal.get("a")) and _number(cal.get("b")))
+                    or (
+                        cal.get("method") == "isotonic"
+                        and _number(cal.get("x_min"))
+                        and _number(cal.get("x_max"))
+                        and isinstance(cal.get("x"), list)
+                        and isinstance(cal.get("y"), list)
+                        and len(cal["x"]) == len(cal["y"]) >= 1
+                        and all(map(_number, cal["x"] + cal["y"]))
+                        and all(a < b for a, b in itertools.pairwise(cal["x"]))
+                    )
+                )
+            ):
+                raise ModelFormatError("a calibrator must be sigmoid (a, b) or isotonic (x rising, y, x_min, x_max)")
 
 
 def _validate_isolation(h: dict) -> None:
@@ -479,7 +521,7 @@ def validate_bounds(h: dict, payload_length: int) -> None:
     classes = h["classes"]
     if classes is None:
         return
-    if h["output"] not in (CLASSIFIER_OUTPUTS_V2 + ("vote_proba",) if h["version"] >= 2 else CLASSIFIER_OUTPUTS):
+    if h["output"] not in (CLASSIFIER_OUTPUTS_V2 + ("vote_proba", "calibrated_proba") if h["version"] >= 2 else CLASSIFIER_OUTPUTS):
         raise ModelFormatError(f"a regressor's header must have classes null (output {h['output']!r})")
     dtype_name = h["classes_dtype"]
     if not is_classes_dtype(dtype_name):

@@ -190,11 +190,15 @@ def _bagging_regressor():
     return BaggingRegressor(ExtraTreeRegressor(max_depth=4), n_estimators=4, max_features=0.7, random_state=0)
 
 
-def _calibrated():
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.ensemble import RandomForestClassifier
+def _calibrated(**params):
+    def make():
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.ensemble import RandomForestClassifier
 
-    return CalibratedClassifierCV(RandomForestClassifier(3, random_state=0), cv=2)
+        given = {"estimator": RandomForestClassifier(3, random_state=0), "cv": 2} | params
+        return CalibratedClassifierCV(**given)
+
+    return make
 
 
 def _iforest(nan=0.0, **params):
@@ -362,7 +366,12 @@ CASES = {
     "scikit-learn | VotingRegressor, weights": _meta(_voting_regressor([3, 1, 2]), regression),
     "scikit-learn | BaggingClassifier": _meta(_bagging, binary),
     "scikit-learn | BaggingRegressor": _meta(_bagging_regressor, regression),
-    "scikit-learn | CalibratedClassifierCV": _meta(_calibrated, binary),
+    "scikit-learn | CalibratedClassifierCV": _meta(_calibrated(), binary),
+    "scikit-learn | CalibratedClassifierCV isotonic, 3 classes": _meta(_calibrated(method="isotonic"), multiclass),
+    "scikit-learn | CalibratedClassifierCV, ensemble=False": _meta(_calibrated(ensemble=False), multiclass),
+    "scikit-learn | CalibratedClassifierCV of a GradientBoosting": _meta(
+        _calibrated(estimator=_e("GradientBoostingClassifier")(n_estimators=3)), lambda: binary(nan=0.0)
+    ),
     "CatBoost | CatBoostClassifier": _catboost(),
 }
 
@@ -491,6 +500,10 @@ SERVED_WITHOUT_NUMPY = [
     "LightGBM | poisson",
     "LightGBM | cross_entropy",
     "LightGBM | rf (random forest)",
+    "scikit-learn | VotingClassifier, weights, 3 classes",
+    "scikit-learn | VotingRegressor, weights",
+    "scikit-learn | CalibratedClassifierCV isotonic, 3 classes",
+    "scikit-learn | CalibratedClassifierCV",
 ]
 
 
