@@ -20,6 +20,7 @@ import sys
 from array import array
 
 from coldbrew.engine.inputs import (
+    LINEAR_OVERFLOW,
     InvalidInputError,
     as_float32,
     as_float64_with_nan,
@@ -98,6 +99,8 @@ class BrewPredictor:
             self._cat_offsets_buf = b.get("cat_offsets", bytes(8))  # one zero offset: no bitsets
             self._cat_words_buf = b.get("cat_words", bytes(4))
             self._mode = 1 if h["input_dtype"] == "float32" else 2
+            names = ("linear_offsets", "linear_features", "linear_coeffs", "linear_const")
+            self._linear = tuple(b[name] for name in names) if "linear_offsets" in b else (None,) * 4
         else:
             self._mode = 0
 
@@ -264,6 +267,7 @@ class BrewPredictor:
                     self._acc32,
                     self._max_steps,
                     self.threads,
+                    *self._linear,
                 )
             else:
                 c_kernel.predict_raw(
@@ -284,6 +288,8 @@ class BrewPredictor:
         if h["combine"] == "mean":  # version 2: each output by the number of trees that add to it (section 11)
             divisor = float(h["n_trees"] // self._K if self._v2 else h["n_trees"])
         if c_kernel.finish_raw(out, divisor, self._acc32) >= 0:  # an overflowing sum: never serve inf or NaN
+            if "n_linear_coeffs" in h:
+                raise InvalidInputError(LINEAR_OVERFLOW)
             raise ModelFormatError(f"{self.file.path}: corrupt model: the raw score overflowed to infinity or NaN")
         return out, n, numpy_in
 

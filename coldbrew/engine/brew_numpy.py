@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from coldbrew.engine import numpy_kernel
-from coldbrew.engine.inputs import as_float32, as_float64_with_nan
+from coldbrew.engine.inputs import LINEAR_OVERFLOW, InvalidInputError, as_float32, as_float64_with_nan
 from coldbrew.errors import ModelFormatError
 from coldbrew.format import BrewFile
 
@@ -34,6 +34,8 @@ class NumpyPath:
             self._cat_offsets = a.get("cat_offsets", np.zeros(1, dtype=np.int64))
             self._cat_words = a.get("cat_words", np.zeros(1, dtype=np.uint32))
             self._acc = np.float32 if h["accumulate"] == "float32" else np.float64
+            names = ("linear_offsets", "linear_features", "linear_coeffs", "linear_const")
+            self._linear = tuple(a[name] for name in names) if "linear_offsets" in a else (None,) * 4
 
     def predict_raw(self, X) -> np.ndarray:
         """Raw scores, shape (n_rows, n_outputs): base score plus every tree's leaf, tree by tree."""
@@ -87,11 +89,15 @@ class NumpyPath:
                 h["split_compare"] == "lt",
                 self._acc is np.float32,
                 self._max_steps,
+                1,
+                *self._linear,
             )
         except ValueError as exc:
             raise ModelFormatError(f"{self.file.path}: {exc}") from None
         if h["combine"] == "mean":  # each output by the number of trees that add to it (section 11)
             out /= float(h["n_trees"] // K)
+        if "n_linear_coeffs" in h and not np.isfinite(out).all():
+            raise InvalidInputError(LINEAR_OVERFLOW)
         if not np.isfinite(out).all():  # a NaN/inf leaf or an overflowing sum: never serve inf or NaN
             raise ModelFormatError(f"{self.file.path}: corrupt model: the raw score overflowed to infinity or NaN")
         return out

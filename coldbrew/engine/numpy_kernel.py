@@ -156,9 +156,13 @@ def predict_raw2(
     acc32: bool,
     max_steps: int = -1,
     threads: int = 1,
+    linear_offsets=None,
+    linear_features=None,
+    linear_coeffs=None,
+    linear_const=None,
 ) -> None:
     """Add every tree's scalar leaf to ``out[row, tree_groups[t]]`` in tree order (see ``_kernel.predict_raw2``;
-    ``threads`` is ignored)."""
+    ``threads`` is ignored). With the ``linear_*`` arrays, a leaf's value is its linear model (section 13)."""
     n_trees = len(tree_offsets) - 1
     groups = np.asarray(tree_groups, dtype=np.int64)
     if np.any((groups < 0) | (groups >= n_outputs)):
@@ -172,12 +176,42 @@ def predict_raw2(
             nodes, node_flags, tree_offsets, cat_offsets, cat_words, X[start:stop], n_features, split_lt, max_steps
         )
         steps = nodes["value"][leaves]
+        if linear_offsets is not None:
+            steps = _linear_values(
+                leaves, steps, X[start:stop], linear_offsets, linear_features, linear_coeffs, linear_const, n_features
+            )
         if acc32:
             steps = steps.astype(np.float32)
         for k in range(n_outputs):
             mine = steps[:, groups == k]
             stacked = np.concatenate([out[start:stop, k : k + 1], mine], axis=1)
             out[start:stop, k] = np.add.accumulate(stacked, axis=1, dtype=out.dtype)[:, -1]
+
+
+def _linear_values(leaves, fallback, X, offsets, features, coeffs, const, n_features) -> np.ndarray:
+    """LightGBM's ``Tree::Predict`` of linear leaves, vectorised: ``const[leaf]``, then ``+= coeff * x`` for each of
+    the leaf's coefficients in order (float64, no fused multiply-add); a NaN among its inputs gives the fallback."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    c0, c1 = offsets[leaves], offsets[leaves + 1]
+    bad = (c0 < 0) | (c1 < c0) | (c1 > len(coeffs))
+    if bad.any():
+        raise ValueError(f"corrupt model: linear leaf out of bounds in tree {int(np.argwhere(bad)[0, 1])}")
+    count = c1 - c0
+    value = np.asarray(const, dtype=np.float64)[leaves].copy()
+    nan = np.zeros(leaves.shape, dtype=bool)
+    rows = np.arange(leaves.shape[0])[:, None]
+    for c in range(int(count.max()) if count.size else 0):
+        active = c < count
+        at = np.where(active, c0 + c, 0)
+        f = np.asarray(features, dtype=np.int64)[at] if len(features) else np.zeros(at.shape, dtype=np.int64)
+        bad = active & ((f < 0) | (f >= n_features))
+        if bad.any():
+            raise ValueError(f"corrupt model: linear leaf out of bounds in tree {int(np.argwhere(bad)[0, 1])}")
+        x = X[rows, np.where(active, f, 0)]
+        nan |= active & np.isnan(x)
+        step = active & ~nan
+        value = np.where(step, value + np.asarray(coeffs, dtype=np.float64)[at] * np.where(step, x, 0.0), value)
+    return np.where(nan, fallback, value)
 
 
 def _leaves_v2(

@@ -121,6 +121,7 @@ def needs_v3(h: dict) -> bool:
         or h.get("output") in OUTPUTS_V3
         or h.get("decision") in DECISIONS_V3
         or h.get("combine") in COMBINES_V3
+        or "n_linear_coeffs" in h
     )
 
 # node_flags bits (version 2)
@@ -225,7 +226,17 @@ ARRAYS: dict[str, ArrayRule] = {
     "cat_words": ArrayRule(
         "<u4", lambda h: (h["n_cat_words"],), present=lambda h: h["version"] >= 2 and h["n_cat_bitsets"] > 0
     ),
+    # version 3 (section 13): linear leaves, per node (coefficients of node i: linear_offsets[i] .. [i + 1])
+    "linear_offsets": ArrayRule("<i8", lambda h: (h["n_nodes"] + 1,), present=lambda h: _linear(h)),
+    "linear_features": ArrayRule("<i4", lambda h: (h["n_linear_coeffs"],), present=lambda h: _linear(h)),
+    "linear_coeffs": ArrayRule("<f8", lambda h: (h["n_linear_coeffs"],), present=lambda h: _linear(h), finite="visit"),
+    "linear_const": ArrayRule("<f8", lambda h: (h["n_nodes"],), present=lambda h: _linear(h), finite="visit"),
 }
+
+
+def _linear(h: dict) -> bool:
+    """A version 3 header with linear leaves (its ``n_linear_coeffs`` is validated before the table)."""
+    return h["version"] >= 3 and "n_linear_coeffs" in h
 
 
 def invalid_values(arr: np.ndarray) -> np.ndarray:
@@ -336,7 +347,7 @@ def _validate_v2(h: dict) -> None:
         raise ModelFormatError("header n_cat_bitsets / n_cat_words out of range")
     if h["kind"] == "calibrated_classifier" or h["combine"] == "calibrate" or h["output"] == "calibrated_proba":
         _validate_calibrated(h)
-    elif needs_v3(h) and h["kind"] != "isolation_forest":
+    elif h["kind"].startswith("voting_") or h["combine"] == "vote" or h["output"] in ("vote_proba", "vote_mean"):
         _validate_vote(h)
     elif h["classes"] is not None:
         if not h["classes"] or h["classes_dtype"] is None or h["output"] not in CLASSIFIER_OUTPUTS_V2:
@@ -361,6 +372,13 @@ def _validate_v2(h: dict) -> None:
             "a regressor must have decision 'value', an output among "
             f"{', '.join(REGRESSOR_OUTPUTS_V2)} and n_outputs = 1 (or, multi-output, identity)"
         )
+    if "n_linear_coeffs" in h and (
+        not h["version"] >= 3
+        or not _is_int(h["n_linear_coeffs"])
+        or h["n_linear_coeffs"] < 0
+        or h["accumulate"] != "float64"
+    ):
+        raise ModelFormatError("header n_linear_coeffs must be an integer >= 0 (format version 3, float64 sums)")
     zt = h["input_zero_threshold"]
     if isinstance(zt, bool) or not (0 <= zt < 1e-30):
         raise ModelFormatError("header input_zero_threshold must be a number in [0, 1e-30)")

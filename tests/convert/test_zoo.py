@@ -350,6 +350,7 @@ CASES = {
         "binary", binary, "LGBMClassifier", boosting_type="rf", bagging_freq=1, bagging_fraction=0.7
     ),
     "LightGBM | linear_tree": _lgb("regression", regression, linear_tree=True),
+    "LightGBM | linear_tree binary": _lgb("binary", binary, "LGBMClassifier", linear_tree=True),
     "LightGBM | pandas category column": _categories("lightgbm"),
     # not yet: documented refusals
     "scikit-learn | HistGradientBoosting on a pandas category column": _categories("sklearn"),
