@@ -188,6 +188,8 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
         "source": {"library": "lightgbm", "format": version, "objective": " ".join(objective)},
         **counts,
     }
+    if "n_linear_coeffs" in counts:
+        header["linear_missing"] = "leaf"  # Tree::Predict: a NaN input gives the leaf's constant output
     return header, arrays
 
 

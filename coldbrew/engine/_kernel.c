@@ -208,6 +208,7 @@ typedef struct {
     const int32_t *lin_feat;
     const double *lin_coef, *lin_const;
     Py_ssize_t n_lin;
+    int lin_skip; /* 1: a NaN input's term is skipped (XGBoost gblinear); 0: a NaN gives the leaf's value (LightGBM) */
     const void *X; /* float (version 1) or double (version 2) rows */
     void *out;     /* double rows, or float when acc32 */
 } job_t;
@@ -293,10 +294,28 @@ static inline int add_leaf(const job_t *j, Py_ssize_t t, const node_t *leaf, Py_
         for (int64_t c = c0; c < c1; c++)
             if (j->lin_feat[c] < 0 || j->lin_feat[c] >= j->n_features) return BAD_LINEAR;
         const double *x = (const double *)j->X + r * j->n_features;
+        if (j->acc32) { /* XGBoost's GBLinear::Pred: psum += x * w in float32, missing entries absent */
+            float v = (float)j->lin_const[i];
+            for (int64_t c = c0; c < c1; c++) {
+                const double xv = x[j->lin_feat[c]];
+                if (isnan(xv)) {
+                    if (j->lin_skip) continue;
+                    v = (float)leaf->value;
+                    break;
+                }
+                v += (float)j->lin_coef[c] * (float)xv;
+            }
+            ((float *)j->out)[r * K + j->groups[t]] += v;
+            return OK;
+        }
         double v = j->lin_const[i];
         for (int64_t c = c0; c < c1; c++) {
             const double xv = x[j->lin_feat[c]];
-            if (isnan(xv)) { v = leaf->value; break; } /* a missing input: the leaf's constant output */
+            if (isnan(xv)) {
+                if (j->lin_skip) continue;
+                v = leaf->value; /* a missing input: the leaf's constant output */
+                break;
+            }
             v += j->lin_coef[c] * xv;
         }
         ((double *)j->out)[r * K + j->groups[t]] += v;
@@ -535,7 +554,8 @@ PyDoc_STRVAR(predict_raw2_doc,
 "Format version 2: add every tree's scalar leaf to out[row, tree_groups[t]], tree by tree in order. X is\n"
 "float64 (n_rows x n_features, NaN allowed); out is float32 when acc32 else float64, pre-filled with the base\n"
 "score. split_lt: numeric splits go left on x < threshold (else x <= threshold). max_steps, threads: as\n"
-"predict_raw. linear_offsets, linear_features, linear_coeffs, linear_const: version 3 linear leaves (or None).");
+"predict_raw. linear_offsets, linear_features, linear_coeffs, linear_const: version 3 linear leaves (or None);\n"
+"linear_skip: a NaN input's term is skipped (else the leaf's value is used).");
 
 static PyObject *predict_raw2(PyObject *self, PyObject *args)
 {
@@ -543,10 +563,10 @@ static PyObject *predict_raw2(PyObject *self, PyObject *args)
     PyObject *o_lo = Py_None, *o_lf = Py_None, *o_lc = Py_None, *o_lk = Py_None;
     Py_ssize_t n_features, K, threads = 1;
     long long max_steps = -1;
-    int lt, acc32;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOnnpp|LnOOOO", &o_nodes, &o_flags, &o_offsets, &o_groups, &o_catoff, &o_catw,
+    int lt, acc32, lin_skip = 0;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnnpp|LnOOOOp", &o_nodes, &o_flags, &o_offsets, &o_groups, &o_catoff, &o_catw,
                           &o_X, &o_out, &n_features, &K, &lt, &acc32, &max_steps, &threads, &o_lo, &o_lf, &o_lc,
-                          &o_lk))
+                          &o_lk, &lin_skip))
         return NULL;
     const int linear = o_lo != Py_None;
     if (n_features < 1 || K < 1) {
@@ -573,7 +593,7 @@ static PyObject *predict_raw2(PyObject *self, PyObject *args)
     if (b[0].len % sizeof(node_t) || n_trees < 1 || b[1].len != n_nodes
         || b[3].len != n_trees * (Py_ssize_t)sizeof(int32_t) || b[6].len % (sizeof(double) * n_features)
         || b[7].len != n_rows * K * out_item
-        || (linear && (acc32 || b[8].len != (n_nodes + 1) * (Py_ssize_t)sizeof(int64_t)
+        || (linear && (b[8].len != (n_nodes + 1) * (Py_ssize_t)sizeof(int64_t)
                        || b[11].len != n_nodes * (Py_ssize_t)sizeof(double)
                        || b[9].len / (Py_ssize_t)sizeof(int32_t) != b[10].len / (Py_ssize_t)sizeof(double)))) {
         PyErr_SetString(PyExc_ValueError, "buffer sizes disagree with n_features / n_outputs");
@@ -599,6 +619,7 @@ static PyObject *predict_raw2(PyObject *self, PyObject *args)
         job.lin_coef = (const double *)b[10].buf;
         job.lin_const = (const double *)b[11].buf;
         job.n_lin = b[10].len / (Py_ssize_t)sizeof(double);
+        job.lin_skip = lin_skip;
     }
     job.X = b[6].buf;
     job.out = b[7].buf;

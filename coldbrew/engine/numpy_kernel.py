@@ -160,6 +160,7 @@ def predict_raw2(
     linear_features=None,
     linear_coeffs=None,
     linear_const=None,
+    linear_skip: bool = False,
 ) -> None:
     """Add every tree's scalar leaf to ``out[row, tree_groups[t]]`` in tree order (see ``_kernel.predict_raw2``;
     ``threads`` is ignored). With the ``linear_*`` arrays, a leaf's value is its linear model (section 13)."""
@@ -178,7 +179,13 @@ def predict_raw2(
         steps = nodes["value"][leaves]
         if linear_offsets is not None:
             steps = _linear_values(
-                leaves, steps, X[start:stop], linear_offsets, linear_features, linear_coeffs, linear_const, n_features
+                leaves,
+                steps,
+                X[start:stop],
+                (linear_offsets, linear_features, linear_coeffs, linear_const),
+                n_features,
+                np.float32 if acc32 else np.float64,
+                linear_skip,
             )
         if acc32:
             steps = steps.astype(np.float32)
@@ -188,16 +195,20 @@ def predict_raw2(
             out[start:stop, k] = np.add.accumulate(stacked, axis=1, dtype=out.dtype)[:, -1]
 
 
-def _linear_values(leaves, fallback, X, offsets, features, coeffs, const, n_features) -> np.ndarray:
-    """LightGBM's ``Tree::Predict`` of linear leaves, vectorised: ``const[leaf]``, then ``+= coeff * x`` for each of
-    the leaf's coefficients in order (float64, no fused multiply-add); a NaN among its inputs gives the fallback."""
+def _linear_values(leaves, fallback, X, linear, n_features, dtype, skip: bool) -> np.ndarray:
+    """Linear leaves, vectorised (docs/format.md section 13): ``const[leaf]``, then ``+= coeff * x`` for each of the
+    leaf's coefficients in order, in ``dtype`` (float64: LightGBM's ``Tree::Predict``; float32: XGBoost's
+    ``GBLinear::Pred``), no fused multiply-add. A NaN input: its term is skipped (``skip``), else the leaf's value
+    (``fallback``) is the answer."""
+    offsets, features, coeffs, const = linear
     offsets = np.asarray(offsets, dtype=np.int64)
     c0, c1 = offsets[leaves], offsets[leaves + 1]
     bad = (c0 < 0) | (c1 < c0) | (c1 > len(coeffs))
     if bad.any():
         raise ValueError(f"corrupt model: linear leaf out of bounds in tree {int(np.argwhere(bad)[0, 1])}")
     count = c1 - c0
-    value = np.asarray(const, dtype=np.float64)[leaves].copy()
+    value = np.asarray(const, dtype=np.float64)[leaves].astype(dtype)
+    coeffs = np.asarray(coeffs, dtype=np.float64).astype(dtype)
     nan = np.zeros(leaves.shape, dtype=bool)
     rows = np.arange(leaves.shape[0])[:, None]
     for c in range(int(count.max()) if count.size else 0):
@@ -207,11 +218,13 @@ def _linear_values(leaves, fallback, X, offsets, features, coeffs, const, n_feat
         bad = active & ((f < 0) | (f >= n_features))
         if bad.any():
             raise ValueError(f"corrupt model: linear leaf out of bounds in tree {int(np.argwhere(bad)[0, 1])}")
-        x = X[rows, np.where(active, f, 0)]
-        nan |= active & np.isnan(x)
-        step = active & ~nan
-        value = np.where(step, value + np.asarray(coeffs, dtype=np.float64)[at] * np.where(step, x, 0.0), value)
-    return np.where(nan, fallback, value)
+        x = X[rows, np.where(active, f, 0)].astype(dtype)
+        missing = active & np.isnan(x)
+        if not skip:
+            nan |= missing
+        step = active & ~nan & ~missing
+        value = np.where(step, value + coeffs[at] * np.where(step, x, dtype(0.0)), value)
+    return value.astype(np.float64) if skip else np.where(nan, fallback, value.astype(np.float64))
 
 
 def _leaves_v2(

@@ -110,6 +110,8 @@ OUTPUTS_V3 = ("isolation_np", "vote_proba", "vote_mean", "calibrated_proba")
 DECISIONS_V3 = ("anomaly_sign",)
 #: scikit-learn's Voting*: members' sums side by side (``M`` blocks of ``K`` outputs), averaged as ``np.average``.
 COMBINES_V3 = ("vote", "calibrate")
+#: Linear leaves: what a NaN input does: the leaf's own value answers (LightGBM), or its term is skipped (XGBoost).
+LINEAR_MISSING = ("leaf", "skip")
 #: Fields an isolation forest's header must hold: the score's denominator and decision_function's offset.
 REQUIRED_ISOLATION = ("score_denominator", "score_offset")
 
@@ -376,9 +378,12 @@ def _validate_v2(h: dict) -> None:
         not h["version"] >= 3
         or not _is_int(h["n_linear_coeffs"])
         or h["n_linear_coeffs"] < 0
-        or h["accumulate"] != "float64"
+        or h.get("linear_missing") not in LINEAR_MISSING
     ):
-        raise ModelFormatError("header n_linear_coeffs must be an integer >= 0 (format version 3, float64 sums)")
+        raise ModelFormatError(
+            "header n_linear_coeffs must be an integer >= 0 and linear_missing one of "
+            f"{', '.join(LINEAR_MISSING)} (format version 3)"
+        )
     zt = h["input_zero_threshold"]
     if isinstance(zt, bool) or not (0 <= zt < 1e-30):
         raise ModelFormatError("header input_zero_threshold must be a number in [0, 1e-30)")

@@ -329,6 +329,8 @@ CASES = {
     "XGBoost | XGBRFClassifier": _xgb("binary:logistic", binary, "XGBRFClassifier"),
     "XGBoost | dart booster": _xgb("reg:squarederror", regression, booster="dart", rate_drop=0.3),
     "XGBoost | gblinear booster": _xgb("reg:squarederror", regression, booster="gblinear"),
+    "XGBoost | gblinear binary:logistic": _xgb("binary:logistic", binary, "XGBClassifier", booster="gblinear"),
+    "XGBoost | gblinear multi:softprob": _xgb("multi:softprob", multiclass, "XGBClassifier", booster="gblinear"),
     "XGBoost | multi-target, one tree per target": _xgb_multi_target(),
     "XGBoost | multi-target, vector leaves": _xgb_multi_target(multi_strategy="multi_output_tree"),
     "XGBoost | pandas category column": _categories("xgboost"),
