@@ -273,7 +273,13 @@ def compile_estimator(
 
     from coldbrew.engine.brew import BrewPredictor
 
-    if type(est).__name__ not in HGB_SUPPORTED and not _is_bagging(est) and not _is_isolation(est) and not _is_voting(est) and not _is_calibrated(est):
+    if (
+        type(est).__name__ not in HGB_SUPPORTED
+        and not _is_bagging(est)
+        and not _is_isolation(est)
+        and not _is_voting(est)
+        and not _is_calibrated(est)
+    ):
         _check_supported(est, multi_output=True)
     if "n_jobs" in est.get_params(deep=False) and est.n_jobs not in (None, 1):
         # A forest's predict_proba with n_jobs > 1 sums the trees in whatever order its threads finish, so its
@@ -777,7 +783,9 @@ def voting_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         **counts,
     }
     if is_clf and est.classes_.dtype.kind not in "biufU":
-        raise UnsupportedModelError(f"cannot compile a scikit-learn {name} whose classes have dtype {est.classes_.dtype}")
+        raise UnsupportedModelError(
+            f"cannot compile a scikit-learn {name} whose classes have dtype {est.classes_.dtype}"
+        )
     return header, arrays
 
 
@@ -852,7 +860,9 @@ def calibrated_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
             else:
                 raise UnsupportedModelError(f"cannot compile a scikit-learn {name} with a {type(cal).__name__}")
             calibrators.append(entry)
-        members.append({"divisor": 0 if base_name.startswith("DecisionTree") else len(tree_members), "calibrators": calibrators})
+        members.append(
+            {"divisor": 0 if base_name.startswith("DecisionTree") else len(tree_members), "calibrators": calibrators}
+        )
     counts, arrays = tb.build(trees, groups)
     arrays["base_score"] = np.zeros(K * len(members), dtype=np.float64)
     n_features = int(est.n_features_in_)
@@ -876,7 +886,9 @@ def calibrated_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         **counts,
     }
     if est.classes_.dtype.kind not in "biufU":
-        raise UnsupportedModelError(f"cannot compile a scikit-learn {name} whose classes have dtype {est.classes_.dtype}")
+        raise UnsupportedModelError(
+            f"cannot compile a scikit-learn {name} whose classes have dtype {est.classes_.dtype}"
+        )
     return header, arrays
 
 

@@ -382,8 +382,8 @@ def expected_results(model_path: str | os.PathLike, rows: list[dict[str, Any]]) 
     X = [[math.nan if row[f] is None else float(row[f]) for f in contract.features] for row in rows]
     predicted = _as_list(predictor.predict(X))
     if contract.task == "anomaly":
-        scores = _as_list(predictor.score_samples(X))
-        decisions = _as_list(predictor.decision_function(X))
+        scores = _as_list(predictor.score_samples(X))  # type: ignore[attr-defined]
+        decisions = _as_list(predictor.decision_function(X))  # type: ignore[attr-defined]
         return [
             {"prediction": p, "score": s, "decision": d} for p, s, d in zip(predicted, scores, decisions, strict=True)
         ]

@@ -100,8 +100,8 @@ class BrewPredictor:
             self._cat_words_buf = b.get("cat_words", bytes(4))
             self._mode = 1 if h["input_dtype"] == "float32" else 2
             names = ("linear_offsets", "linear_features", "linear_coeffs", "linear_const")
-            self._linear = tuple(b[name] for name in names) if "linear_offsets" in b else (None,) * 4
-            self._linear += (h.get("linear_missing") == "skip",)
+            linear: list[Any] = [b[name] for name in names] if "linear_offsets" in b else [None] * 4
+            self._linear = (*linear, h.get("linear_missing") == "skip")
         else:
             self._mode = 0
 

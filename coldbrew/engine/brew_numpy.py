@@ -35,8 +35,8 @@ class NumpyPath:
             self._cat_words = a.get("cat_words", np.zeros(1, dtype=np.uint32))
             self._acc = np.float32 if h["accumulate"] == "float32" else np.float64
             names = ("linear_offsets", "linear_features", "linear_coeffs", "linear_const")
-            self._linear = tuple(a[name] for name in names) if "linear_offsets" in a else (None,) * 4
-            self._linear += (h.get("linear_missing") == "skip",)
+            linear: list = [a[name] for name in names] if "linear_offsets" in a else [None] * 4
+            self._linear = (*linear, h.get("linear_missing") == "skip")
 
     def predict_raw(self, X) -> np.ndarray:
         """Raw scores, shape (n_rows, n_outputs): base score plus every tree's leaf, tree by tree."""

@@ -126,6 +126,7 @@ def needs_v3(h: dict) -> bool:
         or "n_linear_coeffs" in h
     )
 
+
 # node_flags bits (version 2)
 FLAG_DEFAULT_LEFT = 0x01  # a missing value (NaN) goes left; else right
 MISSING_MASK, MISSING_SHIFT = 0x06, 1  # numeric splits: 0 NaN -> default; 1 NaN -> 0.0; 2 NaN or 0.0 -> default
@@ -544,7 +545,9 @@ def validate_bounds(h: dict, payload_length: int) -> None:
     classes = h["classes"]
     if classes is None:
         return
-    if h["output"] not in (CLASSIFIER_OUTPUTS_V2 + ("vote_proba", "calibrated_proba") if h["version"] >= 2 else CLASSIFIER_OUTPUTS):
+    if h["output"] not in (
+        CLASSIFIER_OUTPUTS_V2 + ("vote_proba", "calibrated_proba") if h["version"] >= 2 else CLASSIFIER_OUTPUTS
+    ):
         raise ModelFormatError(f"a regressor's header must have classes null (output {h['output']!r})")
     dtype_name = h["classes_dtype"]
     if not is_classes_dtype(dtype_name):
