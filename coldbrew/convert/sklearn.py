@@ -41,6 +41,12 @@ _PROGRESS_MIN_TREES = 200
 def _check_supported(est, *, multi_output: bool = False) -> str:
     name = type(est).__name__
     module = type(est).__module__
+    if name in ("StackingClassifier", "StackingRegressor") and module.startswith("sklearn."):
+        final = type(getattr(est, "final_estimator_", None) or est.final_estimator).__name__
+        raise UnsupportedModelError(
+            f"cannot compile a scikit-learn {name}: its final estimator ({final}) combines the members' outputs "
+            "with a matrix product (BLAS), whose summation order cannot be reproduced bit for bit"
+        )
     if name not in SUPPORTED or not module.startswith("sklearn."):
         raise UnsupportedModelError(
             f"cannot compile a {module}.{name}: supported estimators are {', '.join(SUPPORTED + HGB_SUPPORTED)}, "
@@ -832,18 +838,37 @@ def calibrated_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     trees: list[tb.Tree] = []
     groups: list[int] = []
     members = []
-    for m, cc in enumerate(est.calibrated_classifiers_):
-        base = cc.estimator
-        base = getattr(base, "estimator", base) if type(base).__name__ == "FrozenEstimator" else base
-        _check_member(name, base)
+    n_features = int(est.n_features_in_)
+    bases = [cc.estimator for cc in est.calibrated_classifiers_]
+    bases = [getattr(b, "estimator", b) if type(b).__name__ == "FrozenEstimator" else b for b in bases]
+    hgb = [type(b).__name__ == "HistGradientBoostingClassifier" and _is_sklearn(b) for b in bases]
+    if any(hgb) and not all(hgb):
+        raise UnsupportedModelError(f"cannot compile a scikit-learn {name} whose base estimators differ in kind")
+    base_score = np.zeros(K * len(bases), dtype=np.float64)
+    categorical: set[int] = set()
+    for m, (cc, base) in enumerate(zip(est.calibrated_classifiers_, bases, strict=True)):
+        if not hgb[m]:
+            _check_member(name, base)
         base_classes = list(base.classes_)
         index = {c: k for k, c in enumerate(est.classes_.tolist())}
         if K == 2 and len(base_classes) != 2:
             raise UnsupportedModelError(f"cannot compile a scikit-learn {name}: a base estimator saw one class")
-        base_name, tree_members = _tree_members(base)
-        member_trees, member_groups = _forest_trees(tree_members, True, len(base_classes), group0=m * K)
-        trees += member_trees
-        groups += member_groups
+        if hgb[m]:  # its decision_function: the raw scores (one column when binary), baseline plus trees
+            columns = [1] if K == 2 else list(range(len(base_classes)))
+            column_of, categories = _hgb_columns(base, n_features)
+            categorical |= {int(column_of[f]) for f in categories}
+            for iteration in base._predictors:
+                for k, predictor in enumerate(iteration):
+                    trees.append(_hgb_tree(predictor, column_of, categories))
+                    groups.append(m * K + columns[k])
+            for k, value in enumerate(np.asarray(base._baseline_prediction, dtype=np.float64).reshape(-1)):
+                base_score[m * K + columns[k]] = value
+            base_name = "HistGradientBoostingClassifier"
+        else:  # its predict_proba: each tree's class fractions summed, then divided by the tree count
+            base_name, tree_members = _tree_members(base)
+            member_trees, member_groups = _forest_trees(tree_members, True, len(base_classes), group0=m * K)
+            trees += member_trees
+            groups += member_groups
         pairs = [(1, 1)] if K == 2 else [(j, index[c]) for j, c in enumerate(np.asarray(base_classes).tolist())]
         calibrators = []
         for (column, klass), cal in zip(pairs, cc.calibrators, strict=True):
@@ -860,12 +885,10 @@ def calibrated_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
             else:
                 raise UnsupportedModelError(f"cannot compile a scikit-learn {name} with a {type(cal).__name__}")
             calibrators.append(entry)
-        members.append(
-            {"divisor": 0 if base_name.startswith("DecisionTree") else len(tree_members), "calibrators": calibrators}
-        )
+        single = base_name.startswith(("DecisionTree", "HistGradientBoosting"))
+        members.append({"divisor": 0 if single else len(tree_members), "calibrators": calibrators})
     counts, arrays = tb.build(trees, groups)
-    arrays["base_score"] = np.zeros(K * len(members), dtype=np.float64)
-    n_features = int(est.n_features_in_)
+    arrays["base_score"] = base_score
     header = {
         "kind": "calibrated_classifier",
         "n_features": n_features,
@@ -873,7 +896,7 @@ def calibrated_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         "classes": est.classes_.tolist(),
         "classes_dtype": est.classes_.dtype.str,
         "n_outputs": K * len(members),
-        **FOREST_EVALUATION,
+        **(HGB_EVALUATION if all(hgb) else FOREST_EVALUATION),
         "combine": "calibrate",
         "output": "calibrated_proba",
         "decision": "argmax_proba",
@@ -881,7 +904,7 @@ def calibrated_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         "learning_rate": None,
         "task": "binary" if K == 2 else "multiclass",
         "feature_missing": [True] * n_features,
-        "feature_categorical": None,
+        "feature_categorical": [c in categorical for c in range(n_features)] if categorical else None,
         "source": {"estimator": name, "sklearn_version": _sklearn_version(), "n_estimators": len(members)},
         **counts,
     }
@@ -897,3 +920,7 @@ def _np_interp(f) -> bool:
     float64 points) or a constant (one point); coldbrew reproduces exactly those."""
     call = getattr(f, "_call", None)
     return getattr(call, "__name__", "") == "_call_linear_np" or not hasattr(f, "x")
+
+
+def _is_sklearn(est) -> bool:
+    return type(est).__module__.startswith("sklearn.")

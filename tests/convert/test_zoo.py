@@ -190,6 +190,22 @@ def _bagging_regressor():
     return BaggingRegressor(ExtraTreeRegressor(max_depth=4), n_estimators=4, max_features=0.7, random_state=0)
 
 
+def _stacking():
+    from sklearn.ensemble import RandomForestClassifier, StackingClassifier
+
+    return StackingClassifier([("rf", RandomForestClassifier(3, random_state=0))])
+
+
+def _multi_output_classifier():
+    def build():
+        from sklearn.ensemble import RandomForestClassifier
+
+        X, y, H = binary()
+        return RandomForestClassifier(3, random_state=0).fit(X, np.column_stack([y, 1 - y])), H
+
+    return build
+
+
 def _calibrated(**params):
     def make():
         from sklearn.calibration import CalibratedClassifierCV
@@ -366,12 +382,17 @@ CASES = {
     "scikit-learn | VotingClassifier, weights, 3 classes": _meta(_voting(weights=[2, 1, 0.5]), multiclass),
     "scikit-learn | VotingClassifier, hard voting": _meta(_voting("hard"), binary),
     "scikit-learn | VotingRegressor": _meta(_voting_regressor(), regression),
+    "scikit-learn | StackingClassifier": _meta(_stacking, binary),
+    "scikit-learn | multi-output RandomForestClassifier": _multi_output_classifier(),
     "scikit-learn | VotingRegressor, weights": _meta(_voting_regressor([3, 1, 2]), regression),
     "scikit-learn | BaggingClassifier": _meta(_bagging, binary),
     "scikit-learn | BaggingRegressor": _meta(_bagging_regressor, regression),
     "scikit-learn | CalibratedClassifierCV": _meta(_calibrated(), binary),
     "scikit-learn | CalibratedClassifierCV isotonic, 3 classes": _meta(_calibrated(method="isotonic"), multiclass),
     "scikit-learn | CalibratedClassifierCV, ensemble=False": _meta(_calibrated(ensemble=False), multiclass),
+    "scikit-learn | CalibratedClassifierCV of a HistGradientBoosting": _meta(
+        _calibrated(estimator=_e("HistGradientBoostingClassifier")(max_iter=5), method="isotonic"), multiclass
+    ),
     "scikit-learn | CalibratedClassifierCV of a GradientBoosting": _meta(
         _calibrated(estimator=_e("GradientBoostingClassifier")(n_estimators=3)), lambda: binary(nan=0.0)
     ),
