@@ -14,7 +14,15 @@ from pathlib import Path
 import numpy as np
 
 # Served from .brew and pickle alike; "nullable" (HistGradientBoosting with NaN) only from its pickle so far.
-SERVED = ["binary", "binary-unlabelled", "multiclass", "multiclass-unlabelled", "regression", "anomaly"]
+SERVED = [
+    "binary",
+    "binary-unlabelled",
+    "multiclass",
+    "multiclass-unlabelled",
+    "regression",
+    "anomaly",
+    "ranking",
+]
 
 
 @dataclass
@@ -42,6 +50,8 @@ class Family:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
             predicted = self.est.predict(X)
+            if type(self.est).__name__ == "XGBRanker":  # a ranker: its scores
+                return [{"score": float(v)} for v in predicted]
             if hasattr(self.est, "offset_"):  # an outlier detector: its sign and both scores
                 scores, decisions = self.est.score_samples(X), self.est.decision_function(X)
                 return [
@@ -74,7 +84,7 @@ def build(tmp: Path, name: str, est, loader, *, labels: str = "given", brew: boo
     """Fit ``est`` on the first 80% of ``loader``'s data; pickle it; compile it (optionally with class labels)."""
     import pandas as pd
 
-    from coldbrew.convert.sklearn import compile_model
+    from coldbrew.convert import compile_file
 
     X, y, names, target_names = _dataset(loader)
     if nan:
@@ -83,7 +93,9 @@ def build(tmp: Path, name: str, est, loader, *, labels: str = "given", brew: boo
     order = np.random.default_rng(1).permutation(len(X))
     cut = int(len(X) * 0.8)
     train, test = order[:cut], order[cut:]
-    est.fit(pd.DataFrame(X[train], columns=list(names)), y[train])
+    # a ranker learns from queries of 20 rows (in training order); the others from the rows alone
+    fit = {"qid": np.arange(len(train)) // 20} if type(est).__name__ == "XGBRanker" else {}
+    est.fit(pd.DataFrame(X[train], columns=list(names)), y[train], **fit)
     path = tmp / f"{name}.pkl"
     path.write_bytes(pickle.dumps(est))
     is_clf = hasattr(est, "classes_")
@@ -93,8 +105,14 @@ def build(tmp: Path, name: str, est, loader, *, labels: str = "given", brew: boo
     out = None
     if brew:
         out = tmp / f"{name}.brew"
-        compile_model(path, out, progress=False, class_labels=list(display) if labels == "given" and is_clf else None)
+        compile_file(path, out, progress=False, class_labels=list(display) if labels == "given" and is_clf else None)
     return Family(name, est, X[test], names, display, path, out)
+
+
+def _ranker():
+    import xgboost
+
+    return xgboost.XGBRanker(n_estimators=10, max_depth=3, objective="rank:pairwise")
 
 
 def build_all(tmp: Path) -> dict[str, Family]:
@@ -133,6 +151,7 @@ def build_all(tmp: Path) -> dict[str, Family]:
                 labels="str",
             ),
             build(tmp, "anomaly", IsolationForest(n_estimators=20, random_state=0), load_diabetes, nan=True),
+            build(tmp, "ranking", _ranker(), load_diabetes, nan=True),
             build(
                 tmp,
                 "regression",

@@ -10,7 +10,8 @@ read here, each optional (docs/serving.md, docs/format.md):
   document; the value is still the numeric category code the model was trained on);
 - ``task``: ``binary`` | ``multiclass`` | ``regression`` | ``anomaly``; absent means derived from ``classes``:
   none → regression, two → binary, otherwise multiclass (an anomaly detector, IsolationForest, says so: it answers
-  its ``predict`` (1 inlier, -1 outlier) with its ``score_samples`` and ``decision_function``);
+  its ``predict`` (1 inlier, -1 outlier) with its ``score_samples`` and ``decision_function``; a ranker answers
+  its scores);
 - ``class_labels``: one display string per class, aligned with ``classes``; absent means ``str()`` of each class;
 - ``n_outputs``: for a regressor, the number of values per row (> 1: a multi-output model answers a vector).
 
@@ -29,9 +30,9 @@ if TYPE_CHECKING:
 else:
     from coldbrew.records import NamedTuple  # typing's class syntax, without importing typing
 
-TASKS = ("binary", "multiclass", "regression", "anomaly")
-#: Tasks without classes: the model answers values (regression) or a sign with scores (anomaly).
-CLASSLESS = ("regression", "anomaly")
+TASKS = ("binary", "multiclass", "regression", "anomaly", "ranking")
+#: Tasks without classes: the model answers values (regression), a sign with scores (anomaly) or scores (ranking).
+CLASSLESS = ("regression", "anomaly", "ranking")
 
 
 class Contract(NamedTuple):

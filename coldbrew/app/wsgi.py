@@ -129,7 +129,8 @@ def responder(predictor: Predictor, contract: Contract):
     - binary: ``{"prediction": label, "probability": P(second class)}``;
     - multiclass: ``{"prediction": label, "probabilities": {label: p, ...}}`` in the model's class order;
     - regression: ``{"prediction": value}`` (a vector for a multi-output model);
-    - anomaly: ``{"prediction": 1 or -1, "score": score_samples, "decision": decision_function}``.
+    - anomaly: ``{"prediction": 1 or -1, "score": score_samples, "decision": decision_function}``;
+    - ranking: ``{"score": value}`` (the ranker's ``predict``: a relevance score, comparable within a query).
 
     The label is the model's own ``predict`` (its threshold or argmax), mapped to its display label; the
     probabilities are its ``predict_proba``.
@@ -146,6 +147,12 @@ def responder(predictor: Predictor, contract: Contract):
             ]
 
         return detect
+    if contract.task == "ranking":
+
+        def rank(X: list[list[float]]) -> list[dict]:
+            return [{"score": v} for v in _tolist(predictor.predict(X))]
+
+        return rank
     if contract.task == "regression":
 
         def regress(X: list[list[float]]) -> list[dict]:

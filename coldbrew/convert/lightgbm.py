@@ -144,8 +144,10 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
         raise UnsupportedModelError(
             f"{where}: LightGBM objective {' '.join(objective)[:80]!r} with sqrt (reg_sqrt=True) is not supported"
         )
-    elif name in IDENTITY_OBJECTIVES or name in RANKING_OBJECTIVES:
+    elif name in IDENTITY_OBJECTIVES:
         output, decision, task, n_classes = "identity", "value", "regression", 0
+    elif name in RANKING_OBJECTIVES:  # a ranker answers scores (task "ranking", section 13)
+        output, decision, task, n_classes = "identity", "value", "ranking", 0
     elif name in LOG_OBJECTIVES:
         output, decision, task, n_classes = "exp", "value", "regression", 0
     elif name == "cross_entropy":
@@ -171,7 +173,7 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
     if classes is None and n_classes:
         classes = list(range(n_classes))
     header = {
-        "kind": "lgbm_regressor" if task == "regression" else "lgbm_classifier",
+        "kind": "lgbm_regressor" if task in ("regression", "ranking") else "lgbm_classifier",
         "n_features": n_features,
         "feature_names": names if len(names) == n_features else None,
         "classes": list(classes) if n_classes else None,

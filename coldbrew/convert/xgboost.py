@@ -300,8 +300,14 @@ def _finish_header(doc: dict, objective: str, K: int, counts: dict, n_features: 
         **counts,
     }
     if task == "regression":
+        ranker = objective.startswith("rank:")  # a ranker answers scores (task "ranking", section 13)
         header.update(
-            kind="xgb_regressor", classes=None, classes_dtype=None, task="regression", decision="value", output=output
+            kind="xgb_regressor",
+            classes=None,
+            classes_dtype=None,
+            task="ranking" if ranker else "regression",
+            decision="value",
+            output=output,
         )
     elif task == "binary":
         header.update(

@@ -387,6 +387,8 @@ def expected_results(model_path: str | os.PathLike, rows: list[dict[str, Any]]) 
         return [
             {"prediction": p, "score": s, "decision": d} for p, s, d in zip(predicted, scores, decisions, strict=True)
         ]
+    if contract.task == "ranking":
+        return [{"score": v} for v in predicted]
     if contract.task == "regression":
         return [{"prediction": v} for v in predicted]
     label_of = contract.label_of()

@@ -58,6 +58,7 @@ def serving_header(est, n_features: int, classes: tuple | None) -> dict:
     categorical = getattr(est, "is_categorical_", None)
     if classes is None:
         task = "anomaly" if hasattr(est, "score_samples") and hasattr(est, "offset_") else "regression"
+        task = "ranking" if type(est).__name__ in ("XGBRanker", "LGBMRanker") else task
     else:
         task = "binary" if len(classes) == 2 else "multiclass"
     return {

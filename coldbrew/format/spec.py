@@ -100,7 +100,9 @@ INPUT_DTYPES = ("float32", "float64")
 SPLIT_COMPARES = ("le", "lt")
 ACCUMULATES = ("float64", "float32")
 DECISIONS = ("raw_ge0", "raw_gt0", "argmax_raw", "proba_gt_half", "argmax_proba", "value")
-TASKS = ("binary", "multiclass", "regression", "anomaly")
+TASKS = ("binary", "multiclass", "regression", "anomaly", "ranking")
+#: Tasks of version 3 (section 13): their answers have another shape over HTTP (scores).
+TASKS_V3 = ("anomaly", "ranking")
 
 # Version 3, objs's part (docs/format.md section 13): more outputs, leaves and combines. A file using any of these
 # values is written as version 3 (an older reader refuses it: it would answer differently).
@@ -124,6 +126,7 @@ def needs_v3(h: dict) -> bool:
         or h.get("decision") in DECISIONS_V3
         or h.get("combine") in COMBINES_V3
         or "n_linear_coeffs" in h
+        or h.get("task") in TASKS_V3
     )
 
 
@@ -625,8 +628,8 @@ def _validate_optional(h: dict, payload_length: int) -> None:
     """Optional serving-contract keys (any version): task, class_labels, feature_missing, feature_categorical."""
     n = h["n_features"]
     task = h.get("task")
-    if task is not None and task not in TASKS:
-        raise ModelFormatError(f"header task {task!r} is not one of {', '.join(TASKS)}")
+    if task is not None and (task not in TASKS or (task in TASKS_V3 and h["version"] < 3)):
+        raise ModelFormatError(f"header task {task!r} is not one of {', '.join(TASKS)} (anomaly, ranking: version 3)")
     labels = h.get("class_labels")
     if labels is not None and (
         not isinstance(labels, list)

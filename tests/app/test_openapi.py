@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 
 from coldbrew.app import create_app
 
-MODELS = ["study", "binary", "multiclass", "regression", "nullable", "anomaly"]
+MODELS = ["study", "binary", "multiclass", "regression", "nullable", "anomaly", "ranking"]
 
 
 @pytest.fixture(scope="module", params=MODELS)
