@@ -223,7 +223,8 @@ def _linear_values(leaves, fallback, X, linear, n_features, dtype, skip: bool) -
         if not skip:
             nan |= missing
         step = active & ~nan & ~missing
-        value = np.where(step, value + coeffs[at] * np.where(step, x, dtype(0.0)), value)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused after the sums
+            value = np.where(step, value + coeffs[at] * np.where(step, x, dtype(0.0)), value)
     return value.astype(np.float64) if skip else np.where(nan, fallback, value.astype(np.float64))
 
 
