@@ -291,8 +291,11 @@ static inline int add_leaf(const job_t *j, Py_ssize_t t, const node_t *leaf, Py_
         const int64_t i = leaf - j->nodes;
         const int64_t c0 = j->lin_off[i], c1 = j->lin_off[i + 1];
         if (c0 < 0 || c1 < c0 || c1 > j->n_lin) return BAD_LINEAR;
-        for (int64_t c = c0; c < c1; c++)
+        for (int64_t c = c0; c < c1; c++) {
             if (j->lin_feat[c] < 0 || j->lin_feat[c] >= j->n_features) return BAD_LINEAR;
+            if (!isfinite(j->lin_coef[c])) return BAD_VALUE;
+        }
+        if (!isfinite(j->lin_const[i])) return BAD_VALUE;
         const double *x = (const double *)j->X + r * j->n_features;
         if (j->acc32) { /* XGBoost's GBLinear::Pred: psum += x * w in float32, missing entries absent */
             float v = (float)j->lin_const[i];

@@ -207,7 +207,14 @@ def _linear_values(leaves, fallback, X, linear, n_features, dtype, skip: bool) -
     if bad.any():
         raise ValueError(f"corrupt model: linear leaf out of bounds in tree {int(np.argwhere(bad)[0, 1])}")
     count = c1 - c0
-    value = np.asarray(const, dtype=np.float64)[leaves].astype(dtype)
+    const = np.asarray(const, dtype=np.float64)[leaves]
+    bad = ~np.isfinite(const)
+    for c in range(int(count.max()) if count.size else 0):  # every coefficient of a reached leaf is checked
+        active = c < count
+        bad |= active & ~np.isfinite(np.asarray(coeffs, dtype=np.float64)[np.where(active, c0 + c, 0)])
+    if bad.any():
+        raise ValueError(f"corrupt model: non-finite leaf value in tree {int(np.argwhere(bad)[0, 1])}")
+    value = const.astype(dtype)
     coeffs = np.asarray(coeffs, dtype=np.float64).astype(dtype)
     nan = np.zeros(leaves.shape, dtype=bool)
     rows = np.arange(leaves.shape[0])[:, None]
