@@ -842,18 +842,22 @@ def calibrated_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     bases = [cc.estimator for cc in est.calibrated_classifiers_]
     bases = [getattr(b, "estimator", b) if type(b).__name__ == "FrozenEstimator" else b for b in bases]
     hgb = [type(b).__name__ == "HistGradientBoostingClassifier" and _is_sklearn(b) for b in bases]
-    if any(hgb) and not all(hgb):
+    lgbm = [type(b).__name__ == "LGBMClassifier" and type(b).__module__.startswith("lightgbm") for b in bases]
+    if (any(hgb) and not all(hgb)) or (any(lgbm) and not all(lgbm)):
         raise UnsupportedModelError(f"cannot compile a scikit-learn {name} whose base estimators differ in kind")
     base_score = np.zeros(K * len(bases), dtype=np.float64)
     categorical: set[int] = set()
     for m, (cc, base) in enumerate(zip(est.calibrated_classifiers_, bases, strict=True)):
-        if not hgb[m]:
+        if not hgb[m] and not lgbm[m]:
             _check_member(name, base)
         base_classes = list(base.classes_)
         index = {c: k for k, c in enumerate(est.classes_.tolist())}
         if K == 2 and len(base_classes) != 2:
             raise UnsupportedModelError(f"cannot compile a scikit-learn {name}: a base estimator saw one class")
-        if hgb[m]:  # its decision_function: the raw scores (one column when binary), baseline plus trees
+        link = "none"
+        if lgbm[m]:  # its predict_proba: LightGBM's trees, then its sigmoid or softmax (members.calibrate)
+            base_name, link = "LightGBM", _lgbm_member(base, m, K, n_features, trees, groups, categorical)
+        elif hgb[m]:  # its decision_function: the raw scores (one column when binary), baseline plus trees
             columns = [1] if K == 2 else list(range(len(base_classes)))
             column_of, categories = _hgb_columns(base, n_features)
             categorical |= {int(column_of[f]) for f in categories}
@@ -885,8 +889,11 @@ def calibrated_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
             else:
                 raise UnsupportedModelError(f"cannot compile a scikit-learn {name} with a {type(cal).__name__}")
             calibrators.append(entry)
-        single = base_name.startswith(("DecisionTree", "HistGradientBoosting"))
-        members.append({"divisor": 0 if single else len(tree_members), "calibrators": calibrators})
+        single = base_name.startswith(("DecisionTree", "HistGradientBoosting", "LightGBM"))
+        member: dict = {"divisor": 0 if single else len(tree_members), "calibrators": calibrators}
+        if link != "none":
+            member["link"] = link
+        members.append(member)
     counts, arrays = tb.build(trees, groups)
     arrays["base_score"] = base_score
     header = {
@@ -896,7 +903,7 @@ def calibrated_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         "classes": est.classes_.tolist(),
         "classes_dtype": est.classes_.dtype.str,
         "n_outputs": K * len(members),
-        **(HGB_EVALUATION if all(hgb) else FOREST_EVALUATION),
+        **(HGB_EVALUATION if all(hgb) else _lgbm_evaluation() if all(lgbm) else FOREST_EVALUATION),
         "combine": "calibrate",
         "output": "calibrated_proba",
         "decision": "argmax_proba",
@@ -908,11 +915,46 @@ def calibrated_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         "source": {"estimator": name, "sklearn_version": _sklearn_version(), "n_estimators": len(members)},
         **counts,
     }
+    if "n_linear_coeffs" in counts:  # LightGBM linear trees: a NaN input gives the leaf's value
+        header["linear_missing"] = "leaf"
     if est.classes_.dtype.kind not in "biufU":
         raise UnsupportedModelError(
             f"cannot compile a scikit-learn {name} whose classes have dtype {est.classes_.dtype}"
         )
     return header, arrays
+
+
+def _lgbm_evaluation() -> dict:
+    from coldbrew.convert.lightgbm import EVALUATION
+
+    return EVALUATION
+
+
+def _lgbm_member(base, m: int, K: int, n_features: int, trees: list, groups: list, categorical: set) -> str:
+    """Add a fitted LGBMClassifier's trees for member ``m`` (outputs ``m*K ..``; a binary model's one raw score in
+    column 1) and return what the calibrators read: ``none`` (its ``decision_function``, the raw margins, which
+    scikit-learn prefers) or, without one, the link its ``predict_proba`` applies: ``logistic`` or ``softmax_seq``."""
+    from coldbrew.convert import lightgbm as lgb
+
+    where = "CalibratedClassifierCV's LGBMClassifier"
+    model = lgb.parse_text(base.booster_.model_to_string(), where=where)
+    header, _ = lgb.model_to_arrays(model, where=where)
+    if header["output"] not in ("logistic", "softmax_seq") or header["combine"] != "sum":
+        raise UnsupportedModelError(
+            "cannot compile a scikit-learn CalibratedClassifierCV of an LGBMClassifier with objective "
+            f"{header['source']['objective'][:60]!r} (binary and multiclass compile)"
+        )
+    per_round = header["n_outputs"]
+    if K > 2 and per_round != K:
+        raise UnsupportedModelError("cannot compile a scikit-learn CalibratedClassifierCV: a base saw fewer classes")
+    for i, doc in enumerate(model["trees"]):
+        tree = lgb._tree(doc, n_features, f"{where}: tree {i}")
+        trees.append(tree)
+        groups.append(m * K + (1 if K == 2 else i % per_round))
+        categorical |= {int(tree.feature[node]) for node in tree.cats}
+    if hasattr(base, "decision_function"):  # LightGBM >= 4.7: the calibrators read its raw margins
+        return "none"
+    return "logistic" if K == 2 else "softmax_seq"  # before: its predict_proba
 
 
 def _np_interp(f) -> bool:

@@ -105,6 +105,33 @@ def _isotonic(t: float, cal: dict) -> float:
     return value
 
 
+def _softmax_seq(values: list[float]) -> list[float]:
+    """LightGBM's ``Common::Softmax``: ``std::max`` over the row, libm ``exp``, the sum left to right from 0.0."""
+    top = values[0]
+    for v in values[1:]:
+        top = v if top < v else top
+    exps = [math.exp(v - top) for v in values]
+    total = 0.0
+    for e in exps:
+        total += e
+    return [e / total for e in exps]
+
+
+def _base_output(raw: Sequence[float], start: int, K: int, member: dict) -> list[float]:
+    """A member's base ``predict_proba`` / ``decision_function`` columns from its summed raw scores: divided by its
+    tree count (a forest), as they are (HistGradientBoosting's raw scores), or through LightGBM's link."""
+    values = list(raw[start : start + K])
+    divisor = float(member["divisor"])
+    if divisor:
+        values = [v / divisor for v in values]
+    link = member.get("link", "none")
+    if link == "logistic":  # LightGBM binary: 1 / (1 + exp(-raw)) of the one raw score (column 1)
+        values[1] = _expit(values[1])
+    elif link == "softmax_seq":  # LightGBM multiclass
+        values = _softmax_seq(values)
+    return values
+
+
 def calibrate(raw: Sequence[float], n: int, header: dict) -> list[float]:
     """``CalibratedClassifierCV.predict_proba`` from the members' summed raw scores (docs/format.md section 13).
 
@@ -121,13 +148,10 @@ def calibrate(raw: Sequence[float], n: int, header: dict) -> list[float]:
     for i in range(n):
         mean = [0.0] * K
         for m, member in enumerate(members):
-            base = i * M * K + m * K
-            divisor = float(member["divisor"])
+            values = _base_output(raw, i * M * K + m * K, K, member)
             proba = [0.0] * K
             for cal in member["calibrators"]:
-                p = raw[base + cal["column"]]
-                if divisor:
-                    p = p / divisor
+                p = values[cal["column"]]
                 if cal["method"] == "sigmoid":
                     proba[cal["class"]] = _expit(-(cal["a"] * p + cal["b"]))
                 else:

@@ -442,6 +442,10 @@ def _validate_calibrated(h: dict) -> None:
         cals = member.get("calibrators") if isinstance(member, dict) else None
         if not (isinstance(cals, list) and cals and _is_int(member.get("divisor")) and member["divisor"] >= 0):
             raise ModelFormatError("each calibrated member has a divisor (int >= 0) and calibrators")
+        if member.get("link", "none") not in ("none", "logistic", "softmax_seq") or (
+            member.get("link") == "logistic" and K != 2
+        ):
+            raise ModelFormatError("a calibrated member's link is none, logistic (two classes) or softmax_seq")
         for cal in cals:
             if not (
                 isinstance(cal, dict)

@@ -206,6 +206,12 @@ def _multi_output_classifier():
     return build
 
 
+def _calibrated_lgbm():
+    import lightgbm
+
+    return _calibrated(estimator=lightgbm.LGBMClassifier(n_estimators=6, verbose=-1), method="isotonic")()
+
+
 def _calibrated(**params):
     def make():
         from sklearn.calibration import CalibratedClassifierCV
@@ -393,6 +399,7 @@ CASES = {
     "scikit-learn | CalibratedClassifierCV of a HistGradientBoosting": _meta(
         _calibrated(estimator=_e("HistGradientBoostingClassifier")(max_iter=5), method="isotonic"), multiclass
     ),
+    "scikit-learn | CalibratedClassifierCV of an LGBMClassifier": _meta(_calibrated_lgbm, binary),
     "scikit-learn | CalibratedClassifierCV of a GradientBoosting": _meta(
         _calibrated(estimator=_e("GradientBoostingClassifier")(n_estimators=3)), lambda: binary(nan=0.0)
     ),

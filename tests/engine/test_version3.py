@@ -104,3 +104,22 @@ def test_isolation_forest_header_rules(tmp_path):
     ):
         with pytest.raises(ModelFormatError, match=match):
             write_brew(tmp_path / "m.brew", {**header, **change}, arrays)
+
+
+@pytest.mark.parametrize("loader", ["breast_cancer", "iris"])
+def test_lightgbm_links_for_calibration_are_its_predict_proba(loader):
+    """Before LightGBM 4.7 (no decision_function) CalibratedClassifierCV calibrates its predict_proba: the members'
+    link (members._base_output) must give LightGBM's own probabilities from its raw scores."""
+    import sklearn.datasets
+
+    from coldbrew.engine.members import _base_output
+
+    X, y = getattr(sklearn.datasets, f"load_{loader}")(return_X_y=True)
+    est = lightgbm.LGBMClassifier(n_estimators=8, verbose=-1).fit(X, y)
+    raw = np.asarray(est.predict(X, raw_score=True)).reshape(len(X), -1)
+    K = len(est.classes_)
+    link = "logistic" if K == 2 else "softmax_seq"
+    for row, want in zip(raw.tolist(), est.predict_proba(X), strict=True):
+        values = [0.0, row[0]] if K == 2 else row
+        got = _base_output(values, 0, K, {"divisor": 0, "link": link})
+        assert got[1:] == want.tolist()[1:] if K == 2 else got == want.tolist()
