@@ -22,6 +22,7 @@ SERVED = [
     "regression",
     "anomaly",
     "ranking",
+    "hard-vote",
 ]
 
 
@@ -60,6 +61,11 @@ class Family:
                 ]
             if self.labels is None:
                 return [{"prediction": float(v)} for v in predicted]
+            if not hasattr(self.est, "predict_proba"):  # hard voting: the label alone
+                classes = self.est.classes_.tolist()
+                labels = self.labels if fmt == "brew" else tuple(str(c) for c in classes)
+                label = dict(zip(classes, labels, strict=True))
+                return [{"prediction": label[c]} for c in predicted.tolist()]
             proba = self.est.predict_proba(X)
         classes = self.est.classes_.tolist()
         labels = self.labels if fmt == "brew" else tuple(str(c) for c in classes)
@@ -109,6 +115,13 @@ def build(tmp: Path, name: str, est, loader, *, labels: str = "given", brew: boo
     return Family(name, est, X[test], names, display, path, out)
 
 
+def _hard_vote():
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, VotingClassifier
+
+    members = [("rf", RandomForestClassifier(5, random_state=0)), ("et", ExtraTreesClassifier(4, random_state=0))]
+    return VotingClassifier(members, voting="hard", weights=[2, 1])
+
+
 def _ranker():
     import xgboost
 
@@ -152,6 +165,7 @@ def build_all(tmp: Path) -> dict[str, Family]:
             ),
             build(tmp, "anomaly", IsolationForest(n_estimators=20, random_state=0), load_diabetes, nan=True),
             build(tmp, "ranking", _ranker(), load_diabetes, nan=True),
+            build(tmp, "hard-vote", _hard_vote(), load_iris, nan=True),
             build(
                 tmp,
                 "regression",

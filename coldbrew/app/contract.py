@@ -45,6 +45,7 @@ class Contract(NamedTuple):
     classes: tuple | None  # the model's own class values (Python scalars), in its order; None for regression
     labels: tuple[str, ...] | None  # display label per class, same order
     outputs: int = 1  # a regressor's values per row (header n_outputs; > 1: multi-output, a vector per row)
+    probabilities: bool = True  # a classifier answers its probabilities (False: a hard-voting VotingClassifier)
 
     @property
     def is_classifier(self) -> bool:
@@ -125,6 +126,7 @@ def contract_of(predictor) -> Contract:
         classes=classes,
         labels=_labels(header, classes),
         outputs=_outputs(header, classes),
+        probabilities=bool(getattr(predictor, "has_proba", True)),
     )
 
 

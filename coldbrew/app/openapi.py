@@ -72,7 +72,9 @@ def _prediction(contract: Contract) -> dict:
     else:
         labels = _labels(contract)
         label: dict = {"type": "string", "enum": list(labels), "description": "the model's predicted class"}
-        if contract.task == "binary":
+        if not contract.probabilities:  # hard voting: no predict_proba
+            properties = {"prediction": label}
+        elif contract.task == "binary":
             about = f"probability of the class {labels[1]!r}"
             properties = {"prediction": label, "probability": {**probability, "description": about}}
         else:

@@ -128,6 +128,7 @@ def responder(predictor: Predictor, contract: Contract):
 
     - binary: ``{"prediction": label, "probability": P(second class)}``;
     - multiclass: ``{"prediction": label, "probabilities": {label: p, ...}}`` in the model's class order;
+    - a classifier without probabilities (hard voting): ``{"prediction": label}``;
     - regression: ``{"prediction": value}`` (a vector for a multi-output model);
     - anomaly: ``{"prediction": 1 or -1, "score": score_samples, "decision": decision_function}``;
     - ranking: ``{"score": value}`` (the ranker's ``predict``: a relevance score, comparable within a query).
@@ -165,6 +166,8 @@ def responder(predictor: Predictor, contract: Contract):
 
     def classify(X: list[list[float]]) -> list[dict]:
         predicted = [label_of[c] for c in _tolist(predictor.predict(X))]
+        if not contract.probabilities:  # a classifier without predict_proba (hard voting): the label alone
+            return [{"prediction": y} for y in predicted]
         proba = _tolist(predictor.predict_proba(X))
         if contract.task == "binary":
             return [{"prediction": y, "probability": ps[1]} for y, ps in zip(predicted, proba, strict=True)]

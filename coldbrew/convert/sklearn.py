@@ -335,7 +335,7 @@ def _finish_v2(est, dst: Path, header: dict, arrays: dict, X: np.ndarray, class_
     def reference(rows):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
-            return (est.predict_proba(rows) if is_clf else None), est.predict(rows)
+            return (est.predict_proba(rows) if is_clf and hasattr(est, "predict_proba") else None), est.predict(rows)
 
     def check(path: Path) -> None:
         tb.check_compiled(path, reference, X, classifier=is_clf, label=dst)
@@ -747,10 +747,9 @@ def voting_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     if not hasattr(est, "estimators_"):
         raise UnsupportedModelError(f"the scikit-learn {name} is not fitted")
     is_clf = name == "VotingClassifier"
-    if is_clf and est.voting != "soft":
-        raise UnsupportedModelError(
-            f"cannot compile a scikit-learn {name} with voting={est.voting!r}: only voting='soft' compiles"
-        )
+    hard = is_clf and est.voting == "hard"
+    if hard and any(w < 0 for w in est._weights_not_none or ()):
+        raise UnsupportedModelError(f"cannot compile a scikit-learn {name} with voting='hard' and negative weights")
     K = len(est.classes_) if is_clf else 1
     trees: list[tb.Tree] = []
     groups: list[int] = []
@@ -777,8 +776,8 @@ def voting_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         "n_outputs": K * len(divisors),
         **FOREST_EVALUATION,
         "combine": "vote",
-        "output": "vote_proba" if is_clf else "vote_mean",
-        "decision": "argmax_proba" if is_clf else "value",
+        "output": ("vote_hard" if hard else "vote_proba") if is_clf else "vote_mean",
+        "decision": ("vote_hard" if hard else "argmax_proba") if is_clf else "value",
         "member_divisors": divisors,
         "member_weights": None if weights is None else [float(w) for w in weights],
         "learning_rate": None,

@@ -393,6 +393,8 @@ def expected_results(model_path: str | os.PathLike, rows: list[dict[str, Any]]) 
         return [{"prediction": v} for v in predicted]
     label_of = contract.label_of()
     labels = [label_of[c] for c in predicted]
+    if not contract.probabilities:
+        return [{"prediction": y} for y in labels]
     proba = [_as_list(p) for p in _as_list(predictor.predict_proba(X))]
     if contract.task == "binary":
         return [{"prediction": y, "probability": p[1]} for y, p in zip(labels, proba, strict=True)]

@@ -30,7 +30,7 @@ from coldbrew.engine.inputs import (
 )
 from coldbrew.errors import ColdbrewError, ModelFormatError
 from coldbrew.format import BrewFile
-from coldbrew.format.spec import NUMPY_OUTPUTS, label_values
+from coldbrew.format.spec import NO_PROBA_OUTPUTS, NUMPY_OUTPUTS, label_values
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
 
@@ -123,6 +123,11 @@ class BrewPredictor:
         return self.classes is not None
 
     @property
+    def has_proba(self) -> bool:
+        """True for a classifier with ``predict_proba`` (a hard-voting VotingClassifier has none, as in scikit-learn)."""
+        return self.is_classifier and self.header["output"] not in NO_PROBA_OUTPUTS
+
+    @property
     def needs_numpy(self) -> bool:
         """True if serving this model imports numpy: the numpy kernel, or a ``softmax`` output's probabilities
         (numpy's own exp, module docstring). A deployment without numpy can serve the model when this is False."""
@@ -138,8 +143,10 @@ class BrewPredictor:
 
     def predict_proba(self, X) -> Any:
         """Class probabilities, shape (n_rows, n_classes), in ``classes`` order."""
-        if not self.is_classifier:
-            raise ColdbrewError(f"a {self.kind} has no predict_proba; use predict")
+        if not self.is_classifier or self.header["output"] in NO_PROBA_OUTPUTS:
+            raise ColdbrewError(
+                f"a {self.kind} with output {self.header['output']!r} has no predict_proba; use predict"
+            )
         if self._numpy_path is not None:
             return self._listed(self._numpy_path.predict_proba(X), X)
         raw, n, numpy_in = self._raw(X)
@@ -157,6 +164,10 @@ class BrewPredictor:
         decision = h["decision"] if self._v2 else _V1_DECISIONS[h["output"]]
         if decision == "anomaly_sign":
             return self._anomaly(raw, numpy_in, "predict")
+        if decision == "vote_hard":  # VotingClassifier(voting="hard"), section 13.3
+            from coldbrew.engine.members import vote_labels
+
+            return self._labels(vote_labels(raw, n, h), numpy_in)
         if decision == "value" or self.classes is None:
             return self._value(raw, numpy_in)
         if decision == "raw_ge0":

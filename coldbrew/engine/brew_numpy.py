@@ -146,6 +146,12 @@ class NumpyPath:
         decision = h["decision"]
         if decision == "anomaly_sign":
             return anomaly(np.ascontiguousarray(raw[:, 0]), h, "predict")
+        if decision == "vote_hard":  # VotingClassifier(voting="hard"), section 13.3
+            from coldbrew.engine.members import vote_labels
+
+            assert self._classes is not None
+            chosen = vote_labels(raw.reshape(-1).tolist(), raw.shape[0], h)
+            return self._classes.take(np.array(chosen, dtype=np.intp), axis=0)
         if decision == "value":
             output = h["output"]
             if output == "vote_mean":  # VotingRegressor, section 13

@@ -166,3 +166,32 @@ def calibrate(raw: Sequence[float], n: int, header: dict) -> list[float]:
                 mean[k] += 1.0 if 1.0 < v <= 1.0 + 1e-5 else v
         out[i * K : (i + 1) * K] = [v / M for v in mean]
     return out
+
+
+def vote_labels(raw: Sequence[float], n: int, header: dict) -> list[int]:
+    """``VotingClassifier.predict`` with ``voting="hard"``: each member's ``predict`` (the first largest of its
+    class sums divided by its tree count, as its ``predict_proba``), then ``argmax(bincount(votes, weights))``: a
+    class's votes (or weights, added in member order from 0.0) and the first class with the most. Class indices."""
+    divisors = [float(d) for d in header["member_divisors"]]
+    weights = header["member_weights"]
+    M = len(divisors)
+    K = header["n_outputs"] // M
+    chosen = []
+    for i in range(n):
+        counts = [0.0] * K
+        for m in range(M):
+            start = i * M * K + m * K
+            best, top = 0, None
+            for k in range(K):
+                v = raw[start + k]
+                if divisors[m]:
+                    v = v / divisors[m]
+                if top is None or v > top:
+                    best, top = k, v
+            counts[best] += 1.0 if weights is None else float(weights[m])
+        winner = 0
+        for k in range(1, K):
+            if counts[k] > counts[winner]:
+                winner = k
+        chosen.append(winner)
+    return chosen

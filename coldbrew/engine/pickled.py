@@ -117,6 +117,11 @@ class PicklePredictor:
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
             return getattr(self.estimator, method)(X)
 
+    @property
+    def has_proba(self) -> bool:
+        """True when the estimator has ``predict_proba`` (a hard-voting VotingClassifier has none)."""
+        return self.classes is not None and hasattr(self.estimator, "predict_proba")
+
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities from the estimator's own ``predict_proba``."""
         return self._call("predict_proba", X)

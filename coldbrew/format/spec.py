@@ -108,8 +108,10 @@ TASKS_V3 = ("anomaly", "ranking")
 # values is written as version 3 (an older reader refuses it: it would answer differently).
 #: scikit-learn's IsolationForest: summed per-leaf path lengths, then its score through numpy's ``2 ** x``.
 KINDS_V3 = ("isolation_forest", "voting_classifier", "voting_regressor", "calibrated_classifier")
-OUTPUTS_V3 = ("isolation_np", "vote_proba", "vote_mean", "calibrated_proba")
-DECISIONS_V3 = ("anomaly_sign",)
+OUTPUTS_V3 = ("isolation_np", "vote_proba", "vote_mean", "calibrated_proba", "vote_hard")
+DECISIONS_V3 = ("anomaly_sign", "vote_hard")
+#: Classifier outputs without probabilities: ``predict_proba`` is refused, as the library's is.
+NO_PROBA_OUTPUTS = ("vote_hard",)
 #: scikit-learn's Voting*: members' sums side by side (``M`` blocks of ``K`` outputs), averaged as ``np.average``.
 COMBINES_V3 = ("vote", "calibrate")
 #: Linear leaves: what a NaN input does: the leaf's own value answers (LightGBM), or its term is skipped (XGBoost).
@@ -353,7 +355,11 @@ def _validate_v2(h: dict) -> None:
         raise ModelFormatError("header n_cat_bitsets / n_cat_words out of range")
     if h["kind"] == "calibrated_classifier" or h["combine"] == "calibrate" or h["output"] == "calibrated_proba":
         _validate_calibrated(h)
-    elif h["kind"].startswith("voting_") or h["combine"] == "vote" or h["output"] in ("vote_proba", "vote_mean"):
+    elif (
+        h["kind"].startswith("voting_")
+        or h["combine"] == "vote"
+        or h["output"] in ("vote_proba", "vote_mean", "vote_hard")
+    ):
         _validate_vote(h)
     elif h["classes"] is not None:
         if not h["classes"] or h["classes_dtype"] is None or h["output"] not in CLASSIFIER_OUTPUTS_V2:
@@ -402,6 +408,12 @@ def _validate_vote(h: dict) -> None:
     clf = h["kind"] == "voting_classifier"
     want = ("voting_classifier", "vote", "vote_proba", "argmax_proba") if clf else ("voting_regressor", "vote")
     got = (h["kind"], h["combine"], h["output"], h["decision"]) if clf else (h["kind"], h["combine"])
+    if got == ("voting_classifier", "vote", "vote_hard", "vote_hard"):  # hard voting: weights must not be negative
+        got = want
+        if h.get("member_weights") is not None and any(
+            isinstance(w, (int, float)) and w < 0 for w in h["member_weights"]
+        ):
+            raise ModelFormatError("header member_weights of hard voting must not be negative")
     if got != want or (not clf and (h["output"], h["decision"]) != ("vote_mean", "value")):
         raise ModelFormatError("a voting model has combine 'vote' and output vote_proba (argmax_proba) or vote_mean")
     divisors, weights = h.get("member_divisors"), h.get("member_weights")
@@ -553,7 +565,9 @@ def validate_bounds(h: dict, payload_length: int) -> None:
     if classes is None:
         return
     if h["output"] not in (
-        CLASSIFIER_OUTPUTS_V2 + ("vote_proba", "calibrated_proba") if h["version"] >= 2 else CLASSIFIER_OUTPUTS
+        CLASSIFIER_OUTPUTS_V2 + ("vote_proba", "calibrated_proba", "vote_hard")
+        if h["version"] >= 2
+        else CLASSIFIER_OUTPUTS
     ):
         raise ModelFormatError(f"a regressor's header must have classes null (output {h['output']!r})")
     dtype_name = h["classes_dtype"]

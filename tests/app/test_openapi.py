@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 
 from coldbrew.app import create_app
 
-MODELS = ["study", "binary", "multiclass", "regression", "nullable", "anomaly", "ranking"]
+MODELS = ["study", "binary", "multiclass", "regression", "nullable", "anomaly", "ranking", "hard-vote"]
 
 
 @pytest.fixture(scope="module", params=MODELS)
