@@ -1,7 +1,9 @@
 """The scikit-learn converter: fitted tree models (pickle/joblib or objects) into .brew files.
 
 The 8 classic estimators (gradient boosting, forests, extra trees, decision trees) are written as format
-version 1, exactly as before; HistGradientBoostingClassifier/Regressor as version 2 (``hgb_to_arrays``).
+version 1, exactly as before; HistGradientBoostingClassifier/Regressor as version 2 (``hgb_to_arrays``);
+IsolationForest, VotingClassifier/VotingRegressor and CalibratedClassifierCV as version 3 (docs/format.md
+section 13: ``isolation_to_arrays``, ``voting_to_arrays``, ``calibrated_to_arrays``).
 
 The conversion copies each tree's nodes into 16-byte records in pre-order (docs/format.md), pre-scales
 gradient-boosting leaves by the learning rate (bit-identical, see the spec), stores the init estimator's
@@ -50,6 +52,7 @@ def _check_supported(est, *, multi_output: bool = False) -> str:
     if name not in SUPPORTED or not module.startswith("sklearn."):
         raise UnsupportedModelError(
             f"cannot compile a {module}.{name}: supported estimators are {', '.join(SUPPORTED + HGB_SUPPORTED)}, "
+            "IsolationForest, Bagging*, Voting* and CalibratedClassifierCV of those, "
             "XGBoost (XGBClassifier, XGBRegressor, Booster) and LightGBM (LGBMClassifier, LGBMRegressor, Booster)"
         )
     if not hasattr(est, "n_features_in_"):
