@@ -14,7 +14,16 @@ from pathlib import Path
 import numpy as np
 
 # Served from .brew and pickle alike; "nullable" (HistGradientBoosting with NaN) only from its pickle so far.
-SERVED = ["binary", "binary-unlabelled", "multiclass", "multiclass-unlabelled", "regression"]
+SERVED = [
+    "binary",
+    "binary-unlabelled",
+    "multiclass",
+    "multiclass-unlabelled",
+    "regression",
+    "anomaly",
+    "ranking",
+    "hard-vote",
+]
 
 
 @dataclass
@@ -42,8 +51,21 @@ class Family:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
             predicted = self.est.predict(X)
+            if type(self.est).__name__ == "XGBRanker":  # a ranker: its scores
+                return [{"score": float(v)} for v in predicted]
+            if hasattr(self.est, "offset_"):  # an outlier detector: its sign and both scores
+                scores, decisions = self.est.score_samples(X), self.est.decision_function(X)
+                return [
+                    {"prediction": int(p), "score": float(s), "decision": float(d)}
+                    for p, s, d in zip(predicted, scores, decisions, strict=True)
+                ]
             if self.labels is None:
                 return [{"prediction": float(v)} for v in predicted]
+            if not hasattr(self.est, "predict_proba"):  # hard voting: the label alone
+                classes = self.est.classes_.tolist()
+                labels = self.labels if fmt == "brew" else tuple(str(c) for c in classes)
+                label = dict(zip(classes, labels, strict=True))
+                return [{"prediction": label[c]} for c in predicted.tolist()]
             proba = self.est.predict_proba(X)
         classes = self.est.classes_.tolist()
         labels = self.labels if fmt == "brew" else tuple(str(c) for c in classes)
@@ -68,7 +90,7 @@ def build(tmp: Path, name: str, est, loader, *, labels: str = "given", brew: boo
     """Fit ``est`` on the first 80% of ``loader``'s data; pickle it; compile it (optionally with class labels)."""
     import pandas as pd
 
-    from coldbrew.convert.sklearn import compile_model
+    from coldbrew.convert import compile_file
 
     X, y, names, target_names = _dataset(loader)
     if nan:
@@ -77,7 +99,9 @@ def build(tmp: Path, name: str, est, loader, *, labels: str = "given", brew: boo
     order = np.random.default_rng(1).permutation(len(X))
     cut = int(len(X) * 0.8)
     train, test = order[:cut], order[cut:]
-    est.fit(pd.DataFrame(X[train], columns=list(names)), y[train])
+    # a ranker learns from queries of 20 rows (in training order); the others from the rows alone
+    fit = {"qid": np.arange(len(train)) // 20} if type(est).__name__ == "XGBRanker" else {}
+    est.fit(pd.DataFrame(X[train], columns=list(names)), y[train], **fit)
     path = tmp / f"{name}.pkl"
     path.write_bytes(pickle.dumps(est))
     is_clf = hasattr(est, "classes_")
@@ -87,8 +111,21 @@ def build(tmp: Path, name: str, est, loader, *, labels: str = "given", brew: boo
     out = None
     if brew:
         out = tmp / f"{name}.brew"
-        compile_model(path, out, progress=False, class_labels=list(display) if labels == "given" and is_clf else None)
+        compile_file(path, out, progress=False, class_labels=list(display) if labels == "given" and is_clf else None)
     return Family(name, est, X[test], names, display, path, out)
+
+
+def _hard_vote():
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, VotingClassifier
+
+    members = [("rf", RandomForestClassifier(5, random_state=0)), ("et", ExtraTreesClassifier(4, random_state=0))]
+    return VotingClassifier(members, voting="hard", weights=[2, 1])
+
+
+def _ranker():
+    import xgboost
+
+    return xgboost.XGBRanker(n_estimators=10, max_depth=3, objective="rank:pairwise")
 
 
 def build_all(tmp: Path) -> dict[str, Family]:
@@ -98,6 +135,7 @@ def build_all(tmp: Path) -> dict[str, Family]:
         GradientBoostingClassifier,
         GradientBoostingRegressor,
         HistGradientBoostingClassifier,
+        IsolationForest,
         RandomForestClassifier,
     )
 
@@ -125,6 +163,9 @@ def build_all(tmp: Path) -> dict[str, Family]:
                 load_iris,
                 labels="str",
             ),
+            build(tmp, "anomaly", IsolationForest(n_estimators=20, random_state=0), load_diabetes, nan=True),
+            build(tmp, "ranking", _ranker(), load_diabetes, nan=True),
+            build(tmp, "hard-vote", _hard_vote(), load_iris, nan=True),
             build(
                 tmp,
                 "regression",

@@ -8,8 +8,10 @@ read here, each optional (docs/serving.md, docs/format.md):
   ``null``); absent or null means no feature accepts missing values;
 - ``feature_categorical``: one bool per feature, true for categorical features (documented in the OpenAPI
   document; the value is still the numeric category code the model was trained on);
-- ``task``: ``binary`` | ``multiclass`` | ``regression``; absent means derived from ``classes``: none →
-  regression, two → binary, otherwise multiclass;
+- ``task``: ``binary`` | ``multiclass`` | ``regression`` | ``anomaly``; absent means derived from ``classes``:
+  none → regression, two → binary, otherwise multiclass (an anomaly detector, IsolationForest, says so: it answers
+  its ``predict`` (1 inlier, -1 outlier) with its ``score_samples`` and ``decision_function``; a ranker answers
+  its scores);
 - ``class_labels``: one display string per class, aligned with ``classes``; absent means ``str()`` of each class;
 - ``n_outputs``: for a regressor, the number of values per row (> 1: a multi-output model answers a vector).
 
@@ -28,7 +30,9 @@ if TYPE_CHECKING:
 else:
     from coldbrew.records import NamedTuple  # typing's class syntax, without importing typing
 
-TASKS = ("binary", "multiclass", "regression")
+TASKS = ("binary", "multiclass", "regression", "anomaly", "ranking")
+#: Tasks without classes: the model answers values (regression), a sign with scores (anomaly) or scores (ranking).
+CLASSLESS = ("regression", "anomaly", "ranking")
 
 
 class Contract(NamedTuple):
@@ -41,6 +45,7 @@ class Contract(NamedTuple):
     classes: tuple | None  # the model's own class values (Python scalars), in its order; None for regression
     labels: tuple[str, ...] | None  # display label per class, same order
     outputs: int = 1  # a regressor's values per row (header n_outputs; > 1: multi-output, a vector per row)
+    probabilities: bool = True  # a classifier answers its probabilities (False: a hard-voting VotingClassifier)
     #: Per field, with an input stage (format version 3 ``inputs``): ``"number"``, ``"string"`` or ``"any"`` (a
     #: column the model does not read); empty: every field is a number.
     types: tuple[str, ...] = ()
@@ -57,7 +62,7 @@ class Contract(NamedTuple):
     @property
     def is_classifier(self) -> bool:
         """True for binary and multiclass models."""
-        return self.task != "regression"
+        return self.task not in CLASSLESS
 
     def label_of(self) -> dict:
         """Class value (as the model's ``predict`` returns it, after ``tolist()``) → display label."""
@@ -83,7 +88,7 @@ def _task(header: dict, classes: tuple | None) -> str:
         return "binary" if len(classes) == 2 else "multiclass"
     if task not in TASKS:
         raise ModelFormatError(f"model header task {task!r} is not one of {', '.join(TASKS)}")
-    if (task == "regression") != (classes is None):
+    if (task in CLASSLESS) != (classes is None):
         has = "no classes" if classes is None else f"{len(classes)} classes"
         raise ModelFormatError(f"model header task {task!r} disagrees with the model, which has {has}")
     if task == "binary" and classes is not None and len(classes) != 2:
@@ -136,6 +141,7 @@ def contract_of(predictor) -> Contract:
         classes=classes,
         labels=_labels(header, classes),
         outputs=_outputs(header, classes),
+        probabilities=bool(getattr(predictor, "has_proba", True)),
     )
 
 

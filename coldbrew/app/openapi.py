@@ -87,10 +87,20 @@ def _prediction(contract: Contract) -> dict:
         properties = {"prediction": {**vector, "maxItems": contract.outputs, "description": "the predicted values"}}
     elif contract.task == "regression":
         properties = {"prediction": {"type": "number", "description": "the model's predicted value"}}
+    elif contract.task == "ranking":
+        properties = {"score": {"type": "number", "description": "the ranker's score: higher ranks first"}}
+    elif contract.task == "anomaly":
+        properties = {
+            "prediction": {"type": "integer", "enum": [-1, 1], "description": "1 for an inlier, -1 for an outlier"},
+            "score": {"type": "number", "description": "the model's score_samples: the lower, the more abnormal"},
+            "decision": {"type": "number", "description": "score minus the model's offset: negative for an outlier"},
+        }
     else:
         labels = _labels(contract)
         label: dict = {"type": "string", "enum": list(labels), "description": "the model's predicted class"}
-        if contract.task == "binary":
+        if not contract.probabilities:  # hard voting: no predict_proba
+            properties = {"prediction": label}
+        elif contract.task == "binary":
             about = f"probability of the class {labels[1]!r}"
             properties = {"prediction": label, "probability": {**probability, "description": about}}
         else:
@@ -113,6 +123,10 @@ def _description(contract: Contract, model: str, max_body_bytes: int, max_rows: 
         what = f"Binary classification ({_labels(contract)[0]!r} or {_labels(contract)[1]!r})"
     elif contract.task == "multiclass":
         what = f"Classification into {len(_labels(contract))} classes"
+    elif contract.task == "ranking":
+        what = "Ranking scores"
+    elif contract.task == "anomaly":
+        what = "Anomaly detection (1 inlier, -1 outlier, with scores)"
     else:
         what = "Regression"
     missing = sum(contract.nullable)

@@ -129,11 +129,32 @@ def responder(predictor: Predictor, contract: Contract):
 
     - binary: ``{"prediction": label, "probability": P(second class)}``;
     - multiclass: ``{"prediction": label, "probabilities": {label: p, ...}}`` in the model's class order;
-    - regression: ``{"prediction": value}``.
+    - a classifier without probabilities (hard voting): ``{"prediction": label}``;
+    - regression: ``{"prediction": value}`` (a vector for a multi-output model);
+    - anomaly: ``{"prediction": 1 or -1, "score": score_samples, "decision": decision_function}``;
+    - ranking: ``{"score": value}`` (the ranker's ``predict``: a relevance score, comparable within a query).
 
     The label is the model's own ``predict`` (its threshold or argmax), mapped to its display label; the
     probabilities are its ``predict_proba``.
     """
+    if contract.task == "anomaly":
+
+        def detect(X: list[list[float]]) -> list[dict]:
+            scores = _tolist(predictor.score_samples(X))  # type: ignore[attr-defined]
+            decisions = _tolist(predictor.decision_function(X))  # type: ignore[attr-defined]
+            predicted = _tolist(predictor.predict(X))
+            return [
+                {"prediction": p, "score": s, "decision": d}
+                for p, s, d in zip(predicted, scores, decisions, strict=True)
+            ]
+
+        return detect
+    if contract.task == "ranking":
+
+        def rank(X: list[list[float]]) -> list[dict]:
+            return [{"score": v} for v in _tolist(predictor.predict(X))]
+
+        return rank
     if contract.task == "regression":
 
         def regress(X: list[list[float]]) -> list[dict]:
@@ -146,6 +167,8 @@ def responder(predictor: Predictor, contract: Contract):
 
     def classify(X: list[list[float]]) -> list[dict]:
         predicted = [label_of[c] for c in _tolist(predictor.predict(X))]
+        if not contract.probabilities:  # a classifier without predict_proba (hard voting): the label alone
+            return [{"prediction": y} for y in predicted]
         proba = _tolist(predictor.predict_proba(X))
         if contract.task == "binary":
             return [{"prediction": y, "probability": ps[1]} for y, ps in zip(predicted, proba, strict=True)]

@@ -142,8 +142,10 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
         raise UnsupportedModelError(
             f"{where}: LightGBM objective {' '.join(objective)[:80]!r} with sqrt (reg_sqrt=True) is not supported"
         )
-    elif name in IDENTITY_OBJECTIVES or name in RANKING_OBJECTIVES:
+    elif name in IDENTITY_OBJECTIVES:
         output, decision, task, n_classes = "identity", "value", "regression", 0
+    elif name in RANKING_OBJECTIVES:  # a ranker answers scores (task "ranking", section 13)
+        output, decision, task, n_classes = "identity", "value", "ranking", 0
     elif name in LOG_OBJECTIVES:
         output, decision, task, n_classes = "exp", "value", "regression", 0
     elif name == "cross_entropy":
@@ -169,7 +171,7 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
     if classes is None and n_classes:
         classes = list(range(n_classes))
     header = {
-        "kind": "lgbm_regressor" if task == "regression" else "lgbm_classifier",
+        "kind": "lgbm_regressor" if task in ("regression", "ranking") else "lgbm_classifier",
         "n_features": n_features,
         "feature_names": names if len(names) == n_features else None,
         "classes": list(classes) if n_classes else None,
@@ -186,6 +188,8 @@ def _model_to_arrays(model: dict, where: str, classes) -> tuple[dict, dict[str, 
         "source": {"library": "lightgbm", "format": version, "objective": " ".join(objective)},
         **counts,
     }
+    if "n_linear_coeffs" in counts:
+        header["linear_missing"] = "leaf"  # Tree::Predict: a NaN input gives the leaf's constant output
     if pandas_categorical:  # categories by name (format version 3): pandas codes; unseen and missing are NaN
         from coldbrew.convert.names import by_name_stage
 
@@ -226,12 +230,12 @@ def _pandas_categorical(meta: dict, where: str) -> dict[int, list]:
 
 
 def _tree(t: dict, n_features: int, where: str) -> tb.Tree:
-    if t.get("is_linear", "0") not in ("0", ""):
-        raise UnsupportedModelError(f"{where}: linear trees (linear_tree=True) are not supported")
     n_leaves = int(t.get("num_leaves", "0"))
     if n_leaves < 1:
         raise ModelFormatError(f"{where}: num_leaves must be positive")
     leaf_value = _numbers(t.get("leaf_value", ""), np.float64, n_leaves, "leaf_value", where)
+    m = n_leaves - 1
+    linear = _linear_leaves(t, n_leaves, m, n_features, where) if t.get("is_linear", "0") not in ("0", "") else None
     if n_leaves == 1:
         return tb.Tree(
             left=np.array([-1]),
@@ -239,8 +243,8 @@ def _tree(t: dict, n_features: int, where: str) -> tb.Tree:
             feature=np.array([-1]),
             value=leaf_value,
             flags=np.zeros(1, dtype=np.uint8),
+            linear=None if linear is None else {0: linear[m]},
         )
-    m = n_leaves - 1
     feature = _numbers(t["split_feature"], np.int64, m, "split_feature", where)
     threshold = _numbers(t["threshold"], np.float64, m, "threshold", where)
     decision = _numbers(t["decision_type"], np.int64, m, "decision_type", where)
@@ -289,7 +293,28 @@ def _tree(t: dict, n_features: int, where: str) -> tb.Tree:
                 raise ModelFormatError(f"{where}: split {i} has an unknown missing type")
             missing = {0: spec.MISSING_AS_ZERO, 1: spec.MISSING_ZERO, 2: spec.MISSING_NAN}[missing_type]
             flags[i] = tb.flags(default_left=bool(d & _DEFAULT_LEFT), missing=missing)
-    return tb.Tree(left=L, right=R, feature=F, value=V, flags=flags, cats=cats)
+    return tb.Tree(left=L, right=R, feature=F, value=V, flags=flags, cats=cats, linear=linear)
+
+
+def _linear_leaves(t: dict, n_leaves: int, m: int, n_features: int, where: str) -> dict:
+    """A linear tree's leaves (``linear_tree=True``): leaf ``j`` (node ``m + j``) -> (``leaf_const``, its
+    ``leaf_features``, its ``leaf_coeff``), read from the text exactly as LightGBM's ``Tree`` reads them."""
+    const = _numbers(t.get("leaf_const", ""), np.float64, n_leaves, "leaf_const", where)
+    counts = _numbers(t.get("num_features", ""), np.int64, n_leaves, "num_features", where)
+    if np.any(counts < 0):
+        raise ModelFormatError(f"{where}: num_features holds a negative count")
+    total = int(counts.sum())
+    features = _numbers(t.get("leaf_features", ""), np.int64, total, "leaf_features", where)
+    coeffs = _numbers(t.get("leaf_coeff", ""), np.float64, total, "leaf_coeff", where)
+    if np.any((features < 0) | (features >= n_features)):
+        raise ModelFormatError(f"{where}: a linear leaf's feature is outside [0, {n_features})")
+    if not (np.all(np.isfinite(coeffs)) and np.all(np.isfinite(const))):
+        raise ModelFormatError(f"{where}: a linear leaf holds a non-finite coefficient")
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    return {
+        m + j: (float(const[j]), features[starts[j] : starts[j + 1]], coeffs[starts[j] : starts[j + 1]])
+        for j in range(n_leaves)
+    }
 
 
 def probe_rows(header: dict, arrays: dict, n: int = 128) -> np.ndarray:

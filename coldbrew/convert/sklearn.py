@@ -1,7 +1,9 @@
 """The scikit-learn converter: fitted tree models (pickle/joblib or objects) into .brew files.
 
 The 8 classic estimators (gradient boosting, forests, extra trees, decision trees) are written as format
-version 1, exactly as before; HistGradientBoostingClassifier/Regressor as version 2 (``hgb_to_arrays``).
+version 1, exactly as before; HistGradientBoostingClassifier/Regressor as version 2 (``hgb_to_arrays``);
+IsolationForest, VotingClassifier/VotingRegressor and CalibratedClassifierCV as version 3 (docs/format.md
+section 13: ``isolation_to_arrays``, ``voting_to_arrays``, ``calibrated_to_arrays``).
 
 The conversion copies each tree's nodes into 16-byte records in pre-order (docs/format.md), pre-scales
 gradient-boosting leaves by the learning rate (bit-identical, see the spec), stores the init estimator's
@@ -41,9 +43,16 @@ _PROGRESS_MIN_TREES = 200
 def _check_supported(est, *, multi_output: bool = False) -> str:
     name = type(est).__name__
     module = type(est).__module__
+    if name in ("StackingClassifier", "StackingRegressor") and module.startswith("sklearn."):
+        final = type(getattr(est, "final_estimator_", None) or est.final_estimator).__name__
+        raise UnsupportedModelError(
+            f"cannot compile a scikit-learn {name}: its final estimator ({final}) combines the members' outputs "
+            "with a matrix product (BLAS), whose summation order cannot be reproduced bit for bit"
+        )
     if name not in SUPPORTED or not module.startswith("sklearn."):
         raise UnsupportedModelError(
             f"cannot compile a {module}.{name}: supported estimators are {', '.join(SUPPORTED + HGB_SUPPORTED)}, "
+            "IsolationForest, Bagging*, Voting* and CalibratedClassifierCV of those, "
             "XGBoost (XGBClassifier, XGBRegressor, Booster) and LightGBM (LGBMClassifier, LGBMRegressor, Booster)"
         )
     if not hasattr(est, "n_features_in_"):
@@ -273,7 +282,13 @@ def compile_estimator(
 
     from coldbrew.engine.brew import BrewPredictor
 
-    if type(est).__name__ not in HGB_SUPPORTED and not _is_bagging(est):
+    if (
+        type(est).__name__ not in HGB_SUPPORTED
+        and not _is_bagging(est)
+        and not _is_isolation(est)
+        and not _is_voting(est)
+        and not _is_calibrated(est)
+    ):
         _check_supported(est, multi_output=True)
     if "n_jobs" in est.get_params(deep=False) and est.n_jobs not in (None, 1):
         # A forest's predict_proba with n_jobs > 1 sums the trees in whatever order its threads finish, so its
@@ -283,7 +298,7 @@ def compile_estimator(
     dst = Path(dst)
     if type(est).__name__ in HGB_SUPPORTED and type(est).__module__.startswith("sklearn."):
         return _compile_hgb(est, dst, class_labels, started)
-    if routes_missing(est) or _is_bagging(est):
+    if routes_missing(est) or _is_bagging(est) or _is_isolation(est) or _is_voting(est) or _is_calibrated(est):
         return _compile_forest_v2(est, dst, class_labels, started)
     header, arrays = to_arrays(est, progress=progress)
     set_class_labels(header, class_labels)
@@ -308,9 +323,14 @@ def compile_estimator(
 
 
 def _compile_hgb(est, dst: Path, class_labels, started: float) -> dict:
+    header, arrays = hgb_to_arrays(est)
+    return _finish_v2(est, dst, header, arrays, hgb_probe_rows(est), class_labels, started)
+
+
+def _finish_v2(est, dst: Path, header: dict, arrays: dict, X: np.ndarray, class_labels, started: float) -> dict:
+    """Label, stamp, write and check a version 2/3 file against ``est``'s own predict (and predict_proba)."""
     import warnings
 
-    header, arrays = hgb_to_arrays(est)
     set_class_labels(header, class_labels)
     header["created_by"] = f"coldbrew {_coldbrew_version()}"
     is_clf = header["classes"] is not None
@@ -323,9 +343,14 @@ def _compile_hgb(est, dst: Path, class_labels, started: float) -> dict:
     def reference(rows):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
-            return (est.predict_proba(rows) if is_clf else None), est.predict(rows)
+            return (est.predict_proba(rows) if is_clf and hasattr(est, "predict_proba") else None), est.predict(rows)
 
-    size = tb.finish(dst, header, arrays, reference, X, classifier=is_clf)
+    def check(path: Path) -> None:
+        tb.check_compiled(path, reference, X, classifier=is_clf, label=dst)
+        if header["kind"] == "isolation_forest":
+            _check_scores(path, est, X, label=dst)
+
+    size = tb.write_staged(dst, header, arrays, check)
     return tb.compile_stats(
         dst, header, what=type(est).__name__, size=size, started=started, checked=len(X), reference="scikit-learn"
     )
@@ -587,26 +612,8 @@ def forest_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     name, members = _tree_members(est)
     is_clf = hasattr(est, "classes_")
     single = name.startswith("DecisionTree")
-    estimators = [m for m, _, _ in members]
     K = len(est.classes_) if is_clf else int(getattr(est, "n_outputs_", 1))  # multi-output: a group per output
-    trees, groups = [], []
-    for tree_est, columns, class_of in members:
-        tree = tree_est.tree_
-        left = tree.children_left.astype(np.int64)
-        right = tree.children_right.astype(np.int64)
-        leaf = left == -1
-        go_left = np.asarray(tree.missing_go_to_left).astype(bool)
-        flags = np.where(~leaf & go_left, 1, 0).astype(np.uint8)
-        feature = np.where(leaf, -1, columns[np.where(leaf, 0, tree.feature)]).astype(np.int64)
-        for k in range(K):
-            if is_clf:  # a bagged tree may have seen fewer classes: the others get 0.0 (x + 0.0 == x)
-                j = class_of.get(k)
-                leaf_values = tree.value[:, 0, j] if j is not None else np.zeros(len(left))
-            else:
-                leaf_values = tree.value[:, k, 0]
-            value = np.where(leaf, leaf_values, tree.threshold).astype(np.float64)
-            trees.append(tb.Tree(left=left, right=right, feature=feature, value=value, flags=flags))
-            groups.append(k)
+    trees, groups = _forest_trees(members, is_clf, K)
     counts, arrays = tb.build(trees, groups)
     arrays["base_score"] = np.zeros(K, dtype=np.float64)
     n_features = int(est.n_features_in_)
@@ -625,7 +632,7 @@ def forest_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         "task": ("binary" if K == 2 else "multiclass") if is_clf else "regression",
         "feature_missing": [True] * n_features,
         "feature_categorical": None,
-        "source": {"estimator": name, "sklearn_version": _sklearn_version(), "n_estimators": len(estimators)},
+        "source": {"estimator": name, "sklearn_version": _sklearn_version(), "n_estimators": len(members)},
         **counts,
     }
     if is_clf and not _plain_classes(est.classes_):
@@ -635,21 +642,366 @@ def forest_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     return header, arrays
 
 
+def _forest_trees(members: list, is_clf: bool, K: int, group0: int = 0) -> tuple[list[tb.Tree], list[int]]:
+    """The scalar-leaf trees of a forest's ``members`` (``_tree_members``): one copy of each tree per output,
+    tree-major, adding to groups ``group0 .. group0 + K - 1``."""
+    trees, groups = [], []
+    for tree_est, columns, class_of in members:
+        tree = tree_est.tree_
+        left = tree.children_left.astype(np.int64)
+        right = tree.children_right.astype(np.int64)
+        leaf = left == -1
+        go_left = np.asarray(tree.missing_go_to_left).astype(bool)
+        flags = np.where(~leaf & go_left, 1, 0).astype(np.uint8)
+        feature = np.where(leaf, -1, columns[np.where(leaf, 0, tree.feature)]).astype(np.int64)
+        for k in range(K):
+            if is_clf:  # a bagged tree may have seen fewer classes: the others get 0.0 (x + 0.0 == x)
+                j = class_of.get(k)
+                leaf_values = tree.value[:, 0, j] if j is not None else np.zeros(len(left))
+            else:
+                leaf_values = tree.value[:, k, 0]
+            value = np.where(leaf, leaf_values, tree.threshold).astype(np.float64)
+            trees.append(tb.Tree(left=left, right=right, feature=feature, value=value, flags=flags))
+            groups.append(group0 + k)
+    return trees, groups
+
+
 def _compile_forest_v2(est, dst: Path, class_labels, started: float) -> dict:
+    if _is_isolation(est):
+        header, arrays = isolation_to_arrays(est)
+    elif _is_calibrated(est):
+        header, arrays = calibrated_to_arrays(est)
+    else:
+        header, arrays = voting_to_arrays(est) if _is_voting(est) else forest_to_arrays(est)
+    X = tb.probe_rows_from_arrays(header, arrays, n=128, dtype=np.float32)
+    return _finish_v2(est, dst, header, arrays, X, class_labels, started)
+
+
+# ---- IsolationForest: format version 3 (docs/format.md section 13) ---------------------------------------------
+
+
+def _is_isolation(est) -> bool:
+    return type(est).__name__ == "IsolationForest" and type(est).__module__.startswith("sklearn.")
+
+
+def isolation_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
+    """Header fields and arrays (format version 3) for a fitted IsolationForest.
+
+    ``_compute_score_samples`` adds, tree by tree in float64, ``decision_path_length[leaf] +
+    average_path_length[leaf] - 1.0`` for the leaf each row reaches; that sum is computed here per leaf with the
+    forest's own arrays (the same float64 operations in the same order), so each leaf's value is its term. The
+    trees are walked as ``tree.apply`` walks them (float32 input, NaN to ``missing_go_to_left``). The score,
+    ``-(2 ** -(depths / denominator))``, is numpy's (section 13), ``decision_function`` subtracts ``offset_``.
+    """
+    from sklearn.ensemble._iforest import _average_path_length
+
+    if not hasattr(est, "estimators_"):
+        raise UnsupportedModelError("the scikit-learn IsolationForest is not fitted")
+    n_features = int(est.n_features_in_)
+    subsample = est._max_features != n_features  # as _compute_chunked_score_samples decides
+    trees = []
+    for tree_est, features, paths, averages in zip(
+        est.estimators_,
+        est.estimators_features_,
+        est._decision_path_lengths,
+        est._average_path_length_per_tree,
+        strict=True,
+    ):
+        tree = tree_est.tree_
+        if not hasattr(tree, "missing_go_to_left"):
+            raise UnsupportedModelError(
+                "cannot compile a scikit-learn IsolationForest from scikit-learn < 1.4 (no missing-value routing)"
+            )
+        columns = np.asarray(features, dtype=np.int64) if subsample else np.arange(n_features)
+        left = tree.children_left.astype(np.int64)
+        right = tree.children_right.astype(np.int64)
+        leaf = left == -1
+        go_left = np.asarray(tree.missing_go_to_left).astype(bool)
+        flags = np.where(~leaf & go_left, 1, 0).astype(np.uint8)
+        feature = np.where(leaf, -1, columns[np.where(leaf, 0, tree.feature)]).astype(np.int64)
+        term = np.asarray(paths, dtype=np.float64) + np.asarray(averages, dtype=np.float64) - 1.0
+        value = np.where(leaf, term, tree.threshold).astype(np.float64)
+        trees.append(tb.Tree(left=left, right=right, feature=feature, value=value, flags=flags))
+    counts, arrays = tb.build(trees, [0] * len(trees))
+    arrays["base_score"] = np.zeros(1, dtype=np.float64)
+    denominator = len(est.estimators_) * _average_path_length([est._max_samples])
+    header = {
+        "kind": "isolation_forest",
+        "n_features": n_features,
+        "feature_names": [str(n) for n in est.feature_names_in_] if hasattr(est, "feature_names_in_") else None,
+        "classes": None,
+        "classes_dtype": None,
+        "n_outputs": 1,
+        **FOREST_EVALUATION,
+        "output": "isolation_np",
+        "decision": "anomaly_sign",
+        "score_denominator": float(denominator[0]),
+        "score_offset": float(est.offset_),
+        "learning_rate": None,
+        "task": "anomaly",
+        "feature_missing": [True] * n_features,
+        "feature_categorical": None,
+        "source": {"estimator": "IsolationForest", "sklearn_version": _sklearn_version(), "n_estimators": len(trees)},
+        **counts,
+    }
+    return header, arrays
+
+
+def _check_scores(path: Path, est, X: np.ndarray, *, label: Path) -> None:
+    """``score_samples`` and ``decision_function`` bit-exact on every kernel, numpy and lists in (else removed)."""
     import warnings
 
-    header, arrays = forest_to_arrays(est)
-    set_class_labels(header, class_labels)
-    header["created_by"] = f"coldbrew {_coldbrew_version()}"
-    X = tb.probe_rows_from_arrays(header, arrays, n=128, dtype=np.float32)
-    is_clf = header["classes"] is not None
+    from coldbrew.engine.brew import KERNELS, BrewPredictor
 
-    def reference(rows):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="X does not have valid feature names")
-            return (est.predict_proba(rows) if is_clf else None), est.predict(rows)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        want = {"score_samples": est.score_samples(X), "decision_function": est.decision_function(X)}
+    rows = [[None if v != v else v for v in row] for row in X.tolist()]
+    for kernel in KERNELS:
+        predictor = BrewPredictor(path, kernel=kernel)
+        for method, ref in want.items():
+            got = getattr(predictor, method)(X)
+            listed = getattr(predictor, method)(rows)
+            if not (got.dtype == ref.dtype and np.array_equal(got, ref) and listed == ref.tolist()):
+                raise ModelFormatError(f"{label}: compiled {method} differs from scikit-learn's ({kernel} kernel)")
 
-    size = tb.finish(dst, header, arrays, reference, X, classifier=is_clf)
-    return tb.compile_stats(
-        dst, header, what=type(est).__name__, size=size, started=started, checked=len(X), reference="scikit-learn"
-    )
+
+# ---- VotingClassifier (soft) / VotingRegressor of scikit-learn forests and trees: format version 3 (section 13) --
+
+VOTING = ("VotingClassifier", "VotingRegressor")
+
+
+def _is_voting(est) -> bool:
+    return type(est).__name__ in VOTING and type(est).__module__.startswith("sklearn.")
+
+
+def voting_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
+    """Header fields and arrays (format version 3) for a VotingClassifier (soft) or VotingRegressor whose members
+    are RandomForest / ExtraTrees / DecisionTree models that route missing values (section 11).
+
+    Member ``m``'s trees add to outputs ``m*K .. m*K + K - 1`` (as a forest's would, section 11); ``predict_proba``
+    / ``predict`` then divide each member's sums by its tree count and take ``np.average`` over the members with
+    the fitted ``weights`` (``coldbrew.engine.members.vote``).
+    """
+    name = type(est).__name__
+    if not hasattr(est, "estimators_"):
+        raise UnsupportedModelError(f"the scikit-learn {name} is not fitted")
+    is_clf = name == "VotingClassifier"
+    hard = is_clf and est.voting == "hard"
+    if hard and any(w < 0 for w in est._weights_not_none or ()):
+        raise UnsupportedModelError(f"cannot compile a scikit-learn {name} with voting='hard' and negative weights")
+    K = len(est.classes_) if is_clf else 1
+    trees: list[tb.Tree] = []
+    groups: list[int] = []
+    divisors = []
+    for m, member in enumerate(est.estimators_):
+        _check_member(name, member)
+        if is_clf and len(member.classes_) != K:
+            raise UnsupportedModelError(f"cannot compile a scikit-learn {name}: a member saw fewer classes")
+        member_name, members = _tree_members(member)
+        member_trees, member_groups = _forest_trees(members, is_clf, K, group0=m * K)
+        trees += member_trees
+        groups += member_groups
+        divisors.append(0 if member_name.startswith("DecisionTree") else len(members))
+    counts, arrays = tb.build(trees, groups)
+    arrays["base_score"] = np.zeros(K * len(divisors), dtype=np.float64)
+    weights = est._weights_not_none
+    n_features = int(est.n_features_in_)
+    header = {
+        "kind": "voting_classifier" if is_clf else "voting_regressor",
+        "n_features": n_features,
+        "feature_names": [str(n) for n in est.feature_names_in_] if hasattr(est, "feature_names_in_") else None,
+        "classes": est.classes_.tolist() if is_clf else None,
+        "classes_dtype": est.classes_.dtype.str if is_clf else None,
+        "n_outputs": K * len(divisors),
+        **FOREST_EVALUATION,
+        "combine": "vote",
+        "output": ("vote_hard" if hard else "vote_proba") if is_clf else "vote_mean",
+        "decision": ("vote_hard" if hard else "argmax_proba") if is_clf else "value",
+        "member_divisors": divisors,
+        "member_weights": None if weights is None else [float(w) for w in weights],
+        "learning_rate": None,
+        "task": ("binary" if K == 2 else "multiclass") if is_clf else "regression",
+        "feature_missing": [True] * n_features,
+        "feature_categorical": None,
+        "source": {"estimator": name, "sklearn_version": _sklearn_version(), "n_estimators": len(divisors)},
+        **counts,
+    }
+    if is_clf and est.classes_.dtype.kind not in "biufU":
+        raise UnsupportedModelError(
+            f"cannot compile a scikit-learn {name} whose classes have dtype {est.classes_.dtype}"
+        )
+    return header, arrays
+
+
+def _check_member(name: str, member) -> None:
+    """A meta-estimator's member must be a single-output forest or tree that routes missing values."""
+    kind = type(member).__name__
+    if kind not in SUPPORTED or kind.startswith("GradientBoosting") or not routes_missing(member):
+        raise UnsupportedModelError(
+            f"cannot compile a scikit-learn {name} with a {kind} member: only RandomForest, ExtraTrees and "
+            "DecisionTree members compile"
+        )
+    if getattr(member, "n_outputs_", 1) != 1:
+        raise UnsupportedModelError(f"cannot compile a scikit-learn {name}: a member is multi-output")
+
+
+# ---- CalibratedClassifierCV of scikit-learn forests and trees: format version 3 (section 13) ---------------------
+
+
+def _is_calibrated(est) -> bool:
+    return type(est).__name__ == "CalibratedClassifierCV" and type(est).__module__.startswith("sklearn.")
+
+
+def calibrated_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
+    """Header fields and arrays (format version 3) for a CalibratedClassifierCV (``sigmoid`` or ``isotonic``, any
+    ``cv`` / ``ensemble``) whose base estimator is a RandomForest / ExtraTrees / DecisionTree classifier.
+
+    Calibrated classifier ``m``'s base trees add to outputs ``m*K + j`` (``j``: the base estimator's class index);
+    the header lists, per member, its tree count and its calibrators with their fitted numbers (sigmoid ``a_``,
+    ``b_``; isotonic ``interp1d``'s own ``x``, ``y`` and the clip bounds), which ``coldbrew.engine.members.calibrate``
+    applies as ``_CalibratedClassifier.predict_proba`` does.
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    name = "CalibratedClassifierCV"
+    if not hasattr(est, "calibrated_classifiers_"):
+        raise UnsupportedModelError(f"the scikit-learn {name} is not fitted")
+    if est.method not in ("sigmoid", "isotonic"):
+        raise UnsupportedModelError(
+            f"cannot compile a scikit-learn {name} with method={est.method!r}: sigmoid and isotonic compile"
+        )
+    K = len(est.classes_)
+    if K > 128:
+        raise UnsupportedModelError(f"cannot compile a scikit-learn {name} with more than 128 classes ({K})")
+    trees: list[tb.Tree] = []
+    groups: list[int] = []
+    members = []
+    n_features = int(est.n_features_in_)
+    bases = [cc.estimator for cc in est.calibrated_classifiers_]
+    bases = [getattr(b, "estimator", b) if type(b).__name__ == "FrozenEstimator" else b for b in bases]
+    hgb = [type(b).__name__ == "HistGradientBoostingClassifier" and _is_sklearn(b) for b in bases]
+    lgbm = [type(b).__name__ == "LGBMClassifier" and type(b).__module__.startswith("lightgbm") for b in bases]
+    if (any(hgb) and not all(hgb)) or (any(lgbm) and not all(lgbm)):
+        raise UnsupportedModelError(f"cannot compile a scikit-learn {name} whose base estimators differ in kind")
+    base_score = np.zeros(K * len(bases), dtype=np.float64)
+    categorical: set[int] = set()
+    for m, (cc, base) in enumerate(zip(est.calibrated_classifiers_, bases, strict=True)):
+        if not hgb[m] and not lgbm[m]:
+            _check_member(name, base)
+        base_classes = list(base.classes_)
+        index = {c: k for k, c in enumerate(est.classes_.tolist())}
+        if K == 2 and len(base_classes) != 2:
+            raise UnsupportedModelError(f"cannot compile a scikit-learn {name}: a base estimator saw one class")
+        link = "none"
+        if lgbm[m]:  # its predict_proba: LightGBM's trees, then its sigmoid or softmax (members.calibrate)
+            base_name, link = "LightGBM", _lgbm_member(base, m, K, n_features, trees, groups, categorical)
+        elif hgb[m]:  # its decision_function: the raw scores (one column when binary), baseline plus trees
+            columns = [1] if K == 2 else list(range(len(base_classes)))
+            column_of, categories = _hgb_columns(base, n_features)
+            categorical |= {int(column_of[f]) for f in categories}
+            for iteration in base._predictors:
+                for k, predictor in enumerate(iteration):
+                    trees.append(_hgb_tree(predictor, column_of, categories))
+                    groups.append(m * K + columns[k])
+            for k, value in enumerate(np.asarray(base._baseline_prediction, dtype=np.float64).reshape(-1)):
+                base_score[m * K + columns[k]] = value
+            base_name = "HistGradientBoostingClassifier"
+        else:  # its predict_proba: each tree's class fractions summed, then divided by the tree count
+            base_name, tree_members = _tree_members(base)
+            member_trees, member_groups = _forest_trees(tree_members, True, len(base_classes), group0=m * K)
+            trees += member_trees
+            groups += member_groups
+        pairs = [(1, 1)] if K == 2 else [(j, index[c]) for j, c in enumerate(np.asarray(base_classes).tolist())]
+        calibrators = []
+        for (column, klass), cal in zip(pairs, cc.calibrators, strict=True):
+            entry: dict = {"column": column, "class": klass}
+            if type(cal).__name__ == "_SigmoidCalibration":
+                entry.update(method="sigmoid", a=float(cal.a_), b=float(cal.b_))
+            elif isinstance(cal, IsotonicRegression) and cal.out_of_bounds == "clip" and _np_interp(cal.f_):
+                f = cal.f_
+                x = np.asarray(f.x if hasattr(f, "x") else cal.X_thresholds_, dtype=np.float64)
+                y = np.asarray(f.y if hasattr(f, "y") else cal.y_thresholds_, dtype=np.float64).reshape(-1)
+                entry.update(
+                    method="isotonic", x=x.tolist(), y=y.tolist(), x_min=float(cal.X_min_), x_max=float(cal.X_max_)
+                )
+            else:
+                raise UnsupportedModelError(f"cannot compile a scikit-learn {name} with a {type(cal).__name__}")
+            calibrators.append(entry)
+        single = base_name.startswith(("DecisionTree", "HistGradientBoosting", "LightGBM"))
+        member: dict = {"divisor": 0 if single else len(tree_members), "calibrators": calibrators}
+        if link != "none":
+            member["link"] = link
+        members.append(member)
+    counts, arrays = tb.build(trees, groups)
+    arrays["base_score"] = base_score
+    header = {
+        "kind": "calibrated_classifier",
+        "n_features": n_features,
+        "feature_names": [str(n) for n in est.feature_names_in_] if hasattr(est, "feature_names_in_") else None,
+        "classes": est.classes_.tolist(),
+        "classes_dtype": est.classes_.dtype.str,
+        "n_outputs": K * len(members),
+        **(HGB_EVALUATION if all(hgb) else _lgbm_evaluation() if all(lgbm) else FOREST_EVALUATION),
+        "combine": "calibrate",
+        "output": "calibrated_proba",
+        "decision": "argmax_proba",
+        "calibrated": members,
+        "learning_rate": None,
+        "task": "binary" if K == 2 else "multiclass",
+        "feature_missing": [True] * n_features,
+        "feature_categorical": [c in categorical for c in range(n_features)] if categorical else None,
+        "source": {"estimator": name, "sklearn_version": _sklearn_version(), "n_estimators": len(members)},
+        **counts,
+    }
+    if "n_linear_coeffs" in counts:  # LightGBM linear trees: a NaN input gives the leaf's value
+        header["linear_missing"] = "leaf"
+    if est.classes_.dtype.kind not in "biufU":
+        raise UnsupportedModelError(
+            f"cannot compile a scikit-learn {name} whose classes have dtype {est.classes_.dtype}"
+        )
+    return header, arrays
+
+
+def _lgbm_evaluation() -> dict:
+    from coldbrew.convert.lightgbm import EVALUATION
+
+    return EVALUATION
+
+
+def _lgbm_member(base, m: int, K: int, n_features: int, trees: list, groups: list, categorical: set) -> str:
+    """Add a fitted LGBMClassifier's trees for member ``m`` (outputs ``m*K ..``; a binary model's one raw score in
+    column 1) and return what the calibrators read: ``none`` (its ``decision_function``, the raw margins, which
+    scikit-learn prefers) or, without one, the link its ``predict_proba`` applies: ``logistic`` or ``softmax_seq``."""
+    from coldbrew.convert import lightgbm as lgb
+
+    where = "CalibratedClassifierCV's LGBMClassifier"
+    model = lgb.parse_text(base.booster_.model_to_string(), where=where)
+    header, _ = lgb.model_to_arrays(model, where=where)
+    if header["output"] not in ("logistic", "softmax_seq") or header["combine"] != "sum":
+        raise UnsupportedModelError(
+            "cannot compile a scikit-learn CalibratedClassifierCV of an LGBMClassifier with objective "
+            f"{header['source']['objective'][:60]!r} (binary and multiclass compile)"
+        )
+    per_round = header["n_outputs"]
+    if K > 2 and per_round != K:
+        raise UnsupportedModelError("cannot compile a scikit-learn CalibratedClassifierCV: a base saw fewer classes")
+    for i, doc in enumerate(model["trees"]):
+        tree = lgb._tree(doc, n_features, f"{where}: tree {i}")
+        trees.append(tree)
+        groups.append(m * K + (1 if K == 2 else i % per_round))
+        categorical |= {int(tree.feature[node]) for node in tree.cats}
+    if hasattr(base, "decision_function"):  # LightGBM >= 4.7: the calibrators read its raw margins
+        return "none"
+    return "logistic" if K == 2 else "softmax_seq"  # before: its predict_proba
+
+
+def _np_interp(f) -> bool:
+    """True for an isotonic calibrator's function that is ``np.interp`` (scipy's ``interp1d`` delegates to it for
+    float64 points) or a constant (one point); coldbrew reproduces exactly those."""
+    call = getattr(f, "_call", None)
+    return getattr(call, "__name__", "") == "_call_linear_np" or not hasattr(f, "x")
+
+
+def _is_sklearn(est) -> bool:
+    return type(est).__module__.startswith("sklearn.")

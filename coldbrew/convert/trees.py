@@ -38,6 +38,9 @@ class Tree:
     cats: dict[int, np.ndarray] = field(default_factory=dict)
     #: XGBoost vector leaves (rows of leaf values; a leaf's ``right`` is its row), split by the converter
     vector: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: LightGBM linear leaves: leaf node -> (constant, feature indices, coefficients); ``value`` stays the leaf's
+    #: fallback output (docs/format.md section 13)
+    linear: dict[int, tuple[float, np.ndarray, np.ndarray]] | None = None
 
 
 def summed_scalar_leaves(dtype: str, compare: str, zero_threshold: float = 0) -> dict:
@@ -77,6 +80,11 @@ def build(trees: list[Tree], groups: list[int]) -> tuple[dict, dict[str, np.ndar
     """Header counts and arrays (nodes, node_flags, tree_offsets, tree_groups, cat_offsets/cat_words if any)."""
     records, flag_parts, sizes = [], [], []
     bitsets: list[np.ndarray] = []
+    linear = any(t.linear is not None for t in trees)
+    lin_const: list[np.ndarray] = []
+    lin_counts: list[np.ndarray] = []
+    lin_features: list[np.ndarray] = []
+    lin_coeffs: list[np.ndarray] = []
     n_leaves = max_depth = 0
     for tree in trees:
         order, depth = _preorder(tree.left, tree.right)
@@ -93,6 +101,18 @@ def build(trees: list[Tree], groups: list[int]) -> tuple[dict, dict[str, np.ndar
             p = position[node]
             rec["value"][p] = float(len(bitsets))
             bitsets.append(np.asarray(words, dtype=np.uint32))
+        if linear:  # per node of this tree in its new order: constant, coefficient count, features, coefficients
+            const = np.zeros(len(order), dtype=np.float64)
+            count = np.zeros(len(order), dtype=np.int64)
+            for p, node in enumerate(order):
+                entry = (tree.linear or {}).get(int(node))
+                if entry is not None and not split[p]:
+                    const[p] = entry[0]
+                    count[p] = len(entry[1])
+                    lin_features.append(np.asarray(entry[1], dtype=np.int32))
+                    lin_coeffs.append(np.asarray(entry[2], dtype=np.float64))
+            lin_const.append(const)
+            lin_counts.append(count)
         records.append(rec)
         flag_parts.append(fl)
         sizes.append(len(order))
@@ -113,6 +133,13 @@ def build(trees: list[Tree], groups: list[int]) -> tuple[dict, dict[str, np.ndar
         "n_cat_bitsets": len(bitsets),
         "n_cat_words": int(sum(len(b) for b in bitsets)),
     }
+    if linear:
+        counts_all = np.concatenate(lin_counts)
+        arrays["linear_offsets"] = np.concatenate([[0], np.cumsum(counts_all)]).astype(np.int64)
+        arrays["linear_features"] = np.concatenate(lin_features or [np.zeros(0)]).astype(np.int32)
+        arrays["linear_coeffs"] = np.concatenate(lin_coeffs or [np.zeros(0)]).astype(np.float64)
+        arrays["linear_const"] = np.concatenate(lin_const)
+        counts["n_linear_coeffs"] = int(counts_all.sum())
     if bitsets:
         arrays["cat_offsets"] = np.concatenate([[0], np.cumsum([len(b) for b in bitsets])]).astype(np.int64)
         arrays["cat_words"] = np.concatenate(bitsets).astype(np.uint32)
@@ -352,7 +379,10 @@ def probe_rows_from_arrays(header: dict, arrays: dict, n: int = 128, dtype=np.fl
     cat_features = {}
     if header.get("feature_categorical"):
         cat_features = {i: 40 for i, c in enumerate(header["feature_categorical"]) if c}
-    return probe_rows(thresholds, header["n_features"], n=n, dtype=dtype, categorical=cat_features)
+    X = probe_rows(thresholds, header["n_features"], n=n, dtype=dtype, categorical=cat_features)
+    if "n_linear_coeffs" in header:  # near a huge threshold (LightGBM writes DBL_MAX) linear leaves overflow
+        X = np.clip(X, -1e6, 1e6)
+    return X
 
 
 #: Feature names given by the user (``coldbrew compile --feature-names``) for the compile under way; set by

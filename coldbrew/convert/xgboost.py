@@ -15,7 +15,7 @@ compiled file reproduces, from xgboost's ``src/predictor`` and ``src/common/math
   ``multi:softprob`` through ``common::Softmax`` (float32, double sum), ``multi:softmax`` through scipy's softmax
   on the float32 margins (what ``XGBClassifier.predict_proba`` does), ``reg:squarederror`` identity.
 
-Refused with one line: other objectives, ``gblinear`` and ``dart`` boosters, vector leaves (multi-output
+Refused with one line: other objectives, vector leaves (multi-output
 trees), ``num_target > 1``, a model that stores category *values* for re-coding, unknown major versions.
 """
 
@@ -151,10 +151,9 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
     if booster.get("name") == "dart":  # trees weighted at prediction time: each leaf scaled by its tree's weight
         weights = _floats(booster["weight_drop"])
         booster = booster["gbtree"]
-    if booster.get("name") != "gbtree":
+    if booster.get("name") not in ("gbtree", "gblinear"):
         raise UnsupportedModelError(
-            f"{where}: XGBoost booster {str(booster.get('name'))[:40]!r} is not supported (only 'gbtree' and 'dart': "
-            "gblinear has no trees)"
+            f"{where}: XGBoost booster {str(booster.get('name'))[:40]!r} is not supported (gbtree, dart, gblinear)"
         )
     if objective not in OBJECTIVES:
         raise UnsupportedModelError(
@@ -171,6 +170,10 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
     n_features = int(mparam["num_feature"])
     num_class = int(mparam.get("num_class", 0))
     model = booster["model"]
+    if booster["name"] == "gblinear":
+        if n_targets != 1:
+            raise UnsupportedModelError(f"{where}: a multi-target XGBoost gblinear model is not supported")
+        return _linear_to_arrays(doc, model, objective, n_features, num_class, where)
     cats_container = model.get("cats") or {}
     if len(cats_container.get("enc", [])):
         raise UnsupportedModelError(
@@ -197,18 +200,7 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
     K = max(num_class, 1) if objective.startswith("multi:") else n_targets
     if objective.startswith("multi:") and num_class < 2:
         raise ModelFormatError(f"{where}: a multi-class objective with num_class {num_class}")
-    base = _base_scores(mparam["base_score"])
-    if len(base) == 1:
-        base = base * K
-    if len(base) != K:
-        raise ModelFormatError(f"{where}: base_score has {len(base)} values for {K} outputs")
-    if base_link == "logit":
-        margin = [_logit32(b) for b in base]
-    elif base_link == "log":
-        margin = [_log32(b) for b in base]
-    else:
-        margin = [np.float32(b) for b in base]
-    feature_types = list(learner.get("feature_types") or [])
+    margin = _margins(mparam, base_link, K, where)
     trees = [_tree(tree_docs[t], n_features, where, t) for t in range(n_trees)]
     groups = [int(g) for g in tree_info[:n_trees]]
     if any(len(tree.vector) for tree in trees):  # vector leaves: one scalar copy of the tree per target
@@ -229,6 +221,66 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
         raise ModelFormatError(f"{where}: tree_info names a group outside [0, {K})")
     counts, arrays = tb.build(trees, groups)
     arrays["base_score"] = np.asarray(margin, dtype=np.float32).astype(np.float64)
+    header = _finish_header(doc, objective, K, counts, n_features, attributes, len(indptr) - 1)
+    return header, arrays
+
+
+def _margins(mparam: dict, base_link: str, K: int, where: str) -> list[np.float32]:
+    """The base score of each output as a float32 margin, through the objective's ``ProbToMargin``."""
+    base = _base_scores(mparam["base_score"])
+    if len(base) == 1:
+        base = base * K
+    if len(base) != K:
+        raise ModelFormatError(f"{where}: base_score has {len(base)} values for {K} outputs")
+    if base_link == "logit":
+        return [_logit32(b) for b in base]
+    if base_link == "log":
+        return [_log32(b) for b in base]
+    return [np.float32(b) for b in base]
+
+
+def _linear_to_arrays(doc: dict, model: dict, objective: str, n_features: int, num_class: int, where: str):
+    """A ``gblinear`` booster as linear leaves (format version 3, section 13): one single-leaf tree per output group
+    whose linear model is ``GBLinear::Pred``: ``psum = bias[g] + base_margin[g]``, then ``psum += x[f] * w[f][g]``
+    for every feature in order, all in float32, a missing input skipped (it is absent from XGBoost's sparse row).
+    The first addition is done here (the same float32 operation), the rest by the kernel."""
+    task, _, base_link = OBJECTIVES[objective]
+    K = max(num_class, 1) if objective.startswith("multi:") else 1
+    weights = _floats(model["weights"])
+    if len(weights) != (n_features + 1) * K:
+        raise ModelFormatError(f"{where}: gblinear has {len(weights)} weights, expected {(n_features + 1) * K}")
+    if not np.all(np.isfinite(weights)):
+        raise ModelFormatError(f"{where}: gblinear holds a non-finite weight")
+    margin = _margins(doc["learner"]["learner_model_param"], base_link, K, where)
+    table = weights[: n_features * K].reshape(n_features, K)
+    bias = weights[n_features * K :]
+    trees = []
+    for g in range(K):
+        # PredictBatchInternal: every group starts from BaseScore()(0), the first output's margin
+        const = np.float32(bias[g] + np.float32(margin[0]))
+        tree = tb.Tree(
+            left=np.array([-1]),
+            right=np.array([-1]),
+            feature=np.array([-1]),
+            value=np.array([float(const)]),
+            flags=np.zeros(1, dtype=np.uint8),
+            linear={0: (float(const), np.arange(n_features), table[:, g].astype(np.float64))},
+        )
+        trees.append(tree)
+    counts, arrays = tb.build(trees, list(range(K)))
+    arrays["base_score"] = np.zeros(K, dtype=np.float64)
+    attributes = doc["learner"].get("attributes") or {}
+    header = _finish_header(doc, objective, K, counts, n_features, attributes, int(model.get("boosted_rounds", 0)))
+    header["linear_missing"] = "skip"
+    return header, arrays
+
+
+def _finish_header(doc: dict, objective: str, K: int, counts: dict, n_features: int, attributes: dict, rounds: int):
+    """The header of an XGBoost model: evaluation, serving contract and the objective's output and decision."""
+    learner = doc["learner"]
+    version = doc.get("version") or [0]
+    task, output, _ = OBJECTIVES[objective]
+    feature_types = list(learner.get("feature_types") or [])
     names = list(learner.get("feature_names") or [])
     categorical = [t == "c" for t in feature_types] if feature_types else None
     header = {
@@ -244,13 +296,19 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
             "xgboost_version": ".".join(str(int(v)) for v in version),
             "objective": objective,
             "best_iteration": attributes.get("best_iteration"),
-            "rounds": len(indptr) - 1,
+            "rounds": rounds,
         },
         **counts,
     }
     if task == "regression":
+        ranker = objective.startswith("rank:")  # a ranker answers scores (task "ranking", section 13)
         header.update(
-            kind="xgb_regressor", classes=None, classes_dtype=None, task="regression", decision="value", output=output
+            kind="xgb_regressor",
+            classes=None,
+            classes_dtype=None,
+            task="ranking" if ranker else "regression",
+            decision="value",
+            output=output,
         )
     elif task == "binary":
         header.update(
@@ -271,7 +329,7 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
             output="softmax_f32" if softprob else "softmax",
             decision="argmax_proba" if softprob else "argmax_raw",
         )
-    return header, arrays
+    return header
 
 
 def _indptr(tree_info: np.ndarray, num_class: int) -> np.ndarray:

@@ -389,10 +389,20 @@ def expected_results(model_path: str | os.PathLike, rows: list[dict[str, Any]]) 
     contract = contract_of(predictor)
     X = _rows(contract, rows)
     predicted = _as_list(predictor.predict(X))
+    if contract.task == "anomaly":
+        scores = _as_list(predictor.score_samples(X))  # type: ignore[attr-defined]
+        decisions = _as_list(predictor.decision_function(X))  # type: ignore[attr-defined]
+        return [
+            {"prediction": p, "score": s, "decision": d} for p, s, d in zip(predicted, scores, decisions, strict=True)
+        ]
+    if contract.task == "ranking":
+        return [{"score": v} for v in predicted]
     if contract.task == "regression":
         return [{"prediction": v} for v in predicted]
     label_of = contract.label_of()
     labels = [label_of[c] for c in predicted]
+    if not contract.probabilities:
+        return [{"prediction": y} for y in labels]
     proba = [_as_list(p) for p in _as_list(predictor.predict_proba(X))]
     if contract.task == "binary":
         return [{"prediction": y, "probability": p[1]} for y, p in zip(labels, proba, strict=True)]

@@ -25,7 +25,8 @@ typedef struct {
 
 #define ROW_BLOCK 4096
 
-enum { OK = 0, BAD_FEATURE, BAD_CHILD, BAD_LEAF, BAD_VALUE, BAD_FLAGS, BAD_BITSET, BAD_GROUP, BAD_DEPTH, BAD_WORK, NO_MEMORY };
+enum { OK = 0, BAD_FEATURE, BAD_CHILD, BAD_LEAF, BAD_VALUE, BAD_FLAGS, BAD_BITSET, BAD_GROUP, BAD_DEPTH, BAD_WORK, NO_MEMORY,
+       BAD_LINEAR };
 
 /* The ValueError text for a corrupt tree, by status (both format versions). */
 static const char *problem(int status)
@@ -40,6 +41,7 @@ static const char *problem(int status)
     case BAD_GROUP: return "tree group out of bounds";
     case BAD_DEPTH: return "tree deeper than the limit";
     case BAD_WORK: return "work budget exceeded";
+    case BAD_LINEAR: return "linear leaf out of bounds";
     default: return "unknown problem";
     }
 }
@@ -201,6 +203,12 @@ typedef struct {
     const int32_t *groups;
     cats_t cats;
     int lt, acc32;
+    /* version 3 linear leaves (section 13), or lin_off NULL: node i's coefficients are lin_off[i] .. lin_off[i + 1] */
+    const int64_t *lin_off;
+    const int32_t *lin_feat;
+    const double *lin_coef, *lin_const;
+    Py_ssize_t n_lin;
+    int lin_skip; /* 1: a NaN input's term is skipped (XGBoost gblinear); 0: a NaN gives the leaf's value (LightGBM) */
     const void *X; /* float (version 1) or double (version 2) rows */
     void *out;     /* double rows, or float when acc32 */
 } job_t;
@@ -279,6 +287,43 @@ static inline int add_leaf(const job_t *j, Py_ssize_t t, const node_t *leaf, Py_
 {
     const Py_ssize_t K = j->K;
     if (leaf->feature != -1) return BAD_FEATURE; /* a leaf's marker is exactly -1 */
+    if (j->v2 && j->lin_off != NULL) { /* LightGBM's Tree::Predict of a linear leaf, operation for operation */
+        const int64_t i = leaf - j->nodes;
+        const int64_t c0 = j->lin_off[i], c1 = j->lin_off[i + 1];
+        if (c0 < 0 || c1 < c0 || c1 > j->n_lin) return BAD_LINEAR;
+        for (int64_t c = c0; c < c1; c++) {
+            if (j->lin_feat[c] < 0 || j->lin_feat[c] >= j->n_features) return BAD_LINEAR;
+            if (!isfinite(j->lin_coef[c])) return BAD_VALUE;
+        }
+        if (!isfinite(j->lin_const[i])) return BAD_VALUE;
+        const double *x = (const double *)j->X + r * j->n_features;
+        if (j->acc32) { /* XGBoost's GBLinear::Pred: psum += x * w in float32, missing entries absent */
+            float v = (float)j->lin_const[i];
+            for (int64_t c = c0; c < c1; c++) {
+                const double xv = x[j->lin_feat[c]];
+                if (isnan(xv)) {
+                    if (j->lin_skip) continue;
+                    v = (float)leaf->value;
+                    break;
+                }
+                v += (float)j->lin_coef[c] * (float)xv;
+            }
+            ((float *)j->out)[r * K + j->groups[t]] += v;
+            return OK;
+        }
+        double v = j->lin_const[i];
+        for (int64_t c = c0; c < c1; c++) {
+            const double xv = x[j->lin_feat[c]];
+            if (isnan(xv)) {
+                if (j->lin_skip) continue;
+                v = leaf->value; /* a missing input: the leaf's constant output */
+                break;
+            }
+            v += j->lin_coef[c] * xv;
+        }
+        ((double *)j->out)[r * K + j->groups[t]] += v;
+        return OK;
+    }
     if (j->v2) {
         const int32_t g = j->groups[t];
         if (j->acc32) ((float *)j->out)[r * K + g] += (float)leaf->value;
@@ -512,27 +557,32 @@ PyDoc_STRVAR(predict_raw2_doc,
 "Format version 2: add every tree's scalar leaf to out[row, tree_groups[t]], tree by tree in order. X is\n"
 "float64 (n_rows x n_features, NaN allowed); out is float32 when acc32 else float64, pre-filled with the base\n"
 "score. split_lt: numeric splits go left on x < threshold (else x <= threshold). max_steps, threads: as\n"
-"predict_raw.");
+"predict_raw. linear_offsets, linear_features, linear_coeffs, linear_const: version 3 linear leaves (or None);\n"
+"linear_skip: a NaN input's term is skipped (else the leaf's value is used).");
 
 static PyObject *predict_raw2(PyObject *self, PyObject *args)
 {
     PyObject *o_nodes, *o_flags, *o_offsets, *o_groups, *o_catoff, *o_catw, *o_X, *o_out;
+    PyObject *o_lo = Py_None, *o_lf = Py_None, *o_lc = Py_None, *o_lk = Py_None;
     Py_ssize_t n_features, K, threads = 1;
     long long max_steps = -1;
-    int lt, acc32;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOnnpp|Ln", &o_nodes, &o_flags, &o_offsets, &o_groups, &o_catoff, &o_catw,
-                          &o_X, &o_out, &n_features, &K, &lt, &acc32, &max_steps, &threads))
+    int lt, acc32, lin_skip = 0;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnnpp|LnOOOOp", &o_nodes, &o_flags, &o_offsets, &o_groups, &o_catoff, &o_catw,
+                          &o_X, &o_out, &n_features, &K, &lt, &acc32, &max_steps, &threads, &o_lo, &o_lf, &o_lc,
+                          &o_lk, &lin_skip))
         return NULL;
+    const int linear = o_lo != Py_None;
     if (n_features < 1 || K < 1) {
         PyErr_SetString(PyExc_ValueError, "n_features and n_outputs must be positive");
         return NULL;
     }
-    Py_buffer b[8];
-    PyObject *objs[8] = {o_nodes, o_flags, o_offsets, o_groups, o_catoff, o_catw, o_X, o_out};
-    const char *names[8] = {"nodes", "node_flags", "tree_offsets", "tree_groups", "cat_offsets", "cat_words", "X", "out"};
+    Py_buffer b[12];
+    PyObject *objs[12] = {o_nodes, o_flags, o_offsets, o_groups, o_catoff, o_catw, o_X, o_out, o_lo, o_lf, o_lc, o_lk};
+    const char *names[12] = {"nodes", "node_flags", "tree_offsets", "tree_groups", "cat_offsets", "cat_words", "X",
+                             "out", "linear_offsets", "linear_features", "linear_coeffs", "linear_const"};
     int got = 0;
     PyObject *result = NULL;
-    for (; got < 8; got++) {
+    for (; got < (linear ? 12 : 8); got++) {
         if (get(objs[got], &b[got], got == 7, names[got]) < 0) goto done;
     }
     const Py_ssize_t n_nodes = b[0].len / (Py_ssize_t)sizeof(node_t);
@@ -545,7 +595,10 @@ static PyObject *predict_raw2(PyObject *self, PyObject *args)
     if (cats.n_bitsets < 0) cats.n_bitsets = 0;
     if (b[0].len % sizeof(node_t) || n_trees < 1 || b[1].len != n_nodes
         || b[3].len != n_trees * (Py_ssize_t)sizeof(int32_t) || b[6].len % (sizeof(double) * n_features)
-        || b[7].len != n_rows * K * out_item) {
+        || b[7].len != n_rows * K * out_item
+        || (linear && (b[8].len != (n_nodes + 1) * (Py_ssize_t)sizeof(int64_t)
+                       || b[11].len != n_nodes * (Py_ssize_t)sizeof(double)
+                       || b[9].len / (Py_ssize_t)sizeof(int32_t) != b[10].len / (Py_ssize_t)sizeof(double)))) {
         PyErr_SetString(PyExc_ValueError, "buffer sizes disagree with n_features / n_outputs");
         goto done;
     }
@@ -563,6 +616,14 @@ static PyObject *predict_raw2(PyObject *self, PyObject *args)
     job.cats = cats;
     job.lt = lt;
     job.acc32 = acc32;
+    if (linear) {
+        job.lin_off = (const int64_t *)b[8].buf;
+        job.lin_feat = (const int32_t *)b[9].buf;
+        job.lin_coef = (const double *)b[10].buf;
+        job.lin_const = (const double *)b[11].buf;
+        job.n_lin = b[10].len / (Py_ssize_t)sizeof(double);
+        job.lin_skip = lin_skip;
+    }
     job.X = b[6].buf;
     job.out = b[7].buf;
     if (run_job(&job, n_rows, threads) < 0) goto done;

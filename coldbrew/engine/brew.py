@@ -20,6 +20,7 @@ import sys
 from array import array
 
 from coldbrew.engine.inputs import (
+    LINEAR_OVERFLOW,
     InvalidInputError,
     as_float32,
     as_float64_with_nan,
@@ -29,7 +30,7 @@ from coldbrew.engine.inputs import (
 )
 from coldbrew.errors import ColdbrewError, ModelFormatError
 from coldbrew.format import BrewFile
-from coldbrew.format.spec import NUMPY_OUTPUTS, label_values
+from coldbrew.format.spec import NO_PROBA_OUTPUTS, NUMPY_OUTPUTS, label_values
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
 
@@ -108,6 +109,9 @@ class BrewPredictor:
             self._cat_offsets_buf = b.get("cat_offsets", bytes(8))  # one zero offset: no bitsets
             self._cat_words_buf = b.get("cat_words", bytes(4))
             self._mode = 1 if h["input_dtype"] == "float32" else 2
+            names = ("linear_offsets", "linear_features", "linear_coeffs", "linear_const")
+            linear: list[Any] = [b[name] for name in names] if "linear_offsets" in b else [None] * 4
+            self._linear = (*linear, h.get("linear_missing") == "skip")
         else:
             self._mode = 0
 
@@ -129,6 +133,11 @@ class BrewPredictor:
         return self.classes is not None
 
     @property
+    def has_proba(self) -> bool:
+        """True for a classifier with ``predict_proba`` (a hard-voting VotingClassifier has none, as in scikit-learn)."""
+        return self.is_classifier and self.header["output"] not in NO_PROBA_OUTPUTS
+
+    @property
     def needs_numpy(self) -> bool:
         """True if serving this model imports numpy: the numpy kernel, or a ``softmax`` output's probabilities
         (numpy's own exp, module docstring). A deployment without numpy can serve the model when this is False."""
@@ -144,8 +153,10 @@ class BrewPredictor:
 
     def predict_proba(self, X) -> Any:
         """Class probabilities, shape (n_rows, n_classes), in ``classes`` order."""
-        if not self.is_classifier:
-            raise ColdbrewError(f"a {self.kind} has no predict_proba; use predict")
+        if not self.is_classifier or self.header["output"] in NO_PROBA_OUTPUTS:
+            raise ColdbrewError(
+                f"a {self.kind} with output {self.header['output']!r} has no predict_proba; use predict"
+            )
         if self._numpy_path is not None:
             return self._listed(self._numpy_path.predict_proba(self._staged(X)), X)
         raw, n, numpy_in = self._raw(X)
@@ -161,6 +172,12 @@ class BrewPredictor:
         raw, n, numpy_in = self._raw(X)
         h = self.header
         decision = h["decision"] if self._v2 else _V1_DECISIONS[h["output"]]
+        if decision == "anomaly_sign":
+            return self._anomaly(raw, numpy_in, "predict")
+        if decision == "vote_hard":  # VotingClassifier(voting="hard"), section 13.3
+            from coldbrew.engine.members import vote_labels
+
+            return self._labels(vote_labels(raw, n, h), numpy_in)
         if decision == "value" or self.classes is None:
             return self._value(raw, numpy_in)
         if decision == "raw_ge0":
@@ -178,6 +195,32 @@ class BrewPredictor:
             else:  # argmax_proba
                 chosen = (c_kernel.argmax_f32 if proba.typecode == "f" else c_kernel.argmax_f64)(proba, width)
         return self._labels(chosen, numpy_in)
+
+    def score_samples(self, X) -> Any:
+        """An isolation forest's ``score_samples`` (the lower, the more abnormal), as scikit-learn's."""
+        return self._anomaly_method(X, "score_samples")
+
+    def decision_function(self, X) -> Any:
+        """An isolation forest's ``decision_function`` (``score_samples - offset_``; negative: an outlier)."""
+        return self._anomaly_method(X, "decision_function")
+
+    def _anomaly_method(self, X, method: str) -> Any:
+        if self.header["decision"] != "anomaly_sign" if self._v2 else True:
+            raise ColdbrewError(f"a {self.kind} has no {method}; use predict")
+        if self._numpy_path is not None:
+            return self._listed(self._numpy_path.anomaly(X, method), X)
+        raw, _, numpy_in = self._raw(X)
+        return self._anomaly(raw, numpy_in, method)
+
+    def _anomaly(self, raw: array, numpy_in: bool, method: str) -> Any:
+        """Scores from the summed path lengths: numpy's ``2 ** x`` is not libm's ``pow`` (brew_numpy.anomaly)."""
+        _require_numpy(f"the scores of a {self.kind} (numpy's power, not libm's)")
+        import numpy as np
+
+        from coldbrew.engine.brew_numpy import anomaly
+
+        values = anomaly(np.frombuffer(raw, dtype=np.float64).copy(), self.header, method)
+        return values if numpy_in else values.tolist()
 
     def info(self) -> dict:
         """Facts about the model for logs and telemetry."""
@@ -258,6 +301,7 @@ class BrewPredictor:
                     self._acc32,
                     self._max_steps,
                     self.threads,
+                    *self._linear,
                 )
             else:
                 c_kernel.predict_raw(
@@ -278,6 +322,8 @@ class BrewPredictor:
         if h["combine"] == "mean":  # version 2: each output by the number of trees that add to it (section 11)
             divisor = float(h["n_trees"] // self._K if self._v2 else h["n_trees"])
         if c_kernel.finish_raw(out, divisor, self._acc32) >= 0:  # an overflowing sum: never serve inf or NaN
+            if "n_linear_coeffs" in h:
+                raise InvalidInputError(LINEAR_OVERFLOW)
             raise ModelFormatError(f"{self.file.path}: corrupt model: the raw score overflowed to infinity or NaN")
         return out, n, numpy_in
 
@@ -286,6 +332,15 @@ class BrewPredictor:
         output, K = self.header["output"], self._K
         if output == "proba":
             return raw, K
+        if output == "vote_proba":  # scikit-learn's VotingClassifier (soft): members averaged (section 13)
+            from coldbrew.engine.members import vote
+
+            width = K // len(self.header["member_divisors"])
+            return array("d", vote(raw, n, self.header)), width
+        if output == "calibrated_proba":  # scikit-learn's CalibratedClassifierCV (section 13)
+            from coldbrew.engine.members import calibrate
+
+            return array("d", calibrate(raw, n, self.header)), K // len(self.header["calibrated"])
         if output == "softmax_f32":
             c_kernel.softmax_f32(raw, K)
             return raw, K
@@ -334,6 +389,10 @@ class BrewPredictor:
             c_kernel.exp_f64(raw)
         elif output == "logistic":  # LightGBM cross_entropy
             c_kernel.expit(raw)
+        elif output == "vote_mean":  # scikit-learn's VotingRegressor: members averaged (section 13)
+            from coldbrew.engine.members import vote
+
+            return self._vector(array("d", vote(raw, len(raw) // self._K, self.header)), numpy_in)
         elif output == "exp_np":  # scikit-learn's log link: numpy's own exp (module docstring)
             _require_numpy(f"the predictions of a {self.kind} with a log link (numpy's exp, not libm's)")
             import numpy as np

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+#: A linear-leaf model (docs/format.md section 13) multiplies its inputs: an extreme value can overflow the answer.
+LINEAR_OVERFLOW = "an input value is too large for this model: its linear leaves overflow to infinity"
+
+
 class InvalidInputError(ColdbrewError, ValueError):
     """The rows given to a predictor cannot be scored (wrong shape, NaN, infinity, not numbers)."""
 

@@ -156,9 +156,14 @@ def predict_raw2(
     acc32: bool,
     max_steps: int = -1,
     threads: int = 1,
+    linear_offsets=None,
+    linear_features=None,
+    linear_coeffs=None,
+    linear_const=None,
+    linear_skip: bool = False,
 ) -> None:
     """Add every tree's scalar leaf to ``out[row, tree_groups[t]]`` in tree order (see ``_kernel.predict_raw2``;
-    ``threads`` is ignored)."""
+    ``threads`` is ignored). With the ``linear_*`` arrays, a leaf's value is its linear model (section 13)."""
     n_trees = len(tree_offsets) - 1
     groups = np.asarray(tree_groups, dtype=np.int64)
     if np.any((groups < 0) | (groups >= n_outputs)):
@@ -172,12 +177,62 @@ def predict_raw2(
             nodes, node_flags, tree_offsets, cat_offsets, cat_words, X[start:stop], n_features, split_lt, max_steps
         )
         steps = nodes["value"][leaves]
+        if linear_offsets is not None:
+            steps = _linear_values(
+                leaves,
+                steps,
+                X[start:stop],
+                (linear_offsets, linear_features, linear_coeffs, linear_const),
+                n_features,
+                np.float32 if acc32 else np.float64,
+                linear_skip,
+            )
         if acc32:
             steps = steps.astype(np.float32)
         for k in range(n_outputs):
             mine = steps[:, groups == k]
             stacked = np.concatenate([out[start:stop, k : k + 1], mine], axis=1)
             out[start:stop, k] = np.add.accumulate(stacked, axis=1, dtype=out.dtype)[:, -1]
+
+
+def _linear_values(leaves, fallback, X, linear, n_features, dtype, skip: bool) -> np.ndarray:
+    """Linear leaves, vectorised (docs/format.md section 13): ``const[leaf]``, then ``+= coeff * x`` for each of the
+    leaf's coefficients in order, in ``dtype`` (float64: LightGBM's ``Tree::Predict``; float32: XGBoost's
+    ``GBLinear::Pred``), no fused multiply-add. A NaN input: its term is skipped (``skip``), else the leaf's value
+    (``fallback``) is the answer."""
+    offsets, features, coeffs, const = linear
+    offsets = np.asarray(offsets, dtype=np.int64)
+    c0, c1 = offsets[leaves], offsets[leaves + 1]
+    bad = (c0 < 0) | (c1 < c0) | (c1 > len(coeffs))
+    if bad.any():
+        raise ValueError(f"corrupt model: linear leaf out of bounds in tree {int(np.argwhere(bad)[0, 1])}")
+    count = c1 - c0
+    const = np.asarray(const, dtype=np.float64)[leaves]
+    bad = ~np.isfinite(const)
+    for c in range(int(count.max()) if count.size else 0):  # every coefficient of a reached leaf is checked
+        active = c < count
+        bad |= active & ~np.isfinite(np.asarray(coeffs, dtype=np.float64)[np.where(active, c0 + c, 0)])
+    if bad.any():
+        raise ValueError(f"corrupt model: non-finite leaf value in tree {int(np.argwhere(bad)[0, 1])}")
+    value = const.astype(dtype)
+    coeffs = np.asarray(coeffs, dtype=np.float64).astype(dtype)
+    nan = np.zeros(leaves.shape, dtype=bool)
+    rows = np.arange(leaves.shape[0])[:, None]
+    for c in range(int(count.max()) if count.size else 0):
+        active = c < count
+        at = np.where(active, c0 + c, 0)
+        f = np.asarray(features, dtype=np.int64)[at] if len(features) else np.zeros(at.shape, dtype=np.int64)
+        bad = active & ((f < 0) | (f >= n_features))
+        if bad.any():
+            raise ValueError(f"corrupt model: linear leaf out of bounds in tree {int(np.argwhere(bad)[0, 1])}")
+        x = X[rows, np.where(active, f, 0)].astype(dtype)
+        missing = active & np.isnan(x)
+        if not skip:
+            nan |= missing
+        step = active & ~nan & ~missing
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused after the sums
+            value = np.where(step, value + coeffs[at] * np.where(step, x, dtype(0.0)), value)
+    return value.astype(np.float64) if skip else np.where(nan, fallback, value.astype(np.float64))
 
 
 def _leaves_v2(

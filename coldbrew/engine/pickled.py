@@ -57,7 +57,8 @@ def serving_header(est, n_features: int, classes: tuple | None) -> dict:
         allow_nan = False
     categorical = getattr(est, "is_categorical_", None)
     if classes is None:
-        task = "regression"
+        task = "anomaly" if hasattr(est, "score_samples") and hasattr(est, "offset_") else "regression"
+        task = "ranking" if type(est).__name__ in ("XGBRanker", "LGBMRanker") else task
     else:
         task = "binary" if len(classes) == 2 else "multiclass"
     return {
@@ -116,6 +117,11 @@ class PicklePredictor:
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
             return getattr(self.estimator, method)(X)
 
+    @property
+    def has_proba(self) -> bool:
+        """True when the estimator has ``predict_proba`` (a hard-voting VotingClassifier has none)."""
+        return self.classes is not None and hasattr(self.estimator, "predict_proba")
+
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities from the estimator's own ``predict_proba``."""
         return self._call("predict_proba", X)
@@ -123,6 +129,14 @@ class PicklePredictor:
     def predict(self, X) -> np.ndarray:
         """The estimator's own ``predict``."""
         return self._call("predict", X)
+
+    def score_samples(self, X) -> np.ndarray:
+        """An outlier detector's own ``score_samples``."""
+        return self._call("score_samples", X)
+
+    def decision_function(self, X) -> np.ndarray:
+        """An outlier detector's own ``decision_function``."""
+        return self._call("decision_function", X)
 
     def info(self) -> dict:
         """Facts about the model for logs and telemetry."""

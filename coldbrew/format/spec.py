@@ -1,4 +1,4 @@
-"""Constants and header rules of the .brew format, versions 1 and 2 (docs/format.md is the spec)."""
+"""Constants and header rules of the .brew format, versions 1, 2 and 3 (docs/format.md is the spec)."""
 
 from __future__ import annotations
 
@@ -103,12 +103,43 @@ OUTPUTS_V2 = tuple(dict.fromkeys(CLASSIFIER_OUTPUTS_V2 + REGRESSOR_OUTPUTS_V2))
 #: Outputs computed in float32 (they need ``accumulate = "float32"``).
 FLOAT32_OUTPUTS_V2 = ("sigmoid_f32", "softmax_f32", "exp_f32", "hinge_f32")
 #: Outputs whose exact bits are numpy's own ``exp`` (not libm's): serving them imports numpy (section 7).
-NUMPY_OUTPUTS = ("softmax", "softmax_np_seq", "exp_np")
+NUMPY_OUTPUTS = ("softmax", "softmax_np_seq", "exp_np", "isolation_np")
 INPUT_DTYPES = ("float32", "float64")
 SPLIT_COMPARES = ("le", "lt")
 ACCUMULATES = ("float64", "float32")
 DECISIONS = ("raw_ge0", "raw_gt0", "argmax_raw", "proba_gt_half", "argmax_proba", "value")
-TASKS = ("binary", "multiclass", "regression")
+TASKS = ("binary", "multiclass", "regression", "anomaly", "ranking")
+#: Tasks of version 3 (section 13): their answers have another shape over HTTP (scores).
+TASKS_V3 = ("anomaly", "ranking")
+
+# Version 3, objs's part (docs/format.md section 13): more outputs, leaves and combines. A file using any of these
+# values is written as version 3 (an older reader refuses it: it would answer differently).
+#: scikit-learn's IsolationForest: summed per-leaf path lengths, then its score through numpy's ``2 ** x``.
+KINDS_V3 = ("isolation_forest", "voting_classifier", "voting_regressor", "calibrated_classifier")
+OUTPUTS_V3 = ("isolation_np", "vote_proba", "vote_mean", "calibrated_proba", "vote_hard")
+DECISIONS_V3 = ("anomaly_sign", "vote_hard")
+#: Classifier outputs without probabilities: ``predict_proba`` is refused, as the library's is.
+NO_PROBA_OUTPUTS = ("vote_hard",)
+#: scikit-learn's Voting*: members' sums side by side (``M`` blocks of ``K`` outputs), averaged as ``np.average``.
+COMBINES_V3 = ("vote", "calibrate")
+#: Linear leaves: what a NaN input does: the leaf's own value answers (LightGBM), or its term is skipped (XGBoost).
+LINEAR_MISSING = ("leaf", "skip")
+#: Fields an isolation forest's header must hold: the score's denominator and decision_function's offset.
+REQUIRED_ISOLATION = ("score_denominator", "score_offset")
+
+
+def needs_v3(h: dict) -> bool:
+    """True if the header uses a value of version 3: an input stage (section 12) or a value of section 13."""
+    return (
+        h.get("inputs") is not None
+        or h.get("kind") in KINDS_V3
+        or h.get("output") in OUTPUTS_V3
+        or h.get("decision") in DECISIONS_V3
+        or h.get("combine") in COMBINES_V3
+        or "n_linear_coeffs" in h
+        or h.get("task") in TASKS_V3
+    )
+
 
 # node_flags bits (version 2)
 FLAG_DEFAULT_LEFT = 0x01  # a missing value (NaN) goes left; else right
@@ -220,7 +251,17 @@ ARRAYS: dict[str, ArrayRule] = {
     "cat_words": ArrayRule(
         "<u4", lambda h: (h["n_cat_words"],), present=lambda h: h["version"] >= 2 and h["n_cat_bitsets"] > 0
     ),
+    # version 3 (section 13): linear leaves, per node (coefficients of node i: linear_offsets[i] .. [i + 1])
+    "linear_offsets": ArrayRule("<i8", lambda h: (h["n_nodes"] + 1,), present=lambda h: _linear(h)),
+    "linear_features": ArrayRule("<i4", lambda h: (h["n_linear_coeffs"],), present=lambda h: _linear(h)),
+    "linear_coeffs": ArrayRule("<f8", lambda h: (h["n_linear_coeffs"],), present=lambda h: _linear(h), finite="visit"),
+    "linear_const": ArrayRule("<f8", lambda h: (h["n_nodes"],), present=lambda h: _linear(h), finite="visit"),
 }
+
+
+def _linear(h: dict) -> bool:
+    """A version 3 header with linear leaves (its ``n_linear_coeffs`` is validated before the table)."""
+    return h["version"] >= 3 and "n_linear_coeffs" in h
 
 
 def invalid_values(arr: np.ndarray) -> np.ndarray:
@@ -316,23 +357,32 @@ def _validate_v1(h: dict) -> None:
 
 def _validate_v2(h: dict) -> None:
     """Version 2 rules: scalar leaves summed per tree group, explicit input/accumulation dtypes and decision."""
+    v3 = h["version"] >= 3
     _check_choices(
         h,
         (
-            ("kind", KINDS_V2),
+            ("kind", KINDS_V2 + KINDS_V3 if v3 else KINDS_V2),
             ("leaf", ("scalar",)),
-            ("combine", COMBINES),
-            ("output", OUTPUTS_V2),
+            ("combine", COMBINES + COMBINES_V3 if v3 else COMBINES),
+            ("output", OUTPUTS_V2 + OUTPUTS_V3 if v3 else OUTPUTS_V2),
             ("input_dtype", INPUT_DTYPES),
             ("split_compare", SPLIT_COMPARES),
             ("accumulate", ACCUMULATES),
-            ("decision", DECISIONS),
+            ("decision", DECISIONS + DECISIONS_V3 if v3 else DECISIONS),
         ),
     )
     _check_counts(h)
     if h["n_cat_bitsets"] < 0 or h["n_cat_words"] < 0 or (h["n_cat_bitsets"] == 0) != (h["n_cat_words"] == 0):
         raise ModelFormatError("header n_cat_bitsets / n_cat_words out of range")
-    if h["classes"] is not None:
+    if h["kind"] == "calibrated_classifier" or h["combine"] == "calibrate" or h["output"] == "calibrated_proba":
+        _validate_calibrated(h)
+    elif (
+        h["kind"].startswith("voting_")
+        or h["combine"] == "vote"
+        or h["output"] in ("vote_proba", "vote_mean", "vote_hard")
+    ):
+        _validate_vote(h)
+    elif h["classes"] is not None:
         if not h["classes"] or h["classes_dtype"] is None or h["output"] not in CLASSIFIER_OUTPUTS_V2:
             raise ModelFormatError("a classifier's header must list its classes and classes_dtype and a class output")
         binary = h["output"] in BINARY_OUTPUTS_V2
@@ -344,6 +394,8 @@ def _validate_v2(h: dict) -> None:
         decisions = binary_decisions if binary else ("argmax_raw", "argmax_proba")
         if h["decision"] not in decisions:
             raise ModelFormatError(f"header decision {h['decision']!r} does not fit output {h['output']!r}")
+    elif h["kind"] in KINDS_V3 or h["output"] in OUTPUTS_V3 or h["decision"] in DECISIONS_V3:
+        _validate_isolation(h)
     elif (
         (h["n_outputs"] != 1 and h["output"] != "identity")
         or h["decision"] != "value"
@@ -353,6 +405,16 @@ def _validate_v2(h: dict) -> None:
             "a regressor must have decision 'value', an output among "
             f"{', '.join(REGRESSOR_OUTPUTS_V2)} and n_outputs = 1 (or, multi-output, identity)"
         )
+    if "n_linear_coeffs" in h and (
+        not h["version"] >= 3
+        or not _is_int(h["n_linear_coeffs"])
+        or h["n_linear_coeffs"] < 0
+        or h.get("linear_missing") not in LINEAR_MISSING
+    ):
+        raise ModelFormatError(
+            "header n_linear_coeffs must be an integer >= 0 and linear_missing one of "
+            f"{', '.join(LINEAR_MISSING)} (format version 3)"
+        )
     zt = h["input_zero_threshold"]
     if isinstance(zt, bool) or not (0 <= zt < 1e-30):
         raise ModelFormatError("header input_zero_threshold must be a number in [0, 1e-30)")
@@ -360,6 +422,96 @@ def _validate_v2(h: dict) -> None:
         raise ModelFormatError(f"output {h['output']!r} needs float32 accumulation")
     if h["combine"] == "mean" and (h["accumulate"] != "float64" or h["n_trees"] % h["n_outputs"]):
         raise ModelFormatError("combine 'mean' needs float64 accumulation and n_trees a multiple of n_outputs")
+
+
+def _validate_vote(h: dict) -> None:
+    """Section 13: a Voting* file: ``M`` members' sums side by side, each divided by its tree count, averaged."""
+    clf = h["kind"] == "voting_classifier"
+    want = ("voting_classifier", "vote", "vote_proba", "argmax_proba") if clf else ("voting_regressor", "vote")
+    got = (h["kind"], h["combine"], h["output"], h["decision"]) if clf else (h["kind"], h["combine"])
+    if got == ("voting_classifier", "vote", "vote_hard", "vote_hard"):  # hard voting: weights must not be negative
+        got = want
+        if h.get("member_weights") is not None and any(
+            isinstance(w, (int, float)) and w < 0 for w in h["member_weights"]
+        ):
+            raise ModelFormatError("header member_weights of hard voting must not be negative")
+    if got != want or (not clf and (h["output"], h["decision"]) != ("vote_mean", "value")):
+        raise ModelFormatError("a voting model has combine 'vote' and output vote_proba (argmax_proba) or vote_mean")
+    divisors, weights = h.get("member_divisors"), h.get("member_weights")
+    if not isinstance(divisors, list) or not divisors or not all(_is_int(d) and d >= 0 for d in divisors):
+        raise ModelFormatError("header member_divisors must be a non-empty list of integers >= 0")
+    if weights is not None and (
+        not isinstance(weights, list)
+        or len(weights) != len(divisors)
+        or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in weights)
+        or sum(weights) == 0
+    ):
+        raise ModelFormatError("header member_weights must be null or one finite number per member, not all zero")
+    K, rest = divmod(h["n_outputs"], len(divisors))
+    if rest or h["accumulate"] != "float64" or (not clf and K != 1):
+        raise ModelFormatError("a voting model's n_outputs is its members times its outputs, accumulated in float64")
+    if clf and (not h["classes"] or h["classes_dtype"] is None or len(h["classes"]) != K):
+        raise ModelFormatError("a voting classifier's header lists one class per member output")
+    if not clf and h["classes"] is not None:
+        raise ModelFormatError("a voting regressor's header must have classes null")
+
+
+def _number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _validate_calibrated(h: dict) -> None:
+    """Section 13: a CalibratedClassifierCV: ``M`` members' base sums side by side, calibrated per class, averaged."""
+    want = ("calibrated_classifier", "calibrate", "calibrated_proba", "argmax_proba")
+    if (h["kind"], h["combine"], h["output"], h["decision"]) != want:
+        raise ModelFormatError("a calibrated classifier has combine 'calibrate', output 'calibrated_proba' (argmax)")
+    members = h.get("calibrated")
+    if not isinstance(members, list) or not members or h["n_outputs"] % len(members) or h["accumulate"] != "float64":
+        raise ModelFormatError("header calibrated must list the members; n_outputs is members times classes")
+    K = h["n_outputs"] // len(members)
+    if not h["classes"] or h["classes_dtype"] is None or len(h["classes"]) != K or not 2 <= K <= 128:
+        raise ModelFormatError("a calibrated classifier's header lists its 2 to 128 classes, one per member output")
+    for member in members:
+        cals = member.get("calibrators") if isinstance(member, dict) else None
+        if not (isinstance(cals, list) and cals and _is_int(member.get("divisor")) and member["divisor"] >= 0):
+            raise ModelFormatError("each calibrated member has a divisor (int >= 0) and calibrators")
+        if member.get("link", "none") not in ("none", "logistic", "softmax_seq") or (
+            member.get("link") == "logistic" and K != 2
+        ):
+            raise ModelFormatError("a calibrated member's link is none, logistic (two classes) or softmax_seq")
+        for cal in cals:
+            if not (
+                isinstance(cal, dict)
+                and all(_is_int(cal.get(key)) and 0 <= cal[key] < K for key in ("column", "class"))
+                and (
+                    (cal.get("method") == "sigmoid" and _number(cal.get("a")) and _number(cal.get("b")))
+                    or (
+                        cal.get("method") == "isotonic"
+                        and _number(cal.get("x_min"))
+                        and _number(cal.get("x_max"))
+                        and isinstance(cal.get("x"), list)
+                        and isinstance(cal.get("y"), list)
+                        and len(cal["x"]) == len(cal["y"]) >= 1
+                        and all(map(_number, cal["x"] + cal["y"]))
+                        and all(a < b for a, b in itertools.pairwise(cal["x"]))
+                    )
+                )
+            ):
+                raise ModelFormatError("a calibrator must be sigmoid (a, b) or isotonic (x rising, y, x_min, x_max)")
+
+
+def _validate_isolation(h: dict) -> None:
+    """Section 13: an isolation forest sums path lengths in float64 (one output) and scores them as scikit-learn."""
+    if (h["kind"], h["output"], h["decision"]) != ("isolation_forest", "isolation_np", "anomaly_sign"):
+        raise ModelFormatError("kind 'isolation_forest', output 'isolation_np' and decision 'anomaly_sign' go together")
+    if h["n_outputs"] != 1 or h["combine"] != "sum" or h["accumulate"] != "float64":
+        raise ModelFormatError("an isolation forest has n_outputs = 1, combine 'sum' and float64 accumulation")
+    for key in REQUIRED_ISOLATION:
+        value = h.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ModelFormatError(f"header {key} must be a finite number")
+    if h["score_denominator"] < 0:
+        raise ModelFormatError("header score_denominator must not be negative")
 
 
 # --------------------------------------------------------------------------------- sizes and labels bounds
@@ -433,7 +585,11 @@ def validate_bounds(h: dict, payload_length: int) -> None:
     classes = h["classes"]
     if classes is None:
         return
-    if h["output"] not in (CLASSIFIER_OUTPUTS_V2 if h["version"] >= 2 else CLASSIFIER_OUTPUTS):
+    if h["output"] not in (
+        CLASSIFIER_OUTPUTS_V2 + ("vote_proba", "calibrated_proba", "vote_hard")
+        if h["version"] >= 2
+        else CLASSIFIER_OUTPUTS
+    ):
         raise ModelFormatError(f"a regressor's header must have classes null (output {h['output']!r})")
     dtype_name = h["classes_dtype"]
     if not is_classes_dtype(dtype_name):
@@ -513,8 +669,8 @@ def _validate_optional(h: dict, payload_length: int) -> None:
     """Optional serving-contract keys (any version): task, class_labels, feature_missing, feature_categorical."""
     n = h["n_features"]
     task = h.get("task")
-    if task is not None and task not in TASKS:
-        raise ModelFormatError(f"header task {task!r} is not one of {', '.join(TASKS)}")
+    if task is not None and (task not in TASKS or (task in TASKS_V3 and h["version"] < 3)):
+        raise ModelFormatError(f"header task {task!r} is not one of {', '.join(TASKS)} (anomaly, ranking: version 3)")
     labels = h.get("class_labels")
     if labels is not None and (
         not isinstance(labels, list)

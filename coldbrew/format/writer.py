@@ -35,10 +35,10 @@ def write_brew(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndarr
 
     ``arrays`` must be exactly the arrays the header's shape calls for (see ``spec.expected_arrays``). The
     file is written as format version 2 when it carries ``node_flags`` (the version 2 kinds), else as version 1,
-    so files of the version 1 kinds stay readable by older coldbrew releases; a header with an input stage
-    (``inputs``, section 12) is version 3 and must carry the version 2 arrays.
+    so files of the version 1 kinds stay readable by older coldbrew releases; as version 3 when it uses a
+    value of version 3: an input stage (``inputs``, section 12) or a value of section 13 (``spec.needs_v3``).
     """
-    version = 3 if header.get("inputs") is not None else 2 if "node_flags" in arrays else 1
+    version = 3 if spec.needs_v3(header) else 2 if "node_flags" in arrays else 1
     arrays = {name: _little_endian(arr) for name, arr in arrays.items()}
     table, payload_length = _layout(header, arrays)
     full = {"format": spec.FORMAT_NAME, "version": version, **header, "checksum": spec.CHECKSUM, "arrays": table}

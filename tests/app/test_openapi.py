@@ -13,7 +13,18 @@ from hypothesis import HealthCheck, settings
 
 from coldbrew.app import create_app
 
-MODELS = ["study", "binary", "multiclass", "regression", "nullable", "strings", "catboost-strings"]
+MODELS = [
+    "study",
+    "binary",
+    "multiclass",
+    "regression",
+    "nullable",
+    "strings",
+    "catboost-strings",
+    "anomaly",
+    "ranking",
+    "hard-vote",
+]
 
 
 def _strings_model(folder):

@@ -292,7 +292,6 @@ def test_xgboost_pickled_estimator(tmp_path):
     "params,match",
     [
         ({"objective": "reg:gamma", "edit": "reg:made-up"}, "objective 'reg:made-up' is not supported"),
-        ({"booster": "gblinear"}, "booster 'gblinear' is not supported"),
     ],
 )
 def test_xgboost_unsupported_refused(tmp_path, params, match):
@@ -418,7 +417,6 @@ def test_lightgbm_early_stopped_and_pickled(tmp_path):
     "params,match",
     [
         ({"objective": "cross_entropy_lambda"}, "objective 'cross_entropy_lambda.*' is not supported"),
-        ({"linear_tree": True}, "linear trees"),
     ],
 )
 def test_lightgbm_unsupported_refused(tmp_path, params, match):

@@ -146,10 +146,34 @@ def _pipeline():
     return make_pipeline(StandardScaler(), HistGradientBoostingClassifier(max_iter=5))
 
 
-def _voting():
-    from sklearn.ensemble import RandomForestClassifier, VotingClassifier
+def _voting(voting="soft", weights=None):
+    def make():
+        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, VotingClassifier
+        from sklearn.tree import DecisionTreeClassifier
 
-    return VotingClassifier([("a", RandomForestClassifier(3, random_state=0))], voting="soft")
+        members = [
+            ("rf", RandomForestClassifier(3, random_state=0)),
+            ("et", ExtraTreesClassifier(4, random_state=1)),
+            ("dt", DecisionTreeClassifier(max_depth=3, random_state=0)),
+        ]
+        return VotingClassifier(members, voting=voting, weights=weights)
+
+    return make
+
+
+def _voting_regressor(weights=None):
+    def make():
+        from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor, VotingRegressor
+        from sklearn.tree import DecisionTreeRegressor
+
+        members = [
+            ("rf", RandomForestRegressor(3, random_state=0)),
+            ("et", ExtraTreesRegressor(4, random_state=1)),
+            ("dt", DecisionTreeRegressor(max_depth=4, random_state=0)),
+        ]
+        return VotingRegressor(members, weights=weights)
+
+    return make
 
 
 def _bagging():
@@ -166,19 +190,45 @@ def _bagging_regressor():
     return BaggingRegressor(ExtraTreeRegressor(max_depth=4), n_estimators=4, max_features=0.7, random_state=0)
 
 
-def _calibrated():
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.ensemble import RandomForestClassifier
+def _stacking():
+    from sklearn.ensemble import RandomForestClassifier, StackingClassifier
 
-    return CalibratedClassifierCV(RandomForestClassifier(3, random_state=0), cv=2)
+    return StackingClassifier([("rf", RandomForestClassifier(3, random_state=0))])
 
 
-def _iforest():
+def _multi_output_classifier():
+    def build():
+        from sklearn.ensemble import RandomForestClassifier
+
+        X, y, H = binary()
+        return RandomForestClassifier(3, random_state=0).fit(X, np.column_stack([y, 1 - y])), H
+
+    return build
+
+
+def _calibrated_lgbm():
+    import lightgbm
+
+    return _calibrated(estimator=lightgbm.LGBMClassifier(n_estimators=6, verbose=-1), method="isotonic")()
+
+
+def _calibrated(**params):
+    def make():
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.ensemble import RandomForestClassifier
+
+        given = {"estimator": RandomForestClassifier(3, random_state=0), "cv": 2} | params
+        return CalibratedClassifierCV(**given)
+
+    return make
+
+
+def _iforest(nan=0.0, **params):
     def build():
         from sklearn.ensemble import IsolationForest
 
-        X, _, H = regression(nan=0.0)
-        return IsolationForest(n_estimators=5, random_state=0).fit(X), H
+        X, _, H = regression(nan=nan)
+        return IsolationForest(random_state=0, **({"n_estimators": 5} | params)).fit(X), H
 
     return build
 
@@ -461,6 +511,8 @@ CASES = {
     "XGBoost | XGBRFClassifier": _xgb("binary:logistic", binary, "XGBRFClassifier"),
     "XGBoost | dart booster": _xgb("reg:squarederror", regression, booster="dart", rate_drop=0.3),
     "XGBoost | gblinear booster": _xgb("reg:squarederror", regression, booster="gblinear"),
+    "XGBoost | gblinear binary:logistic": _xgb("binary:logistic", binary, "XGBClassifier", booster="gblinear"),
+    "XGBoost | gblinear multi:softprob": _xgb("multi:softprob", multiclass, "XGBClassifier", booster="gblinear"),
     "XGBoost | multi-target, one tree per target": _xgb_multi_target(),
     "XGBoost | multi-target, vector leaves": _xgb_multi_target(multi_strategy="multi_output_tree"),
     "XGBoost | pandas category column": _categories("xgboost"),
@@ -482,10 +534,14 @@ CASES = {
         "binary", binary, "LGBMClassifier", boosting_type="rf", bagging_freq=1, bagging_fraction=0.7
     ),
     "LightGBM | linear_tree": _lgb("regression", regression, linear_tree=True),
+    "LightGBM | linear_tree binary": _lgb("binary", binary, "LGBMClassifier", linear_tree=True),
     "LightGBM | pandas category column": _categories("lightgbm"),
     # not yet: documented refusals
     "scikit-learn | HistGradientBoosting on a pandas category column": _categories("sklearn"),
     "scikit-learn | IsolationForest": _iforest(),
+    "scikit-learn | IsolationForest, max_features and contamination": _iforest(
+        nan=0.1, n_estimators=20, max_features=0.6, contamination=0.1
+    ),
     "scikit-learn | multi-output RandomForestRegressor": _multi_output_forest(),
     "scikit-learn | Pipeline": _meta(_pipeline, binary),
     "scikit-learn | Pipeline, one-hot + StandardScaler on strings": _pipe(_prep_onehot_standard),
@@ -498,10 +554,25 @@ CASES = {
     "scikit-learn | Pipeline ending in LGBMClassifier": _pipe(_prep_onehot_standard, _pipeline_lightgbm),
     "scikit-learn | Pipeline ending in GradientBoostingClassifier": _pipe(_prep_ordinal_imputer_robust, _pipeline_gbm),
     "scikit-learn | Pipeline with PolynomialFeatures": _pipe(_prep_polynomial),
-    "scikit-learn | VotingClassifier": _meta(_voting, binary),
+    "scikit-learn | VotingClassifier": _meta(_voting(), binary),
+    "scikit-learn | VotingClassifier, weights, 3 classes": _meta(_voting(weights=[2, 1, 0.5]), multiclass),
+    "scikit-learn | VotingClassifier, hard voting": _meta(_voting("hard"), binary),
+    "scikit-learn | VotingRegressor": _meta(_voting_regressor(), regression),
+    "scikit-learn | StackingClassifier": _meta(_stacking, binary),
+    "scikit-learn | multi-output RandomForestClassifier": _multi_output_classifier(),
+    "scikit-learn | VotingRegressor, weights": _meta(_voting_regressor([3, 1, 2]), regression),
     "scikit-learn | BaggingClassifier": _meta(_bagging, binary),
     "scikit-learn | BaggingRegressor": _meta(_bagging_regressor, regression),
-    "scikit-learn | CalibratedClassifierCV": _meta(_calibrated, binary),
+    "scikit-learn | CalibratedClassifierCV": _meta(_calibrated(), binary),
+    "scikit-learn | CalibratedClassifierCV isotonic, 3 classes": _meta(_calibrated(method="isotonic"), multiclass),
+    "scikit-learn | CalibratedClassifierCV, ensemble=False": _meta(_calibrated(ensemble=False), multiclass),
+    "scikit-learn | CalibratedClassifierCV of a HistGradientBoosting": _meta(
+        _calibrated(estimator=_e("HistGradientBoostingClassifier")(max_iter=5), method="isotonic"), multiclass
+    ),
+    "scikit-learn | CalibratedClassifierCV of an LGBMClassifier": _meta(_calibrated_lgbm, binary),
+    "scikit-learn | CalibratedClassifierCV of a GradientBoosting": _meta(
+        _calibrated(estimator=_e("GradientBoostingClassifier")(n_estimators=3)), lambda: binary(nan=0.0)
+    ),
     # CatBoost (symmetric trees)
     "CatBoost | CatBoostClassifier": _catboost(),
     "CatBoost | CatBoostClassifier nan_mode Max": _catboost(nan_mode="Max"),
@@ -594,11 +665,20 @@ def _answers(est, X):
     return pred, proba
 
 
+#: What an outlier detector answers besides predict (IsolationForest), compared as predict is.
+SCORES = ("score_samples", "decision_function")
+
+
 def _assert_bit_exact(path: Path, est, X) -> None:
     pred, proba = _answers(est, X)
     rows = X.values.tolist() if hasattr(X, "iloc") else X.tolist()  # a DataFrame: the raw columns of an input stage
     for kernel in KERNELS:
         p = BrewPredictor(path, kernel=kernel)
+        for method in SCORES if hasattr(est, "offset_") else ():
+            want = getattr(est, method)(X)
+            got = getattr(p, method)(X)
+            assert got.dtype == want.dtype and np.array_equal(got, want), (kernel, method)
+            assert getattr(p, method)(rows) == want.tolist(), (kernel, method)
         got = p.predict(X)
         assert got.dtype == pred.dtype and np.array_equal(got, pred), (kernel, got[:3], pred[:3])
         assert p.predict(rows) == pred.tolist(), kernel
@@ -683,6 +763,10 @@ SERVED_WITHOUT_NUMPY = [
     "CatBoost | CatBoostClassifier",
     "CatBoost | CatBoostClassifier MultiClassOneVsAll",
     "CatBoost | CatBoostRanker YetiRank",
+    "scikit-learn | VotingClassifier, weights, 3 classes",
+    "scikit-learn | VotingRegressor, weights",
+    "scikit-learn | CalibratedClassifierCV isotonic, 3 classes",
+    "scikit-learn | CalibratedClassifierCV",
 ]
 
 

@@ -47,6 +47,7 @@ SERVING = {
     "coldbrew.app.startup",
     "coldbrew.sources", "coldbrew.sources.config", "coldbrew.sources.fetch",
     "coldbrew.engine", "coldbrew.engine.inputs", "coldbrew.engine.brew", "coldbrew.engine._kernel",
+    "coldbrew.engine.members",
     "coldbrew.format", "coldbrew.format.reader", "coldbrew.format.spec",
     # a model with an input stage (format version 3) also imports these two (standard library only)
     "coldbrew.format.stage", "coldbrew.engine.stage",

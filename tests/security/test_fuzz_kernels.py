@@ -63,6 +63,15 @@ def v2_models(tmp_path_factory) -> dict[str, bytes]:
         m.booster_.save_model(str(folder / f"{name}.txt"))
         compile_file(folder / f"{name}.txt", folder / f"{name}.brew", progress=False)
         made[name] = (folder / f"{name}.brew").read_bytes()
+    # version 3 linear leaves (docs/format.md 13.4): LightGBM linear_tree (float64) and XGBoost gblinear (float32)
+    m = lightgbm.LGBMClassifier(n_estimators=8, num_leaves=5, linear_tree=True, verbose=-1).fit(X, y)
+    m.booster_.save_model(str(folder / "lgbm-linear.txt"))
+    compile_file(folder / "lgbm-linear.txt", folder / "lgbm-linear.brew", progress=False)
+    made["lgbm-linear"] = (folder / "lgbm-linear.brew").read_bytes()
+    xgb = xgboost.XGBClassifier(n_estimators=5, booster="gblinear", n_jobs=1).fit(X, y)
+    xgb.save_model(folder / "xgb-linear.json")
+    compile_file(folder / "xgb-linear.json", folder / "xgb-linear.brew", progress=False)
+    made["xgb-linear"] = (folder / "xgb-linear.brew").read_bytes()
     return made
 
 
@@ -94,8 +103,24 @@ def mutants(data: bytes, rng: random.Random, n: int) -> list[tuple[str, bytes]]:
         lo, hi = int(offsets[t]), int(offsets[t + 1])
         i = rng.randrange(lo, hi)
         rel, size = i - lo, hi - lo
-        kind = rng.choice(["feature", "right", "value", "flags", "group", "offsets"])
-        if kind == "feature":
+        kinds = ["feature", "right", "value", "flags", "group", "offsets"]
+        kind = rng.choice(kinds + ["linear"] * 3 if "n_linear_coeffs" in h else kinds)
+        if kind == "linear":
+            n_coeffs = h["n_linear_coeffs"]
+            which = rng.choice(["linear_features", "linear_offsets", "linear_coeffs", "linear_const"])
+            if which == "linear_features" and n_coeffs:
+                c, v = rng.randrange(n_coeffs), rng.choice([-1, nf, nf - 1, 0, 2**31 - 1, -(2**31)])
+                cases.append((f"linear feature {c} = {v}", _with(data, which, c, "<i", v)))
+            elif which == "linear_offsets":
+                v = rng.choice([-1, 0, n_coeffs, n_coeffs + 1, 2**62, rng.randrange(n_coeffs + 1)])
+                cases.append((f"linear_offsets[{i}] = {v}", _with(data, which, i, "<q", v)))
+            elif which == "linear_coeffs" and n_coeffs:
+                c, v = rng.randrange(n_coeffs), rng.choice([math.nan, math.inf, 1e308, -0.0, 5e-324])
+                cases.append((f"linear coeff {c} = {v}", _with(data, which, c, "<d", v)))
+            else:
+                v = rng.choice([math.nan, math.inf, -1e308, 0.0])
+                cases.append((f"linear const {i} = {v}", _with(data, "linear_const", i, "<d", v)))
+        elif kind == "feature":
             v = rng.choice([-2, -1, -(2**31), nf, nf - 1, 0, 2**31 - 1, rng.randrange(nf)])
             cases.append((f"node {i} feature {v}", _with(data, "nodes", i, "feature", v)))
         elif kind == "right":
@@ -141,7 +166,7 @@ def problems(cases, outcomes) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("model", ["xgb", "lgbm", "lgbm-nomissing"])
+@pytest.mark.parametrize("model", ["xgb", "lgbm", "lgbm-nomissing", "lgbm-linear", "xgb-linear"])
 def test_kernels_agree_on_every_structural_mutant(v2_models, model, tmp_path):
     rng = random.Random(f"{SEED}-{model}")
     data = v2_models[model]
