@@ -338,7 +338,6 @@ def _finish_v2(est, dst: Path, header: dict, arrays: dict, X: np.ndarray, class_
         from coldbrew.convert.staging import finish_by_name
 
         return finish_by_name(est, dst, header, arrays, started, what=type(est).__name__, reference="scikit-learn")
-    X = hgb_probe_rows(est)
 
     def reference(rows):
         with warnings.catch_warnings():

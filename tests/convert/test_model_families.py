@@ -701,22 +701,25 @@ def test_lightgbm_damaged_files_fail_with_one_line(tmp_path):
     _compile_each_expecting_one_line_errors(damaged)
 
 
-def test_dataframe_category_models_refused(tmp_path):
-    """Models that re-code DataFrame category values at predict time are refused (the API serves integer codes)."""
+def test_dataframe_category_models_by_name_or_refused(tmp_path):
+    """DataFrame category columns: LightGBM and HistGradientBoosting keep the names in the file (format version 3)
+    and answer a string as the library does; XGBoost's re-coding is refused by name, and no file is left."""
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from coldbrew.engine.brew import BrewPredictor
 
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"a": pd.Categorical(rng.choice(["x", "y", "z"], 300)), "b": rng.normal(size=300)})
     y = ((df.a == "x") ^ (df.b > 0)).astype(int)
     xgboost.XGBClassifier(n_estimators=3, enable_categorical=True).fit(df, y).save_model(tmp_path / "x.json")
-    lightgbm.LGBMClassifier(n_estimators=3, verbose=-1).fit(df, y).booster_.save_model(tmp_path / "l.txt")
+    with pytest.raises(UnsupportedModelError, match="stores category names"):
+        compile_file(tmp_path / "x.json", tmp_path / "m.brew")
+    assert not (tmp_path / "m.brew").exists()
+    lgbm = lightgbm.LGBMClassifier(n_estimators=3, verbose=-1).fit(df, y)
     hgb = HistGradientBoostingClassifier(max_iter=3, categorical_features="from_dtype").fit(df, y)
-    for src, match in [
-        (tmp_path / "x.json", "stores category values"),
-        (tmp_path / "l.txt", "maps pandas categories"),
-        (_pickle(tmp_path, hgb), "categories.*integers"),
-    ]:
-        with pytest.raises(UnsupportedModelError, match=match):
-            compile_file(src, tmp_path / "m.brew")
-        assert not (tmp_path / "m.brew").exists()
+    probe = pd.DataFrame({"a": pd.Categorical(["x", "y", "z", "x"], categories=["x", "y", "z"]), "b": [-1.0, 0, 1, 2]})
+    for i, est in enumerate([lgbm, hgb]):
+        compile_file(_pickle(tmp_path, est), tmp_path / f"m{i}.brew")
+        got = BrewPredictor(tmp_path / f"m{i}.brew").predict_proba(probe.values.tolist())
+        assert np.array_equal(got, est.predict_proba(probe))
