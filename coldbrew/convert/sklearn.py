@@ -641,18 +641,25 @@ def forest_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     return header, arrays
 
 
+def _routed_structure(tree, columns: np.ndarray):
+    """A scikit-learn tree's children, leaf mask, DEFAULT_LEFT flags (``missing_go_to_left``) and split features
+    as input columns (``columns[feature]``; -1 at leaves)."""
+    left = tree.children_left.astype(np.int64)
+    right = tree.children_right.astype(np.int64)
+    leaf = left == -1
+    go_left = np.asarray(tree.missing_go_to_left).astype(bool)
+    flags = np.where(~leaf & go_left, 1, 0).astype(np.uint8)
+    feature = np.where(leaf, -1, columns[np.where(leaf, 0, tree.feature)]).astype(np.int64)
+    return left, right, leaf, flags, feature
+
+
 def _forest_trees(members: list, is_clf: bool, K: int, group0: int = 0) -> tuple[list[tb.Tree], list[int]]:
     """The scalar-leaf trees of a forest's ``members`` (``_tree_members``): one copy of each tree per output,
     tree-major, adding to groups ``group0 .. group0 + K - 1``."""
     trees, groups = [], []
     for tree_est, columns, class_of in members:
         tree = tree_est.tree_
-        left = tree.children_left.astype(np.int64)
-        right = tree.children_right.astype(np.int64)
-        leaf = left == -1
-        go_left = np.asarray(tree.missing_go_to_left).astype(bool)
-        flags = np.where(~leaf & go_left, 1, 0).astype(np.uint8)
-        feature = np.where(leaf, -1, columns[np.where(leaf, 0, tree.feature)]).astype(np.int64)
+        left, right, leaf, flags, feature = _routed_structure(tree, columns)
         for k in range(K):
             if is_clf:  # a bagged tree may have seen fewer classes: the others get 0.0 (x + 0.0 == x)
                 j = class_of.get(k)
@@ -712,12 +719,7 @@ def isolation_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
                 "cannot compile a scikit-learn IsolationForest from scikit-learn < 1.4 (no missing-value routing)"
             )
         columns = np.asarray(features, dtype=np.int64) if subsample else np.arange(n_features)
-        left = tree.children_left.astype(np.int64)
-        right = tree.children_right.astype(np.int64)
-        leaf = left == -1
-        go_left = np.asarray(tree.missing_go_to_left).astype(bool)
-        flags = np.where(~leaf & go_left, 1, 0).astype(np.uint8)
-        feature = np.where(leaf, -1, columns[np.where(leaf, 0, tree.feature)]).astype(np.int64)
+        left, right, leaf, flags, feature = _routed_structure(tree, columns)
         term = np.asarray(paths, dtype=np.float64) + np.asarray(averages, dtype=np.float64) - 1.0
         value = np.where(leaf, term, tree.threshold).astype(np.float64)
         trees.append(tb.Tree(left=left, right=right, feature=feature, value=value, flags=flags))
