@@ -66,6 +66,21 @@ def _json(model) -> dict:
         return json.loads(path.read_text())
 
 
+def _compile_as(model, fmt: str, tmp_path):
+    """Compile ``model`` as an object (``fmt == "object"``) or through a file saved in ``fmt``; returns the
+    .brew path and the model to compare with (the file as catboost reads it back)."""
+    dst = tmp_path / "m.brew"
+    if fmt == "object":
+        compile_estimator(model, dst)
+        return dst, model
+    src = tmp_path / f"m.{fmt}"
+    model.save_model(str(src), format=fmt)
+    compile_file(src, dst, progress=False)
+    reloaded = type(model)()
+    reloaded.load_model(str(src), format=fmt)
+    return dst, reloaded
+
+
 def _assert_exact(path, model, X, *, classifier: bool) -> None:
     raw = model.predict(X, prediction_type="RawFormulaVal")
     pred = np.asarray(model.predict(X))
@@ -102,15 +117,7 @@ def test_borders_and_missing_values_bit_exact(tmp_path, nan_mode, fmt, grow_poli
         random_seed=0,
         allow_writing_files=False,
     ).fit(X, y)
-    dst = tmp_path / "m.brew"
-    if fmt == "object":
-        compile_estimator(model, dst)
-    else:
-        src = tmp_path / f"m.{fmt}"
-        model.save_model(str(src), format=fmt)
-        compile_file(src, dst, progress=False)
-        model = catboost.CatBoostClassifier()
-        model.load_model(str(src), format=fmt)  # the file as catboost reads it
+    dst, model = _compile_as(model, fmt, tmp_path)
     _assert_exact(dst, model, np.vstack([X[:100], _border_rows(model, X)]), classifier=True)
 
 
@@ -189,15 +196,7 @@ def test_one_hot_categorical_bit_exact(tmp_path, fmt):
     model = catboost.CatBoostClassifier(
         iterations=30, depth=4, one_hot_max_size=255, verbose=0, allow_writing_files=False
     ).fit(frame, y, cat_features=["city"])
-    dst = tmp_path / "m.brew"
-    if fmt == "object":
-        compile_estimator(model, dst)
-    else:
-        src = tmp_path / f"m.{fmt}"
-        model.save_model(str(src), format=fmt)
-        compile_file(src, dst, progress=False)
-        model = catboost.CatBoostClassifier()
-        model.load_model(str(src), format=fmt)
+    dst, model = _compile_as(model, fmt, tmp_path)
     rows = _with_unseen(frame.iloc[:1000])
     pred, proba = model.predict(rows), model.predict_proba(rows)
     for kernel in KERNELS:
@@ -279,15 +278,7 @@ def test_ctr_categorical_bit_exact(tmp_path, cls, fmt):
         iterations=30, depth=5, one_hot_max_size=1, max_ctr_complexity=1, verbose=0, allow_writing_files=False
     ).fit(frame, target, cat_features=["city", "size"])
     assert _json(model).get("ctr_data")
-    dst = tmp_path / "m.brew"
-    if fmt == "object":
-        compile_estimator(model, dst)
-    else:
-        src = tmp_path / f"m.{fmt}"
-        model.save_model(str(src), format=fmt)
-        compile_file(src, dst, progress=False)
-        model = getattr(catboost, cls)()
-        model.load_model(str(src), format=fmt)
+    dst, model = _compile_as(model, fmt, tmp_path)
     rows = _with_unseen(frame.iloc[:1000])
     rows.loc[rows.index[::7], "size"] = "XXL"
     listed = [[None if v != v else v for v in r] for r in rows.astype(object).values.tolist()]
