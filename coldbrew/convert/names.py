@@ -27,7 +27,8 @@ def by_name_stage(feature_names, n_features: int, names: dict[int, list], *, unk
 def by_name_rows(inputs: dict, X: np.ndarray, seed: int = 0) -> tuple[np.ndarray, list[list]]:
     """For a model with categories by name (each feature its own column, a categorical one through a vocab): the
     numeric probe rows ``X`` with every category code that no name maps to set to NaN (what an unseen or missing
-    name becomes), and the same rows as raw values (names, an unseen name or null; numbers as they are)."""
+    name becomes), and the same rows as raw values (names, an unseen name or null; numbers as they are). A vocab
+    that refuses unseen names (``unknown: "error"``) gets null only: the file must refuse what it cannot answer."""
     rng = np.random.default_rng(seed)
     X = np.array(X, dtype=np.float64)
     raw: list[list] = [[None if np.isnan(v) else float(v) for v in row] for row in X]
@@ -44,7 +45,7 @@ def by_name_rows(inputs: dict, X: np.ndarray, seed: int = 0) -> tuple[np.ndarray
             name = codes.get(int(v)) if np.isfinite(v) and v == int(v) else None
             if name is None:
                 X[i, j] = np.nan
-                raw[i][j] = None if rng.random() < 0.5 else unseen
+                raw[i][j] = None if vocab["unknown"] == "error" or rng.random() < 0.5 else unseen
             else:
                 raw[i][j] = name
     return X, raw

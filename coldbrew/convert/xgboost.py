@@ -15,8 +15,12 @@ compiled file reproduces, from xgboost's ``src/predictor`` and ``src/common/math
   ``multi:softprob`` through ``common::Softmax`` (float32, double sum), ``multi:softmax`` through scipy's softmax
   on the float32 margins (what ``XGBClassifier.predict_proba`` does), ``reg:squarederror`` identity.
 
+Categories by name (a DataFrame ``category`` column, ``enable_categorical``): the model's ``cats`` container
+becomes the file's input stage (format version 3): a request sends the name, a missing one is NaN, an unseen one
+is refused (XGBoost 3.2 refuses it in some columns and reads it as the first category in others).
+
 Refused with one line: other objectives, vector leaves (multi-output
-trees), ``num_target > 1``, a model that stores category *values* for re-coding, unknown major versions.
+trees), ``num_target > 1``, unknown major versions.
 """
 
 from __future__ import annotations
@@ -174,13 +178,7 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
         if n_targets != 1:
             raise UnsupportedModelError(f"{where}: a multi-target XGBoost gblinear model is not supported")
         return _linear_to_arrays(doc, model, objective, n_features, num_class, where)
-    cats_container = model.get("cats") or {}
-    if len(cats_container.get("enc", [])):
-        raise UnsupportedModelError(
-            f"{where}: the XGBoost model stores category names to re-code its input (a DataFrame category column); "
-            "XGBoost 3.2 sends an unseen name to the first category in one column and refuses it in another, which "
-            "coldbrew does not reproduce: train on integer codes with feature_types='c'"
-        )
+    names_by_feature = _category_names(model.get("cats") or {}, n_features, where)
     tree_docs = model["trees"]
     tree_info = _ints(model["tree_info"])
     indptr = _ints(model.get("iteration_indptr") or _indptr(tree_info, num_class))
@@ -222,7 +220,51 @@ def _doc_to_arrays(doc: dict, where: str) -> tuple[dict, dict[str, np.ndarray]]:
     counts, arrays = tb.build(trees, groups)
     arrays["base_score"] = np.asarray(margin, dtype=np.float32).astype(np.float64)
     header = _finish_header(doc, objective, K, counts, n_features, attributes, len(indptr) - 1)
+    if names_by_feature:  # categories by name (format version 3): an unseen name is refused, a missing one is NaN
+        from coldbrew.convert.names import by_name_stage
+
+        header["inputs"] = by_name_stage(
+            header["feature_names"], n_features, names_by_feature, unknown="error", missing=None
+        )
     return header, arrays
+
+
+def _category_names(cats: dict, n_features: int, where: str) -> dict[int, list]:
+    """Feature index -> the category names (or numbers) XGBoost re-codes a DataFrame ``category`` column by (its
+    ``cats`` container: code i is the i-th name). XGBoost 3.2 refuses an unseen name in some columns and reads it
+    as the first category in others; coldbrew refuses it in every column (HTTP 400 naming the column)."""
+    enc = cats.get("enc") or []
+    if not enc:
+        return {}
+    if not isinstance(enc, list) or len(enc) != n_features:
+        raise ModelFormatError(f"{where}: the category container lists {len(enc)} columns, the model has {n_features}")
+    out: dict[int, list] = {}
+    for j, column in enumerate(enc):
+        if not isinstance(column, dict):
+            raise ModelFormatError(f"{where}: category column {j} is not an object")
+        values, offsets = list(column.get("values") or []), list(column.get("offsets") or [])
+        if offsets:  # strings: UTF-8 bytes, name i is values[offsets[i]:offsets[i + 1]]
+            if (
+                offsets[0] != 0
+                or offsets[-1] != len(values)
+                or any(b < a for a, b in zip(offsets[:-1], offsets[1:], strict=True))
+            ):
+                raise ModelFormatError(f"{where}: category column {j} has offsets outside its names")
+            try:
+                data = bytes(int(v) for v in values)
+                names: list = [data[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+            except (ValueError, TypeError):
+                raise ModelFormatError(f"{where}: category column {j} holds a name that is not UTF-8") from None
+        elif values:  # numbers
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+                raise UnsupportedModelError(f"{where}: category column {j} holds values that are not finite numbers")
+            names = [float(v) for v in values]
+        else:
+            continue
+        if len(set(names)) != len(names):
+            raise ModelFormatError(f"{where}: category column {j} names a category twice")
+        out[j] = names
+    return out
 
 
 def _margins(mparam: dict, base_link: str, K: int, where: str) -> list[np.float32]:

@@ -701,25 +701,31 @@ def test_lightgbm_damaged_files_fail_with_one_line(tmp_path):
     _compile_each_expecting_one_line_errors(damaged)
 
 
-def test_dataframe_category_models_by_name_or_refused(tmp_path):
-    """DataFrame category columns: LightGBM and HistGradientBoosting keep the names in the file (format version 3)
-    and answer a string as the library does; XGBoost's re-coding is refused by name, and no file is left."""
+def test_dataframe_category_models_by_name(tmp_path):
+    """DataFrame category columns: XGBoost, LightGBM and HistGradientBoosting keep the names in the file (format
+    version 3) and answer a name as the library does on the DataFrame; XGBoost's file refuses an unseen name (the
+    library is inconsistent there), the others send it where the library does (the missing side)."""
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from coldbrew.engine.brew import BrewPredictor
+    from coldbrew.engine.inputs import InvalidInputError
 
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"a": pd.Categorical(rng.choice(["x", "y", "z"], 300)), "b": rng.normal(size=300)})
     y = ((df.a == "x") ^ (df.b > 0)).astype(int)
-    xgboost.XGBClassifier(n_estimators=3, enable_categorical=True).fit(df, y).save_model(tmp_path / "x.json")
-    with pytest.raises(UnsupportedModelError, match="stores category names"):
-        compile_file(tmp_path / "x.json", tmp_path / "m.brew")
-    assert not (tmp_path / "m.brew").exists()
+    xgb = xgboost.XGBClassifier(n_estimators=3, enable_categorical=True).fit(df, y)
     lgbm = lightgbm.LGBMClassifier(n_estimators=3, verbose=-1).fit(df, y)
     hgb = HistGradientBoostingClassifier(max_iter=3, categorical_features="from_dtype").fit(df, y)
-    probe = pd.DataFrame({"a": pd.Categorical(["x", "y", "z", "x"], categories=["x", "y", "z"]), "b": [-1.0, 0, 1, 2]})
-    for i, est in enumerate([lgbm, hgb]):
+    probe = pd.DataFrame({"a": pd.Categorical(["x", "y", "z", None], categories=["x", "y", "z"]), "b": [-1, 0, 1, 2.0]})
+    rows = [["x", -1.0], ["y", 0.0], ["z", 1.0], [None, 2.0]]
+    for i, est in enumerate([xgb, lgbm, hgb]):
         compile_file(_pickle(tmp_path, est), tmp_path / f"m{i}.brew")
-        got = BrewPredictor(tmp_path / f"m{i}.brew").predict_proba(probe.values.tolist())
-        assert np.array_equal(got, est.predict_proba(probe))
+        p = BrewPredictor(tmp_path / f"m{i}.brew")
+        assert np.array_equal(p.predict_proba(rows), est.predict_proba(probe)), type(est).__name__
+        if est is xgb:
+            with pytest.raises(InvalidInputError, match="'w' is not a category"):
+                p.predict([["w", 0.0]])
+        else:
+            unseen = pd.DataFrame({"a": pd.Categorical([None], categories=["x", "y", "z"]), "b": [0.5]})
+            assert np.array_equal(p.predict_proba([["w", 0.5]]), est.predict_proba(unseen))
