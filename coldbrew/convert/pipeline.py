@@ -356,10 +356,14 @@ def model_arrays(est) -> tuple[dict, dict[str, np.ndarray], Any]:
     if cs.routes_missing(est):
         header, arrays = cs.forest_to_arrays(est)
         return header, arrays, est
+    if cs._is_gbm(est):
+        cs._check_supported(est)
+        header, arrays = cs.gbm_to_arrays(est)
+        return header, arrays, est
     raise UnsupportedModelError(
         f"a scikit-learn Pipeline ending in a {type(est).__module__}.{name} is not supported: the final step must be "
-        "HistGradientBoosting, RandomForest, ExtraTrees, DecisionTree, XGBClassifier/XGBRegressor or "
-        "LGBMClassifier/LGBMRegressor"
+        "HistGradientBoosting, GradientBoosting, RandomForest, ExtraTrees, DecisionTree, XGBClassifier/XGBRegressor "
+        "or LGBMClassifier/LGBMRegressor"
     )
 
 
@@ -448,23 +452,60 @@ def compile_pipeline(pipe, dst: str | os.PathLike, *, class_labels=None) -> dict
             f"scikit-learn Pipeline: the model takes {header['n_features']} features, coldbrew derived "
             f"{len(stage['features'])} from the preprocessing"
         )
-    header["inputs"] = mark_nullable(compose(stage, header))
+    refuses = header.get("input_missing") == "refuse"  # classic GradientBoosting: a NaN feature is an input error
+    header["inputs"] = mark_nullable(compose(stage, header), model_refuses_nan=refuses)
     if out_names is not None and len(out_names) == header["n_features"] and len(set(out_names)) == len(out_names):
         header["feature_names"] = out_names
-    header["feature_missing"] = [True] * header["n_features"]
+    header["feature_missing"] = None if refuses else [True] * header["n_features"]
     header["feature_categorical"] = None
     header["source"] = dict(header.get("source") or {}, pipeline=[s for s, _ in pipe.steps])
     tb.set_class_labels(header, class_labels)
     header["created_by"] = f"coldbrew {__version__}"
     classifier = header["classes"] is not None
     frame, rows = probe_frame(header["inputs"], header, arrays=arrays)
+    refused: list = []
+    if refuses:  # scikit-learn refuses a batch with a NaN feature: check those rows are refused, the rest answered
+        frame, rows, refused = _split_refused(pipe, frame, rows)
 
     def reference(X):
         return (pipe.predict_proba(X) if classifier else None), pipe.predict(X)
 
-    size = tb.write_staged(
-        dst, header, arrays, lambda p: check_stage(p, dst, reference, frame, rows, classifier=classifier)
-    )
+    def check(path: Path) -> None:
+        check_stage(path, dst, reference, frame, rows, classifier=classifier)
+        _check_refused(path, dst, refused)
+
+    size = tb.write_staged(dst, header, arrays, check)
     return tb.compile_stats(
         dst, header, what="Pipeline", size=size, started=started, checked=len(rows), reference="scikit-learn"
     )
+
+
+def _split_refused(pipe, frame, rows: list) -> tuple[Any, list, list]:
+    """The probe rows whose features hold no NaN (what scikit-learn's GradientBoosting accepts: it refuses a batch
+    with one), as a frame and as lists, and some of the others (lists), which coldbrew must refuse."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        features = np.asarray(pipe[:-1].transform(frame), dtype=np.float64)
+    bad = np.isnan(features).any(axis=1)
+    keep = np.flatnonzero(~bad)
+    if len(keep) == 0:
+        raise UnsupportedModelError("scikit-learn Pipeline: every probe row gives the GradientBoosting a NaN feature")
+    refused = [rows[i] for i in np.flatnonzero(bad)[:16]]
+    return frame.iloc[keep].reset_index(drop=True), [rows[i] for i in keep], refused
+
+
+def _check_refused(path: Path, label: Path, refused: list) -> None:
+    """Each row whose features hold a NaN is an input error on every kernel (scikit-learn raises on it)."""
+    from coldbrew.engine.brew import KERNELS, BrewPredictor
+    from coldbrew.engine.inputs import InvalidInputError
+
+    for kernel in KERNELS:
+        p = BrewPredictor(path, kernel=kernel)
+        for row in refused:
+            try:
+                p.predict([row])
+            except InvalidInputError:
+                continue
+            raise ModelFormatError(f"{label}: a row whose features hold a NaN was answered ({kernel} kernel)")

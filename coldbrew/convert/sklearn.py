@@ -348,11 +348,31 @@ def _finish_v2(est, dst: Path, header: dict, arrays: dict, X: np.ndarray, class_
         tb.check_compiled(path, reference, X, classifier=is_clf, label=dst)
         if header["kind"] == "isolation_forest":
             _check_scores(path, est, X, label=dst)
+        if header.get("input_missing") == "refuse":
+            _check_refuses_nan(path, X[:1], label=dst)
 
     size = tb.write_staged(dst, header, arrays, check)
     return tb.compile_stats(
         dst, header, what=type(est).__name__, size=size, started=started, checked=len(X), reference="scikit-learn"
     )
+
+
+def _check_refuses_nan(path: Path, row: np.ndarray, *, label: Path) -> None:
+    """A NaN input is an input error on every kernel, numpy and lists in, as scikit-learn's GradientBoosting
+    refuses it (``input_missing = "refuse"``)."""
+    from coldbrew.engine.brew import KERNELS, BrewPredictor
+    from coldbrew.engine.inputs import InvalidInputError
+
+    X = np.array(row, dtype=np.float64)
+    X[0, -1] = np.nan
+    for kernel in KERNELS:
+        predictor = BrewPredictor(path, kernel=kernel)
+        for given in (X, [[None if v != v else v for v in X[0].tolist()]]):
+            try:
+                predictor.predict(given)
+            except InvalidInputError:
+                continue
+            raise ModelFormatError(f"{label}: a NaN input was answered ({kernel} kernel), scikit-learn refuses it")
 
 
 def _coldbrew_version() -> str:
@@ -680,7 +700,59 @@ def _compile_forest_v2(est, dst: Path, class_labels, started: float) -> dict:
     else:
         header, arrays = voting_to_arrays(est) if _is_voting(est) else forest_to_arrays(est)
     X = tb.probe_rows_from_arrays(header, arrays, n=128, dtype=np.float32)
+    if header.get("input_missing") == "refuse":  # GradientBoosting members refuse NaN: probe without (_finish_v2)
+        X = np.nan_to_num(X, nan=0.0)
     return _finish_v2(est, dst, header, arrays, X, class_labels, started)
+
+
+# ---- classic GradientBoosting in the version 2 layout: with an input stage or as a member (section 13.5) -------
+
+#: How classic GradientBoosting's predict evaluates: X cast to float32 (NaN refused), ``x <= threshold`` in float64,
+#: float64 sums of the learning-rate scaled leaves on top of the init estimator's raw prediction.
+GBM_EVALUATION = FOREST_EVALUATION | {"input_missing": "refuse"}
+
+
+def _is_gbm(est) -> bool:
+    return type(est).__name__ in ("GradientBoostingClassifier", "GradientBoostingRegressor") and _is_sklearn(est)
+
+
+def gbm_trees(est, columns: list[int], group0: int = 0) -> tuple[list[tb.Tree], list[int]]:
+    """A GradientBoosting model's trees, stage-major (stage ``i``, output ``k`` adds to ``group0 + columns[k]``),
+    each leaf ``learning_rate * value`` (the product ``predict_stages`` computes per tree, rounded once)."""
+    scale = float(est.learning_rate)
+    trees, groups = [], []
+    for stage in est.estimators_:
+        for k, tree_est in enumerate(stage):
+            tree = tree_est.tree_
+            left = tree.children_left.astype(np.int64)
+            right = tree.children_right.astype(np.int64)
+            leaf = left == -1
+            feature = np.where(leaf, -1, tree.feature).astype(np.int64)
+            value = np.where(leaf, scale * tree.value[:, 0, 0], tree.threshold).astype(np.float64)
+            flags = np.zeros(len(left), dtype=np.uint8)  # no missing-value routing: NaN never reaches a tree
+            trees.append(tb.Tree(left=left, right=right, feature=feature, value=value, flags=flags))
+            groups.append(group0 + columns[k])
+    return trees, groups
+
+
+def gbm_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
+    """Header fields and arrays (format version 3, section 13.5) for a classic GradientBoosting model: its version 1
+    arithmetic (``describe``) in the version 2 layout, which an input stage needs."""
+    header, _, how = describe(est)
+    K = header["n_outputs"]
+    trees, groups = gbm_trees(est, list(range(K)))
+    counts, arrays = tb.build(trees, groups)
+    arrays["base_score"] = np.asarray(how["base"], dtype=np.float64).reshape(K)
+    output = header["output"]
+    decision = {"logistic": "raw_ge0", "logistic2": "raw_ge0", "softmax": "argmax_raw", "identity": "value"}[output]
+    for key in ("n_trees", "n_nodes", "n_leaves", "max_depth"):
+        header.pop(key, None)
+    header.update(GBM_EVALUATION, decision=decision, feature_missing=None, **counts)
+    if header["classes"] is not None and not _plain_classes(est.classes_):
+        raise UnsupportedModelError(
+            f"cannot compile a {type(est).__name__} whose classes have dtype {est.classes_.dtype}"
+        )
+    return header, arrays
 
 
 # ---- IsolationForest: format version 3 (docs/format.md section 13) ---------------------------------------------
@@ -883,12 +955,13 @@ def calibrated_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
     bases = [getattr(b, "estimator", b) if type(b).__name__ == "FrozenEstimator" else b for b in bases]
     hgb = [type(b).__name__ == "HistGradientBoostingClassifier" and _is_sklearn(b) for b in bases]
     lgbm = [type(b).__name__ == "LGBMClassifier" and type(b).__module__.startswith("lightgbm") for b in bases]
-    if (any(hgb) and not all(hgb)) or (any(lgbm) and not all(lgbm)):
+    gbm = [type(b).__name__ == "GradientBoostingClassifier" and _is_sklearn(b) for b in bases]
+    if (any(hgb) and not all(hgb)) or (any(lgbm) and not all(lgbm)) or (any(gbm) and not all(gbm)):
         raise UnsupportedModelError(f"cannot compile a scikit-learn {name} whose base estimators differ in kind")
     base_score = np.zeros(K * len(bases), dtype=np.float64)
     categorical: set[int] = set()
     for m, (cc, base) in enumerate(zip(est.calibrated_classifiers_, bases, strict=True)):
-        if not hgb[m] and not lgbm[m]:
+        if not hgb[m] and not lgbm[m] and not gbm[m]:
             _check_member(name, base)
         base_classes = list(base.classes_)
         index = {c: k for k, c in enumerate(est.classes_.tolist())}
@@ -897,6 +970,15 @@ def calibrated_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         link = "none"
         if lgbm[m]:  # its predict_proba: LightGBM's trees, then its sigmoid or softmax (members.calibrate)
             base_name, link = "LightGBM", _lgbm_member(base, m, K, n_features, trees, groups, categorical)
+        elif gbm[m]:  # its decision_function: init raw prediction plus the scaled trees (one column when binary)
+            _check_supported(base)
+            columns = [1] if K == 2 else list(range(len(base_classes)))
+            member_trees, member_groups = gbm_trees(base, columns, group0=m * K)
+            trees += member_trees
+            groups += member_groups
+            for k, value in enumerate(_gbm_base_score(base).reshape(-1)):
+                base_score[m * K + columns[k]] = value
+            base_name = "GradientBoostingClassifier"
         elif hgb[m]:  # its decision_function: the raw scores (one column when binary), baseline plus trees
             columns = [1] if K == 2 else list(range(len(base_classes)))
             column_of, categories = _hgb_columns(base, n_features)
@@ -929,7 +1011,7 @@ def calibrated_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
             else:
                 raise UnsupportedModelError(f"cannot compile a scikit-learn {name} with a {type(cal).__name__}")
             calibrators.append(entry)
-        single = base_name.startswith(("DecisionTree", "HistGradientBoosting", "LightGBM"))
+        single = base_name.startswith(("DecisionTree", "HistGradientBoosting", "LightGBM", "GradientBoosting"))
         member: dict = {"divisor": 0 if single else len(tree_members), "calibrators": calibrators}
         if link != "none":
             member["link"] = link
@@ -943,14 +1025,22 @@ def calibrated_to_arrays(est) -> tuple[dict, dict[str, np.ndarray]]:
         "classes": est.classes_.tolist(),
         "classes_dtype": est.classes_.dtype.str,
         "n_outputs": K * len(members),
-        **(HGB_EVALUATION if all(hgb) else _lgbm_evaluation() if all(lgbm) else FOREST_EVALUATION),
+        **(
+            HGB_EVALUATION
+            if all(hgb)
+            else _lgbm_evaluation()
+            if all(lgbm)
+            else GBM_EVALUATION
+            if all(gbm)
+            else FOREST_EVALUATION
+        ),
         "combine": "calibrate",
         "output": "calibrated_proba",
         "decision": "argmax_proba",
         "calibrated": members,
         "learning_rate": None,
         "task": "binary" if K == 2 else "multiclass",
-        "feature_missing": [True] * n_features,
+        "feature_missing": None if all(gbm) else [True] * n_features,  # GradientBoosting refuses NaN
         "feature_categorical": [c in categorical for c in range(n_features)] if categorical else None,
         "source": {"estimator": name, "sklearn_version": _sklearn_version(), "n_estimators": len(members)},
         **counts,

@@ -12,20 +12,33 @@ from coldbrew.convert import trees as tb
 from coldbrew.errors import ModelFormatError
 
 
-def mark_nullable(stage: dict) -> dict:
+def mark_nullable(stage: dict, *, model_refuses_nan: bool = False) -> dict:
     """Each column's ``nullable``: false where some feature reads it through a vocab that refuses a missing value
-    (``missing: "error"``) with no impute before it; a missing number always reaches the model, which routes it."""
+    (``missing: "error"``) with no impute before it; a missing number reaches the model, which routes it (or, when
+    ``model_refuses_nan``, refuses it: scikit-learn's GradientBoosting, so the column is not nullable either)."""
     for j, col in enumerate(stage["columns"]):
         col["nullable"] = True
         for f in stage["features"]:
-            if f["column"] != j:
-                continue
-            for op in f["ops"]:
-                if op["kind"] == "impute":
-                    break
-                if op["kind"] == "vocab" and op["missing"] == "error":
-                    col["nullable"] = False
+            if f["column"] == j and not _missing_answered(f["ops"], model_refuses_nan):
+                col["nullable"] = False
     return stage
+
+
+def _missing_answered(ops: list, model_refuses_nan: bool) -> bool:
+    """True if a missing value run through ``ops`` gets an answer: not refused by a vocab, and (when the model
+    refuses NaN) turned into a number on the way (impute, a vocab's number, onehot, table)."""
+    for op in ops:
+        kind = op["kind"]
+        if kind == "impute":
+            return True
+        if kind == "vocab":
+            if op["missing"] == "error":
+                return False
+            if op["missing"] is not None:  # a number: no longer missing
+                return True
+        elif kind in ("onehot", "table"):  # NaN gives 0.0 / the default
+            return True
+    return not model_refuses_nan
 
 
 def _inverse(ops: list, t: float) -> float | None:

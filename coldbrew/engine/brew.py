@@ -109,6 +109,8 @@ class BrewPredictor:
             self._cat_offsets_buf = b.get("cat_offsets", bytes(8))  # one zero offset: no bitsets
             self._cat_words_buf = b.get("cat_words", bytes(4))
             self._mode = 1 if h["input_dtype"] == "float32" else 2
+            if h.get("input_missing") == "refuse":  # section 13.5: NaN is an input error, as in version 1
+                self._mode = 3
             names = ("linear_offsets", "linear_features", "linear_coeffs", "linear_const")
             linear: list[Any] = [b[name] for name in names] if "linear_offsets" in b else [None] * 4
             self._linear = (*linear, h.get("linear_missing") == "skip")
@@ -254,11 +256,14 @@ class BrewPredictor:
                 flat = self.stage.rows(X)
             else:
                 flat = flat_rows(X, nf)
-            buf = array("f" if self._mode == 0 else "d", bytes(len(flat) * (4 if self._mode == 0 else 8)))
+            refuse_nan = self._mode in (0, 3)  # version 1, or input_missing "refuse": float32 without NaN
+            buf = array("f" if refuse_nan else "d", bytes(len(flat) * (4 if refuse_nan else 8)))
             zero = float(h["input_zero_threshold"]) if self._v2 else 0.0
-            bad = c_kernel.cast_input(flat, buf, nf, self._mode, zero)
+            bad = c_kernel.cast_input(flat, buf, nf, 0 if refuse_nan else self._mode, zero)
+            if bad < 0 and self._mode == 3:
+                buf = array("d", buf)  # the float32 values widened exactly, for the version 2 traversal
             if bad >= 0:
-                if self._mode == 0:
+                if refuse_nan:
                     why = "is NaN" if flat[bad] != flat[bad] else "is infinite or too large for float32"
                 else:
                     why = f"is infinite or too large for {h['input_dtype']}"
@@ -270,8 +275,10 @@ class BrewPredictor:
         import numpy as np
 
         X = self._staged(X)
-        if not self._v2:
+        if not self._v2 or self._mode == 3:
             X32 = as_float32(X, self._model_names, nf)
+            if self._mode == 3:  # input_missing "refuse": float32 without NaN, widened for the version 2 walk
+                return X32.astype(np.float64), X32.shape[0], True
             return X32, X32.shape[0], True
         X64 = as_float64_with_nan(X, self._model_names, nf, h["input_dtype"])
         zero = h["input_zero_threshold"]

@@ -68,7 +68,10 @@ class NumpyPath:
 
     def _predict_raw_v2(self, X) -> np.ndarray:
         h = self.header
-        X64 = as_float64_with_nan(X, self.feature_names, self.n_features, h["input_dtype"])
+        if h.get("input_missing") == "refuse":  # section 13.5: float32 without NaN (scikit-learn's GradientBoosting)
+            X64 = as_float32(X, self.feature_names, self.n_features).astype(np.float64)
+        else:
+            X64 = as_float64_with_nan(X, self.feature_names, self.n_features, h["input_dtype"])
         zero = h["input_zero_threshold"]
         if zero:  # LightGBM reads |x| <= 1e-35f as 0 (its dense-row copy skips them)
             X64[np.abs(X64) <= zero] = 0.0

@@ -124,6 +124,13 @@ NO_PROBA_OUTPUTS = ("vote_hard",)
 COMBINES_V3 = ("vote", "calibrate")
 #: Linear leaves: what a NaN input does: the leaf's own value answers (LightGBM), or its term is skipped (XGBoost).
 LINEAR_MISSING = ("leaf", "skip")
+#: scikit-learn's classic GradientBoosting in the version 2 layout (section 13.5): with an input stage, or as a member.
+GBM_KINDS_V3 = ("gbm_classifier", "gbm_regressor")
+#: Its exponential loss (``expit(2 * raw)``), a binary classifier output of version 3 files.
+BINARY_OUTPUTS_V3 = ("logistic2",)
+#: ``input_missing``: a missing input (NaN, null) goes down the trees (``route``, the version 2 rule) or is an input
+#: error (``refuse``, as scikit-learn's GradientBoosting refuses it, and as version 1 does).
+INPUT_MISSING = ("route", "refuse")
 #: Fields an isolation forest's header must hold: the score's denominator and decision_function's offset.
 REQUIRED_ISOLATION = ("score_denominator", "score_offset")
 
@@ -138,6 +145,8 @@ def needs_v3(h: dict) -> bool:
         or h.get("combine") in COMBINES_V3
         or "n_linear_coeffs" in h
         or h.get("task") in TASKS_V3
+        or "input_missing" in h
+        or (h.get("kind") in GBM_KINDS_V3 and "input_dtype" in h)
     )
 
 
@@ -361,10 +370,10 @@ def _validate_v2(h: dict) -> None:
     _check_choices(
         h,
         (
-            ("kind", KINDS_V2 + KINDS_V3 if v3 else KINDS_V2),
+            ("kind", KINDS_V2 + KINDS_V3 + GBM_KINDS_V3 if v3 else KINDS_V2),
             ("leaf", ("scalar",)),
             ("combine", COMBINES + COMBINES_V3 if v3 else COMBINES),
-            ("output", OUTPUTS_V2 + OUTPUTS_V3 if v3 else OUTPUTS_V2),
+            ("output", OUTPUTS_V2 + OUTPUTS_V3 + BINARY_OUTPUTS_V3 if v3 else OUTPUTS_V2),
             ("input_dtype", INPUT_DTYPES),
             ("split_compare", SPLIT_COMPARES),
             ("accumulate", ACCUMULATES),
@@ -372,6 +381,8 @@ def _validate_v2(h: dict) -> None:
         ),
     )
     _check_counts(h)
+    if "input_missing" in h and (not v3 or h["input_missing"] not in INPUT_MISSING):
+        raise ModelFormatError(f"header input_missing must be one of {', '.join(INPUT_MISSING)} (format version 3)")
     if h["n_cat_bitsets"] < 0 or h["n_cat_words"] < 0 or (h["n_cat_bitsets"] == 0) != (h["n_cat_words"] == 0):
         raise ModelFormatError("header n_cat_bitsets / n_cat_words out of range")
     if h["kind"] == "calibrated_classifier" or h["combine"] == "calibrate" or h["output"] == "calibrated_proba":
@@ -383,9 +394,10 @@ def _validate_v2(h: dict) -> None:
     ):
         _validate_vote(h)
     elif h["classes"] is not None:
-        if not h["classes"] or h["classes_dtype"] is None or h["output"] not in CLASSIFIER_OUTPUTS_V2:
+        outputs = CLASSIFIER_OUTPUTS_V2 + (BINARY_OUTPUTS_V3 if v3 else ())
+        if not h["classes"] or h["classes_dtype"] is None or h["output"] not in outputs:
             raise ModelFormatError("a classifier's header must list its classes and classes_dtype and a class output")
-        binary = h["output"] in BINARY_OUTPUTS_V2
+        binary = h["output"] in BINARY_OUTPUTS_V2 + BINARY_OUTPUTS_V3
         if binary and h["n_outputs"] != 1:
             raise ModelFormatError("a logistic output needs n_outputs = 1")
         if len(h["classes"]) != (2 if binary else h["n_outputs"]):
@@ -586,7 +598,7 @@ def validate_bounds(h: dict, payload_length: int) -> None:
     if classes is None:
         return
     if h["output"] not in (
-        CLASSIFIER_OUTPUTS_V2 + ("vote_proba", "calibrated_proba", "vote_hard")
+        CLASSIFIER_OUTPUTS_V2 + BINARY_OUTPUTS_V3 + ("vote_proba", "calibrated_proba", "vote_hard")
         if h["version"] >= 2
         else CLASSIFIER_OUTPUTS
     ):

@@ -575,6 +575,10 @@ CASES = {
     "scikit-learn | CalibratedClassifierCV of a GradientBoosting": _meta(
         _calibrated(estimator=_e("GradientBoostingClassifier")(n_estimators=3)), lambda: binary(nan=0.0)
     ),
+    "scikit-learn | CalibratedClassifierCV isotonic of a GradientBoosting, 3 classes": _meta(
+        _calibrated(estimator=_e("GradientBoostingClassifier")(n_estimators=4, max_depth=2), method="isotonic"),
+        lambda: multiclass(nan=0.0),
+    ),
     # CatBoost (symmetric trees)
     "CatBoost | CatBoostClassifier": _catboost(),
     "CatBoost | CatBoostClassifier nan_mode Max": _catboost(nan_mode="Max"),
