@@ -346,8 +346,8 @@ def test_refusals_name_what_is_unsupported(tmp_path):
     threshold.set_probability_threshold(0.9)
     with pytest.raises(UnsupportedModelError, match="probability_threshold 0.9"):
         compile_estimator(threshold, tmp_path / "m.brew")
-    multi = _refusal(tmp_path, catboost.CatBoostClassifier(**params), X, (y > 100).astype(int) + (y > 200))
-    assert "CatBoost objective MultiClass" in multi
+    two = _refusal(tmp_path, catboost.CatBoostRegressor(loss_function="RMSEWithUncertainty", **params), X, y)
+    assert "CatBoost objective RMSEWithUncertainty" in two and "two columns" in two
     text = pd.DataFrame({"a": X[:, 0], "t": np.where(y > 150, "good day", "bad night")})
     msg = _refusal(tmp_path, catboost.CatBoostClassifier(**params), text, (y > 150).astype(int), text_features=["t"])
     assert "CatBoost model uses text features" in msg
