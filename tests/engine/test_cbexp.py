@@ -19,10 +19,14 @@ def _leaf_model(tmp_path, loss="Poisson", K=1):
     rng = np.random.default_rng(0)
     X = rng.random((100, 2))
     if loss == "MultiClass":
-        est = catboost.CatBoostClassifier(loss_function=loss, iterations=1, depth=1, verbose=0)
+        est = catboost.CatBoostClassifier(
+            loss_function=loss, iterations=1, depth=1, verbose=0, allow_writing_files=False
+        )
         est.fit(X, np.arange(100) % K)
     else:
-        est = catboost.CatBoostRegressor(loss_function=loss, iterations=1, depth=1, verbose=0)
+        est = catboost.CatBoostRegressor(
+            loss_function=loss, iterations=1, depth=1, verbose=0, allow_writing_files=False
+        )
         est.fit(X, rng.poisson(2, 100))
     path = tmp_path / "m.json"
     est.save_model(str(path), format="json")
