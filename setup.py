@@ -15,6 +15,7 @@ setup(
         Extension(
             "coldbrew.engine._kernel",
             sources=["coldbrew/engine/_kernel.c"],
+            depends=["coldbrew/engine/_cbexp_table.h"],
             extra_compile_args=[
                 "-O3",
                 "-ffp-contract=off",

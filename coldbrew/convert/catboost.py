@@ -15,8 +15,11 @@ and ``eval_processing.h`` (1.2):
   ``scale * sum + bias`` is applied when not the identity: a scale of 1 is required, the bias becomes a final
   one-leaf tree per dimension;
 - outputs: ``Logloss``/``CrossEntropy`` through ``1 / (1 + exp(-x))`` (libm), class by ``raw > 0``;
-  ``MultiClassOneVsAll`` through the same sigmoid per class, class by the largest raw score; regression
-  objectives with an identity output; ranking objectives answer the raw scores.
+  ``MultiClassOneVsAll`` through the same sigmoid per class, class by the largest raw score; ``MultiClass``
+  through CatBoost's ``CalcSoftmax`` with its fast exp (``softmax_cb``), class by the largest raw score;
+  ``Poisson``/``Tweedie`` through that fast exp (``exp_cb``; ``coldbrew/engine/cbexp.py``: the same bits on every
+  x86-64 path of CatBoost's exp above -708.396, so a model whose raw scores can reach that is refused); other
+  regression objectives with an identity output; ranking objectives answer the raw scores.
 
 Categorical features (strings) go through an input stage (format version 3): a one-hot split tests
 ``catboost_hash(value) == hash``; a CTR on one column is ``table(vocab(catboost_hash(value)))``, the float32 CTR
@@ -26,8 +29,9 @@ any other.
 Non-symmetric trees (``grow_policy`` Depthwise / Lossguide: nested ``{"split", "left", "right"}`` nodes in the
 JSON export) are ordinary trees already: ``left`` is the false side of the split, ``right`` the true one.
 
-Refused with one line: ``MultiClass``, ``Poisson``, ``Tweedie`` and ``RMSEWithUncertainty`` (their outputs go
-through CatBoost's own CPU-dependent ``FastExpInplace``, not reproducible bit for bit), CTRs on combinations of columns and CTR types other than Borders (binary target)
+Refused with one line: ``RMSEWithUncertainty`` (two columns: mean and variance), a ``MultiClass``/``Poisson``/
+``Tweedie`` model whose raw scores can leave the range where CatBoost's exp is the same on every CPU, CTRs on
+combinations of columns and CTR types other than Borders (binary target)
 and Counter, text and embedding features, a scale other than 1, a probability threshold other than 0.5.
 
 A ``.cbm`` file is flatbuffers; it is turned into CatBoost's JSON export by catboost itself in a child process
@@ -75,8 +79,11 @@ RANKING_OBJECTIVES = (
     "StochasticRank",
 )
 BINARY_OBJECTIVES = ("Logloss", "CrossEntropy")
-#: Objectives whose predictions use CatBoost's FastExpInplace (its AVX2/SSE2/table exp chosen by the CPU).
-FAST_EXP_OBJECTIVES = ("MultiClass", "Poisson", "Tweedie", "RMSEWithUncertainty")
+#: Objectives whose predictions go through CatBoost's fast exp (``coldbrew/engine/cbexp.py``): the exponent of the
+#: raw score (``predict``) for these regressors, the softmax (``predict_proba``) for MultiClass.
+FAST_EXP_REGRESSORS = ("Poisson", "Tweedie")
+#: Refused: CatBoostRegressor(RMSEWithUncertainty).predict answers two columns (mean, variance).
+TWO_COLUMN_OBJECTIVES = ("RMSEWithUncertainty",)
 #: CatBoost's CTR hash of one categorical value: ``CalcHash(a, b) = M * (a + M * b)`` from ``a = 0``.
 _CTR_MULT = 0x4906BA494954CB65
 #: The most nodes the expanded trees may have (16 bytes each: a 2 GiB file); a tree of depth D takes 2**(D+1) - 1.
@@ -240,10 +247,10 @@ def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np
     name, options = _objective(doc)
     if not name:
         raise UnsupportedModelError(f"{where}: the CatBoost model names no loss function; not supported")
-    if name in FAST_EXP_OBJECTIVES:
+    if name in TWO_COLUMN_OBJECTIVES:
         raise UnsupportedModelError(
-            f"{where}: CatBoost objective {name} is not supported: its predictions go through CatBoost's own "
-            "CPU-dependent fast exp, which coldbrew cannot reproduce bit for bit"
+            f"{where}: CatBoost objective {name} is not supported: its prediction is two columns (the mean and "
+            "the variance)"
         )
     floats = info.get("float_features") or []
     cats = info.get("categorical_features") or []
@@ -260,15 +267,19 @@ def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np
             raise UnsupportedModelError(
                 f"{where}: CatBoost classifier with probability_threshold {threshold} is not supported (only 0.5)"
             )
-    elif name == "MultiClassOneVsAll":
+    elif name in ("MultiClassOneVsAll", "MultiClass"):
         K = len(class_params.get("class_names") or []) or len(bias)
-        output, decision, task = "sigmoid_each", "argmax_raw", "multiclass"
+        output = "sigmoid_each" if name == "MultiClassOneVsAll" else "softmax_cb"
+        decision, task = "argmax_raw", "multiclass"
     elif name in IDENTITY_OBJECTIVES or name in RANKING_OBJECTIVES:
         output, decision, task, K = "identity", "value", "regression", 1
+    elif name in FAST_EXP_REGRESSORS:
+        output, decision, task, K = "exp_cb", "value", "regression", 1
     else:
+        supported = BINARY_OBJECTIVES + ("MultiClassOneVsAll", "MultiClass") + IDENTITY_OBJECTIVES
         raise UnsupportedModelError(
             f"{where}: CatBoost objective {name[:80]} is not supported (supported: "
-            f"{', '.join(BINARY_OBJECTIVES + ('MultiClassOneVsAll',) + IDENTITY_OBJECTIVES + RANKING_OBJECTIVES)})"
+            f"{', '.join(supported + FAST_EXP_REGRESSORS + RANKING_OBJECTIVES)})"
         )
     if len(bias) != K:
         raise ModelFormatError(f"{where}: scale_and_bias has {len(bias)} biases, the objective needs {K}")
@@ -293,6 +304,8 @@ def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np
         for k, b in enumerate(bias):
             trees.append(_leaf(b))
             groups.append(k)
+    if output in ("softmax_cb", "exp_cb"):
+        _check_fast_exp_range(trees, groups, K, name, where)
     counts, arrays = tb.build(trees, groups)
     arrays["base_score"] = np.zeros(K, dtype=np.float64)
     n_classes = 2 if task == "binary" else K if task == "multiclass" else 0
@@ -490,6 +503,35 @@ class _Layout:
             feature, border = self.ctr_split[int(s["split_index"])]
             return feature, border, True
         raise UnsupportedModelError(f"{where}: CatBoost split type {str(kind)[:40]} is not supported")
+
+
+def _raw_bounds(trees: list[tb.Tree], groups: list[int], K: int) -> tuple[list[float], list[float]]:
+    """Per output, the float64 sums of the trees' smallest and largest leaves, in the order the raw score adds
+    them: rounding is monotonic, so every raw score lies between the two."""
+    lo, hi = [0.0] * K, [0.0] * K
+    for tree, k in zip(trees, groups, strict=True):
+        leaves = tree.value[tree.left == -1]
+        lo[k] += float(leaves.min())
+        hi[k] += float(leaves.max())
+    return lo, hi
+
+
+def _check_fast_exp_range(trees: list[tb.Tree], groups: list[int], K: int, name: str, where: str) -> None:
+    """Refuse a model whose fast exp could see an input at or below -708.396 (or NaN): there CatBoost answers
+    2.2e-308 or 0.0 (NaN: inf or NaN) depending on the CPU and on the value's position in its batch
+    (``coldbrew/engine/cbexp.py``); above it, every path of its exp gives the same bits."""
+    from coldbrew.engine.cbexp import SAFE_LOW
+
+    lo, hi = _raw_bounds(trees, groups, K)
+    if K == 1:  # Poisson, Tweedie: exp(raw)
+        low, what = lo[0], "raw score"
+    else:  # MultiClass: exp(raw - the row's largest raw)
+        low, what = min(lo) - max(hi), "gap between a class's raw score and the row's largest"
+    if not (math.isfinite(low) and all(math.isfinite(v) for v in lo + hi) and low > SAFE_LOW):
+        raise UnsupportedModelError(
+            f"{where}: CatBoost {name} model is not supported: its {what} can reach {low:.6g}, at or below "
+            f"{SAFE_LOW!r}, where CatBoost's fast exp answers differently by CPU and by position in the batch"
+        )
 
 
 def _version(doc: dict) -> str:

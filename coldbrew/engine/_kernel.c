@@ -706,6 +706,63 @@ PyDoc_STRVAR(softmax_seq_doc,
 "softmax_seq(buf, n_outputs): in place on float64 rows, LightGBM's Common::Softmax (exp, sequential sum).");
 DEFINE_SOFTMAX(softmax_seq, double, "doubles", std_max, exp)
 
+/* ---- CatBoost's fast exp (Poisson / Tweedie "Exponent", MultiClass softmax): coldbrew/engine/cbexp.py --------
+ * fmath::expd_v as its AVX2/SSE2 lanes compute it: clamp, then the same float64 operations in the same order
+ * (no fused multiply-add: -ffp-contract=off), the power of two and the table's mantissa assembled as bits. */
+#include "_cbexp_table.h"
+
+static inline double cb_fast_exp(double x)
+{
+    const double a = 2954.639443740597, ra = 0.0003384507717577858; /* 2048 / log(2) and 1 / a: cbexp.A, RA */
+    const double b = 6755399441055744.0;                                 /* 3 * 2**51 */
+    const double c1 = 1.0, c2 = 0.16666666685227835064, c3 = 3.0000000027955394;
+    const uint64_t adj = (1u << 21) - (1u << 11);
+    x = (x < 709.78272569338397) ? x : 709.78272569338397; /* _mm_min_pd(x, max): NaN -> max */
+    x = (x > -708.39641853226408) ? x : -708.39641853226408;
+    double d = x * a;
+    d = d + b;
+    uint64_t di;
+    memcpy(&di, &d, sizeof di);
+    double t = d - b;
+    t = t * ra;
+    t = t - x;
+    uint64_t u = ((di + adj) >> 11) << 52;
+    u |= CB_EXP_TABLE[di & 2047u];
+    double scale;
+    memcpy(&scale, &u, sizeof scale);
+    double y = (c3 - t) * (t * t);
+    y = y * c2;
+    y = (y - t) + c1;
+    return y * scale;
+}
+PyDoc_STRVAR(exp_cb_doc, "exp_cb(buf): in place on float64, CatBoost's fast exp (fmath::expd_v, its vector lanes).");
+DEFINE_MAP(exp_cb, double, cb_fast_exp)
+
+PyDoc_STRVAR(softmax_cb_doc,
+"softmax_cb(buf, n_outputs): in place on float64 rows, CatBoost's CalcSoftmax (first largest, its fast exp,\n"
+"sequential sum, then each divided by the sum).");
+
+static PyObject *softmax_cb(PyObject *self, PyObject *args)
+{
+    Py_buffer b;
+    Py_ssize_t K, n;
+    if (get_rows(args, 1, (Py_ssize_t)sizeof(double), "doubles", &b, &K, &n) < 0) return NULL;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        double *p = (double *)b.buf + r * K;
+        double wmax = p[0];
+        for (Py_ssize_t k = 1; k < K; k++)
+            if (wmax < p[k]) wmax = p[k]; /* MaxElement: the first of the largest */
+        double wsum = 0.0;
+        for (Py_ssize_t k = 0; k < K; k++) {
+            p[k] = cb_fast_exp(p[k] - wmax);
+            wsum += p[k];
+        }
+        for (Py_ssize_t k = 0; k < K; k++) p[k] /= wsum;
+    }
+    PyBuffer_Release(&b);
+    Py_RETURN_NONE;
+}
+
 /* ---- the serving path without numpy: input casts and checks, element-wise file checks, argmax --------------
  * What numpy did around the traversal, with the same bits: a C cast double -> float is numpy's astype(float32)
  * (round to nearest, overflow to infinity), and the checks refuse exactly what coldbrew/engine/inputs.py refuses.
@@ -855,6 +912,8 @@ static PyMethodDef methods[] = {
     METHOD(exp_f32, METH_O),
     METHOD(softmax_f32, METH_VARARGS),
     METHOD(softmax_seq, METH_VARARGS),
+    METHOD(exp_cb, METH_O),
+    METHOD(softmax_cb, METH_VARARGS),
     METHOD(cast_input, METH_VARARGS),
     METHOD(finish_raw, METH_VARARGS),
     METHOD(argmax_f32, METH_VARARGS),

@@ -354,6 +354,9 @@ class BrewPredictor:
         if output == "softmax_seq":
             c_kernel.softmax_seq(raw, K)
             return raw, K
+        if output == "softmax_cb":  # CatBoost MultiClass: its CalcSoftmax with its fast exp (section 13.6)
+            c_kernel.softmax_cb(raw, K)
+            return raw, K
         if output in ("softmax", "softmax_np_seq"):
             _require_numpy(f"the probabilities of a {self.kind} with a {output} output (numpy's exp, not libm's)")
             import numpy as np
@@ -394,6 +397,8 @@ class BrewPredictor:
             c_kernel.exp_f32(raw)
         elif output == "exp":  # LightGBM's log-link objectives: libm exp
             c_kernel.exp_f64(raw)
+        elif output == "exp_cb":  # CatBoost's Poisson / Tweedie: its fast exp (section 13.6)
+            c_kernel.exp_cb(raw)
         elif output == "logistic":  # LightGBM cross_entropy
             c_kernel.expit(raw)
         elif output == "vote_mean":  # scikit-learn's VotingRegressor: members averaged (section 13)

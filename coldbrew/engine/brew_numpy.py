@@ -115,6 +115,9 @@ class NumpyPath:
         if output == "softmax_seq":
             self._kern.softmax_seq(raw, K)
             return raw
+        if output == "softmax_cb":  # CatBoost MultiClass (section 13.6)
+            self._kern.softmax_cb(raw, K)
+            return raw
         if output == "sigmoid_f32":  # XGBoost's sklearn wrapper: vstack((1.0 - p, p)).transpose(), float32
             p1 = np.ascontiguousarray(raw[:, 0])
             self._kern.sigmoid_f32(p1)
@@ -170,6 +173,8 @@ class NumpyPath:
                 self._kern.exp_f32(p)
             elif output == "exp":
                 self._kern.exp_f64(p)
+            elif output == "exp_cb":  # CatBoost Poisson / Tweedie (section 13.6)
+                self._kern.exp_cb(p)
             elif output == "logistic":
                 self._kern.expit(p)
             elif output == "exp_np":

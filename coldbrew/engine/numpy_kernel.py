@@ -395,3 +395,52 @@ def _exp1(v: float) -> float:
 def exp_f32(x: np.ndarray) -> None:
     """In place on float32: x -> expf(x), the C library's float32 exp (as ``_kernel.exp_f32``)."""
     x[...] = np.array([_expf(v) for v in x.tolist()], dtype=np.float32)
+
+
+def exp_cb(x: np.ndarray) -> None:
+    """In place on float64: CatBoost's fast exp (``coldbrew/engine/cbexp.py``), as ``_kernel.exp_cb``."""
+    x[...] = _cb_fast_exp(x)
+
+
+def softmax_cb(p: np.ndarray, n_outputs: int) -> None:
+    """In place on float64 rows: CatBoost's ``CalcSoftmax`` (as ``_kernel.softmax_cb``): the first largest value
+    (``np.max`` of finite rows), its fast exp of ``v - max``, the sum left to right from 0.0, each divided by it."""
+    if not len(p):
+        return
+    e = _cb_fast_exp(p - p.max(axis=1, keepdims=True))
+    total = np.zeros(len(p))
+    for k in range(n_outputs):
+        total = total + e[:, k]
+    p[...] = e / total[:, None]
+
+
+def _cb_fast_exp(x: np.ndarray) -> np.ndarray:
+    """fmath::expd_v's vector lanes, element-wise in numpy float64 (each operation rounded once, no FMA)."""
+    from coldbrew.engine import cbexp
+
+    table = _cb_table()
+    x = np.asarray(x, dtype=np.float64)
+    x = np.where(x < cbexp.X_MAX, x, cbexp.X_MAX)  # _mm_min_pd: NaN -> the bound, as the C lanes
+    x = np.where(x > cbexp.X_MIN, x, cbexp.X_MIN)
+    d = x * cbexp.A + cbexp.B
+    di = d.view(np.uint64)
+    t = (d - cbexp.B) * cbexp.RA - x
+    u = ((di + np.uint64(cbexp.ADJ)) >> np.uint64(cbexp.SBIT)) << np.uint64(52)
+    scale = (u | table[(di & np.uint64((1 << cbexp.SBIT) - 1)).astype(np.intp)]).view(np.float64)
+    y = (cbexp.C3 - t) * (t * t)
+    y = y * cbexp.C2
+    y = (y - t) + cbexp.C1
+    with np.errstate(over="ignore", invalid="ignore"):
+        return y * scale
+
+
+_CB_TABLE: np.ndarray | None = None
+
+
+def _cb_table() -> np.ndarray:
+    global _CB_TABLE
+    if _CB_TABLE is None:
+        from coldbrew.engine import cbexp
+
+        _CB_TABLE = np.array(cbexp.table(), dtype=np.uint64)
+    return _CB_TABLE

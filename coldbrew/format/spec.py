@@ -116,7 +116,11 @@ TASKS_V3 = ("anomaly", "ranking")
 # values is written as version 3 (an older reader refuses it: it would answer differently).
 #: scikit-learn's IsolationForest: summed per-leaf path lengths, then its score through numpy's ``2 ** x``.
 KINDS_V3 = ("isolation_forest", "voting_classifier", "voting_regressor", "calibrated_classifier")
-OUTPUTS_V3 = ("isolation_np", "vote_proba", "vote_mean", "calibrated_proba", "vote_hard")
+OUTPUTS_V3 = ("isolation_np", "vote_proba", "vote_mean", "calibrated_proba", "vote_hard", "softmax_cb", "exp_cb")
+#: CatBoost's fast exp (section 13.6): ``softmax_cb`` a classifier's probabilities (MultiClass), ``exp_cb`` a
+#: regressor's value (Poisson, Tweedie).
+CB_CLASSIFIER_OUTPUTS_V3 = ("softmax_cb",)
+CB_REGRESSOR_OUTPUTS_V3 = ("exp_cb",)
 DECISIONS_V3 = ("anomaly_sign", "vote_hard")
 #: Classifier outputs without probabilities: ``predict_proba`` is refused, as the library's is.
 NO_PROBA_OUTPUTS = ("vote_hard",)
@@ -394,7 +398,7 @@ def _validate_v2(h: dict) -> None:
     ):
         _validate_vote(h)
     elif h["classes"] is not None:
-        outputs = CLASSIFIER_OUTPUTS_V2 + (BINARY_OUTPUTS_V3 if v3 else ())
+        outputs = CLASSIFIER_OUTPUTS_V2 + (BINARY_OUTPUTS_V3 + CB_CLASSIFIER_OUTPUTS_V3 if v3 else ())
         if not h["classes"] or h["classes_dtype"] is None or h["output"] not in outputs:
             raise ModelFormatError("a classifier's header must list its classes and classes_dtype and a class output")
         binary = h["output"] in BINARY_OUTPUTS_V2 + BINARY_OUTPUTS_V3
@@ -406,12 +410,16 @@ def _validate_v2(h: dict) -> None:
         decisions = binary_decisions if binary else ("argmax_raw", "argmax_proba")
         if h["decision"] not in decisions:
             raise ModelFormatError(f"header decision {h['decision']!r} does not fit output {h['output']!r}")
-    elif h["kind"] in KINDS_V3 or h["output"] in OUTPUTS_V3 or h["decision"] in DECISIONS_V3:
+    elif (
+        h["kind"] in KINDS_V3
+        or (h["output"] in OUTPUTS_V3 and h["output"] not in CB_REGRESSOR_OUTPUTS_V3)
+        or h["decision"] in DECISIONS_V3
+    ):
         _validate_isolation(h)
     elif (
         (h["n_outputs"] != 1 and h["output"] != "identity")
         or h["decision"] != "value"
-        or h["output"] not in REGRESSOR_OUTPUTS_V2
+        or h["output"] not in REGRESSOR_OUTPUTS_V2 + (CB_REGRESSOR_OUTPUTS_V3 if v3 else ())
     ):
         raise ModelFormatError(
             "a regressor must have decision 'value', an output among "
@@ -598,7 +606,10 @@ def validate_bounds(h: dict, payload_length: int) -> None:
     if classes is None:
         return
     if h["output"] not in (
-        CLASSIFIER_OUTPUTS_V2 + BINARY_OUTPUTS_V3 + ("vote_proba", "calibrated_proba", "vote_hard")
+        CLASSIFIER_OUTPUTS_V2
+        + BINARY_OUTPUTS_V3
+        + ("vote_proba", "calibrated_proba", "vote_hard")
+        + CB_CLASSIFIER_OUTPUTS_V3
         if h["version"] >= 2
         else CLASSIFIER_OUTPUTS
     ):

@@ -337,8 +337,8 @@ def test_refusals_name_what_is_unsupported(tmp_path):
     threshold.set_probability_threshold(0.9)
     with pytest.raises(UnsupportedModelError, match="probability_threshold 0.9"):
         compile_estimator(threshold, tmp_path / "m.brew")
-    multi = _refusal(tmp_path, catboost.CatBoostClassifier(**params), X, (y > 100).astype(int) + (y > 200))
-    assert "CatBoost objective MultiClass" in multi
+    two = _refusal(tmp_path, catboost.CatBoostRegressor(loss_function="RMSEWithUncertainty", **params), X, y)
+    assert "CatBoost objective RMSEWithUncertainty" in two and "two columns" in two
     text = pd.DataFrame({"a": X[:, 0], "t": np.where(y > 150, "good day", "bad night")})
     msg = _refusal(tmp_path, catboost.CatBoostClassifier(**params), text, (y > 150).astype(int), text_features=["t"])
     assert "CatBoost model uses text features" in msg
@@ -435,3 +435,32 @@ def test_one_hot_categorical_through_the_lambda_handler(tmp_path, capsys):
     event["body"] = json.dumps([{**records[0], "city": None}])
     response = handler(event, Context())
     assert response["statusCode"] == 400 and "city" in json.dumps(body_of(response)), response
+
+
+@pytest.mark.parametrize("loss", ["MultiClass", "Poisson", "Tweedie:variance_power=1.5"])
+def test_fast_exp_objectives_bit_exact_at_borders_with_nan(tmp_path, loss):
+    """CatBoost's own exp (softmax_cb / exp_cb) on rows at every border and with NaN, both kernels, lists too."""
+    X, y = load_diabetes(return_X_y=True)
+    X = X.copy()
+    X[np.random.default_rng(0).random(X.shape) < 0.1] = np.nan
+    params = {"iterations": 40, "depth": 5, "verbose": 0, "random_seed": 0, "allow_writing_files": False}
+    if loss == "MultiClass":
+        model = catboost.CatBoostClassifier(loss_function=loss, **params).fit(X, np.digitize(y, [90, 150, 220]))
+    else:
+        model = catboost.CatBoostRegressor(loss_function=loss, **params).fit(X, y)
+    compile_estimator(model, tmp_path / "m.brew")
+    assert BrewPredictor(tmp_path / "m.brew").header["version"] == 3
+    X = np.vstack([X[:200], _border_rows(model, X)])
+    _assert_exact(tmp_path / "m.brew", model, X, classifier=loss == "MultiClass")
+
+
+def test_fast_exp_model_that_can_reach_the_unstable_region_is_refused(tmp_path):
+    X, y = load_diabetes(return_X_y=True)
+    params = {"iterations": 3, "depth": 2, "verbose": 0, "allow_writing_files": False}
+    model = catboost.CatBoostRegressor(loss_function="Poisson", **params).fit(X, y)
+    leaves = model.get_leaf_values().copy()
+    leaves[0] = -800.0  # a raw score of about -800: catboost answers 2.2e-308 or 0.0 by position
+    model.set_leaf_values(leaves)
+    with pytest.raises(UnsupportedModelError, match="raw score can reach") as info:
+        compile_estimator(model, tmp_path / "m.brew")
+    assert "\n" not in str(info.value) and not (tmp_path / "m.brew").exists()

@@ -783,6 +783,8 @@ SERVED_WITHOUT_NUMPY = [
     "LightGBM | rf (random forest)",
     "CatBoost | CatBoostClassifier",
     "CatBoost | CatBoostClassifier MultiClassOneVsAll",
+    "CatBoost | CatBoostClassifier MultiClass",
+    "CatBoost | CatBoostRegressor Poisson",
     "CatBoost | CatBoostRanker YetiRank",
     "scikit-learn | VotingClassifier, weights, 3 classes",
     "scikit-learn | VotingRegressor, weights",
