@@ -2,7 +2,7 @@
 
 Every operation gets positive and negative examples (bounded); every response must be non-5xx, have a documented
 status and content type, and match the documented schema — for the study's model and for a binary, a multiclass,
-a regression and a missing-value model (tests/families.py), each with the document generated from it.
+a regression, a missing-value, an anomaly, a ranking, a hard-voting and a multi-output model, and models with string fields, each with the document generated from it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ MODELS = [
     "anomaly",
     "ranking",
     "hard-vote",
+    "multi-output",
 ]
 
 
@@ -91,6 +92,23 @@ def _catboost_strings_model(folder):
     return path
 
 
+def _multi_output_model(folder):
+    """A multi-output regressor (a RandomForest on two targets, NaN in training): one vector per row."""
+    import numpy as np
+    from sklearn.ensemble import RandomForestRegressor
+
+    from coldbrew.convert import compile_estimator
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = np.column_stack([np.nan_to_num(X[:, 0]), -2 * np.nan_to_num(X[:, 1])])
+    model = RandomForestRegressor(n_estimators=4, max_depth=4, random_state=0).fit(X, y)
+    path = folder / "multi.brew"
+    compile_estimator(model, path)
+    return path
+
+
 @pytest.fixture(scope="module", params=MODELS)
 def api_schema(request, tiny_model, families, tmp_path_factory):
     from coldbrew.engine import load_predictor
@@ -99,6 +117,8 @@ def api_schema(request, tiny_model, families, tmp_path_factory):
         path = tiny_model
     elif request.param == "strings":
         path = _strings_model(tmp_path_factory.mktemp("strings"))
+    elif request.param == "multi-output":
+        path = _multi_output_model(tmp_path_factory.mktemp("multi"))
     elif request.param == "catboost-strings":
         path = _catboost_strings_model(tmp_path_factory.mktemp("catboost"))
     else:
