@@ -21,6 +21,7 @@ Writes bench/results/walks.md and walks.json.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -96,7 +97,8 @@ def main() -> None:
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "bench"))
     import numpy as np
-    import peer_models
+
+    peer_models = importlib.import_module("peer_models")  # the sibling script that trains and caches the models
 
     models = peer_models.train()
     _, _, holes, _ = peer_models.data()
