@@ -20,7 +20,7 @@ Compiled peers (pylignum compiled, lleaves, tl2cgen) are compiled once, before t
 their shared libraries; their compile time is reported but not counted in the fresh-process figure. A peer that
 cannot be installed, cannot read a model or fails is listed with the reason.
 
-    python bench/peers.py [--repeats 3] [--models lgbm,xgb,forest,gbm140]
+    python bench/peers.py [--repeats 3] [--models lgbm,xgb,forest,gbm140] [--runtimes coldbrew,pylignum,...]
 
 Writes bench/results/peers.md and peers.json. The machine is shared (2 cores, other jobs running): every figure
 is a median over repeats with the runtimes interleaved; compare ratios within this run.
@@ -295,13 +295,17 @@ def artifacts(name: str, info: dict, work: Path) -> tuple[dict[str, tuple[str, P
 
 
 # ------------------------------------------------------------------------------------------------ measuring
-def measure(models: dict, names: list[str], repeats: int, work: Path) -> dict:
+def measure(models: dict, names: list[str], repeats: int, work: Path, only: set[str] | None = None) -> dict:
     _, _, holes, clean = peer_models.data()
     results: dict = {}
     for name in names:
         info = models[name]
         log(f"{name}: preparing peers")
         runs, skipped = artifacts(name, info, work)
+        if only:  # --runtimes: the others are listed as not measured in this run (the library is the reference)
+            for rt in [rt for rt in runs if rt not in only | {"library"}]:
+                del runs[rt]
+                skipped[rt] = "not in this run's --runtimes"
         rows = work / f"{name}-rows.npy"
         X = holes if info["nan"] else clean
         np.save(rows, X)
@@ -361,6 +365,12 @@ def render(results: dict, args) -> str:
         "stated. The machine was loaded: compare ratios within this run, not absolute numbers across runs.",
         "",
     ]
+    if any("--runtimes" in why for res in results.values() for why in res["skipped"].values()):
+        out += [
+            f"A partial run: models {', '.join(res['label'] for res in results.values())} only, and only the "
+            "runtimes listed with figures (`--models`, `--runtimes`); the last full run is this file in git history.",
+            "",
+        ]
     for res in results.values():
         rts = res["runtimes"]
         out += [f"## {res['label']}", ""]
@@ -407,26 +417,31 @@ def render(results: dict, args) -> str:
 WHY = """Why, where it is behind:
 
 - **Compiled peers** (pylignum compiled, lleaves, tl2cgen) turn each tree into machine code: a split is a compare
-  against an immediate threshold and a jump, a few instructions per level. coldbrew stays data-only (no compiler,
-  nothing generated per model), so each level loads a 16-byte node record, checks it (feature in range, child
-  inside the tree, version 2 flags: a corrupt or hostile file must be refused, never followed) and then compares.
-  cachegrind (400 rows, `valgrind --tool=cachegrind --branch-sim=yes`) counts about 200 (LightGBM) and 280
-  (XGBoost) instructions and 2.2 / 3.4 mispredicted branches per tree·row in the kernel's walk, down from 290 and
-  390 instructions before this change; at ~15-20 cycles each, the mispredictions dominate. Branch-free walks
-  with 8-16 interleaved rows were measured too and were slower on this data (docs/format.md section 7).
+  against an immediate threshold and a jump, the tree's shape is in the instruction stream, and nothing is loaded
+  but the input. coldbrew stays data-only (no compiler, nothing generated per model): each level loads a node
+  record and then the input it names. Since issue #20 the kernel checks each tree whole once (per block of rows,
+  or once per model for single rows) instead of every visited node, and walks checked trees in a compact form:
+  8 rows in lock-step through trees whose leaves sit at similar depths (XGBoost, forests; branch-free, so no
+  mispredictions: 1.5x faster than before, bench/results/walks.md) and one branchy walk through leaf-wise grown
+  LightGBM trees, where lock-step walks as deep as the deepest of 8 rows (leaves from depth 3 to 17) and measured
+  10% slower than branches. That leaves LightGBM where it was (~20 ns/tree·row on an idle machine) and XGBoost at
+  ~18, against ~3.5-4.5 for pylignum-compiled: the compiled code has no loads of node records at all. Closing
+  that gap without generating code would take a smaller, model-specific layout (float32 thresholds where the
+  library compares in float32, 8-byte nodes) and SIMD over rows; not done in this change.
 - **pylignum's interpreter** bins the inputs first (`uses_binned`: features mapped to small integer bins once per
   row, nodes compare bins), which makes its node records smaller and its compares integer compares; coldbrew
   compares the library's float values directly (what makes every family bit-exact without a binning step per
   model), and does not bin.
-- **Single row**: coldbrew's call does the input checks of every request (NaN/infinity by column, float32 range)
-  and builds Python lists or numpy arrays around one kernel call; about a third of the single-row time is that
-  Python layer, two thirds the walk of every tree with cold branch predictors.
-- **Threads**: the machine was shared by 8 engineers' jobs (load average above 10 on 2 cores), so a second
-  thread mostly competes with other processes: every peer got slower with 2 threads in this run; the
-  ratios in that table say little about an idle 2-vCPU machine (tests/engine/test_threads.py proves the bits are
-  identical at any thread count).
+- **Single row**: one row through every tree is a chain of dependent loads per tree; the kernel now walks 8 trees
+  at a time (a lane takes the next tree when its walk ends) over the model's compact form, built at the
+  predictor's second call, and a numpy row is cast by the kernel like a list (no numpy conversion per call).
+  XGBoost's single row went from ~94 to ~73 µs (lists), LightGBM's stayed at ~14-15 µs: its walks are
+  instruction-bound (deep, uneven trees), not latency-bound. pylignum's interpreter stays ahead on both.
+- **Threads**: a 10,000-row batch on 2 threads runs 1.96x (LightGBM) and 1.99x (XGBoost) faster than on one in
+  bench/results/walks.md (an idle moment); in this table the other engineers' jobs share the 2 cores, so the
+  second thread often competes with them.
 - **Fresh process**: coldbrew memory-maps the file and parses a small JSON header; nothing per tree happens
-  before the first prediction, which is why it stays first there.
+  before the first prediction (the compact form waits for the second call), which is why it stays first there.
 """
 
 
@@ -453,6 +468,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--models", default="lgbm,xgb,forest,gbm140")
     ap.add_argument("--render", action="store_true", help="only rewrite peers.md from peers.json")
+    ap.add_argument("--runtimes", default="", help="measure only these (comma-separated; the library always)")
     args = ap.parse_args()
     args.load = os.getloadavg()
     if args.render:
@@ -467,7 +483,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     results: dict = {}
     for name in names:  # the page is rewritten after each model, so a long run leaves what it measured
-        results.update(measure(models, [name], args.repeats, work))
+        only = {rt for rt in args.runtimes.split(",") if rt} or None
+        results.update(measure(models, [name], args.repeats, work, only))
         saved = {**results, "_load": list(args.load)}
         (RESULTS / "peers.json").write_text(json.dumps(saved, indent=1, default=str) + "\n")
         (RESULTS / "peers.md").write_text(render(results, args) + "\n")

@@ -185,6 +185,15 @@ static inline int v2_go_left(const tree_v2 *tree, const node_t *node, int64_t i,
  */
 #define MAX_DEPTH 1024
 #define FEW_ROWS 16 /* fewer rows than this: row by row through every tree */
+#define CLEAN_ROWS 64 /* a block of at least this many rows walks each clean tree in compact form */
+
+typedef struct {
+    double thr;
+    uint32_t f;    /* feature | NAN_LEFT */
+    int32_t step;  /* right child - i; 0 at a leaf */
+} cnode_t;
+
+#define NAN_LEFT 0x80000000u
 
 /* A prediction: n_trees trees of nodes (tree t: nodes[offsets[t] .. offsets[t + 1]]) over n_rows rows of
  * n_features inputs, added to rows of K outputs; the version's extra arrays. */
@@ -194,6 +203,7 @@ typedef struct {
     Py_ssize_t n_trees, n_features, K;
     int v2;
     int64_t max_steps; /* per row, over all trees */
+    int64_t max_tree;  /* nodes in the largest tree (run_job) */
     /* version 1 */
     const double *leaf_values; /* vector leaves: n_leaves rows of K */
     Py_ssize_t n_leaves;
@@ -209,6 +219,9 @@ typedef struct {
     const double *lin_coef, *lin_const;
     Py_ssize_t n_lin;
     int lin_skip; /* 1: a NaN input's term is skipped (XGBoost gblinear); 0: a NaN gives the leaf's value (LightGBM) */
+    /* the model's compact form (compact()), or ct NULL: each block of rows compacts the trees it walks */
+    const cnode_t *ct;
+    const uint8_t *clean; /* per tree: 1 if clean (ct holds it), 0 if it takes the checked walk */
     const void *X; /* float (version 1) or double (version 2) rows */
     void *out;     /* double rows, or float when acc32 */
 } job_t;
@@ -358,24 +371,251 @@ DEFINE_WALKS(trees_v1, 0, 0, 0, float)
 DEFINE_WALKS(trees_v2_le, 1, 0, 0, double)
 DEFINE_WALKS(trees_v2_lt, 1, 1, 0, double)
 
+/* ---- clean trees: checked once per block, then walked without checks ---------------------------------------
+ * A block of rows walks each tree thousands of times, so before it does, the tree is checked whole (O(tree size))
+ * and copied into a compact walk-only form, cnode_t: a split's threshold, its feature with bit 31 set when a
+ * missing value (NaN) goes left, and the step to its right child (right - i >= 2); a leaf is {NaN, 0, 0}, so
+ * every comparison with it is false and its step is 0: a walk that reached it stays put. The walk then needs no
+ * check per visited node: `i += (x OP threshold || NaN and bit 31) ? 1 : step` until the step is 0. A tree that
+ * fails a check, or has a node the compact form does not hold (categorical bitsets, zero-as-missing), keeps the
+ * checked walk, which names the problem as before. */
+
+/* How a tree is walked: checked (every visited node), clean one walk at a time with branches, or clean in lanes. */
+enum { CHECKED = 0, CLEAN_BRANCHY = 1, CLEAN_LANES = 2 };
+
+/* Check tree t of the job whole and write its compact form to dst (room for its size), using depth (room for its
+ * size) as scratch; CHECKED if it is not clean, else how to walk it. A clean tree: each split's feature in range,
+ * its right child after the left one and inside the tree, its version 2 flags 0-3 (numeric; a missing value to the
+ * default side or read as 0.0); each leaf's marker exactly -1. Lanes walk a group of rows as deep as the deepest
+ * of them goes, so they pay on trees whose leaves are at similar depths (depth-limited XGBoost and forest trees:
+ * 1.5x faster than branches) and lose on leaf-wise grown ones (LightGBM's, leaves from depth 3 to 17: 10% slower);
+ * the rule: lanes when the deepest leaf is at most twice the depth a balanced tree with as many leaves has. */
+static int compact_tree(const job_t *j, Py_ssize_t t, cnode_t *dst, int32_t *depth)
+{
+    const node_t *root = j->nodes + j->offsets[t];
+    const uint8_t *fls = j->v2 ? j->flags + j->offsets[t] : NULL;
+    const int64_t size = j->offsets[t + 1] - j->offsets[t];
+    if (j->n_features >= (Py_ssize_t)NAN_LEFT) return CHECKED;
+    int32_t deepest = 0, leaves = 0;
+    for (int64_t i = 0; i < size; i++) depth[i] = 0;
+    for (int64_t i = 0; i < size; i++) {
+        const int32_t f = root[i].feature;
+        if (f < 0) {
+            if (f != -1) return CHECKED;
+            dst[i] = (cnode_t){NAN, 0, 0};
+            leaves++;
+            if (depth[i] > deepest) deepest = depth[i];
+            continue;
+        }
+        const int64_t rc = root[i].right;
+        if (f >= j->n_features || rc <= i + 1 || rc >= size) return CHECKED;
+        const int32_t below = depth[i] < MAX_DEPTH ? depth[i] + 1 : MAX_DEPTH; /* children come after: i + 1, rc */
+        if (depth[i + 1] < below) depth[i + 1] = below;
+        if (depth[rc] < below) depth[rc] = below;
+        const double thr = root[i].value;
+        uint32_t nan_left = 0;
+        if (fls != NULL) {
+            const unsigned fl = fls[i];
+            if (fl > 3) return CHECKED;
+            /* a NaN goes to the default side (fl & 2 clear), or is read as 0.0 and compared (fl & 2 set) */
+            nan_left = (fl & 2u) ? (j->lt ? 0.0 < thr : 0.0 <= thr) : (fl & 1u);
+        }
+        dst[i] = (cnode_t){thr, (uint32_t)f | (nan_left ? NAN_LEFT : 0u), (int32_t)(rc - i)};
+    }
+    int32_t balanced = 0; /* ceil(log2(leaves)) */
+    while (balanced < 31 && ((int64_t)1 << balanced) < leaves) balanced++;
+    return deepest <= 2 * balanced ? CLEAN_LANES : CLEAN_BRANCHY;
+}
+
+/* NAME(j, ct, t, r, n, leaf, steps, bad): rows r .. r + n - 1 through the clean tree t in compact form ct, with
+ * SEQ's results; every walk that would go deeper than MAX_DEPTH is left to SEQ, which names the problem. LT: "<"
+ * comparisons, T: the rows' type. */
+#define DEFINE_CLEAN(NAME, SEQ, LT, T)                                                                             \
+    static int NAME(const job_t *j, const cnode_t *ct, Py_ssize_t t, Py_ssize_t r, Py_ssize_t n, int32_t *leaf,  \
+                    int32_t *steps, Py_ssize_t *bad)                                                             \
+    {                                                                                                            \
+        const Py_ssize_t nf = j->n_features;                                                                     \
+        for (Py_ssize_t w = 0; w < n; w++) {                                                                     \
+            const T *x = (const T *)j->X + (r + w) * nf;                                                         \
+            int64_t i = 0;                                                                                       \
+            int32_t d = 0;                                                                                       \
+            for (;;) {                                                                                           \
+                const cnode_t c = ct[i];                                                                         \
+                if (c.step == 0) break;                                                                          \
+                if (__builtin_expect(++d > MAX_DEPTH, 0)) {                                                      \
+                    Py_ssize_t b = 0;                                                                            \
+                    const int status = SEQ(j, t, r + w, 1, leaf + w, steps + w, &b);                             \
+                    *bad = w;                                                                                    \
+                    if (status != OK) return status;                                                             \
+                    goto next;                                                                                   \
+                }                                                                                                \
+                const double xv = (double)x[c.f & ~NAN_LEFT];                                                    \
+                const int left = (LT ? xv < c.thr : xv <= c.thr) | ((xv != xv) & (int)(c.f >> 31));              \
+                if (left) {                                                                                      \
+                    i += 1;                                                                                      \
+                    __asm__ volatile(""); /* a branch, not a conditional move: see the comment above */          \
+                } else {                                                                                         \
+                    i += c.step;                                                                                 \
+                }                                                                                                \
+            }                                                                                                    \
+            leaf[w] = (int32_t)i;                                                                                \
+            steps[w] = d;                                                                                        \
+        next:;                                                                                                   \
+        }                                                                                                        \
+        return OK;                                                                                               \
+    }
+
+DEFINE_CLEAN(clean_v1, rows_v1, 0, float)
+DEFINE_CLEAN(clean_v2_le, rows_v2_le, 0, double)
+DEFINE_CLEAN(clean_v2_lt, rows_v2_lt, 1, double)
+
+/* NAME: as the clean walk above, LANES rows at a time in lock-step and without a branch on the data: each step
+ * moves every row of the group one level down (a row at a leaf moves by 0), so the group's loads overlap and
+ * no comparison is mispredicted; the group is done when no row moved. */
+#define LANES 8
+/* The lane walks stay functions of their own: inlined into their caller, gcc spilled the lanes' registers (measured
+ * 1.5x slower). */
+#define NOINLINE __attribute__((noinline))
+#define DEFINE_CLEAN_LANES(NAME, SEQ, ONE, LT, T)                                                                  \
+    NOINLINE static int NAME(const job_t *j, const cnode_t *ct, Py_ssize_t t, Py_ssize_t r, Py_ssize_t n,        \
+                             int32_t *leaf, int32_t *steps, Py_ssize_t *bad)                                     \
+    {                                                                                                            \
+        const Py_ssize_t nf = j->n_features;                                                                     \
+        Py_ssize_t w0 = 0;                                                                                       \
+        for (; w0 + LANES <= n; w0 += LANES) {                                                                   \
+            const T *x0 = (const T *)j->X + (r + w0) * nf;                                                       \
+            int32_t idx[LANES] = {0}, d[LANES] = {0};                                                            \
+            int level = 0;                                                                                       \
+            for (; level <= MAX_DEPTH; level++) {                                                                \
+                int32_t moved = 0;                                                                               \
+                _Pragma("GCC unroll 8") for (int k = 0; k < LANES; k++) {                                        \
+                    const cnode_t c = ct[idx[k]];                                                                \
+                    const double xv = (double)x0[k * nf + (c.f & ~NAN_LEFT)];                                    \
+                    const int32_t left = (LT ? xv < c.thr : xv <= c.thr) | ((xv != xv) & (int32_t)(c.f >> 31));  \
+                    const int32_t delta = (1 & -left) | (c.step & (left - 1)); /* no branch */                  \
+                    idx[k] += delta;                                                                             \
+                    d[k] += c.step != 0;                                                                         \
+                    moved |= c.step;                                                                             \
+                }                                                                                                \
+                if (!moved) break;                                                                               \
+            }                                                                                                    \
+            if (__builtin_expect(level > MAX_DEPTH, 0)) {                                                        \
+                Py_ssize_t b = 0;                                                                                \
+                const int status = SEQ(j, t, r + w0, LANES, leaf + w0, steps + w0, &b);                          \
+                if (status != OK) { *bad = w0 + b; return status; }                                              \
+                continue;                                                                                        \
+            }                                                                                                    \
+            for (int k = 0; k < LANES; k++) {                                                                    \
+                leaf[w0 + k] = idx[k];                                                                           \
+                steps[w0 + k] = d[k];                                                                            \
+            }                                                                                                    \
+        }                                                                                                        \
+        if (w0 == n) return OK;                                                                                  \
+        Py_ssize_t b = 0;                                                                                        \
+        const int status = ONE(j, ct, t, r + w0, n - w0, leaf + w0, steps + w0, &b);                             \
+        if (status != OK) *bad = w0 + b;                                                                         \
+        return status;                                                                                           \
+    }
+
+DEFINE_CLEAN_LANES(lanes_v1, rows_v1, clean_v1, 0, float)
+DEFINE_CLEAN_LANES(lanes_v2_le, rows_v2_le, clean_v2_le, 0, double)
+DEFINE_CLEAN_LANES(lanes_v2_lt, rows_v2_lt, clean_v2_lt, 1, double)
+
+
+/* NAME(j, t0, r, n, leaf, steps, bad): as the checked walks SEQ (row r through trees t0 .. t0 + n - 1), LANES
+ * trees at a time over the model's compact form j->ct, a lane taking the next tree as soon as its walk reaches a
+ * leaf, so no lane idles while a deeper walk finishes (the trees of a leaf-wise grown model differ a lot in
+ * depth) and the loads of different trees, cache misses for a single row, overlap. The step down is branch-free;
+ * the only branches are a lane finishing (once per tree) and the depth limit. A tree that is not clean is walked
+ * by SEQ when its turn comes; a problem anywhere (SEQ's, or a walk deeper than MAX_DEPTH) sends the whole range
+ * to SEQ, which names it as before. */
+static const cnode_t IDLE = {NAN, 0, 0}; /* an idle lane: a leaf */
+#define DEFINE_REFILL(NAME, SEQ, LT, T, NANS)                                                                      \
+    NOINLINE static int NAME(const job_t *j, Py_ssize_t t0, Py_ssize_t r, Py_ssize_t n, int32_t *leaf,           \
+                             int32_t *steps, Py_ssize_t *bad)                                                    \
+    {                                                                                                            \
+        const T *x = (const T *)j->X + r * j->n_features;                                                        \
+        const cnode_t *ct[LANES];                                                                                \
+        int32_t idx[LANES], d[LANES];                                                                            \
+        Py_ssize_t item[LANES], next = 0, busy = 0, b = 0;                                                       \
+        /* the next clean tree's index into lane k (unclean ones on the way walked by SEQ), or the lane idles */ \
+        for (int k = 0; k < LANES; k++) {                                                                        \
+            idx[k] = 0, d[k] = 0;                                                                                \
+            while (next < n && !j->clean[t0 + next]) {                                                           \
+                if (SEQ(j, t0 + next, r, 1, leaf + next, steps + next, &b) != OK) goto redo;                     \
+                next++;                                                                                          \
+            }                                                                                                    \
+            if (next < n) item[k] = next, ct[k] = j->ct + j->offsets[t0 + next], next++, busy++;                 \
+            else item[k] = -1, ct[k] = &IDLE;                                                                    \
+        }                                                                                                        \
+        while (busy > 0) {                                                                                       \
+            _Pragma("GCC unroll 8") for (int k = 0; k < LANES; k++) {                                            \
+                const cnode_t c = ct[k][idx[k]];                                                                 \
+                const double xv = (double)x[c.f & ~NAN_LEFT];                                                    \
+                const int32_t miss = NANS ? (xv != xv) & (int32_t)(c.f >> 31) : 0;                               \
+                const int32_t left = (LT ? xv < c.thr : xv <= c.thr) | miss;                                     \
+                idx[k] += (1 & -left) | (c.step & (left - 1));                                                   \
+                d[k]++;                                                                                          \
+                if (__builtin_expect(c.step == 0, 0)) { /* at a leaf (or idle) */                                \
+                    if (item[k] < 0) continue;                                                                   \
+                    if (d[k] > MAX_DEPTH + 1) goto redo;                                                         \
+                    leaf[item[k]] = idx[k];                                                                      \
+                    steps[item[k]] = d[k] - 1;                                                                   \
+                    idx[k] = 0, d[k] = 0;                                                                        \
+                    while (next < n && !j->clean[t0 + next]) {                                                   \
+                        if (SEQ(j, t0 + next, r, 1, leaf + next, steps + next, &b) != OK) goto redo;             \
+                        next++;                                                                                  \
+                    }                                                                                            \
+                    if (next < n) item[k] = next, ct[k] = j->ct + j->offsets[t0 + next], next++;                 \
+                    else item[k] = -1, ct[k] = &IDLE, busy--;                                                    \
+                } else if (__builtin_expect(d[k] > MAX_DEPTH, 0)) {                                              \
+                    goto redo;                                                                                   \
+                }                                                                                                \
+            }                                                                                                    \
+        }                                                                                                        \
+        return OK;                                                                                               \
+    redo:                                                                                                        \
+        return SEQ(j, t0, r, n, leaf, steps, bad);                                                               \
+    }
+
+DEFINE_REFILL(rtrees_v1, trees_v1, 0, float, 0) /* version 1 rows hold no NaN */
+DEFINE_REFILL(rtrees_v2_le, trees_v2_le, 0, double, 1)
+DEFINE_REFILL(rtrees_v2_lt, trees_v2_lt, 1, double, 1)
+DEFINE_REFILL(rtrees_v2_le_nonan, trees_v2_le, 0, double, 0) /* a row without NaN: no missing-value rule */
+DEFINE_REFILL(rtrees_v2_lt_nonan, trees_v2_lt, 1, double, 0)
+
+typedef int (*clean_fn)(const job_t *, const cnode_t *, Py_ssize_t, Py_ssize_t, Py_ssize_t, int32_t *, int32_t *,
+                        Py_ssize_t *);
+
 typedef int (*walks_fn)(const job_t *, Py_ssize_t, Py_ssize_t, Py_ssize_t, int32_t *, int32_t *, Py_ssize_t *);
 
 /* Scratch for ROW_BLOCK walks: each walk's leaf and steps, each row's steps over all trees. */
 typedef struct {
     int32_t leaf[ROW_BLOCK], steps[ROW_BLOCK];
     int64_t row_steps[ROW_BLOCK];
+    cnode_t *ct;    /* room for the job's largest tree in compact form, or NULL: every tree takes the checked walk */
+    int32_t *depth; /* room for the job's largest tree: compact_tree's scratch */
 } scratch_t;
 
 /* Rows r0 .. r0 + n - 1 (n <= ROW_BLOCK) through every tree, tree by tree. OK, or the problem with its tree. */
 static int rows_block(const job_t *j, Py_ssize_t r0, Py_ssize_t n, scratch_t *s, Py_ssize_t *bad_tree)
 {
     const walks_fn walks = !j->v2 ? rows_v1 : j->lt ? rows_v2_lt : rows_v2_le;
+    const clean_fn lanes = !j->v2 ? lanes_v1 : j->lt ? lanes_v2_lt : lanes_v2_le;
+    const clean_fn branchy = !j->v2 ? clean_v1 : j->lt ? clean_v2_lt : clean_v2_le;
     Py_ssize_t bad_row;
     for (Py_ssize_t i = 0; i < n; i++) s->row_steps[i] = 0;
     for (Py_ssize_t t = 0; t < j->n_trees; t++) {
         *bad_tree = t;
         int status = check_group(j, t);
-        if (status == OK) status = walks(j, t, r0, n, s->leaf, s->steps, &bad_row);
+        if (status == OK) {
+            const int how = j->ct != NULL ? j->clean[t]
+                            : s->ct != NULL && n >= CLEAN_ROWS ? compact_tree(j, t, s->ct, s->depth) : CHECKED;
+            const cnode_t *ct = j->ct != NULL ? j->ct + j->offsets[t] : s->ct;
+            if (how == CLEAN_LANES) status = lanes(j, ct, t, r0, n, s->leaf, s->steps, &bad_row);
+            else if (how == CLEAN_BRANCHY) status = branchy(j, ct, t, r0, n, s->leaf, s->steps, &bad_row);
+            else status = walks(j, t, r0, n, s->leaf, s->steps, &bad_row);
+        }
         if (status != OK) return status;
         const node_t *root = j->nodes + j->offsets[t];
         for (Py_ssize_t i = 0; i < n; i++) {
@@ -391,7 +631,14 @@ static int rows_block(const job_t *j, Py_ssize_t r0, Py_ssize_t n, scratch_t *s,
 /* Row r through every tree, ROW_BLOCK trees at a time, leaves added in tree order. */
 static int trees_row(const job_t *j, Py_ssize_t r, scratch_t *s, Py_ssize_t *bad_tree)
 {
-    const walks_fn walks = !j->v2 ? trees_v1 : j->lt ? trees_v2_lt : trees_v2_le;
+    walks_fn walks = j->ct != NULL ? (!j->v2 ? rtrees_v1 : j->lt ? rtrees_v2_lt : rtrees_v2_le)
+                                   : (!j->v2 ? trees_v1 : j->lt ? trees_v2_lt : trees_v2_le);
+    if (j->ct != NULL && j->v2) { /* a row without missing values: the walks without the NaN rule (8% faster) */
+        const double *x = (const double *)j->X + r * j->n_features;
+        int nan = 0;
+        for (Py_ssize_t f = 0; f < j->n_features; f++) nan |= isnan(x[f]);
+        if (!nan) walks = j->lt ? rtrees_v2_lt_nonan : rtrees_v2_le_nonan;
+    }
     int64_t steps = 0;
     for (Py_ssize_t t0 = 0; t0 < j->n_trees; t0 += ROW_BLOCK) {
         const Py_ssize_t m = j->n_trees - t0 < ROW_BLOCK ? j->n_trees - t0 : ROW_BLOCK;
@@ -423,6 +670,12 @@ static void *run_part(void *arg)
     part_t *p = arg;
     scratch_t *s = malloc(sizeof(scratch_t));
     if (s == NULL) { p->status = NO_MEMORY; return NULL; }
+    s->ct = NULL, s->depth = NULL;
+    if (p->job->ct == NULL && p->r1 - p->r0 >= CLEAN_ROWS) {
+        s->ct = malloc((size_t)p->job->max_tree * sizeof(cnode_t));
+        s->depth = malloc((size_t)p->job->max_tree * sizeof(int32_t));
+        if (s->depth == NULL) { free(s->ct); s->ct = NULL; }
+    }
     p->status = OK;
     for (Py_ssize_t r = p->r0; r < p->r1 && p->status == OK; r += ROW_BLOCK) {
         const Py_ssize_t n = p->r1 - r < ROW_BLOCK ? p->r1 - r : ROW_BLOCK;
@@ -432,6 +685,8 @@ static void *run_part(void *arg)
             p->status = rows_block(p->job, r, n, s, &p->bad_tree);
         }
     }
+    free(s->ct);
+    free(s->depth);
     free(s);
     return NULL;
 }
@@ -441,7 +696,7 @@ static void *run_part(void *arg)
 
 /* Run the job over all rows on up to `threads` threads (each a contiguous share of the rows; a row's result does
  * not depend on the split), without the GIL. 0, or -1 with a ValueError naming the first share's problem. */
-static int run_job(const job_t *job, Py_ssize_t n_rows, Py_ssize_t threads)
+static int run_job(job_t *job, Py_ssize_t n_rows, Py_ssize_t threads)
 {
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads > n_rows / MIN_ROWS_PER_THREAD) threads = n_rows / MIN_ROWS_PER_THREAD;
@@ -450,6 +705,11 @@ static int run_job(const job_t *job, Py_ssize_t n_rows, Py_ssize_t threads)
     pthread_t ids[MAX_THREADS];
     int started[MAX_THREADS] = {0};
     const Py_ssize_t share = (n_rows + threads - 1) / threads;
+    job->max_tree = 1; /* for the blocks' compact copies (not needed with the model's compact form) */
+    for (Py_ssize_t t = 0; job->ct == NULL && n_rows >= CLEAN_ROWS && t < job->n_trees; t++) {
+        const int64_t size = job->offsets[t + 1] - job->offsets[t];
+        if (size > job->max_tree) job->max_tree = size;
+    }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < threads; i++) {
         const Py_ssize_t r0 = i * share, r1 = r0 + share < n_rows ? r0 + share : n_rows;
@@ -485,21 +745,97 @@ static int run_job(const job_t *job, Py_ssize_t n_rows, Py_ssize_t threads)
 
 static const int64_t NO_BUDGET = INT64_MAX;
 
+PyDoc_STRVAR(compact_doc,
+"compact(nodes, node_flags, tree_offsets, n_features, split_lt) -> bytearray\n\n"
+"The model's compact walk-only form, for predict_raw / predict_raw2's compact argument: every tree checked whole\n"
+"once, 16 bytes per node then one byte per tree (0: the checked walk; 1, 2: clean, walked without per-node checks,\n"
+"one walk at a time or in lanes).\n"
+"node_flags: version 2's flags, or None (version 1). O(nodes): built once per loaded model.");
+
+static PyObject *compact(PyObject *self, PyObject *args)
+{
+    PyObject *o_nodes, *o_flags, *o_offsets;
+    Py_ssize_t n_features;
+    int lt;
+    if (!PyArg_ParseTuple(args, "OOOnp", &o_nodes, &o_flags, &o_offsets, &n_features, &lt)) return NULL;
+    if (n_features < 1) {
+        PyErr_SetString(PyExc_ValueError, "n_features must be positive");
+        return NULL;
+    }
+    Py_buffer bn, bf = {0}, bo;
+    const int v2 = o_flags != Py_None;
+    if (get(o_nodes, &bn, 0, "nodes") < 0) return NULL;
+    if (get(o_offsets, &bo, 0, "tree_offsets") < 0) { PyBuffer_Release(&bn); return NULL; }
+    if (v2 && get(o_flags, &bf, 0, "node_flags") < 0) { PyBuffer_Release(&bo); PyBuffer_Release(&bn); return NULL; }
+    PyObject *result = NULL;
+    const Py_ssize_t n_nodes = bn.len / (Py_ssize_t)sizeof(node_t);
+    const Py_ssize_t n_trees = bo.len / (Py_ssize_t)sizeof(int64_t) - 1;
+    if (bn.len % (Py_ssize_t)sizeof(node_t) || n_trees < 1 || (v2 && bf.len != n_nodes)) {
+        PyErr_SetString(PyExc_ValueError, "buffer sizes disagree");
+        goto done;
+    }
+    const int64_t *offsets = (const int64_t *)bo.buf;
+    if (check_offsets(offsets, n_trees, n_nodes) < 0) goto done;
+    result = PyByteArray_FromStringAndSize(NULL, n_nodes * (Py_ssize_t)sizeof(cnode_t) + n_trees);
+    if (result == NULL) goto done;
+    char *dst = PyByteArray_AsString(result);
+    job_t job = {0};
+    job.nodes = (const node_t *)bn.buf;
+    job.offsets = offsets;
+    job.n_trees = n_trees;
+    job.n_features = n_features;
+    job.v2 = v2;
+    job.flags = v2 ? (const uint8_t *)bf.buf : NULL;
+    job.lt = lt;
+    cnode_t *ct = (cnode_t *)dst;
+    uint8_t *clean = (uint8_t *)dst + n_nodes * (Py_ssize_t)sizeof(cnode_t);
+    int64_t largest = 1;
+    for (Py_ssize_t t = 0; t < n_trees; t++)
+        if (offsets[t + 1] - offsets[t] > largest) largest = offsets[t + 1] - offsets[t];
+    int32_t *depth = malloc((size_t)largest * sizeof(int32_t));
+    if (depth == NULL) {
+        Py_CLEAR(result);
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t t = 0; t < n_trees; t++) clean[t] = (uint8_t)compact_tree(&job, t, ct + offsets[t], depth);
+    free(depth);
+done:
+    if (v2) PyBuffer_Release(&bf);
+    PyBuffer_Release(&bo);
+    PyBuffer_Release(&bn);
+    return result;
+}
+
+/* The compact form given to a prediction (compact()): its size must be the model's, else a ValueError. */
+static int use_compact(job_t *job, const Py_buffer *b, Py_ssize_t n_nodes)
+{
+    if (b->len != n_nodes * (Py_ssize_t)sizeof(cnode_t) + job->n_trees) {
+        PyErr_SetString(PyExc_ValueError, "compact: not this model's compact form");
+        return -1;
+    }
+    job->ct = (const cnode_t *)b->buf;
+    job->clean = (const uint8_t *)b->buf + n_nodes * (Py_ssize_t)sizeof(cnode_t);
+    return 0;
+}
+
 PyDoc_STRVAR(predict_raw_doc,
-"predict_raw(nodes, tree_offsets, leaf_values, X, out, n_features, n_outputs, vector, max_steps=-1, threads=1)\n\n"
+"predict_raw(nodes, tree_offsets, leaf_values, X, out, n_features, n_outputs, vector, max_steps=-1, threads=1,\n"
+"            compact=None)\n\n"
 "Add every tree's leaf value to out (float64, n_rows x n_outputs, pre-filled with the base score), tree by\n"
 "tree in order. X is float32 (n_rows x n_features). leaf_values is used only when vector is true. max_steps: the\n"
 "most splits a row may pass over all trees (negative: no budget); threads: run the rows on up to this many\n"
-"threads (the result does not depend on it).");
+"threads (the result does not depend on it). compact: compact(nodes, None, tree_offsets, n_features, False) of\n"
+"this model, or None (the results do not depend on it).");
 
 static PyObject *predict_raw(PyObject *self, PyObject *args)
 {
-    PyObject *o_nodes, *o_offsets, *o_leaf, *o_X, *o_out;
+    PyObject *o_nodes, *o_offsets, *o_leaf, *o_X, *o_out, *o_compact = Py_None;
     Py_ssize_t n_features, K, threads = 1;
     long long max_steps = -1;
     int vector;
-    if (!PyArg_ParseTuple(args, "OOOOOnnp|Ln", &o_nodes, &o_offsets, &o_leaf, &o_X, &o_out, &n_features, &K, &vector,
-                          &max_steps, &threads))
+    if (!PyArg_ParseTuple(args, "OOOOOnnp|LnO", &o_nodes, &o_offsets, &o_leaf, &o_X, &o_out, &n_features, &K, &vector,
+                          &max_steps, &threads, &o_compact))
         return NULL;
     if (n_features < 1 || K < 1) {
         PyErr_SetString(PyExc_ValueError, "n_features and n_outputs must be positive");
@@ -536,7 +872,14 @@ static PyObject *predict_raw(PyObject *self, PyObject *args)
     job.vector = vector;
     job.X = b_X.buf;
     job.out = b_out.buf;
-    if (run_job(&job, n_rows, threads) < 0) goto done;
+    Py_buffer b_ct = {0};
+    if (o_compact != Py_None) {
+        if (get(o_compact, &b_ct, 0, "compact") < 0) goto done;
+        int bad = use_compact(&job, &b_ct, n_nodes);
+        if (bad == 0) bad = run_job(&job, n_rows, threads);
+        PyBuffer_Release(&b_ct);
+        if (bad < 0) goto done;
+    } else if (run_job(&job, n_rows, threads) < 0) goto done;
     result = Py_NewRef(Py_None);
 done:
     PyBuffer_Release(&b_out);
@@ -558,18 +901,19 @@ PyDoc_STRVAR(predict_raw2_doc,
 "float64 (n_rows x n_features, NaN allowed); out is float32 when acc32 else float64, pre-filled with the base\n"
 "score. split_lt: numeric splits go left on x < threshold (else x <= threshold). max_steps, threads: as\n"
 "predict_raw. linear_offsets, linear_features, linear_coeffs, linear_const: version 3 linear leaves (or None);\n"
-"linear_skip: a NaN input's term is skipped (else the leaf's value is used).");
+"linear_skip: a NaN input's term is skipped (else the leaf's value is used). compact: compact(nodes, node_flags,\n"
+"tree_offsets, n_features, split_lt) of this model, or None (as predict_raw).");
 
 static PyObject *predict_raw2(PyObject *self, PyObject *args)
 {
     PyObject *o_nodes, *o_flags, *o_offsets, *o_groups, *o_catoff, *o_catw, *o_X, *o_out;
-    PyObject *o_lo = Py_None, *o_lf = Py_None, *o_lc = Py_None, *o_lk = Py_None;
+    PyObject *o_lo = Py_None, *o_lf = Py_None, *o_lc = Py_None, *o_lk = Py_None, *o_compact = Py_None;
     Py_ssize_t n_features, K, threads = 1;
     long long max_steps = -1;
     int lt, acc32, lin_skip = 0;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOnnpp|LnOOOOp", &o_nodes, &o_flags, &o_offsets, &o_groups, &o_catoff, &o_catw,
-                          &o_X, &o_out, &n_features, &K, &lt, &acc32, &max_steps, &threads, &o_lo, &o_lf, &o_lc,
-                          &o_lk, &lin_skip))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnnpp|LnOOOOpO", &o_nodes, &o_flags, &o_offsets, &o_groups, &o_catoff,
+                          &o_catw, &o_X, &o_out, &n_features, &K, &lt, &acc32, &max_steps, &threads, &o_lo, &o_lf,
+                          &o_lc, &o_lk, &lin_skip, &o_compact))
         return NULL;
     const int linear = o_lo != Py_None;
     if (n_features < 1 || K < 1) {
@@ -626,7 +970,14 @@ static PyObject *predict_raw2(PyObject *self, PyObject *args)
     }
     job.X = b[6].buf;
     job.out = b[7].buf;
-    if (run_job(&job, n_rows, threads) < 0) goto done;
+    Py_buffer b_ct = {0};
+    if (o_compact != Py_None) {
+        if (get(o_compact, &b_ct, 0, "compact") < 0) goto done;
+        int bad = use_compact(&job, &b_ct, n_nodes);
+        if (bad == 0) bad = run_job(&job, n_rows, threads);
+        PyBuffer_Release(&b_ct);
+        if (bad < 0) goto done;
+    } else if (run_job(&job, n_rows, threads) < 0) goto done;
     result = Py_NewRef(Py_None);
 done:
     for (int j = 0; j < got; j++) PyBuffer_Release(&b[j]);
@@ -905,6 +1256,7 @@ static PyObject *first_nonfinite(PyObject *self, PyObject *arg) { return first_i
 
 static PyMethodDef methods[] = {
     METHOD(predict_raw, METH_VARARGS),
+    METHOD(compact, METH_VARARGS),
     METHOD(expit, METH_O),
     METHOD(predict_raw2, METH_VARARGS),
     METHOD(sigmoid_f32, METH_O),

@@ -116,6 +116,8 @@ class BrewPredictor:
             self._linear = (*linear, h.get("linear_missing") == "skip")
         else:
             self._mode = 0
+        self._calls = 0
+        self._compact: Any = None
 
     # numpy views of the arrays, for tools and tests that inspect a loaded model (imports numpy)
     @property
@@ -251,7 +253,14 @@ class BrewPredictor:
         whether numpy came in. Lists are cast and checked by the C kernel; array-likes by numpy, as before."""
         h = self.header
         nf = self._nf
-        if is_rows_list(X):
+        if self.stage is None and self._mode in (0, 1, 2) and _float64_matrix(X, nf):
+            # the kernel casts and checks it (as numpy would, same bits); modes 0-2 only (3 refuses NaN)
+            buf = array("f" if self._mode == 0 else "d", bytes(X.size * (4 if self._mode == 0 else 8)))
+            zero = float(h["input_zero_threshold"]) if self._v2 else 0.0
+            if c_kernel.cast_input(X, buf, nf, self._mode, zero) < 0:
+                return buf, X.shape[0], True
+            # a refused value: numpy's checks below name it
+        elif is_rows_list(X):
             if self.stage is not None:  # raw columns -> the model's features, without numpy
                 flat = self.stage.rows(X)
             else:
@@ -291,6 +300,10 @@ class BrewPredictor:
         rows, n, numpy_in = self._input(X)
         h = self.header
         out = self._base_row * n
+        if self._calls < 2:
+            self._calls += 1
+            if self._calls == 2:
+                self._compact = self._compacted()
         try:
             if self._v2:
                 c_kernel.predict_raw2(
@@ -309,6 +322,7 @@ class BrewPredictor:
                     self._max_steps,
                     self.threads,
                     *self._linear,
+                    self._compact,
                 )
             else:
                 c_kernel.predict_raw(
@@ -322,6 +336,7 @@ class BrewPredictor:
                     h["leaf"] == "vector",
                     self._max_steps,
                     self.threads,
+                    self._compact,
                 )
         except ValueError as exc:
             raise ModelFormatError(f"{self.file.path}: {exc}") from None
@@ -333,6 +348,22 @@ class BrewPredictor:
                 raise InvalidInputError(LINEAR_OVERFLOW)
             raise ModelFormatError(f"{self.file.path}: corrupt model: the raw score overflowed to infinity or NaN")
         return out, n, numpy_in
+
+    def _compacted(self) -> bytearray | None:
+        """The kernel's compact walk-only form of the trees (``_kernel.compact``: every tree checked whole once, then
+        walked without a check per node, several walks interleaved), built at the second prediction so the first one
+        of a fresh process pays nothing for it; it takes 16 bytes per node of memory. None when the tree offsets are
+        corrupt: every prediction then refuses the file as before."""
+        try:
+            return c_kernel.compact(
+                self._nodes_buf,
+                self._flags_buf if self._v2 else None,
+                self._offsets_buf,
+                self.n_features,
+                self._v2 and self.header["split_compare"] == "lt",
+            )
+        except ValueError:
+            return None
 
     def _proba(self, raw: array, n: int) -> tuple[Any, int]:
         """Probabilities from raw scores: a flat array and its row width, or (softmax) a numpy matrix."""
@@ -481,6 +512,21 @@ def _check_threads(value: object, what: str) -> int:
     if n < 1 or n > 256:
         raise ColdbrewError(f"{what} must be a whole number of threads from 1 to 256, got {value!r}")
     return n
+
+
+def _float64_matrix(X, n_features: int) -> bool:
+    """True for a C-contiguous float64 numpy matrix of ``n_features`` columns and at least one row (checked without
+    importing numpy: if X is a numpy array, numpy is imported already)."""
+    np = sys.modules.get("numpy")
+    return (
+        np is not None
+        and type(X) is np.ndarray
+        and X.dtype == np.float64
+        and X.ndim == 2
+        and X.shape[0] > 0
+        and X.shape[1] == n_features
+        and X.flags.c_contiguous
+    )
 
 
 def _require_numpy(what: str) -> None:

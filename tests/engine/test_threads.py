@@ -39,7 +39,10 @@ def test_bits_do_not_depend_on_the_thread_count(model, tiny_brew, lgbm_brew):
         X = X.copy()
         X[np.random.default_rng(1).random(X.shape) < 0.05] = np.nan
         expected = est.predict_proba(X)
-    results = [BrewPredictor(path, threads=n).predict_proba(X) for n in (1, 2, 3, 7)]
+    results = []
+    for n in (1, 2, 3, 7):  # each predictor twice: its first call compacts trees block by block, later ones use the
+        p = BrewPredictor(path, threads=n)  # model's compact form (the kernel's walks; the bits are the same)
+        results += [p.predict_proba(X), p.predict_proba(X)]
     for r in results[1:]:
         assert np.array_equal(r, results[0]) and r.dtype == results[0].dtype
     if expected is not None:  # and they are the library's bits

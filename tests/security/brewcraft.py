@@ -31,6 +31,8 @@ ROWS = [
     [90, 1.4e6, 16, 99999, 4356, 99],
     [17, 12285, 1, 0, 1902, 1],
 ]
+#: ROWS repeated this many times: a batch (72 rows) that takes the C kernel's batch walks (lanes of rows).
+BATCH_TIMES = 12
 MEMORY_LIMIT = 1 << 30  # address space of a worker: a header that makes a reader allocate gigabytes fails here
 
 
@@ -126,16 +128,26 @@ def _worker(verify: bool) -> None:  # runs in the child process
     from coldbrew.engine.brew import KERNELS, BrewPredictor
 
     rows = np.array(ROWS, dtype=np.float64)
+    batch = np.array(ROWS * BATCH_TIMES, dtype=np.float64)
     print("ready", flush=True)
     for line in sys.stdin:
         result = {}
         for kernel in KERNELS:
             try:
                 p = BrewPredictor(line.strip(), kernel=kernel, verify=verify)
-                proba = p.predict_proba(rows) if p.is_classifier else p.predict(rows)
+                # the C kernel's walks, in this order: the checked walk (a fresh predictor's first call), the
+                # model's compact form (built at the second call) for a batch and for single rows, and a fresh
+                # predictor's first call with a batch (each block compacts the trees it walks)
                 labels = p.predict(rows)
+                if p.header["version"] >= 2:  # missing values too: every seventh value of the batch is NaN
+                    batch = np.array(ROWS * BATCH_TIMES, dtype=np.float64)
+                    batch.flat[::7] = np.nan
+                big = p.predict_proba(batch) if p.is_classifier else p.predict(batch)
+                proba = p.predict_proba(rows) if p.is_classifier else p.predict(rows)
+                fresh = BrewPredictor(line.strip(), kernel=kernel, verify=verify)
+                big_fresh = fresh.predict_proba(batch) if fresh.is_classifier else fresh.predict(batch)
                 result[kernel] = {
-                    "proba": proba.tobytes().hex(),
+                    "proba": proba.tobytes().hex() + big.tobytes().hex() + big_fresh.tobytes().hex(),
                     "dtype": proba.dtype.str,
                     "predict": labels.tolist(),
                     "predict_dtype": labels.dtype.str,
