@@ -271,7 +271,9 @@ def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np
         K = len(class_params.get("class_names") or []) or len(bias)
         output = "sigmoid_each" if name == "MultiClassOneVsAll" else "softmax_cb"
         decision, task = "argmax_raw", "multiclass"
-    elif name in IDENTITY_OBJECTIVES or name in RANKING_OBJECTIVES:
+    elif name in RANKING_OBJECTIVES:  # a ranker answers scores (task "ranking", as XGBoost's and LightGBM's)
+        output, decision, task, K = "identity", "value", "ranking", 1
+    elif name in IDENTITY_OBJECTIVES:
         output, decision, task, K = "identity", "value", "regression", 1
     elif name in FAST_EXP_REGRESSORS:
         output, decision, task, K = "exp_cb", "value", "regression", 1
@@ -313,7 +315,7 @@ def _model_to_arrays(doc: dict, where: str, classes) -> tuple[dict, dict[str, np
         classes = _class_names(class_params, n_classes, where)
     n_features = layout.n_model_features
     header = {
-        "kind": "cb_regressor" if task == "regression" else "cb_classifier",
+        "kind": "cb_classifier" if task in ("binary", "multiclass") else "cb_regressor",
         "n_features": n_features,
         "feature_names": layout.model_names,
         "classes": list(classes) if n_classes else None,

@@ -4,7 +4,9 @@ docs/models.md's "What compiles" table is the index: every row is a case here (a
 either "compiles" (the case must compile from each listed save format and answer bit-exact — values and dtype —
 with the library's own predict / predict_proba on held-out rows with missing values and on rows at the model's
 thresholds, on both kernels, numpy in and lists in) or "refused: <words>" (compile must refuse it with one line
-holding those words and leave nothing at -o). Expected answers always come from the library, never coldbrew.
+holding those words and leave nothing at -o). Each compiling case is also served: a sample of the same rows, by
+field name, through the Lambda handler and a real ``coldbrew serve`` answers the library's predictions in the API's
+JSON shape for its task (docs/serving.md). Expected answers always come from the library, never coldbrew.
 """
 
 from __future__ import annotations
@@ -695,6 +697,11 @@ def _assert_bit_exact(path: Path, est, X) -> None:
             got_p = p.predict_proba(X)
             assert got_p.dtype == proba.dtype and np.array_equal(got_p, proba), (kernel, np.abs(got_p - proba).max())
             assert p.predict_proba(rows) == proba.tolist(), kernel
+    served = _served_rows(X)
+    pred_s, proba_s = _answers(est, served)
+    values = served.values.tolist() if hasattr(served, "iloc") else served.tolist()
+    rows_s = [[None if isinstance(v, float) and v != v else v for v in row] for row in values]
+    _assert_served(path, rows_s, _expected_answers(est, pred_s, proba_s, served))
 
 
 def _assert_by_name(path: Path, est, H) -> None:
@@ -732,6 +739,66 @@ def _assert_by_name(path: Path, est, H) -> None:
             got_p = p.predict_proba(H)
             assert got_p.dtype == proba.dtype and np.array_equal(got_p, proba), kernel
             assert p.predict_proba(rows) == proba.tolist(), kernel
+    expected = _expected_answers(est, pred, proba, frame)
+    pick = _served_rows(np.arange(len(rows))).tolist()
+    _assert_served(path, [rows[i] for i in pick], [expected[i] for i in pick])
+
+
+EVENT = Path(__file__).resolve().parents[1] / "events" / "http-v2-predict.json"
+
+
+def _expected_answers(est, pred, proba, X) -> list[dict]:
+    """What ``POST /predict`` must answer (docs/serving.md, "Responses, by task"), from the library's answers."""
+    if hasattr(est, "offset_"):  # an outlier detector: predict, score_samples, decision_function
+        score, decision = est.score_samples(X).tolist(), est.decision_function(X).tolist()
+        return [
+            {"prediction": int(y), "score": s, "decision": d}
+            for y, s, d in zip(pred.tolist(), score, decision, strict=True)
+        ]
+    if "Ranker" in type(est).__name__:
+        return [{"score": float(v)} for v in pred.tolist()]
+    classes = getattr(est, "classes_", None)
+    if classes is None or len(classes) == 0:  # a regressor (multi-output: a vector per row; CatBoost's: no classes)
+        return [{"prediction": [float(x) for x in v] if isinstance(v, list) else float(v)} for v in pred.tolist()]
+    labels = [str(c) for c in est.classes_.tolist()]
+    if proba is None:  # a classifier without probabilities (hard voting)
+        return [{"prediction": str(y)} for y in pred.tolist()]
+    if len(labels) == 2:
+        pairs = zip(pred.tolist(), proba.tolist(), strict=True)
+        return [{"prediction": str(y), "probability": float(p[1])} for y, p in pairs]
+    return [
+        {"prediction": str(y), "probabilities": dict(zip(labels, map(float, p), strict=True))}
+        for y, p in zip(pred.tolist(), proba.tolist(), strict=True)
+    ]
+
+
+def _assert_served(path: Path, rows: list[list], expected: list[dict]) -> None:
+    """The same rows, sent by field name (the model's contract: its raw columns when it has an input stage), through
+    the Lambda handler (in-process, an HTTP API event) and ``coldbrew serve`` (a real server): both answer what the
+    library says, missing values sent as null."""
+    import json
+
+    from lambdatools import Context, body_of
+
+    from coldbrew.app.contract import contract_of
+    from coldbrew.runtimes.aws_lambda import init_from_env
+    from coldbrew.runtimes.server_process import ServerProcess
+
+    names = contract_of(BrewPredictor(path)).features
+    body = [dict(zip(names, row, strict=True)) for row in rows]
+    handler = init_from_env({"MODEL_SOURCE": "DISK", "MODEL_URI": str(path)})
+    event = json.loads(EVENT.read_text())
+    event["body"] = json.dumps(body)
+    response = handler(event, Context())
+    assert response["statusCode"] == 200, response
+    assert body_of(response) == expected, "Lambda handler"
+    with ServerProcess(str(path)) as server:
+        assert server.request("POST", "/predict", body) == (200, expected), "coldbrew serve"
+
+
+def _served_rows(X, n: int = 40):
+    """Up to ``n`` rows spread over ``X`` (held-out rows and rows at thresholds alike)."""
+    return X[:: max(1, len(X) // n)][:n]
 
 
 _PARAMS = [pytest.param(key, fmt, status, id=f"{key}-{fmt}") for key, _, formats, status in ROWS for fmt in formats]
