@@ -28,6 +28,7 @@ BASE = {
     "coldbrew.pairs",
     "coldbrew.atomicfile",
     "coldbrew.records",
+    "coldbrew.jsonlite",
 }
 SERVING = ["format", "engine", "sources", "app", "runtimes"]
 TOOLS = {"experiment", "deploy", "convert", "commands", "cli", "__main__", "lab", "data"}

@@ -26,10 +26,10 @@ Switches (environment variables set to 1/true/yes; docs/serving.md):
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
+from coldbrew import jsonlite  # json.loads/dumps without importing json (re, enum, ...)
 from coldbrew.engine import load_predictor
 from coldbrew.sources import ModelConfig, config_from_env, fetch
 
@@ -100,7 +100,7 @@ class Startup:
 
     def log_line(self) -> str:
         """One JSON line: ``{"event": "coldbrew.startup", "timings_ms": {...}, "total_ms": ..., "model": {...}}``."""
-        return json.dumps(self.record(), separators=(", ", ": "))
+        return jsonlite.dumps(self.record(), separators=(", ", ": "))
 
 
 def _ms_since(t0: float) -> float:

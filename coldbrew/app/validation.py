@@ -18,8 +18,7 @@ and, for batches, the row index; so are rows of mixed shapes and batches over :d
 
 from __future__ import annotations
 
-import json
-
+from coldbrew import jsonlite  # json.loads/dumps without importing json (re, enum, ...)
 from coldbrew.errors import ColdbrewError
 
 # Largest finite float32 (numpy.finfo(numpy.float32).max): the trees' feature dtype, so the largest usable value.
@@ -57,7 +56,7 @@ def decode_json(raw: bytes):
     if not raw.strip():
         raise InvalidRequest("request body is empty: send a JSON object or a list of objects")
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        return jsonlite.loads(raw, parse_constant=_reject_constant)
     except InvalidRequest:
         raise
     except RecursionError:

@@ -7,8 +7,7 @@ predictor's answers are read as lists, so serving a .brew model imports no numpy
 
 from __future__ import annotations
 
-import json
-
+from coldbrew import jsonlite  # json.loads/dumps without importing json (re, enum, ...)
 from coldbrew.app.contract import Contract, contract_of
 from coldbrew.app.validation import MAX_ROWS, InvalidRequest, decode_json, parse_rows
 from coldbrew.engine.inputs import InvalidInputError
@@ -51,7 +50,7 @@ _REASONS = {
 
 
 def _dumps(obj) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+    return jsonlite.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _model_name(predictor) -> str:

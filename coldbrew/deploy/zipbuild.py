@@ -28,7 +28,18 @@ from coldbrew.deploy.render import RUNTIME
 from coldbrew.errors import ColdbrewError
 
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
-SERVING_PARTS = ("__init__.py", "aws.py", "errors.py", "records.py", "format", "engine", "sources", "app", "runtimes")
+SERVING_PARTS = (
+    "__init__.py",
+    "aws.py",
+    "errors.py",
+    "jsonlite.py",
+    "records.py",
+    "format",
+    "engine",
+    "sources",
+    "app",
+    "runtimes",
+)
 SKIPPED_SUFFIXES = (".c", ".so", ".pyc", ".pyd")
 SKIPPED_FILES = frozenset({"runtimes/local.py"})  # `coldbrew serve`'s server: not what Lambda runs
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

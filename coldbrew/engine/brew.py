@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import os
 import sys
-from array import array
 
+from coldbrew.engine.buffers import array
 from coldbrew.engine.inputs import (
     LINEAR_OVERFLOW,
     InvalidInputError,

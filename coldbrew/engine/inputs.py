@@ -8,8 +8,8 @@ checks them); numpy arrays and other array-likes go through numpy (:func:`as_flo
 from __future__ import annotations
 
 import math
-from array import array
 
+from coldbrew.engine.buffers import array
 from coldbrew.errors import ColdbrewError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)

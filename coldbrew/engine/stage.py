@@ -10,8 +10,8 @@ a number column, a number in a string column) or an unknown category where the m
 from __future__ import annotations
 
 import math
-from array import array
 
+from coldbrew.engine.buffers import array
 from coldbrew.engine.inputs import InvalidInputError
 from coldbrew.errors import ColdbrewError
 

@@ -8,13 +8,12 @@ use (tools, the numpy kernel, tests).
 
 from __future__ import annotations
 
-import json
 import math
-import operator
 import os
 import stat
 import sys
 
+from coldbrew import jsonlite  # json.loads/dumps without importing json (re, enum, ...)
 from coldbrew.errors import ModelFormatError
 from coldbrew.format import spec
 
@@ -52,6 +51,8 @@ class StdlibChecks:
 
     @staticmethod
     def rising(offsets: memoryview) -> bool:
+        import operator  # only without the C kernel
+
         return not any(map(operator.ge, offsets[:-1], offsets[1:]))
 
     @staticmethod
@@ -102,7 +103,7 @@ def parse_header(raw: bytes, path: object = "header") -> object:
         return obj
 
     try:
-        return json.loads(raw, parse_constant=no_constants, object_pairs_hook=no_duplicates)
+        return jsonlite.loads(raw, parse_constant=no_constants, object_pairs_hook=no_duplicates)
     except RecursionError:
         raise ModelFormatError(f"{path}: corrupt header (JSON nested too deeply)") from None
     except (UnicodeDecodeError, ValueError) as exc:

@@ -25,11 +25,11 @@ tests/runtimes/test_handler_imports.py holds the allow-list; bench/results/floor
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
+from coldbrew import jsonlite  # json.loads/dumps without importing json (re, enum, ...)
 from coldbrew.errors import ColdbrewError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
@@ -199,7 +199,7 @@ def event_problem(event) -> str | None:
 
 def bad_event_response(event, problem: str, headers: list[tuple[str, str]]) -> dict:
     """A 400 in the shape the event's front door expects, with the app's JSON error body."""
-    body = json.dumps({"error": f"malformed event: {problem}", "field": None, "index": None})
+    body = jsonlite.dumps({"error": f"malformed event: {problem}", "field": None, "index": None})
     pairs = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers]
     response: dict = {"statusCode": 400, "body": body, "isBase64Encoded": False}
     event = event if isinstance(event, dict) else {}
@@ -220,7 +220,7 @@ def _new_env_id() -> str:
 
 
 def _log(record: dict) -> None:
-    sys.stdout.write(json.dumps(record, separators=(", ", ": ")) + "\n")
+    sys.stdout.write(jsonlite.dumps(record, separators=(", ", ": ")) + "\n")
     sys.stdout.flush()
 
 
@@ -320,7 +320,7 @@ class LambdaHandler:
     def _http_warm(self, environ: WSGIEnvironment, start: StartResponse, secret: str) -> list[bytes]:
         given = environ.get("HTTP_" + WARM_SECRET_HEADER.upper().replace("-", "_"))
         if not warm_secret_matches(secret, given):
-            data = json.dumps(
+            data = jsonlite.dumps(
                 {
                     "error": f"POST {WARM_PATH} needs the warm-up secret in {WARM_SECRET_HEADER}",
                     "field": WARM_SECRET_HEADER,
@@ -335,7 +335,7 @@ class LambdaHandler:
                 raise WarmRequestError("invalid Content-Length header") from None
             raw = environ["wsgi.input"].read(length) if length else b""
             try:
-                body = json.loads(raw) if raw.strip() else {}
+                body = jsonlite.loads(raw) if raw.strip() else {}
             except (ValueError, RecursionError):  # RecursionError: nested too deeply
                 raise WarmRequestError('body must be JSON, e.g. {"hold_ms": 250}') from None
             if not isinstance(body, dict):
@@ -343,7 +343,7 @@ class LambdaHandler:
             status, payload = "200 OK", self._hold(parse_hold_ms(body.get("hold_ms"), MAX_HTTP_HOLD_MS))
         except WarmRequestError as exc:
             status, payload = "400 Bad Request", {"error": str(exc), "field": "hold_ms"}
-        data = json.dumps(payload).encode()
+        data = jsonlite.dumps(payload).encode()
         start(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         return [data]
 

@@ -4,8 +4,6 @@ import fewer at a cold start)."""
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 from coldbrew.errors import ConfigError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up (type checkers read it as true)
@@ -99,7 +97,8 @@ def config_from_env(environ: Mapping[str, str]) -> ModelConfig:
     return ModelConfig(source, uri)
 
 
-_NO_TIMINGS: Mapping[str, float] = MappingProxyType({})
+#: read-only and empty; ``type(type.__dict__)`` is ``types.MappingProxyType``, without importing types at start-up
+_NO_TIMINGS: Mapping[str, float] = type(type.__dict__)({})
 
 
 class FetchedModel(NamedTuple):
