@@ -118,6 +118,7 @@ class BrewPredictor:
             self._mode = 0
         self._calls = 0
         self._compact: Any = None
+        self._rowform: Any = None
 
     # numpy views of the arrays, for tools and tests that inspect a loaded model (imports numpy)
     @property
@@ -304,6 +305,7 @@ class BrewPredictor:
             self._calls += 1
             if self._calls == 2:
                 self._compact = self._compacted()
+                self._rowform = self._row_form()
         try:
             if self._v2:
                 c_kernel.predict_raw2(
@@ -323,6 +325,7 @@ class BrewPredictor:
                     self.threads,
                     *self._linear,
                     self._compact,
+                    self._rowform,
                 )
             else:
                 c_kernel.predict_raw(
@@ -337,6 +340,7 @@ class BrewPredictor:
                     self._max_steps,
                     self.threads,
                     self._compact,
+                    self._rowform,
                 )
         except ValueError as exc:
             raise ModelFormatError(f"{self.file.path}: {exc}") from None
@@ -359,8 +363,30 @@ class BrewPredictor:
                 self._nodes_buf,
                 self._flags_buf if self._v2 else None,
                 self._offsets_buf,
-                self.n_features,
+                self._nf,
                 self._v2 and self.header["split_compare"] == "lt",
+            )
+        except ValueError:
+            return None
+
+    def _row_form(self) -> bytearray | None:
+        """The kernel's row form (``_kernel.rowform``: the single-row walks' own form of the model, every tree checked
+        whole once), built with the compact form. None for a model it does not cover (vector leaves, linear leaves, a
+        tree the compact form does not hold) or a corrupt one: single rows then take the other walks. It takes 8 bytes
+        per node when the model's rows are float32 values (its own float32 thresholds), else a few bytes per tree."""
+        h = self.header
+        if (not self._v2 and h["leaf"] == "vector") or (self._v2 and self._linear[0] is not None):
+            return None
+        try:
+            return c_kernel.rowform(
+                self._nodes_buf,
+                self._flags_buf if self._v2 else None,
+                self._offsets_buf,
+                self._groups_buf if self._v2 else None,
+                self._nf,
+                self._K,
+                self._v2 and h["split_compare"] == "lt",
+                self._mode in (0, 1, 3),  # the rows are float32 values (the kernel checks each row)
             )
         except ValueError:
             return None
