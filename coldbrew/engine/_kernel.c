@@ -762,21 +762,25 @@ static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans
         (void)fmask, (void)fb, (void)depth;                                                                      \
         const NT *p[RF_LANES];                                                                                   \
         Py_ssize_t item[RF_LANES], next = 0;                                                                     \
-        int busy = 0;                                                                                            \
+        uint32_t busy = 0;                                                                                       \
         for (int k = 0; k < RF_LANES; k++) {                                                                     \
-            if (next < m) p[k] = nodes + roots[next], item[k] = next++, busy++;                                  \
+            if (next < m) p[k] = nodes + roots[next], item[k] = next++, busy |= 1u << k;                         \
             else p[k] = &IDLE_NODE, item[k] = -1;                                                                \
         }                                                                                                        \
-        while (busy > 0) {                                                                                       \
+        while (busy) {                                                                                           \
+            uint32_t done = 0; /* the lanes whose walk stayed put: at a leaf */                                  \
             _Pragma("GCC unroll 16") for (int k = 0; k < RF_LANES; k++) {                                        \
-                if (__builtin_expect(LEAF(*p[k]), 0)) {                                                          \
-                    if (item[k] < 0) continue;                                                                   \
-                    vals[item[k]] = orig[p[k] - nodes].value;                                                    \
-                    if (next < m) p[k] = nodes + roots[next], item[k] = next++;                                  \
-                    else p[k] = &IDLE_NODE, item[k] = -1, busy--;                                                \
-                    continue;                                                                                    \
-                }                                                                                                \
-                p[k] = NEXT(p[k], NANS, LT);                                                                     \
+                const NT *q = NEXT(p[k], NANS, LT);                                                              \
+                done |= (uint32_t)(q == p[k]) << k;                                                              \
+                p[k] = q;                                                                                        \
+            }                                                                                                    \
+            done &= busy;                                                                                        \
+            while (done) {                                                                                       \
+                const int k = __builtin_ctz(done);                                                               \
+                done &= done - 1;                                                                                \
+                vals[item[k]] = orig[p[k] - nodes].value;                                                        \
+                if (next < m) p[k] = nodes + roots[next], item[k] = next++;                                      \
+                else p[k] = &IDLE_NODE, busy &= ~(1u << k);                                                      \
             }                                                                                                    \
         }                                                                                                        \
     }
@@ -892,8 +896,26 @@ static void *run_part(void *arg)
 
 /* Run the job over all rows on up to `threads` threads (each a contiguous share of the rows; a row's result does
  * not depend on the split), without the GIL. 0, or -1 with a ValueError naming the first share's problem. */
+static int report(const job_t *job, const part_t *parts, Py_ssize_t n_parts);
+
 static int run_job(job_t *job, Py_ssize_t n_rows, Py_ssize_t threads)
 {
+    if (job->rf != NULL && n_rows < FEW_ROWS) { /* a few rows over the row form: no scratch, no thread */
+        double vals[ROW_BLOCK];
+        float xs[256];
+        float *xf = job->n_features <= 256 ? xs : NULL;
+        const int need_xf = job->rf->narrow && job->v2;
+        part_t part = {job, 0, 0, OK, -1};
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t r = 0; r < n_rows && part.status == OK; r++) {
+            if ((need_xf && xf == NULL) || rf_row(job, r, vals, xf) != OK) { /* this row takes the checked path */
+                part.r0 = r, part.r1 = r + 1;
+                run_part(&part);
+            }
+        }
+        Py_END_ALLOW_THREADS
+        return report(job, &part, 1);
+    }
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads > n_rows / MIN_ROWS_PER_THREAD) threads = n_rows / MIN_ROWS_PER_THREAD;
     if (threads < 1) threads = 1;
@@ -918,7 +940,13 @@ static int run_job(job_t *job, Py_ssize_t n_rows, Py_ssize_t threads)
         else run_part(&parts[i]); /* no thread to be had: this one does the share */
     }
     Py_END_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < threads; i++) {
+    return report(job, parts, threads);
+}
+
+/* 0 if every share ran OK; else -1 with a ValueError naming the first share's problem (MemoryError: no memory). */
+static int report(const job_t *job, const part_t *parts, Py_ssize_t n_parts)
+{
+    for (Py_ssize_t i = 0; i < n_parts; i++) {
         if (parts[i].status == OK) continue;
         if (parts[i].status == NO_MEMORY) {
             PyErr_NoMemory();
