@@ -709,26 +709,51 @@ static const n8_t IDLE8 = {NAN, 0}; /* an idle lane: a leaf */
 #define SELECT(left, a, b) ((left) ? (a) : (b))
 #endif
 
-static inline const n8_t *n8_next(const n8_t *p, const float *x, uint32_t fmask, int fb, int nans)
+/* A narrow node's fields (fixed, so each is one instruction with a constant): N8_FBITS bits of feature, the
+ * missing-value bit, then the step. */
+#define N8_FBITS 12
+#define N8_FMASK ((1u << N8_FBITS) - 1)
+#define N8_STEP_BITS (31 - N8_FBITS)
+
+static inline const n8_t *n8_next(const n8_t *p, const float *x, int nans)
 {
     const n8_t c = *p;
-    const float xv = x[c.w & fmask];
+    const n8_t *right = p + (c.w >> (N8_FBITS + 1));
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (!nans) { /* compare and move in two instructions: left iff thr >= x (unordered: right) */
+        __asm__("ucomiss %[xv], %[thr]\n\tcmovae %[left], %[right]"
+                : [right] "+r"(right) : [left] "r"(p + 1), [thr] "x"(c.thr), [xv] "m"(x[c.w & N8_FMASK]) : "cc");
+        return right;
+    }
+#endif
+    const float xv = x[c.w & N8_FMASK];
     int left = xv <= c.thr;
-    if (nans) left |= (xv != xv) & (int)((c.w >> fb) & 1u);
-    const uint32_t step = c.w >> (fb + 1);
-    return SELECT(left, p + 1, p + step);
+    if (nans) left |= (xv != xv) & (int)((c.w >> N8_FBITS) & 1u);
+    return SELECT(left, p + 1, right);
 }
 
 static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans, int lt)
 {
     const cnode_t c = *p;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (!nans) { /* left iff thr >= x ("<=") or thr > x ("<"); unordered: right */
+        const cnode_t *right = p + c.step;
+        if (lt)
+            __asm__("ucomisd %[xv], %[thr]\n\tcmova %[left], %[right]"
+                    : [right] "+r"(right) : [left] "r"(p + 1), [thr] "x"(c.thr), [xv] "m"(x[c.f & ~NAN_LEFT]) : "cc");
+        else
+            __asm__("ucomisd %[xv], %[thr]\n\tcmovae %[left], %[right]"
+                    : [right] "+r"(right) : [left] "r"(p + 1), [thr] "x"(c.thr), [xv] "m"(x[c.f & ~NAN_LEFT]) : "cc");
+        return right;
+    }
+#endif
     const double xv = x[c.f & ~NAN_LEFT];
     int left = lt ? xv < c.thr : xv <= c.thr;
     if (nans) left |= (xv != xv) & (int)(c.f >> 31);
     return SELECT(left, p + 1, p + c.step);
 }
 
-#define N8_NEXT(p, NANS, LT) n8_next(p, x, fmask, fb, NANS)
+#define N8_NEXT(p, NANS, LT) n8_next(p, x, NANS)
 #define CW_NEXT(p, NANS, LT) cw_next(p, x, NANS, LT)
 #define N8_LEAF(c) ((c).w == 0)
 #define CW_LEAF(c) ((c).step == 0)
@@ -1117,14 +1142,17 @@ static PyObject *rowform(PyObject *self, PyObject *args)
     job.flags = v2 ? (const uint8_t *)bf.buf : NULL;
     job.lt = lt;
     /* narrow nodes: the feature field, the missing-value bit and the step fit 32 bits */
-    int32_t fbits = 1;
-    while (fbits < 31 && ((Py_ssize_t)1 << fbits) < n_features) fbits++;
+    const int32_t fbits = N8_FBITS;
     int64_t largest = 1, max_step = 0;
     for (Py_ssize_t t = 0; t < n_trees; t++)
         if (offsets[t + 1] - offsets[t] > largest) largest = offsets[t + 1] - offsets[t];
     for (Py_ssize_t i = 0; i < n_nodes; i++)
         if (nodes[i].feature >= 0 && nodes[i].right - i > max_step) max_step = nodes[i].right - (int64_t)i;
-    if (fbits > 24 || (max_step >> (31 - fbits)) != 0 || n_nodes >= INT32_MAX) narrow = 0;
+    if (n_features > (Py_ssize_t)N8_FMASK + 1 || (max_step >> N8_STEP_BITS) != 0) narrow = 0;
+    if (!v2 && !narrow) { /* version 1 rows are float32: only the narrow walks read them */
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
     const Py_ssize_t start = rf_start(n_trees);
     result = PyByteArray_FromStringAndSize(NULL, start + (narrow ? n_nodes * (Py_ssize_t)sizeof(n8_t) : 0));
     tmp = malloc((size_t)largest * sizeof(cnode_t));
