@@ -208,7 +208,7 @@ typedef struct {
 
 typedef struct {
     float thr;  /* x <= thr goes left (rowform() folds "<" and float64 thresholds into this); NaN at a leaf */
-    uint32_t w; /* step << (fbits + 1) | NaN-goes-left << fbits | feature; 0 at a leaf */
+    uint32_t w; /* step << (fbits + 1) | feature, + n_features if a missing value goes left; 0 at a leaf */
 } n8_t;
 
 /* A prediction: n_trees trees of nodes (tree t: nodes[offsets[t] .. offsets[t + 1]]) over n_rows rows of
@@ -839,13 +839,13 @@ static int rf_row(const job_t *j, Py_ssize_t r, double *vals, float *xf)
     int nans = 0;
     if (h->narrow && !j->v2) {
         x = (const float *)j->X + r * nf; /* version 1: float32 rows without NaN */
-    } else if (h->narrow) {
+    } else if (h->narrow) { /* the row, then the row with NaN read as -infinity (the nodes sending NaN left) */
         const double *xd = (const double *)j->X + r * nf;
         for (Py_ssize_t f = 0; f < nf; f++) {
             const float v = (float)xd[f];
-            if (isnan(xd[f])) nans = 1;
-            else if ((double)v != xd[f] || isinf(v)) return RF_FALLBACK;
+            if (!isnan(xd[f]) && ((double)v != xd[f] || isinf(v))) return RF_FALLBACK;
             xf[f] = v;
+            xf[nf + f] = isnan(v) ? -INFINITY : v;
         }
         x = xf;
     } else {
@@ -856,7 +856,7 @@ static int rf_row(const job_t *j, Py_ssize_t r, double *vals, float *xf)
         }
         x = xd;
     }
-    const rf_walk_fn walk = rf_walks[h->narrow ? 0 : j->lt ? 2 : 1][h->lockstep][nans];
+    const rf_walk_fn walk = rf_walks[h->narrow ? 0 : j->lt ? 2 : 1][h->lockstep][nans]; /* narrow: never nans */
     const void *nodes = h->narrow ? (const void *)j->rf_nodes : (const void *)j->ct;
     const uint32_t fmask = ((uint32_t)1 << h->fbits) - 1;
     for (Py_ssize_t t0 = 0; t0 < j->n_trees; t0 += ROW_BLOCK) {
@@ -889,7 +889,7 @@ static void *run_part(void *arg)
     if (s == NULL) { p->status = NO_MEMORY; return NULL; }
     s->ct = NULL, s->depth = NULL, s->xf = NULL;
     if (p->job->rf != NULL && p->job->rf->narrow && p->job->v2) {
-        s->xf = malloc((size_t)p->job->n_features * sizeof(float));
+        s->xf = malloc(2 * (size_t)p->job->n_features * sizeof(float));
         if (s->xf == NULL) { free(s); p->status = NO_MEMORY; return NULL; }
     }
     if (p->job->ct == NULL && p->r1 - p->r0 >= CLEAN_ROWS) {
@@ -927,8 +927,8 @@ static int run_job(job_t *job, Py_ssize_t n_rows, Py_ssize_t threads)
 {
     if (job->rf != NULL && n_rows < FEW_ROWS) { /* a few rows over the row form: no scratch, no thread */
         double vals[ROW_BLOCK];
-        float xs[256];
-        float *xf = job->n_features <= 256 ? xs : NULL;
+        float xs[512];
+        float *xf = job->n_features <= 256 ? xs : NULL; /* room for rf_row's two copies of a row */
         const int need_xf = job->rf->narrow && job->v2;
         part_t part = {job, 0, 0, OK, -1};
         Py_BEGIN_ALLOW_THREADS
@@ -1148,7 +1148,7 @@ static PyObject *rowform(PyObject *self, PyObject *args)
         if (offsets[t + 1] - offsets[t] > largest) largest = offsets[t + 1] - offsets[t];
     for (Py_ssize_t i = 0; i < n_nodes; i++)
         if (nodes[i].feature >= 0 && nodes[i].right - i > max_step) max_step = nodes[i].right - (int64_t)i;
-    if (n_features > (Py_ssize_t)N8_FMASK + 1 || (max_step >> N8_STEP_BITS) != 0) narrow = 0;
+    if (2 * n_features > (Py_ssize_t)N8_FMASK + 1 || (max_step >> N8_STEP_BITS) != 0) narrow = 0;
     if (!v2 && !narrow) { /* version 1 rows are float32: only the narrow walks read them */
         result = Py_NewRef(Py_None);
         goto done;
@@ -1192,8 +1192,12 @@ static PyObject *rowform(PyObject *self, PyObject *args)
                 n8[offsets[t] + i] = IDLE8;
                 continue;
             }
+            /* a node sending NaN left reads the row's second copy, NaN as -infinity: -inf <= thr holds unless thr
+             * is NaN, which the fold gives only when no finite x goes left; -inf then sends only NaN left */
             const uint32_t f = c.f & ~NAN_LEFT, nan_left = c.f >> 31;
-            n8[offsets[t] + i] = (n8_t){fold32(c.thr, lt), ((uint32_t)c.step << (fbits + 1)) | (nan_left << fbits) | f};
+            float thr = fold32(c.thr, lt);
+            if (nan_left && isnan(thr)) thr = -INFINITY;
+            n8[offsets[t] + i] = (n8_t){thr, ((uint32_t)c.step << (fbits + 1)) | (f + (nan_left ? (uint32_t)n_features : 0))};
         }
     }
     goto done;
