@@ -438,13 +438,13 @@ WHY = """Why, where it is behind:
   with no check per node or per tree; 16 trees are walked interleaved with a conditional move per step (XGBoost's
   even-depth trees in lock-step, LightGBM's leaf-wise ones refilling a lane as its walk ends), XGBoost's on 8-byte
   nodes with float32 thresholds, and the Python around the walk does less (no scratch allocation, fixed kernel
-  arguments, no slicing): bench/results/walks.md has the before and after (XGBoost ~4x, LightGBM ~1.6x on a
-  loaded machine). XGBoost's single row is now ahead of pylignum's interpreter. LightGBM's is still behind it
-  (about 2x with numpy in, 1.4x with lists): its 500 leaf-wise trees are deep and uneven (leaves from depth 3 to
-  17), so a row is ~4,500 dependent steps, on 16-byte nodes because LightGBM's thresholds are float64 values that
-  float32 cannot hold (the 8-byte nodes need float32 rows and thresholds), while pylignum bins the row once and
-  compares small integers. A numpy one-row call also still pays a few µs more Python than a list (checking the
-  array, numpy's result array), which pylignum does not.
+  arguments, no slicing, numpy results as plain views): bench/results/walks.md has the before and after (XGBoost
+  ~3x faster, LightGBM ~1.3-1.5x, on a loaded machine). XGBoost's single row is now ahead of pylignum's
+  interpreter. LightGBM's is still behind it (~1.5x in this run): its 500 leaf-wise trees are deep and uneven
+  (leaves from depth 3 to 17), so a row is ~4,500 dependent steps, on 16-byte nodes because LightGBM's thresholds
+  are float64 values that float32 cannot hold (the 8-byte nodes need float32 rows and thresholds), while pylignum
+  bins the row once and compares small integers (binning the row once would make every family's nodes 8 bytes, exactly; not done).
+  A numpy one-row call still pays 1-3 µs more Python than a list (checking the array, numpy's result array).
 - **Threads**: a 10,000-row batch on 2 threads ran 1.96x (LightGBM) and 1.99x (XGBoost) faster than on one in
   an idle moment (bench/results/walks.md in git history, 2026-12-05); in this table, and in walks.md's latest run,
   the other engineers' jobs share the 2 cores, so the second thread often competes with them.
