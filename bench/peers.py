@@ -426,22 +426,31 @@ WHY = """Why, where it is behind:
   LightGBM trees, where lock-step walks as deep as the deepest of 8 rows (leaves from depth 3 to 17) and measured
   10% slower than branches. That leaves LightGBM where it was (~20 ns/tree·row on an idle machine) and XGBoost at
   ~18, against ~3.5-4.5 for pylignum-compiled: the compiled code has no loads of node records at all. Closing
-  that gap without generating code would take a smaller, model-specific layout (float32 thresholds where the
-  library compares in float32, 8-byte nodes) and SIMD over rows; not done in this change.
+  that gap without generating code would take a smaller, model-specific layout and SIMD over rows: the 8-byte
+  nodes with float32 thresholds exist now, but only in the single-row path (the row form below); batches still
+  walk the 16-byte compact form.
 - **pylignum's interpreter** bins the inputs first (`uses_binned`: features mapped to small integer bins once per
   row, nodes compare bins), which makes its node records smaller and its compares integer compares; coldbrew
   compares the library's float values directly (what makes every family bit-exact without a binning step per
   model), and does not bin.
-- **Single row**: one row through every tree is a chain of dependent loads per tree; the kernel now walks 8 trees
-  at a time (a lane takes the next tree when its walk ends) over the model's compact form, built at the
-  predictor's second call, and a numpy row is cast by the kernel like a list (no numpy conversion per call).
-  XGBoost's single row went from ~94 to ~73 µs (lists), LightGBM's stayed at ~14-15 µs: its walks are
-  instruction-bound (deep, uneven trees), not latency-bound. pylignum's interpreter stays ahead on both.
-- **Threads**: a 10,000-row batch on 2 threads runs 1.96x (LightGBM) and 1.99x (XGBoost) faster than on one in
-  bench/results/walks.md (an idle moment); in this table the other engineers' jobs share the 2 cores, so the
-  second thread often competes with them.
+- **Single row**: one row through every tree is a chain of dependent loads per tree. Since the row form (#20,
+  docs/format.md section 7) the model is checked whole once at the predictor's second call, so a single row walks
+  with no check per node or per tree; 16 trees are walked interleaved with a conditional move per step (XGBoost's
+  even-depth trees in lock-step, LightGBM's leaf-wise ones refilling a lane as its walk ends), XGBoost's on 8-byte
+  nodes with float32 thresholds, and the Python around the walk does less (no scratch allocation, fixed kernel
+  arguments, no slicing, numpy results as plain views): bench/results/walks.md has the before and after (XGBoost
+  ~3x faster, LightGBM ~1.3-1.5x, on a loaded machine). XGBoost's single row is now ahead of pylignum's
+  interpreter. LightGBM's is still behind it (~1.5x in this run): its 500 leaf-wise trees are deep and uneven
+  (leaves from depth 3 to 17), so a row is ~4,500 dependent steps, on 16-byte nodes because LightGBM's thresholds
+  are float64 values that float32 cannot hold (the 8-byte nodes need float32 rows and thresholds), while pylignum
+  bins the row once and compares small integers (binning the row once would make every family's nodes 8 bytes, exactly; not done).
+  A numpy one-row call still pays 1-3 µs more Python than a list (checking the array, numpy's result array).
+- **Threads**: a 10,000-row batch on 2 threads ran 1.96x (LightGBM) and 1.99x (XGBoost) faster than on one in
+  an idle moment (bench/results/walks.md in git history, 2026-12-05); in this table, and in walks.md's latest run,
+  the other engineers' jobs share the 2 cores, so the second thread often competes with them.
 - **Fresh process**: coldbrew memory-maps the file and parses a small JSON header; nothing per tree happens
-  before the first prediction (the compact form waits for the second call), which is why it stays first there.
+  before the first prediction (the compact and row forms wait for the second call), which is why it stays first
+  there.
 """
 
 

@@ -195,6 +195,22 @@ typedef struct {
 
 #define NAN_LEFT 0x80000000u
 
+/* The model's row form (rowform()), for one row through every tree: see "the row form" below. */
+typedef struct {
+    char magic[8];
+    int64_t n_trees, n_nodes, n_features, K;
+    int64_t steps;    /* the most splits a row can pass over all trees: the sum of each tree's deepest leaf */
+    int32_t narrow;   /* 1: n8_t nodes (float32 thresholds) follow; 0: the walks use the compact form */
+    int32_t lockstep; /* 1: LANES trees walked in lock-step to the group's deepest leaf; 0: lanes refilled */
+    int32_t fbits;    /* narrow: bits of a node's feature field (the missing-value bit above it, then the step) */
+    int32_t v2;
+} rfhead_t;
+
+typedef struct {
+    float thr;  /* x <= thr goes left (rowform() folds "<" and float64 thresholds into this); NaN at a leaf */
+    uint32_t w; /* step << (fbits + 1) | feature, + n_features if a missing value goes left; 0 at a leaf */
+} n8_t;
+
 /* A prediction: n_trees trees of nodes (tree t: nodes[offsets[t] .. offsets[t + 1]]) over n_rows rows of
  * n_features inputs, added to rows of K outputs; the version's extra arrays. */
 typedef struct {
@@ -222,6 +238,10 @@ typedef struct {
     /* the model's compact form (compact()), or ct NULL: each block of rows compacts the trees it walks */
     const cnode_t *ct;
     const uint8_t *clean; /* per tree: 1 if clean (ct holds it), 0 if it takes the checked walk */
+    /* the model's row form (rowform()), or rf NULL: single rows take the walks above */
+    const rfhead_t *rf;
+    const int32_t *rf_groups, *rf_depth; /* per tree: its output; per LANES trees: their deepest leaf */
+    const n8_t *rf_nodes;                 /* narrow: the nodes (else the compact form) */
     const void *X; /* float (version 1) or double (version 2) rows */
     void *out;     /* double rows, or float when acc32 */
 } job_t;
@@ -593,6 +613,8 @@ typedef int (*walks_fn)(const job_t *, Py_ssize_t, Py_ssize_t, Py_ssize_t, int32
 typedef struct {
     int32_t leaf[ROW_BLOCK], steps[ROW_BLOCK];
     int64_t row_steps[ROW_BLOCK];
+    double vals[ROW_BLOCK]; /* the row form's leaf values, tree by tree */
+    float *xf;              /* room for a row of n_features float32 values (the narrow row form), or NULL */
     cnode_t *ct;    /* room for the job's largest tree in compact form, or NULL: every tree takes the checked walk */
     int32_t *depth; /* room for the job's largest tree: compact_tree's scratch */
 } scratch_t;
@@ -657,6 +679,201 @@ static int trees_row(const job_t *j, Py_ssize_t r, scratch_t *s, Py_ssize_t *bad
     return OK;
 }
 
+/* ---- the row form: one row through every tree ---------------------------------------------------------------
+ * A single row is a chain of dependent loads per tree (node, then the input it names, then the next node), so
+ * its cost is latency, not work. rowform() checks the whole model once (every tree clean, as compact_tree()
+ * says, every output group in range, version 1 leaves finite, each tree no deeper than the format's limit) and
+ * records what the walk then needs no per-node or per-tree check for: each tree's output, the deepest leaf of
+ * every LANES trees and of every tree summed (a row can pass no more splits than that, so the work budget is
+ * checked once per model, not per walk). A model whose rows are float32 values (version 1, XGBoost's float32
+ * input) gets its own 8-byte nodes: a float32 threshold that splits float32 inputs exactly as the float64 one does
+ * (for float32 x, x <= t iff x <= the largest float32 <= t, and x < t iff x <= the largest float32 < t), the
+ * feature, the missing-value bit and the step to the right child packed in 32 bits: half the compact form's
+ * memory, so twice the nodes per cache line. Other models walk the compact form. LANES walks are interleaved
+ * so their loads overlap; the step down is a conditional move (no branch to mispredict). Trees whose leaves sit
+ * at similar depths (compact_tree's CLEAN_LANES: XGBoost, forests) go LANES at a time in lock-step to the
+ * group's deepest leaf, with no test per step at all (a walk at a leaf stays put); leaf-wise grown ones
+ * (LightGBM) refill a lane with the next tree when its walk ends. Whatever order the walks end in, each walk's
+ * leaf value is kept and the values are added in tree order, exactly as the checked path adds them. A row that is
+ * not what the row form assumes (a float64 value in a float32 model's row, an infinite input) takes the checked
+ * path. */
+#define RF_LANES 16
+#define RF_FALLBACK (-1)
+
+static const n8_t IDLE8 = {NAN, 0}; /* an idle lane: a leaf */
+
+/* left ? a : b as a conditional move (gcc turns the ternary into a branch here, mispredicted half the time). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SELECT(left, a, b) ({ __typeof__(b) _s = (b); __asm__("test %2, %2\n\tcmovnz %1, %0" : "+r"(_s) : "r"(a), "r"(left) : "cc"); _s; })
+#else
+#define SELECT(left, a, b) ((left) ? (a) : (b))
+#endif
+
+/* A narrow node's fields (fixed, so each is one instruction with a constant): N8_FBITS bits of feature, the
+ * missing-value bit, then the step. */
+#define N8_FBITS 12
+#define N8_FMASK ((1u << N8_FBITS) - 1)
+#define N8_STEP_BITS (31 - N8_FBITS)
+
+static inline const n8_t *n8_next(const n8_t *p, const float *x, int nans)
+{
+    const n8_t c = *p;
+    const n8_t *right = p + (c.w >> (N8_FBITS + 1));
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (!nans) { /* compare and move in two instructions: left iff thr >= x (unordered: right) */
+        __asm__("ucomiss %[xv], %[thr]\n\tcmovae %[left], %[right]"
+                : [right] "+r"(right) : [left] "r"(p + 1), [thr] "x"(c.thr), [xv] "m"(x[c.w & N8_FMASK]) : "cc");
+        return right;
+    }
+#endif
+    const float xv = x[c.w & N8_FMASK];
+    int left = xv <= c.thr;
+    if (nans) left |= (xv != xv) & (int)((c.w >> N8_FBITS) & 1u);
+    return SELECT(left, p + 1, right);
+}
+
+static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans, int lt)
+{
+    const cnode_t c = *p;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (!nans) { /* left iff thr >= x ("<=") or thr > x ("<"); unordered: right */
+        const cnode_t *right = p + c.step;
+        if (lt)
+            __asm__("ucomisd %[xv], %[thr]\n\tcmova %[left], %[right]"
+                    : [right] "+r"(right) : [left] "r"(p + 1), [thr] "x"(c.thr), [xv] "m"(x[c.f & ~NAN_LEFT]) : "cc");
+        else
+            __asm__("ucomisd %[xv], %[thr]\n\tcmovae %[left], %[right]"
+                    : [right] "+r"(right) : [left] "r"(p + 1), [thr] "x"(c.thr), [xv] "m"(x[c.f & ~NAN_LEFT]) : "cc");
+        return right;
+    }
+#endif
+    const double xv = x[c.f & ~NAN_LEFT];
+    int left = lt ? xv < c.thr : xv <= c.thr;
+    if (nans) left |= (xv != xv) & (int)(c.f >> 31);
+    return SELECT(left, p + 1, p + c.step);
+}
+
+#define N8_NEXT(p, NANS, LT) n8_next(p, x, NANS)
+#define CW_NEXT(p, NANS, LT) cw_next(p, x, NANS, LT)
+#define N8_LEAF(c) ((c).w == 0)
+#define CW_LEAF(c) ((c).step == 0)
+
+/* NAME(nodes, roots, depth, m, x, fmask, fb, orig, vals): trees 0 .. m - 1 (tree k's root at nodes + roots[k],
+ * the deepest leaf of trees 16g .. 16g + 15 depth[g]) walked for row x in lock-step, 16 at a time; vals[k] =
+ * tree k's leaf value (orig: the file's nodes, the row form's node i is its node i). */
+#define DEFINE_RF_LOCK(NAME, NT, XT, NEXT, NANS, LT)                                                               \
+    NOINLINE static void NAME(const NT *nodes, const int64_t *roots, const int32_t *depth, Py_ssize_t m,          \
+                              const XT *x, uint32_t fmask, int fb, const node_t *orig, double *vals)             \
+    {                                                                                                            \
+        (void)fmask, (void)fb;                                                                                   \
+        for (Py_ssize_t g0 = 0; g0 < m; g0 += RF_LANES) {                                                        \
+            const NT *p[RF_LANES];                                                                               \
+            _Pragma("GCC unroll 16") for (int k = 0; k < RF_LANES; k++) /* past m: tree m - 1 again */           \
+                p[k] = nodes + roots[g0 + k < m ? g0 + k : m - 1];                                               \
+            for (int32_t d = depth[g0 / RF_LANES]; d > 0; d--) {                                                 \
+                _Pragma("GCC unroll 16") for (int k = 0; k < RF_LANES; k++) p[k] = NEXT(p[k], NANS, LT);         \
+            }                                                                                                    \
+            const int n = m - g0 < RF_LANES ? (int)(m - g0) : RF_LANES;                                          \
+            for (int k = 0; k < n; k++) vals[g0 + k] = orig[p[k] - nodes].value;                                 \
+        }                                                                                                        \
+    }
+
+/* NAME(...): as the lock-step walks, but a lane takes the next tree as soon as its walk reaches a leaf (no lane
+ * idles while a deeper walk finishes: leaf-wise grown trees differ a lot in depth). */
+#define DEFINE_RF_REFILL(NAME, NT, XT, NEXT, LEAF, IDLE_NODE, NANS, LT)                                            \
+    NOINLINE static void NAME(const NT *nodes, const int64_t *roots, const int32_t *depth, Py_ssize_t m,          \
+                              const XT *x, uint32_t fmask, int fb, const node_t *orig, double *vals)             \
+    {                                                                                                            \
+        (void)fmask, (void)fb, (void)depth;                                                                      \
+        const NT *p[RF_LANES];                                                                                   \
+        Py_ssize_t item[RF_LANES], next = 0;                                                                     \
+        uint32_t busy = 0;                                                                                       \
+        for (int k = 0; k < RF_LANES; k++) {                                                                     \
+            if (next < m) p[k] = nodes + roots[next], item[k] = next++, busy |= 1u << k;                         \
+            else p[k] = &IDLE_NODE, item[k] = -1;                                                                \
+        }                                                                                                        \
+        while (busy) {                                                                                           \
+            uint32_t done = 0; /* the lanes whose walk stayed put: at a leaf */                                  \
+            _Pragma("GCC unroll 16") for (int k = 0; k < RF_LANES; k++) {                                        \
+                const NT *q = NEXT(p[k], NANS, LT);                                                              \
+                done |= (uint32_t)(q == p[k]) << k;                                                              \
+                p[k] = q;                                                                                        \
+            }                                                                                                    \
+            done &= busy;                                                                                        \
+            while (done) {                                                                                       \
+                const int k = __builtin_ctz(done);                                                               \
+                done &= done - 1;                                                                                \
+                vals[item[k]] = orig[p[k] - nodes].value;                                                        \
+                if (next < m) p[k] = nodes + roots[next], item[k] = next++;                                      \
+                else p[k] = &IDLE_NODE, busy &= ~(1u << k);                                                      \
+            }                                                                                                    \
+        }                                                                                                        \
+    }
+
+typedef void (*rf_walk_fn)(const void *, const int64_t *, const int32_t *, Py_ssize_t, const void *, uint32_t, int,
+                           const node_t *, double *);
+
+#define DEFINE_RF_ALL(SUFFIX, NANS)                                                                           \
+    DEFINE_RF_LOCK(rf_lock8##SUFFIX, n8_t, float, N8_NEXT, NANS, 0)                                           \
+    DEFINE_RF_REFILL(rf_fill8##SUFFIX, n8_t, float, N8_NEXT, N8_LEAF, IDLE8, NANS, 0)                         \
+    DEFINE_RF_LOCK(rf_lock_le##SUFFIX, cnode_t, double, CW_NEXT, NANS, 0)                                     \
+    DEFINE_RF_REFILL(rf_fill_le##SUFFIX, cnode_t, double, CW_NEXT, CW_LEAF, IDLE, NANS, 0)                    \
+    DEFINE_RF_LOCK(rf_lock_lt##SUFFIX, cnode_t, double, CW_NEXT, NANS, 1)                                     \
+    DEFINE_RF_REFILL(rf_fill_lt##SUFFIX, cnode_t, double, CW_NEXT, CW_LEAF, IDLE, NANS, 1)
+DEFINE_RF_ALL(_nan, 1)
+DEFINE_RF_ALL(, 0)
+
+/* rf_walks[narrow ? 0 : lt ? 2 : 1][lockstep][nans] */
+static const rf_walk_fn rf_walks[3][2][2] = {
+    {{(rf_walk_fn)rf_fill8, (rf_walk_fn)rf_fill8_nan}, {(rf_walk_fn)rf_lock8, (rf_walk_fn)rf_lock8_nan}},
+    {{(rf_walk_fn)rf_fill_le, (rf_walk_fn)rf_fill_le_nan}, {(rf_walk_fn)rf_lock_le, (rf_walk_fn)rf_lock_le_nan}},
+    {{(rf_walk_fn)rf_fill_lt, (rf_walk_fn)rf_fill_lt_nan}, {(rf_walk_fn)rf_lock_lt, (rf_walk_fn)rf_lock_lt_nan}},
+};
+
+/* Row r through every tree over the row form: OK, or RF_FALLBACK when the row takes the checked path. */
+static int rf_row(const job_t *j, Py_ssize_t r, double *vals, float *xf)
+{
+    const rfhead_t *h = j->rf;
+    const Py_ssize_t nf = j->n_features, K = j->K;
+    const void *x;
+    int nans = 0;
+    if (h->narrow && !j->v2) {
+        x = (const float *)j->X + r * nf; /* version 1: float32 rows without NaN */
+    } else if (h->narrow) { /* the row, then the row with NaN read as -infinity (the nodes sending NaN left) */
+        const double *xd = (const double *)j->X + r * nf;
+        for (Py_ssize_t f = 0; f < nf; f++) {
+            const float v = (float)xd[f];
+            if (!isnan(xd[f]) && ((double)v != xd[f] || isinf(v))) return RF_FALLBACK;
+            xf[f] = v;
+            xf[nf + f] = isnan(v) ? -INFINITY : v;
+        }
+        x = xf;
+    } else {
+        const double *xd = (const double *)j->X + r * nf;
+        for (Py_ssize_t f = 0; f < nf; f++) {
+            if (isnan(xd[f])) nans = 1;
+            else if (isinf(xd[f])) return RF_FALLBACK;
+        }
+        x = xd;
+    }
+    const rf_walk_fn walk = rf_walks[h->narrow ? 0 : j->lt ? 2 : 1][h->lockstep][nans]; /* narrow: never nans */
+    const void *nodes = h->narrow ? (const void *)j->rf_nodes : (const void *)j->ct;
+    const uint32_t fmask = ((uint32_t)1 << h->fbits) - 1;
+    for (Py_ssize_t t0 = 0; t0 < j->n_trees; t0 += ROW_BLOCK) {
+        const Py_ssize_t m = j->n_trees - t0 < ROW_BLOCK ? j->n_trees - t0 : ROW_BLOCK;
+        walk(nodes, j->offsets + t0, j->rf_depth + t0 / RF_LANES, m, x, fmask, h->fbits, j->nodes, vals);
+        const int32_t *g = j->rf_groups + t0;
+        if (j->acc32) {
+            float *o = (float *)j->out + r * K;
+            for (Py_ssize_t i = 0; i < m; i++) o[g[i]] += (float)vals[i];
+        } else {
+            double *o = (double *)j->out + r * K;
+            for (Py_ssize_t i = 0; i < m; i++) o[g[i]] += vals[i];
+        }
+    }
+    return OK;
+}
+
 /* A contiguous share of the rows, run by one thread. */
 typedef struct {
     const job_t *job;
@@ -670,7 +887,11 @@ static void *run_part(void *arg)
     part_t *p = arg;
     scratch_t *s = malloc(sizeof(scratch_t));
     if (s == NULL) { p->status = NO_MEMORY; return NULL; }
-    s->ct = NULL, s->depth = NULL;
+    s->ct = NULL, s->depth = NULL, s->xf = NULL;
+    if (p->job->rf != NULL && p->job->rf->narrow && p->job->v2) {
+        s->xf = malloc(2 * (size_t)p->job->n_features * sizeof(float));
+        if (s->xf == NULL) { free(s); p->status = NO_MEMORY; return NULL; }
+    }
     if (p->job->ct == NULL && p->r1 - p->r0 >= CLEAN_ROWS) {
         s->ct = malloc((size_t)p->job->max_tree * sizeof(cnode_t));
         s->depth = malloc((size_t)p->job->max_tree * sizeof(int32_t));
@@ -680,13 +901,17 @@ static void *run_part(void *arg)
     for (Py_ssize_t r = p->r0; r < p->r1 && p->status == OK; r += ROW_BLOCK) {
         const Py_ssize_t n = p->r1 - r < ROW_BLOCK ? p->r1 - r : ROW_BLOCK;
         if (n < FEW_ROWS) {
-            for (Py_ssize_t i = r; i < r + n && p->status == OK; i++) p->status = trees_row(p->job, i, s, &p->bad_tree);
+            for (Py_ssize_t i = r; i < r + n && p->status == OK; i++) {
+                if (p->job->rf == NULL || rf_row(p->job, i, s->vals, s->xf) != OK)
+                    p->status = trees_row(p->job, i, s, &p->bad_tree);
+            }
         } else {
             p->status = rows_block(p->job, r, n, s, &p->bad_tree);
         }
     }
     free(s->ct);
     free(s->depth);
+    free(s->xf);
     free(s);
     return NULL;
 }
@@ -696,8 +921,26 @@ static void *run_part(void *arg)
 
 /* Run the job over all rows on up to `threads` threads (each a contiguous share of the rows; a row's result does
  * not depend on the split), without the GIL. 0, or -1 with a ValueError naming the first share's problem. */
+static int report(const job_t *job, const part_t *parts, Py_ssize_t n_parts);
+
 static int run_job(job_t *job, Py_ssize_t n_rows, Py_ssize_t threads)
 {
+    if (job->rf != NULL && n_rows < FEW_ROWS) { /* a few rows over the row form: no scratch, no thread */
+        double vals[ROW_BLOCK];
+        float xs[512];
+        float *xf = job->n_features <= 256 ? xs : NULL; /* room for rf_row's two copies of a row */
+        const int need_xf = job->rf->narrow && job->v2;
+        part_t part = {job, 0, 0, OK, -1};
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t r = 0; r < n_rows && part.status == OK; r++) {
+            if ((need_xf && xf == NULL) || rf_row(job, r, vals, xf) != OK) { /* this row takes the checked path */
+                part.r0 = r, part.r1 = r + 1;
+                run_part(&part);
+            }
+        }
+        Py_END_ALLOW_THREADS
+        return report(job, &part, 1);
+    }
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads > n_rows / MIN_ROWS_PER_THREAD) threads = n_rows / MIN_ROWS_PER_THREAD;
     if (threads < 1) threads = 1;
@@ -722,7 +965,13 @@ static int run_job(job_t *job, Py_ssize_t n_rows, Py_ssize_t threads)
         else run_part(&parts[i]); /* no thread to be had: this one does the share */
     }
     Py_END_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < threads; i++) {
+    return report(job, parts, threads);
+}
+
+/* 0 if every share ran OK; else -1 with a ValueError naming the first share's problem (MemoryError: no memory). */
+static int report(const job_t *job, const part_t *parts, Py_ssize_t n_parts)
+{
+    for (Py_ssize_t i = 0; i < n_parts; i++) {
         if (parts[i].status == OK) continue;
         if (parts[i].status == NO_MEMORY) {
             PyErr_NoMemory();
@@ -819,23 +1068,214 @@ static int use_compact(job_t *job, const Py_buffer *b, Py_ssize_t n_nodes)
     return 0;
 }
 
+/* x OP t for float32 x as x <= the returned float32 (OP: "<" when lt, else "<="): the largest float32 <= t (or
+ * < t); NaN when no finite float32 qualifies or t is NaN (x <= NaN is false, as x OP t is for every finite x). */
+static float fold32(double t, int lt)
+{
+    if (isnan(t)) return NAN;
+    float f = (float)t; /* the float32 nearest t: t's neighbour below or above, or t */
+    if ((double)f > t) f = nextafterf(f, -INFINITY);
+    if (lt && (double)f == t) f = nextafterf(f, -INFINITY);
+    return f == -INFINITY ? NAN : f;
+}
+
+/* Where a row form's narrow nodes start: after its header, each tree's output and each LANES trees' deepest leaf. */
+static Py_ssize_t rf_start(Py_ssize_t n_trees)
+{
+    const Py_ssize_t head = (Py_ssize_t)sizeof(rfhead_t) + 4 * (n_trees + (n_trees + RF_LANES - 1) / RF_LANES);
+    return (head + 7) / 8 * 8;
+}
+
+PyDoc_STRVAR(rowform_doc,
+"rowform(nodes, node_flags, tree_offsets, tree_groups, n_features, n_outputs, split_lt, narrow) -> bytearray | None\n\n"
+"The model's row form, for predict_raw / predict_raw2's rowform argument (one row at a time): every tree checked\n"
+"whole once (None if one is not clean, as compact() says, has an output group out of range, a non-finite version\n"
+"1 leaf or a depth at the format's limit: such a model keeps the checked walks). narrow: the rows are float32\n"
+"values (version 1, input_dtype float32), so the form holds 8-byte nodes with float32 thresholds (when the\n"
+"features and steps fit); else it walks the compact form. node_flags, tree_groups: version 2's, or None.");
+
+static PyObject *rowform(PyObject *self, PyObject *args)
+{
+    PyObject *o_nodes, *o_flags, *o_offsets, *o_groups;
+    Py_ssize_t n_features, K;
+    int lt, narrow;
+    if (!PyArg_ParseTuple(args, "OOOOnnpp", &o_nodes, &o_flags, &o_offsets, &o_groups, &n_features, &K, &lt, &narrow))
+        return NULL;
+    if (n_features < 1 || K < 1) {
+        PyErr_SetString(PyExc_ValueError, "n_features and n_outputs must be positive");
+        return NULL;
+    }
+    const int v2 = o_flags != Py_None;
+    if (v2 != (o_groups != Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "node_flags and tree_groups: both or neither");
+        return NULL;
+    }
+    Py_buffer bn, bo, bf = {0}, bg = {0};
+    if (get(o_nodes, &bn, 0, "nodes") < 0) return NULL;
+    if (get(o_offsets, &bo, 0, "tree_offsets") < 0) { PyBuffer_Release(&bn); return NULL; }
+    int got_f = 0, got_g = 0;
+    PyObject *result = NULL;
+    cnode_t *tmp = NULL;
+    int32_t *depth = NULL;
+    if (v2) {
+        if (get(o_flags, &bf, 0, "node_flags") < 0) goto done;
+        got_f = 1;
+        if (get(o_groups, &bg, 0, "tree_groups") < 0) goto done;
+        got_g = 1;
+    }
+    const Py_ssize_t n_nodes = bn.len / (Py_ssize_t)sizeof(node_t);
+    const Py_ssize_t n_trees = bo.len / (Py_ssize_t)sizeof(int64_t) - 1;
+    if (bn.len % (Py_ssize_t)sizeof(node_t) || n_trees < 1
+        || (v2 && (bf.len != n_nodes || bg.len != n_trees * (Py_ssize_t)sizeof(int32_t)))) {
+        PyErr_SetString(PyExc_ValueError, "buffer sizes disagree");
+        goto done;
+    }
+    const int64_t *offsets = (const int64_t *)bo.buf;
+    if (check_offsets(offsets, n_trees, n_nodes) < 0) goto done;
+    const node_t *nodes = (const node_t *)bn.buf;
+    job_t job = {0};
+    job.nodes = nodes;
+    job.offsets = offsets;
+    job.n_trees = n_trees;
+    job.n_features = n_features;
+    job.v2 = v2;
+    job.flags = v2 ? (const uint8_t *)bf.buf : NULL;
+    job.lt = lt;
+    /* narrow nodes: the feature field, the missing-value bit and the step fit 32 bits */
+    const int32_t fbits = N8_FBITS;
+    int64_t largest = 1, max_step = 0;
+    for (Py_ssize_t t = 0; t < n_trees; t++)
+        if (offsets[t + 1] - offsets[t] > largest) largest = offsets[t + 1] - offsets[t];
+    for (Py_ssize_t i = 0; i < n_nodes; i++)
+        if (nodes[i].feature >= 0 && nodes[i].right - i > max_step) max_step = nodes[i].right - (int64_t)i;
+    if (2 * n_features > (Py_ssize_t)N8_FMASK + 1 || (max_step >> N8_STEP_BITS) != 0) narrow = 0;
+    if (!v2 && !narrow) { /* version 1 rows are float32: only the narrow walks read them */
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    const Py_ssize_t start = rf_start(n_trees);
+    result = PyByteArray_FromStringAndSize(NULL, start + (narrow ? n_nodes * (Py_ssize_t)sizeof(n8_t) : 0));
+    tmp = malloc((size_t)largest * sizeof(cnode_t));
+    depth = malloc((size_t)largest * sizeof(int32_t));
+    if (result == NULL || tmp == NULL || depth == NULL) {
+        if (result != NULL) PyErr_NoMemory();
+        Py_CLEAR(result);
+        goto done;
+    }
+    char *dst = PyByteArray_AsString(result);
+    memset(dst, 0, (size_t)start);
+    rfhead_t *h = (rfhead_t *)dst;
+    int32_t *groups = (int32_t *)(dst + sizeof(rfhead_t));
+    int32_t *gdepth = groups + n_trees;
+    n8_t *n8 = (n8_t *)(dst + start);
+    memcpy(h->magic, "cbrowf1", 8);
+    h->n_trees = n_trees, h->n_nodes = n_nodes, h->n_features = n_features, h->K = K;
+    h->narrow = narrow, h->lockstep = 1, h->fbits = fbits, h->v2 = v2;
+    for (Py_ssize_t t = 0; t < n_trees; t++) {
+        const int how = compact_tree(&job, t, tmp, depth);
+        const int64_t size = offsets[t + 1] - offsets[t];
+        const node_t *root = nodes + offsets[t];
+        int32_t deepest = 0;
+        for (int64_t i = 0; i < size; i++) {
+            if (depth[i] > deepest) deepest = depth[i];
+            if (!v2 && root[i].feature < 0 && !isfinite(root[i].value)) goto refuse; /* add_leaf refuses it */
+        }
+        const int32_t g = v2 ? ((const int32_t *)bg.buf)[t] : (int32_t)(t % K);
+        if (how == CHECKED || deepest >= MAX_DEPTH || g < 0 || g >= K) goto refuse;
+        if (how != CLEAN_LANES) h->lockstep = 0;
+        h->steps += deepest;
+        groups[t] = g;
+        if (deepest > gdepth[t / RF_LANES]) gdepth[t / RF_LANES] = deepest;
+        for (int64_t i = 0; narrow && i < size; i++) {
+            const cnode_t c = tmp[i];
+            if (c.step == 0) {
+                n8[offsets[t] + i] = IDLE8;
+                continue;
+            }
+            /* a node sending NaN left reads the row's second copy, NaN as -infinity: -inf <= thr holds unless thr
+             * is NaN, which the fold gives only when no finite x goes left; -inf then sends only NaN left */
+            const uint32_t f = c.f & ~NAN_LEFT, nan_left = c.f >> 31;
+            float thr = fold32(c.thr, lt);
+            if (nan_left && isnan(thr)) thr = -INFINITY;
+            n8[offsets[t] + i] = (n8_t){thr, ((uint32_t)c.step << (fbits + 1)) | (f + (nan_left ? (uint32_t)n_features : 0))};
+        }
+    }
+    goto done;
+refuse:
+    Py_CLEAR(result);
+    result = Py_NewRef(Py_None);
+done:
+    free(tmp);
+    free(depth);
+    if (got_g) PyBuffer_Release(&bg);
+    if (got_f) PyBuffer_Release(&bf);
+    PyBuffer_Release(&bo);
+    PyBuffer_Release(&bn);
+    return result;
+}
+
+/* The row form given to a prediction (rowform()): it must be this model's, else a ValueError. A row form whose
+ * bound on the splits a row passes exceeds the caller's budget, or that walks a compact form the caller did not
+ * give, is not used (each walk is then counted and checked, and the problem named, as without it). */
+static int use_rowform(job_t *job, const Py_buffer *b, Py_ssize_t n_nodes)
+{
+    const rfhead_t *h = (const rfhead_t *)b->buf;
+    const Py_ssize_t start = rf_start(job->n_trees);
+    if (b->len < start || memcmp(h->magic, "cbrowf1", 8) != 0 || h->n_trees != job->n_trees
+        || h->n_nodes != n_nodes || h->n_features != job->n_features || h->K != job->K || h->v2 != job->v2
+        || b->len != start + (h->narrow ? n_nodes * (Py_ssize_t)sizeof(n8_t) : 0)) {
+        PyErr_SetString(PyExc_ValueError, "rowform: not this model's row form");
+        return -1;
+    }
+    if (h->steps > job->max_steps || (!h->narrow && job->ct == NULL) || job->lin_off != NULL || job->vector) return 0;
+    job->rf = h;
+    job->rf_groups = (const int32_t *)((const char *)b->buf + sizeof(rfhead_t));
+    job->rf_depth = job->rf_groups + job->n_trees;
+    job->rf_nodes = (const n8_t *)((const char *)b->buf + start);
+    return 0;
+}
+
+/* run_job with the model's compact form and row form when given (None: without). 0, or -1 with an exception. */
+static int run_with(job_t *job, Py_ssize_t n_rows, Py_ssize_t threads, Py_ssize_t n_nodes, PyObject *o_compact,
+                    PyObject *o_rowform)
+{
+    Py_buffer b_ct = {0}, b_rf = {0};
+    int got_ct = 0, got_rf = 0, status = -1;
+    if (o_compact != Py_None) {
+        if (get(o_compact, &b_ct, 0, "compact") < 0) goto done;
+        got_ct = 1;
+        if (use_compact(job, &b_ct, n_nodes) < 0) goto done;
+    }
+    if (o_rowform != Py_None && n_rows < FEW_ROWS) {
+        if (get(o_rowform, &b_rf, 0, "rowform") < 0) goto done;
+        got_rf = 1;
+        if (use_rowform(job, &b_rf, n_nodes) < 0) goto done;
+    }
+    status = run_job(job, n_rows, threads);
+done:
+    if (got_rf) PyBuffer_Release(&b_rf);
+    if (got_ct) PyBuffer_Release(&b_ct);
+    return status;
+}
+
 PyDoc_STRVAR(predict_raw_doc,
 "predict_raw(nodes, tree_offsets, leaf_values, X, out, n_features, n_outputs, vector, max_steps=-1, threads=1,\n"
-"            compact=None)\n\n"
+"            compact=None, rowform=None)\n\n"
 "Add every tree's leaf value to out (float64, n_rows x n_outputs, pre-filled with the base score), tree by\n"
 "tree in order. X is float32 (n_rows x n_features). leaf_values is used only when vector is true. max_steps: the\n"
 "most splits a row may pass over all trees (negative: no budget); threads: run the rows on up to this many\n"
 "threads (the result does not depend on it). compact: compact(nodes, None, tree_offsets, n_features, False) of\n"
-"this model, or None (the results do not depend on it).");
+"this model, or None (the results do not depend on it). rowform: rowform(nodes, None, tree_offsets, None,\n"
+"n_features, n_outputs, False, True) of this model, or None: fewer than 16 rows walk it (the same results).");
 
 static PyObject *predict_raw(PyObject *self, PyObject *args)
 {
-    PyObject *o_nodes, *o_offsets, *o_leaf, *o_X, *o_out, *o_compact = Py_None;
+    PyObject *o_nodes, *o_offsets, *o_leaf, *o_X, *o_out, *o_compact = Py_None, *o_rowform = Py_None;
     Py_ssize_t n_features, K, threads = 1;
     long long max_steps = -1;
     int vector;
-    if (!PyArg_ParseTuple(args, "OOOOOnnp|LnO", &o_nodes, &o_offsets, &o_leaf, &o_X, &o_out, &n_features, &K, &vector,
-                          &max_steps, &threads, &o_compact))
+    if (!PyArg_ParseTuple(args, "OOOOOnnp|LnOO", &o_nodes, &o_offsets, &o_leaf, &o_X, &o_out, &n_features, &K,
+                          &vector, &max_steps, &threads, &o_compact, &o_rowform))
         return NULL;
     if (n_features < 1 || K < 1) {
         PyErr_SetString(PyExc_ValueError, "n_features and n_outputs must be positive");
@@ -872,14 +1312,7 @@ static PyObject *predict_raw(PyObject *self, PyObject *args)
     job.vector = vector;
     job.X = b_X.buf;
     job.out = b_out.buf;
-    Py_buffer b_ct = {0};
-    if (o_compact != Py_None) {
-        if (get(o_compact, &b_ct, 0, "compact") < 0) goto done;
-        int bad = use_compact(&job, &b_ct, n_nodes);
-        if (bad == 0) bad = run_job(&job, n_rows, threads);
-        PyBuffer_Release(&b_ct);
-        if (bad < 0) goto done;
-    } else if (run_job(&job, n_rows, threads) < 0) goto done;
+    if (run_with(&job, n_rows, threads, n_nodes, o_compact, o_rowform) < 0) goto done;
     result = Py_NewRef(Py_None);
 done:
     PyBuffer_Release(&b_out);
@@ -896,24 +1329,27 @@ fail1:
 
 PyDoc_STRVAR(predict_raw2_doc,
 "predict_raw2(nodes, node_flags, tree_offsets, tree_groups, cat_offsets, cat_words, X, out, n_features,\n"
-"             n_outputs, split_lt, acc32, max_steps=-1, threads=1)\n\n"
+"             n_outputs, split_lt, acc32, max_steps=-1, threads=1, linear_offsets=None, linear_features=None,\n"
+"             linear_coeffs=None, linear_const=None, linear_skip=False, compact=None, rowform=None)\n\n"
 "Format version 2: add every tree's scalar leaf to out[row, tree_groups[t]], tree by tree in order. X is\n"
 "float64 (n_rows x n_features, NaN allowed); out is float32 when acc32 else float64, pre-filled with the base\n"
 "score. split_lt: numeric splits go left on x < threshold (else x <= threshold). max_steps, threads: as\n"
 "predict_raw. linear_offsets, linear_features, linear_coeffs, linear_const: version 3 linear leaves (or None);\n"
 "linear_skip: a NaN input's term is skipped (else the leaf's value is used). compact: compact(nodes, node_flags,\n"
-"tree_offsets, n_features, split_lt) of this model, or None (as predict_raw).");
+"tree_offsets, n_features, split_lt) of this model, or None (as predict_raw). rowform: rowform(nodes, node_flags,\n"
+"tree_offsets, tree_groups, n_features, n_outputs, split_lt, narrow) of this model, or None (as predict_raw).");
 
 static PyObject *predict_raw2(PyObject *self, PyObject *args)
 {
     PyObject *o_nodes, *o_flags, *o_offsets, *o_groups, *o_catoff, *o_catw, *o_X, *o_out;
     PyObject *o_lo = Py_None, *o_lf = Py_None, *o_lc = Py_None, *o_lk = Py_None, *o_compact = Py_None;
+    PyObject *o_rowform = Py_None;
     Py_ssize_t n_features, K, threads = 1;
     long long max_steps = -1;
     int lt, acc32, lin_skip = 0;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOnnpp|LnOOOOpO", &o_nodes, &o_flags, &o_offsets, &o_groups, &o_catoff,
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnnpp|LnOOOOpOO", &o_nodes, &o_flags, &o_offsets, &o_groups, &o_catoff,
                           &o_catw, &o_X, &o_out, &n_features, &K, &lt, &acc32, &max_steps, &threads, &o_lo, &o_lf,
-                          &o_lc, &o_lk, &lin_skip, &o_compact))
+                          &o_lc, &o_lk, &lin_skip, &o_compact, &o_rowform))
         return NULL;
     const int linear = o_lo != Py_None;
     if (n_features < 1 || K < 1) {
@@ -970,14 +1406,7 @@ static PyObject *predict_raw2(PyObject *self, PyObject *args)
     }
     job.X = b[6].buf;
     job.out = b[7].buf;
-    Py_buffer b_ct = {0};
-    if (o_compact != Py_None) {
-        if (get(o_compact, &b_ct, 0, "compact") < 0) goto done;
-        int bad = use_compact(&job, &b_ct, n_nodes);
-        if (bad == 0) bad = run_job(&job, n_rows, threads);
-        PyBuffer_Release(&b_ct);
-        if (bad < 0) goto done;
-    } else if (run_job(&job, n_rows, threads) < 0) goto done;
+    if (run_with(&job, n_rows, threads, n_nodes, o_compact, o_rowform) < 0) goto done;
     result = Py_NewRef(Py_None);
 done:
     for (int j = 0; j < got; j++) PyBuffer_Release(&b[j]);
@@ -1257,6 +1686,7 @@ static PyObject *first_nonfinite(PyObject *self, PyObject *arg) { return first_i
 static PyMethodDef methods[] = {
     METHOD(predict_raw, METH_VARARGS),
     METHOD(compact, METH_VARARGS),
+    METHOD(rowform, METH_VARARGS),
     METHOD(expit, METH_O),
     METHOD(predict_raw2, METH_VARARGS),
     METHOD(sigmoid_f32, METH_O),

@@ -93,6 +93,8 @@ class BrewPredictor:
         self._max_steps: int = h["n_trees"] * h["max_depth"]
         self._np_classes: Any = None
         self._numpy_path: Any = None
+        self._has_proba = self.has_proba
+        self._output: str = h["output"]
         if self.kernel == "numpy":
             _require_numpy("the numpy kernel (the C kernel is not built here)")
             from coldbrew.engine.brew_numpy import NumpyPath
@@ -118,6 +120,24 @@ class BrewPredictor:
             self._mode = 0
         self._calls = 0
         self._compact: Any = None
+        self._rowform: Any = None
+        # the kernel's arguments, fixed per model (a single row's cost is mostly the Python around the walks)
+        self._lt = self._v2 and h["split_compare"] == "lt"
+        self._zero = float(h["input_zero_threshold"]) if self._v2 else 0.0
+        self._divisor = 0.0
+        if h["combine"] == "mean":  # version 2: each output by the number of trees that add to it (section 11)
+            self._divisor = float(h["n_trees"] // self._K if self._v2 else h["n_trees"])
+        if self._v2:
+            self._head: tuple = (
+                self._nodes_buf,
+                self._flags_buf,
+                self._offsets_buf,
+                self._groups_buf,
+                self._cat_offsets_buf,
+                self._cat_words_buf,
+            )
+        else:
+            self._head = (self._nodes_buf, self._offsets_buf, self._leaf_buf)
 
     # numpy views of the arrays, for tools and tests that inspect a loaded model (imports numpy)
     @property
@@ -157,7 +177,7 @@ class BrewPredictor:
 
     def predict_proba(self, X) -> Any:
         """Class probabilities, shape (n_rows, n_classes), in ``classes`` order."""
-        if not self.is_classifier or self.header["output"] in NO_PROBA_OUTPUTS:
+        if not self._has_proba:
             raise ColdbrewError(
                 f"a {self.kind} with output {self.header['output']!r} has no predict_proba; use predict"
             )
@@ -253,22 +273,14 @@ class BrewPredictor:
         whether numpy came in. Lists are cast and checked by the C kernel; array-likes by numpy, as before."""
         h = self.header
         nf = self._nf
-        if self.stage is None and self._mode in (0, 1, 2) and _float64_matrix(X, nf):
-            # the kernel casts and checks it (as numpy would, same bits); modes 0-2 only (3 refuses NaN)
-            buf = array("f" if self._mode == 0 else "d", bytes(X.size * (4 if self._mode == 0 else 8)))
-            zero = float(h["input_zero_threshold"]) if self._v2 else 0.0
-            if c_kernel.cast_input(X, buf, nf, self._mode, zero) < 0:
-                return buf, X.shape[0], True
-            # a refused value: numpy's checks below name it
-        elif is_rows_list(X):
+        if is_rows_list(X):
             if self.stage is not None:  # raw columns -> the model's features, without numpy
                 flat = self.stage.rows(X)
             else:
                 flat = flat_rows(X, nf)
             refuse_nan = self._mode in (0, 3)  # version 1, or input_missing "refuse": float32 without NaN
             buf = array("f" if refuse_nan else "d", bytes(len(flat) * (4 if refuse_nan else 8)))
-            zero = float(h["input_zero_threshold"]) if self._v2 else 0.0
-            bad = c_kernel.cast_input(flat, buf, nf, 0 if refuse_nan else self._mode, zero)
+            bad = c_kernel.cast_input(flat, buf, nf, 0 if refuse_nan else self._mode, self._zero)
             if bad < 0 and self._mode == 3:
                 buf = array("d", buf)  # the float32 values widened exactly, for the version 2 traversal
             if bad >= 0:
@@ -281,6 +293,12 @@ class BrewPredictor:
                     raise InvalidInputError(f"row {row}, feature {self._model_names[col]}: {flat[bad]!r} {why}")
                 raise InvalidInputError(bad_value(X, bad, nf, self.feature_names, why))
             return buf, len(flat) // nf, False
+        if self.stage is None and self._mode != 3 and _float64_matrix(X, nf):
+            # the kernel casts and checks it (as numpy would, same bits); modes 0-2 only (3 refuses NaN)
+            buf = array("f" if self._mode == 0 else "d", bytes(X.size * (4 if self._mode == 0 else 8)))
+            if c_kernel.cast_input(X, buf, nf, self._mode, self._zero) < 0:
+                return buf, X.shape[0], True
+            # a refused value: numpy's checks below name it
         import numpy as np
 
         X = self._staged(X)
@@ -298,53 +316,45 @@ class BrewPredictor:
     def _raw(self, X) -> tuple[array, int, bool]:
         """Raw scores as a flat array (``'d'``, or ``'f'`` for float32 accumulation), rows, numpy-in."""
         rows, n, numpy_in = self._input(X)
-        h = self.header
         out = self._base_row * n
         if self._calls < 2:
             self._calls += 1
             if self._calls == 2:
                 self._compact = self._compacted()
+                self._rowform = self._row_form()
         try:
             if self._v2:
                 c_kernel.predict_raw2(
-                    self._nodes_buf,
-                    self._flags_buf,
-                    self._offsets_buf,
-                    self._groups_buf,
-                    self._cat_offsets_buf,
-                    self._cat_words_buf,
+                    *self._head,
                     rows,
                     out,
                     self._nf,
                     self._K,
-                    h["split_compare"] == "lt",
+                    self._lt,
                     self._acc32,
                     self._max_steps,
                     self.threads,
                     *self._linear,
                     self._compact,
+                    self._rowform,
                 )
             else:
                 c_kernel.predict_raw(
-                    self._nodes_buf,
-                    self._offsets_buf,
-                    self._leaf_buf,
+                    *self._head,
                     rows,
                     out,
                     self._nf,
                     self._K,
-                    h["leaf"] == "vector",
+                    self.header["leaf"] == "vector",
                     self._max_steps,
                     self.threads,
                     self._compact,
+                    self._rowform,
                 )
         except ValueError as exc:
             raise ModelFormatError(f"{self.file.path}: {exc}") from None
-        divisor = 0.0
-        if h["combine"] == "mean":  # version 2: each output by the number of trees that add to it (section 11)
-            divisor = float(h["n_trees"] // self._K if self._v2 else h["n_trees"])
-        if c_kernel.finish_raw(out, divisor, self._acc32) >= 0:  # an overflowing sum: never serve inf or NaN
-            if "n_linear_coeffs" in h:
+        if c_kernel.finish_raw(out, self._divisor, self._acc32) >= 0:  # an overflowing sum: never serve inf or NaN
+            if "n_linear_coeffs" in self.header:
                 raise InvalidInputError(LINEAR_OVERFLOW)
             raise ModelFormatError(f"{self.file.path}: corrupt model: the raw score overflowed to infinity or NaN")
         return out, n, numpy_in
@@ -359,15 +369,37 @@ class BrewPredictor:
                 self._nodes_buf,
                 self._flags_buf if self._v2 else None,
                 self._offsets_buf,
-                self.n_features,
-                self._v2 and self.header["split_compare"] == "lt",
+                self._nf,
+                self._lt,
+            )
+        except ValueError:
+            return None
+
+    def _row_form(self) -> bytearray | None:
+        """The kernel's row form (``_kernel.rowform``: the single-row walks' own form of the model, every tree checked
+        whole once), built with the compact form. None for a model it does not cover (vector leaves, linear leaves, a
+        tree the compact form does not hold) or a corrupt one: single rows then take the other walks. It takes 8 bytes
+        per node when the model's rows are float32 values (its own float32 thresholds), else a few bytes per tree."""
+        h = self.header
+        if (not self._v2 and h["leaf"] == "vector") or (self._v2 and self._linear[0] is not None):
+            return None
+        try:
+            return c_kernel.rowform(
+                self._nodes_buf,
+                self._flags_buf if self._v2 else None,
+                self._offsets_buf,
+                self._groups_buf if self._v2 else None,
+                self._nf,
+                self._K,
+                self._lt,
+                self._mode in (0, 1, 3),  # the rows are float32 values (the kernel checks each row)
             )
         except ValueError:
             return None
 
     def _proba(self, raw: array, n: int) -> tuple[Any, int]:
         """Probabilities from raw scores: a flat array and its row width, or (softmax) a numpy matrix."""
-        output, K = self.header["output"], self._K
+        output, K = self._output, self._K
         if output == "proba":
             return raw, K
         if output == "vote_proba":  # scikit-learn's VotingClassifier (soft): members averaged (section 13)
@@ -407,6 +439,8 @@ class BrewPredictor:
         if output == "sigmoid_f32":  # XGBoost's sklearn wrapper: (1.0 - p, p) in float32
             p1 = array("f", raw)
             c_kernel.sigmoid_f32(p1)
+            if n == 1:  # one row: no slices
+                return array("f", (1.0 - p1[0], p1[0])), 2
             proba = array("f", bytes(8 * n))
             proba[0::2] = array("f", [1.0 - v for v in p1])  # exact in double, then one rounding: float32's 1.0 - p
             proba[1::2] = p1
@@ -414,6 +448,8 @@ class BrewPredictor:
         # logistic, logistic2: scipy's expit with libm's exp, p0 = 1 - p1
         p1 = array("d", [2 * v for v in raw]) if output == "logistic2" else array("d", raw)
         c_kernel.expit(p1)
+        if n == 1:
+            return array("d", (1 - p1[0], p1[0])), 2
         proba = array("d", bytes(16 * n))
         proba[0::2] = array("d", [1 - v for v in p1])
         proba[1::2] = p1
@@ -449,19 +485,19 @@ class BrewPredictor:
     # ---------------------------------------------------------------------------------------- result shapes
     @staticmethod
     def _matrix(flat: array, n: int, width: int, numpy_in: bool) -> Any:
-        if numpy_in:
-            import numpy as np
-
-            return np.frombuffer(flat, dtype=np.float32 if flat.typecode == "f" else np.float64).reshape(n, width)
+        if numpy_in:  # a view of flat, as np.frombuffer(flat, dtype).reshape(n, width) (a third of its time)
+            np, f32, f64 = _numpy()
+            return np.ndarray((n, width), f32 if flat.typecode == "f" else f64, flat)
         values = flat.tolist()
+        if n == 1:
+            return [values]
         return [values[i : i + width] for i in range(0, len(values), width)]
 
     @staticmethod
     def _vector(flat: array, numpy_in: bool) -> Any:
         if numpy_in:
-            import numpy as np
-
-            return np.frombuffer(flat, dtype=np.float32 if flat.typecode == "f" else np.float64)
+            np, f32, f64 = _numpy()
+            return np.ndarray((len(flat),), f32 if flat.typecode == "f" else f64, flat)
         return flat.tolist()
 
     def _labels(self, chosen: list[int], numpy_in: bool) -> Any:
@@ -527,6 +563,19 @@ def _float64_matrix(X, n_features: int) -> bool:
         and X.shape[1] == n_features
         and X.flags.c_contiguous
     )
+
+
+_NUMPY: tuple = ()
+
+
+def _numpy() -> tuple:
+    """numpy and its float32 and float64 dtypes, looked up once (numpy came in, so it is imported)."""
+    global _NUMPY
+    if not _NUMPY:
+        import numpy as np
+
+        _NUMPY = (np, np.dtype(np.float32), np.dtype(np.float64))
+    return _NUMPY
 
 
 def _require_numpy(what: str) -> None:

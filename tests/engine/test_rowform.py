@@ -1,0 +1,135 @@
+"""The C kernel's row form (single rows from a predictor's second call on): the library's bits on every family it
+covers, at the thresholds (each split's threshold, its float64 and float32 neighbours) and with missing values, as
+numpy rows and as lists; and the same bits as the walks without it."""
+
+from __future__ import annotations
+
+import struct
+import warnings
+
+import numpy as np
+import pytest
+
+from coldbrew.convert import compile_file
+from coldbrew.engine.brew import KERNELS, BrewPredictor
+
+pytestmark = pytest.mark.skipif("c" not in KERNELS, reason="the row form is the C kernel's")
+
+
+def _rows(p: BrewPredictor, X: np.ndarray, nan: bool, n: int = 240) -> np.ndarray:
+    """Rows of X with one split's feature set to its threshold or a float64 / float32 neighbour of it, and (nan)
+    some values missing."""
+    rng = np.random.default_rng(7)
+    nodes = p._nodes
+    splits = np.flatnonzero((nodes["feature"] >= 0) & np.isfinite(nodes["value"]))  # HGB: some are infinite
+    rows = X[rng.integers(0, len(X), n)].astype(np.float64).copy()
+    for i, s in enumerate(rng.choice(splits, n)):
+        t = float(nodes["value"][s])
+        t32 = np.float32(t)
+        near = [t, np.nextafter(t, -np.inf), np.nextafter(t, np.inf), float(t32)]
+        near += [float(np.nextafter(t32, np.float32(-np.inf))), float(np.nextafter(t32, np.float32(np.inf)))]
+        rows[i, nodes["feature"][s]] = near[i % len(near)]
+    if nan:
+        rows[rng.random(rows.shape) < 0.1] = np.nan
+    return rows
+
+
+def _check(path, est, X, *, nan: bool, narrow: bool | None, proba: bool = True):
+    p = BrewPredictor(path, threads=1)
+    rows = _rows(p, X, nan)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        want = est.predict_proba(rows) if proba else est.predict(rows)
+    method = p.predict_proba if proba else p.predict
+    method(rows[:1]), method(rows[:1])  # the second call builds the compact and row forms
+    if narrow is None:
+        assert p._rowform is None
+    else:
+        assert p._rowform is not None
+        assert struct.unpack_from("<i", p._rowform, 48)[0] == narrow  # rfhead_t.narrow
+    listed = rows.tolist()
+    for i in range(len(rows)):
+        got = method(rows[i : i + 1])
+        assert got.dtype == want.dtype and np.array_equal(got, want[i : i + 1]), i
+        assert method([listed[i]]) == want[i : i + 1].tolist(), i
+    small = method(rows[:9])  # a few rows: each through the row form
+    assert np.array_equal(small, want[:9])
+    form, p._rowform = p._rowform, None  # the walks without it: the same bits
+    for i in range(0, len(rows), 7):
+        assert np.array_equal(method(rows[i : i + 1]), want[i : i + 1]), i
+    p._rowform = form
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 5))
+    X[:, 3] = rng.integers(0, 4, 600)
+    y = (X[:, 0] + X[:, 1] * X[:, 3] > 0.5).astype(int) + (X[:, 2] > 1)
+    return X, y
+
+
+def test_sklearn_forests(tmp_path, data):
+    import pickle
+
+    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier
+
+    X, y = data
+    for i, est in enumerate(
+        [
+            GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0).fit(X, y),  # 3 outputs
+            GradientBoostingClassifier(n_estimators=30, max_depth=4, random_state=0).fit(X, y > 0),
+            GradientBoostingRegressor(n_estimators=30, max_depth=5, random_state=0).fit(X, X[:, 0] * 3.5),
+            RandomForestClassifier(n_estimators=5, max_depth=5, random_state=0).fit(X, y),  # version 2, float32
+        ]
+    ):
+        src, dst = tmp_path / f"m{i}.pkl", tmp_path / f"m{i}.brew"
+        src.write_bytes(pickle.dumps(est))
+        compile_file(src, dst, progress=False)
+        regressor = i == 2
+        _check(dst, est, X, nan=False, narrow=1, proba=not regressor)
+
+
+def test_hist_gradient_boosting(tmp_path, data):
+    import pickle
+
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = data
+    Xn = X.copy()
+    Xn[np.random.default_rng(1).random(X.shape) < 0.1] = np.nan
+    est = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(Xn, y)
+    src, dst = tmp_path / "m.pkl", tmp_path / "m.brew"
+    src.write_bytes(pickle.dumps(est))
+    compile_file(src, dst, progress=False)
+    _check(dst, est, X, nan=True, narrow=0)
+
+
+@pytest.mark.parametrize("objective", ["binary:logistic", "multi:softprob"])
+def test_xgboost(tmp_path, data, objective):
+    xgboost = pytest.importorskip("xgboost")
+    X, y = data
+    Xn = X.copy()
+    Xn[np.random.default_rng(1).random(X.shape) < 0.1] = np.nan
+    target = y > 0 if objective.startswith("binary") else y
+    est = xgboost.XGBClassifier(n_estimators=20, max_depth=5, objective=objective, n_jobs=1).fit(Xn, target)
+    src, dst = tmp_path / "m.json", tmp_path / "m.brew"
+    est.save_model(src)
+    compile_file(src, dst, progress=False)
+    _check(dst, est, X, nan=True, narrow=1)
+
+
+@pytest.mark.parametrize("params", [{}, {"zero_as_missing": True}, {"use_missing": False}, {"objective": "multiclass"}])
+def test_lightgbm(tmp_path, data, params):
+    lightgbm = pytest.importorskip("lightgbm")
+    X, y = data
+    Xn = X.copy()
+    Xn[np.random.default_rng(1).random(X.shape) < 0.1] = np.nan
+    Xn[np.random.default_rng(2).random(X.shape) < 0.05] = 0.0
+    target = y if params.get("objective") == "multiclass" else y > 0
+    est = lightgbm.LGBMClassifier(n_estimators=20, num_leaves=15, verbose=-1, **params).fit(Xn, target)
+    src, dst = tmp_path / "m.txt", tmp_path / "m.brew"
+    est.booster_.save_model(src)
+    compile_file(src, dst, progress=False)
+    # zero as missing (0.0 itself goes the default way) is a rule the compact form does not hold: no row form
+    _check(dst, est, X, nan=True, narrow=None if params.get("zero_as_missing") else 0)
