@@ -434,7 +434,7 @@ WHY = """Why, where it is behind:
   compares the library's float values directly (what makes every family bit-exact without a binning step per
   model), and does not bin.
 - **Single row**: one row through every tree is a chain of dependent loads per tree. Since the row form (#20,
-  docs/format.md section 7) the model is checked whole once at the predictor's second call, so a single row walks
+  docs/format.md section 7) the model is checked whole once (after a few calls, or at `warm()`), so a single row walks
   with no check per node or per tree; 16 trees are walked interleaved with a conditional move per step (XGBoost's
   even-depth trees in lock-step, LightGBM's leaf-wise ones refilling a lane as its walk ends), XGBoost's on 8-byte
   nodes with float32 thresholds, and the Python around the walk does less (no scratch allocation, fixed kernel
@@ -449,7 +449,8 @@ WHY = """Why, where it is behind:
   an idle moment (bench/results/walks.md in git history, 2026-12-05); in this table, and in walks.md's latest run,
   the other engineers' jobs share the 2 cores, so the second thread often competes with them.
 - **Fresh process**: coldbrew memory-maps the file and parses a small JSON header; nothing per tree happens
-  before the first prediction (the compact and row forms wait for the second call), which is why it stays first
+  before the first prediction (the compact and row forms wait until the walks without them have cost an eighth of
+  building them), which is why it stays first
   there.
 """
 

@@ -355,6 +355,8 @@ class LambdaHandler:
 
         predictor = self.startup.predictor
         predictor.predict([[0.0] * len(predictor.feature_names)])  # regressors too
+        if hasattr(predictor, "warm"):  # a .brew model: its walk forms in the snapshot too
+            predictor.warm()
         gc.collect()
         _log({"event": "coldbrew.before_snapshot", "env": self.env_id})
 

@@ -690,9 +690,13 @@ def _assert_bit_exact(path: Path, est, X) -> None:
         got = p.predict(X)
         assert got.dtype == pred.dtype and np.array_equal(got, pred), (kernel, got[:3], pred[:3])
         assert p.predict(rows) == pred.tolist(), kernel
-        # single rows (from the second call on, the C kernel walks its compact form, several trees at a time)
-        for i in range(0, len(X), max(1, len(X) // 25)):
-            assert p.predict(X[i : i + 1]).tolist() == pred[i : i + 1].tolist(), (kernel, i)
+        # single rows: through the checked walks, then (warm: the C kernel's compact and row forms, built now)
+        # through the row form, several trees at a time
+        for warm in (False, True):
+            if warm:
+                p.warm()
+            for i in range(0, len(X), max(1, len(X) // 25)):
+                assert p.predict(X[i : i + 1]).tolist() == pred[i : i + 1].tolist(), (kernel, warm, i)
         if proba is not None:
             got_p = p.predict_proba(X)
             assert got_p.dtype == proba.dtype and np.array_equal(got_p, proba), (kernel, np.abs(got_p - proba).max())

@@ -1,4 +1,4 @@
-"""The C kernel's row form (single rows from a predictor's second call on): the library's bits on every family it
+"""The C kernel's row form (single rows once the predictor has built it: ``warm()``): the library's bits on every family it
 covers, at the thresholds (each split's threshold, its float64 and float32 neighbours) and with missing values, as
 numpy rows and as lists; and the same bits as the walks without it."""
 
@@ -41,7 +41,8 @@ def _check(path, est, X, *, nan: bool, narrow: bool | None, proba: bool = True):
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         want = est.predict_proba(rows) if proba else est.predict(rows)
     method = p.predict_proba if proba else p.predict
-    method(rows[:1]), method(rows[:1])  # the second call builds the compact and row forms
+    method(rows[:1])  # a fresh predictor's first call: the checked walks
+    p.warm()  # the compact and row forms, built now
     if narrow is None:
         assert p._rowform is None
     else:

@@ -136,9 +136,10 @@ def _worker(verify: bool) -> None:  # runs in the child process
             try:
                 p = BrewPredictor(line.strip(), kernel=kernel, verify=verify)
                 # the C kernel's walks, in this order: the checked walk (a fresh predictor's first call), the
-                # model's compact form (built at the second call) for a batch and for single rows, and a fresh
+                # model's compact form (built by warm()) for a batch and for single rows, and a fresh
                 # predictor's first call with a batch (each block compacts the trees it walks)
                 labels = p.predict(rows)
+                p.warm()  # the compact and row forms, built now
                 if p.header["version"] >= 2:  # missing values too: every seventh value of the batch is NaN
                     batch = np.array(ROWS * BATCH_TIMES, dtype=np.float64)
                     batch.flat[::7] = np.nan
