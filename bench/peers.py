@@ -365,10 +365,18 @@ def render(results: dict, args) -> str:
         "stated. The machine was loaded: compare ratios within this run, not absolute numbers across runs.",
         "",
     ]
-    if any("--runtimes" in why for res in results.values() for why in res["skipped"].values()):
+    all_models = ("lgbm", "xgb", "forest", "gbm140")
+    partial_runtimes = any("--runtimes" in why for res in results.values() for why in res["skipped"].values())
+    if partial_runtimes:
         out += [
             f"A partial run: models {', '.join(res['label'] for res in results.values())} only, and only the "
             "runtimes listed with figures (`--models`, `--runtimes`); the last full run is this file in git history.",
+            "",
+        ]
+    elif set(results) != set(all_models):
+        out += [
+            f"A partial run: models {', '.join(res['label'] for res in results.values())} only (`--models`), every "
+            "runtime; the other models' last figures are this file in git history.",
             "",
         ]
     for res in results.values():

@@ -1028,11 +1028,7 @@ static PyObject *compact(PyObject *self, PyObject *args)
     result = PyByteArray_FromStringAndSize(NULL, n_nodes * (Py_ssize_t)sizeof(cnode_t) + n_trees);
     if (result == NULL) goto done;
     char *dst = PyByteArray_AsString(result);
-    job_t job = {0};
-    job.nodes = (const node_t *)bn.buf;
-    job.offsets = offsets;
-    job.n_trees = n_trees;
-    job.n_features = n_features;
+    job_t job = {.nodes = (const node_t *)bn.buf, .offsets = offsets, .n_trees = n_trees, .n_features = n_features};
     job.v2 = v2;
     job.flags = v2 ? (const uint8_t *)bf.buf : NULL;
     job.lt = lt;
@@ -1133,11 +1129,7 @@ static PyObject *rowform(PyObject *self, PyObject *args)
     const int64_t *offsets = (const int64_t *)bo.buf;
     if (check_offsets(offsets, n_trees, n_nodes) < 0) goto done;
     const node_t *nodes = (const node_t *)bn.buf;
-    job_t job = {0};
-    job.nodes = nodes;
-    job.offsets = offsets;
-    job.n_trees = n_trees;
-    job.n_features = n_features;
+    job_t job = {.nodes = nodes, .offsets = offsets, .n_trees = n_trees, .n_features = n_features};
     job.v2 = v2;
     job.flags = v2 ? (const uint8_t *)bf.buf : NULL;
     job.lt = lt;
@@ -1300,11 +1292,7 @@ static PyObject *predict_raw(PyObject *self, PyObject *args)
         goto done;
     }
     if (check_offsets(offsets, n_trees, n_nodes) < 0) goto done;
-    job_t job = {0};
-    job.nodes = (const node_t *)b_nodes.buf;
-    job.offsets = offsets;
-    job.n_trees = n_trees;
-    job.n_features = n_features;
+    job_t job = {.nodes = (const node_t *)b_nodes.buf, .offsets = offsets, .n_trees = n_trees, .n_features = n_features};
     job.K = K;
     job.max_steps = max_steps < 0 ? NO_BUDGET : (int64_t)max_steps;
     job.leaf_values = (const double *)b_leaf.buf;
@@ -1383,11 +1371,7 @@ static PyObject *predict_raw2(PyObject *self, PyObject *args)
         goto done;
     }
     if (check_offsets(offsets, n_trees, n_nodes) < 0) goto done;
-    job_t job = {0};
-    job.nodes = (const node_t *)b[0].buf;
-    job.offsets = offsets;
-    job.n_trees = n_trees;
-    job.n_features = n_features;
+    job_t job = {.nodes = (const node_t *)b[0].buf, .offsets = offsets, .n_trees = n_trees, .n_features = n_features};
     job.K = K;
     job.v2 = 1;
     job.max_steps = max_steps < 0 ? NO_BUDGET : (int64_t)max_steps;
