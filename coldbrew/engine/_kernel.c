@@ -202,13 +202,20 @@ typedef struct {
     int64_t steps;    /* the most splits a row can pass over all trees: the sum of each tree's deepest leaf */
     int32_t narrow;   /* 1: n8_t nodes (float32 thresholds) follow; 0: the walks use the compact form */
     int32_t lockstep; /* 1: LANES trees walked in lock-step to the group's deepest leaf; 0: lanes refilled */
-    int32_t fbits;    /* narrow: bits of a node's feature field (the missing-value bit above it, then the step) */
+    int32_t spread;   /* narrow: XS, the distance (in floats) between a row's values as the nodes read them */
     int32_t v2;
+    int32_t bins;     /* narrow: 1: the thresholds are ranks, each row binned first (see rf_bin); 0: float32 values */
+    int32_t pad;
 } rfhead_t;
 
+/* A narrow node: x <= thr goes left, where x = the row's value at slot / XS (feature f, or n_features + f, the
+ * row's copy with NaN as -infinity, when a missing value goes left); step: to the right child. Slots are spread XS
+ * floats apart so that XS rows interleaved (rf_block) are read at the same slot from consecutive addresses. */
+#define XS 16
 typedef struct {
-    float thr;  /* x <= thr goes left (rowform() folds "<" and float64 thresholds into this); NaN at a leaf */
-    uint32_t w; /* step << (fbits + 1) | feature, + n_features if a missing value goes left; 0 at a leaf */
+    float thr;     /* rowform() folds "<" and float64 thresholds into "<="; NaN at a leaf */
+    uint16_t slot; /* XS x the value's index in the row's copy; 0 at a leaf */
+    uint16_t step; /* right child - this node; 0 at a leaf */
 } n8_t;
 
 /* A prediction: n_trees trees of nodes (tree t: nodes[offsets[t] .. offsets[t + 1]]) over n_rows rows of
@@ -241,7 +248,10 @@ typedef struct {
     /* the model's row form (rowform()), or rf NULL: single rows take the walks above */
     const rfhead_t *rf;
     const int32_t *rf_groups, *rf_depth; /* per tree: its output; per LANES trees: their deepest leaf */
+    const int32_t *rf_tdepth;             /* per tree: its deepest leaf */
     const n8_t *rf_nodes;                 /* narrow: the nodes (else the compact form) */
+    const int64_t *rf_binoff;             /* bins: feature f's thresholds are rf_bins[rf_binoff[f] .. [f + 1]] */
+    const double *rf_bins;                /* bins: each feature's distinct split thresholds, ascending */
     const void *X; /* float (version 1) or double (version 2) rows */
     void *out;     /* double rows, or float when acc32 */
 } job_t;
@@ -614,7 +624,10 @@ typedef struct {
     int32_t leaf[ROW_BLOCK], steps[ROW_BLOCK];
     int64_t row_steps[ROW_BLOCK];
     double vals[ROW_BLOCK]; /* the row form's leaf values, tree by tree */
-    float *xf;              /* room for a row of n_features float32 values (the narrow row form), or NULL */
+    float *xf;              /* room for a row as the narrow row form reads it (rf_prep), or NULL */
+    float *xb;              /* room for xb_rows rows as the narrow row form reads them (rf_block), or NULL */
+    int32_t *map;           /* rf_block: each of those rows' place in its block */
+    Py_ssize_t xb_rows;
     cnode_t *ct;    /* room for the job's largest tree in compact form, or NULL: every tree takes the checked walk */
     int32_t *depth; /* room for the job's largest tree: compact_tree's scratch */
 } scratch_t;
@@ -700,7 +713,7 @@ static int trees_row(const job_t *j, Py_ssize_t r, scratch_t *s, Py_ssize_t *bad
 #define RF_LANES 16
 #define RF_FALLBACK (-1)
 
-static const n8_t IDLE8 = {NAN, 0}; /* an idle lane: a leaf */
+static const n8_t IDLE8 = {NAN, 0, 0}; /* an idle lane: a leaf */
 
 /* left ? a : b as a conditional move (gcc turns the ternary into a branch here, mispredicted half the time). */
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -709,27 +722,19 @@ static const n8_t IDLE8 = {NAN, 0}; /* an idle lane: a leaf */
 #define SELECT(left, a, b) ((left) ? (a) : (b))
 #endif
 
-/* A narrow node's fields (fixed, so each is one instruction with a constant): N8_FBITS bits of feature, the
- * missing-value bit, then the step. */
-#define N8_FBITS 12
-#define N8_FMASK ((1u << N8_FBITS) - 1)
-#define N8_STEP_BITS (31 - N8_FBITS)
-
-static inline const n8_t *n8_next(const n8_t *p, const float *x, int nans)
+/* The next node of a walk at narrow node p for the row x (spread XS floats apart); p itself at a leaf. */
+static inline const n8_t *n8_next(const n8_t *p, const float *x)
 {
-    const n8_t c = *p;
-    const n8_t *right = p + (c.w >> (N8_FBITS + 1));
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (!nans) { /* compare and move in two instructions: left iff thr >= x (unordered: right) */
-        __asm__("ucomiss %[xv], %[thr]\n\tcmovae %[left], %[right]"
-                : [right] "+r"(right) : [left] "r"(p + 1), [thr] "x"(c.thr), [xv] "m"(x[c.w & N8_FMASK]) : "cc");
-        return right;
-    }
+    const float thr = p->thr;
+    const uint32_t slot = p->slot, step = p->step;
+    const n8_t *right = p + step;
+#if defined(__x86_64__) && defined(__GNUC__) /* compare and move in two instructions: left iff thr >= x */
+    __asm__("ucomiss %[xv], %[thr]\n\tcmovae %[left], %[right]"
+            : [right] "+r"(right) : [left] "r"(p + 1), [thr] "x"(thr), [xv] "m"(x[slot]) : "cc");
+    return right;
+#else
+    return SELECT(x[slot] <= thr, p + 1, right);
 #endif
-    const float xv = x[c.w & N8_FMASK];
-    int left = xv <= c.thr;
-    if (nans) left |= (xv != xv) & (int)((c.w >> N8_FBITS) & 1u);
-    return SELECT(left, p + 1, right);
 }
 
 static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans, int lt)
@@ -753,19 +758,18 @@ static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans
     return SELECT(left, p + 1, p + c.step);
 }
 
-#define N8_NEXT(p, NANS, LT) n8_next(p, x, NANS)
+#define N8_NEXT(p, NANS, LT) n8_next(p, x)
 #define CW_NEXT(p, NANS, LT) cw_next(p, x, NANS, LT)
-#define N8_LEAF(c) ((c).w == 0)
+#define N8_LEAF(c) ((c).step == 0)
 #define CW_LEAF(c) ((c).step == 0)
 
-/* NAME(nodes, roots, depth, m, x, fmask, fb, orig, vals): trees 0 .. m - 1 (tree k's root at nodes + roots[k],
+/* NAME(nodes, roots, depth, m, x, orig, vals): trees 0 .. m - 1 (tree k's root at nodes + roots[k],
  * the deepest leaf of trees 16g .. 16g + 15 depth[g]) walked for row x in lock-step, 16 at a time; vals[k] =
  * tree k's leaf value (orig: the file's nodes, the row form's node i is its node i). */
 #define DEFINE_RF_LOCK(NAME, NT, XT, NEXT, NANS, LT)                                                               \
     NOINLINE static void NAME(const NT *nodes, const int64_t *roots, const int32_t *depth, Py_ssize_t m,          \
-                              const XT *x, uint32_t fmask, int fb, const node_t *orig, double *vals)             \
+                              const XT *x, const node_t *orig, double *vals)             \
     {                                                                                                            \
-        (void)fmask, (void)fb;                                                                                   \
         for (Py_ssize_t g0 = 0; g0 < m; g0 += RF_LANES) {                                                        \
             const NT *p[RF_LANES];                                                                               \
             _Pragma("GCC unroll 16") for (int k = 0; k < RF_LANES; k++) /* past m: tree m - 1 again */           \
@@ -782,9 +786,9 @@ static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans
  * idles while a deeper walk finishes: leaf-wise grown trees differ a lot in depth). */
 #define DEFINE_RF_REFILL(NAME, NT, XT, NEXT, LEAF, IDLE_NODE, NANS, LT)                                            \
     NOINLINE static void NAME(const NT *nodes, const int64_t *roots, const int32_t *depth, Py_ssize_t m,          \
-                              const XT *x, uint32_t fmask, int fb, const node_t *orig, double *vals)             \
+                              const XT *x, const node_t *orig, double *vals)             \
     {                                                                                                            \
-        (void)fmask, (void)fb, (void)depth;                                                                      \
+        (void)depth;                                                                      \
         const NT *p[RF_LANES];                                                                                   \
         Py_ssize_t item[RF_LANES], next = 0;                                                                     \
         uint32_t busy = 0;                                                                                       \
@@ -810,7 +814,7 @@ static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans
         }                                                                                                        \
     }
 
-typedef void (*rf_walk_fn)(const void *, const int64_t *, const int32_t *, Py_ssize_t, const void *, uint32_t, int,
+typedef void (*rf_walk_fn)(const void *, const int64_t *, const int32_t *, Py_ssize_t, const void *,
                            const node_t *, double *);
 
 #define DEFINE_RF_ALL(SUFFIX, NANS)                                                                           \
@@ -830,6 +834,112 @@ static const rf_walk_fn rf_walks[3][2][2] = {
     {{(rf_walk_fn)rf_fill_lt, (rf_walk_fn)rf_fill_lt_nan}, {(rf_walk_fn)rf_lock_lt, (rf_walk_fn)rf_lock_lt_nan}},
 };
 
+/* ---- bins: float64 rows on narrow nodes ----------------------------------------------------------------------
+ * A model whose rows are float64 values (LightGBM, scikit-learn's histogram models, XGBoost with float64 input)
+ * cannot fold its thresholds into float32 ones. Its row form ranks them instead: feature f's distinct split
+ * thresholds t_0 < t_1 < ... (every tree's), and a node x OP t_k holds k as its float32 threshold. A row is binned
+ * once, each value x to bin(x) = the number of thresholds t with t < x (OP "<=") or t <= x (OP "<"), and then
+ * x OP t_k iff bin(x) <= k, for every x that is not NaN (an infinite one too): for "<=", x <= t_k means every
+ * t_j < x has j < k, and x > t_k would put t_0 .. t_k below x. So the rows walk the same 8-byte nodes as the
+ * float32 models, with the same -infinity copy for the nodes that send a missing value left. */
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Each feature's distinct split thresholds, ascending: *off (n_features + 1 offsets) into *vals (*n of them).
+ * 1, or 0 if a threshold is NaN or there are too many to rank exactly in a float32, or -1: no memory. Splits on
+ * a feature out of range are skipped (the row form refuses their tree). */
+static int rf_bin_table(const node_t *nodes, Py_ssize_t n_nodes, Py_ssize_t nf, int64_t **off, double **vals,
+                        Py_ssize_t *n)
+{
+    int64_t *o = calloc((size_t)nf + 1, sizeof(int64_t)), *pos = calloc((size_t)nf + 1, sizeof(int64_t));
+    double *v = NULL;
+    int status = -1;
+    if (o == NULL || pos == NULL) goto out;
+    for (Py_ssize_t i = 0; i < n_nodes; i++) {
+        const int32_t f = nodes[i].feature;
+        if (f < 0 || f >= nf) continue;
+        if (isnan(nodes[i].value)) { status = 0; goto out; }
+        o[f + 1]++;
+    }
+    for (Py_ssize_t f = 0; f < nf; f++) o[f + 1] += o[f], pos[f] = o[f];
+    v = malloc(((size_t)o[nf] + 1) * sizeof(double));
+    if (v == NULL) goto out;
+    for (Py_ssize_t i = 0; i < n_nodes; i++) {
+        const int32_t f = nodes[i].feature;
+        if (f >= 0 && f < nf) v[pos[f]++] = nodes[i].value;
+    }
+    int64_t w = 0; /* each feature's range sorted, then its distinct values moved down to w */
+    for (Py_ssize_t f = 0; f < nf; f++) {
+        const int64_t a = o[f], b = o[f + 1];
+        qsort(v + a, (size_t)(b - a), sizeof(double), cmp_double);
+        o[f] = w;
+        for (int64_t i = a; i < b; i++)
+            if (i == a || v[i] != v[i - 1]) v[w++] = v[i];
+        if (w - o[f] >= (int64_t)1 << 24) { status = 0; goto out; }
+    }
+    o[nf] = w;
+    *off = o, *vals = v, *n = w, o = NULL, v = NULL;
+    status = 1;
+out:
+    free(o);
+    free(pos);
+    free(v);
+    return status;
+}
+
+/* The bin of x among feature f's thresholds (see above); x is not NaN. */
+static inline float rf_bin(const job_t *j, Py_ssize_t f, double x)
+{
+    const double *t = j->rf_bins + j->rf_binoff[f];
+    int64_t lo = 0, hi = j->rf_binoff[f + 1] - j->rf_binoff[f];
+    if (j->lt) {
+        while (lo < hi) {
+            const int64_t mid = lo + (hi - lo) / 2;
+            if (t[mid] <= x) lo = mid + 1;
+            else hi = mid;
+        }
+    } else {
+        while (lo < hi) {
+            const int64_t mid = lo + (hi - lo) / 2;
+            if (t[mid] < x) lo = mid + 1;
+            else hi = mid;
+        }
+    }
+    return (float)lo;
+}
+
+/* Row r as the narrow nodes read it, into xf (slot s at xf[s * XS]): version 1, its float32 values; else its
+ * values as float32 values or (bins) their bins, then again with NaN as -infinity. OK, or RF_FALLBACK: a float64
+ * value that a float32 model's row cannot hold (or an infinite one), which takes the checked path. */
+static int rf_prep(const job_t *j, Py_ssize_t r, float *xf)
+{
+    const Py_ssize_t nf = j->n_features;
+    if (!j->v2) {
+        const float *x = (const float *)j->X + r * nf;
+        for (Py_ssize_t f = 0; f < nf; f++) xf[f * XS] = x[f];
+        return OK;
+    }
+    const double *xd = (const double *)j->X + r * nf;
+    for (Py_ssize_t f = 0; f < nf; f++) {
+        float v;
+        if (isnan(xd[f])) {
+            v = NAN;
+        } else if (j->rf->bins) {
+            v = rf_bin(j, f, xd[f]);
+        } else {
+            v = (float)xd[f];
+            if ((double)v != xd[f] || isinf(v)) return RF_FALLBACK;
+        }
+        xf[f * XS] = v;
+        xf[(nf + f) * XS] = isnan(v) ? -INFINITY : v;
+    }
+    return OK;
+}
+
 /* Row r through every tree over the row form: OK, or RF_FALLBACK when the row takes the checked path. */
 static int rf_row(const job_t *j, Py_ssize_t r, double *vals, float *xf)
 {
@@ -837,16 +947,8 @@ static int rf_row(const job_t *j, Py_ssize_t r, double *vals, float *xf)
     const Py_ssize_t nf = j->n_features, K = j->K;
     const void *x;
     int nans = 0;
-    if (h->narrow && !j->v2) {
-        x = (const float *)j->X + r * nf; /* version 1: float32 rows without NaN */
-    } else if (h->narrow) { /* the row, then the row with NaN read as -infinity (the nodes sending NaN left) */
-        const double *xd = (const double *)j->X + r * nf;
-        for (Py_ssize_t f = 0; f < nf; f++) {
-            const float v = (float)xd[f];
-            if (!isnan(xd[f]) && ((double)v != xd[f] || isinf(v))) return RF_FALLBACK;
-            xf[f] = v;
-            xf[nf + f] = isnan(v) ? -INFINITY : v;
-        }
+    if (h->narrow) {
+        if (rf_prep(j, r, xf) != OK) return RF_FALLBACK;
         x = xf;
     } else {
         const double *xd = (const double *)j->X + r * nf;
@@ -858,10 +960,9 @@ static int rf_row(const job_t *j, Py_ssize_t r, double *vals, float *xf)
     }
     const rf_walk_fn walk = rf_walks[h->narrow ? 0 : j->lt ? 2 : 1][h->lockstep][nans]; /* narrow: never nans */
     const void *nodes = h->narrow ? (const void *)j->rf_nodes : (const void *)j->ct;
-    const uint32_t fmask = ((uint32_t)1 << h->fbits) - 1;
     for (Py_ssize_t t0 = 0; t0 < j->n_trees; t0 += ROW_BLOCK) {
         const Py_ssize_t m = j->n_trees - t0 < ROW_BLOCK ? j->n_trees - t0 : ROW_BLOCK;
-        walk(nodes, j->offsets + t0, j->rf_depth + t0 / RF_LANES, m, x, fmask, h->fbits, j->nodes, vals);
+        walk(nodes, j->offsets + t0, j->rf_depth + t0 / RF_LANES, m, x, j->nodes, vals);
         const int32_t *g = j->rf_groups + t0;
         if (j->acc32) {
             float *o = (float *)j->out + r * K;
@@ -869,6 +970,108 @@ static int rf_row(const job_t *j, Py_ssize_t r, double *vals, float *xf)
         } else {
             double *o = (double *)j->out + r * K;
             for (Py_ssize_t i = 0; i < m; i++) o[g[i]] += vals[i];
+        }
+    }
+    return OK;
+}
+
+/* ---- the row form for a batch: a block of rows through each tree -------------------------------------------
+ * A batch walks the row form's narrow nodes too, tree by tree over a block of rows small enough that the rows stay
+ * in the first-level cache (each row copied once as float32 values or bins, as rf_row does). BLK_LANES walks are
+ * interleaved, each a row of the block, with the step down a conditional move: a tree's nodes are in cache, so a
+ * walk is a chain of dependent loads, and a mispredicted branch per level (half of them on real data) cost more
+ * than the walk. Trees whose leaves sit at similar depths (the row form's lockstep) walk BLK_LANES rows in
+ * lock-step to the tree's deepest leaf, with no test per step; leaf-wise grown ones refill a lane with the next
+ * row as soon as its walk ends. Each tree's leaf values are added to the rows' outputs before the next tree's
+ * walks, so every row's sum is in tree order, as on the checked path. */
+#define BLK_LANES XS /* (a divisor of XS) 16: measured faster than 8 */
+#define BLK_BURST 4 /* blk_fill's steps between looking for finished walks: measured best of 1-8 */
+
+/* Rows 0 .. n - 1 of the block xb (row i at xb + (i / XS) * S * XS + i % XS: each XS rows' values interleaved, so
+ * the lanes of a group read one slot from consecutive addresses) through the tree at root, in lock-step to its
+ * deepest leaf; vals[i] = row i's leaf value (orig: the file's nodes of the tree). */
+NOINLINE static void blk_lock(const n8_t *root, int32_t deepest, Py_ssize_t n, const float *xb, Py_ssize_t S,
+                              const node_t *orig, double *vals)
+{
+    for (Py_ssize_t g0 = 0; g0 < n; g0 += BLK_LANES) {
+        const float *xg = xb + g0 / XS * S * XS + g0 % XS; /* lane k at xg + k (the last group is padded) */
+        const n8_t *p[BLK_LANES];
+        _Pragma("GCC unroll 16") for (int k = 0; k < BLK_LANES; k++) p[k] = root;
+        for (int32_t d = deepest; d > 0; d--) {
+            _Pragma("GCC unroll 16") for (int k = 0; k < BLK_LANES; k++) p[k] = n8_next(p[k], xg + k);
+        }
+        const int m = n - g0 < BLK_LANES ? (int)(n - g0) : BLK_LANES;
+        for (int k = 0; k < m; k++) vals[g0 + k] = orig[p[k] - root].value;
+    }
+}
+
+/* As blk_lock, a lane taking the block's next row as soon as its walk reaches a leaf. */
+NOINLINE static void blk_fill(const n8_t *root, int32_t deepest, Py_ssize_t n, const float *xb, Py_ssize_t S,
+                              const node_t *orig, double *vals)
+{
+    (void)deepest;
+    const n8_t *p[BLK_LANES];
+    const float *x[BLK_LANES];
+    Py_ssize_t item[BLK_LANES], next = 0;
+    uint32_t busy = 0;
+    for (int k = 0; k < BLK_LANES; k++) {
+        if (next < n) p[k] = root, x[k] = xb + next / XS * S * XS + next % XS, item[k] = next++, busy |= 1u << k;
+        else p[k] = &IDLE8, x[k] = xb, item[k] = -1;
+    }
+    while (busy) {
+        for (int b = 1; b < BLK_BURST; b++) { /* a walk at a leaf stays put */
+            _Pragma("GCC unroll 16") for (int k = 0; k < BLK_LANES; k++) p[k] = n8_next(p[k], x[k]);
+        }
+        uint32_t done = 0; /* the lanes whose walk stayed put: at a leaf */
+        _Pragma("GCC unroll 16") for (int k = 0; k < BLK_LANES; k++) {
+            const n8_t *q = n8_next(p[k], x[k]);
+            done |= (uint32_t)(q == p[k]) << k;
+            p[k] = q;
+        }
+        done &= busy;
+        while (done) {
+            const int k = __builtin_ctz(done);
+            done &= done - 1;
+            vals[item[k]] = orig[p[k] - root].value;
+            if (next < n) p[k] = root, x[k] = xb + next / XS * S * XS + next % XS, item[k] = next++;
+            else p[k] = &IDLE8, busy &= ~(1u << k);
+        }
+    }
+}
+
+/* Rows r0 .. r0 + n - 1 (n <= ROW_BLOCK) over the narrow row form, s->xb_rows at a time; a row the row form does
+ * not take (rf_prep) goes through trees_row. OK, or its problem. */
+static int rf_block(const job_t *j, Py_ssize_t r0, Py_ssize_t n, scratch_t *s, Py_ssize_t *bad_tree)
+{
+    const rfhead_t *h = j->rf;
+    const Py_ssize_t K = j->K, S = (j->v2 ? 2 : 1) * j->n_features;
+    void (*walk)(const n8_t *, int32_t, Py_ssize_t, const float *, Py_ssize_t, const node_t *, double *) =
+        h->lockstep ? blk_lock : blk_fill;
+    for (Py_ssize_t a = r0; a < r0 + n; a += s->xb_rows) {
+        const Py_ssize_t b = a + s->xb_rows < r0 + n ? a + s->xb_rows : r0 + n;
+        Py_ssize_t m = 0;
+        for (Py_ssize_t r = a; r < b; r++) { /* the block's rows as the row form reads them */
+            if (rf_prep(j, r, s->xb + m / XS * S * XS + m % XS) != OK) {
+                const int status = trees_row(j, r, s, bad_tree); /* this row takes the checked walks */
+                if (status != OK) return status;
+                continue;
+            }
+            s->map[m++] = (int32_t)(r - a);
+        }
+        if (m == 0) continue;
+        for (Py_ssize_t i = m; i % XS != 0; i++) /* the last group's idle lanes: any values will do */
+            for (Py_ssize_t v = 0; v < S; v++) s->xb[i / XS * S * XS + i % XS + v * XS] = 0.0f;
+        for (Py_ssize_t t = 0; t < j->n_trees; t++) {
+            const int64_t o = j->offsets[t];
+            walk(j->rf_nodes + o, j->rf_tdepth[t], m, s->xb, S, j->nodes + o, s->vals);
+            const int32_t g = j->rf_groups[t];
+            if (j->acc32) {
+                float *out = (float *)j->out + a * K + g;
+                for (Py_ssize_t i = 0; i < m; i++) out[s->map[i] * K] += (float)s->vals[i];
+            } else {
+                double *out = (double *)j->out + a * K + g;
+                for (Py_ssize_t i = 0; i < m; i++) out[s->map[i] * K] += s->vals[i];
+            }
         }
     }
     return OK;
@@ -887,10 +1090,24 @@ static void *run_part(void *arg)
     part_t *p = arg;
     scratch_t *s = malloc(sizeof(scratch_t));
     if (s == NULL) { p->status = NO_MEMORY; return NULL; }
-    s->ct = NULL, s->depth = NULL, s->xf = NULL;
-    if (p->job->rf != NULL && p->job->rf->narrow && p->job->v2) {
-        s->xf = malloc(2 * (size_t)p->job->n_features * sizeof(float));
+    s->ct = NULL, s->depth = NULL, s->xf = NULL, s->xb = NULL, s->map = NULL, s->xb_rows = 0;
+    const int blocks = p->job->rf != NULL && p->job->rf->narrow && p->r1 - p->r0 >= FEW_ROWS;
+    if (p->job->rf != NULL && p->job->rf->narrow) {
+        s->xf = malloc(2 * (size_t)p->job->n_features * XS * sizeof(float));
         if (s->xf == NULL) { free(s); p->status = NO_MEMORY; return NULL; }
+    }
+    if (blocks) { /* rows of about 48 KiB in all, a whole number of lane groups, at most a block */
+        const Py_ssize_t row_bytes = (p->job->v2 ? 8 : 4) * p->job->n_features;
+        s->xb_rows = 49152 / row_bytes / XS * XS; /* 48 KiB: measured a little faster than 12-24, as 96 */
+        if (s->xb_rows < XS) s->xb_rows = XS;
+        if (s->xb_rows > ROW_BLOCK) s->xb_rows = ROW_BLOCK;
+        s->xb = malloc((size_t)(s->xb_rows * row_bytes));
+        s->map = malloc((size_t)s->xb_rows * sizeof(int32_t));
+        if (s->xb == NULL || s->map == NULL) {
+            free(s->xb), free(s->map), free(s->xf), free(s);
+            p->status = NO_MEMORY;
+            return NULL;
+        }
     }
     if (p->job->ct == NULL && p->r1 - p->r0 >= CLEAN_ROWS) {
         s->ct = malloc((size_t)p->job->max_tree * sizeof(cnode_t));
@@ -905,10 +1122,14 @@ static void *run_part(void *arg)
                 if (p->job->rf == NULL || rf_row(p->job, i, s->vals, s->xf) != OK)
                     p->status = trees_row(p->job, i, s, &p->bad_tree);
             }
+        } else if (blocks) {
+            p->status = rf_block(p->job, r, n, s, &p->bad_tree);
         } else {
             p->status = rows_block(p->job, r, n, s, &p->bad_tree);
         }
     }
+    free(s->xb);
+    free(s->map);
     free(s->ct);
     free(s->depth);
     free(s->xf);
@@ -927,9 +1148,9 @@ static int run_job(job_t *job, Py_ssize_t n_rows, Py_ssize_t threads)
 {
     if (job->rf != NULL && n_rows < FEW_ROWS) { /* a few rows over the row form: no scratch, no thread */
         double vals[ROW_BLOCK];
-        float xs[512];
-        float *xf = job->n_features <= 256 ? xs : NULL; /* room for rf_row's two copies of a row */
-        const int need_xf = job->rf->narrow && job->v2;
+        float xs[2 * 16 * XS];
+        float *xf = job->n_features <= 16 ? xs : NULL; /* room for rf_prep's copy of a row */
+        const int need_xf = job->rf->narrow;
         part_t part = {job, 0, 0, OK, -1};
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t r = 0; r < n_rows && part.status == OK; r++) {
@@ -1078,7 +1299,7 @@ static float fold32(double t, int lt)
 /* Where a row form's narrow nodes start: after its header, each tree's output and each LANES trees' deepest leaf. */
 static Py_ssize_t rf_start(Py_ssize_t n_trees)
 {
-    const Py_ssize_t head = (Py_ssize_t)sizeof(rfhead_t) + 4 * (n_trees + (n_trees + RF_LANES - 1) / RF_LANES);
+    const Py_ssize_t head = (Py_ssize_t)sizeof(rfhead_t) + 4 * (2 * n_trees + (n_trees + RF_LANES - 1) / RF_LANES);
     return (head + 7) / 8 * 8;
 }
 
@@ -1113,6 +1334,8 @@ static PyObject *rowform(PyObject *self, PyObject *args)
     PyObject *result = NULL;
     cnode_t *tmp = NULL;
     int32_t *depth = NULL;
+    int64_t *binoff = NULL;
+    double *binv = NULL;
     if (v2) {
         if (get(o_flags, &bf, 0, "node_flags") < 0) goto done;
         got_f = 1;
@@ -1134,19 +1357,30 @@ static PyObject *rowform(PyObject *self, PyObject *args)
     job.flags = v2 ? (const uint8_t *)bf.buf : NULL;
     job.lt = lt;
     /* narrow nodes: the feature field, the missing-value bit and the step fit 32 bits */
-    const int32_t fbits = N8_FBITS;
     int64_t largest = 1, max_step = 0;
     for (Py_ssize_t t = 0; t < n_trees; t++)
         if (offsets[t + 1] - offsets[t] > largest) largest = offsets[t + 1] - offsets[t];
     for (Py_ssize_t i = 0; i < n_nodes; i++)
         if (nodes[i].feature >= 0 && nodes[i].right - i > max_step) max_step = nodes[i].right - (int64_t)i;
-    if (2 * n_features > (Py_ssize_t)N8_FMASK + 1 || (max_step >> N8_STEP_BITS) != 0) narrow = 0;
+    int bins = v2 && !narrow; /* float64 rows: each binned first, the nodes holding their thresholds' ranks */
+    if (bins) narrow = 1;
+    if (2 * n_features * XS > UINT16_MAX || max_step > UINT16_MAX) narrow = 0, bins = 0; /* n8_t's fields */
     if (!v2 && !narrow) { /* version 1 rows are float32: only the narrow walks read them */
         result = Py_NewRef(Py_None);
         goto done;
     }
+    Py_ssize_t n_bins = 0;
+    if (bins) {
+        const int status = rf_bin_table(nodes, n_nodes, n_features, &binoff, &binv, &n_bins);
+        if (status < 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        if (status == 0) narrow = 0, bins = 0; /* a NaN threshold, or too many to rank in a float32 */
+    }
     const Py_ssize_t start = rf_start(n_trees);
-    result = PyByteArray_FromStringAndSize(NULL, start + (narrow ? n_nodes * (Py_ssize_t)sizeof(n8_t) : 0));
+    const Py_ssize_t bin_start = start + (narrow ? n_nodes * (Py_ssize_t)sizeof(n8_t) : 0);
+    result = PyByteArray_FromStringAndSize(NULL, bin_start + (bins ? 8 * (n_features + 1 + n_bins) : 0));
     tmp = malloc((size_t)largest * sizeof(cnode_t));
     depth = malloc((size_t)largest * sizeof(int32_t));
     if (result == NULL || tmp == NULL || depth == NULL) {
@@ -1158,11 +1392,16 @@ static PyObject *rowform(PyObject *self, PyObject *args)
     memset(dst, 0, (size_t)start);
     rfhead_t *h = (rfhead_t *)dst;
     int32_t *groups = (int32_t *)(dst + sizeof(rfhead_t));
-    int32_t *gdepth = groups + n_trees;
+    int32_t *tdepth = groups + n_trees;
+    int32_t *gdepth = tdepth + n_trees;
     n8_t *n8 = (n8_t *)(dst + start);
-    memcpy(h->magic, "cbrowf1", 8);
+    if (bins) {
+        memcpy(dst + bin_start, binoff, 8 * (size_t)(n_features + 1));
+        memcpy(dst + bin_start + 8 * (n_features + 1), binv, 8 * (size_t)n_bins);
+    }
+    memcpy(h->magic, "cbrowf2", 8);
     h->n_trees = n_trees, h->n_nodes = n_nodes, h->n_features = n_features, h->K = K;
-    h->narrow = narrow, h->lockstep = 1, h->fbits = fbits, h->v2 = v2;
+    h->narrow = narrow, h->lockstep = 1, h->spread = XS, h->v2 = v2, h->bins = bins;
     for (Py_ssize_t t = 0; t < n_trees; t++) {
         const int how = compact_tree(&job, t, tmp, depth);
         const int64_t size = offsets[t + 1] - offsets[t];
@@ -1177,6 +1416,7 @@ static PyObject *rowform(PyObject *self, PyObject *args)
         if (how != CLEAN_LANES) h->lockstep = 0;
         h->steps += deepest;
         groups[t] = g;
+        tdepth[t] = deepest;
         if (deepest > gdepth[t / RF_LANES]) gdepth[t / RF_LANES] = deepest;
         for (int64_t i = 0; narrow && i < size; i++) {
             const cnode_t c = tmp[i];
@@ -1187,9 +1427,22 @@ static PyObject *rowform(PyObject *self, PyObject *args)
             /* a node sending NaN left reads the row's second copy, NaN as -infinity: -inf <= thr holds unless thr
              * is NaN, which the fold gives only when no finite x goes left; -inf then sends only NaN left */
             const uint32_t f = c.f & ~NAN_LEFT, nan_left = c.f >> 31;
-            float thr = fold32(c.thr, lt);
-            if (nan_left && isnan(thr)) thr = -INFINITY;
-            n8[offsets[t] + i] = (n8_t){thr, ((uint32_t)c.step << (fbits + 1)) | (f + (nan_left ? (uint32_t)n_features : 0))};
+            float thr;
+            if (bins) { /* the threshold's rank among its feature's: x OP t_k iff bin(x) <= k (rf_bin) */
+                const double *tv = binv + binoff[f];
+                int64_t lo = 0, hi = binoff[f + 1] - binoff[f];
+                while (lo < hi) {
+                    const int64_t mid = lo + (hi - lo) / 2;
+                    if (tv[mid] < c.thr) lo = mid + 1;
+                    else hi = mid;
+                }
+                thr = (float)lo;
+            } else {
+                thr = fold32(c.thr, lt);
+                if (nan_left && isnan(thr)) thr = -INFINITY;
+            }
+            const uint32_t slot = (f + (nan_left ? (uint32_t)n_features : 0)) * XS;
+            n8[offsets[t] + i] = (n8_t){thr, (uint16_t)slot, (uint16_t)c.step};
         }
     }
     goto done;
@@ -1197,6 +1450,8 @@ refuse:
     Py_CLEAR(result);
     result = Py_NewRef(Py_None);
 done:
+    free(binoff);
+    free(binv);
     free(tmp);
     free(depth);
     if (got_g) PyBuffer_Release(&bg);
@@ -1213,16 +1468,30 @@ static int use_rowform(job_t *job, const Py_buffer *b, Py_ssize_t n_nodes)
 {
     const rfhead_t *h = (const rfhead_t *)b->buf;
     const Py_ssize_t start = rf_start(job->n_trees);
-    if (b->len < start || memcmp(h->magic, "cbrowf1", 8) != 0 || h->n_trees != job->n_trees
-        || h->n_nodes != n_nodes || h->n_features != job->n_features || h->K != job->K || h->v2 != job->v2
-        || b->len != start + (h->narrow ? n_nodes * (Py_ssize_t)sizeof(n8_t) : 0)) {
+    const Py_ssize_t bin_start = start + (b->len >= start && h->narrow ? n_nodes * (Py_ssize_t)sizeof(n8_t) : 0);
+    const Py_ssize_t nf = job->n_features;
+    int fits = b->len >= start && memcmp(h->magic, "cbrowf2", 8) == 0 && h->n_trees == job->n_trees
+               && h->n_nodes == n_nodes && h->n_features == nf && h->K == job->K && h->v2 == job->v2
+               && (!h->narrow || h->spread == XS) && (h->bins == 0 || (h->bins == 1 && h->narrow && job->v2));
+    if (fits && h->bins) { /* each feature's thresholds: a range of the table, in order */
+        const int64_t *off = (const int64_t *)((const char *)b->buf + bin_start);
+        fits = b->len >= bin_start + 8 * (nf + 1) && off[0] == 0
+               && b->len == bin_start + 8 * (nf + 1 + off[nf]);
+        for (Py_ssize_t f = 0; fits && f < nf; f++) fits = off[f] <= off[f + 1];
+        job->rf_binoff = off;
+        job->rf_bins = (const double *)(off + nf + 1);
+    } else if (fits) {
+        fits = b->len == bin_start;
+    }
+    if (!fits) {
         PyErr_SetString(PyExc_ValueError, "rowform: not this model's row form");
         return -1;
     }
     if (h->steps > job->max_steps || (!h->narrow && job->ct == NULL) || job->lin_off != NULL || job->vector) return 0;
     job->rf = h;
     job->rf_groups = (const int32_t *)((const char *)b->buf + sizeof(rfhead_t));
-    job->rf_depth = job->rf_groups + job->n_trees;
+    job->rf_tdepth = job->rf_groups + job->n_trees;
+    job->rf_depth = job->rf_tdepth + job->n_trees;
     job->rf_nodes = (const n8_t *)((const char *)b->buf + start);
     return 0;
 }
@@ -1238,7 +1507,7 @@ static int run_with(job_t *job, Py_ssize_t n_rows, Py_ssize_t threads, Py_ssize_
         got_ct = 1;
         if (use_compact(job, &b_ct, n_nodes) < 0) goto done;
     }
-    if (o_rowform != Py_None && n_rows < FEW_ROWS) {
+    if (o_rowform != Py_None) {
         if (get(o_rowform, &b_rf, 0, "rowform") < 0) goto done;
         got_rf = 1;
         if (use_rowform(job, &b_rf, n_nodes) < 0) goto done;

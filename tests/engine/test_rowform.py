@@ -1,6 +1,7 @@
-"""The C kernel's row form (single rows once the predictor has built it: ``warm()``): the library's bits on every family it
-covers, at the thresholds (each split's threshold, its float64 and float32 neighbours) and with missing values, as
-numpy rows and as lists; and the same bits as the walks without it."""
+"""The C kernel's row form (single rows and batches once the predictor has built it: ``warm()``): the library's bits on
+every family it covers, at the thresholds (each split's threshold, its float64 and float32 neighbours) and with missing
+values, as numpy rows and as lists, one row at a time, a few and a batch on 1 and 2 threads; and the same bits as the
+walks without it. Float32 models hold float32 thresholds ("f32"), float64 ones their thresholds' ranks ("bins")."""
 
 from __future__ import annotations
 
@@ -34,7 +35,10 @@ def _rows(p: BrewPredictor, X: np.ndarray, nan: bool, n: int = 240) -> np.ndarra
     return rows
 
 
-def _check(path, est, X, *, nan: bool, narrow: bool | None, proba: bool = True):
+FORMS = {"f32": (1, 0), "bins": (1, 1)}  # rfhead_t's narrow and bins fields
+
+
+def _check(path, est, X, *, nan: bool, form: str | None, proba: bool = True):
     p = BrewPredictor(path, threads=1)
     rows = _rows(p, X, nan)
     with warnings.catch_warnings():
@@ -43,11 +47,12 @@ def _check(path, est, X, *, nan: bool, narrow: bool | None, proba: bool = True):
     method = p.predict_proba if proba else p.predict
     method(rows[:1])  # a fresh predictor's first call: the checked walks
     p.warm()  # the compact and row forms, built now
-    if narrow is None:
+    if form is None:
         assert p._rowform is None
     else:
         assert p._rowform is not None
-        assert struct.unpack_from("<i", p._rowform, 48)[0] == narrow  # rfhead_t.narrow
+        head = struct.unpack_from("<5i", p._rowform, 48)  # narrow, lockstep, spread, v2, bins
+        assert (head[0], head[4]) == FORMS[form]
     listed = rows.tolist()
     for i in range(len(rows)):
         got = method(rows[i : i + 1])
@@ -55,6 +60,11 @@ def _check(path, est, X, *, nan: bool, narrow: bool | None, proba: bool = True):
         assert method([listed[i]]) == want[i : i + 1].tolist(), i
     small = method(rows[:9])  # a few rows: each through the row form
     assert np.array_equal(small, want[:9])
+    for threads in (1, 2):  # a batch: blocks of rows through each tree
+        p.threads = threads
+        batch = method(rows)
+        assert batch.dtype == want.dtype and np.array_equal(batch, want)
+    p.threads = 1
     form, p._rowform = p._rowform, None  # the walks without it: the same bits
     for i in range(0, len(rows), 7):
         assert np.array_equal(method(rows[i : i + 1]), want[i : i + 1]), i
@@ -88,7 +98,7 @@ def test_sklearn_forests(tmp_path, data):
         src.write_bytes(pickle.dumps(est))
         compile_file(src, dst, progress=False)
         regressor = i == 2
-        _check(dst, est, X, nan=False, narrow=1, proba=not regressor)
+        _check(dst, est, X, nan=False, form="f32", proba=not regressor)
 
 
 def test_hist_gradient_boosting(tmp_path, data):
@@ -103,7 +113,7 @@ def test_hist_gradient_boosting(tmp_path, data):
     src, dst = tmp_path / "m.pkl", tmp_path / "m.brew"
     src.write_bytes(pickle.dumps(est))
     compile_file(src, dst, progress=False)
-    _check(dst, est, X, nan=True, narrow=0)
+    _check(dst, est, X, nan=True, form="bins")
 
 
 @pytest.mark.parametrize("objective", ["binary:logistic", "multi:softprob"])
@@ -117,7 +127,7 @@ def test_xgboost(tmp_path, data, objective):
     src, dst = tmp_path / "m.json", tmp_path / "m.brew"
     est.save_model(src)
     compile_file(src, dst, progress=False)
-    _check(dst, est, X, nan=True, narrow=1)
+    _check(dst, est, X, nan=True, form="f32")
 
 
 @pytest.mark.parametrize("params", [{}, {"zero_as_missing": True}, {"use_missing": False}, {"objective": "multiclass"}])
@@ -133,4 +143,4 @@ def test_lightgbm(tmp_path, data, params):
     est.booster_.save_model(src)
     compile_file(src, dst, progress=False)
     # zero as missing (0.0 itself goes the default way) is a rule the compact form does not hold: no row form
-    _check(dst, est, X, nan=True, narrow=None if params.get("zero_as_missing") else 0)
+    _check(dst, est, X, nan=True, form=None if params.get("zero_as_missing") else "bins")
