@@ -205,12 +205,14 @@ typedef struct {
     int32_t spread;   /* narrow: XS, the distance (in floats) between a row's values as the nodes read them */
     int32_t v2;
     int32_t bins;     /* narrow: 1: the thresholds are ranks, each row binned first (see rf_bin); 0: float32 values */
-    int32_t pad;
+    int32_t leaf32;   /* narrow: 1: a leaf holds its value as its float32 threshold (every leaf value is a float32) */
 } rfhead_t;
 
 /* A narrow node: x <= thr goes left, where x = the row's value at slot / XS (feature f, or n_features + f, the
  * row's copy with NaN as -infinity, when a missing value goes left); step: to the right child. Slots are spread XS
- * floats apart so that XS rows interleaved (rf_block) are read at the same slot from consecutive addresses. */
+ * floats apart so that XS rows interleaved (rf_block) are read at the same slot from consecutive addresses. A leaf
+ * has step 0, and a NaN threshold or (leaf32) its value with the slot of the row's last value, always NaN: either
+ * way every comparison is false, and a walk that reached it stays put. */
 #define XS 16
 typedef struct {
     float thr;     /* rowform() folds "<" and float64 thresholds into "<="; NaN at a leaf */
@@ -710,7 +712,8 @@ static int trees_row(const job_t *j, Py_ssize_t r, scratch_t *s, Py_ssize_t *bad
  * leaf value is kept and the values are added in tree order, exactly as the checked path adds them. A row that is
  * not what the row form assumes (a float64 value in a float32 model's row, an infinite input) takes the checked
  * path. */
-#define RF_LANES 16
+#define RF_LANES 16 /* measured: 8 slower, 24 and 32 no faster */
+#define RF_BURST 4 /* the refilled walks' steps between looking for finished ones: 4 measured faster than 1, 2 */
 #define RF_FALLBACK (-1)
 
 static const n8_t IDLE8 = {NAN, 0, 0}; /* an idle lane: a leaf */
@@ -759,6 +762,8 @@ static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans
 }
 
 #define N8_NEXT(p, NANS, LT) n8_next(p, x)
+/* The value of the leaf q of a walk over nodes: the file's (orig), or (orig NULL) a narrow leaf32 node's own. */
+#define LEAF_VALUE(q, nodes, orig) ((orig) != NULL ? (orig)[(q) - (nodes)].value : (double)((const n8_t *)(q))->thr)
 #define CW_NEXT(p, NANS, LT) cw_next(p, x, NANS, LT)
 #define N8_LEAF(c) ((c).step == 0)
 #define CW_LEAF(c) ((c).step == 0)
@@ -778,7 +783,7 @@ static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans
                 _Pragma("GCC unroll 16") for (int k = 0; k < RF_LANES; k++) p[k] = NEXT(p[k], NANS, LT);         \
             }                                                                                                    \
             const int n = m - g0 < RF_LANES ? (int)(m - g0) : RF_LANES;                                          \
-            for (int k = 0; k < n; k++) vals[g0 + k] = orig[p[k] - nodes].value;                                 \
+            for (int k = 0; k < n; k++) vals[g0 + k] = LEAF_VALUE(p[k], nodes, orig);                            \
         }                                                                                                        \
     }
 
@@ -797,6 +802,9 @@ static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans
             else p[k] = &IDLE_NODE, item[k] = -1;                                                                \
         }                                                                                                        \
         while (busy) {                                                                                           \
+            for (int b = 1; b < RF_BURST; b++) { /* a walk at a leaf stays put */                                \
+                _Pragma("GCC unroll 16") for (int k = 0; k < RF_LANES; k++) p[k] = NEXT(p[k], NANS, LT);         \
+            }                                                                                                    \
             uint32_t done = 0; /* the lanes whose walk stayed put: at a leaf */                                  \
             _Pragma("GCC unroll 16") for (int k = 0; k < RF_LANES; k++) {                                        \
                 const NT *q = NEXT(p[k], NANS, LT);                                                              \
@@ -807,7 +815,7 @@ static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans
             while (done) {                                                                                       \
                 const int k = __builtin_ctz(done);                                                               \
                 done &= done - 1;                                                                                \
-                vals[item[k]] = orig[p[k] - nodes].value;                                                        \
+                vals[item[k]] = LEAF_VALUE(p[k], nodes, orig);                                                   \
                 if (next < m) p[k] = nodes + roots[next], item[k] = next++;                                      \
                 else p[k] = &IDLE_NODE, busy &= ~(1u << k);                                                      \
             }                                                                                                    \
@@ -918,6 +926,7 @@ static inline float rf_bin(const job_t *j, Py_ssize_t f, double x)
 static int rf_prep(const job_t *j, Py_ssize_t r, float *xf)
 {
     const Py_ssize_t nf = j->n_features;
+    xf[(j->v2 ? 2 * nf : nf) * XS] = NAN; /* the slot a leaf32 leaf reads */
     if (!j->v2) {
         const float *x = (const float *)j->X + r * nf;
         for (Py_ssize_t f = 0; f < nf; f++) xf[f * XS] = x[f];
@@ -962,7 +971,7 @@ static int rf_row(const job_t *j, Py_ssize_t r, double *vals, float *xf)
     const void *nodes = h->narrow ? (const void *)j->rf_nodes : (const void *)j->ct;
     for (Py_ssize_t t0 = 0; t0 < j->n_trees; t0 += ROW_BLOCK) {
         const Py_ssize_t m = j->n_trees - t0 < ROW_BLOCK ? j->n_trees - t0 : ROW_BLOCK;
-        walk(nodes, j->offsets + t0, j->rf_depth + t0 / RF_LANES, m, x, j->nodes, vals);
+        walk(nodes, j->offsets + t0, j->rf_depth + t0 / RF_LANES, m, x, h->narrow && h->leaf32 ? NULL : j->nodes, vals);
         const int32_t *g = j->rf_groups + t0;
         if (j->acc32) {
             float *o = (float *)j->out + r * K;
@@ -1001,7 +1010,7 @@ NOINLINE static void blk_lock(const n8_t *root, int32_t deepest, Py_ssize_t n, c
             _Pragma("GCC unroll 16") for (int k = 0; k < BLK_LANES; k++) p[k] = n8_next(p[k], xg + k);
         }
         const int m = n - g0 < BLK_LANES ? (int)(n - g0) : BLK_LANES;
-        for (int k = 0; k < m; k++) vals[g0 + k] = orig[p[k] - root].value;
+        for (int k = 0; k < m; k++) vals[g0 + k] = LEAF_VALUE(p[k], root, orig);
     }
 }
 
@@ -1032,7 +1041,7 @@ NOINLINE static void blk_fill(const n8_t *root, int32_t deepest, Py_ssize_t n, c
         while (done) {
             const int k = __builtin_ctz(done);
             done &= done - 1;
-            vals[item[k]] = orig[p[k] - root].value;
+            vals[item[k]] = LEAF_VALUE(p[k], root, orig);
             if (next < n) p[k] = root, x[k] = xb + next / XS * S * XS + next % XS, item[k] = next++;
             else p[k] = &IDLE8, busy &= ~(1u << k);
         }
@@ -1044,7 +1053,7 @@ NOINLINE static void blk_fill(const n8_t *root, int32_t deepest, Py_ssize_t n, c
 static int rf_block(const job_t *j, Py_ssize_t r0, Py_ssize_t n, scratch_t *s, Py_ssize_t *bad_tree)
 {
     const rfhead_t *h = j->rf;
-    const Py_ssize_t K = j->K, S = (j->v2 ? 2 : 1) * j->n_features;
+    const Py_ssize_t K = j->K, S = (j->v2 ? 2 : 1) * j->n_features + 1; /* slots per row (rf_prep) */
     void (*walk)(const n8_t *, int32_t, Py_ssize_t, const float *, Py_ssize_t, const node_t *, double *) =
         h->lockstep ? blk_lock : blk_fill;
     for (Py_ssize_t a = r0; a < r0 + n; a += s->xb_rows) {
@@ -1059,11 +1068,11 @@ static int rf_block(const job_t *j, Py_ssize_t r0, Py_ssize_t n, scratch_t *s, P
             s->map[m++] = (int32_t)(r - a);
         }
         if (m == 0) continue;
-        for (Py_ssize_t i = m; i % XS != 0; i++) /* the last group's idle lanes: any values will do */
-            for (Py_ssize_t v = 0; v < S; v++) s->xb[i / XS * S * XS + i % XS + v * XS] = 0.0f;
+        for (Py_ssize_t i = m; i % XS != 0; i++) /* the last group's idle lanes: any values, the last one NaN */
+            for (Py_ssize_t v = 0; v < S; v++) s->xb[i / XS * S * XS + i % XS + v * XS] = v == S - 1 ? NAN : 0.0f;
         for (Py_ssize_t t = 0; t < j->n_trees; t++) {
             const int64_t o = j->offsets[t];
-            walk(j->rf_nodes + o, j->rf_tdepth[t], m, s->xb, S, j->nodes + o, s->vals);
+            walk(j->rf_nodes + o, j->rf_tdepth[t], m, s->xb, S, h->leaf32 ? NULL : j->nodes + o, s->vals);
             const int32_t g = j->rf_groups[t];
             if (j->acc32) {
                 float *out = (float *)j->out + a * K + g;
@@ -1093,11 +1102,11 @@ static void *run_part(void *arg)
     s->ct = NULL, s->depth = NULL, s->xf = NULL, s->xb = NULL, s->map = NULL, s->xb_rows = 0;
     const int blocks = p->job->rf != NULL && p->job->rf->narrow && p->r1 - p->r0 >= FEW_ROWS;
     if (p->job->rf != NULL && p->job->rf->narrow) {
-        s->xf = malloc(2 * (size_t)p->job->n_features * XS * sizeof(float));
+        s->xf = malloc((2 * (size_t)p->job->n_features + 1) * XS * sizeof(float));
         if (s->xf == NULL) { free(s); p->status = NO_MEMORY; return NULL; }
     }
     if (blocks) { /* rows of about 48 KiB in all, a whole number of lane groups, at most a block */
-        const Py_ssize_t row_bytes = (p->job->v2 ? 8 : 4) * p->job->n_features;
+        const Py_ssize_t row_bytes = 4 * ((p->job->v2 ? 2 : 1) * p->job->n_features + 1);
         s->xb_rows = 49152 / row_bytes / XS * XS; /* 48 KiB: measured a little faster than 12-24, as 96 */
         if (s->xb_rows < XS) s->xb_rows = XS;
         if (s->xb_rows > ROW_BLOCK) s->xb_rows = ROW_BLOCK;
@@ -1148,7 +1157,7 @@ static int run_job(job_t *job, Py_ssize_t n_rows, Py_ssize_t threads)
 {
     if (job->rf != NULL && n_rows < FEW_ROWS) { /* a few rows over the row form: no scratch, no thread */
         double vals[ROW_BLOCK];
-        float xs[2 * 16 * XS];
+        float xs[(2 * 16 + 1) * XS];
         float *xf = job->n_features <= 16 ? xs : NULL; /* room for rf_prep's copy of a row */
         const int need_xf = job->rf->narrow;
         part_t part = {job, 0, 0, OK, -1};
@@ -1364,7 +1373,10 @@ static PyObject *rowform(PyObject *self, PyObject *args)
         if (nodes[i].feature >= 0 && nodes[i].right - i > max_step) max_step = nodes[i].right - (int64_t)i;
     int bins = v2 && !narrow; /* float64 rows: each binned first, the nodes holding their thresholds' ranks */
     if (bins) narrow = 1;
-    if (2 * n_features * XS > UINT16_MAX || max_step > UINT16_MAX) narrow = 0, bins = 0; /* n8_t's fields */
+    if ((2 * n_features + 1) * XS > UINT16_MAX || max_step > UINT16_MAX) narrow = 0, bins = 0; /* n8_t's fields */
+    int leaf32 = narrow; /* every leaf value a float32: the leaves hold them */
+    for (Py_ssize_t i = 0; leaf32 && i < n_nodes; i++)
+        if (nodes[i].feature < 0 && (double)(float)nodes[i].value != nodes[i].value) leaf32 = 0;
     if (!v2 && !narrow) { /* version 1 rows are float32: only the narrow walks read them */
         result = Py_NewRef(Py_None);
         goto done;
@@ -1401,7 +1413,7 @@ static PyObject *rowform(PyObject *self, PyObject *args)
     }
     memcpy(h->magic, "cbrowf2", 8);
     h->n_trees = n_trees, h->n_nodes = n_nodes, h->n_features = n_features, h->K = K;
-    h->narrow = narrow, h->lockstep = 1, h->spread = XS, h->v2 = v2, h->bins = bins;
+    h->narrow = narrow, h->lockstep = 1, h->spread = XS, h->v2 = v2, h->bins = bins, h->leaf32 = leaf32;
     for (Py_ssize_t t = 0; t < n_trees; t++) {
         const int how = compact_tree(&job, t, tmp, depth);
         const int64_t size = offsets[t + 1] - offsets[t];
@@ -1421,7 +1433,8 @@ static PyObject *rowform(PyObject *self, PyObject *args)
         for (int64_t i = 0; narrow && i < size; i++) {
             const cnode_t c = tmp[i];
             if (c.step == 0) {
-                n8[offsets[t] + i] = IDLE8;
+                const uint16_t nan_slot = (uint16_t)((v2 ? 2 : 1) * n_features * XS);
+                n8[offsets[t] + i] = leaf32 ? (n8_t){(float)root[i].value, nan_slot, 0} : IDLE8;
                 continue;
             }
             /* a node sending NaN left reads the row's second copy, NaN as -infinity: -inf <= thr holds unless thr
@@ -1472,7 +1485,8 @@ static int use_rowform(job_t *job, const Py_buffer *b, Py_ssize_t n_nodes)
     const Py_ssize_t nf = job->n_features;
     int fits = b->len >= start && memcmp(h->magic, "cbrowf2", 8) == 0 && h->n_trees == job->n_trees
                && h->n_nodes == n_nodes && h->n_features == nf && h->K == job->K && h->v2 == job->v2
-               && (!h->narrow || h->spread == XS) && (h->bins == 0 || (h->bins == 1 && h->narrow && job->v2));
+               && (!h->narrow || h->spread == XS) && (h->bins == 0 || (h->bins == 1 && h->narrow && job->v2))
+               && (h->leaf32 == 0 || (h->leaf32 == 1 && h->narrow));
     if (fits && h->bins) { /* each feature's thresholds: a range of the table, in order */
         const int64_t *off = (const int64_t *)((const char *)b->buf + bin_start);
         fits = b->len >= bin_start + 8 * (nf + 1) && off[0] == 0
