@@ -427,39 +427,29 @@ WHY = """Why, where it is behind:
 - **Compiled peers** (pylignum compiled, lleaves, tl2cgen) turn each tree into machine code: a split is a compare
   against an immediate threshold and a jump, the tree's shape is in the instruction stream, and nothing is loaded
   but the input. coldbrew stays data-only (no compiler, nothing generated per model): each level loads a node
-  record and then the input it names. Since issue #20 the kernel checks each tree whole once (per block of rows,
-  or once per model for single rows) instead of every visited node, and walks checked trees in a compact form:
-  8 rows in lock-step through trees whose leaves sit at similar depths (XGBoost, forests; branch-free, so no
-  mispredictions: 1.5x faster than before, bench/results/walks.md) and one branchy walk through leaf-wise grown
-  LightGBM trees, where lock-step walks as deep as the deepest of 8 rows (leaves from depth 3 to 17) and measured
-  10% slower than branches. That leaves LightGBM where it was (~20 ns/tree·row on an idle machine) and XGBoost at
-  ~18, against ~3.5-4.5 for pylignum-compiled: the compiled code has no loads of node records at all. Closing
-  that gap without generating code would take a smaller, model-specific layout and SIMD over rows: the 8-byte
-  nodes with float32 thresholds exist now, but only in the single-row path (the row form below); batches still
-  walk the 16-byte compact form.
-- **pylignum's interpreter** bins the inputs first (`uses_binned`: features mapped to small integer bins once per
-  row, nodes compare bins), which makes its node records smaller and its compares integer compares; coldbrew
-  compares the library's float values directly (what makes every family bit-exact without a binning step per
-  model), and does not bin.
-- **Single row**: one row through every tree is a chain of dependent loads per tree. Since the row form (#20,
-  docs/format.md section 7) the model is checked whole once (after a few calls, or at `warm()`), so a single row walks
-  with no check per node or per tree; 16 trees are walked interleaved with a conditional move per step (XGBoost's
-  even-depth trees in lock-step, LightGBM's leaf-wise ones refilling a lane as its walk ends), XGBoost's on 8-byte
-  nodes with float32 thresholds, and the Python around the walk does less (no scratch allocation, fixed kernel
-  arguments, no slicing, numpy results as plain views): bench/results/walks.md has the before and after (XGBoost
-  ~3x faster, LightGBM ~1.3-1.5x, on a loaded machine). XGBoost's single row is now ahead of pylignum's
-  interpreter. LightGBM's is still behind it (~1.5x in this run): its 500 leaf-wise trees are deep and uneven
-  (leaves from depth 3 to 17), so a row is ~4,500 dependent steps, on 16-byte nodes because LightGBM's thresholds
-  are float64 values that float32 cannot hold (the 8-byte nodes need float32 rows and thresholds), while pylignum
-  bins the row once and compares small integers (binning the row once would make every family's nodes 8 bytes, exactly; not done).
-  A numpy one-row call still pays 1-3 µs more Python than a list (checking the array, numpy's result array).
-- **Threads**: a 10,000-row batch on 2 threads ran 1.96x (LightGBM) and 1.99x (XGBoost) faster than on one in
-  an idle moment (bench/results/walks.md in git history, 2026-12-05); in this table, and in walks.md's latest run,
-  the other engineers' jobs share the 2 cores, so the second thread often competes with them.
+  record and then the input it names. Since #20's second round a batch walks the row form (docs/format.md section
+  7): 8-byte nodes, the rows copied once per block of ~48 KiB (float64 models binned: each value replaced by its
+  rank among the model's thresholds, exactly), each tree walked by 16 rows interleaved with a conditional move per
+  level, in lock-step for even-depth trees (XGBoost, forests) and refilled in bursts of 4 steps for leaf-wise ones
+  (LightGBM), and a float32 model's leaves holding their own values. That took the batch from ~25 (LightGBM) and
+  ~23 (XGBoost) ns/tree-row to the figures above. What is left is the loads: ~8 instructions per level per row
+  against the compiled code's compare-and-jump, and LightGBM's uneven trees (leaves from depth 3 to 17) pay a
+  lane's bookkeeping when a walk ends, where XGBoost's walk exactly its depth. Next: QuickScorer-style bit vectors
+  over the bins (a tree's exit leaf from the false nodes, 16 rows per SIMD compare), which needs no node loads per
+  level; not done.
+- **pylignum's interpreter** bins the inputs first (`uses_binned`) and compares small integers; coldbrew now bins
+  float64 models the same way (ranks, so the comparisons are the library's) and compares float32 values, so its
+  nodes are 8 bytes for every family the row form covers.
+- **Single row**: one row through every tree is a chain of dependent loads per tree, so its cost is latency: 16
+  trees are walked interleaved (lock-step, or refilled as walks end, finished ones looked for every 4 steps),
+  on the same 8-byte nodes; LightGBM's ~4,500 steps a row come from the second-level cache (the 500 trees'
+  nodes are 0.5 MB, their float64 leaf values another 1 MB of the file's records), and a call pays ~3 µs of Python
+  (the list or array checked, the raw score turned into a probability).
+- **Threads**: each thread takes a contiguous share of the rows; the 2 cores are shared with other jobs, so the
+  second thread often competes with them (an idle run measured 1.9-2.0x on both models).
 - **Fresh process**: coldbrew memory-maps the file and parses a small JSON header; nothing per tree happens
   before the first prediction (the compact and row forms wait until the walks without them have cost an eighth of
-  building them), which is why it stays first
-  there.
+  building them), which is why it stays first there.
 """
 
 

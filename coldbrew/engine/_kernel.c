@@ -205,14 +205,18 @@ typedef struct {
     int32_t spread;   /* narrow: XS, the distance (in floats) between a row's values as the nodes read them */
     int32_t v2;
     int32_t bins;     /* narrow: 1: the thresholds are ranks, each row binned first (see rf_bin); 0: float32 values */
-    int32_t leaf32;   /* narrow: 1: a leaf holds its value as its float32 threshold (every leaf value is a float32) */
+    int32_t leaf32;   /* narrow: 1: a leaf holds its value as its threshold (every leaf value is a float32 value);
+                         2: its threshold is a NaN whose payload indexes the table of n_lv leaf values; 0: neither */
+    int32_t pad;
+    int64_t n_lv;
 } rfhead_t;
 
 /* A narrow node: x <= thr goes left, where x = the row's value at slot / XS (feature f, or n_features + f, the
  * row's copy with NaN as -infinity, when a missing value goes left); step: to the right child. Slots are spread XS
  * floats apart so that XS rows interleaved (rf_block) are read at the same slot from consecutive addresses. A leaf
- * has step 0, and a NaN threshold or (leaf32) its value with the slot of the row's last value, always NaN: either
- * way every comparison is false, and a walk that reached it stays put. */
+ * has step 0, and (leaf32 1) its value with the slot of the row's last value, always NaN, or (leaf32 2) a NaN
+ * threshold whose payload indexes the row form's table of leaf values, or (0) a NaN threshold: every comparison
+ * with it is false, and a walk that reached it stays put. */
 #define XS 16
 typedef struct {
     float thr;     /* rowform() folds "<" and float64 thresholds into "<="; NaN at a leaf */
@@ -254,6 +258,7 @@ typedef struct {
     const n8_t *rf_nodes;                 /* narrow: the nodes (else the compact form) */
     const int64_t *rf_binoff;             /* bins: feature f's thresholds are rf_bins[rf_binoff[f] .. [f + 1]] */
     const double *rf_bins;                /* bins: each feature's distinct split thresholds, ascending */
+    const double *rf_lv;                  /* leaf32 2: the leaf values (rf_lv[-1]: the index of the last) */
     const void *X; /* float (version 1) or double (version 2) rows */
     void *out;     /* double rows, or float when acc32 */
 } job_t;
@@ -694,18 +699,18 @@ static int trees_row(const job_t *j, Py_ssize_t r, scratch_t *s, Py_ssize_t *bad
     return OK;
 }
 
-/* ---- the row form: one row through every tree ---------------------------------------------------------------
+/* ---- the row form: one row through every tree (a batch: rf_block) ------------------------------------------
  * A single row is a chain of dependent loads per tree (node, then the input it names, then the next node), so
  * its cost is latency, not work. rowform() checks the whole model once (every tree clean, as compact_tree()
  * says, every output group in range, version 1 leaves finite, each tree no deeper than the format's limit) and
  * records what the walk then needs no per-node or per-tree check for: each tree's output, the deepest leaf of
  * every LANES trees and of every tree summed (a row can pass no more splits than that, so the work budget is
- * checked once per model, not per walk). A model whose rows are float32 values (version 1, XGBoost's float32
- * input) gets its own 8-byte nodes: a float32 threshold that splits float32 inputs exactly as the float64 one does
- * (for float32 x, x <= t iff x <= the largest float32 <= t, and x < t iff x <= the largest float32 < t), the
- * feature, the missing-value bit and the step to the right child packed in 32 bits: half the compact form's
- * memory, so twice the nodes per cache line. Other models walk the compact form. LANES walks are interleaved
- * so their loads overlap; the step down is a conditional move (no branch to mispredict). Trees whose leaves sit
+ * checked once per model, not per walk). The model gets its own 8-byte nodes (n8_t), half the compact form's
+ * memory: a model whose rows are float32 values (version 1, XGBoost's float32 input) a float32 threshold that
+ * splits float32 inputs exactly as the float64 one does (for float32 x, x <= t iff x <= the largest float32 <= t,
+ * and x < t iff x <= the largest float32 < t); a float64 model its thresholds' ranks, each row binned first (see
+ * "bins" below). Only a model whose features or steps do not fit n8_t walks the compact form. LANES walks are
+ * interleaved so their loads overlap; the step down is a conditional move (no branch to mispredict). Trees whose leaves sit
  * at similar depths (compact_tree's CLEAN_LANES: XGBoost, forests) go LANES at a time in lock-step to the
  * group's deepest leaf, with no test per step at all (a walk at a leaf stays put); leaf-wise grown ones
  * (LightGBM) refill a lane with the next tree when its walk ends. Whatever order the walks end in, each walk's
@@ -715,6 +720,7 @@ static int trees_row(const job_t *j, Py_ssize_t r, scratch_t *s, Py_ssize_t *bad
 #define RF_LANES 16 /* measured: 8 slower, 24 and 32 no faster */
 #define RF_BURST 4 /* the refilled walks' steps between looking for finished ones: 4 measured faster than 1, 2 */
 #define RF_FALLBACK (-1)
+#define LV_MASK 0x3FFFFFu /* a float32 NaN's payload below its quiet bit: up to 4M leaf values */
 
 static const n8_t IDLE8 = {NAN, 0, 0}; /* an idle lane: a leaf */
 
@@ -762,8 +768,17 @@ static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans
 }
 
 #define N8_NEXT(p, NANS, LT) n8_next(p, x)
-/* The value of the leaf q of a walk over nodes: the file's (orig), or (orig NULL) a narrow leaf32 node's own. */
-#define LEAF_VALUE(q, nodes, orig) ((orig) != NULL ? (orig)[(q) - (nodes)].value : (double)((const n8_t *)(q))->thr)
+/* The value of the leaf q of a walk over nodes: lv's entry its payload names (leaf32 2: lv holds n_lv values, a
+ * wrong index clamped), else the file's (orig), else (orig NULL) a narrow leaf32 node's own. */
+static inline double lv_value(const void *q, const double *lv)
+{
+    uint32_t bits;
+    memcpy(&bits, &((const n8_t *)q)->thr, sizeof bits);
+    const uint32_t i = bits & LV_MASK, last = (uint32_t)lv[-1];
+    return lv[i < last ? i : last];
+}
+#define LEAF_VALUE(q, nodes, orig, lv)                                                                           \
+    ((lv) != NULL ? lv_value(q, lv) : (orig) != NULL ? (orig)[(q) - (nodes)].value : (double)((const n8_t *)(q))->thr)
 #define CW_NEXT(p, NANS, LT) cw_next(p, x, NANS, LT)
 #define N8_LEAF(c) ((c).step == 0)
 #define CW_LEAF(c) ((c).step == 0)
@@ -773,7 +788,7 @@ static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans
  * tree k's leaf value (orig: the file's nodes, the row form's node i is its node i). */
 #define DEFINE_RF_LOCK(NAME, NT, XT, NEXT, NANS, LT)                                                               \
     NOINLINE static void NAME(const NT *nodes, const int64_t *roots, const int32_t *depth, Py_ssize_t m,          \
-                              const XT *x, const node_t *orig, double *vals)             \
+                              const XT *x, const node_t *orig, const double *lv, double *vals)             \
     {                                                                                                            \
         for (Py_ssize_t g0 = 0; g0 < m; g0 += RF_LANES) {                                                        \
             const NT *p[RF_LANES];                                                                               \
@@ -783,7 +798,7 @@ static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans
                 _Pragma("GCC unroll 16") for (int k = 0; k < RF_LANES; k++) p[k] = NEXT(p[k], NANS, LT);         \
             }                                                                                                    \
             const int n = m - g0 < RF_LANES ? (int)(m - g0) : RF_LANES;                                          \
-            for (int k = 0; k < n; k++) vals[g0 + k] = LEAF_VALUE(p[k], nodes, orig);                            \
+            for (int k = 0; k < n; k++) vals[g0 + k] = LEAF_VALUE(p[k], nodes, orig, lv);                        \
         }                                                                                                        \
     }
 
@@ -791,7 +806,7 @@ static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans
  * idles while a deeper walk finishes: leaf-wise grown trees differ a lot in depth). */
 #define DEFINE_RF_REFILL(NAME, NT, XT, NEXT, LEAF, IDLE_NODE, NANS, LT)                                            \
     NOINLINE static void NAME(const NT *nodes, const int64_t *roots, const int32_t *depth, Py_ssize_t m,          \
-                              const XT *x, const node_t *orig, double *vals)             \
+                              const XT *x, const node_t *orig, const double *lv, double *vals)             \
     {                                                                                                            \
         (void)depth;                                                                      \
         const NT *p[RF_LANES];                                                                                   \
@@ -815,7 +830,7 @@ static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans
             while (done) {                                                                                       \
                 const int k = __builtin_ctz(done);                                                               \
                 done &= done - 1;                                                                                \
-                vals[item[k]] = LEAF_VALUE(p[k], nodes, orig);                                                   \
+                vals[item[k]] = LEAF_VALUE(p[k], nodes, orig, lv);                                               \
                 if (next < m) p[k] = nodes + roots[next], item[k] = next++;                                      \
                 else p[k] = &IDLE_NODE, busy &= ~(1u << k);                                                      \
             }                                                                                                    \
@@ -823,7 +838,7 @@ static inline const cnode_t *cw_next(const cnode_t *p, const double *x, int nans
     }
 
 typedef void (*rf_walk_fn)(const void *, const int64_t *, const int32_t *, Py_ssize_t, const void *,
-                           const node_t *, double *);
+                           const node_t *, const double *, double *);
 
 #define DEFINE_RF_ALL(SUFFIX, NANS)                                                                           \
     DEFINE_RF_LOCK(rf_lock8##SUFFIX, n8_t, float, N8_NEXT, NANS, 0)                                           \
@@ -971,7 +986,8 @@ static int rf_row(const job_t *j, Py_ssize_t r, double *vals, float *xf)
     const void *nodes = h->narrow ? (const void *)j->rf_nodes : (const void *)j->ct;
     for (Py_ssize_t t0 = 0; t0 < j->n_trees; t0 += ROW_BLOCK) {
         const Py_ssize_t m = j->n_trees - t0 < ROW_BLOCK ? j->n_trees - t0 : ROW_BLOCK;
-        walk(nodes, j->offsets + t0, j->rf_depth + t0 / RF_LANES, m, x, h->narrow && h->leaf32 ? NULL : j->nodes, vals);
+        walk(nodes, j->offsets + t0, j->rf_depth + t0 / RF_LANES, m, x, h->narrow && h->leaf32 ? NULL : j->nodes,
+             h->narrow && h->leaf32 == 2 ? j->rf_lv : NULL, vals);
         const int32_t *g = j->rf_groups + t0;
         if (j->acc32) {
             float *o = (float *)j->out + r * K;
@@ -1000,7 +1016,7 @@ static int rf_row(const job_t *j, Py_ssize_t r, double *vals, float *xf)
  * the lanes of a group read one slot from consecutive addresses) through the tree at root, in lock-step to its
  * deepest leaf; vals[i] = row i's leaf value (orig: the file's nodes of the tree). */
 NOINLINE static void blk_lock(const n8_t *root, int32_t deepest, Py_ssize_t n, const float *xb, Py_ssize_t S,
-                              const node_t *orig, double *vals)
+                              const node_t *orig, const double *lv, double *vals)
 {
     for (Py_ssize_t g0 = 0; g0 < n; g0 += BLK_LANES) {
         const float *xg = xb + g0 / XS * S * XS + g0 % XS; /* lane k at xg + k (the last group is padded) */
@@ -1010,13 +1026,13 @@ NOINLINE static void blk_lock(const n8_t *root, int32_t deepest, Py_ssize_t n, c
             _Pragma("GCC unroll 16") for (int k = 0; k < BLK_LANES; k++) p[k] = n8_next(p[k], xg + k);
         }
         const int m = n - g0 < BLK_LANES ? (int)(n - g0) : BLK_LANES;
-        for (int k = 0; k < m; k++) vals[g0 + k] = LEAF_VALUE(p[k], root, orig);
+        for (int k = 0; k < m; k++) vals[g0 + k] = LEAF_VALUE(p[k], root, orig, lv);
     }
 }
 
 /* As blk_lock, a lane taking the block's next row as soon as its walk reaches a leaf. */
 NOINLINE static void blk_fill(const n8_t *root, int32_t deepest, Py_ssize_t n, const float *xb, Py_ssize_t S,
-                              const node_t *orig, double *vals)
+                              const node_t *orig, const double *lv, double *vals)
 {
     (void)deepest;
     const n8_t *p[BLK_LANES];
@@ -1041,7 +1057,7 @@ NOINLINE static void blk_fill(const n8_t *root, int32_t deepest, Py_ssize_t n, c
         while (done) {
             const int k = __builtin_ctz(done);
             done &= done - 1;
-            vals[item[k]] = LEAF_VALUE(p[k], root, orig);
+            vals[item[k]] = LEAF_VALUE(p[k], root, orig, lv);
             if (next < n) p[k] = root, x[k] = xb + next / XS * S * XS + next % XS, item[k] = next++;
             else p[k] = &IDLE8, busy &= ~(1u << k);
         }
@@ -1054,8 +1070,9 @@ static int rf_block(const job_t *j, Py_ssize_t r0, Py_ssize_t n, scratch_t *s, P
 {
     const rfhead_t *h = j->rf;
     const Py_ssize_t K = j->K, S = (j->v2 ? 2 : 1) * j->n_features + 1; /* slots per row (rf_prep) */
-    void (*walk)(const n8_t *, int32_t, Py_ssize_t, const float *, Py_ssize_t, const node_t *, double *) =
-        h->lockstep ? blk_lock : blk_fill;
+    void (*walk)(const n8_t *, int32_t, Py_ssize_t, const float *, Py_ssize_t, const node_t *, const double *,
+                 double *) =
+        h->lockstep ? blk_lock : blk_fill; /* lock-step stopping when a group's walks all end: 1.5x slower */
     for (Py_ssize_t a = r0; a < r0 + n; a += s->xb_rows) {
         const Py_ssize_t b = a + s->xb_rows < r0 + n ? a + s->xb_rows : r0 + n;
         Py_ssize_t m = 0;
@@ -1072,7 +1089,8 @@ static int rf_block(const job_t *j, Py_ssize_t r0, Py_ssize_t n, scratch_t *s, P
             for (Py_ssize_t v = 0; v < S; v++) s->xb[i / XS * S * XS + i % XS + v * XS] = v == S - 1 ? NAN : 0.0f;
         for (Py_ssize_t t = 0; t < j->n_trees; t++) {
             const int64_t o = j->offsets[t];
-            walk(j->rf_nodes + o, j->rf_tdepth[t], m, s->xb, S, h->leaf32 ? NULL : j->nodes + o, s->vals);
+            walk(j->rf_nodes + o, j->rf_tdepth[t], m, s->xb, S, h->leaf32 ? NULL : j->nodes + o,
+                 h->leaf32 == 2 ? j->rf_lv : NULL, s->vals);
             const int32_t g = j->rf_groups[t];
             if (j->acc32) {
                 float *out = (float *)j->out + a * K + g;
@@ -1374,9 +1392,15 @@ static PyObject *rowform(PyObject *self, PyObject *args)
     int bins = v2 && !narrow; /* float64 rows: each binned first, the nodes holding their thresholds' ranks */
     if (bins) narrow = 1;
     if ((2 * n_features + 1) * XS > UINT16_MAX || max_step > UINT16_MAX) narrow = 0, bins = 0; /* n8_t's fields */
-    int leaf32 = narrow; /* every leaf value a float32: the leaves hold them */
-    for (Py_ssize_t i = 0; leaf32 && i < n_nodes; i++)
-        if (nodes[i].feature < 0 && (double)(float)nodes[i].value != nodes[i].value) leaf32 = 0;
+    int leaf32 = narrow; /* every leaf value a float32: the leaves hold them; else a table of them (leaf32 2) */
+    Py_ssize_t n_leaves = 0;
+    for (Py_ssize_t i = 0; narrow && i < n_nodes; i++) {
+        if (nodes[i].feature >= 0) continue;
+        n_leaves++;
+        if ((double)(float)nodes[i].value != nodes[i].value) leaf32 = 2;
+    }
+    if (leaf32 == 2 && n_leaves > (Py_ssize_t)LV_MASK) leaf32 = 0;
+    const Py_ssize_t n_lv = leaf32 == 2 ? n_leaves + 1 : 0; /* the index of the last value, then the values */
     if (!v2 && !narrow) { /* version 1 rows are float32: only the narrow walks read them */
         result = Py_NewRef(Py_None);
         goto done;
@@ -1392,7 +1416,8 @@ static PyObject *rowform(PyObject *self, PyObject *args)
     }
     const Py_ssize_t start = rf_start(n_trees);
     const Py_ssize_t bin_start = start + (narrow ? n_nodes * (Py_ssize_t)sizeof(n8_t) : 0);
-    result = PyByteArray_FromStringAndSize(NULL, bin_start + (bins ? 8 * (n_features + 1 + n_bins) : 0));
+    const Py_ssize_t lv_start = bin_start + (bins ? 8 * (n_features + 1 + n_bins) : 0);
+    result = PyByteArray_FromStringAndSize(NULL, lv_start + 8 * n_lv);
     tmp = malloc((size_t)largest * sizeof(cnode_t));
     depth = malloc((size_t)largest * sizeof(int32_t));
     if (result == NULL || tmp == NULL || depth == NULL) {
@@ -1413,7 +1438,10 @@ static PyObject *rowform(PyObject *self, PyObject *args)
     }
     memcpy(h->magic, "cbrowf2", 8);
     h->n_trees = n_trees, h->n_nodes = n_nodes, h->n_features = n_features, h->K = K;
-    h->narrow = narrow, h->lockstep = 1, h->spread = XS, h->v2 = v2, h->bins = bins, h->leaf32 = leaf32;
+    h->narrow = narrow, h->lockstep = 1, h->spread = XS, h->v2 = v2, h->bins = bins, h->leaf32 = leaf32, h->n_lv = n_lv;
+    double *lv = (double *)(dst + lv_start) + 1;
+    if (n_lv) lv[-1] = (double)(n_leaves - 1);
+    Py_ssize_t next_leaf = 0;
     for (Py_ssize_t t = 0; t < n_trees; t++) {
         const int how = compact_tree(&job, t, tmp, depth);
         const int64_t size = offsets[t + 1] - offsets[t];
@@ -1434,7 +1462,15 @@ static PyObject *rowform(PyObject *self, PyObject *args)
             const cnode_t c = tmp[i];
             if (c.step == 0) {
                 const uint16_t nan_slot = (uint16_t)((v2 ? 2 : 1) * n_features * XS);
-                n8[offsets[t] + i] = leaf32 ? (n8_t){(float)root[i].value, nan_slot, 0} : IDLE8;
+                if (leaf32 == 2) { /* a quiet NaN carrying the leaf's index into lv */
+                    const uint32_t bits = 0x7FC00000u | (uint32_t)next_leaf;
+                    float nan_i;
+                    memcpy(&nan_i, &bits, sizeof nan_i);
+                    lv[next_leaf++] = root[i].value;
+                    n8[offsets[t] + i] = (n8_t){nan_i, 0, 0};
+                } else {
+                    n8[offsets[t] + i] = leaf32 ? (n8_t){(float)root[i].value, nan_slot, 0} : IDLE8;
+                }
                 continue;
             }
             /* a node sending NaN left reads the row's second copy, NaN as -infinity: -inf <= thr holds unless thr
@@ -1486,16 +1522,23 @@ static int use_rowform(job_t *job, const Py_buffer *b, Py_ssize_t n_nodes)
     int fits = b->len >= start && memcmp(h->magic, "cbrowf2", 8) == 0 && h->n_trees == job->n_trees
                && h->n_nodes == n_nodes && h->n_features == nf && h->K == job->K && h->v2 == job->v2
                && (!h->narrow || h->spread == XS) && (h->bins == 0 || (h->bins == 1 && h->narrow && job->v2))
-               && (h->leaf32 == 0 || (h->leaf32 == 1 && h->narrow));
+               && (h->leaf32 == 0 || (h->leaf32 == 1 && h->narrow) || (h->leaf32 == 2 && h->narrow && h->n_lv >= 2))
+               && (h->leaf32 == 2 || h->n_lv == 0);
+    if (fits && (h->n_lv < 0 || h->n_lv > b->len / 8)) fits = 0;
+    const Py_ssize_t lv_bytes = fits ? 8 * h->n_lv : 0; /* the leaf values' table ends the row form */
     if (fits && h->bins) { /* each feature's thresholds: a range of the table, in order */
         const int64_t *off = (const int64_t *)((const char *)b->buf + bin_start);
-        fits = b->len >= bin_start + 8 * (nf + 1) && off[0] == 0
-               && b->len == bin_start + 8 * (nf + 1 + off[nf]);
+        fits = b->len >= bin_start + 8 * (nf + 1) + lv_bytes && off[0] == 0 && off[nf] >= 0 && off[nf] <= b->len / 8
+               && b->len == bin_start + 8 * (nf + 1 + off[nf]) + lv_bytes;
         for (Py_ssize_t f = 0; fits && f < nf; f++) fits = off[f] <= off[f + 1];
         job->rf_binoff = off;
         job->rf_bins = (const double *)(off + nf + 1);
     } else if (fits) {
-        fits = b->len == bin_start;
+        fits = b->len == bin_start + lv_bytes;
+    }
+    if (fits && h->leaf32 == 2) { /* its first entry: the index of its last value */
+        job->rf_lv = (const double *)((const char *)b->buf + b->len - lv_bytes) + 1;
+        fits = job->rf_lv[-1] == (double)(h->n_lv - 2);
     }
     if (!fits) {
         PyErr_SetString(PyExc_ValueError, "rowform: not this model's row form");

@@ -38,7 +38,8 @@ def _rows(p: BrewPredictor, X: np.ndarray, nan: bool, n: int = 240) -> np.ndarra
 FORMS = {"f32": (1, 0), "bins": (1, 1)}  # rfhead_t's narrow and bins fields
 
 
-def _check(path, est, X, *, nan: bool, form: str | None, proba: bool = True):
+def _check(path, est, X, *, nan: bool, form: str | None, proba: bool = True, leaves: int | None = None):
+    """leaves: rfhead_t.leaf32, 1 when the leaves hold their float32 values, 2 when they index a table of them."""
     p = BrewPredictor(path, threads=1)
     rows = _rows(p, X, nan)
     with warnings.catch_warnings():
@@ -51,8 +52,9 @@ def _check(path, est, X, *, nan: bool, form: str | None, proba: bool = True):
         assert p._rowform is None
     else:
         assert p._rowform is not None
-        head = struct.unpack_from("<5i", p._rowform, 48)  # narrow, lockstep, spread, v2, bins
+        head = struct.unpack_from("<6i", p._rowform, 48)  # narrow, lockstep, spread, v2, bins, leaf32
         assert (head[0], head[4]) == FORMS[form]
+        assert leaves is None or head[5] == leaves
     listed = rows.tolist()
     for i in range(len(rows)):
         got = method(rows[i : i + 1])
@@ -127,7 +129,7 @@ def test_xgboost(tmp_path, data, objective):
     src, dst = tmp_path / "m.json", tmp_path / "m.brew"
     est.save_model(src)
     compile_file(src, dst, progress=False)
-    _check(dst, est, X, nan=True, form="f32")
+    _check(dst, est, X, nan=True, form="f32", leaves=1)
 
 
 @pytest.mark.parametrize("params", [{}, {"zero_as_missing": True}, {"use_missing": False}, {"objective": "multiclass"}])
@@ -143,4 +145,4 @@ def test_lightgbm(tmp_path, data, params):
     est.booster_.save_model(src)
     compile_file(src, dst, progress=False)
     # zero as missing (0.0 itself goes the default way) is a rule the compact form does not hold: no row form
-    _check(dst, est, X, nan=True, form=None if params.get("zero_as_missing") else "bins")
+    _check(dst, est, X, nan=True, form=None if params.get("zero_as_missing") else "bins", leaves=2)
