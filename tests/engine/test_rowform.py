@@ -5,6 +5,8 @@ walks without it. Float32 models hold float32 thresholds ("f32"), float64 ones t
 
 from __future__ import annotations
 
+import os
+import platform
 import struct
 import warnings
 
@@ -38,6 +40,21 @@ def _rows(p: BrewPredictor, X: np.ndarray, nan: bool, n: int = 240) -> np.ndarra
 FORMS = {"f32": (1, 0), "bins": (1, 1)}  # rfhead_t's narrow and bins fields
 
 
+def _avx512() -> bool:
+    """The CPU has what the bit-vector batches need (AVX-512 F and VL)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read().split()
+    except OSError:
+        return False
+    return platform.machine() == "x86_64" and "avx512f" in flags and "avx512vl" in flags
+
+
+def _head(p: BrewPredictor) -> tuple[int, ...]:
+    """rfhead_t's narrow, lockstep, spread, v2, bins, leaf32 and qs fields."""
+    return struct.unpack_from("<7i", p._rowform, 48)
+
+
 def _check(path, est, X, *, nan: bool, form: str | None, proba: bool = True, leaves: int | None = None):
     """leaves: rfhead_t.leaf32, 1 when the leaves hold their float32 values, 2 when they index a table of them."""
     p = BrewPredictor(path, threads=1)
@@ -52,9 +69,10 @@ def _check(path, est, X, *, nan: bool, form: str | None, proba: bool = True, lea
         assert p._rowform is None
     else:
         assert p._rowform is not None
-        head = struct.unpack_from("<6i", p._rowform, 48)  # narrow, lockstep, spread, v2, bins, leaf32
+        head = _head(p)
         assert (head[0], head[4]) == FORMS[form]
         assert leaves is None or head[5] == leaves
+        assert head[6] == _avx512()  # these models' trees have at most 64 leaves: bit vectors where the CPU can
     listed = rows.tolist()
     for i in range(len(rows)):
         got = method(rows[i : i + 1])
@@ -62,11 +80,21 @@ def _check(path, est, X, *, nan: bool, form: str | None, proba: bool = True, lea
         assert method([listed[i]]) == want[i : i + 1].tolist(), i
     small = method(rows[:9])  # a few rows: each through the row form
     assert np.array_equal(small, want[:9])
-    for threads in (1, 2):  # a batch: blocks of rows through each tree
+    for threads in (1, 2):  # a batch: blocks of rows through each tree (bit vectors where the CPU has them)
         p.threads = threads
         batch = method(rows)
         assert batch.dtype == want.dtype and np.array_equal(batch, want)
     p.threads = 1
+    if form is not None:  # the batch walks, without bit vectors: the same bits
+        walked = BrewPredictor(path, threads=2)
+        os.environ["COLDBREW_QS"] = "0"
+        try:
+            walked.warm()
+        finally:
+            del os.environ["COLDBREW_QS"]
+        assert _head(walked)[6] == 0
+        batch = (walked.predict_proba if proba else walked.predict)(rows)
+        assert batch.dtype == want.dtype and np.array_equal(batch, want)
     form, p._rowform = p._rowform, None  # the walks without it: the same bits
     for i in range(0, len(rows), 7):
         assert np.array_equal(method(rows[i : i + 1]), want[i : i + 1]), i
