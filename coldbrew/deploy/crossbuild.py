@@ -26,6 +26,8 @@ LIMITED_API = "0x030B0000"  # the stable ABI as of Python 3.11: one binary for 3
 GLIBC_LIBRARIES = frozenset(
     {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"}
 )
+# The C library functions whose exact bits the kernel's answers depend on: each must be imported from glibc.
+LIBM_IMPORTS = ("exp", "expf")
 # Same flags as setup.py: no fused multiply-adds, no fast-math, so the bits equal the host build's.
 CFLAGS = ("-shared", "-fPIC", "-O2", "-ffp-contract=off", "-fno-fast-math")
 
@@ -72,6 +74,9 @@ class ElfReport:
         foreign = [lib for lib in self.needed if lib not in GLIBC_LIBRARIES]
         if foreign:
             found.append(f"needs shared libraries outside glibc: {', '.join(foreign)}")
+        own = [name for name in LIBM_IMPORTS if name not in self.glibc_versions]
+        if own:  # e.g. a compiler runtime's exp: other last bits than the C library's, so not the libraries' answers
+            found.append(f"does not take {', '.join(own)} from the C library (the kernel's results need its bits)")
         too_new = {s: v for s, v in self.glibc_versions.items() if v > target.glibc}
         if too_new:
             listed = ", ".join(f"{s}@GLIBC_{v[0]}.{v[1]}" for s, v in sorted(too_new.items()))

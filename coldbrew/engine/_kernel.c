@@ -1108,14 +1108,26 @@ static qs_t qs_tables(const char *q, Py_ssize_t n_slots, Py_ssize_t n_trees)
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define QS_TARGET __attribute__((target("avx512f,avx512vl")))
+/* 1 if the CPU has AVX-512 F and VL and the OS saves their registers (cpuid and xgetbv, not the compiler's
+ * __builtin_cpu_supports: with Zig's clang that pulls in a runtime whose own exp and expf replace the C library's,
+ * whose bits the libraries' predictions have). */
 static int qs_cpu(void)
 {
     static int known = -1;
     if (known < 0) {
-        __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+        unsigned a, b, c, d;
+        int ok = 0;
+        if (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 27))) { /* OSXSAVE */
+            unsigned lo, hi;
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            /* XCR0: SSE, AVX, opmask, ZMM_Hi256, Hi16_ZMM state; cpuid 7: AVX512F (EBX 16), AVX512VL (EBX 31) */
+            if ((lo & 0xE6u) == 0xE6u && __get_cpuid_count(7, 0, &a, &b, &c, &d))
+                ok = (b & (1u << 16)) && (b & (1u << 31));
+        }
+        known = ok;
     }
     return known;
 }
