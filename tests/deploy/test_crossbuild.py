@@ -77,6 +77,20 @@ def test_checker_refuses_a_host_build_with_new_glibc_symbols(tmp_path):
     assert any("EM_AARCH64" in p for p in report.problems(crossbuild.TARGETS["arm64"]))
 
 
+def test_checker_refuses_a_kernel_with_its_own_exp(tmp_path):
+    """A binary that defines exp and expf itself (as Zig's compiler runtime did once, pulled in by
+    __builtin_cpu_supports) would give other last bits than the C library's: the checker names it."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("needs a host C compiler (cc)")
+    src = tmp_path / "own.c"
+    src.write_text("double exp(double x) { return x; }\nfloat expf(float x) { return x; }\n")
+    so = tmp_path / "_kernel.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(so), str(src)], check=True)
+    problems = crossbuild.inspect_elf(so).problems(crossbuild.TARGETS["x86_64"])
+    assert any("does not take exp, expf from the C library" in p for p in problems), problems
+
+
 def test_not_an_elf_is_a_clean_error(tmp_path):
     bogus = tmp_path / "_kernel.abi3.so"
     bogus.write_bytes(b"#!/bin/sh\necho not elf\n")
