@@ -431,12 +431,11 @@ WHY = """Why, where it is behind:
   7): 8-byte nodes, the rows copied once per block of ~48 KiB (float64 models binned: each value replaced by its
   rank among the model's thresholds, exactly), each tree walked by 16 rows interleaved with a conditional move per
   level, in lock-step for even-depth trees (XGBoost, forests) and refilled in bursts of 4 steps for leaf-wise ones
-  (LightGBM), and a float32 model's leaves holding their own values. That took the batch from ~25 (LightGBM) and
-  ~23 (XGBoost) ns/tree-row to the figures above. What is left is the loads: ~8 instructions per level per row
-  against the compiled code's compare-and-jump, and LightGBM's uneven trees (leaves from depth 3 to 17) pay a
-  lane's bookkeeping when a walk ends, where XGBoost's walk exactly its depth. Next: QuickScorer-style bit vectors
-  over the bins (a tree's exit leaf from the false nodes, 16 rows per SIMD compare), which needs no node loads per
-  level; not done.
+  (LightGBM), and a float32 model's leaves holding their own values. Models whose trees have at most 64 leaves
+  (LightGBM 500 x 63) do not walk at all on AVX-512 CPUs: QuickScorer bit vectors, one 16-row compare per split,
+  each row's exit leaf the lowest bit left. That took the batch from ~25 (LightGBM) and ~23 (XGBoost)
+  ns/tree-row to the figures above. What is left, for trees too big for one 64-bit vector (XGBoost's depth 8, 256
+  leaves), is the loads: ~8 instructions per level per row against the compiled code's compare-and-jump.
 - **pylignum's interpreter** bins the inputs first (`uses_binned`) and compares small integers; coldbrew now bins
   float64 models the same way (ranks, so the comparisons are the library's) and compares float32 values, so its
   nodes are 8 bytes for every family the row form covers.
