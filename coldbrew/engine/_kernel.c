@@ -1399,17 +1399,19 @@ static int run_job(job_t *job, Py_ssize_t n_rows, Py_ssize_t threads)
 {
     if (job->rf != NULL && n_rows < FEW_ROWS) { /* a few rows over the row form: no scratch, no thread */
         double vals[ROW_BLOCK];
-        float xs[(2 * 16 + 1) * XS];
-        float *xf = job->n_features <= 16 ? xs : NULL; /* room for rf_prep's copy of a row */
+        float xs[(2 * 16 + 1) * XS]; /* room for rf_prep's copy of a row of up to 16 features, else malloc'd */
+        float *xf = job->n_features <= 16 ? xs : NULL;
         const int need_xf = job->rf->narrow;
         part_t part = {job, 0, 0, OK, -1};
         Py_BEGIN_ALLOW_THREADS
+        if (need_xf && xf == NULL) xf = malloc((2 * (size_t)job->n_features + 1) * XS * sizeof(float));
         for (Py_ssize_t r = 0; r < n_rows && part.status == OK; r++) {
             if ((need_xf && xf == NULL) || rf_row(job, r, vals, xf) != OK) { /* this row takes the checked path */
                 part.r0 = r, part.r1 = r + 1;
                 run_part(&part);
             }
         }
+        if (xf != xs) free(xf);
         Py_END_ALLOW_THREADS
         return report(job, &part, 1);
     }

@@ -174,3 +174,17 @@ def test_lightgbm(tmp_path, data, params):
     compile_file(src, dst, progress=False)
     # zero as missing (0.0 itself goes the default way) is a rule the compact form does not hold: no row form
     _check(dst, est, X, nan=True, form=None if params.get("zero_as_missing") else "bins", leaves=2)
+
+
+def test_wide_rows(tmp_path):
+    """40 features: a single row's copy no longer fits the kernel's stack buffer (it is allocated instead)."""
+    lightgbm = pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(500, 40))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 39]) > 0).astype(int)
+    est = lightgbm.LGBMClassifier(n_estimators=15, num_leaves=15, verbose=-1).fit(X, y)
+    src, dst = tmp_path / "m.txt", tmp_path / "m.brew"
+    est.booster_.save_model(src)
+    compile_file(src, dst, progress=False)
+    _check(dst, est, X, nan=True, form="bins", leaves=2)
