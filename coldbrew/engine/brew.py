@@ -325,6 +325,7 @@ class BrewPredictor:
         if self._walks_left > 0:
             self._walks_left -= n * self._trees
             if self._walks_left <= 0:
+                self._walks_left = 0
                 self.warm()
         try:
             if self._v2:
@@ -366,10 +367,14 @@ class BrewPredictor:
     def warm(self) -> None:
         """Build the C kernel's compact and row forms now (each tree checked whole once, then walked without checks;
         docs/format.md section 7) instead of once the predictions made have cost about an eighth of that."""
-        self._walks_left = 0
-        if self.kernel == "c" and self._compact is None:
+        if self.kernel != "c" or self._walks_left < 0:  # the numpy kernel has no forms; or built already
+            return
+        self._walks_left = -1
+        self._rowform = self._row_form()
+        # a narrow row form (rfhead_t.narrow) serves single rows and batches alone: no compact form (16 bytes a node
+        # of memory) unless its walks need it
+        if self._rowform is None or memoryview(self._rowform)[48:52].cast("i")[0] != 1:
             self._compact = self._compacted()
-            self._rowform = self._row_form()
 
     def _compacted(self) -> bytearray | None:
         """The kernel's compact walk-only form of the trees (``_kernel.compact``: every tree checked whole once, then
