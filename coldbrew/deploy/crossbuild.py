@@ -66,15 +66,16 @@ class ElfReport:
         """The newest glibc version any symbol needs, or None when none is versioned."""
         return max(self.glibc_versions.values(), default=None)
 
-    def problems(self, target: Target) -> list[str]:
-        """Every way this binary would fail to load on ``target``; empty when it is fit."""
+    def problems(self, target: Target, *, kernel: bool = False) -> list[str]:
+        """Every way this binary would fail to load on ``target`` (``kernel``: or serve other bits than the
+        library, as coldbrew's kernel); empty when it is fit."""
         found = []
         if self.machine != target.elf_machine:
             found.append(f"ELF machine is {self.machine}, the {target.arch} target needs {target.elf_machine}")
         foreign = [lib for lib in self.needed if lib not in GLIBC_LIBRARIES]
         if foreign:
             found.append(f"needs shared libraries outside glibc: {', '.join(foreign)}")
-        own = [name for name in LIBM_IMPORTS if name not in self.glibc_versions]
+        own = [name for name in LIBM_IMPORTS if kernel and name not in self.glibc_versions]
         if own:  # e.g. a compiler runtime's exp: other last bits than the C library's, so not the libraries' answers
             found.append(f"does not take {', '.join(own)} from the C library (the kernel's results need its bits)")
         too_new = {s: v for s, v in self.glibc_versions.items() if v > target.glibc}
@@ -175,7 +176,7 @@ def build_kernel(arch: str, out_dir: str | Path, *, source: Path = KERNEL_SOURCE
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise CrossBuildError(f"building the kernel for {target.arch} failed: {last}")
     report = inspect_elf(out)
-    problems = report.problems(target)
+    problems = report.problems(target, kernel=True)
     if problems:
         raise CrossBuildError(f"{out}: unfit for {target.arch}: {'; '.join(problems)}")
     return report

@@ -467,7 +467,7 @@ def elf_checks(task_root: Path, arch: str) -> list[Check]:
             continue
         if vendored:
             report.needed = [lib for lib in report.needed if lib not in shipped and lib not in wheels.SYSTEM_LIBRARIES]
-        problems = report.problems(want)
+        problems = report.problems(want, kernel=not vendored)
         newest = report.newest_glibc or (0, 0)
         if vendored:
             top = rel.split("/", 1)[0].removesuffix(".libs")

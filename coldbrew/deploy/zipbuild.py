@@ -262,7 +262,7 @@ def _build(
         crossbuild.build_kernel(target.arch, out / "kernel")
         kernel = out / "kernel" / crossbuild.KERNEL_FILE
     else:
-        problems = crossbuild.inspect_elf(Path(kernel)).problems(target)
+        problems = crossbuild.inspect_elf(Path(kernel)).problems(target, kernel=True)
         if problems:
             raise ZipBuildError(f"{kernel}: unfit for {target.arch}: {'; '.join(problems)}")
     files.append((Path(kernel), f"coldbrew/engine/{crossbuild.KERNEL_FILE}"))
