@@ -70,6 +70,7 @@ predict = lambda X: m.predict_proba(X)[:, 1]
     "library:sklearn": """
 import pickle
 with open(path, 'rb') as fh: m = pickle.load(fh)
+if hasattr(m, 'n_jobs'): m.n_jobs = THREADS  # a forest's threads add its trees in the order they finish
 predict = lambda X: m.predict_proba(X)[:, 1]
 """,
     "pylignum": """
