@@ -783,15 +783,13 @@ static inline double lv_value(const void *q, const double *lv)
 #define LEAF_VALUE(q, nodes, orig, lv)                                                                           \
     ((lv) != NULL ? lv_value(q, lv) : (orig) != NULL ? (orig)[(q) - (nodes)].value : (double)((const n8_t *)(q))->thr)
 #define CW_NEXT(p, NANS, LT) cw_next(p, x, NANS, LT)
-#define N8_LEAF(c) ((c).step == 0)
-#define CW_LEAF(c) ((c).step == 0)
 
 /* NAME(nodes, roots, depth, m, x, orig, vals): trees 0 .. m - 1 (tree k's root at nodes + roots[k],
  * the deepest leaf of trees 16g .. 16g + 15 depth[g]) walked for row x in lock-step, 16 at a time; vals[k] =
  * tree k's leaf value (orig: the file's nodes, the row form's node i is its node i). */
 #define DEFINE_RF_LOCK(NAME, NT, XT, NEXT, NANS, LT)                                                               \
     NOINLINE static void NAME(const NT *nodes, const int64_t *roots, const int32_t *depth, Py_ssize_t m,          \
-                              const XT *x, const node_t *orig, const double *lv, double *vals)             \
+                              const XT *x, const node_t *orig, const double *lv, double *vals)                   \
     {                                                                                                            \
         for (Py_ssize_t g0 = 0; g0 < m; g0 += RF_LANES) {                                                        \
             const NT *p[RF_LANES];                                                                               \
@@ -807,11 +805,11 @@ static inline double lv_value(const void *q, const double *lv)
 
 /* NAME(...): as the lock-step walks, but a lane takes the next tree as soon as its walk reaches a leaf (no lane
  * idles while a deeper walk finishes: leaf-wise grown trees differ a lot in depth). */
-#define DEFINE_RF_REFILL(NAME, NT, XT, NEXT, LEAF, IDLE_NODE, NANS, LT)                                            \
+#define DEFINE_RF_REFILL(NAME, NT, XT, NEXT, IDLE_NODE, NANS, LT)                                                  \
     NOINLINE static void NAME(const NT *nodes, const int64_t *roots, const int32_t *depth, Py_ssize_t m,          \
-                              const XT *x, const node_t *orig, const double *lv, double *vals)             \
+                              const XT *x, const node_t *orig, const double *lv, double *vals)                   \
     {                                                                                                            \
-        (void)depth;                                                                      \
+        (void)depth;                                                                                             \
         const NT *p[RF_LANES];                                                                                   \
         Py_ssize_t item[RF_LANES], next = 0;                                                                     \
         uint32_t busy = 0;                                                                                       \
@@ -843,19 +841,21 @@ static inline double lv_value(const void *q, const double *lv)
 typedef void (*rf_walk_fn)(const void *, const int64_t *, const int32_t *, Py_ssize_t, const void *,
                            const node_t *, const double *, double *);
 
-#define DEFINE_RF_ALL(SUFFIX, NANS)                                                                           \
-    DEFINE_RF_LOCK(rf_lock8##SUFFIX, n8_t, float, N8_NEXT, NANS, 0)                                           \
-    DEFINE_RF_REFILL(rf_fill8##SUFFIX, n8_t, float, N8_NEXT, N8_LEAF, IDLE8, NANS, 0)                         \
+/* the compact form's walks, with and without the missing-value rule (a row without NaN: 8% faster) */
+#define DEFINE_RF_CW(SUFFIX, NANS)                                                                            \
     DEFINE_RF_LOCK(rf_lock_le##SUFFIX, cnode_t, double, CW_NEXT, NANS, 0)                                     \
-    DEFINE_RF_REFILL(rf_fill_le##SUFFIX, cnode_t, double, CW_NEXT, CW_LEAF, IDLE, NANS, 0)                    \
+    DEFINE_RF_REFILL(rf_fill_le##SUFFIX, cnode_t, double, CW_NEXT, IDLE, NANS, 0)                             \
     DEFINE_RF_LOCK(rf_lock_lt##SUFFIX, cnode_t, double, CW_NEXT, NANS, 1)                                     \
-    DEFINE_RF_REFILL(rf_fill_lt##SUFFIX, cnode_t, double, CW_NEXT, CW_LEAF, IDLE, NANS, 1)
-DEFINE_RF_ALL(_nan, 1)
-DEFINE_RF_ALL(, 0)
+    DEFINE_RF_REFILL(rf_fill_lt##SUFFIX, cnode_t, double, CW_NEXT, IDLE, NANS, 1)
+DEFINE_RF_CW(_nan, 1)
+DEFINE_RF_CW(, 0)
+/* the narrow nodes' walks: no missing-value rule (a NaN reads the row's -infinity copy) */
+DEFINE_RF_LOCK(rf_lock8, n8_t, float, N8_NEXT, 0, 0)
+DEFINE_RF_REFILL(rf_fill8, n8_t, float, N8_NEXT, IDLE8, 0, 0)
 
 /* rf_walks[narrow ? 0 : lt ? 2 : 1][lockstep][nans] */
 static const rf_walk_fn rf_walks[3][2][2] = {
-    {{(rf_walk_fn)rf_fill8, (rf_walk_fn)rf_fill8_nan}, {(rf_walk_fn)rf_lock8, (rf_walk_fn)rf_lock8_nan}},
+    {{(rf_walk_fn)rf_fill8, (rf_walk_fn)rf_fill8}, {(rf_walk_fn)rf_lock8, (rf_walk_fn)rf_lock8}},
     {{(rf_walk_fn)rf_fill_le, (rf_walk_fn)rf_fill_le_nan}, {(rf_walk_fn)rf_lock_le, (rf_walk_fn)rf_lock_le_nan}},
     {{(rf_walk_fn)rf_fill_lt, (rf_walk_fn)rf_fill_lt_nan}, {(rf_walk_fn)rf_lock_lt, (rf_walk_fn)rf_lock_lt_nan}},
 };
