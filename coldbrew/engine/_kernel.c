@@ -917,25 +917,24 @@ out:
     return status;
 }
 
+/* How many of the n ascending values t are below x (or_equal: at most x), by binary search; x is not NaN. A
+ * threshold's rank (rowform) and a value's bin (rf_bin) are both this count. */
+static inline int64_t count_below(const double *t, int64_t n, double x, int or_equal)
+{
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        if (or_equal ? t[mid] <= x : t[mid] < x) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
 /* The bin of x among feature f's thresholds (see above); x is not NaN. */
 static inline float rf_bin(const job_t *j, Py_ssize_t f, double x)
 {
-    const double *t = j->rf_bins + j->rf_binoff[f];
-    int64_t lo = 0, hi = j->rf_binoff[f + 1] - j->rf_binoff[f];
-    if (j->lt) {
-        while (lo < hi) {
-            const int64_t mid = lo + (hi - lo) / 2;
-            if (t[mid] <= x) lo = mid + 1;
-            else hi = mid;
-        }
-    } else {
-        while (lo < hi) {
-            const int64_t mid = lo + (hi - lo) / 2;
-            if (t[mid] < x) lo = mid + 1;
-            else hi = mid;
-        }
-    }
-    return (float)lo;
+    const int64_t a = j->rf_binoff[f];
+    return (float)count_below(j->rf_bins + a, j->rf_binoff[f + 1] - a, x, j->lt);
 }
 
 /* Row r as the narrow nodes read it, into xf (slot s at xf[s * XS]): version 1, its float32 values; else its
@@ -1721,14 +1720,7 @@ static PyObject *rowform(PyObject *self, PyObject *args)
             const uint32_t f = c.f & ~NAN_LEFT, nan_left = c.f >> 31;
             float thr;
             if (bins) { /* the threshold's rank among its feature's: x OP t_k iff bin(x) <= k (rf_bin) */
-                const double *tv = binv + binoff[f];
-                int64_t lo = 0, hi = binoff[f + 1] - binoff[f];
-                while (lo < hi) {
-                    const int64_t mid = lo + (hi - lo) / 2;
-                    if (tv[mid] < c.thr) lo = mid + 1;
-                    else hi = mid;
-                }
-                thr = (float)lo;
+                thr = (float)count_below(binv + binoff[f], binoff[f + 1] - binoff[f], c.thr, 0);
             } else {
                 thr = fold32(c.thr, lt);
                 if (nan_left && isnan(thr)) thr = -INFINITY;

@@ -123,6 +123,7 @@ class BrewPredictor:
         # request to a fresh process never pays for the whole model's check (a 140 MB model: ~65 ms), a batch of a
         # few rows per tree node builds them at once, and ``warm()`` builds them now (SnapStart's snapshot hook).
         self._walks_left = max(1, int(h["n_nodes"]) // 8)
+        self._warmed = False
         self._trees = max(1, int(h["n_trees"]))
         self._compact: Any = None
         self._rowform: Any = None
@@ -367,13 +368,13 @@ class BrewPredictor:
     def warm(self) -> None:
         """Build the C kernel's compact and row forms now (each tree checked whole once, then walked without checks;
         docs/format.md section 7) instead of once the predictions made have cost about an eighth of that."""
-        if self.kernel != "c" or self._walks_left < 0:  # the numpy kernel has no forms; or built already
+        if self.kernel != "c" or self._warmed:  # the numpy kernel has no forms; or built already
             return
-        self._walks_left = -1
+        self._warmed = True
+        self._walks_left = 0
         self._rowform = self._row_form()
-        # a narrow row form (rfhead_t.narrow) serves single rows and batches alone: no compact form (16 bytes a node
-        # of memory) unless its walks need it
-        if self._rowform is None or memoryview(self._rowform)[48:52].cast("i")[0] != 1:
+        # a narrow row form serves single rows and batches alone: no compact form (16 bytes a node of memory)
+        if self._rowform is None or not _narrow(self._rowform):
             self._compact = self._compacted()
 
     def _compacted(self) -> bytearray | None:
@@ -532,6 +533,11 @@ class BrewPredictor:
     def _listed(result: Any, X) -> Any:
         """The numpy kernel's result as lists when lists came in."""
         return result.tolist() if is_rows_list(X) else result
+
+
+def _narrow(rowform: bytearray) -> bool:
+    """The row form's ``rfhead_t.narrow`` (the int32 at byte 48 of its header: after its 8-byte magic and five int64 fields)."""
+    return memoryview(rowform)[48:52].cast("i")[0] == 1
 
 
 #: Most threads a batch uses by default (a Lambda function has at most 6 vCPUs).
