@@ -18,7 +18,12 @@ Figures, per (model, runtime), each measured in its own fresh process with the m
 
 Compiled peers (pylignum compiled, lleaves, tl2cgen) are compiled once, before the measurements, and loaded from
 their shared libraries; their compile time is reported but not counted in the fresh-process figure. A peer that
-cannot be installed, cannot read a model or fails is listed with the reason.
+cannot be installed, cannot read a model or fails is listed with the reason. coldbrew's own modules are
+byte-compiled first (`compileall`), as `pip install` does for every peer and the Lambda zip does for coldbrew: a
+checkout run under PYTHONDONTWRITEBYTECODE would otherwise compile them in every fresh process (~25 ms).
+
+The page names the CPU and whether it has AVX-512 (F and VL): the bit vectors need it, and without them every
+batch walks.
 
     python bench/peers.py [--repeats 3] [--models lgbm,xgb,forest,gbm140] [--runtimes coldbrew,pylignum,...]
 
@@ -354,16 +359,38 @@ def measure(models: dict, names: list[str], repeats: int, work: Path, only: set[
 
 
 # -------------------------------------------------------------------------------------------------- report
+def cpu() -> dict:
+    """The CPU's model name and whether it has AVX-512 F and VL (Linux's /proc/cpuinfo; else unknown)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"model": platform.processor() or platform.machine(), "avx512": None}
+    fields = dict(
+        (k.strip(), v.strip()) for k, _, v in (ln.partition(":") for ln in text.splitlines()[:40]) if v.strip()
+    )
+    flags = set(fields.get("flags", "").split())
+    return {"model": fields.get("model name", platform.machine()), "avx512": {"avx512f", "avx512vl"} <= flags}
+
+
+def cpu_text(info: dict) -> str:
+    if info["avx512"] is None:
+        return f"{info['model']} (AVX-512 unknown)"
+    if info["avx512"]:
+        return f"{info['model']}, with AVX-512 (coldbrew's bit vectors on)"
+    return f"{info['model']}, without AVX-512 (coldbrew's bit vectors off: every batch walks)"
+
+
 def render(results: dict, args) -> str:
     out = [
         "# coldbrew vs its peers: one run of `python bench/peers.py`",
         "",
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.processor() or platform.machine()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()} {cpu_text(args.cpu)}, "
         f"{os.cpu_count()} cores shared with other jobs (load average at start "
         f"{args.load[0]:.1f}); Python {platform.python_version()}. Medians: batch of 5 runs, single row over 400 "
         f"calls (a different row each call), fresh process over {args.repeats} processes; runtimes interleaved. "
         "Batch: 10,000 census rows, 5% NaN (scikit-learn models: no NaN, they refuse it). Single-threaded unless "
-        "stated. The machine was loaded: compare ratios within this run, not absolute numbers across runs.",
+        "stated. The machine was loaded: compare ratios within this run, not absolute numbers across runs. "
+        "coldbrew's modules byte-compiled first, as an install does.",
         "",
     ]
     all_models = ("lgbm", "xgb", "forest", "gbm140")
@@ -435,8 +462,14 @@ WHY = """Why, where it is behind:
   (LightGBM), and a float32 model's leaves holding their own values. Models whose trees have at most 64 leaves
   (LightGBM 500 x 63) do not walk at all on AVX-512 CPUs: QuickScorer bit vectors, one 16-row compare per split,
   each row's exit leaf the lowest bit left. That took the batch from ~25 (LightGBM) and ~23 (XGBoost)
-  ns/tree-row to the figures above. What is left, for trees too big for one 64-bit vector (XGBoost's depth 8, 256
-  leaves), is the loads: ~8 instructions per level per row against the compiled code's compare-and-jump.
+  ns/tree-row to 10.3 and 12.0 on an AVX-512 CPU (the full run of 3c7c18c; ~6 and ~7 in an in-process A/B
+  there), against pylignum compiled's 6.5 and 8.3 in that run. What is left, for trees too big for one 64-bit
+  vector (XGBoost's depth 8, 256 leaves), and for every model on a CPU without AVX-512 (the page's first line says
+  which this run had), is the walks' loads: per level and row a node's threshold, slot and step, then the value it
+  names, ~8 instructions against the compiled code's compare-and-jump. Tried on a CPU without AVX-512 (AMD Zen
+  3) and measured no faster: 8 walks interleaved instead of 16, every lane's leaf read unrolled, and AVX2 gathers
+  (8 walks to a vector, 2-8 vectors in flight: 1.45x slower than the scalar walks, a gather costing more than the
+  loads it replaces).
 - **pylignum's interpreter** bins the inputs first (`uses_binned`) and compares small integers; coldbrew now bins
   float64 models the same way (ranks, so the comparisons are the library's) and compares float32 values, so its
   nodes are 8 bytes for every family the row form covers.
@@ -479,11 +512,18 @@ def main() -> None:
     ap.add_argument("--runtimes", default="", help="measure only these (comma-separated; the library always)")
     args = ap.parse_args()
     args.load = os.getloadavg()
+    args.cpu = cpu()
     if args.render:
         saved = json.loads((RESULTS / "peers.json").read_text())
         args.load = saved.pop("_load", args.load)
+        args.cpu = saved.pop("_cpu", {"model": "unknown", "avx512": None})
         (RESULTS / "peers.md").write_text(render(saved, args) + "\n")
         return
+    # An installed package has its bytecode compiled (pip does it); a checkout run under PYTHONDONTWRITEBYTECODE
+    # would otherwise compile coldbrew's modules in every fresh process.
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "coldbrew")], check=True, stdout=subprocess.DEVNULL
+    )
     models = peer_models.train()
     names = [n for n in args.models.split(",") if n]
     work = peer_models.folder() / "peers-artifacts"
@@ -493,7 +533,7 @@ def main() -> None:
     for name in names:  # the page is rewritten after each model, so a long run leaves what it measured
         only = {rt for rt in args.runtimes.split(",") if rt} or None
         results.update(measure(models, [name], args.repeats, work, only))
-        saved = {**results, "_load": list(args.load)}
+        saved = {**results, "_load": list(args.load), "_cpu": args.cpu}
         (RESULTS / "peers.json").write_text(json.dumps(saved, indent=1, default=str) + "\n")
         (RESULTS / "peers.md").write_text(render(results, args) + "\n")
         log(f"wrote {RESULTS / 'peers.md'} ({', '.join(results)})")
