@@ -636,6 +636,7 @@ typedef struct {
     float *xf;              /* room for a row as the narrow row form reads it (rf_prep), or NULL */
     float *xb;              /* room for xb_rows rows as the narrow row form reads them (rf_block), or NULL */
     uint64_t *qv;           /* room for QS_ROWS rows' bit vectors of every tree (qs_rows), or NULL: the walks */
+    double *xd;             /* qs 2: room for 16 rows' values as float64 (qs2_group) */
     int32_t *map;           /* rf_block: each of those rows' place in its block */
     Py_ssize_t xb_rows;
     cnode_t *ct;    /* room for the job's largest tree in compact form, or NULL: every tree takes the checked walk */
@@ -1106,6 +1107,34 @@ static qs_t qs_tables(const char *q, Py_ssize_t n_slots, Py_ssize_t n_trees)
     return t;
 }
 
+/* The tree-order tables (qs 2, for CPUs without AVX-512): per tree the first of its leaf values (lbase, n_trees + 1),
+ * the leaf values in tree order; then per split, tree by tree in pre-order (tree t's from lbase[t] - t: a tree of
+ * L leaves has L - 1 splits), its threshold as a float64, the mask of the leaves it keeps and its slot. */
+typedef struct {
+    const int64_t *lbase;
+    const double *lval;
+    const double *thr;
+    const uint64_t *keep;
+    const uint32_t *slot;
+} qs2_t;
+
+static Py_ssize_t qs2_bytes(Py_ssize_t n_trees, Py_ssize_t n_leaves, Py_ssize_t n_split)
+{
+    return 8 * (n_trees + 1) + 8 * n_leaves + 16 * n_split + 8 * ((4 * n_split + 7) / 8);
+}
+
+static qs2_t qs2_tables(const char *q, Py_ssize_t n_trees)
+{
+    qs2_t t;
+    t.lbase = (const int64_t *)q;
+    t.lval = (const double *)(t.lbase + n_trees + 1);
+    const int64_t n_split = t.lbase[n_trees] - n_trees;
+    t.thr = t.lval + t.lbase[n_trees];
+    t.keep = (const uint64_t *)(t.thr + n_split);
+    t.slot = (const uint32_t *)(t.keep + n_split);
+    return t;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -1129,6 +1158,60 @@ static int qs_cpu(void)
         known = ok;
     }
     return known;
+}
+
+/* 1 if the CPU has AVX2 and the OS saves its registers (cpuid and xgetbv, as qs_cpu). */
+static int avx2_cpu(void)
+{
+    static int known = -1;
+    if (known < 0) {
+        unsigned a, b, c, d;
+        int ok = 0;
+        if (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 27))) { /* OSXSAVE */
+            unsigned lo, hi;
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            /* XCR0: SSE and AVX state; cpuid 7: AVX2 (EBX 5) */
+            if ((lo & 0x6u) == 0x6u && __get_cpuid_count(7, 0, &a, &b, &c, &d)) ok = (b & (1u << 5)) != 0;
+        }
+        known = ok;
+    }
+    return known;
+}
+
+/* qs_group without AVX-512 (the tree-order tables, qs 2): each tree's vectors of 16 rows held in four AVX2
+ * registers of 4 rows while its splits are read in pre-order, each compare on 4 rows' values widened to float64
+ * (exact: a float32 value or bin, as the walks compare). xd: room for S x 16 float64 values. */
+__attribute__((target("avx2"))) NOINLINE static void qs2_group(const qs2_t *q, Py_ssize_t n_trees, const float *xg,
+                                                               Py_ssize_t gstride, Py_ssize_t S, double *xd,
+                                                               uint64_t *v)
+{
+#define QS2_STEP(k) w##k = _mm256_andnot_si256(_mm256_andnot_si256(m, _mm256_castpd_si256(_mm256_cmp_pd(_mm256_loadu_pd(xs + 4 * k), r, _CMP_NLE_UQ))), w##k)
+    for (int g = 0; g < QS_GROUPS; g += 2) { /* 32 rows at a time: two groups */
+        for (int h = 0; h < 2; h++)
+            for (Py_ssize_t s = 0; s < S; s++) /* slot s of row k at xd[s * 2 * XS + k] */
+                for (int k = 0; k < XS; k += 4)
+                    _mm256_storeu_pd(xd + s * 2 * XS + h * XS + k, _mm256_cvtps_pd(_mm_loadu_ps(xg + (g + h) * gstride + s * XS + k)));
+        const double *thr = q->thr;
+        const uint64_t *keep = q->keep;
+        const uint32_t *slot = q->slot;
+        for (Py_ssize_t t = 0; t < n_trees; t++) {
+            const int64_t end = q->lbase[t + 1] - (t + 1);
+            __m256i w0 = _mm256_set1_epi64x(-1), w1 = w0, w2 = w0, w3 = w0, w4 = w0, w5 = w0, w6 = w0, w7 = w0;
+            for (int64_t i = q->lbase[t] - t; i < end; i++) { /* the tree's splits */
+                const __m256d r = _mm256_broadcast_sd(thr + i);
+                const __m256i m = _mm256_set1_epi64x((long long)keep[i]);
+                const double *xs = xd + 2 * (Py_ssize_t)slot[i];
+                /* a row going right (!(x <= thr), NaN too) loses the bits the split does not keep */
+                QS2_STEP(0); QS2_STEP(1); QS2_STEP(2); QS2_STEP(3); QS2_STEP(4); QS2_STEP(5); QS2_STEP(6); QS2_STEP(7);
+            }
+            uint64_t *o = v + t * QS_ROWS + g * XS;
+            _mm256_storeu_si256((__m256i *)o, w0), _mm256_storeu_si256((__m256i *)(o + 4), w1);
+            _mm256_storeu_si256((__m256i *)(o + 8), w2), _mm256_storeu_si256((__m256i *)(o + 12), w3);
+            _mm256_storeu_si256((__m256i *)(o + 16), w4), _mm256_storeu_si256((__m256i *)(o + 20), w5);
+            _mm256_storeu_si256((__m256i *)(o + 24), w6), _mm256_storeu_si256((__m256i *)(o + 28), w7);
+        }
+    }
+#undef QS2_STEP
 }
 
 /* The vectors v (n_trees x QS_ROWS, 64-byte aligned) of the QS_ROWS rows whose slot s values are xg[s * XS + k]. */
@@ -1167,7 +1250,16 @@ static void qs_group(const qs_t *q, Py_ssize_t n_slots, Py_ssize_t n_trees, cons
 {
     (void)q, (void)n_slots, (void)n_trees, (void)xg, (void)gstride, (void)v;
 }
+static int avx2_cpu(void) { return 0; }
+static void qs2_group(const qs2_t *q, Py_ssize_t n_trees, const float *xg, Py_ssize_t gstride, Py_ssize_t S,
+                      double *xd, uint64_t *v)
+{
+    (void)q, (void)n_trees, (void)xg, (void)gstride, (void)S, (void)xd, (void)v;
+}
 #endif
+
+/* Which bit vectors this CPU runs: 1, the sorted tables with AVX-512; 2, the tree-order tables with AVX2; 0, none. */
+static int qs_kind(void) { return qs_cpu() ? 1 : avx2_cpu() ? 2 : 0; }
 
 /* 1 if the tree (root, size nodes) is a binary tree in pre-order, each split's left subtree exactly the nodes up
  * to its right child and the root's subtree the whole tree (what the leaves' left-to-right numbering needs), with
@@ -1254,24 +1346,58 @@ static int qs_build(char *q, const n8_t *n8, const node_t *nodes, const int64_t 
     return 0;
 }
 
+/* The tree-order tables (qs2_t) into q (qs2_bytes() of room): as qs_build's, the splits in each tree's pre-order. */
+static void qs2_build(char *q, const n8_t *n8, const node_t *nodes, const int64_t *offsets, Py_ssize_t n_trees,
+                      Py_ssize_t n_leaves, Py_ssize_t n_split, int64_t *before)
+{
+    int64_t *lbase = (int64_t *)q;
+    double *lval = (double *)(lbase + n_trees + 1), *thr = lval + n_leaves;
+    uint64_t *keep = (uint64_t *)(thr + n_split);
+    uint32_t *slot = (uint32_t *)(keep + n_split);
+    int64_t leaf = 0, split = 0;
+    for (Py_ssize_t t = 0; t < n_trees; t++) {
+        const int64_t o = offsets[t], size = offsets[t + 1] - o;
+        lbase[t] = leaf;
+        before[0] = 0; /* before[i]: the tree's leaves before node i (pre-order) */
+        for (int64_t i = 0; i < size; i++) {
+            before[i + 1] = before[i] + (n8[o + i].step == 0);
+            if (n8[o + i].step == 0) lval[leaf++] = nodes[o + i].value;
+        }
+        for (int64_t i = 0; i < size; i++) {
+            const n8_t c = n8[o + i];
+            if (c.step == 0) continue;
+            const int64_t a = before[i + 1], b = before[i + c.step]; /* the left subtree's leaves */
+            const uint64_t left = b - a >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << (b - a)) - 1) << a;
+            thr[split] = c.thr, keep[split] = ~left, slot[split++] = c.slot;
+        }
+    }
+    lbase[n_trees] = leaf;
+    for (int64_t i = 4 * n_split; i % 8 != 0; i++) ((char *)(slot + n_split))[i - 4 * n_split] = 0;
+}
+
 /* m rows of the block xb (their places map) through every tree by bit vectors, their leaf values added to the
  * job's outputs in tree order (a row's outputs at j->out's row a + map[i]). */
 static void qs_rows(const job_t *j, const float *xb, Py_ssize_t S, Py_ssize_t m, Py_ssize_t a, const int32_t *map,
-                    uint64_t *v)
+                    uint64_t *v, double *xd)
 {
     const Py_ssize_t T = j->n_trees, K = j->K;
-    const qs_t q = qs_tables(j->rf_qs, S - 1, T);
+    const int kind = j->rf->qs;
+    const qs_t q = kind == 1 ? qs_tables(j->rf_qs, S - 1, T) : (qs_t){0};
+    const qs2_t q2 = kind == 2 ? qs2_tables(j->rf_qs, T) : (qs2_t){0};
+    const int64_t *lbase = kind == 1 ? q.lbase : q2.lbase;
+    const double *lval = kind == 1 ? q.lval : q2.lval;
     for (Py_ssize_t i0 = 0; i0 < m; i0 += QS_ROWS) {
-        qs_group(&q, S - 1, T, xb + i0 / XS * S * XS, S * XS, v);
+        if (kind == 1) qs_group(&q, S - 1, T, xb + i0 / XS * S * XS, S * XS, v);
+        else qs2_group(&q2, T, xb + i0 / XS * S * XS, S * XS, S, xd, v);
         const int rows = m - i0 < QS_ROWS ? (int)(m - i0) : QS_ROWS;
         for (Py_ssize_t t = 0; t < T; t++) {
-            const int64_t base = q.lbase[t], last = q.lbase[t + 1] - base - 1;
+            const int64_t base = lbase[t], last = lbase[t + 1] - base - 1;
             const int32_t g = j->rf_groups[t];
             for (int k = 0; k < rows; k++) {
                 const uint64_t bits = v[t * QS_ROWS + k];
                 int64_t leaf = bits ? __builtin_ctzll(bits) : last;
                 if (leaf > last) leaf = last;
-                const double value = q.lval[base + leaf];
+                const double value = lval[base + leaf];
                 const Py_ssize_t o = (a + map[i0 + k]) * K + g;
                 if (j->acc32) ((float *)j->out)[o] += (float)value;
                 else ((double *)j->out)[o] += value;
@@ -1304,7 +1430,7 @@ static int rf_block(const job_t *j, Py_ssize_t r0, Py_ssize_t n, scratch_t *s, P
         for (Py_ssize_t i = m; i % QS_ROWS != 0; i++) /* the last group's idle lanes: any values, the last NaN */
             for (Py_ssize_t v = 0; v < S; v++) s->xb[i / XS * S * XS + i % XS + v * XS] = v == S - 1 ? NAN : 0.0f;
         if (s->qv != NULL) {
-            qs_rows(j, s->xb, S, m, a, s->map, s->qv);
+            qs_rows(j, s->xb, S, m, a, s->map, s->qv, s->xd);
             continue;
         }
         for (Py_ssize_t t = 0; t < j->n_trees; t++) {
@@ -1338,6 +1464,7 @@ static void *run_part(void *arg)
     scratch_t *s = malloc(sizeof(scratch_t));
     if (s == NULL) { p->status = NO_MEMORY; return NULL; }
     s->ct = NULL, s->depth = NULL, s->xf = NULL, s->xb = NULL, s->map = NULL, s->xb_rows = 0, s->qv = NULL;
+    s->xd = NULL;
     const int blocks = p->job->rf != NULL && p->job->rf->narrow && p->r1 - p->r0 >= FEW_ROWS;
     if (p->job->rf != NULL && p->job->rf->narrow) {
         s->xf = malloc((2 * (size_t)p->job->n_features + 1) * XS * sizeof(float));
@@ -1350,10 +1477,13 @@ static void *run_part(void *arg)
         if (s->xb_rows > ROW_BLOCK) s->xb_rows = ROW_BLOCK;
         s->xb = malloc((size_t)(s->xb_rows * row_bytes));
         s->map = malloc((size_t)s->xb_rows * sizeof(int32_t));
-        if (p->job->rf_qs != NULL && qs_cpu()) /* 64-byte aligned: a tree's vectors are one cache line */
+        const int qs = p->job->rf_qs != NULL && p->job->rf->qs == qs_kind(); /* the CPU that built them: else walks */
+        if (qs) /* 64-byte aligned: a tree's vectors are one cache line */
             s->qv = aligned_alloc(64, (size_t)p->job->n_trees * QS_ROWS * sizeof(uint64_t));
-        if (s->xb == NULL || s->map == NULL || (p->job->rf_qs != NULL && qs_cpu() && s->qv == NULL)) {
-            free(s->xb), free(s->map), free(s->xf), free(s->qv), free(s);
+        if (qs && p->job->rf->qs == 2)
+            s->xd = malloc(((p->job->v2 ? 2 : 1) * (size_t)p->job->n_features + 1) * 2 * XS * sizeof(double));
+        if (s->xb == NULL || s->map == NULL || (qs && s->qv == NULL) || (qs && p->job->rf->qs == 2 && s->xd == NULL)) {
+            free(s->xb), free(s->map), free(s->xf), free(s->qv), free(s->xd), free(s);
             p->status = NO_MEMORY;
             return NULL;
         }
@@ -1380,6 +1510,7 @@ static void *run_part(void *arg)
     free(s->xb);
     free(s->map);
     free(s->qv);
+    free(s->xd);
     free(s->ct);
     free(s->depth);
     free(s->xf);
@@ -1642,7 +1773,7 @@ static PyObject *rowform(PyObject *self, PyObject *args)
     /* bit vectors for batches: every tree at most 64 leaves, no NaN threshold (the splits are sorted); the
      * environment's COLDBREW_QS=0 turns them off (the walks then serve batches too: the tests check both) */
     const char *qs_env = getenv("COLDBREW_QS");
-    int qs = narrow && qs_cpu() && !(qs_env != NULL && strcmp(qs_env, "0") == 0);
+    int qs = narrow && !(qs_env != NULL && strcmp(qs_env, "0") == 0) ? qs_kind() : 0;
     for (Py_ssize_t i = 0; qs && !bins && i < n_nodes; i++)
         if (nodes[i].feature >= 0 && isnan(fold32(nodes[i].value, lt))) qs = 0;
     int64_t *ext = qs ? malloc((size_t)largest * sizeof(int64_t)) : NULL;
@@ -1650,10 +1781,13 @@ static PyObject *rowform(PyObject *self, PyObject *args)
         PyErr_NoMemory();
         goto done;
     }
-    for (Py_ssize_t t = 0; qs && t < n_trees; t++) qs = qs_tree(nodes + offsets[t], offsets[t + 1] - offsets[t], ext);
+    for (Py_ssize_t t = 0; qs && t < n_trees; t++)
+        if (!qs_tree(nodes + offsets[t], offsets[t + 1] - offsets[t], ext)) qs = 0;
     free(ext);
     const Py_ssize_t n_slots = (v2 ? 2 : 1) * n_features;
-    const Py_ssize_t qsb = qs ? qs_bytes(n_slots, n_trees, n_leaves, n_nodes - n_leaves) : 0;
+    const Py_ssize_t qsb = qs == 1   ? qs_bytes(n_slots, n_trees, n_leaves, n_nodes - n_leaves)
+                           : qs == 2 ? qs2_bytes(n_trees, n_leaves, n_nodes - n_leaves)
+                                     : 0;
     const Py_ssize_t start = rf_start(n_trees);
     const Py_ssize_t bin_start = start + (narrow ? n_nodes * (Py_ssize_t)sizeof(n8_t) : 0);
     const Py_ssize_t qs_start = bin_start + (bins ? 8 * (n_features + 1 + n_bins) : 0);
@@ -1729,9 +1863,18 @@ static PyObject *rowform(PyObject *self, PyObject *args)
             n8[offsets[t] + i] = (n8_t){thr, (uint16_t)slot, (uint16_t)c.step};
         }
     }
-    if (qs && qs_build(dst + qs_start, n8, nodes, offsets, n_trees, n_slots, n_leaves, n_nodes - n_leaves, largest) < 0) {
+    if (qs == 1 && qs_build(dst + qs_start, n8, nodes, offsets, n_trees, n_slots, n_leaves, n_nodes - n_leaves, largest) < 0) {
         Py_CLEAR(result);
         PyErr_NoMemory();
+    }
+    if (qs == 2) {
+        int64_t *before = malloc(((size_t)largest + 1) * sizeof(int64_t));
+        if (before != NULL) qs2_build(dst + qs_start, n8, nodes, offsets, n_trees, n_leaves, n_nodes - n_leaves, before);
+        else {
+            Py_CLEAR(result);
+            PyErr_NoMemory();
+        }
+        free(before);
     }
     goto done;
 refuse:
@@ -1764,7 +1907,7 @@ static int use_rowform(job_t *job, const Py_buffer *b, Py_ssize_t n_nodes)
                && (h->leaf32 == 0 || (h->leaf32 == 1 && h->narrow) || (h->leaf32 == 2 && h->narrow && h->n_lv >= 2))
                && (h->leaf32 == 2 || h->n_lv == 0);
     if (fits && (h->n_lv < 0 || h->n_lv > b->len / 8 || h->qs_bytes < 0 || h->qs_bytes > b->len)) fits = 0;
-    if (fits && (h->qs < 0 || h->qs > 1 || (h->qs && !h->narrow) || (!h->qs && h->qs_bytes))) fits = 0;
+    if (fits && (h->qs < 0 || h->qs > 2 || (h->qs && !h->narrow) || (!h->qs && h->qs_bytes))) fits = 0;
     const Py_ssize_t lv_bytes = fits ? 8 * h->n_lv + h->qs_bytes : 0; /* the bit-vector tables, the leaf values */
     if (fits && h->bins) { /* each feature's thresholds: a range of the table, in order */
         const int64_t *off = (const int64_t *)((const char *)b->buf + bin_start);
@@ -1792,10 +1935,14 @@ static int use_rowform(job_t *job, const Py_buffer *b, Py_ssize_t n_nodes)
     job->rf_nodes = (const n8_t *)((const char *)b->buf + start);
     /* the bit-vector tables (the kernel's own: their sizes are checked, as the nodes', not their contents) */
     job->rf_qs = h->qs ? (const char *)b->buf + b->len - lv_bytes : NULL;
-    if (job->rf_qs != NULL) {
+    if (job->rf_qs != NULL && h->qs == 1) {
         const int64_t *soff = (const int64_t *)job->rf_qs;
         const Py_ssize_t n_slots = (job->v2 ? 2 : 1) * nf, T = job->n_trees, n_cs = QS_CS(n_slots, T);
         if (h->qs_bytes < 8 * (n_cs + T + 2) || h->qs_bytes != qs_bytes(n_slots, T, soff[n_cs + 1 + T], soff[n_cs]))
+            job->rf_qs = NULL;
+    } else if (job->rf_qs != NULL) {
+        const int64_t *lbase = (const int64_t *)job->rf_qs, T = job->n_trees;
+        if (h->qs_bytes < 8 * (T + 1) || lbase[T] < T || h->qs_bytes != qs2_bytes(T, lbase[T], lbase[T] - T))
             job->rf_qs = NULL;
     }
     return 0;
