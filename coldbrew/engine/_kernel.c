@@ -636,7 +636,6 @@ typedef struct {
     float *xf;              /* room for a row as the narrow row form reads it (rf_prep), or NULL */
     float *xb;              /* room for xb_rows rows as the narrow row form reads them (rf_block), or NULL */
     uint64_t *qv;           /* room for QS_ROWS rows' bit vectors of every tree (qs_rows), or NULL: the walks */
-    double *xd;             /* qs 2: room for 16 rows' values as float64 (qs2_group) */
     int32_t *map;           /* rf_block: each of those rows' place in its block */
     Py_ssize_t xb_rows;
     cnode_t *ct;    /* room for the job's largest tree in compact form, or NULL: every tree takes the checked walk */
@@ -1108,19 +1107,23 @@ static qs_t qs_tables(const char *q, Py_ssize_t n_slots, Py_ssize_t n_trees)
 }
 
 /* The tree-order tables (qs 2, for CPUs without AVX-512): per tree the first of its leaf values (lbase, n_trees + 1),
- * the leaf values in tree order; then per split, tree by tree in pre-order (tree t's from lbase[t] - t: a tree of
- * L leaves has L - 1 splits), its threshold as a float64, the mask of the leaves it keeps and its slot. */
+ * the leaf values in tree order, per tree how many of its splits clear leaves among its first 32 only and how many
+ * among the others only (cut, 2 x n_trees); then per split, tree by tree (tree t's from lbase[t] - t: a tree of L
+ * leaves has L - 1 splits) and in each tree those first 32-only, then the others-only, then the splits that clear
+ * leaves on both sides: the mask of the leaves it keeps, its threshold and its slot. A row's vector is two 32-bit
+ * halves, and a split updates only the halves it clears bits in (the order of the clearings does not matter). */
 typedef struct {
     const int64_t *lbase;
     const double *lval;
-    const double *thr;
+    const int32_t *cut;
     const uint64_t *keep;
+    const float *thr;
     const uint32_t *slot;
 } qs2_t;
 
 static Py_ssize_t qs2_bytes(Py_ssize_t n_trees, Py_ssize_t n_leaves, Py_ssize_t n_split)
 {
-    return 8 * (n_trees + 1) + 8 * n_leaves + 16 * n_split + 8 * ((4 * n_split + 7) / 8);
+    return 8 * (n_trees + 1) + 8 * n_leaves + 8 * n_trees + 16 * n_split;
 }
 
 static qs2_t qs2_tables(const char *q, Py_ssize_t n_trees)
@@ -1129,9 +1132,10 @@ static qs2_t qs2_tables(const char *q, Py_ssize_t n_trees)
     t.lbase = (const int64_t *)q;
     t.lval = (const double *)(t.lbase + n_trees + 1);
     const int64_t n_split = t.lbase[n_trees] - n_trees;
-    t.thr = t.lval + t.lbase[n_trees];
-    t.keep = (const uint64_t *)(t.thr + n_split);
-    t.slot = (const uint32_t *)(t.keep + n_split);
+    t.cut = (const int32_t *)(t.lval + t.lbase[n_trees]);
+    t.keep = (const uint64_t *)(t.cut + 2 * n_trees);
+    t.thr = (const float *)(t.keep + n_split);
+    t.slot = (const uint32_t *)(t.thr + n_split);
     return t;
 }
 
@@ -1178,41 +1182,60 @@ static int avx2_cpu(void)
     return known;
 }
 
-/* qs_group without AVX-512 (the tree-order tables, qs 2): each tree's vectors of 16 rows held in four AVX2
- * registers of 4 rows while its splits are read in pre-order, each compare on 4 rows' values widened to float64
- * (exact: a float32 value or bin, as the walks compare). xd: room for S x 16 float64 values. */
+/* qs_group without AVX-512 (the tree-order tables, qs 2): 32 rows at a time (two groups), each tree's vectors held
+ * in AVX2 registers as 8 rows' low halves and 8 rows' high halves while its splits are read; a compare is the
+ * walks' own, !(x <= thr) on the float32 slot (NaN: right). */
+#define QS2_HALF(W, M, k, off) W##k = _mm256_andnot_si256(_mm256_andnot_si256(M, _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(xs + (off)), r, _CMP_NLE_UQ))), W##k)
+#define QS2_KEEP(i, half) _mm256_castps_si256(_mm256_broadcast_ss((const float *)(keep + (i)) + (half)))
+#define QS2_JOIN(L, H, o)                                                                                         \
+    do {                                                                                                         \
+        const __m256i ul = _mm256_unpacklo_epi32(L, H), uh = _mm256_unpackhi_epi32(L, H);                          \
+        _mm256_storeu_si256((__m256i *)(o), _mm256_permute2x128_si256(ul, uh, 0x20));                               \
+        _mm256_storeu_si256((__m256i *)(o) + 1, _mm256_permute2x128_si256(ul, uh, 0x31));                           \
+    } while (0)
 __attribute__((target("avx2"))) NOINLINE static void qs2_group(const qs2_t *q, Py_ssize_t n_trees, const float *xg,
-                                                               Py_ssize_t gstride, Py_ssize_t S, double *xd,
-                                                               uint64_t *v)
+                                                               Py_ssize_t gstride, uint64_t *v)
 {
-#define QS2_STEP(k) w##k = _mm256_andnot_si256(_mm256_andnot_si256(m, _mm256_castpd_si256(_mm256_cmp_pd(_mm256_loadu_pd(xs + 4 * k), r, _CMP_NLE_UQ))), w##k)
-    for (int g = 0; g < QS_GROUPS; g += 2) { /* 32 rows at a time: two groups */
-        for (int h = 0; h < 2; h++)
-            for (Py_ssize_t s = 0; s < S; s++) /* slot s of row k at xd[s * 2 * XS + k] */
-                for (int k = 0; k < XS; k += 4)
-                    _mm256_storeu_pd(xd + s * 2 * XS + h * XS + k, _mm256_cvtps_pd(_mm_loadu_ps(xg + (g + h) * gstride + s * XS + k)));
-        const double *thr = q->thr;
-        const uint64_t *keep = q->keep;
-        const uint32_t *slot = q->slot;
+    const uint64_t *keep = q->keep;
+    const float *thr = q->thr;
+    const uint32_t *slot = q->slot;
+    for (int g = 0; g < QS_GROUPS; g += 2) {
+        const float *x = xg + g * gstride; /* rows 0-15 at x + slot + k, rows 16-31 at x + gstride + slot + k */
         for (Py_ssize_t t = 0; t < n_trees; t++) {
-            const int64_t end = q->lbase[t + 1] - (t + 1);
-            __m256i w0 = _mm256_set1_epi64x(-1), w1 = w0, w2 = w0, w3 = w0, w4 = w0, w5 = w0, w6 = w0, w7 = w0;
-            for (int64_t i = q->lbase[t] - t; i < end; i++) { /* the tree's splits */
-                const __m256d r = _mm256_broadcast_sd(thr + i);
-                const __m256i m = _mm256_set1_epi64x((long long)keep[i]);
-                const double *xs = xd + 2 * (Py_ssize_t)slot[i];
-                /* a row going right (!(x <= thr), NaN too) loses the bits the split does not keep */
-                QS2_STEP(0); QS2_STEP(1); QS2_STEP(2); QS2_STEP(3); QS2_STEP(4); QS2_STEP(5); QS2_STEP(6); QS2_STEP(7);
+            const int64_t s0 = q->lbase[t] - t, s1 = s0 + q->cut[2 * t], s2 = s1 + q->cut[2 * t + 1];
+            const int64_t s3 = q->lbase[t + 1] - (t + 1);
+            const __m256i ones = _mm256_set1_epi32(-1);
+            __m256i L0 = ones, L1 = ones, L2 = ones, L3 = ones, H0 = ones, H1 = ones, H2 = ones, H3 = ones;
+            for (int64_t i = s0; i < s1; i++) { /* leaves 0-31 only */
+                const __m256 r = _mm256_broadcast_ss(thr + i);
+                const __m256i m = QS2_KEEP(i, 0);
+                const float *xs = x + slot[i];
+                QS2_HALF(L, m, 0, 0); QS2_HALF(L, m, 1, 8); QS2_HALF(L, m, 2, gstride); QS2_HALF(L, m, 3, gstride + 8);
+            }
+            for (int64_t i = s1; i < s2; i++) { /* leaves 32-63 only */
+                const __m256 r = _mm256_broadcast_ss(thr + i);
+                const __m256i m = QS2_KEEP(i, 1);
+                const float *xs = x + slot[i];
+                QS2_HALF(H, m, 0, 0); QS2_HALF(H, m, 1, 8); QS2_HALF(H, m, 2, gstride); QS2_HALF(H, m, 3, gstride + 8);
+            }
+            for (int64_t i = s2; i < s3; i++) { /* both */
+                const __m256 r = _mm256_broadcast_ss(thr + i);
+                const __m256i m = QS2_KEEP(i, 0), n = QS2_KEEP(i, 1);
+                const float *xs = x + slot[i];
+                QS2_HALF(L, m, 0, 0); QS2_HALF(L, m, 1, 8); QS2_HALF(L, m, 2, gstride); QS2_HALF(L, m, 3, gstride + 8);
+                QS2_HALF(H, n, 0, 0); QS2_HALF(H, n, 1, 8); QS2_HALF(H, n, 2, gstride); QS2_HALF(H, n, 3, gstride + 8);
             }
             uint64_t *o = v + t * QS_ROWS + g * XS;
-            _mm256_storeu_si256((__m256i *)o, w0), _mm256_storeu_si256((__m256i *)(o + 4), w1);
-            _mm256_storeu_si256((__m256i *)(o + 8), w2), _mm256_storeu_si256((__m256i *)(o + 12), w3);
-            _mm256_storeu_si256((__m256i *)(o + 16), w4), _mm256_storeu_si256((__m256i *)(o + 20), w5);
-            _mm256_storeu_si256((__m256i *)(o + 24), w6), _mm256_storeu_si256((__m256i *)(o + 28), w7);
+            QS2_JOIN(L0, H0, o);
+            QS2_JOIN(L1, H1, o + 8);
+            QS2_JOIN(L2, H2, o + 16);
+            QS2_JOIN(L3, H3, o + 24);
         }
     }
-#undef QS2_STEP
 }
+#undef QS2_HALF
+#undef QS2_KEEP
+#undef QS2_JOIN
 
 /* The vectors v (n_trees x QS_ROWS, 64-byte aligned) of the QS_ROWS rows whose slot s values are xg[s * XS + k]. */
 QS_TARGET NOINLINE static void qs_group(const qs_t *q, Py_ssize_t n_slots, Py_ssize_t n_trees, const float *xg,
@@ -1251,10 +1274,9 @@ static void qs_group(const qs_t *q, Py_ssize_t n_slots, Py_ssize_t n_trees, cons
     (void)q, (void)n_slots, (void)n_trees, (void)xg, (void)gstride, (void)v;
 }
 static int avx2_cpu(void) { return 0; }
-static void qs2_group(const qs2_t *q, Py_ssize_t n_trees, const float *xg, Py_ssize_t gstride, Py_ssize_t S,
-                      double *xd, uint64_t *v)
+static void qs2_group(const qs2_t *q, Py_ssize_t n_trees, const float *xg, Py_ssize_t gstride, uint64_t *v)
 {
-    (void)q, (void)n_trees, (void)xg, (void)gstride, (void)S, (void)xd, (void)v;
+    (void)q, (void)n_trees, (void)xg, (void)gstride, (void)v;
 }
 #endif
 
@@ -1346,14 +1368,16 @@ static int qs_build(char *q, const n8_t *n8, const node_t *nodes, const int64_t 
     return 0;
 }
 
-/* The tree-order tables (qs2_t) into q (qs2_bytes() of room): as qs_build's, the splits in each tree's pre-order. */
+/* The tree-order tables (qs2_t) into q (qs2_bytes() of room). before: room for the largest tree's size + 1 values. */
 static void qs2_build(char *q, const n8_t *n8, const node_t *nodes, const int64_t *offsets, Py_ssize_t n_trees,
                       Py_ssize_t n_leaves, Py_ssize_t n_split, int64_t *before)
 {
     int64_t *lbase = (int64_t *)q;
-    double *lval = (double *)(lbase + n_trees + 1), *thr = lval + n_leaves;
-    uint64_t *keep = (uint64_t *)(thr + n_split);
-    uint32_t *slot = (uint32_t *)(keep + n_split);
+    double *lval = (double *)(lbase + n_trees + 1);
+    int32_t *cut = (int32_t *)(lval + n_leaves);
+    uint64_t *keep = (uint64_t *)(cut + 2 * n_trees);
+    float *thr = (float *)(keep + n_split);
+    uint32_t *slot = (uint32_t *)(thr + n_split);
     int64_t leaf = 0, split = 0;
     for (Py_ssize_t t = 0; t < n_trees; t++) {
         const int64_t o = offsets[t], size = offsets[t + 1] - o;
@@ -1363,22 +1387,26 @@ static void qs2_build(char *q, const n8_t *n8, const node_t *nodes, const int64_
             before[i + 1] = before[i] + (n8[o + i].step == 0);
             if (n8[o + i].step == 0) lval[leaf++] = nodes[o + i].value;
         }
-        for (int64_t i = 0; i < size; i++) {
-            const n8_t c = n8[o + i];
-            if (c.step == 0) continue;
-            const int64_t a = before[i + 1], b = before[i + c.step]; /* the left subtree's leaves */
-            const uint64_t left = b - a >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << (b - a)) - 1) << a;
-            thr[split] = c.thr, keep[split] = ~left, slot[split++] = c.slot;
-        }
+        int32_t n_side[3] = {0, 0, 0};
+        for (int side = 0; side < 3; side++) /* 0: clears leaves 0-31 only; 1: 32-63 only; 2: both */
+            for (int64_t i = 0; i < size; i++) {
+                const n8_t c = n8[o + i];
+                if (c.step == 0) continue;
+                const int64_t a = before[i + 1], b = before[i + c.step]; /* the left subtree's leaves */
+                if ((b <= 32 ? 0 : a >= 32 ? 1 : 2) != side) continue;
+                const uint64_t left = b - a >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << (b - a)) - 1) << a;
+                keep[split] = ~left, thr[split] = c.thr, slot[split++] = c.slot;
+                n_side[side]++;
+            }
+        cut[2 * t] = n_side[0], cut[2 * t + 1] = n_side[1];
     }
     lbase[n_trees] = leaf;
-    for (int64_t i = 4 * n_split; i % 8 != 0; i++) ((char *)(slot + n_split))[i - 4 * n_split] = 0;
 }
 
 /* m rows of the block xb (their places map) through every tree by bit vectors, their leaf values added to the
  * job's outputs in tree order (a row's outputs at j->out's row a + map[i]). */
 static void qs_rows(const job_t *j, const float *xb, Py_ssize_t S, Py_ssize_t m, Py_ssize_t a, const int32_t *map,
-                    uint64_t *v, double *xd)
+                    uint64_t *v)
 {
     const Py_ssize_t T = j->n_trees, K = j->K;
     const int kind = j->rf->qs;
@@ -1388,7 +1416,7 @@ static void qs_rows(const job_t *j, const float *xb, Py_ssize_t S, Py_ssize_t m,
     const double *lval = kind == 1 ? q.lval : q2.lval;
     for (Py_ssize_t i0 = 0; i0 < m; i0 += QS_ROWS) {
         if (kind == 1) qs_group(&q, S - 1, T, xb + i0 / XS * S * XS, S * XS, v);
-        else qs2_group(&q2, T, xb + i0 / XS * S * XS, S * XS, S, xd, v);
+        else qs2_group(&q2, T, xb + i0 / XS * S * XS, S * XS, v);
         const int rows = m - i0 < QS_ROWS ? (int)(m - i0) : QS_ROWS;
         for (Py_ssize_t t = 0; t < T; t++) {
             const int64_t base = lbase[t], last = lbase[t + 1] - base - 1;
@@ -1430,7 +1458,7 @@ static int rf_block(const job_t *j, Py_ssize_t r0, Py_ssize_t n, scratch_t *s, P
         for (Py_ssize_t i = m; i % QS_ROWS != 0; i++) /* the last group's idle lanes: any values, the last NaN */
             for (Py_ssize_t v = 0; v < S; v++) s->xb[i / XS * S * XS + i % XS + v * XS] = v == S - 1 ? NAN : 0.0f;
         if (s->qv != NULL) {
-            qs_rows(j, s->xb, S, m, a, s->map, s->qv, s->xd);
+            qs_rows(j, s->xb, S, m, a, s->map, s->qv);
             continue;
         }
         for (Py_ssize_t t = 0; t < j->n_trees; t++) {
@@ -1464,7 +1492,6 @@ static void *run_part(void *arg)
     scratch_t *s = malloc(sizeof(scratch_t));
     if (s == NULL) { p->status = NO_MEMORY; return NULL; }
     s->ct = NULL, s->depth = NULL, s->xf = NULL, s->xb = NULL, s->map = NULL, s->xb_rows = 0, s->qv = NULL;
-    s->xd = NULL;
     const int blocks = p->job->rf != NULL && p->job->rf->narrow && p->r1 - p->r0 >= FEW_ROWS;
     if (p->job->rf != NULL && p->job->rf->narrow) {
         s->xf = malloc((2 * (size_t)p->job->n_features + 1) * XS * sizeof(float));
@@ -1480,10 +1507,8 @@ static void *run_part(void *arg)
         const int qs = p->job->rf_qs != NULL && p->job->rf->qs == qs_kind(); /* the CPU that built them: else walks */
         if (qs) /* 64-byte aligned: a tree's vectors are one cache line */
             s->qv = aligned_alloc(64, (size_t)p->job->n_trees * QS_ROWS * sizeof(uint64_t));
-        if (qs && p->job->rf->qs == 2)
-            s->xd = malloc(((p->job->v2 ? 2 : 1) * (size_t)p->job->n_features + 1) * 2 * XS * sizeof(double));
-        if (s->xb == NULL || s->map == NULL || (qs && s->qv == NULL) || (qs && p->job->rf->qs == 2 && s->xd == NULL)) {
-            free(s->xb), free(s->map), free(s->xf), free(s->qv), free(s->xd), free(s);
+        if (s->xb == NULL || s->map == NULL || (qs && s->qv == NULL)) {
+            free(s->xb), free(s->map), free(s->xf), free(s->qv), free(s);
             p->status = NO_MEMORY;
             return NULL;
         }
@@ -1510,7 +1535,6 @@ static void *run_part(void *arg)
     free(s->xb);
     free(s->map);
     free(s->qv);
-    free(s->xd);
     free(s->ct);
     free(s->depth);
     free(s->xf);
