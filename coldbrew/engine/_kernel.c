@@ -207,7 +207,7 @@ typedef struct {
     int32_t bins;     /* narrow: 1: the thresholds are ranks, each row binned first (see rf_bin); 0: float32 values */
     int32_t leaf32;   /* narrow: 1: a leaf holds its value as its threshold (every leaf value is a float32 value);
                          2: its threshold is a NaN whose payload indexes the table of n_lv leaf values; 0: neither */
-    int32_t qs;       /* narrow: 1: the bit-vector tables for batches follow the bins (qs_build) */
+    int32_t qs;       /* narrow: the bit-vector tables for batches follow the bins: 1 (qs_build, AVX-512), 2 (qs2_build, AVX2) */
     int64_t n_lv;
     int64_t qs_bytes;
 } rfhead_t;
@@ -1067,7 +1067,7 @@ NOINLINE static void blk_fill(const n8_t *root, int32_t deepest, Py_ssize_t n, c
 }
 
 /* ---- bit vectors: a batch of small trees without walks ----------------------------------------------------
- * QuickScorer (Lucchese et al., SIGIR 2015), over 8 rows at a time with AVX-512 compares. A tree's leaves are
+ * QuickScorer (Lucchese et al., SIGIR 2015), over 16 rows at a time with AVX-512 compares, or 8 with AVX2. A tree's leaves are
  * numbered left to right (their pre-order); a row's vector of a tree starts with every leaf's bit set, and each
  * split the row goes right at (a "false" node) clears the bits of the leaves of its left subtree: the row's exit
  * leaf, the one its walk reaches, is then the lowest bit left (the walk's path turns right exactly at its false
@@ -1075,9 +1075,9 @@ NOINLINE static void blk_fill(const n8_t *root, int32_t deepest, Py_ssize_t n, c
  * at a node is the walk's own test, !(x <= thr) on the same narrow slot and threshold (NaN: right), so the leaf
  * and the sum are the walks'. Each slot's splits are sorted by threshold, so a group of rows stops reading them at
  * the first split none of its rows goes right at. Trees of at most 64 leaves (one 64-bit vector), on CPUs with
- * AVX-512 (F, VL); the walks otherwise. Tables (qs_build): per slot the range of its splits; per tree the first of
- * its leaf values; the leaf values in tree order; per split its threshold, tree and the mask of the leaves it
- * keeps. */
+ * AVX-512 (F, VL) (rfhead_t.qs 1) or else AVX2 (qs 2, the tree-order tables: qs2_t); the walks otherwise. Tables
+ * (qs_build): per slot the range of its splits; per tree the first of its leaf values; the leaf values in tree
+ * order; per split its threshold, tree and the mask of the leaves it keeps. */
 #define QS_GROUPS 4 /* 16 rows each: 64 rows per split read (1, 2 measured slower; 8 no faster) */
 #define QS_ROWS (16 * QS_GROUPS)
 #define QS_CHUNK 16 /* trees whose splits are read together, so their vectors stay in the first-level cache (16 KiB;
@@ -1145,41 +1145,29 @@ static qs2_t qs2_tables(const char *q, Py_ssize_t n_trees)
 #define QS_TARGET __attribute__((target("avx512f,avx512vl")))
 /* 1 if the CPU has AVX-512 F and VL and the OS saves their registers (cpuid and xgetbv, not the compiler's
  * __builtin_cpu_supports: with Zig's clang that pulls in a runtime whose own exp and expf replace the C library's,
- * whose bits the libraries' predictions have). */
+ * whose bits the libraries' predictions have). Asked again by every batch, never remembered: a process may be
+ * resumed from a snapshot on another CPU (Lambda SnapStart), where a row form built before it walks instead. */
 static int qs_cpu(void)
 {
-    static int known = -1;
-    if (known < 0) {
-        unsigned a, b, c, d;
-        int ok = 0;
-        if (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 27))) { /* OSXSAVE */
-            unsigned lo, hi;
-            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-            /* XCR0: SSE, AVX, opmask, ZMM_Hi256, Hi16_ZMM state; cpuid 7: AVX512F (EBX 16), AVX512VL (EBX 31) */
-            if ((lo & 0xE6u) == 0xE6u && __get_cpuid_count(7, 0, &a, &b, &c, &d))
-                ok = (b & (1u << 16)) && (b & (1u << 31));
-        }
-        known = ok;
-    }
-    return known;
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0; /* OSXSAVE */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    /* XCR0: SSE, AVX, opmask, ZMM_Hi256, Hi16_ZMM state; cpuid 7: AVX512F (EBX 16), AVX512VL (EBX 31) */
+    if ((lo & 0xE6u) != 0xE6u || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b & (1u << 16)) && (b & (1u << 31));
 }
 
-/* 1 if the CPU has AVX2 and the OS saves its registers (cpuid and xgetbv, as qs_cpu). */
+/* 1 if the CPU has AVX2 and the OS saves its registers (cpuid and xgetbv, as qs_cpu: never remembered). */
 static int avx2_cpu(void)
 {
-    static int known = -1;
-    if (known < 0) {
-        unsigned a, b, c, d;
-        int ok = 0;
-        if (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 27))) { /* OSXSAVE */
-            unsigned lo, hi;
-            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-            /* XCR0: SSE and AVX state; cpuid 7: AVX2 (EBX 5) */
-            if ((lo & 0x6u) == 0x6u && __get_cpuid_count(7, 0, &a, &b, &c, &d)) ok = (b & (1u << 5)) != 0;
-        }
-        known = ok;
-    }
-    return known;
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0; /* OSXSAVE */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    /* XCR0: SSE and AVX state; cpuid 7: AVX2 (EBX 5) */
+    if ((lo & 0x6u) != 0x6u || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b & (1u << 5)) != 0;
 }
 
 /* qs_group without AVX-512 (the tree-order tables, qs 2): 32 rows at a time (two groups), each tree's vectors held
@@ -1504,7 +1492,8 @@ static void *run_part(void *arg)
         if (s->xb_rows > ROW_BLOCK) s->xb_rows = ROW_BLOCK;
         s->xb = malloc((size_t)(s->xb_rows * row_bytes));
         s->map = malloc((size_t)s->xb_rows * sizeof(int32_t));
-        const int qs = p->job->rf_qs != NULL && p->job->rf->qs == qs_kind(); /* the CPU that built them: else walks */
+        /* bit vectors of the kind this CPU runs (a process resumed on another CPU walks) */
+        const int qs = p->job->rf_qs != NULL && p->job->rf->qs == qs_kind();
         if (qs) /* 64-byte aligned: a tree's vectors are one cache line */
             s->qv = aligned_alloc(64, (size_t)p->job->n_trees * QS_ROWS * sizeof(uint64_t));
         if (s->xb == NULL || s->map == NULL || (qs && s->qv == NULL)) {

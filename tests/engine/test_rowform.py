@@ -40,14 +40,16 @@ def _rows(p: BrewPredictor, X: np.ndarray, nan: bool, n: int = 240) -> np.ndarra
 FORMS = {"f32": (1, 0), "bins": (1, 1)}  # rfhead_t's narrow and bins fields
 
 
-def _avx512() -> bool:
-    """The CPU has what the bit-vector batches need (AVX-512 F and VL)."""
+def _qs_kind() -> int:
+    """The bit vectors this CPU runs: 1 with AVX-512 F and VL, 2 with AVX2 (and no AVX-512), else 0 (the walks)."""
     try:
         with open("/proc/cpuinfo") as fh:
             flags = fh.read().split()
     except OSError:
-        return False
-    return platform.machine() == "x86_64" and "avx512f" in flags and "avx512vl" in flags
+        return 0
+    if platform.machine() != "x86_64":
+        return 0
+    return 1 if "avx512f" in flags and "avx512vl" in flags else 2 if "avx2" in flags else 0
 
 
 def _head(p: BrewPredictor) -> tuple[int, ...]:
@@ -72,7 +74,7 @@ def _check(path, est, X, *, nan: bool, form: str | None, proba: bool = True, lea
         head = _head(p)
         assert (head[0], head[4]) == FORMS[form]
         assert leaves is None or head[5] == leaves
-        assert head[6] == _avx512()  # these models' trees have at most 64 leaves: bit vectors where the CPU can
+        assert head[6] == _qs_kind()  # these models' trees have at most 64 leaves: bit vectors where the CPU can
     listed = rows.tolist()
     for i in range(len(rows)):
         got = method(rows[i : i + 1])
@@ -184,6 +186,28 @@ def test_wide_rows(tmp_path):
     X[rng.random(X.shape) < 0.05] = np.nan
     y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 39]) > 0).astype(int)
     est = lightgbm.LGBMClassifier(n_estimators=15, num_leaves=15, verbose=-1).fit(X, y)
+    src, dst = tmp_path / "m.txt", tmp_path / "m.brew"
+    est.booster_.save_model(src)
+    compile_file(src, dst, progress=False)
+    _check(dst, est, X, nan=True, form="bins", leaves=2)
+
+
+@pytest.mark.parametrize("leaves", [33, 64])
+@pytest.mark.parametrize("classes", [2, 3])
+def test_bit_vectors_past_32_leaves(tmp_path, leaves, classes):
+    """Trees of 33 to 64 leaves: splits that clear leaves among the first 32 only, the others only, or both (the
+    AVX2 bit vectors keep each half of a row's vector apart); one output and three."""
+    lightgbm = pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(4000, 6))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    Z = np.nan_to_num(X)
+    y = (Z[:, 0] + Z[:, 1] * Z[:, 2] + np.sin(3 * Z[:, 4]) > 0).astype(int)
+    if classes == 3:
+        y = y + (Z[:, 3] > 0.8)
+    est = lightgbm.LGBMClassifier(n_estimators=8, num_leaves=leaves, min_child_samples=2, verbose=-1).fit(X, y)
+    grown = [t["num_leaves"] for t in est.booster_.dump_model()["tree_info"]]
+    assert max(grown) == leaves and min(grown) > 32, grown  # the trees this test is about
     src, dst = tmp_path / "m.txt", tmp_path / "m.brew"
     est.booster_.save_model(src)
     compile_file(src, dst, progress=False)
