@@ -1997,7 +1997,7 @@ static PyObject *rowform(PyObject *self, PyObject *args)
     }
     /* perfect trees: every tree at most PF_MAX_DEPTH deep, padded to at most PF_MAX_RATIO x the nodes in all */
     int64_t pf_entries = 0;
-    int pf = narrow && !(qs_env != NULL && strcmp(qs_env, "0") == 0);
+    int pf = narrow && !qs && !(qs_env != NULL && strcmp(qs_env, "0") == 0); /* bit vectors first */
     for (Py_ssize_t t = 0; pf && t < n_trees; t++) {
         if (tdepth[t] > PF_MAX_DEPTH) pf = 0;
         else pf_entries += (int64_t)2 << tdepth[t];

@@ -57,8 +57,16 @@ def _head(p: BrewPredictor) -> tuple[int, ...]:
     return struct.unpack_from("<7i", p._rowform, 48)
 
 
-def _check(path, est, X, *, nan: bool, form: str | None, proba: bool = True, leaves: int | None = None):
-    """leaves: rfhead_t.leaf32, 1 when the leaves hold their float32 values, 2 when they index a table of them."""
+def _pf_bytes(p: BrewPredictor) -> int:
+    """rfhead_t.pf_bytes: the perfect trees' size (0: none)."""
+    return struct.unpack_from("<q", p._rowform, 96)[0]
+
+
+def _check(
+    path, est, X, *, nan: bool, form: str | None, proba: bool = True, leaves: int | None = None, small: bool = True
+):
+    """leaves: rfhead_t.leaf32, 1 when the leaves hold their float32 values, 2 when they index a table of them.
+    small: every tree has at most 64 leaves (bit vectors where the CPU has them); else the perfect trees."""
     p = BrewPredictor(path, threads=1)
     rows = _rows(p, X, nan)
     with warnings.catch_warnings():
@@ -74,7 +82,9 @@ def _check(path, est, X, *, nan: bool, form: str | None, proba: bool = True, lea
         head = _head(p)
         assert (head[0], head[4]) == FORMS[form]
         assert leaves is None or head[5] == leaves
-        assert head[6] == _qs_kind()  # these models' trees have at most 64 leaves: bit vectors where the CPU can
+        assert head[6] == (_qs_kind() if small else 0)  # trees of at most 64 leaves: bit vectors where it can
+        if not small:
+            assert _pf_bytes(p) > 0  # deeper trees, at most 12 levels: batches walk the perfect trees
     listed = rows.tolist()
     for i in range(len(rows)):
         got = method(rows[i : i + 1])
@@ -94,7 +104,7 @@ def _check(path, est, X, *, nan: bool, form: str | None, proba: bool = True, lea
             walked.warm()
         finally:
             del os.environ["COLDBREW_QS"]
-        assert _head(walked)[6] == 0
+        assert _head(walked)[6] == 0 and _pf_bytes(walked) == 0
         batch = (walked.predict_proba if proba else walked.predict)(rows)
         assert batch.dtype == want.dtype and np.array_equal(batch, want)
     form, p._rowform = p._rowform, None  # the walks without it: the same bits
@@ -212,3 +222,33 @@ def test_bit_vectors_past_32_leaves(tmp_path, leaves, classes):
     est.booster_.save_model(src)
     compile_file(src, dst, progress=False)
     _check(dst, est, X, nan=True, form="bins", leaves=2)
+
+
+@pytest.mark.parametrize("model", ["xgboost", "xgboost-3", "forest"])
+def test_perfect_trees(tmp_path, model):
+    """Trees of more than 64 leaves and at most 12 levels: batches walk them as perfect trees in heap order (a leaf
+    above the last level copied into every entry below it), one output in float32, three, and a float32 forest."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(6000, 6))
+    Z = X.copy()
+    y = (Z[:, 0] + Z[:, 1] * Z[:, 2] + np.sin(3 * Z[:, 4]) > 0).astype(int)
+    if model == "forest":
+        import pickle
+
+        from sklearn.ensemble import RandomForestClassifier
+
+        est = RandomForestClassifier(n_estimators=6, max_depth=9, random_state=0).fit(X, y + (Z[:, 3] > 0.8))
+        src, dst = tmp_path / "m.pkl", tmp_path / "m.brew"
+        src.write_bytes(pickle.dumps(est))
+        compile_file(src, dst, progress=False)
+        _check(dst, est, X, nan=False, form="f32", small=False)
+        return
+    xgboost = pytest.importorskip("xgboost")
+    X[rng.random(X.shape) < 0.05] = np.nan
+    if model == "xgboost-3":
+        y = y + (Z[:, 3] > 0.8)
+    est = xgboost.XGBClassifier(n_estimators=10, max_depth=8, n_jobs=1).fit(X, y)
+    src, dst = tmp_path / "m.json", tmp_path / "m.brew"
+    est.save_model(src)
+    compile_file(src, dst, progress=False)
+    _check(dst, est, X, nan=True, form="f32", leaves=1, small=False)
