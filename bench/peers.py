@@ -7,9 +7,11 @@ the system C compiler), lleaves (LLVM-compiled, LightGBM only), tl2cgen (gcc-com
 census data and cached): LightGBM 500 x 63 leaves, XGBoost 2,000 x depth 8, a RandomForest 100 x depth 12 and the
 study's 140mb scikit-learn GradientBoosting (1,261 fully grown trees).
 
-Figures, per (model, runtime), each measured in its own fresh process with the model files in the page cache:
+Figures, per (model, runtime), each measured in fresh processes with the model files in the page cache, in
+--repeats rounds that interleave the runtimes (and 1 and 2 threads), each figure the median over the rounds:
 - batch: ns per tree x row over 10,000 test rows with 5% of the values NaN (the scikit-learn models refuse NaN:
-  no NaN for them), median of 5, single-threaded; and with 2 threads where the runtime has them (second table);
+  no NaN for them), median of 5 per process, single-threaded; and with 2 threads where the runtime has them
+  (second table);
 - single row: p50 and p99 over 400 calls, a different row each call;
 - fresh process -> imports + load + first prediction of the study's payload row (median of 3 processes, rounds
   interleave the runtimes), and that process's peak RSS (VmHWM);
@@ -22,8 +24,8 @@ cannot be installed, cannot read a model or fails is listed with the reason. col
 byte-compiled first (`compileall`), as `pip install` does for every peer and the Lambda zip does for coldbrew: a
 checkout run under PYTHONDONTWRITEBYTECODE would otherwise compile them in every fresh process (~25 ms).
 
-The page names the CPU and whether it has AVX-512 (F and VL): the bit vectors need it, and without them every
-batch walks.
+The page names the CPU and whether it has AVX-512 (F and VL) or AVX2: coldbrew's bit vectors for batches of small
+trees need one of them.
 
     python bench/peers.py [--repeats 3] [--models lgbm,xgb,forest,gbm140] [--runtimes coldbrew,pylignum,...]
 
@@ -319,17 +321,22 @@ def measure(models: dict, names: list[str], repeats: int, work: Path, only: set[
         res["compile_s"] = info.get("compile_s", {})
         res["sizes"] = {rt: Path(p).stat().st_size for rt, (_, p, _) in runs.items()}
         failed: dict[str, str] = {}
-        warm: dict[str, dict] = {}
-        for threads in (1, 2):
-            for rt, (loader, path, lib) in runs.items():
-                if rt in failed:
-                    continue
-                log(f"{name}: {rt} warm, {threads} thread(s)")
-                try:
-                    out = work / f"{name}-{rt}-{threads}.npy"
-                    warm[f"{rt}/{threads}"] = run_child(loader, path, lib, threads, "warm", rows, out)
-                except Exception as exc:  # noqa: BLE001 - a failing peer is listed with its reason
-                    failed[rt] = str(exc)
+        rounds: dict[str, list[dict]] = {}
+        for i in range(repeats):  # interleaved rounds: the machine's slow phases fall on every runtime alike
+            for threads in (1, 2):
+                for rt, (loader, path, lib) in runs.items():
+                    if rt in failed:
+                        continue
+                    log(f"{name}: {rt} warm, {threads} thread(s), round {i + 1} of {repeats}")
+                    try:
+                        out = work / f"{name}-{rt}-{threads}.npy"
+                        got = run_child(loader, path, lib, threads, "warm", rows, out)
+                        rounds.setdefault(f"{rt}/{threads}", []).append(got)
+                    except Exception as exc:  # noqa: BLE001 - a failing peer is listed with its reason
+                        failed[rt] = str(exc)
+        warm = {
+            key: {fig: statistics.median(r[fig] for r in runs_) for fig in runs_[0]} for key, runs_ in rounds.items()
+        }
         cold: dict[str, list[dict]] = {rt: [] for rt in runs if rt not in failed}
         for _ in range(repeats):  # interleaved rounds
             for rt in cold:
@@ -360,24 +367,30 @@ def measure(models: dict, names: list[str], repeats: int, work: Path, only: set[
 
 # -------------------------------------------------------------------------------------------------- report
 def cpu() -> dict:
-    """The CPU's model name and whether it has AVX-512 F and VL (Linux's /proc/cpuinfo; else unknown)."""
+    """The CPU's model name and its vector extensions that coldbrew's batches use (Linux's /proc/cpuinfo)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return {"model": platform.processor() or platform.machine(), "avx512": None}
+        return {"model": platform.processor() or platform.machine(), "avx512": None, "avx2": None}
     fields = dict(
         (k.strip(), v.strip()) for k, _, v in (ln.partition(":") for ln in text.splitlines()[:40]) if v.strip()
     )
     flags = set(fields.get("flags", "").split())
-    return {"model": fields.get("model name", platform.machine()), "avx512": {"avx512f", "avx512vl"} <= flags}
+    return {
+        "model": fields.get("model name", platform.machine()),
+        "avx512": {"avx512f", "avx512vl"} <= flags,
+        "avx2": "avx2" in flags,
+    }
 
 
 def cpu_text(info: dict) -> str:
-    if info["avx512"] is None:
-        return f"{info['model']} (AVX-512 unknown)"
+    if info.get("avx512") is None:
+        return f"{info['model']} (vector extensions unknown)"
     if info["avx512"]:
-        return f"{info['model']}, with AVX-512 (coldbrew's bit vectors on)"
-    return f"{info['model']}, without AVX-512 (coldbrew's bit vectors off: every batch walks)"
+        return f"{info['model']}, with AVX-512 (coldbrew's bit vectors: AVX-512)"
+    if info.get("avx2"):
+        return f"{info['model']}, with AVX2 and no AVX-512 (coldbrew's bit vectors: AVX2)"
+    return f"{info['model']}, without AVX2 (coldbrew's batches walk)"
 
 
 def render(results: dict, args) -> str:
@@ -387,7 +400,8 @@ def render(results: dict, args) -> str:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()} {cpu_text(args.cpu)}, "
         f"{os.cpu_count()} cores shared with other jobs (load average at start "
         f"{args.load[0]:.1f}); Python {platform.python_version()}. Medians: batch of 5 runs, single row over 400 "
-        f"calls (a different row each call), fresh process over {args.repeats} processes; runtimes interleaved. "
+        f"calls (a different row each call), each then over {args.repeats} rounds of processes that interleave the "
+        f"runtimes; fresh process over {args.repeats} processes, interleaved too. "
         "Batch: 10,000 census rows, 5% NaN (scikit-learn models: no NaN, they refuse it). Single-threaded unless "
         "stated. The machine was loaded: compare ratios within this run, not absolute numbers across runs. "
         "coldbrew's modules byte-compiled first, as an install does.",
@@ -459,17 +473,17 @@ WHY = """Why, where it is behind:
   7): 8-byte nodes, the rows copied once per block of ~48 KiB (float64 models binned: each value replaced by its
   rank among the model's thresholds, exactly), each tree walked by 16 rows interleaved with a conditional move per
   level, in lock-step for even-depth trees (XGBoost, forests) and refilled in bursts of 4 steps for leaf-wise ones
-  (LightGBM), and a float32 model's leaves holding their own values. Models whose trees have at most 64 leaves
-  (LightGBM 500 x 63) do not walk at all on AVX-512 CPUs: QuickScorer bit vectors, one 16-row compare per split,
-  each row's exit leaf the lowest bit left. That took the batch from ~25 (LightGBM) and ~23 (XGBoost)
-  ns/tree-row to 10.3 and 12.0 on an AVX-512 CPU (the full run of 3c7c18c; ~6 and ~7 in an in-process A/B
-  there), against pylignum compiled's 6.5 and 8.3 in that run. What is left, for trees too big for one 64-bit
-  vector (XGBoost's depth 8, 256 leaves), and for every model on a CPU without AVX-512 (the page's first line says
-  which this run had), is the walks' loads: per level and row a node's threshold, slot and step, then the value it
-  names, ~8 instructions against the compiled code's compare-and-jump. Tried on a CPU without AVX-512 (AMD Zen
-  3) and measured no faster: 8 walks interleaved instead of 16, every lane's leaf read unrolled, and AVX2 gathers
-  (8 walks to a vector, 2-8 vectors in flight: 1.45x slower than the scalar walks, a gather costing more than the
-  loads it replaces).
+  (LightGBM), and a float32 model's leaves holding their own values. Batches of small trees do not walk at all:
+  models whose trees have at most 64 leaves (LightGBM 500 x 63) run QuickScorer bit vectors, each row's exit leaf
+  the lowest bit left; with AVX-512 one 16-row compare per split over slot-sorted splits, with AVX2 (Zen 3) each
+  row's vector kept as two 32-bit halves, 8 rows to a register, so most splits clear one half only. Deeper trees
+  of at most 12 levels (XGBoost's depth 8, 256 leaves; the forest's depth 12) walk a perfect-tree copy in heap
+  order: a level is a compare and an add-with-carry, ~4 instructions against ~8 for the general walk. That took the
+  batch from ~25 (LightGBM) and ~23 (XGBoost) ns/tree-row in #20's first round to the figures above. What is left
+  where a compiled peer is still ahead is the loads: per level a node's threshold and slot, then the value it
+  names, against the compiled code's compare with an immediate. Tried on Zen 3 and measured no faster than the
+  general walk: 8 walks interleaved instead of 16, every lane's leaf read unrolled, and AVX2 gathers (8 walks to a
+  vector, 2-8 vectors in flight: 1.45x slower, a gather costing more than the loads it replaces).
 - **pylignum's interpreter** bins the inputs first (`uses_binned`) and compares small integers; coldbrew now bins
   float64 models the same way (ranks, so the comparisons are the library's) and compares float32 values, so its
   nodes are 8 bytes for every family the row form covers.
@@ -516,7 +530,7 @@ def main() -> None:
     if args.render:
         saved = json.loads((RESULTS / "peers.json").read_text())
         args.load = saved.pop("_load", args.load)
-        args.cpu = saved.pop("_cpu", {"model": "unknown", "avx512": None})
+        args.cpu = saved.pop("_cpu", {"model": "unknown", "avx512": None, "avx2": None})
         (RESULTS / "peers.md").write_text(render(saved, args) + "\n")
         return
     # An installed package has its bytecode compiled (pip does it); a checkout run under PYTHONDONTWRITEBYTECODE
