@@ -1280,7 +1280,7 @@ static int avx2_cpu(void)
 /* qs_group without AVX-512 (the tree-order tables, qs 2): 32 rows at a time (two groups), each tree's vectors held
  * in AVX2 registers as 8 rows' low halves and 8 rows' high halves while its splits are read; a compare is the
  * walks' own, !(x <= thr) on the float32 slot (NaN: right). */
-#define QS2_HALF(W, M, k, off) W##k = _mm256_andnot_si256(_mm256_andnot_si256(M, _mm256_castps_si256(_mm256_cmp_ps(_mm256_loadu_ps(xs + (off)), r, _CMP_NLE_UQ))), W##k)
+#define QS2_HALF(W, M, k, off) W##k = _mm256_andnot_si256(_mm256_andnot_si256(M, _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_loadu_ps(xs + (off)), _CMP_NGE_UQ))), W##k)
 #define QS2_KEEP(i, half) _mm256_castps_si256(_mm256_broadcast_ss((const float *)(keep + (i)) + (half)))
 #define QS2_JOIN(L, H, o)                                                                                         \
     do {                                                                                                         \
