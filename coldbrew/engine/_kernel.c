@@ -1100,9 +1100,12 @@ static inline uint64_t pf_next(const pf_t *tree, uint64_t h, const float *x)
 }
 
 /* Rows 0 .. n - 1 of the block xb (laid out as for blk_lock) through the perfect tree of depth D at tree;
- * row i's leaf value added to its output at out[map[i] * K] (float32 when acc32). On x86-64 a step is four instructions (the entry's slot and threshold, the compare
- * with the row's value, the add-with-carry), lane k's value at a fixed displacement from the group's rows. */
+ * row i's leaf value added to its output at out[map[i] * K] (float32 when acc32). On x86-64 a step is four
+ * instructions (the entry's slot and threshold, the compare with the row's value, the add-with-carry), lane k's
+ * value at a fixed displacement from the group's rows. */
 #if defined(__x86_64__) && defined(__GNUC__)
+/* The memory a step reads, as an input the compiler sees (a sized array: clang refuses GCC's unsized one). */
+typedef char pf_mem_t[1 << 30];
 #define PF_STEP(k)                                                                                               \
     do {                                                                                                         \
         uint32_t s_;                                                                                             \
@@ -1112,7 +1115,7 @@ static inline uint64_t pf_next(const pf_t *tree, uint64_t h, const float *x)
                 "ucomiss 4*" #k "(%[x],%q[s],4), %[v]\n\t"                                                         \
                 "adc %[h], %[h]"                                                                                 \
                 : [h] "+r"(h##k), [s] "=&r"(s_), [v] "=&x"(t_)                                                   \
-                : [t] "r"(tree), [x] "r"(xg), "m"(*(const char(*)[])tree), "m"(*(const char(*)[])xg)              \
+                : [t] "r"(tree), [x] "r"(xg), "m"(*(const pf_mem_t *)tree), "m"(*(const pf_mem_t *)xg)              \
                 : "cc");                                                                                         \
     } while (0)
 #else
@@ -1250,31 +1253,32 @@ static qs2_t qs2_tables(const char *q, Py_ssize_t n_trees)
 #include <cpuid.h>
 #include <immintrin.h>
 #define QS_TARGET __attribute__((target("avx512f,avx512vl")))
-/* 1 if the CPU has AVX-512 F and VL and the OS saves their registers (cpuid and xgetbv, not the compiler's
- * __builtin_cpu_supports: with Zig's clang that pulls in a runtime whose own exp and expf replace the C library's,
- * whose bits the libraries' predictions have). Asked again by every batch, never remembered: a process may be
- * resumed from a snapshot on another CPU (Lambda SnapStart), where a row form built before it walks instead. */
-static int qs_cpu(void)
+/* cpuid 7's EBX (the extended features) if the OS saves every register state in xcr0_mask (cpuid and xgetbv, not
+ * the compiler's __builtin_cpu_supports: with Zig's clang that pulls in a runtime whose own exp and expf replace the
+ * C library's, whose bits the libraries' predictions have), else 0. Asked again by every batch, never remembered: a
+ * process may be resumed from a snapshot on another CPU (Lambda SnapStart), where a row form built before it walks
+ * instead. */
+static unsigned cpu_features(unsigned xcr0_mask)
 {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0; /* OSXSAVE */
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    /* XCR0: SSE, AVX, opmask, ZMM_Hi256, Hi16_ZMM state; cpuid 7: AVX512F (EBX 16), AVX512VL (EBX 31) */
-    if ((lo & 0xE6u) != 0xE6u || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if ((lo & xcr0_mask) != xcr0_mask || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return b;
+}
+
+/* 1 if the CPU has AVX-512 F (EBX 16) and VL (EBX 31) with SSE, AVX, opmask, ZMM_Hi256 and Hi16_ZMM state saved. */
+static int qs_cpu(void)
+{
+    const unsigned b = cpu_features(0xE6u);
     return (b & (1u << 16)) && (b & (1u << 31));
 }
 
-/* 1 if the CPU has AVX2 and the OS saves its registers (cpuid and xgetbv, as qs_cpu: never remembered). */
+/* 1 if the CPU has AVX2 (EBX 5) with SSE and AVX state saved. */
 static int avx2_cpu(void)
 {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0; /* OSXSAVE */
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    /* XCR0: SSE and AVX state; cpuid 7: AVX2 (EBX 5) */
-    if ((lo & 0x6u) != 0x6u || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    return (b & (1u << 5)) != 0;
+    return (cpu_features(0x6u) & (1u << 5)) != 0;
 }
 
 /* qs_group without AVX-512 (the tree-order tables, qs 2): 32 rows at a time (two groups), each tree's vectors held
