@@ -387,9 +387,9 @@ def cpu_text(info: dict) -> str:
     if info.get("avx512") is None:
         return f"{info['model']} (vector extensions unknown)"
     if info["avx512"]:
-        return f"{info['model']}, with AVX-512 (coldbrew's bit vectors: AVX-512)"
+        return f"{info['model']}, with AVX-512 and AVX2 (coldbrew's bit vectors: AVX2, bytes where they fit)"
     if info.get("avx2"):
-        return f"{info['model']}, with AVX2 and no AVX-512 (coldbrew's bit vectors: AVX2)"
+        return f"{info['model']}, with AVX2 and no AVX-512 (coldbrew's bit vectors: AVX2, bytes where they fit)"
     return f"{info['model']}, without AVX2 (coldbrew's batches walk)"
 
 
@@ -475,8 +475,12 @@ WHY = """Why, where it is behind:
   level, in lock-step for even-depth trees (XGBoost, forests) and refilled in bursts of 4 steps for leaf-wise ones
   (LightGBM), and a float32 model's leaves holding their own values. Batches of small trees do not walk at all:
   models whose trees have at most 64 leaves (LightGBM 500 x 63) run QuickScorer bit vectors, each row's exit leaf
-  the lowest bit left; with AVX-512 one 16-row compare per split over slot-sorted splits, with AVX2 (Zen 3) each
-  row's vector kept as two 32-bit halves, 8 rows to a register, so most splits clear one half only. Deeper trees
+  the lowest bit left. Binned models whose features have at most 255 thresholds (LightGBM) compare bytes, 32 rows
+  to an AVX2 instruction: each row's bin as a signed byte, each tree's vectors as eight octants of leaves, a split
+  listed under the octants its left subtree reaches (most reach one), the octants shuffled into 64-bit vectors
+  64 rows at a time, trees 64 at a time so their vectors stay in the first-level cache. Other small trees keep
+  each row's vector as two 32-bit halves, 8 rows to a register, so most splits clear one half only (the AVX-512
+  tables, one 16-row compare per split over slot-sorted splits, measured 2x slower on Zen 4). Deeper trees
   of at most 12 levels (XGBoost's depth 8, 256 leaves; the forest's depth 12) walk a perfect-tree copy in heap
   order: a level is a compare and an add-with-carry, ~4 instructions against ~8 for the general walk. That took the
   batch from ~25 (LightGBM) and ~23 (XGBoost) ns/tree-row in #20's first round to the figures above. What is left

@@ -1249,6 +1249,120 @@ static qs2_t qs2_tables(const char *q, Py_ssize_t n_trees)
     return t;
 }
 
+/* ---- byte tables (qs 3): the bit vectors of binned models over bytes ----------------------------------------
+ * A binned model (bins) whose features have at most QS3_MAX_THR thresholds each compares a row's bins as signed
+ * bytes, 32 rows to an AVX2 compare: bin b as b - 128 (bins run 0 .. 255), NaN as 127 (above every threshold's
+ * rank k - 128 <= 126: right, as the walks send it) and -infinity (the copy read where a NaN goes left) as -128
+ * (below every one: left), so a byte goes right exactly where the walks' !(bin <= k) does. A tree's 64-bit vector
+ * is kept as eight octants (leaves 8o .. 8o + 7, a byte per row): per tree and octant the splits whose left
+ * subtree has leaves in it (an entry each: the threshold and the octant's byte of its left leaves, each repeated
+ * four times, and the slot's offset among the rows' bytes), so a split clears bits only in the octants it touches
+ * (most splits are deep: one octant), 64 rows at a time in two registers. The octants are then put together into
+ * each row's 64-bit vector (byte shuffles), and the exit leaf found as with the other tables. Trees are taken
+ * QS3_TREES at a time, so their vectors stay in the first-level cache until their leaf values are added. */
+#define QS3_MAX_THR 255 /* thresholds per feature: bins 0 .. 255 (a 256th would need a 257th byte value) */
+#ifndef QS3_ROWS
+#define QS3_ROWS 128 /* rows per pass, each octant in QS3_ROWS / 32 registers (LightGBM 500 x 63 on Zen 4: 64 rows
+                        2.93 ns per tree-row, 128 rows 2.60, 256 rows 2.56) */
+#endif
+#ifndef QS3_TREES
+#define QS3_TREES 32 /* trees per chunk: 32 KiB of vectors (16 KiB and 64 KiB measured no faster) */
+#endif
+#ifndef QS3_XB_BYTES
+#define QS3_XB_BYTES 196608 /* rows per block, as floats: each chunk of trees goes through all of them (48 KiB
+                              measured 1-2% slower, 384 KiB the same) */
+#endif
+#define QS_PAD (QS3_ROWS > QS_ROWS ? QS3_ROWS : QS_ROWS) /* a block's rows: a whole number of groups of either */
+
+typedef struct {
+    int32_t thr4, left4, xoff; /* the threshold's byte and the octant's left leaves, x4; the slot x QS3_ROWS */
+} qs3_e;
+
+typedef struct {
+    const int64_t *lbase, *eoff; /* per tree the first of its leaf values; per (tree, octant) its first entry */
+    const double *lval;
+    const qs3_e *e;
+} qs3_t;
+
+static Py_ssize_t qs3_bytes(Py_ssize_t n_trees, Py_ssize_t n_leaves, Py_ssize_t n_entries)
+{
+    return 8 * (n_trees + 1) + 8 * n_leaves + 8 * (8 * n_trees + 1) + (12 * n_entries + 7) / 8 * 8;
+}
+
+static qs3_t qs3_tables(const char *q, Py_ssize_t n_trees)
+{
+    qs3_t t;
+    t.lbase = (const int64_t *)q;
+    t.lval = (const double *)(t.lbase + n_trees + 1);
+    t.eoff = (const int64_t *)(t.lval + t.lbase[n_trees]);
+    t.e = (const qs3_e *)(t.eoff + 8 * n_trees + 1);
+    return t;
+}
+
+/* The leaves of the tree (root, size nodes, a qs_tree) before each node, into before (size + 1 values). */
+static void leaves_before(const node_t *root, int64_t size, int64_t *before)
+{
+    before[0] = 0;
+    for (int64_t i = 0; i < size; i++) before[i + 1] = before[i] + (root[i].feature < 0);
+}
+
+/* The entries of the byte tables: per split, the octants its left subtree's leaves touch. before: room for the
+ * largest tree's size + 1 values. */
+static int64_t qs3_count(const node_t *nodes, const int64_t *offsets, Py_ssize_t n_trees, int64_t *before)
+{
+    int64_t n = 0;
+    for (Py_ssize_t t = 0; t < n_trees; t++) {
+        const node_t *root = nodes + offsets[t];
+        const int64_t size = offsets[t + 1] - offsets[t];
+        leaves_before(root, size, before);
+        for (int64_t i = 0; i < size; i++)
+            if (root[i].feature >= 0) n += (before[root[i].right] - 1) / 8 - before[i + 1] / 8 + 1;
+    }
+    return n;
+}
+
+/* The byte tables (qs3_t) into q (qs3_bytes() of room) from the narrow nodes n8 (bins: thresholds are ranks of at
+ * most QS3_MAX_THR - 1). before: room for the largest tree's size + 1 values. */
+static void qs3_build(char *q, const n8_t *n8, const node_t *nodes, const int64_t *offsets, Py_ssize_t n_trees,
+                      Py_ssize_t n_leaves, int64_t *before)
+{
+    int64_t *lbase = (int64_t *)q;
+    double *lval = (double *)(lbase + n_trees + 1);
+    int64_t *eoff = (int64_t *)(lval + n_leaves);
+    qs3_e *e = (qs3_e *)(eoff + 8 * n_trees + 1);
+    int64_t leaf = 0, n = 0;
+    for (Py_ssize_t t = 0; t < n_trees; t++) {
+        const int64_t o0 = offsets[t], size = offsets[t + 1] - o0;
+        lbase[t] = leaf;
+        leaves_before(nodes + o0, size, before);
+        for (int64_t i = 0; i < size; i++)
+            if (n8[o0 + i].step == 0) lval[leaf++] = nodes[o0 + i].value;
+        for (int o = 0; o < 8; o++) {
+            eoff[8 * t + o] = n;
+            for (int64_t i = 0; i < size; i++) {
+                const n8_t c = n8[o0 + i];
+                if (c.step == 0) continue;
+                int64_t a = before[i + 1], b = before[i + c.step]; /* the left subtree's leaves */
+                if (b <= 8 * o || a >= 8 * o + 8) continue;
+                a = a > 8 * o ? a - 8 * o : 0, b = b < 8 * o + 8 ? b - 8 * o : 8;
+                const uint32_t left = (((1u << (b - a)) - 1) << a) & 0xFFu;
+                const uint32_t thr = (uint32_t)(uint8_t)(int8_t)((int)c.thr - 128);
+                e[n++] = (qs3_e){(int32_t)(thr * 0x01010101u), (int32_t)(left * 0x01010101u),
+                                 (int32_t)(c.slot / XS * QS3_ROWS)};
+            }
+        }
+    }
+    lbase[n_trees] = leaf;
+    eoff[8 * n_trees] = n;
+}
+
+/* The position of row k's vector among a tree's QS3_ROWS (qs3_group's shuffles leave rows 2j, 2j + 1, 16 + 2j,
+ * 17 + 2j of each 32 at positions 4j .. 4j + 3): the row at position p. */
+static inline int qs3_row(int p)
+{
+    return (p & ~31) + 2 * ((p & 31) >> 2) + (p & 1) + ((p & 2) ? 16 : 0);
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -1365,6 +1479,76 @@ QS_TARGET NOINLINE static void qs_group(const qs_t *q, Py_ssize_t n_slots, Py_ss
         }
     }
 }
+/* The vectors v (QS3_TREES x QS3_ROWS, at positions qs3_row) of trees t0 .. t1 - 1 for the QS3_ROWS rows whose
+ * bytes are xq (slot s's at xq + s * QS3_ROWS, 32-byte aligned); buf: 8 x QS3_ROWS bytes, 32-byte aligned. */
+#define QS3_BCAST(p) _mm256_castps_si256(_mm256_broadcast_ss((const float *)(p)))
+__attribute__((target("avx2"))) NOINLINE static void qs3_group(const qs3_t *q, Py_ssize_t t0, Py_ssize_t t1,
+                                                               const int8_t *xq, uint64_t *v, uint8_t *buf)
+{
+    const __m256i ones = _mm256_set1_epi32(-1);
+    for (Py_ssize_t t = t0; t < t1; t++) {
+        const int64_t *eo = q->eoff + 8 * t;
+        for (int o = 0; o < 8; o++) { /* each octant in QS3_ROWS / 32 registers */
+            __m256i w[QS3_ROWS / 32];
+            for (int r = 0; r < QS3_ROWS / 32; r++) w[r] = ones;
+            for (const qs3_e *e = q->e + eo[o], *end = q->e + eo[o + 1]; e < end; e++) {
+                const __m256i thr = QS3_BCAST(&e->thr4), left = QS3_BCAST(&e->left4);
+                const __m256i *x = (const __m256i *)(xq + e->xoff);
+                for (int r = 0; r < QS3_ROWS / 32; r++)
+                    w[r] = _mm256_andnot_si256(_mm256_and_si256(_mm256_cmpgt_epi8(_mm256_load_si256(x + r), thr), left), w[r]);
+            }
+            for (int r = 0; r < QS3_ROWS / 32; r++) _mm256_store_si256((__m256i *)(buf + o * QS3_ROWS) + r, w[r]);
+        }
+        uint64_t *vt = v + (t - t0) * QS3_ROWS;
+        for (int h = 0; h < QS3_ROWS; h += 32) { /* 8 octants x 32 rows of bytes -> 32 rows' 64-bit vectors */
+            __m256i b[8];
+            for (int o = 0; o < 8; o++) b[o] = _mm256_load_si256((const __m256i *)(buf + o * QS3_ROWS + h));
+            const __m256i a01l = _mm256_unpacklo_epi8(b[0], b[1]), a01h = _mm256_unpackhi_epi8(b[0], b[1]);
+            const __m256i a23l = _mm256_unpacklo_epi8(b[2], b[3]), a23h = _mm256_unpackhi_epi8(b[2], b[3]);
+            const __m256i a45l = _mm256_unpacklo_epi8(b[4], b[5]), a45h = _mm256_unpackhi_epi8(b[4], b[5]);
+            const __m256i a67l = _mm256_unpacklo_epi8(b[6], b[7]), a67h = _mm256_unpackhi_epi8(b[6], b[7]);
+            const __m256i c0 = _mm256_unpacklo_epi16(a01l, a23l), c1 = _mm256_unpackhi_epi16(a01l, a23l);
+            const __m256i c2 = _mm256_unpacklo_epi16(a01h, a23h), c3 = _mm256_unpackhi_epi16(a01h, a23h);
+            const __m256i d0 = _mm256_unpacklo_epi16(a45l, a67l), d1 = _mm256_unpackhi_epi16(a45l, a67l);
+            const __m256i d2 = _mm256_unpacklo_epi16(a45h, a67h), d3 = _mm256_unpackhi_epi16(a45h, a67h);
+            __m256i *o = (__m256i *)(vt + h);
+            _mm256_store_si256(o + 0, _mm256_unpacklo_epi32(c0, d0));
+            _mm256_store_si256(o + 1, _mm256_unpackhi_epi32(c0, d0));
+            _mm256_store_si256(o + 2, _mm256_unpacklo_epi32(c1, d1));
+            _mm256_store_si256(o + 3, _mm256_unpackhi_epi32(c1, d1));
+            _mm256_store_si256(o + 4, _mm256_unpacklo_epi32(c2, d2));
+            _mm256_store_si256(o + 5, _mm256_unpackhi_epi32(c2, d2));
+            _mm256_store_si256(o + 6, _mm256_unpacklo_epi32(c3, d3));
+            _mm256_store_si256(o + 7, _mm256_unpackhi_epi32(c3, d3));
+        }
+    }
+}
+#undef QS3_BCAST
+
+/* The leaf values of trees t0 .. t1 - 1 added, in tree order, to sums (QS3_ROWS doubles, by position) from their
+ * vectors v (qs3_group), 4 rows to a register: the exit leaf's index from the lowest set bit (x & -x: one 32-bit
+ * half holds it, and its float32 conversion's exponent is the bit's place), capped at the tree's last leaf as
+ * qs_rows does, and its value gathered. Each row's sum is its own lane: the same additions as one row at a time. */
+__attribute__((target("avx2"))) NOINLINE static void qs3_sum(const qs3_t *q, Py_ssize_t t0, Py_ssize_t t1,
+                                                             const uint64_t *v, double *sums)
+{
+    const __m256i top = _mm256_set1_epi64x((long long)((uint64_t)1 << 63)), zero = _mm256_setzero_si256();
+    const __m256i bias = _mm256_setr_epi32(-127, -95, -127, -95, -127, -95, -127, -95); /* exponent -> place */
+    const __m256i low = _mm256_set1_epi64x(0xFFFFFFFFll), ff = _mm256_set1_epi32(0xFF);
+    for (int p0 = 0; p0 < QS3_ROWS; p0 += 4) {
+        __m256d acc = _mm256_loadu_pd(sums + p0);
+        for (Py_ssize_t t = t0; t < t1; t++) {
+            const __m256i x = _mm256_or_si256(_mm256_load_si256((const __m256i *)(v + (t - t0) * QS3_ROWS + p0)), top);
+            const __m256i bit = _mm256_and_si256(x, _mm256_sub_epi64(zero, x));
+            const __m256i e = _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(_mm256_cvtepi32_ps(bit)), 23), ff);
+            const __m256i place = _mm256_andnot_si256(_mm256_cmpeq_epi32(e, zero), _mm256_add_epi32(e, bias));
+            const __m256i last = _mm256_set1_epi32((int)(q->lbase[t + 1] - q->lbase[t] - 1));
+            const __m256i leaf = _mm256_and_si256(_mm256_min_epi32(_mm256_add_epi32(place, _mm256_srli_epi64(place, 32)), last), low);
+            acc = _mm256_add_pd(acc, _mm256_i64gather_pd(q->lval + q->lbase[t], leaf, 8));
+        }
+        _mm256_storeu_pd(sums + p0, acc);
+    }
+}
 #else
 static int qs_cpu(void) { return 0; }
 static void qs_group(const qs_t *q, Py_ssize_t n_slots, Py_ssize_t n_trees, const float *xg, Py_ssize_t gstride,
@@ -1377,10 +1561,21 @@ static void qs2_group(const qs2_t *q, Py_ssize_t n_trees, const float *xg, Py_ss
 {
     (void)q, (void)n_trees, (void)xg, (void)gstride, (void)v;
 }
+static void qs3_group(const qs3_t *q, Py_ssize_t t0, Py_ssize_t t1, const int8_t *xq, uint64_t *v, uint8_t *buf)
+{
+    (void)q, (void)t0, (void)t1, (void)xq, (void)v, (void)buf;
+}
+static void qs3_sum(const qs3_t *q, Py_ssize_t t0, Py_ssize_t t1, const uint64_t *v, double *sums)
+{
+    (void)q, (void)t0, (void)t1, (void)v, (void)sums;
+}
 #endif
 
 /* Which bit vectors this CPU runs: 1, the sorted tables with AVX-512; 2, the tree-order tables with AVX2; 0, none. */
 static int qs_kind(void) { return qs_cpu() ? 1 : avx2_cpu() ? 2 : 0; }
+
+/* 1 if this CPU runs the tables of kind qs (a row form built on one CPU may be used on another: SnapStart). */
+static int qs_runs(int qs) { return qs == 1 ? qs_cpu() : qs == 2 || qs == 3 ? avx2_cpu() : 0; }
 
 /* 1 if the tree (root, size nodes) is a binary tree in pre-order, each split's left subtree exactly the nodes up
  * to its right child and the root's subtree the whole tree (what the leaves' left-to-right numbering needs), with
@@ -1533,6 +1728,69 @@ static void qs_rows(const job_t *j, const float *xb, Py_ssize_t S, Py_ssize_t m,
     }
 }
 
+/* qs_rows over the byte tables (qs 3): m rows of the block xb (at most cap), QS3_ROWS at a time, their bins as
+ * bytes (xq); the trees QS3_TREES at a time, each chunk through every group of the block while its tables are in
+ * cache; each row's leaf values added in tree order (one float64 output: in sums, then the row's). v: qs3_room(S,
+ * cap) bytes, 64-byte aligned: QS3_TREES x QS3_ROWS vectors, 8 x QS3_ROWS bytes, the rows' sums and bytes. */
+static Py_ssize_t qs3_room(Py_ssize_t S, Py_ssize_t cap)
+{
+    return 8 * QS3_TREES * QS3_ROWS + 8 * QS3_ROWS + 8 * cap + (S * cap + 63) / 64 * 64;
+}
+
+static void qs3_rows(const job_t *j, const float *xb, Py_ssize_t S, Py_ssize_t m, Py_ssize_t a, const int32_t *map,
+                     uint64_t *v, Py_ssize_t cap)
+{
+    const Py_ssize_t T = j->n_trees, K = j->K, G = (m + QS3_ROWS - 1) / QS3_ROWS; /* groups */
+    const qs3_t q = qs3_tables(j->rf_qs, T);
+    uint8_t *buf = (uint8_t *)(v + QS3_TREES * QS3_ROWS);
+    double *sums = (double *)(buf + 8 * QS3_ROWS);
+    int8_t *xq = (int8_t *)(sums + cap);
+    const int summed = K == 1 && !j->acc32; /* one float64 output: each row's sum in sums, by position */
+    for (Py_ssize_t g = 0; g < G; g++) {
+        const float *xg = xb + g * QS3_ROWS / XS * S * XS;
+        int8_t *xqg = xq + g * (S - 1) * QS3_ROWS;
+        for (Py_ssize_t s = 0; s < S - 1; s++) /* each slot's bins as bytes (see above) */
+            for (int k = 0; k < QS3_ROWS; k++) {
+                const float x = xg[k / XS * S * XS + k % XS + s * XS];
+                xqg[s * QS3_ROWS + k] = isnan(x) ? 127 : x < 0.0f ? -128 : x > 255.0f ? 127 : (int8_t)((int)x - 128);
+            }
+        for (int p = 0; p < QS3_ROWS && summed; p++) {
+            const Py_ssize_t k = g * QS3_ROWS + qs3_row(p);
+            sums[g * QS3_ROWS + p] = ((double *)j->out)[a + map[k < m ? k : 0]];
+        }
+    }
+    for (Py_ssize_t t0 = 0; t0 < T; t0 += QS3_TREES) {
+        const Py_ssize_t t1 = T - t0 < QS3_TREES ? T : t0 + QS3_TREES;
+        for (Py_ssize_t g = 0; g < G; g++) {
+            qs3_group(&q, t0, t1, xq + g * (S - 1) * QS3_ROWS, v, buf);
+            if (summed) { /* 4 rows to a register (2.6 -> 2.3 ns per tree-row against one at a time) */
+                qs3_sum(&q, t0, t1, v, sums + g * QS3_ROWS);
+                continue;
+            }
+            for (Py_ssize_t t = t0; t < t1; t++) { /* several outputs, or float32 sums: tree by tree */
+                const uint64_t *vt = v + (t - t0) * QS3_ROWS;
+                const int64_t last = q.lbase[t + 1] - q.lbase[t] - 1;
+                const double *lv = q.lval + q.lbase[t];
+                const int32_t out = j->rf_groups[t];
+                for (int p = 0; p < QS3_ROWS; p++) {
+                    const Py_ssize_t k = g * QS3_ROWS + qs3_row(p);
+                    if (k >= m) continue;
+                    const int64_t leaf = __builtin_ctzll(vt[p] | (uint64_t)1 << 63);
+                    const double value = lv[leaf < last ? leaf : last];
+                    const Py_ssize_t o = (a + map[k]) * K + out;
+                    if (j->acc32) ((float *)j->out)[o] += (float)value;
+                    else ((double *)j->out)[o] += value;
+                }
+            }
+        }
+    }
+    for (Py_ssize_t g = 0; g < G && summed; g++)
+        for (int p = 0; p < QS3_ROWS; p++) {
+            const Py_ssize_t k = g * QS3_ROWS + qs3_row(p);
+            if (k < m) ((double *)j->out)[a + map[k]] = sums[g * QS3_ROWS + p];
+        }
+}
+
 /* Rows r0 .. r0 + n - 1 (n <= ROW_BLOCK) over the narrow row form, s->xb_rows at a time; a row the row form does
  * not take (rf_prep) goes through trees_row. OK, or its problem. */
 static int rf_block(const job_t *j, Py_ssize_t r0, Py_ssize_t n, scratch_t *s, Py_ssize_t *bad_tree)
@@ -1554,10 +1812,11 @@ static int rf_block(const job_t *j, Py_ssize_t r0, Py_ssize_t n, scratch_t *s, P
             s->map[m++] = (int32_t)(r - a);
         }
         if (m == 0) continue;
-        for (Py_ssize_t i = m; i % QS_ROWS != 0; i++) /* the last group's idle lanes: any values, the last NaN */
+        for (Py_ssize_t i = m; i % QS_PAD != 0; i++) /* the last group's idle lanes: any values, the last NaN */
             for (Py_ssize_t v = 0; v < S; v++) s->xb[i / XS * S * XS + i % XS + v * XS] = v == S - 1 ? NAN : 0.0f;
         if (s->qv != NULL) {
-            qs_rows(j, s->xb, S, m, a, s->map, s->qv);
+            if (h->qs == 3) qs3_rows(j, s->xb, S, m, a, s->map, s->qv, s->xb_rows);
+            else qs_rows(j, s->xb, S, m, a, s->map, s->qv);
             continue;
         }
         const pf_t *pf = j->rf_pf != NULL ? (const pf_t *)(j->rf_pf + j->n_trees + 1) : NULL;
@@ -1609,15 +1868,16 @@ static void *run_part(void *arg)
         /* 48 KiB: measured a little faster than 12-24, as 96; the perfect trees' walks read their trees once per
          * block from the last-level cache, and larger blocks were faster for them (XGBoost 2,000 x d8 on Zen 3:
          * 5.8 -> 5.1 ns/tree-row from 48 to 384 KiB) */
-        s->xb_rows = (p->job->rf_pf != NULL ? PF_XB_BYTES : XB_BYTES) / row_bytes / QS_ROWS * QS_ROWS;
-        if (s->xb_rows < QS_ROWS) s->xb_rows = QS_ROWS;
+        /* bit vectors of the kind this CPU runs (a process resumed on another CPU walks) */
+        const int qs = p->job->rf_qs != NULL && qs_runs(p->job->rf->qs), qs3 = qs && p->job->rf->qs == 3;
+        s->xb_rows = (p->job->rf_pf != NULL ? PF_XB_BYTES : qs3 ? QS3_XB_BYTES : XB_BYTES) / row_bytes / QS_PAD * QS_PAD;
+        if (s->xb_rows < QS_PAD) s->xb_rows = QS_PAD;
         if (s->xb_rows > ROW_BLOCK) s->xb_rows = ROW_BLOCK;
         s->xb = malloc((size_t)(s->xb_rows * row_bytes));
         s->map = malloc((size_t)s->xb_rows * sizeof(int32_t));
-        /* bit vectors of the kind this CPU runs (a process resumed on another CPU walks) */
-        const int qs = p->job->rf_qs != NULL && p->job->rf->qs == qs_kind();
         if (qs) /* 64-byte aligned: a tree's vectors are one cache line */
-            s->qv = aligned_alloc(64, (size_t)p->job->n_trees * QS_ROWS * sizeof(uint64_t));
+            s->qv = aligned_alloc(64, qs3 ? (size_t)qs3_room((p->job->v2 ? 2 : 1) * p->job->n_features + 1, s->xb_rows)
+                                          : (size_t)p->job->n_trees * QS_ROWS * sizeof(uint64_t));
         if (s->xb == NULL || s->map == NULL || (qs && s->qv == NULL)) {
             free(s->xb), free(s->map), free(s->xf), free(s->qv), free(s);
             p->status = NO_MEMORY;
@@ -1853,7 +2113,7 @@ static PyObject *rowform(PyObject *self, PyObject *args)
     PyObject *result = NULL;
     cnode_t *tmp = NULL;
     int32_t *depth = NULL;
-    int64_t *binoff = NULL;
+    int64_t *binoff = NULL, *before = NULL; /* before: the bit-vector tables' leaf counts (qs 2, 3) */
     double *binv = NULL;
     if (v2) {
         if (get(o_flags, &bf, 0, "node_flags") < 0) goto done;
@@ -1920,9 +2180,26 @@ static PyObject *rowform(PyObject *self, PyObject *args)
     for (Py_ssize_t t = 0; qs && t < n_trees; t++)
         if (!qs_tree(nodes + offsets[t], offsets[t + 1] - offsets[t], ext)) qs = 0;
     free(ext);
+    /* byte tables (qs 3) where AVX2 runs the bit vectors and the bins fit bytes; COLDBREW_QS=2: the float tables */
+    const int qs_want = qs_env != NULL && qs_env[0] >= '1' && qs_env[0] <= '3' && qs_env[1] == 0 ? qs_env[0] - '0' : 0;
+    /* the AVX2 tables unless the AVX-512 ones are asked for (COLDBREW_QS=1): on Zen 4 (AVX-512) the AVX2 float
+     * tables measured 2x faster than the AVX-512 ones, the byte tables 2.5x (LightGBM 500 x 63: 7.5, 3.8, 3.0 ns) */
+    if (qs == 1 && qs_want != 1 && avx2_cpu()) qs = 2;
+    int qs3 = qs == 2 && bins && (qs_want == 0 || qs_want == 3);
+    for (Py_ssize_t f = 0; qs3 && f < n_features; f++)
+        if (binoff[f + 1] - binoff[f] > QS3_MAX_THR) qs3 = 0;
+    int64_t n_entries = 0;
+    before = qs ? malloc(((size_t)largest + 1) * sizeof(int64_t)) : NULL;
+    if (qs && before == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (qs3) qs = 3, n_entries = qs3_count(nodes, offsets, n_trees, before);
+    if (qs == 1 && before != NULL) free(before), before = NULL;
     const Py_ssize_t n_slots = (v2 ? 2 : 1) * n_features;
     const Py_ssize_t qsb = qs == 1   ? qs_bytes(n_slots, n_trees, n_leaves, n_nodes - n_leaves)
                            : qs == 2 ? qs2_bytes(n_trees, n_leaves, n_nodes - n_leaves)
+                           : qs == 3 ? qs3_bytes(n_trees, n_leaves, n_entries)
                                      : 0;
     const Py_ssize_t start = rf_start(n_trees);
     const Py_ssize_t bin_start = start + (narrow ? n_nodes * (Py_ssize_t)sizeof(n8_t) : 0);
@@ -2028,20 +2305,14 @@ static PyObject *rowform(PyObject *self, PyObject *args)
         Py_CLEAR(result);
         PyErr_NoMemory();
     }
-    if (qs == 2) {
-        int64_t *before = malloc(((size_t)largest + 1) * sizeof(int64_t));
-        if (before != NULL) qs2_build(dst + qs_start, n8, nodes, offsets, n_trees, n_leaves, n_nodes - n_leaves, before);
-        else {
-            Py_CLEAR(result);
-            PyErr_NoMemory();
-        }
-        free(before);
-    }
+    if (qs == 2) qs2_build(dst + qs_start, n8, nodes, offsets, n_trees, n_leaves, n_nodes - n_leaves, before);
+    if (qs == 3) qs3_build(dst + qs_start, n8, nodes, offsets, n_trees, n_leaves, before);
     goto done;
 refuse:
     Py_CLEAR(result);
     result = Py_NewRef(Py_None);
 done:
+    free(before);
     free(binoff);
     free(binv);
     free(tmp);
@@ -2072,7 +2343,8 @@ static int use_rowform(job_t *job, const Py_buffer *b, Py_ssize_t n_nodes)
                && (h->leaf32 == 0 || (h->leaf32 == 1 && h->narrow) || (h->leaf32 == 2 && h->narrow && h->n_lv >= 2))
                && (h->leaf32 == 2 || h->n_lv == 0);
     if (fits && (h->n_lv < 0 || h->n_lv > len / 8 || h->qs_bytes < 0 || h->qs_bytes > len)) fits = 0;
-    if (fits && (h->qs < 0 || h->qs > 2 || (h->qs && !h->narrow) || (!h->qs && h->qs_bytes))) fits = 0;
+    if (fits && (h->qs < 0 || h->qs > 3 || (h->qs && !h->narrow) || (h->qs == 3 && !h->bins) || (!h->qs && h->qs_bytes)))
+        fits = 0;
     const Py_ssize_t lv_bytes = fits ? 8 * h->n_lv + h->qs_bytes : 0; /* the bit-vector tables, the leaf values */
     if (fits && h->bins) { /* each feature's thresholds: a range of the table, in order */
         const int64_t *off = (const int64_t *)((const char *)b->buf + bin_start);
@@ -2106,6 +2378,16 @@ static int use_rowform(job_t *job, const Py_buffer *b, Py_ssize_t n_nodes)
         const Py_ssize_t n_slots = (job->v2 ? 2 : 1) * nf, T = job->n_trees, n_cs = QS_CS(n_slots, T);
         if (h->qs_bytes < 8 * (n_cs + T + 2) || h->qs_bytes != qs_bytes(n_slots, T, soff[n_cs + 1 + T], soff[n_cs]))
             job->rf_qs = NULL;
+    } else if (job->rf_qs != NULL && h->qs == 3) {
+        const int64_t *lbase = (const int64_t *)job->rf_qs, T = job->n_trees;
+        if (h->qs_bytes < 8 * (T + 1) || lbase[T] < 1 || lbase[T] > h->qs_bytes / 8
+            || h->qs_bytes < 8 * (T + 1 + lbase[T] + 8 * T + 1))
+            job->rf_qs = NULL;
+        else {
+            const int64_t n_entries = lbase[T + 1 + lbase[T] + 8 * T];
+            if (n_entries < 0 || n_entries > h->qs_bytes / 12 || h->qs_bytes != qs3_bytes(T, lbase[T], n_entries))
+                job->rf_qs = NULL;
+        }
     } else if (job->rf_qs != NULL) {
         const int64_t *lbase = (const int64_t *)job->rf_qs, T = job->n_trees;
         if (h->qs_bytes < 8 * (T + 1) || lbase[T] < T || h->qs_bytes != qs2_bytes(T, lbase[T], lbase[T] - T))

@@ -40,16 +40,37 @@ def _rows(p: BrewPredictor, X: np.ndarray, nan: bool, n: int = 240) -> np.ndarra
 FORMS = {"f32": (1, 0), "bins": (1, 1)}  # rfhead_t's narrow and bins fields
 
 
-def _qs_kind() -> int:
-    """The bit vectors this CPU runs: 1 with AVX-512 F and VL, 2 with AVX2 (and no AVX-512), else 0 (the walks)."""
+def _cpu() -> tuple[bool, bool]:
+    """(AVX2, AVX-512 F and VL) on this CPU, as the kernel asks cpuid (x86_64 Linux only; elsewhere neither)."""
     try:
         with open("/proc/cpuinfo") as fh:
-            flags = fh.read().split()
+            flags = set(fh.read().split())
     except OSError:
-        return 0
+        return False, False
     if platform.machine() != "x86_64":
+        return False, False
+    return "avx2" in flags, {"avx512f", "avx512vl"} <= flags
+
+
+def _max_thresholds(p: BrewPredictor) -> int:
+    """The most distinct split thresholds of any one feature (a binned model's bins per feature, less one)."""
+    nodes = p._nodes
+    split = nodes[nodes["feature"] >= 0]
+    return max(len(np.unique(split["value"][split["feature"] == f])) for f in np.unique(split["feature"]))
+
+
+def _qs_kind(p: BrewPredictor, want: str | None = None) -> int:
+    """rfhead_t.qs the kernel should pick for p's row form (every tree at most 64 leaves) on this CPU: with AVX2, the
+    byte tables (3) for a binned model whose features have at most 255 thresholds each, else the float tables (2);
+    COLDBREW_QS=2 asks for the float tables, 1 for the AVX-512 ones (where the CPU has AVX-512); 0 without AVX2."""
+    avx2, avx512 = _cpu()
+    if want == "1" and avx512:
+        return 1
+    if not avx2:
         return 0
-    return 1 if "avx512f" in flags and "avx512vl" in flags else 2 if "avx2" in flags else 0
+    if want is None and _head(p)[4] == 1 and _max_thresholds(p) <= 255:
+        return 3
+    return 2
 
 
 def _head(p: BrewPredictor) -> tuple[int, ...]:
@@ -82,7 +103,7 @@ def _check(
         head = _head(p)
         assert (head[0], head[4]) == FORMS[form]
         assert leaves is None or head[5] == leaves
-        assert head[6] == (_qs_kind() if small else 0)  # trees of at most 64 leaves: bit vectors where it can
+        assert head[6] == (_qs_kind(p) if small else 0)  # trees of at most 64 leaves: bit vectors where it can
         if not small:
             assert _pf_bytes(p) > 0  # deeper trees, at most 12 levels: batches walk the perfect trees
     listed = rows.tolist()
@@ -90,22 +111,26 @@ def _check(
         got = method(rows[i : i + 1])
         assert got.dtype == want.dtype and np.array_equal(got, want[i : i + 1]), i
         assert method([listed[i]]) == want[i : i + 1].tolist(), i
-    small = method(rows[:9])  # a few rows: each through the row form
-    assert np.array_equal(small, want[:9])
+    few = method(rows[:9])  # a few rows: each through the row form
+    assert np.array_equal(few, want[:9])
     for threads in (1, 2):  # a batch: blocks of rows through each tree (bit vectors where the CPU has them)
         p.threads = threads
         batch = method(rows)
         assert batch.dtype == want.dtype and np.array_equal(batch, want)
     p.threads = 1
-    if form is not None:  # the batch walks, without bit vectors: the same bits
-        walked = BrewPredictor(path, threads=2)
-        os.environ["COLDBREW_QS"] = "0"
+    # the batch walks (COLDBREW_QS=0), and the other bit-vector tables (float, AVX-512): the same bits
+    for asked in ("0", "1", "2") if form is not None else ():
+        other = BrewPredictor(path, threads=2)
+        os.environ["COLDBREW_QS"] = asked
         try:
-            walked.warm()
+            other.warm()
         finally:
             del os.environ["COLDBREW_QS"]
-        assert _head(walked)[6] == 0 and _pf_bytes(walked) == 0
-        batch = (walked.predict_proba if proba else walked.predict)(rows)
+        if asked == "0":
+            assert _head(other)[6] == 0 and _pf_bytes(other) == 0
+        else:
+            assert _head(other)[6] == (_qs_kind(other, asked) if small else 0)
+        batch = (other.predict_proba if proba else other.predict)(rows)
         assert batch.dtype == want.dtype and np.array_equal(batch, want)
     form, p._rowform = p._rowform, None  # the walks without it: the same bits
     for i in range(0, len(rows), 7):
@@ -252,3 +277,44 @@ def test_perfect_trees(tmp_path, model):
     est.save_model(src)
     compile_file(src, dst, progress=False)
     _check(dst, est, X, nan=True, form="f32", leaves=1, small=False)
+
+
+class _FirstTrees:
+    """A LightGBM classifier's first n iterations (the model its file saved with num_iteration=n)."""
+
+    def __init__(self, est, n: int):
+        self.est, self.n = est, n
+
+    def predict_proba(self, X):
+        return self.est.predict_proba(X, num_iteration=self.n)
+
+
+@pytest.mark.parametrize("thresholds", [255, 256])
+def test_byte_tables_limit(tmp_path, thresholds):
+    """The byte tables hold a binned model's bins in bytes: 255 thresholds on a feature (bins 0 .. 255) fit them, a
+    256th does not (that model takes the float tables); both give the library's bits, above the top threshold too.
+    Stumps with random thresholds (extra_trees) add at most one threshold each, so some prefix has exactly N."""
+    lightgbm = pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3000, 2))
+    y = (np.sin(4 * X[:, 0]) + rng.normal(scale=0.3, size=3000) > 0).astype(int)
+    est = lightgbm.LGBMClassifier(
+        n_estimators=600, num_leaves=2, max_bin=1023, min_child_samples=1, extra_trees=True, verbose=-1
+    ).fit(X, y)
+    seen: set[float] = set()
+    trees = est.booster_.dump_model()["tree_info"]
+    n = 0  # the prefix's iterations
+    while len(seen) < thresholds and n < len(trees):
+        root = trees[n]["tree_structure"]
+        n += 1
+        if root.get("split_feature") == 0:
+            seen.add(root["threshold"])
+    assert len(seen) == thresholds  # the prefix this test is about
+    src, dst = tmp_path / "m.txt", tmp_path / "m.brew"
+    est.booster_.save_model(src, num_iteration=n)
+    compile_file(src, dst, progress=False)
+    p = BrewPredictor(dst)
+    p.warm()
+    assert _max_thresholds(p) == thresholds
+    X[::10, 0] = np.where(np.arange(0, len(X), 10) % 20, 9.0, -9.0)  # below the lowest threshold, above the highest
+    _check(dst, _FirstTrees(est, n), X, nan=True, form="bins", leaves=2)
