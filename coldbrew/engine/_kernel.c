@@ -995,10 +995,22 @@ static int rf_row(const job_t *j, Py_ssize_t r, double *vals, float *xf)
         const int32_t *g = j->rf_groups + t0;
         if (j->acc32) {
             float *o = (float *)j->out + r * K;
-            for (Py_ssize_t i = 0; i < m; i++) o[g[i]] += (float)vals[i];
+            if (K == 1) { /* the sum in a register, not stored and reloaded per tree: the same additions */
+                float sum = o[0];
+                for (Py_ssize_t i = 0; i < m; i++) sum += (float)vals[i];
+                o[0] = sum;
+            } else {
+                for (Py_ssize_t i = 0; i < m; i++) o[g[i]] += (float)vals[i];
+            }
         } else {
             double *o = (double *)j->out + r * K;
-            for (Py_ssize_t i = 0; i < m; i++) o[g[i]] += vals[i];
+            if (K == 1) {
+                double sum = o[0];
+                for (Py_ssize_t i = 0; i < m; i++) sum += vals[i];
+                o[0] = sum;
+            } else {
+                for (Py_ssize_t i = 0; i < m; i++) o[g[i]] += vals[i];
+            }
         }
     }
     return OK;
