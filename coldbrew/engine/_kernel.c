@@ -1856,13 +1856,21 @@ static int rf_block(const job_t *j, Py_ssize_t r0, Py_ssize_t n, scratch_t *s, P
     return OK;
 }
 
-/* A contiguous share of the rows, run by one thread. */
+/* The rows r0 .. r1 - 1 run by one thread: all of them, or (next not NULL) blocks of DYN_ROWS taken in turn from
+ * the shared counter *next, with the other threads (failed: set once a block fails; first_bad: its first row). */
 typedef struct {
     const job_t *job;
     Py_ssize_t r0, r1;
     int status;
     Py_ssize_t bad_tree;
+    Py_ssize_t *next;
+    int *failed;
+    Py_ssize_t first_bad;
 } part_t;
+
+/* Rows per block handed out to the threads: small enough that a thread which starts late (a VM's idle vCPU woken:
+ * measured ~2 ms here) leaves its share to the others, large enough for the bit vectors' blocks of rows. */
+#define DYN_ROWS 1024
 
 static void *run_part(void *arg)
 {
@@ -1902,8 +1910,15 @@ static void *run_part(void *arg)
         if (s->depth == NULL) { free(s->ct); s->ct = NULL; }
     }
     p->status = OK;
-    for (Py_ssize_t r = p->r0; r < p->r1 && p->status == OK; r += ROW_BLOCK) {
-        const Py_ssize_t n = p->r1 - r < ROW_BLOCK ? p->r1 - r : ROW_BLOCK;
+    Py_ssize_t r = p->r0, end = p->next != NULL ? p->r0 : p->r1; /* the rows taken and not yet run: r .. end - 1 */
+    for (;;) {
+        if (r >= end) { /* the next block of the shared counter's, unless a block failed */
+            if (p->next == NULL || __atomic_load_n(p->failed, __ATOMIC_RELAXED)) break;
+            r = __atomic_fetch_add(p->next, DYN_ROWS, __ATOMIC_RELAXED);
+            if (r >= p->r1) break;
+            end = r + DYN_ROWS < p->r1 ? r + DYN_ROWS : p->r1;
+        }
+        const Py_ssize_t n = end - r < ROW_BLOCK ? end - r : ROW_BLOCK;
         if (n < FEW_ROWS) {
             for (Py_ssize_t i = r; i < r + n && p->status == OK; i++) {
                 if (p->job->rf == NULL || rf_row(p->job, i, s->vals, s->xf) != OK)
@@ -1914,6 +1929,12 @@ static void *run_part(void *arg)
         } else {
             p->status = rows_block(p->job, r, n, s, &p->bad_tree);
         }
+        if (p->status != OK) { /* every block before this one was taken first, and is run to its end */
+            p->first_bad = r;
+            if (p->failed != NULL) __atomic_store_n(p->failed, 1, __ATOMIC_RELAXED);
+            break;
+        }
+        r += n;
     }
     free(s->xb);
     free(s->map);
@@ -1959,17 +1980,16 @@ static int run_job(job_t *job, Py_ssize_t n_rows, Py_ssize_t threads)
     part_t parts[MAX_THREADS];
     pthread_t ids[MAX_THREADS];
     int started[MAX_THREADS] = {0};
-    const Py_ssize_t share = (n_rows + threads - 1) / threads;
     job->max_tree = 1; /* for the blocks' compact copies (not needed with the model's compact form) */
     for (Py_ssize_t t = 0; job->ct == NULL && n_rows >= CLEAN_ROWS && t < job->n_trees; t++) {
         const int64_t size = job->offsets[t + 1] - job->offsets[t];
         if (size > job->max_tree) job->max_tree = size;
     }
+    Py_ssize_t next = 0; /* the threads take blocks of DYN_ROWS rows in turn (one thread: all the rows) */
+    int failed = 0;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < threads; i++) {
-        const Py_ssize_t r0 = i * share, r1 = r0 + share < n_rows ? r0 + share : n_rows;
-        parts[i] = (part_t){job, r0, r1, OK, -1};
-    }
+    for (Py_ssize_t i = 0; i < threads; i++)
+        parts[i] = (part_t){job, 0, n_rows, OK, -1, threads > 1 ? &next : NULL, &failed, -1};
     for (Py_ssize_t i = 1; i < threads; i++) started[i] = pthread_create(&ids[i], NULL, run_part, &parts[i]) == 0;
     run_part(&parts[0]);
     for (Py_ssize_t i = 1; i < threads; i++) {
@@ -1980,10 +2000,14 @@ static int run_job(job_t *job, Py_ssize_t n_rows, Py_ssize_t threads)
     return report(job, parts, threads);
 }
 
-/* 0 if every share ran OK; else -1 with a ValueError naming the first share's problem (MemoryError: no memory). */
+/* 0 if every share ran OK; else -1 with a ValueError naming the problem of the lowest rows that failed, as one
+ * thread would have met it first (MemoryError: no memory). */
 static int report(const job_t *job, const part_t *parts, Py_ssize_t n_parts)
 {
-    for (Py_ssize_t i = 0; i < n_parts; i++) {
+    Py_ssize_t first = -1; /* the share whose failed block has the lowest rows: as if one thread ran them all */
+    for (Py_ssize_t i = 0; i < n_parts; i++)
+        if (parts[i].status != OK && (first < 0 || parts[i].first_bad < parts[first].first_bad)) first = i;
+    for (Py_ssize_t i = first < 0 ? n_parts : first; i < n_parts; i++) {
         if (parts[i].status == OK) continue;
         if (parts[i].status == NO_MEMORY) {
             PyErr_NoMemory();
