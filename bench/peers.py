@@ -323,8 +323,10 @@ def measure(models: dict, names: list[str], repeats: int, work: Path, only: set[
         failed: dict[str, str] = {}
         rounds: dict[str, list[dict]] = {}
         for i in range(repeats):  # interleaved rounds: the machine's slow phases fall on every runtime alike
-            for threads in (1, 2):
-                for rt, (loader, path, lib) in runs.items():
+            # each runtime's 1- and 2-thread runs back to back: run apart, a heavy peer's run just before the
+            # 2-thread one took coldbrew's XGBoost speed-up from 1.98x to 1.13-1.61x in the same session
+            for rt, (loader, path, lib) in runs.items():
+                for threads in (1, 2):
                     if rt in failed:
                         continue
                     log(f"{name}: {rt} warm, {threads} thread(s), round {i + 1} of {repeats}")

@@ -1318,6 +1318,19 @@ static void leaves_before(const node_t *root, int64_t size, int64_t *before)
     for (int64_t i = 0; i < size; i++) before[i + 1] = before[i] + (root[i].feature < 0);
 }
 
+/* A tree's (narrow nodes n8, the file's root, size nodes) leaves before each node, into before (size + 1 values),
+ * and its leaf values in order into lval from index leaf: the bit-vector tables' numbering. The next index. */
+static int64_t tree_leaves(const n8_t *n8, const node_t *root, int64_t size, int64_t *before, double *lval,
+                           int64_t leaf)
+{
+    before[0] = 0;
+    for (int64_t i = 0; i < size; i++) {
+        before[i + 1] = before[i] + (n8[i].step == 0);
+        if (n8[i].step == 0) lval[leaf++] = root[i].value;
+    }
+    return leaf;
+}
+
 /* The entries of the byte tables: per split, the octants its left subtree's leaves touch. before: room for the
  * largest tree's size + 1 values. */
 static int64_t qs3_count(const node_t *nodes, const int64_t *offsets, Py_ssize_t n_trees, int64_t *before)
@@ -1346,9 +1359,7 @@ static void qs3_build(char *q, const n8_t *n8, const node_t *nodes, const int64_
     for (Py_ssize_t t = 0; t < n_trees; t++) {
         const int64_t o0 = offsets[t], size = offsets[t + 1] - o0;
         lbase[t] = leaf;
-        leaves_before(nodes + o0, size, before);
-        for (int64_t i = 0; i < size; i++)
-            if (n8[o0 + i].step == 0) lval[leaf++] = nodes[o0 + i].value;
+        leaf = tree_leaves(n8 + o0, nodes + o0, size, before, lval, leaf);
         for (int o = 0; o < 8; o++) {
             eoff[8 * t + o] = n;
             for (int64_t i = 0; i < size; i++) {
@@ -1652,11 +1663,7 @@ static int qs_build(char *q, const n8_t *n8, const node_t *nodes, const int64_t 
     for (Py_ssize_t t = 0; t < n_trees; t++) {
         const int64_t o = offsets[t], size = offsets[t + 1] - o;
         lbase[t] = leaf;
-        before[0] = 0; /* before[i]: the tree's leaves before node i (pre-order) */
-        for (int64_t i = 0; i < size; i++) {
-            before[i + 1] = before[i] + (n8[o + i].step == 0);
-            if (n8[o + i].step == 0) lval[leaf++] = nodes[o + i].value;
-        }
+        leaf = tree_leaves(n8 + o, nodes + o, size, before, lval, leaf);
         for (int64_t i = 0; i < size; i++) {
             const n8_t c = n8[o + i];
             if (c.step == 0) continue;
@@ -1688,11 +1695,7 @@ static void qs2_build(char *q, const n8_t *n8, const node_t *nodes, const int64_
     for (Py_ssize_t t = 0; t < n_trees; t++) {
         const int64_t o = offsets[t], size = offsets[t + 1] - o;
         lbase[t] = leaf;
-        before[0] = 0; /* before[i]: the tree's leaves before node i (pre-order) */
-        for (int64_t i = 0; i < size; i++) {
-            before[i + 1] = before[i] + (n8[o + i].step == 0);
-            if (n8[o + i].step == 0) lval[leaf++] = nodes[o + i].value;
-        }
+        leaf = tree_leaves(n8 + o, nodes + o, size, before, lval, leaf);
         int32_t n_side[3] = {0, 0, 0};
         for (int side = 0; side < 3; side++) /* 0: clears leaves 0-31 only; 1: 32-63 only; 2: both */
             for (int64_t i = 0; i < size; i++) {
@@ -2231,7 +2234,6 @@ static PyObject *rowform(PyObject *self, PyObject *args)
         goto done;
     }
     if (qs3) qs = 3, n_entries = qs3_count(nodes, offsets, n_trees, before);
-    if (qs == 1 && before != NULL) free(before), before = NULL;
     const Py_ssize_t n_slots = (v2 ? 2 : 1) * n_features;
     const Py_ssize_t qsb = qs == 1   ? qs_bytes(n_slots, n_trees, n_leaves, n_nodes - n_leaves)
                            : qs == 2 ? qs2_bytes(n_trees, n_leaves, n_nodes - n_leaves)
