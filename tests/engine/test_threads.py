@@ -69,3 +69,49 @@ def test_default_threads_follow_the_environment(monkeypatch):
     assert default_threads() == 1
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3538")
     assert default_threads() == 2
+
+
+def test_batches_from_many_python_threads_at_once(lgbm_brew):
+    """The kept helper threads serve one batch at a time; batches that find them busy start threads of their own.
+    Either way every batch gets its own rows' bits."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path, est, X = lgbm_brew
+    p = BrewPredictor(path, threads=2)
+    parts = [X[i * 2500 : (i + 1) * 2500] for i in range(4)]
+    expected = [est.predict_proba(part) for part in parts]
+    with ThreadPoolExecutor(4) as ex:
+        for _ in range(5):
+            got = list(ex.map(p.predict_proba, parts * 2))
+            for i, g in enumerate(got):
+                assert np.array_equal(g, expected[i % 4])
+
+
+@pytest.mark.integration
+def test_a_forked_child_runs_threaded_batches(lgbm_brew, tmp_path):
+    """A child forked after its parent's batches used the kept helpers (which it does not inherit) starts its own."""
+    import subprocess
+    import sys
+
+    path, est, X = lgbm_brew
+    np.save(tmp_path / "X.npy", X)
+    code = f"""
+import os, signal, sys, numpy as np
+signal.alarm(100)  # each process ends itself, whatever happens to the test
+from coldbrew.engine.brew import BrewPredictor
+X = np.load({str(tmp_path / "X.npy")!r})
+p = BrewPredictor({str(path)!r}, threads=2)
+first = p.predict_proba(X)
+pid = os.fork()
+if pid == 0:
+    signal.alarm(60)
+    np.save({str(tmp_path / "child.npy")!r}, p.predict_proba(X)); os._exit(0)
+_, status = os.waitpid(pid, 0)
+np.save({str(tmp_path / "parent.npy")!r}, p.predict_proba(X))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    expected = est.predict_proba(X)
+    for name in ("child", "parent"):
+        assert np.array_equal(np.load(tmp_path / f"{name}.npy"), expected)
