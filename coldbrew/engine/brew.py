@@ -277,8 +277,21 @@ class BrewPredictor:
     def _input(self, X) -> tuple[Any, int, bool]:
         """The kernel's input buffer (float32 for version 1, float64 with NaN for version 2), its row count and
         whether numpy came in. Lists are cast and checked by the C kernel; array-likes by numpy, as before."""
-        h = self.header
         nf = self._nf
+        if (  # a float64 numpy matrix (the common request): the checks of _float64_matrix, cheapest first
+            type(X) is _NDARRAY
+            and self._mode in (0, 1, 2)
+            and self.stage is None
+            and X.dtype is _F64
+            and X.ndim == 2
+            and X.shape[1] == nf
+            and X.shape[0] > 0
+            and X.flags.c_contiguous
+        ):
+            buf = array("f" if self._mode == 0 else "d", bytes(X.size * (4 if self._mode == 0 else 8)))
+            if c_kernel.cast_input(X, buf, nf, self._mode, self._zero) < 0:
+                return buf, X.shape[0], True
+        h = self.header
         if is_rows_list(X):
             if self.stage is not None:  # raw columns -> the model's features, without numpy
                 flat = self.stage.rows(X)
@@ -418,6 +431,10 @@ class BrewPredictor:
     def _proba(self, raw: array, n: int) -> tuple[Any, int]:
         """Probabilities from raw scores: a flat array and its row width, or (softmax) a numpy matrix."""
         output, K = self._output, self._K
+        if output == "logistic" and n == 1:  # the commonest single row (LightGBM binary), first
+            c_kernel.expit(raw)  # raw is this call's own
+            p = raw[0]
+            return array("d", (1 - p, p)), 2
         if output == "proba":
             return raw, K
         if output == "vote_proba":  # scikit-learn's VotingClassifier (soft): members averaged (section 13)
@@ -504,8 +521,9 @@ class BrewPredictor:
     @staticmethod
     def _matrix(flat: array, n: int, width: int, numpy_in: bool) -> Any:
         if numpy_in:  # a view of flat, as np.frombuffer(flat, dtype).reshape(n, width) (a third of its time)
-            np, f32, f64 = _numpy()
-            return np.ndarray((n, width), f32 if flat.typecode == "f" else f64, flat)
+            if _NDARRAY is None:
+                _numpy()
+            return _NDARRAY((n, width), _F32 if flat.typecode == "f" else _F64, flat)
         values = flat.tolist()
         if n == 1:
             return [values]
@@ -577,6 +595,8 @@ def _float64_matrix(X, n_features: int) -> bool:
     """True for a C-contiguous float64 numpy matrix of ``n_features`` columns and at least one row (checked without
     importing numpy: if X is a numpy array, numpy is imported already)."""
     np = sys.modules.get("numpy")
+    if np is not None and _NDARRAY is None:
+        _numpy()
     return (
         np is not None
         and type(X) is np.ndarray
@@ -589,15 +609,20 @@ def _float64_matrix(X, n_features: int) -> bool:
 
 
 _NUMPY: tuple = ()
+# numpy's array type and its float32 and float64 dtypes once numpy has come in (None before: no numpy import)
+_NDARRAY: Any = None
+_F32: Any = None
+_F64: Any = None
 
 
 def _numpy() -> tuple:
     """numpy and its float32 and float64 dtypes, looked up once (numpy came in, so it is imported)."""
-    global _NUMPY
+    global _NUMPY, _NDARRAY, _F32, _F64
     if not _NUMPY:
         import numpy as np
 
         _NUMPY = (np, np.dtype(np.float32), np.dtype(np.float64))
+        _NDARRAY, _F32, _F64 = np.ndarray, _NUMPY[1], _NUMPY[2]
     return _NUMPY
 
 
