@@ -498,15 +498,23 @@ WHY = """Why, where it is behind:
   on the same 8-byte nodes; LightGBM's ~4,500 steps a row come from the second-level cache (the 500 trees'
   nodes are 0.5 MB, their float64 leaf values another 1 MB of the file's records), and a call pays ~3 µs of Python
   (the list or array checked, the raw score turned into a probability). One output's sum is kept in a register
-  over the trees (it was stored and reloaded per tree: LightGBM 16.1 -> 14.7 µs in an in-process A/B).
-- **Threads**: each thread takes a contiguous share of the rows; the 2 cores are shared with other jobs (a
-  Firecracker VM), so the second thread often competes with them. The perfect trees' walks (XGBoost) are
-  latency-bound and measured up to 1.98x in-process; the byte tables (LightGBM) are throughput-bound and measured
-  1.7-1.8x in-process A/B runs but 1.3x in the separate processes here: below the 1.8x the issue asks for.
-- **XGBoost's batch on Zen 4**: each level of the perfect-tree walk is 4 instructions with 3 loads (the entry's
-  slot and threshold, then the row's value); 16 interleaved walks need 19 general registers where x86-64 has 15,
-  so some lanes' positions go through the stack every level. 12 lanes would fit, but the rows are interleaved 16
-  to a group. pylignum's compiled code compares against immediates and loads only the row's value.
+  over the trees (it was stored and reloaded per tree: LightGBM 16.1 -> 14.7 µs in an in-process A/B). A float64
+  numpy row is recognised with the cheapest checks first and a refilled walk prefetches the root of the tree after
+  next (LightGBM 16.5 -> 14.8 µs beside pylignum's interpreter at 16.0 in one process, calls interleaved); in
+  separate processes, as here, the two are within a microsecond of each other.
+- **Threads**: the threads take blocks of 1,024 rows in turn from a shared counter, and the helper threads are
+  kept between batches (a helper spins 2 ms for the next batch, then sleeps, and ends after 1 s idle; one that has
+  not claimed its share when the caller runs out of rows is left out). On Zen 3 here both models passed 1.8x; the
+  2 cores are shared with other jobs (a Firecracker VM), so the second core is at times slower than the first
+  (two single-threaded LightGBM runs side by side: 2.9 and 4.9 ns/tree-row), which no scheduling can make up.
+- **XGBoost's batch**: each level of the perfect-tree walk is 4 instructions with 3 loads (the entry's slot and
+  threshold, then the row's value); with the walk removed, the rest (the rows' copy, the leaves added) measured
+  0.9 ns/tree-row, so the 8 levels cost ~0.5 ns each per row, ~1.7 cycles for 16 interleaved walks. 16 walks need
+  19 general registers where x86-64 has 15, so some lanes' positions go through the stack every level. Measured on
+  Zen 3 and no faster: 12 lanes (rows re-laid 12 to a group: no spills), integer keys instead of float compares,
+  blocks of 256-1,024 rows through chunks of 64-256 KiB of trees, the depth-8 loop unrolled, the leaves of a whole
+  group added without the row map, 2 MiB pages for the trees. pylignum's compiled code compares bins against
+  immediates and loads only the row's value; the two are within a few percent of each other here.
 - **Fresh process**: coldbrew memory-maps the file and parses a small JSON header; nothing per tree happens
   before the first prediction (the compact and row forms wait until the walks without them have cost an eighth of
   building them), which is why it stays first there.

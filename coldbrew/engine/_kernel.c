@@ -1959,27 +1959,31 @@ static void *run_part(void *arg)
 
 /* ---- the kept helper threads ------------------------------------------------------------------------------
  * A batch's helper threads are kept between calls: a thread created per call started ~2 ms late on this VM (an
- * idle vCPU woken), a fifth of a 10,000-row batch's time. After a job a helper spins for POOL_SPIN_NS looking
- * for the next one (back-to-back batches find it awake), then sleeps on a condition variable. A helper takes part
- * in a job only if it claims its share before the calling thread has run out of rows: the caller then cancels
- * every share not claimed and does not wait for a helper still waking up (the rows go to whoever takes them from
- * the shared counter, so the results do not depend on who ran them). One job at a time holds the pool; a call that
- * finds it busy (another Python thread's batch) starts threads of its own. A forked child starts a pool of its own
- * (its parent's helpers are not in it). */
-#define POOL_SPIN_NS 2000000u /* 2 ms */
+ * idle vCPU woken), a fifth of a 10,000-row batch's time. After a job a helper spins for POOL_SPIN_NS looking for
+ * the next one (back-to-back batches find it awake; no spinning when there are more threads than CPUs), then sleeps
+ * on a condition variable, and ends after POOL_IDLE_NS without a job (no threads linger in an idle process: a fork
+ * then copies a single-threaded one). A helper takes part in a job only if it claims its share before the calling
+ * thread has run out of rows: the caller then cancels every share not claimed and does not wait for a helper still
+ * waking up (the rows go to whoever takes them from the shared counter, so the results do not depend on who ran
+ * them). One job at a time holds the pool; a call that finds it busy (another Python thread's batch) starts threads
+ * of its own. A forked child starts helpers of its own (its parent's are not in it). */
+#define POOL_SPIN_NS 2000000u       /* 2 ms */
+#define POOL_IDLE_NS 1000000000u    /* 1 s */
 enum { SHARE_IDLE = 0, SHARE_OPEN, SHARE_TAKEN, SHARE_DONE }; /* a share: IDLE (cancelled, or no job) */
 typedef struct {
     pthread_mutex_t busy;   /* held by the job that has the pool */
-    pthread_mutex_t m;      /* with wake and done: helpers asleep, a caller asleep waiting for a share */
+    pthread_mutex_t m;      /* guards alive; with wake and done: helpers asleep, a caller asleep waiting for a share */
     pthread_cond_t wake, done;
     unsigned gen;           /* + 1 for every job posted (atomic) */
     part_t *parts;          /* the job's shares: helper i runs parts[i] once it has claimed share[i] */
     unsigned share[MAX_THREADS]; /* SHARE_* (atomic); shares 1 .. n - 1 are the helpers' */
-    int n_helpers;          /* helpers 1 .. n_helpers started */
+    int alive[MAX_THREADS]; /* helper i is running (under m) */
+    unsigned spin_ns;       /* how long a helper spins after a job (atomic) */
+    long n_cpus;
     pid_t pid;              /* the process that started them */
 } pool_t;
 static pool_t pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                      PTHREAD_COND_INITIALIZER, 0, NULL, {0}, 0, 0};
+                      PTHREAD_COND_INITIALIZER, 0, NULL, {0}, {0}, 0, 1, 0};
 
 static inline uint64_t now_ns(void)
 {
@@ -1997,24 +2001,19 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Wait until *word != old, spinning for POOL_SPIN_NS, then asleep on cv (whoever changes *word broadcasts cv
- * after the change: pool_broadcast). Returns the new value. */
-static unsigned pool_wait(const unsigned *word, unsigned old, pthread_cond_t *cv)
+/* Spin for up to spin_ns while *word == old; its value then. */
+static unsigned pool_spin(const unsigned *word, unsigned old, uint64_t spin_ns)
 {
     unsigned v;
     uint64_t t0 = 0;
-    for (unsigned i = 0; (v = __atomic_load_n(word, __ATOMIC_ACQUIRE)) == old; i++) {
+    for (unsigned i = 0; (v = __atomic_load_n(word, __ATOMIC_ACQUIRE)) == old && spin_ns; i++) {
         if ((i & 63) == 0) {
             const uint64_t t = now_ns();
             if (t0 == 0) t0 = t;
-            else if (t - t0 > POOL_SPIN_NS) break;
+            else if (t - t0 > spin_ns) break;
         }
         cpu_relax();
     }
-    if (v != old) return v;
-    pthread_mutex_lock(&pool.m);
-    while ((v = __atomic_load_n(word, __ATOMIC_ACQUIRE)) == old) pthread_cond_wait(cv, &pool.m);
-    pthread_mutex_unlock(&pool.m);
     return v;
 }
 
@@ -2028,9 +2027,25 @@ static void pool_broadcast(pthread_cond_t *cv)
 static void *pool_helper(void *arg)
 {
     const int i = (int)(intptr_t)arg;
-    unsigned seen = 0;
-    for (;;) {
-        seen = pool_wait(&pool.gen, seen, &pool.wake);
+    unsigned seen = __atomic_load_n(&pool.gen, __ATOMIC_ACQUIRE); /* (a job posted already: its share is open) */
+    for (int first = 1;; first = 0) {
+        unsigned v = first ? seen + 1 : pool_spin(&pool.gen, seen, __atomic_load_n(&pool.spin_ns, __ATOMIC_RELAXED));
+        if (!first && v == seen) { /* asleep until the next job, or the end of this helper */
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_sec += POOL_IDLE_NS / 1000000000u;
+            pthread_mutex_lock(&pool.m);
+            while ((v = __atomic_load_n(&pool.gen, __ATOMIC_ACQUIRE)) == seen) {
+                if (pthread_cond_timedwait(&pool.wake, &pool.m, &until) != 0
+                    && __atomic_load_n(&pool.gen, __ATOMIC_ACQUIRE) == seen) {
+                    pool.alive[i] = 0; /* (a job posted from now on starts a new helper i) */
+                    pthread_mutex_unlock(&pool.m);
+                    return NULL;
+                }
+            }
+            pthread_mutex_unlock(&pool.m);
+        }
+        if (!first) seen = v;
         unsigned open = SHARE_OPEN; /* the claim: the job's parts were written before its shares opened */
         if (__atomic_compare_exchange_n(&pool.share[i], &open, SHARE_TAKEN, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
             run_part(&pool.parts[i]);
@@ -2038,7 +2053,6 @@ static void *pool_helper(void *arg)
             pool_broadcast(&pool.done);
         }
     }
-    return NULL;
 }
 
 /* Run the shares parts[0 .. n - 1] (2 <= n <= MAX_THREADS, taking rows from one shared counter): parts[0] here,
@@ -2048,27 +2062,46 @@ static int pool_run(part_t *parts, int n)
     if (pthread_mutex_trylock(&pool.busy) != 0) return 0;
     if (pool.pid != getpid()) { /* first use, or a forked child */
         const pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
-        const pthread_cond_t c = PTHREAD_COND_INITIALIZER;
-        pool.m = m, pool.wake = c, pool.done = c, pool.gen = 0, pool.n_helpers = 0, pool.pid = getpid();
-        for (int i = 0; i < MAX_THREADS; i++) pool.share[i] = SHARE_IDLE;
+        pthread_condattr_t ca;
+        pool.m = m;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the helpers' idle deadline */
+        pthread_cond_init(&pool.wake, &ca);
+        pthread_condattr_destroy(&ca);
+        pthread_cond_init(&pool.done, NULL);
+        pool.gen = 0, pool.pid = getpid(), pool.n_cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        for (int i = 0; i < MAX_THREADS; i++) pool.share[i] = SHARE_IDLE, pool.alive[i] = 0;
     }
-    pthread_attr_t attr;
-    if (pool.n_helpers < n - 1 && pthread_attr_init(&attr) == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        for (pthread_t id; pool.n_helpers < n - 1; pool.n_helpers++)
-            if (pthread_create(&id, &attr, pool_helper, (void *)(intptr_t)(pool.n_helpers + 1)) != 0) break;
-        pthread_attr_destroy(&attr);
-    }
+    __atomic_store_n(&pool.spin_ns, n <= pool.n_cpus ? POOL_SPIN_NS : 0, __ATOMIC_RELAXED);
     pool.parts = parts; /* every share is IDLE: no helper reads this until its share opens */
     for (int i = 1; i < n; i++) __atomic_store_n(&pool.share[i], SHARE_OPEN, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&pool.m);
+    pthread_attr_t attr;
+    int have_attr = 0;
+    for (int i = 1; i < n; i++) {
+        if (pool.alive[i]) continue;
+        if (!have_attr) {
+            if (pthread_attr_init(&attr) != 0) break;
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            have_attr = 1;
+        }
+        pthread_t id; /* (none to be had: its share is cancelled below) */
+        pool.alive[i] = pthread_create(&id, &attr, pool_helper, (void *)(intptr_t)i) == 0;
+    }
+    if (have_attr) pthread_attr_destroy(&attr);
     __atomic_add_fetch(&pool.gen, 1, __ATOMIC_RELEASE);
-    pool_broadcast(&pool.wake);
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.m);
     run_part(&parts[0]);
     for (int i = 1; i < n; i++) { /* cancel the shares not claimed (their helpers late or missing), wait for the rest */
         unsigned open = SHARE_OPEN;
         if (__atomic_compare_exchange_n(&pool.share[i], &open, SHARE_IDLE, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             continue;
-        pool_wait(&pool.share[i], SHARE_TAKEN, &pool.done);
+        if (pool_spin(&pool.share[i], SHARE_TAKEN, POOL_SPIN_NS) == SHARE_TAKEN) {
+            pthread_mutex_lock(&pool.m);
+            while (__atomic_load_n(&pool.share[i], __ATOMIC_ACQUIRE) == SHARE_TAKEN) pthread_cond_wait(&pool.done, &pool.m);
+            pthread_mutex_unlock(&pool.m);
+        }
         __atomic_store_n(&pool.share[i], SHARE_IDLE, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&pool.busy);

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import pytest
 
@@ -115,3 +118,28 @@ sys.exit(os.waitstatus_to_exitcode(status))
     expected = est.predict_proba(X)
     for name in ("child", "parent"):
         assert np.array_equal(np.load(tmp_path / f"{name}.npy"), expected)
+
+
+def _os_threads() -> int:
+    with open("/proc/self/status") as fh:
+        return int(next(line for line in fh if line.startswith("Threads:")).split()[1])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="counts threads through Linux's /proc")
+def test_helper_threads_are_kept_between_batches_and_end_when_idle(lgbm_brew):
+    """Back-to-back batches reuse their helpers; an idle process is left with no helper threads (a fork then copies
+    a single-threaded process)."""
+    path, est, X = lgbm_brew
+    expected = est.predict_proba(X)  # (LightGBM's own threads, if any, started before the count)
+    time.sleep(1.5)  # the helpers of earlier tests' batches have ended
+    before = _os_threads()
+    p = BrewPredictor(path, threads=3)
+    for _ in range(3):
+        assert np.array_equal(p.predict_proba(X), expected)
+        assert _os_threads() == before + 2  # two helpers, the same two each time
+        time.sleep(0.2)  # asleep between batches, not ended
+    deadline = time.monotonic() + 10
+    while _os_threads() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _os_threads() == before
+    assert np.array_equal(p.predict_proba(X), expected)  # and new helpers when the next batch comes
