@@ -127,6 +127,7 @@ class BrewPredictor:
         self._trees = max(1, int(h["n_trees"]))
         self._compact: Any = None
         self._rowform: Any = None
+        self._bound: Any = None  # (compact, rowform, bind2's capsule for them)
         # the kernel's arguments, fixed per model (a single row's cost is mostly the Python around the walks)
         self._lt = self._v2 and h["split_compare"] == "lt"
         self._zero = float(h["input_zero_threshold"]) if self._v2 else 0.0
@@ -278,19 +279,22 @@ class BrewPredictor:
         """The kernel's input buffer (float32 for version 1, float64 with NaN for version 2), its row count and
         whether numpy came in. Lists are cast and checked by the C kernel; array-likes by numpy, as before."""
         nf = self._nf
-        if (  # a float64 numpy matrix (the common request): the checks of _float64_matrix, cheapest first
+        if _NDARRAY is None and sys.modules.get("numpy") is not None:  # numpy came in (not imported here): its types
+            _numpy()
+        if (  # a C-contiguous float64 numpy matrix, checked cheapest first (the common request)
             type(X) is _NDARRAY
-            and self._mode in (0, 1, 2)
+            and self._mode in (0, 1, 2)  # (3 refuses NaN: numpy's checks below)
             and self.stage is None
-            and X.dtype is _F64
+            and (X.dtype is _F64 or X.dtype == _F64)
             and X.ndim == 2
             and X.shape[1] == nf
             and X.shape[0] > 0
             and X.flags.c_contiguous
-        ):
+        ):  # the kernel casts and checks it (as numpy would, same bits)
             buf = array("f" if self._mode == 0 else "d", bytes(X.size * (4 if self._mode == 0 else 8)))
             if c_kernel.cast_input(X, buf, nf, self._mode, self._zero) < 0:
                 return buf, X.shape[0], True
+            # a refused value: numpy's checks below name it
         h = self.header
         if is_rows_list(X):
             if self.stage is not None:  # raw columns -> the model's features, without numpy
@@ -312,12 +316,6 @@ class BrewPredictor:
                     raise InvalidInputError(f"row {row}, feature {self._model_names[col]}: {flat[bad]!r} {why}")
                 raise InvalidInputError(bad_value(X, bad, nf, self.feature_names, why))
             return buf, len(flat) // nf, False
-        if self.stage is None and self._mode != 3 and _float64_matrix(X, nf):
-            # the kernel casts and checks it (as numpy would, same bits); modes 0-2 only (3 refuses NaN)
-            buf = array("f" if self._mode == 0 else "d", bytes(X.size * (4 if self._mode == 0 else 8)))
-            if c_kernel.cast_input(X, buf, nf, self._mode, self._zero) < 0:
-                return buf, X.shape[0], True
-            # a refused value: numpy's checks below name it
         import numpy as np
 
         X = self._staged(X)
@@ -342,21 +340,11 @@ class BrewPredictor:
                 self._walks_left = 0
                 self.warm()
         try:
-            if self._v2:
-                c_kernel.predict_raw2(
-                    *self._head,
-                    rows,
-                    out,
-                    self._nf,
-                    self._K,
-                    self._lt,
-                    self._acc32,
-                    self._max_steps,
-                    self.threads,
-                    *self._linear,
-                    self._compact,
-                    self._rowform,
-                )
+            if self._v2:  # the model's buffers checked and held once per form (a row's call is then the rows')
+                bound = self._bound
+                if bound is None or bound[0] is not self._compact or bound[1] is not self._rowform:
+                    bound = self._bound = (self._compact, self._rowform, self._bind())
+                c_kernel.run_bound(bound[2], rows, out, self.threads)
             else:
                 c_kernel.predict_raw(
                     *self._head,
@@ -377,6 +365,20 @@ class BrewPredictor:
                 raise InvalidInputError(LINEAR_OVERFLOW)
             raise ModelFormatError(f"{self.file.path}: corrupt model: the raw score overflowed to infinity or NaN")
         return out, n, numpy_in
+
+    def _bind(self) -> Any:
+        """``_kernel.bind2`` of this model with its current compact and row forms."""
+        return c_kernel.bind2(
+            *self._head,
+            self._nf,
+            self._K,
+            self._lt,
+            self._acc32,
+            self._max_steps,
+            *self._linear,
+            self._compact,
+            self._rowform,
+        )
 
     def warm(self) -> None:
         """Build the C kernel's compact and row forms now (each tree checked whole once, then walked without checks;
@@ -589,23 +591,6 @@ def _check_threads(value: object, what: str) -> int:
     if n < 1 or n > 256:
         raise ColdbrewError(f"{what} must be a whole number of threads from 1 to 256, got {value!r}")
     return n
-
-
-def _float64_matrix(X, n_features: int) -> bool:
-    """True for a C-contiguous float64 numpy matrix of ``n_features`` columns and at least one row (checked without
-    importing numpy: if X is a numpy array, numpy is imported already)."""
-    np = sys.modules.get("numpy")
-    if np is not None and _NDARRAY is None:
-        _numpy()
-    return (
-        np is not None
-        and type(X) is np.ndarray
-        and X.dtype == np.float64
-        and X.ndim == 2
-        and X.shape[0] > 0
-        and X.shape[1] == n_features
-        and X.flags.c_contiguous
-    )
 
 
 _NUMPY: tuple = ()
