@@ -500,8 +500,10 @@ WHY = """Why, where it is behind:
   (the list or array checked, the raw score turned into a probability). One output's sum is kept in a register
   over the trees (it was stored and reloaded per tree: LightGBM 16.1 -> 14.7 µs in an in-process A/B). A float64
   numpy row is recognised with the cheapest checks first and a refilled walk prefetches the root of the tree after
-  next (LightGBM 16.5 -> 14.8 µs beside pylignum's interpreter at 16.0 in one process, calls interleaved); in
-  separate processes, as here, the two are within a microsecond of each other.
+  next, a step asks for its right child's line, and the model's buffers are checked once per form rather than
+  per call (LightGBM in one process, calls interleaved with pylignum's interpreter: 16.5 -> 12.8 µs against its
+  15.3-16.0). In separate processes on a quiet machine the two were within a microsecond of each other (12.8 vs
+  12.1 µs in the run before the last two changes); XGBoost's single row is well ahead (31-34 against 54-87 µs).
 - **Threads**: the threads take blocks of 1,024 rows in turn from a shared counter, and the helper threads are
   kept between batches (a helper spins 2 ms for the next batch, then sleeps, and ends after 1 s idle; one that has
   not claimed its share when the caller runs out of rows is left out). On Zen 3 here both models passed 1.8x; the
@@ -514,7 +516,8 @@ WHY = """Why, where it is behind:
   Zen 3 and no faster: 12 lanes (rows re-laid 12 to a group: no spills), integer keys instead of float compares,
   blocks of 256-1,024 rows through chunks of 64-256 KiB of trees, the depth-8 loop unrolled, the leaves of a whole
   group added without the row map, 2 MiB pages for the trees. pylignum's compiled code compares bins against
-  immediates and loads only the row's value; the two are within a few percent of each other here.
+  immediates and loads only the row's value. On a quiet machine the two were within 2% (5.1 vs 5.0 ns, the full
+  run at 00:14 UTC the same day); under load, as in this run, the walk's loads suffer more than its compares.
 - **Fresh process**: coldbrew memory-maps the file and parses a small JSON header; nothing per tree happens
   before the first prediction (the compact and row forms wait until the walks without them have cost an eighth of
   building them), which is why it stays first there.
