@@ -517,7 +517,7 @@ WHY = """Why, where it is behind:
   blocks of 256-1,024 rows through chunks of 64-256 KiB of trees, the depth-8 loop unrolled, the leaves of a whole
   group added without the row map, 2 MiB pages for the trees. pylignum's compiled code compares bins against
   immediates and loads only the row's value. On a quiet machine the two were within 2% (5.1 vs 5.0 ns, the full
-  run at 00:14 UTC the same day); under load, as in this run, the walk's loads suffer more than its compares.
+  run at 00:14 UTC the same day); on the loaded machine of this run coldbrew's figure moved more than pylignum's.
 - **Fresh process**: coldbrew memory-maps the file and parses a small JSON header; nothing per tree happens
   before the first prediction (the compact and row forms wait until the walks without them have cost an eighth of
   building them), which is why it stays first there.
