@@ -2601,23 +2601,32 @@ static int use_rowform(job_t *job, const Py_buffer *b, Py_ssize_t n_nodes)
 }
 
 /* run_job with the model's compact form and row form when given (None: without). 0, or -1 with an exception. */
+/* The compact and row forms (o_compact, o_rowform: each None or a buffer) checked against the model and put in
+ * job, their buffers held in ct and rf (*got_ct, *got_rf: held, for the caller to release): 0, or -1 with an
+ * exception. */
+static int hold_forms(job_t *job, Py_ssize_t n_nodes, PyObject *o_compact, PyObject *o_rowform, Py_buffer *ct,
+                      int *got_ct, Py_buffer *rf, int *got_rf)
+{
+    if (o_compact != Py_None) {
+        if (get(o_compact, ct, 0, "compact") < 0) return -1;
+        *got_ct = 1;
+        if (use_compact(job, ct, n_nodes) < 0) return -1;
+    }
+    if (o_rowform != Py_None) {
+        if (get(o_rowform, rf, 0, "rowform") < 0) return -1;
+        *got_rf = 1;
+        if (use_rowform(job, rf, n_nodes) < 0) return -1;
+    }
+    return 0;
+}
+
 static int run_with(job_t *job, Py_ssize_t n_rows, Py_ssize_t threads, Py_ssize_t n_nodes, PyObject *o_compact,
                     PyObject *o_rowform)
 {
     Py_buffer b_ct = {0}, b_rf = {0};
     int got_ct = 0, got_rf = 0, status = -1;
-    if (o_compact != Py_None) {
-        if (get(o_compact, &b_ct, 0, "compact") < 0) goto done;
-        got_ct = 1;
-        if (use_compact(job, &b_ct, n_nodes) < 0) goto done;
-    }
-    if (o_rowform != Py_None) {
-        if (get(o_rowform, &b_rf, 0, "rowform") < 0) goto done;
-        got_rf = 1;
-        if (use_rowform(job, &b_rf, n_nodes) < 0) goto done;
-    }
-    status = run_job(job, n_rows, threads);
-done:
+    if (hold_forms(job, n_nodes, o_compact, o_rowform, &b_ct, &got_ct, &b_rf, &got_rf) == 0)
+        status = run_job(job, n_rows, threads);
     if (got_rf) PyBuffer_Release(&b_rf);
     if (got_ct) PyBuffer_Release(&b_ct);
     return status;
@@ -2768,16 +2777,7 @@ static int bind2_fill(bound_t *bd, PyObject *const objs_in[10], Py_ssize_t n_fea
         job->lin_skip = lin_skip;
     }
     bd->out_item = acc32 ? (Py_ssize_t)sizeof(float) : (Py_ssize_t)sizeof(double);
-    if (o_compact != Py_None) {
-        if (get(o_compact, &bd->ct, 0, "compact") < 0) goto fail;
-        bd->got_ct = 1;
-        if (use_compact(job, &bd->ct, n_nodes) < 0) goto fail;
-    }
-    if (o_rowform != Py_None) {
-        if (get(o_rowform, &bd->rf, 0, "rowform") < 0) goto fail;
-        bd->got_rf = 1;
-        if (use_rowform(job, &bd->rf, n_nodes) < 0) goto fail;
-    }
+    if (hold_forms(job, n_nodes, o_compact, o_rowform, &bd->ct, &bd->got_ct, &bd->rf, &bd->got_rf) < 0) goto fail;
     return 0;
 fail:
     bound_release(bd);
