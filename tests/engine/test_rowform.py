@@ -118,6 +118,13 @@ def _check(
         batch = method(rows)
         assert batch.dtype == want.dtype and np.array_equal(batch, want)
     p.threads = 1
+    if not small:  # the perfect trees' steps alone, without AVX2's top levels: the same bits
+        os.environ["COLDBREW_AVX2"] = "0"
+        try:
+            batch = method(rows)
+        finally:
+            del os.environ["COLDBREW_AVX2"]
+        assert batch.dtype == want.dtype and np.array_equal(batch, want)
     # the batch walks (COLDBREW_QS=0), and the other bit-vector tables (float, AVX-512): the same bits
     for asked in ("0", "1", "2") if form is not None else ():
         other = BrewPredictor(path, threads=2)
