@@ -25,9 +25,7 @@ typedef struct {
     int32_t right;   /* split: right child (tree-relative); vector leaf: row of leaf_values */
 } node_t;
 
-#ifndef ROW_BLOCK
 #define ROW_BLOCK 4096
-#endif
 
 enum { OK = 0, BAD_FEATURE, BAD_CHILD, BAD_LEAF, BAD_VALUE, BAD_FLAGS, BAD_BITSET, BAD_GROUP, BAD_DEPTH, BAD_WORK, NO_MEMORY,
        BAD_LINEAR };
@@ -1042,9 +1040,7 @@ static int rf_row(const job_t *j, Py_ssize_t r, double *vals, float *xf)
  * walks, so every row's sum is in tree order, as on the checked path. */
 #define BLK_LANES XS /* (a divisor of XS) 16: measured faster than 8 */
 #define XB_BYTES 49152
-#ifndef PF_XB_BYTES
 #define PF_XB_BYTES 393216
-#endif
 #define BLK_BURST 4 /* blk_fill's steps between looking for finished walks: measured best of 1-8 */
 
 /* Rows 0 .. n - 1 of the block xb (row i at xb + (i / XS) * S * XS + i % XS: each XS rows' values interleaved, so
@@ -1137,8 +1133,8 @@ typedef char pf_mem_t[1 << 30];
         uint32_t s_;                                                                                             \
         float t_;                                                                                                \
         __asm__("movl 4(%[t],%[h],8), %k[s]\n\t"                                                                  \
-                PF_VEX "movss (%[t],%[h],8), %[v]\n\t"                                                                   \
-                PF_VEX "ucomiss 4*" #k "(%[x],%q[s],4), %[v]\n\t"                                                         \
+                PF_VEX "movss (%[t],%[h],8), %[v]\n\t"                                                            \
+                PF_VEX "ucomiss 4*" #k "(%[x],%q[s],4), %[v]\n\t"                                                  \
                 "adc %[h], %[h]"                                                                                 \
                 : [h] "+r"(h##k), [s] "=&r"(s_), [v] "=&x"(t_)                                                   \
                 : [t] "r"(tree), [x] "r"(xg), "m"(*(const pf_mem_t *)tree), "m"(*(const pf_mem_t *)xg)              \
@@ -1192,10 +1188,10 @@ __attribute__((target("avx2"), always_inline)) static inline void pf_top(const p
 #define PF_AVX2 0
 #endif
 
-/* Rows 0 .. n - 1 of the block xb through the perfect tree of depth D at tree (the first `top` levels by pf_top,
- * the rest in steps); vals[i] = row i's leaf value, float32 when acc32 (every lane's: an idle one's too, vals
- * having room for whole groups). Defined twice by PF_WALK: blk_pf, and with AVX2 (when this CPU has it)
- * blk_pf_avx2. */
+/* Rows 0 .. n - 1 of the block xb through the perfect tree of depth D at tree (blk_pf_avx2: the first PF_TOP
+ * levels by pf_top, the rest in steps); vals[i] = row i's leaf value, float32 when acc32 (every lane's: an idle
+ * one's too, vals having room for whole groups). Defined twice by PF_WALK: blk_pf, and blk_pf_avx2 for CPUs
+ * with AVX2. */
 #define PF_LEAVES(T)                                                                                             \
     do {                                                                                                         \
         T *v_ = (T *)vals + g0;                                                                                  \
@@ -1239,9 +1235,9 @@ PF_WALK(blk_pf, , 0)
 #undef PF_LEAVES
 #undef PF_STEP
 
-/* Each of m rows' leaf values (vals, float32 when acc32) added to its output out[map[i] * K] (map NULL: row i's). A
- * loop of its own, after the walks: adding as each group's walks ended (a store to a row's output through the map)
- * measured 1.4x slower. */
+/* Each of m rows' leaf values (vals, float32 when acc32) added to its output out[map[i] * K] (map NULL: row i's), in
+ * a loop of its own after the tree's walks (measured no slower than adding as each group's walks end, and the walks
+ * then need neither the map nor the outputs). */
 static void pf_add(int acc32, const void *vals, Py_ssize_t m, const int32_t *map, Py_ssize_t K, void *out)
 {
     if (acc32 && map == NULL && K == 1) {

@@ -593,8 +593,8 @@ def _check_threads(value: object, what: str) -> int:
     return n
 
 
-_NUMPY: tuple = ()
-# numpy's array type and its float32 and float64 dtypes once numpy has come in (None before: no numpy import)
+# numpy, its array type and its float32 and float64 dtypes once numpy has come in (None before: no numpy import)
+_NP: Any = None
 _NDARRAY: Any = None
 _F32: Any = None
 _F64: Any = None
@@ -602,13 +602,12 @@ _F64: Any = None
 
 def _numpy() -> tuple:
     """numpy and its float32 and float64 dtypes, looked up once (numpy came in, so it is imported)."""
-    global _NUMPY, _NDARRAY, _F32, _F64
-    if not _NUMPY:
+    global _NP, _NDARRAY, _F32, _F64
+    if _NP is None:
         import numpy as np
 
-        _NUMPY = (np, np.dtype(np.float32), np.dtype(np.float64))
-        _NDARRAY, _F32, _F64 = np.ndarray, _NUMPY[1], _NUMPY[2]
-    return _NUMPY
+        _NDARRAY, _F32, _F64, _NP = np.ndarray, np.dtype(np.float32), np.dtype(np.float64), np
+    return _NP, _F32, _F64
 
 
 def _require_numpy(what: str) -> None:
