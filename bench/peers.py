@@ -484,8 +484,8 @@ WHY = """Why, where it is behind:
   each row's vector as two 32-bit halves, 8 rows to a register, so most splits clear one half only (the AVX-512
   tables, one 16-row compare per split over slot-sorted splits, measured 2x slower on Zen 4). Deeper trees
   of at most 12 levels (XGBoost's depth 8, 256 leaves; the forest's depth 12) walk a perfect-tree copy in heap
-  order: a level is a compare and an add-with-carry, ~4 instructions against ~8 for the general walk. That took the
-  batch from ~25 (LightGBM) and ~23 (XGBoost) ns/tree-row in #20's first round to the figures above. What is left
+  order: a level is a compare and an add-with-carry, ~4 instructions against ~8 for the general walk, and with AVX2
+  the top 4 levels are tested for 16 rows at once (below). That took the batch from ~25 (LightGBM) and ~23 (XGBoost) ns/tree-row in #20's first round to the figures above. What is left
   where a compiled peer is still ahead is the loads: per level a node's threshold and slot, then the value it
   names, against the compiled code's compare with an immediate. Tried on Zen 3 and measured no faster than the
   general walk: 8 walks interleaved instead of 16, every lane's leaf read unrolled, and AVX2 gathers (8 walks to a
@@ -506,18 +506,23 @@ WHY = """Why, where it is behind:
   12.1 µs in the run before the last two changes); XGBoost's single row is well ahead (31-34 against 54-87 µs).
 - **Threads**: the threads take blocks of 1,024 rows in turn from a shared counter, and the helper threads are
   kept between batches (a helper spins 2 ms for the next batch, then sleeps, and ends after 1 s idle; one that has
-  not claimed its share when the caller runs out of rows is left out). On Zen 3 here both models passed 1.8x; the
-  2 cores are shared with other jobs (a Firecracker VM), so the second core is at times slower than the first
-  (two single-threaded LightGBM runs side by side: 2.9 and 4.9 ns/tree-row), which no scheduling can make up.
+  not claimed its share when the caller runs out of rows is left out). The 2 cores are shared with other jobs (a
+  Firecracker VM), so the second core is at times slower than the first (two single-threaded LightGBM runs side
+  by side: 2.9 and 4.9 ns/tree-row), which no scheduling can make up, and the speed-up moves from run to run: for
+  XGBoost, processes run back to back measured 4.9-6.7 ns/tree-row with 1 thread and 2.5-2.9 with 2 (about 2x),
+  the two full runs before this one 1.74x and 1.66x (hand-outs of 2,048 rows instead of 1,024: no better).
 - **XGBoost's batch**: each level of the perfect-tree walk is 4 instructions with 3 loads (the entry's slot and
-  threshold, then the row's value); with the walk removed, the rest (the rows' copy, the leaves added) measured
-  0.9 ns/tree-row, so the 8 levels cost ~0.5 ns each per row, ~1.7 cycles for 16 interleaved walks. 16 walks need
-  19 general registers where x86-64 has 15, so some lanes' positions go through the stack every level. Measured on
-  Zen 3 and no faster: 12 lanes (rows re-laid 12 to a group: no spills), integer keys instead of float compares,
-  blocks of 256-1,024 rows through chunks of 64-256 KiB of trees, the depth-8 loop unrolled, the leaves of a whole
-  group added without the row map, 2 MiB pages for the trees. pylignum's compiled code compares bins against
-  immediates and loads only the row's value. On a quiet machine the two were within 2% (5.1 vs 5.0 ns, the full
-  run at 00:14 UTC the same day); on the loaded machine of this run coldbrew's figure moved more than pylignum's.
+  threshold, then the row's value). Since #20's fourth round, on CPUs with AVX2 the top 4 levels are not walked:
+  each of their 15 splits is tested for a group's 16 rows with two vector compares (the same `!(v <= r)`, NaN
+  going right), and each row's entry after them follows from the 15 answers by four vector steps; the rows part
+  only below that. 15 tests for 16 rows cost fewer instructions than the 64 steps they replace (in-process A/B on
+  Zen 3: 5.2 -> 4.4 ns/tree-row; 3 levels 4.7, 5 slower), and with it coldbrew passed pylignum's compiled code on
+  this model. The steps in that walk are VEX-encoded: SSE steps after AVX code measured 2.5x slower. Measured no
+  faster before: 12 lanes (rows re-laid 12 to a group: no register spills), integer keys instead of float
+  compares, blocks of 256-1,024 rows through chunks of 64-256 KiB of trees, the depth-8 loop unrolled, 2 MiB
+  pages for the trees; and this round a "cut form" (each of the model's 532 distinct splits answered once per row
+  as a byte, so a step is two loads and an add over 2-byte entries): no faster, its answers alone costing 0.4
+  ns/tree-row.
 - **Fresh process**: coldbrew memory-maps the file and parses a small JSON header; nothing per tree happens
   before the first prediction (the compact and row forms wait until the walks without them have cost an eighth of
   building them), which is why it stays first there.
