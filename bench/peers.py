@@ -510,7 +510,8 @@ WHY = """Why, where it is behind:
   Firecracker VM), so the second core is at times slower than the first (two single-threaded LightGBM runs side
   by side: 2.9 and 4.9 ns/tree-row), which no scheduling can make up, and the speed-up moves from run to run: for
   XGBoost, processes run back to back measured 4.9-6.7 ns/tree-row with 1 thread and 2.5-2.9 with 2 (about 2x),
-  the two full runs before this one 1.74x and 1.66x (hand-outs of 2,048 rows instead of 1,024: no better).
+  and the four full runs of #20's fourth round 1.74x, 1.66x, 1.84x and 2.14x (LightGBM: 2.25x, 1.96x, 1.73x and
+  1.38x, this run being the fourth); hand-outs of 2,048 rows instead of 1,024 were no better.
 - **XGBoost's batch**: each level of the perfect-tree walk is 4 instructions with 3 loads (the entry's slot and
   threshold, then the row's value). Since #20's fourth round, on CPUs with AVX2 the top 4 levels are not walked:
   each of their 15 splits is tested for a group's 16 rows with two vector compares (the same `!(v <= r)`, NaN
