@@ -1235,23 +1235,29 @@ PF_WALK(blk_pf, , 0)
 #undef PF_LEAVES
 #undef PF_STEP
 
-/* Each of m rows' leaf values (vals, float32 when acc32) added to its output out[map[i] * K] (map NULL: row i's), in
- * a loop of its own after the tree's walks (measured no slower than adding as each group's walks end, and the walks
- * then need neither the map nor the outputs). */
-static void pf_add(int acc32, const void *vals, Py_ssize_t m, const int32_t *map, Py_ssize_t K, void *out)
+/* Each of m rows' leaf values (vals: float32 when vals32, else float64) added to its output out[map[i] * K] (map
+ * NULL: row i's; out: float32 when out32), in a loop of its own after a tree's walks (measured no slower than adding
+ * as each group's walks end, and the walks then need neither the map nor the outputs). A float64 value added to a
+ * float32 output is rounded to float32 first, as the per-row walks add it. */
+static void add_leaves(int out32, int vals32, const void *vals, Py_ssize_t m, const int32_t *map, Py_ssize_t K,
+                       void *out)
 {
-    if (acc32 && map == NULL && K == 1) {
+    if (out32 && vals32 && map == NULL && K == 1) { /* the perfect trees' usual case: a plain vector add */
         float *o = out;
         const float *v = vals;
         for (Py_ssize_t i = 0; i < m; i++) o[i] += v[i];
-    } else if (!acc32 && map == NULL && K == 1) {
+    } else if (!out32 && !vals32 && map == NULL && K == 1) {
         double *o = out;
         const double *v = vals;
         for (Py_ssize_t i = 0; i < m; i++) o[i] += v[i];
-    } else if (acc32) {
-        for (Py_ssize_t i = 0; i < m; i++) ((float *)out)[(map ? map[i] : i) * K] += ((const float *)vals)[i];
+    } else if (out32) {
+        for (Py_ssize_t i = 0; i < m; i++)
+            ((float *)out)[(map ? map[i] : i) * K] +=
+                vals32 ? ((const float *)vals)[i] : (float)((const double *)vals)[i];
     } else {
-        for (Py_ssize_t i = 0; i < m; i++) ((double *)out)[(map ? map[i] : i) * K] += ((const double *)vals)[i];
+        for (Py_ssize_t i = 0; i < m; i++)
+            ((double *)out)[(map ? map[i] : i) * K] +=
+                vals32 ? (double)((const float *)vals)[i] : ((const double *)vals)[i];
     }
 }
 
@@ -1939,23 +1945,17 @@ static int rf_block(const job_t *j, Py_ssize_t r0, Py_ssize_t n, scratch_t *s, P
         for (Py_ssize_t t = 0; t < j->n_trees; t++) {
             const int64_t o = j->offsets[t];
             const int32_t g = j->rf_groups[t];
-            if (pf != NULL) { /* the tree's leaf values, then added in a loop of their own */
+            if (pf != NULL) { /* the tree's leaf values, added below in a loop of their own */
                 if (t + 1 < j->n_trees) /* the next tree on its way to the first-level cache: 1.1x faster */
                     for (int64_t e = j->rf_pf[t + 1]; e < j->rf_pf[t + 2]; e += 8) __builtin_prefetch(pf + e);
                 pf_walk(pf + j->rf_pf[t], j->rf_tdepth[t], m, s->xb, S, s->vals, j->acc32);
-                pf_add(j->acc32, s->vals, m, m == b - a ? NULL : s->map, K,
-                       j->acc32 ? (void *)((float *)j->out + a * K + g) : (void *)((double *)j->out + a * K + g));
-                continue;
-            }
-            walk(j->rf_nodes + o, j->rf_tdepth[t], m, s->xb, S, h->leaf32 ? NULL : j->nodes + o,
-                 h->leaf32 == 2 ? j->rf_lv : NULL, s->vals);
-            if (j->acc32) {
-                float *out = (float *)j->out + a * K + g;
-                for (Py_ssize_t i = 0; i < m; i++) out[s->map[i] * K] += (float)s->vals[i];
             } else {
-                double *out = (double *)j->out + a * K + g;
-                for (Py_ssize_t i = 0; i < m; i++) out[s->map[i] * K] += s->vals[i];
+                walk(j->rf_nodes + o, j->rf_tdepth[t], m, s->xb, S, h->leaf32 ? NULL : j->nodes + o,
+                     h->leaf32 == 2 ? j->rf_lv : NULL, s->vals);
             }
+            /* the perfect walk's values are float32 when the outputs are, the general walk's always float64 */
+            add_leaves(j->acc32, pf != NULL && j->acc32, s->vals, m, m == b - a ? NULL : s->map, K,
+                       j->acc32 ? (void *)((float *)j->out + a * K + g) : (void *)((double *)j->out + a * K + g));
         }
     }
     return OK;
