@@ -3237,6 +3237,42 @@ static PyObject *rising(PyObject *self, PyObject *arg)
     return PyBool_FromLong(ok);
 }
 
+PyDoc_STRVAR(pair_proba_doc,
+"pair_proba(p1, out, f32): a binary classifier's rows (1 - p, p) from p1 into out (twice as long, of p1's type:\n"
+"float64, or with f32 float32, 1 - p worked out in float64 and rounded once, as Python's float arithmetic does).");
+
+static PyObject *pair_proba(PyObject *self, PyObject *args)
+{
+    PyObject *o_p, *o_out;
+    int f32;
+    if (!PyArg_ParseTuple(args, "OOp", &o_p, &o_out, &f32)) return NULL;
+    Py_buffer p, out;
+    if (get(o_p, &p, 0, "p1") < 0) return NULL;
+    if (get(o_out, &out, 1, "out") < 0) {
+        PyBuffer_Release(&p);
+        return NULL;
+    }
+    const Py_ssize_t size = f32 ? (Py_ssize_t)sizeof(float) : (Py_ssize_t)sizeof(double), n = p.len / size;
+    if (p.len % size != 0 || out.len != 2 * p.len) {
+        PyBuffer_Release(&p);
+        PyBuffer_Release(&out);
+        PyErr_SetString(PyExc_ValueError, "pair_proba: out must hold twice p1's values, of p1's type");
+        return NULL;
+    }
+    if (f32) {
+        const float *x = p.buf;
+        float *o = out.buf;
+        for (Py_ssize_t i = 0; i < n; i++) o[2 * i] = (float)(1.0 - (double)x[i]), o[2 * i + 1] = x[i];
+    } else {
+        const double *x = p.buf;
+        double *o = out.buf;
+        for (Py_ssize_t i = 0; i < n; i++) o[2 * i] = 1.0 - x[i], o[2 * i + 1] = x[i];
+    }
+    PyBuffer_Release(&p);
+    PyBuffer_Release(&out);
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(first_bad_node_doc,
 "first_bad_node(buf) -> int: index of the first node record with a NaN threshold or a non-finite leaf value, or -1.");
 
@@ -3268,6 +3304,7 @@ static PyMethodDef methods[] = {
     METHOD(argmax_f32, METH_VARARGS),
     METHOD(argmax_f64, METH_VARARGS),
     METHOD(rising, METH_O),
+    METHOD(pair_proba, METH_VARARGS),
     METHOD(first_bad_node, METH_O),
     METHOD(first_nonfinite, METH_O),
     {NULL, NULL, 0, NULL},

@@ -474,22 +474,23 @@ class BrewPredictor:
             proba[0::2] = array("f", [1.0 - v for v in proba[1::2]])
             return proba, 2
         if output == "sigmoid_f32":  # XGBoost's sklearn wrapper: (1.0 - p, p) in float32
-            p1 = array("f", raw)
+            p1 = raw if raw.typecode == "f" else array("f", raw)  # raw is this call's own
             c_kernel.sigmoid_f32(p1)
             if n == 1:  # one row: no slices
                 return array("f", (1.0 - p1[0], p1[0])), 2
             proba = array("f", bytes(8 * n))
-            proba[0::2] = array("f", [1.0 - v for v in p1])  # exact in double, then one rounding: float32's 1.0 - p
-            proba[1::2] = p1
+            c_kernel.pair_proba(p1, proba, True)  # 1.0 - p exact in double, then one rounding to float32
             return proba, 2
         # logistic, logistic2: scipy's expit with libm's exp, p0 = 1 - p1
-        p1 = array("d", [2 * v for v in raw]) if output == "logistic2" else array("d", raw)
+        if output == "logistic2":
+            p1 = array("d", [2 * v for v in raw])
+        else:
+            p1 = raw if raw.typecode == "d" else array("d", raw)
         c_kernel.expit(p1)
         if n == 1:
             return array("d", (1 - p1[0], p1[0])), 2
         proba = array("d", bytes(16 * n))
-        proba[0::2] = array("d", [1 - v for v in p1])
-        proba[1::2] = p1
+        c_kernel.pair_proba(p1, proba, False)  # (a loop here in Python took 5% of a LightGBM batch's time)
         return proba, 2
 
     def _value(self, raw: array, numpy_in: bool) -> Any:

@@ -304,3 +304,26 @@ def test_numpy_expit_saturates_like_scipy_instead_of_overflowing():
     got = x.copy()
     expit(got)
     assert np.array_equal(got, scipy_expit(x)) and got.dtype == np.float64
+
+
+@pytest.mark.skipif("c" not in KERNELS, reason="the C kernel is not built")
+def test_pair_proba_is_one_minus_p_then_p_rounded_once_and_refuses_mismatched_buffers():
+    from array import array
+
+    from coldbrew.engine import _kernel
+
+    rng = np.random.default_rng(7)
+    p = np.concatenate([rng.random(997), [0.0, 1.0, 1e-30, 1e-8, 0.5, 1 - 2**-24, 2**-25 + 2**-50]])
+    for f32, code, dtype in ((True, "f", np.float32), (False, "d", np.float64)):
+        p1 = array(code, p.astype(dtype).tobytes())
+        out = array(code, bytes(2 * len(p1) * p1.itemsize))
+        _kernel.pair_proba(p1, out, f32)
+        got = np.frombuffer(out, dtype=dtype).reshape(-1, 2)
+        exact = p.astype(dtype)
+        # Python's 1.0 - p on a float: worked in float64, then (float32) rounded once on the way into the array
+        assert np.array_equal(got[:, 0], (1.0 - exact.astype(np.float64)).astype(dtype))
+        assert np.array_equal(got[:, 1], exact)
+    with pytest.raises(ValueError, match="twice"):
+        _kernel.pair_proba(array("d", [0.5]), array("d", [0.0]), False)
+    with pytest.raises(ValueError, match="twice"):
+        _kernel.pair_proba(array("f", [0.5]), array("d", [0.0, 0.0]), True)
