@@ -506,12 +506,15 @@ WHY = """Why, where it is behind:
   12.1 µs in the run before the last two changes); XGBoost's single row is well ahead (31-34 against 54-87 µs).
 - **Threads**: the threads take blocks of 1,024 rows in turn from a shared counter, and the helper threads are
   kept between batches (a helper spins 2 ms for the next batch, then sleeps, and ends after 1 s idle; one that has
-  not claimed its share when the caller runs out of rows is left out). The 2 cores are shared with other jobs (a
-  Firecracker VM), so the second core is at times slower than the first (two single-threaded LightGBM runs side
-  by side: 2.9 and 4.9 ns/tree-row), which no scheduling can make up, and the speed-up moves from run to run: for
-  XGBoost, processes run back to back measured 4.9-6.7 ns/tree-row with 1 thread and 2.5-2.9 with 2 (about 2x),
-  and the four full runs of #20's fourth round 1.74x, 1.66x, 1.84x and 2.14x (LightGBM: 2.25x, 1.96x, 1.73x and
-  1.38x, this run being the fourth); hand-outs of 2,048 rows instead of 1,024 were no better.
+  not claimed its share when the caller runs out of rows is left out). What a call does on one thread is small:
+  the input checked and cast, and since #20's fifth round a binary classifier's (1 - p, p) rows paired in C (a
+  Python loop over the rows there was 0.4 ms of a 10,000-row LightGBM batch's 8.3 ms and held its 2-thread
+  speed-up under ~1.9x). The 2 cores are shared with other jobs (a Firecracker VM), so the second core is at
+  times slower than the first, which no scheduling can make up, and the speed-up moves from run to run: on a Zen 3
+  host in #20's fourth round, four full runs gave LightGBM 2.25x, 1.96x, 1.73x and 1.38x and XGBoost 1.74x-2.14x.
+  Hand-outs of 2,048 rows, and blocks that shrink as the rows run out (each a share of what is left, down to 128
+  rows, so the threads end together), measured no better than 1,024 (in-process A/B on Zen 5: LightGBM 1.77x and
+  1.76x, XGBoost 1.90x and 1.94x).
 - **XGBoost's batch**: each level of the perfect-tree walk is 4 instructions with 3 loads (the entry's slot and
   threshold, then the row's value). Since #20's fourth round, on CPUs with AVX2 the top 4 levels are not walked:
   each of their 15 splits is tested for a group's 16 rows with two vector compares (the same `!(v <= r)`, NaN
