@@ -496,8 +496,10 @@ WHY = """Why, where it is behind:
 - **Single row**: one row through every tree is a chain of dependent loads per tree, so its cost is latency: 16
   trees are walked interleaved (lock-step, or refilled as walks end, finished ones looked for every 4 steps),
   on the same 8-byte nodes; LightGBM's ~4,500 steps a row come from the second-level cache (the 500 trees'
-  nodes are 0.5 MB, their float64 leaf values another 1 MB of the file's records), and a call pays ~3 µs of Python
-  (the list or array checked, the raw score turned into a probability). One output's sum is kept in a register
+  nodes are 0.5 MB, their float64 leaf values another 1 MB of the file's records). Since #20's fifth round a
+  binary classifier's row, once the forms are built, is one C call from the list or numpy row to its (1 - p, p)
+  (`row_proba`: the general path's cast, checks, walks and link, same bits), where the call paid ~2 µs of Python
+  around the walks (LightGBM in process: 6.1 -> 4.4 µs). One output's sum is kept in a register
   over the trees (it was stored and reloaded per tree: LightGBM 16.1 -> 14.7 µs in an in-process A/B). A float64
   numpy row is recognised with the cheapest checks first and a refilled walk prefetches the root of the tree after
   next, a step asks for its right child's line, and the model's buffers are checked once per form rather than

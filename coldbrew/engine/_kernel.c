@@ -3273,6 +3273,109 @@ static PyObject *pair_proba(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* One row for row_proba into x (n_features float64 values), cast and checked as cast_input's mode 1 or 2 with
+ * zero: from a list or tuple of exactly n_features floats, ints or None (missing: NaN), or from a C-contiguous
+ * float64 buffer of shape (1, n_features). 1, or 0 for anything else (nothing raised): the general path decides. */
+static int row_values(PyObject *row, double *x, Py_ssize_t nf, int mode, double zero)
+{
+    const int list = PyList_CheckExact(row);
+    if (list || PyTuple_CheckExact(row)) { /* (the limited API: no macros for the items) */
+        if ((list ? PyList_Size(row) : PyTuple_Size(row)) != nf) return 0;
+        for (Py_ssize_t i = 0; i < nf; i++) {
+            PyObject *v = list ? PyList_GetItem(row, i) : PyTuple_GetItem(row, i); /* borrowed */
+            if (PyFloat_CheckExact(v)) {
+                x[i] = PyFloat_AsDouble(v);
+            } else if (PyLong_CheckExact(v)) { /* float(v): array('d')'s own conversion */
+                x[i] = PyLong_AsDouble(v);
+                if (x[i] == -1.0 && PyErr_Occurred()) {
+                    PyErr_Clear();
+                    return 0;
+                }
+            } else if (v == Py_None) {
+                x[i] = NAN;
+            } else {
+                return 0;
+            }
+        }
+    } else {
+        Py_buffer b;
+        if (PyObject_GetBuffer(row, &b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            PyErr_Clear();
+            return 0;
+        }
+        const int ok = b.ndim == 2 && b.shape[0] == 1 && b.shape[1] == nf && b.itemsize == 8 && b.format != NULL
+                       && (strcmp(b.format, "d") == 0 || strcmp(b.format, "<d") == 0 || strcmp(b.format, "=d") == 0);
+        if (ok) memcpy(x, b.buf, (size_t)nf * sizeof(double));
+        PyBuffer_Release(&b);
+        if (!ok) return 0;
+    }
+    for (Py_ssize_t i = 0; i < nf; i++) {
+        double v = mode == 1 ? (double)(float)x[i] : x[i];
+        if (isinf(v)) return 0;
+        if (zero > 0 && fabs(v) <= zero) v = 0.0;
+        x[i] = v;
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(row_proba_doc,
+"row_proba(bound, row, base, out, mode, zero, divisor, how) -> bool\n\n"
+"A binary classifier's one row in one call: the row (a list or tuple of n_features numbers or None, or a float64\n"
+"buffer of shape (1, n_features)) cast and checked as cast_input's mode 1 or 2, its raw score from base through\n"
+"the model of bind2, divided as finish_raw does, then out = (1 - p, p): how 1, p = expit (out float64); how 2,\n"
+"p = XGBoost's sigmoid (out float32, 1 - p worked in float64 and rounded once). False, nothing raised and out\n"
+"unspecified, for a row it does not take (a value to refuse, another shape or type), an overflowing score or a\n"
+"model problem: the general path then answers, with its own messages. Same bits as that path.");
+
+static PyObject *row_proba(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "row_proba(bound, row, base, out, mode, zero, divisor, how)");
+        return NULL;
+    }
+    const bound_t *bd = PyCapsule_GetPointer(args[0], BOUND_NAME);
+    if (bd == NULL) return NULL;
+    const long mode = PyLong_AsLong(args[4]), how = PyLong_AsLong(args[7]);
+    const double zero = PyFloat_AsDouble(args[5]), divisor = PyFloat_AsDouble(args[6]);
+    if (PyErr_Occurred()) return NULL;
+    job_t job = bd->job;
+    const Py_ssize_t nf = job.n_features, item = how == 1 ? (Py_ssize_t)sizeof(double) : (Py_ssize_t)sizeof(float);
+    if ((mode != 1 && mode != 2) || (how != 1 && how != 2) || job.K != 1 || bd->out_item != item || nf > 256)
+        Py_RETURN_FALSE;
+    Py_buffer bb, bo;
+    if (get(args[2], &bb, 0, "base") < 0) return NULL;
+    if (get(args[3], &bo, 1, "out") < 0) {
+        PyBuffer_Release(&bb);
+        return NULL;
+    }
+    int done = 0;
+    double x[256];
+    union {
+        double d;
+        float f;
+    } acc;
+    if (bb.len == item && bo.len == 2 * item && row_values(args[1], x, nf, (int)mode, zero)) {
+        memcpy(&acc, bb.buf, (size_t)item);
+        job.X = x;
+        job.out = &acc;
+        if (run_job(&job, 1, 1) < 0) {
+            PyErr_Clear(); /* the general path names the problem */
+        } else if (how == 1) {
+            const double raw = divisor > 0 ? acc.d / divisor : acc.d;
+            if (isfinite(raw)) {
+                const double p = expit1(raw);
+                ((double *)bo.buf)[0] = 1 - p, ((double *)bo.buf)[1] = p, done = 1;
+            }
+        } else if (isfinite(acc.f)) {
+            const float p = xgb_sigmoid(acc.f);
+            ((float *)bo.buf)[0] = (float)(1.0 - (double)p), ((float *)bo.buf)[1] = p, done = 1;
+        }
+    }
+    PyBuffer_Release(&bo);
+    PyBuffer_Release(&bb);
+    return PyBool_FromLong(done);
+}
+
 PyDoc_STRVAR(first_bad_node_doc,
 "first_bad_node(buf) -> int: index of the first node record with a NaN threshold or a non-finite leaf value, or -1.");
 
@@ -3305,6 +3408,7 @@ static PyMethodDef methods[] = {
     METHOD(argmax_f64, METH_VARARGS),
     METHOD(rising, METH_O),
     METHOD(pair_proba, METH_VARARGS),
+    {"row_proba", (PyCFunction)(void (*)(void))row_proba, METH_FASTCALL, row_proba_doc},
     METHOD(first_bad_node, METH_O),
     METHOD(first_nonfinite, METH_O),
     {NULL, NULL, 0, NULL},

@@ -325,3 +325,82 @@ def test_byte_tables_limit(tmp_path, thresholds):
     assert _max_thresholds(p) == thresholds
     X[::10, 0] = np.where(np.arange(0, len(X), 10) % 20, 9.0, -9.0)  # below the lowest threshold, above the highest
     _check(dst, _FirstTrees(est, n), X, nan=True, form="bins", leaves=2)
+
+
+class _Counting:
+    """The C kernel module, counting the general path's calls (run_bound) made through it."""
+
+    def __init__(self, kernel):
+        self.kernel, self.general = kernel, 0
+
+    def __getattr__(self, name):
+        if name == "run_bound":
+            self.general += 1
+        return getattr(self.kernel, name)
+
+
+@pytest.mark.parametrize("library", ["lightgbm", "xgboost"])
+def test_single_row_in_one_call(tmp_path, data, library, monkeypatch):
+    """A binary classifier's single row, once the forms are built, is one C call (row_proba): the library's bits for
+    list rows (None: missing; ints; tuples) and numpy rows; a row it does not take goes the general way, with that
+    path's answer or error."""
+    import coldbrew.engine.brew as brew
+    from coldbrew.engine import InvalidInputError
+
+    lib = pytest.importorskip(library)
+    X, y = data
+    Xn = X.copy()
+    Xn[np.random.default_rng(1).random(X.shape) < 0.1] = np.nan
+    if library == "lightgbm":
+        est = lib.LGBMClassifier(n_estimators=20, num_leaves=15, verbose=-1).fit(Xn, y > 0)
+        src = tmp_path / "m.txt"
+        est.booster_.save_model(src)
+    else:
+        est = lib.XGBClassifier(n_estimators=20, max_depth=5, n_jobs=1).fit(Xn, y > 0)
+        src = tmp_path / "m.json"
+        est.save_model(src)
+    dst = tmp_path / "m.brew"
+    compile_file(src, dst, progress=False)
+    p, general = BrewPredictor(dst, threads=1), BrewPredictor(dst, threads=1)
+    rows = _rows(p, X, nan=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        want = est.predict_proba(rows)
+    booled = [[True] + rows[0, 1:].tolist()]
+    want_bool, want_f32 = general.predict_proba(booled), general.predict_proba(rows[:1].astype(np.float32))
+    p.warm()
+    p.predict_proba(rows[:2])  # the first call after the forms are built binds them
+    counting = _Counting(brew.c_kernel)
+    monkeypatch.setattr(brew, "c_kernel", counting)
+    for i, row in enumerate(rows.tolist()):
+        listed = [None if v != v else (int(v) if v == int(v) and abs(v) < 1e6 else v) for v in row]
+        assert p.predict_proba([listed]) == want[i : i + 1].tolist(), i
+        assert p.predict_proba([tuple(row)]) == want[i : i + 1].tolist(), i
+        got = p.predict_proba(rows[i : i + 1])
+        assert got.dtype == want.dtype and np.array_equal(got, want[i : i + 1]), i
+    assert counting.general == 0  # every one of them in one call
+    # rows row_proba does not take: the general path's answer, or its error
+    spaced = np.repeat(rows[:1], 2, axis=1)[:, ::2]  # not contiguous
+    assert np.array_equal(p.predict_proba(spaced), want[:1])
+    assert p.predict_proba(booled) == want_bool
+    got = p.predict_proba(rows[:1].astype(np.float32))
+    assert got.dtype == want_f32.dtype and np.array_equal(got, want_f32)
+    assert counting.general == 3
+    bad = [
+        [[float("inf")] + rows[0, 1:].tolist()],
+        [[1e300] + rows[0, 1:].tolist()],  # too large for a float32 model's rows (XGBoost)
+        [["7"] + rows[0, 1:].tolist()],
+        [rows[0, 1:].tolist()],
+        [[2**1100] + rows[0, 1:].tolist()],
+        rows[0],
+        rows[:1, 1:],
+    ]
+    for X_bad in bad:
+        try:
+            expected = general.predict_proba(X_bad)
+        except InvalidInputError as exc:
+            with pytest.raises(InvalidInputError) as got_exc:
+                p.predict_proba(X_bad)
+            assert str(got_exc.value) == str(exc)
+        else:
+            assert np.array_equal(np.asarray(p.predict_proba(X_bad)), np.asarray(expected))
