@@ -2965,13 +2965,20 @@ PyDoc_STRVAR(run_bound_doc,
 "run_bound(bound, X, out, threads): predict_raw2 with the model of bind2: X float64 (n_rows x n_features), out\n"
 "as predict_raw2's.");
 
-static PyObject *run_bound(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* The bound model of a fast call's first argument, when the call has its want arguments; else NULL, a TypeError
+ * naming usage raised. */
+static const bound_t *bound_arg(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const char *usage)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "run_bound(bound, X, out, threads)");
+    if (nargs != want) {
+        PyErr_SetString(PyExc_TypeError, usage);
         return NULL;
     }
-    const bound_t *bd = PyCapsule_GetPointer(args[0], BOUND_NAME);
+    return PyCapsule_GetPointer(args[0], BOUND_NAME);
+}
+
+static PyObject *run_bound(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    const bound_t *bd = bound_arg(args, nargs, 4, "run_bound(bound, X, out, threads)");
     if (bd == NULL) return NULL;
     const Py_ssize_t threads = PyLong_AsSsize_t(args[3]);
     if (threads == -1 && PyErr_Occurred()) return NULL;
@@ -3329,11 +3336,7 @@ PyDoc_STRVAR(row_proba_doc,
 
 static PyObject *row_proba(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "row_proba(bound, row, base, out, mode, zero, divisor, how)");
-        return NULL;
-    }
-    const bound_t *bd = PyCapsule_GetPointer(args[0], BOUND_NAME);
+    const bound_t *bd = bound_arg(args, nargs, 8, "row_proba(bound, row, base, out, mode, zero, divisor, how)");
     if (bd == NULL) return NULL;
     const long mode = PyLong_AsLong(args[4]), how = PyLong_AsLong(args[7]);
     const double zero = PyFloat_AsDouble(args[5]), divisor = PyFloat_AsDouble(args[6]);
