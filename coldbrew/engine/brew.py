@@ -200,7 +200,7 @@ class BrewPredictor:
         fast = self._fast  # one row of a binary classifier in one C call (same bits); else the general path
         if fast is not None and fast[7] is self._compact and fast[8] is self._rowform:  # (bound to today's forms)
             kind = type(X)
-            if kind is list and len(X) == 1:
+            if kind is list and len(X) == 1 and type(X[0]) in (list, tuple):  # (a list of numpy rows: numpy's way)
                 out = fast[2][:]
                 if c_kernel.row_proba(fast[0], X[0], fast[1], out, fast[3], fast[4], fast[5], fast[6]):
                     return [out.tolist()]

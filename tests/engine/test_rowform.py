@@ -394,6 +394,8 @@ def test_single_row_in_one_call(tmp_path, data, library, monkeypatch):
         [[2**1100] + rows[0, 1:].tolist()],
         rows[0],
         rows[:1, 1:],
+        [rows[:1]],  # a list holding a numpy matrix of one row
+        [rows[0]],  # a list of numpy rows
     ]
     for X_bad in bad:
         try:
